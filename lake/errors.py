@@ -1,0 +1,15 @@
+"""Errors for a user to act on: str() is one line saying what, where and what to do."""
+
+from __future__ import annotations
+
+
+class LakeError(Exception):
+    """Base class; the CLI prints these as one line and exits non-zero."""
+
+
+class SchemaBreak(LakeError):
+    """A batch cannot be conformed to its contract (missing columns): the file is rejected whole."""
+
+
+class ConfigError(LakeError):
+    """The home, key or storage configuration is unusable."""

@@ -1,0 +1,102 @@
+"""Quality bookkeeping in the lake: one row per load in `quality/runs`, failing rows per
+dataset in `quarantine/<dataset>`. Both are Delta tables written with the batch's app
+transaction, so a replayed batch is recorded once."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from dataclasses import asdict, dataclass
+
+import polars as pl
+from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+
+from lake.home import Home
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    dataset: str
+    batch_id: str
+    source_file: str
+    status: str  # loaded | rejected
+    rows_in: int
+    rows_valid: int
+    rows_quarantined: int
+    failed_checks: str  # JSON list of {"column", "check", "rows"}
+    extra_columns: str  # JSON list of columns the file had beyond the contract
+    silver_version: int | None
+    started_at: dt.datetime
+    finished_at: dt.datetime
+    message: str
+    dagster_run_id: str | None = None
+
+
+_RUN_SCHEMA = {
+    "dataset": pl.String,
+    "batch_id": pl.String,
+    "source_file": pl.String,
+    "status": pl.String,
+    "rows_in": pl.Int64,
+    "rows_valid": pl.Int64,
+    "rows_quarantined": pl.Int64,
+    "failed_checks": pl.String,
+    "extra_columns": pl.String,
+    "silver_version": pl.Int64,
+    "started_at": pl.Datetime("us", "UTC"),
+    "finished_at": pl.Datetime("us", "UTC"),
+    "message": pl.String,
+    "dagster_run_id": pl.String,
+}
+
+
+def record_run(home: Home, run: RunRecord) -> None:
+    app_id = f"run:{run.dataset}:{run.batch_id}"
+    uri = home.runs_uri
+    if DeltaTable.is_deltatable(uri) and DeltaTable(uri).transaction_version(app_id) is not None:
+        return
+    frame = pl.DataFrame([asdict(run)], schema=_RUN_SCHEMA)
+    write_deltalake(
+        uri,
+        frame.to_arrow(),
+        mode="append",
+        commit_properties=CommitProperties(app_transactions=[Transaction(app_id, 1)]),
+    )
+
+
+def runs(home: Home, dataset: str | None = None) -> pl.DataFrame:
+    if not DeltaTable.is_deltatable(home.runs_uri):
+        return pl.DataFrame(schema=_RUN_SCHEMA)
+    frame = pl.read_delta(home.runs_uri)
+    if dataset is not None:
+        frame = frame.filter(pl.col("dataset") == dataset)
+    return frame.sort("finished_at")
+
+
+def failed_checks_json(counts: list[tuple[str, str, int]]) -> str:
+    return json.dumps(
+        [{"column": c, "check": k, "rows": n} for c, k, n in counts], ensure_ascii=False
+    )
+
+
+def write_quarantine(home: Home, dataset: str, batch_id: str, failures: pl.DataFrame) -> None:
+    """Failing rows of a batch, committed before the batch's silver commit."""
+    uri = home.table_uri("quarantine", dataset)
+    app_id = f"quarantine:{dataset}:{batch_id}"
+    if DeltaTable.is_deltatable(uri) and DeltaTable(uri).transaction_version(app_id) is not None:
+        return
+    frame = failures.select(
+        pl.lit(dataset).alias("dataset"),
+        pl.lit(batch_id).alias("batch_id"),
+        pl.col("_source_row").alias("source_row"),
+        "column",
+        "check",
+        "value",
+        pl.lit(dt.datetime.now(dt.UTC)).dt.cast_time_unit("us").alias("quarantined_at"),
+    )
+    write_deltalake(
+        uri,
+        frame.to_arrow(),
+        mode="append",
+        commit_properties=CommitProperties(app_transactions=[Transaction(app_id, 1)]),
+    )

@@ -1,0 +1,87 @@
+"""The serving layer: one DuckDB file of views over the lake's current Delta versions.
+
+Schemas `silver`, `gold`, `quality` hold views (`delta_scan`, so readers always see the newest
+committed version, deletion vectors and column mapping included); `catalog` holds small
+tables describing datasets and columns. Landing and bronze are never exposed. The file is
+built as `lake.duckdb.tmp` and moved over the old one, so open readers keep their snapshot.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+from deltalake import DeltaTable
+
+from lake.duck import duck_connect, sql_string
+from lake.home import Home
+
+EXPOSED_LAYERS = ("silver", "gold")
+_EMPTY_QUARANTINE = (
+    "SELECT NULL::VARCHAR AS dataset, NULL::VARCHAR AS batch_id, NULL::BIGINT AS source_row, "
+    'NULL::VARCHAR AS "column", NULL::VARCHAR AS "check", NULL::VARCHAR AS value, '
+    "NULL::TIMESTAMPTZ AS quarantined_at WHERE false"
+)
+
+
+@dataclass(frozen=True)
+class ServingReport:
+    path: Path
+    views: tuple[str, ...]
+    tables: tuple[str, ...]
+
+
+def delta_tables(home: Home, layer: str) -> dict[str, str]:
+    """Table name → URI for every Delta table in a lake layer."""
+    root = home.lake / layer
+    if not root.is_dir():
+        return {}
+    return {p.name: str(p) for p in sorted(root.iterdir()) if DeltaTable.is_deltatable(str(p))}
+
+
+def lake_views(home: Home) -> dict[str, str]:
+    """Qualified view name → SELECT, for everything the serving layer exposes."""
+    views = {
+        f"{layer}.{name}": f"SELECT * FROM delta_scan({sql_string(uri)})"
+        for layer in EXPOSED_LAYERS
+        for name, uri in delta_tables(home, layer).items()
+    }
+    quarantine = [
+        f"SELECT * FROM delta_scan({sql_string(uri)})"
+        for uri in delta_tables(home, "quarantine").values()
+    ]
+    views["quality.quarantine"] = " UNION ALL BY NAME ".join(quarantine) or _EMPTY_QUARANTINE
+    if DeltaTable.is_deltatable(home.runs_uri):
+        views["quality.runs"] = f"SELECT * FROM delta_scan({sql_string(home.runs_uri)})"
+    return views
+
+
+def create_views(con, views: dict[str, str]) -> None:
+    for schema in sorted({name.split(".")[0] for name in views}):
+        con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
+    for name, select in views.items():
+        con.execute(f"CREATE OR REPLACE VIEW {name} AS {select}")
+
+
+def build_serving(home: Home, catalog: dict[str, pl.DataFrame]) -> ServingReport:
+    """Rebuild serving/lake.duckdb atomically; `catalog` maps table name → frame."""
+    target = home.serving_db
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(target.name + ".tmp")
+    tmp.unlink(missing_ok=True)
+    views = lake_views(home)
+    con = duck_connect(tmp)
+    try:
+        create_views(con, views)
+        con.execute("CREATE SCHEMA IF NOT EXISTS catalog")
+        for name, frame in catalog.items():
+            con.register("_frame", frame.to_arrow())
+            con.execute(f"CREATE TABLE catalog.{name} AS SELECT * FROM _frame")
+            con.unregister("_frame")
+        con.execute("CHECKPOINT")
+    finally:
+        con.close()
+    os.replace(tmp, target)
+    return ServingReport(target, tuple(views), tuple(f"catalog.{n}" for n in catalog))

@@ -1,0 +1,74 @@
+"""Shared checks for Danish identifiers and codes, as polars expressions.
+
+Each function takes a string expression and returns a boolean expression (null stays null,
+so a missing value is reported once, by the nullability check, not twice). The pandera
+contracts call these; `kommunelake check` and tests can call them directly.
+"""
+
+from __future__ import annotations
+
+import polars as pl
+
+_CVR_WEIGHTS = (2, 7, 6, 5, 4, 3, 2, 1)
+
+
+def normalise_cpr(cpr: pl.Expr) -> pl.Expr:
+    """CPR as 10 digits: fagsystemer write `DDMMYY-SSSS`, registers `DDMMYYSSSS`."""
+    return cpr.str.replace_all(r"[\s-]", "")
+
+
+def cpr_birth_date(cpr: pl.Expr) -> pl.Expr:
+    """The birth date a CPR number encodes, or null when the date part is impossible.
+
+    The century comes from the 7th digit (CPR office rule): 0-3 → 1900s; 4 and 9 → 2000s for
+    years 00-36, else 1900s; 5-8 → 2000s for years 00-57, else 1800s.
+    """
+    digits = normalise_cpr(cpr)
+    yy = digits.str.slice(4, 2).cast(pl.Int32, strict=False)
+    seventh = digits.str.slice(6, 1).cast(pl.Int32, strict=False)
+    century = (
+        pl.when(seventh <= 3)
+        .then(1900)
+        .when(seventh.is_in([4, 9]))
+        .then(pl.when(yy <= 36).then(2000).otherwise(1900))
+        .otherwise(pl.when(yy <= 57).then(2000).otherwise(1800))
+    )
+    iso = pl.format(
+        "{}-{}-{}",
+        (century + yy).cast(pl.String).str.zfill(4),
+        digits.str.slice(2, 2),
+        digits.str.slice(0, 2),
+    )
+    well_formed = digits.str.contains(r"^\d{10}$")
+    return pl.when(well_formed).then(iso.str.to_date("%Y-%m-%d", strict=False))
+
+
+def is_valid_cpr(cpr: pl.Expr) -> pl.Expr:
+    """10 digits with a real date part. Modulus-11 is deliberately not required: CPR numbers
+    without it have been issued since 2007 when a birth date ran out of valid serials."""
+    return pl.when(cpr.is_not_null()).then(cpr_birth_date(cpr).is_not_null())
+
+
+def is_valid_cvr(cvr: pl.Expr) -> pl.Expr:
+    """8 digits, no leading zero, weighted modulus-11 (weights 2,7,6,5,4,3,2,1)."""
+    well_formed = cvr.str.contains(r"^[1-9]\d{7}$")
+    weighted = pl.sum_horizontal(
+        cvr.str.slice(i, 1).cast(pl.Int32, strict=False) * w for i, w in enumerate(_CVR_WEIGHTS)
+    )
+    return pl.when(cvr.is_not_null()).then(well_formed & (weighted % 11 == 0))
+
+
+def is_valid_kommunekode(code: pl.Expr) -> pl.Expr:
+    """Danish municipality code (kommunekode): 4 digits, 0-padded, in the range 0101-0860."""
+    number = code.cast(pl.Int32, strict=False)
+    return pl.when(code.is_not_null()).then(
+        code.str.contains(r"^\d{4}$") & number.is_between(101, 860)
+    )
+
+
+def is_valid_postnummer(code: pl.Expr) -> pl.Expr:
+    """Danish postcode (postnummer): 4 digits in 0800-9990."""
+    number = code.cast(pl.Int32, strict=False)
+    return pl.when(code.is_not_null()).then(
+        code.str.contains(r"^\d{4}$") & number.is_between(800, 9990)
+    )
