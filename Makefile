@@ -1,0 +1,38 @@
+# Two commands for a fresh machine: `make demo` and `make test`. Everything else installs itself.
+# uv comes from PATH, or is installed with pip into the current Python when missing.
+UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
+VENV := .venv
+BIN := $(VENV)/bin
+HOME_DIR ?= demo-home
+PERSONS ?= 20000
+PORT ?= 3000
+
+.PHONY: install demo test lint format ui clean
+
+install: $(VENV)/.synced
+
+$(VENV)/.synced: pyproject.toml uv.lock
+	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 \
+		|| python3 -m pip install --quiet uv
+	$(UV) sync --frozen
+	@touch $@
+
+demo: install
+	$(BIN)/kommunelake demo --home $(HOME_DIR) --persons $(PERSONS)
+
+test: install
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+ui: install
+	$(BIN)/kommunelake ui --home $(HOME_DIR) --port $(PORT)
+
+clean:
+	rm -rf $(HOME_DIR) .pytest_cache .ruff_cache

@@ -1,0 +1,309 @@
+"""`kommunelake` (also `python -m pipelines`): demo, load, sql, check and ui.
+
+Errors are printed as one line on stderr (what, where, what to do) with a non-zero exit;
+`--debug` shows the traceback instead.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import duckdb
+import polars as pl
+
+from connectors.formats import FormatError
+from lake.errors import ConfigError, LakeError
+from lake.home import Home, resolve_home
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+KEY_ENV = "KOMMUNELAKE_PSEUDONYM_KEY"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except (LakeError, FormatError, duckdb.Error) as error:
+        if args.debug:
+            raise
+        print(f"kommunelake {args.command}: {_one_line(error)}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+    except Exception as error:  # an unexpected error still gets one readable line
+        if args.debug:
+            raise
+        print(
+            f"kommunelake {args.command}: internal error: {type(error).__name__}: "
+            f"{_one_line(error)} (re-run with --debug for the traceback and report it)",
+            file=sys.stderr,
+        )
+        return 70
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="kommunelake", description=__doc__.splitlines()[0])
+    parser.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    demo = sub.add_parser("demo", help="build the synthetic Demo Kommune and load everything")
+    demo.add_argument("--home", help="home directory (default: KOMMUNELAKE_HOME or ./demo-home)")
+    demo.add_argument("--persons", type=int, default=20_000, help="persons to generate")
+    demo.add_argument("--seed", type=int, default=2026, help="generator seed")
+    demo.set_defaults(handler=cmd_demo)
+
+    load = sub.add_parser("load", help="materialize assets in-process")
+    load.add_argument("--home")
+    load.add_argument("--select", help="Dagster asset selection, e.g. 'key:silver/sick_leave+'")
+    load.set_defaults(handler=cmd_load)
+
+    sql = sub.add_parser("sql", help="query the serving layer")
+    sql.add_argument("query")
+    sql.add_argument("--home")
+    sql.add_argument("--format", choices=["table", "csv", "json"], default="table")
+    sql.set_defaults(handler=cmd_sql)
+
+    check = sub.add_parser("check", help="validate a file against a dataset contract")
+    check.add_argument("--dataset", required=True)
+    check.add_argument("file", type=Path)
+    check.set_defaults(handler=cmd_check)
+
+    ui = sub.add_parser("ui", help="run the Dagster webserver and daemon on 127.0.0.1")
+    ui.add_argument("--home")
+    ui.add_argument("--port", type=int, default=3000)
+    ui.set_defaults(handler=cmd_ui)
+    return parser
+
+
+# --- environment -----------------------------------------------------------------------------
+
+
+def prepare(home: Home, *, create_key: bool = False) -> None:
+    """Point this process (and Dagster) at the home: env vars, key, instance config."""
+    os.environ["KOMMUNELAKE_HOME"] = str(home.root)
+    if not os.environ.get(KEY_ENV):
+        if home.key_file.exists():
+            os.environ[KEY_ENV] = home.key_file.read_text().strip()
+        elif create_key:
+            home.key_file.parent.mkdir(parents=True, exist_ok=True)
+            home.key_file.write_text(secrets.token_hex(32) + "\n")
+            home.key_file.chmod(0o600)
+            os.environ[KEY_ENV] = home.key_file.read_text().strip()
+            print(
+                f"No {KEY_ENV} set: created a pseudonymisation key in {home.key_file} "
+                "(keep it safe; the same key gives the same pseudonyms)."
+            )
+        else:
+            raise ConfigError(
+                f"{KEY_ENV} is not set and {home.key_file} does not exist: set the variable "
+                "(see .env.example) or run `kommunelake demo` to create a demo key"
+            )
+    home.dagster_home.mkdir(parents=True, exist_ok=True)
+    instance_yaml = home.dagster_home / "dagster.yaml"
+    source = REPO_ROOT / "dagster.yaml"
+    if source.exists() and (
+        not instance_yaml.exists() or instance_yaml.read_bytes() != source.read_bytes()
+    ):
+        shutil.copyfile(source, instance_yaml)
+    os.environ["DAGSTER_HOME"] = str(home.dagster_home)
+
+
+def _progress_logging() -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("  %(message)s"))
+    logger = logging.getLogger("kommunelake")
+    logger.handlers[:] = [handler]
+    logger.setLevel(logging.INFO)
+    logger.propagate = False
+
+
+# --- commands --------------------------------------------------------------------------------
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from connectors.demo import generate
+
+    home = resolve_home(args.home)
+    print(f"Building Demo Kommune ({args.persons:,} synthetic persons) in {home.root} ...")
+    summary = generate(home.root, persons=args.persons, seed=args.seed)
+    for name, dataset in sorted(summary.datasets.items()):
+        print(f"  wrote drop/{name}/{dataset.file} ({dataset.rows:,} rows)")
+    prepare(home, create_key=True)
+    print("Loading every dataset through Dagster ...")
+    result = _materialize(None)
+    _print_summary(home, result)
+    _print_next_steps(home)
+    return 0 if result.success else 1
+
+
+def cmd_load(args: argparse.Namespace) -> int:
+    home = resolve_home(args.home)
+    prepare(home)
+    result = _materialize(args.select)
+    _print_summary(home, result)
+    return 0 if result.success else 1
+
+
+def cmd_sql(args: argparse.Namespace) -> int:
+    from lake import connect
+
+    con = connect(args.home)
+    try:
+        frame = con.sql(args.query)
+        if frame is None:
+            return 0
+        result = frame.pl()
+    finally:
+        con.close()
+    if args.format == "csv":
+        sys.stdout.write(result.write_csv())
+    elif args.format == "json":
+        sys.stdout.write(result.write_json() + "\n")
+    else:
+        with pl.Config(
+            tbl_rows=200, tbl_cols=50, fmt_str_lengths=60, tbl_hide_dataframe_shape=True
+        ):
+            print(result)
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    from pipelines.ingest import check_file
+    from pipelines.specs import spec_by_name
+
+    spec = spec_by_name(args.dataset)
+    if not args.file.is_file():
+        raise ConfigError(f"{args.file}: no such file")
+    try:
+        result = check_file(spec, args.file)
+    except (FormatError, LakeError) as error:
+        print(f"REJECTED {args.file}: {_one_line(error)}")
+        return 1
+    print(
+        f"{args.file} against {spec.name} ({spec.contract_ref}): {result.rows_in:,} rows, "
+        f"{result.rows_valid:,} valid, {result.rows_quarantined:,} failing"
+    )
+    if result.extra_columns:
+        print(f"  columns not in the contract (ignored): {', '.join(result.extra_columns)}")
+    for column, check, rows in result.failure_counts():
+        examples = result.failures.filter(
+            (pl.col("column") == column) & (pl.col("check") == check)
+        ).head(3)
+        where = ", ".join(
+            f"row {r}" + (f" ({v!r})" if v is not None else "")
+            for r, v in examples.select("_source_row", "value").iter_rows()
+        )
+        print(f"  {column}: {check}: {rows} row(s), e.g. {where}")
+    return 1 if result.rows_quarantined else 0
+
+
+def cmd_ui(args: argparse.Namespace) -> int:
+    home = resolve_home(args.home)
+    prepare(home)
+    workspace = str(REPO_ROOT / "workspace.yaml")
+    print(f"Dagster UI on http://127.0.0.1:{args.port} (home {home.root}); Ctrl-C stops it.")
+    procs = [
+        subprocess.Popen(
+            ["dagster-webserver", "-h", "127.0.0.1", "-p", str(args.port), "-w", workspace]
+        ),
+        subprocess.Popen(["dagster-daemon", "run", "-w", workspace]),
+    ]
+    try:
+        while all(p.poll() is None for p in procs):
+            time.sleep(1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for proc in procs:
+            proc.wait(timeout=30)
+    return 0
+
+
+# --- helpers ---------------------------------------------------------------------------------
+
+
+def _materialize(select: str | None):
+    import dagster as dg
+
+    from pipelines.definitions import build_assets
+    from pipelines.resources import lake_resource
+
+    _progress_logging()
+    selection = dg.AssetSelection.from_string(select) if select else None
+    return dg.materialize(
+        build_assets(),
+        selection=selection,
+        resources={"lake": lake_resource()},
+        instance=dg.DagsterInstance.get(),
+        raise_on_error=False,
+        tags={"kommunelake/launched_by": "cli"},
+        run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}},
+    )
+
+
+def _print_summary(home: Home, result) -> None:
+    from lake.quality import runs
+
+    latest = (
+        runs(home)
+        .sort("finished_at")
+        .group_by("dataset", maintain_order=True)
+        .last()
+        .sort("dataset")
+    )
+    this_run = set(
+        runs(home).filter(pl.col("dagster_run_id") == result.run_id).get_column("dataset").to_list()
+    )
+    print()
+    print(f"{'dataset':<22}{'rows in':>10}{'valid':>10}{'quarantined':>13}  status")
+    for row in latest.iter_rows(named=True):
+        status = row["status"] if row["dataset"] in this_run else "unchanged"
+        print(
+            f"{row['dataset']:<22}{row['rows_in']:>10,}{row['rows_valid']:>10,}"
+            f"{row['rows_quarantined']:>13,}  {status} ({row['source_file']})"
+        )
+        if row["status"] == "rejected":
+            print(f"{'':<22}{row['message']}")
+    failed = [e for e in result.get_asset_check_evaluations() if not e.passed]
+    print()
+    if failed:
+        print("Failed checks:")
+        for e in failed:
+            print(f"  {e.asset_key.to_user_string()} {e.check_name} ({e.severity.value})")
+    else:
+        print("All checks passed.")
+    if not result.success:
+        for event in result.all_events:
+            if event.is_step_failure:
+                error = event.step_failure_data.error
+                print(
+                    f"FAILED {event.step_key}: {error.message.strip() if error else ''}",
+                    file=sys.stderr,
+                )
+
+
+def _print_next_steps(home: Home) -> None:
+    print(f"""
+Next:
+  make ui                          Dagster UI on http://127.0.0.1:3000 (assets, checks, runs)
+  kommunelake sql "select * from gold.population_by_district"
+  kommunelake sql "select dataset, \\"check\\", count(*) from quality.quarantine group by all"
+  notebook / python:               from lake import connect; con = connect()
+                                   (home: {home.root}; set KOMMUNELAKE_HOME to use another)""")
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split())

@@ -1,0 +1,47 @@
+"""Gold assets: thin wrappers that build each gold model after its silver inputs."""
+
+from __future__ import annotations
+
+import dagster as dg
+from deltalake import DeltaTable
+
+from pipelines.factory import silver_key
+from pipelines.gold.models import MODELS, GoldModel, build
+from pipelines.resources import LakeResource
+
+GOLD_OWNER = "team:analyse"
+
+
+def gold_key(name: str) -> dg.AssetKey:
+    return dg.AssetKey(["gold", name])
+
+
+def gold_asset(model: GoldModel) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=gold_key(model.name),
+        description=model.description,
+        group_name="gold",
+        owners=[GOLD_OWNER],
+        kinds={"delta", "duckdb"},
+        deps=[silver_key(name) for name in model.inputs],
+        metadata={"inputs": ", ".join(f"silver.{n}" for n in model.inputs)},
+    )
+    def _gold(lake: LakeResource) -> dg.MaterializeResult:
+        home = lake.lake_home()
+        commit, frame = build(home, model)
+        uri = home.table_uri("gold", model.name)
+        rows = frame.height if frame is not None else DeltaTable(uri).count()
+        return dg.MaterializeResult(
+            metadata={
+                "dagster/row_count": rows,
+                "gold_version": commit.version,
+                "recomputed": commit.committed,
+                "path": dg.MetadataValue.path(uri),
+            }
+        )
+
+    return _gold
+
+
+def gold_assets() -> list[dg.AssetsDefinition]:
+    return [gold_asset(model) for model in MODELS]

@@ -1,0 +1,127 @@
+"""Gold: cross-source tables that break silos, as SQL over the silver views.
+
+Each model is plain SQL run by DuckDB over `delta_scan` views of silver, written as a Delta
+snapshot. The commit carries the silver versions it was computed from (as an app
+transaction), so recomputing from unchanged inputs adds no version.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import polars as pl
+
+from lake.duck import duck_connect
+from lake.home import Home
+from lake.serving import create_views, lake_views
+from lake.tables import Commit, has_batch, table_version, write_batch
+
+# Age in whole years at the register's load date (the CPR extract's `_ingested_at`), so the
+# figures describe the extract rather than the day the model happened to run.
+_RESIDENTS = """
+WITH as_of AS (SELECT max(_ingested_at)::DATE AS as_of FROM silver.cpr_persons),
+residents AS (
+    SELECT p.cpr, p.address_id, a.municipality_code, a.district, as_of.as_of,
+           year(as_of.as_of) - year(p.birth_date)
+             - CASE WHEN strftime(as_of.as_of, '%m%d') < strftime(p.birth_date, '%m%d')
+                    THEN 1 ELSE 0 END AS age
+    FROM silver.cpr_persons p
+    JOIN silver.dar_addresses a USING (address_id)
+    CROSS JOIN as_of
+)
+"""
+
+
+@dataclass(frozen=True)
+class GoldModel:
+    name: str
+    description: str
+    inputs: tuple[str, ...]  # silver datasets
+    sql: str
+
+
+MODELS = (
+    GoldModel(
+        name="population_by_district",
+        description="Residents per district from CPR persons joined to DAR addresses: persons, "
+        "households (occupied addresses) and age bands at the CPR extract's load date. Persons "
+        "whose address id is not in DAR are not counted (see quality checks).",
+        inputs=("cpr_persons", "dar_addresses"),
+        sql=_RESIDENTS
+        + """
+SELECT municipality_code, district, any_value(as_of) AS as_of,
+       count(*) AS persons,
+       count(DISTINCT address_id) AS households,
+       count(*) FILTER (WHERE age < 18) AS persons_0_17,
+       count(*) FILTER (WHERE age BETWEEN 18 AND 64) AS persons_18_64,
+       count(*) FILTER (WHERE age >= 65) AS persons_65_plus,
+       count(*) FILTER (WHERE age >= 80) AS persons_80_plus
+FROM residents
+GROUP BY ALL
+ORDER BY municipality_code, district
+""",
+    ),
+    GoldModel(
+        name="home_care_hours_per_resident_65plus",
+        description="Delivered home-care hours per resident aged 65+, per district of residence "
+        "and month: the care fagsystem's visits joined to CPR (by pseudonym) and DAR. Visits "
+        "of citizens not found in CPR are left out.",
+        inputs=("home_care_visits", "cpr_persons", "dar_addresses"),
+        sql=_RESIDENTS
+        + """,
+residents_65 AS (
+    SELECT municipality_code, district, count(*) AS residents_65_plus
+    FROM residents WHERE age >= 65 GROUP BY ALL
+),
+visits AS (
+    SELECT r.municipality_code, r.district, strftime(v.visit_date, '%Y-%m') AS month,
+           v.cpr, v.duration_min
+    FROM silver.home_care_visits v
+    JOIN residents r ON r.cpr = v.cpr
+    WHERE r.age >= 65
+)
+SELECT v.municipality_code, v.district, v.month,
+       count(DISTINCT v.cpr) AS recipients_65_plus,
+       count(*) AS visits,
+       round(sum(v.duration_min) / 60.0, 1) AS hours,
+       r.residents_65_plus,
+       round(sum(v.duration_min) / 60.0 / r.residents_65_plus, 3) AS hours_per_resident_65_plus
+FROM visits v
+JOIN residents_65 r USING (municipality_code, district)
+GROUP BY ALL
+ORDER BY v.municipality_code, v.district, v.month
+""",
+    ),
+)
+
+
+def input_versions(home: Home, model: GoldModel) -> dict[str, int | None]:
+    return {name: table_version(home.table_uri("silver", name)) for name in model.inputs}
+
+
+def compute(home: Home, model: GoldModel) -> pl.DataFrame:
+    con = duck_connect()
+    try:
+        create_views(con, {k: v for k, v in lake_views(home).items() if k.startswith("silver.")})
+        return pl.from_arrow(con.sql(model.sql).arrow())
+    finally:
+        con.close()
+
+
+def build(home: Home, model: GoldModel) -> tuple[Commit, pl.DataFrame | None]:
+    """Recompute and write a gold table unless its inputs are unchanged since the last write."""
+    versions = input_versions(home, model)
+    missing = [name for name, v in versions.items() if v is None]
+    if missing:
+        raise RuntimeError(f"gold.{model.name} needs silver {missing}: load those datasets first")
+    fingerprint = ",".join(f"{name}@{v}" for name, v in sorted(versions.items()))
+    app_id = f"gold:{model.name}:{hashlib.sha256(fingerprint.encode()).hexdigest()[:16]}"
+    uri = home.table_uri("gold", model.name)
+    if has_batch(uri, app_id):
+        return Commit(table_version(uri) or 0, committed=False), None
+    frame = compute(home, model)
+    commit = write_batch(
+        uri, frame, mode="snapshot", app_id=app_id, metadata={"kommunelake.inputs": fingerprint}
+    )
+    return commit, frame

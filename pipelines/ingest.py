@@ -1,0 +1,202 @@
+"""Loading one dataset: drop folder → landing → parse → validate → quarantine → silver.
+
+Plain functions, no Dagster: the asset calls `load_dataset`, `kommunelake check` calls
+`check_file`, tests call both. Every landed batch ends with a row in quality/runs, whether it
+loaded or was rejected, so a batch is processed once and a crash part-way is finished on the
+next run (each write below is idempotent on the batch id).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from connectors.files import drop_files, media_type
+from connectors.formats import FormatError, read_table
+from lake import quality
+from lake.errors import SchemaBreak
+from lake.home import Home
+from lake.landing import LandedFile, land, manifest
+from lake.privacy import pseudonymise
+from lake.tables import table_version, write_batch
+from lake.validation import Conformed, conform, identifier_columns
+from pipelines.specs import DatasetSpec
+
+log = logging.getLogger("kommunelake.ingest")
+
+LINEAGE = ("_batch_id", "_source_file", "_source_row", "_ingested_at")
+
+
+@dataclass(frozen=True)
+class BatchResult:
+    batch_id: str
+    source_file: str
+    status: str  # loaded | rejected
+    rows_in: int = 0
+    rows_valid: int = 0
+    rows_quarantined: int = 0
+    failures: tuple[tuple[str, str, int], ...] = ()  # (column, check, rows)
+    extra_columns: tuple[str, ...] = ()
+    silver_version: int | None = None
+    message: str = ""
+
+
+@dataclass(frozen=True)
+class LoadReport:
+    dataset: str
+    new_files: int
+    batches: tuple[BatchResult, ...] = field(default=())
+
+    @property
+    def rejected(self) -> tuple[BatchResult, ...]:
+        return tuple(b for b in self.batches if b.status == "rejected")
+
+
+def silver_uri(home: Home, dataset: str) -> str:
+    return home.table_uri("silver", dataset)
+
+
+def read_and_conform(spec: DatasetSpec, data: bytes, source_name: str) -> Conformed:
+    """Parse bytes and conform them to the contract; raises FormatError or SchemaBreak."""
+    raw = read_table(data, spec.format, source_name=source_name)
+    return conform(
+        raw,
+        spec.contract,
+        aliases=spec.columns,
+        parse=spec.parse,
+        keys=spec.keys,
+        where=source_name,
+    )
+
+
+def check_file(spec: DatasetSpec, path: Path) -> Conformed:
+    """Validate a file against a dataset's contract without loading anything."""
+    return read_and_conform(spec, path.read_bytes(), path.name)
+
+
+def land_drop_folder(spec: DatasetSpec, home: Home) -> int:
+    """Land every file in the dataset's drop folder; returns how many were new."""
+    new = 0
+    for path in drop_files(home.drop / spec.name, spec.patterns):
+        _, is_new = land(
+            home.landing,
+            home.manifest_uri,
+            dataset=spec.name,
+            source=f"drop:{spec.name}",
+            data=path.read_bytes(),
+            original_name=path.name,
+            media_type=media_type(path),
+        )
+        new += is_new
+        if is_new:
+            log.info("%s: landed %s", spec.name, path.name)
+    return new
+
+
+def pending_batches(spec: DatasetSpec, home: Home) -> list[LandedFile]:
+    done = set(quality.runs(home, spec.name).get_column("batch_id").to_list())
+    return [f for f in manifest(home.manifest_uri, spec.name) if f.batch_id not in done]
+
+
+def load_dataset(
+    spec: DatasetSpec, home: Home, key: bytes, run_id: str | None = None
+) -> LoadReport:
+    new_files = land_drop_folder(spec, home)
+    batches = tuple(load_batch(spec, home, key, f, run_id) for f in pending_batches(spec, home))
+    if not batches:
+        log.info("%s: no new batch", spec.name)
+    return LoadReport(spec.name, new_files, batches)
+
+
+def load_batch(
+    spec: DatasetSpec, home: Home, key: bytes, landed: LandedFile, run_id: str | None = None
+) -> BatchResult:
+    started = dt.datetime.now(dt.UTC)
+    batch_id = landed.batch_id
+    data = Path(landed.path).read_bytes()
+    try:
+        conformed = read_and_conform(spec, data, landed.original_name)
+    except (FormatError, SchemaBreak) as error:
+        result = BatchResult(batch_id, landed.original_name, "rejected", message=str(error))
+        log.warning("%s: rejected %s: %s", spec.name, landed.original_name, error)
+        _record(home, spec, result, started, run_id)
+        return result
+
+    # Quarantine is committed before silver, so a crash in between never loses failing rows.
+    quality.write_quarantine(home, spec.name, batch_id, conformed.failures)
+    silver = pseudonymise(conformed.valid, identifier_columns(spec.contract), key).with_columns(
+        pl.lit(batch_id).alias("_batch_id"),
+        pl.lit(landed.original_name).alias("_source_file"),
+        pl.lit(landed.fetched_at).dt.cast_time_unit("us").alias("_ingested_at"),
+    )
+    commit = write_batch(
+        silver_uri(home, spec.name),
+        silver,
+        mode=spec.load_mode,
+        app_id=f"silver:{spec.name}:{batch_id}",
+        keys=spec.keys,
+        metadata={
+            "kommunelake.batch_id": batch_id,
+            "kommunelake.source_file": landed.original_name,
+        },
+    )
+    result = BatchResult(
+        batch_id,
+        landed.original_name,
+        "loaded",
+        rows_in=conformed.rows_in,
+        rows_valid=conformed.rows_valid,
+        rows_quarantined=conformed.rows_quarantined,
+        failures=tuple(conformed.failure_counts()),
+        extra_columns=conformed.extra_columns,
+        silver_version=commit.version,
+    )
+    log.info(
+        "%s: %s: %d rows in, %d valid, %d quarantined",
+        spec.name,
+        landed.original_name,
+        result.rows_in,
+        result.rows_valid,
+        result.rows_quarantined,
+    )
+    _record(home, spec, result, started, run_id)
+    return result
+
+
+def _record(
+    home: Home, spec: DatasetSpec, result: BatchResult, started: dt.datetime, run_id: str | None
+) -> None:
+    quality.record_run(
+        home,
+        quality.RunRecord(
+            dataset=spec.name,
+            batch_id=result.batch_id,
+            source_file=result.source_file,
+            status=result.status,
+            rows_in=result.rows_in,
+            rows_valid=result.rows_valid,
+            rows_quarantined=result.rows_quarantined,
+            failed_checks=quality.failed_checks_json(list(result.failures)),
+            extra_columns=json.dumps(list(result.extra_columns), ensure_ascii=False),
+            silver_version=result.silver_version,
+            started_at=started,
+            finished_at=dt.datetime.now(dt.UTC),
+            message=result.message,
+            dagster_run_id=run_id,
+        ),
+    )
+
+
+def silver_state(home: Home, spec: DatasetSpec) -> tuple[int | None, pl.DataFrame | None]:
+    """Current silver version and frame (None when the dataset was never loaded)."""
+    uri = silver_uri(home, spec.name)
+    version = table_version(uri)
+    return version, (pl.read_delta(uri) if version is not None else None)
+
+
+__all__ = ["BatchResult", "LoadReport", "check_file", "load_dataset"]

@@ -1,0 +1,36 @@
+"""The serving layer as an asset: rebuilt after silver and gold so the catalog is current."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from lake.serving import build_serving
+from pipelines.catalog import catalog_tables
+from pipelines.resources import LakeResource
+from pipelines.specs import DatasetSpec
+
+SERVING_KEY = dg.AssetKey(["serving", "lake_duckdb"])
+
+
+def serving_asset(specs: list[DatasetSpec], upstream: list[dg.AssetKey]) -> dg.AssetsDefinition:
+    @dg.asset(
+        key=SERVING_KEY,
+        description="serving/lake.duckdb: DuckDB views over silver, gold and quality Delta "
+        "tables plus the catalog. Open with `from lake import connect` or `kommunelake sql`.",
+        group_name="serving",
+        owners=["team:dataplatform"],
+        kinds={"duckdb"},
+        deps=upstream,
+    )
+    def _serving(lake: LakeResource) -> dg.MaterializeResult:
+        home = lake.lake_home()
+        report = build_serving(home, catalog_tables(specs, home))
+        return dg.MaterializeResult(
+            metadata={
+                "path": dg.MetadataValue.path(str(report.path)),
+                "views": dg.MetadataValue.md("\n".join(f"- {v}" for v in report.views)),
+                "catalog_tables": ", ".join(report.tables),
+            }
+        )
+
+    return _serving

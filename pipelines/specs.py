@@ -1,0 +1,135 @@
+"""Dataset specs: one YAML file per dataset in pipelines/datasets/, checked when loaded.
+
+A spec says where a dataset comes from, how to read it, which contract it must meet, how it
+is loaded and who owns it. The Dagster assets, checks and the catalog are all made from it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandera.polars as pa
+import yaml
+
+from lake.errors import LakeError
+from lake.tables import LOAD_MODES, LoadMode
+from lake.validation import ParseOptions
+from schemas import load_contract
+from schemas.fields import CLASSIFICATIONS
+
+DATASETS_DIR = Path(__file__).parent / "datasets"
+_REQUIRED = (
+    "name",
+    "description",
+    "owner",
+    "sector",
+    "classification",
+    "contract",
+    "source",
+    "format",
+    "load_mode",
+)
+_OPTIONAL = ("columns", "parse", "keys", "contact")
+
+
+class SpecError(LakeError):
+    """A dataset YAML file is wrong; the message names the file and the key."""
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    name: str
+    description: str
+    owner: str
+    sector: str
+    classification: str
+    contract_ref: str
+    source: dict[str, Any]
+    format: dict[str, Any]
+    load_mode: LoadMode
+    columns: dict[str, str] = field(default_factory=dict)  # source header → contract field
+    parse: ParseOptions = field(default_factory=ParseOptions)
+    keys: tuple[str, ...] = ()
+    contact: str | None = None
+    path: Path | None = None
+
+    @property
+    def contract(self) -> type[pa.DataFrameModel]:
+        return load_contract(self.contract_ref)
+
+    @property
+    def patterns(self) -> list[str]:
+        pattern = self.source.get("pattern", "*")
+        return [pattern] if isinstance(pattern, str) else list(pattern)
+
+
+def load_spec(path: Path) -> DatasetSpec:
+    where = f"{path}"
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as error:
+        raise SpecError(f"{where}: not valid YAML ({error}); fix the file") from error
+    if not isinstance(raw, dict):
+        raise SpecError(f"{where}: expected a mapping of dataset settings")
+    missing = [k for k in _REQUIRED if k not in raw]
+    unknown = [k for k in raw if k not in _REQUIRED + _OPTIONAL]
+    if missing or unknown:
+        raise SpecError(
+            f"{where}: missing {missing or 'nothing'}, unknown {unknown or 'nothing'}; "
+            f"allowed keys are {', '.join(_REQUIRED + _OPTIONAL)}"
+        )
+    if raw["name"] != path.stem:
+        raise SpecError(f"{where}: name {raw['name']!r} must equal the file name {path.stem!r}")
+    if raw["load_mode"] not in LOAD_MODES:
+        raise SpecError(f"{where}: load_mode must be one of {LOAD_MODES}")
+    if raw["classification"] not in CLASSIFICATIONS:
+        raise SpecError(f"{where}: classification must be one of {CLASSIFICATIONS}")
+    if not str(raw["owner"]).startswith("team:") and "@" not in str(raw["owner"]):
+        raise SpecError(f"{where}: owner must be an e-mail address or 'team:<name>'")
+    parse = raw.get("parse") or {}
+    spec = DatasetSpec(
+        name=raw["name"],
+        description=" ".join(str(raw["description"]).split()),
+        owner=raw["owner"],
+        sector=raw["sector"],
+        classification=raw["classification"],
+        contract_ref=raw["contract"],
+        source=dict(raw["source"]),
+        format=dict(raw["format"]),
+        load_mode=raw["load_mode"],
+        columns={str(k): str(v) for k, v in (raw.get("columns") or {}).items()},
+        parse=ParseOptions(
+            date_formats=tuple(parse.get("date_formats", ())),
+            decimal_comma=bool(parse.get("decimal_comma", False)),
+            thousands_separator=parse.get("thousands_separator"),
+        ),
+        keys=tuple(raw.get("keys") or ()),
+        contact=raw.get("contact"),
+        path=path,
+    )
+    try:
+        fields = spec.contract.to_schema().columns
+    except (ImportError, ValueError) as error:
+        raise SpecError(
+            f"{where}: contract {spec.contract_ref!r} cannot be loaded: {error}"
+        ) from error
+    bad = [c for c in list(spec.columns.values()) + list(spec.keys) if c not in fields]
+    if bad:
+        raise SpecError(f"{where}: {bad} are not fields of contract {spec.contract_ref}")
+    if spec.load_mode == "merge" and not spec.keys:
+        raise SpecError(f"{where}: load_mode merge needs `keys:`")
+    return spec
+
+
+def load_specs(directory: Path = DATASETS_DIR) -> list[DatasetSpec]:
+    return [load_spec(p) for p in sorted(directory.glob("*.yaml"))]
+
+
+def spec_by_name(name: str, directory: Path = DATASETS_DIR) -> DatasetSpec:
+    path = directory / f"{name}.yaml"
+    if not path.exists():
+        known = ", ".join(p.stem for p in sorted(directory.glob("*.yaml")))
+        raise SpecError(f"no dataset named {name!r}; known datasets: {known}")
+    return load_spec(path)
