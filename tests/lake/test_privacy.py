@@ -1,0 +1,49 @@
+from __future__ import annotations
+
+import re
+
+import polars as pl
+import pytest
+
+from lake.errors import ConfigError
+from lake.privacy import key_from_text, mask, pseudonym, pseudonymise
+from tests.conftest import TEST_KEY
+
+
+def test_same_person_same_pseudonym_across_formats() -> None:
+    assert pseudonym("010190-1234", TEST_KEY, "cpr") == pseudonym("0101901234", TEST_KEY, "cpr")
+    assert pseudonym("  Anne  Marie ", TEST_KEY, "name") == pseudonym(
+        "anne marie", TEST_KEY, "name"
+    )
+
+
+def test_key_and_domain_change_the_pseudonym() -> None:
+    token = pseudonym("0101901234", TEST_KEY, "cpr")
+    assert token != pseudonym("0101901234", TEST_KEY + b"!", "cpr")
+    assert token != pseudonym("0101901234", TEST_KEY, "name")
+    assert token != pseudonym("0101901235", TEST_KEY, "cpr")
+
+
+def test_pseudonyms_never_look_like_numbers() -> None:
+    tokens = [pseudonym(f"{n:010d}", TEST_KEY, "cpr") for n in range(2000)]
+    assert all(re.fullmatch(r"[a-p]{32}", t) for t in tokens)
+    assert len(set(tokens)) == len(tokens)
+
+
+def test_pseudonymise_replaces_only_identifier_columns() -> None:
+    frame = pl.DataFrame({"cpr": ["0101901234", None, "0101901234"], "hours": [1.0, 2.0, 3.0]})
+    out = pseudonymise(frame, {"cpr": "cpr"}, TEST_KEY)
+    assert out["hours"].to_list() == [1.0, 2.0, 3.0]
+    assert out["cpr"][0] == out["cpr"][2] == pseudonym("0101901234", TEST_KEY, "cpr")
+    assert out["cpr"][1] is None
+
+
+def test_mask_keeps_shape_not_value() -> None:
+    out = pl.DataFrame({"v": ["010190-1234", "Åse Østergård"]}).select(mask(pl.col("v")))
+    assert out.to_series().to_list() == ["NNNNNN-NNNN", "aaa aaaaaaaaa"]
+
+
+@pytest.mark.parametrize("raw", [None, "", "short"])
+def test_missing_or_short_key_is_a_clear_error(raw) -> None:
+    with pytest.raises(ConfigError, match="KOMMUNELAKE_PSEUDONYM_KEY"):
+        key_from_text(raw)

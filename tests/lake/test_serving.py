@@ -1,0 +1,54 @@
+from __future__ import annotations
+
+import polars as pl
+import pytest
+
+from lake import connect
+from lake.errors import ConfigError
+from lake.quality import write_quarantine
+from lake.serving import build_serving
+from lake.tables import write_batch
+
+
+def _silver(home, name: str, frame: pl.DataFrame, app_id: str = "b1") -> None:
+    write_batch(home.table_uri("silver", name), frame, mode="snapshot", app_id=app_id)
+
+
+def test_views_catalog_and_quality_are_served(home) -> None:
+    _silver(home, "dar_addresses", pl.DataFrame({"address_id": ["a", "b"], "district": ["N", "S"]}))
+    failures = pl.DataFrame(
+        {"_source_row": [7], "column": ["cpr"], "check": ["cpr_valid"], "value": ["NNNNNNNNNN"]}
+    )
+    write_quarantine(home, "cpr_persons", "batch1", failures)
+    catalog = {"datasets": pl.DataFrame({"dataset": ["dar_addresses"], "owner": ["team:geo"]})}
+    report = build_serving(home, catalog)
+    assert set(report.views) >= {"silver.dar_addresses", "quality.quarantine"}
+
+    con = connect(home.root)
+    assert con.sql("select count(*) from silver.dar_addresses").fetchall() == [(2,)]
+    assert con.sql("select dataset, source_row from quality.quarantine").fetchall() == [
+        ("cpr_persons", 7)
+    ]
+    assert con.sql("select owner from catalog.datasets").fetchall() == [("team:geo",)]
+    tables = {r[0] for r in con.sql("select schema_name from duckdb_schemas()").fetchall()}
+    assert "landing" not in tables and "bronze" not in tables
+    con.close()
+
+
+def test_views_follow_new_commits_and_open_readers_survive_a_rebuild(home) -> None:
+    _silver(home, "t", pl.DataFrame({"x": [1]}))
+    build_serving(home, {})
+    reader = connect(home.root)
+    _silver(home, "t", pl.DataFrame({"x": [1, 2, 3]}), app_id="b2")
+    _silver(home, "u", pl.DataFrame({"y": [1]}))
+    build_serving(home, {})  # replaces the file under the open reader
+    assert reader.sql("select count(*) from silver.t").fetchall() == [(3,)]
+    reader.close()
+    fresh = connect(home.root)
+    assert fresh.sql("select count(*) from silver.u").fetchall() == [(1,)]
+    fresh.close()
+
+
+def test_connect_without_serving_layer_says_what_to_do(home) -> None:
+    with pytest.raises(ConfigError, match="make demo"):
+        connect(home.root)

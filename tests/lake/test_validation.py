@@ -1,0 +1,108 @@
+from __future__ import annotations
+
+import polars as pl
+import pytest
+
+from lake.errors import SchemaBreak
+from lake.validation import ParseOptions, conform
+from schemas.sick_leave import SickLeave
+
+ALIASES = {
+    "Fravær-ID": "absence_id",
+    "Medarbejdernr": "employee_no",
+    "CPR": "cpr",
+    "Afdeling": "department",
+    "Fraværstype": "absence_type",
+    "Startdato": "start_date",
+    "Slutdato": "end_date",
+    "Fraværsdage": "days",
+    "Timer": "hours",
+}
+PARSE = ParseOptions(date_formats=("%d-%m-%Y",), decimal_comma=True)
+
+
+def _raw(*rows: tuple) -> pl.DataFrame:
+    columns = [*ALIASES, "_source_row"]
+    return pl.DataFrame(
+        [dict(zip(columns, (*row, i + 2), strict=True)) for i, row in enumerate(rows)],
+        schema={**dict.fromkeys(ALIASES, pl.String), "_source_row": pl.Int64},
+    )
+
+
+GOOD = (
+    "F1",
+    "17",
+    "0101901234",
+    "Ældre og Sundhed",
+    "Egen sygdom",
+    "02-03-2026",
+    "04-03-2026",
+    "2,5",
+    "18,75",
+)
+
+
+def _with(**changes) -> tuple:
+    row = dict(zip(ALIASES, GOOD, strict=True))
+    row.update(changes)
+    return tuple(row.values())
+
+
+def test_types_are_parsed_with_the_dataset_formats() -> None:
+    result = conform(_raw(GOOD), SickLeave, aliases=ALIASES, parse=PARSE, keys=["absence_id"])
+    row = result.valid.row(0, named=True)
+    assert (row["days"], row["hours"], str(row["start_date"])) == (2.5, 18.75, "2026-03-02")
+    assert result.rows_in == result.rows_valid == 1
+
+
+def test_every_row_is_valid_or_quarantined_with_a_reason() -> None:
+    raw = _raw(
+        GOOD,
+        _with(**{"Fravær-ID": "F2", "Startdato": "30-02-2026"}),  # impossible date
+        _with(**{"Fravær-ID": "F3", "CPR": "3202901234"}),  # CPR with day 32
+        _with(**{"Fravær-ID": "F4", "Fraværstype": "Ferie"}),  # not an absence type
+        _with(**{"Fravær-ID": "F1"}),  # duplicate key: first one wins
+        _with(**{"Fravær-ID": "F6", "Slutdato": "01-03-2026"}),  # ends before it starts
+        _with(**{"Fravær-ID": "F7", "Afdeling": None}),  # missing mandatory
+    )
+    result = conform(raw, SickLeave, aliases=ALIASES, parse=PARSE, keys=["absence_id"])
+    assert result.rows_in == 7
+    assert result.rows_valid == 1 and result.valid["_source_row"].to_list() == [2]
+    assert result.rows_valid + result.rows_quarantined == result.rows_in
+    reasons = {
+        (r, c, k.split("(")[0])
+        for r, c, k in result.failures.select("_source_row", "column", "check").iter_rows()
+    }
+    assert reasons == {
+        (3, "start_date", "type:Date"),
+        (4, "cpr", "cpr_valid"),
+        (5, "absence_type", "isin"),
+        (6, "absence_id", "duplicate_key"),
+        (7, "(row)", "end_not_before_start"),
+        (8, "department", "not_nullable"),
+    }
+
+
+def test_quarantine_never_holds_clear_personal_values() -> None:
+    raw = _raw(
+        GOOD,
+        _with(**{"Fravær-ID": "F3", "CPR": "3202901234"}),
+        _with(**{"Fravær-ID": "F6", "Slutdato": "01-03-2026"}),
+    )
+    result = conform(raw, SickLeave, aliases=ALIASES, parse=PARSE, keys=["absence_id"])
+    values = [v for v in result.failures["value"].to_list() if v is not None]
+    assert values == ["NNNNNNNNNN"]
+    assert not any("0101901234" in str(v) or "3202901234" in str(v) for v in values)
+
+
+def test_missing_column_rejects_the_batch_and_says_how_to_fix_it() -> None:
+    raw = _raw(GOOD).rename({"CPR": "Personnummer"})
+    with pytest.raises(SchemaBreak, match=r"missing required column\(s\) cpr.*Personnummer"):
+        conform(raw, SickLeave, aliases=ALIASES, parse=PARSE, where="fravaer.csv")
+
+
+def test_extra_columns_are_reported_not_loaded() -> None:
+    raw = _raw(GOOD).with_columns(pl.lit("x").alias("Ny kolonne"))
+    result = conform(raw, SickLeave, aliases=ALIASES, parse=PARSE)
+    assert result.extra_columns == ("Ny kolonne",)
+    assert "Ny kolonne" not in result.valid.columns
