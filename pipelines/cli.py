@@ -289,10 +289,10 @@ def _print_summary(home: Home, result) -> None:
         for event in result.all_events:
             if event.is_step_failure:
                 error = event.step_failure_data.error
-                print(
-                    f"FAILED {event.step_key}: {error.message.strip() if error else ''}",
-                    file=sys.stderr,
-                )
+                while error is not None and error.cause is not None:
+                    error = error.cause  # Dagster wraps the asset's own error
+                message = _one_line(error.message) if error else "unknown error"
+                print(f"FAILED {event.step_key}: {message}", file=sys.stderr)
 
 
 def _print_next_steps(home: Home) -> None:

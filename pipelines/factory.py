@@ -1,11 +1,10 @@
 """Dagster assets and checks made from dataset specs: one silver asset per YAML file."""
 
-from __future__ import annotations
-
 import json
 
 import dagster as dg
 import polars as pl
+from dagster import AssetExecutionContext
 
 from lake.home import Home
 from lake.quality import runs
@@ -93,7 +92,7 @@ def dataset_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
         },
         check_specs=check_specs(spec),
     )
-    def _load(context: dg.AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
+    def _load(context: AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
         home = lake.lake_home()
         report = load_dataset(spec, home, lake.key(), run_id=context.run_id)
         return dataset_result(spec, home, report)

@@ -1,7 +1,5 @@
 """The serving layer as an asset: rebuilt after silver and gold so the catalog is current."""
 
-from __future__ import annotations
-
 import dagster as dg
 
 from lake.serving import build_serving

@@ -1,7 +1,5 @@
 """Gold assets: thin wrappers that build each gold model after its silver inputs."""
 
-from __future__ import annotations
-
 import dagster as dg
 from deltalake import DeltaTable
 

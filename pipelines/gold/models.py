@@ -89,7 +89,7 @@ SELECT v.municipality_code, v.district, v.month,
        round(sum(v.duration_min) / 60.0 / r.residents_65_plus, 3) AS hours_per_resident_65_plus
 FROM visits v
 JOIN residents_65 r USING (municipality_code, district)
-GROUP BY ALL
+GROUP BY v.municipality_code, v.district, v.month, r.residents_65_plus
 ORDER BY v.municipality_code, v.district, v.month
 """,
     ),

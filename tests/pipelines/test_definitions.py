@@ -1,0 +1,65 @@
+"""The code location loads, and its asset keys, checks and metadata match the snapshot.
+
+An accidental rename of an asset or check shows up here in review. To accept an intended
+change: `KOMMUNELAKE_UPDATE_SNAPSHOT=1 make test`, then commit the snapshot file.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dagster as dg
+
+from pipelines.definitions import build_definitions
+from pipelines.specs import load_specs
+
+SNAPSHOT = Path(__file__).parent / "snapshots" / "definitions.txt"
+
+
+def _graph():
+    return build_definitions().get_repository_def().asset_graph
+
+
+def _describe() -> str:
+    graph = _graph()
+    lines = []
+    for key in sorted(graph.get_all_asset_keys(), key=lambda k: k.to_user_string()):
+        node = graph.get(key)
+        deps = ",".join(sorted(d.to_user_string() for d in node.parent_keys))
+        lines.append(f"asset {key.to_user_string()} group={node.group_name} deps=[{deps}]")
+    for check in sorted(
+        graph.asset_check_keys, key=lambda c: (c.asset_key.to_user_string(), c.name)
+    ):
+        lines.append(f"check {check.asset_key.to_user_string()}:{check.name}")
+    return "\n".join(lines) + "\n"
+
+
+def test_asset_and_check_keys_match_the_snapshot() -> None:
+    current = _describe()
+    if os.environ.get("KOMMUNELAKE_UPDATE_SNAPSHOT"):
+        SNAPSHOT.write_text(current)
+    assert current == SNAPSHOT.read_text()
+
+
+def test_every_dataset_asset_is_documented_for_the_ui() -> None:
+    graph = _graph()
+    for spec in load_specs():
+        node = graph.get(dg.AssetKey(["silver", spec.name]))
+        assert node.description == spec.description
+        assert node.owners == [spec.owner]
+        assert node.group_name == spec.sector
+        schema = node.metadata["dagster/column_schema"]
+        contract_fields = list(spec.contract.to_schema().columns)
+        assert [c.name for c in schema.columns] == contract_fields
+        assert all(c.description and c.tags["classification"] for c in schema.columns)
+        assert "delta" in node.kinds
+
+
+def test_schema_and_reconcile_checks_block_downstream() -> None:
+    assets = {a.key: a for a in build_definitions().assets}  # type: ignore[union-attr]
+    for spec in load_specs():
+        asset = assets[dg.AssetKey(["silver", spec.name])]
+        blocking = {s.name: s.blocking for s in asset.check_specs}
+        assert blocking["schema"] and blocking["rows_reconcile"]
+        assert not blocking["contract"]
