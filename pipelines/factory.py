@@ -94,7 +94,7 @@ def dataset_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
     )
     def _load(context: AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
         home = lake.lake_home()
-        report = load_dataset(spec, home, lake.key(), run_id=context.run_id)
+        report = load_dataset(spec, home, lake.key(), run_id=context.run.run_id)
         return dataset_result(spec, home, report)
 
     return _load
