@@ -1,0 +1,1 @@
+"""One module per extract; each ``build`` returns the file's bytes and its summary."""
