@@ -1,0 +1,368 @@
+"""Delimited text (CSV/TSV/semicolon exports) to an all-text frame with physical line numbers.
+
+polars parses; this module decides everything polars cannot tell us afterwards. polars fills
+short rows with nulls without complaint and gives no line numbers, so a cheap scan of the
+physical lines runs first: it finds where each record starts, how many fields it has, and
+which trailing rows are footers. The scan is vectorised (one record per line) unless a quoted
+field spans lines, and only then walks the text with the stdlib csv module.
+"""
+
+from __future__ import annotations
+
+# This module is connectors.formats.csv; with absolute imports `csv` is still the stdlib one.
+import csv as stdlib_csv
+import io
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import polars as pl
+
+from connectors.formats.encoding import decode
+from connectors.formats.errors import FormatError
+from connectors.formats.frame import finish
+from connectors.formats.options import check_keys, non_negative_int, optional_str
+
+OPTIONS = {
+    "encoding",
+    "delimiter",
+    "quote",
+    "header_row",
+    "skip_footer_rows",
+    "skip_rows_matching",
+}
+DELIMITERS = (";", ",", "\t", "|")  # order breaks ties: Danish exports favour `;`
+_SNIFF_SAMPLE_LINES = 20
+_NAMES = {";": "`;`", ",": "`,`", "\t": "tab", "|": "`|`"}
+
+
+@dataclass(frozen=True)
+class CsvOptions:
+    encoding: str | None
+    delimiter: str | None
+    quote: str | None
+    header_row: int
+    skip_footer_rows: int
+    skip_rows_matching: str | None
+
+    @classmethod
+    def parse(cls, options: Mapping[str, Any], source_name: str) -> CsvOptions:
+        check_keys(options, OPTIONS, "csv", source_name=source_name)
+        delimiter = optional_str(options, "delimiter", source_name=source_name)
+        if delimiter in ("\\t", "tab"):  # YAML '\t' in single quotes is a backslash and a t
+            delimiter = "\t"
+        quote: str | None = '"'
+        if "quote" in options:
+            quote = optional_str(options, "quote", source_name=source_name)
+        for key, value in (("delimiter", delimiter), ("quote", quote)):
+            if value is not None and (len(value) != 1 or not value.isascii()):
+                raise FormatError(
+                    source_name,
+                    f"`{key}` must be one ASCII character, got {value!r}",
+                    f"Fix `{key}` in the dataset YAML",
+                )
+        if delimiter is not None and delimiter == quote:
+            raise FormatError(
+                source_name,
+                "`delimiter` and `quote` are the same character",
+                "Fix them in the dataset YAML",
+            )
+        return cls(
+            encoding=optional_str(options, "encoding", source_name=source_name),
+            delimiter=delimiter,
+            quote=quote,
+            header_row=non_negative_int(options, "header_row", 0, source_name=source_name),
+            skip_footer_rows=non_negative_int(
+                options, "skip_footer_rows", 0, source_name=source_name
+            ),
+            skip_rows_matching=optional_str(options, "skip_rows_matching", source_name=source_name),
+        )
+
+
+def read_csv(data: bytes, options: Mapping[str, Any], *, source_name: str) -> pl.DataFrame:
+    opts = CsvOptions.parse(options, source_name)
+    text = decode(data, opts.encoding, source_name=source_name).text
+    if not text or text.isspace():  # isspace() stops early; strip() would copy
+        raise FormatError(source_name, "the file is empty", "Check the export that produced it")
+    if "\n" not in text and "\r" in text:
+        # polars only ends lines at \n: a CR-only (classic Mac) file would be one long header.
+        raise FormatError(
+            source_name,
+            "the lines end with a bare carriage return (CR), not LF or CRLF",
+            "Re-export with Windows (CRLF) or Unix (LF) line endings",
+        )
+
+    body, header_line = _from_header_row(text, opts.header_row, source_name)
+    lines = _physical_lines(body)
+    if not lines[0].strip():
+        raise FormatError(
+            source_name,
+            "the header line is empty",
+            "Set `header_row` (0-based line index) to the line holding the column names",
+            line=header_line,
+        )
+    delimiter = opts.delimiter or sniff_delimiter(
+        lines.head(1 + _SNIFF_SAMPLE_LINES).to_list(), opts.quote
+    )
+    dialect = _Dialect(delimiter, opts.quote)
+    scan = _scan(body, lines, dialect, header_line, source_name)
+    header_fields = scan["fields"][0]
+    records = scan.slice(1)
+
+    # Footers (notes, "Kilde: ...") rarely have the header's width: cut them off the text
+    # before anything counts fields or parses.
+    end = len(body)
+    if opts.skip_footer_rows:
+        content = records.filter(~pl.col("empty"))
+        if content.height:
+            first_footer = content["line"][max(content.height - opts.skip_footer_rows, 0)]
+            records = records.filter(pl.col("line") < first_footer)
+            end = _line_offsets(lines)[first_footer]
+
+    _check_widths(records, header_fields, header_line, dialect, opts, source_name)
+
+    parsed = _parse(body[:end], dialect, records, header_line, source_name)
+    if parsed.height != records.height + 1:
+        raise FormatError(
+            source_name,
+            f"the parser found {parsed.height - 1} records where the line scan found"
+            f" {records.height}",
+            "Check the quoting in the file (unbalanced quote characters) or set `quote:`",
+        )
+
+    return finish(
+        parsed.slice(1),
+        parsed.row(0),
+        records["line"] + header_line,
+        source_name=source_name,
+        header_line=header_line,
+        skip_rows_matching=opts.skip_rows_matching,
+    )
+
+
+@dataclass(frozen=True)
+class _Dialect:
+    delimiter: str
+    quote: str | None
+
+    def reader(self, lines: Any) -> Any:
+        """A stdlib csv reader that splits fields the way polars does for this dialect."""
+        if self.quote is None:
+            return stdlib_csv.reader(lines, delimiter=self.delimiter, quoting=stdlib_csv.QUOTE_NONE)
+        return stdlib_csv.reader(
+            lines, delimiter=self.delimiter, quotechar=self.quote, doublequote=True
+        )
+
+
+def _from_header_row(text: str, header_row: int, source_name: str) -> tuple[str, int]:
+    """The text from the header line on, and that line's 1-based number."""
+    start = 0
+    for index in range(header_row):
+        newline = text.find("\n", start)
+        if newline < 0:
+            raise FormatError(
+                source_name,
+                f"`header_row` is {header_row} but the file has only {index + 1} lines",
+                "Set `header_row` to the 0-based index of the line with the column names",
+            )
+        start = newline + 1
+    if start >= len(text) or text[start:].isspace():
+        raise FormatError(
+            source_name,
+            f"there is nothing from `header_row` {header_row} on",
+            "Set `header_row` to the 0-based index of the line with the column names",
+            line=header_row + 1,
+        )
+    return text[start:], header_row + 1
+
+
+def _physical_lines(body: str) -> pl.Series:
+    lines = pl.Series("text", [body]).str.split("\n").explode()
+    # A final newline ends the last line; it does not start an empty one.
+    return lines.head(-1) if body.endswith("\n") else lines
+
+
+def _line_offsets(lines: pl.Series) -> list[int]:
+    # Character offset at which each line starts (+1 for the newline split off each line).
+    lengths = lines.str.len_chars() + 1
+    return [0, *lengths.cum_sum().to_list()]
+
+
+def sniff_delimiter(lines: list[str], quote: str | None) -> str:
+    """The candidate that splits the header line most; ties go to the one the data agrees with."""
+    header, sample = lines[0], [line for line in lines[1:] if line.strip()]
+
+    def width(line: str, delimiter: str) -> int:
+        return len(next(_Dialect(delimiter, quote).reader([line]), [""]))
+
+    widths = {d: width(header, d) for d in DELIMITERS}
+    most = max(widths.values())
+    if most == 1:
+        # One column: any delimiter works as long as it does not split the data.
+        return min(DELIMITERS, key=lambda d: sum(line.count(d) for line in sample))
+    tied = [d for d in DELIMITERS if widths[d] == most]
+    return max(tied, key=lambda d: sum(width(line, d) == most for line in sample))
+
+
+def _scan(
+    body: str, lines: pl.Series, dialect: _Dialect, header_line: int, source_name: str
+) -> pl.DataFrame:
+    """One row per record: first physical line (0-based), field count, blank, empty.
+
+    `blank` records (nothing but whitespace) are what polars turns into all-null rows
+    without checking their width; `empty` records have no value in any field.
+    """
+    quote, delimiter = dialect.quote, dialect.delimiter
+    unquoted = lines
+    if quote is not None and quote in body:
+        if (lines.str.count_matches(quote, literal=True) % 2 == 1).any():
+            # An odd number of quote characters on a line means a quoted field continues on
+            # the next line (or a stray quote): only a real CSV parser knows where records end.
+            return _scan_records(body, dialect, header_line, source_name)
+        # Blank out quoted fields (a quote opens one only at the start of a field, as in
+        # polars and the csv module) so the delimiters inside them are not counted.
+        q, c = _escape(quote), _class_escape(quote)
+        field = f"{q}[^{c}]*(?:{q}{q}[^{c}]*)*{q}"
+        unquoted = lines.str.replace_all(f"(^|{_escape(delimiter)}){field}", "${1}")
+
+    fields = unquoted.str.count_matches(delimiter, literal=True) + 1
+    # `contains` stops at the first real character, so this is cheap on ordinary lines.
+    # Quote characters are not content: a line of `"";""` holds nothing.
+    ignored = _class_escape(delimiter) + (_class_escape(quote) if quote else "")
+    empty = ~lines.str.contains(f"[^\\s{ignored}]")
+    return pl.DataFrame(
+        {
+            "line": pl.int_range(lines.len(), eager=True, dtype=pl.Int64),
+            "fields": fields.cast(pl.Int64),
+            "empty": empty,
+        }
+    ).with_columns(blank=pl.col("empty") & (pl.col("fields") <= 1))
+
+
+def _escape(char: str) -> str:
+    # The characters Rust's regex syntax treats as special outside a class.
+    return "\\" + char if char in "\\.+*?()|[]{}^$#&-~" else char
+
+
+def _class_escape(char: str) -> str:
+    return "\\" + char if char in "\\]^-[" else char
+
+
+def _scan_records(body: str, dialect: _Dialect, header_line: int, source_name: str) -> pl.DataFrame:
+    reader = dialect.reader(io.StringIO(body, newline="\n"))
+    starts: list[int] = []
+    fields: list[int] = []
+    empty: list[bool] = []
+    previous = 0
+    try:
+        for row in reader:
+            starts.append(previous)
+            previous = reader.line_num
+            fields.append(len(row) or 1)  # the csv module gives [] for a blank line
+            empty.append(not "".join(row).strip())
+    except stdlib_csv.Error as err:
+        raise FormatError(
+            source_name,
+            f"cannot split the file into records from here on: {err}",
+            "A quoted field probably never ends: check for an unbalanced quote character"
+            " on this line, or set `quote:` in the dataset YAML",
+            line=header_line + previous,
+        ) from err
+    return pl.DataFrame(
+        {"line": starts, "fields": fields, "empty": empty},
+        schema={"line": pl.Int64, "fields": pl.Int64, "empty": pl.Boolean},
+    ).with_columns(blank=pl.col("empty") & (pl.col("fields") <= 1))
+
+
+def _check_widths(
+    records: pl.DataFrame,
+    header_fields: int,
+    header_line: int,
+    dialect: _Dialect,
+    opts: CsvOptions,
+    source_name: str,
+) -> None:
+    ragged = records.filter((pl.col("fields") != header_fields) & ~pl.col("blank"))
+    if not ragged.height:
+        return
+    line, fields = ragged.row(0)[:2]
+    more = ragged.height - 1
+    others = f"; {more} more row{'s differ' if more > 1 else ' differs'}" if more else ""
+    source = "set" if opts.delimiter else "detected"
+    hint = (
+        f"Check the delimiter ({_NAMES.get(dialect.delimiter, dialect.delimiter)}, {source};"
+        " set `delimiter:` in the dataset YAML) and the quoting, or fix the row at the source"
+    )
+    last_rows = set(records.filter(~pl.col("empty"))["line"].tail(3).to_list())
+    if set(ragged["line"].to_list()) <= last_rows:
+        hint += (
+            f"; if the last rows are notes or totals, set `skip_footer_rows:`"
+            f" (now {opts.skip_footer_rows})"
+        )
+    raise FormatError(
+        source_name,
+        f"the row has {fields} field{'s' if fields != 1 else ''} but the header (line"
+        f" {header_line}) has {header_fields}{others}",
+        hint,
+        line=header_line + line,
+    )
+
+
+def _read(payload: bytes, dialect: _Dialect) -> pl.DataFrame:
+    return pl.read_csv(
+        payload,
+        has_header=False,  # the header row is read as data so duplicate names stay visible
+        infer_schema=False,  # every column stays text; typing happens downstream
+        separator=dialect.delimiter,
+        quote_char=dialect.quote,
+        encoding="utf8",
+        raise_if_empty=False,
+        truncate_ragged_lines=False,
+    )
+
+
+def _parse(
+    body: str, dialect: _Dialect, records: pl.DataFrame, header_line: int, source_name: str
+) -> pl.DataFrame:
+    try:
+        return _read(body.encode("utf-8"), dialect)
+    except pl.exceptions.PolarsError as err:
+        cause = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+        line = _first_unparsable_line(body, dialect, records, header_line)
+        raise FormatError(
+            source_name,
+            f"cannot parse the row: {cause}",
+            "Check the quoting on that line (a field that starts with a quote must end with"
+            " one, and quotes inside it must be doubled), or set `quote:` in the dataset YAML",
+            line=line,
+        ) from err
+
+
+def _first_unparsable_line(
+    body: str, dialect: _Dialect, records: pl.DataFrame, header_line: int
+) -> int | None:
+    # polars reports chunk-relative offsets, not lines; bisect on whole records instead
+    # (a few extra parses, only on the error path).
+    offsets = _line_offsets(_physical_lines(body))
+    starts = records["line"].to_list()
+
+    def parses(count: int) -> bool:
+        end = offsets[starts[count]] if count < len(starts) else len(body)
+        try:
+            _read(body[:end].encode("utf-8"), dialect)
+        except pl.exceptions.PolarsError:
+            return False
+        return True
+
+    if not parses(0):
+        return header_line
+    good, bad = 0, len(starts)
+    if parses(bad):
+        return None
+    while bad - good > 1:
+        middle = (good + bad) // 2
+        if parses(middle):
+            good = middle
+        else:
+            bad = middle
+    return header_line + starts[bad - 1]

@@ -1,0 +1,56 @@
+"""The one error type readers raise: a file that cannot be read, said in one actionable line."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _one_line(text: str) -> str:
+    # Library messages (polars, calamine) span several lines; logs and the CLI print one.
+    return " ".join(str(text).split())
+
+
+class FormatError(Exception):
+    """A file that cannot be read.
+
+    str() is ONE line: '<file>[, sheet <s>][, line <n>]: <cause>. <what to do>'
+    """
+
+    file: str
+    cause: str
+    hint: str
+    line: int | None
+    sheet: str | None
+
+    def __init__(
+        self,
+        file: str,
+        cause: str,
+        hint: str,
+        *,
+        line: int | None = None,
+        sheet: str | None = None,
+    ) -> None:
+        self.file = file
+        self.cause = _one_line(cause).rstrip(".")
+        self.hint = _one_line(hint)
+        self.line = line
+        self.sheet = sheet
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        where = self.file
+        if self.sheet is not None:
+            where += f", sheet {self.sheet}"
+        if self.line is not None:
+            where += f", line {self.line}"
+        return f"{where}: {self.cause}. {self.hint}".rstrip()
+
+    # Exceptions with keyword-only constructor arguments do not survive pickling by default;
+    # Dagster moves errors between processes, so spell out how to rebuild one.
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild, (self.file, self.cause, self.hint, self.line, self.sheet))
+
+
+def _rebuild(file: str, cause: str, hint: str, line: int | None, sheet: str | None) -> FormatError:
+    return FormatError(file, cause, hint, line=line, sheet=sheet)

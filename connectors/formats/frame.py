@@ -1,0 +1,113 @@
+"""The contract every reader's frame meets, applied in one place so the readers cannot drift.
+
+Readers hand over raw cell text positionally plus the header texts and where each row came
+from; this module names the columns, strips and nulls values, drops empty rows and footers,
+and refuses headers that would make a column ambiguous.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Sequence
+
+import polars as pl
+
+from connectors.formats.errors import FormatError
+
+SOURCE_ROW = "_source_row"
+
+
+def header_name(raw: object) -> str:
+    # Merged Excel headers arrive as "Start\n dato"; a person (and the YAML) calls it "Start dato".
+    return " ".join(str(raw).split()) if raw is not None else ""
+
+
+def clean_values(frame: pl.DataFrame) -> pl.DataFrame:
+    """Every column as stripped text, with empty text as null."""
+    return frame.select(
+        pl.when(stripped.str.len_bytes() > 0).then(stripped).alias(name)
+        for name in frame.columns
+        for stripped in [pl.col(name).cast(pl.String).str.strip_chars()]
+    )
+
+
+def non_empty(frame: pl.DataFrame) -> pl.Expr:
+    if not frame.columns:
+        return pl.lit(False)
+    return pl.any_horizontal(pl.col(name).is_not_null() for name in frame.columns)
+
+
+def finish(
+    values: pl.DataFrame,
+    header: Sequence[object],
+    source_row: pl.Series,
+    *,
+    source_name: str,
+    header_line: int | None,
+    sheet: str | None = None,
+    skip_footer_rows: int = 0,
+    skip_rows_matching: str | None = None,
+) -> pl.DataFrame:
+    """Name, clean and trim `values` (positional columns, one per header cell).
+
+    `header_line` is where the header is in the file, for messages; None when the names are
+    not a row of the file (JSON keys).
+    """
+    names = [header_name(h) for h in header]
+    positional = [f"column_{i}" for i in range(len(names))]
+    frame = clean_values(values.rename(dict(zip(values.columns, positional, strict=True))))
+    frame = frame.with_columns(source_row.cast(pl.Int64).alias(SOURCE_ROW))
+    frame = frame.filter(non_empty(frame.select(positional)))
+    if skip_footer_rows:
+        frame = frame.head(max(frame.height - skip_footer_rows, 0))
+
+    def fail(cause: str, hint: str, line: int | None = header_line) -> FormatError:
+        return FormatError(source_name, cause, hint, line=line, sheet=sheet)
+
+    keep = [i for i, name in enumerate(names) if name]
+    if not keep:
+        raise fail(
+            "the header row is empty",
+            "Set `header_row` (0-based) to the row holding the column names"
+            + (f"; line {header_line} was used" if header_line else ""),
+        )
+    for i, name in enumerate(names):
+        if name:
+            continue
+        # Exports often carry a trailing delimiter or a formatted-but-empty Excel column:
+        # an unnamed column with no values holds nothing and is dropped.
+        filled = frame.filter(pl.col(positional[i]).is_not_null())
+        if filled.height:
+            raise fail(
+                f"column {i + 1} has values (first in row {filled[SOURCE_ROW][0]}) but no"
+                " header text",
+                "Give the column a header in the source, or check `header_row`"
+                + (f" (line {header_line} is used as the header)" if header_line else ""),
+            )
+    duplicates = sorted(n for n, count in Counter(names[i] for i in keep).items() if count > 1)
+    if duplicates:
+        raise fail(
+            "duplicate column names " + ", ".join(f"'{d}'" for d in duplicates),
+            "Rename the columns in the source so each name is unique, or check `header_row`",
+        )
+    if SOURCE_ROW in (names[i] for i in keep):
+        raise fail(
+            f"the file has a column named '{SOURCE_ROW}', which the reader adds itself",
+            "Rename that column in the source",
+        )
+
+    if skip_rows_matching:
+        first = pl.col(positional[keep[0]])
+        try:
+            frame = frame.filter(~first.str.contains(skip_rows_matching).fill_null(False))
+        except pl.exceptions.PolarsError as err:
+            raise FormatError(
+                source_name,
+                f"`skip_rows_matching` is not a valid regular expression: {err}",
+                "Fix the pattern in the dataset YAML (Rust regex syntax, no look-around)",
+            ) from err
+
+    return frame.select(
+        *(pl.col(positional[i]).alias(names[i]) for i in keep),
+        pl.col(SOURCE_ROW),
+    )

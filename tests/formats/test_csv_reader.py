@@ -1,0 +1,275 @@
+"""CSV reading: encodings, delimiters, quoting, line numbers, trimming and errors."""
+
+from __future__ import annotations
+
+import csv
+import io
+import random
+from typing import Any
+
+import polars as pl
+import pytest
+
+from connectors.formats import FormatError, read_table
+from connectors.formats.encoding import decode
+
+DANISH = "Søren Østergård;Æblevej 3, 1. tv.;Århus;Bæk;ÆØÅæøå"
+
+
+def read(data: bytes, **options: Any) -> pl.DataFrame:
+    return read_table(data, {"type": "csv", **options}, source_name="export.csv")
+
+
+def read_error(data: bytes, **options: Any) -> FormatError:
+    with pytest.raises(FormatError) as caught:
+        read(data, **options)
+    assert "\n" not in str(caught.value)
+    return caught.value
+
+
+# --- encodings -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("encoding", ["cp1252", "latin-1"])
+def test_single_byte_danish_is_detected_as_a_western_code_page(encoding: str) -> None:
+    text = "navn;adresse;by;note;alle\n" + DANISH + "\nJørgen Ødegaard;Færgevej 12;Køge;;x\n"
+    data = text.encode(encoding)
+
+    frame = read(data)
+
+    assert frame["navn"].to_list() == ["Søren Østergård", "Jørgen Ødegaard"]
+    assert frame["alle"][0] == "ÆØÅæøå"
+    # cp1250 would turn ø into ř and å into ĺ: the detection must never go there.
+    assert decode(data, None, source_name="x").encoding in {"cp1252", "latin-1", "iso8859-1"}
+
+
+def test_cp1252_only_characters_decode() -> None:
+    data = "vare;pris\nKaffe – stor;25 €\n“Særtilbud”;10 €\n".encode("cp1252")
+    assert read(data)["vare"].to_list() == ["Kaffe – stor", "“Særtilbud”"]
+
+
+@pytest.mark.parametrize("codec", ["utf-8-sig", "utf-16", "utf-16-le", "utf-16-be"])
+def test_byte_order_marks(codec: str) -> None:
+    text = "navn\tby\r\nÅse Bæk\tKøge\r\n"
+    if codec == "utf-16-le":
+        data = b"\xff\xfe" + text.encode(codec)
+    elif codec == "utf-16-be":
+        data = b"\xfe\xff" + text.encode(codec)
+    else:
+        data = text.encode(codec)
+
+    frame = read(data)
+
+    assert frame.columns == ["navn", "by", "_source_row"]  # no BOM glued to "navn"
+    assert frame.rows() == [("Åse Bæk", "Køge", 2)]
+
+
+def test_cp865_when_declared_and_explicit_encoding_wins() -> None:
+    data = "navn;by\nÅse Ærø;Ørsted\n".encode("cp865")
+    assert read(data, encoding="cp865")["navn"].to_list() == ["Åse Ærø"]
+    # Declared wrongly, the file is read as declared (explicit wins; no second-guessing).
+    assert read(data, encoding="latin-1")["navn"].to_list() == ["\x8fse \x92r\x9b"]
+    # ...or refused where the bytes do not exist in the declared code page.
+    assert "not valid cp1252" in str(read_error(data, encoding="cp1252"))
+
+
+def test_invalid_bytes_for_the_declared_encoding_name_the_line() -> None:
+    data = "navn;by\nA;B\nSøren;Køge\n".encode("cp1252")
+    error = read_error(data, encoding="utf-8")
+    assert error.line == 3
+    assert "export.csv, line 3:" in str(error)
+    assert "`encoding:`" in str(error)
+
+
+def test_mostly_utf8_with_a_stray_byte_is_an_error_not_mojibake() -> None:
+    data = "navn;by\nSøren;Køge\nÅse;Ærø\n".encode() + b"J\xf8rgen;Vejle\n"
+    error = read_error(data)
+    assert error.line == 4
+    assert "mixed encodings" in str(error)
+
+
+def test_unknown_encoding_name() -> None:
+    assert "unknown encoding" in str(read_error(b"a\n1\n", encoding="utf8-lossy"))
+
+
+# --- delimiters --------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("delimiter", [";", ",", "\t", "|"])
+def test_delimiter_is_sniffed_from_the_header(delimiter: str) -> None:
+    data = delimiter.join(["id", "navn", "beløb"]) + "\n" + delimiter.join(["1", "Bo", "12"])
+    assert read(data.encode()).rows() == [("1", "Bo", "12", 2)]
+
+
+def test_sniffing_ignores_delimiters_inside_quoted_headers_and_prefers_semicolon_on_ties() -> None:
+    data = 'navn;"beløb, kr."\n"Hansen, Jens";1,5\n'.encode()
+    assert read(data).columns == ["navn", "beløb, kr.", "_source_row"]
+    tie = "navn, fornavn;by\nHansen, Jens;Køge\n".encode()
+    assert read(tie).rows() == [("Hansen, Jens", "Køge", 2)]
+
+
+def test_explicit_delimiter_wins_and_backslash_t_means_tab() -> None:
+    data = b"a;b\tc\n1;2\t3\n"
+    assert read(data, delimiter="\\t").rows() == [("1;2", "3", 2)]
+    assert read(data, delimiter=";").rows() == [("1", "2\t3", 2)]
+
+
+# --- quoting, line numbers, record counts -----------------------------------------------
+
+
+def test_quoted_newlines_and_delimiters_keep_records_and_line_numbers() -> None:
+    data = (
+        "id;tekst;beløb\r\n"
+        '1;"første linje\r\nanden linje; med semikolon";10\r\n'
+        '2;"citat: ""hej""";20\r\n'
+        '3;"tre\nlinjer\nher";30\r\n'
+        "4;slut;40\r\n"
+    ).encode()
+
+    frame = read(data)
+
+    assert frame["id"].to_list() == ["1", "2", "3", "4"]
+    assert frame["_source_row"].to_list() == [2, 4, 5, 8]
+    assert frame["tekst"][0] == "første linje\r\nanden linje; med semikolon"
+    assert frame["tekst"][1] == 'citat: "hej"'
+
+
+def test_record_count_and_lines_reconcile_with_the_stdlib_on_a_larger_file() -> None:
+    rng = random.Random(7)
+    out = io.StringIO(newline="")
+    writer = csv.writer(out, delimiter=";", lineterminator="\r\n")
+    writer.writerow(["id", "navn", "note"])
+    for i in range(20_000):
+        note = rng.choice(["", "kort", "to\nlinjer", 'med "citat"', "a;b", "x\r\ny\nz"])
+        writer.writerow([i, rng.choice(["Søren", "Åse", "Bo"]), note])
+    data = out.getvalue().encode("utf-8")
+
+    reader = csv.reader(io.StringIO(out.getvalue(), newline=""), delimiter=";")
+    next(reader)
+    expected_lines, start = [], reader.line_num + 1
+    for _row in reader:
+        expected_lines.append(start)
+        start = reader.line_num + 1
+
+    frame = read(data)
+
+    assert frame.height == 20_000
+    assert frame["_source_row"].to_list() == expected_lines
+    assert frame["id"].to_list() == [str(i) for i in range(20_000)]
+
+
+def test_every_column_is_text_stripped_with_empty_as_null_and_blank_lines_dropped() -> None:
+    data = b'id; navn ;beloeb\n\n 007 ;  Bo  ;\n   \n;;\n2;"";1.50\n\n'
+    frame = read(data)
+    assert frame.columns == ["id", "navn", "beloeb", "_source_row"]
+    assert frame.schema == {
+        "id": pl.String,
+        "navn": pl.String,
+        "beloeb": pl.String,
+        "_source_row": pl.Int64,
+    }
+    assert frame.rows() == [("007", "Bo", None, 3), ("2", None, "1.50", 6)]
+
+
+def test_quote_can_be_changed_or_switched_off() -> None:
+    assert read(b"a;b\n'x;y';z\n", quote="'").rows() == [("x;y", "z", 2)]
+    assert read(b'a;b\n"x;"\n', quote=None).rows() == [('"x', '"', 2)]
+
+
+# --- header, footers, totals ------------------------------------------------------------
+
+
+def test_header_row_skips_title_lines_and_line_numbers_stay_physical() -> None:
+    data = (
+        'Borgere med "hjemmehjælp"; udtræk\nKørt 2026-01-31\n\ncpr;navn\n0101901234;Åse\n'
+    ).encode()
+    frame = read(data, header_row=3)
+    assert frame.rows() == [("0101901234", "Åse", 5)]
+
+
+def test_total_rows_dropped_by_pattern_and_footer_rows_by_count() -> None:
+    data = (
+        "område;antal\n"
+        "Indre By;10\n"
+        "Østerbro;20\n"
+        "I alt;30\n"
+        "\n"
+        "Kilde: Københavns Kommune\n"
+        "Udtrukket 2026-01-31; kl. 10:00; af system X\n"
+    ).encode()
+
+    frame = read(data, skip_rows_matching="^(I alt|Total)", skip_footer_rows=2)
+
+    assert frame.rows() == [("Indre By", "10", 2), ("Østerbro", "20", 3)]
+
+
+def test_a_footer_that_is_not_skipped_is_a_ragged_row_with_a_hint() -> None:
+    error = read_error(b"a;b\n1;2\nKilde: DST\n")
+    assert error.line == 3
+    assert "skip_footer_rows" in str(error)
+
+
+def test_header_row_beyond_the_file() -> None:
+    assert "`header_row` is 5" in str(read_error(b"a;b\n1;2\n", header_row=5))
+
+
+def test_duplicate_headers_are_named() -> None:
+    error = read_error(b"id;navn;Navn;navn ;id\n1;2;3;4;5\n")
+    assert "'id'" in str(error) and "'navn'" in str(error) and "'Navn'" not in str(error)
+    assert error.line == 1
+
+
+def test_trailing_delimiter_column_without_header_or_values_is_dropped() -> None:
+    assert read(b"a;b;\n1;2;\n").columns == ["a", "b", "_source_row"]
+    error = read_error(b"a;b;\n1;2;3\n")
+    assert "column 3 has values" in str(error)
+
+
+# --- errors -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("data", "line", "fields"),
+    [
+        (b"a;b;c\n1;2;3\n4;5;6;7\n8;9;10\n", 3, 4),
+        (b"a;b;c\n1;2;3\n4;5\n8;9;10\n", 3, 2),
+        (b'a;b;c\n1;"x\ny";3\n4;5\n8;9;10\n', 4, 2),
+    ],
+)
+def test_ragged_rows_are_errors_with_their_line(data: bytes, line: int, fields: int) -> None:
+    error = read_error(data)
+    assert error.line == line
+    assert str(error).startswith(f"export.csv, line {line}: the row has {fields} field")
+    assert "delimiter" in error.hint
+
+
+def test_malformed_quoting_is_located_by_line() -> None:
+    rows = "".join(f"{i};tekst {i};{i}\n" for i in range(1, 500))
+    data = ("id;tekst;n\n" + rows + '500;"citat" efter;1\n' + rows).encode()
+    error = read_error(data)
+    assert error.line == 501
+    assert "quot" in str(error)
+
+
+def test_unbalanced_quote_is_an_error_not_a_swallowed_file() -> None:
+    error = read_error(b'a;b;c\n1;"x;3\n4;5;6\n7;8;9\n')
+    assert error.line == 2
+
+
+def test_empty_file_and_empty_header() -> None:
+    assert "empty" in str(read_error(b""))
+    assert "empty" in str(read_error(b"\n\na;b\n"))
+
+
+def test_only_a_header_gives_no_rows_but_the_columns() -> None:
+    frame = read(b"a;b\r\n")
+    assert frame.columns == ["a", "b", "_source_row"] and frame.height == 0
+
+
+@pytest.mark.parametrize(
+    "options",
+    [{"delimeter": ";"}, {"header_row": -1}, {"header_row": True}, {"delimiter": ";;"}],
+)
+def test_bad_options_are_errors(options: dict[str, Any]) -> None:
+    error = read_error(b"a;b\n1;2\n", **options)
+    assert "dataset YAML" in str(error)
