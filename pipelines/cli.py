@@ -170,8 +170,15 @@ def cmd_sql(args: argparse.Namespace) -> int:
     elif args.format == "json":
         sys.stdout.write(result.write_json() + "\n")
     else:
+        # Piped output is not wrapped; on a terminal, use its width.
+        width = shutil.get_terminal_size((10_000, 40)).columns if sys.stdout.isatty() else 10_000
         with pl.Config(
-            tbl_rows=200, tbl_cols=50, fmt_str_lengths=60, tbl_hide_dataframe_shape=True
+            tbl_rows=200,
+            tbl_cols=50,
+            fmt_str_lengths=60,
+            tbl_width_chars=width,
+            tbl_hide_dataframe_shape=True,
+            tbl_hide_column_data_types=True,
         ):
             print(result)
     return 0
@@ -279,12 +286,24 @@ def _print_summary(home: Home, result) -> None:
             print(f"{'':<22}{row['message']}")
     failed = [e for e in result.get_asset_check_evaluations() if not e.passed]
     print()
-    if failed:
-        print("Failed checks:")
-        for e in failed:
-            print(f"  {e.asset_key.to_user_string()} {e.check_name} ({e.severity.value})")
-    else:
+    for severity, title in (
+        ("ERROR", "Failed checks (downstream blocked):"),
+        ("WARN", "Checks with findings (rows quarantined, load went on):"),
+    ):
+        found = [e for e in failed if e.severity.value == severity]
+        if found:
+            print(title)
+        for e in found:
+            detail = ", ".join(
+                f"{k} {v.value}"
+                for k, v in e.metadata.items()
+                if k in ("rows_quarantined", "duplicate_rows")
+            )
+            print(f"  {e.asset_key.to_user_string():<28} {e.check_name:<15} {detail}")
+    if not failed:
         print("All checks passed.")
+    if any(e.severity.value == "WARN" for e in failed):
+        print('Quarantined rows: kommunelake sql "select * from quality.quarantine"')
     if not result.success:
         for event in result.all_events:
             if event.is_step_failure:
