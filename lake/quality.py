@@ -51,7 +51,9 @@ _RUN_SCHEMA = {
 
 
 def record_run(home: Home, run: RunRecord) -> None:
-    app_id = f"run:{run.dataset}:{run.batch_id}"
+    # One row per batch and outcome: a rejected batch retried after a fix gets its "loaded"
+    # row, while retrying it unchanged adds nothing.
+    app_id = f"run:{run.dataset}:{run.batch_id}:{run.status}"
     uri = home.runs_uri
     if DeltaTable.is_deltatable(uri) and DeltaTable(uri).transaction_version(app_id) is not None:
         return

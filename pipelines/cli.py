@@ -58,7 +58,7 @@ def _parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="build the synthetic Demo Kommune and load everything")
     demo.add_argument("--home", help="home directory (default: KOMMUNELAKE_HOME or ./demo-home)")
-    demo.add_argument("--persons", type=int, default=20_000, help="persons to generate")
+    demo.add_argument("--persons", type=_positive, default=20_000, help="persons to generate")
     demo.add_argument("--seed", type=int, default=2026, help="generator seed")
     demo.set_defaults(handler=cmd_demo)
 
@@ -322,6 +322,13 @@ Next:
   kommunelake sql "select dataset, \\"check\\", count(*) from quality.quarantine group by all"
   notebook / python:               from lake import connect; con = connect()
                                    (home: {home.root}; set KOMMUNELAKE_HOME to use another)""")
+
+
+def _positive(text: str) -> int:
+    value = int(text) if text.isdigit() else 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
+    return value
 
 
 def _one_line(error: BaseException) -> str:

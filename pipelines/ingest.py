@@ -99,8 +99,19 @@ def land_drop_folder(spec: DatasetSpec, home: Home) -> int:
 
 
 def pending_batches(spec: DatasetSpec, home: Home) -> list[LandedFile]:
-    done = set(quality.runs(home, spec.name).get_column("batch_id").to_list())
-    return [f for f in manifest(home.manifest_uri, spec.name) if f.batch_id not in done]
+    """Landed batches to process, oldest first: those never tried, plus the newest landed
+    batch if it was rejected. Retrying that one lets a fix in the YAML (e.g. a column alias)
+    take effect on the next run; a rejected batch that a newer delivery superseded is left
+    alone, so a stale file never overwrites newer data."""
+    history = quality.runs(home, spec.name)
+    tried = set(history["batch_id"].to_list())
+    loaded = set(history.filter(pl.col("status") == "loaded")["batch_id"].to_list())
+    landed = manifest(home.manifest_uri, spec.name)
+    return [
+        f
+        for i, f in enumerate(landed)
+        if f.batch_id not in tried or (f.batch_id not in loaded and i == len(landed) - 1)
+    ]
 
 
 def load_dataset(

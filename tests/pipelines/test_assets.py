@@ -1,0 +1,85 @@
+"""Assets through dagster.materialize on a temporary home: blocking really blocks, and a
+rejected file can be fixed by a new delivery or by a YAML change."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import dagster as dg
+import pytest
+from deltalake import DeltaTable
+
+from connectors.demo import generate
+from lake.home import Home
+from lake.quality import runs
+from pipelines.definitions import build_assets
+from pipelines.ingest import load_dataset, pending_batches
+from pipelines.resources import lake_resource
+from pipelines.specs import spec_by_name
+from tests.conftest import TEST_KEY
+
+SILVER_CPR = dg.AssetKey(["silver", "cpr_persons"])
+GOLD_POPULATION = dg.AssetKey(["gold", "population_by_district"])
+
+
+@pytest.fixture
+def demo_home(home: Home, monkeypatch) -> Home:
+    generate(home.root, persons=400)
+    monkeypatch.setenv("KOMMUNELAKE_HOME", str(home.root))
+    monkeypatch.setenv("KOMMUNELAKE_PSEUDONYM_KEY", TEST_KEY.decode())
+    return home
+
+
+def _materialize(instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
+    return dg.materialize(
+        build_assets(), resources={"lake": lake_resource()}, instance=instance, raise_on_error=False
+    )
+
+
+def _rename_header(home: Home, old: str, new: str, name: str = "cpr_personer.csv") -> None:
+    folder = home.drop / "cpr_persons"
+    text = (folder / "cpr_personer.csv").read_text()
+    (folder / "cpr_personer.csv").unlink()
+    (folder / name).write_text(text.replace(old, new, 1))
+
+
+def test_schema_break_blocks_gold_and_keeps_other_datasets_loading(demo_home) -> None:
+    _rename_header(demo_home, "PNR;", "PERSONNR;")
+    instance = dg.DagsterInstance.ephemeral()
+    result = _materialize(instance)
+
+    checks = {(e.asset_key, e.check_name): e for e in result.get_asset_check_evaluations()}
+    schema = checks[(SILVER_CPR, "schema")]
+    assert not schema.passed and schema.severity == dg.AssetCheckSeverity.ERROR
+    assert not result.success  # a failed blocking check fails its step
+    materialized = {e.asset_key for e in result.get_asset_materialization_events()}
+    assert GOLD_POPULATION not in materialized  # blocked downstream, in the same run
+    assert dg.AssetKey(["silver", "dar_addresses"]) in materialized
+    assert not DeltaTable.is_deltatable(demo_home.table_uri("silver", "cpr_persons"))
+    [rejected] = runs(demo_home, "cpr_persons").rows(named=True)
+    assert rejected["status"] == "rejected"
+    assert "cpr_personer.csv" in rejected["message"] and "PERSONNR" in rejected["message"]
+
+    # The sender delivers a corrected file: it loads, and the stale rejected one stays put.
+    _rename_header(demo_home, "PERSONNR;", "PNR;", name="cpr_personer_v2.csv")
+    result = _materialize(instance)
+    assert result.success
+    statuses = runs(demo_home, "cpr_persons")["status"].to_list()
+    assert statuses == ["rejected", "loaded"]
+    assert pending_batches(spec_by_name("cpr_persons"), demo_home) == []
+    gold = [e.asset_key for e in result.get_asset_materialization_events()]
+    assert GOLD_POPULATION in gold
+
+
+def test_a_yaml_fix_loads_the_rejected_file_on_the_next_run(demo_home) -> None:
+    _rename_header(demo_home, "PNR;", "PERSONNR;")
+    spec = spec_by_name("cpr_persons")
+    report = load_dataset(spec, demo_home, TEST_KEY)
+    assert [b.status for b in report.batches] == ["rejected"]
+    assert load_dataset(spec, demo_home, TEST_KEY).batches[0].status == "rejected"
+    assert runs(demo_home, "cpr_persons").height == 1  # retried, not recorded twice
+
+    fixed = dataclasses.replace(spec, columns={**spec.columns, "PERSONNR": "cpr"})
+    report = load_dataset(fixed, demo_home, TEST_KEY)
+    assert [b.status for b in report.batches] == ["loaded"]
+    assert report.batches[0].rows_valid > 300
