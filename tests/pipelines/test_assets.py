@@ -45,30 +45,30 @@ def _rename_header(home: Home, old: str, new: str, name: str = "cpr_personer.csv
 
 def test_schema_break_blocks_gold_and_keeps_other_datasets_loading(demo_home) -> None:
     _rename_header(demo_home, "PNR;", "PERSONNR;")
-    instance = dg.DagsterInstance.ephemeral()
-    result = _materialize(instance)
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = _materialize(instance)
 
-    checks = {(e.asset_key, e.check_name): e for e in result.get_asset_check_evaluations()}
-    schema = checks[(SILVER_CPR, "schema")]
-    assert not schema.passed and schema.severity == dg.AssetCheckSeverity.ERROR
-    assert not result.success  # a failed blocking check fails its step
-    materialized = {e.asset_key for e in result.get_asset_materialization_events()}
-    assert GOLD_POPULATION not in materialized  # blocked downstream, in the same run
-    assert dg.AssetKey(["silver", "dar_addresses"]) in materialized
-    assert not DeltaTable.is_deltatable(demo_home.table_uri("silver", "cpr_persons"))
-    [rejected] = runs(demo_home, "cpr_persons").rows(named=True)
-    assert rejected["status"] == "rejected"
-    assert "cpr_personer.csv" in rejected["message"] and "PERSONNR" in rejected["message"]
+        checks = {(e.asset_key, e.check_name): e for e in result.get_asset_check_evaluations()}
+        schema = checks[(SILVER_CPR, "schema")]
+        assert not schema.passed and schema.severity == dg.AssetCheckSeverity.ERROR
+        assert not result.success  # a failed blocking check fails its step
+        materialized = {e.asset_key for e in result.get_asset_materialization_events()}
+        assert GOLD_POPULATION not in materialized  # blocked downstream, in the same run
+        assert dg.AssetKey(["silver", "dar_addresses"]) in materialized
+        assert not DeltaTable.is_deltatable(demo_home.table_uri("silver", "cpr_persons"))
+        [rejected] = runs(demo_home, "cpr_persons").rows(named=True)
+        assert rejected["status"] == "rejected"
+        assert "cpr_personer.csv" in rejected["message"] and "PERSONNR" in rejected["message"]
 
-    # The sender delivers a corrected file: it loads, and the stale rejected one stays put.
-    _rename_header(demo_home, "PERSONNR;", "PNR;", name="cpr_personer_v2.csv")
-    result = _materialize(instance)
-    assert result.success
-    statuses = runs(demo_home, "cpr_persons")["status"].to_list()
-    assert statuses == ["rejected", "loaded"]
-    assert pending_batches(spec_by_name("cpr_persons"), demo_home) == []
-    gold = [e.asset_key for e in result.get_asset_materialization_events()]
-    assert GOLD_POPULATION in gold
+        # The sender delivers a corrected file: it loads, and the stale rejected one stays put.
+        _rename_header(demo_home, "PERSONNR;", "PNR;", name="cpr_personer_v2.csv")
+        result = _materialize(instance)
+        assert result.success
+        statuses = runs(demo_home, "cpr_persons")["status"].to_list()
+        assert statuses == ["rejected", "loaded"]
+        assert pending_batches(spec_by_name("cpr_persons"), demo_home) == []
+        gold = [e.asset_key for e in result.get_asset_materialization_events()]
+        assert GOLD_POPULATION in gold
 
 
 def test_a_yaml_fix_loads_the_rejected_file_on_the_next_run(demo_home) -> None:
