@@ -219,11 +219,24 @@ def cmd_ui(args: argparse.Namespace) -> int:
     prepare(home)
     workspace = str(REPO_ROOT / "workspace.yaml")
     print(f"Dagster UI on http://127.0.0.1:{args.port} (home {home.root}); Ctrl-C stops it.")
+    # SIGTERM (a service manager, `kill`) and SIGINT stop both children instead of orphaning them.
+    signal.signal(signal.SIGTERM, _raise_interrupt)
+    signal.signal(signal.SIGINT, _raise_interrupt)  # also when started with SIGINT ignored
+    # The scripts live beside this interpreter, which need not be on PATH (.venv/bin/...).
+    scripts = Path(sys.executable).parent
     procs = [
         subprocess.Popen(
-            ["dagster-webserver", "-h", "127.0.0.1", "-p", str(args.port), "-w", workspace]
+            [
+                str(scripts / "dagster-webserver"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(args.port),
+                "-w",
+                workspace,
+            ]
         ),
-        subprocess.Popen(["dagster-daemon", "run", "-w", workspace]),
+        subprocess.Popen([str(scripts / "dagster-daemon"), "run", "-w", workspace]),
     ]
     try:
         while all(p.poll() is None for p in procs):
@@ -322,6 +335,10 @@ Next:
   kommunelake sql "select dataset, \\"check\\", count(*) from quality.quarantine group by all"
   notebook / python:               from lake import connect; con = connect()
                                    (home: {home.root}; set KOMMUNELAKE_HOME to use another)""")
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 def _positive(text: str) -> int:
