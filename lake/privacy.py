@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 
 import polars as pl
 
@@ -59,3 +60,16 @@ def mask(values: pl.Expr) -> pl.Expr:
     """Keep only the shape of a value (letters → a, digits → N) so operators can see what is
     wrong with a personal value without seeing it."""
     return values.str.replace_all(r"[^\W\d_]", "a").str.replace_all(r"\d", "N").str.slice(0, 40)
+
+
+# Ten digits, optionally split 6-4, not inside a longer number: the shape of a CPR number.
+_CPR_SHAPED = re.compile(r"(?<!\d)\d{6}-?\d{4}(?!\d)")
+
+
+def redact(text: str) -> str:
+    """Mask CPR-shaped numbers in free text bound for logs, run records or Dagster metadata.
+
+    Error messages can quote file content (a parser's excerpt, or the first data row taken
+    for a header when a file arrives without one); they must not carry identifiers out.
+    """
+    return _CPR_SHAPED.sub(lambda m: re.sub(r"\d", "N", m.group()), text)

@@ -22,7 +22,7 @@ from lake import quality
 from lake.errors import SchemaBreak
 from lake.home import Home
 from lake.landing import LandedFile, land, manifest
-from lake.privacy import pseudonymise
+from lake.privacy import pseudonymise, redact
 from lake.tables import table_version, write_batch
 from lake.validation import Conformed, conform, identifier_columns
 from pipelines.specs import DatasetSpec
@@ -133,8 +133,9 @@ def load_batch(
     try:
         conformed = read_and_conform(spec, data, landed.original_name)
     except (FormatError, SchemaBreak) as error:
-        result = BatchResult(batch_id, landed.original_name, "rejected", message=str(error))
-        log.warning("%s: rejected %s: %s", spec.name, landed.original_name, error)
+        message = redact(str(error))
+        result = BatchResult(batch_id, landed.original_name, "rejected", message=message)
+        log.warning("%s: rejected %s: %s", spec.name, landed.original_name, message)
         _record(home, spec, result, started, run_id)
         return result
 

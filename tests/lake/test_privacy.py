@@ -6,7 +6,7 @@ import polars as pl
 import pytest
 
 from lake.errors import ConfigError
-from lake.privacy import key_from_text, mask, pseudonym, pseudonymise
+from lake.privacy import key_from_text, mask, pseudonym, pseudonymise, redact
 from tests.conftest import TEST_KEY
 
 
@@ -47,3 +47,10 @@ def test_mask_keeps_shape_not_value() -> None:
 def test_missing_or_short_key_is_a_clear_error(raw) -> None:
     with pytest.raises(ConfigError, match="KOMMUNELAKE_PSEUDONYM_KEY"):
         key_from_text(raw)
+
+
+def test_redact_masks_cpr_shaped_numbers_only() -> None:
+    text = "the file has 0101901234, Anne, 010190-1234; CVR 25052943; row 1234567890123"
+    assert redact(text) == (
+        "the file has NNNNNNNNNN, Anne, NNNNNN-NNNN; CVR 25052943; row 1234567890123"
+    )

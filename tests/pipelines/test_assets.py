@@ -83,3 +83,35 @@ def test_a_yaml_fix_loads_the_rejected_file_on_the_next_run(demo_home) -> None:
     report = load_dataset(fixed, demo_home, TEST_KEY)
     assert [b.status for b in report.batches] == ["loaded"]
     assert report.batches[0].rows_valid > 300
+
+
+def test_a_file_without_its_header_is_rejected_without_leaking_identifiers(
+    demo_home, caplog
+) -> None:
+    folder = demo_home.drop / "cpr_persons"
+    lines = (folder / "cpr_personer.csv").read_text().splitlines(keepends=True)
+    (folder / "cpr_personer.csv").write_text("".join(lines[1:]))  # header row missing
+    first_cpr = lines[1].split(";")[0]
+
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = dg.materialize(
+            build_assets(),
+            selection=[SILVER_CPR],
+            resources={"lake": lake_resource()},
+            instance=instance,
+            raise_on_error=False,
+        )
+        # Everything the run stored in the instance: what the UI shows afterwards.
+        stored = "".join(
+            str(r.event_log_entry) for r in instance.get_records_for_run(result.run_id).records
+        )
+    [rejected] = runs(demo_home, "cpr_persons").rows(named=True)
+    assert rejected["status"] == "rejected" and "NNNNNNNNNN" in rejected["message"]
+    assert "missing required column(s)" in stored
+    for text in (
+        rejected["message"],
+        stored,
+        caplog.text,
+        str(result.get_asset_check_evaluations()),
+    ):
+        assert first_cpr not in text
