@@ -8,6 +8,7 @@ up either valid or quarantined with the column, check and (masked where personal
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -18,6 +19,7 @@ from lake.errors import SchemaBreak
 from lake.privacy import mask
 
 SOURCE_ROW = "_source_row"
+_DATA_LIKE = re.compile(r"[\d\s.,:/+-]+")
 ISO_FORMATS = ("%Y-%m-%d", "%Y-%m-%d %H:%M:%S")
 FAILURE_SCHEMA = {SOURCE_ROW: pl.Int64, "column": pl.String, "check": pl.String, "value": pl.String}
 
@@ -87,10 +89,19 @@ def rename_to_contract(
     missing = [name for name in fields if name not in frame.columns]
     if missing:
         unmapped = [c for c in raw.columns if c not in renames and c != SOURCE_ROW]
+        if any(_DATA_LIKE.fullmatch(c) for c in unmapped):
+            # Headers that are numbers or dates mean the first data row was read as the
+            # header; echoing it would copy personal data into logs and run records.
+            found = (
+                "a first row that looks like data, not headers: the header row is "
+                "missing or `header_row` in the dataset YAML points at the wrong row"
+            )
+        else:
+            found = f"the headers {', '.join(unmapped) or '(none left)'}"
         raise SchemaBreak(
             f"{where}: missing required column(s) {', '.join(missing)}; the file has "
-            f"{', '.join(unmapped) or 'no other columns'}. Map the renamed header under "
-            "`columns:` in the dataset YAML, or ask the sender for the agreed layout"
+            f"{found}. Map a renamed header under `columns:` in the dataset YAML, or ask "
+            "the sender for the agreed layout"
         )
     extra = tuple(c for c in frame.columns if c not in fields and c != SOURCE_ROW)
     return frame.select([*fields, SOURCE_ROW]), extra
