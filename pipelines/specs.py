@@ -31,11 +31,40 @@ _REQUIRED = (
     "format",
     "load_mode",
 )
-_OPTIONAL = ("columns", "parse", "keys", "contact")
+_OPTIONAL = ("columns", "parse", "keys", "contact", "quality")
+_QUALITY_KEYS = (
+    "freshness_hours",
+    "quarantine_warn",
+    "quarantine_error",
+    "volume_tolerance",
+    "references",
+)
+_REFERENCE_KEYS = ("column", "dataset", "key", "severity")
 
 
 class SpecError(LakeError):
     """A dataset YAML file is wrong; the message names the file and the key."""
+
+
+@dataclass(frozen=True)
+class Reference:
+    """Values of `column` must exist as `key` in another dataset's silver table."""
+
+    column: str
+    dataset: str
+    key: str
+    severity: str = "warn"  # warn | error (error blocks downstream)
+
+
+@dataclass(frozen=True)
+class QualitySpec:
+    """The `quality:` block of a dataset YAML; every field has a sensible default."""
+
+    freshness_hours: float | None = None  # stale when the newest load is older than this
+    quarantine_warn: float = 0.0  # share of rows quarantined above which `contract` warns
+    quarantine_error: float = 0.05  # ... above which it fails with ERROR and blocks downstream
+    volume_tolerance: float = 0.5  # rows in may differ this much from the median of past loads
+    references: tuple[Reference, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -53,6 +82,7 @@ class DatasetSpec:
     parse: ParseOptions = field(default_factory=ParseOptions)
     keys: tuple[str, ...] = ()
     contact: str | None = None
+    quality: QualitySpec = field(default_factory=QualitySpec)
     path: Path | None = None
 
     @property
@@ -107,6 +137,7 @@ def load_spec(path: Path) -> DatasetSpec:
         ),
         keys=tuple(raw.get("keys") or ()),
         contact=raw.get("contact"),
+        quality=_quality(raw.get("quality") or {}, where),
         path=path,
     )
     try:
@@ -120,7 +151,42 @@ def load_spec(path: Path) -> DatasetSpec:
         raise SpecError(f"{where}: {bad} are not fields of contract {spec.contract_ref}")
     if spec.load_mode == "merge" and not spec.keys:
         raise SpecError(f"{where}: load_mode merge needs `keys:`")
+    bad = [r.column for r in spec.quality.references if r.column not in fields]
+    if bad:
+        raise SpecError(f"{where}: quality.references columns {bad} are not contract fields")
     return spec
+
+
+def _quality(raw: dict[str, Any], where: str) -> QualitySpec:
+    unknown = [k for k in raw if k not in _QUALITY_KEYS]
+    if unknown:
+        raise SpecError(f"{where}: unknown quality keys {unknown}; allowed: {_QUALITY_KEYS}")
+    references = []
+    for item in raw.get("references") or ():
+        if (
+            not isinstance(item, dict)
+            or set(item) - set(_REFERENCE_KEYS)
+            or not {"column", "dataset", "key"} <= set(item)
+        ):
+            raise SpecError(
+                f"{where}: each quality.references entry needs column, dataset, "
+                f"key (and optionally severity: warn|error), got {item!r}"
+            )
+        if item.get("severity", "warn") not in ("warn", "error"):
+            raise SpecError(f"{where}: quality.references severity must be warn or error")
+        references.append(Reference(**item))
+    warn = float(raw.get("quarantine_warn", 0.0))
+    error = float(raw.get("quarantine_error", 0.05))
+    if not 0 <= warn <= error <= 1:
+        raise SpecError(f"{where}: need 0 <= quarantine_warn <= quarantine_error <= 1")
+    freshness = raw.get("freshness_hours")
+    return QualitySpec(
+        freshness_hours=float(freshness) if freshness is not None else None,
+        quarantine_warn=warn,
+        quarantine_error=error,
+        volume_tolerance=float(raw.get("volume_tolerance", 0.5)),
+        references=tuple(references),
+    )
 
 
 def load_specs(directory: Path = DATASETS_DIR) -> list[DatasetSpec]:
