@@ -6,6 +6,9 @@ BIN := $(VENV)/bin
 HOME_DIR ?= demo-home
 PERSONS ?= 20000
 PORT ?= 3000
+# The UI end-to-end test drives Debian's chromium (a browser download is impossible offline).
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: install demo test lint format ui clean
 
@@ -20,8 +23,13 @@ $(VENV)/.synced: pyproject.toml uv.lock
 demo: install
 	$(BIN)/kommunelake demo --home $(HOME_DIR) --persons $(PERSONS)
 
-test: install
+test: install $(CHROMIUM)
 	$(BIN)/pytest
+
+$(CHROMIUM):
+	@echo "Installing Debian's chromium for the UI end-to-end test ..."
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null
 
 lint: install
 	$(BIN)/ruff check .

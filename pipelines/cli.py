@@ -308,11 +308,9 @@ def _print_summary(home: Home, result) -> None:
             print(title)
         for e in found:
             detail = ", ".join(
-                f"{k} {v.value}"
-                for k, v in e.metadata.items()
-                if k in ("rows_quarantined", "duplicate_rows")
+                f"{k} {v.value}" for k, v in e.metadata.items() if k in _SUMMARY_KEYS
             )
-            print(f"  {e.asset_key.to_user_string():<28} {e.check_name:<15} {detail}")
+            print(f"  {e.asset_key.to_user_string():<28} {e.check_name:<26} {detail}")
     if not failed:
         print("All checks passed.")
     if any(e.severity.value == "WARN" for e in failed):
@@ -325,6 +323,15 @@ def _print_summary(home: Home, result) -> None:
                     error = error.cause  # Dagster wraps the asset's own error
                 message = _one_line(error.message) if error else "unknown error"
                 print(f"FAILED {event.step_key}: {message}", file=sys.stderr)
+
+
+_SUMMARY_KEYS = (
+    "rows_quarantined",
+    "duplicate_rows",
+    "rows_without_match",
+    "new_columns",
+    "deviation",
+)
 
 
 def _print_next_steps(home: Home) -> None:

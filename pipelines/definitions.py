@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import dagster as dg
 
-from pipelines.factory import dataset_asset, silver_key
+from pipelines.checks import reference_checks, silver_key
+from pipelines.factory import dataset_asset
 from pipelines.gold.assets import gold_assets, gold_key
 from pipelines.gold.models import MODELS
 from pipelines.resources import lake_resource
@@ -18,6 +19,7 @@ def build_assets() -> list[dg.AssetsDefinition]:
     upstream = [silver_key(s.name) for s in specs] + [gold_key(m.name) for m in MODELS]
     return [
         *(dataset_asset(spec) for spec in specs),
+        *(check for spec in specs for check in reference_checks(spec)),
         *gold_assets(),
         serving_asset(specs, upstream),
     ]

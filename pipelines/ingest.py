@@ -79,11 +79,12 @@ def check_file(spec: DatasetSpec, path: Path) -> Conformed:
     return read_and_conform(spec, path.read_bytes(), path.name)
 
 
-def land_drop_folder(spec: DatasetSpec, home: Home) -> int:
-    """Land every file in the dataset's drop folder; returns how many were new."""
-    new = 0
+def land_drop_folder(spec: DatasetSpec, home: Home) -> tuple[int, set[str]]:
+    """Land every file in the dataset's drop folder; returns how many were new and the
+    content hashes of all files present now."""
+    new, present = 0, set()
     for path in drop_files(home.drop / spec.name, spec.patterns):
-        _, is_new = land(
+        landed, is_new = land(
             home.landing,
             home.manifest_uri,
             dataset=spec.name,
@@ -92,33 +93,42 @@ def land_drop_folder(spec: DatasetSpec, home: Home) -> int:
             original_name=path.name,
             media_type=media_type(path),
         )
+        present.add(landed.sha256)
         new += is_new
         if is_new:
             log.info("%s: landed %s", spec.name, path.name)
-    return new
+    return new, present
 
 
-def pending_batches(spec: DatasetSpec, home: Home) -> list[LandedFile]:
-    """Landed batches to process, oldest first: those never tried, plus the newest landed
-    batch if it was rejected. Retrying that one lets a fix in the YAML (e.g. a column alias)
-    take effect on the next run; a rejected batch that a newer delivery superseded is left
-    alone, so a stale file never overwrites newer data."""
+def pending_batches(
+    spec: DatasetSpec, home: Home, present: set[str] | None = None
+) -> list[LandedFile]:
+    """Landed batches to process, oldest first: those never tried, plus rejected ones whose
+    file is still in the drop folder (`present`) with no later landing loaded since.
+
+    Retrying lets a fix in the YAML (e.g. a column alias) take effect on the next run;
+    removing the broken file from the drop folder, or a later good delivery, ends it, so a
+    stale file never overwrites newer data.
+    """
     history = quality.runs(home, spec.name)
     tried = set(history["batch_id"].to_list())
     loaded = set(history.filter(pl.col("status") == "loaded")["batch_id"].to_list())
     landed = manifest(home.manifest_uri, spec.name)
+    newest_loaded = max((i for i, f in enumerate(landed) if f.batch_id in loaded), default=-1)
     return [
         f
         for i, f in enumerate(landed)
-        if f.batch_id not in tried or (f.batch_id not in loaded and i == len(landed) - 1)
+        if f.batch_id not in tried
+        or (f.batch_id not in loaded and i > newest_loaded and f.sha256 in (present or set()))
     ]
 
 
 def load_dataset(
     spec: DatasetSpec, home: Home, key: bytes, run_id: str | None = None
 ) -> LoadReport:
-    new_files = land_drop_folder(spec, home)
-    batches = tuple(load_batch(spec, home, key, f, run_id) for f in pending_batches(spec, home))
+    new_files, present = land_drop_folder(spec, home)
+    pending = pending_batches(spec, home, present)
+    batches = tuple(load_batch(spec, home, key, f, run_id) for f in pending)
     if not batches:
         log.info("%s: no new batch", spec.name)
     return LoadReport(spec.name, new_files, batches)

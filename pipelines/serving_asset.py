@@ -4,6 +4,7 @@ import dagster as dg
 
 from lake.serving import build_serving
 from pipelines.catalog import catalog_tables
+from pipelines.gold.assets import after_upstream_passes
 from pipelines.resources import LakeResource
 from pipelines.specs import DatasetSpec
 
@@ -19,6 +20,7 @@ def serving_asset(specs: list[DatasetSpec], upstream: list[dg.AssetKey]) -> dg.A
         owners=["team:dataplatform"],
         kinds={"duckdb"},
         deps=upstream,
+        automation_condition=after_upstream_passes(),
     )
     def _serving(lake: LakeResource) -> dg.MaterializeResult:
         home = lake.lake_home()

@@ -3,11 +3,16 @@
 import dagster as dg
 import polars as pl
 
-from pipelines.factory import silver_key
+from pipelines.checks import silver_key
 from pipelines.gold.models import MODELS, GoldModel, build
 from pipelines.resources import LakeResource
 
 GOLD_OWNER = "team:analyse"
+
+
+def after_upstream_passes() -> dg.AutomationCondition:
+    """Materialize when inputs change, but never from an input whose blocking check failed."""
+    return dg.AutomationCondition.eager() & dg.AutomationCondition.all_deps_blocking_checks_passed()
 
 
 def gold_key(name: str) -> dg.AssetKey:
@@ -22,6 +27,7 @@ def gold_asset(model: GoldModel) -> dg.AssetsDefinition:
         owners=[GOLD_OWNER],
         kinds={"delta", "duckdb"},
         deps=[silver_key(name) for name in model.inputs],
+        automation_condition=after_upstream_passes(),
         metadata={"inputs": ", ".join(f"silver.{n}" for n in model.inputs)},
     )
     def _gold(lake: LakeResource) -> dg.MaterializeResult:

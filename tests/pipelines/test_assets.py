@@ -37,9 +37,11 @@ def _materialize(instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
 
 
 def _rename_header(home: Home, old: str, new: str, name: str = "cpr_personer.csv") -> None:
+    """Replace the CPR delivery in the drop folder by `name` with a header renamed."""
     folder = home.drop / "cpr_persons"
-    text = (folder / "cpr_personer.csv").read_text()
-    (folder / "cpr_personer.csv").unlink()
+    [current] = list(folder.glob("*.csv"))
+    text = current.read_text()
+    current.unlink()
     (folder / name).write_text(text.replace(old, new, 1))
 
 
@@ -117,3 +119,40 @@ def test_a_file_without_its_header_is_rejected_without_leaking_identifiers(
         str(result.get_asset_check_evaluations()),
     ):
         assert first_cpr not in text and f" {first_name}," not in text
+
+
+def test_automation_does_not_build_gold_from_a_blocked_dataset(demo_home) -> None:
+    from pipelines.definitions import build_definitions
+
+    defs = build_definitions()
+    silver = dg.AssetSelection.key_prefixes(["silver"])
+    home_care = dg.AssetKey(["gold", "home_care_hours_per_resident_65plus"])
+
+    def load(selection=None) -> None:
+        dg.materialize(
+            build_assets(),
+            selection=selection,
+            resources={"lake": lake_resource()},
+            instance=instance,
+            raise_on_error=False,
+        )
+
+    with dg.DagsterInstance.ephemeral() as instance:
+        load()  # a good first load of everything
+        settled = dg.evaluate_automation_conditions(defs=defs, instance=instance)
+
+        _rename_header(demo_home, "PNR;", "PERSONNR;", name="cpr_personer_v2.csv")
+        load(silver)  # a broken delivery: cpr_persons' blocking schema check fails
+        blocked = dg.evaluate_automation_conditions(
+            defs=defs, instance=instance, cursor=settled.cursor
+        )
+        assert blocked.get_num_requested(GOLD_POPULATION) == 0
+        assert blocked.get_num_requested(home_care) == 0
+
+        _rename_header(demo_home, "PERSONNR;", "PNR;", name="cpr_personer_v3.csv")
+        load(silver)  # the corrected delivery
+        fixed = dg.evaluate_automation_conditions(
+            defs=defs, instance=instance, cursor=blocked.cursor
+        )
+        assert fixed.get_num_requested(GOLD_POPULATION) == 1
+        assert fixed.get_num_requested(home_care) == 1

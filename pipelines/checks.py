@@ -1,0 +1,307 @@
+"""Asset checks made from a dataset's YAML and contract: what operators see in the UI.
+
+Checks on the load itself (schema, rows_reconcile, contract, unique_keys, schema_drift,
+volume) are evaluated inside the dataset's asset from the load report. Reference checks
+(values that must exist in another dataset) are separate asset checks that read both silver
+tables, so they run after both are loaded. Severities follow the `quality:` block: ERROR
+blocks downstream assets in the same run and under automation; WARN only reports.
+"""
+
+import json
+import statistics
+from dataclasses import dataclass
+
+import dagster as dg
+import polars as pl
+
+from lake.duck import duck_connect, sql_string
+from lake.home import Home
+from lake.quality import runs
+from lake.validation import contract_columns
+from pipelines.ingest import LINEAGE, LoadReport
+from pipelines.resources import LakeResource
+from pipelines.specs import DatasetSpec, Reference
+
+ERROR, WARN = dg.AssetCheckSeverity.ERROR, dg.AssetCheckSeverity.WARN
+
+
+def silver_key(name: str) -> dg.AssetKey:
+    return dg.AssetKey(["silver", name])
+
+
+@dataclass(frozen=True)
+class LoadFacts:
+    """What the checks judge: this run's batches, or the last load when nothing was new."""
+
+    rows_in: int
+    rows_valid: int
+    rows_quarantined: int
+    failures: tuple[tuple[str, str, int], ...]
+    extra_columns: tuple[str, ...]
+    rejected: tuple[str, ...]
+    reconciled: bool
+    latest_rows_in: int | None  # rows in of the newest loaded batch
+    previous_rows_in: tuple[int, ...]  # rows in of the loads before it, oldest first
+
+
+def load_facts(home: Home, spec: DatasetSpec, report: LoadReport) -> LoadFacts:
+    history = runs(home, spec.name).filter(pl.col("status") == "loaded")
+    loaded = [b for b in report.batches if b.status == "loaded"]
+    rejected = tuple(b.message for b in report.rejected)
+    if loaded:
+        new_ids = {b.batch_id for b in loaded}
+        earlier = history.filter(~pl.col("batch_id").is_in(list(new_ids)))
+        previous = tuple(earlier["rows_in"].to_list()) + tuple(b.rows_in for b in loaded[:-1])
+        return LoadFacts(
+            rows_in=sum(b.rows_in for b in loaded),
+            rows_valid=sum(b.rows_valid for b in loaded),
+            rows_quarantined=sum(b.rows_quarantined for b in loaded),
+            failures=tuple(f for b in loaded for f in b.failures),
+            extra_columns=tuple(sorted({c for b in loaded for c in b.extra_columns})),
+            rejected=rejected,
+            reconciled=all(b.rows_in == b.rows_valid + b.rows_quarantined for b in loaded),
+            latest_rows_in=loaded[-1].rows_in,
+            previous_rows_in=previous,
+        )
+    if not history.height:
+        return LoadFacts(0, 0, 0, (), (), rejected, True, None, ())
+    last = history.row(-1, named=True)
+    return LoadFacts(
+        rows_in=last["rows_in"],
+        rows_valid=last["rows_valid"],
+        rows_quarantined=last["rows_quarantined"],
+        failures=tuple(
+            (f["column"], f["check"], f["rows"]) for f in json.loads(last["failed_checks"])
+        ),
+        extra_columns=tuple(json.loads(last["extra_columns"])),
+        rejected=rejected,
+        reconciled=last["rows_in"] == last["rows_valid"] + last["rows_quarantined"],
+        latest_rows_in=last["rows_in"],
+        previous_rows_in=tuple(history["rows_in"].to_list()[:-1]),
+    )
+
+
+def check_specs(spec: DatasetSpec) -> list[dg.AssetCheckSpec]:
+    key = silver_key(spec.name)
+    q = spec.quality
+    specs = [
+        dg.AssetCheckSpec(
+            "schema",
+            asset=key,
+            blocking=True,
+            description=(
+                "Every file has the contract's columns (else it is rejected whole) and silver's "
+                "columns match the contract. Blocks downstream."
+            ),
+        ),
+        dg.AssetCheckSpec(
+            "rows_reconcile",
+            asset=key,
+            blocking=True,
+            description=(
+                "For every batch: rows in = rows valid + rows quarantined. Blocks downstream."
+            ),
+        ),
+        dg.AssetCheckSpec(
+            "contract",
+            asset=key,
+            description=(
+                "Rows that failed the contract went to quarantine (counts per column and "
+                f"check). Warns above {q.quarantine_warn:.0%} of rows; does not block."
+            ),
+        ),
+        # Blocking checks only ever fail with ERROR: Dagster's automation treats any failed
+        # blocking check as blocking, so a warning level must live in a non-blocking check.
+        dg.AssetCheckSpec(
+            "quarantine_threshold",
+            asset=key,
+            blocking=True,
+            description=(
+                f"At most {q.quarantine_error:.0%} of rows quarantined; above that the load "
+                "is suspect as a whole and downstream is blocked."
+            ),
+        ),
+        dg.AssetCheckSpec(
+            "schema_drift",
+            asset=key,
+            description=(
+                "The file has columns the contract does not know (they are not loaded). Warns."
+            ),
+        ),
+        dg.AssetCheckSpec(
+            "volume",
+            asset=key,
+            description=(
+                f"Rows in within ±{q.volume_tolerance:.0%} of the median of earlier loads. Warns."
+            ),
+        ),
+    ]
+    if spec.keys:
+        specs.append(
+            dg.AssetCheckSpec(
+                "unique_keys",
+                asset=key,
+                blocking=True,
+                description=(
+                    f"Silver has one row per key ({', '.join(spec.keys)}). Blocks downstream."
+                ),
+            )
+        )
+    return specs
+
+
+def check_results(
+    spec: DatasetSpec, facts: LoadFacts, silver: pl.DataFrame | None
+) -> list[dg.AssetCheckResult]:
+    q = spec.quality
+    expected = [*contract_columns(spec.contract), *LINEAGE]
+    schema_ok = silver is None or sorted(silver.columns) == sorted(expected)
+    share = facts.rows_quarantined / facts.rows_in if facts.rows_in else 0.0
+    results = [
+        dg.AssetCheckResult(
+            check_name="schema",
+            passed=schema_ok and not facts.rejected,
+            severity=ERROR,
+            metadata={
+                "rejected_files": dg.MetadataValue.md(
+                    "\n".join(f"- {m}" for m in facts.rejected) or "none"
+                ),
+                "silver_columns_match_contract": schema_ok,
+            },
+        ),
+        dg.AssetCheckResult(
+            check_name="rows_reconcile",
+            passed=facts.reconciled,
+            severity=ERROR,
+            metadata={
+                "rows_in": facts.rows_in,
+                "rows_valid": facts.rows_valid,
+                "rows_quarantined": facts.rows_quarantined,
+            },
+        ),
+        dg.AssetCheckResult(
+            check_name="contract",
+            passed=share <= q.quarantine_warn,
+            severity=WARN,
+            metadata={
+                "rows_quarantined": facts.rows_quarantined,
+                "share_quarantined": round(share, 4),
+                "failures": dg.MetadataValue.md(_failure_table(facts.failures)),
+                "where": f"quality.quarantine where dataset = '{spec.name}'",
+            },
+        ),
+        dg.AssetCheckResult(
+            check_name="quarantine_threshold",
+            passed=share <= q.quarantine_error,
+            severity=ERROR,
+            metadata={"share_quarantined": round(share, 4), "error_above": q.quarantine_error},
+        ),
+        dg.AssetCheckResult(
+            check_name="schema_drift",
+            passed=not facts.extra_columns,
+            severity=WARN,
+            metadata={"new_columns": ", ".join(facts.extra_columns) or "none"},
+        ),
+        _volume(facts, q.volume_tolerance),
+    ]
+    if spec.keys:
+        duplicates = 0 if silver is None else silver.height - silver.select(spec.keys).n_unique()
+        results.append(
+            dg.AssetCheckResult(
+                check_name="unique_keys",
+                passed=duplicates == 0,
+                severity=ERROR,
+                metadata={"duplicate_rows": duplicates},
+            )
+        )
+    return results
+
+
+def _volume(facts: LoadFacts, tolerance: float) -> dg.AssetCheckResult:
+    if facts.latest_rows_in is None or len(facts.previous_rows_in) < 2:
+        return dg.AssetCheckResult(
+            check_name="volume",
+            passed=True,
+            severity=WARN,
+            metadata={"note": "fewer than 2 earlier loads: nothing to compare with yet"},
+        )
+    median = statistics.median(facts.previous_rows_in[-10:])
+    deviation = abs(facts.latest_rows_in - median) / median if median else 0.0
+    return dg.AssetCheckResult(
+        check_name="volume",
+        passed=deviation <= tolerance,
+        severity=WARN,
+        metadata={
+            "rows_in": facts.latest_rows_in,
+            "median_of_earlier_loads": median,
+            "deviation": round(deviation, 3),
+            "tolerance": tolerance,
+        },
+    )
+
+
+def _failure_table(failures: tuple[tuple[str, str, int], ...]) -> str:
+    if not failures:
+        return "no failures"
+    lines = ["| column | check | rows |", "|---|---|---|"]
+    lines += [f"| {c} | {k} | {n} |" for c, k, n in failures[:20]]
+    return "\n".join(lines)
+
+
+# --- references between datasets --------------------------------------------------------------
+
+
+def reference_violations(
+    home: Home, spec: DatasetSpec, ref: Reference
+) -> tuple[int, int, list[int]]:
+    """(rows whose value is missing in the referenced dataset, rows checked, first source rows)."""
+    this = sql_string(home.table_uri("silver", spec.name))
+    other = sql_string(home.table_uri("silver", ref.dataset))
+    con = duck_connect()
+    try:
+        missing, checked, rows = con.execute(f"""
+            SELECT count(*) FILTER (WHERE o.k IS NULL),
+                   count(*),
+                   list(t._source_row ORDER BY t._source_row) FILTER (WHERE o.k IS NULL)
+            FROM delta_scan({this}) t
+            LEFT JOIN (SELECT DISTINCT "{ref.key}" AS k FROM delta_scan({other})) o
+              ON t."{ref.column}" = o.k
+            WHERE t."{ref.column}" IS NOT NULL""").fetchone()
+    finally:
+        con.close()
+    return missing, checked, (rows or [])[:10]
+
+
+def reference_check(spec: DatasetSpec, ref: Reference) -> dg.AssetChecksDefinition:
+    name = f"references_{ref.dataset}"
+
+    @dg.asset_check(
+        asset=silver_key(spec.name),
+        name=name,
+        additional_deps=[silver_key(ref.dataset)],
+        blocking=ref.severity == "error",
+        description=(
+            f"Every {spec.name}.{ref.column} exists as {ref.dataset}.{ref.key} "
+            f"({'blocks downstream' if ref.severity == 'error' else 'warns'})."
+        ),
+    )
+    def _check(lake: LakeResource) -> dg.AssetCheckResult:
+        missing, checked, rows = reference_violations(lake.lake_home(), spec, ref)
+        # Only counts and source row numbers: the values themselves may be identifiers.
+        return dg.AssetCheckResult(
+            passed=missing == 0,
+            severity=ERROR if ref.severity == "error" else WARN,
+            metadata={
+                "rows_without_match": missing,
+                "rows_checked": checked,
+                "first_source_rows": ", ".join(map(str, rows)) or "none",
+                "column": ref.column,
+                "references": f"silver.{ref.dataset}.{ref.key}",
+            },
+        )
+
+    return _check
+
+
+def reference_checks(spec: DatasetSpec) -> list[dg.AssetChecksDefinition]:
+    return [reference_check(spec, ref) for ref in spec.quality.references]
