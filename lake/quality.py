@@ -102,3 +102,63 @@ def write_quarantine(home: Home, dataset: str, batch_id: str, failures: pl.DataF
         mode="append",
         commit_properties=CommitProperties(app_transactions=[Transaction(app_id, 1)]),
     )
+
+
+@dataclass(frozen=True)
+class CheckState:
+    """One check's outcome for a dataset, as operators see it in quality.failures."""
+
+    dataset: str
+    check: str
+    passed: bool
+    severity: str  # ERROR | WARN
+    blocking: bool
+    rows_affected: int | None
+    details: str  # counts and names only, never values
+    batch_id: str | None
+    evaluated_at: dt.datetime
+    dagster_run_id: str | None = None
+
+
+_CHECK_SCHEMA = {
+    "dataset": pl.String,
+    "check": pl.String,
+    "passed": pl.Boolean,
+    "severity": pl.String,
+    "blocking": pl.Boolean,
+    "rows_affected": pl.Int64,
+    "details": pl.String,
+    "batch_id": pl.String,
+    "evaluated_at": pl.Datetime("us", "UTC"),
+    "dagster_run_id": pl.String,
+}
+
+
+def check_history(home: Home) -> pl.DataFrame:
+    uri = home.table_uri("quality", "check_history")
+    if not DeltaTable.is_deltatable(uri):
+        return pl.DataFrame(schema=_CHECK_SCHEMA)
+    return pl.read_delta(uri)
+
+
+def record_checks(home: Home, states: list[CheckState], *, only_changes: bool) -> int:
+    """Append check outcomes; with only_changes, skip those equal to the latest stored one
+    (so re-running an unchanged load adds no Delta version). Returns rows written."""
+    if only_changes:
+        latest = {
+            (r["dataset"], r["check"]): (r["passed"], r["severity"], r["rows_affected"])
+            for r in check_history(home)
+            .sort("evaluated_at")
+            .group_by("dataset", "check", maintain_order=True)
+            .last()
+            .iter_rows(named=True)
+        }
+        states = [
+            s
+            for s in states
+            if latest.get((s.dataset, s.check)) != (s.passed, s.severity, s.rows_affected)
+        ]
+    if states:
+        frame = pl.DataFrame([asdict(s) for s in states], schema=_CHECK_SCHEMA)
+        write_deltalake(home.table_uri("quality", "check_history"), frame.to_arrow(), mode="append")
+    return len(states)

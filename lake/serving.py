@@ -15,6 +15,7 @@ from pathlib import Path
 import polars as pl
 from deltalake import DeltaTable
 
+from lake import quality_views
 from lake.duck import duck_connect, sql_string
 from lake.home import Home
 
@@ -53,9 +54,29 @@ def lake_views(home: Home) -> dict[str, str]:
         for uri in delta_tables(home, "quarantine").values()
     ]
     views["quality.quarantine"] = " UNION ALL BY NAME ".join(quarantine) or _EMPTY_QUARANTINE
-    if DeltaTable.is_deltatable(home.runs_uri):
-        views["quality.runs"] = f"SELECT * FROM delta_scan({sql_string(home.runs_uri)})"
+    history_uri = home.table_uri("quality", "check_history")
+    history = (
+        f"SELECT * FROM delta_scan({sql_string(history_uri)})"
+        if DeltaTable.is_deltatable(history_uri)
+        else quality_views.EMPTY_CHECK_HISTORY
+    )
+    runs = (
+        f"SELECT * FROM delta_scan({sql_string(home.runs_uri)})"
+        if DeltaTable.is_deltatable(home.runs_uri)
+        else quality_views.EMPTY_RUNS
+    )
+    views["quality.check_history"] = history
+    views["quality.runs"] = quality_views.RUNS.format(runs=runs, history=history)
+    views["quality.failures"] = quality_views.FAILURES
     return views
+
+
+def catalog_views() -> dict[str, str]:
+    """Views over the catalog tables that need the quality views (created after both)."""
+    return {
+        "quality.freshness": quality_views.FRESHNESS,
+        "catalog.datasets": quality_views.DATASETS,
+    }
 
 
 def create_views(con, views: dict[str, str]) -> None:
@@ -66,7 +87,10 @@ def create_views(con, views: dict[str, str]) -> None:
 
 
 def build_serving(home: Home, catalog: dict[str, pl.DataFrame]) -> ServingReport:
-    """Rebuild serving/lake.duckdb atomically; `catalog` maps table name → frame."""
+    """Rebuild serving/lake.duckdb atomically; `catalog` maps table name → frame.
+
+    With a `dataset_specs` table (one row per dataset: dataset, layer, freshness_hours, ...)
+    the layer also gets quality.freshness and catalog.datasets with a quality score."""
     target = home.serving_db
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.with_name(target.name + ".tmp")
@@ -80,6 +104,10 @@ def build_serving(home: Home, catalog: dict[str, pl.DataFrame]) -> ServingReport
             con.register("_frame", frame.to_arrow())
             con.execute(f"CREATE TABLE catalog.{name} AS SELECT * FROM _frame")
             con.unregister("_frame")
+        if "dataset_specs" in catalog:
+            extra = catalog_views()
+            create_views(con, extra)
+            views.update(extra)
         con.execute("CHECKPOINT")
     finally:
         con.close()

@@ -1,32 +1,21 @@
-"""Catalog tables for the serving layer, made from the dataset specs, contracts and runs."""
+"""Catalog tables for the serving layer, made from the dataset specs and contracts."""
 
 from __future__ import annotations
 
 import polars as pl
 
-from lake.home import Home
-from lake.quality import runs
 from lake.validation import contract_columns
 from pipelines.gold.assets import GOLD_OWNER
 from pipelines.gold.models import MODELS
 from pipelines.specs import DatasetSpec
 
 
-def catalog_tables(specs: list[DatasetSpec], home: Home) -> dict[str, pl.DataFrame]:
-    return {"datasets": datasets(specs, home), "columns": columns(specs)}
+def catalog_tables(specs: list[DatasetSpec]) -> dict[str, pl.DataFrame]:
+    return {"dataset_specs": datasets(specs), "columns": columns(specs)}
 
 
-def datasets(specs: list[DatasetSpec], home: Home) -> pl.DataFrame:
-    loads = (
-        runs(home)
-        .filter(pl.col("status") == "loaded")
-        .group_by("dataset")
-        .agg(
-            pl.col("finished_at").max().alias("last_loaded_at"),
-            pl.col("rows_quarantined").sort_by("finished_at").last().alias("last_rows_quarantined"),
-            pl.len().alias("batches_loaded"),
-        )
-    )
+def datasets(specs: list[DatasetSpec]) -> pl.DataFrame:
+    """What the YAML says about each dataset; the serving layer adds load and quality state."""
     rows = [
         {
             "dataset": s.name,
@@ -41,6 +30,9 @@ def datasets(specs: list[DatasetSpec], home: Home) -> pl.DataFrame:
             "load_mode": s.load_mode,
             "keys": ", ".join(s.keys),
             "contract": s.contract_ref,
+            "contact": s.contact,
+            "freshness_hours": s.quality.freshness_hours,
+            "quarantine_error": s.quality.quarantine_error,
         }
         for s in specs
     ]
@@ -58,10 +50,13 @@ def datasets(specs: list[DatasetSpec], home: Home) -> pl.DataFrame:
             "load_mode": "snapshot",
             "keys": "",
             "contract": "",
+            "contact": None,
+            "freshness_hours": None,
+            "quarantine_error": None,
         }
         for m in MODELS
     ]
-    return pl.DataFrame(rows).join(loads, on="dataset", how="left")
+    return pl.DataFrame(rows)
 
 
 def columns(specs: list[DatasetSpec]) -> pl.DataFrame:

@@ -7,16 +7,18 @@ tables, so they run after both are loaded. Severities follow the `quality:` bloc
 blocks downstream assets in the same run and under automation; WARN only reports.
 """
 
+import datetime as dt
 import json
 import statistics
 from dataclasses import dataclass
 
 import dagster as dg
 import polars as pl
+from dagster import AssetCheckExecutionContext
 
 from lake.duck import duck_connect, sql_string
 from lake.home import Home
-from lake.quality import runs
+from lake.quality import CheckState, record_checks, runs
 from lake.validation import contract_columns
 from pipelines.ingest import LINEAGE, LoadReport
 from pipelines.resources import LakeResource
@@ -285,10 +287,12 @@ def reference_check(spec: DatasetSpec, ref: Reference) -> dg.AssetChecksDefiniti
             f"({'blocks downstream' if ref.severity == 'error' else 'warns'})."
         ),
     )
-    def _check(lake: LakeResource) -> dg.AssetCheckResult:
-        missing, checked, rows = reference_violations(lake.lake_home(), spec, ref)
+    def _check(context: AssetCheckExecutionContext, lake: LakeResource) -> dg.AssetCheckResult:
+        home = lake.lake_home()
+        missing, checked, rows = reference_violations(home, spec, ref)
         # Only counts and source row numbers: the values themselves may be identifiers.
-        return dg.AssetCheckResult(
+        result = dg.AssetCheckResult(
+            check_name=name,
             passed=missing == 0,
             severity=ERROR if ref.severity == "error" else WARN,
             metadata={
@@ -299,9 +303,72 @@ def reference_check(spec: DatasetSpec, ref: Reference) -> dg.AssetChecksDefiniti
                 "references": f"silver.{ref.dataset}.{ref.key}",
             },
         )
+        latest = runs(home, spec.name).filter(pl.col("status") == "loaded").tail(1)
+        batch = latest["batch_id"][0] if latest.height else None
+        blocking = {name} if ref.severity == "error" else set()
+        record(
+            home,
+            spec.name,
+            [result],
+            blocking,
+            batch_id=batch,
+            run_id=context.run.run_id,
+            only_changes=True,
+        )
+        return result
 
     return _check
 
 
 def reference_checks(spec: DatasetSpec) -> list[dg.AssetChecksDefinition]:
     return [reference_check(spec, ref) for ref in spec.quality.references]
+
+
+# --- history in the lake --------------------------------------------------------------------
+
+_AFFECTED = ("rows_quarantined", "duplicate_rows", "rows_without_match")
+_DETAIL_KEYS = (
+    "share_quarantined",
+    "new_columns",
+    "deviation",
+    "first_source_rows",
+    "references",
+    "error_above",
+)
+
+
+def record(
+    home: Home,
+    dataset: str,
+    results: list[dg.AssetCheckResult],
+    blocking: set[str],
+    *,
+    batch_id: str | None,
+    run_id: str | None,
+    only_changes: bool,
+) -> None:
+    """Keep check outcomes in quality/check_history, where the serving layer reads them even
+    when a blocking failure stopped everything downstream (the serving rebuild included)."""
+    now = dt.datetime.now(dt.UTC)
+    states = []
+    for result in results:
+        meta = {k: getattr(v, "value", v) for k, v in (result.metadata or {}).items()}
+        affected = next((int(meta[k]) for k in _AFFECTED if k in meta), None)
+        details = "; ".join(f"{k} {meta[k]}" for k in _DETAIL_KEYS if k in meta)
+        if meta.get("rejected_files") not in (None, "none"):
+            details = f"rejected: {meta['rejected_files']}"
+        states.append(
+            CheckState(
+                dataset=dataset,
+                check=result.check_name or "",
+                passed=result.passed,
+                severity=result.severity.value,
+                blocking=result.check_name in blocking,
+                rows_affected=affected,
+                details=details,
+                batch_id=batch_id,
+                evaluated_at=now,
+                dagster_run_id=run_id,
+            )
+        )
+    record_checks(home, states, only_changes=only_changes)

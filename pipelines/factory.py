@@ -5,7 +5,7 @@ from dagster import AssetExecutionContext
 
 from lake.home import Home
 from lake.validation import contract_columns
-from pipelines.checks import check_results, check_specs, load_facts, silver_key
+from pipelines.checks import check_results, check_specs, load_facts, record, silver_key
 from pipelines.ingest import LoadReport, load_dataset, silver_state
 from pipelines.resources import LakeResource
 from pipelines.specs import DatasetSpec
@@ -53,12 +53,14 @@ def dataset_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
     def _load(context: AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
         home = lake.lake_home()
         report = load_dataset(spec, home, lake.key(), run_id=context.run.run_id)
-        return dataset_result(spec, home, report)
+        return dataset_result(spec, home, report, run_id=context.run.run_id)
 
     return _load
 
 
-def dataset_result(spec: DatasetSpec, home: Home, report: LoadReport) -> dg.MaterializeResult:
+def dataset_result(
+    spec: DatasetSpec, home: Home, report: LoadReport, run_id: str | None = None
+) -> dg.MaterializeResult:
     """Metadata and check results for one load; never carries a clear identifier."""
     version, silver = silver_state(home, spec)
     if silver is None and not report.rejected:
@@ -68,6 +70,19 @@ def dataset_result(spec: DatasetSpec, home: Home, report: LoadReport) -> dg.Mate
         )
     facts = load_facts(home, spec, report)
     loaded = [b for b in report.batches if b.status == "loaded"]
+    results = check_results(spec, facts, silver)
+    blocking = {s.name for s in check_specs(spec) if s.blocking}
+    # Every load records all its checks; a run with nothing new records only changes, so
+    # re-running an unchanged home adds no Delta version.
+    record(
+        home,
+        spec.name,
+        results,
+        blocking,
+        run_id=run_id,
+        only_changes=not report.batches,
+        batch_id=report.batches[-1].batch_id if report.batches else None,
+    )
     return dg.MaterializeResult(
         metadata={
             "dagster/row_count": 0 if silver is None else silver.height,
@@ -80,5 +95,5 @@ def dataset_result(spec: DatasetSpec, home: Home, report: LoadReport) -> dg.Mate
             "rows_quarantined": facts.rows_quarantined,
             "path": dg.MetadataValue.path(home.table_uri("silver", spec.name)),
         },
-        check_results=check_results(spec, facts, silver),
+        check_results=results,
     )

@@ -1,0 +1,123 @@
+"""SQL of the serving layer's quality views and the catalog's quality score.
+
+All of it is computed at query time from Delta tables (runs, quarantine, check history) and
+the dataset specs, so operators see the current state even when a blocking failure kept the
+serving file from being rebuilt, and freshness is measured against the clock, not the build.
+"""
+
+from __future__ import annotations
+
+RUNS = """
+SELECT r.*,
+       epoch(r.finished_at - r.started_at) AS duration_s,
+       CASE WHEN r.extra_columns = '[]' THEN 'none'
+            ELSE 'new columns not loaded: ' || r.extra_columns END AS drift_decision,
+       c.checks_passed, c.checks_failed
+FROM ({runs}) r
+LEFT JOIN (
+    SELECT dataset, batch_id,
+           count(*) FILTER (WHERE passed) AS checks_passed,
+           list("check" ORDER BY "check") FILTER (WHERE NOT passed) AS checks_failed
+    FROM (
+        SELECT * FROM ({history})
+        QUALIFY row_number() OVER (PARTITION BY dataset, batch_id, "check"
+                                   ORDER BY evaluated_at DESC) = 1
+    )
+    GROUP BY ALL
+) c USING (dataset, batch_id)
+"""
+
+# Failing checks now (latest outcome per check), with since when they fail, plus the latest
+# load's contract failures per column and check with a few (masked) example values.
+FAILURES = """
+WITH latest AS (
+    SELECT * FROM quality.check_history
+    QUALIFY row_number() OVER (PARTITION BY dataset, "check" ORDER BY evaluated_at DESC) = 1
+),
+last_pass AS (
+    SELECT dataset, "check", max(evaluated_at) AS at
+    FROM quality.check_history WHERE passed GROUP BY ALL
+),
+since AS (
+    SELECT h.dataset, h."check", min(h.evaluated_at) AS failing_since
+    FROM quality.check_history h LEFT JOIN last_pass p USING (dataset, "check")
+    WHERE NOT h.passed AND (p.at IS NULL OR h.evaluated_at > p.at)
+    GROUP BY ALL
+),
+latest_batch AS (
+    SELECT dataset, batch_id FROM quality.runs WHERE status = 'loaded'
+    QUALIFY row_number() OVER (PARTITION BY dataset ORDER BY finished_at DESC) = 1
+)
+SELECT l.dataset, l."check", NULL::VARCHAR AS "column", l.severity, l.blocking,
+       l.rows_affected AS "rows", NULL::VARCHAR[] AS examples, l.details,
+       s.failing_since, l.evaluated_at AS last_evaluated_at, l.batch_id
+FROM latest l JOIN since s USING (dataset, "check")
+WHERE NOT l.passed
+UNION ALL BY NAME
+SELECT q.dataset, 'contract: ' || q."check" AS "check", q."column", 'WARN' AS severity,
+       false AS blocking, count(DISTINCT q.source_row) AS "rows",
+       list(DISTINCT q.value ORDER BY q.value)[1:5] AS examples,
+       'rows in quality.quarantine' AS details,
+       min(q.quarantined_at) AS failing_since, max(q.quarantined_at) AS last_evaluated_at,
+       q.batch_id
+FROM quality.quarantine q JOIN latest_batch USING (dataset, batch_id)
+GROUP BY q.dataset, q."check", q."column", q.batch_id
+"""
+
+FRESHNESS = """
+SELECT s.dataset, s.freshness_hours AS expected_within_hours, l.last_loaded_at,
+       round(epoch(now() - l.last_loaded_at) / 3600, 1) AS age_hours,
+       s.freshness_hours IS NOT NULL
+         AND (l.last_loaded_at IS NULL
+              OR epoch(now() - l.last_loaded_at) / 3600 > s.freshness_hours) AS stale
+FROM catalog.dataset_specs s
+LEFT JOIN (SELECT dataset, max(finished_at) AS last_loaded_at
+           FROM quality.runs WHERE status = 'loaded' GROUP BY ALL) l USING (dataset)
+WHERE s.layer = 'silver'
+"""
+
+# Score 0-100 for silver datasets: the valid share of the latest load, minus 25 while a
+# blocking check fails, 5 per failing warning check (at most 20), and 20 when stale.
+DATASETS = """
+WITH last_load AS (
+    SELECT dataset, finished_at AS last_loaded_at, rows_in, rows_valid, rows_quarantined
+    FROM quality.runs WHERE status = 'loaded'
+    QUALIFY row_number() OVER (PARTITION BY dataset ORDER BY finished_at DESC) = 1
+),
+failing AS (
+    SELECT dataset,
+           count(*) FILTER (WHERE blocking) AS blocking_failures,
+           count(*) FILTER (WHERE NOT blocking) AS warnings
+    FROM quality.failures WHERE "check" NOT LIKE 'contract: %' GROUP BY ALL
+)
+SELECT s.*, l.last_loaded_at, l.rows_in, l.rows_valid, l.rows_quarantined, f.stale,
+       coalesce(x.blocking_failures, 0) AS blocking_failures,
+       coalesce(x.warnings, 0) AS failing_warnings,
+       CASE WHEN s.layer = 'silver' THEN greatest(0, round(
+           100.0 * coalesce(l.rows_valid / nullif(l.rows_in, 0), 0)
+           - 25 * (coalesce(x.blocking_failures, 0) > 0)::INT
+           - least(20, 5 * coalesce(x.warnings, 0))
+           - 20 * coalesce(f.stale, false)::INT))::INT END AS quality_score
+FROM catalog.dataset_specs s
+LEFT JOIN last_load l USING (dataset)
+LEFT JOIN quality.freshness f USING (dataset)
+LEFT JOIN failing x USING (dataset)
+"""
+
+EMPTY_RUNS = """
+SELECT NULL::VARCHAR AS dataset, NULL::VARCHAR AS batch_id, NULL::VARCHAR AS source_file,
+       NULL::VARCHAR AS status, NULL::BIGINT AS rows_in, NULL::BIGINT AS rows_valid,
+       NULL::BIGINT AS rows_quarantined, NULL::VARCHAR AS failed_checks,
+       NULL::VARCHAR AS extra_columns, NULL::BIGINT AS silver_version,
+       NULL::TIMESTAMPTZ AS started_at, NULL::TIMESTAMPTZ AS finished_at,
+       NULL::VARCHAR AS message, NULL::VARCHAR AS dagster_run_id
+WHERE false
+"""
+
+EMPTY_CHECK_HISTORY = """
+SELECT NULL::VARCHAR AS dataset, NULL::VARCHAR AS "check", NULL::BOOLEAN AS passed,
+       NULL::VARCHAR AS severity, NULL::BOOLEAN AS blocking, NULL::BIGINT AS rows_affected,
+       NULL::VARCHAR AS details, NULL::VARCHAR AS batch_id,
+       NULL::TIMESTAMPTZ AS evaluated_at, NULL::VARCHAR AS dagster_run_id
+WHERE false
+"""
