@@ -1,0 +1,101 @@
+"""The serving layer's quality views, over real Delta tables in a temporary home."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import polars as pl
+
+from lake import connect
+from lake.quality import CheckState, RunRecord, record_checks, record_run, write_quarantine
+from lake.serving import build_serving
+
+NOW = dt.datetime.now(dt.UTC)
+
+
+def _run(dataset: str, batch: str, hours_ago: float, rows_in: int, valid: int) -> RunRecord:
+    at = NOW - dt.timedelta(hours=hours_ago)
+    return RunRecord(
+        dataset,
+        batch,
+        f"{dataset}.csv",
+        "loaded",
+        rows_in,
+        valid,
+        rows_in - valid,
+        "[]",
+        "[]",
+        1,
+        at,
+        at,
+        "",
+    )
+
+
+def _check(dataset: str, name: str, passed: bool, hours_ago: float, *, blocking=False):
+    return CheckState(
+        dataset,
+        name,
+        passed,
+        "ERROR" if blocking else "WARN",
+        blocking,
+        None if passed else 3,
+        "",
+        "b1",
+        NOW - dt.timedelta(hours=hours_ago),
+    )
+
+
+def _specs(**freshness: float) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            "dataset": list(freshness),
+            "layer": ["silver"] * len(freshness),
+            "freshness_hours": list(freshness.values()),
+        }
+    )
+
+
+def test_freshness_failures_and_score(home) -> None:
+    record_run(home, _run("fresh", "b1", hours_ago=2, rows_in=100, valid=100))
+    record_run(home, _run("late", "b1", hours_ago=50, rows_in=100, valid=90))
+    write_quarantine(
+        home,
+        "late",
+        "b1",
+        pl.DataFrame(
+            {
+                "_source_row": [2, 3],
+                "column": ["cpr"] * 2,
+                "check": ["cpr_valid"] * 2,
+                "value": ["NNNNNNNNNN", "NNNNNN-NNNN"],
+            }
+        ),
+    )
+    record_checks(
+        home,
+        [
+            _check("late", "schema", False, hours_ago=30, blocking=True),
+            _check("late", "schema", False, hours_ago=10, blocking=True),
+            _check("fresh", "volume", False, hours_ago=20),
+            _check("fresh", "volume", True, hours_ago=1),  # recovered: no longer failing
+        ],
+        only_changes=False,
+    )
+    build_serving(home, {"dataset_specs": _specs(fresh=36, late=36)})
+
+    con = connect(home.root)
+    stale = dict(con.sql("select dataset, stale from quality.freshness").fetchall())
+    assert stale == {"fresh": False, "late": True}
+    failing = con.sql("""select dataset, "check", "rows", examples, failing_since
+                         from quality.failures order by "check" """).fetchall()
+    assert [(d, c, n) for d, c, n, _, _ in failing] == [
+        ("late", "contract: cpr_valid", 2),
+        ("late", "schema", 3),
+    ]
+    assert failing[0][3] == ["NNNNNN-NNNN", "NNNNNNNNNN"]
+    assert abs((NOW - failing[1][4]).total_seconds() / 3600 - 30) < 0.1  # since the first
+    score = dict(con.sql("select dataset, quality_score from catalog.datasets").fetchall())
+    # fresh: 100% valid, nothing failing; late: 90% valid - 25 blocking - 20 stale.
+    assert score == {"fresh": 100, "late": 45}
+    con.close()

@@ -1,0 +1,73 @@
+"""Check rules from the YAML quality block, on hand-made load facts."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import dagster as dg
+import pytest
+
+from pipelines.checks import LoadFacts, check_results
+from pipelines.specs import QualitySpec, spec_by_name
+
+SPEC = dataclasses.replace(
+    spec_by_name("sick_leave"),
+    quality=QualitySpec(quarantine_warn=0.01, quarantine_error=0.05, volume_tolerance=0.5),
+)
+
+
+def _facts(**changes) -> LoadFacts:
+    facts = LoadFacts(
+        rows_in=1000,
+        rows_valid=1000,
+        rows_quarantined=0,
+        failures=(),
+        extra_columns=(),
+        rejected=(),
+        reconciled=True,
+        latest_rows_in=1000,
+        previous_rows_in=(990, 1010, 1000),
+    )
+    return dataclasses.replace(facts, **changes)
+
+
+def _results(facts: LoadFacts) -> dict[str, dg.AssetCheckResult]:
+    return {r.check_name: r for r in check_results(SPEC, facts, None)}
+
+
+def test_a_clean_load_passes_everything() -> None:
+    assert all(r.passed for r in _results(_facts()).values())
+
+
+@pytest.mark.parametrize(
+    ("quarantined", "contract_passes", "threshold_passes"),
+    [(10, True, True), (11, False, True), (50, False, True), (51, False, False)],
+)
+def test_quarantine_share_warns_then_blocks(quarantined, contract_passes, threshold_passes):
+    results = _results(_facts(rows_valid=1000 - quarantined, rows_quarantined=quarantined))
+    assert results["contract"].passed is contract_passes
+    assert results["contract"].severity == dg.AssetCheckSeverity.WARN
+    assert results["quarantine_threshold"].passed is threshold_passes
+    assert results["quarantine_threshold"].severity == dg.AssetCheckSeverity.ERROR
+
+
+@pytest.mark.parametrize(("rows", "passes"), [(1499, True), (1600, False), (400, False)])
+def test_volume_compares_with_the_median_of_earlier_loads(rows, passes) -> None:
+    volume = _results(_facts(latest_rows_in=rows))["volume"]
+    assert volume.passed is passes and volume.severity == dg.AssetCheckSeverity.WARN
+
+
+def test_volume_needs_history_before_it_judges() -> None:
+    assert _results(_facts(latest_rows_in=5, previous_rows_in=(1000,)))["volume"].passed
+
+
+def test_new_columns_are_drift_and_rejections_break_the_schema() -> None:
+    results = _results(
+        _facts(
+            extra_columns=("Afdelingskode",), rejected=("x.csv: missing required column(s) cpr",)
+        )
+    )
+    assert not results["schema_drift"].passed
+    assert results["schema_drift"].metadata["new_columns"].value == "Afdelingskode"
+    assert not results["schema"].passed
+    assert results["schema"].severity == dg.AssetCheckSeverity.ERROR
