@@ -20,6 +20,7 @@ from lake.duck import duck_connect, sql_string
 from lake.home import Home
 from lake.quality import CheckState, record_checks, runs
 from lake.validation import contract_columns
+from pipelines.freshness import freshness
 from pipelines.ingest import LINEAGE, LoadReport
 from pipelines.resources import LakeResource
 from pipelines.specs import DatasetSpec, Reference
@@ -334,6 +335,8 @@ _DETAIL_KEYS = (
     "first_source_rows",
     "references",
     "error_above",
+    "age_hours",
+    "expected_within_hours",
 )
 
 
@@ -372,3 +375,49 @@ def record(
             )
         )
     record_checks(home, states, only_changes=only_changes)
+
+
+# --- freshness --------------------------------------------------------------------------------
+
+
+def freshness_check(spec: DatasetSpec) -> dg.AssetChecksDefinition:
+    """Stale when the newest *load* (not the newest materialization: a run with nothing new
+    materializes too) is older than the YAML's freshness_hours. Runs on a schedule."""
+    limit = spec.quality.freshness_hours
+
+    @dg.asset_check(
+        asset=silver_key(spec.name),
+        name="freshness",
+        description=f"A new delivery has loaded within the last {limit:g} hours. Warns.",
+    )
+    def _check(context: AssetCheckExecutionContext, lake: LakeResource) -> dg.AssetCheckResult:
+        home = lake.lake_home()
+        [state] = freshness(home, [spec])
+        result = dg.AssetCheckResult(
+            check_name="freshness",
+            passed=not state.stale,
+            severity=WARN,
+            metadata={
+                "last_loaded_at": state.last_loaded_at.isoformat()
+                if state.last_loaded_at
+                else "never",
+                "age_hours": round(state.age_hours, 1) if state.age_hours is not None else -1,
+                "expected_within_hours": limit,
+            },
+        )
+        record(
+            home,
+            spec.name,
+            [result],
+            set(),
+            batch_id=None,
+            run_id=context.run.run_id,
+            only_changes=True,
+        )
+        return result
+
+    return _check
+
+
+def freshness_checks(specs: list[DatasetSpec]) -> list[dg.AssetChecksDefinition]:
+    return [freshness_check(s) for s in specs if s.quality.freshness_hours is not None]

@@ -5,34 +5,54 @@ from __future__ import annotations
 
 import dagster as dg
 
-from pipelines.checks import reference_checks, silver_key
+from pipelines.checks import freshness_checks, reference_checks, silver_key
 from pipelines.factory import dataset_asset
 from pipelines.gold.assets import gold_assets, gold_key
 from pipelines.gold.models import MODELS
 from pipelines.resources import lake_resource
 from pipelines.serving_asset import serving_asset
-from pipelines.specs import load_specs
+from pipelines.specs import DatasetSpec, load_specs
 
 
-def build_assets() -> list[dg.AssetsDefinition]:
-    specs = load_specs()
+def build_assets(specs: list[DatasetSpec] | None = None) -> list[dg.AssetsDefinition]:
+    """Every asset and asset check of the code location."""
+    specs = load_specs() if specs is None else specs
     upstream = [silver_key(s.name) for s in specs] + [gold_key(m.name) for m in MODELS]
     return [
         *(dataset_asset(spec) for spec in specs),
         *(check for spec in specs for check in reference_checks(spec)),
+        *freshness_checks(specs),
         *gold_assets(),
         serving_asset(specs, upstream),
     ]
 
 
 def build_definitions() -> dg.Definitions:
+    specs = load_specs()
+    freshness = dg.define_asset_job(
+        "freshness_checks",
+        selection=dg.AssetSelection.checks(
+            *(
+                dg.AssetCheckKey(silver_key(s.name), "freshness")
+                for s in specs
+                if s.quality.freshness_hours is not None
+            )
+        ),
+        description="Evaluate every dataset's freshness check (loads nothing).",
+    )
+    load_all = dg.define_asset_job(
+        "load_all",
+        selection=dg.AssetSelection.all(),
+        description="Load every dataset, then gold and the serving layer.",
+    )
     return dg.Definitions(
-        assets=build_assets(),
-        jobs=[
-            dg.define_asset_job(
-                "load_all",
-                selection=dg.AssetSelection.all(),
-                description="Load every dataset, gold and the serving layer.",
+        assets=build_assets(specs),
+        jobs=[load_all, freshness],
+        schedules=[
+            dg.ScheduleDefinition(
+                job=freshness,
+                cron_schedule="*/30 * * * *",
+                default_status=dg.DefaultScheduleStatus.RUNNING,
             )
         ],
         resources={"lake": lake_resource()},

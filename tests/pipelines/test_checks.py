@@ -71,3 +71,28 @@ def test_new_columns_are_drift_and_rejections_break_the_schema() -> None:
     assert results["schema_drift"].metadata["new_columns"].value == "Afdelingskode"
     assert not results["schema"].passed
     assert results["schema"].severity == dg.AssetCheckSeverity.ERROR
+
+
+def test_freshness_follows_the_last_load_not_the_clock_of_the_run(home) -> None:
+    import datetime as dt
+
+    from lake.quality import RunRecord, record_run
+    from pipelines.freshness import freshness
+
+    now = dt.datetime(2026, 11, 22, 12, tzinfo=dt.UTC)
+    specs = [
+        dataclasses.replace(spec_by_name(n), quality=QualitySpec(freshness_hours=36))
+        for n in ("cpr_persons", "dar_addresses", "sick_leave")
+    ]
+    for name, hours_ago, status in (
+        ("cpr_persons", 50, "loaded"),
+        ("dar_addresses", 10, "loaded"),
+        ("sick_leave", 1, "rejected"),
+    ):
+        at = now - dt.timedelta(hours=hours_ago)
+        record_run(home, RunRecord(name, "b1", "f.csv", status, 1, 1, 0, "[]", "[]", 1, at, at, ""))
+    states = {f.dataset: f for f in freshness(home, specs, now)}
+    assert states["cpr_persons"].stale and round(states["cpr_persons"].age_hours) == 50
+    assert not states["dar_addresses"].stale
+    # A rejected delivery is not a load: the dataset has never loaded, so it is stale.
+    assert states["sick_leave"].stale and states["sick_leave"].last_loaded_at is None
