@@ -9,6 +9,7 @@ from pipelines.checks import freshness_checks, reference_checks, silver_key
 from pipelines.factory import dataset_asset
 from pipelines.gold.assets import gold_assets, gold_key
 from pipelines.gold.models import MODELS
+from pipelines.notify.sensor import quality_notifications
 from pipelines.resources import lake_resource
 from pipelines.serving_asset import serving_asset
 from pipelines.specs import DatasetSpec, load_specs
@@ -55,6 +56,7 @@ def build_definitions() -> dg.Definitions:
                 default_status=dg.DefaultScheduleStatus.RUNNING,
             )
         ],
+        sensors=[quality_notifications],
         resources={"lake": lake_resource()},
         # SQLite instance storage locks under multiprocess execution; production (PostgreSQL)
         # can switch to the multiprocess executor.

@@ -32,7 +32,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "check": "Tjek",
         "failing_checks": "Fejlende tjek",
         "counts": "Antal",
-        "files": "Afviste filer",
+        "files": "Filer",
         "steps": "Fejlede trin",
         "assets": "Fejlede assets",
         "errors": "Fejltype",
@@ -40,10 +40,10 @@ TEXTS: dict[str, dict[str, str]] = {
         "since": "Siden",
         "unknown": "ukendt",
         "age": "Senest indlæst for {age} timer siden; forventet mindst hver {limit}. time.",
-        "todo_check": "Hvad nu: se tjekkets detaljer i Dagster og de afviste rækker med "
+        "todo_check_failed": "Hvad nu: se tjekkets detaljer i Dagster og de afviste rækker med "
         "kommunelake sql \"select * from quality.quarantine where dataset = '{dataset}'\", "
         "ret filen (eller dataset-YAML'en) og kør {asset} igen.",
-        "todo_run": "Hvad nu: se kørslens log i Dagster, ret årsagen og kør igen.",
+        "todo_run_failed": "Hvad nu: se kørslens log i Dagster, ret årsagen og kør igen.",
         "todo_stale": "Hvad nu: kontrollér at der er leveret en ny fil i drop/{dataset}/, "
         "og at kørslerne er startet; kør {asset} igen.",
         "resolved": "Åbnet {since}, løst {now}. Der er ikke mere at gøre.",
@@ -60,7 +60,7 @@ TEXTS: dict[str, dict[str, str]] = {
         "check": "Kontroll",
         "failing_checks": "Feilende kontroller",
         "counts": "Antall",
-        "files": "Avviste filer",
+        "files": "Filer",
         "steps": "Feilede steg",
         "assets": "Feilede assets",
         "errors": "Feiltype",
@@ -68,10 +68,10 @@ TEXTS: dict[str, dict[str, str]] = {
         "since": "Siden",
         "unknown": "ukjent",
         "age": "Sist lastet inn for {age} timer siden; forventet minst hver {limit}. time.",
-        "todo_check": "Hva nå: se kontrollens detaljer i Dagster og de avviste radene med "
+        "todo_check_failed": "Hva nå: se kontrollens detaljer i Dagster og de avviste radene med "
         "kommunelake sql \"select * from quality.quarantine where dataset = '{dataset}'\", "
         "rett filen (eller datasettets YAML) og kjør {asset} på nytt.",
-        "todo_run": "Hva nå: se kjøringens logg i Dagster, rett årsaken og kjør på nytt.",
+        "todo_run_failed": "Hva nå: se kjøringens logg i Dagster, rett årsaken og kjør på nytt.",
         "todo_stale": "Hva nå: kontroller at en ny fil er levert i drop/{dataset}/ og at "
         "kjøringene er startet; kjør {asset} på nytt.",
         "resolved": "Åpnet {since}, løst {now}. Det er ikke mer å gjøre.",
@@ -151,6 +151,8 @@ def render(
     if incident.dataset and asset:
         lines.append(f"{t['dataset']}: {incident.dataset} ({asset})")
     if status == RESOLVED:
+        if incident.kind == CHECK_FAILED:
+            lines.append(f"{t['check']}: {incident.check}")
         lines.append(t["resolved"].format(since=_when(incident.since, t), now=_when(now, t)))
     else:
         lines += _details(incident, t)
@@ -206,7 +208,7 @@ def _details(incident: Incident, t: Mapping[str, str]) -> list[str]:
         if age is not None and limit is not None:
             lines.append(t["age"].format(age=_number(age), limit=_number(limit)))
     if incident.counts and incident.kind != STALE:
-        counts = ", ".join(f"{k}: {_number(v)}" for k, v in incident.counts.items())
+        counts = ", ".join(f"{k} = {_number(v)}" for k, v in incident.counts.items())
         lines.append(f"{t['counts']}: {counts}")
     if incident.files:
         lines.append(f"{t['files']}: {_first(incident.files)}")

@@ -33,8 +33,9 @@ from pipelines.notify.incidents import (
 )
 from pipelines.specs import DatasetSpec
 
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # internal Dagster types, for annotations only
     from dagster._core.definitions.assets.graph.asset_graph import AssetGraph
+    from dagster._core.storage.asset_check_execution_record import AssetCheckExecutionRecord
 
 # Dagster fails the step of an asset whose blocking check failed with this error.
 BLOCKING_CHECK_ERROR = "DagsterAssetCheckFailedError"
@@ -125,7 +126,9 @@ def observe_checks(
     return failing, healthy
 
 
-def _last_completed(instance: dg.DagsterInstance, key: dg.AssetCheckKey):  # -> record | None
+def _last_completed(
+    instance: dg.DagsterInstance, key: dg.AssetCheckKey
+) -> AssetCheckExecutionRecord | None:
     history = instance.event_log_storage.get_asset_check_execution_history(key, limit=HISTORY)
     return next((r for r in history if r.status.value in _COMPLETED), None)
 

@@ -87,6 +87,10 @@ def deliver(outbox: Sequence[Pending], settings: NotifySettings, log: logging.Lo
         )
         outbox = outbox[len(outbox) - MAX_OUTBOX :]
     remaining, delivered, failed = [], 0, 0
+    # After one failure a channel is not tried again this tick: a receiver that is down would
+    # otherwise cost a timeout per queued message and could push the tick past Dagster's
+    # deadline, losing the cursor (and so re-sending what did go out).
+    down: set[str] = set()
     with httpx.Client(
         timeout=httpx.Timeout(settings.timeout_seconds, connect=min(5.0, settings.timeout_seconds)),
         follow_redirects=False,
@@ -94,6 +98,9 @@ def deliver(outbox: Sequence[Pending], settings: NotifySettings, log: logging.Lo
         for pending in outbox:
             left = []
             for channel in pending.channels:
+                if channel in down:
+                    left.append(channel)
+                    continue
                 if channel == WEBHOOK and settings.webhook:
                     ok = send_webhook(client, settings, pending.message, log)
                 elif channel == EMAIL and settings.email:
@@ -105,9 +112,11 @@ def deliver(outbox: Sequence[Pending], settings: NotifySettings, log: logging.Lo
                         pending.message.key,
                     )
                     continue
-                delivered += ok
-                failed += not ok
-                if not ok:
+                if ok:
+                    delivered += 1
+                else:
+                    failed += 1
+                    down.add(channel)
                     left.append(channel)
             if left:
                 remaining.append(

@@ -97,7 +97,7 @@ def evaluate(
         f"{outcome.delivered} delivered, {len(outcome.remaining)} waiting for retry"
     )
     if not settings.configured and changes.messages:
-        summary += "; nothing sent: no webhook or SMTP configured"
+        summary += "; no webhook or SMTP configured"
     if outcome.delivered == 0:
         return dg.SensorResult(
             skip_reason=dg.SkipReason(f"nothing sent: {summary}"), cursor=next_cursor.dumps()

@@ -32,6 +32,13 @@ def _describe() -> str:
         graph.asset_check_keys, key=lambda c: (c.asset_key.to_user_string(), c.name)
     ):
         lines.append(f"check {check.asset_key.to_user_string()}:{check.name}")
+    defs = build_definitions()
+    for job in sorted(j.name for j in defs.jobs or ()):  # type: ignore[union-attr]
+        lines.append(f"job {job}")
+    for schedule in defs.schedules or ():
+        lines.append(f"schedule {schedule.name} {schedule.cron_schedule} -> {schedule.job_name}")
+    for sensor in defs.sensors or ():
+        lines.append(f"sensor {sensor.name}")
     return "\n".join(lines) + "\n"
 
 
