@@ -7,7 +7,7 @@ import dagster as dg
 
 from pipelines.checks import freshness_checks, reference_checks, silver_key
 from pipelines.factory import dataset_asset
-from pipelines.gold.assets import gold_assets, gold_key
+from pipelines.gold.assets import gold_assets, gold_key, reconciliation_check
 from pipelines.gold.models import MODELS
 from pipelines.notify.sensor import quality_notifications
 from pipelines.resources import lake_resource
@@ -24,6 +24,7 @@ def build_assets(specs: list[DatasetSpec] | None = None) -> list[dg.AssetsDefini
         *(check for spec in specs for check in reference_checks(spec)),
         *freshness_checks(specs),
         *gold_assets(),
+        reconciliation_check(),
         serving_asset(specs, upstream),
     ]
 

@@ -54,3 +54,29 @@ def gold_asset(model: GoldModel) -> dg.AssetsDefinition:
 
 def gold_assets() -> list[dg.AssetsDefinition]:
     return [gold_asset(model) for model in MODELS]
+
+
+def reconciliation_check() -> dg.AssetChecksDefinition:
+    @dg.asset_check(
+        asset=gold_key("meal_delivery_reconciliation"),
+        name="entries_match_registers",
+        description="Every entry of the local meal-delivery list is a person in CPR at the "
+        "address the list says. Warns; the gold table says which list rows differ.",
+    )
+    def _check(lake: LakeResource) -> dg.AssetCheckResult:
+        uri = lake.lake_home().table_uri("gold", "meal_delivery_reconciliation")
+        table = pl.read_delta(uri)
+        counts = dict(table.group_by("status").len().iter_rows())
+        differing = table.filter(pl.col("status") != "matches")
+        return dg.AssetCheckResult(
+            passed=differing.height == 0,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={
+                "entries": table.height,
+                "rows_without_match": differing.height,
+                **{f"status_{k}": v for k, v in sorted(counts.items())},
+                "first_list_rows": ", ".join(map(str, differing["list_row"].head(10))) or "none",
+            },
+        )
+
+    return _check

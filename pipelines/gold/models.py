@@ -96,6 +96,40 @@ ORDER BY v.municipality_code, v.district, v.month
 )
 
 
+# Normalised address text: lower case, letters and digits only, so "Skovvej 12, 1. th" and
+# the register's street/number/floor/door compare equal while "Skovv. 12" does not.
+_NORMALISED = "regexp_replace(lower({}), '[^a-z0-9æøå]', '', 'g')"
+
+MODELS = (
+    *MODELS,
+    GoldModel(
+        name="meal_delivery_reconciliation",
+        description="The staff-kept meal-delivery list reconciled with the registers: per "
+        "entry (by pseudonym), whether the person is in CPR and whether the list's address is "
+        "the registered one (DAR). Entries that differ are where the local list has drifted.",
+        inputs=("meal_delivery_list", "cpr_persons", "dar_addresses"),
+        sql=f"""
+WITH registered AS (
+    SELECT p.cpr, a.address_id IS NOT NULL AS address_known, a.postcode, a.district,
+           {
+            _NORMALISED.format("concat_ws(' ', a.street, a.house_number, a.floor, a.door)")
+        } AS address
+    FROM silver.cpr_persons p LEFT JOIN silver.dar_addresses a USING (address_id)
+)
+SELECT l.cpr, l._source_row AS list_row, r.district,
+       CASE WHEN r.cpr IS NULL THEN 'not_in_cpr'
+            WHEN NOT r.address_known THEN 'registered_address_not_in_dar'
+            WHEN {_NORMALISED.format("l.address_text")} = r.address
+                 AND l.postcode = r.postcode THEN 'matches'
+            ELSE 'address_differs' END AS status
+FROM silver.meal_delivery_list l
+LEFT JOIN registered r USING (cpr)
+ORDER BY list_row
+""",
+    ),
+)
+
+
 def input_versions(home: Home, model: GoldModel) -> dict[str, int | None]:
     return {name: table_version(home.table_uri("silver", name)) for name in model.inputs}
 
@@ -116,7 +150,9 @@ def build(home: Home, model: GoldModel) -> tuple[Commit, pl.DataFrame | None]:
     if missing:
         raise RuntimeError(f"gold.{model.name} needs silver {missing}: load those datasets first")
     fingerprint = ",".join(f"{name}@{v}" for name, v in sorted(versions.items()))
-    app_id = f"gold:{model.name}:{hashlib.sha256(fingerprint.encode()).hexdigest()[:16]}"
+    # The SQL is part of the fingerprint: a changed model recomputes on unchanged inputs.
+    digest = hashlib.sha256(f"{fingerprint}\n{model.sql}".encode()).hexdigest()[:16]
+    app_id = f"gold:{model.name}:{digest}"
     uri = home.table_uri("gold", model.name)
     if has_batch(uri, app_id):
         return Commit(table_version(uri) or 0, committed=False), None
