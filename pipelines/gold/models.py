@@ -138,7 +138,7 @@ def compute(home: Home, model: GoldModel) -> pl.DataFrame:
     con = duck_connect()
     try:
         create_views(con, {k: v for k, v in lake_views(home).items() if k.startswith("silver.")})
-        return pl.from_arrow(con.sql(model.sql).arrow())
+        return con.sql(model.sql).pl()  # keeps the schema when the result is empty
     finally:
         con.close()
 

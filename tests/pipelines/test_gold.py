@@ -85,3 +85,17 @@ def test_population_counts_only_known_addresses_and_ages_at_the_extract(home) ->
     assert (row["persons_0_17"], row["persons_18_64"], row["persons_65_plus"]) == (1, 0, 2)
     again, recomputed = build(home, MODEL["population_by_district"])
     assert commit.committed and not again.committed and recomputed is None
+
+
+def test_an_empty_result_is_still_a_table_with_its_columns(home) -> None:
+    _registers(home)
+    _silver(home, "meal_delivery_list", [{"cpr": "p1", "address_text": "x", "postcode": "4000"}])
+    write_batch(
+        home.table_uri("silver", "meal_delivery_list"),
+        pl.read_delta(home.table_uri("silver", "meal_delivery_list")).clear(),
+        mode="snapshot",
+        app_id="empty",
+    )
+    _, table = build(home, MODEL["meal_delivery_reconciliation"])
+    assert table.height == 0 and table.columns == ["cpr", "list_row", "district", "status"]
+    assert pl.read_delta(home.table_uri("gold", "meal_delivery_reconciliation")).height == 0
