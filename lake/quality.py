@@ -50,10 +50,10 @@ _RUN_SCHEMA = {
 }
 
 
-def record_run(home: Home, run: RunRecord) -> None:
+def record_run(home: Home, run: RunRecord, attempt: int = 0) -> None:
     # One row per batch and outcome: a rejected batch retried after a fix gets its "loaded"
     # row, while retrying it unchanged adds nothing.
-    app_id = f"run:{run.dataset}:{run.batch_id}:{run.status}"
+    app_id = f"run:{run.dataset}:{run.batch_id}:{run.status}" + _suffix(attempt)
     uri = home.runs_uri
     if DeltaTable.is_deltatable(uri) and DeltaTable(uri).transaction_version(app_id) is not None:
         return
@@ -81,12 +81,17 @@ def failed_checks_json(counts: list[tuple[str, str, int]]) -> str:
     )
 
 
-def write_quarantine(home: Home, dataset: str, batch_id: str, failures: pl.DataFrame) -> None:
-    """Failing rows of a batch, committed before the batch's silver commit."""
+def write_quarantine(
+    home: Home, dataset: str, batch_id: str, failures: pl.DataFrame, attempt: int = 0
+) -> None:
+    """Failing rows of a batch, committed before the batch's silver commit. A reload
+    (attempt > 0) replaces the batch's earlier quarantine rows with the new outcome."""
     uri = home.table_uri("quarantine", dataset)
-    app_id = f"quarantine:{dataset}:{batch_id}"
+    app_id = f"quarantine:{dataset}:{batch_id}" + _suffix(attempt)
     if DeltaTable.is_deltatable(uri) and DeltaTable(uri).transaction_version(app_id) is not None:
         return
+    if attempt and DeltaTable.is_deltatable(uri):
+        DeltaTable(uri).delete(f"batch_id = '{batch_id}'")
     frame = failures.select(
         pl.lit(dataset).alias("dataset"),
         pl.lit(batch_id).alias("batch_id"),
@@ -162,3 +167,7 @@ def record_checks(home: Home, states: list[CheckState], *, only_changes: bool) -
         frame = pl.DataFrame([asdict(s) for s in states], schema=_CHECK_SCHEMA)
         write_deltalake(home.table_uri("quality", "check_history"), frame.to_arrow(), mode="append")
     return len(states)
+
+
+def _suffix(attempt: int) -> str:
+    return f":reload{attempt}" if attempt else ""

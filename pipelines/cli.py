@@ -15,6 +15,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import duckdb
@@ -77,6 +78,14 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--dataset", required=True)
     check.add_argument("file", type=Path)
     check.set_defaults(handler=cmd_check)
+
+    reload = sub.add_parser(
+        "reload", help="load a landed batch again with the current contract (release quarantine)"
+    )
+    reload.add_argument("--dataset", required=True)
+    reload.add_argument("--batch", help="batch id (or prefix); default: the newest load")
+    reload.add_argument("--home")
+    reload.set_defaults(handler=cmd_reload)
 
     ui = sub.add_parser("ui", help="run the Dagster webserver and daemon on 127.0.0.1")
     ui.add_argument("--home")
@@ -214,6 +223,30 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 1 if result.rows_quarantined else 0
 
 
+def cmd_reload(args: argparse.Namespace) -> int:
+    from lake.privacy import key_from_text
+    from pipelines.ingest import reload_batch
+    from pipelines.specs import spec_by_name
+
+    home = resolve_home(args.home)
+    prepare(home)
+    spec = spec_by_name(args.dataset)
+    _progress_logging()
+    reload_id = f"cli-reload-{uuid.uuid4()}"
+    result = reload_batch(spec, home, key_from_text(os.environ[KEY_ENV]), args.batch, reload_id)
+    if result.status == "rejected":
+        print(f"REJECTED {result.source_file}: {result.message}")
+        return 1
+    print(
+        f"Reloaded {spec.name} batch {result.batch_id} ({result.source_file}): "
+        f"{result.rows_valid:,} valid, {result.rows_quarantined:,} still quarantined."
+    )
+    print("Rebuilding what depends on it ...")
+    outcome = _materialize(f"key:silver/{spec.name}+")
+    _print_summary(home, outcome, also_run_ids={reload_id: "reloaded"})
+    return 0 if outcome.success else 1
+
+
 def cmd_ui(args: argparse.Namespace) -> int:
     home = resolve_home(args.home)
     prepare(home)
@@ -274,7 +307,7 @@ def _materialize(select: str | None):
     )
 
 
-def _print_summary(home: Home, result) -> None:
+def _print_summary(home: Home, result, also_run_ids: dict[str, str] | None = None) -> None:
     from lake.quality import runs
 
     latest = (
@@ -291,6 +324,7 @@ def _print_summary(home: Home, result) -> None:
     print(f"{'dataset':<22}{'rows in':>10}{'valid':>10}{'quarantined':>13}  status")
     for row in latest.iter_rows(named=True):
         status = row["status"] if row["dataset"] in this_run else "unchanged"
+        status = (also_run_ids or {}).get(row["dagster_run_id"], status)
         print(
             f"{row['dataset']:<22}{row['rows_in']:>10,}{row['rows_valid']:>10,}"
             f"{row['rows_quarantined']:>13,}  {status} ({row['source_file']})"

@@ -19,7 +19,7 @@ import polars as pl
 from connectors.files import drop_files, media_type
 from connectors.formats import FormatError, read_table
 from lake import quality
-from lake.errors import SchemaBreak
+from lake.errors import LakeError, SchemaBreak
 from lake.home import Home
 from lake.landing import LandedFile, land, manifest
 from lake.privacy import pseudonymise, redact
@@ -135,8 +135,14 @@ def load_dataset(
 
 
 def load_batch(
-    spec: DatasetSpec, home: Home, key: bytes, landed: LandedFile, run_id: str | None = None
+    spec: DatasetSpec,
+    home: Home,
+    key: bytes,
+    landed: LandedFile,
+    run_id: str | None = None,
+    attempt: int = 0,
 ) -> BatchResult:
+    """Load one landed batch; attempt > 0 re-applies it (see reload_batch) under new ids."""
     started = dt.datetime.now(dt.UTC)
     batch_id = landed.batch_id
     data = Path(landed.path).read_bytes()
@@ -146,11 +152,11 @@ def load_batch(
         message = redact(str(error))
         result = BatchResult(batch_id, landed.original_name, "rejected", message=message)
         log.warning("%s: rejected %s: %s", spec.name, landed.original_name, message)
-        _record(home, spec, result, started, run_id)
+        _record(home, spec, result, started, run_id, attempt)
         return result
 
     # Quarantine is committed before silver, so a crash in between never loses failing rows.
-    quality.write_quarantine(home, spec.name, batch_id, conformed.failures)
+    quality.write_quarantine(home, spec.name, batch_id, conformed.failures, attempt)
     silver = pseudonymise(conformed.valid, identifier_columns(spec.contract), key).with_columns(
         pl.lit(batch_id).alias("_batch_id"),
         pl.lit(landed.original_name).alias("_source_file"),
@@ -160,7 +166,7 @@ def load_batch(
         silver_uri(home, spec.name),
         silver,
         mode=spec.load_mode,
-        app_id=f"silver:{spec.name}:{batch_id}",
+        app_id=f"silver:{spec.name}:{batch_id}" + (f":reload{attempt}" if attempt else ""),
         keys=spec.keys,
         metadata={
             "kommunelake.batch_id": batch_id,
@@ -186,12 +192,17 @@ def load_batch(
         result.rows_valid,
         result.rows_quarantined,
     )
-    _record(home, spec, result, started, run_id)
+    _record(home, spec, result, started, run_id, attempt)
     return result
 
 
 def _record(
-    home: Home, spec: DatasetSpec, result: BatchResult, started: dt.datetime, run_id: str | None
+    home: Home,
+    spec: DatasetSpec,
+    result: BatchResult,
+    started: dt.datetime,
+    run_id: str | None,
+    attempt: int = 0,
 ) -> None:
     quality.record_run(
         home,
@@ -211,7 +222,46 @@ def _record(
             message=result.message,
             dagster_run_id=run_id,
         ),
+        attempt,
     )
+
+
+def reload_batch(
+    spec: DatasetSpec,
+    home: Home,
+    key: bytes,
+    batch_id: str | None = None,
+    run_id: str | None = None,
+) -> BatchResult:
+    """Load a landed batch again with the current YAML and contract: how quarantined rows are
+    released after fixing a contract (or column mapping) that wrongly failed them.
+
+    The batch's quarantine rows are replaced by the new outcome and silver gets the new valid
+    rows (snapshot: replaced; merge: upserted; append: appended). Only the newest loaded batch
+    of a snapshot dataset can be reloaded, so old data never overwrites newer data.
+    """
+    history = quality.runs(home, spec.name)
+    loaded = history.filter(pl.col("status") == "loaded")
+    landed = {f.batch_id: f for f in manifest(home.manifest_uri, spec.name)}
+    if batch_id is None:
+        if not loaded.height:
+            raise LakeError(f"{spec.name}: nothing has been loaded yet, so nothing to reload")
+        batch_id = loaded["batch_id"][-1]
+    matches = [b for b in landed if b.startswith(batch_id)]
+    if len(matches) != 1:
+        raise LakeError(
+            f"{spec.name}: batch {batch_id!r} matches {len(matches)} landed batches; use a "
+            "batch_id from `select batch_id, source_file from quality.runs`"
+        )
+    batch_id = matches[0]
+    if spec.load_mode == "snapshot" and loaded.height and batch_id != loaded["batch_id"][-1]:
+        raise LakeError(
+            f"{spec.name}: batch {batch_id} is not the newest load of this snapshot dataset; "
+            "reloading it would replace newer data. Reload the newest batch instead"
+        )
+    attempt = history.filter(pl.col("batch_id") == batch_id).height
+    log.info("%s: reloading batch %s (%s)", spec.name, batch_id, landed[batch_id].original_name)
+    return load_batch(spec, home, key, landed[batch_id], run_id, attempt=attempt)
 
 
 def silver_state(home: Home, spec: DatasetSpec) -> tuple[int | None, pl.DataFrame | None]:
@@ -221,4 +271,4 @@ def silver_state(home: Home, spec: DatasetSpec) -> tuple[int | None, pl.DataFram
     return version, (pl.read_delta(uri) if version is not None else None)
 
 
-__all__ = ["BatchResult", "LoadReport", "check_file", "load_dataset"]
+__all__ = ["BatchResult", "LoadReport", "check_file", "load_dataset", "reload_batch"]

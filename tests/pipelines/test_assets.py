@@ -6,6 +6,7 @@ from __future__ import annotations
 import dataclasses
 
 import dagster as dg
+import polars as pl
 import pytest
 from deltalake import DeltaTable
 
@@ -156,3 +157,41 @@ def test_automation_does_not_build_gold_from_a_blocked_dataset(demo_home) -> Non
         )
         assert fixed.get_num_requested(GOLD_POPULATION) == 1
         assert fixed.get_num_requested(home_care) == 1
+
+
+def test_reload_releases_rows_quarantined_by_a_wrong_contract(demo_home) -> None:
+    from lake.tables import table_version
+    from pipelines.ingest import reload_batch
+
+    fixed = spec_by_name("sick_leave")
+    broken = dataclasses.replace(fixed, parse=dataclasses.replace(fixed.parse, date_formats=()))
+    [first] = load_dataset(broken, demo_home, TEST_KEY).batches
+    assert first.rows_quarantined > first.rows_valid  # dd-mm-yyyy dates all failed typing
+
+    again = reload_batch(fixed, demo_home, TEST_KEY)
+    assert again.batch_id == first.batch_id and again.rows_in == first.rows_in
+    assert again.rows_quarantined < first.rows_quarantined / 5  # only the real defects remain
+    quarantine = pl.read_delta(demo_home.table_uri("quarantine", "sick_leave"))
+    assert quarantine["source_row"].n_unique() == again.rows_quarantined  # replaced, not added
+    silver = pl.read_delta(demo_home.table_uri("silver", "sick_leave"))
+    assert silver.height == again.rows_valid
+    assert runs(demo_home, "sick_leave")["status"].to_list() == ["loaded", "loaded"]
+
+    version = table_version(demo_home.table_uri("silver", "sick_leave"))
+    reload_batch(fixed, demo_home, TEST_KEY)  # a second reload is a new, idempotent attempt
+    assert pl.read_delta(demo_home.table_uri("silver", "sick_leave")).height == silver.height
+    assert table_version(demo_home.table_uri("silver", "sick_leave")) == version + 1
+
+
+def test_reload_refuses_an_old_snapshot_batch(demo_home) -> None:
+    from lake.errors import LakeError
+    from pipelines.ingest import reload_batch
+
+    spec = spec_by_name("cpr_persons")
+    [old] = load_dataset(spec, demo_home, TEST_KEY).batches
+    _rename_header(demo_home, "FORNAVN", "FORNAVN", name="cpr_personer_v2.csv")
+    path = demo_home.drop / "cpr_persons" / "cpr_personer_v2.csv"
+    path.write_text(path.read_text() + path.read_text().splitlines()[1] + "\n")  # new bytes
+    load_dataset(spec, demo_home, TEST_KEY)
+    with pytest.raises(LakeError, match="not the newest load"):
+        reload_batch(spec, demo_home, TEST_KEY, old.batch_id)
