@@ -11,11 +11,13 @@ import io
 import os
 import secrets
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 
 import xlsxwriter
+from xlsxwriter.format import Format
 from xlsxwriter.workbook import Workbook
+from xlsxwriter.worksheet import Worksheet
 
 # Written into docProps/core.xml instead of "now", so the workbook bytes are reproducible.
 XLSX_CREATED = datetime(2026, 11, 1, 6, 0, 0)
@@ -76,3 +78,18 @@ def xlsx_bytes(fill: Callable[[Workbook], None]) -> bytes:
     fill(workbook)
     workbook.close()
     return buffer.getvalue()
+
+
+def write_rows(
+    sheet: Worksheet, rows: Iterable[Sequence[object]], first_row: int, date_format: Format
+) -> None:
+    """Write rows as typed cells (dates as real date cells, ints as numbers, blanks left
+    empty), the way a fagsystem's Excel export stores them."""
+    for r, row in enumerate(rows, start=first_row):
+        for col, value in enumerate(row):
+            if isinstance(value, date):
+                sheet.write_datetime(r, col, value, date_format)
+            elif isinstance(value, int):
+                sheet.write_number(r, col, value)
+            elif value:
+                sheet.write_string(r, col, str(value))

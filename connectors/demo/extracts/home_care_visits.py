@@ -16,7 +16,7 @@ from xlsxwriter.workbook import Workbook
 from .. import defects as d
 from ..cpr import unique_cpr, with_dash
 from ..dates import birth_date_for_age
-from ..output import xlsx_bytes
+from ..output import write_rows, xlsx_bytes
 from ..people import Person, Population
 from ..summary import EXCEL_ROW, BuiltExtract, DatasetSummary
 
@@ -113,14 +113,7 @@ def _write(rows: list[list[object]]) -> Callable[[Workbook], None]:
             sheet.write_string(HEADER_ROW - 1, col, title, bold)
         for col, width in enumerate((11, 13, 11, 9, 14, 16, 15, 16)):
             sheet.set_column(col, col, width)
-        for r, row in enumerate(rows, start=HEADER_ROW):
-            for col, value in enumerate(row):
-                if isinstance(value, date):
-                    sheet.write_datetime(r, col, value, day)
-                elif isinstance(value, int):
-                    sheet.write_number(r, col, value)
-                elif value:
-                    sheet.write_string(r, col, str(value))
+        write_rows(sheet, rows, HEADER_ROW, day)
 
     return fill
 

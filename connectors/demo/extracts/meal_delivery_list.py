@@ -15,7 +15,7 @@ from xlsxwriter.workbook import Workbook
 
 from .. import defects as d
 from ..dates import EXTRACT_DATE, random_date, years_before
-from ..output import xlsx_bytes
+from ..output import write_rows, xlsx_bytes
 from ..people import Person, Population
 from ..places import Address
 from ..summary import EXCEL_ROW, BuiltExtract, DatasetSummary
@@ -99,14 +99,7 @@ def _write(rows: list[list[object]]) -> Callable[[Workbook], None]:
             sheet.write_string(0, col, title, bold)
         for col, width in enumerate((24, 12, 28, 8, 14, 11, 11, 26)):
             sheet.set_column(col, col, width)
-        for r, row in enumerate(rows, start=1):
-            for col, value in enumerate(row):
-                if isinstance(value, date):
-                    sheet.write_datetime(r, col, value, day)
-                elif isinstance(value, int):
-                    sheet.write_number(r, col, value)
-                elif value:
-                    sheet.write_string(r, col, str(value))
+        write_rows(sheet, rows, 1, day)
 
     return fill
 
