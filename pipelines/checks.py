@@ -221,12 +221,12 @@ def check_results(
 
 
 def _volume(facts: LoadFacts, tolerance: float) -> dg.AssetCheckResult:
-    if facts.latest_rows_in is None or len(facts.previous_rows_in) < 2:
+    if facts.latest_rows_in is None or not facts.previous_rows_in:
         return dg.AssetCheckResult(
             check_name="volume",
             passed=True,
             severity=WARN,
-            metadata={"note": "fewer than 2 earlier loads: nothing to compare with yet"},
+            metadata={"note": "no earlier load: nothing to compare with yet"},
         )
     median = statistics.median(facts.previous_rows_in[-10:])
     deviation = abs(facts.latest_rows_in - median) / median if median else 0.0

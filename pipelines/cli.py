@@ -303,7 +303,9 @@ def _materialize(select: str | None):
         instance=dg.DagsterInstance.get(),
         raise_on_error=False,
         tags={"kommunelake/launched_by": "cli"},
-        run_config={"loggers": {"console": {"config": {"log_level": "ERROR"}}}},
+        # Our own summary says what failed in one line each; Dagster's console logger would
+        # add tracebacks. The full event log is in the instance (and the UI).
+        run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
     )
 
 

@@ -58,7 +58,8 @@ def test_volume_compares_with_the_median_of_earlier_loads(rows, passes) -> None:
 
 
 def test_volume_needs_history_before_it_judges() -> None:
-    assert _results(_facts(latest_rows_in=5, previous_rows_in=(1000,)))["volume"].passed
+    assert _results(_facts(latest_rows_in=5, previous_rows_in=()))["volume"].passed
+    assert not _results(_facts(latest_rows_in=300, previous_rows_in=(1000,)))["volume"].passed
 
 
 def test_new_columns_are_drift_and_rejections_break_the_schema() -> None:
