@@ -13,11 +13,15 @@ from typing import Any
 
 import polars as pl
 
+from connectors.formats import containers
 from connectors.formats.csv import read_csv
 from connectors.formats.errors import FormatError
 from connectors.formats.excel import read_excel
+from connectors.formats.fixed_width import read_fixed_width
 from connectors.formats.frame import SOURCE_ROW
 from connectors.formats.json import read_json, read_ndjson
+from connectors.formats.parquet import read_parquet
+from connectors.formats.xml import read_xml
 
 __all__ = ["SOURCE_ROW", "FormatError", "read_table"]
 
@@ -28,11 +32,17 @@ READERS: dict[str, Reader] = {
     "excel": read_excel,
     "json": read_json,
     "ndjson": read_ndjson,
+    "xml": read_xml,
+    "fixed_width": read_fixed_width,
+    "parquet": read_parquet,
 }
 
 
 def read_table(data: bytes, options: Mapping[str, Any], *, source_name: str) -> pl.DataFrame:
     """Read one delivered file; `options` is the dataset YAML's `format:` block.
+
+    A `container:` option (zip, gzip, auto) unpacks the delivery first, within size, ratio
+    and member limits; `type` is then the format of the file inside.
 
     Raises FormatError (one line: file, location, cause, what to do) for anything unreadable.
     """
@@ -44,4 +54,7 @@ def read_table(data: bytes, options: Mapping[str, Any], *, source_name: str) -> 
             f"unknown or missing `format.type` {kind!r}",
             "Set `type:` in the dataset YAML's `format:` block to one of: " + ", ".join(READERS),
         )
+    if containers.uses_container(options):
+        inner = containers.unpack(data, options, inner_type=kind, source_name=source_name)
+        data, options, source_name = inner.data, inner.options, inner.source_name
     return reader(data, options, source_name=source_name)

@@ -193,7 +193,9 @@ def sniff_delimiter(lines: list[str], quote: str | None) -> str:
     header, sample = lines[0], [line for line in lines[1:] if line.strip()]
 
     def width(line: str, delimiter: str) -> int:
-        return len(next(_Dialect(delimiter, quote).reader([line]), [""]))
+        # A bare CR inside a line (a line break typed into an Excel cell, saved on a Mac)
+        # makes the csv module raise; it never separates fields, so count without it.
+        return len(next(_Dialect(delimiter, quote).reader([line.replace("\r", " ")]), [""]))
 
     widths = {d: width(header, d) for d in DELIMITERS}
     most = max(widths.values())

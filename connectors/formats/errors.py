@@ -5,6 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 
+def is_panic(error: BaseException) -> bool:
+    """A Rust panic surfacing from a pyo3 library (calamine, polars).
+
+    Each pyo3 library defines its own `PanicException`, derived from BaseException, so
+    there is no one class to catch: the name is what they share.
+    """
+    return type(error).__name__ == "PanicException"
+
+
 def _one_line(text: str) -> str:
     # Library messages (polars, calamine) span several lines; logs and the CLI print one.
     return " ".join(str(text).split())

@@ -24,7 +24,7 @@ from typing import Any
 import fastexcel
 import polars as pl
 
-from connectors.formats.errors import FormatError
+from connectors.formats.errors import FormatError, is_panic
 from connectors.formats.frame import finish
 from connectors.formats.options import check_keys, non_negative_int, optional_str
 
@@ -55,7 +55,11 @@ def read_excel(data: bytes, options: Mapping[str, Any], *, source_name: str) -> 
 
     try:
         workbook = fastexcel.read_excel(data)
-    except (fastexcel.FastExcelError, OSError, ValueError) as err:
+    except BaseException as err:
+        if not isinstance(err, fastexcel.FastExcelError | OSError | ValueError) and not is_panic(
+            err
+        ):
+            raise
         raise FormatError(
             source_name,
             f"not a readable Excel workbook ({_first_line(err)})",
@@ -135,9 +139,11 @@ def _sheet_cells(workbook: Any, sheet: str, source_name: str) -> pl.DataFrame:
         # Cells that do not convert become null here (no error list: building one Python
         # object per text cell in a float load costs more than the load itself).
         number = _load(workbook, sheet, "float").to_polars()
-        moment = _load(workbook, sheet, "datetime").to_polars()
+        moment = _moments(workbook, sheet, text.width, text.height)
         flag = _load(workbook, sheet, "boolean").to_polars()
-    except fastexcel.FastExcelError as err:
+    except BaseException as err:
+        if not isinstance(err, fastexcel.FastExcelError) and not is_panic(err):
+            raise
         raise FormatError(
             source_name,
             f"cannot read the sheet: {_first_line(err)}",
@@ -162,6 +168,30 @@ def _sheet_cells(workbook: Any, sheet: str, source_name: str) -> pl.DataFrame:
             )
         value = _ERROR_TEXT.get(found.group(1), f"#{found.group(1).upper()}")
         columns[column] = columns[column].scatter(row, value)
+    return pl.DataFrame(columns)
+
+
+def _moments(workbook: Any, sheet: str, width: int, height: int) -> pl.DataFrame:
+    try:
+        return _load(workbook, sheet, "datetime").to_polars()
+    except BaseException as err:
+        if not is_panic(err):
+            raise
+    # calamine panics turning a number below about -1.07e11 into a date (the milliseconds
+    # overflow), and a budget in øre can hold one. Load column by column and leave out the
+    # columns that cannot convert: their numbers still render from the float load, and any
+    # real date cell in them falls back to calamine's text (`2026-01-15 00:00:00`).
+    columns = []
+    for i in range(width):
+        try:
+            column = workbook.load_sheet(
+                sheet, header_row=None, skip_rows=0, dtypes={i: "datetime"}, use_columns=[i]
+            ).to_polars()[:, 0]
+        except BaseException as err:
+            if not is_panic(err):
+                raise
+            column = pl.Series([None] * height, dtype=pl.Datetime("ms"))
+        columns.append(column.alias(f"c{i}"))
     return pl.DataFrame(columns)
 
 

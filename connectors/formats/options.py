@@ -51,3 +51,31 @@ def optional_str(options: Mapping[str, Any], key: str, *, source_name: str) -> s
             f"Fix `{key}` in the dataset YAML",
         )
     return value
+
+
+def positive_number(
+    options: Mapping[str, Any], key: str, default: int, *, source_name: str, whole: bool = True
+) -> int | float:
+    """A limit: a number > 0 (whole unless `whole=False`), or `default` when not set."""
+    value = options.get(key)
+    if value is None:
+        return default
+    kinds: tuple[type, ...] = (int,) if whole else (int, float)
+    if isinstance(value, bool) or not isinstance(value, kinds) or not value > 0:
+        raise FormatError(
+            source_name,
+            f"`{key}` must be a {'whole ' if whole else ''}number > 0, got {value!r}",
+            f"Fix `{key}` in the dataset YAML",
+        )
+    return value
+
+
+def flag(options: Mapping[str, Any], key: str, *, source_name: str) -> bool:
+    value = options.get(key, False)
+    if not isinstance(value, bool):
+        raise FormatError(
+            source_name,
+            f"`{key}` must be true or false, got {value!r}",
+            f"Fix `{key}` in the dataset YAML",
+        )
+    return value

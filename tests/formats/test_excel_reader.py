@@ -162,3 +162,20 @@ def test_empty_sheet(tmp_path: Path) -> None:
     book.add_worksheet("Tom")
     book.close()
     assert "the sheet is empty" in str(read_error(path.read_bytes()))
+
+
+def test_a_number_too_negative_to_be_a_date_does_not_break_the_sheet(tmp_path: Path) -> None:
+    # calamine panics converting -1e12 (days) to a datetime; the column is read without it.
+    path = tmp_path / "budget.xlsx"
+    with xlsxwriter.Workbook(path) as book:
+        sheet = book.add_worksheet()
+        date = book.add_format({"num_format": "dd-mm-yyyy"})
+        sheet.write_row(0, 0, ["beloeb_oere", "dato"])
+        sheet.write_number(1, 0, -1e12)
+        sheet.write_datetime(1, 1, dt.datetime(2026, 1, 15), date)
+        sheet.write_datetime(2, 0, dt.datetime(2026, 1, 16), date)
+        sheet.write_number(2, 1, 2.5)
+    assert read(path.read_bytes()).rows() == [
+        ("-1000000000000", "2026-01-15", 2),
+        ("2026-01-16 00:00:00", "2.5", 3),  # a date in the panicking column: calamine's text
+    ]

@@ -1,4 +1,4 @@
-"""Real municipal open-data CSVs (Aarhus, Københavns Kommune, Stavanger) through read_table.
+"""Real municipal open data (Aarhus, Københavns Kommune, Stavanger CSV and XML) via read_table.
 
 Expectations are computed independently with the stdlib csv module, not copied from the
 reader's output, so a reader bug cannot agree with itself.
@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 from pathlib import Path
+from xml.etree import ElementTree
 
 import polars as pl
 import pytest
@@ -107,3 +108,74 @@ def test_stavanger_miljostasjoner_has_a_ragged_row_and_it_is_reported_not_droppe
     assert caught.value.line == short[0]
     assert f"{name}, line {short[0]}: the row has 5 fields but the header" in str(caught.value)
     assert "\n" not in str(caught.value)
+
+
+# Datahotellet's XML sidecars: field definitions (repeating <field>) and dataset metadata.
+XML_FILES = sorted(p.name for p in OPENDATA.glob("stavanger_*.xml"))
+
+
+def stdlib_xml_records(path: Path, record_path: str) -> list[dict[str, str | None]]:
+    """Each record's child elements as {tag: stripped text or None}, by a whole-tree parse."""
+    root = ElementTree.fromstring(path.read_bytes())  # trusted fixture: the stdlib parser is fine
+    steps = record_path.split("/")
+    records = [root] if steps == [root.tag] else root.findall("/".join(steps[1:]))
+    return [{child.tag: (child.text or "").strip() or None for child in r} for r in records]
+
+
+def test_real_xml_files_are_all_here() -> None:
+    assert len(XML_FILES) == 6
+    assert sum(name.endswith("_fields.xml") for name in XML_FILES) == 3
+
+
+@pytest.mark.parametrize("name", XML_FILES)
+def test_real_xml_matches_a_whole_tree_parse(name: str) -> None:
+    record_path = "metadata" if name.endswith("_meta.xml") else "datasetFields/fields/field"
+    path = OPENDATA / name
+    expected = stdlib_xml_records(path, record_path)
+
+    frame = read_table(
+        path.read_bytes(), {"type": "xml", "record_path": record_path}, source_name=name
+    )
+
+    assert frame.columns == [*expected[0], "_source_row"]
+    assert frame.rows() == [(*r.values(), i) for i, r in enumerate(expected, start=1)]
+    assert all(dtype == pl.String for dtype in frame.dtypes[:-1])
+    # The bare-name form finds the same records.
+    bare = read_table(
+        path.read_bytes(),
+        {"type": "xml", "record_path": record_path.rsplit("/", 1)[-1]},
+        source_name=name,
+    )
+    assert bare.equals(frame)
+
+
+def test_real_xml_field_definitions_keep_æøå_and_match_the_csv_header() -> None:
+    name = "stavanger_investeringsbudsjett2016"
+    fields = read_table(
+        (OPENDATA / f"{name}_fields.xml").read_bytes(),
+        {"type": "xml", "record_path": "field"},
+        source_name=f"{name}_fields.xml",
+    )
+    assert "Virksomhetsområde" in fields["name"].to_list()
+    assert "Beløp" in fields["name"].to_list()
+    data = read_table(
+        (OPENDATA / f"{name}_dataset.original.csv").read_bytes(),
+        {"type": "csv"},
+        source_name=f"{name}_dataset.original.csv",
+    )
+    assert fields["shortName"].to_list() == data.columns[:-1]
+
+
+def test_real_xml_with_a_wrong_record_path_suggests_the_right_one() -> None:
+    name = "stavanger_barnehager_fields.xml"
+    with pytest.raises(FormatError) as caught:
+        read_table(
+            (OPENDATA / name).read_bytes(),
+            {"type": "xml", "record_path": "datasetFields/field"},
+            source_name=name,
+        )
+    assert str(caught.value) == (
+        f"{name}: no element matches `record_path` 'datasetFields/field'. Set `record_path` to"
+        " the repeating record element; the most repeated element is"
+        " `datasetFields/fields/field` (6 times)"
+    )

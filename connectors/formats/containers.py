@@ -1,0 +1,438 @@
+"""Unpacking zip and gzip deliveries before the inner reader runs, without trusting the archive.
+
+`type` stays the format of the file inside; the container is an extra option:
+
+    format:
+      type: csv
+      container: zip            # zip | gzip | auto (by magic bytes; plain files pass through)
+      member: "udtraek/*.csv"   # zip only: a glob (case-insensitive); exactly one file must match
+      max_uncompressed_bytes: 2147483648   # the default, 2 GiB
+      max_compression_ratio: 200           # the default
+      max_members: 1000                    # the default
+
+Everything that can be checked from the archive's directory is checked before a byte is
+decompressed: the member count (from the end record, before Python builds its member
+list), absolute paths and `..` in any member name, symlinks and other special files (Unix
+mode in the external attributes), encryption, compression methods other than stored and
+deflate (bzip2 and lzma cannot be decompressed with a bounded output per step), and the
+chosen member's declared size and ratio. Nothing is ever extracted to disk. Decompression
+then runs in 1 MiB steps, checking after each the size against the header and the limit,
+and the ratio of output so far to compressed input consumed so far: a member whose header
+lies stops within a few MiB instead of filling memory. The ratio limit applies once the
+output passes 1 MiB: tiny files of blanks compress far better than 200:1 and are harmless.
+Only the limits apply to the chosen member; the safety checks apply to every member, since
+an archive that holds a traversal or a link is not a delivery to trust.
+
+gzip has no directory to check first (its trailer's size is modulo 2**32 and unreliable in
+a damaged file), so the stream (all concatenated members) is decompressed against the same
+budget with the ratio taken over the compressed bytes consumed so far: a bomb stops within
+a few MiB of output.
+
+The inner file's name for messages is `archive.zip!inner.csv` (`data.csv.gz!data.csv`).
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import io
+import stat
+import struct
+import zipfile
+import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from connectors.formats.errors import FormatError
+from connectors.formats.options import optional_str, positive_number
+
+OPTIONS = {
+    "container",
+    "member",
+    "max_uncompressed_bytes",
+    "max_compression_ratio",
+    "max_members",
+}
+KINDS = ("zip", "gzip", "auto")
+DEFAULT_MAX_BYTES = 2 * 1024**3
+DEFAULT_MAX_RATIO = 200
+DEFAULT_MAX_MEMBERS = 1000
+RATIO_FLOOR = 1 << 20  # the ratio limit starts to apply above this many output bytes
+_CHUNK = 1 << 20  # decompressed bytes per step
+_INPUT_CHUNK = 1 << 16
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
+_GZIP_MAGIC = b"\x1f\x8b"
+_EOCD = b"PK\x05\x06"
+_EOCD64_LOCATOR = b"PK\x06\x07"
+_EOCD64 = b"PK\x06\x06"
+_SAFE_METHODS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflate"}
+_METHOD_NAMES = {12: "bzip2", 14: "lzma", 9: "deflate64", 93: "zstd", 99: "AES"}
+_LISTED = 20
+# What zipfile raises on archives it cannot make sense of, beyond BadZipFile.
+_ZIP_ERRORS = (
+    zipfile.BadZipFile,
+    zipfile.LargeZipFile,
+    EOFError,
+    OSError,
+    ValueError,
+    struct.error,
+    NotImplementedError,
+    OverflowError,
+    IndexError,
+    KeyError,
+    RuntimeError,
+    zlib.error,
+)
+
+
+@dataclass(frozen=True)
+class Limits:
+    max_bytes: int
+    max_ratio: float
+    max_members: int
+
+
+@dataclass(frozen=True)
+class Inner:
+    data: bytes
+    source_name: str
+    options: dict[str, Any]  # the options without the container's
+
+
+def uses_container(options: Mapping[str, Any]) -> bool:
+    return any(key in options for key in OPTIONS)
+
+
+def unpack(data: bytes, options: Mapping[str, Any], *, inner_type: str, source_name: str) -> Inner:
+    """The file inside `data` per the container options, and the options for its reader."""
+    kind = options.get("container")
+    inner_options = {k: v for k, v in options.items() if k not in OPTIONS}
+    set_keys = ", ".join(f"`{k}`" for k in sorted(OPTIONS) if options.get(k) is not None)
+    if kind is None and not set_keys:  # `container: null` is no container
+        return Inner(data, source_name, inner_options)
+    if kind not in KINDS:
+        raise FormatError(
+            source_name,
+            f"{set_keys} set but no `container`"
+            if kind is None
+            else f"`container` must be one of {', '.join(KINDS)}, got {kind!r}",
+            "Set `container:` in the dataset YAML, or remove the container options",
+        )
+    member = optional_str(options, "member", source_name=source_name)
+    limits = Limits(
+        max_bytes=int(
+            positive_number(
+                options, "max_uncompressed_bytes", DEFAULT_MAX_BYTES, source_name=source_name
+            )
+        ),
+        max_ratio=positive_number(
+            options,
+            "max_compression_ratio",
+            DEFAULT_MAX_RATIO,
+            source_name=source_name,
+            whole=False,
+        ),
+        max_members=int(
+            positive_number(options, "max_members", DEFAULT_MAX_MEMBERS, source_name=source_name)
+        ),
+    )
+
+    if kind == "auto":
+        if data.startswith(_GZIP_MAGIC):
+            kind = "gzip"
+        elif data.startswith(_ZIP_MAGIC) and not (
+            member is None and inner_type == "excel" and _is_office_package(data)
+        ):
+            kind = "zip"
+        else:
+            return Inner(data, source_name, inner_options)
+    if member is not None and kind != "zip":
+        raise FormatError(
+            source_name,
+            "`member` is set but the file is gzip, which holds one file",
+            "Remove `member` from the dataset YAML",
+        )
+
+    if kind == "gzip":
+        inner_name = source_name.removesuffix(".gz").removesuffix(".gzip").rsplit("/", 1)[-1]
+        content = _gunzip(data, inner_name, limits, source_name)
+        return Inner(content, f"{source_name}!{inner_name}", inner_options)
+    name, content = _unzip(data, member, limits, source_name)
+    return Inner(content, f"{source_name}!{name}", inner_options)
+
+
+def _is_office_package(data: bytes) -> bool:
+    # .xlsx/.xlsm and .ods are zip files themselves: with `container: auto` and no `member`,
+    # a workbook is the file to read, not an archive holding it.
+    declared = _declared_member_count(data)
+    if declared is None or declared > DEFAULT_MAX_MEMBERS:
+        return False
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            names = set(archive.namelist())
+    except _ZIP_ERRORS:
+        return False
+    return "[Content_Types].xml" in names or "mimetype" in names
+
+
+# -- zip ----------------------------------------------------------------------------------------
+
+
+def _declared_member_count(data: bytes) -> int | None:
+    """The entry count the end-of-central-directory record states, or None if not found."""
+    at = data.rfind(_EOCD, max(0, len(data) - (22 + 0xFFFF)))
+    if at < 0 or at + 22 > len(data):
+        return None
+    count = struct.unpack_from("<H", data, at + 10)[0]
+    if count != 0xFFFF:
+        return count
+    locator = at - 20
+    if locator < 0 or data[locator : locator + 4] != _EOCD64_LOCATOR:
+        return None
+    offset = struct.unpack_from("<Q", data, locator + 8)[0]
+    if offset + 56 > len(data) or data[offset : offset + 4] != _EOCD64:
+        return None
+    return struct.unpack_from("<Q", data, offset + 32)[0]
+
+
+def _unzip(data: bytes, member: str | None, limits: Limits, source_name: str) -> tuple[str, bytes]:
+    def fail(cause: str, hint: str) -> FormatError:
+        return FormatError(source_name, cause, hint)
+
+    declared = _declared_member_count(data)
+    if declared is not None and declared > limits.max_members:
+        raise fail(
+            f"the zip archive has {declared} members, more than `max_members`"
+            f" ({limits.max_members})",
+            "Ask for an archive with just the export, or raise `max_members` in the dataset"
+            " YAML if this is expected",
+        )
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        infos = archive.infolist()
+    except _ZIP_ERRORS as err:
+        raise fail(
+            f"not a readable zip archive ({_first_line(err)})",
+            "Check that the delivery is a complete .zip file (not renamed, not cut off)",
+        ) from err
+    if len(infos) > limits.max_members:
+        raise fail(
+            f"the zip archive has {len(infos)} members, more than `max_members`"
+            f" ({limits.max_members})",
+            "Ask for an archive with just the export, or raise `max_members` in the dataset YAML",
+        )
+    for info in infos:
+        _check_member(info, fail)
+
+    files = [i for i in infos if not i.is_dir()]
+    listed = ", ".join(f"'{i.filename}'" for i in files[:_LISTED]) + (
+        f" and {len(files) - _LISTED} more" if len(files) > _LISTED else ""
+    )
+    if member is None:
+        chosen = files
+    else:
+        chosen = [i for i in files if fnmatch.fnmatchcase(i.filename.lower(), member.lower())]
+    if len(chosen) != 1:
+        what = "no file" if not chosen else f"{len(chosen)} files"
+        match = f"matches `member` {member!r}" if member is not None else "is in the archive"
+        if member is None and chosen:
+            what, match = f"{len(chosen)} files are in the archive", "and no `member` is set"
+        raise fail(
+            f"{what} {match}; the archive holds {listed or 'no files'}",
+            "Set `member` in the dataset YAML to a glob matching exactly one of them"
+            " (e.g. `*.csv` or `udtraek/borgere_*.csv`)",
+        )
+    info = chosen[0]
+    _check_declared(info, limits, fail)
+    content = _inflate_member(data, info, limits, fail)
+    return info.filename, content
+
+
+def _check_member(info: zipfile.ZipInfo, fail: Any) -> None:
+    name = info.filename
+    parts = name.replace("\\", "/").split("/")
+    if name.startswith(("/", "\\")) or (len(name) > 1 and name[1] == ":"):
+        raise fail(
+            f"the zip archive has a member with an absolute path, '{name}'",
+            "Refused for safety; ask for an archive with relative paths only",
+        )
+    if ".." in parts:
+        raise fail(
+            f"the zip archive has a member whose path leaves the archive, '{name}'",
+            "Refused for safety (path traversal); ask for an archive without `..` in paths",
+        )
+    mode = info.external_attr >> 16
+    if mode and stat.S_IFMT(mode) not in (0, stat.S_IFREG, stat.S_IFDIR):
+        what = "a symbolic link" if stat.S_ISLNK(mode) else "a special file (not a regular file)"
+        raise fail(
+            f"the zip archive member '{name}' is {what}",
+            "Refused for safety; ask for an archive of plain files",
+        )
+    if info.flag_bits & 0x1:
+        raise fail(
+            f"the zip archive member '{name}' is encrypted",
+            "Ask for the archive without a password (deliver it over a secure channel instead)",
+        )
+
+
+def _check_declared(info: zipfile.ZipInfo, limits: Limits, fail: Any) -> None:
+    if info.compress_type not in _SAFE_METHODS:
+        method = _METHOD_NAMES.get(info.compress_type, f"method {info.compress_type}")
+        raise fail(
+            f"'{info.filename}' is compressed with {method}, which is not read",
+            "Ask for the archive with standard (deflate) compression",
+        )
+    if info.file_size > limits.max_bytes:
+        raise fail(
+            f"'{info.filename}' is {info.file_size} bytes uncompressed, more than"
+            f" `max_uncompressed_bytes` ({limits.max_bytes})",
+            "Ask for a smaller extract, or raise `max_uncompressed_bytes` in the dataset YAML",
+        )
+    if info.file_size > RATIO_FLOOR and info.file_size > limits.max_ratio * max(
+        info.compress_size, 1
+    ):
+        raise fail(
+            f"'{info.filename}' would expand {info.file_size / max(info.compress_size, 1):.0f}"
+            f" times ({info.compress_size} to {info.file_size} bytes), more than"
+            f" `max_compression_ratio` ({limits.max_ratio:g}); this looks like a zip bomb",
+            "Ask for the delivery again, or raise `max_compression_ratio` in the dataset YAML"
+            " if the file really is this repetitive",
+        )
+
+
+def _inflate_member(data: bytes, info: zipfile.ZipInfo, limits: Limits, fail: Any) -> bytes:
+    """The member's bytes, inflated here rather than by zipfile: its readers give no way to
+    watch the ratio while decompressing, and for a lying header that is what matters."""
+    name = info.filename
+    damaged = "The archive is damaged or forged: ask for the delivery again"
+    at = info.header_offset
+    if data[at : at + 4] != b"PK\x03\x04" or at + 30 > len(data):
+        raise fail(f"the local header of '{name}' is missing", damaged)
+    name_length, extra_length = struct.unpack_from("<HH", data, at + 26)
+    local_name = data[at + 30 : at + 30 + name_length]
+    if local_name.decode("utf-8" if info.flag_bits & 0x800 else "cp437") != info.orig_filename:
+        raise fail(f"the local header of '{name}' names another file", damaged)
+    start = at + 30 + name_length + extra_length
+    if start + info.compress_size > len(data):
+        raise fail(f"'{name}' is cut off: the archive ends inside it", damaged)
+    payload = memoryview(data)[start : start + info.compress_size]
+
+    if info.compress_type == zipfile.ZIP_STORED:
+        content = bytes(payload)
+    else:
+        chunks: list[bytes] = []
+        total = position = 0
+        decompressor = zlib.decompressobj(-zlib.MAX_WBITS)
+        try:
+            while not decompressor.eof:
+                if decompressor.unconsumed_tail:
+                    block: Any = decompressor.unconsumed_tail
+                elif position < len(payload):
+                    block = payload[position : position + _INPUT_CHUNK]
+                    position += len(block)
+                else:
+                    raise fail(f"'{name}' ends before its compressed data does", damaged)
+                chunk = decompressor.decompress(block, _CHUNK)
+                total += len(chunk)
+                consumed = position - len(decompressor.unconsumed_tail)
+                _check_running(total, info.file_size, consumed, limits, name, fail)
+                chunks.append(chunk)
+        except zlib.error as err:
+            raise fail(f"cannot decompress '{name}' ({err})", damaged) from err
+        content = b"".join(chunks)
+    if len(content) != info.file_size:
+        raise fail(
+            f"'{name}' holds {len(content)} bytes but its header says {info.file_size}", damaged
+        )
+    if zlib.crc32(content) != info.CRC:
+        raise fail(f"'{name}' fails its CRC-32 check", damaged)
+    return content
+
+
+def _check_running(
+    total: int, budget: int, compressed: int, limits: Limits, name: str, fail: Any
+) -> None:
+    if total > limits.max_bytes:
+        raise fail(
+            f"'{name}' decompresses to more than `max_uncompressed_bytes` ({limits.max_bytes})",
+            "Ask for a smaller extract, or raise `max_uncompressed_bytes` in the dataset YAML",
+        )
+    if total > budget:
+        raise fail(
+            f"'{name}' decompresses to more than the {budget} bytes its header says",
+            "The archive is damaged or forged: ask for the delivery again",
+        )
+    if total > RATIO_FLOOR and total > limits.max_ratio * max(compressed, 1):
+        raise fail(
+            f"'{name}' expands more than `max_compression_ratio` ({limits.max_ratio:g}) times"
+            f" ({total} bytes from the first {compressed} compressed bytes); this looks like a"
+            " compression bomb",
+            "Ask for the delivery again, or raise `max_compression_ratio` in the dataset YAML"
+            " if the file really is this repetitive",
+        )
+
+
+# -- gzip ---------------------------------------------------------------------------------------
+
+
+def _gunzip(data: bytes, name: str, limits: Limits, source_name: str) -> bytes:
+    def fail(cause: str, hint: str) -> FormatError:
+        return FormatError(source_name, cause, hint)
+
+    if not data.startswith(_GZIP_MAGIC):
+        raise fail(
+            "not a gzip file (it does not start with the gzip signature)",
+            "Check the delivery, or set `container:` to what it really is (zip, auto)",
+        )
+    chunks: list[bytes] = []
+    total = 0
+    decompressor = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    view = memoryview(data)
+    position = 0  # the next byte to feed
+    try:
+        while True:
+            if decompressor.eof:
+                start = position - len(decompressor.unused_data)
+                if start >= len(data):
+                    break
+                if data[start : start + 2] != _GZIP_MAGIC:
+                    if not data[start:].strip(b"\x00"):
+                        break  # zero padding after the last member, as gzip(1) allows
+                    raise fail(
+                        "there is data after the end of the gzip stream",
+                        "The file is damaged or not only gzip: ask for the delivery again",
+                    )
+                # Another member: `cat a.gz b.gz` is a valid gzip file.
+                decompressor = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+                position = start
+                continue
+            if decompressor.unconsumed_tail:
+                block: Any = decompressor.unconsumed_tail
+            elif position < len(view):
+                block = view[position : position + _INPUT_CHUNK]
+                position += len(block)
+            else:
+                break
+            chunk = decompressor.decompress(block, _CHUNK)
+            total += len(chunk)
+            # The ratio so far, not over the whole file: a bomb is stopped within a few MiB
+            # instead of at `max_compression_ratio` times the file's size.
+            consumed = position - len(decompressor.unconsumed_tail)
+            _check_running(total, limits.max_bytes, consumed, limits, name, fail)
+            chunks.append(chunk)
+    except zlib.error as err:
+        raise fail(
+            f"cannot decompress the gzip file ({err})",
+            "The file is damaged: ask for the delivery again",
+        ) from err
+    if not decompressor.eof:
+        raise fail(
+            "the gzip file ends before its compressed data does (cut off)",
+            "Ask for the delivery again; the transfer was probably incomplete",
+        )
+    return b"".join(chunks)
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__

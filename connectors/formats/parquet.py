@@ -1,0 +1,161 @@
+"""Parquet files to an all-text frame, rendered the way the other readers render values.
+
+Parquet is already typed, but the contract is text in, typing in one place: each value is
+written as the Excel and JSON readers write the same value, so a dataset can switch from an
+Excel delivery to Parquet without its typing or quarantine rules changing:
+
+    integer, decimal      digits (decimals keep their scale: 18.750)
+    float                 whole numbers as digits (4000), others as Python's repr (0.1, 1e-07)
+    boolean               true / false
+    date                  2026-01-15
+    datetime              2026-01-15 13:30:00, with .fff... only when there is a fraction,
+                          and the offset (+01:00) when the column has a time zone
+    time                  13:30:00 (fraction as for datetime)
+    binary                base64
+    list, array, struct   compact JSON text
+    anything else         polars' own cast to text (durations, categoricals, enums)
+
+`_source_row` is the 1-based row number in the file.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import decimal
+import io
+import json
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import polars as pl
+
+from connectors.formats.errors import FormatError, is_panic
+from connectors.formats.frame import finish
+
+_INT64_SAFE = 2.0**62
+
+
+def read_parquet(data: bytes, options: Mapping[str, Any], *, source_name: str) -> pl.DataFrame:
+    extra = sorted(set(options) - {"type"})
+    if extra:
+        raise FormatError(
+            source_name,
+            "type parquet takes no `format:` options, got " + ", ".join(f"`{k}`" for k in extra),
+            "Remove them from the dataset YAML (a zip or gzip around the file is `container:`)",
+        )
+    try:
+        table = pl.read_parquet(io.BytesIO(data))
+    except BaseException as err:
+        if not isinstance(err, pl.exceptions.PolarsError | OSError | ValueError) and not (
+            is_panic(err)
+        ):
+            raise
+        text = str(err).strip()
+        cause = text.splitlines()[0] if text else type(err).__name__
+        raise FormatError(
+            source_name,
+            f"not a readable Parquet file ({cause})",
+            "Check that the file is complete Parquet (not CSV or Excel renamed) written by a"
+            " current Parquet writer",
+        ) from err
+    try:
+        values = pl.DataFrame([_text(table[:, i]).alias(f"c{i}") for i in range(table.width)])
+    except BaseException as err:
+        if not isinstance(err, pl.exceptions.PolarsError) and not is_panic(err):
+            raise
+        raise FormatError(
+            source_name,
+            f"cannot render a Parquet column as text ({str(err).strip()[:200]})",
+            "Ask the supplier for the file with plain column types",
+        ) from err
+    return finish(
+        values,
+        table.columns,
+        pl.int_range(1, table.height + 1, eager=True, dtype=pl.Int64),
+        source_name=source_name,
+        header_line=None,
+    )
+
+
+def _text(column: pl.Series) -> pl.Series:
+    dtype = column.dtype
+    if dtype == pl.String:
+        return column
+    if dtype == pl.Boolean:
+        return column.cast(pl.String)  # "true" / "false"
+    if dtype.is_float():
+        return _float_text(column)
+    if dtype.is_integer() or dtype.is_decimal():
+        return column.cast(pl.String)
+    if dtype == pl.Date:
+        return column.dt.strftime("%Y-%m-%d")
+    if isinstance(dtype, pl.Datetime):
+        whole = "%Y-%m-%d %H:%M:%S" + ("%:z" if dtype.time_zone else "")
+        fraction = "%Y-%m-%d %H:%M:%S%.f" + ("%:z" if dtype.time_zone else "")
+        has_fraction = column.dt.truncate("1s") != column
+        return pl.select(
+            pl.when(pl.lit(has_fraction))
+            .then(pl.lit(column).dt.strftime(fraction))
+            .otherwise(pl.lit(column).dt.strftime(whole))
+        ).to_series()
+    if dtype == pl.Time:
+        has_fraction = column.dt.nanosecond() != 0
+        return pl.select(
+            pl.when(pl.lit(has_fraction))
+            .then(pl.lit(column).dt.strftime("%H:%M:%S%.f"))
+            .otherwise(pl.lit(column).dt.strftime("%H:%M:%S"))
+        ).to_series()
+    if dtype == pl.Binary:
+        return column.bin.encode("base64")
+    if dtype.is_nested():
+        return pl.Series(
+            [None if v is None else _json(v) for v in column.to_list()], dtype=pl.String
+        )
+    return column.cast(pl.String)
+
+
+def _float_text(column: pl.Series) -> pl.Series:
+    # Python's repr (shortest round trip) for the fractional values, as the JSON and Excel
+    # readers do; a vectorised cast covers the whole ones, which are most of them.
+    values = column.cast(pl.Float64)
+    whole = values.is_finite() & (values == values.floor()) & (values.abs() < _INT64_SAFE)
+    text = pl.select(
+        pl.when(pl.lit(whole)).then(pl.lit(values).cast(pl.Int64, strict=False).cast(pl.String))
+    ).to_series()
+    positions = (~whole & values.is_not_null()).arg_true()
+    if positions.len():
+        if column.dtype == pl.Float32:
+            # Widening 0.1f gives 0.10000000149011612; polars prints the shortest text
+            # that reads back as the same float32, which Python then formats as usual.
+            shortest = column.gather(positions).cast(pl.String).to_list()
+            rendered = [_float_repr(float(v)) for v in shortest]
+        else:
+            rendered = [_float_repr(v) for v in column.gather(positions).to_list()]
+        text = text.scatter(positions, rendered)
+    return text
+
+
+def _float_repr(value: float) -> str:
+    if math.isfinite(value) and value.is_integer():
+        return str(int(value))
+    return repr(value)
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=_json_default)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, dt.datetime):
+        return value.isoformat(sep=" ")
+    if isinstance(value, dt.date | dt.time):
+        return value.isoformat()
+    if isinstance(value, dt.timedelta):
+        return str(value)
+    if isinstance(value, decimal.Decimal):
+        return str(value)
+    if isinstance(value, bytes):
+        return base64.b64encode(value).decode("ascii")
+    return str(value)

@@ -1,0 +1,338 @@
+"""XML documents of repeating record elements to an all-text frame, streamed and defused.
+
+`record_path` names the repeating element:
+
+    Dataset/Record   a path of element names from the root (a leading `/` is allowed);
+                     `*` matches any one name, e.g. `*/Record`
+    Record           a bare name: every `Record` element at any depth (one inside another
+                     `Record` is part of the outer record, not a record of its own)
+
+Names are matched on their local part: namespaces and `prefix:` are ignored, so `ns:Record`,
+`{urn:x}Record` and `Record` are the same step. Predicates (`[1]`, `@id`) are not supported.
+
+Each record becomes one row:
+
+    <Record id="7">              @id          = 7
+      <Navn>Åse</Navn>           Navn         = Åse
+      <Adresse type="bolig">     Adresse/@type = bolig
+        <Vej>Østergade</Vej>     Adresse/Vej  = Østergade
+      </Adresse>
+    </Record>
+
+Nested elements are flattened to `parent/child` column names (attributes as `@name`), so
+every column is a plain text value the typing step can check. An element with child
+elements gets a column of its own only when it also holds non-blank text; an element that
+occurs twice in one record (two `Telefon`) cannot be one row's value and is an error that
+says to point `record_path` at the repeating element instead. Text directly inside the
+record element itself lands in a column named after the record element.
+
+`_source_row` is the 1-based record number, which stays meaningful for XML written on one
+line; errors also give the line the record starts on.
+
+Safety: the parser is defusedxml's (expat underneath), with DTDs, entity declarations and
+external references all refused, so XXE, billion-laughs and external-DTD fetches cannot
+happen. The parser streams: the document is fed in chunks to a target that keeps only the
+current record, so no tree is built and memory grows only with the rows returned.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from collections.abc import Mapping
+from typing import Any
+from xml.etree.ElementTree import ParseError
+
+import polars as pl
+from defusedxml import DTDForbidden, EntitiesForbidden, ExternalReferenceForbidden
+from defusedxml.ElementTree import XMLParser
+
+from connectors.formats.encoding import decode
+from connectors.formats.errors import FormatError
+from connectors.formats.frame import SOURCE_ROW, finish
+from connectors.formats.options import check_keys, optional_str
+
+OPTIONS = {"record_path", "encoding"}
+_CHUNK = 1 << 16
+_STEP = re.compile(r"^(?:\{[^}]*\}|[^\s/:{}\[\]@()]+:)?([^\s/:{}\[\]@()=]+)$")
+_MAX_PATHS_REMEMBERED = 1000  # distinct element paths counted for the "not found" hint
+_HINT_DEPTH = 4
+# Columns are built one by one: a hostile or mis-pointed document with 100k distinct element
+# names would take many seconds. Real record layouts have tens to hundreds of fields.
+MAX_COLUMNS = 5_000
+
+
+def read_xml(data: bytes, options: Mapping[str, Any], *, source_name: str) -> pl.DataFrame:
+    check_keys(options, OPTIONS, "xml", source_name=source_name)
+    record_path = optional_str(options, "record_path", source_name=source_name)
+    if record_path is None:
+        raise FormatError(
+            source_name,
+            "`record_path` is required for type xml",
+            "Set `record_path` to the repeating record element, e.g. `Dataset/Record`"
+            " (a path from the root) or `Record` (that element at any depth)",
+        )
+    steps, anywhere = _parse_record_path(record_path, source_name)
+    encoding = optional_str(options, "encoding", source_name=source_name)
+    if encoding is not None:
+        # Decode in Python (any codec, strict, with a line number on a bad byte), then let
+        # expat read UTF-8 whatever the XML declaration claims.
+        data = decode(data, encoding, source_name=source_name).text.encode("utf-8")
+    if not data or data.isspace():  # isspace() stops early; strip() would copy
+        raise FormatError(source_name, "the file is empty", "Check the export that produced it")
+
+    records = _Records(steps, anywhere, source_name)
+    parser = XMLParser(
+        target=records,
+        encoding="utf-8" if encoding is not None else None,
+        forbid_dtd=True,
+        forbid_entities=True,
+        forbid_external=True,
+    )
+    records.expat = parser.parser
+    view = memoryview(data)
+    try:
+        for offset in range(0, len(view), _CHUNK):
+            parser.feed(view[offset : offset + _CHUNK])
+        parser.close()
+    except DTDForbidden as err:
+        external = f" referring to the external DTD {err.sysid!r}" if err.sysid else ""
+        raise FormatError(
+            source_name,
+            f"the XML has a <!DOCTYPE {err.name}> declaration{external}; DTDs are refused"
+            " because they can read other files or expand entities without bound",
+            "Ask the supplier for the XML without the <!DOCTYPE ...> declaration",
+            line=records.line(),
+        ) from err
+    except EntitiesForbidden as err:
+        raise FormatError(
+            source_name,
+            f"the XML declares the entity {err.name!r}; entity declarations are refused"
+            " (entity expansion attacks)",
+            "Ask the supplier for the XML without entity declarations",
+            line=records.line(),
+        ) from err
+    except ExternalReferenceForbidden as err:
+        raise FormatError(
+            source_name,
+            f"the XML refers to the external resource {err.sysid!r}, which is never fetched",
+            "Ask the supplier for self-contained XML without external references",
+            line=records.line(),
+        ) from err
+    except ParseError as err:
+        line, column = getattr(err, "position", (None, None))
+        message = str(err).split(":", 1)[0] or "syntax error"
+        raise FormatError(
+            source_name,
+            f"not well-formed XML: {message} (column {column})",
+            "Check that the file is complete, well-formed XML in the encoding its declaration"
+            " names; set `encoding:` in the dataset YAML if the declaration is wrong",
+            line=line,
+        ) from err
+    except ValueError as err:  # pyexpat: "multi-byte encodings are not supported"
+        raise FormatError(
+            source_name,
+            f"the XML parser cannot read the file: {err}",
+            "Set `encoding:` in the dataset YAML (e.g. utf-8, cp1252, shift_jis) so the file"
+            " is decoded before parsing",
+            line=records.line(),
+        ) from err
+    return records.frame(record_path)
+
+
+def _parse_record_path(record_path: str, source_name: str) -> tuple[list[str], bool]:
+    text = record_path.strip()
+    absolute = text.startswith("/")
+    raw_steps = text.removeprefix("/").split("/")
+    steps = []
+    for raw in raw_steps:
+        found = _STEP.match(raw.strip())
+        if found is None:
+            raise FormatError(
+                source_name,
+                f"`record_path` {record_path!r} is not a path of element names (step {raw!r})",
+                "Write it as element names separated by `/`, e.g. `Dataset/Record`, or one"
+                " name for that element at any depth; `*` matches any name",
+            )
+        steps.append(found.group(1))
+    return steps, len(steps) == 1 and not absolute
+
+
+def _local(name: str) -> str:
+    return name.rsplit("}", 1)[-1]
+
+
+class _Element:
+    __slots__ = ("has_children", "key", "text")
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        self.text: list[str] = []
+        self.has_children = False
+
+
+class _Records:
+    """An expat target that keeps only the record being read and the columns so far."""
+
+    def __init__(self, steps: list[str], anywhere: bool, source_name: str) -> None:
+        self.steps = steps
+        self.anywhere = anywhere
+        self.source_name = source_name
+        self.expat: Any = None
+        self.path: list[str] = []
+        self.paths: Counter[str] = Counter()  # element paths seen, for the "not found" hint
+        # No records is an empty export when the records' parent is there and holds nothing
+        # else (`<Borgere/>`); anything else means `record_path` is wrong.
+        self.parent_found = False
+        self.parent_has_others = False
+        # The current record: its element stack, its fields, where it starts.
+        self.open: list[_Element] = []
+        self.fields: dict[str, str | None] = {}
+        self.seen: set[str] = set()  # element paths in this record, to refuse repeats
+        self.record_line = 0
+        # Columns, sparse: record indices and values per key, in first-seen order.
+        self.count = 0
+        self.indices: dict[str, list[int]] = {}
+        self.values: dict[str, list[str | None]] = {}
+
+    def line(self) -> int | None:
+        return self.expat.CurrentLineNumber if self.expat is not None else None
+
+    def _is_record(self) -> bool:
+        if self.anywhere:
+            return self.steps[0] in ("*", self.path[-1])
+        return len(self.path) == len(self.steps) and all(
+            s in ("*", p) for s, p in zip(self.steps, self.path, strict=True)
+        )
+
+    def _put(self, key: str, value: str | None) -> None:
+        if key in self.fields:
+            self._repeated(key)
+        self.fields[key] = value
+
+    def _repeated(self, key: str) -> None:
+        raise FormatError(
+            self.source_name,
+            f"record {self.count} (from line {self.record_line}) has `{key}` more than"
+            " once, and one row holds one value per column",
+            "Point `record_path` at the repeating element to read it as rows of its own,"
+            " or ask the supplier for one value per element",
+            line=self.line(),
+        )
+
+    # -- the target interface (expat calls these) -------------------------------------------
+
+    def start(self, tag: str, attrib: dict[str, str]) -> None:
+        self.path.append(_local(tag))
+        if self.open:
+            parent = self.open[-1]
+            parent.has_children = True
+            key = f"{parent.key}/{self.path[-1]}" if parent.key else self.path[-1]
+            if key in self.seen:
+                self._repeated(key)
+            self.seen.add(key)
+            self.open.append(_Element(key))
+            self.fields[key] = None  # holds the column's place in document order until end()
+            prefix = f"{key}/@"
+        elif self._is_record():
+            self.count += 1
+            self.record_line = self.line() or 0
+            self.fields = {}
+            self.seen = set()
+            self.open.append(_Element(""))
+            prefix = "@"
+        else:
+            if len(self.path) <= _HINT_DEPTH and (
+                len(self.paths) < _MAX_PATHS_REMEMBERED or "/".join(self.path) in self.paths
+            ):
+                self.paths["/".join(self.path)] += 1
+            if not self.anywhere and len(self.path) in (len(self.steps) - 1, len(self.steps)):
+                under_parent = all(
+                    s in ("*", p) for s, p in zip(self.steps[:-1], self.path, strict=False)
+                )
+                if len(self.path) < len(self.steps):
+                    self.parent_found = self.parent_found or under_parent
+                else:
+                    self.parent_has_others = self.parent_has_others or under_parent
+            return
+        for name, value in attrib.items():
+            self._put(prefix + _local(name), value)
+
+    def data(self, text: str) -> None:
+        if self.open:
+            self.open[-1].text.append(text)
+
+    def end(self, tag: str) -> None:
+        if self.open:
+            element = self.open.pop()
+            text = "".join(element.text)
+            has_text = bool(text.strip())
+            if self.open:
+                if has_text or not element.has_children:
+                    self.fields[element.key] = text
+                else:
+                    del self.fields[element.key]
+            else:
+                if has_text:
+                    self._put(self.path[-1], text)
+                self._end_record()
+        self.path.pop()
+
+    def close(self) -> None:
+        return None
+
+    # ----------------------------------------------------------------------------------------
+
+    def _end_record(self) -> None:
+        index = self.count - 1
+        for key, value in self.fields.items():
+            if key not in self.values:
+                if len(self.values) >= MAX_COLUMNS:
+                    raise FormatError(
+                        self.source_name,
+                        f"the records have more than {MAX_COLUMNS} different fields (record"
+                        f" {self.count} adds `{key}`)",
+                        "Check `record_path`: it should name the repeating record element,"
+                        " not an element that holds the whole document",
+                        line=self.line(),
+                    )
+                self.indices[key] = []
+                self.values[key] = []
+            self.indices[key].append(index)
+            self.values[key].append(value)
+        self.fields = {}
+
+    def frame(self, record_path: str) -> pl.DataFrame:
+        if not self.count and (not self.parent_found or self.parent_has_others):
+            raise FormatError(
+                self.source_name,
+                f"no element matches `record_path` {record_path!r}",
+                "Set `record_path` to the repeating record element" + self._suggestion(),
+            )
+        if not self.values:
+            return pl.DataFrame(schema={SOURCE_ROW: pl.Int64})
+        columns = {}
+        for i, key in enumerate(self.values):
+            values = pl.Series(self.values[key], dtype=pl.String)
+            if values.len() < self.count:
+                values = pl.Series([None] * self.count, dtype=pl.String).scatter(
+                    self.indices[key], values
+                )
+            columns[f"c{i}"] = values
+        return finish(
+            pl.DataFrame(columns),
+            list(self.values),
+            pl.int_range(1, self.count + 1, eager=True, dtype=pl.Int64),
+            source_name=self.source_name,
+            header_line=None,
+        )
+
+    def _suggestion(self) -> str:
+        if not self.paths:
+            return ""
+        repeated = [(n, p) for p, n in self.paths.items() if n > 1]
+        if repeated:
+            # The most repeated element, the shallowest on a tie: the likely records.
+            count, path = max(repeated, key=lambda item: (item[0], -item[1].count("/")))
+            return f"; the most repeated element is `{path}` ({count} times)"
+        return "; the document has " + ", ".join(f"`{p}`" for p in list(self.paths)[:8])

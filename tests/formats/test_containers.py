@@ -1,0 +1,250 @@
+"""zip and gzip deliveries: choosing the member, the names in messages, limits and refusals."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import stat
+import zipfile
+from typing import Any
+
+import polars as pl
+import pytest
+import xlsxwriter
+
+from connectors.formats import FormatError, read_table
+from tests.formats.builders import (
+    MiB,
+    assert_contract,
+    gzip_bomb,
+    stored,
+    zip_archive,
+    zip_bomb,
+)
+
+CSV = "cpr;navn\n0101901234;Søren Ærø\n0202851234;Åse\n".encode()
+EXPECTED = [("0101901234", "Søren Ærø", 2), ("0202851234", "Åse", 3)]
+
+
+def zipped(files: dict[str, bytes], method: int = zipfile.ZIP_DEFLATED) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", method) as archive:
+        for name, content in files.items():
+            archive.writestr(name, content)
+    return buffer.getvalue()
+
+
+def read(data: bytes, source_name: str = "levering.zip", **options: Any) -> pl.DataFrame:
+    frame = read_table(data, {"type": "csv", **options}, source_name=source_name)
+    assert_contract(frame)
+    return frame
+
+
+def read_error(data: bytes, source_name: str = "levering.zip", **options: Any) -> FormatError:
+    with pytest.raises(FormatError) as caught:
+        read(data, source_name, **options)
+    assert "\n" not in str(caught.value)
+    return caught.value
+
+
+def test_the_member_matching_the_glob_is_read_and_named_in_messages() -> None:
+    archive = zipped({"LAES_MIG.txt": b"hej", "udtraek/Borgere_2026.CSV": CSV})
+    assert read(archive, container="zip", member="udtraek/borgere_*.csv").rows() == EXPECTED
+    assert read(archive, container="auto", member="*.csv").rows() == EXPECTED
+
+    broken = zipped({"udtraek/borgere.csv": b"a;b\n1;2;3\n"})
+    error = read_error(broken, container="zip")
+    assert str(error).startswith("levering.zip!udtraek/borgere.csv, line 2: the row has 3")
+
+
+def test_a_single_file_needs_no_member_but_several_do() -> None:
+    assert read(zipped({"borgere.csv": CSV}), container="zip").rows() == EXPECTED
+    error = read_error(zipped({"a.csv": CSV, "b.csv": CSV, "mappe/": b""}), container="zip")
+    assert (
+        "2 files are in the archive and no `member` is set; the archive holds 'a.csv', 'b.csv'"
+        in (str(error))
+    )
+
+
+@pytest.mark.parametrize(("member", "found"), [("*.xlsx", "no file"), ("*.csv", "2 files")])
+def test_the_glob_must_match_exactly_one_file(member: str, found: str) -> None:
+    error = read_error(zipped({"a.csv": CSV, "b.csv": CSV}), container="zip", member=member)
+    assert f"{found} matches `member` '{member}'; the archive holds 'a.csv', 'b.csv'" in str(error)
+
+
+def test_stored_members_and_empty_archives() -> None:
+    assert read(zipped({"a.csv": CSV}, zipfile.ZIP_STORED), container="zip").rows() == EXPECTED
+    assert "no file is in the archive; the archive holds no files" in str(
+        read_error(zipped({}), container="zip")
+    )
+
+
+def test_gzip_including_concatenated_members_and_auto_detection() -> None:
+    data = gzip.compress(CSV[:30]) + gzip.compress(CSV[30:]) + bytes(8)  # zero padding is fine
+    assert read(data, "borgere.csv.gz", container="gzip").rows() == EXPECTED
+    assert read(data, "borgere.csv.gz", container="auto").rows() == EXPECTED
+    assert read(CSV, "borgere.csv", container="auto").rows() == EXPECTED  # plain passes through
+    error = read_error(gzip.compress(b"a;b\n1;2;3\n"), "borgere.csv.gz", container="gzip")
+    assert str(error).startswith("borgere.csv.gz!borgere.csv, line 2:")
+
+
+@pytest.mark.parametrize(
+    ("data", "cause"),
+    [
+        (gzip.compress(CSV)[:-12], "the gzip file ends before its compressed data does"),
+        (gzip.compress(CSV) + b"garbage", "there is data after the end of the gzip stream"),
+        (b"\x1f\x8b\x08\x00" + bytes(20), "cannot decompress the gzip file"),
+        (CSV, "not a gzip file"),
+    ],
+    ids=["truncated", "trailing-garbage", "corrupt", "not-gzip"],
+)
+def test_damaged_gzip(data: bytes, cause: str) -> None:
+    assert cause in str(read_error(data, "a.csv.gz", container="gzip"))
+
+
+def test_an_xlsx_is_not_mistaken_for_an_archive_by_auto(tmp_path: Any) -> None:
+    path = tmp_path / "a.xlsx"
+    with xlsxwriter.Workbook(path) as book:
+        book.add_worksheet().write_row(0, 0, ["a", "b"])
+        book.worksheets()[0].write_row(1, 0, ["1", "2"])
+    data = path.read_bytes()
+    frame = read_table(data, {"type": "excel", "container": "auto"}, source_name="a.xlsx")
+    assert frame.rows() == [("1", "2", 2)]
+    # Inside a zip, with `member`, it is found as the member.
+    wrapped = zipped({"export/a.xlsx": data, "readme.txt": b"x"})
+    options = {"type": "excel", "container": "auto", "member": "*.xlsx"}
+    assert read_table(wrapped, options, source_name="l.zip").rows() == [("1", "2", 2)]
+
+
+@pytest.mark.parametrize(
+    ("name", "cause"),
+    [
+        ("../evil.csv", "has a member whose path leaves the archive, '../evil.csv'"),
+        ("ok/../../evil.csv", "has a member whose path leaves the archive"),
+        ("..\\evil.csv", "has a member whose path leaves the archive"),
+        ("/etc/passwd", "has a member with an absolute path, '/etc/passwd'"),
+        ("C:\\evil.csv", "has a member with an absolute path"),
+        ("\\\\server\\share\\evil.csv", "has a member with an absolute path"),
+    ],
+)
+def test_unsafe_member_names_are_refused_even_when_not_chosen(name: str, cause: str) -> None:
+    archive = zipped({"borgere.csv": CSV, name: b"x"})
+    error = read_error(archive, container="zip", member="borgere.csv")
+    assert cause in str(error) and "Refused for safety" in str(error)
+
+
+@pytest.mark.parametrize(
+    ("mode", "what"),
+    [
+        (stat.S_IFLNK | 0o777, "is a symbolic link"),
+        (stat.S_IFCHR | 0o644, "is a special file"),
+        (stat.S_IFIFO | 0o644, "is a special file"),
+    ],
+)
+def test_links_and_special_files_are_refused(mode: int, what: str) -> None:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.writestr("borgere.csv", CSV)
+        info = zipfile.ZipInfo("link.csv")
+        info.create_system = 3
+        info.external_attr = mode << 16
+        archive.writestr(info, "/etc/passwd")
+    error = read_error(buffer.getvalue(), container="zip", member="borgere.csv")
+    assert f"member 'link.csv' {what}" in str(error)
+
+
+def test_regular_unix_and_dos_attributes_are_fine() -> None:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        info = zipfile.ZipInfo("borgere.csv")
+        info.external_attr = (stat.S_IFREG | 0o644) << 16 | 0x20  # + DOS "archive" bit
+        archive.writestr(info, CSV)
+    assert read(buffer.getvalue(), container="zip").rows() == EXPECTED
+
+
+def test_encrypted_and_unsupported_compression_are_refused() -> None:
+    encrypted = zip_archive([stored("borgere.csv", CSV, flags=0x1)])
+    assert "member 'borgere.csv' is encrypted" in str(read_error(encrypted, container="zip"))
+    bzip2 = zipped({"borgere.csv": CSV}, zipfile.ZIP_BZIP2)
+    assert "'borgere.csv' is compressed with bzip2, which is not read" in str(
+        read_error(bzip2, container="zip")
+    )
+
+
+def test_limits_are_options() -> None:
+    archive = zipped({f"f{i}.csv": CSV for i in range(5)})
+    error = read_error(archive, container="zip", member="f1.csv", max_members=4)
+    assert "the zip archive has 5 members, more than `max_members` (4)" in str(error)
+    assert read(archive, container="zip", member="f1.csv", max_members=5).rows() == EXPECTED
+
+    big = zipped({"a.csv": CSV + b"1;" + b"x" * 3 * MiB + b"\n"})
+    error = read_error(big, container="zip", max_uncompressed_bytes=MiB)
+    assert "more than `max_uncompressed_bytes` (1048576)" in str(error)
+    error = read_error(big, container="zip", max_compression_ratio=10)
+    assert "more than `max_compression_ratio` (10); this looks like a zip bomb" in str(error)
+    error = read_error(
+        gzip.compress(CSV + b"x" * 3 * MiB), "a.gz", container="gzip", max_compression_ratio=10.5
+    )
+    assert "expands more than `max_compression_ratio` (10.5) times" in str(error)
+    error = read_error(
+        gzip.compress(CSV * 40_000), "a.gz", container="gzip", max_uncompressed_bytes=MiB
+    )
+    assert "decompresses to more than `max_uncompressed_bytes` (1048576)" in str(error)
+
+
+@pytest.mark.parametrize(
+    ("options", "cause"),
+    [
+        ({"container": "rar"}, "`container` must be one of zip, gzip, auto, got 'rar'"),
+        ({"member": "*.csv"}, "`member` set but no `container`"),
+        ({"container": "gzip", "member": "*.csv"}, "`member` is set but the file is gzip"),
+        ({"container": "zip", "max_members": 0}, "`max_members` must be a whole number > 0"),
+        ({"container": "zip", "max_compression_ratio": "x"}, "must be a number > 0"),
+        ({"container": "zip", "max_uncompressed_bytes": True}, "must be a whole number > 0"),
+        ({"container": "zip", "member": 3}, "`member` must be text"),
+    ],
+)
+def test_option_errors(options: dict[str, Any], cause: str) -> None:
+    data = gzip.compress(CSV) if options.get("container") == "gzip" else zipped({"a.csv": CSV})
+    assert cause in str(read_error(data, **options))
+
+
+def test_container_null_is_no_container() -> None:
+    assert read(CSV, "a.csv", container=None).rows() == EXPECTED
+
+
+def test_the_inner_reader_still_checks_its_own_options() -> None:
+    error = read_error(zipped({"a.csv": CSV}), container="zip", sheet=1)
+    assert "levering.zip!a.csv: unknown `format:` option `sheet` for type csv" in str(error)
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"PK\x03\x04" + bytes(40), b"PK\x05\x06" + bytes(18), b"not a zip", b""],
+    ids=["local-header-only", "empty-end-record", "text", "empty"],
+)
+def test_unreadable_zips(data: bytes) -> None:
+    error = read_error(data, container="zip")
+    assert "not a readable zip archive" in str(error) or "no file is in the archive" in str(error)
+
+
+def test_bombs_are_refused_before_decompressing() -> None:
+    error = read_error(zip_bomb(1024), container="zip")
+    assert "'udtraek.csv' is 1073741824 bytes uncompressed" not in str(error)  # ratio first
+    assert "would expand 1029 times" in str(error) or "looks like a zip bomb" in str(error)
+    error = read_error(gzip_bomb(1024), "a.csv.gz", container="auto")
+    assert "this looks like a compression bomb" in str(error)
+
+
+def test_a_member_whose_header_lies_about_its_size_is_caught() -> None:
+    # Zeros whose header says 1000 bytes, or 150 MiB for 1 GiB (a ratio under the limit):
+    # decompression stops at the header's size, or as soon as the ratio so far is too high.
+    lying = zip_bomb(64, declared_size=1000)
+    assert "'udtraek.csv' decompresses to more than the 1000 bytes its header says" in str(
+        read_error(lying, container="zip")
+    )
+    lying = zip_bomb(1024, declared_size=150 * MiB)
+    error = read_error(lying, container="zip")
+    assert "'udtraek.csv' expands more than `max_compression_ratio` (200) times (2097152 bytes" in (
+        str(error)
+    )

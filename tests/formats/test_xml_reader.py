@@ -1,0 +1,212 @@
+"""XML reading: record paths, flattening, attributes, positions, encodings and refusals."""
+
+from __future__ import annotations
+
+import tracemalloc
+from typing import Any
+
+import polars as pl
+import pytest
+
+from connectors.formats import FormatError, read_table
+from tests.formats.builders import assert_contract
+
+
+def read(data: bytes | str, **options: Any) -> pl.DataFrame:
+    if isinstance(data, str):
+        data = data.encode("utf-8")
+    frame = read_table(data, {"type": "xml", **options}, source_name="borgere.xml")
+    assert_contract(frame)
+    return frame
+
+
+def read_error(data: bytes | str, **options: Any) -> FormatError:
+    with pytest.raises(FormatError) as caught:
+        read(data, **options)
+    assert "\n" not in str(caught.value)
+    assert str(caught.value).startswith("borgere.xml")
+    return caught.value
+
+
+DOCUMENT = """<?xml version="1.0" encoding="UTF-8"?>
+<Udtraek xmlns="urn:kommune:borger" xmlns:k="urn:kommune:kode">
+  <Hoved><Dato>2026-01-31</Dato></Hoved>
+  <Borgere>
+    <Borger id=" 7 " k:status="aktiv">
+      <Navn>  Søren Ærø </Navn>
+      <Adresse type="bolig">
+        <Vej>Østergade</Vej>
+        <Nr>1</Nr>
+      </Adresse>
+      <Note/>
+    </Borger>
+    <Borger id="8"></Borger>
+    <Borger id="9">
+      <Navn><![CDATA[Åse & <Bo>]]></Navn>
+      <Telefon>12345678</Telefon>
+    </Borger>
+  </Borgere>
+</Udtraek>
+"""
+
+
+def test_records_are_flattened_with_attributes_and_positions() -> None:
+    frame = read(DOCUMENT, record_path="Udtraek/Borgere/Borger")
+    assert frame.columns == [
+        "@id",
+        "@status",  # namespaces and prefixes are dropped from names
+        "Navn",
+        "Adresse/@type",  # `Adresse` holds only elements: no column of its own
+        "Adresse/Vej",
+        "Adresse/Nr",
+        "Note",
+        "Telefon",
+        "_source_row",
+    ]
+    assert frame.rows() == [
+        ("7", "aktiv", "Søren Ærø", "bolig", "Østergade", "1", None, None, 1),
+        ("8", None, None, None, None, None, None, None, 2),
+        ("9", None, "Åse & <Bo>", None, None, None, None, "12345678", 3),
+    ]
+
+
+@pytest.mark.parametrize(
+    "record_path", ["Borger", "/Udtraek/Borgere/Borger", "*/*/Borger", "b:Borger"]
+)
+def test_record_path_forms_agree(record_path: str) -> None:
+    expected = read(DOCUMENT, record_path="Udtraek/Borgere/Borger")
+    assert read(DOCUMENT, record_path=record_path).equals(expected)
+
+
+def test_a_single_record_document_and_record_text() -> None:
+    frame = read("<a><n>Bo</n><n>Åse</n></a>", record_path="n")
+    assert frame.rows() == [("Bo", 1), ("Åse", 2)]
+    assert frame.columns == ["n", "_source_row"]
+
+
+def test_mixed_content_parent_keeps_its_own_text() -> None:
+    frame = read("<a><r><x>tekst<y>2</y></x></r></a>", record_path="a/r")
+    assert frame.rows() == [("tekst", "2", 1)]
+    assert frame.columns == ["x", "x/y", "_source_row"]
+
+
+def test_inner_records_of_the_same_name_are_fields_of_the_outer() -> None:
+    frame = read("<a><r><v>1</v><r><v>2</v></r></r></a>", record_path="r")
+    assert frame.columns == ["v", "r/v", "_source_row"]
+    assert frame.rows() == [("1", "2", 1)]
+
+
+def test_an_empty_export_is_an_empty_frame_but_a_wrong_path_is_an_error() -> None:
+    empty = read("<Udtraek><Borgere/></Udtraek>", record_path="Udtraek/Borgere/Borger")
+    assert empty.columns == ["_source_row"] and empty.height == 0
+
+    error = read_error(DOCUMENT, record_path="Udtraek/Borger")
+    assert "no element matches `record_path` 'Udtraek/Borger'" in str(error)
+    assert "the most repeated element is `Udtraek/Borgere/Borger` (3 times)" in str(error)
+
+
+def test_a_repeated_element_in_one_record_is_an_error_with_its_line() -> None:
+    error = read_error(DOCUMENT, record_path="Udtraek/Borgere")
+    assert "record 1 (from line 4) has `Borger` more than once" in str(error)
+    assert error.line == 13
+    assert "Point `record_path` at the repeating element" in str(error)
+
+
+def test_declared_single_byte_encoding_and_encoding_option() -> None:
+    text = '<?xml version="1.0" encoding="cp865"?>\n<a><r><n>Ærø Ø</n></r></a>'
+    assert read(text.encode("cp865"), record_path="a/r").rows() == [("Ærø Ø", 1)]
+    # A declaration that lies: the YAML's `encoding` wins.
+    lying = '<?xml version="1.0" encoding="utf-8"?>\n<a><r><n>Ærø</n></r></a>'.encode("cp1252")
+    assert read(lying, record_path="a/r", encoding="cp1252").rows() == [("Ærø", 1)]
+    assert "not well-formed XML: not well-formed (invalid token)" in str(
+        read_error(lying, record_path="a/r")
+    )
+    utf16 = '<?xml version="1.0" encoding="UTF-16"?><a><r><n>å</n></r></a>'.encode("utf-16")
+    assert read(utf16, record_path="r").rows() == [("å", 1)]
+    shift_jis = '<?xml version="1.0" encoding="shift_jis"?><a><r>x</r></a>'.encode("shift_jis")
+    assert "the XML parser cannot read the file: multi-byte encodings" in str(
+        read_error(shift_jis, record_path="r")
+    )
+    assert read(shift_jis, record_path="r", encoding="shift_jis").rows() == [("x", 1)]
+
+
+@pytest.mark.parametrize(
+    ("document", "cause", "line"),
+    [
+        ("<a><r>1</r>", "not well-formed XML: no element found", 1),
+        ("<a>\n<r>&nbsp;</r></a>", "not well-formed XML: undefined entity", 2),
+        ("<a><r>1</a>", "not well-formed XML: mismatched tag", 1),
+        ("<a/><b/>", "not well-formed XML: junk after document element", 1),
+    ],
+)
+def test_malformed_xml_names_the_line(document: str, cause: str, line: int) -> None:
+    error = read_error(document, record_path="a/r")
+    assert cause in str(error) and error.line == line
+
+
+@pytest.mark.parametrize(
+    ("document", "cause"),
+    [
+        (
+            '<?xml version="1.0"?>\n<!DOCTYPE lolz [\n <!ENTITY lol "lol">\n'
+            ' <!ENTITY lol1 "&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;&lol;">\n]>\n'
+            "<lolz>&lol1;</lolz>",
+            "the XML has a <!DOCTYPE lolz> declaration; DTDs are refused",
+        ),
+        (
+            '<!DOCTYPE a [<!ENTITY xxe SYSTEM "file:///etc/passwd">]><a><r>&xxe;</r></a>',
+            "the XML has a <!DOCTYPE a> declaration; DTDs are refused",
+        ),
+        (
+            '<!DOCTYPE a SYSTEM "http://example.invalid/a.dtd"><a/>',
+            "referring to the external DTD 'http://example.invalid/a.dtd'",
+        ),
+    ],
+    ids=["billion-laughs", "xxe", "external-dtd"],
+)
+def test_dtds_entities_and_external_references_are_refused(document: str, cause: str) -> None:
+    error = read_error(document, record_path="a/r")
+    assert cause in str(error)
+    assert "Ask the supplier for the XML without the <!DOCTYPE ...> declaration" in str(error)
+
+
+@pytest.mark.parametrize(
+    ("options", "cause"),
+    [
+        ({}, "`record_path` is required for type xml"),
+        ({"record_path": "a/r[1]"}, "is not a path of element names (step 'r[1]')"),
+        ({"record_path": "a//r"}, "is not a path of element names (step '')"),
+        ({"record_path": "a/@id"}, "is not a path of element names"),
+        ({"record_path": "a/r", "sheet": 1}, "unknown `format:` option `sheet` for type xml"),
+        ({"record_path": "a/r", "encoding": "nope"}, "unknown encoding `nope`"),
+    ],
+)
+def test_option_errors(options: dict[str, Any], cause: str) -> None:
+    assert cause in str(read_error("<a><r>1</r></a>", **options))
+
+
+def test_empty_file_and_reserved_column_name() -> None:
+    assert "the file is empty" in str(read_error(b" \n", record_path="a/r"))
+    error = read_error("<a><r><_source_row>1</_source_row></r></a>", record_path="a/r")
+    assert "column named '_source_row'" in str(error)
+
+
+def test_elements_outside_records_are_not_kept() -> None:
+    # 100k elements stream past before the one record: nothing of them is kept (no tree),
+    # where building the tree would hold every element (~20 MB traced).
+    noise = "".join(f"<x><y>{i}</y></x>" for i in range(50_000))
+    data = f"<a><Hoved>{noise}</Hoved><r><id>1</id></r></a>".encode()
+    tracemalloc.start()
+    try:
+        frame = read(data, record_path="a/r")
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert frame.rows() == [("1", 1)]
+    assert peak < 2 * 2**20, peak
+
+
+def test_a_record_with_too_many_distinct_fields_is_refused() -> None:
+    fields = "".join(f"<f{i}>{i}</f{i}>" for i in range(5_001))
+    error = read_error(f"<a><r>{fields}</r></a>", record_path="a/r")
+    assert "the records have more than 5000 different fields (record 1 adds `f5000`)" in str(error)
