@@ -51,6 +51,8 @@ def load_facts(home: Home, spec: DatasetSpec, report: LoadReport) -> LoadFacts:
     history = runs(home, spec.name).filter(pl.col("status") == "loaded")
     loaded = [b for b in report.batches if b.status == "loaded"]
     rejected = tuple(b.message for b in report.rejected)
+    if report.open_rejection:
+        rejected = (report.open_rejection,)
     if loaded:
         new_ids = {b.batch_id for b in loaded}
         earlier = history.filter(~pl.col("batch_id").is_in(list(new_ids)))

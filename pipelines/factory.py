@@ -63,12 +63,12 @@ def dataset_result(
 ) -> dg.MaterializeResult:
     """Metadata and check results for one load; never carries a clear identifier."""
     version, silver = silver_state(home, spec)
-    if silver is None and not report.rejected:
+    facts = load_facts(home, spec, report)
+    if silver is None and not facts.rejected:
         raise dg.Failure(
             description=f"{spec.name}: nothing to load: no file in {home.drop / spec.name} "
             f"matching {spec.patterns} and no earlier load. Put an export there and re-run.",
         )
-    facts = load_facts(home, spec, report)
     loaded = [b for b in report.batches if b.status == "loaded"]
     results = check_results(spec, facts, silver)
     blocking = {s.name for s in check_specs(spec) if s.blocking}

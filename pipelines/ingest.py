@@ -11,6 +11,8 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import os
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -51,6 +53,7 @@ class LoadReport:
     dataset: str
     new_files: int
     batches: tuple[BatchResult, ...] = field(default=())
+    open_rejection: str | None = None  # the latest delivery's rejection, while still open
 
     @property
     def rejected(self) -> tuple[BatchResult, ...]:
@@ -79,10 +82,10 @@ def check_file(spec: DatasetSpec, path: Path) -> Conformed:
     return read_and_conform(spec, path.read_bytes(), path.name)
 
 
-def land_drop_folder(spec: DatasetSpec, home: Home) -> tuple[int, set[str]]:
-    """Land every file in the dataset's drop folder; returns how many were new and the
-    content hashes of all files present now."""
-    new, present = 0, set()
+def land_drop_folder(spec: DatasetSpec, home: Home) -> tuple[int, dict[str, list[Path]]]:
+    """Land every file in the dataset's drop folder; returns how many were new and the files
+    present now by content hash."""
+    new, present = 0, {}
     for path in drop_files(home.drop / spec.name, spec.patterns):
         landed, is_new = land(
             home.landing,
@@ -93,15 +96,36 @@ def land_drop_folder(spec: DatasetSpec, home: Home) -> tuple[int, set[str]]:
             original_name=path.name,
             media_type=media_type(path),
         )
-        present.add(landed.sha256)
+        present.setdefault(landed.sha256, []).append(path)
         new += is_new
         if is_new:
             log.info("%s: landed %s", spec.name, path.name)
     return new, present
 
 
+def move_to_rejected(path: Path, message: str) -> Path:
+    """Move a rejected file out of the drop folder to rejected/, with the reason beside it.
+
+    Its bytes stay in landing. Moving it back into the drop folder asks for a retry (e.g.
+    after mapping a renamed header in the YAML); a corrected delivery supersedes it.
+    """
+    folder = path.parent / "rejected"
+    folder.mkdir(exist_ok=True)
+    target = folder / path.name
+    os.replace(path, target)
+    (folder / f"{path.name}.error.txt").write_text(
+        f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M:%S} UTC: {message}\n\n"
+        "The file was not loaded; its bytes are kept in the lake's landing zone. Fix the cause "
+        "(a corrected export, or the dataset YAML) and put the file back in the drop folder "
+        "to try again.\n",
+        encoding="utf-8",
+    )
+    log.warning("moved %s to %s", path.name, target)
+    return target
+
+
 def pending_batches(
-    spec: DatasetSpec, home: Home, present: set[str] | None = None
+    spec: DatasetSpec, home: Home, present: Collection[str] = ()
 ) -> list[LandedFile]:
     """Landed batches to process, oldest first: those never tried, plus rejected ones whose
     file is still in the drop folder (`present`) with no later landing loaded since.
@@ -119,7 +143,7 @@ def pending_batches(
         f
         for i, f in enumerate(landed)
         if f.batch_id not in tried
-        or (f.batch_id not in loaded and i > newest_loaded and f.sha256 in (present or set()))
+        or (f.batch_id not in loaded and i > newest_loaded and f.sha256 in present)
     ]
 
 
@@ -127,11 +151,34 @@ def load_dataset(
     spec: DatasetSpec, home: Home, key: bytes, run_id: str | None = None
 ) -> LoadReport:
     new_files, present = land_drop_folder(spec, home)
-    pending = pending_batches(spec, home, present)
-    batches = tuple(load_batch(spec, home, key, f, run_id) for f in pending)
+    batches = []
+    for landed in pending_batches(spec, home, present):
+        result = load_batch(spec, home, key, landed, run_id)
+        if result.status == "rejected":
+            for path in present.get(landed.sha256, ()):
+                move_to_rejected(path, result.message)
+        batches.append(result)
+    batches = tuple(batches)
     if not batches:
         log.info("%s: no new batch", spec.name)
-    return LoadReport(spec.name, new_files, batches)
+    still_open = None if batches else open_rejection(spec, home, present)
+    return LoadReport(spec.name, new_files, batches, still_open)
+
+
+def open_rejection(spec: DatasetSpec, home: Home, present: dict[str, list[Path]]) -> str | None:
+    """The latest delivery's rejection message while it is still the state of the dataset:
+    its file waits in rejected/ and nothing was dropped after it. Deleting the rejected file,
+    or any later delivery (even the bytes of an earlier good file again), closes it."""
+    history = quality.runs(home, spec.name)
+    if not history.height or history["status"][-1] != "rejected":
+        return None
+    last = history.row(-1, named=True)
+    if not (home.drop / spec.name / "rejected" / last["source_file"]).exists():
+        return None
+    rejected_at = last["finished_at"].timestamp()
+    if any(p.stat().st_mtime > rejected_at for paths in present.values() for p in paths):
+        return None
+    return last["message"]
 
 
 def load_batch(

@@ -23,6 +23,7 @@ from pipelines.notify.sensor import notification_sensor, quality_notifications
 from pipelines.resources import lake_resource
 from pipelines.specs import DatasetSpec, QualitySpec, load_specs, spec_by_name
 from tests.conftest import TEST_KEY
+from tests.helpers import redeliver_cpr
 
 pytestmark = pytest.mark.integration
 
@@ -73,13 +74,6 @@ def _tick(
     return result
 
 
-def _rename_header(home: Home, old: str, new: str, name: str = "cpr_personer.csv") -> None:
-    folder = home.drop / "cpr_persons"
-    text = (folder / "cpr_personer.csv").read_text()
-    (folder / "cpr_personer.csv").unlink()
-    (folder / name).write_text(text.replace(old, new, 1))
-
-
 def _only_freshness(name: str, hours: float) -> Callable[[], list[DatasetSpec]]:
     """Specs where one dataset expects a load every `hours` and no other is ever stale."""
 
@@ -106,7 +100,7 @@ def test_a_broken_file_is_told_once_and_its_fix_once(demo_home, configured, webh
     contact = spec_by_name("cpr_persons").contact
     first_cpr = (demo_home.drop / "cpr_persons" / "cpr_personer.csv").read_text().splitlines()[1]
     first_cpr = first_cpr.split(";")[0]
-    _rename_header(demo_home, "PNR;", "PERSONNR;")
+    redeliver_cpr(demo_home, "PNR;", "PERSONNR;")
     with dg.DagsterInstance.ephemeral() as instance:
         assert not _materialize(instance).success  # the blocking schema check failed
 
@@ -153,7 +147,7 @@ def test_a_broken_file_is_told_once_and_its_fix_once(demo_home, configured, webh
         assert len(webhook.received) == 1 and len(smtp.mails) == 1
 
         # The sender delivers a corrected file: one short "resolved" message.
-        _rename_header(demo_home, "PERSONNR;", "PNR;", name="cpr_personer_v2.csv")
+        redeliver_cpr(demo_home, "PERSONNR;", "PNR;", name="cpr_personer_v2.csv")
         assert _materialize(instance).success
         result = _tick(instance, result.cursor)
         assert len(webhook.received) == 2 and len(smtp.mails) == 2

@@ -18,6 +18,7 @@ from pipelines.ingest import load_dataset, pending_batches
 from pipelines.resources import lake_resource
 from pipelines.specs import spec_by_name
 from tests.conftest import TEST_KEY
+from tests.helpers import redeliver_cpr
 
 SILVER_CPR = dg.AssetKey(["silver", "cpr_persons"])
 GOLD_POPULATION = dg.AssetKey(["gold", "population_by_district"])
@@ -37,17 +38,8 @@ def _materialize(instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
     )
 
 
-def _rename_header(home: Home, old: str, new: str, name: str = "cpr_personer.csv") -> None:
-    """Replace the CPR delivery in the drop folder by `name` with a header renamed."""
-    folder = home.drop / "cpr_persons"
-    [current] = list(folder.glob("*.csv"))
-    text = current.read_text()
-    current.unlink()
-    (folder / name).write_text(text.replace(old, new, 1))
-
-
 def test_schema_break_blocks_gold_and_keeps_other_datasets_loading(demo_home) -> None:
-    _rename_header(demo_home, "PNR;", "PERSONNR;")
+    redeliver_cpr(demo_home, "PNR;", "PERSONNR;")
     with dg.DagsterInstance.ephemeral() as instance:
         result = _materialize(instance)
 
@@ -64,7 +56,7 @@ def test_schema_break_blocks_gold_and_keeps_other_datasets_loading(demo_home) ->
         assert "cpr_personer.csv" in rejected["message"] and "PERSONNR" in rejected["message"]
 
         # The sender delivers a corrected file: it loads, and the stale rejected one stays put.
-        _rename_header(demo_home, "PERSONNR;", "PNR;", name="cpr_personer_v2.csv")
+        redeliver_cpr(demo_home, "PERSONNR;", "PNR;", name="cpr_personer_v2.csv")
         result = _materialize(instance)
         assert result.success
         statuses = runs(demo_home, "cpr_persons")["status"].to_list()
@@ -74,18 +66,24 @@ def test_schema_break_blocks_gold_and_keeps_other_datasets_loading(demo_home) ->
         assert GOLD_POPULATION in gold
 
 
-def test_a_yaml_fix_loads_the_rejected_file_on_the_next_run(demo_home) -> None:
-    _rename_header(demo_home, "PNR;", "PERSONNR;")
+def test_a_rejected_file_moves_aside_and_a_yaml_fix_loads_it_when_put_back(demo_home) -> None:
+    redeliver_cpr(demo_home, "PNR;", "PERSONNR;")
     spec = spec_by_name("cpr_persons")
-    report = load_dataset(spec, demo_home, TEST_KEY)
-    assert [b.status for b in report.batches] == ["rejected"]
-    assert load_dataset(spec, demo_home, TEST_KEY).batches[0].status == "rejected"
-    assert runs(demo_home, "cpr_persons").height == 1  # retried, not recorded twice
+    [rejected] = load_dataset(spec, demo_home, TEST_KEY).batches
+    assert rejected.status == "rejected"
+    folder = demo_home.drop / "cpr_persons"
+    assert not list(folder.glob("*.csv"))  # out of the drop folder, so not retried forever
+    error = (folder / "rejected" / "cpr_personer.csv.error.txt").read_text()
+    assert "missing required column(s) cpr" in error and "put the file back" in error
+    assert load_dataset(spec, demo_home, TEST_KEY).batches == ()
 
+    # The operator maps the renamed header in the YAML and puts the file back.
+    (folder / "rejected" / "cpr_personer.csv").rename(folder / "cpr_personer.csv")
     fixed = dataclasses.replace(spec, columns={**spec.columns, "PERSONNR": "cpr"})
-    report = load_dataset(fixed, demo_home, TEST_KEY)
-    assert [b.status for b in report.batches] == ["loaded"]
-    assert report.batches[0].rows_valid > 300
+    [loaded] = load_dataset(fixed, demo_home, TEST_KEY).batches
+    assert (loaded.status, loaded.batch_id) == ("loaded", rejected.batch_id)
+    assert loaded.rows_valid > 300
+    assert runs(demo_home, "cpr_persons")["status"].to_list() == ["rejected", "loaded"]
 
 
 def test_a_file_without_its_header_is_rejected_without_leaking_identifiers(
@@ -142,7 +140,7 @@ def test_automation_does_not_build_gold_from_a_blocked_dataset(demo_home) -> Non
         load()  # a good first load of everything
         settled = dg.evaluate_automation_conditions(defs=defs, instance=instance)
 
-        _rename_header(demo_home, "PNR;", "PERSONNR;", name="cpr_personer_v2.csv")
+        redeliver_cpr(demo_home, "PNR;", "PERSONNR;", name="cpr_personer_v2.csv")
         load(silver)  # a broken delivery: cpr_persons' blocking schema check fails
         blocked = dg.evaluate_automation_conditions(
             defs=defs, instance=instance, cursor=settled.cursor
@@ -150,7 +148,7 @@ def test_automation_does_not_build_gold_from_a_blocked_dataset(demo_home) -> Non
         assert blocked.get_num_requested(GOLD_POPULATION) == 0
         assert blocked.get_num_requested(home_care) == 0
 
-        _rename_header(demo_home, "PERSONNR;", "PNR;", name="cpr_personer_v3.csv")
+        redeliver_cpr(demo_home, "PERSONNR;", "PNR;", name="cpr_personer_v3.csv")
         load(silver)  # the corrected delivery
         fixed = dg.evaluate_automation_conditions(
             defs=defs, instance=instance, cursor=blocked.cursor
@@ -189,7 +187,7 @@ def test_reload_refuses_an_old_snapshot_batch(demo_home) -> None:
 
     spec = spec_by_name("cpr_persons")
     [old] = load_dataset(spec, demo_home, TEST_KEY).batches
-    _rename_header(demo_home, "FORNAVN", "FORNAVN", name="cpr_personer_v2.csv")
+    redeliver_cpr(demo_home, "FORNAVN", "FORNAVN", name="cpr_personer_v2.csv")
     path = demo_home.drop / "cpr_persons" / "cpr_personer_v2.csv"
     path.write_text(path.read_text() + path.read_text().splitlines()[1] + "\n")  # new bytes
     load_dataset(spec, demo_home, TEST_KEY)
