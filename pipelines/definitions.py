@@ -6,6 +6,7 @@ from __future__ import annotations
 import dagster as dg
 
 from pipelines.checks import freshness_checks, reference_checks, silver_key
+from pipelines.drop_sensor import drop_folders
 from pipelines.factory import dataset_asset
 from pipelines.gold.assets import gold_assets, gold_key, reconciliation_check
 from pipelines.gold.models import MODELS
@@ -57,7 +58,16 @@ def build_definitions() -> dg.Definitions:
                 default_status=dg.DefaultScheduleStatus.RUNNING,
             )
         ],
-        sensors=[quality_notifications],
+        sensors=[
+            drop_folders,
+            quality_notifications,
+            # Gold and serving carry eager automation conditions; this evaluates them.
+            dg.AutomationConditionSensorDefinition(
+                "automation",
+                target=dg.AssetSelection.all(),
+                default_status=dg.DefaultSensorStatus.RUNNING,
+            ),
+        ],
         resources={"lake": lake_resource()},
         # SQLite instance storage locks under multiprocess execution; production (PostgreSQL)
         # can switch to the multiprocess executor.

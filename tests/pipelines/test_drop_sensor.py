@@ -1,0 +1,65 @@
+"""The drop-folder sensor on a real demo home and a real Dagster instance."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import time
+
+import dagster as dg
+
+from connectors.demo import generate
+from pipelines.definitions import build_definitions
+from pipelines.drop_sensor import drop_folder_sensor
+from pipelines.resources import LakeResource
+from tests.conftest import TEST_KEY
+
+
+def _tick(home, cursor=None, now=None):
+    sensor = drop_folder_sensor(clock=lambda: now or time.time() + 60)
+    with dg.DagsterInstance.ephemeral() as instance:
+        context = dg.build_sensor_context(
+            instance=instance,
+            cursor=cursor,
+            definitions=build_definitions(),
+            resources={"lake": LakeResource(home=str(home.root), pseudonym_key=TEST_KEY.decode())},
+        )
+        result = sensor(context)
+    return {r.run_key: r for r in result.run_requests or []}, result.cursor
+
+
+def test_one_run_per_content_whatever_the_file_is_called(home) -> None:
+    generate(home.root, persons=300)
+    requests, cursor = _tick(home)
+    assert len(requests) == 7  # one file per dataset
+    key = next(k for k in requests if k.startswith("sick_leave:"))
+    assert requests[key].asset_selection == [dg.AssetKey(["silver", "sick_leave"])]
+
+    folder = home.drop / "sick_leave"
+    shutil.copy(folder / "sygefravaer_2026.csv", folder / "sygefravaer_2026 (kopi).csv")
+    (folder / "rejected").mkdir()
+    shutil.copy(folder / "sygefravaer_2026.csv", folder / "rejected" / "old.csv")
+    again, cursor = _tick(home, cursor)
+    # The copy has the same bytes: same run key, so Dagster starts no second run.
+    assert set(again) == set(requests)
+    assert len(json.loads(cursor)) == 8  # both copies cached, rejected/ ignored
+
+    changed = folder / "sygefravaer_2026 (kopi).csv"
+    changed.write_bytes(
+        changed.read_bytes() + b"F2026-99999;1;0101901234;Jobcenter;"
+        b"Egen sygdom;01-11-2026;02-11-2026;1;7,4\r\n"
+    )
+    later, _ = _tick(home, cursor)
+    assert len(set(later) - set(requests)) == 1  # new content, new run
+
+
+def test_a_file_still_arriving_waits_for_the_next_tick(home) -> None:
+    generate(home.root, persons=300)
+    now = time.time()
+    path = next((home.drop / "cpr_persons").glob("*.csv"))
+    os.utime(path, (now, now))
+    requests, _ = _tick(home, now=now + 1)
+    assert not any(k.startswith("cpr_persons:") for k in requests)
+    requests, _ = _tick(home, now=now + 60)
+    assert any(k.startswith("cpr_persons:") for k in requests)
