@@ -181,19 +181,3 @@ def test_check_command_reports_failures_without_loading(demo, capsys, tmp_path) 
     out = capsys.readouterr().out
     assert out.startswith("REJECTED") and "missing required column(s) cpr" in out
     assert _delta_versions(home) == before
-
-
-def test_meal_list_drift_is_found_by_the_reconciliation(demo) -> None:
-    home, _ = demo
-    drift = _manifest(home)["datasets"]["meal_delivery_list"].get("drift", {})
-    drifted = {row for kind in drift.values() for row in kind["rows"]}
-    con = connect(home.root)
-    differs = {
-        r
-        for (r,) in con.sql(
-            "select list_row from gold.meal_delivery_reconciliation "
-            "where status = 'address_differs'"
-        ).fetchall()
-    }
-    con.close()
-    assert differs == drifted
