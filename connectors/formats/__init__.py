@@ -3,7 +3,8 @@
 Every reader returns the same shape: one `pl.String` column per source column, named by its
 header, stripped values with empty as null, fully empty rows dropped, and a final `_source_row`
 (`pl.Int64`) saying where a person finds the record in the file. Typing happens later, in one
-place; readers never guess types.
+place; readers never guess types. The Excel reader with `sheets:` also adds a `_sheet`
+(`pl.String`) column, just before `_source_row`, naming the sheet each row came from.
 """
 
 from __future__ import annotations

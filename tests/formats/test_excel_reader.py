@@ -179,3 +179,249 @@ def test_a_number_too_negative_to_be_a_date_does_not_break_the_sheet(tmp_path: P
         ("-1000000000000", "2026-01-15", 2),
         ("2026-01-16 00:00:00", "2.5", 3),  # a date in the panicking column: calamine's text
     ]
+
+
+# -- header_rows, columns_range, sheets -----------------------------------------------------
+
+
+def workbook(tmp_path: Path, sheets: dict[str, list[list[Any]]], name: str = "book") -> bytes:
+    """One sheet per entry; None leaves a cell empty."""
+    path = tmp_path / f"{name}.xlsx"
+    with xlsxwriter.Workbook(path) as book:
+        for sheet_name, rows in sheets.items():
+            sheet = book.add_worksheet(sheet_name)
+            for r, row in enumerate(rows):
+                for c, value in enumerate(row):
+                    if value is not None:
+                        sheet.write(r, c, value)
+    return path.read_bytes()
+
+
+@pytest.fixture
+def visits(tmp_path: Path) -> bytes:
+    """Two header rows with merged group cells, notes to the right, a footer."""
+    path = tmp_path / "visits.xlsx"
+    with xlsxwriter.Workbook(path) as book:
+        sheet = book.add_worksheet("Besøg")
+        center = book.add_format({"align": "center"})
+        sheet.write(0, 0, "Besøgsrapport")  # row 1: title
+        sheet.merge_range(1, 0, 2, 0, "CPR", center)  # A2:A3, one name over two rows
+        sheet.merge_range(1, 1, 1, 2, "Besøg", center)  # B2:C2 over Dato, Varighed
+        sheet.merge_range(1, 3, 1, 5, "Medarbejder", center)  # D2:F2 over three
+        sheet.write_row(2, 1, ["Dato", "Varighed", "Navn", " Rolle\n", "Team"])
+        sheet.write_row(3, 0, ["0101901234", "2026-01-15", 30, "Åse", "SSA", "Nord"])
+        sheet.write_row(4, 0, ["0202851234", "2026-01-16", 45, "Bo", "SSH", "Syd"])
+        sheet.write(5, 0, "I alt")
+        sheet.write(3, 7, "Note: tal er foreløbige")  # H4, beside the table
+    return path.read_bytes()
+
+
+VISIT_COLUMNS = [
+    "CPR",
+    "Besøg / Dato",
+    "Besøg / Varighed",
+    "Medarbejder / Navn",
+    "Medarbejder / Rolle",
+    "Medarbejder / Team",
+]
+
+
+def test_two_header_rows_combine_merged_cells(visits: bytes) -> None:
+    frame = read(visits, header_row=1, header_rows=2, skip_footer_rows=1, columns_range="A:F")
+    assert frame.columns == [*VISIT_COLUMNS, "_source_row"]
+    assert frame.rows() == [
+        ("0101901234", "2026-01-15", "30", "Åse", "SSA", "Nord", 4),
+        ("0202851234", "2026-01-16", "45", "Bo", "SSH", "Syd", 5),
+    ]
+
+
+def test_without_columns_range_a_note_beside_the_table_is_an_error(visits: bytes) -> None:
+    error = read_error(visits, header_row=1, header_rows=2, skip_footer_rows=1)
+    assert "column 8 has values (first in row 4) but no header text" in str(error)
+
+
+def test_three_header_rows_carry_within_their_group(tmp_path: Path) -> None:
+    path = tmp_path / "three.xlsx"
+    with xlsxwriter.Workbook(path) as book:
+        sheet = book.add_worksheet()
+        blank = book.add_format()
+        sheet.merge_range(0, 1, 0, 4, "2026", blank)  # B1:E1
+        sheet.merge_range(1, 1, 1, 2, "Q1", blank)  # B2:C2
+        sheet.merge_range(1, 3, 1, 4, "Q2", blank)  # D2:E2
+        sheet.write(0, 5, "2027")  # F1: a new group; F2 must not inherit Q2
+        sheet.write_row(2, 0, ["Kommune", "Jan", "Feb", "Apr", "Maj", "Jan"])
+        sheet.write_row(3, 0, ["Aarhus", 1, 2, 3, 4, 5])
+    frame = read(path.read_bytes(), header_rows=3)
+    assert frame.columns == [
+        "Kommune",
+        "2026 / Q1 / Jan",
+        "2026 / Q1 / Feb",
+        "2026 / Q2 / Apr",
+        "2026 / Q2 / Maj",
+        "2027 / Jan",
+        "_source_row",
+    ]
+    assert frame.rows() == [("Aarhus", "1", "2", "3", "4", "5", 4)]
+
+
+def test_the_lowest_header_row_is_not_carried(tmp_path: Path) -> None:
+    # An empty bottom cell under a group names no column; with no values it is dropped.
+    data = workbook(tmp_path, {"Ark1": [["Grp", None, None], ["a", "b", None], [1, 2, None]]})
+    assert read(data, header_rows=2).columns == ["Grp / a", "Grp / b", "_source_row"]
+
+
+def test_duplicate_combined_header_names_are_an_error(tmp_path: Path) -> None:
+    rows: list[list[Any]] = [["Besøg", None, "Besøg", None], ["Dato", "Tid", "Dato", "Sted"], []]
+    rows[2] = ["2026-01-01", "10:00", "2026-01-02", "Hjemme"]
+    error = read_error(workbook(tmp_path, {"Ark1": rows}), header_rows=2)
+    assert "duplicate column names 'Besøg / Dato'" in str(error)
+    assert error.line == 1
+
+
+def test_header_rows_beyond_the_sheet_and_bad_values(visits: bytes) -> None:
+    error = read_error(visits, header_row=4, header_rows=3)
+    assert "`header_row` is 4 with `header_rows` 3 but the last used row is row 6" in str(error)
+    for bad in (0, -1, True, "2", 1.5):
+        assert "`header_rows` must be a whole number > 0" in str(
+            read_error(visits, header_rows=bad)
+        )
+
+
+def test_header_rows_one_is_the_old_behaviour(report: bytes) -> None:
+    assert read(report, header_row=3, header_rows=1).equals(read(report, header_row=3))
+
+
+def test_columns_range_reads_part_of_the_sheet_with_true_rows(report: bytes) -> None:
+    # The "Kilde" footer sits in column A only: within B:D it is an empty row, already
+    # dropped, so one footer row is left to skip.
+    frame = read(report, header_row=3, skip_footer_rows=1, columns_range="B:D")
+    assert frame.columns == ["Navn", "Start dato", "Timer", "_source_row"]
+    assert frame.rows() == [
+        ("Søren Ærø", "2026-01-15", "4000", 5),
+        ("Åse Østergård", "31-09-2026", "12", 6),
+        ("Bo", None, "-3", 8),
+    ]
+    assert read(report, header_row=3, columns_range=" f : g ").columns == [
+        "Aktiv",
+        "Sidst",
+        "_source_row",
+    ]
+
+
+def test_columns_range_counts_from_column_a_when_the_sheet_starts_later(tmp_path: Path) -> None:
+    # calamine's range starts at C here; D must still mean the sheet's column D.
+    path = tmp_path / "offset.xlsx"
+    with xlsxwriter.Workbook(path) as book:
+        sheet = book.add_worksheet()
+        sheet.write_row(1, 2, ["kode", "tekst", "note"])
+        sheet.write_row(2, 2, ["007", "første", "x"])
+    data = path.read_bytes()
+    assert read(data, header_row=1, columns_range="D:D").rows() == [("første", 3)]
+    assert read(data, header_row=1, columns_range="A:D").rows() == [("007", "første", 3)]
+    assert read(data, header_row=1, columns_range="D:ZZ").columns == [
+        "tekst",
+        "note",
+        "_source_row",
+    ]
+    error = read_error(data, columns_range="A:B")
+    assert "`columns_range` A:B holds no cells; the used columns are C:E" in str(error)
+
+
+@pytest.mark.parametrize("bad", ["H:B", "B", "B:", "1:3", "A1:C9", "B:XFE", 3, ["B", "H"]])
+def test_bad_columns_range(report: bytes, bad: object) -> None:
+    error = read_error(report, columns_range=bad)
+    assert "`columns_range` must be Excel column letters" in str(error)
+
+
+@pytest.fixture
+def districts(tmp_path: Path) -> bytes:
+    """Same table on three sheets (one with its columns in another order), and a note sheet."""
+    title = ["Hjemmepleje pr. distrikt", None]
+    return workbook(
+        tmp_path,
+        {
+            "Nord": [title, ["CPR", "Timer"], ["0101901234", 4], [None, None], ["0202", 2]],
+            "Syd": [title, ["CPR", "Timer"], ["0303751234", 7]],
+            "Vest": [title, ["Timer", "CPR"], [1, "0404"]],
+            "Noter": [["Kilde"], ["Fagsystem X"]],
+        },
+    )
+
+
+def test_several_sheets_into_one_frame(districts: bytes) -> None:
+    frame = read(districts, sheets=["Nord", 1, "Vest"], header_row=1)
+    assert frame.columns == ["CPR", "Timer", "_sheet", "_source_row"]
+    assert frame.schema["_sheet"] == pl.String
+    assert frame.rows() == [
+        ("0101901234", "4", "Nord", 3),
+        ("0202", "2", "Nord", 5),
+        ("0303751234", "7", "Syd", 3),
+        ("0404", "1", "Vest", 3),
+    ]
+    single = read(districts, sheets=["Syd"], header_row=1)
+    assert single.rows() == [("0303751234", "7", "Syd", 3)]
+
+
+def test_all_sheets_must_share_the_headers(districts: bytes) -> None:
+    error = read_error(districts, sheets="*", header_row=1)
+    assert error.sheet == "Noter"
+    assert "headers differ from those of sheet 'Nord'" in str(error)
+    assert "missing 'CPR', 'Timer'; extra 'Fagsystem X'" in str(error)
+
+
+def test_differing_headers_name_the_sheet_and_the_names(tmp_path: Path) -> None:
+    data = workbook(
+        tmp_path,
+        {"A": [["id", "navn"], [1, "x"]], "B": [["id", "Navn", "ekstra"], [2, "y", "z"]]},
+    )
+    error = read_error(data, sheets="*")
+    assert str(error).startswith("udtraek.xlsx, sheet B, line 1:")
+    assert "missing 'navn'; extra 'Navn', 'ekstra'" in str(error)
+    assert read(data, sheets=["A"]).rows() == [("1", "x", "A", 2)]
+
+
+def test_sheets_option_errors(districts: bytes, tmp_path: Path) -> None:
+    both = read_error(districts, sheet="Nord", sheets=["Syd"])
+    assert "both `sheet` and `sheets` are set" in str(both)
+    missing = read_error(districts, sheets=["Nord", "Øst"])
+    assert "there is no sheet 'Øst'" in str(missing) and "`sheets:`" in str(missing)
+    assert "more than once" in str(read_error(districts, sheets=["Nord", 0]))
+    for bad in ([], "Nord", 0, {"a": 1}):
+        assert "`sheets` must be" in str(read_error(districts, sheets=bad))
+    clash = workbook(tmp_path, {"A": [["id", "_sheet"], [1, "x"]]}, name="clash")
+    error = read_error(clash, sheets="*")
+    assert "column named '_sheet'" in str(error) and error.sheet == "A"
+    assert read(clash).columns == ["id", "_sheet", "_source_row"]  # only `sheets:` adds it
+
+
+def test_an_empty_sheet_among_several_is_named(tmp_path: Path) -> None:
+    path = tmp_path / "tom.xlsx"
+    with xlsxwriter.Workbook(path) as book:
+        book.add_worksheet("Data").write_row(0, 0, ["id"])
+        book.add_worksheet("Tom")
+    error = read_error(path.read_bytes(), sheets="*")
+    assert "the sheet is empty" in str(error) and error.sheet == "Tom"
+
+
+def test_all_new_options_together(tmp_path: Path) -> None:
+    path = tmp_path / "all.xlsx"
+    with xlsxwriter.Workbook(path) as book:
+        blank = book.add_format()
+        for name, hours in (("Jan", 3), ("Feb", 5)):
+            sheet = book.add_worksheet(name)
+            sheet.write(0, 0, "noter her")
+            sheet.merge_range(1, 1, 1, 2, "Besøg", blank)
+            sheet.write_row(2, 1, ["Dato", "Timer"])
+            sheet.write_row(3, 1, [f"2026-{name}", hours])
+            sheet.write(3, 4, "kommentar uden for tabellen")
+            sheet.write_row(4, 1, ["Total", hours])
+    frame = read(
+        path.read_bytes(),
+        sheets="*",
+        header_row=1,
+        header_rows=2,
+        columns_range="B:C",
+        skip_rows_matching="^Total$",
+    )
+    assert frame.rows() == [("2026-Jan", "3", "Jan", 4), ("2026-Feb", "5", "Feb", 4)]
+    assert frame.columns == ["Besøg / Dato", "Besøg / Timer", "_sheet", "_source_row"]

@@ -212,6 +212,9 @@ xlsx_options = st.fixed_dictionaries(
         "header_row": st.sampled_from([0, 0, 0, 1, 3]),
         "skip_footer_rows": st.integers(0, 2),
         "skip_rows_matching": st.sampled_from(["^Total", "("]),
+        "header_rows": st.sampled_from([1, 2, 3, 0]),
+        "columns_range": st.sampled_from(["A:B", "B:D", "C:C", "D:A", "B"]),
+        "sheets": st.sampled_from(["*", [0], ["Ark1", 0], [], "Ark1"]),
     },
 )
 
