@@ -30,6 +30,7 @@ class RunRecord:
     finished_at: dt.datetime
     message: str
     dagster_run_id: str | None = None
+    drift_decision: str = "none"  # none | ignored: cols | added: cols | (rejected: see message)
 
 
 _RUN_SCHEMA = {
@@ -47,6 +48,7 @@ _RUN_SCHEMA = {
     "finished_at": pl.Datetime("us", "UTC"),
     "message": pl.String,
     "dagster_run_id": pl.String,
+    "drift_decision": pl.String,
 }
 
 
@@ -62,6 +64,7 @@ def record_run(home: Home, run: RunRecord, attempt: int = 0) -> None:
         uri,
         frame.to_arrow(),
         mode="append",
+        schema_mode="merge",  # homes written before a column was added keep working
         commit_properties=CommitProperties(app_transactions=[Transaction(app_id, 1)]),
     )
 

@@ -8,10 +8,10 @@ serving file from being rebuilt, and freshness is measured against the clock, no
 from __future__ import annotations
 
 RUNS = """
-SELECT r.*,
+SELECT r.* EXCLUDE (drift_decision),
        epoch(r.finished_at - r.started_at) AS duration_s,
-       CASE WHEN r.extra_columns = '[]' THEN 'none'
-            ELSE 'new columns not loaded: ' || r.extra_columns END AS drift_decision,
+       coalesce(r.drift_decision, CASE WHEN r.extra_columns = '[]' THEN 'none'
+            ELSE 'ignored: ' || r.extra_columns END) AS drift_decision,
        c.checks_passed, c.checks_failed
 FROM ({runs}) r
 LEFT JOIN (
@@ -110,7 +110,8 @@ SELECT NULL::VARCHAR AS dataset, NULL::VARCHAR AS batch_id, NULL::VARCHAR AS sou
        NULL::BIGINT AS rows_quarantined, NULL::VARCHAR AS failed_checks,
        NULL::VARCHAR AS extra_columns, NULL::BIGINT AS silver_version,
        NULL::TIMESTAMPTZ AS started_at, NULL::TIMESTAMPTZ AS finished_at,
-       NULL::VARCHAR AS message, NULL::VARCHAR AS dagster_run_id
+       NULL::VARCHAR AS message, NULL::VARCHAR AS dagster_run_id,
+       NULL::VARCHAR AS drift_decision
 WHERE false
 """
 

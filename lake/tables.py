@@ -43,8 +43,12 @@ def write_batch(
     app_id: str,
     keys: Sequence[str] = (),
     metadata: dict[str, str] | None = None,
+    add_columns: bool = False,
 ) -> Commit:
-    """Write one batch in the given mode unless the batch's transaction is already committed."""
+    """Write one batch in the given mode unless the batch's transaction is already committed.
+
+    With add_columns, columns the table lacks are added (schema evolution); otherwise a
+    schema difference fails the write and leaves the table untouched."""
     if has_batch(uri, app_id):
         return Commit(DeltaTable(uri).version(), committed=False)
     props = CommitProperties(
@@ -58,14 +62,27 @@ def write_batch(
             predicate = " AND ".join(f"t.{k} = s.{k}" for k in keys)
             (
                 DeltaTable(uri)
-                .merge(data, predicate, source_alias="s", target_alias="t", commit_properties=props)
+                .merge(
+                    data,
+                    predicate,
+                    source_alias="s",
+                    target_alias="t",
+                    merge_schema=add_columns,
+                    commit_properties=props,
+                )
                 .when_matched_update_all()
                 .when_not_matched_insert_all()
                 .execute()
             )
         else:
             write_mode = "overwrite" if mode == "snapshot" else "append"
-            write_deltalake(uri, data, mode=write_mode, commit_properties=props)
+            write_deltalake(
+                uri,
+                data,
+                mode=write_mode,
+                commit_properties=props,
+                schema_mode="merge" if add_columns else None,
+            )
     except DeltaError as error:
         raise LakeError(
             f"{uri}: Delta write failed ({error}). If the contract changed a column's type, "

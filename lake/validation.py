@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 import pandera.polars as pa
 import polars as pl
@@ -33,12 +34,26 @@ class ParseOptions:
     thousands_separator: str | None = None
 
 
+DriftPolicy = Literal["ignore", "evolve", "freeze"]
+DRIFT_POLICIES: tuple[DriftPolicy, ...] = ("ignore", "evolve", "freeze")
+_CPR_SHAPED = r"(^|\D)\d{6}-?\d{4}(\D|$)"
+
+
 @dataclass(frozen=True)
 class Conformed:
     valid: pl.DataFrame
     failures: pl.DataFrame  # one row per (source row, column, check)
     rows_in: int
-    extra_columns: tuple[str, ...] = field(default=())
+    extra_columns: tuple[str, ...] = field(default=())  # headers beyond the contract
+    added_columns: tuple[str, ...] = field(default=())  # their silver names, when evolved
+
+    @property
+    def drift_decision(self) -> str:
+        if not self.extra_columns:
+            return "none"
+        if self.added_columns:
+            return "added: " + ", ".join(self.added_columns)
+        return "ignored: " + ", ".join(self.extra_columns)
 
     @property
     def rows_valid(self) -> int:
@@ -103,8 +118,10 @@ def rename_to_contract(
             f"{found}. Map a renamed header under `columns:` in the dataset YAML, or ask "
             "the sender for the agreed layout"
         )
-    extra = tuple(c for c in frame.columns if c not in fields and c != SOURCE_ROW)
-    return frame.select([*fields, SOURCE_ROW]), extra
+    # Reader lineage (`_source_row`, `_sheet` from multi-sheet workbooks) is not data.
+    lineage = [c for c in frame.columns if c.startswith("_") and c not in fields]
+    extra = tuple(c for c in frame.columns if c not in fields and c not in lineage)
+    return frame.select([*fields, *extra, *lineage]), extra
 
 
 def conform(
@@ -115,10 +132,13 @@ def conform(
     parse: ParseOptions | None = None,
     keys: Sequence[str] = (),
     where: str = "batch",
+    drift: DriftPolicy = "ignore",
 ) -> Conformed:
-    """Type, validate and de-duplicate one batch; raises SchemaBreak if columns are missing."""
+    """Type, validate and de-duplicate one batch; raises SchemaBreak if columns are missing,
+    or new ones arrive under `freeze` (or hold CPR-shaped values under `evolve`)."""
     parse = parse or ParseOptions()
     frame, extra = rename_to_contract(raw, contract, aliases or {}, where=where)
+    frame, added = _apply_drift(frame, extra, drift, where)
     fields = contract_columns(contract)
     masked = masked_columns(contract)
 
@@ -141,10 +161,51 @@ def conform(
         candidates = candidates.filter(~duplicate)
 
     all_failures = pl.concat(failures).sort(SOURCE_ROW, "column", "check")
-    result = Conformed(candidates, all_failures, rows_in=raw.height, extra_columns=extra)
+    result = Conformed(
+        candidates, all_failures, rows_in=raw.height, extra_columns=extra, added_columns=added
+    )
     # The invariant every load is audited on: nothing is dropped without a reason.
     assert result.rows_valid + result.rows_quarantined == result.rows_in, "row reconciliation"
     return result
+
+
+def evolved_name(header: str) -> str:
+    """A Delta-safe snake_case name for a new source header ("Afdelings-kode" → afdelings_kode)."""
+    name = header.lower().translate(str.maketrans({"æ": "ae", "ø": "oe", "å": "aa"}))
+    name = re.sub(r"[^a-z0-9]+", "_", name).strip("_") or "column"
+    return f"c_{name}" if name[0].isdigit() else name
+
+
+def _apply_drift(
+    frame: pl.DataFrame, extra: tuple[str, ...], drift: str, where: str
+) -> tuple[pl.DataFrame, tuple[str, ...]]:
+    if not extra or drift == "ignore":
+        return frame.drop(extra), ()
+    if drift == "freeze":
+        raise SchemaBreak(
+            f"{where}: new column(s) {', '.join(extra)} not in the contract, and the dataset's "
+            "schema_drift is freeze. Add them to the contract, or set schema_drift: evolve "
+            "(load them) or ignore (skip them) in the dataset YAML"
+        )
+    # New columns carry no classification: one holding CPR numbers would reach silver in the
+    # clear, so it must be declared (and pseudonymised) in the contract first.
+    personal = [c for c in extra if frame[c].cast(pl.String).str.contains(_CPR_SHAPED).any()]
+    if personal:
+        raise SchemaBreak(
+            f"{where}: new column(s) {', '.join(personal)} hold CPR-shaped values; they cannot "
+            'be added unclassified. Declare them in the contract (identifier="cpr") or ask '
+            "the sender to remove them"
+        )
+    names = {c: evolved_name(c) for c in extra}
+    taken = set(frame.columns) - set(extra)
+    new = list(names.values())
+    clashes = sorted({n for n in new if new.count(n) > 1 or n in taken})
+    if clashes:
+        raise SchemaBreak(
+            f"{where}: new columns map to names already taken: {clashes}; "
+            "rename them under `columns:` in the dataset YAML"
+        )
+    return frame.rename(names), tuple(names.values())
 
 
 def _typed(text: pl.Expr, dtype: object, parse: ParseOptions) -> pl.Expr:

@@ -21,7 +21,7 @@ from lake.home import Home
 from lake.quality import CheckState, record_checks, runs
 from lake.validation import contract_columns
 from pipelines.freshness import freshness
-from pipelines.ingest import LINEAGE, LoadReport
+from pipelines.ingest import LINEAGE, OPTIONAL_LINEAGE, LoadReport
 from pipelines.resources import LakeResource
 from pipelines.specs import DatasetSpec, Reference
 
@@ -45,6 +45,7 @@ class LoadFacts:
     reconciled: bool
     latest_rows_in: int | None  # rows in of the newest loaded batch
     previous_rows_in: tuple[int, ...]  # rows in of the loads before it, oldest first
+    drift_decision: str = "none"
 
 
 def load_facts(home: Home, spec: DatasetSpec, report: LoadReport) -> LoadFacts:
@@ -67,6 +68,7 @@ def load_facts(home: Home, spec: DatasetSpec, report: LoadReport) -> LoadFacts:
             reconciled=all(b.rows_in == b.rows_valid + b.rows_quarantined for b in loaded),
             latest_rows_in=loaded[-1].rows_in,
             previous_rows_in=previous,
+            drift_decision=loaded[-1].drift_decision,
         )
     if not history.height:
         return LoadFacts(0, 0, 0, (), (), rejected, True, None, ())
@@ -83,6 +85,7 @@ def load_facts(home: Home, spec: DatasetSpec, report: LoadReport) -> LoadFacts:
         reconciled=last["rows_in"] == last["rows_valid"] + last["rows_quarantined"],
         latest_rows_in=last["rows_in"],
         previous_rows_in=tuple(history["rows_in"].to_list()[:-1]),
+        drift_decision=last.get("drift_decision") or "none",
     )
 
 
@@ -160,7 +163,11 @@ def check_results(
 ) -> list[dg.AssetCheckResult]:
     q = spec.quality
     expected = [*contract_columns(spec.contract), *LINEAGE]
-    schema_ok = silver is None or sorted(silver.columns) == sorted(expected)
+    # Under schema_drift: evolve, silver also holds the columns added from new headers.
+    schema_ok = silver is None or (
+        set(expected) <= set(silver.columns)
+        and (spec.schema_drift == "evolve" or set(silver.columns) <= {*expected, *OPTIONAL_LINEAGE})
+    )
     share = facts.rows_quarantined / facts.rows_in if facts.rows_in else 0.0
     results = [
         dg.AssetCheckResult(
@@ -205,7 +212,11 @@ def check_results(
             check_name="schema_drift",
             passed=not facts.extra_columns,
             severity=WARN,
-            metadata={"new_columns": ", ".join(facts.extra_columns) or "none"},
+            metadata={
+                "new_columns": ", ".join(facts.extra_columns) or "none",
+                "decision": facts.drift_decision,
+                "policy": spec.schema_drift,
+            },
         ),
         _volume(facts, q.volume_tolerance),
     ]

@@ -32,6 +32,7 @@ from pipelines.specs import DatasetSpec
 log = logging.getLogger("kommunelake.ingest")
 
 LINEAGE = ("_batch_id", "_source_file", "_source_row", "_ingested_at")
+OPTIONAL_LINEAGE = ("_sheet",)  # from readers that combine several sheets
 
 
 @dataclass(frozen=True)
@@ -46,6 +47,7 @@ class BatchResult:
     extra_columns: tuple[str, ...] = ()
     silver_version: int | None = None
     message: str = ""
+    drift_decision: str = "none"
 
 
 @dataclass(frozen=True)
@@ -74,6 +76,7 @@ def read_and_conform(spec: DatasetSpec, data: bytes, source_name: str) -> Confor
         parse=spec.parse,
         keys=spec.keys,
         where=source_name,
+        drift=spec.schema_drift,
     )
 
 
@@ -219,6 +222,7 @@ def load_batch(
             "kommunelake.batch_id": batch_id,
             "kommunelake.source_file": landed.original_name,
         },
+        add_columns=bool(conformed.added_columns),
     )
     result = BatchResult(
         batch_id,
@@ -230,6 +234,7 @@ def load_batch(
         failures=tuple(conformed.failure_counts()),
         extra_columns=conformed.extra_columns,
         silver_version=commit.version,
+        drift_decision=conformed.drift_decision,
     )
     log.info(
         "%s: %s: %d rows in, %d valid, %d quarantined",
@@ -268,6 +273,7 @@ def _record(
             finished_at=dt.datetime.now(dt.UTC),
             message=result.message,
             dagster_run_id=run_id,
+            drift_decision=result.drift_decision,
         ),
         attempt,
     )

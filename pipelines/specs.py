@@ -15,7 +15,7 @@ import yaml
 
 from lake.errors import LakeError
 from lake.tables import LOAD_MODES, LoadMode
-from lake.validation import ParseOptions
+from lake.validation import DRIFT_POLICIES, DriftPolicy, ParseOptions
 from schemas import load_contract
 from schemas.fields import CLASSIFICATIONS
 
@@ -31,7 +31,7 @@ _REQUIRED = (
     "format",
     "load_mode",
 )
-_OPTIONAL = ("columns", "parse", "keys", "contact", "quality")
+_OPTIONAL = ("columns", "parse", "keys", "contact", "quality", "schema_drift")
 _QUALITY_KEYS = (
     "freshness_hours",
     "quarantine_warn",
@@ -83,6 +83,7 @@ class DatasetSpec:
     keys: tuple[str, ...] = ()
     contact: str | None = None
     quality: QualitySpec = field(default_factory=QualitySpec)
+    schema_drift: DriftPolicy = "ignore"  # new columns: ignore (report) | evolve | freeze
     path: Path | None = None
 
     @property
@@ -114,6 +115,8 @@ def load_spec(path: Path) -> DatasetSpec:
         raise SpecError(f"{where}: name {raw['name']!r} must equal the file name {path.stem!r}")
     if raw["load_mode"] not in LOAD_MODES:
         raise SpecError(f"{where}: load_mode must be one of {LOAD_MODES}")
+    if raw.get("schema_drift", "ignore") not in DRIFT_POLICIES:
+        raise SpecError(f"{where}: schema_drift must be one of {DRIFT_POLICIES}")
     if raw["classification"] not in CLASSIFICATIONS:
         raise SpecError(f"{where}: classification must be one of {CLASSIFICATIONS}")
     if not str(raw["owner"]).startswith("team:") and "@" not in str(raw["owner"]):
@@ -138,6 +141,7 @@ def load_spec(path: Path) -> DatasetSpec:
         keys=tuple(raw.get("keys") or ()),
         contact=raw.get("contact"),
         quality=_quality(raw.get("quality") or {}, where),
+        schema_drift=raw.get("schema_drift", "ignore"),
         path=path,
     )
     try:

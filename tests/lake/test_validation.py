@@ -106,3 +106,28 @@ def test_extra_columns_are_reported_not_loaded() -> None:
     result = conform(raw, SickLeave, aliases=ALIASES, parse=PARSE)
     assert result.extra_columns == ("Ny kolonne",)
     assert "Ny kolonne" not in result.valid.columns
+
+
+def test_drift_policies_ignore_evolve_freeze() -> None:
+    raw = _raw(GOOD).with_columns(pl.lit("Øst-2").alias("Afdelings-kode (ny)"))
+    ignored = conform(raw, SickLeave, aliases=ALIASES, parse=PARSE)
+    assert ignored.drift_decision == "ignored: Afdelings-kode (ny)"
+    evolved = conform(raw, SickLeave, aliases=ALIASES, parse=PARSE, drift="evolve")
+    assert evolved.added_columns == ("afdelings_kode_ny",)
+    assert evolved.valid["afdelings_kode_ny"].to_list() == ["Øst-2"]
+    assert evolved.drift_decision == "added: afdelings_kode_ny"
+    with pytest.raises(SchemaBreak, match="schema_drift is freeze"):
+        conform(raw, SickLeave, aliases=ALIASES, parse=PARSE, drift="freeze")
+
+
+def test_evolve_refuses_a_new_column_holding_cpr_numbers() -> None:
+    raw = _raw(GOOD).with_columns(pl.lit("010190-1234").alias("Pårørende"))
+    with pytest.raises(SchemaBreak, match="Pårørende hold CPR-shaped values") as caught:
+        conform(raw, SickLeave, aliases=ALIASES, parse=PARSE, drift="evolve")
+    assert "010190-1234" not in str(caught.value)
+
+
+def test_reader_lineage_columns_pass_through_and_are_not_drift() -> None:
+    raw = _raw(GOOD).with_columns(pl.lit("Januar").alias("_sheet"))
+    result = conform(raw, SickLeave, aliases=ALIASES, parse=PARSE, drift="freeze")
+    assert result.extra_columns == () and result.valid["_sheet"].to_list() == ["Januar"]

@@ -193,3 +193,30 @@ def test_reload_refuses_an_old_snapshot_batch(demo_home) -> None:
     load_dataset(spec, demo_home, TEST_KEY)
     with pytest.raises(LakeError, match="not the newest load"):
         reload_batch(spec, demo_home, TEST_KEY, old.batch_id)
+
+
+def test_evolve_adds_a_new_column_to_silver_and_freeze_rejects_it(demo_home) -> None:
+    spec = dataclasses.replace(spec_by_name("sick_leave"), schema_drift="evolve")
+    folder = demo_home.drop / "sick_leave"
+    [first] = load_dataset(spec, demo_home, TEST_KEY).batches
+    lines = next(folder.glob("*.csv")).read_bytes().decode("cp1252").splitlines()
+    widened = [lines[0] + ";Afdelingskode"] + [line + ";ØK1" for line in lines[1:]]
+    (folder / "sygefravaer_v2.csv").write_bytes(("\r\n".join(widened) + "\r\n").encode("cp1252"))
+
+    [second] = load_dataset(spec, demo_home, TEST_KEY).batches
+    assert second.drift_decision == "added: afdelingskode"
+    silver = pl.read_delta(demo_home.table_uri("silver", "sick_leave"))
+    # The widened file has the same keys, so the merge updated every row with the new column.
+    assert silver.height == first.rows_valid and set(silver["afdelingskode"]) == {"ØK1"}
+    assert set(silver["_batch_id"]) == {second.batch_id}
+    assert runs(demo_home, "sick_leave")["drift_decision"].to_list() == [
+        "none",
+        "added: afdelingskode",
+    ]
+
+    frozen = dataclasses.replace(spec, schema_drift="freeze")
+    (folder / "sygefravaer_v3.csv").write_bytes(
+        ("\r\n".join(widened[:10]) + "\r\n").encode("cp1252")
+    )
+    [third] = load_dataset(frozen, demo_home, TEST_KEY).batches
+    assert third.status == "rejected" and "schema_drift is freeze" in third.message
