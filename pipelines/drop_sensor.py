@@ -4,7 +4,8 @@ The run key is `<dataset>:<sha256>`, and Dagster never starts two runs with the 
 the same bytes dropped twice (under any name) load once. Hashes are cached in the sensor's
 cursor by (path, size, mtime), so an unchanged folder costs a directory listing per tick.
 A file modified in the last few seconds may still be arriving (a copy or an SFTP upload in
-progress) and waits for the next tick.
+progress) and waits for the next tick. Datasets with an SFTP source are picked up into their
+drop folder first, so they follow the same path.
 
 No `from __future__ import annotations`: Dagster reads the `lake: LakeResource` hint.
 """
@@ -18,7 +19,10 @@ from pathlib import Path
 import dagster as dg
 
 from connectors.files import drop_files
+from connectors.sftp import SftpError
+from lake.errors import LakeError
 from pipelines.checks import silver_key
+from pipelines.ingest import pick_up
 from pipelines.resources import LakeResource
 from pipelines.specs import DatasetSpec, load_specs
 
@@ -71,7 +75,16 @@ def drop_folder_sensor(
     )
     def _sensor(context: dg.SensorEvaluationContext, lake: LakeResource) -> dg.SensorResult:
         cache = json.loads(context.cursor) if context.cursor else {}
-        requests, seen = drop_requests(lake.lake_home().drop, specs(), cache, clock())
+        home = lake.lake_home()
+        for spec in specs():
+            if spec.source.get("type") != "sftp":
+                continue
+            # One vendor's server being down must not stop the other datasets' pickups.
+            try:
+                pick_up(spec, home)
+            except (LakeError, SftpError) as error:
+                context.log.warning(f"{spec.name}: SFTP pickup failed: {error}")
+        requests, seen = drop_requests(home.drop, specs(), cache, clock())
         if not requests:
             return dg.SensorResult(
                 skip_reason="no files in the drop folders", cursor=json.dumps(seen)

@@ -85,6 +85,21 @@ def check_file(spec: DatasetSpec, path: Path) -> Conformed:
     return read_and_conform(spec, path.read_bytes(), path.name)
 
 
+def pick_up(spec: DatasetSpec, home: Home) -> list[Path]:
+    """Fetch new files from the vendor's SFTP server into the drop folder; from there they
+    land like any dropped file. Secrets come from SOURCES__<DATASET>__* at call time."""
+    from connectors.sftp import from_settings, pull
+
+    try:
+        source = from_settings(spec.name, spec.source, os.environ)
+    except ValueError as error:
+        raise LakeError(str(error)) from error
+    pulled = pull(source, home.drop / spec.name)
+    for path in pulled:
+        log.info("%s: picked up %s from %s", spec.name, path.name, source.host)
+    return pulled
+
+
 def land_drop_folder(spec: DatasetSpec, home: Home) -> tuple[int, dict[str, list[Path]]]:
     """Land every file in the dataset's drop folder; returns how many were new and the files
     present now by content hash."""
@@ -153,6 +168,8 @@ def pending_batches(
 def load_dataset(
     spec: DatasetSpec, home: Home, key: bytes, run_id: str | None = None
 ) -> LoadReport:
+    if spec.source.get("type") == "sftp":
+        pick_up(spec, home)
     new_files, present = land_drop_folder(spec, home)
     batches = []
     for landed in pending_batches(spec, home, present):
