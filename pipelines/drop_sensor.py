@@ -22,7 +22,7 @@ from connectors.files import drop_files
 from connectors.sftp import SftpError
 from lake.errors import LakeError
 from pipelines.checks import silver_key
-from pipelines.ingest import pick_up
+from pipelines.delivery import pick_up
 from pipelines.resources import LakeResource
 from pipelines.specs import DatasetSpec, load_specs
 

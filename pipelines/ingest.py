@@ -1,4 +1,4 @@
-"""Loading one dataset: drop folder → landing → parse → validate → quarantine → silver.
+"""Loading one dataset: delivery → parse → validate → quarantine → silver.
 
 Plain functions, no Dagster: the asset calls `load_dataset`, `kommunelake check` calls
 `check_file`, tests call both. Every landed batch ends with a row in quality/runs, whether it
@@ -11,22 +11,26 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import os
-from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
 
-from connectors.files import drop_files, media_type
 from connectors.formats import FormatError, read_table
 from lake import quality
 from lake.errors import LakeError, SchemaBreak
 from lake.home import Home
-from lake.landing import LandedFile, land, manifest
+from lake.landing import LandedFile, manifest
 from lake.privacy import pseudonymise, redact
 from lake.tables import table_version, write_batch
 from lake.validation import Conformed, conform, identifier_columns
+from pipelines.delivery import (
+    land_drop_folder,
+    move_to_rejected,
+    open_rejection,
+    pending_batches,
+    pick_up,
+)
 from pipelines.specs import DatasetSpec
 
 log = logging.getLogger("kommunelake.ingest")
@@ -85,86 +89,6 @@ def check_file(spec: DatasetSpec, path: Path) -> Conformed:
     return read_and_conform(spec, path.read_bytes(), path.name)
 
 
-def pick_up(spec: DatasetSpec, home: Home) -> list[Path]:
-    """Fetch new files from the vendor's SFTP server into the drop folder; from there they
-    land like any dropped file. Secrets come from SOURCES__<DATASET>__* at call time."""
-    from connectors.sftp import from_settings, pull
-
-    try:
-        source = from_settings(spec.name, spec.source, os.environ)
-    except ValueError as error:
-        raise LakeError(str(error)) from error
-    pulled = pull(source, home.drop / spec.name)
-    for path in pulled:
-        log.info("%s: picked up %s from %s", spec.name, path.name, source.host)
-    return pulled
-
-
-def land_drop_folder(spec: DatasetSpec, home: Home) -> tuple[int, dict[str, list[Path]]]:
-    """Land every file in the dataset's drop folder; returns how many were new and the files
-    present now by content hash."""
-    new, present = 0, {}
-    for path in drop_files(home.drop / spec.name, spec.patterns):
-        landed, is_new = land(
-            home.landing,
-            home.manifest_uri,
-            dataset=spec.name,
-            source=f"drop:{spec.name}",
-            data=path.read_bytes(),
-            original_name=path.name,
-            media_type=media_type(path),
-        )
-        present.setdefault(landed.sha256, []).append(path)
-        new += is_new
-        if is_new:
-            log.info("%s: landed %s", spec.name, path.name)
-    return new, present
-
-
-def move_to_rejected(path: Path, message: str) -> Path:
-    """Move a rejected file out of the drop folder to rejected/, with the reason beside it.
-
-    Its bytes stay in landing. Moving it back into the drop folder asks for a retry (e.g.
-    after mapping a renamed header in the YAML); a corrected delivery supersedes it.
-    """
-    folder = path.parent / "rejected"
-    folder.mkdir(exist_ok=True)
-    target = folder / path.name
-    os.replace(path, target)
-    (folder / f"{path.name}.error.txt").write_text(
-        f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M:%S} UTC: {message}\n\n"
-        "The file was not loaded; its bytes are kept in the lake's landing zone. Fix the cause "
-        "(a corrected export, or the dataset YAML) and put the file back in the drop folder "
-        "to try again.\n",
-        encoding="utf-8",
-    )
-    log.warning("moved %s to %s", path.name, target)
-    return target
-
-
-def pending_batches(
-    spec: DatasetSpec, home: Home, present: Collection[str] = ()
-) -> list[LandedFile]:
-    """Landed batches to process, oldest first: those never tried, plus rejected ones whose
-    file is still in the drop folder (`present`) with no later landing loaded since.
-
-    Retrying lets a fix in the YAML (e.g. a column alias) take effect on the next run;
-    removing the broken file from the drop folder, or a later good delivery, ends it, so a
-    stale file never overwrites newer data.
-    """
-    history = quality.runs(home, spec.name)
-    tried = set(history["batch_id"].to_list())
-    loaded = set(history.filter(pl.col("status") == "loaded")["batch_id"].to_list())
-    landed = manifest(home.manifest_uri, spec.name)
-    newest_loaded = max((i for i, f in enumerate(landed) if f.batch_id in loaded), default=-1)
-    return [
-        f
-        for i, f in enumerate(landed)
-        if f.batch_id not in tried
-        or (f.batch_id not in loaded and i > newest_loaded and f.sha256 in present)
-    ]
-
-
 def load_dataset(
     spec: DatasetSpec, home: Home, key: bytes, run_id: str | None = None
 ) -> LoadReport:
@@ -183,22 +107,6 @@ def load_dataset(
         log.info("%s: no new batch", spec.name)
     still_open = None if batches else open_rejection(spec, home, present)
     return LoadReport(spec.name, new_files, batches, still_open)
-
-
-def open_rejection(spec: DatasetSpec, home: Home, present: dict[str, list[Path]]) -> str | None:
-    """The latest delivery's rejection message while it is still the state of the dataset:
-    its file waits in rejected/ and nothing was dropped after it. Deleting the rejected file,
-    or any later delivery (even the bytes of an earlier good file again), closes it."""
-    history = quality.runs(home, spec.name)
-    if not history.height or history["status"][-1] != "rejected":
-        return None
-    last = history.row(-1, named=True)
-    if not (home.drop / spec.name / "rejected" / last["source_file"]).exists():
-        return None
-    rejected_at = last["finished_at"].timestamp()
-    if any(p.stat().st_mtime > rejected_at for paths in present.values() for p in paths):
-        return None
-    return last["message"]
 
 
 def load_batch(

@@ -14,7 +14,8 @@ from connectors.demo import generate
 from lake.home import Home
 from lake.quality import runs
 from pipelines.definitions import build_assets
-from pipelines.ingest import load_dataset, pending_batches
+from pipelines.delivery import pending_batches
+from pipelines.ingest import load_dataset
 from pipelines.resources import lake_resource
 from pipelines.specs import spec_by_name
 from tests.conftest import TEST_KEY
