@@ -15,8 +15,29 @@ from connectors.paging.rebuild import json_body, rebuild, set_path
 from connectors.paging.records import read_json, records_at
 
 
+class _PageCounter:
+    """The page counter and stop rule both page-number strategies share. Fields stay on each
+    dataclass, so their positional order is their own."""
+
+    start: int
+    size: int
+    records_path: str | None
+    stop_on_short_page: bool
+
+    def initial_state(self) -> State:
+        return {"page": self.start}
+
+    def parse(
+        self, response: httpx.Response, state: Mapping[str, Any]
+    ) -> tuple[list[Any], State | None]:
+        records = records_at(response, read_json(response), self.records_path)
+        if not records or (self.stop_on_short_page and len(records) < self.size):
+            return records, None
+        return records, {"page": state["page"] + 1}
+
+
 @dataclass(frozen=True)
-class PageNumber(Strategy):
+class PageNumber(_PageCounter, Strategy):
     """`?page=N&size=S`; stops on an empty page, or a page shorter than `size`.
 
     A service that caps the page size below `size` makes every page short: set
@@ -32,26 +53,15 @@ class PageNumber(Strategy):
     max_pages: int = DEFAULT_MAX_PAGES
     stop_on_short_page: bool = True
 
-    def initial_state(self) -> State:
-        return {"page": self.start}
-
     def build_request(self, first: httpx.Request, state: Mapping[str, Any]) -> httpx.Request:
         params: dict[str, Any] = {self.page_param: state["page"]}
         if self.size_param:
             params[self.size_param] = self.size
         return rebuild(first, params=params)
 
-    def parse(
-        self, response: httpx.Response, state: Mapping[str, Any]
-    ) -> tuple[list[Any], State | None]:
-        records = records_at(response, read_json(response), self.records_path)
-        if not records or (self.stop_on_short_page and len(records) < self.size):
-            return records, None
-        return records, {"page": state["page"] + 1}
-
 
 @dataclass(frozen=True)
-class PostBodyPage(Strategy):
+class PostBodyPage(_PageCounter, Strategy):
     """Page number and size in the POST JSON body (dot paths allowed: "paging.page");
     stops on an empty or short page."""
 
@@ -64,19 +74,8 @@ class PostBodyPage(Strategy):
     max_pages: int = DEFAULT_MAX_PAGES
     stop_on_short_page: bool = True
 
-    def initial_state(self) -> State:
-        return {"page": self.start}
-
     def build_request(self, first: httpx.Request, state: Mapping[str, Any]) -> httpx.Request:
         body = set_path(json_body(first), self.page_field, state["page"])
         if self.size_field:
             body = set_path(body, self.size_field, self.size)
         return rebuild(first, method="POST", body=body)
-
-    def parse(
-        self, response: httpx.Response, state: Mapping[str, Any]
-    ) -> tuple[list[Any], State | None]:
-        records = records_at(response, read_json(response), self.records_path)
-        if not records or (self.stop_on_short_page and len(records) < self.size):
-            return records, None
-        return records, {"page": state["page"] + 1}
