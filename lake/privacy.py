@@ -46,14 +46,41 @@ def pseudonym(value: str, key: bytes, domain: str) -> str:
 
 def pseudonymise(frame: pl.DataFrame, identifiers: dict[str, str], key: bytes) -> pl.DataFrame:
     """Replace each identifier column (name → domain) with its pseudonym; nulls stay null."""
-    replaced = []
-    for column, domain in identifiers.items():
-        distinct = frame.get_column(column).drop_nulls().unique()
-        mapping = {value: pseudonym(value, key, domain) for value in distinct.to_list()}
-        replaced.append(
-            pl.col(column).replace_strict(mapping, default=None, return_dtype=pl.String)
-        )
-    return frame.with_columns(replaced) if replaced else frame
+    return Pseudonymiser(identifiers, key).apply(frame)
+
+
+class Pseudonymiser:
+    """Pseudonyms for the identifier columns of one load, each distinct value hashed once.
+
+    A large extract arrives in chunks that mostly repeat the same citizens; the tokens
+    already computed are kept (as columns, not a Python dict) and reused for later chunks.
+    """
+
+    def __init__(self, identifiers: dict[str, str], key: bytes) -> None:
+        self.identifiers, self._key = identifiers, key
+        self._known = {
+            column: pl.DataFrame(schema={"value": pl.String, "token": pl.String})
+            for column in identifiers
+        }
+
+    def apply(self, frame: pl.DataFrame) -> pl.DataFrame:
+        replaced = []
+        for column, domain in self.identifiers.items():
+            known = self._known[column]
+            values = frame.get_column(column).drop_nulls().unique()
+            new = values.filter(~values.is_in(known["value"].implode()))
+            if new.len():
+                tokens = [pseudonym(value, self._key, domain) for value in new.to_list()]
+                known = pl.concat(
+                    [known, pl.DataFrame({"value": new, "token": tokens}, schema=known.schema)]
+                )
+                self._known[column] = known
+            replaced.append(
+                pl.col(column).replace_strict(
+                    known["value"], known["token"], default=None, return_dtype=pl.String
+                )
+            )
+        return frame.with_columns(replaced) if replaced else frame
 
 
 def mask(values: pl.Expr) -> pl.Expr:

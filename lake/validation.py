@@ -46,6 +46,8 @@ class Conformed:
     rows_in: int
     extra_columns: tuple[str, ...] = field(default=())  # headers beyond the contract
     added_columns: tuple[str, ...] = field(default=())  # their silver names, when evolved
+    # Set when the valid rows streamed to disk chunk by chunk and `valid` is left empty.
+    streamed_valid: int | None = None
 
     @property
     def drift_decision(self) -> str:
@@ -57,7 +59,7 @@ class Conformed:
 
     @property
     def rows_valid(self) -> int:
-        return self.valid.height
+        return self.valid.height if self.streamed_valid is None else self.streamed_valid
 
     @property
     def rows_quarantined(self) -> int:
@@ -294,3 +296,22 @@ def _failures(
         pl.lit(check).alias("check"),
         value.alias("value"),
     )
+
+
+def key_hash(keys: Sequence[str]) -> pl.Expr:
+    """A 64-bit hash of a row's key: cheap to keep for every row of a batch read in chunks.
+    Equal hashes only nominate duplicates; the key values themselves decide."""
+    return pl.struct(keys).hash(seed=0x6B6C).alias("_key_hash")
+
+
+def repeated_keys(rows: pl.DataFrame, keys: Sequence[str]) -> pl.DataFrame:
+    """Rows (any order, with SOURCE_ROW) whose key an earlier source row already has."""
+    ordered = rows.sort(SOURCE_ROW)
+    return ordered.filter(~pl.struct(keys).is_first_distinct())
+
+
+def duplicate_failures(
+    rows: pl.DataFrame, keys: Sequence[str], contract: type[pa.DataFrameModel]
+) -> pl.DataFrame:
+    """Quarantine rows for `rows` whose key repeats an earlier row (the first row wins)."""
+    return _failures(rows, ",".join(keys), "duplicate_key", keys[0], masked_columns(contract))

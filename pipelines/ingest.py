@@ -11,19 +11,30 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import polars as pl
 
-from connectors.formats import FormatError, read_table
+from connectors.formats import FormatError, iter_table
 from lake import quality
+from lake.bulk import PartWriter, can_stream
 from lake.errors import LakeError, SchemaBreak
 from lake.home import Home
 from lake.landing import LandedFile, manifest
-from lake.privacy import pseudonymise, redact
-from lake.tables import table_version, write_batch
-from lake.validation import Conformed, conform, identifier_columns
+from lake.privacy import Pseudonymiser, redact
+from lake.tables import Commit, table_version, write_batch
+from lake.validation import (
+    FAILURE_SCHEMA,
+    SOURCE_ROW,
+    Conformed,
+    conform,
+    duplicate_failures,
+    identifier_columns,
+    key_hash,
+    repeated_keys,
+)
 from pipelines.delivery import (
     land_drop_folder,
     move_to_rejected,
@@ -70,23 +81,38 @@ def silver_uri(home: Home, dataset: str) -> str:
     return home.table_uri("silver", dataset)
 
 
-def read_and_conform(spec: DatasetSpec, data: bytes, source_name: str) -> Conformed:
-    """Parse bytes and conform them to the contract; raises FormatError or SchemaBreak."""
-    raw = read_table(data, spec.format, source_name=source_name)
-    return conform(
-        raw,
-        spec.contract,
-        aliases=spec.columns,
-        parse=spec.parse,
-        keys=spec.keys,
-        where=source_name,
-        drift=spec.schema_drift,
-    )
+def conform_chunks(spec: DatasetSpec, path: Path, source_name: str) -> Iterator[Conformed]:
+    """Parse a file and conform it to the contract, a bounded chunk at a time; raises
+    FormatError or SchemaBreak. Keys repeated across chunks are the caller's (see
+    `_quarantine_repeats`): within a chunk, `conform` already quarantines them."""
+    for raw in iter_table(path, spec.format, source_name=source_name):
+        yield conform(
+            raw,
+            spec.contract,
+            aliases=spec.columns,
+            parse=spec.parse,
+            keys=spec.keys,
+            where=source_name,
+            drift=spec.schema_drift,
+        )
 
 
 def check_file(spec: DatasetSpec, path: Path) -> Conformed:
     """Validate a file against a dataset's contract without loading anything."""
-    return read_and_conform(spec, path.read_bytes(), path.name)
+    chunks = list(conform_chunks(spec, path, path.name))
+    valid = pl.concat([c.valid for c in chunks], how="diagonal_relaxed")
+    failures = [c.failures for c in chunks]
+    if spec.keys and len(chunks) > 1:
+        repeats = repeated_keys(valid, spec.keys)
+        failures.append(duplicate_failures(repeats, spec.keys, spec.contract))
+        valid = valid.filter(~pl.col(SOURCE_ROW).is_in(repeats[SOURCE_ROW].implode()))
+    return Conformed(
+        valid,
+        pl.concat(failures).sort(SOURCE_ROW, "column", "check"),
+        rows_in=sum(c.rows_in for c in chunks),
+        extra_columns=chunks[0].extra_columns,
+        added_columns=chunks[0].added_columns,
+    )
 
 
 def load_dataset(
@@ -120,9 +146,9 @@ def load_batch(
     """Load one landed batch; attempt > 0 re-applies it (see reload_batch) under new ids."""
     started = dt.datetime.now(dt.UTC)
     batch_id = landed.batch_id
-    data = Path(landed.path).read_bytes()
+    app_id = f"silver:{spec.name}:{batch_id}" + (f":reload{attempt}" if attempt else "")
     try:
-        conformed = read_and_conform(spec, data, landed.original_name)
+        conformed, commit = _load_chunks(spec, home, key, landed, app_id, attempt)
     except (FormatError, SchemaBreak) as error:
         message = redact(str(error))
         result = BatchResult(batch_id, landed.original_name, "rejected", message=message)
@@ -130,25 +156,6 @@ def load_batch(
         _record(home, spec, result, started, run_id, attempt)
         return result
 
-    # Quarantine is committed before silver, so a crash in between never loses failing rows.
-    quality.write_quarantine(home, spec.name, batch_id, conformed.failures, attempt)
-    silver = pseudonymise(conformed.valid, identifier_columns(spec.contract), key).with_columns(
-        pl.lit(batch_id).alias("_batch_id"),
-        pl.lit(landed.original_name).alias("_source_file"),
-        pl.lit(landed.fetched_at).dt.cast_time_unit("us").alias("_ingested_at"),
-    )
-    commit = write_batch(
-        silver_uri(home, spec.name),
-        silver,
-        mode=spec.load_mode,
-        app_id=f"silver:{spec.name}:{batch_id}" + (f":reload{attempt}" if attempt else ""),
-        keys=spec.keys,
-        metadata={
-            "kommunelake.batch_id": batch_id,
-            "kommunelake.source_file": landed.original_name,
-        },
-        add_columns=bool(conformed.added_columns),
-    )
     result = BatchResult(
         batch_id,
         landed.original_name,
@@ -171,6 +178,102 @@ def load_batch(
     )
     _record(home, spec, result, started, run_id, attempt)
     return result
+
+
+def _load_chunks(
+    spec: DatasetSpec, home: Home, key: bytes, landed: LandedFile, app_id: str, attempt: int
+) -> tuple[Conformed, Commit]:
+    """Parse, conform, pseudonymise and write a landed file chunk by chunk.
+
+    Append and snapshot loads write each chunk as a Parquet part and commit them together,
+    so memory stays flat for any file size; merge loads (which must join the whole batch
+    against the table) collect the chunks and write once. Quarantine is committed before
+    silver, so a crash in between never loses failing rows.
+    """
+    uri = silver_uri(home, spec.name)
+    pseudonyms = Pseudonymiser(identifier_columns(spec.contract), key)
+    lineage = (
+        pl.lit(landed.batch_id).alias("_batch_id"),
+        pl.lit(landed.original_name).alias("_source_file"),
+        pl.lit(landed.fetched_at).dt.cast_time_unit("us").alias("_ingested_at"),
+    )
+    metadata = {
+        "kommunelake.batch_id": landed.batch_id,
+        "kommunelake.source_file": landed.original_name,
+    }
+    writer: PartWriter | None = None
+    buffered: list[pl.DataFrame] = []
+    chunks: list[Conformed] = []
+    hashes: list[pl.DataFrame] = []
+    try:
+        for conformed in conform_chunks(spec, Path(landed.path), landed.original_name):
+            # Only the counts and failures of a chunk are kept; its rows go to disk.
+            chunks.append(replace(conformed, valid=conformed.valid.clear()))
+            silver = pseudonyms.apply(conformed.valid).with_columns(lineage)
+            if writer is None and not buffered and _streams(spec, uri, conformed):
+                writer = PartWriter(uri, mode=spec.load_mode, app_id=app_id, metadata=metadata)
+            if writer is not None:
+                writer.write(silver)
+                if spec.keys:
+                    hashes.append(silver.select(key_hash(spec.keys), SOURCE_ROW))
+            else:
+                buffered.append(silver)
+        failures = [c.failures for c in chunks]
+        if writer is not None and len(hashes) > 1:
+            failures.append(_quarantine_repeats(spec, writer, pl.concat(hashes)))
+    except BaseException:
+        if writer is not None:
+            writer.abort()
+        raise
+    added = chunks[0].added_columns
+    conformed = Conformed(
+        pl.DataFrame(),
+        pl.concat(failures).sort(SOURCE_ROW, "column", "check"),
+        rows_in=sum(c.rows_in for c in chunks),
+        extra_columns=chunks[0].extra_columns,
+        added_columns=added,
+    )
+    quality.write_quarantine(home, spec.name, landed.batch_id, conformed.failures, attempt)
+    if writer is not None:
+        commit = writer.commit()
+        rows_valid = writer.rows
+    else:
+        silver = pl.concat(buffered, how="diagonal_relaxed")
+        commit = write_batch(
+            uri,
+            silver,
+            mode=spec.load_mode,
+            app_id=app_id,
+            keys=spec.keys,
+            metadata=metadata,
+            add_columns=bool(added),
+        )
+        rows_valid = silver.height
+    return replace(conformed, streamed_valid=rows_valid), commit
+
+
+def _streams(spec: DatasetSpec, uri: str, first: Conformed) -> bool:
+    # A batch that adds columns goes through write_batch, which evolves the table's schema.
+    return can_stream(uri, spec.load_mode) and not first.added_columns
+
+
+def _quarantine_repeats(
+    spec: DatasetSpec, writer: PartWriter, hashes: pl.DataFrame
+) -> pl.DataFrame:
+    """Move rows whose key an earlier chunk already had out of the written parts.
+
+    Equal hashes only nominate; the key values read back from the parts decide, so a hash
+    collision never quarantines a row."""
+    nominated = hashes.filter(pl.col("_key_hash").is_duplicated())
+    if not nominated.height:
+        return pl.DataFrame(schema=FAILURE_SCHEMA)
+    rows = writer.scan([*spec.keys, SOURCE_ROW]).filter(
+        pl.col(SOURCE_ROW).is_in(nominated[SOURCE_ROW].implode())
+    )
+    repeats = repeated_keys(rows, spec.keys)
+    if repeats.height:
+        writer.drop_rows(SOURCE_ROW, repeats[SOURCE_ROW])
+    return duplicate_failures(repeats, spec.keys, spec.contract)
 
 
 def _record(

@@ -9,12 +9,14 @@ place; readers never guess types. The Excel reader with `sheets:` also adds a `_
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import polars as pl
 
 from connectors.formats import containers
+from connectors.formats.chunks import iter_csv
 from connectors.formats.csv import read_csv
 from connectors.formats.errors import FormatError
 from connectors.formats.excel import read_excel
@@ -24,7 +26,7 @@ from connectors.formats.json import read_json, read_ndjson
 from connectors.formats.parquet import read_parquet
 from connectors.formats.xml import read_xml
 
-__all__ = ["SOURCE_ROW", "FormatError", "read_table"]
+__all__ = ["SOURCE_ROW", "FormatError", "iter_table", "read_table"]
 
 Reader = Callable[..., pl.DataFrame]
 
@@ -59,3 +61,17 @@ def read_table(data: bytes, options: Mapping[str, Any], *, source_name: str) -> 
         inner = containers.unpack(data, options, inner_type=kind, source_name=source_name)
         data, options, source_name = inner.data, inner.options, inner.source_name
     return reader(data, options, source_name=source_name)
+
+
+def iter_table(
+    path: Path, options: Mapping[str, Any], *, source_name: str, chunk_bytes: int | None = None
+) -> Iterator[pl.DataFrame]:
+    """`read_table` for a file on disk, in frames of bounded size where the format allows.
+
+    Plain delimited text larger than a chunk is read piece by piece (see chunks.py), with
+    `_source_row` still the file's own line numbers; other formats come as one frame.
+    """
+    if options.get("type") == "csv" and not containers.uses_container(options):
+        yield from iter_csv(path, options, source_name=source_name, chunk_bytes=chunk_bytes)
+    else:
+        yield read_table(path.read_bytes(), options, source_name=source_name)

@@ -1,0 +1,158 @@
+"""Big delimited files read in pieces, so memory stays flat whatever the file's size.
+
+A file larger than one chunk is cut at record boundaries (a newline outside quotes) and each
+piece, with the header line in front, goes through the same `read_csv` as a small file: the
+same checks, the same messages. Only what a piece cannot know is carried across: the encoding
+and delimiter found in the first piece, and how many lines came before it, so `_source_row`
+and every error's line number stay the file's own.
+"""
+
+from __future__ import annotations
+
+import codecs
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import polars as pl
+
+from connectors.formats.csv import CsvOptions, read_csv, sniff_delimiter
+from connectors.formats.encoding import decode
+from connectors.formats.errors import FormatError
+from connectors.formats.frame import SOURCE_ROW
+
+CHUNK_BYTES = 64 << 20
+_BOMS = (codecs.BOM_UTF8, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
+_BACKTRACK_LINES = 64  # newlines tried backwards before a piece is grown instead
+
+
+def iter_csv(
+    path: Path, options: Mapping[str, Any], *, source_name: str, chunk_bytes: int | None = None
+) -> Iterator[pl.DataFrame]:
+    """Frames of `read_csv`'s shape for consecutive pieces of the file at `path`
+    (pieces of about `chunk_bytes`, default CHUNK_BYTES read at call time)."""
+    chunk_bytes = chunk_bytes or CHUNK_BYTES
+    opts = CsvOptions.parse(options, source_name)
+    size = path.stat().st_size
+    with path.open("rb") as handle:
+        head = handle.read(chunk_bytes)
+        if size <= chunk_bytes * 3 // 2 or head.startswith(_BOMS[1:]):
+            # Small files, and UTF-16 (two bytes per newline), are read whole.
+            yield read_csv(head + handle.read(), options, source_name=source_name)
+            return
+        yield from _pieces(handle, head, opts, dict(options), source_name, chunk_bytes)
+
+
+def _pieces(
+    handle: BinaryIO,
+    head: bytes,
+    opts: CsvOptions,
+    options: dict[str, Any],
+    source_name: str,
+    chunk_bytes: int,
+) -> Iterator[pl.DataFrame]:
+    header_start = _nth_newline(head, opts.header_row - 1) + 1 if opts.header_row else 0
+    header_end = _nth_newline(head, opts.header_row) + 1
+    if header_end <= 0:
+        raise FormatError(
+            source_name,
+            "no line break in the first 64 MB of a large file",
+            "Check that the file is a delimited text export with one record per line",
+        )
+    sample = head[: head.rfind(b"\n") + 1]
+    encoding = opts.encoding or decode(sample, None, source_name=source_name).encoding
+    header = head[header_start:header_end].removeprefix(codecs.BOM_UTF8)
+    delimiter = opts.delimiter or sniff_delimiter(
+        head[header_start : header_end + 65536]
+        .decode(encoding, errors="replace")
+        .splitlines()[:21],
+        opts.quote,
+    )
+    quote = opts.quote.encode("ascii") if opts.quote else None
+    first = {**options, "encoding": encoding, "delimiter": delimiter, "skip_footer_rows": 0}
+    later = {**first, "encoding": encoding.replace("-sig", "").replace("_sig", ""), "header_row": 0}
+    buffer, eof, lines_before, is_first = head, False, 0, True
+    limit = chunk_bytes
+    while True:
+        while not eof and len(buffer) < limit + chunk_bytes // 2:
+            more = handle.read(chunk_bytes)
+            eof = not more
+            buffer += more
+        if eof and len(buffer) <= limit + chunk_bytes // 2:
+            cut: int | None = len(buffer)  # the rest of the file is the last piece
+        else:
+            cut = _record_end(buffer, quote, start=header_end if is_first else 0, end=limit)
+            if cut is None:  # a quoted field runs past the piece: search a longer one
+                limit += chunk_bytes
+                continue
+        piece, buffer, limit = buffer[:cut], buffer[cut:], chunk_bytes
+        last = eof and not buffer
+        piece_options = first if is_first else later
+        if last:
+            piece_options = {
+                **piece_options,
+                "skip_footer_rows": options.get("skip_footer_rows", 0),
+            }
+        frame = _read_piece(
+            piece if is_first else header + piece,
+            piece_options,
+            source_name,
+            lines_before,
+            is_first,
+        )
+        if frame is not None:
+            yield frame
+        lines_before += piece.count(b"\n")
+        is_first = False
+        if last:
+            return
+
+
+def _read_piece(
+    data: bytes, options: dict[str, Any], source_name: str, lines_before: int, is_first: bool
+) -> pl.DataFrame | None:
+    if not is_first and not data.partition(b"\n")[2].strip():
+        return None  # only trailing blank lines were left
+    # Pieces after the first start with the header copied in front: their line 2 is the
+    # file's line lines_before + 1.
+    shift = 0 if is_first else lines_before - 1
+    try:
+        frame = read_csv(data, options, source_name=source_name)
+    except FormatError as error:
+        if error.line is None or not shift:
+            raise
+        raise FormatError(
+            error.file, error.cause, error.hint, line=error.line + shift, sheet=error.sheet
+        ) from error
+    return frame.with_columns(pl.col(SOURCE_ROW) + shift) if shift else frame
+
+
+def _nth_newline(data: bytes, n: int) -> int:
+    position = -1
+    for _ in range(n + 1):
+        position = data.find(b"\n", position + 1)
+        if position < 0:
+            return -1
+    return position
+
+
+def _record_end(buffer: bytes, quote: bytes | None, *, start: int, end: int) -> int | None:
+    """Just past the last newline before `end` that ends a record, or None if none is found
+    near there.
+
+    A newline ends a record when the quote characters before it pair up. Counting is
+    `bytes.count` (C speed); exports with quoted line breaks only move the cut back a line.
+    """
+    end = buffer.rfind(b"\n", start, end)
+    if quote is None or quote not in buffer:
+        return end + 1 if end >= start else None
+    quotes = buffer.count(quote, start, end)
+    for _ in range(_BACKTRACK_LINES):
+        if end < start:
+            return None
+        if quotes % 2 == 0:
+            return end + 1
+        previous = buffer.rfind(b"\n", start, end)
+        quotes -= buffer.count(quote, previous + 1, end)
+        end = previous
+    return None

@@ -1,0 +1,177 @@
+"""Large batches into a Delta table in constant memory: Parquet parts, then one commit.
+
+`write_batch` hands delta-rs a whole frame. A 6-million-row extract would have to sit in
+memory to do that, so big loads write each chunk as a Parquet file straight into the table's
+folder while they stream and commit all of them at the end in ONE transaction, with the
+same app-transaction id `write_batch` uses. Readers see the batch entirely or not at all;
+parts of a crashed load are never referenced by the log, and vacuum removes them later.
+
+Local tables only, and only for append and snapshot (overwrite): the loads that need no
+join against the existing table.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+import uuid
+from pathlib import Path
+
+import polars as pl
+from deltalake import CommitProperties, DeltaTable, Schema, Transaction
+from deltalake.exceptions import DeltaError
+from deltalake.transaction import AddAction, create_table_with_add_actions
+
+from lake.errors import LakeError
+from lake.tables import Commit, LoadMode, has_batch
+
+STREAMABLE_MODES: tuple[LoadMode, ...] = ("append", "snapshot")
+# Floats are left out: NaN has no JSON form, and their ranges rarely prune a municipal query.
+_STATS_TYPES = (pl.Int64, pl.Int32, pl.Date)
+
+
+def can_stream(uri: str, mode: str) -> bool:
+    return mode in STREAMABLE_MODES and "://" not in uri
+
+
+class PartWriter:
+    """Write frames as Parquet parts of the table at `uri`; `commit()` makes them the batch.
+
+    Every part must have the schema of the first; for append to an existing table, the
+    table's schema. A mismatch raises LakeError before anything is committed.
+    """
+
+    def __init__(
+        self,
+        uri: str,
+        *,
+        mode: LoadMode,
+        app_id: str,
+        metadata: dict[str, str] | None = None,
+    ) -> None:
+        if not can_stream(uri, mode):
+            raise LakeError(f"{uri}: {mode} loads cannot be streamed; use write_batch")
+        self.uri, self.mode, self.app_id = uri, mode, app_id
+        self.metadata = metadata or {}
+        self.already_committed = has_batch(uri, app_id)
+        self._adds: list[AddAction] = []
+        self._schema: pl.Schema | None = None
+        self.rows = 0
+
+    def write(self, frame: pl.DataFrame) -> None:
+        if self._schema is None:
+            self._schema = frame.schema
+            self._check_table_schema(frame)
+        elif frame.schema != self._schema:
+            raise LakeError(
+                f"{self.uri}: a chunk of this batch has columns {dict(frame.schema)} where "
+                f"the first had {dict(self._schema)}; nothing was committed"
+            )
+        self.rows += frame.height
+        if self.already_committed or not frame.height:
+            return
+        name = f"part-{self.app_id.replace(':', '-')}-{len(self._adds):05d}-{uuid.uuid4()}.parquet"
+        path = Path(self.uri) / name
+        path.parent.mkdir(parents=True, exist_ok=True)
+        frame.write_parquet(path, compression="zstd", statistics=True)
+        self._adds.append(
+            AddAction(
+                name,
+                path.stat().st_size,
+                {},
+                int(time.time() * 1000),
+                True,
+                json.dumps(_stats(frame)),
+            )
+        )
+
+    def scan(self, columns: list[str]) -> pl.DataFrame:
+        """`columns` of every row written so far (not yet committed)."""
+        paths = [str(Path(self.uri) / add.path) for add in self._adds]
+        if not paths:
+            return pl.DataFrame(
+                schema={c: self._schema[c] for c in columns} if self._schema else {}
+            )
+        return pl.scan_parquet(paths).select(columns).collect()
+
+    def drop_rows(self, column: str, values: pl.Series) -> None:
+        """Rewrite the parts holding rows whose `column` is in `values`, without them."""
+        for index, add in enumerate(self._adds):
+            path = Path(self.uri) / add.path
+            frame = pl.read_parquet(path)
+            keep = frame.filter(~pl.col(column).is_in(values.implode()))
+            if keep.height == frame.height:
+                continue
+            self.rows -= frame.height - keep.height
+            keep.write_parquet(path, compression="zstd", statistics=True)
+            self._adds[index] = AddAction(
+                add.path,
+                path.stat().st_size,
+                {},
+                int(time.time() * 1000),
+                True,
+                json.dumps(_stats(keep)),
+            )
+
+    def abort(self) -> None:
+        """Delete the parts written by this writer (nothing of them was committed)."""
+        for add in self._adds:
+            (Path(self.uri) / add.path).unlink(missing_ok=True)
+        self._adds.clear()
+
+    def commit(self) -> Commit:
+        """Commit every part as one version; a batch already in the table adds nothing."""
+        if self.already_committed:
+            return Commit(DeltaTable(self.uri).version(), committed=False)
+        if self._schema is None:
+            raise LakeError(f"{self.uri}: nothing was written, so there is nothing to commit")
+        schema = Schema.from_arrow(pl.DataFrame(schema=self._schema).to_arrow().schema)
+        props = CommitProperties(
+            app_transactions=[Transaction(self.app_id, 1)], custom_metadata=self.metadata
+        )
+        mode = "overwrite" if self.mode == "snapshot" else "append"
+        try:
+            if DeltaTable.is_deltatable(self.uri):
+                DeltaTable(self.uri).create_write_transaction(
+                    self._adds, mode=mode, schema=schema, commit_properties=props
+                )
+            else:
+                create_table_with_add_actions(
+                    self.uri, schema, self._adds, mode="error", commit_properties=props
+                )
+        except DeltaError as error:
+            raise LakeError(
+                f"{self.uri}: Delta commit failed ({error}); nothing was committed and the "
+                "load can be re-run"
+            ) from error
+        return Commit(DeltaTable(self.uri).version(), committed=True)
+
+    def _check_table_schema(self, frame: pl.DataFrame) -> None:
+        if self.mode != "append" or not DeltaTable.is_deltatable(self.uri):
+            return
+        table = pl.scan_delta(self.uri).collect_schema()
+        if dict(table) != dict(frame.schema):
+            raise LakeError(
+                f"{self.uri}: the batch's columns {dict(frame.schema)} differ from the "
+                f"table's {dict(table)}; nothing was committed"
+            )
+
+
+def _stats(frame: pl.DataFrame) -> dict[str, object]:
+    """Delta file statistics: row and null counts, min/max where readers prune on them."""
+    nulls = frame.null_count().row(0, named=True)
+    ranged = [c for c, t in frame.schema.items() if t in _STATS_TYPES]
+    stats: dict[str, object] = {"numRecords": frame.height, "nullCount": nulls}
+    if ranged and frame.height:
+        bounds = frame.select(
+            *(pl.col(c).min().alias(f"min:{c}") for c in ranged),
+            *(pl.col(c).max().alias(f"max:{c}") for c in ranged),
+        ).row(0, named=True)
+        stats["minValues"] = {c: _json(bounds[f"min:{c}"]) for c in ranged}
+        stats["maxValues"] = {c: _json(bounds[f"max:{c}"]) for c in ranged}
+    return stats
+
+
+def _json(value: object) -> object:
+    return value.isoformat() if isinstance(value, dt.date) else value

@@ -1,0 +1,86 @@
+"""A file larger than one chunk loads in pieces with exactly the outcome of a whole load.
+
+Chunks are made small (CHUNK_BYTES is a setting) so a 20,000-row synthetic case extract is
+read in many pieces; the outcome is compared with the same file loaded in one piece.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import polars as pl
+import pytest
+from deltalake import DeltaTable
+
+from bench.generate import generate
+from connectors.formats import chunks
+from lake.home import Home
+from pipelines.ingest import load_dataset
+from pipelines.specs import load_spec
+from tests.conftest import TEST_KEY
+
+SPEC = load_spec(Path(__file__).parents[2] / "bench" / "case_extract.yaml")
+
+
+@pytest.fixture(scope="module")
+def extract(tmp_path_factory) -> Path:
+    return generate(20_000, tmp_path_factory.mktemp("extract") / "sager.csv", seed=7)
+
+
+def _load(root: Path, extract: Path) -> tuple[Home, object]:
+    home = Home(root)
+    drop = home.drop / SPEC.name
+    drop.mkdir(parents=True)
+    shutil.copy(extract, drop / extract.name)
+    return home, load_dataset(SPEC, home, TEST_KEY)
+
+
+def quarantine(home: Home, dataset: str) -> pl.DataFrame:
+    return pl.read_delta(home.table_uri("quarantine", dataset)).rename({"source_row": "_source_row"})
+
+
+def _silver(home: Home) -> pl.DataFrame:
+    return pl.read_delta(home.table_uri("silver", SPEC.name)).drop("_ingested_at").sort("case_id")
+
+
+def test_pieces_load_exactly_what_a_whole_load_does(tmp_path, extract, monkeypatch) -> None:
+    whole_home, whole = _load(tmp_path / "whole", extract)
+    monkeypatch.setattr(chunks, "CHUNK_BYTES", 64 * 1024)
+    piece_home, pieces = _load(tmp_path / "pieces", extract)
+
+    [w], [p] = whole.batches, pieces.batches
+    assert (p.rows_in, p.rows_valid, p.rows_quarantined) == (
+        w.rows_in,
+        w.rows_valid,
+        w.rows_quarantined,
+    )
+    assert p.rows_in == 20_000 and p.rows_valid + p.rows_quarantined == p.rows_in
+    assert _silver(piece_home).equals(_silver(whole_home))
+    # All pieces are one commit: readers never see half a batch.
+    assert DeltaTable(piece_home.table_uri("silver", SPEC.name)).version() == 0
+
+    failures = quarantine(piece_home, SPEC.name)
+    repeats = failures.filter(pl.col("check") == "duplicate_key")
+    assert repeats.height >= 2  # the generator repeats case numbers across the file
+    assert repeats["_source_row"].min() > 64 * 1024 // 110  # ... also beyond the first piece
+    assert failures.sort("_source_row").select("_source_row", "check").equals(
+        quarantine(whole_home, SPEC.name).sort("_source_row").select("_source_row", "check")
+    )
+
+
+def test_a_bad_row_in_a_later_piece_rejects_the_file_and_leaves_no_parts(
+    tmp_path, extract, monkeypatch
+) -> None:
+    broken = tmp_path / "sager_fejl.csv"
+    lines = extract.read_text(encoding="utf-8").splitlines(keepends=True)
+    lines[15_000] = lines[15_000].rstrip("\n") + ";ekstra felt\n"
+    broken.write_text("".join(lines), encoding="utf-8")
+    monkeypatch.setattr(chunks, "CHUNK_BYTES", 64 * 1024)
+    home, report = _load(tmp_path / "home", broken)
+
+    [batch] = report.batches
+    assert batch.status == "rejected" and "line 15001" in batch.message
+    table = Path(home.table_uri("silver", SPEC.name))
+    assert not DeltaTable.is_deltatable(str(table))
+    assert not table.exists() or not list(table.glob("*.parquet"))
