@@ -37,7 +37,9 @@ def _load(root: Path, extract: Path) -> tuple[Home, object]:
 
 
 def quarantine(home: Home, dataset: str) -> pl.DataFrame:
-    return pl.read_delta(home.table_uri("quarantine", dataset)).rename({"source_row": "_source_row"})
+    return pl.read_delta(home.table_uri("quarantine", dataset)).rename(
+        {"source_row": "_source_row"}
+    )
 
 
 def _silver(home: Home) -> pl.DataFrame:
@@ -64,8 +66,12 @@ def test_pieces_load_exactly_what_a_whole_load_does(tmp_path, extract, monkeypat
     repeats = failures.filter(pl.col("check") == "duplicate_key")
     assert repeats.height >= 2  # the generator repeats case numbers across the file
     assert repeats["_source_row"].min() > 64 * 1024 // 110  # ... also beyond the first piece
-    assert failures.sort("_source_row").select("_source_row", "check").equals(
-        quarantine(whole_home, SPEC.name).sort("_source_row").select("_source_row", "check")
+    assert (
+        failures.sort("_source_row")
+        .select("_source_row", "check")
+        .equals(
+            quarantine(whole_home, SPEC.name).sort("_source_row").select("_source_row", "check")
+        )
     )
 
 
