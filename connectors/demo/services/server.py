@@ -1,0 +1,236 @@
+"""One local HTTP server (127.0.0.1, a free port, a background thread) for the demo services.
+
+Routes (all on the same port):
+
+- ``POST /DAR/v1?apiKey=KEY`` and ``POST /BBR/v1?apiKey=KEY``: GraphQL, JSON body
+  ``{"query", "variables", "operationName"}`` (see ``datafordeler``);
+  ``GET /DAR/v1/schema?apiKey=KEY`` (and ``/BBR/...``): the schema as SDL, as the real
+  service offers it. The key goes in the ``apiKey`` query parameter (the name matched
+  case-insensitively, as public clients spell it ``apikey`` too): missing -> 401,
+  wrong -> 403 (the real status codes are not recorded; these are the HTTP meanings).
+- ``POST /v1/tableinfo`` and ``POST /v1/data``: StatBank, JSON body (see ``statbank``);
+  also ``GET /v1/tableinfo?id=DEMOFOLK&lang=en``, ``GET /v1/tableinfo/DEMOFOLK`` and
+  ``GET /v1/data/DEMOFOLK/CSV?OMRÅDE=*&TID=2024K1,2024K2`` like the live API. No key.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlsplit
+
+from .datafordeler import GraphQLService, default_clock
+from .registers import Registers, build_registers
+from .statbank import JSON_TYPE, Answer, StatbankService, error_answer
+
+DEMO_API_KEY = "demo-kommune-0350"
+
+logger = logging.getLogger("kommunelake.demo.services")
+
+
+@dataclass(frozen=True)
+class ServiceUrls:
+    """Where the running services answer.
+
+    - ``datafordeler``: the GraphQL host, ``http://127.0.0.1:PORT``; registers are at
+      ``{datafordeler}/DAR/v1`` and ``{datafordeler}/BBR/v1`` (``connectors.datafordeler``'s
+      ``base_url``).
+    - ``statbank``: ``http://127.0.0.1:PORT/v1`` (``connectors.statbank``'s ``base_url``).
+    - ``api_key``: the Datafordeler key the server accepts.
+    """
+
+    datafordeler: str
+    statbank: str
+    api_key: str
+
+
+class DemoServices:
+    """The Demo Kommune's Datafordeler-like and StatBank-like services.
+
+    ``with DemoServices(persons=2000) as urls: ...`` or ``start()`` / ``stop()``. The data is
+    that of ``connectors.demo.generate(home, persons, seed)``; it is built in ``start()``
+    (about 1.5 s for 20,000 persons), never at construction or import.
+    """
+
+    def __init__(
+        self,
+        persons: int = 20_000,
+        seed: int = 2026,
+        *,
+        api_key: str = DEMO_API_KEY,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        clock: Callable[[], datetime] = default_clock,
+    ) -> None:
+        if not api_key:
+            raise ValueError("api_key must not be empty")
+        self.persons, self.seed = persons, seed
+        self.api_key = api_key
+        self.host, self.port = host, port
+        self.clock = clock
+        self.registers: Registers | None = None
+        self.graphql: GraphQLService | None = None
+        self.statbank: StatbankService | None = None
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+
+    @property
+    def urls(self) -> ServiceUrls:
+        if self._server is None:
+            raise RuntimeError("the demo services are not running: call start() first")
+        host, port = self._server.server_address[:2]
+        root = f"http://{host}:{port}"
+        return ServiceUrls(datafordeler=root, statbank=f"{root}/v1", api_key=self.api_key)
+
+    def start(self) -> ServiceUrls:
+        if self._server is not None:
+            return self.urls
+        if self.registers is None:
+            self.registers = build_registers(self.persons, self.seed)
+            self.graphql = GraphQLService(self.registers, self.clock)
+            self.statbank = StatbankService(self.registers.population)
+        server = ThreadingHTTPServer((self.host, self.port), _Handler)
+        server.daemon_threads = True
+        server.services = self  # type: ignore[attr-defined]
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever,
+            kwargs={"poll_interval": 0.1},
+            name="kommunelake-demo-services",
+            daemon=True,
+        )
+        self._thread.start()
+        urls = self.urls
+        logger.info(
+            "demo services at %s (Datafordeler) and %s (StatBank)", urls.datafordeler, urls.statbank
+        )
+        return urls
+
+    def stop(self) -> None:
+        server, thread = self._server, self._thread
+        self._server = self._thread = None
+        if server is None:
+            return
+        server.shutdown()
+        server.server_close()
+        if thread is not None:
+            thread.join(timeout=5)
+
+    def __enter__(self) -> ServiceUrls:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server_version = "kommunelake-demo/1"
+    # HTTP/1.0: one request per connection, so stop() never waits on idle keep-alives.
+    protocol_version = "HTTP/1.0"
+
+    @property
+    def services(self) -> DemoServices:
+        return self.server.services  # type: ignore[attr-defined,no-any-return]
+
+    def log_message(self, format: str, *args: Any) -> None:
+        logger.debug("%s %s", self.address_string(), format % args)
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def _dispatch(self, method: str) -> None:
+        try:
+            self._send(self._answer(method))
+        except Exception:  # a bug here must not kill the thread silently: 500 + log
+            logger.exception("demo services failed on %s %s", method, self.path)
+            self._send(Answer(500, "text/plain; charset=utf-8", b"internal error"))
+
+    def _answer(self, method: str) -> Answer:
+        url = urlsplit(self.path)
+        query = dict(parse_qsl(url.query, keep_blank_values=True))
+        parts = [p for p in url.path.split("/") if p]
+        length = int(self.headers.get("Content-Length") or 0)
+        body = self.rfile.read(length) if length else b""
+
+        if len(parts) >= 2 and parts[0] in GraphQLService.REGISTERS and parts[1] == "v1":
+            denied = self._check_key(query)
+            if denied is not None:
+                return denied
+            graphql = self.services.graphql
+            assert graphql is not None
+            if method == "GET" and parts[2:] == ["schema"]:
+                return Answer(200, "text/plain; charset=utf-8", graphql.sdl(parts[0]).encode())
+            if method == "POST" and len(parts) == 2:
+                status, payload = graphql.execute(parts[0], body)
+                content = json.dumps(payload, ensure_ascii=False).encode("utf-8")
+                return Answer(status, "application/json; charset=utf-8", content)
+            return _not_found(self.path)
+
+        if len(parts) >= 2 and parts[0] == "v1" and parts[1] in ("tableinfo", "data"):
+            statbank = self.services.statbank
+            assert statbank is not None
+            if method == "POST":
+                try:
+                    request = json.loads(body.decode("utf-8-sig") or "{}")
+                except ValueError as exc:
+                    return error_answer("PARAMETER-INVALID", f"Forespørgslen er ikke JSON: {exc}")
+                if not isinstance(request, dict):
+                    return error_answer("PARAMETER-INVALID", "Forespørgslen skal være et objekt.")
+            else:
+                request = _get_request(parts[1], parts[2:], query)
+            return statbank.handle(parts[1], request)
+        return _not_found(self.path)
+
+    def _check_key(self, query: dict[str, str]) -> Answer | None:
+        given = next((v for k, v in query.items() if k.casefold() == "apikey"), None)
+        if not given:
+            return Answer(401, JSON_TYPE, b'{"message":"Missing apiKey query parameter."}')
+        if given != self.services.api_key:
+            return Answer(403, JSON_TYPE, b'{"message":"The apiKey is not valid."}')
+        return None
+
+    def _send(self, answer: Answer) -> None:
+        self.send_response(answer.status)
+        self.send_header("Content-Type", answer.content_type)
+        self.send_header("Content-Length", str(len(answer.body)))
+        for name, value in answer.headers.items():
+            self.send_header(name, value)
+        self.end_headers()
+        self.wfile.write(answer.body)
+
+
+def _not_found(path: str) -> Answer:
+    return Answer(404, "text/plain; charset=utf-8", f"no demo service at {path}".encode())
+
+
+def _get_request(endpoint: str, rest: list[str], query: dict[str, str]) -> dict[str, Any]:
+    """A GET (``/v1/tableinfo/T``, ``/v1/data/T/CSV?VAR=a,b``) as the POST body it means."""
+    reserved = {"id", "table", "lang", "format", "valuepresentation"}
+    request: dict[str, Any] = {
+        k: v
+        for k, v in query.items()
+        if k.casefold() in reserved and k.casefold() != "valuepresentation"
+    }
+    for key, value in query.items():
+        if key.casefold() == "valuepresentation":
+            request["valuePresentation"] = value
+    if rest:
+        request["table"] = rest[0]
+    if endpoint == "data":
+        if len(rest) > 1:
+            request["format"] = rest[1]
+        request["variables"] = [
+            {"code": code, "values": values.split(",")}
+            for code, values in query.items()
+            if code.casefold() not in reserved
+        ]
+    return request
