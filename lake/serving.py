@@ -17,6 +17,7 @@ from deltalake import DeltaTable
 
 from lake import quality_views
 from lake.duck import duck_connect, sql_string
+from lake.history_sql import install_history_macros
 from lake.home import Home
 
 EXPOSED_LAYERS = ("silver", "gold")
@@ -66,6 +67,9 @@ def lake_views(home: Home) -> dict[str, str]:
         else quality_views.EMPTY_RUNS
     )
     views["quality.check_history"] = history
+    deletions = home.table_uri("quality", "deletions")
+    if DeltaTable.is_deltatable(deletions):
+        views["quality.deletions"] = f"SELECT * FROM delta_scan({sql_string(deletions)})"
     views["quality.runs"] = quality_views.RUNS.format(runs=runs, history=history)
     views["quality.failures"] = quality_views.FAILURES
     return views
@@ -108,6 +112,8 @@ def build_serving(home: Home, catalog: dict[str, pl.DataFrame]) -> ServingReport
             extra = catalog_views()
             create_views(con, extra)
             views.update(extra)
+        # as_of / current_of / as_of_scd2 are stored in the file, for read-only users too.
+        install_history_macros(con)
         con.execute("CHECKPOINT")
     finally:
         con.close()

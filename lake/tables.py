@@ -3,28 +3,54 @@
 Every batch commits with a Delta app transaction (`txn` action) named after the batch. Before
 writing, the table is asked whether that transaction is already in its log: a re-run of the
 same batch, or a retry after a crash between commit and bookkeeping, then adds no commit.
+
+Load modes (`load_mode:` in the dataset YAML):
+- append: add the batch's rows.
+- snapshot: replace the table; keys that vanished since the previous snapshot come back in
+  `Commit.deleted`, and `record_deletions` writes them to a deletions table.
+- merge: upsert on `keys:` in one Delta merge (partition-pruned, duplicate keys refused).
+- scd2: history with valid_from/valid_to/is_current, in one Delta merge (lake/history.py).
+- bitemporal: Danish register registrations, appended idempotently (lake/history.py).
+
+Before any write the batch's schema is compared with the table's: additive columns evolve
+when allowed, safe type widenings rewrite the table with the wider schema, and anything else
+(a dropped or renamed column, narrowing, string → int) is refused with the table untouched.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, field
+from typing import Any, Literal
 
 import polars as pl
-from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+from deltalake import CommitProperties, DeltaTable, Schema, Transaction, write_deltalake
 from deltalake.exceptions import DeltaError
 
 from lake.errors import LakeError
 
-LoadMode = Literal["append", "snapshot", "merge"]
-LOAD_MODES: tuple[LoadMode, ...] = ("append", "snapshot", "merge")
+LoadMode = Literal["append", "snapshot", "merge", "scd2", "bitemporal"]
+LOAD_MODES: tuple[LoadMode, ...] = ("append", "snapshot", "merge", "scd2", "bitemporal")
+KEYED_MODES: tuple[LoadMode, ...] = ("merge", "scd2", "bitemporal")
+ScdSource = Literal["full", "delta"]  # full: keys absent from the batch are closed
+
+APP_ID_KEY = "kommunelake.app_id"  # in every commit's metadata: finds the commit of a batch
+SCD2_COLUMNS = ("valid_from", "valid_to", "is_current")
+UTC_US = pl.Datetime("us", "UTC")
+DELETIONS_SCHEMA = {"dataset": pl.String, "batch_id": pl.String, "key": pl.String}
+_EXAMPLES = 3  # example values shown in an error message
 
 
 @dataclass(frozen=True)
 class Commit:
     version: int
-    committed: bool  # False: this batch was already in the table, nothing was written
+    committed: bool  # False: nothing was written (see `skipped` for why)
+    skipped: str = ""  # "already committed", "empty batch", "no changes", ...
+    # snapshot with keys: key values present before this batch and absent from it
+    deleted: pl.DataFrame | None = field(default=None, compare=False, repr=False)
+    metrics: dict[str, Any] = field(default_factory=dict, compare=False)  # Delta merge metrics
+    schema_changes: tuple[str, ...] = ()  # "added x", "widened v: Int32 → Int64"
 
 
 def table_version(uri: str) -> int | None:
@@ -44,51 +70,108 @@ def write_batch(
     keys: Sequence[str] = (),
     metadata: dict[str, str] | None = None,
     add_columns: bool = False,
+    partition_by: Sequence[str] = (),
+    widen_types: bool = True,
+    scd2_source: ScdSource = "full",
+    valid_at: dt.datetime | None = None,
+    compare_columns: Sequence[str] | None = None,
 ) -> Commit:
     """Write one batch in the given mode unless the batch's transaction is already committed.
 
-    With add_columns, columns the table lacks are added (schema evolution); otherwise a
-    schema difference fails the write and leaves the table untouched."""
+    keys: merge/scd2 match on them; snapshot uses them to find vanished keys; bitemporal
+    takes them as the entity id (registreringFra and virkningFra are added).
+    add_columns: columns the table lacks are added; otherwise they fail the write.
+    partition_by: partition columns when the write creates the table (must match after).
+    widen_types: allow safe type widening (int32 → int64, float32 → float64, date → timestamp).
+    scd2_source / valid_at / compare_columns: see lake.history.merge_scd2.
+    Any refused batch leaves the table exactly as it was.
+    """
+    if mode not in LOAD_MODES:
+        raise LakeError(f"{uri}: unknown load mode {mode!r}; use one of {LOAD_MODES}")
     if has_batch(uri, app_id):
-        return Commit(DeltaTable(uri).version(), committed=False)
-    props = CommitProperties(
-        app_transactions=[Transaction(app_id, 1)], custom_metadata=metadata or {}
-    )
-    data = frame.to_arrow()
+        return _replayed(uri, app_id, mode, keys)
+    if mode in KEYED_MODES and not keys:
+        raise LakeError(f"{uri}: load_mode {mode} needs `keys:` in the dataset YAML")
+    missing_keys = [k for k in keys if k not in frame.columns]
+    if missing_keys:
+        raise LakeError(
+            f"{uri}: key columns {missing_keys} are not in the batch (columns: "
+            f"{frame.columns}); fix `keys:` in the dataset YAML"
+        )
+    from lake import history  # history builds on this module; imported here to avoid a cycle
+
+    table = DeltaTable(uri) if DeltaTable.is_deltatable(uri) else None
+    _check_partitioning(uri, table, partition_by, frame)
+    # every refusal happens here, before anything (even a schema change) is committed
+    if mode in ("merge", "scd2"):
+        refuse_duplicate_keys(uri, frame, keys)
+    if mode == "scd2":
+        history.check_scd2_batch(
+            uri, frame, keys=keys, compare_columns=compare_columns, source=scd2_source
+        )
+    if mode == "bitemporal":
+        frame = history.prepare_registrations(uri, frame, ids=keys)
+    frame = _normalise(frame)
+
+    system = SCD2_COLUMNS if mode == "scd2" else ()
+    clash = [c for c in system if c in frame.columns]
+    if clash:
+        raise LakeError(
+            f"{uri}: the batch has columns {clash} that scd2 manages itself; rename them"
+        )
+    plan = SchemaPlan(frame, (), {})
+    if table is not None:
+        plan = plan_schema(uri, table_schema(table), frame, system=system)
+        plan.refuse(uri, add_columns=add_columns, widen_types=widen_types)
+    props = commit_properties(app_id, metadata)
+
     try:
-        if mode == "merge" and DeltaTable.is_deltatable(uri):
-            if not keys:
-                raise LakeError(f"{uri}: merge needs `keys:` in the dataset YAML")
-            predicate = " AND ".join(f"t.{k} = s.{k}" for k in keys)
-            (
-                DeltaTable(uri)
-                .merge(
-                    data,
-                    predicate,
-                    source_alias="s",
-                    target_alias="t",
-                    merge_schema=add_columns,
-                    commit_properties=props,
-                )
-                .when_matched_update_all()
-                .when_not_matched_insert_all()
-                .execute()
+        if mode == "append":
+            version = _append(uri, table, plan, props, partition_by)
+            return Commit(version, True, schema_changes=plan.changes)
+        if mode == "snapshot":
+            deleted = (
+                vanished_keys(uri, plan.frame, keys, version=table.version())
+                if table is not None and keys
+                else None
+            )
+            version = _overwrite(uri, table, plan, props, partition_by)
+            return Commit(version, True, deleted=deleted, schema_changes=plan.changes)
+        if table is None:  # the first batch creates the table (scd2 adds its columns)
+            return _create_keyed(uri, plan.frame, mode, keys, props, partition_by, valid_at)
+        if plan.frame.is_empty():
+            return Commit(
+                table.version(), False, skipped="empty batch: nothing to merge, no commit"
+            )
+        table = _evolve_schema(table, plan, keep_partitions=True)
+        if mode != "merge":  # their merges carry helper columns, so merge_schema is no use
+            table = add_columns_to(table, plan.frame, plan.added)
+        if mode == "merge":
+            commit = _merge(table, plan.frame, keys, props, add_columns)
+        elif mode == "scd2":
+            commit = history.merge_scd2(
+                table,
+                plan.frame,
+                keys=keys,
+                props=props,
+                source=scd2_source,
+                valid_at=valid_at,
+                compare_columns=compare_columns,
             )
         else:
-            write_mode = "overwrite" if mode == "snapshot" else "append"
-            write_deltalake(
-                uri,
-                data,
-                mode=write_mode,
-                commit_properties=props,
-                schema_mode="merge" if add_columns else None,
-            )
+            commit = history.merge_registrations(table, plan.frame, ids=keys, props=props)
+        return Commit(
+            commit.version,
+            commit.committed,
+            skipped=commit.skipped,
+            metrics=commit.metrics,
+            schema_changes=plan.changes,
+        )
     except DeltaError as error:
         raise LakeError(
-            f"{uri}: Delta write failed ({error}). If the contract changed a column's type, "
-            "the table must be migrated first; nothing was committed"
+            f"{uri}: Delta write failed ({error}); the batch was not committed. Check the "
+            "table's schema against the batch and re-run"
         ) from error
-    return Commit(DeltaTable(uri).version(), committed=True)
 
 
 def read(uri: str) -> pl.DataFrame:
@@ -101,3 +184,417 @@ def latest_metadata(uri: str) -> dict[str, object]:
         return {}
     history = DeltaTable(uri).history(1)
     return history[0] if history else {}
+
+
+# --------------------------------------------------------------------------------------------
+# Helpers shared with lake/history.py
+# --------------------------------------------------------------------------------------------
+
+
+def commit_properties(app_id: str, metadata: dict[str, str] | None) -> CommitProperties:
+    return CommitProperties(
+        app_transactions=[Transaction(app_id, 1)],
+        custom_metadata={**(metadata or {}), APP_ID_KEY: app_id},
+    )
+
+
+def quote(column: str) -> str:
+    """A column in a delta-rs SQL expression (keeps case: `virkningFra` is not `virkningfra`)."""
+    return '"' + column.replace('"', '""') + '"'
+
+
+def quote_target(column: str) -> str:
+    """A column as the key of a merge `updates` mapping (delta-rs wants backticks there)."""
+    return "`" + column.replace("`", "``") + "`"
+
+
+def key_predicate(keys: Sequence[str], source: str = "s") -> str:
+    return " AND ".join(f"t.{quote(k)} = {source}.{quote(k)}" for k in keys)
+
+
+def partition_pruning(table: DeltaTable, rows: pl.DataFrame) -> str:
+    """`t.<part> IN (<literal values of rows>)` for each partition column, or "".
+
+    delta-rs prunes target files only on literal predicates, so the merge predicate carries
+    the partition values present in the source. Rows must keep their partition per key."""
+    clauses = []
+    for column in table.metadata().partition_columns:
+        if column not in rows.columns:
+            continue
+        values = rows.get_column(column).unique().sort(nulls_last=True).to_list()
+        literals = [_sql_literal(v) for v in values if v is not None]
+        parts = [f"t.{quote(column)} IN ({', '.join(literals)})"] if literals else []
+        if None in values:
+            parts.append(f"t.{quote(column)} IS NULL")
+        if parts:
+            clauses.append("(" + " OR ".join(parts) + ")")
+    return " AND ".join(clauses)
+
+
+def refuse_duplicate_keys(uri: str, frame: pl.DataFrame, keys: Sequence[str]) -> None:
+    """A merge needs at most one source row per key; say which keys repeat, with examples."""
+    counts = frame.group_by(list(keys)).len().filter(pl.col("len") > 1)
+    if counts.is_empty():
+        return
+    examples = ", ".join(
+        str(dict(zip(keys, row[:-1], strict=True)))
+        for row in counts.sort(list(keys), nulls_last=True).head(_EXAMPLES).rows()
+    )
+    raise LakeError(
+        f"{uri}: {counts.height} key value(s) occur more than once in the batch on keys "
+        f"{list(keys)}, e.g. {examples}. A merge needs one row per key: deduplicate the "
+        "source or fix `keys:` in the dataset YAML. Nothing was written"
+    )
+
+
+def merge_metrics(raw: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in raw.items() if k.startswith("num_")}
+
+
+# --------------------------------------------------------------------------------------------
+# Schema evolution
+# --------------------------------------------------------------------------------------------
+
+_SIGNED_INTS = (pl.Int8, pl.Int16, pl.Int32, pl.Int64)
+_UNSIGNED_INTS = (pl.UInt8, pl.UInt16, pl.UInt32)  # Delta has no unsigned types
+_BITS = {pl.Int8: 8, pl.Int16: 16, pl.Int32: 32, pl.Int64: 64, pl.UInt8: 8, pl.UInt16: 16}
+_BITS |= {pl.UInt32: 32}
+
+
+def is_widening(narrow: pl.DataType, wide: pl.DataType) -> bool:
+    """True when every value of `narrow` is exactly representable in `wide`."""
+    if narrow == wide:
+        return True
+    if wide == pl.Int64 or wide in _SIGNED_INTS:
+        if narrow in _SIGNED_INTS:
+            return _BITS[narrow.base_type()] < _BITS[wide.base_type()]
+        if narrow in _UNSIGNED_INTS:
+            return _BITS[narrow.base_type()] < _BITS[wide.base_type()]
+        return False
+    if wide == pl.Float64:
+        # float64 holds every int up to 2**53: int8/16/32 and uint8/16/32 are lossless, int64 not
+        return narrow == pl.Float32 or (
+            narrow.base_type() in _BITS and _BITS[narrow.base_type()] <= 32
+        )
+    if isinstance(wide, pl.Datetime):
+        return narrow == pl.Date
+    return False
+
+
+@dataclass(frozen=True)
+class SchemaPlan:
+    """How a batch meets an existing table: the batch cast to the table's types where it is
+    narrower, columns to add, table columns to widen, and what cannot be done."""
+
+    frame: pl.DataFrame
+    added: tuple[str, ...]
+    widened: dict[str, pl.DataType]  # table column → its new, wider type
+    breaks: tuple[str, ...] = ()
+
+    @property
+    def changes(self) -> tuple[str, ...]:
+        return tuple(f"added {c}" for c in self.added) + tuple(
+            f"widened {c}: → {t}" for c, t in self.widened.items()
+        )
+
+    def refuse(self, uri: str, *, add_columns: bool, widen_types: bool) -> None:
+        problems = list(self.breaks)
+        if self.added and not add_columns:
+            problems.append(
+                f"new column(s) {list(self.added)} (allow them with `schema_drift: evolve` "
+                "in the dataset YAML, or add them to the contract)"
+            )
+        if self.widened and not widen_types:
+            problems.append(f"type widening of {list(self.widened)} is switched off")
+        if problems:
+            raise LakeError(
+                f"{uri}: the batch does not fit the table's schema: {'; '.join(problems)}. "
+                "Nothing was written. A breaking change needs a migration: rewrite the table "
+                "(or load into a new one) and update the contract"
+            )
+
+
+def table_schema(table: DeltaTable) -> pl.Schema:
+    return pl.scan_delta(table.table_uri, version=table.version()).collect_schema()
+
+
+def plan_schema(
+    uri: str, current: pl.Schema, frame: pl.DataFrame, *, system: Sequence[str] = ()
+) -> SchemaPlan:
+    """Compare a batch with the table's schema (columns in `system` are managed by the mode)."""
+    breaks: list[str] = []
+    casts: list[pl.Expr] = []
+    widened: dict[str, pl.DataType] = {}
+    dropped = [c for c in current if c not in frame.columns and c not in system]
+    added = tuple(c for c in frame.columns if c not in current)
+    if dropped:
+        renamed = f"; new in the batch: {list(added)}" if added else ""
+        breaks.append(
+            f"table column(s) {dropped} are missing from the batch (dropped or renamed{renamed})"
+        )
+    for column, batch_type in frame.schema.items():
+        if column not in current:
+            continue
+        table_type = current[column]
+        if batch_type == table_type:
+            continue
+        fits = is_widening(batch_type, table_type) or _same_kind_timestamp(batch_type, table_type)
+        if batch_type == pl.Null or fits:
+            casts.append(pl.col(column).cast(table_type))
+        elif is_widening(table_type, batch_type):
+            widened[column] = batch_type
+        else:
+            breaks.append(
+                f"column {column!r} is {table_type} in the table but {batch_type} in the batch "
+                "(not a safe widening)"
+            )
+    cast = frame.with_columns(casts) if casts else frame
+    return SchemaPlan(cast, added, widened, tuple(breaks))
+
+
+def _same_kind_timestamp(batch: pl.DataType, table: pl.DataType) -> bool:
+    # Delta stores microseconds: a ns or ms batch of the same time zone is cast, not a change
+    return (
+        isinstance(batch, pl.Datetime)
+        and isinstance(table, pl.Datetime)
+        and batch.time_zone == table.time_zone
+    )
+
+
+def _evolve_schema(table: DeltaTable, plan: SchemaPlan, *, keep_partitions: bool) -> DeltaTable:
+    """Widen column types by rewriting the table in one overwrite commit.
+
+    delta-rs 1.6 knows the `typeWidening` feature's name but cannot write it, so widening a
+    type means rewriting every file. The rewrite commits against the version it read, so a
+    concurrent writer makes it fail rather than be overwritten. Added columns are left to the
+    batch's own commit (merge_schema or alter.add_columns)."""
+    if not plan.widened:
+        return table
+    old = pl.read_delta(table.table_uri, version=table.version())
+    wider = old.with_columns(pl.col(c).cast(t) for c, t in plan.widened.items())
+    write_deltalake(
+        table,
+        wider.to_arrow(),
+        mode="overwrite",
+        schema_mode="overwrite",
+        partition_by=table.metadata().partition_columns if keep_partitions else None,
+        commit_properties=CommitProperties(
+            custom_metadata={"kommunelake.widened": ", ".join(plan.changes)}
+        ),
+    )
+    return DeltaTable(table.table_uri)
+
+
+def add_columns_to(table: DeltaTable, frame: pl.DataFrame, columns: Sequence[str]) -> DeltaTable:
+    """Add nullable columns (metadata-only commit): for merges whose source has helper
+    columns, where merge_schema would add those too."""
+    if not columns:
+        return table
+    fields = Schema.from_arrow(frame.select(columns).clear().to_arrow().schema).fields
+    table.alter.add_columns(fields)
+    return DeltaTable(table.table_uri)
+
+
+# --------------------------------------------------------------------------------------------
+# Modes
+# --------------------------------------------------------------------------------------------
+
+
+def _append(
+    uri: str,
+    table: DeltaTable | None,
+    plan: SchemaPlan,
+    props: CommitProperties,
+    partition_by: Sequence[str],
+) -> int:
+    if table is not None and plan.widened:
+        # Widening rewrites the table anyway: old rows (widened) + the batch in one commit.
+        old = pl.read_delta(uri, version=table.version())
+        wider = old.with_columns(pl.col(c).cast(t) for c, t in plan.widened.items())
+        combined = pl.concat([wider, plan.frame], how="diagonal_relaxed")
+        write_deltalake(
+            table,
+            combined.to_arrow(),
+            mode="overwrite",
+            schema_mode="overwrite",
+            partition_by=table.metadata().partition_columns,
+            commit_properties=props,
+        )
+    else:
+        write_deltalake(
+            table if table is not None else uri,
+            plan.frame.to_arrow(),
+            mode="append",
+            partition_by=list(partition_by) or None,
+            schema_mode="merge" if plan.added else None,
+            commit_properties=props,
+        )
+    return DeltaTable(uri).version()
+
+
+def _overwrite(
+    uri: str,
+    table: DeltaTable | None,
+    plan: SchemaPlan,
+    props: CommitProperties,
+    partition_by: Sequence[str],
+) -> int:
+    schema_mode = "overwrite" if plan.widened else "merge" if plan.added else None
+    partitions = table.metadata().partition_columns if table is not None else list(partition_by)
+    write_deltalake(
+        table if table is not None else uri,
+        plan.frame.to_arrow(),
+        mode="overwrite",
+        schema_mode=schema_mode,
+        partition_by=partitions or None,
+        commit_properties=props,
+    )
+    return DeltaTable(uri).version()
+
+
+def _merge(
+    table: DeltaTable,
+    frame: pl.DataFrame,
+    keys: Sequence[str],
+    props: CommitProperties,
+    add_columns: bool,
+) -> Commit:
+    predicate = " AND ".join(p for p in (key_predicate(keys), partition_pruning(table, frame)) if p)
+    metrics = (
+        table.merge(
+            frame.to_arrow(),
+            predicate,
+            source_alias="s",
+            target_alias="t",
+            merge_schema=add_columns,
+            commit_properties=props,
+        )
+        .when_matched_update_all()
+        .when_not_matched_insert_all()
+        .execute()
+    )
+    return Commit(DeltaTable(table.table_uri).version(), True, metrics=merge_metrics(metrics))
+
+
+def _create_keyed(
+    uri: str,
+    frame: pl.DataFrame,
+    mode: LoadMode,
+    keys: Sequence[str],
+    props: CommitProperties,
+    partition_by: Sequence[str],
+    valid_at: dt.datetime | None,
+) -> Commit:
+    if mode == "scd2":
+        frame = frame.with_columns(
+            pl.lit(valid_at or dt.datetime.now(dt.UTC)).cast(UTC_US).alias("valid_from"),
+            pl.lit(None, UTC_US).alias("valid_to"),
+            pl.lit(True).alias("is_current"),
+        )
+    write_deltalake(
+        uri,
+        frame.to_arrow(),
+        mode="append",
+        partition_by=list(partition_by) or None,
+        commit_properties=props,
+    )
+    return Commit(
+        DeltaTable(uri).version(), True, metrics={"num_target_rows_inserted": frame.height}
+    )
+
+
+def _check_partitioning(
+    uri: str, table: DeltaTable | None, partition_by: Sequence[str], frame: pl.DataFrame
+) -> None:
+    missing = [c for c in partition_by if c not in frame.columns]
+    if missing:
+        raise LakeError(f"{uri}: partition column(s) {missing} are not in the batch")
+    if table is None or not partition_by:
+        return
+    existing = table.metadata().partition_columns
+    if list(existing) != list(partition_by):
+        raise LakeError(
+            f"{uri}: the table is partitioned by {existing or 'nothing'}, the load asks for "
+            f"{list(partition_by)}. Repartitioning rewrites the table: do it as a migration, "
+            "or change `partition_by:` back. Nothing was written"
+        )
+
+
+def _normalise(frame: pl.DataFrame) -> pl.DataFrame:
+    # Delta stores categoricals as strings: compare and write them as such
+    casts = [
+        pl.col(c).cast(pl.String)
+        for c, t in frame.schema.items()
+        if isinstance(t, pl.Categorical | pl.Enum)
+    ]
+    return frame.with_columns(casts) if casts else frame
+
+
+# --------------------------------------------------------------------------------------------
+# Snapshot deletions
+# --------------------------------------------------------------------------------------------
+
+
+def vanished_keys(
+    uri: str, frame: pl.DataFrame, keys: Sequence[str], *, version: int | None = None
+) -> pl.DataFrame:
+    """Key values in the table (at `version`) that the new snapshot no longer has."""
+    before = pl.scan_delta(uri, version=version).select(list(keys)).unique().collect()
+    now = frame.select(list(keys)).cast(before.schema)
+    return before.join(now, on=list(keys), how="anti", nulls_equal=True).sort(list(keys))
+
+
+def _replayed(uri: str, app_id: str, mode: LoadMode, keys: Sequence[str]) -> Commit:
+    """The Commit of a batch already in the table. A snapshot's vanished keys are recovered
+    from the versions around its commit, so a crash between the snapshot and recording its
+    deletions is finished by simply re-running the batch."""
+    table = DeltaTable(uri)
+    deleted = None
+    if mode == "snapshot" and keys:
+        version = _version_of(table, app_id)
+        if version is not None and version > 0:
+            after = pl.read_delta(uri, version=version, columns=list(keys))
+            deleted = vanished_keys(uri, after, keys, version=version - 1)
+    return Commit(table.version(), False, skipped="already committed", deleted=deleted)
+
+
+def _version_of(table: DeltaTable, app_id: str) -> int | None:
+    for entry in table.history():
+        if entry.get(APP_ID_KEY) == app_id:
+            return int(entry["version"])
+    return None
+
+
+def record_deletions(
+    uri: str,
+    deleted: pl.DataFrame | None,
+    *,
+    dataset: str,
+    batch_id: str,
+    deleted_at: dt.datetime | None = None,
+) -> Commit:
+    """Append vanished keys to a deletions table (dataset, batch_id, key JSON, deleted_at).
+
+    Idempotent per (dataset, batch_id), so it can follow `write_batch` on every run."""
+    if deleted is None or deleted.is_empty():
+        version = table_version(uri)
+        return Commit(-1 if version is None else version, False, skipped="no deletions")
+    rows = deleted.select(
+        pl.lit(dataset).alias("dataset"),
+        pl.lit(batch_id).alias("batch_id"),
+        pl.struct(deleted.columns).struct.json_encode().alias("key"),
+        pl.lit(deleted_at or dt.datetime.now(dt.UTC)).cast(UTC_US).alias("deleted_at"),
+    )
+    return write_batch(uri, rows, mode="append", app_id=f"deletions:{dataset}:{batch_id}")
+
+
+def _sql_literal(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, dt.datetime):
+        return f"CAST('{value.isoformat()}' AS TIMESTAMP)"
+    if isinstance(value, dt.date):
+        return f"CAST('{value.isoformat()}' AS DATE)"
+    return "'" + str(value).replace("'", "''") + "'"
