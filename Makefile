@@ -10,7 +10,7 @@ PORT ?= 3000
 CHROMIUM := /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install demo test lint format ui clean
+.PHONY: install demo test lint format ui clean azurite bench
 
 install: $(VENV)/.synced
 
@@ -23,8 +23,15 @@ $(VENV)/.synced: pyproject.toml uv.lock
 demo: install
 	$(BIN)/kommunelake demo --home $(HOME_DIR) --persons $(PERSONS)
 
-test: install $(CHROMIUM)
+test: install azurite $(CHROMIUM)
 	$(BIN)/pytest
+
+# Azurite (Azure Blob emulator) for the Azure storage tests, pinned by tests/azurite/package-lock.json.
+azurite: tests/azurite/node_modules/.installed
+tests/azurite/node_modules/.installed: tests/azurite/package.json tests/azurite/package-lock.json
+	@command -v npm >/dev/null 2>&1 || { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq nodejs npm >/dev/null; }
+	cd tests/azurite && npm ci --no-audit --no-fund --loglevel=error
+	@touch $@
 
 $(CHROMIUM):
 	@echo "Installing Debian's chromium for the UI end-to-end test ..."

@@ -1,0 +1,665 @@
+"""Where the lake's bytes live: a local directory (the default) or object storage (S3, Azure).
+
+`KOMMUNELAKE_LAKE_URI` names the lake (`s3://bucket/prefix`, `az://container/prefix`,
+`abfss://container@account.dfs.core.windows.net/prefix`); credentials come from the standard
+AWS_* / AZURE_* variables, read at call time and never logged (`storage_options()` returns a
+dict whose repr shows only the keys).
+
+Delta commits are only safe where a commit file can be created if-absent, atomically. The lake
+refuses configurations without that guarantee, with a message saying what to change:
+- local paths on network shares (NFS, SMB/CIFS, sshfs and other FUSE network mounts), found
+  from the mount table of the path;
+- S3 services that ignore conditional PUT (`If-None-Match: *`), found by a probe run once per
+  process and store: a marker object is PUT twice with that header, and the second PUT must
+  be refused (HTTP 412). deltalake creates each commit file that way; a service that accepts
+  the second PUT lets two loads write the same Delta version, silently losing one batch;
+- pre-deltalake-1.0 S3 settings (`AWS_S3_ALLOW_UNSAFE_RENAME`, DynamoDB locking), which turn
+  off exactly that guarantee.
+Azure Blob Storage honours conditional PUT by design, so it is not probed.
+
+Raw landing files go through pyarrow's S3/Azure file systems (pyarrow is already a core
+dependency; deltalake's own pyarrow handler fails on writes with pyarrow 26).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import hashlib
+import hmac
+import os
+import threading
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import quote, unquote, urlsplit
+
+from lake.errors import ConfigError
+
+LAKE_URI_VARIABLE = "KOMMUNELAKE_LAKE_URI"
+S3_SCHEMES = ("s3", "s3a")
+AZURE_SCHEMES = ("az", "azure", "abfs", "abfss")
+# Azurite's published development account (not a secret: it is in Microsoft's docs).
+EMULATOR_ACCOUNT = "devstoreaccount1"
+EMULATOR_KEY = (
+    "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+)
+EMULATOR_URL = "http://127.0.0.1:10000"
+
+# Environment variable → deltalake storage option, per store. Only these are forwarded: the
+# names are the standard ones of the AWS SDKs / Azure SDKs and of delta-rs.
+_S3_VARIABLES = {
+    "AWS_ACCESS_KEY_ID": "aws_access_key_id",
+    "AWS_SECRET_ACCESS_KEY": "aws_secret_access_key",
+    "AWS_SESSION_TOKEN": "aws_session_token",
+    "AWS_DEFAULT_REGION": "aws_region",
+    "AWS_REGION": "aws_region",  # after DEFAULT_REGION: the SDKs prefer AWS_REGION
+    "AWS_ENDPOINT_URL": "aws_endpoint_url",
+    "AWS_ENDPOINT_URL_S3": "aws_endpoint_url",
+    "AWS_ALLOW_HTTP": "aws_allow_http",
+    "AWS_VIRTUAL_HOSTED_STYLE_REQUEST": "aws_virtual_hosted_style_request",
+}
+_AZURE_VARIABLES = {
+    "AZURE_STORAGE_ACCOUNT_NAME": "azure_storage_account_name",
+    "AZURE_STORAGE_ACCOUNT_KEY": "azure_storage_account_key",
+    "AZURE_STORAGE_SAS_TOKEN": "azure_storage_sas_token",
+    "AZURE_CLIENT_ID": "azure_client_id",
+    "AZURE_CLIENT_SECRET": "azure_client_secret",
+    "AZURE_TENANT_ID": "azure_tenant_id",
+    "AZURE_STORAGE_ENDPOINT": "azure_endpoint",
+    "AZURE_ENDPOINT": "azure_endpoint",
+    "AZURE_ALLOW_HTTP": "azure_allow_http",
+    "AZURE_STORAGE_USE_EMULATOR": "azure_storage_use_emulator",
+}
+# Settings from before deltalake 1.0 that make S3 commits non-atomic (or no longer work).
+_UNSAFE_S3_VARIABLES = {
+    "AWS_S3_ALLOW_UNSAFE_RENAME": (
+        "it commits by copy-and-delete, so two concurrent loads can overwrite each other's "
+        "commit and lose a batch without an error"
+    ),
+    "AWS_S3_LOCKING_PROVIDER": (
+        "the DynamoDB lock is no longer supported by deltalake 1.x; commits rely on "
+        "conditional PUT instead"
+    ),
+    "DELTA_DYNAMO_TABLE_NAME": "the DynamoDB lock table is no longer used by deltalake 1.x",
+}
+# File systems where rename-if-absent is not atomic across clients (or not atomic at all).
+NETWORK_FILE_SYSTEMS = frozenset(
+    {
+        "nfs",
+        "nfs4",
+        "cifs",
+        "smb",
+        "smb2",
+        "smb3",
+        "smbfs",
+        "ncpfs",
+        "afs",
+        "glusterfs",
+        "fuse.sshfs",
+        "sshfs",
+        "fuse.s3fs",
+        "fuse.goofys",
+        "fuse.rclone",
+        "fuse.gcsfuse",
+        "fuse.blobfuse",
+        "fuse.blobfuse2",
+        "fuse.mountpoint-s3",
+        "fuse.davfs",
+        "davfs",
+    }
+)
+
+
+class StorageOptions(dict[str, str]):
+    """deltalake storage options; the repr names the keys only, so a log line never leaks."""
+
+    def __repr__(self) -> str:
+        return f"StorageOptions({', '.join(sorted(self))})"
+
+    __str__ = __repr__
+
+
+@dataclass(frozen=True)
+class LakeLocation:
+    """A parsed lake (or table) URI. `container` is the S3 bucket or Azure container."""
+
+    uri: str  # normalised: no trailing slash; a local lake is an absolute path
+    scheme: str  # file | s3 | az | azure | abfs | abfss
+    container: str = ""
+    prefix: str = ""  # key prefix inside the container, no leading/trailing slash
+    account: str | None = None  # from abfs://container@ACCOUNT.dfs.core.windows.net
+
+    @property
+    def kind(self) -> str:
+        if self.scheme in S3_SCHEMES:
+            return "s3"
+        if self.scheme in AZURE_SCHEMES:
+            return "azure"
+        return "local"
+
+    @property
+    def is_remote(self) -> bool:
+        return self.kind != "local"
+
+    @property
+    def path(self) -> str:
+        """The location inside its file system: `container/prefix` (remote) or the path."""
+        if not self.is_remote:
+            return self.uri
+        return f"{self.container}/{self.prefix}".rstrip("/")
+
+
+def parse_lake_uri(uri: str | os.PathLike[str]) -> LakeLocation:
+    """Parse a lake or table location; a plain path or file:// URI is a local lake."""
+    text = os.fspath(uri).strip()
+    if not text:
+        raise ConfigError(f"{LAKE_URI_VARIABLE} is empty: unset it for a local lake")
+    parts = urlsplit(text)
+    scheme = parts.scheme.lower()
+    if scheme in ("", "file") or (len(scheme) == 1 and os.name == "nt"):
+        local = unquote(parts.path) if scheme == "file" else text
+        return LakeLocation(uri=str(Path(local).expanduser().absolute()), scheme="file")
+    if scheme not in S3_SCHEMES + AZURE_SCHEMES:
+        raise ConfigError(
+            f"{LAKE_URI_VARIABLE}={text}: unsupported scheme {scheme!r}; use a local path, "
+            "s3://bucket/prefix, az://container/prefix or "
+            "abfss://container@account.dfs.core.windows.net/prefix"
+        )
+    if parts.query or parts.fragment:
+        raise ConfigError(f"{text}: a lake URI takes no ?query or #fragment")
+    container, account = parts.netloc, None
+    if "@" in container:
+        if scheme in S3_SCHEMES or ":" in container.split("@")[0]:
+            raise ConfigError(
+                f"{scheme}://…@…: credentials do not belong in {LAKE_URI_VARIABLE}; set the "
+                "AWS_* / AZURE_* environment variables instead"
+            )
+        container, host = container.split("@", 1)
+        account = host.split(".")[0] or None
+    if not container:
+        raise ConfigError(f"{text}: the URI names no bucket or container")
+    prefix = parts.path.strip("/")
+    normal = f"{scheme}://{parts.netloc}" + (f"/{prefix}" if prefix else "")
+    return LakeLocation(normal, scheme, container, prefix, account)
+
+
+def join_uri(base: str, *parts: str) -> str:
+    """`base/part/...` for a local path or a URI (local paths keep the platform's form)."""
+    location = parse_lake_uri(base)
+    if not location.is_remote:
+        return str(Path(location.uri).joinpath(*parts))
+    return "/".join([location.uri, *(p.strip("/") for p in parts)])
+
+
+# --- credentials ---------------------------------------------------------------------------
+
+
+def storage_options(uri: str, environ: Mapping[str, str] | None = None) -> StorageOptions:
+    """deltalake storage options for `uri` from the standard AWS_* / AZURE_* variables.
+
+    Empty for a local lake. Refuses settings that make S3 commits non-atomic. deltalake and
+    polars also read these variables themselves; passing the options makes the choice
+    explicit and lets pyarrow (landing) and DuckDB (serving) use the same credentials."""
+    env = os.environ if environ is None else environ
+    location = parse_lake_uri(uri)
+    if location.kind == "s3":
+        check_s3_settings(env)
+        table = _S3_VARIABLES
+    elif location.kind == "azure":
+        table = _AZURE_VARIABLES
+    else:
+        return StorageOptions()
+    options = StorageOptions()
+    for variable, key in table.items():
+        value = env.get(variable, "").strip()
+        if value:
+            options[key] = value
+    if location.kind == "azure":
+        if location.account and "azure_storage_account_name" not in options:
+            options["azure_storage_account_name"] = location.account
+        if _truthy(options.get("azure_storage_use_emulator")):
+            options.setdefault("azure_storage_account_name", EMULATOR_ACCOUNT)
+            if options["azure_storage_account_name"] == EMULATOR_ACCOUNT:
+                options.setdefault("azure_storage_account_key", EMULATOR_KEY)
+    return options
+
+
+def check_s3_settings(environ: Mapping[str, str] | None = None) -> None:
+    """Refuse pre-deltalake-1.0 S3 settings that disable or replace conditional-PUT commits."""
+    env = os.environ if environ is None else environ
+    for variable, why in _UNSAFE_S3_VARIABLES.items():
+        value = env.get(variable, "").strip()
+        if value and (variable != "AWS_S3_ALLOW_UNSAFE_RENAME" or _truthy(value)):
+            raise ConfigError(
+                f"{variable} is set: {why}. deltalake 1.x commits to S3 with conditional PUT "
+                f"(If-None-Match), which needs no lock: unset {variable} and use an S3 "
+                "service that supports conditional writes (AWS S3, recent MinIO/Ceph)"
+            )
+    conditional = env.get("AWS_CONDITIONAL_PUT", "").strip().lower()
+    if conditional and conditional != "etag":
+        raise ConfigError(
+            f"AWS_CONDITIONAL_PUT={conditional}: Delta commits on S3 are only atomic with "
+            "conditional PUT; unset AWS_CONDITIONAL_PUT (or set it to `etag`)"
+        )
+
+
+def _truthy(value: str | None) -> bool:
+    return (value or "").strip().lower() in ("1", "true", "yes", "on")
+
+
+# --- file systems (landing, listing) ---------------------------------------------------------
+
+
+def filesystem(uri: str, options: Mapping[str, str] | None = None):
+    """(pyarrow FileSystem, path inside it) for a local path or an S3/Azure URI."""
+    from pyarrow import fs
+
+    location = parse_lake_uri(uri)
+    if not location.is_remote:
+        return fs.LocalFileSystem(), location.uri
+    opts = storage_options(uri) if options is None else options
+    if location.kind == "s3":
+        return _s3_filesystem(opts), location.path
+    return _azure_filesystem(opts), location.path
+
+
+def _s3_filesystem(opts: Mapping[str, str]):
+    from pyarrow import fs
+
+    kwargs: dict[str, object] = {"region": opts.get("aws_region", "us-east-1")}
+    if opts.get("aws_access_key_id"):
+        kwargs |= {
+            "access_key": opts["aws_access_key_id"],
+            "secret_key": opts.get("aws_secret_access_key", ""),
+            "session_token": opts.get("aws_session_token"),
+        }
+    endpoint = opts.get("aws_endpoint_url")
+    if endpoint:
+        parts = urlsplit(endpoint if "://" in endpoint else f"https://{endpoint}")
+        kwargs |= {"endpoint_override": parts.netloc, "scheme": parts.scheme}
+    if _truthy(opts.get("aws_virtual_hosted_style_request")):
+        kwargs["force_virtual_addressing"] = True
+    return fs.S3FileSystem(**kwargs)
+
+
+def _azure_filesystem(opts: Mapping[str, str]):
+    from pyarrow import fs
+
+    account = opts.get("azure_storage_account_name")
+    if not account:
+        raise ConfigError(
+            "Azure lake without an account: set AZURE_STORAGE_ACCOUNT_NAME or use "
+            "abfss://container@ACCOUNT.dfs.core.windows.net/prefix"
+        )
+    kwargs: dict[str, object] = {"account_name": account}
+    if opts.get("azure_storage_account_key"):
+        kwargs["account_key"] = opts["azure_storage_account_key"]
+    elif opts.get("azure_storage_sas_token"):
+        kwargs["sas_token"] = opts["azure_storage_sas_token"]
+    if opts.get("azure_client_secret"):
+        kwargs |= {
+            "client_id": opts.get("azure_client_id"),
+            "client_secret": opts["azure_client_secret"],
+            "tenant_id": opts.get("azure_tenant_id"),
+        }
+    endpoint = azure_endpoint(opts)
+    if endpoint:
+        parts = urlsplit(endpoint)
+        # An authority not starting with "." is taken as emulator-style: scheme://host/account.
+        kwargs |= {
+            "blob_storage_authority": parts.netloc,
+            "blob_storage_scheme": parts.scheme,
+            "dfs_storage_authority": parts.netloc,
+            "dfs_storage_scheme": parts.scheme,
+        }
+    return fs.AzureFileSystem(**kwargs)
+
+
+def azure_endpoint(opts: Mapping[str, str]) -> str | None:
+    """The blob endpoint *without* the account path, or None for Azure's public cloud."""
+    if _truthy(opts.get("azure_storage_use_emulator")):
+        return os.environ.get("AZURITE_BLOB_STORAGE_URL", EMULATOR_URL).rstrip("/")
+    endpoint = opts.get("azure_endpoint")
+    if not endpoint:
+        return None
+    parts = urlsplit(endpoint)
+    return f"{parts.scheme}://{parts.netloc}"
+
+
+def exists(uri: str, options: Mapping[str, str] | None = None) -> int | None:
+    """Size of the file at `uri`, or None when there is none."""
+    from pyarrow import fs
+
+    filesystem_, path = filesystem(uri, options)
+    [info] = filesystem_.get_file_info([path])
+    return info.size if info.type == fs.FileType.File else None
+
+
+def write_once(uri: str, data: bytes, options: Mapping[str, str] | None = None) -> bool:
+    """Store immutable bytes at `uri` unless a file of that size is already there.
+
+    Meant for content-addressed names: a concurrent writer of the same name writes the same
+    bytes, so a lost race is harmless. Each write is atomic (local: temporary file, fsync,
+    rename; S3: one PUT or a completed multipart upload; Azure: a committed block list), so
+    a crash never leaves a partial file under the final name. Returns whether it wrote."""
+    if exists(uri, options) == len(data):
+        return False
+    location = parse_lake_uri(uri)
+    if not location.is_remote:
+        _write_local_atomically(Path(location.uri), data)
+        return True
+    filesystem_, path = filesystem(uri, options)
+    with filesystem_.open_output_stream(path) as out:
+        out.write(data)
+    return True
+
+
+def read_bytes(uri: str, options: Mapping[str, str] | None = None) -> bytes:
+    filesystem_, path = filesystem(uri, options)
+    with filesystem_.open_input_stream(path) as source:
+        return source.read()
+
+
+def _write_local_atomically(path: Path, data: bytes) -> None:
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".landing-")
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def list_tables(layer_uri: str, options: Mapping[str, str] | None = None) -> dict[str, str]:
+    """Table name → URI for every Delta table directly under `layer_uri` (local or remote)."""
+    from deltalake import DeltaTable
+    from pyarrow import fs
+
+    opts = storage_options(layer_uri) if options is None else options
+    filesystem_, path = filesystem(layer_uri, opts)
+    selector = fs.FileSelector(path, allow_not_found=True, recursive=False)
+    names = sorted(
+        info.base_name
+        for info in filesystem_.get_file_info(selector)
+        if info.type == fs.FileType.Directory and not info.base_name.startswith(("_", "."))
+    )
+    found = {}
+    for name in names:
+        uri = join_uri(layer_uri, name)
+        if DeltaTable.is_deltatable(uri, storage_options=dict(opts)):
+            found[name] = uri
+    return found
+
+
+# --- atomicity ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Mount:
+    device: str
+    mount_point: str
+    fs_type: str
+
+
+def parse_mounts(text: str) -> list[Mount]:
+    """Rows of /proc/self/mounts (fstab format; spaces in paths are escaped as \\040)."""
+    mounts = []
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) >= 3:
+            device, point, fs_type = (_unescape_mount(f) for f in fields[:3])
+            mounts.append(Mount(device, point, fs_type))
+    return mounts
+
+
+def _unescape_mount(field: str) -> str:
+    for code, char in (("\\040", " "), ("\\011", "\t"), ("\\012", "\n"), ("\\134", "\\")):
+        field = field.replace(code, char)
+    return field
+
+
+def mount_of(path: str | os.PathLike[str], mounts_text: str) -> Mount | None:
+    """The mount holding `path` (absolute, symlinks resolved): the longest matching mount
+    point, the last one mounted where several share it."""
+    target = Path(path).parts
+    best: Mount | None = None
+    for mount in parse_mounts(mounts_text):
+        point = Path(mount.mount_point).parts
+        if target[: len(point)] == point and (
+            best is None or len(point) >= len(Path(best.mount_point).parts)
+        ):
+            best = mount
+    return best
+
+
+def network_share(path: str | os.PathLike[str], mounts_text: str) -> Mount | None:
+    """The network mount holding `path`, or None when it is on a local file system."""
+    mount = mount_of(path, mounts_text)
+    return mount if mount and mount.fs_type.lower() in NETWORK_FILE_SYSTEMS else None
+
+
+def check_local_path(path: str | os.PathLike[str], mounts_text: str | None = None) -> None:
+    """Refuse a local lake on a network share. Reads /proc/self/mounts unless given the text;
+    without a mount table (not Linux) nothing can be told and nothing is refused."""
+    real = os.path.realpath(path)  # symlinks of the existing part resolved, the rest kept
+    if mounts_text is None:
+        try:
+            mounts_text = Path("/proc/self/mounts").read_text()
+        except OSError:
+            return
+    share = network_share(real, mounts_text)
+    if share:
+        raise ConfigError(
+            f"the lake at {path} is on a network share ({share.fs_type} {share.device} "
+            f"mounted at {share.mount_point}): Delta commits need an atomic "
+            "create-if-absent, which network file systems do not guarantee, so concurrent "
+            "loads could overwrite each other's commits. Put KOMMUNELAKE_HOME on a local "
+            "disk, or keep the lake in object storage with KOMMUNELAKE_LAKE_URI=s3://… or az://…"
+        )
+
+
+_checked: set[tuple[str, ...]] = set()
+_checked_lock = threading.Lock()
+
+
+def require_atomic(uri: str, *, mounts_text: str | None = None) -> None:
+    """Refuse a lake location where Delta commits would not be atomic (see the module doc).
+
+    Local: the mount table. S3: old settings, then the conditional-PUT probe once per process
+    and endpoint+bucket (a marker object under `<uri>/_atomic_probe/`, deleted after).
+    Azure: nothing to check (conditional PUT is part of the Blob API)."""
+    location = parse_lake_uri(uri)
+    if location.kind == "local":
+        check_local_path(location.uri, mounts_text)
+        return
+    if location.kind == "azure":
+        return
+    options = storage_options(uri)  # refuses unsafe settings first
+    key = ("s3", options.get("aws_endpoint_url", ""), location.container)
+    with _checked_lock:
+        if key in _checked:
+            return
+        probe_conditional_put(uri, options)
+        _checked.add(key)
+
+
+def probe_conditional_put(uri: str, options: Mapping[str, str] | None = None) -> None:
+    """PUT a marker object under `<uri>/_atomic_probe/` twice with `If-None-Match: *`.
+
+    The first PUT must succeed and the second must be refused (412 Precondition Failed, or
+    409 while a concurrent conditional write is in flight): that refusal is what deltalake
+    relies on to create each commit file only once. A service that accepts the second PUT
+    would let two loads write the same Delta version, and one batch would be lost silently.
+    The request is signed with AWS Signature V4 from the lake's storage options."""
+    import httpx
+
+    opts = storage_options(uri) if options is None else options
+    location = parse_lake_uri(uri)
+    key = "/".join(p for p in (location.prefix, "_atomic_probe", uuid.uuid4().hex) if p)
+    signer = _S3Signer.from_options(opts, location.container)
+    url = signer.object_url(key)
+    statuses = []
+    try:
+        with httpx.Client(timeout=httpx.Timeout(10.0), follow_redirects=False) as client:
+            for _ in range(2):
+                headers = signer.headers("PUT", url, b"kommunelake", {"if-none-match": "*"})
+                statuses.append(
+                    client.put(url, content=b"kommunelake", headers=headers).status_code
+                )
+            with contextlib.suppress(httpx.HTTPError):  # best effort: a 11-byte leftover
+                client.delete(url, headers=signer.headers("DELETE", url, b""))
+    except httpx.HTTPError as error:
+        raise ConfigError(
+            f"cannot reach the lake at {uri} ({type(error).__name__}): check AWS_ENDPOINT_URL "
+            "and the network"
+        ) from error
+    first, second = statuses
+    if first in (401, 403):
+        raise ConfigError(
+            f"the S3 service refused writing to {uri} (HTTP {first}): check the AWS_* "
+            "credentials allow s3:PutObject on the lake prefix"
+        )
+    if first == 404:
+        raise ConfigError(f"bucket {location.container!r} not found: create it first ({uri})")
+    if not 200 <= first < 300 or second not in (409, 412):
+        raise ConfigError(
+            f"the S3 service behind {uri} ignores conditional PUT (If-None-Match: *): a "
+            f"second create of the same object answered HTTP {second} instead of 412, so "
+            "concurrent loads could overwrite each other's Delta commits and lose batches "
+            "silently. Use a service that supports conditional writes (AWS S3, MinIO since "
+            "2024, Ceph RGW since Reef), or keep the lake on a local disk by unsetting "
+            "KOMMUNELAKE_LAKE_URI"
+        )
+
+
+@dataclass(frozen=True)
+class _S3Signer:
+    """AWS Signature Version 4 for single S3 requests (the probe needs no SDK)."""
+
+    access_key: str
+    secret_key: str = field(repr=False)
+    session_token: str | None = field(repr=False)
+    region: str
+    endpoint: str  # scheme://host[:port] (path style) or "" for AWS (virtual host style)
+    bucket: str
+    virtual_hosted: bool
+
+    @classmethod
+    def from_options(cls, opts: Mapping[str, str], bucket: str) -> _S3Signer:
+        access, secret = opts.get("aws_access_key_id"), opts.get("aws_secret_access_key")
+        token = opts.get("aws_session_token")
+        if not (access and secret):
+            access, secret, token = _credential_chain()
+        endpoint = opts.get("aws_endpoint_url", "").rstrip("/")
+        if endpoint and "://" not in endpoint:
+            endpoint = f"https://{endpoint}"
+        return cls(
+            access,
+            secret,
+            token,
+            opts.get("aws_region", "us-east-1"),
+            endpoint,
+            bucket,
+            _truthy(opts.get("aws_virtual_hosted_style_request")) or not endpoint,
+        )
+
+    def object_url(self, key: str) -> str:
+        path = quote(key, safe="/-_.~")
+        if not self.endpoint:
+            return f"https://{self.bucket}.s3.{self.region}.amazonaws.com/{path}"
+        if self.virtual_hosted:
+            parts = urlsplit(self.endpoint)
+            return f"{parts.scheme}://{self.bucket}.{parts.netloc}/{path}"
+        return f"{self.endpoint}/{quote(self.bucket, safe='')}/{path}"
+
+    def headers(
+        self,
+        method: str,
+        url: str,
+        body: bytes,
+        extra: Mapping[str, str] | None = None,
+        now: dt.datetime | None = None,
+    ) -> dict[str, str]:
+        now = now or dt.datetime.now(dt.UTC)
+        stamp, day = now.strftime("%Y%m%dT%H%M%SZ"), now.strftime("%Y%m%d")
+        parts = urlsplit(url)
+        headers = {
+            "host": parts.netloc,
+            "x-amz-content-sha256": hashlib.sha256(body).hexdigest(),
+            "x-amz-date": stamp,
+            **{k.lower(): v for k, v in (extra or {}).items()},
+        }
+        if self.session_token:
+            headers["x-amz-security-token"] = self.session_token
+        signed = ";".join(sorted(headers))
+        canonical = "\n".join(
+            [
+                method,
+                parts.path or "/",
+                parts.query,
+                "".join(f"{k}:{headers[k].strip()}\n" for k in sorted(headers)),
+                signed,
+                headers["x-amz-content-sha256"],
+            ]
+        )
+        scope = f"{day}/{self.region}/s3/aws4_request"
+        to_sign = "\n".join(
+            ["AWS4-HMAC-SHA256", stamp, scope, hashlib.sha256(canonical.encode()).hexdigest()]
+        )
+        key = f"AWS4{self.secret_key}".encode()
+        for part in (day, self.region, "s3", "aws4_request"):
+            key = hmac.new(key, part.encode(), hashlib.sha256).digest()
+        signature = hmac.new(key, to_sign.encode(), hashlib.sha256).hexdigest()
+        headers["authorization"] = (
+            f"AWS4-HMAC-SHA256 Credential={self.access_key}/{scope}, "
+            f"SignedHeaders={signed}, Signature={signature}"
+        )
+        del headers["host"]  # httpx sets it from the URL
+        return headers
+
+
+def _credential_chain() -> tuple[str, str, str | None]:
+    """Credentials from profiles, SSO or instance roles, through botocore when installed."""
+    try:
+        import botocore.session
+    except ImportError:
+        botocore = None
+    credentials = botocore.session.get_session().get_credentials() if botocore else None
+    if credentials is None:
+        raise ConfigError(
+            "no AWS credentials to check the S3 lake with: set AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY (or install boto3 so profiles and instance roles are used)"
+        )
+    frozen = credentials.get_frozen_credentials()
+    return frozen.access_key, frozen.secret_key, frozen.token
+
+
+__all__ = [
+    "LAKE_URI_VARIABLE",
+    "LakeLocation",
+    "Mount",
+    "StorageOptions",
+    "check_local_path",
+    "check_s3_settings",
+    "exists",
+    "filesystem",
+    "join_uri",
+    "list_tables",
+    "mount_of",
+    "network_share",
+    "parse_lake_uri",
+    "parse_mounts",
+    "probe_conditional_put",
+    "read_bytes",
+    "require_atomic",
+    "storage_options",
+    "write_once",
+]

@@ -1,0 +1,462 @@
+"""The lake on local disk, S3 (moto) and Azure (Azurite): locations, credentials, landing,
+Delta commits, DuckDB serving, and the refusal of non-atomic configurations."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import hashlib
+import multiprocessing
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+import pytest
+from deltalake import CommitProperties, DeltaTable, write_deltalake
+
+from lake import duck, storage
+from lake.errors import ConfigError
+from lake.home import Home, resolve_home
+from lake.landing import land, manifest, read_landed
+from tests.lake import objectstores
+
+# --- servers --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def moto(tmp_path_factory) -> objectstores.Server:
+    with objectstores.moto_server(tmp_path_factory.mktemp("moto")) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def azurite(tmp_path_factory) -> objectstores.Server:
+    if not objectstores.azurite_installed():
+        pytest.skip(objectstores.AZURITE_MISSING)
+    with objectstores.azurite_server(tmp_path_factory.mktemp("azurite")) as server:
+        yield server
+
+
+@pytest.fixture
+def s3_home(moto, tmp_path, monkeypatch) -> Home:
+    """A home whose lake is a fresh bucket on moto, configured through the environment."""
+    for name, value in objectstores.s3_environment(moto).items():
+        monkeypatch.setenv(name, value)
+    bucket = objectstores.create_bucket(moto)
+    monkeypatch.setenv("KOMMUNELAKE_LAKE_URI", f"s3://{bucket}/kommune")
+    return resolve_home(tmp_path / "home")
+
+
+@pytest.fixture
+def azure_home(azurite, tmp_path, monkeypatch) -> Home:
+    for name, value in objectstores.azure_environment(azurite).items():
+        monkeypatch.setenv(name, value)
+    container = objectstores.create_container(azurite)
+    monkeypatch.setenv("KOMMUNELAKE_LAKE_URI", f"az://{container}/kommune")
+    return resolve_home(tmp_path / "home")
+
+
+def _skip_without_extension(name: str) -> None:
+    if duck.extension_path(name) is None:
+        pytest.skip(
+            f"duckdb-ext-{name} is not installed: the lead adds "
+            f"`duckdb-ext-{name}==1.4.4.20260205` to pyproject.toml (see lake/duck.py)"
+        )
+
+
+# --- locations and credentials (pure) --------------------------------------------------------
+
+
+def test_lake_uris_parse_into_store_container_and_prefix() -> None:
+    s3 = storage.parse_lake_uri("s3://kommune-lake/prod/")
+    assert (s3.kind, s3.container, s3.prefix, s3.uri) == (
+        "s3",
+        "kommune-lake",
+        "prod",
+        "s3://kommune-lake/prod",
+    )
+    abfss = storage.parse_lake_uri("abfss://lake@aarhusdata.dfs.core.windows.net/a/b")
+    assert (abfss.kind, abfss.container, abfss.account, abfss.prefix) == (
+        "azure",
+        "lake",
+        "aarhusdata",
+        "a/b",
+    )
+    assert storage.parse_lake_uri("az://lake").path == "lake"
+    assert storage.parse_lake_uri("file:///srv/lake").uri == "/srv/lake"
+    assert not storage.parse_lake_uri("/srv/lake").is_remote
+    assert storage.join_uri("s3://b/p", "silver", "x") == "s3://b/p/silver/x"
+    assert storage.join_uri("/srv/lake", "silver", "x") == "/srv/lake/silver/x"
+
+
+@pytest.mark.parametrize(
+    ("uri", "says"),
+    [
+        ("gs://bucket/lake", "unsupported scheme"),
+        ("s3://KEY:SECRET@bucket/lake", "credentials do not belong"),
+        ("s3:///lake", "no bucket"),
+        ("s3://bucket/lake?versionId=1", "no ?query"),
+    ],
+)
+def test_bad_lake_uris_are_refused_with_what_to_do(uri: str, says: str) -> None:
+    with pytest.raises(ConfigError, match=says.replace("?", r"\?")) as error:
+        storage.parse_lake_uri(uri)
+    assert "SECRET" not in str(error.value)
+
+
+def test_home_keeps_its_local_layout_by_default(tmp_path) -> None:
+    home = Home(tmp_path / "home")
+    assert not home.is_remote
+    assert home.lake == tmp_path / "home" / "lake"
+    assert home.table_uri("silver", "x") == str(tmp_path / "home" / "lake" / "silver" / "x")
+    assert home.manifest_uri == str(home.landing / "_manifest")
+    assert home.runs_uri == str(home.lake / "quality" / "runs")
+    assert home.storage_options() == {}
+    moved = dataclasses.replace(home, root=tmp_path / "elsewhere")
+    assert moved.lake == tmp_path / "elsewhere" / "lake"  # the default lake follows the root
+
+
+def test_home_builds_object_store_uris_from_the_environment(tmp_path, monkeypatch) -> None:
+    monkeypatch.setenv("KOMMUNELAKE_LAKE_URI", "s3://kommune-lake/prod/")
+    home = resolve_home(tmp_path)
+    assert home.is_remote and home.lake_root == "s3://kommune-lake/prod"
+    assert home.table_uri("silver", "sick_leave") == "s3://kommune-lake/prod/silver/sick_leave"
+    assert home.manifest_uri == "s3://kommune-lake/prod/landing/_manifest"
+    assert home.landing_uri == "s3://kommune-lake/prod/landing"
+    assert home.runs_uri == "s3://kommune-lake/prod/quality/runs"
+    assert home.serving_db == tmp_path / "serving" / "lake.duckdb"  # serving stays local
+    with pytest.raises(ConfigError, match="object storage"):
+        _ = home.lake
+    assert resolve_home(tmp_path, lake_uri="az://c/p").table_uri("gold", "g") == "az://c/p/gold/g"
+
+
+def test_storage_options_come_from_standard_variables_and_never_print() -> None:
+    env = {
+        "AWS_ACCESS_KEY_ID": "AKIAEXAMPLE",
+        "AWS_SECRET_ACCESS_KEY": "very-secret",
+        "AWS_ENDPOINT_URL": "http://127.0.0.1:9000",
+        "AWS_REGION": "eu-north-1",
+        "AZURE_STORAGE_ACCOUNT_KEY": "azure-secret",
+        "HOME": "/root",
+    }
+    options = storage.storage_options("s3://b/p", env)
+    assert options == {
+        "aws_access_key_id": "AKIAEXAMPLE",
+        "aws_secret_access_key": "very-secret",
+        "aws_endpoint_url": "http://127.0.0.1:9000",
+        "aws_region": "eu-north-1",
+    }
+    assert "very-secret" not in repr(options) and "very-secret" not in f"{options}"
+    azure = storage.storage_options("abfss://c@acct.dfs.core.windows.net/p", env)
+    assert azure == {
+        "azure_storage_account_key": "azure-secret",
+        "azure_storage_account_name": "acct",
+    }
+    assert storage.storage_options("/srv/lake", env) == {}
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("AWS_S3_ALLOW_UNSAFE_RENAME", "true"),
+        ("AWS_S3_LOCKING_PROVIDER", "dynamodb"),
+        ("DELTA_DYNAMO_TABLE_NAME", "delta_log"),
+        ("AWS_CONDITIONAL_PUT", "disabled"),
+    ],
+)
+def test_old_style_unsafe_s3_settings_are_refused(variable: str, value: str) -> None:
+    with pytest.raises(ConfigError, match=f"{variable}.*unset {variable}"):
+        storage.storage_options("s3://b/p", {variable: value})
+    storage.storage_options("az://c/p", {variable: value})  # not an S3 lake: irrelevant
+
+
+def test_unsafe_rename_switched_off_is_not_an_error() -> None:
+    storage.check_s3_settings({"AWS_S3_ALLOW_UNSAFE_RENAME": "false"})
+
+
+MOUNTS = """\
+sysfs /sys sysfs rw,nosuid,nodev,noexec,relatime 0 0
+/dev/sda1 / ext4 rw,relatime 0 0
+tmpfs /tmp tmpfs rw,nosuid,nodev 0 0
+fileserver:/export/data /mnt/data nfs4 rw,relatime,vers=4.2 0 0
+/dev/sdb1 /mnt/data/scratch xfs rw,relatime 0 0
+//nas/kommune /mnt/kommune\\040share cifs rw,relatime,vers=3.0 0 0
+user@vendor:/drop /home/etl/vendor fuse.sshfs rw,nosuid,nodev 0 0
+"""
+
+
+@pytest.mark.parametrize(
+    ("path", "fs_type"),
+    [
+        ("/mnt/data/lake", "nfs4"),
+        ("/mnt/kommune share/lake", "cifs"),
+        ("/home/etl/vendor/lake", "fuse.sshfs"),
+        ("/mnt/data/scratch/lake", None),  # a local disk mounted inside the share
+        ("/srv/lake", None),
+        ("/tmp/lake", None),
+    ],
+)
+def test_network_shares_are_found_from_the_mount_table(path: str, fs_type: str | None) -> None:
+    share = storage.network_share(path, MOUNTS)
+    assert (share.fs_type if share else None) == fs_type
+
+
+def test_a_lake_on_a_network_share_is_refused_with_what_to_change() -> None:
+    with pytest.raises(ConfigError) as error:
+        storage.require_atomic("/mnt/data/kommune/lake", mounts_text=MOUNTS)
+    message = str(error.value)
+    assert "nfs4 fileserver:/export/data mounted at /mnt/data" in message
+    assert "KOMMUNELAKE_HOME on a local disk" in message
+    assert "KOMMUNELAKE_LAKE_URI" in message
+    storage.require_atomic("/srv/kommune/lake", mounts_text=MOUNTS)
+
+
+def test_tables_are_listed_per_layer_on_local_disk(home: Home) -> None:
+    uri = home.table_uri("silver", "sick_leave")
+    write_deltalake(uri, pl.DataFrame({"a": [1]}).to_arrow())
+    Path(home.table_uri("silver", "not_a_table")).mkdir(parents=True)
+    assert storage.list_tables(home.layer_uri("silver")) == {"sick_leave": uri}
+    assert storage.list_tables(home.layer_uri("gold")) == {}
+
+
+def test_this_machines_temporary_directory_is_accepted(tmp_path) -> None:
+    Home(tmp_path).require_atomic()  # reads the real /proc/self/mounts
+
+
+# --- S3 (moto) -------------------------------------------------------------------------------
+
+
+def test_delta_table_written_and_read_through_home_on_s3(s3_home: Home) -> None:
+    s3_home.require_atomic()  # moto honours If-None-Match: the probe passes
+    uri = s3_home.table_uri("silver", "sick_leave")
+    options = dict(s3_home.storage_options())
+    frame = pl.DataFrame({"kommunekode": ["0101", "0751"], "days": [3, 5]})
+    write_deltalake(uri, frame.to_arrow(), mode="append", storage_options=options)
+    write_deltalake(uri, frame.head(1).to_arrow(), mode="append", storage_options=options)
+    assert DeltaTable(uri, storage_options=options).version() == 1
+    back = pl.read_delta(uri, storage_options=options).sort("days")
+    assert back["days"].to_list() == [3, 3, 5]
+    assert storage.list_tables(s3_home.layer_uri("silver")) == {"sick_leave": uri}
+
+
+def test_landing_on_s3_is_content_addressed_and_written_once(s3_home: Home, moto) -> None:
+    data = "Fravær-ID;CPR\nF1;0101901234\n".encode("cp1252")
+    sha = hashlib.sha256(data).hexdigest()
+
+    def _land(name: str):
+        return land(
+            s3_home.landing_uri,
+            s3_home.manifest_uri,
+            dataset="sick_leave",
+            source="drop",
+            data=data,
+            original_name=name,
+            media_type="text/csv",
+        )
+
+    first, new1 = _land("monday.csv")
+    second, new2 = _land("copy.CSV")
+    assert (new1, new2) == (True, False)
+    assert first.path == f"{s3_home.landing_uri}/sick_leave/{sha[:2]}/{sha}.csv"
+    assert second.path == first.path and read_landed(first) == data
+    assert [f.sha256 for f in manifest(s3_home.manifest_uri)] == [sha]
+    assert storage.write_once(first.path, data) is False  # already there: no second PUT
+    import boto3
+
+    location = storage.parse_lake_uri(first.path)
+    client = boto3.client(
+        "s3",
+        endpoint_url=moto.url,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        region_name="us-east-1",
+    )
+    listed = client.list_objects_v2(Bucket=location.container, Prefix="kommune/landing/sick_leave/")
+    assert [o["Key"] for o in listed["Contents"]] == [location.prefix]
+    assert not (Path(s3_home.root) / "lake").exists()  # nothing went to local disk
+
+
+def test_duckdb_reads_delta_on_s3_with_a_secret_from_the_same_options(s3_home: Home) -> None:
+    _skip_without_extension("httpfs")
+    uri = s3_home.table_uri("gold", "population")
+    frame = pl.DataFrame({"district": ["Midtbyen", "Lade"], "residents": [120, 80]})
+    write_deltalake(uri, frame.to_arrow(), storage_options=dict(s3_home.storage_options()))
+    con = duck.duck_connect(lake_uri=s3_home.lake_root)
+    try:
+        total = con.execute(f"SELECT sum(residents) FROM delta_scan({duck.sql_string(uri)})")
+        assert total.fetchone() == (200,)
+        secrets = con.execute("SELECT name, type FROM duckdb_secrets()").fetchall()
+        assert secrets == [(duck.SECRET_NAME, "s3")]
+    finally:
+        con.close()
+
+
+def test_s3_without_conditional_put_is_refused(tmp_path, monkeypatch) -> None:
+    # A careless S3 (see objectstores) accepts every PUT, If-None-Match or not, as S3-like
+    # services did before conditional writes. (Delta commits there "work": the harm only
+    # shows when two writers race for one version, which cannot be staged deterministically,
+    # since deltalake re-reads the log just before each commit.)
+    with objectstores.careless_s3() as server:
+        for name, value in objectstores.s3_environment(server).items():
+            monkeypatch.setenv(name, value)
+        home = Home(tmp_path, "s3://careless/lake")
+        with pytest.raises(ConfigError) as error:
+            home.require_atomic()
+        message = str(error.value)
+        assert "ignores conditional PUT (If-None-Match: *)" in message
+        assert "unsetting KOMMUNELAKE_LAKE_URI" in message
+        with pytest.raises(ConfigError, match="conditional PUT"):  # not cached as good
+            land(
+                home.landing_uri,
+                home.manifest_uri,
+                dataset="d",
+                source="drop",
+                data=b"x",
+                original_name="x.csv",
+                media_type="text/csv",
+            )
+
+
+def test_unreachable_s3_says_what_to_check(tmp_path, monkeypatch) -> None:
+    server = objectstores.Server(f"http://127.0.0.1:{objectstores.free_port()}")
+    for name, value in objectstores.s3_environment(server).items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError, match=r"cannot reach.*check AWS_ENDPOINT_URL"):
+        storage.require_atomic("s3://nowhere/lake")
+
+
+def test_a_missing_bucket_is_named(moto, monkeypatch) -> None:
+    for name, value in objectstores.s3_environment(moto).items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError, match="bucket 'no-such-bucket' not found"):
+        storage.require_atomic("s3://no-such-bucket/lake")
+
+
+def test_the_probe_signs_like_the_aws_sdk() -> None:
+    # The probe signs its two PUTs itself (no SDK at run time); botocore is the reference.
+    from botocore.auth import S3SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    now = dt.datetime(2026, 11, 5, 12, 30, 0, tzinfo=dt.UTC)
+    options = {
+        "aws_access_key_id": "AKIDEXAMPLE",
+        "aws_secret_access_key": "wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+        "aws_session_token": "token-from-sts",
+        "aws_region": "eu-north-1",
+        "aws_endpoint_url": "http://127.0.0.1:9000",
+    }
+    signer = storage._S3Signer.from_options(options, "kommune-lake")
+    url = signer.object_url("a prefix/ünicode/_atomic_probe/x")
+    assert url == "http://127.0.0.1:9000/kommune-lake/a%20prefix/%C3%BCnicode/_atomic_probe/x"
+    ours = signer.headers("PUT", url, b"kommunelake", {"If-None-Match": "*"}, now=now)
+
+    request = AWSRequest("PUT", url, data=b"kommunelake", headers={"If-None-Match": "*"})
+    request.context["timestamp"] = now.strftime("%Y%m%dT%H%M%SZ")
+    request.headers["X-Amz-Content-SHA256"] = ours["x-amz-content-sha256"]
+    credentials = Credentials(
+        options["aws_access_key_id"],
+        options["aws_secret_access_key"],
+        options["aws_session_token"],
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("botocore.auth.get_current_datetime", lambda: now.replace(tzinfo=None))
+        S3SigV4Auth(credentials, "s3", "eu-north-1").add_auth(request)
+    assert ours["authorization"] == request.headers["Authorization"]
+
+    aws = storage._S3Signer.from_options({**options, "aws_endpoint_url": ""}, "kommune-lake")
+    assert aws.object_url("k") == "https://kommune-lake.s3.eu-north-1.amazonaws.com/k"
+
+
+def _create_empty(uri: str, options: dict[str, str]) -> None:
+    # Created first, as by an earlier load: two *first* commits race on the table's metadata,
+    # and the loser fails loudly (CommitFailedError) rather than losing anything.
+    schema = pa.schema([("worker", pa.int64()), ("i", pa.int64())])
+    DeltaTable.create(uri, schema, storage_options=options)
+
+
+def _append(uri: str, worker: int, count: int) -> None:
+    # Each losing race costs deltalake a retry; on 2 busy cores 4 writers can use up the
+    # default 15, which fails the write loudly (CommitFailedError), never silently.
+    options = dict(storage.storage_options(uri))
+    retries = CommitProperties(max_commit_retries=200)
+    for i in range(count):
+        row = pl.DataFrame({"worker": [worker], "i": [i]})
+        write_deltalake(
+            uri, row.to_arrow(), mode="append", storage_options=options, commit_properties=retries
+        )
+
+
+def test_four_processes_appending_on_s3_lose_nothing(s3_home: Home) -> None:
+    uri = s3_home.table_uri("silver", "concurrent")
+    options = dict(s3_home.storage_options())
+    _create_empty(uri, options)
+    spawn = multiprocessing.get_context("spawn")  # deltalake panics in forked children
+    workers = [spawn.Process(target=_append, args=(uri, w, 10)) for w in range(4)]
+    for process in workers:
+        process.start()
+    for process in workers:
+        process.join(timeout=240)
+    assert [p.exitcode for p in workers] == [0, 0, 0, 0]
+    rows = pl.read_delta(uri, storage_options=options)
+    assert rows.height == 40
+    assert rows.unique().height == 40
+    assert DeltaTable(uri, storage_options=options).version() == 40
+
+
+# --- Azure (Azurite) -------------------------------------------------------------------------
+
+
+def test_delta_table_written_and_read_through_home_on_azure(azure_home: Home) -> None:
+    uri = azure_home.table_uri("silver", "home_care_visits")
+    options = dict(azure_home.storage_options())
+    frame = pl.DataFrame({"visit": [1, 2, 3]})
+    write_deltalake(uri, frame.to_arrow(), mode="append", storage_options=options)
+    write_deltalake(uri, frame.head(1).to_arrow(), mode="append", storage_options=options)
+    assert pl.read_delta(uri, storage_options=options)["visit"].sort().to_list() == [1, 1, 2, 3]
+    assert storage.list_tables(azure_home.layer_uri("silver")) == {"home_care_visits": uri}
+    azure_home.require_atomic()  # Azure: atomic by design, nothing to probe
+
+
+def test_two_processes_appending_on_azure_lose_nothing(azure_home: Home) -> None:
+    uri = azure_home.table_uri("silver", "concurrent")
+    options = dict(azure_home.storage_options())
+    _create_empty(uri, options)
+    spawn = multiprocessing.get_context("spawn")
+    workers = [spawn.Process(target=_append, args=(uri, w, 5)) for w in range(2)]
+    for process in workers:
+        process.start()
+    for process in workers:
+        process.join(timeout=240)
+    assert [p.exitcode for p in workers] == [0, 0]
+    rows = pl.read_delta(uri, storage_options=options)
+    assert rows.unique().height == 10
+    assert DeltaTable(uri, storage_options=options).version() == 10
+
+
+def test_landing_on_azure(azure_home: Home) -> None:
+    landed, new = land(
+        azure_home.landing_uri,
+        azure_home.manifest_uri,
+        dataset="cpr_persons",
+        source="drop",
+        data=b"cpr;navn\n",
+        original_name="persons.csv",
+        media_type="text/csv",
+    )
+    assert new and landed.path.startswith(azure_home.landing_uri + "/cpr_persons/")
+    assert read_landed(landed) == b"cpr;navn\n"
+    assert len(manifest(azure_home.manifest_uri, "cpr_persons")) == 1
+
+
+def test_duckdb_reads_delta_on_azure(azure_home: Home) -> None:
+    _skip_without_extension("azure")
+    uri = azure_home.table_uri("gold", "population")
+    frame = pl.DataFrame({"district": ["Sentrum"], "residents": [42]})
+    write_deltalake(uri, frame.to_arrow(), storage_options=dict(azure_home.storage_options()))
+    con = duck.duck_connect(lake_uri=azure_home.lake_root)
+    try:
+        rows = con.execute(f"SELECT * FROM delta_scan({duck.sql_string(uri)})").fetchall()
+        assert rows == [("Sentrum", 42)]
+    finally:
+        con.close()
