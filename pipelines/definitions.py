@@ -10,6 +10,12 @@ from pipelines.drop_sensor import drop_folders
 from pipelines.factory import dataset_asset
 from pipelines.gold.assets import gold_assets, gold_key, reconciliation_check
 from pipelines.gold.models import MODELS
+from pipelines.maintenance_assets import (
+    MAINTENANCE_GROUP,
+    maintenance_assets,
+    maintenance_job,
+    maintenance_schedule,
+)
 from pipelines.notify.sensor import quality_notifications
 from pipelines.resources import lake_resource
 from pipelines.serving_asset import serving_asset
@@ -45,18 +51,20 @@ def build_definitions() -> dg.Definitions:
     )
     load_all = dg.define_asset_job(
         "load_all",
-        selection=dg.AssetSelection.all(),
+        # Compaction and vacuum run on their own weekly schedule, never as part of a load.
+        selection=dg.AssetSelection.all() - dg.AssetSelection.groups(MAINTENANCE_GROUP),
         description="Load every dataset, then gold and the serving layer.",
     )
     return dg.Definitions(
-        assets=build_assets(specs),
-        jobs=[load_all, freshness],
+        assets=[*build_assets(specs), *maintenance_assets(specs)],
+        jobs=[load_all, freshness, maintenance_job],
         schedules=[
             dg.ScheduleDefinition(
                 job=freshness,
                 cron_schedule="*/30 * * * *",
                 default_status=dg.DefaultScheduleStatus.RUNNING,
-            )
+            ),
+            maintenance_schedule,
         ],
         sensors=[
             drop_folders,
