@@ -22,6 +22,8 @@ from lake.privacy import mask
 SOURCE_ROW = "_source_row"
 _DATA_LIKE = re.compile(r"[\d\s.,:/+-]+")
 ISO_FORMATS = ("%Y-%m-%d", "%Y-%m-%d %H:%M:%S")
+# Register APIs send ISO 8601 instants with `Z` or an offset; both become UTC.
+ISO_INSTANTS = ("%Y-%m-%dT%H:%M:%S%.f%#z", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f")
 FAILURE_SCHEMA = {SOURCE_ROW: pl.Int64, "column": pl.String, "check": pl.String, "value": pl.String}
 
 
@@ -213,6 +215,12 @@ def _apply_drift(
 def _typed(text: pl.Expr, dtype: object, parse: ParseOptions) -> pl.Expr:
     if dtype == pl.String:
         return text
+    if dtype == pl.Datetime:
+        instant = pl.coalesce(
+            text.str.to_datetime(f, strict=False, time_zone="UTC", time_unit="us")
+            for f in ISO_INSTANTS
+        )
+        return instant if getattr(dtype, "time_zone", None) else instant.dt.replace_time_zone(None)
     if dtype == pl.Date:
         formats = (*parse.date_formats, *ISO_FORMATS)
         return pl.coalesce(text.str.to_date(f, strict=False, exact=True) for f in formats)

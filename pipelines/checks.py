@@ -144,14 +144,15 @@ def check_specs(spec: DatasetSpec) -> list[dg.AssetCheckSpec]:
             ),
         ),
     ]
-    if spec.keys:
+    if spec.silver_keys:
         specs.append(
             dg.AssetCheckSpec(
                 "unique_keys",
                 asset=key,
                 blocking=True,
                 description=(
-                    f"Silver has one row per key ({', '.join(spec.keys)}). Blocks downstream."
+                    f"Silver has one row per key ({', '.join(spec.silver_keys)}). "
+                    "Blocks downstream."
                 ),
             )
         )
@@ -220,8 +221,10 @@ def check_results(
         ),
         _volume(facts, q.volume_tolerance),
     ]
-    if spec.keys:
-        duplicates = 0 if silver is None else silver.height - silver.select(spec.keys).n_unique()
+    if spec.silver_keys:
+        duplicates = (
+            0 if silver is None else silver.height - silver.select(spec.silver_keys).n_unique()
+        )
         results.append(
             dg.AssetCheckResult(
                 check_name="unique_keys",

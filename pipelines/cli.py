@@ -141,6 +141,7 @@ def _progress_logging() -> None:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     from connectors.demo import generate
+    from connectors.demo.services import DemoServices
 
     home = resolve_home(args.home)
     print(f"Building Demo Kommune ({args.persons:,} synthetic persons) in {home.root} ...")
@@ -148,8 +149,19 @@ def cmd_demo(args: argparse.Namespace) -> int:
     for name, dataset in sorted(summary.datasets.items()):
         print(f"  wrote drop/{name}/{dataset.file} ({dataset.rows:,} rows)")
     prepare(home, create_key=True)
-    print("Loading every dataset through Dagster ...")
-    result = _materialize(None)
+    # The registers and the statistics table are also served over HTTP on 127.0.0.1, so the
+    # API datasets load through their real connectors (Datafordeler GraphQL, StatBank).
+    with DemoServices(persons=args.persons, seed=args.seed) as urls:
+        os.environ.update(
+            SOURCES__DATAFORDELER__BASE_URL=urls.datafordeler,
+            SOURCES__DATAFORDELER__API_KEY=urls.api_key,
+            SOURCES__STATBANK__BASE_URL=urls.statbank,
+        )
+        print(
+            f"Serving the demo registers at {urls.datafordeler} and statistics at {urls.statbank}"
+        )
+        print("Loading every dataset through Dagster ...")
+        result = _materialize(None)
     _print_summary(home, result)
     _print_next_steps(home)
     return 0 if result.success else 1

@@ -5,6 +5,7 @@ from dagster import AssetExecutionContext
 
 from lake.home import Home
 from lake.validation import contract_columns
+from pipelines.api_sources import is_api, source_name
 from pipelines.checks import check_results, check_specs, load_facts, record, silver_key
 from pipelines.ingest import LoadReport, load_dataset, silver_state
 from pipelines.resources import LakeResource
@@ -33,7 +34,7 @@ def column_schema(spec: DatasetSpec) -> dg.TableSchema:
 
 
 def dataset_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
-    kind = FORMAT_KINDS.get(spec.format.get("type", ""), "files")
+    kind = "api" if is_api(spec) else FORMAT_KINDS.get(spec.format.get("type", ""), "files")
 
     @dg.asset(
         key=silver_key(spec.name),
@@ -46,7 +47,11 @@ def dataset_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
             "dagster/column_schema": column_schema(spec),
             "contract": spec.contract_ref,
             "keys": ", ".join(spec.keys) or "none",
-            "drop_folder": f"drop/{spec.name}/ ({', '.join(spec.patterns)})",
+            **(
+                {"source": f"{spec.source['type']} API ({source_name(spec)})"}
+                if is_api(spec)
+                else {"drop_folder": f"drop/{spec.name}/ ({', '.join(spec.patterns)})"}
+            ),
         },
         check_specs=check_specs(spec),
     )
@@ -65,9 +70,14 @@ def dataset_result(
     version, silver = silver_state(home, spec)
     facts = load_facts(home, spec, report)
     if silver is None and not facts.rejected:
+        where = (
+            f"the {spec.source['type']} API returned nothing"
+            if is_api(spec)
+            else f"no file in {home.drop / spec.name} matching {spec.patterns}"
+        )
         raise dg.Failure(
-            description=f"{spec.name}: nothing to load: no file in {home.drop / spec.name} "
-            f"matching {spec.patterns} and no earlier load. Put an export there and re-run.",
+            description=f"{spec.name}: nothing to load: {where} and no earlier load. "
+            "Put an export there (or check the source) and re-run.",
         )
     loaded = [b for b in report.batches if b.status == "loaded"]
     results = check_results(spec, facts, silver)

@@ -24,7 +24,7 @@ from lake.errors import LakeError, SchemaBreak
 from lake.home import Home
 from lake.landing import LandedFile, manifest
 from lake.privacy import Pseudonymiser, redact
-from lake.tables import Commit, table_version, write_batch
+from lake.tables import Commit, record_deletions, table_version, write_batch
 from lake.validation import (
     FAILURE_SCHEMA,
     SOURCE_ROW,
@@ -35,6 +35,7 @@ from lake.validation import (
     key_hash,
     repeated_keys,
 )
+from pipelines.api_sources import fetch_into_landing, is_api
 from pipelines.delivery import (
     land_drop_folder,
     move_to_rejected,
@@ -91,7 +92,7 @@ def conform_chunks(spec: DatasetSpec, path: Path, source_name: str) -> Iterator[
             spec.contract,
             aliases=spec.columns,
             parse=spec.parse,
-            keys=spec.keys,
+            keys=spec.batch_keys,
             where=source_name,
             drift=spec.schema_drift,
         )
@@ -102,9 +103,9 @@ def check_file(spec: DatasetSpec, path: Path) -> Conformed:
     chunks = list(conform_chunks(spec, path, path.name))
     valid = pl.concat([c.valid for c in chunks], how="diagonal_relaxed")
     failures = [c.failures for c in chunks]
-    if spec.keys and len(chunks) > 1:
-        repeats = repeated_keys(valid, spec.keys)
-        failures.append(duplicate_failures(repeats, spec.keys, spec.contract))
+    if spec.batch_keys and len(chunks) > 1:
+        repeats = repeated_keys(valid, spec.batch_keys)
+        failures.append(duplicate_failures(repeats, spec.batch_keys, spec.contract))
         valid = valid.filter(~pl.col(SOURCE_ROW).is_in(repeats[SOURCE_ROW].implode()))
     return Conformed(
         valid,
@@ -118,9 +119,12 @@ def check_file(spec: DatasetSpec, path: Path) -> Conformed:
 def load_dataset(
     spec: DatasetSpec, home: Home, key: bytes, run_id: str | None = None
 ) -> LoadReport:
-    if spec.source.get("type") == "sftp":
-        pick_up(spec, home)
-    new_files, present = land_drop_folder(spec, home)
+    if is_api(spec):
+        new_files, present = fetch_into_landing(spec, home), {}
+    else:
+        if spec.source.get("type") == "sftp":
+            pick_up(spec, home)
+        new_files, present = land_drop_folder(spec, home)
     batches = []
     for landed in pending_batches(spec, home, present):
         result = load_batch(spec, home, key, landed, run_id)
@@ -214,8 +218,8 @@ def _load_chunks(
                 writer = PartWriter(uri, mode=spec.load_mode, app_id=app_id, metadata=metadata)
             if writer is not None:
                 writer.write(silver)
-                if spec.keys:
-                    hashes.append(silver.select(key_hash(spec.keys), SOURCE_ROW))
+                if spec.batch_keys:
+                    hashes.append(silver.select(key_hash(spec.batch_keys), SOURCE_ROW))
             else:
                 buffered.append(silver)
         failures = [c.failures for c in chunks]
@@ -247,14 +251,29 @@ def _load_chunks(
             keys=spec.keys,
             metadata=metadata,
             add_columns=bool(added),
+            partition_by=spec.partition_by,
+            valid_at=landed.fetched_at,
         )
         rows_valid = silver.height
+        # Keys a snapshot no longer holds are recorded, not just gone (safe to repeat).
+        record_deletions(
+            home.table_uri("quality", "deletions"),
+            commit.deleted,
+            dataset=spec.name,
+            batch_id=landed.batch_id,
+        )
     return replace(conformed, streamed_valid=rows_valid), commit
 
 
 def _streams(spec: DatasetSpec, uri: str, first: Conformed) -> bool:
-    # A batch that adds columns goes through write_batch, which evolves the table's schema.
-    return can_stream(uri, spec.load_mode) and not first.added_columns
+    # write_batch does what streaming parts cannot: evolve the schema for added columns,
+    # partition, and find the keys a keyed snapshot no longer holds.
+    return (
+        can_stream(uri, spec.load_mode)
+        and not first.added_columns
+        and not spec.partition_by
+        and not (spec.load_mode == "snapshot" and spec.keys)
+    )
 
 
 def _quarantine_repeats(
@@ -267,13 +286,13 @@ def _quarantine_repeats(
     nominated = hashes.filter(pl.col("_key_hash").is_duplicated())
     if not nominated.height:
         return pl.DataFrame(schema=FAILURE_SCHEMA)
-    rows = writer.scan([*spec.keys, SOURCE_ROW]).filter(
+    rows = writer.scan([*spec.batch_keys, SOURCE_ROW]).filter(
         pl.col(SOURCE_ROW).is_in(nominated[SOURCE_ROW].implode())
     )
-    repeats = repeated_keys(rows, spec.keys)
+    repeats = repeated_keys(rows, spec.batch_keys)
     if repeats.height:
         writer.drop_rows(SOURCE_ROW, repeats[SOURCE_ROW])
-    return duplicate_failures(repeats, spec.keys, spec.contract)
+    return duplicate_failures(repeats, spec.batch_keys, spec.contract)
 
 
 def _record(

@@ -14,7 +14,9 @@ import pandera.polars as pa
 import yaml
 
 from lake.errors import LakeError
-from lake.tables import LOAD_MODES, LoadMode
+from lake.history import REGISTRERING_FRA, VIRKNING_FRA
+from lake.maintenance import MIN_RETENTION_HOURS
+from lake.tables import KEYED_MODES, LOAD_MODES, LoadMode
 from lake.validation import DRIFT_POLICIES, DriftPolicy, ParseOptions
 from schemas import load_contract
 from schemas.fields import CLASSIFICATIONS
@@ -31,7 +33,16 @@ _REQUIRED = (
     "format",
     "load_mode",
 )
-_OPTIONAL = ("columns", "parse", "keys", "contact", "quality", "schema_drift")
+_OPTIONAL = (
+    "columns",
+    "parse",
+    "keys",
+    "contact",
+    "quality",
+    "schema_drift",
+    "partition_by",
+    "maintenance",
+)
 _QUALITY_KEYS = (
     "freshness_hours",
     "quarantine_warn",
@@ -40,6 +51,12 @@ _QUALITY_KEYS = (
     "references",
 )
 _REFERENCE_KEYS = ("column", "dataset", "key", "severity")
+_MAINTENANCE_KEYS = (
+    "compact_target_mb",
+    "vacuum_retention_hours",
+    "allow_short_retention",
+    "checkpoint_every",
+)
 
 
 class SpecError(LakeError):
@@ -68,6 +85,16 @@ class QualitySpec:
 
 
 @dataclass(frozen=True)
+class MaintenanceSpec:
+    """The `maintenance:` block: how the weekly maintenance job treats the silver table."""
+
+    compact_target_mb: int = 128  # compaction rewrites small files into files of about this size
+    vacuum_retention_hours: float = MIN_RETENTION_HOURS  # time travel keeps working this far back
+    allow_short_retention: bool = False  # must be `true` in the YAML for a retention < 168 h
+    checkpoint_every: int = 10  # checkpoint when this many commits are not yet covered by one
+
+
+@dataclass(frozen=True)
 class DatasetSpec:
     name: str
     description: str
@@ -84,11 +111,28 @@ class DatasetSpec:
     contact: str | None = None
     quality: QualitySpec = field(default_factory=QualitySpec)
     schema_drift: DriftPolicy = "ignore"  # new columns: ignore (report) | evolve | freeze
+    partition_by: tuple[str, ...] = ()  # silver partition columns (contract fields)
+    maintenance: MaintenanceSpec = field(default_factory=MaintenanceSpec)
     path: Path | None = None
 
     @property
     def contract(self) -> type[pa.DataFrameModel]:
         return load_contract(self.contract_ref)
+
+    @property
+    def batch_keys(self) -> tuple[str, ...]:
+        """What identifies a row within one delivery (a repeat is quarantined)."""
+        if self.load_mode == "bitemporal" and self.keys:
+            # A register delivers several registrations of one entity: each is its own row.
+            return (*self.keys, REGISTRERING_FRA, VIRKNING_FRA)
+        return self.keys
+
+    @property
+    def silver_keys(self) -> tuple[str, ...]:
+        """What identifies a row in silver (checked by `unique_keys`)."""
+        if self.load_mode == "scd2" and self.keys:
+            return (*self.keys, "valid_from")
+        return self.batch_keys
 
     @property
     def patterns(self) -> list[str]:
@@ -142,6 +186,8 @@ def load_spec(path: Path) -> DatasetSpec:
         contact=raw.get("contact"),
         quality=_quality(raw.get("quality") or {}, where),
         schema_drift=raw.get("schema_drift", "ignore"),
+        partition_by=_partition_by(raw.get("partition_by"), where),
+        maintenance=_maintenance(raw.get("maintenance") or {}, where),
         path=path,
     )
     try:
@@ -153,8 +199,13 @@ def load_spec(path: Path) -> DatasetSpec:
     bad = [c for c in list(spec.columns.values()) + list(spec.keys) if c not in fields]
     if bad:
         raise SpecError(f"{where}: {bad} are not fields of contract {spec.contract_ref}")
-    if spec.load_mode == "merge" and not spec.keys:
-        raise SpecError(f"{where}: load_mode merge needs `keys:`")
+    bad = [c for c in spec.partition_by if c not in fields]
+    if bad:
+        raise SpecError(
+            f"{where}: partition_by {bad} are not fields of contract {spec.contract_ref}"
+        )
+    if spec.load_mode in KEYED_MODES and not spec.keys:
+        raise SpecError(f"{where}: load_mode {spec.load_mode} needs `keys:`")
     bad = [r.column for r in spec.quality.references if r.column not in fields]
     if bad:
         raise SpecError(f"{where}: quality.references columns {bad} are not contract fields")
@@ -190,6 +241,56 @@ def _quality(raw: dict[str, Any], where: str) -> QualitySpec:
         quarantine_error=error,
         volume_tolerance=float(raw.get("volume_tolerance", 0.5)),
         references=tuple(references),
+    )
+
+
+def _partition_by(raw: Any, where: str) -> tuple[str, ...]:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list) or not all(isinstance(c, str) and c for c in raw):
+        raise SpecError(f"{where}: partition_by must be a list of column names, got {raw!r}")
+    if len(set(raw)) != len(raw):
+        raise SpecError(f"{where}: partition_by lists a column twice: {raw}")
+    return tuple(raw)
+
+
+def _maintenance(raw: Any, where: str) -> MaintenanceSpec:
+    if not isinstance(raw, dict):
+        raise SpecError(f"{where}: maintenance must be a mapping with keys {_MAINTENANCE_KEYS}")
+    unknown = [k for k in raw if k not in _MAINTENANCE_KEYS]
+    if unknown:
+        raise SpecError(
+            f"{where}: unknown maintenance keys {unknown}; allowed: {_MAINTENANCE_KEYS}"
+        )
+    defaults = MaintenanceSpec()
+    allow_short = raw.get("allow_short_retention", False)
+    if not isinstance(allow_short, bool):
+        raise SpecError(
+            f"{where}: maintenance.allow_short_retention must be true or false, got {allow_short!r}"
+        )
+    numbers = {}
+    for key, minimum in (
+        ("compact_target_mb", 1),
+        ("vacuum_retention_hours", 0),
+        ("checkpoint_every", 1),
+    ):
+        value = raw.get(key, getattr(defaults, key))
+        if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
+            raise SpecError(
+                f"{where}: maintenance.{key} must be a number >= {minimum}, got {value!r}"
+            )
+        numbers[key] = value
+    if numbers["vacuum_retention_hours"] < MIN_RETENTION_HOURS and not allow_short:
+        raise SpecError(
+            f"{where}: maintenance.vacuum_retention_hours is {numbers['vacuum_retention_hours']}, "
+            f"below {MIN_RETENTION_HOURS} h (7 days); time travel and long-running readers "
+            "would break. Raise it, or set maintenance.allow_short_retention: true explicitly"
+        )
+    return MaintenanceSpec(
+        compact_target_mb=int(numbers["compact_target_mb"]),
+        vacuum_retention_hours=float(numbers["vacuum_retention_hours"]),
+        allow_short_retention=allow_short,
+        checkpoint_every=int(numbers["checkpoint_every"]),
     )
 
 

@@ -1,9 +1,11 @@
 from __future__ import annotations
 
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from connectors.demo.services import DemoServices, ServiceUrls
 from lake.home import Home
 
 # ../shared/fixtures/real beside the repository: real responses from public services.
@@ -21,3 +23,14 @@ def real_fixtures() -> Path:
     if not REAL_FIXTURES.is_dir():
         pytest.fail(f"real fixtures missing at {REAL_FIXTURES}: shared/ must sit beside the repo")
     return REAL_FIXTURES
+
+
+@pytest.fixture
+def demo_apis(monkeypatch) -> Iterator[ServiceUrls]:
+    """The demo's register and statistics APIs on 127.0.0.1, wired as `kommunelake demo` does,
+    for tests that materialize every asset (the API datasets fetch from them)."""
+    with DemoServices(persons=400) as urls:
+        monkeypatch.setenv("SOURCES__DATAFORDELER__BASE_URL", urls.datafordeler)
+        monkeypatch.setenv("SOURCES__DATAFORDELER__API_KEY", urls.api_key)
+        monkeypatch.setenv("SOURCES__STATBANK__BASE_URL", urls.statbank)
+        yield urls

@@ -39,7 +39,7 @@ def lake_env(home: Home, monkeypatch) -> Home:
 
 
 @pytest.fixture
-def demo_home(lake_env: Home) -> Home:
+def demo_home(lake_env: Home, demo_apis) -> Home:
     generate(lake_env.root, persons=400)
     return lake_env
 

@@ -26,7 +26,7 @@ GOLD_POPULATION = dg.AssetKey(["gold", "population_by_district"])
 
 
 @pytest.fixture
-def demo_home(home: Home, monkeypatch) -> Home:
+def demo_home(home: Home, monkeypatch, demo_apis) -> Home:
     generate(home.root, persons=400)
     monkeypatch.setenv("KOMMUNELAKE_HOME", str(home.root))
     monkeypatch.setenv("KOMMUNELAKE_PSEUDONYM_KEY", TEST_KEY.decode())
