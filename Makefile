@@ -38,6 +38,11 @@ $(CHROMIUM):
 	$(SUDO) apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null
 
+# The file-path benchmark (bench/README.md): baselines need the bench dependency group.
+bench: install
+	$(UV) sync --frozen --group bench
+	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
 lint: install
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
