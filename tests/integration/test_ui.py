@@ -50,7 +50,8 @@ def _get(url: str, **kwargs):
         return None
 
 
-def test_ui_runs_a_load_and_stops_cleanly(tmp_path: Path) -> None:
+def test_ui_runs_a_load_and_stops_cleanly(tmp_path: Path, demo_apis) -> None:
+    # load_all includes the API datasets; demo_apis serves them (SOURCES__* reach the UI).
     home = tmp_path / "home"
     generate(home, persons=300)
     port = _free_port()
