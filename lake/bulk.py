@@ -89,11 +89,7 @@ class PartWriter:
     def scan(self, columns: list[str]) -> pl.DataFrame:
         """`columns` of every row written so far (not yet committed)."""
         paths = [str(Path(self.uri) / add.path) for add in self._adds]
-        if not paths:
-            return pl.DataFrame(
-                schema={c: self._schema[c] for c in columns} if self._schema else {}
-            )
-        return pl.scan_parquet(paths).select(columns).collect()
+        return pl.scan_parquet(paths).select(columns).collect() if paths else pl.DataFrame()
 
     def drop_rows(self, column: str, values: pl.Series) -> None:
         """Rewrite the parts holding rows whose `column` is in `values`, without them."""

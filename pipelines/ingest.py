@@ -101,12 +101,8 @@ def conform_chunks(spec: DatasetSpec, path: Path, source_name: str) -> Iterator[
 def check_file(spec: DatasetSpec, path: Path) -> Conformed:
     """Validate a file against a dataset's contract without loading anything."""
     chunks = list(conform_chunks(spec, path, path.name))
-    valid = pl.concat([c.valid for c in chunks], how="diagonal_relaxed")
-    failures = [c.failures for c in chunks]
-    if spec.batch_keys and len(chunks) > 1:
-        repeats = repeated_keys(valid, spec.batch_keys)
-        failures.append(duplicate_failures(repeats, spec.batch_keys, spec.contract))
-        valid = valid.filter(~pl.col(SOURCE_ROW).is_in(repeats[SOURCE_ROW].implode()))
+    valid, repeats = _drop_repeats(spec, [c.valid for c in chunks])
+    failures = [*(c.failures for c in chunks), repeats]
     return Conformed(
         valid,
         pl.concat(failures).sort(SOURCE_ROW, "column", "check"),
@@ -225,6 +221,9 @@ def _load_chunks(
         failures = [c.failures for c in chunks]
         if writer is not None and len(hashes) > 1:
             failures.append(_quarantine_repeats(spec, writer, pl.concat(hashes)))
+        elif writer is None:
+            batch, repeats = _drop_repeats(spec, buffered)
+            failures.append(repeats)
     except BaseException:
         if writer is not None:
             writer.abort()
@@ -242,10 +241,9 @@ def _load_chunks(
         commit = writer.commit()
         rows_valid = writer.rows
     else:
-        silver = pl.concat(buffered, how="diagonal_relaxed")
         commit = write_batch(
             uri,
-            silver,
+            batch,
             mode=spec.load_mode,
             app_id=app_id,
             keys=spec.keys,
@@ -254,7 +252,7 @@ def _load_chunks(
             partition_by=spec.partition_by,
             valid_at=landed.fetched_at,
         )
-        rows_valid = silver.height
+        rows_valid = batch.height
         # Keys a snapshot no longer holds are recorded, not just gone (safe to repeat).
         record_deletions(
             home.table_uri("quality", "deletions"),
@@ -274,6 +272,19 @@ def _streams(spec: DatasetSpec, uri: str, first: Conformed) -> bool:
         and not spec.partition_by
         and not (spec.load_mode == "snapshot" and spec.keys)
     )
+
+
+def _drop_repeats(
+    spec: DatasetSpec, frames: list[pl.DataFrame]
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The chunks' valid rows as one frame without keys an earlier chunk already had, and
+    the quarantine rows for those (within a chunk, `conform` has removed repeats)."""
+    valid = pl.concat(frames, how="diagonal_relaxed")
+    if not spec.batch_keys or len(frames) < 2:
+        return valid, pl.DataFrame(schema=FAILURE_SCHEMA)
+    repeats = repeated_keys(valid, spec.batch_keys)
+    kept = valid.filter(~pl.col(SOURCE_ROW).is_in(repeats[SOURCE_ROW].implode()))
+    return kept, duplicate_failures(repeats, spec.batch_keys, spec.contract)
 
 
 def _quarantine_repeats(
