@@ -34,6 +34,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any, Literal
 
+import httpx
 import polars as pl
 
 from connectors.formats.errors import FormatError
@@ -212,6 +213,14 @@ def data_request(
     }
 
 
+def fetch_raw(
+    client: HttpClient, body: dict[str, Any], *, base_url: str = STATBANK_URL
+) -> httpx.Response:
+    """`POST {base_url}/data` with a `data_request` body; the answer as received, for
+    landing it before anything parses it. Raises StatbankError with the service's message."""
+    return _post(client, f"{base_url.rstrip('/')}/data", body, f"data for {body['table']}")
+
+
 def fetch(
     client: HttpClient,
     table: str,
@@ -228,7 +237,7 @@ def fetch(
     a variable has several selected values.
     """
     body = data_request(table, variables, lang=lang, fmt=fmt)
-    response = _post(client, f"{base_url.rstrip('/')}/data", body, f"data for {table}")
+    response = fetch_raw(client, body, base_url=base_url)
     raw = response.content
     media_type = response.headers.get("Content-Type", "").split(";")[0].strip().lower()
     if body["format"] == "csv":

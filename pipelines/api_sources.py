@@ -88,12 +88,16 @@ def fetch_into_landing(spec: DatasetSpec, home: Home, env: Mapping[str, str] | N
         )
         new += is_new
         finished = _finished(spec, answer.state)
-        # A page already landed needs no new resume point; the run's end is recorded unless
-        # an identical run already ended the same way (so re-running unchanged adds nothing).
-        unchanged_end = (
-            cursor is not None and cursor.finished and cursor.state == answer.state and not new
+        # A page landed before needs no resume point of its own; a run's end is recorded
+        # unless it repeats the previous run's end exactly (an unchanged re-run adds nothing).
+        repeat_of_last_end = (
+            not resuming
+            and not new
+            and cursor is not None
+            and cursor.finished
+            and cursor.state == answer.state
         )
-        if is_new or (finished and not unchanged_end) or (finished and resuming):
+        if is_new or (finished and not repeat_of_last_end):
             cursors.save(home, spec.name, run, page, answer.state, landed.sha256, finished=finished)
     log.info("%s: %d page(s) fetched, %d new", spec.name, page, new)
     return new
@@ -154,10 +158,11 @@ def _statbank(spec: DatasetSpec, env: Mapping[str, str]) -> Iterator[Answer]:
         lang=src.get("lang", "da"),
         fmt=src.get("format", "CSV"),
     )
-    base_url = str(setting(spec, "base_url", env, "https://api.statbank.dk/v1")).rstrip("/")
     with HttpClient() as client:
-        response = client.request("POST", f"{base_url}/data", json=body)
-    csv = body["format"].upper() == "CSV"
+        response = statbank.fetch_raw(
+            client, body, base_url=setting(spec, "base_url", env, statbank.STATBANK_URL)
+        )
+    csv = body["format"] == "csv"
     yield Answer(
         response.content,
         None,
