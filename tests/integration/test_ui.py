@@ -21,6 +21,8 @@ pytestmark = pytest.mark.integration
 
 LAUNCH = """mutation($p: ExecutionParams!) { launchPipelineExecution(executionParams: $p) {
   __typename ... on LaunchRunSuccess { run { runId } } ... on PythonError { message } } }"""
+LOCATIONS = """{ workspaceOrError { ... on Workspace { locationEntries { name loadStatus
+  locationOrLoadError { __typename ... on PythonError { message } } } } } }"""
 
 
 def _free_port() -> int:
@@ -79,14 +81,15 @@ def test_ui_runs_a_load_and_stops_cleanly(tmp_path: Path, demo_apis) -> None:
             },
             "runConfigData": {},
         }
-        launched = _wait_for(
-            lambda: (
-                (r := _get(f"{base}/graphql", json={"query": LAUNCH, "variables": {"p": params}}))
-                and r.json()["data"]["launchPipelineExecution"].get("run")
-            ),
-            60,
-            "the code location to accept a launch",
-        )
+        # The webserver answers before the code location has loaded; on a busy CI machine
+        # loading takes minutes, so wait for it and report a load error instead of timing out.
+        location = _wait_for(lambda: _loaded_location(base), 300, "the code location to load")
+        assert location["locationOrLoadError"]["__typename"] == "RepositoryLocation", location
+        response = _get(f"{base}/graphql", json={"query": LAUNCH, "variables": {"p": params}})
+        assert response is not None, "the webserver stopped answering"
+        result = response.json()["data"]["launchPipelineExecution"]
+        assert result["__typename"] == "LaunchRunSuccess", result
+        launched = result["run"]
         status_query = {
             "query": "query($id: ID!) { runOrError(runId: $id) { ... on Run { status } } }",
             "variables": {"id": launched["runId"]},
@@ -108,6 +111,14 @@ def test_ui_runs_a_load_and_stops_cleanly(tmp_path: Path, demo_apis) -> None:
         output = proc.communicate(timeout=60)[0].decode(errors="replace")
     assert proc.returncode == 0, output
     assert [pid for pid in children if _alive(pid)] == [], "children left after SIGTERM"
+
+
+def _loaded_location(base: str) -> dict | None:
+    response = _get(f"{base}/graphql", json={"query": LOCATIONS})
+    if response is None:
+        return None
+    entries = response.json()["data"]["workspaceOrError"].get("locationEntries") or []
+    return next((e for e in entries if e["loadStatus"] == "LOADED"), None)
 
 
 def _children(pid: int) -> list[int]:
