@@ -1,5 +1,7 @@
 # Two commands for a fresh machine: `make demo` and `make test`. Everything else installs itself.
 # uv comes from PATH, or is installed with pip into the current Python when missing.
+# Bytecode is compiled at install: every kommunelake/Dagster process starts faster, also where
+# PYTHONDONTWRITEBYTECODE is set (as on CI).
 UV := $(shell command -v uv 2>/dev/null || echo "python3 -m uv")
 VENV := .venv
 BIN := $(VENV)/bin
@@ -17,7 +19,7 @@ install: $(VENV)/.synced
 $(VENV)/.synced: pyproject.toml uv.lock
 	@command -v uv >/dev/null 2>&1 || python3 -m uv --version >/dev/null 2>&1 \
 		|| python3 -m pip install --quiet uv
-	$(UV) sync --frozen
+	$(UV) sync --frozen --compile-bytecode
 	@touch $@
 
 demo: install
@@ -40,7 +42,7 @@ $(CHROMIUM):
 
 # The file-path benchmark (bench/README.md): baselines need the bench dependency group.
 bench: install
-	$(UV) sync --frozen --group bench
+	$(UV) sync --frozen --group bench --compile-bytecode
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
 
 lint: install

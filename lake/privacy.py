@@ -20,6 +20,8 @@ MIN_KEY_LENGTH = 32
 # Tokens use the letters a-p instead of hex digits: a pseudonym then never contains a run of
 # digits that a data-loss scanner (or a person) could take for a CPR or phone number.
 _LETTERS = str.maketrans("0123456789abcdef", "abcdefghijklmnop")
+# A CPR number is its digits: `010190-1234` and `0101901234` are one person.
+_NOT_ASCII_DIGIT = re.compile(r"[^0-9]")
 
 
 def key_from_text(raw: str | None) -> bytes:
@@ -34,7 +36,7 @@ def key_from_text(raw: str | None) -> bytes:
 
 def normalise(value: str, domain: str) -> str:
     if domain == "cpr":
-        return "".join(ch for ch in value if ch.isdigit())
+        return _NOT_ASCII_DIGIT.sub("", value)
     return " ".join(value.split()).casefold()
 
 
@@ -42,6 +44,31 @@ def pseudonym(value: str, key: bytes, domain: str) -> str:
     digest = hmac.new(key, f"{domain}\x1f{normalise(value, domain)}".encode(), hashlib.sha256)
     # 128 bits: collisions are out of reach for any municipality's population.
     return digest.hexdigest()[:32].translate(_LETTERS)
+
+
+def pseudonyms(values: pl.Series, key: bytes, domain: str) -> list[str]:
+    """`pseudonym` of every value, for many values at once (a large extract has millions).
+
+    Normalising is vectorised for CPR numbers, and the HMAC's keyed inner and outer hash
+    states are computed once and copied per value (RFC 2104), which halves the cost of
+    `hmac.new` per value. Equal to `pseudonym` value by value (tested)."""
+    if domain == "cpr":
+        normalised = values.str.replace_all(_NOT_ASCII_DIGIT.pattern, "").to_list()
+    else:
+        normalised = [normalise(value, domain) for value in values.to_list()]
+    block = hashlib.sha256().block_size
+    padded = (hashlib.sha256(key).digest() if len(key) > block else key).ljust(block, b"\0")
+    inner = hashlib.sha256(bytes(b ^ 0x36 for b in padded))
+    outer = hashlib.sha256(bytes(b ^ 0x5C for b in padded))
+    prefix = f"{domain}\x1f"
+    tokens = []
+    for value in normalised:
+        digest = inner.copy()
+        digest.update((prefix + value).encode())
+        keyed = outer.copy()
+        keyed.update(digest.digest())
+        tokens.append(keyed.hexdigest()[:32].translate(_LETTERS))
+    return tokens
 
 
 def pseudonymise(frame: pl.DataFrame, identifiers: dict[str, str], key: bytes) -> pl.DataFrame:
@@ -70,7 +97,7 @@ class Pseudonymiser:
             values = frame.get_column(column).drop_nulls().unique()
             new = values.filter(~values.is_in(known["value"].implode()))
             if new.len():
-                tokens = [pseudonym(value, self._key, domain) for value in new.to_list()]
+                tokens = pseudonyms(new, self._key, domain)
                 known = pl.concat(
                     [known, pl.DataFrame({"value": new, "token": tokens}, schema=known.schema)]
                 )

@@ -146,9 +146,7 @@ def conform(
     fields = contract_columns(contract)
     masked = masked_columns(contract)
 
-    typed = frame.with_columns(
-        _typed(pl.col(name), column.dtype.type, parse) for name, column in fields.items()
-    )
+    typed = _type_columns(frame, fields, parse)
     failures = [_type_failures(frame, typed, fields, masked)]
     candidates = typed.filter(~pl.col(SOURCE_ROW).is_in(failures[0][SOURCE_ROW].implode()))
 
@@ -212,17 +210,46 @@ def _apply_drift(
     return frame.rename(names), tuple(names.values())
 
 
-def _typed(text: pl.Expr, dtype: object, parse: ParseOptions) -> pl.Expr:
+def _type_columns(
+    frame: pl.DataFrame, fields: Mapping[str, pa.Column], parse: ParseOptions
+) -> pl.DataFrame:
+    """Every contract field typed from its text.
+
+    Dates and instants are parsed with their first format only, then the other formats are
+    tried on the columns where that left a value unparsed: a file nearly always uses one
+    format, and a failing format costs several times a succeeding one on every row."""
+    typed = frame.with_columns(
+        _typed(pl.col(name), column.dtype.type, parse, first_format_only=True)
+        for name, column in fields.items()
+    )
+    temporal = [n for n, c in fields.items() if c.dtype.type in (pl.Date, pl.Datetime)]
+    if not temporal:
+        return typed
+    missed = frame.select(
+        (pl.col(n).is_not_null() & typed.get_column(n).is_null()).any() for n in temporal
+    ).row(0)
+    retry = [n for n, miss in zip(temporal, missed, strict=True) if miss]
+    if not retry:
+        return typed
+    return typed.with_columns(
+        frame.select(_typed(pl.col(n), fields[n].dtype.type, parse) for n in retry)
+    )
+
+
+def _typed(
+    text: pl.Expr, dtype: object, parse: ParseOptions, *, first_format_only: bool = False
+) -> pl.Expr:
     if dtype == pl.String:
         return text
     if dtype == pl.Datetime:
+        formats = ISO_INSTANTS[:1] if first_format_only else ISO_INSTANTS
         instant = pl.coalesce(
-            text.str.to_datetime(f, strict=False, time_zone="UTC", time_unit="us")
-            for f in ISO_INSTANTS
+            text.str.to_datetime(f, strict=False, time_zone="UTC", time_unit="us") for f in formats
         )
         return instant if getattr(dtype, "time_zone", None) else instant.dt.replace_time_zone(None)
     if dtype == pl.Date:
         formats = (*parse.date_formats, *ISO_FORMATS)
+        formats = formats[:1] if first_format_only else formats
         return pl.coalesce(text.str.to_date(f, strict=False, exact=True) for f in formats)
     number = text
     if parse.thousands_separator:

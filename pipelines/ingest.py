@@ -17,7 +17,7 @@ from pathlib import Path
 
 import polars as pl
 
-from connectors.formats import FormatError, iter_table
+from connectors.formats import FormatError, iter_table, read_ahead
 from lake import quality
 from lake.bulk import PartWriter, can_stream
 from lake.errors import LakeError, SchemaBreak
@@ -85,8 +85,10 @@ def silver_uri(home: Home, dataset: str) -> str:
 def conform_chunks(spec: DatasetSpec, path: Path, source_name: str) -> Iterator[Conformed]:
     """Parse a file and conform it to the contract, a bounded chunk at a time; raises
     FormatError or SchemaBreak. Keys repeated across chunks are the caller's (see
-    `_quarantine_repeats`): within a chunk, `conform` already quarantines them."""
-    for raw in iter_table(path, spec.format, source_name=source_name):
+    `_quarantine_repeats`): within a chunk, `conform` already quarantines them.
+
+    The next chunk is parsed while this one is conformed and written (see `read_ahead`)."""
+    for raw in read_ahead(iter_table(path, spec.format, source_name=source_name)):
         yield conform(
             raw,
             spec.contract,

@@ -6,7 +6,7 @@ import polars as pl
 import pytest
 
 from lake.errors import ConfigError
-from lake.privacy import key_from_text, mask, pseudonym, pseudonymise, redact
+from lake.privacy import key_from_text, mask, pseudonym, pseudonymise, pseudonyms, redact
 from tests.conftest import TEST_KEY
 
 
@@ -54,3 +54,12 @@ def test_redact_masks_cpr_shaped_numbers_only() -> None:
     assert redact(text) == (
         "the file has NNNNNNNNNN, Anne, NNNNNN-NNNN; CVR 25052943; row 1234567890123"
     )
+
+
+@pytest.mark.parametrize("domain", ["cpr", "name"])
+@pytest.mark.parametrize("key", [TEST_KEY, b"k" * 100])  # longer than SHA-256's block
+def test_bulk_pseudonyms_equal_the_single_value_ones(domain: str, key: bytes) -> None:
+    values = ["010190-1234", "0101901234", " Anne  Marie ", "Åse Østergård", "", "12 34"]
+    assert pseudonyms(pl.Series(values), key, domain) == [
+        pseudonym(value, key, domain) for value in values
+    ]

@@ -131,3 +131,17 @@ def test_reader_lineage_columns_pass_through_and_are_not_drift() -> None:
     raw = _raw(GOOD).with_columns(pl.lit("Januar").alias("_sheet"))
     result = conform(raw, SickLeave, aliases=ALIASES, parse=PARSE, drift="freeze")
     assert result.extra_columns == () and result.valid["_sheet"].to_list() == ["Januar"]
+
+
+def test_a_column_mixing_date_formats_parses_every_known_one() -> None:
+    # The first format is tried on every row, the others only where it failed: both kinds
+    # of rows, and a value no format reads, must come out as with one pass over all formats.
+    raw = _raw(
+        GOOD,
+        _with(**{"Fravær-ID": "F2", "Startdato": "2026-03-01"}),  # ISO, not the first format
+        _with(**{"Fravær-ID": "F3", "Startdato": "1/3/2026"}),  # no format reads this
+    )
+    result = conform(raw, SickLeave, aliases=ALIASES, parse=PARSE, keys=["absence_id"])
+    starts = dict(zip(result.valid["absence_id"], result.valid["start_date"], strict=True))
+    assert {k: str(v) for k, v in starts.items()} == {"F1": "2026-03-02", "F2": "2026-03-01"}
+    assert result.failures.select("_source_row", "column").rows() == [(4, "start_date")]
