@@ -17,13 +17,15 @@ def connect(home: str | os.PathLike[str] | None = None):
     ./demo-home). Safe while a load runs: the file is replaced atomically, never rewritten."""
     from lake.duck import duck_connect
 
-    path = resolve_home(home).serving_db
+    resolved = resolve_home(home)
+    path = resolved.serving_db
     if not path.exists():
         raise ConfigError(
             f"{path} does not exist yet: run `make demo` (or `kommunelake load`) first, "
             "or set KOMMUNELAKE_HOME to a home that has been loaded"
         )
-    return duck_connect(path, read_only=True)
+    # A lake in object storage (KOMMUNELAKE_LAKE_URI) is read with a per-connection secret.
+    return duck_connect(path, read_only=True, lake_uri=resolved.lake_root)
 
 
 __all__ = ["connect"]

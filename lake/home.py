@@ -1,9 +1,9 @@
 """Where a kommunelake home keeps things: drop folders, the lake, serving, the Dagster instance.
 
 The lake is `<home>/lake` on local disk unless a lake URI is given (KOMMUNELAKE_LAKE_URI, e.g.
-`s3://bucket/prefix` or `az://container/prefix`); drop folders, serving and the Dagster
-instance always stay local. Every lake location is a `str` (a path or a URI), so callers pass
-it to deltalake, polars and DuckDB the same way for both.
+`s3://bucket/prefix` or `az://container/prefix`); drop folders, serving, the Dagster
+instance, caches and scratch files always stay local. Every lake location is a `str` (a path
+or a URI), so callers pass it to deltalake, polars and DuckDB the same way for both.
 """
 
 from __future__ import annotations
@@ -98,6 +98,16 @@ class Home:
     @property
     def dagster_home(self) -> Path:
         return self.root / "dagster"
+
+    def hash_cache(self, dataset: str) -> Path:
+        """Local cache of the SHA-256 of a dataset's drop-folder files (never in the lake)."""
+        return self.root / "cache" / "sha256" / f"{dataset}.json"
+
+    @property
+    def scratch(self) -> Path:
+        """Local room for temporary files, e.g. a landed file copied from object storage
+        for a parser; beside the drop folders, so on the same disk and not in RAM."""
+        return self.root / "tmp"
 
     @property
     def key_file(self) -> Path:

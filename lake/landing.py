@@ -5,20 +5,34 @@ manifest is a Delta table; each row is committed with an app transaction named a
 content hash, so a crash between storing the bytes and the manifest commit heals on retry.
 Landing follows the lake: a local directory, or S3/Azure when the lake is remote (see
 lake.storage), with the same names and the same write-once rule.
+
+API pages arrive as bytes (`land`); files are landed from their path (`land_file`) and never
+read whole into memory: hashed in 1 MiB blocks (with a small local cache, so an unchanged
+drop folder is not hashed again on every run), then copied in blocks. A parser that needs a
+local file gets one from `local_copy`, whichever store the lake is in.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
+import json
+import logging
 import os
+import tempfile
+from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import PurePosixPath
+from pathlib import Path, PurePosixPath
 
 import polars as pl
 from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
 
 from lake import storage
+from lake.errors import LakeError
+from lake.home import Home
+
+log = logging.getLogger("kommunelake.landing")
 
 
 @dataclass(frozen=True)
@@ -48,50 +62,201 @@ def land(
     original_name: str,
     media_type: str,
 ) -> tuple[LandedFile, bool]:
-    """Store `data` and record it; returns the landed file and whether it was new.
+    """Store `data` (e.g. an API page) and record it; returns the landed file and whether it
+    was new. `landing_root` is a local directory or an object-store URI (Home.landing_uri)."""
+    root = os.fspath(landing_root)
+    storage.require_atomic(root)
+    sha = hashlib.sha256(data).hexdigest()
+    path = _landing_path(root, dataset, sha, original_name)
+    storage.write_once(path, data, storage.storage_options(root))
+    return _record(
+        manifest_uri,
+        LandedFile(
+            sha256=sha,
+            dataset=dataset,
+            source=source,
+            original_name=original_name,
+            size=len(data),
+            media_type=media_type,
+            fetched_at=_now(),
+            path=path,
+        ),
+    )
 
-    `landing_root` is a local directory or an object-store URI (Home.landing_uri)."""
+
+def land_file(
+    landing_root: str | os.PathLike[str],
+    manifest_uri: str,
+    *,
+    dataset: str,
+    source: str,
+    path: Path,
+    media_type: str,
+    hashes: HashCache | None = None,
+) -> tuple[LandedFile, bool]:
+    """Store the local file at `path` and record it, like `land`, without ever holding it
+    in memory: hashed in blocks (through `hashes`, when given), then copied in blocks.
+
+    The copy must hash to the name it is stored under. When it does not, the hash is taken
+    again from the file (a stale cache entry heals here) and the copy retried once; a file
+    still being written raises storage.SourceChanged and nothing is recorded."""
     root = os.fspath(landing_root)
     storage.require_atomic(root)
     options = storage.storage_options(root)
-    sha = hashlib.sha256(data).hexdigest()
+    hashes = hashes or HashCache(None)
+    for attempt in range(2):
+        sha, size = hashes.sha256(path, fresh=attempt > 0)
+        target = _landing_path(root, dataset, sha, path.name)
+        try:
+            storage.copy_once(path, target, sha256=sha, size=size, options=options)
+            break
+        except storage.SourceChanged:
+            hashes.forget(path)
+            if attempt:
+                raise
+    return _record(
+        manifest_uri,
+        LandedFile(
+            sha256=sha,
+            dataset=dataset,
+            source=source,
+            original_name=path.name,
+            size=size,
+            media_type=media_type,
+            fetched_at=_now(),
+            path=target,
+        ),
+    )
+
+
+def _landing_path(root: str, dataset: str, sha: str, original_name: str) -> str:
     suffix = PurePosixPath(original_name).suffix.lower()
-    path = storage.join_uri(root, dataset, sha[:2], f"{sha}{suffix}")
-    storage.write_once(path, data, options)
-    app_id = f"landing:{dataset}:{sha}"
-    manifest_options = dict(storage.storage_options(manifest_uri))
+    return storage.join_uri(root, dataset, sha[:2], f"{sha}{suffix}")
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC).replace(microsecond=0)
+
+
+def _record(manifest_uri: str, landed: LandedFile) -> tuple[LandedFile, bool]:
+    """Commit the manifest row of stored bytes once (app transaction on the hash); when the
+    row is already there, return the recorded file and False."""
+    app_id = f"landing:{landed.dataset}:{landed.sha256}"
+    options = dict(storage.storage_options(manifest_uri))
     if (
-        DeltaTable.is_deltatable(manifest_uri, storage_options=manifest_options)
-        and DeltaTable(manifest_uri, storage_options=manifest_options).transaction_version(app_id)
+        DeltaTable.is_deltatable(manifest_uri, storage_options=options)
+        and DeltaTable(manifest_uri, storage_options=options).transaction_version(app_id)
         is not None
     ):
-        existing = [f for f in manifest(manifest_uri, dataset) if f.sha256 == sha]
+        existing = [f for f in manifest(manifest_uri, landed.dataset) if f.sha256 == landed.sha256]
         if existing:
             return existing[0], False
-    landed = LandedFile(
-        sha256=sha,
-        dataset=dataset,
-        source=source,
-        original_name=original_name,
-        size=len(data),
-        media_type=media_type,
-        fetched_at=dt.datetime.now(dt.UTC).replace(microsecond=0),
-        path=path,
-    )
     row = pl.DataFrame([landed.__dict__], schema=_MANIFEST_SCHEMA)
     write_deltalake(
         manifest_uri,
         row.to_arrow(),
         mode="append",
         commit_properties=CommitProperties(app_transactions=[Transaction(app_id, 1)]),
-        storage_options=manifest_options,
+        storage_options=options,
     )
     return landed, True
 
 
 def read_landed(landed: LandedFile) -> bytes:
-    """The bytes of a landed file, from local disk or object storage."""
+    """The bytes of a landed file, from local disk or object storage (small files only:
+    parsers get a path from `local_copy`)."""
     return storage.read_bytes(landed.path)
+
+
+@contextlib.contextmanager
+def local_copy(landed: LandedFile, home: Home) -> Iterator[Path]:
+    """A local file with exactly the landed bytes, for parsers that need a path.
+
+    A local lake's landed file is used as it is. For a lake in object storage: the original
+    in the dataset's drop folder when it still hashes to the landed SHA-256 (cached), else a
+    download in 1 MiB blocks to a temporary file under the home, deleted afterwards. An
+    original that changes while it is being read raises LakeError: run the load again."""
+    if not storage.parse_lake_uri(landed.path).is_remote:
+        yield Path(landed.path)
+        return
+    original = home.drop / landed.dataset / landed.original_name
+    hashes = HashCache(home.hash_cache(landed.dataset))
+    if original.is_file() and original.stat().st_size == landed.size:
+        before = _signature(original.stat())
+        if hashes.sha256(original)[0] == landed.sha256:
+            hashes.save()
+            yield original
+            if _signature(original.stat()) != before:
+                raise LakeError(
+                    f"{original} changed while it was being parsed as batch "
+                    f"{landed.batch_id}; nothing was written from it. Run the load again"
+                )
+            return
+    home.scratch.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=home.scratch, prefix="landed-") as folder:
+        target = Path(folder) / PurePosixPath(landed.path).name
+        sha, size = storage.download(landed.path, target)
+        if sha != landed.sha256:
+            raise LakeError(
+                f"{landed.path} does not hash to its name ({size} bytes, SHA-256 "
+                f"{sha[:16]}…): the landing zone was altered. Restore the file from a backup "
+                "or land the delivery again"
+            )
+        yield target
+
+
+class HashCache:
+    """SHA-256 of local files, remembered per (path, size, mtime, ctime, inode, device).
+
+    Any write to a file changes its mtime and ctime (the kernel sets ctime; tools that copy
+    timestamps cannot), so an entry is only used for a file nobody wrote to since it was
+    hashed. Kept as a small JSON file outside the lake; a lost or corrupt cache only costs a
+    hash, and concurrent runs at worst hash a file again."""
+
+    def __init__(self, file: Path | None) -> None:
+        self.file = file
+        self._entries: dict[str, list] = {}
+        if file is not None and file.is_file():
+            with contextlib.suppress(OSError, ValueError):
+                loaded = json.loads(file.read_text(encoding="utf-8"))
+                self._entries = loaded if isinstance(loaded, dict) else {}
+        self._changed = False
+
+    def sha256(self, path: Path, *, fresh: bool = False) -> tuple[str, int]:
+        """(sha256, size) of the file at `path`; `fresh` hashes it even when cached."""
+        key = str(path.absolute())
+        before = _signature(path.stat())
+        cached = self._entries.get(key)
+        if not fresh and isinstance(cached, list) and cached[:-1] == before:
+            return cached[-1], before[0]
+        sha, size = storage.sha256_file(path)
+        if _signature(path.stat()) == before and size == before[0]:
+            self._entries[key] = [*before, sha]
+            self._changed = True
+        return sha, size
+
+    def forget(self, path: Path) -> None:
+        self._changed |= self._entries.pop(str(path.absolute()), None) is not None
+
+    def save(self) -> None:
+        """Write the cache (atomically), keeping only entries of files still there."""
+        if self.file is None or not self._changed:
+            return
+        kept = {k: v for k, v in self._entries.items() if os.path.isfile(k)}
+        self.file.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=self.file.parent, prefix=".sha256-")
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as out:
+                json.dump(kept, out)
+            os.replace(tmp, self.file)
+        except OSError as error:  # a cache that cannot be written only costs hashing
+            Path(tmp).unlink(missing_ok=True)
+            log.warning("could not save the hash cache %s: %s", self.file, error)
+        self._changed = False
+
+
+def _signature(stat: os.stat_result) -> list[int]:
+    return [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino, stat.st_dev]
 
 
 def manifest(manifest_uri: str, dataset: str | None = None) -> list[LandedFile]:

@@ -4,6 +4,10 @@ Schemas `silver`, `gold`, `quality` hold views (`delta_scan`, so readers always 
 committed version, deletion vectors and column mapping included); `catalog` holds small
 tables describing datasets and columns. Landing and bronze are never exposed. The file is
 built as `lake.duckdb.tmp` and moved over the old one, so open readers keep their snapshot.
+
+The file is always local; with the lake in object storage its views read s3:// or az:// URIs,
+and every connection needs the lake's credentials as a DuckDB secret (`duck_connect(...,
+lake_uri=...)`, done by `lake.connect()`); secrets are never stored in the file.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from pathlib import Path
 import polars as pl
 from deltalake import DeltaTable
 
-from lake import quality_views
+from lake import quality_views, storage
 from lake.duck import duck_connect, sql_string
 from lake.history_sql import install_history_macros
 from lake.home import Home
@@ -36,15 +40,17 @@ class ServingReport:
 
 
 def delta_tables(home: Home, layer: str) -> dict[str, str]:
-    """Table name → URI for every Delta table in a lake layer."""
-    root = home.lake / layer
-    if not root.is_dir():
-        return {}
-    return {p.name: str(p) for p in sorted(root.iterdir()) if DeltaTable.is_deltatable(str(p))}
+    """Table name → URI for every Delta table in a lake layer (local disk or object storage)."""
+    return storage.list_tables(home.layer_uri(layer), home.storage_options())
 
 
 def lake_views(home: Home) -> dict[str, str]:
     """Qualified view name → SELECT, for everything the serving layer exposes."""
+    options = dict(home.storage_options())
+
+    def is_table(uri: str) -> bool:
+        return DeltaTable.is_deltatable(uri, storage_options=options)
+
     views = {
         f"{layer}.{name}": f"SELECT * FROM delta_scan({sql_string(uri)})"
         for layer in EXPOSED_LAYERS
@@ -58,17 +64,17 @@ def lake_views(home: Home) -> dict[str, str]:
     history_uri = home.table_uri("quality", "check_history")
     history = (
         f"SELECT * FROM delta_scan({sql_string(history_uri)})"
-        if DeltaTable.is_deltatable(history_uri)
+        if is_table(history_uri)
         else quality_views.EMPTY_CHECK_HISTORY
     )
     runs = (
         f"SELECT * FROM delta_scan({sql_string(home.runs_uri)})"
-        if DeltaTable.is_deltatable(home.runs_uri)
+        if is_table(home.runs_uri)
         else quality_views.EMPTY_RUNS
     )
     views["quality.check_history"] = history
     deletions = home.table_uri("quality", "deletions")
-    if DeltaTable.is_deltatable(deletions):
+    if is_table(deletions):
         views["quality.deletions"] = f"SELECT * FROM delta_scan({sql_string(deletions)})"
     views["quality.runs"] = quality_views.RUNS.format(runs=runs, history=history)
     views["quality.failures"] = quality_views.FAILURES
@@ -100,7 +106,7 @@ def build_serving(home: Home, catalog: dict[str, pl.DataFrame]) -> ServingReport
     tmp = target.with_name(target.name + ".tmp")
     tmp.unlink(missing_ok=True)
     views = lake_views(home)
-    con = duck_connect(tmp)
+    con = duck_connect(tmp, lake_uri=home.lake_root)
     try:
         create_views(con, views)
         con.execute("CREATE SCHEMA IF NOT EXISTS catalog")

@@ -35,9 +35,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
 
-from lake.errors import ConfigError
+from lake.errors import ConfigError, LakeError
 
 LAKE_URI_VARIABLE = "KOMMUNELAKE_LAKE_URI"
+BLOCK_SIZE = 1 << 20  # 1 MiB: large files are hashed and copied in blocks this big
 S3_SCHEMES = ("s3", "s3a")
 AZURE_SCHEMES = ("az", "azure", "abfs", "abfss")
 # Azurite's published development account (not a secret: it is in Microsoft's docs).
@@ -356,6 +357,104 @@ def write_once(uri: str, data: bytes, options: Mapping[str, str] | None = None) 
     return True
 
 
+class SourceChanged(LakeError):
+    """A local file's bytes changed between hashing and copying (it is still being written)."""
+
+
+def sha256_file(path: str | os.PathLike[str]) -> tuple[str, int]:
+    """(SHA-256 hex digest, size) of a local file, read in BLOCK_SIZE blocks."""
+    digest, size = hashlib.sha256(), 0
+    with open(path, "rb") as handle:
+        while block := handle.read(BLOCK_SIZE):
+            digest.update(block)
+            size += len(block)
+    return digest.hexdigest(), size
+
+
+def copy_once(
+    source: str | os.PathLike[str],
+    uri: str,
+    *,
+    sha256: str,
+    size: int,
+    options: Mapping[str, str] | None = None,
+) -> bool:
+    """`write_once` for a local file too big to hold in memory: copy `source` to `uri` in
+    blocks unless a file of `size` is already there. Returns whether it copied.
+
+    The bytes are hashed as they are copied and must be the `sha256` the caller named the
+    target after; when they are not (the source changed since it was hashed), nothing stays
+    under `uri` and SourceChanged is raised. Local: a temporary file beside the target,
+    fsync, rename. Remote: one output stream, committed when closed (an S3 multipart upload,
+    an Azure block list), so a crash never leaves part of a file; a copy that fails or does
+    not match is deleted again, and a partial object could only have another size, which
+    the next landing replaces."""
+    if exists(uri, options) == size:
+        return False
+    location = parse_lake_uri(uri)
+    if not location.is_remote:
+        _copy_local_atomically(Path(source), Path(location.uri), sha256)
+        return True
+    filesystem_, path = filesystem(uri, options)
+    with open(source, "rb") as handle:
+        out = filesystem_.open_output_stream(path)
+        try:
+            with out:
+                copied = _copy_blocks(handle, out)
+            _check_copy(source, copied, sha256)
+        except BaseException:
+            # pyarrow streams cannot be aborted: closing commits what was written so far.
+            with contextlib.suppress(OSError):
+                filesystem_.delete_file(path)
+            raise
+    return True
+
+
+def download(
+    uri: str, target: str | os.PathLike[str], options: Mapping[str, str] | None = None
+) -> tuple[str, int]:
+    """Copy the file at `uri` to the local `target` in blocks; returns its (sha256, size)."""
+    filesystem_, path = filesystem(uri, options)
+    with filesystem_.open_input_stream(path) as source, open(target, "wb") as out:
+        return _copy_blocks(source, out)
+
+
+def _copy_blocks(source, out) -> tuple[str, int]:
+    """Copy a readable to a writable in BLOCK_SIZE blocks; (sha256, size) of what was copied."""
+    digest, size = hashlib.sha256(), 0
+    while block := source.read(BLOCK_SIZE):
+        digest.update(block)
+        out.write(block)
+        size += len(block)
+    return digest.hexdigest(), size
+
+
+def _check_copy(source: str | os.PathLike[str], copied: tuple[str, int], sha256: str) -> None:
+    if copied[0] != sha256:
+        raise SourceChanged(
+            f"{source} changed while it was being landed (its bytes no longer hash to "
+            f"{sha256[:16]}); nothing was stored. It lands on the next run, once whoever "
+            "writes it has finished"
+        )
+
+
+def _copy_local_atomically(source: Path, path: Path, sha256: str) -> None:
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".landing-")
+    try:
+        with os.fdopen(fd, "wb") as out, source.open("rb") as handle:
+            copied = _copy_blocks(handle, out)
+            out.flush()
+            os.fsync(out.fileno())
+        _check_copy(source, copied, sha256)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
 def read_bytes(uri: str, options: Mapping[str, str] | None = None) -> bytes:
     filesystem_, path = filesystem(uri, options)
     with filesystem_.open_input_stream(path) as source:
@@ -643,12 +742,16 @@ def _credential_chain() -> tuple[str, str, str | None]:
 
 
 __all__ = [
+    "BLOCK_SIZE",
     "LAKE_URI_VARIABLE",
     "LakeLocation",
     "Mount",
+    "SourceChanged",
     "StorageOptions",
     "check_local_path",
     "check_s3_settings",
+    "copy_once",
+    "download",
     "exists",
     "filesystem",
     "join_uri",
@@ -660,6 +763,7 @@ __all__ = [
     "probe_conditional_put",
     "read_bytes",
     "require_atomic",
+    "sha256_file",
     "storage_options",
     "write_once",
 ]

@@ -276,7 +276,7 @@ def reference_violations(
     """(rows whose value is missing in the referenced dataset, rows checked, first source rows)."""
     this = sql_string(home.table_uri("silver", spec.name))
     other = sql_string(home.table_uri("silver", ref.dataset))
-    con = duck_connect()
+    con = duck_connect(lake_uri=home.lake_root)
     try:
         missing, checked, rows = con.execute(f"""
             SELECT count(*) FILTER (WHERE o.k IS NULL),

@@ -19,7 +19,8 @@ from connectors.files import drop_files, media_type
 from lake import quality
 from lake.errors import LakeError
 from lake.home import Home
-from lake.landing import LandedFile, land, manifest
+from lake.landing import HashCache, LandedFile, land_file, manifest
+from lake.storage import SourceChanged
 from pipelines.specs import DatasetSpec
 
 log = logging.getLogger("kommunelake.ingest")
@@ -42,22 +43,34 @@ def pick_up(spec: DatasetSpec, home: Home) -> list[Path]:
 
 def land_drop_folder(spec: DatasetSpec, home: Home) -> tuple[int, dict[str, list[Path]]]:
     """Land every file in the dataset's drop folder; returns how many were new and the files
-    present now by content hash."""
+    present now by content hash.
+
+    Files are streamed from the drop folder into landing (never read whole), and their
+    hashes are cached under the home, so an unchanged folder is not hashed again. A file
+    that changes while it is landed (still being written) waits for the next run."""
     new, present = 0, {}
-    for path in drop_files(home.drop / spec.name, spec.patterns):
-        landed, is_new = land(
-            home.landing,
-            home.manifest_uri,
-            dataset=spec.name,
-            source=f"drop:{spec.name}",
-            data=path.read_bytes(),
-            original_name=path.name,
-            media_type=media_type(path),
-        )
-        present.setdefault(landed.sha256, []).append(path)
-        new += is_new
-        if is_new:
-            log.info("%s: landed %s", spec.name, path.name)
+    hashes = HashCache(home.hash_cache(spec.name))
+    try:
+        for path in drop_files(home.drop / spec.name, spec.patterns):
+            try:
+                landed, is_new = land_file(
+                    home.landing_uri,
+                    home.manifest_uri,
+                    dataset=spec.name,
+                    source=f"drop:{spec.name}",
+                    path=path,
+                    media_type=media_type(path),
+                    hashes=hashes,
+                )
+            except SourceChanged as error:
+                log.warning("%s: %s", spec.name, error)
+                continue
+            present.setdefault(landed.sha256, []).append(path)
+            new += is_new
+            if is_new:
+                log.info("%s: landed %s", spec.name, path.name)
+    finally:
+        hashes.save()
     return new, present
 
 

@@ -46,8 +46,10 @@ def maintenance_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
         output_required=False,
     )
     def _maintain(context: AssetExecutionContext, lake: LakeResource):
-        uri = lake.lake_home().table_uri("silver", spec.name)
-        if not DeltaTable.is_deltatable(uri):
+        home = lake.lake_home()
+        uri = home.table_uri("silver", spec.name)
+        options = home.storage_options()  # empty on local disk; S3/Azure credentials else
+        if not DeltaTable.is_deltatable(uri, storage_options=dict(options)):
             context.log.info(
                 f"silver/{spec.name} has no Delta table yet at {uri}: nothing to maintain, "
                 "skipped. It is maintained after its first load."
@@ -59,8 +61,9 @@ def maintenance_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
             retention_hours=settings.vacuum_retention_hours,
             allow_short=settings.allow_short_retention,
             checkpoint_every=settings.checkpoint_every,
+            storage_options=options,
         )
-        metadata = maintenance_metadata(report, open_seconds(uri))
+        metadata = maintenance_metadata(report, open_seconds(uri, storage_options=options))
         if report.compaction.errors:
             failed = "; ".join(
                 f"{p.partition or 'table'}: {p.error}" for p in report.compaction.errors

@@ -14,6 +14,11 @@ class LakeResource(dg.ConfigurableResource):
     home: str
     pseudonym_key: str
 
+    def setup_for_execution(self, context: dg.InitResourceContext) -> None:
+        # Once per run (and sensor evaluation), before any asset writes: a lake whose Delta
+        # commits are not atomic (network share, S3 without conditional PUT) is refused here.
+        self.lake_home().require_atomic()
+
     def lake_home(self) -> Home:
         return resolve_home(self.home)
 

@@ -135,7 +135,7 @@ def input_versions(home: Home, model: GoldModel) -> dict[str, int | None]:
 
 
 def compute(home: Home, model: GoldModel) -> pl.DataFrame:
-    con = duck_connect()
+    con = duck_connect(lake_uri=home.lake_root)
     try:
         create_views(con, {k: v for k, v in lake_views(home).items() if k.startswith("silver.")})
         return con.sql(model.sql).pl()  # keeps the schema when the result is empty

@@ -166,6 +166,33 @@ def create_container(server: Server) -> str:
     return name
 
 
+def s3_keys(server: Server, bucket: str) -> list[str]:
+    """Every key in the bucket, listed with boto3."""
+    import boto3
+
+    client = boto3.client(
+        "s3",
+        endpoint_url=server.url,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        region_name="us-east-1",
+    )
+    pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+    return [item["Key"] for page in pages for item in page.get("Contents", [])]
+
+
+def azure_keys(server: Server, container: str) -> list[str]:
+    """Every blob name in the container, listed with azure-storage-blob."""
+    from azure.storage.blob import BlobServiceClient
+
+    connection = (
+        "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
+        f"AccountKey={EMULATOR_KEY};BlobEndpoint={server.url}/devstoreaccount1;"
+    )
+    client = BlobServiceClient.from_connection_string(connection)
+    return [blob.name for blob in client.get_container_client(container).list_blobs()]
+
+
 # --- an S3 that ignores If-None-Match ------------------------------------------------------
 
 

@@ -1,11 +1,17 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import os
 import shutil
+import tracemalloc
+from pathlib import Path
 
+import pytest
 from deltalake import DeltaTable
 
-from lake.landing import land, manifest
+from lake import storage
+from lake.landing import HashCache, land, land_file, local_copy, manifest
 
 
 def _land(home, data: bytes, name: str = "export.csv", dataset: str = "sick_leave"):
@@ -59,3 +65,113 @@ def test_bytes_stored_without_manifest_row_are_recorded_on_retry(home) -> None:
     again, new = _land(home, data)
     assert new and again.path == landed.path
     assert len(manifest(home.manifest_uri)) == 1
+
+
+# --- landing a file from its path --------------------------------------------------------------
+
+
+def _land_file(home, path, hashes=None, dataset: str = "sick_leave"):
+    return land_file(
+        home.landing_uri,
+        home.manifest_uri,
+        dataset=dataset,
+        source="drop",
+        path=path,
+        media_type="text/csv",
+        hashes=hashes,
+    )
+
+
+def test_a_file_lands_in_blocks_without_being_read_whole(home, tmp_path, monkeypatch) -> None:
+    monkeypatch.setattr(storage, "BLOCK_SIZE", 64 * 1024)
+    source = tmp_path / "Eksport.CSV"
+    source.write_bytes(os.urandom(4 * 1024 * 1024))
+    _land_file(home, _small(tmp_path))  # imports and creates the manifest before measuring
+    tracemalloc.start()
+    try:
+        landed, new = _land_file(home, source)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak < 1024 * 1024  # a quarter of the file: it was never held whole
+    sha = hashlib.sha256(source.read_bytes()).hexdigest()
+    assert new and landed.sha256 == sha and landed.size == 4 * 1024 * 1024
+    assert landed.path == home.landing_uri + f"/sick_leave/{sha[:2]}/{sha}.csv"
+    assert Path(landed.path).read_bytes() == source.read_bytes()
+    assert landed.original_name == "Eksport.CSV"
+    assert not list(Path(landed.path).parent.glob(".landing-*"))  # no temporary left
+    again, new_again = _land_file(home, source)
+    assert (new_again, again) == (False, landed)
+
+
+def test_a_file_and_the_same_bytes_from_an_api_are_one_landing(home, tmp_path) -> None:
+    data = b"a;b\n1;2\n"
+    (tmp_path / "drop.csv").write_bytes(data)
+    first, _ = _land(home, data, "page.csv")
+    second, new = _land_file(home, tmp_path / "drop.csv")
+    assert not new and second.sha256 == first.sha256
+    assert len(manifest(home.manifest_uri)) == 1
+
+
+def test_a_copy_that_does_not_match_its_hash_leaves_nothing(home, tmp_path) -> None:
+    source = _small(tmp_path)
+    target = home.landing_uri + "/sick_leave/00/" + "0" * 64 + ".csv"
+    with pytest.raises(storage.SourceChanged, match="changed while it was being landed"):
+        storage.copy_once(source, target, sha256="0" * 64, size=source.stat().st_size)
+    assert not Path(target).exists()
+    assert not list(Path(target).parent.iterdir())
+
+
+def test_hashes_are_cached_until_the_file_is_written_to(home, tmp_path, monkeypatch) -> None:
+    hashed = []
+    sha256_file = storage.sha256_file
+    monkeypatch.setattr(storage, "sha256_file", lambda p: hashed.append(p) or sha256_file(p))
+    source = _small(tmp_path)
+    cache = HashCache(home.hash_cache("sick_leave"))
+    first = cache.sha256(source)
+    assert cache.sha256(source) == first
+    cache.save()
+    assert HashCache(home.hash_cache("sick_leave")).sha256(source) == first  # kept on disk
+    assert hashed == [source]
+    assert home.hash_cache("sick_leave").is_relative_to(home.root / "cache")
+
+    # Same size, and the old modification time put back: the change time still differs.
+    stat = source.stat()
+    source.write_bytes(source.read_bytes().replace(b"1", b"2"))
+    os.utime(source, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+    assert source.stat().st_size == stat.st_size
+    changed = HashCache(home.hash_cache("sick_leave")).sha256(source)
+    assert changed[0] == hashlib.sha256(source.read_bytes()).hexdigest() != first[0]
+    assert len(hashed) == 2
+
+
+def test_a_stale_cache_entry_is_healed_by_landing(home, tmp_path) -> None:
+    source = _small(tmp_path)
+    cache = HashCache(home.hash_cache("sick_leave"))
+    cache.sha256(source)
+    cache.save()
+    # A cache that lies about the file (corrupted, or written by a broken tool).
+    entries = json.loads(home.hash_cache("sick_leave").read_text())
+    entries[str(source)][-1] = "f" * 64
+    home.hash_cache("sick_leave").write_text(json.dumps(entries))
+
+    cache = HashCache(home.hash_cache("sick_leave"))
+    landed, new = _land_file(home, source, cache)
+    assert new and landed.sha256 == hashlib.sha256(source.read_bytes()).hexdigest()
+    stored = [p for p in (Path(home.landing_uri) / "sick_leave").rglob("*") if p.is_file()]
+    assert stored == [Path(landed.path)]  # nothing under the lie's name
+    assert cache.sha256(source)[0] == landed.sha256
+
+
+def test_a_local_lake_is_parsed_from_the_landed_file_itself(home, tmp_path) -> None:
+    landed, _ = _land_file(home, _small(tmp_path))
+    with local_copy(landed, home) as path:
+        assert path == Path(landed.path)
+    assert path.exists()  # nothing to clean up: it is the landing itself
+
+
+def _small(folder: Path) -> Path:
+    path = folder / "small.csv"
+    if not path.exists():
+        path.write_bytes(b"a;b\n1;1\n")
+    return path

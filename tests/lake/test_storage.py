@@ -7,17 +7,19 @@ import dataclasses
 import datetime as dt
 import hashlib
 import multiprocessing
-from pathlib import Path
+import os
+from pathlib import Path, PurePosixPath
 
 import polars as pl
 import pyarrow as pa
 import pytest
 from deltalake import CommitProperties, DeltaTable, write_deltalake
+from pyarrow import fs
 
-from lake import duck, storage
-from lake.errors import ConfigError
+from lake import duck, maintenance, storage
+from lake.errors import ConfigError, LakeError
 from lake.home import Home, resolve_home
-from lake.landing import land, manifest, read_landed
+from lake.landing import HashCache, land, land_file, local_copy, manifest, read_landed
 from tests.lake import objectstores
 
 # --- servers --------------------------------------------------------------------------------
@@ -460,3 +462,129 @@ def test_duckdb_reads_delta_on_azure(azure_home: Home) -> None:
         assert rows == [("Sentrum", 42)]
     finally:
         con.close()
+
+
+# --- files landed from a path, and parsed from a local copy ------------------------------------
+
+
+def _land_path(home: Home, path: Path, dataset: str = "cpr_persons"):
+    return land_file(
+        home.landing_uri,
+        home.manifest_uri,
+        dataset=dataset,
+        source="drop",
+        path=path,
+        media_type="text/csv",
+        hashes=HashCache(home.hash_cache(dataset)),
+    )
+
+
+def _s3_client(moto):
+    import boto3
+
+    return boto3.client(
+        "s3",
+        endpoint_url=moto.url,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        region_name="us-east-1",
+    )
+
+
+def test_a_large_file_is_streamed_to_s3_as_one_object(s3_home: Home, moto, tmp_path) -> None:
+    source = tmp_path / "personer.csv"
+    source.write_bytes(os.urandom(12 * 1024 * 1024))  # more than one upload part
+    landed, new = _land_path(s3_home, source)
+    sha = hashlib.sha256(source.read_bytes()).hexdigest()
+    assert new and landed.path == f"{s3_home.landing_uri}/cpr_persons/{sha[:2]}/{sha}.csv"
+    location = storage.parse_lake_uri(landed.path)
+    head = _s3_client(moto).head_object(Bucket=location.container, Key=location.prefix)
+    assert head["ContentLength"] == 12 * 1024 * 1024
+    parts = head["ETag"].strip('"').partition("-")[2]
+    assert int(parts) >= 2  # one completed multipart upload: the file was never one buffer
+    assert read_landed(landed) == source.read_bytes()
+    assert _land_path(s3_home, source) == (landed, False)
+    assert not (s3_home.root / "lake").exists()
+
+
+def test_a_copy_to_s3_that_does_not_match_its_hash_is_removed(s3_home: Home, tmp_path) -> None:
+    source = tmp_path / "x.csv"
+    source.write_bytes(b"a;b\n1;2\n")
+    target = f"{s3_home.landing_uri}/x/00/{'0' * 64}.csv"
+    with pytest.raises(storage.SourceChanged):
+        storage.copy_once(source, target, sha256="0" * 64, size=8)
+    assert storage.exists(target) is None
+
+
+def test_a_remote_landing_is_parsed_from_the_unchanged_drop_file_or_a_download(
+    s3_home: Home, monkeypatch
+) -> None:
+    original = s3_home.drop / "cpr_persons" / "personer.csv"
+    original.parent.mkdir(parents=True)
+    original.write_bytes(b"cpr;navn\n0101901234;Ane\n")
+    landed, _ = _land_path(s3_home, original)
+
+    with local_copy(landed, s3_home) as path:  # still in the drop folder: no download
+        assert path == original
+
+    downloads = []
+    download = storage.download
+    monkeypatch.setattr(storage, "download", lambda *a: downloads.append(a) or download(*a))
+    original.write_bytes(b"cpr;navn\n0101901234;Bo\n")  # same size, other bytes: not used
+    with local_copy(landed, s3_home) as path:
+        assert path.is_relative_to(s3_home.scratch)
+        assert path.name == PurePosixPath(landed.path).name  # the suffix the parser expects
+        assert path.read_bytes() == b"cpr;navn\n0101901234;Ane\n"
+    assert len(downloads) == 1 and not path.exists()  # deleted after parsing
+    assert not list(s3_home.scratch.iterdir())
+
+
+def test_a_drop_file_changed_while_it_is_parsed_fails_the_batch(s3_home: Home) -> None:
+    original = s3_home.drop / "cpr_persons" / "personer.csv"
+    original.parent.mkdir(parents=True)
+    original.write_bytes(b"cpr;navn\n0101901234;Ane\n")
+    landed, _ = _land_path(s3_home, original)
+    with (
+        pytest.raises(LakeError, match="changed while it was being parsed"),
+        local_copy(landed, s3_home) as path,
+    ):
+        path.write_bytes(b"cpr;navn\n0101901234;Ane\n0202901234;Bo\n")
+
+
+def test_a_file_lands_on_azure_and_is_downloaded_for_parsing(azure_home: Home, tmp_path) -> None:
+    source = tmp_path / "besoeg.csv"
+    source.write_bytes(b"visit;hours\n1;2,5\n")
+    landed, new = _land_path(azure_home, source, "home_care_visits")
+    assert new and landed.path.startswith(azure_home.landing_uri + "/home_care_visits/")
+    assert read_landed(landed) == source.read_bytes()
+    with local_copy(landed, azure_home) as path:  # not in the drop folder: downloaded
+        assert path.is_relative_to(azure_home.scratch)
+        assert path.read_bytes() == source.read_bytes()
+    assert not path.exists()
+
+
+@pytest.mark.parametrize("store", ["s3_home", "azure_home"])
+def test_maintenance_compacts_checkpoints_and_vacuums_in_object_storage(request, store) -> None:
+    home: Home = request.getfixturevalue(store)
+    uri = home.table_uri("silver", "visits")
+    options = dict(home.storage_options())
+    for visit in range(4):
+        write_deltalake(
+            uri, pl.DataFrame({"visit": [visit]}).to_arrow(), mode="append", storage_options=options
+        )
+    report = maintenance.maintain(
+        uri, retention_hours=0, allow_short=True, storage_options=home.storage_options()
+    )
+    assert (report.compaction.files_before, report.compaction.files_after) == (4, 1)
+    assert report.checkpoint.checkpoint_created
+    assert report.vacuum.files_deleted == 4 and report.vacuum.bytes_deleted > 0
+    assert pl.read_delta(uri, storage_options=options)["visit"].sort().to_list() == [0, 1, 2, 3]
+    filesystem, path = storage.filesystem(uri)
+    parquet = [
+        info.base_name
+        for info in filesystem.get_file_info(fs.FileSelector(path, recursive=False))
+        if info.base_name.endswith(".parquet")
+    ]
+    assert len(parquet) == 1  # the four small files are gone from the store
+    checkpoints = filesystem.get_file_info(fs.FileSelector(f"{path}/_delta_log"))
+    assert any(info.base_name.endswith(".checkpoint.parquet") for info in checkpoints)

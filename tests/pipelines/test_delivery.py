@@ -1,0 +1,76 @@
+"""Landing a dataset's drop folder: streamed from the files, hashed once per file version."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+
+from lake import storage
+from lake.landing import manifest
+from pipelines.delivery import land_drop_folder
+from pipelines.specs import spec_by_name
+
+ROW = b"F2026-99999;1;0101901234;Jobcenter;Egen sygdom;01-11-2026;02-11-2026;1;7,4\r\n"
+
+
+def _deliver(home, name: str, data: bytes):
+    folder = home.drop / "sick_leave"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / name
+    path.write_bytes(data)
+    return path
+
+
+def _count_hashing(monkeypatch) -> list:
+    hashed = []
+    sha256_file = storage.sha256_file
+    monkeypatch.setattr(storage, "sha256_file", lambda p: hashed.append(p.name) or sha256_file(p))
+    return hashed
+
+
+def test_an_unchanged_drop_folder_is_not_hashed_again(home, monkeypatch) -> None:
+    spec = spec_by_name("sick_leave")
+    first = _deliver(home, "januar.csv", b"header\r\n" + ROW)
+    _deliver(home, "februar.csv", b"header\r\n" + ROW + ROW)
+    hashed = _count_hashing(monkeypatch)
+
+    new, present = land_drop_folder(spec, home)
+    assert new == 2 and sorted(hashed) == ["februar.csv", "januar.csv"]
+    assert present[hashlib.sha256(first.read_bytes()).hexdigest()] == [first]
+
+    hashed.clear()
+    new, again = land_drop_folder(spec, home)  # e.g. the next sensor-started run
+    assert (new, hashed, again) == (0, [], present)
+
+    first.write_bytes(first.read_bytes() + ROW.replace(b"99999", b"99998"))  # corrected
+    new, _ = land_drop_folder(spec, home)
+    assert (new, hashed) == (1, ["januar.csv"])
+    assert len(manifest(home.manifest_uri, "sick_leave")) == 3
+
+
+def test_a_file_still_being_written_waits_and_the_others_land(home, monkeypatch, caplog) -> None:
+    spec = spec_by_name("sick_leave")
+    growing = _deliver(home, "arriving.csv", b"header\r\n" + ROW)
+    done = _deliver(home, "done.csv", b"header\r\n" + ROW + ROW)
+    sha256_file = storage.sha256_file
+
+    def hash_while_the_vendor_writes(path):
+        result = sha256_file(path)
+        if path == growing:  # more bytes arrive after every look at the file
+            with path.open("ab") as handle:
+                handle.write(ROW)
+        return result
+
+    monkeypatch.setattr(storage, "sha256_file", hash_while_the_vendor_writes)
+    with caplog.at_level(logging.WARNING, logger="kommunelake.ingest"):
+        new, present = land_drop_folder(spec, home)
+    assert new == 1
+    assert [p for paths in present.values() for p in paths] == [done]
+    assert [f.original_name for f in manifest(home.manifest_uri)] == ["done.csv"]
+    assert "arriving.csv changed while it was being landed" in caplog.text
+    stored = [p.name for p in home.landing.rglob("*") if p.is_file() and "_manifest" not in str(p)]
+    assert stored == [f"{hashlib.sha256(done.read_bytes()).hexdigest()}.csv"]
+
+    monkeypatch.setattr(storage, "sha256_file", sha256_file)  # the upload has finished
+    new, present = land_drop_folder(spec, home)
+    assert new == 1 and len(present) == 2
