@@ -74,12 +74,19 @@ def merge_scd2(
     stored = table_schema(table)
     partitions = [p for p in table.metadata().partition_columns if p in stored]
     wanted = list(dict.fromkeys([*keys, *partitions, *(c for c in compare if c in stored)]))
-    current = (
-        pl.scan_delta(table.table_uri, version=table.version())
-        .filter(pl.col("is_current"))
-        .select(wanted)
-        .collect()
-    )
+    scan = pl.scan_delta(table.table_uri, version=table.version()).filter(pl.col("is_current"))
+    if source == "delta":
+        # Only the batch's keys can change, and a key keeps its partition (the rule merge
+        # pruning relies on too): read just those, not every current version of the table.
+        for column in partitions:
+            if column in frame.columns:
+                values = frame.get_column(column).unique()
+                same = pl.col(column).is_in(values.drop_nulls().implode())
+                if values.null_count():
+                    same = same | pl.col(column).is_null()
+                scan = scan.filter(same)
+        scan = scan.join(frame.select(keys).lazy(), on=keys, how="semi")
+    current = scan.select(wanted).collect()
     # columns this batch adds have no value in the current versions yet
     current = current.with_columns(
         pl.lit(None, frame.schema[c]).alias(c) for c in compare if c not in current.columns

@@ -219,7 +219,8 @@ def _type_columns(
     tried on the columns where that left a value unparsed: a file nearly always uses one
     format, and a failing format costs several times a succeeding one on every row."""
     typed = frame.with_columns(
-        _typed(pl.col(name), column.dtype.type, parse, first_format_only=True)
+        # aliased: some typings (booleans) start from a literal and would be named `literal`
+        _typed(pl.col(name), column.dtype.type, parse, first_format_only=True).alias(name)
         for name, column in fields.items()
     )
     temporal = [n for n, c in fields.items() if c.dtype.type in (pl.Date, pl.Datetime)]
@@ -232,7 +233,7 @@ def _type_columns(
     if not retry:
         return typed
     return typed.with_columns(
-        frame.select(_typed(pl.col(n), fields[n].dtype.type, parse) for n in retry)
+        frame.select(_typed(pl.col(n), fields[n].dtype.type, parse).alias(n) for n in retry)
     )
 
 

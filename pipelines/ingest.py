@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -22,7 +22,7 @@ from lake import quality
 from lake.bulk import PartWriter, can_stream
 from lake.errors import LakeError, SchemaBreak
 from lake.home import Home
-from lake.landing import LandedFile, manifest
+from lake.landing import LandedFile, local_copy, manifest
 from lake.privacy import Pseudonymiser, redact
 from lake.tables import Commit, record_deletions, table_version, write_batch
 from lake.validation import (
@@ -85,7 +85,7 @@ def silver_uri(home: Home, dataset: str) -> str:
 def conform_chunks(spec: DatasetSpec, path: Path, source_name: str) -> Iterator[Conformed]:
     """Parse a file and conform it to the contract, a bounded chunk at a time; raises
     FormatError or SchemaBreak. Keys repeated across chunks are the caller's (see
-    `_quarantine_repeats`): within a chunk, `conform` already quarantines them.
+    `RepeatFilter`): within a chunk, `conform` already quarantines them.
 
     The next chunk is parsed while this one is conformed and written (see `read_ahead`)."""
     for raw in read_ahead(iter_table(path, spec.format, source_name=source_name)):
@@ -206,23 +206,22 @@ def _load_chunks(
     writer: PartWriter | None = None
     buffered: list[pl.DataFrame] = []
     chunks: list[Conformed] = []
-    hashes: list[pl.DataFrame] = []
+    repeats = RepeatFilter(spec.batch_keys)
     try:
-        for conformed in conform_chunks(spec, Path(landed.path), landed.original_name):
-            # Only the counts and failures of a chunk are kept; its rows go to disk.
-            chunks.append(replace(conformed, valid=conformed.valid.clear()))
-            silver = pseudonyms.apply(conformed.valid).with_columns(lineage)
-            if writer is None and not buffered and _streams(spec, uri, conformed):
-                writer = PartWriter(uri, mode=spec.load_mode, app_id=app_id, metadata=metadata)
-            if writer is not None:
-                writer.write(silver)
-                if spec.batch_keys:
-                    hashes.append(silver.select(key_hash(spec.batch_keys), SOURCE_ROW))
-            else:
-                buffered.append(silver)
+        with local_copy(landed, home) as source:  # a remote landing is parsed from a copy
+            for conformed in conform_chunks(spec, source, landed.original_name):
+                # Only the counts and failures of a chunk are kept; its rows go to disk.
+                chunks.append(replace(conformed, valid=conformed.valid.clear()))
+                silver = pseudonyms.apply(conformed.valid).with_columns(lineage)
+                if writer is None and not buffered and _streams(spec, uri, conformed):
+                    writer = PartWriter(uri, mode=spec.load_mode, app_id=app_id, metadata=metadata)
+                if writer is not None:
+                    writer.write(repeats.hold_back(silver) if spec.batch_keys else silver)
+                else:
+                    buffered.append(silver)
         failures = [c.failures for c in chunks]
-        if writer is not None and len(hashes) > 1:
-            failures.append(_quarantine_repeats(spec, writer, pl.concat(hashes)))
+        if writer is not None and spec.batch_keys:
+            failures.append(repeats.settle(writer, spec.contract))
         elif writer is None:
             batch, repeats = _drop_repeats(spec, buffered)
             failures.append(repeats)
@@ -289,23 +288,46 @@ def _drop_repeats(
     return kept, duplicate_failures(repeats, spec.batch_keys, spec.contract)
 
 
-def _quarantine_repeats(
-    spec: DatasetSpec, writer: PartWriter, hashes: pl.DataFrame
-) -> pl.DataFrame:
-    """Move rows whose key an earlier chunk already had out of the written parts.
+class RepeatFilter:
+    """Rows whose key an earlier chunk of the same file already had, held back before their
+    chunk is written, so no written part ever has to be rewritten.
 
-    Equal hashes only nominate; the key values read back from the parts decide, so a hash
-    collision never quarantines a row."""
-    nominated = hashes.filter(pl.col("_key_hash").is_duplicated())
-    if not nominated.height:
-        return pl.DataFrame(schema=FAILURE_SCHEMA)
-    rows = writer.scan([*spec.batch_keys, SOURCE_ROW]).filter(
-        pl.col(SOURCE_ROW).is_in(nominated[SOURCE_ROW].implode())
-    )
-    repeats = repeated_keys(rows, spec.batch_keys)
-    if repeats.height:
-        writer.drop_rows(SOURCE_ROW, repeats[SOURCE_ROW])
-    return duplicate_failures(repeats, spec.batch_keys, spec.contract)
+    Each chunk's 64-bit key hashes are checked against those of the chunks before it. Equal
+    hashes only nominate: `settle` compares the key values of the held rows with the rows
+    written, so a hash collision never quarantines a row (it is written late instead).
+    """
+
+    def __init__(self, keys: Sequence[str]) -> None:
+        self.keys = list(keys)
+        self._seen: pl.Series | None = None
+        self._held: list[pl.DataFrame] = []
+
+    def hold_back(self, rows: pl.DataFrame) -> pl.DataFrame:
+        """`rows` without those whose key hash an earlier chunk had (kept for `settle`)."""
+        hashes = rows.select(key_hash(self.keys)).to_series()
+        seen = self._seen
+        self._seen = hashes if seen is None else pl.concat([seen, hashes])
+        if seen is None:
+            return rows
+        nominated = hashes.is_in(seen.implode())
+        if not nominated.any():
+            return rows
+        self._held.append(rows.filter(nominated))
+        return rows.filter(~nominated)
+
+    def settle(self, writer: PartWriter, contract: type) -> pl.DataFrame:
+        """Write the held rows that are not repeats; quarantine rows for those that are."""
+        if not self._held:
+            return pl.DataFrame(schema=FAILURE_SCHEMA)
+        held = pl.concat(self._held)
+        columns = [*self.keys, SOURCE_ROW]
+        wanted = held.select(key_hash(self.keys)).to_series().implode()
+        written = writer.scan(columns).filter(key_hash(self.keys).is_in(wanted))
+        repeats = repeated_keys(pl.concat([written, held.select(columns)]), self.keys)
+        unique = held.filter(~pl.col(SOURCE_ROW).is_in(repeats[SOURCE_ROW].implode()))
+        if unique.height:
+            writer.write(unique)
+        return duplicate_failures(repeats, self.keys, contract)
 
 
 def _record(

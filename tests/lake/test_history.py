@@ -183,6 +183,37 @@ def test_scd2_merge_prunes_partitions(tmp_path) -> None:
     assert history.select("name", "is_current").rows() == [("n", False), ("ny", True)]
 
 
+def test_a_delta_scd2_batch_reads_only_its_keys_and_keeps_one_current_version(tmp_path) -> None:
+    # A delta source can change only the keys it carries, so only those (in their
+    # partitions, null partition included) are read; every key still has one current row.
+    uri = str(tmp_path / "t")
+    districts = ["nord", "syd", None]
+    frame = pl.DataFrame(
+        {"id": [f"k{i}" for i in range(6)], "district": districts * 2, "name": "n"}
+    )
+    write_batch(
+        uri, frame, mode="scd2", keys=["id"], app_id="b1", partition_by=["district"], valid_at=T1
+    )
+    changes = frame.filter(pl.col("id").is_in(["k2", "k4"])).with_columns(name=pl.lit("ny"))
+    changes = pl.concat([changes, pl.DataFrame({"id": ["k9"], "district": ["syd"], "name": ["x"]})])
+    write_batch(
+        uri, changes, mode="scd2", keys=["id"], app_id="b2", valid_at=T2, scd2_source="delta"
+    )
+    table = pl.read_delta(uri)
+    current = table.filter(pl.col("is_current")).sort("id")
+    assert current.select("id", "name").rows() == [
+        ("k0", "n"),
+        ("k1", "n"),
+        ("k2", "ny"),
+        ("k3", "n"),
+        ("k4", "ny"),
+        ("k5", "n"),
+        ("k9", "x"),
+    ]
+    closed = table.filter(~pl.col("is_current")).sort("id")
+    assert closed.select("id", "valid_to").rows() == [("k2", T2), ("k4", T2)]
+
+
 # --- bitemporal registrations ------------------------------------------------------------
 
 _TS = pl.Datetime("us", "UTC")

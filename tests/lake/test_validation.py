@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import pandera.polars as pa
 import polars as pl
 import pytest
 
@@ -145,3 +146,17 @@ def test_a_column_mixing_date_formats_parses_every_known_one() -> None:
     starts = dict(zip(result.valid["absence_id"], result.valid["start_date"], strict=True))
     assert {k: str(v) for k, v in starts.items()} == {"F1": "2026-03-02", "F2": "2026-03-01"}
     assert result.failures.select("_source_row", "column").rows() == [(4, "start_date")]
+
+
+def test_boolean_fields_are_typed_under_their_own_name() -> None:
+    class Flags(pa.DataFrameModel):
+        id: str = pa.Field()
+        protected: bool = pa.Field(nullable=True)
+
+    raw = pl.DataFrame(
+        {"id": ["a", "b", "c", "d"], "protected": ["true", "Nej", None, "maybe"]}
+    ).with_columns(pl.int_range(2, 6, dtype=pl.Int64).alias("_source_row"))
+    result = conform(raw, Flags)
+    assert result.valid.columns == ["id", "protected", "_source_row"]
+    assert result.valid["protected"].to_list() == [True, False, None]
+    assert result.failures.select("_source_row", "column").rows() == [(5, "protected")]
