@@ -9,6 +9,11 @@ metadata for the catalog, and the datasets' files.
   `DatasetRecord` (title, description, organization, license, tags, modified, resources with
   url/format/size). Portals such as opendata.swiss give titles as `{"de": .., "fr": ..}`:
   the first non-empty of `languages` wins, then the portal's own order.
+- `choose_resource(record, resource=..., format=...)`: the one file of a dataset to load: by
+  resource id or name, else the only one of a format (`CSV`), else the only one.
+- `site_url(raw)`: the portal's public address as its answer writes it (CKAN's `site_url`,
+  the root of the `help` link); `via_portal(url, site, portal)`: a link under that address
+  rewritten to the address we reach the portal at (a mirror, a proxy, a local test portal).
 - `download_resource(client, url, max_bytes=...)`: a resource file, streamed into memory or
   to a file (written beside it, moved into place when complete), refused beyond `max_bytes`.
 - `auth_from_env(env, source)`: the optional API key (`SOURCES__<SOURCE>__API_KEY`), sent as
@@ -418,6 +423,52 @@ def package_show(
 
 
 # -- files
+
+
+def site_url(raw: bytes) -> str | None:
+    """The portal's public address (CKAN's `site_url`) from an action answer's `help` link,
+    e.g. `https://ckan.opendata.swiss`; None when the answer has no such link."""
+    try:
+        link = json.loads(raw).get("help")
+    except (ValueError, AttributeError):
+        return None
+    if not isinstance(link, str) or "/api/3/action/" not in link:
+        return None
+    return link.split("/api/3/action/")[0].rstrip("/")
+
+
+def via_portal(url: str, site: str | None, portal: str) -> str:
+    """`url` fetched through `portal` when it is a link under the portal's own `site`
+    address (a file uploaded to the portal); any other URL (another host) as it is."""
+    portal = portal.rstrip("/")
+    if not site or site == portal or not url.startswith(f"{site}/"):
+        return url
+    return portal + url[len(site) :]
+
+
+def choose_resource(
+    record: DatasetRecord, *, resource: str | None = None, format: str | None = None
+) -> ResourceRecord:
+    """The dataset's file to load: `resource` (an id or a name), else the only resource of
+    `format` (case-insensitive), else the only resource; CkanError when that is not one file."""
+    candidates = [r for r in record.resources if r.url]
+    if resource is not None:
+        chosen = [r for r in candidates if resource in (r.id, r.name)]
+        wanted = f"resource {resource!r}"
+    elif format is not None:
+        chosen = [r for r in candidates if (r.format or "").casefold() == format.casefold()]
+        wanted = f"a {format} resource"
+    else:
+        chosen, wanted = candidates, "a resource"
+    if len(chosen) == 1:
+        return chosen[0]
+    offered = ", ".join(f"{r.name or r.id} ({r.format or '?'})" for r in candidates) or "none"
+    problem = "has no" if not chosen else f"has {len(chosen)} matching"
+    raise CkanError(
+        f"CKAN dataset {record.name!r} at {record.portal} {problem} {wanted} (resources: "
+        f"{offered}). Name the file with `resource:` (its id or name) in the dataset YAML",
+        action="package_show",
+    )
 
 
 @dataclass(frozen=True, eq=False)

@@ -11,6 +11,9 @@ access: Erhvervsstyrelsen's Elasticsearch at `distribution.virk.dk`, HTTP Basic 
   with its current values, and long history tables (names, addresses, statuses, industries,
   forms, production units) with `valid_from`/`valid_to` Dates from CVR's
   `gyldigFra`/`gyldigTil` (inclusive last day; null `valid_to` = still valid).
+- `company_lines(hits)`: the company rows (`COMPANY_SCHEMA`) as NDJSON bytes, one object per
+  line with ISO dates: what a pipeline lands and reads as the parsed form of a scroll page
+  (the raw page holds participants, who may be persons; these lines never do).
 
 Privacy: CVR numbers and company data are public, but participants (*deltagere*: owners,
 board members, founders, auditors) are often persons. `flatten_companies` never reads
@@ -266,6 +269,23 @@ def flatten_companies(
             for name, schema in schemas.items()
         },
     )
+
+
+def company_lines(hits: Iterable[Mapping[str, Any]], *, source: str = "CVR virksomhed") -> bytes:
+    """`flatten_companies(hits).companies` as NDJSON: `COMPANY_SCHEMA`'s keys in order, dates
+    as `YYYY-MM-DD`, timestamps as UTC ISO 8601 (`...Z`). Same hits, same bytes."""
+    lines = []
+    for row in flatten_companies(hits, source=source).companies.iter_rows(named=True):
+        lines.append(json.dumps({k: _plain(v) for k, v in row.items()}, ensure_ascii=False))
+    return "".join(f"{line}\n" for line in lines).encode("utf-8")
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
 
 
 def _company_of(hit: Mapping[str, Any], position: int, source: str) -> Mapping[str, Any]:

@@ -32,7 +32,7 @@ import polars as pl
 from connectors.formats.frame import SOURCE_ROW, finish
 
 # The JSON reader's rendering of one value as text; shared so API and file records type alike.
-from connectors.formats.json import _text as json_text
+from connectors.formats.json import value_text as json_text
 from connectors.http import (
     SECRET_PARAM_NAMES,
     ApiKeyAuth,

@@ -1,4 +1,5 @@
-"""API datasets: pages from a register or statistics API, landed like delivered files.
+"""API datasets: pages from a register, statistics, company or open-data API, landed like
+delivered files.
 
 Each answer's raw bytes land in landing (content-addressed, with the manifest row) before
 anything parses them; the dataset's `format:` block then reads a landed page exactly as it
@@ -6,12 +7,27 @@ would read a file, so contracts, quarantine, checks and silver are the file path
 After each landed page its paging state is saved (lake/cursors.py): a run killed mid-way
 resumes after the last landed page, and a page fetched twice is one landing and one batch.
 
+Some answers are received but are not a batch of the dataset; they land beside it under
+`<dataset>.<part>` (never loaded into silver, kept for replay and the catalog):
+
+- `<dataset>.metadata`: a CKAN dataset's `package_show` answer (title, licence, publisher,
+  resources), which the catalog reads (pipelines/catalog.py);
+- `<dataset>.raw`: a CVR scroll answer as received (it holds participants, who may be
+  persons), whose batch is the company rows `connectors.cvr.company_lines` makes of the hits
+  it delivered (NDJSON, no person data); and any answer without records (an empty last page).
+
 Source blocks (`source:` in the dataset YAML) and their settings; any key can be overridden
 from the environment as SOURCES__<NAME>__<KEY> (secrets only come from there):
 
     type: datafordeler   register, entity, fields, where?, first?       API_KEY, BASE_URL
     type: statbank       table, variables, lang?, format? (CSV)         BASE_URL
-    type: rest           see connectors/rest.py                          per its auth
+    type: cvr            query?, size? (1000); format: {type: ndjson}   USERNAME, PASSWORD,
+                                                                        BASE_URL
+    type: ckan           portal, package, resource? | resource_format?, API_KEY?, BASE_URL
+                         max_mb? (200)                                  (the portal)
+    type: rest           see connectors/rest.py                         per its auth, URL
+
+<NAME> is the block's `name:`, else the type (DATAFORDELER, STATBANK, CVR, CKAN).
 """
 
 from __future__ import annotations
@@ -21,9 +37,12 @@ import os
 import uuid
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import PurePosixPath
 from typing import Any
 
-from connectors import datafordeler, statbank
+import httpx
+
+from connectors import ckan, cvr, datafordeler, statbank
 from connectors.http import HttpClient
 from connectors.rest import RestSource
 from lake import cursors
@@ -34,16 +53,37 @@ from pipelines.specs import DatasetSpec
 
 log = logging.getLogger("kommunelake.api")
 
-API_SOURCES = ("datafordeler", "statbank", "rest")
-_DEFAULT_NAMES = {"datafordeler": "datafordeler", "statbank": "statbank"}
+API_SOURCES = ("datafordeler", "statbank", "cvr", "ckan", "rest")
+_DEFAULT_NAMES = {kind: kind for kind in API_SOURCES if kind != "rest"}
+METADATA, RAW = "metadata", "raw"  # parts landed beside a dataset, never loaded
+DEFAULT_MAX_MB = 200
+
+
+@dataclass(frozen=True)
+class Landing:
+    """Bytes to land: a batch of the dataset (`part` None) or a part kept beside it."""
+
+    data: bytes
+    media_type: str
+    suffix: str
+    part: str | None = None
 
 
 @dataclass(frozen=True)
 class Answer:
-    raw: bytes
+    landings: tuple[Landing, ...]
     state: dict[str, Any] | None  # None: the source has nothing after this page
-    media_type: str
-    suffix: str
+
+
+def part_dataset(dataset: str, part: str) -> str:
+    """The landing manifest's dataset name for a part kept beside `dataset`."""
+    return f"{dataset}.{part}"
+
+
+def _page(raw: bytes, records: int) -> Landing:
+    """A page of records as a batch; a page without records is kept beside the dataset
+    instead (a batch without rows would only be rejected for missing columns)."""
+    return Landing(raw, "application/json", ".json", None if records else RAW)
 
 
 def is_api(spec: DatasetSpec) -> bool:
@@ -77,16 +117,22 @@ def fetch_into_landing(spec: DatasetSpec, home: Home, env: Mapping[str, str] | N
     new = 0
     for answer in _answers(spec, env, start):
         page += 1
-        landed, is_new = land(
-            home.landing,
-            home.manifest_uri,
-            dataset=spec.name,
-            source=f"api:{source_name(spec)}",
-            data=answer.raw,
-            original_name=f"{spec.name}-{run}-p{page:04d}{answer.suffix}",
-            media_type=answer.media_type,
-        )
-        new += is_new
+        is_new, sha = False, None
+        for landing in answer.landings:
+            part = f".{landing.part}" if landing.part else ""
+            landed, fresh = land(
+                home.landing_uri,
+                home.manifest_uri,
+                dataset=part_dataset(spec.name, landing.part) if landing.part else spec.name,
+                source=f"api:{source_name(spec)}",
+                data=landing.data,
+                original_name=f"{spec.name}-{run}-p{page:04d}{part}{landing.suffix}",
+                media_type=landing.media_type,
+            )
+            is_new |= fresh
+            if landing.part is None or sha is None:
+                sha = landed.sha256  # the batch's hash, else the part's
+            new += fresh and landing.part is None
         finished = _finished(spec, answer.state)
         # A page landed before needs no resume point of its own; a run's end is recorded
         # unless it repeats the previous run's end exactly (an unchanged re-run adds nothing).
@@ -98,7 +144,7 @@ def fetch_into_landing(spec: DatasetSpec, home: Home, env: Mapping[str, str] | N
             and cursor.state == answer.state
         )
         if is_new or (finished and not repeat_of_last_end):
-            cursors.save(home, spec.name, run, page, answer.state, landed.sha256, finished=finished)
+            cursors.save(home, spec.name, run, page, answer.state, sha, finished=finished)
     log.info("%s: %d page(s) fetched, %d new", spec.name, page, new)
     return new
 
@@ -117,10 +163,15 @@ def _answers(
         yield from _datafordeler(spec, env, state)
     elif kind == "statbank":
         yield from _statbank(spec, env)
+    elif kind == "cvr":
+        yield from _cvr(spec, env, state)
+    elif kind == "ckan":
+        yield from _ckan(spec, env)
     else:
         config = {k: v for k, v in spec.source.items() if k != "type"}
+        config["url"] = setting(spec, "url", env, config.get("url"))
         for page in RestSource.from_config(config, env).pages(state):
-            yield Answer(page.raw, dict(page.state), "application/json", ".json")
+            yield Answer((_page(page.raw, len(page.records)),), dict(page.state))
 
 
 def _datafordeler(
@@ -147,7 +198,7 @@ def _datafordeler(
             state=state,
             base_url=setting(spec, "base_url", env, datafordeler.GRAPHQL_URL),
         ):
-            yield Answer(page.raw, page.state, "application/json", ".json")
+            yield Answer((_page(page.raw, len(page.records)),), page.state)
 
 
 def _statbank(spec: DatasetSpec, env: Mapping[str, str]) -> Iterator[Answer]:
@@ -163,9 +214,69 @@ def _statbank(spec: DatasetSpec, env: Mapping[str, str]) -> Iterator[Answer]:
             client, body, base_url=setting(spec, "base_url", env, statbank.STATBANK_URL)
         )
     csv = body["format"] == "csv"
-    yield Answer(
-        response.content,
-        None,
-        "text/csv" if csv else "application/json",
-        ".csv" if csv else ".json",
-    )
+    media_type, suffix = ("text/csv", ".csv") if csv else ("application/json", ".json")
+    yield Answer((Landing(response.content, media_type, suffix),), None)
+
+
+def _cvr(
+    spec: DatasetSpec, env: Mapping[str, str], state: dict[str, Any] | None
+) -> Iterator[Answer]:
+    src = spec.source
+    index = src.get("index", "virksomhed")
+    if index != "virksomhed":
+        raise ConfigError(
+            f"{spec.name}: the cvr source reads companies (index: virksomhed), not {index!r}"
+        )
+    if spec.format.get("type") != "ndjson":
+        raise ConfigError(
+            f"{spec.name}: a cvr dataset loads the company rows made of each answer; "
+            "set `format: {type: ndjson}`"
+        )
+    try:
+        auth = cvr.auth_from_env(env, source_name(spec))
+    except ValueError as error:
+        raise ConfigError(f"{spec.name}: {error}") from error
+    with HttpClient(auth=auth) as client:
+        for page in cvr.scroll(
+            client,
+            src.get("query"),
+            index="virksomhed",
+            size=int(src.get("size", 1000)),
+            state=state,
+            base_url=setting(spec, "base_url", env, cvr.CVR_URL),
+        ):
+            landings = [Landing(page.raw, page.media_type or "application/json", ".json", RAW)]
+            if page.hits:
+                lines = cvr.company_lines(page.hits, source=f"{spec.name} page {page.number}")
+                landings.append(Landing(lines, "application/x-ndjson", ".ndjson"))
+            yield Answer(tuple(landings), page.state)
+
+
+def _ckan(spec: DatasetSpec, env: Mapping[str, str]) -> Iterator[Answer]:
+    src = spec.source
+    portal = setting(spec, "base_url", env, src.get("portal"))
+    missing = [k for k, v in (("portal", portal), ("package", src.get("package"))) if not v]
+    if missing:
+        raise ConfigError(f"{spec.name}: the ckan source needs {', '.join(missing)}")
+    auth = ckan.auth_from_env(env, source_name(spec))
+    with HttpClient(auth=auth) as client:
+        shown = ckan.package_show(client, portal, str(src["package"]))
+        resource = ckan.choose_resource(
+            shown.record, resource=src.get("resource"), format=src.get("resource_format")
+        )
+        assert resource.url is not None  # choose_resource offers only resources with a URL
+        # A file uploaded to the portal is linked under its public address; fetch it through
+        # the address configured for the portal (the same, unless a mirror or proxy is used).
+        url = httpx.URL(ckan.via_portal(resource.url, ckan.site_url(shown.raw), portal))
+        download = ckan.download_resource(
+            client,
+            str(url),
+            max_bytes=int(float(src.get("max_mb", DEFAULT_MAX_MB)) * 2**20),
+            # a file on another host must not get the portal's key
+            send_auth=auth is not None and url.host == httpx.URL(portal).host,
+        )
+    assert download.content is not None  # no `dest`: the bytes come back in memory
+    suffix = PurePosixPath(url.path).suffix.lower() or f".{(resource.format or 'bin').lower()}"
+    media_type = download.media_type or resource.media_type or "application/octet-stream"
+    metadata = Landing(shown.raw, "application/json", ".json", METADATA)
+    yield Answer((metadata, Landing(download.content, media_type, suffix)), None)

@@ -1,41 +1,182 @@
-"""Catalog tables for the serving layer, made from the dataset specs and contracts."""
+"""Catalog tables for the serving layer, made from the dataset specs and contracts, and from
+what open-data portals say about their datasets.
+
+- `dataset_specs` (the serving layer's `catalog.datasets` adds load and quality state): one
+  row per dataset; `source` says where it comes from, and for a dataset from an open-data
+  portal `publisher`, `license`, `upstream_title` and `upstream_modified` say what the portal
+  says about it.
+- `sources`: one row per silver dataset: the source type and system, the endpoint it is read
+  from, and for a CKAN dataset the package's metadata (title, description, organization,
+  licence, tags, its page on the portal, when the portal last changed it, when we fetched it).
+- `source_resources`: the files a CKAN package offers (URL, format, size, last change), with
+  `loaded` marking the one that is loaded into silver.
+
+The portal metadata is read from landing (`<dataset>.metadata`, the newest `package_show`
+answer, see pipelines/api_sources.py), so the catalog shows what was fetched, also offline.
+"""
 
 from __future__ import annotations
 
+import logging
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
 import polars as pl
 
+from connectors import ckan, cvr, datafordeler, statbank
+from connectors.formats.errors import FormatError
+from connectors.http import redact_url
+from lake.home import Home
+from lake.landing import LandedFile, manifest, read_landed
 from lake.validation import contract_columns
+from pipelines.api_sources import METADATA, is_api, part_dataset, setting, source_name
 from pipelines.gold.assets import GOLD_OWNER
 from pipelines.gold.models import MODELS
 from pipelines.specs import DatasetSpec
 
+log = logging.getLogger("kommunelake.catalog")
 
-def catalog_tables(specs: list[DatasetSpec]) -> dict[str, pl.DataFrame]:
-    return {"dataset_specs": datasets(specs), "columns": columns(specs)}
+_TIME = pl.Datetime("us", "UTC")
+SOURCES_SCHEMA: dict[str, Any] = {
+    "dataset": pl.String,
+    "source_type": pl.String,  # files | sftp | datafordeler | statbank | cvr | ckan | rest
+    "system": pl.String,  # the SOURCES__<NAME>__ name, or the drop folder
+    "endpoint": pl.String,  # where it is read from (credentials never included)
+    "portal": pl.String,
+    "package_id": pl.String,
+    "package_name": pl.String,
+    "title": pl.String,
+    "description": pl.String,
+    "publisher": pl.String,  # the portal's organization
+    "publisher_id": pl.String,
+    "license": pl.String,
+    "license_id": pl.String,
+    "tags": pl.List(pl.String),
+    "landing_page": pl.String,  # the dataset's page on the portal
+    "source_url": pl.String,  # the publisher's own page, where the portal has one
+    "created": _TIME,
+    "modified": _TIME,  # the dataset's last change as the portal tells it
+    "metadata_modified": _TIME,
+    "metadata_fetched_at": _TIME,
+    "metadata_sha256": pl.String,  # the landed package_show answer
+}
+RESOURCES_SCHEMA: dict[str, Any] = {
+    "dataset": pl.String,
+    "resource_id": pl.String,
+    "name": pl.String,
+    "description": pl.String,
+    "url": pl.String,
+    "format": pl.String,
+    "media_type": pl.String,
+    "size_bytes": pl.Int64,
+    "last_modified": _TIME,
+    "loaded": pl.Boolean,
+}
 
 
-def datasets(specs: list[DatasetSpec]) -> pl.DataFrame:
+def catalog_tables(specs: list[DatasetSpec], home: Home | None = None) -> dict[str, pl.DataFrame]:
+    """Every catalog table; without `home` the portal metadata columns stay empty."""
+    metadata = {s.name: portal_metadata(s, home) for s in specs} if home is not None else {}
+    return {
+        "dataset_specs": datasets(specs, metadata),
+        "columns": columns(specs),
+        "sources": sources(specs, metadata),
+        "source_resources": source_resources(specs, metadata),
+    }
+
+
+@dataclass(frozen=True)
+class PortalMetadata:
+    """A CKAN package as landed: the record, and which landing it came from."""
+
+    record: ckan.DatasetRecord
+    landed: LandedFile
+
+
+def portal_metadata(spec: DatasetSpec, home: Home) -> PortalMetadata | None:
+    """The newest landed `package_show` answer of a CKAN dataset, as a record; None when
+    the dataset is not from CKAN, nothing was landed yet, or the answer cannot be read."""
+    if spec.source.get("type") != "ckan":
+        return None
+    landed = manifest(home.manifest_uri, part_dataset(spec.name, METADATA))
+    if not landed:
+        return None
+    newest = landed[-1]
+    try:
+        raw = read_landed(newest)
+        package = ckan.parse_action(raw, action="package_show", where=newest.original_name)
+        record = ckan.dataset_record(package, portal=_portal_of(raw, spec))
+    except (FormatError, ckan.CkanError, OSError) as error:
+        log.warning("%s: the landed portal metadata cannot be read: %s", spec.name, error)
+        return None
+    return PortalMetadata(record, newest)
+
+
+def _portal_of(raw: bytes, spec: DatasetSpec) -> str:
+    """The portal's public address as it answered (its `help` link), else the YAML's."""
+    return ckan.site_url(raw) or str(spec.source.get("portal") or "")
+
+
+def endpoint(spec: DatasetSpec, env: Mapping[str, str] | None = None) -> str:
+    """Where a dataset is read from: the drop folder, or the API endpoint as configured now
+    (SOURCES__<NAME>__BASE_URL/URL override the YAML), without credentials."""
+    env = os.environ if env is None else env
+    src, kind = spec.source, spec.source.get("type", "files")
+    if not is_api(spec):
+        return f"drop/{spec.name}/"
+    what = ""
+    if kind == "datafordeler":
+        base = setting(spec, "base_url", env, datafordeler.GRAPHQL_URL)
+        url, what = f"{base.rstrip('/')}/{src.get('register')}/v1", f" ({src.get('entity')})"
+    elif kind == "statbank":
+        base = setting(spec, "base_url", env, statbank.STATBANK_URL)
+        url, what = f"{base.rstrip('/')}/data", f" ({src.get('table')})"
+    elif kind == "cvr":
+        url = f"{setting(spec, 'base_url', env, cvr.CVR_URL).rstrip('/')}/cvr-permanent/virksomhed"
+    elif kind == "ckan":
+        portal = str(setting(spec, "base_url", env, src.get("portal")) or "").rstrip("/")
+        url = f"{portal}/dataset/{src.get('package')}"
+    else:
+        url = str(setting(spec, "url", env, src.get("url")))
+    shown = redact_url(url) if url.startswith(("http://", "https://")) else url
+    return shown + what
+
+
+def datasets(
+    specs: list[DatasetSpec], metadata: Mapping[str, PortalMetadata | None] | None = None
+) -> pl.DataFrame:
     """What the YAML says about each dataset; the serving layer adds load and quality state."""
-    rows = [
-        {
-            "dataset": s.name,
-            "layer": "silver",
-            "table": f"silver.{s.name}",
-            "description": s.description,
-            "owner": s.owner,
-            "sector": s.sector,
-            "classification": s.classification,
-            "source": f"{s.source.get('type', 'files')}: drop/{s.name}/",
-            "format": s.format.get("type"),
-            "load_mode": s.load_mode,
-            "keys": ", ".join(s.keys),
-            "contract": s.contract_ref,
-            "contact": s.contact,
-            "freshness_hours": s.quality.freshness_hours,
-            "quarantine_error": s.quality.quarantine_error,
-        }
-        for s in specs
-    ]
+    metadata = metadata or {}
+    rows = []
+    for s in specs:
+        found = metadata.get(s.name)
+        record = found.record if found else None
+        kind = s.source.get("type", "files")
+        rows.append(
+            {
+                "dataset": s.name,
+                "layer": "silver",
+                "table": f"silver.{s.name}",
+                "description": s.description,
+                "owner": s.owner,
+                "sector": s.sector,
+                "classification": s.classification,
+                "source": f"{kind} API: {endpoint(s)}" if is_api(s) else f"{kind}: {endpoint(s)}",
+                "format": s.format.get("type"),
+                "load_mode": s.load_mode,
+                "keys": ", ".join(s.keys),
+                "contract": s.contract_ref,
+                "contact": s.contact,
+                "freshness_hours": s.quality.freshness_hours,
+                "quarantine_error": s.quality.quarantine_error,
+                "publisher": record.organization if record else None,
+                "license": record.license if record else None,
+                "upstream_title": record.title if record else None,
+                "upstream_modified": record.modified if record else None,
+            }
+        )
     rows += [
         {
             "dataset": m.name,
@@ -53,10 +194,93 @@ def datasets(specs: list[DatasetSpec]) -> pl.DataFrame:
             "contact": None,
             "freshness_hours": None,
             "quarantine_error": None,
+            "publisher": None,
+            "license": None,
+            "upstream_title": None,
+            "upstream_modified": None,
         }
         for m in MODELS
     ]
-    return pl.DataFrame(rows)
+    return pl.DataFrame(
+        rows, schema_overrides={"upstream_modified": _TIME, "freshness_hours": pl.Float64}
+    )
+
+
+def sources(
+    specs: list[DatasetSpec], metadata: Mapping[str, PortalMetadata | None] | None = None
+) -> pl.DataFrame:
+    """Where each silver dataset comes from, with the portal's metadata where it has one."""
+    metadata = metadata or {}
+    rows = []
+    for spec in specs:
+        row: dict[str, Any] = dict.fromkeys(SOURCES_SCHEMA)
+        kind = spec.source.get("type", "files")
+        row |= {
+            "dataset": spec.name,
+            "source_type": kind,
+            "system": source_name(spec) if is_api(spec) else f"drop/{spec.name}",
+            "endpoint": endpoint(spec),
+        }
+        found = metadata.get(spec.name)
+        if found is not None:
+            record = found.record
+            row |= {
+                "portal": record.portal,
+                "package_id": record.id,
+                "package_name": record.name,
+                "title": record.title,
+                "description": record.description,
+                "publisher": record.organization,
+                "publisher_id": record.organization_name,
+                "license": record.license,
+                "license_id": record.license_id,
+                "tags": list(record.tags),
+                "landing_page": record.landing_page,
+                "source_url": record.source_url,
+                "created": record.created,
+                "modified": record.modified,
+                "metadata_modified": record.metadata_modified,
+                "metadata_fetched_at": found.landed.fetched_at,
+                "metadata_sha256": found.landed.sha256,
+            }
+        rows.append(row)
+    return pl.DataFrame(rows, schema=SOURCES_SCHEMA)
+
+
+def source_resources(
+    specs: list[DatasetSpec], metadata: Mapping[str, PortalMetadata | None] | None = None
+) -> pl.DataFrame:
+    """The files each portal dataset offers; `loaded` marks the one loaded into silver."""
+    metadata = metadata or {}
+    rows = []
+    for spec in specs:
+        found = metadata.get(spec.name)
+        if found is None:
+            continue
+        try:
+            chosen = ckan.choose_resource(
+                found.record,
+                resource=spec.source.get("resource"),
+                format=spec.source.get("resource_format"),
+            )
+        except ckan.CkanError:
+            chosen = None
+        for resource in found.record.resources:
+            rows.append(
+                {
+                    "dataset": spec.name,
+                    "resource_id": resource.id,
+                    "name": resource.name,
+                    "description": resource.description,
+                    "url": resource.url,
+                    "format": resource.format,
+                    "media_type": resource.media_type,
+                    "size_bytes": resource.size,
+                    "last_modified": resource.modified,
+                    "loaded": resource is chosen,
+                }
+            )
+    return pl.DataFrame(rows, schema=RESOURCES_SCHEMA)
 
 
 def columns(specs: list[DatasetSpec]) -> pl.DataFrame:

@@ -98,7 +98,11 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def prepare(home: Home, *, create_key: bool = False) -> None:
-    """Point this process (and Dagster) at the home: env vars, key, instance config."""
+    """Point this process (and Dagster) at the home: env vars, key, instance config.
+
+    Every command that writes calls it first, so a lake where Delta commits would not be
+    atomic (a network share, S3 without conditional PUT) is refused before anything runs."""
+    home.require_atomic()
     os.environ["KOMMUNELAKE_HOME"] = str(home.root)
     if not os.environ.get(KEY_ENV):
         if home.key_file.exists():
@@ -144,6 +148,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from connectors.demo.services import DemoServices
 
     home = resolve_home(args.home)
+    home.require_atomic()  # before generating anything (prepare() checks again, cheaply)
     print(f"Building Demo Kommune ({args.persons:,} synthetic persons) in {home.root} ...")
     summary = generate(home.root, persons=args.persons, seed=args.seed)
     for name, dataset in sorted(summary.datasets.items()):
@@ -156,6 +161,12 @@ def cmd_demo(args: argparse.Namespace) -> int:
             SOURCES__DATAFORDELER__BASE_URL=urls.datafordeler,
             SOURCES__DATAFORDELER__API_KEY=urls.api_key,
             SOURCES__STATBANK__BASE_URL=urls.statbank,
+            SOURCES__CVR__BASE_URL=urls.cvr,
+            SOURCES__CVR__USERNAME=urls.cvr_username,
+            SOURCES__CVR__PASSWORD=urls.cvr_password,
+            SOURCES__CKAN__BASE_URL=urls.ckan,
+            SOURCES__WORK_ORDERS__URL=urls.vendor,
+            SOURCES__WORK_ORDERS__TOKEN=urls.vendor_token,
         )
         print(
             f"Serving the demo registers at {urls.datafordeler} and statistics at {urls.statbank}"

@@ -24,7 +24,7 @@ def serving_asset(specs: list[DatasetSpec], upstream: list[dg.AssetKey]) -> dg.A
     )
     def _serving(lake: LakeResource) -> dg.MaterializeResult:
         home = lake.lake_home()
-        report = build_serving(home, catalog_tables(specs))
+        report = build_serving(home, catalog_tables(specs, home))
         return dg.MaterializeResult(
             metadata={
                 "path": dg.MetadataValue.path(str(report.path)),

@@ -27,10 +27,17 @@ def real_fixtures() -> Path:
 
 @pytest.fixture
 def demo_apis(monkeypatch) -> Iterator[ServiceUrls]:
-    """The demo's register and statistics APIs on 127.0.0.1, wired as `kommunelake demo` does,
-    for tests that materialize every asset (the API datasets fetch from them)."""
+    """The demo's register, statistics, CVR, CKAN and vendor APIs on 127.0.0.1, wired as
+    `kommunelake demo` does, for tests that materialize every asset (the API datasets fetch
+    from them)."""
     with DemoServices(persons=400) as urls:
         monkeypatch.setenv("SOURCES__DATAFORDELER__BASE_URL", urls.datafordeler)
         monkeypatch.setenv("SOURCES__DATAFORDELER__API_KEY", urls.api_key)
         monkeypatch.setenv("SOURCES__STATBANK__BASE_URL", urls.statbank)
+        monkeypatch.setenv("SOURCES__CVR__BASE_URL", urls.cvr)
+        monkeypatch.setenv("SOURCES__CVR__USERNAME", urls.cvr_username)
+        monkeypatch.setenv("SOURCES__CVR__PASSWORD", urls.cvr_password)
+        monkeypatch.setenv("SOURCES__CKAN__BASE_URL", urls.ckan)
+        monkeypatch.setenv("SOURCES__WORK_ORDERS__URL", urls.vendor)
+        monkeypatch.setenv("SOURCES__WORK_ORDERS__TOKEN", urls.vendor_token)
         yield urls

@@ -22,10 +22,14 @@ from .summary import MANIFEST_NAME, DemoSummary
 MAX_DEFECT_RATE = 0.2  # four kinds at most one per row: beyond this rows run out
 
 
-def _stream(seed: int, name: str) -> random.Random:
-    # One independent stream per part, derived from the seed alone: changing how one extract
-    # draws its numbers does not reshuffle every other extract. (str seeds are hashed with
-    # SHA-512 by ``random``, so this is stable across processes and platforms.)
+def stream(seed: int, name: str) -> random.Random:
+    """The random stream of one part of the demo (an extract, the population, a service).
+
+    One independent stream per part, derived from the seed alone: changing how one extract
+    draws its numbers does not reshuffle every other extract. (str seeds are hashed with
+    SHA-512 by ``random``, so this is stable across processes and platforms.) The services
+    replay an extract's draws with the same stream, so the API and the files agree.
+    """
     return random.Random(f"kommunelake-demo/{seed}/{name}")
 
 
@@ -42,20 +46,20 @@ def generate(
     if not 0 <= defect_rate <= MAX_DEFECT_RATE:
         raise ValueError(f"defect_rate must be within [0, {MAX_DEFECT_RATE}]")
 
-    population = build_population(_stream(seed, "population"), persons)
-    care = home_care_visits.choose_recipients(_stream(seed, "home_care_recipients"), population)
-    staff = sick_leave.choose_staff(_stream(seed, "staff"), population)
-    meals = meal_delivery_list.choose_recipients(_stream(seed, "meal_recipients"), population)
+    population = build_population(stream(seed, "population"), persons)
+    care = home_care_visits.choose_recipients(stream(seed, "home_care_recipients"), population)
+    staff = sick_leave.choose_staff(stream(seed, "staff"), population)
+    meals = meal_delivery_list.choose_recipients(stream(seed, "meal_recipients"), population)
     referenced = {person.cpr for person in (*care, *staff, *meals)}
 
     built = [
-        cpr_persons.build(_stream(seed, cpr_persons.NAME), population, referenced, defect_rate),
-        dar_addresses.build(_stream(seed, dar_addresses.NAME), population, defect_rate),
-        bbr_dwellings.build(_stream(seed, bbr_dwellings.NAME), population, defect_rate),
-        cvr_companies.build(_stream(seed, cvr_companies.NAME), population, defect_rate),
-        home_care_visits.build(_stream(seed, home_care_visits.NAME), population, care, defect_rate),
-        sick_leave.build(_stream(seed, sick_leave.NAME), staff, defect_rate),
-        meal_delivery_list.build(_stream(seed, meal_delivery_list.NAME), meals, defect_rate),
+        cpr_persons.build(stream(seed, cpr_persons.NAME), population, referenced, defect_rate),
+        dar_addresses.build(stream(seed, dar_addresses.NAME), population, defect_rate),
+        bbr_dwellings.build(stream(seed, bbr_dwellings.NAME), population, defect_rate),
+        cvr_companies.build(stream(seed, cvr_companies.NAME), population, defect_rate),
+        home_care_visits.build(stream(seed, home_care_visits.NAME), population, care, defect_rate),
+        sick_leave.build(stream(seed, sick_leave.NAME), staff, defect_rate),
+        meal_delivery_list.build(stream(seed, meal_delivery_list.NAME), meals, defect_rate),
     ]
     drop = Path(home) / "drop"
     for extract in built:

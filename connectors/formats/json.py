@@ -126,7 +126,7 @@ def _frame(
     if not keys:
         return pl.DataFrame(schema={SOURCE_ROW: pl.Int64})
     columns = {
-        f"c{i}": pl.Series([_text(r.get(key)) for r in records], dtype=pl.String)
+        f"c{i}": pl.Series([value_text(r.get(key)) for r in records], dtype=pl.String)
         for i, key in enumerate(keys)
     }
     return finish(
@@ -138,7 +138,9 @@ def _frame(
     )
 
 
-def _text(value: Any) -> str | None:
+def value_text(value: Any) -> str | None:
+    """A JSON value as the text a reader frame holds (typing happens later, from text):
+    booleans as true/false, whole floats without `.0`, objects and lists as compact JSON."""
     if value is None:
         return None
     if isinstance(value, str):

@@ -54,7 +54,9 @@ def _use(rng: random.Random, address: Address, ages: list[int]) -> str:
     return _USE_BY_KIND[address.kind]
 
 
-def build(rng: random.Random, population: Population, rate: float) -> BuiltExtract:
+def clean_units(rng: random.Random, population: Population) -> list[dict[str, object]]:
+    """Every unit before defects are injected, drawing from ``rng`` as ``build`` does: the
+    demo services replay it with the extract's own stream to serve the same units."""
     ages: dict[str, list[int]] = defaultdict(list)
     for person in population.persons:
         ages[person.address.id].append(person.age)
@@ -64,7 +66,11 @@ def build(rng: random.Random, population: Population, rate: float) -> BuiltExtra
         if address.kind != FLAT and rng.random() < 0.02:
             # A granny flat or a shop unit at the same address.
             units.append(_unit(rng, address, rng.choice((APARTMENT, OTHER))))
+    return units
 
+
+def build(rng: random.Random, population: Population, rate: float) -> BuiltExtract:
+    units = clean_units(rng, population)
     plan = d.RowPlan(units, KINDS)
     count = d.defect_count(len(units), rate)
     for i in plan.mark(rng, d.UNKNOWN_ADDRESS_ID, count):

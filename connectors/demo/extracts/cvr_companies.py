@@ -52,14 +52,24 @@ def _impossible(rng: random.Random, year: int) -> str:
                        f"{year}-{month:02d}-32", f"{year}-04-31", f"{year}-13-40"))  # fmt: skip
 
 
-def build(rng: random.Random, population: Population, rate: float) -> BuiltExtract:
-    taken: set[int] = set()
+def clean_companies(
+    rng: random.Random, population: Population, taken: set[int] | None = None
+) -> list[dict[str, object]]:
+    """Every company before defects are injected, drawing from ``rng`` as ``build`` does:
+    the demo's CVR service replays it with the extract's own stream to serve the same
+    companies. ``taken`` collects the CVR numbers handed out."""
+    taken = set() if taken is None else taken
     count_companies = max(1, round(len(population.persons) / PERSONS_PER_COMPANY))
     addresses = population.addresses
     farms = [a for a in addresses if a.kind == FARM]
-    companies = [
-        _company(rng, addresses, farms, make_cvr(rng, taken)) for _ in range(count_companies)
-    ]
+    return [_company(rng, addresses, farms, make_cvr(rng, taken)) for _ in range(count_companies)]
+
+
+def build(rng: random.Random, population: Population, rate: float) -> BuiltExtract:
+    taken: set[int] = set()
+    companies = clean_companies(rng, population, taken)
+    addresses = population.addresses
+    farms = [a for a in addresses if a.kind == FARM]
 
     plan = d.RowPlan(companies, KINDS)
     count = d.defect_count(len(companies), rate)

@@ -19,6 +19,10 @@ def main(argv: list[str] | None = None) -> int:
     urls = services.start()
     print(f"Datafordeler GraphQL: {urls.datafordeler}/DAR/v1?apiKey={urls.api_key} (and /BBR/v1)")
     print(f"StatBank:             {urls.statbank}/tableinfo, {urls.statbank}/data (table DEMOFOLK)")
+    print(f"CVR (Elasticsearch):  {urls.cvr}/cvr-permanent/virksomhed/_search (Basic auth:")
+    print(f"                      {urls.cvr_username} / {urls.cvr_password})")
+    print(f"CKAN:                 {urls.ckan}/api/3/action/package_search")
+    print(f"Vendor REST:          {urls.vendor}?page=1 (Bearer {urls.vendor_token})")
     print("Ctrl-C stops.")
     try:
         threading.Event().wait()

@@ -29,8 +29,10 @@ Behaviour (what is known of the real service, and where we chose):
   gives HotChocolate's own error (``HC0051``, "The maximum allowed items per page were
   exceeded.") with ``data.<entity>: null``.
 - Errors: GraphQL errors (syntax, unknown field, bad argument, page size) come back as an
-  ``errors`` array with HTTP 200; a body that is not a GraphQL request gives HTTP 400.
-  The API key check (401/403) is the HTTP layer's (``server.py``).
+  ``errors`` array with HTTP 200, as HotChocolate answers them (the page-size code and
+  wording are HotChocolate's own; none is recorded in the fixtures). A body that is not a
+  GraphQL request gives HTTP 400 with ``{"errors": [{"message"}]}``: a **guess** at the
+  real service's answer. The API key check (401/403, also guesses) is ``server.py``'s.
 """
 
 from __future__ import annotations

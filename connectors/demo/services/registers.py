@@ -35,7 +35,7 @@ from typing import Any
 
 from ..dates import EXTRACT_DATE
 from ..extracts import bbr_dwellings
-from ..generator import _stream
+from ..generator import stream
 from ..people import Population, build_population
 from ..places import FARM, FLAT, HOUSE, KOMMUNEKODE, TERRACED, Address, new_uuid
 
@@ -89,7 +89,7 @@ class Registers:
 
 def build_registers(persons: int = 20_000, seed: int = 2026) -> Registers:
     """The registers for the population ``generate(home, persons, seed)`` writes."""
-    population = build_population(_stream(seed, "population"), persons)
+    population = build_population(stream(seed, "population"), persons)
     return registers_for(population, seed)
 
 
@@ -386,19 +386,8 @@ class _Builder:
         self._versions(self.bygninger, building_id, BBR_NAMESPACE, life, fields)
 
     def _enheder(self, seed: int, building_of: dict[str, str]) -> None:
-        # Replays the first half of bbr_dwellings.build with its own stream: the same units,
-        # ids and draws as the file, before defects.
-        rng = _stream(seed, bbr_dwellings.NAME)
-        ages: dict[str, list[int]] = defaultdict(list)
-        for person in self.population.persons:
-            ages[person.address.id].append(person.age)
-        units: list[Row] = []
-        for address in self.population.addresses:
-            use = bbr_dwellings._use(rng, address, ages[address.id])
-            units.append(bbr_dwellings._unit(rng, address, use))
-            if address.kind != FLAT and rng.random() < 0.02:
-                extra = rng.choice((bbr_dwellings.APARTMENT, bbr_dwellings.OTHER))
-                units.append(bbr_dwellings._unit(rng, address, extra))
+        # The file's units before defects, drawn with the extract's own stream: same ids.
+        units = bbr_dwellings.clean_units(stream(seed, bbr_dwellings.NAME), self.population)
 
         versions = {
             row["id_lokalId"]: row for row in self.bygninger if row["registreringTil"] is None

@@ -6,11 +6,21 @@ Routes (all on the same port):
   ``{"query", "variables", "operationName"}`` (see ``datafordeler``);
   ``GET /DAR/v1/schema?apiKey=KEY`` (and ``/BBR/...``): the schema as SDL, as the real
   service offers it. The key goes in the ``apiKey`` query parameter (the name matched
-  case-insensitively, as public clients spell it ``apikey`` too): missing -> 401,
-  wrong -> 403 (the real status codes are not recorded; these are the HTTP meanings).
+  case-insensitively, as public clients spell it ``apikey`` too). Missing -> 401 and
+  wrong -> 403, each with ``{"message": ...}``: both a **guess** (no refused answer is in
+  ``shared/fixtures/real/datafordeler``; these are the HTTP meanings of the two cases).
 - ``POST /v1/tableinfo`` and ``POST /v1/data``: StatBank, JSON body (see ``statbank``);
   also ``GET /v1/tableinfo?id=DEMOFOLK&lang=en``, ``GET /v1/tableinfo/DEMOFOLK`` and
   ``GET /v1/data/DEMOFOLK/CSV?OMRÅDE=*&TID=2024K1,2024K2`` like the live API. No key.
+- ``POST /cvr-permanent/virksomhed/_search?scroll=1m``, ``POST``/``DELETE /_search/scroll``:
+  the CVR-like Elasticsearch, HTTP Basic auth (see ``cvr``).
+- ``GET|POST /ckan/api/3/action/<action>`` and ``GET /ckan/dataset/<id>/resource/<id>/
+  download/<file>``: the CKAN-like open-data portal, no key (see ``ckan``).
+- ``GET /vendor/api/v2/work-orders?page=&page_size=``: the vendor REST API, bearer token
+  (see ``vendor``).
+
+Every request is recorded (``DemoServices.seen()``: method, path with query, body; the newest
+``MAX_SEEN``) before it is answered, so tests can count what reached the server.
 """
 
 from __future__ import annotations
@@ -18,18 +28,29 @@ from __future__ import annotations
 import json
 import logging
 import threading
+from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from .ckan import PORTAL_PATH, SITE_URL, CkanService
+from .cvr import CvrService
 from .datafordeler import GraphQLService, default_clock
 from .registers import Registers, build_registers
 from .statbank import JSON_TYPE, Answer, StatbankService, error_answer
+from .vendor import PATH as VENDOR_PATH
+from .vendor import VendorService
 
+# Demo credentials: the services accept these unless told otherwise. They protect nothing
+# (synthetic data on 127.0.0.1); they exist so the demo sends them as real loads must.
 DEMO_API_KEY = "demo-kommune-0350"
+DEMO_CVR_USERNAME = "demo_kommune_0350"
+DEMO_CVR_PASSWORD = "demo-cvr-password-0350"
+DEMO_VENDOR_TOKEN = "demo-vendor-token-0350"
+MAX_SEEN = 10_000  # requests kept for `seen()`: the newest, so a long-running server stays small
 
 logger = logging.getLogger("kommunelake.demo.services")
 
@@ -43,15 +64,27 @@ class ServiceUrls:
       ``base_url``).
     - ``statbank``: ``http://127.0.0.1:PORT/v1`` (``connectors.statbank``'s ``base_url``).
     - ``api_key``: the Datafordeler key the server accepts.
+    - ``cvr``: the Elasticsearch root ``http://127.0.0.1:PORT`` (``connectors.cvr``'s
+      ``base_url``), with ``cvr_username``/``cvr_password`` for Basic auth.
+    - ``ckan``: the portal, ``http://127.0.0.1:PORT/ckan`` (``connectors.ckan``'s ``portal``);
+      its answers link to its public address ``ckan.SITE_URL`` instead.
+    - ``vendor``: the work-order endpoint ``http://127.0.0.1:PORT/vendor/api/v2/work-orders``,
+      with ``vendor_token`` as bearer token.
     """
 
     datafordeler: str
     statbank: str
     api_key: str
+    cvr: str = ""
+    cvr_username: str = ""
+    cvr_password: str = field(default="", repr=False)
+    ckan: str = ""
+    vendor: str = ""
+    vendor_token: str = field(default="", repr=False)
 
 
 class DemoServices:
-    """The Demo Kommune's Datafordeler-like and StatBank-like services.
+    """The Demo Kommune's Datafordeler-, StatBank-, CVR-, CKAN- and vendor-like services.
 
     ``with DemoServices(persons=2000) as urls: ...`` or ``start()`` / ``stop()``. The data is
     that of ``connectors.demo.generate(home, persons, seed)``; it is built in ``start()``
@@ -64,19 +97,29 @@ class DemoServices:
         seed: int = 2026,
         *,
         api_key: str = DEMO_API_KEY,
+        cvr_username: str = DEMO_CVR_USERNAME,
+        cvr_password: str = DEMO_CVR_PASSWORD,
+        vendor_token: str = DEMO_VENDOR_TOKEN,
         host: str = "127.0.0.1",
         port: int = 0,
         clock: Callable[[], datetime] = default_clock,
     ) -> None:
-        if not api_key:
-            raise ValueError("api_key must not be empty")
+        if not (api_key and cvr_username and cvr_password and vendor_token):
+            raise ValueError("the API key, CVR credentials and vendor token must not be empty")
         self.persons, self.seed = persons, seed
         self.api_key = api_key
+        self.cvr_username, self.cvr_password = cvr_username, cvr_password
+        self.vendor_token = vendor_token
         self.host, self.port = host, port
         self.clock = clock
         self.registers: Registers | None = None
         self.graphql: GraphQLService | None = None
         self.statbank: StatbankService | None = None
+        self.cvr: CvrService | None = None
+        self.ckan: CkanService | None = None
+        self.vendor: VendorService | None = None
+        self.requests: deque[SeenRequest] = deque(maxlen=MAX_SEEN)
+        self._requests_lock = threading.Lock()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
 
@@ -86,7 +129,26 @@ class DemoServices:
             raise RuntimeError("the demo services are not running: call start() first")
         host, port = self._server.server_address[:2]
         root = f"http://{host}:{port}"
-        return ServiceUrls(datafordeler=root, statbank=f"{root}/v1", api_key=self.api_key)
+        return ServiceUrls(
+            datafordeler=root,
+            statbank=f"{root}/v1",
+            api_key=self.api_key,
+            cvr=root,
+            cvr_username=self.cvr_username,
+            cvr_password=self.cvr_password,
+            ckan=f"{root}{PORTAL_PATH}",
+            vendor=f"{root}/{'/'.join(VENDOR_PATH)}",
+            vendor_token=self.vendor_token,
+        )
+
+    def record(self, method: str, path: str, body: bytes) -> None:
+        with self._requests_lock:
+            self.requests.append(SeenRequest(method, path, body))
+
+    def seen(self) -> list[SeenRequest]:
+        """The requests received so far, oldest first (a copy)."""
+        with self._requests_lock:
+            return list(self.requests)
 
     def start(self) -> ServiceUrls:
         if self._server is not None:
@@ -94,7 +156,13 @@ class DemoServices:
         if self.registers is None:
             self.registers = build_registers(self.persons, self.seed)
             self.graphql = GraphQLService(self.registers, self.clock)
-            self.statbank = StatbankService(self.registers.population)
+            population = self.registers.population
+            self.statbank = StatbankService(population)
+            self.cvr = CvrService(
+                population, self.seed, username=self.cvr_username, password=self.cvr_password
+            )
+            self.ckan = CkanService(population, self.seed)
+            self.vendor = VendorService(population, self.seed, token=self.vendor_token)
         server = ThreadingHTTPServer((self.host, self.port), _Handler)
         server.daemon_threads = True
         server.services = self  # type: ignore[attr-defined]
@@ -108,7 +176,11 @@ class DemoServices:
         self._thread.start()
         urls = self.urls
         logger.info(
-            "demo services at %s (Datafordeler) and %s (StatBank)", urls.datafordeler, urls.statbank
+            "demo services at %s (Datafordeler, CVR), %s (StatBank), %s (CKAN), %s (vendor)",
+            urls.datafordeler,
+            urls.statbank,
+            urls.ckan,
+            urls.vendor,
         )
         return urls
 
@@ -147,6 +219,9 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         self._dispatch("GET")
 
+    def do_DELETE(self) -> None:
+        self._dispatch("DELETE")
+
     def _dispatch(self, method: str) -> None:
         try:
             self._send(self._answer(method))
@@ -160,6 +235,7 @@ class _Handler(BaseHTTPRequestHandler):
         parts = [p for p in url.path.split("/") if p]
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
+        self.services.record(method, self.path, body)
 
         if len(parts) >= 2 and parts[0] in GraphQLService.REGISTERS and parts[1] == "v1":
             denied = self._check_key(query)
@@ -188,6 +264,48 @@ class _Handler(BaseHTTPRequestHandler):
             else:
                 request = _get_request(parts[1], parts[2:], query)
             return statbank.handle(parts[1], request)
+
+        auth = self.headers.get("Authorization") or ""
+        cvr = self.services.cvr
+        assert cvr is not None
+        if (len(parts) == 3 and parts[0] == "cvr-permanent" and parts[2] == "_search") or (
+            parts == ["_search", "scroll"]
+        ):
+            if method == "DELETE" and parts[0] != "_search":
+                return _not_found(self.path)
+            return cvr.handle(method, parts, query, body, auth)
+
+        if parts[:1] == [PORTAL_PATH.strip("/")]:
+            return self._ckan(method, parts[1:], query, body)
+
+        vendor = self.services.vendor
+        assert vendor is not None
+        if tuple(parts) == VENDOR_PATH and method == "GET":
+            return vendor.handle(query, auth)
+        return _not_found(self.path)
+
+    def _ckan(self, method: str, parts: list[str], query: dict[str, str], body: bytes) -> Answer:
+        ckan = self.services.ckan
+        assert ckan is not None
+        portal = SITE_URL  # its links name its public address, whichever port we listen on
+        if len(parts) == 4 and parts[:3] == ["api", "3", "action"]:
+            params: dict[str, Any] = dict(query)
+            if method == "POST" and body.strip():
+                try:
+                    posted = json.loads(body.decode("utf-8"))
+                except (ValueError, UnicodeDecodeError):
+                    posted = None
+                if not isinstance(posted, dict):
+                    message = json.dumps("Bad request - JSON Error: the body is not an object")
+                    return Answer(400, "application/json;charset=utf-8", message.encode())
+                params |= posted
+            return ckan.action(portal, parts[3], params)
+        if (
+            method == "GET"
+            and len(parts) == 6
+            and parts[::2] == ["dataset", "resource", "download"]
+        ):
+            return ckan.download(parts[1], parts[3], parts[5])
         return _not_found(self.path)
 
     def _check_key(self, query: dict[str, str]) -> Answer | None:
@@ -206,6 +324,18 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(answer.body)
+
+
+@dataclass(frozen=True)
+class SeenRequest:
+    """A request as the server received it (the path includes the query string)."""
+
+    method: str
+    path: str
+    body: bytes = field(repr=False)
+
+    def json(self) -> Any:
+        return json.loads(self.body) if self.body else None
 
 
 def _not_found(path: str) -> Answer:

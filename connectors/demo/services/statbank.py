@@ -20,10 +20,20 @@ eliminated to its total when it can be (``OMRÅDE``, ``KØN``) and is then absen
 answer; a left-out time variable gives the latest period only (as the STRAF42 no-variables
 recording shows).
 
-Errors are HTTP 400 with ``{"errorTypeCode": ..., "message": ...}``. Known from the live
-service: the two keys and ``EXTRACT-NOTFOUND`` for a value code the table does not have;
-``TABLE-NOTFOUND``, ``VARIABLE-NOTFOUND``, ``FORMAT-NOTSUPPORTED`` and
-``PARAMETER-INVALID`` are our guesses at the other codes (none was recorded).
+Errors are HTTP 400 with ``{"errorTypeCode": ..., "message": ...}``. No error answer is
+recorded in ``shared/fixtures/real/dst`` (its PROVENANCE lists only successful answers), so
+every status and code below is a **guess**, each chosen here:
+
+- the 400 status and the two keys: from public client code for the live API (not a fixture);
+- ``EXTRACT-NOTFOUND``: a value code the table does not have (public client code shows the
+  live API answering it, e.g. "Can't find value: 999 (OMRÅDE)");
+- ``TABLE-NOTFOUND``: an unknown table (public client code suggests the live API answers
+  ``EXTRACT-NOTFOUND`` here too; kept apart so tests can tell the cases);
+- ``VARIABLE-NOTFOUND``: a variable the table does not have;
+- ``FORMAT-NOTSUPPORTED``: a format other than CSV/JSONSTAT (JSON for tableinfo);
+- ``PARAMETER-INVALID``: a body that is not a JSON object, a missing table, an unknown
+  language, a malformed variable (public client code suggests ``REQUEST-MISSING`` for a
+  missing table or format).
 """
 
 from __future__ import annotations
