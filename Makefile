@@ -12,7 +12,7 @@ PORT ?= 3000
 CHROMIUM := /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install demo test lint format ui clean azurite bench
+.PHONY: install demo test lint format ui clean azurite bench bench-lake
 
 install: $(VENV)/.synced
 
@@ -44,6 +44,11 @@ $(CHROMIUM):
 bench: install
 	$(UV) sync --frozen --group bench --compile-bytecode
 	$(BIN)/python -m bench.run $(BENCH_ARGS)
+
+# The lake benchmark (bench/README.md): merge, SCD2 and open after appends; no extra group.
+bench-lake: install
+	$(UV) sync --frozen --compile-bytecode
+	$(BIN)/python -m bench.lake $(BENCH_ARGS)
 
 lint: install
 	$(BIN)/ruff check .
