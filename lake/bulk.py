@@ -19,12 +19,12 @@ import uuid
 from pathlib import Path
 
 import polars as pl
-from deltalake import CommitProperties, DeltaTable, Schema, Transaction
+from deltalake import DeltaTable, Schema
 from deltalake.exceptions import DeltaError
 from deltalake.transaction import AddAction, create_table_with_add_actions
 
 from lake.errors import LakeError
-from lake.tables import Commit, LoadMode, has_batch
+from lake.tables import Commit, LoadMode, commit_properties, committed_despite_error, has_batch
 
 STREAMABLE_MODES: tuple[LoadMode, ...] = ("append", "snapshot")
 # Floats are left out: NaN has no JSON form, and their ranges rarely prune a municipal query.
@@ -69,8 +69,11 @@ class PartWriter:
                 f"the first had {dict(self._schema)}; nothing was committed"
             )
         self.rows += frame.height
-        if self.already_committed or not frame.height:
+        if not frame.height:
             return
+        # A batch already committed (re-run after a crash before its bookkeeping) is written
+        # too, so scan() sees its rows as the first run did; commit() then
+        # deletes the parts instead of committing them again.
         name = f"part-{self.app_id.replace(':', '-')}-{len(self._adds):05d}-{uuid.uuid4()}.parquet"
         path = Path(self.uri) / name
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -86,29 +89,16 @@ class PartWriter:
             )
         )
 
-    def scan(self, columns: list[str]) -> pl.DataFrame:
-        """`columns` of every row written so far (not yet committed)."""
+    def scan(self, columns: list[str], where: pl.Expr | None = None) -> pl.DataFrame:
+        """`columns` of the rows written so far (not yet committed), those matching `where`
+        if given; read in a streaming query, so memory does not grow with the batch."""
         paths = [str(Path(self.uri) / add.path) for add in self._adds]
-        return pl.scan_parquet(paths).select(columns).collect() if paths else pl.DataFrame()
-
-    def drop_rows(self, column: str, values: pl.Series) -> None:
-        """Rewrite the parts holding rows whose `column` is in `values`, without them."""
-        for index, add in enumerate(self._adds):
-            path = Path(self.uri) / add.path
-            frame = pl.read_parquet(path)
-            keep = frame.filter(~pl.col(column).is_in(values.implode()))
-            if keep.height == frame.height:
-                continue
-            self.rows -= frame.height - keep.height
-            keep.write_parquet(path, compression="zstd", statistics=True)
-            self._adds[index] = AddAction(
-                add.path,
-                path.stat().st_size,
-                {},
-                int(time.time() * 1000),
-                True,
-                json.dumps(_stats(keep)),
-            )
+        if not paths:
+            return pl.DataFrame()
+        query = pl.scan_parquet(paths)
+        if where is not None:
+            query = query.filter(where)
+        return query.select(columns).collect(engine="streaming")
 
     def abort(self) -> None:
         """Delete the parts written by this writer (nothing of them was committed)."""
@@ -119,13 +109,12 @@ class PartWriter:
     def commit(self) -> Commit:
         """Commit every part as one version; a batch already in the table adds nothing."""
         if self.already_committed:
+            self.abort()
             return Commit(DeltaTable(self.uri).version(), committed=False)
         if self._schema is None:
             raise LakeError(f"{self.uri}: nothing was written, so there is nothing to commit")
         schema = Schema.from_arrow(pl.DataFrame(schema=self._schema).to_arrow().schema)
-        props = CommitProperties(
-            app_transactions=[Transaction(self.app_id, 1)], custom_metadata=self.metadata
-        )
+        props = commit_properties(self.app_id, self.metadata)
         mode = "overwrite" if self.mode == "snapshot" else "append"
         try:
             if DeltaTable.is_deltatable(self.uri):
@@ -136,11 +125,15 @@ class PartWriter:
                 create_table_with_add_actions(
                     self.uri, schema, self._adds, mode="error", commit_properties=props
                 )
-        except DeltaError as error:
-            raise LakeError(
-                f"{self.uri}: Delta commit failed ({error}); nothing was committed and the "
-                "load can be re-run"
-            ) from error
+        except (DeltaError, OSError) as error:
+            # The error may come after the log entry was written (see lake.tables): the log
+            # decides. Parts stay where they are either way: committed ones are the table's,
+            # uncommitted ones are never referenced and vacuum removes them.
+            if not committed_despite_error(self.uri, self.app_id, error):
+                raise LakeError(
+                    f"{self.uri}: Delta commit failed ({error}); nothing was committed and "
+                    "the load can be re-run"
+                ) from error
         return Commit(DeltaTable(self.uri).version(), committed=True)
 
     def _check_table_schema(self, frame: pl.DataFrame) -> None:

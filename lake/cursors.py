@@ -17,6 +17,7 @@ import polars as pl
 from deltalake import DeltaTable, write_deltalake
 
 from lake.home import Home
+from lake.tables import commit_properties
 
 _SCHEMA = {
     "dataset": pl.String,
@@ -81,4 +82,6 @@ def save(
         ],
         schema=_SCHEMA,
     )
-    write_deltalake(cursors_uri(home), row.to_arrow(), mode="append")
+    write_deltalake(
+        cursors_uri(home), row.to_arrow(), mode="append", commit_properties=commit_properties()
+    )

@@ -26,11 +26,13 @@ from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import polars as pl
-from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+from deltalake import DeltaTable, write_deltalake
+from deltalake.exceptions import DeltaError
 
 from lake import storage
 from lake.errors import LakeError
 from lake.home import Home
+from lake.tables import commit_properties, committed_despite_error
 
 log = logging.getLogger("kommunelake.landing")
 
@@ -152,13 +154,19 @@ def _record(manifest_uri: str, landed: LandedFile) -> tuple[LandedFile, bool]:
         if existing:
             return existing[0], False
     row = pl.DataFrame([landed.__dict__], schema=_MANIFEST_SCHEMA)
-    write_deltalake(
-        manifest_uri,
-        row.to_arrow(),
-        mode="append",
-        commit_properties=CommitProperties(app_transactions=[Transaction(app_id, 1)]),
-        storage_options=options,
-    )
+    try:
+        write_deltalake(
+            manifest_uri,
+            row.to_arrow(),
+            mode="append",
+            commit_properties=commit_properties(app_id),
+            storage_options=options,
+        )
+    except (DeltaError, OSError) as error:
+        # Many datasets land at once into this one table; an error after the log entry was
+        # written (see lake.tables) still recorded the file.
+        if not committed_despite_error(manifest_uri, app_id, error):
+            raise
     return landed, True
 
 

@@ -24,16 +24,16 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from deltalake import CommitProperties, DeltaTable
+from deltalake import DeltaTable
 from deltalake.exceptions import DeltaError
 from deltalake.fs import DeltaStorageHandler
 from pyarrow import fs
 
 from lake.errors import LakeError
+from lake.tables import commit_properties
 
 MIN_RETENTION_HOURS = 168  # 7 days, as Delta's own default for deleted files
 DEFAULT_TARGET_MB = 128
-COMMIT_RETRIES = 10  # compaction rebases over concurrent loads this many times before failing
 
 PartitionFilters = list[tuple[str, str, str]]
 
@@ -130,7 +130,7 @@ def compact(
             metrics = _open(uri, storage_options).optimize.compact(
                 partition_filters=filters,
                 target_size=target_mb * 1024 * 1024,
-                commit_properties=CommitProperties(max_commit_retries=COMMIT_RETRIES),
+                commit_properties=commit_properties(),  # rebases over concurrent loads
             )
         except (DeltaError, OSError, ValueError) as error:
             results.append(PartitionCompaction(partition, 0, 0, 0, 0, error=str(error)))
@@ -218,7 +218,10 @@ def vacuum(
         )
         sizes = _sizes(uri, candidates, storage_options)
         deleted = table.vacuum(
-            retention_hours=hours, dry_run=False, enforce_retention_duration=enforce
+            retention_hours=hours,
+            dry_run=False,
+            enforce_retention_duration=enforce,
+            commit_properties=commit_properties(),
         )
     except DeltaError as error:
         raise MaintenanceError(

@@ -9,9 +9,10 @@ import json
 from dataclasses import asdict, dataclass
 
 import polars as pl
-from deltalake import CommitProperties, DeltaTable, Transaction, write_deltalake
+from deltalake import DeltaTable, write_deltalake
 
 from lake.home import Home
+from lake.tables import commit_properties
 
 
 @dataclass(frozen=True)
@@ -65,7 +66,7 @@ def record_run(home: Home, run: RunRecord, attempt: int = 0) -> None:
         frame.to_arrow(),
         mode="append",
         schema_mode="merge",  # homes written before a column was added keep working
-        commit_properties=CommitProperties(app_transactions=[Transaction(app_id, 1)]),
+        commit_properties=commit_properties(app_id),
     )
 
 
@@ -94,7 +95,7 @@ def write_quarantine(
     if DeltaTable.is_deltatable(uri) and DeltaTable(uri).transaction_version(app_id) is not None:
         return
     if attempt and DeltaTable.is_deltatable(uri):
-        DeltaTable(uri).delete(f"batch_id = '{batch_id}'")
+        DeltaTable(uri).delete(f"batch_id = '{batch_id}'", commit_properties=commit_properties())
     frame = failures.select(
         pl.lit(dataset).alias("dataset"),
         pl.lit(batch_id).alias("batch_id"),
@@ -108,7 +109,7 @@ def write_quarantine(
         uri,
         frame.to_arrow(),
         mode="append",
-        commit_properties=CommitProperties(app_transactions=[Transaction(app_id, 1)]),
+        commit_properties=commit_properties(app_id),
     )
 
 
@@ -168,7 +169,12 @@ def record_checks(home: Home, states: list[CheckState], *, only_changes: bool) -
         ]
     if states:
         frame = pl.DataFrame([asdict(s) for s in states], schema=_CHECK_SCHEMA)
-        write_deltalake(home.table_uri("quality", "check_history"), frame.to_arrow(), mode="append")
+        write_deltalake(
+            home.table_uri("quality", "check_history"),
+            frame.to_arrow(),
+            mode="append",
+            commit_properties=commit_properties(),
+        )
     return len(states)
 
 

@@ -15,6 +15,11 @@ Load modes (`load_mode:` in the dataset YAML):
 Before any write the batch's schema is compared with the table's: additive columns evolve
 when allowed, safe type widenings rewrite the table with the wider schema, and anything else
 (a dropped or renamed column, narrowing, string → int) is refused with the table untouched.
+
+Commits retry up to COMMIT_RETRIES times when another writer took the version first. An error
+from the commit is not trusted on its own: a store can write the log entry and still answer
+with an error (a 500 or a dropped connection after S3 took the PUT; EIO after the local link).
+The log decides: a batch whose app transaction is in it was committed, once.
 """
 
 from __future__ import annotations
@@ -36,6 +41,14 @@ KEYED_MODES: tuple[LoadMode, ...] = ("merge", "scd2", "bitemporal")
 ScdSource = Literal["full", "delta"]  # full: keys absent from the batch are closed
 
 APP_ID_KEY = "kommunelake.app_id"  # in every commit's metadata: finds the commit of a batch
+# How often a commit that lost the race for its version is retried against the newer log.
+# deltalake's default (15) ran out with 4 processes appending on S3 (moto) on 2 busy cores:
+# each lost race is one retry, and a writer can lose many in a row while others commit (8
+# writers × 20 batches on moto: up to 10 for one commit). A retry only reads the new log
+# entries and re-checks conflicts, so a large budget costs nothing; real conflicts (an
+# overwrite against a concurrent append, the same app transaction twice) fail at once
+# whatever the budget. Shared by every commit kommunelake makes (see commit_properties).
+COMMIT_RETRIES = 200
 SCD2_COLUMNS = ("valid_from", "valid_to", "is_current")
 UTC_US = pl.Datetime("us", "UTC")
 DELETIONS_SCHEMA = {"dataset": pl.String, "batch_id": pl.String, "key": pl.String}
@@ -167,11 +180,18 @@ def write_batch(
             metrics=commit.metrics,
             schema_changes=plan.changes,
         )
-    except DeltaError as error:
-        raise LakeError(
-            f"{uri}: Delta write failed ({error}); the batch was not committed. Check the "
-            "table's schema against the batch and re-run"
-        ) from error
+    except (DeltaError, OSError) as error:
+        # After an ambiguous commit (S3 stored the log entry, then answered 500 or dropped the
+        # connection) deltalake 1.6 retries the PUT, finds the version taken by its own entry
+        # and reports a conflict with it ("Concurrent transaction failed", "a concurrent
+        # transaction deleted data this operation read", ...); on local disk the store's
+        # error comes back as OSError. Either way the log says whether the batch is in.
+        if not committed_despite_error(uri, app_id, error):
+            raise LakeError(
+                f"{uri}: Delta write failed ({error}); the batch was not committed. Check the "
+                "table's schema against the batch and re-run"
+            ) from error
+        return _landed(uri, app_id, mode, keys, plan.changes)
 
 
 def read(uri: str) -> pl.DataFrame:
@@ -191,11 +211,35 @@ def latest_metadata(uri: str) -> dict[str, object]:
 # --------------------------------------------------------------------------------------------
 
 
-def commit_properties(app_id: str, metadata: dict[str, str] | None) -> CommitProperties:
+def commit_properties(
+    app_id: str | None = None, metadata: dict[str, str] | None = None
+) -> CommitProperties:
+    """Properties for every commit kommunelake makes: the shared retry budget, and with an
+    app_id the batch's app transaction (idempotence) and its id in the commit metadata."""
+    if app_id is None:
+        return CommitProperties(
+            custom_metadata=dict(metadata) if metadata else None,
+            max_commit_retries=COMMIT_RETRIES,
+        )
     return CommitProperties(
         app_transactions=[Transaction(app_id, 1)],
         custom_metadata={**(metadata or {}), APP_ID_KEY: app_id},
+        max_commit_retries=COMMIT_RETRIES,
     )
+
+
+def committed_despite_error(uri: str, app_id: str, error: Exception) -> bool:
+    """After a commit raised `error`: is the batch in the table anyway (written, then
+    reported failed)? Raises LakeError when the table cannot be read to tell."""
+    try:
+        return has_batch(uri, app_id)
+    except (DeltaError, OSError) as unreadable:
+        raise LakeError(
+            f"{uri}: the Delta commit of batch {app_id!r} failed ({error}), and the table "
+            f"cannot be read to tell whether it landed anyway ({unreadable}). Re-run the "
+            "load when the store answers: a committed batch is then skipped, a missing one "
+            "written"
+        ) from error
 
 
 def quote(column: str) -> str:
@@ -378,8 +422,8 @@ def _evolve_schema(table: DeltaTable, plan: SchemaPlan, *, keep_partitions: bool
         mode="overwrite",
         schema_mode="overwrite",
         partition_by=table.metadata().partition_columns if keep_partitions else None,
-        commit_properties=CommitProperties(
-            custom_metadata={"kommunelake.widened": ", ".join(plan.changes)}
+        commit_properties=commit_properties(
+            metadata={"kommunelake.widened": ", ".join(plan.changes)}
         ),
     )
     return DeltaTable(table.table_uri)
@@ -391,7 +435,7 @@ def add_columns_to(table: DeltaTable, frame: pl.DataFrame, columns: Sequence[str
     if not columns:
         return table
     fields = Schema.from_arrow(frame.select(columns).clear().to_arrow().schema).fields
-    table.alter.add_columns(fields)
+    table.alter.add_columns(fields, commit_properties=commit_properties())
     return DeltaTable(table.table_uri)
 
 
@@ -558,10 +602,33 @@ def _replayed(uri: str, app_id: str, mode: LoadMode, keys: Sequence[str]) -> Com
     return Commit(table.version(), False, skipped="already committed", deleted=deleted)
 
 
+def _landed(
+    uri: str, app_id: str, mode: LoadMode, keys: Sequence[str], changes: tuple[str, ...]
+) -> Commit:
+    """The Commit of a batch whose commit reported an error but is in the log: committed
+    during this call (it was not there when the call began), exactly once."""
+    replayed = _replayed(uri, app_id, mode, keys)
+    entry = _entry_of(DeltaTable(uri), app_id) or {}
+    metrics = entry.get("operationMetrics") if entry.get("operation") == "MERGE" else None
+    return Commit(
+        int(entry.get("version", replayed.version)),
+        True,
+        deleted=replayed.deleted,
+        metrics=merge_metrics(metrics or {}),
+        schema_changes=changes,
+    )
+
+
 def _version_of(table: DeltaTable, app_id: str) -> int | None:
+    entry = _entry_of(table, app_id)
+    return None if entry is None else int(entry["version"])
+
+
+def _entry_of(table: DeltaTable, app_id: str) -> dict[str, Any] | None:
+    """The history entry (commit info) of the batch's commit."""
     for entry in table.history():
         if entry.get(APP_ID_KEY) == app_id:
-            return int(entry["version"])
+            return entry
     return None
 
 

@@ -33,6 +33,12 @@ def column_schema(spec: DatasetSpec) -> dg.TableSchema:
     return dg.TableSchema(columns=columns)
 
 
+def table_pool(layer: str, name: str) -> str:
+    """The Dagster concurrency pool of a Delta table: every asset that commits to the table
+    runs in it. dagster.yaml limits each pool to 1, so a table has one writer at a time."""
+    return f"{layer}/{name}"
+
+
 def dataset_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
     kind = "api" if is_api(spec) else FORMAT_KINDS.get(spec.format.get("type", ""), "files")
 
@@ -54,6 +60,7 @@ def dataset_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
             ),
         },
         check_specs=check_specs(spec),
+        pool=table_pool("silver", spec.name),
     )
     def _load(context: AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
         home = lake.lake_home()

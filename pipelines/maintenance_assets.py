@@ -11,6 +11,7 @@ from deltalake import DeltaTable
 
 from lake.maintenance import MaintenanceReport, maintain, open_seconds
 from pipelines.checks import silver_key
+from pipelines.factory import table_pool
 from pipelines.resources import LakeResource
 from pipelines.specs import DatasetSpec
 
@@ -44,6 +45,8 @@ def maintenance_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
         },
         # No materialization when the table does not exist yet: the step skips, not fails.
         output_required=False,
+        # Compaction commits to the table: it waits for a load of the same table, and back.
+        pool=table_pool("silver", spec.name),
     )
     def _maintain(context: AssetExecutionContext, lake: LakeResource):
         home = lake.lake_home()

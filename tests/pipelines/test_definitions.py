@@ -7,6 +7,7 @@ change: `KOMMUNELAKE_UPDATE_SNAPSHOT=1 make test`, then commit the snapshot file
 from __future__ import annotations
 
 import os
+import shutil
 from pathlib import Path
 
 import dagster as dg
@@ -15,6 +16,7 @@ from pipelines.definitions import build_definitions
 from pipelines.specs import load_specs
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "definitions.txt"
+INSTANCE_YAML = Path(__file__).resolve().parents[2] / "dagster.yaml"
 
 
 def _graph():
@@ -78,3 +80,28 @@ def test_only_error_level_checks_block_downstream() -> None:
             *(["unique_keys"] * bool(spec.keys)),
         }
         assert {n for n, b in blocking.items() if not b} == {"contract", "schema_drift", "volume"}
+
+
+def test_every_silver_asset_runs_in_the_pool_of_its_table() -> None:
+    defs = build_definitions()
+    pools = {key: a.op.pool for a in defs.assets for key in a.keys}  # type: ignore[union-attr]
+    specs = load_specs()
+    silver = {spec.name: pools[dg.AssetKey(["silver", spec.name])] for spec in specs}
+    assert silver == {spec.name: f"silver/{spec.name}" for spec in specs}
+
+
+def test_the_instance_gives_each_pool_one_slot(tmp_path) -> None:
+    # The repository's dagster.yaml, as `kommunelake` copies it into DAGSTER_HOME.
+    shutil.copyfile(INSTANCE_YAML, tmp_path / "dagster.yaml")
+    with dg.DagsterInstance.from_config(str(tmp_path)) as instance:
+        config = instance.get_concurrency_config()
+        assert config.pool_config.default_pool_limit == 1
+        assert config.pool_config.pool_granularity is not None
+        assert config.pool_config.pool_granularity.value == "run"
+        assert config.run_queue_config is not None
+        assert config.run_queue_config.max_concurrent_runs == 1
+        storage = instance.event_log_storage
+        assert storage.supports_global_concurrency_limits
+        # what the run queue does for a pool it meets for the first time
+        storage.initialize_concurrency_limit_to_default("silver/sick_leave")
+        assert storage.get_concurrency_info("silver/sick_leave").slot_count == 1

@@ -1,0 +1,442 @@
+"""Concurrent and ambiguous Delta commits (issue #5).
+
+- Every commit kommunelake makes carries the shared retry budget (lake.tables.COMMIT_RETRIES).
+- 8 spawned processes append 20 batches each through `write_batch`, on local disk and on S3
+  (moto): the log ends up with versions 0..N without a gap, every batch is in the table
+  exactly once (its rows, its app transaction, one commit), no referenced file is missing.
+- An ambiguous commit — the log entry is written, the writer is told it failed — on S3 (a
+  proxy in front of moto answers 500 or drops the connection after moto took the PUT) and on
+  local disk (an LD_PRELOAD shim makes the link of the log entry report EIO): the call
+  returns the batch as committed, re-running the batch adds nothing, the table equals one
+  written without faults, and no file the log refers to is missing. (When the ambiguous
+  commit is the one that creates the table, deltalake 1.6.6 writes it again as version 1:
+  rows once, the commit twice; see the last test.)
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import multiprocessing
+import os
+import re
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import polars as pl
+import pyarrow as pa
+import pytest
+from deltalake import DeltaTable
+
+import lake.bulk
+import lake.history
+import lake.tables
+from lake.bulk import PartWriter
+from lake.errors import LakeError
+from lake.tables import APP_ID_KEY, COMMIT_RETRIES, Commit, write_batch
+from tests.lake import objectstores
+from tests.lake.commit_faults import FaultyProxy, ambiguous_commit_proxy
+
+REPO = Path(__file__).resolve().parents[2]
+WRITERS, BATCHES, ROWS = 8, 20, 3
+DELTA_DEFAULT_RETRIES = 15  # deltalake's own default, which ran out with 4 writers on moto
+
+
+# --- fixtures -------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def moto(tmp_path_factory) -> Iterator[objectstores.Server]:
+    with objectstores.moto_server(tmp_path_factory.mktemp("moto")) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def proxy(moto, tmp_path_factory) -> Iterator[FaultyProxy]:
+    with ambiguous_commit_proxy(moto.url, tmp_path_factory.mktemp("proxy")) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def link_fault_shim(tmp_path_factory) -> Path:
+    """tests/lake/fail_after_link.c, compiled for LD_PRELOAD."""
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        pytest.skip("no C compiler (cc/gcc): the local ambiguous-commit shim cannot be built")
+    shim = tmp_path_factory.mktemp("shim") / "fail_after_link.so"
+    source = Path(__file__).with_name("fail_after_link.c")
+    subprocess.run(
+        [compiler, "-shared", "-fPIC", "-O2", "-o", str(shim), str(source), "-ldl"], check=True
+    )
+    return shim
+
+
+def _s3_table(server: objectstores.Server | FaultyProxy, monkeypatch, name: str) -> str:
+    """A table URI in a fresh bucket, with the AWS_* variables pointing at `server`."""
+    for variable, value in objectstores.s3_environment(server).items():
+        monkeypatch.setenv(variable, value)
+    bucket = objectstores.create_bucket(server)
+    return f"s3://{bucket}/silver/{name}"
+
+
+# --- what every test checks on the table afterwards -----------------------------------------
+
+
+def _stored_keys(uri: str, server: objectstores.Server | None) -> set[str]:
+    """Every object of the table, as paths relative to the table's root."""
+    if server is None:
+        root = Path(uri)
+        return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
+    import boto3
+
+    bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+    client = boto3.client(
+        "s3",
+        endpoint_url=server.url,
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        region_name="us-east-1",
+    )
+    pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix + "/")
+    return {o["Key"][len(prefix) + 1 :] for page in pages for o in page.get("Contents", [])}
+
+
+def _log_entries(stored: set[str]) -> list[str]:
+    return sorted(k for k in stored if re.fullmatch(r"_delta_log/\d{20}\.json", k))
+
+
+def _referenced(uri: str) -> set[str]:
+    """The data files of the table's current version, relative to its root."""
+    root = uri.rstrip("/").removeprefix("s3://")
+    files = DeltaTable(uri).file_uris()
+    return {f.removeprefix("s3://").split(root, 1)[1].lstrip("/") for f in files}
+
+
+def _assert_whole(uri: str, server: objectstores.Server | None, app_ids: list[str]) -> int:
+    """Versions 0..N without a gap, each app transaction in the log once and in one commit,
+    every file the log refers to stored. Returns N."""
+    table = DeltaTable(uri)
+    newest = table.version()
+    stored = _stored_keys(uri, server)
+    assert _log_entries(stored) == [f"_delta_log/{v:020d}.json" for v in range(newest + 1)]
+    history = table.history()
+    assert sorted(int(e["version"]) for e in history) == list(range(newest + 1))
+    for app_id in app_ids:
+        assert table.transaction_version(app_id) == 1, app_id
+        commits = [e["version"] for e in history if e.get(APP_ID_KEY) == app_id]
+        assert len(commits) == 1, f"{app_id} committed in versions {commits}"
+    referenced = _referenced(uri)
+    assert referenced and referenced <= stored
+    return newest
+
+
+# --- the retry budget -----------------------------------------------------------------------
+
+UTC_US = pl.Datetime("us", "UTC")
+AT = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+
+def _spy_on_commits(monkeypatch) -> list[tuple[str, int | None]]:
+    """Record the retry budget of every call into deltalake that commits (then make it)."""
+    from deltalake.table import TableAlterer
+
+    seen: list[tuple[str, int | None]] = []
+
+    def spy(name: str, real: Callable) -> Callable:
+        def call(*args, **kwargs):
+            props = kwargs.get("commit_properties")
+            seen.append((name, None if props is None else props.max_commit_retries))
+            return real(*args, **kwargs)
+
+        return call
+
+    for module in (lake.tables, lake.history):
+        monkeypatch.setattr(module, "write_deltalake", spy("write", module.write_deltalake))
+    create = lake.bulk.create_table_with_add_actions
+    monkeypatch.setattr(lake.bulk, "create_table_with_add_actions", spy("create", create))
+    for cls, method in (
+        (DeltaTable, "merge"),
+        (DeltaTable, "create_write_transaction"),
+        (TableAlterer, "add_columns"),
+    ):
+        monkeypatch.setattr(cls, method, spy(method, getattr(cls, method)))
+    return seen
+
+
+def test_every_commit_of_every_load_mode_uses_the_shared_retry_budget(tmp_path, monkeypatch):
+    assert COMMIT_RETRIES > DELTA_DEFAULT_RETRIES
+    seen = _spy_on_commits(monkeypatch)
+    first = pl.DataFrame({"id": ["a", "b"], "v": [1, 2]}, schema={"id": pl.String, "v": pl.Int32})
+    second = pl.DataFrame({"id": ["b", "c"], "v": [3, 4]}, schema={"id": pl.String, "v": pl.Int32})
+    # a new column (merge_schema, or alter.add_columns for scd2) and a type widening (rewrite)
+    third = second.with_columns(pl.col("v").cast(pl.Int64), pl.lit("x").alias("note"))
+    for mode in ("append", "snapshot", "merge", "scd2"):
+        uri = str(tmp_path / mode)
+        for n, frame in enumerate((first, second, third)):
+            write_batch(uri, frame, mode=mode, keys=["id"], app_id=f"{mode}-{n}", add_columns=True)
+    # scd2 with only new keys commits as a plain append
+    only_new = third.head(1).with_columns(pl.lit("d").alias("id"))
+    write_batch(
+        str(tmp_path / "scd2"),
+        only_new,
+        mode="scd2",
+        keys=["id"],
+        app_id="new",
+        scd2_source="delta",
+    )
+    registration = pl.DataFrame(
+        {"id": ["r1"], "registreringFra": [AT], "registreringTil": [None]},
+        schema={"id": pl.String, "registreringFra": UTC_US, "registreringTil": UTC_US},
+    ).with_columns(
+        pl.col("registreringFra").alias("virkningFra"), pl.lit(None, UTC_US).alias("virkningTil")
+    )
+    closed = registration.with_columns(pl.lit(AT).alias("registreringTil"))
+    for n, frame in enumerate((registration, closed)):
+        write_batch(str(tmp_path / "reg"), frame, mode="bitemporal", keys=["id"], app_id=f"r{n}")
+    for mode in ("append", "snapshot"):
+        for batch in ("p1", "p2"):  # creates the table, then commits to it
+            writer = PartWriter(str(tmp_path / f"parts-{mode}"), mode=mode, app_id=batch)
+            writer.write(first)
+            writer.commit()
+
+    assert {name for name, _ in seen} == {
+        "write",
+        "merge",
+        "add_columns",
+        "create",
+        "create_write_transaction",
+    }
+    assert [(name, retries) for name, retries in seen if retries != COMMIT_RETRIES] == []
+
+
+# --- 8 writers × 20 batches -----------------------------------------------------------------
+
+
+BATCH_SCHEMA = pa.schema([("batch", pa.string()), ("row", pa.int64())])
+
+
+def _batch(worker: int, number: int) -> str:
+    return f"w{worker}-b{number:02d}"
+
+
+def _append_batches(uri: str, env: dict[str, str], worker: int, barrier, out: str) -> None:
+    """One writer process: BATCHES append batches of ROWS rows, each its own app transaction."""
+    os.environ.update(env)
+    barrier.wait(timeout=120)  # all writers start together, so they really race
+    outcomes = []
+    for number in range(BATCHES):
+        batch = _batch(worker, number)
+        frame = pl.DataFrame({"batch": [batch] * ROWS, "row": list(range(ROWS))})
+        commit = write_batch(uri, frame, mode="append", app_id=batch)
+        outcomes.append([batch, commit.committed])
+    Path(out).write_text(json.dumps(outcomes))
+
+
+@pytest.mark.parametrize("store", ["local", "s3"])
+def test_eight_writers_lose_nothing_and_double_nothing(store, tmp_path, monkeypatch, request):
+    server = request.getfixturevalue("moto") if store == "s3" else None
+    uri = str(tmp_path / "table") if server is None else _s3_table(server, monkeypatch, "race")
+    env = {} if server is None else objectstores.s3_environment(server)
+    # Version 0: the table exists before the race (two *first* commits race on the table's
+    # metadata, and the loser fails loudly). A checkpoint every 5 versions keeps the test
+    # short: write_batch opens the table several times per batch, and each open reads every
+    # log entry since the last checkpoint. Measured for the S3 case on moto, 2 cores: 350 s
+    # with Delta's default of 100 (about 600 requests per batch near the end), 70 s with 10,
+    # 56 s with 5; local disk 28 s with 100, 6 s with 5. Same outcome every time.
+    DeltaTable.create(uri, schema=BATCH_SCHEMA, configuration={"delta.checkpointInterval": "5"})
+
+    spawn = multiprocessing.get_context("spawn")  # deltalake panics in forked children
+    barrier = spawn.Barrier(WRITERS)
+    outs = [tmp_path / f"writer-{w}.json" for w in range(WRITERS)]
+    writers = [
+        spawn.Process(target=_append_batches, args=(uri, env, w, barrier, str(outs[w])))
+        for w in range(WRITERS)
+    ]
+    for process in writers:
+        process.start()
+    for process in writers:
+        process.join(timeout=600)
+    for process in writers:
+        if process.is_alive():  # hung: fail below, leave no process behind
+            process.kill()
+            process.join()
+    assert [p.exitcode for p in writers] == [0] * WRITERS
+
+    batches = [_batch(w, n) for w in range(WRITERS) for n in range(BATCHES)]
+    outcomes = [tuple(o) for out in outs for o in json.loads(out.read_text())]
+    assert sorted(outcomes) == sorted((b, True) for b in batches)  # each call committed
+    newest = _assert_whole(uri, server, batches)
+    assert newest == WRITERS * BATCHES  # one version per batch after the empty 0, none more
+    rows = pl.read_delta(uri).group_by("batch").agg(pl.len(), pl.col("row").sort())
+    per_batch = {b: (n, r) for b, n, r in rows.iter_rows()}
+    assert per_batch == {b: (ROWS, list(range(ROWS))) for b in batches}
+
+
+# --- ambiguous commits ----------------------------------------------------------------------
+
+FIRST = pl.DataFrame({"id": ["a", "b"], "v": [1, 2]})
+SECOND = pl.DataFrame({"id": ["b", "c"], "v": [3, 4]})
+
+
+def _write(uri: str, mode: str, frame: pl.DataFrame, app_id: str) -> Commit:
+    # valid_at fixed, so an scd2 table compares equal to its reference
+    return write_batch(uri, frame, mode=mode, keys=["id"], app_id=app_id, valid_at=AT)
+
+
+def _reference(tmp_path: Path, mode: str) -> tuple[str, Commit]:
+    """The same two batches without a fault: what the faulted table must equal."""
+    uri = str(tmp_path / f"reference-{mode}")
+    _write(uri, mode, FIRST, "b1")
+    return uri, _write(uri, mode, SECOND, "b2")
+
+
+def _assert_same_table(uri: str, reference: str) -> None:
+    assert DeltaTable(uri).version() == DeltaTable(reference).version()
+    assert sorted(pl.read_delta(uri).rows()) == sorted(pl.read_delta(reference).rows())
+
+
+@pytest.mark.parametrize(
+    ("mode", "how"),
+    [("append", "500"), ("append", "drop"), ("snapshot", "500"), ("merge", "500"), ("scd2", "500")],
+)
+def test_an_ambiguous_commit_on_s3_counts_once(mode, how, proxy, moto, tmp_path, monkeypatch):
+    uri = _s3_table(proxy, monkeypatch, mode)  # every request goes through the proxy
+    reference, expected = _reference(tmp_path, mode)
+    _write(uri, mode, FIRST, "b1")
+    prefix = uri.removeprefix("s3://")
+    proxy.arm(prefix + "/", how)
+
+    # moto stores version 1, the writer gets a 500 or a dead connection; deltalake retries
+    # the PUT, finds version 1 taken by its own entry and raises a conflict with it
+    # (unfixed, write_batch turned that into "the batch was not committed"). write_batch now
+    # reads the log and reports the batch as committed.
+    commit = _write(uri, mode, SECOND, "b2")
+    injected = [key for key in proxy.injected() if key.startswith(prefix + "/")]
+    assert injected == [f"{prefix}/_delta_log/{1:020d}.json"]
+    assert (commit.version, commit.committed, commit.skipped) == (1, True, "")
+    assert commit.metrics == expected.metrics  # from the commit's own operationMetrics
+    if mode == "snapshot":
+        assert commit.deleted is not None and expected.deleted is not None
+        assert commit.deleted.equals(expected.deleted)
+
+    again = _write(uri, mode, SECOND, "b2")
+    assert (again.committed, again.skipped) == (False, "already committed")
+    _assert_whole(uri, moto, ["b1", "b2"])  # listed on moto itself, past the proxy
+    _assert_same_table(uri, reference)
+
+
+def test_a_failed_commit_says_whether_the_batch_landed(tmp_path, monkeypatch) -> None:
+    uri = str(tmp_path / "table")
+    _write(uri, "append", FIRST, "b1")
+
+    def refused(*args, **kwargs):
+        raise OSError("connection reset by peer")
+
+    monkeypatch.setattr(lake.tables, "write_deltalake", refused)
+    # the log has no b2: an honest "not committed"
+    with pytest.raises(LakeError, match="the batch was not committed"):
+        _write(uri, "append", SECOND, "b2")
+
+    checks: list[str] = []
+    real_has_batch = lake.tables.has_batch
+
+    def store_gone_after_the_error(table: str, app_id: str) -> bool:
+        checks.append(app_id)
+        if len(checks) > 1:
+            raise OSError("store unreachable")
+        return real_has_batch(table, app_id)
+
+    monkeypatch.setattr(lake.tables, "has_batch", store_gone_after_the_error)
+    # the log cannot be read: neither "committed" nor "not committed", but what to do
+    with pytest.raises(LakeError, match=r"cannot be read to tell whether it landed.*Re-run"):
+        _write(uri, "append", SECOND, "b2")
+    assert checks == ["b2", "b2"]
+    assert DeltaTable(uri).version() == 0
+
+
+def _local_ambiguous_child(uri: str, flag: str, kind: str, out: str) -> None:
+    """Run in a process with the fail_after_link shim preloaded: the first batch commits
+    normally, the second one's log entry is linked and then reported as EIO."""
+
+    def outcome(commit: Commit) -> list[object]:
+        return [commit.version, commit.committed, commit.skipped]
+
+    def second() -> list[object]:
+        if kind != "parts":
+            return outcome(_write(uri, kind, SECOND, "b2"))
+        writer = PartWriter(uri, mode="append", app_id="b2")
+        writer.write(SECOND)
+        return outcome(writer.commit())
+
+    result: dict[str, object] = {}
+    if kind == "parts":
+        writer = PartWriter(uri, mode="append", app_id="b1")
+        writer.write(FIRST)
+        writer.commit()
+    else:
+        _write(uri, kind, FIRST, "b1")
+    Path(flag).touch()
+    try:
+        result["first"] = second()
+    except Exception as error:  # what the user would see
+        result["first"] = [type(error).__name__, str(error)]
+    result["fired"] = not Path(flag).exists()
+    result["again"] = second()
+    Path(out).write_text(json.dumps(result))
+
+
+@pytest.mark.parametrize("kind", ["append", "snapshot", "merge", "parts"])
+def test_an_ambiguous_commit_on_local_disk_counts_once(kind, link_fault_shim, tmp_path):
+    uri, flag, out = (str(tmp_path / name) for name in ("table", "armed", "result.json"))
+    code = (
+        "import sys; from tests.lake.test_concurrency import _local_ambiguous_child as run; "
+        "run(*sys.argv[1:])"
+    )
+    env = {**os.environ, "LD_PRELOAD": str(link_fault_shim), "COMMIT_FAULT_FLAG": flag}
+    subprocess.run(
+        [sys.executable, "-c", code, uri, flag, kind, out], env=env, cwd=REPO, check=True
+    )
+    result = json.loads(Path(out).read_text())
+    assert result["fired"]  # the shim did make the link report EIO
+    # Unfixed, this was a bare OSError ("Unable to rename file: Input/output error") for a
+    # batch that was in fact committed.
+    assert result["first"] == [1, True, ""]
+    assert result["again"][1:] == [False, "already committed" if kind != "parts" else ""]
+    _assert_whole(uri, None, ["b1", "b2"])
+    reference = str(tmp_path / "reference")
+    _write(reference, "append" if kind == "parts" else kind, FIRST, "b1")
+    _write(reference, "append" if kind == "parts" else kind, SECOND, "b2")
+    _assert_same_table(uri, reference)
+
+
+@pytest.mark.parametrize("mode", ["append", "merge"])
+def test_an_ambiguous_first_commit_on_s3_is_repeated_but_counts_once(
+    mode, proxy, moto, tmp_path, monkeypatch
+):
+    uri = _s3_table(proxy, monkeypatch, f"first-{mode}")
+    prefix = uri.removeprefix("s3://")
+    proxy.arm(prefix + "/")
+    commit = _write(uri, mode, FIRST, "b1")  # creates the table
+    assert [k for k in proxy.injected() if k.startswith(prefix + "/")] == [
+        f"{prefix}/_delta_log/{0:020d}.json"
+    ]
+    # deltalake 1.6.6 checks no conflict for a commit that creates the table: after the
+    # ambiguous PUT of version 0 it writes the same actions again as version 1 and reports
+    # success. The add names the same file, so readers see its rows once; only the history
+    # shows the batch twice. (If this fails after an upgrade, deltalake stopped repeating
+    # the create: expect version 0 and one commit.)
+    assert (commit.version, commit.committed) == (1, True)
+    history = DeltaTable(uri).history()
+    assert sorted(e["version"] for e in history if e.get(APP_ID_KEY) == "b1") == [0, 1]
+    again = _write(uri, mode, FIRST, "b1")
+    assert (again.committed, again.skipped) == (False, "already committed")
+    assert DeltaTable(uri).transaction_version("b1") == 1
+    assert DeltaTable(uri).version() == 1
+    assert sorted(pl.read_delta(uri).rows()) == sorted(FIRST.rows())
+    stored = _stored_keys(uri, moto)
+    assert _log_entries(stored) == [f"_delta_log/{v:020d}.json" for v in (0, 1)]
+    referenced = _referenced(uri)
+    assert len(referenced) == 1 and referenced <= stored
