@@ -14,6 +14,7 @@ import re
 import polars as pl
 
 from lake.errors import ConfigError
+from lake.frames import detached
 
 MIN_KEY_LENGTH = 32
 
@@ -95,16 +96,22 @@ class Pseudonymiser:
         for column, domain in self.identifiers.items():
             known = self._known[column]
             values = frame.get_column(column).drop_nulls().unique()
-            new = values.filter(~values.is_in(known["value"].implode()))
+            # What is known is probed against this frame's values, and only that part is
+            # used: a hash set or mapping of everything known, per chunk, grew quadratic.
+            used = known.filter(pl.col("value").is_in(values.implode()))
+            new = values.filter(~values.is_in(used["value"].implode()))
             if new.len():
-                tokens = pseudonyms(new, self._key, domain)
-                known = pl.concat(
-                    [known, pl.DataFrame({"value": new, "token": tokens}, schema=known.schema)]
+                fresh = detached(
+                    pl.DataFrame(
+                        {"value": new, "token": pseudonyms(new, self._key, domain)},
+                        schema=known.schema,
+                    )
                 )
-                self._known[column] = known
+                self._known[column] = pl.concat([known, fresh])
+                used = pl.concat([used, fresh])
             replaced.append(
                 pl.col(column).replace_strict(
-                    known["value"], known["token"], default=None, return_dtype=pl.String
+                    used["value"], used["token"], default=None, return_dtype=pl.String
                 )
             )
         return frame.with_columns(replaced) if replaced else frame

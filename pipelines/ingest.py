@@ -17,10 +17,11 @@ from pathlib import Path
 
 import polars as pl
 
-from connectors.formats import FormatError, iter_table, read_ahead
+from connectors.formats import FormatError, iter_table
 from lake import quality
 from lake.bulk import PartWriter, can_stream
 from lake.errors import LakeError, SchemaBreak
+from lake.frames import detached
 from lake.home import Home
 from lake.landing import LandedFile, local_copy, manifest
 from lake.privacy import Pseudonymiser, redact
@@ -85,10 +86,8 @@ def silver_uri(home: Home, dataset: str) -> str:
 def conform_chunks(spec: DatasetSpec, path: Path, source_name: str) -> Iterator[Conformed]:
     """Parse a file and conform it to the contract, a bounded chunk at a time; raises
     FormatError or SchemaBreak. Keys repeated across chunks are the caller's (see
-    `RepeatFilter`): within a chunk, `conform` already quarantines them.
-
-    The next chunk is parsed while this one is conformed and written (see `read_ahead`)."""
-    for raw in read_ahead(iter_table(path, spec.format, source_name=source_name)):
+    `RepeatFilter`): within a chunk, `conform` already quarantines them."""
+    for raw in iter_table(path, spec.format, source_name=source_name):
         yield conform(
             raw,
             spec.contract,
@@ -211,7 +210,13 @@ def _load_chunks(
         with local_copy(landed, home) as source:  # a remote landing is parsed from a copy
             for conformed in conform_chunks(spec, source, landed.original_name):
                 # Only the counts and failures of a chunk are kept; its rows go to disk.
-                chunks.append(replace(conformed, valid=conformed.valid.clear()))
+                chunks.append(
+                    replace(
+                        conformed,
+                        valid=conformed.valid.clear(),
+                        failures=detached(conformed.failures),
+                    )
+                )
                 silver = pseudonyms.apply(conformed.valid).with_columns(lineage)
                 if writer is None and not buffered and _streams(spec, uri, conformed):
                     writer = PartWriter(uri, mode=spec.load_mode, app_id=app_id, metadata=metadata)
@@ -309,10 +314,14 @@ class RepeatFilter:
         self._seen = hashes if seen is None else pl.concat([seen, hashes])
         if seen is None:
             return rows
-        nominated = hashes.is_in(seen.implode())
-        if not nominated.any():
+        # The earlier hashes are probed against this chunk's, not the other way round:
+        # `is_in` builds a hash set of its argument, and one of everything seen so far per
+        # chunk made the check quadratic in the file's size.
+        repeated = seen.filter(seen.is_in(hashes.implode()))
+        if repeated.is_empty():
             return rows
-        self._held.append(rows.filter(nominated))
+        nominated = hashes.is_in(repeated.implode())
+        self._held.append(detached(rows.filter(nominated)))
         return rows.filter(~nominated)
 
     def settle(self, writer: PartWriter, contract: type) -> pl.DataFrame:
@@ -322,7 +331,7 @@ class RepeatFilter:
         held = pl.concat(self._held)
         columns = [*self.keys, SOURCE_ROW]
         wanted = held.select(key_hash(self.keys)).to_series().implode()
-        written = writer.scan(columns).filter(key_hash(self.keys).is_in(wanted))
+        written = writer.scan(columns, where=key_hash(self.keys).is_in(wanted))
         repeats = repeated_keys(pl.concat([written, held.select(columns)]), self.keys)
         unique = held.filter(~pl.col(SOURCE_ROW).is_in(repeats[SOURCE_ROW].implode()))
         if unique.height:

@@ -9,8 +9,6 @@ place; readers never guess types. The Excel reader with `sheets:` also adds a `_
 
 from __future__ import annotations
 
-import queue
-import threading
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -77,46 +75,3 @@ def iter_table(
         yield from iter_csv(path, options, source_name=source_name, chunk_bytes=chunk_bytes)
     else:
         yield read_table(path.read_bytes(), options, source_name=source_name)
-
-
-def read_ahead(frames: Iterator[pl.DataFrame]) -> Iterator[pl.DataFrame]:
-    """`frames`, with the next one read in a background thread while the caller works on
-    the current one. polars parses without holding the GIL, so a chunk's parse overlaps the
-    previous chunk's validation and pseudonymisation; one frame in flight bounds memory.
-    A reader's exception is raised here, at the frame it would have produced."""
-    pending: queue.Queue[tuple[str, object]] = queue.Queue(maxsize=1)
-    stop = threading.Event()
-
-    def produce() -> None:
-        try:
-            for frame in frames:
-                if not _offer(pending, stop, ("frame", frame)):
-                    return
-        except BaseException as error:  # handed to the consumer, which raises it
-            _offer(pending, stop, ("error", error))
-            return
-        _offer(pending, stop, ("end", None))
-
-    worker = threading.Thread(target=produce, name="kommunelake-read-ahead", daemon=True)
-    worker.start()
-    try:
-        while True:
-            kind, item = pending.get()
-            if kind == "end":
-                return
-            if kind == "error":
-                raise item  # type: ignore[misc]
-            yield item  # type: ignore[misc]
-    finally:
-        stop.set()
-        worker.join()
-
-
-def _offer(pending: queue.Queue, stop: threading.Event, item: tuple[str, object]) -> bool:
-    while not stop.is_set():
-        try:
-            pending.put(item, timeout=0.1)
-        except queue.Full:
-            continue
-        return True
-    return False
