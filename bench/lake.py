@@ -23,10 +23,8 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import importlib.metadata
 import json
 import os
-import platform
 import shutil
 import subprocess
 import sys
@@ -46,6 +44,8 @@ from bench.run import (
     _wait_sampling,
     ensure_input,
     machine,
+    versions,
+    write_readme,
 )
 
 START_MARK = "<!-- bench:lake:results:start -->"
@@ -292,25 +292,9 @@ def report(
         + ", ".join(f"{k} {v}" for k, v in machine().items())
         + f"; load average {_load(load[0])} before, {_load(load[1])} after.",
         "",
-        "Versions: " + ", ".join(f"{k} {v}" for k, v in versions().items()) + ".",
+        "Versions: " + ", ".join(f"{k} {v}" for k, v in versions(VERSIONS).items()) + ".",
     ]
     return "\n".join(lines)
-
-
-def versions() -> dict[str, str]:
-    found = {"python": platform.python_version()}
-    for package in VERSIONS:
-        found[package] = importlib.metadata.version(package)
-    return found
-
-
-def write_readme(block: str, readme: Path = README) -> None:
-    text = readme.read_text(encoding="utf-8")
-    if START_MARK not in text or END_MARK not in text:
-        raise SystemExit(f"{readme}: markers {START_MARK} / {END_MARK} not found; add them")
-    before, rest = text.split(START_MARK, 1)
-    _, after = rest.split(END_MARK, 1)
-    readme.write_text(f"{before}{START_MARK}\n{block}\n{END_MARK}{after}", encoding="utf-8")
 
 
 # --- the command ---------------------------------------------------------------------------
@@ -349,7 +333,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(block)
     if args.write_readme:
-        write_readme(block)
+        write_readme(block, start=START_MARK, end=END_MARK)
         print(f"\nwrote the results into {README}", file=sys.stderr)
     return 1 if any(r.crashed for r in runs.values()) else 0
 

@@ -224,9 +224,9 @@ def machine() -> dict[str, str]:
     }
 
 
-def versions() -> dict[str, str]:
+def versions(packages: tuple[str, ...] = VERSIONS) -> dict[str, str]:
     found = {"python": platform.python_version()}
-    for package in VERSIONS:
+    for package in packages:
         try:
             found[package] = importlib.metadata.version(package)
         except importlib.metadata.PackageNotFoundError:
@@ -368,13 +368,16 @@ def _load(values: tuple[float, ...]) -> str:
     return "/".join(f"{v:.1f}" for v in values)
 
 
-def write_readme(block: str, readme: Path = README) -> None:
+def write_readme(
+    block: str, readme: Path = README, start: str = START_MARK, end: str = END_MARK
+) -> None:
+    """Replace what is between the `start` and `end` markers of `readme` with `block`."""
     text = readme.read_text(encoding="utf-8")
-    if START_MARK not in text or END_MARK not in text:
-        raise SystemExit(f"{readme}: markers {START_MARK} / {END_MARK} not found; add them")
-    before, rest = text.split(START_MARK, 1)
-    _, after = rest.split(END_MARK, 1)
-    readme.write_text(f"{before}{START_MARK}\n{block}\n{END_MARK}{after}", encoding="utf-8")
+    if start not in text or end not in text:
+        raise SystemExit(f"{readme}: markers {start} / {end} not found; add them")
+    before, rest = text.split(start, 1)
+    _, after = rest.split(end, 1)
+    readme.write_text(f"{before}{start}\n{block}\n{end}{after}", encoding="utf-8")
 
 
 # --- the command ---------------------------------------------------------------------------
