@@ -7,7 +7,6 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -16,34 +15,11 @@ import pytest
 from connectors import ckan
 from connectors.demo.services import DemoServices, ServiceUrls
 from connectors.demo.services.ckan import SITE_URL
-from connectors.http import HttpClient, HttpSettings
 from tests.conftest import REAL_FIXTURES
+from tests.demo.conftest import PERSONS, SEED
 
-PERSONS, SEED = 1500, 2026
 SEARCH = REAL_FIXTURES / "ckan" / "data_birmingham_gov_uk_package_search.json"
 SHOW = next((REAL_FIXTURES / "ckan").glob("opendata_swiss_package_show_*.json"))
-LOCAL = HttpSettings(connect_timeout=2.0, read_timeout=10.0, max_attempts=1, trust_env=False)
-
-
-@pytest.fixture(scope="module")
-def services() -> Iterator[DemoServices]:
-    running = DemoServices(PERSONS, SEED)
-    running.start()
-    try:
-        yield running
-    finally:
-        running.stop()
-
-
-@pytest.fixture(scope="module")
-def urls(services: DemoServices) -> ServiceUrls:
-    return services.urls
-
-
-@pytest.fixture
-def client() -> Iterator[HttpClient]:
-    with HttpClient(LOCAL) as http:
-        yield http
 
 
 def action(urls: ServiceUrls, name: str, **params: Any) -> httpx.Response:

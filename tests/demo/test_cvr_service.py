@@ -17,32 +17,16 @@ from connectors import cvr
 from connectors.demo import generate
 from connectors.demo.extracts import cvr_companies
 from connectors.demo.generator import stream
-from connectors.demo.services import DemoServices, ServiceUrls
+from connectors.demo.services import ServiceUrls
 from connectors.demo.services.cvr import CvrService
 from connectors.demo.services.registers import build_registers
-from connectors.http import BasicAuth, HttpClient, HttpError, HttpSettings
+from connectors.http import BasicAuth, HttpClient, HttpError
 from tests.conftest import REAL_FIXTURES
+from tests.demo.conftest import LOCAL, PERSONS, SEED
 
-PERSONS, SEED = 1500, 2026
 REAL = REAL_FIXTURES / "cvr" / "cvr_es_vrvirksomhed_25052943_hits.json"
-LOCAL = HttpSettings(connect_timeout=2.0, read_timeout=10.0, max_attempts=1, trust_env=False)
 SEARCH = "/cvr-permanent/virksomhed/_search"
 BY_KOMMUNE = "Vrvirksomhed.virksomhedMetadata.nyesteBeliggenhedsadresse.kommune.kommuneKode"
-
-
-@pytest.fixture(scope="module")
-def services() -> Iterator[DemoServices]:
-    running = DemoServices(PERSONS, SEED)
-    running.start()
-    try:
-        yield running
-    finally:
-        running.stop()
-
-
-@pytest.fixture(scope="module")
-def urls(services: DemoServices) -> ServiceUrls:
-    return services.urls
 
 
 @pytest.fixture

@@ -23,29 +23,13 @@ from connectors.demo.services import DEMO_API_KEY, DemoServices, ServiceUrls
 from connectors.demo.services.datafordeler import MAX_PAGE_SIZE, format_time
 from connectors.demo.services.registers import build_registers
 from connectors.demo.services.statbank import QUARTERS
-from connectors.http import HttpClient, HttpSettings
+from connectors.http import HttpClient
 from connectors.statbank import StatbankError, fetch, table_info
 from tests.conftest import REAL_FIXTURES
+from tests.demo.conftest import LOCAL, PERSONS, SEED
 
-PERSONS, SEED = 1500, 2026
 DAF = REAL_FIXTURES / "datafordeler"
 DST = REAL_FIXTURES / "dst"
-LOCAL = HttpSettings(connect_timeout=2.0, read_timeout=10.0, max_attempts=1, trust_env=False)
-
-
-@pytest.fixture(scope="module")
-def services() -> Iterator[DemoServices]:
-    running = DemoServices(PERSONS, SEED)
-    running.start()
-    try:
-        yield running
-    finally:
-        running.stop()
-
-
-@pytest.fixture(scope="module")
-def urls(services: DemoServices) -> ServiceUrls:
-    return services.urls
 
 
 @pytest.fixture

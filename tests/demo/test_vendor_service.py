@@ -4,37 +4,20 @@ environment."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
 
-from connectors.demo.services import DemoServices, ServiceUrls
+from connectors.demo.services import ServiceUrls
 from connectors.demo.services.registers import build_registers
 from connectors.demo.services.vendor import MAX_PAGE_SIZE, work_orders
-from connectors.http import HttpError, HttpSettings
+from connectors.http import HttpError
 from connectors.rest import RestSource
+from tests.demo.conftest import LOCAL, SEED
 
-PERSONS, SEED = 1500, 2026
-LOCAL = HttpSettings(connect_timeout=2.0, read_timeout=10.0, max_attempts=1, trust_env=False)
 ITEM_KEYS = {"order_id", "category", "status", "priority", "street", "house_number"}
 ITEM_KEYS |= {"postcode", "district", "address_id", "reported_at", "updated_at", "closed_at"}
-
-
-@pytest.fixture(scope="module")
-def services() -> Iterator[DemoServices]:
-    running = DemoServices(PERSONS, SEED)
-    running.start()
-    try:
-        yield running
-    finally:
-        running.stop()
-
-
-@pytest.fixture(scope="module")
-def urls(services: DemoServices) -> ServiceUrls:
-    return services.urls
 
 
 def get(urls: ServiceUrls, token: str | None = None, **params: object) -> httpx.Response:
