@@ -6,13 +6,16 @@ folder while they stream and commit all of them at the end in ONE transaction, w
 same app-transaction id `write_batch` uses. Readers see the batch entirely or not at all;
 parts of a crashed load are never referenced by the log, and vacuum removes them later.
 
-Local tables only, and only for append and snapshot (overwrite): the loads that need no
-join against the existing table.
+Local disk and object storage alike (a part on S3/Azure is uploaded as one object, written
+once); only for append and snapshot (overwrite): the loads that need no join against the
+existing table.
 """
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
+import io
 import json
 import time
 import uuid
@@ -23,6 +26,7 @@ from deltalake import DeltaTable, Schema
 from deltalake.exceptions import DeltaError
 from deltalake.transaction import AddAction, create_table_with_add_actions
 
+from lake import storage
 from lake.errors import LakeError
 from lake.tables import Commit, LoadMode, commit_properties, committed_despite_error, has_batch
 
@@ -31,8 +35,8 @@ STREAMABLE_MODES: tuple[LoadMode, ...] = ("append", "snapshot")
 _STATS_TYPES = (pl.Int64, pl.Int32, pl.Date)
 
 
-def can_stream(uri: str, mode: str) -> bool:
-    return mode in STREAMABLE_MODES and "://" not in uri
+def can_stream(mode: str) -> bool:
+    return mode in STREAMABLE_MODES
 
 
 class PartWriter:
@@ -50,9 +54,11 @@ class PartWriter:
         app_id: str,
         metadata: dict[str, str] | None = None,
     ) -> None:
-        if not can_stream(uri, mode):
+        if not can_stream(mode):
             raise LakeError(f"{uri}: {mode} loads cannot be streamed; use write_batch")
         self.uri, self.mode, self.app_id = uri, mode, app_id
+        self.remote = storage.parse_lake_uri(uri).is_remote
+        self.options = dict(storage.storage_options(uri))
         self.metadata = metadata or {}
         self.already_committed = has_batch(uri, app_id)
         self._adds: list[AddAction] = []
@@ -75,13 +81,22 @@ class PartWriter:
         # too, so scan() sees its rows as the first run did; commit() then
         # deletes the parts instead of committing them again.
         name = f"part-{self.app_id.replace(':', '-')}-{len(self._adds):05d}-{uuid.uuid4()}.parquet"
-        path = Path(self.uri) / name
-        path.parent.mkdir(parents=True, exist_ok=True)
-        frame.write_parquet(path, compression="zstd", statistics=True)
+        if self.remote:
+            # A part is one chunk (tens of MB compressed less): built in memory, then uploaded
+            # as one object, so a crash never leaves half a part under its name.
+            buffer = io.BytesIO()
+            frame.write_parquet(buffer, compression="zstd", statistics=True)
+            storage.write_once(self._part(name), buffer.getvalue(), self.options)
+            size = buffer.tell()
+        else:
+            path = Path(self.uri) / name
+            path.parent.mkdir(parents=True, exist_ok=True)
+            frame.write_parquet(path, compression="zstd", statistics=True)
+            size = path.stat().st_size
         self._adds.append(
             AddAction(
                 name,
-                path.stat().st_size,
+                size,
                 {},
                 int(time.time() * 1000),
                 True,
@@ -92,10 +107,10 @@ class PartWriter:
     def scan(self, columns: list[str], where: pl.Expr | None = None) -> pl.DataFrame:
         """`columns` of the rows written so far (not yet committed), those matching `where`
         if given; read in a streaming query, so memory does not grow with the batch."""
-        paths = [str(Path(self.uri) / add.path) for add in self._adds]
+        paths = [self._part(add.path) for add in self._adds]
         if not paths:
             return pl.DataFrame()
-        query = pl.scan_parquet(paths)
+        query = pl.scan_parquet(paths, storage_options=self.options or None)
         if where is not None:
             query = query.filter(where)
         return query.select(columns).collect(engine="streaming")
@@ -103,27 +118,37 @@ class PartWriter:
     def abort(self) -> None:
         """Delete the parts written by this writer (nothing of them was committed)."""
         for add in self._adds:
-            (Path(self.uri) / add.path).unlink(missing_ok=True)
+            if self.remote:
+                filesystem, path = storage.filesystem(self._part(add.path), self.options)
+                with contextlib.suppress(FileNotFoundError):
+                    filesystem.delete_file(path)
+            else:
+                (Path(self.uri) / add.path).unlink(missing_ok=True)
         self._adds.clear()
 
     def commit(self) -> Commit:
         """Commit every part as one version; a batch already in the table adds nothing."""
         if self.already_committed:
             self.abort()
-            return Commit(DeltaTable(self.uri).version(), committed=False)
+            return Commit(self._table().version(), committed=False)
         if self._schema is None:
             raise LakeError(f"{self.uri}: nothing was written, so there is nothing to commit")
         schema = Schema.from_arrow(pl.DataFrame(schema=self._schema).to_arrow().schema)
         props = commit_properties(self.app_id, self.metadata)
         mode = "overwrite" if self.mode == "snapshot" else "append"
         try:
-            if DeltaTable.is_deltatable(self.uri):
-                DeltaTable(self.uri).create_write_transaction(
+            if DeltaTable.is_deltatable(self.uri, storage_options=self.options or None):
+                self._table().create_write_transaction(
                     self._adds, mode=mode, schema=schema, commit_properties=props
                 )
             else:
                 create_table_with_add_actions(
-                    self.uri, schema, self._adds, mode="error", commit_properties=props
+                    self.uri,
+                    schema,
+                    self._adds,
+                    mode="error",
+                    storage_options=self.options or None,
+                    commit_properties=props,
                 )
         except (DeltaError, OSError) as error:
             # The error may come after the log entry was written (see lake.tables): the log
@@ -134,12 +159,20 @@ class PartWriter:
                     f"{self.uri}: Delta commit failed ({error}); nothing was committed and "
                     "the load can be re-run"
                 ) from error
-        return Commit(DeltaTable(self.uri).version(), committed=True)
+        return Commit(self._table().version(), committed=True)
+
+    def _part(self, name: str) -> str:
+        return storage.join_uri(self.uri, name)
+
+    def _table(self) -> DeltaTable:
+        return DeltaTable(self.uri, storage_options=self.options or None)
 
     def _check_table_schema(self, frame: pl.DataFrame) -> None:
-        if self.mode != "append" or not DeltaTable.is_deltatable(self.uri):
+        if self.mode != "append" or not DeltaTable.is_deltatable(
+            self.uri, storage_options=self.options or None
+        ):
             return
-        table = pl.scan_delta(self.uri).collect_schema()
+        table = pl.scan_delta(self.uri, storage_options=self.options or None).collect_schema()
         if dict(table) != dict(frame.schema):
             raise LakeError(
                 f"{self.uri}: the batch's columns {dict(frame.schema)} differ from the "

@@ -218,7 +218,7 @@ def _load_chunks(
                     )
                 )
                 silver = pseudonyms.apply(conformed.valid).with_columns(lineage)
-                if writer is None and not buffered and _streams(spec, uri, conformed):
+                if writer is None and not buffered and _streams(spec, conformed):
                     writer = PartWriter(uri, mode=spec.load_mode, app_id=app_id, metadata=metadata)
                 if writer is not None:
                     writer.write(repeats.hold_back(silver) if spec.batch_keys else silver)
@@ -269,11 +269,11 @@ def _load_chunks(
     return replace(conformed, streamed_valid=rows_valid), commit
 
 
-def _streams(spec: DatasetSpec, uri: str, first: Conformed) -> bool:
+def _streams(spec: DatasetSpec, first: Conformed) -> bool:
     # write_batch does what streaming parts cannot: evolve the schema for added columns,
     # partition, and find the keys a keyed snapshot no longer holds.
     return (
-        can_stream(uri, spec.load_mode)
+        can_stream(spec.load_mode)
         and not first.added_columns
         and not spec.partition_by
         and not (spec.load_mode == "snapshot" and spec.keys)
