@@ -205,7 +205,7 @@ def _load_chunks(
     writer: PartWriter | None = None
     buffered: list[pl.DataFrame] = []
     chunks: list[Conformed] = []
-    repeats = RepeatFilter(spec.batch_keys)
+    held_back = RepeatFilter(spec.batch_keys)
     try:
         with local_copy(landed, home) as source:  # a remote landing is parsed from a copy
             for conformed in conform_chunks(spec, source, landed.original_name):
@@ -221,12 +221,12 @@ def _load_chunks(
                 if writer is None and not buffered and _streams(spec, conformed):
                     writer = PartWriter(uri, mode=spec.load_mode, app_id=app_id, metadata=metadata)
                 if writer is not None:
-                    writer.write(repeats.hold_back(silver) if spec.batch_keys else silver)
+                    writer.write(held_back.hold_back(silver) if spec.batch_keys else silver)
                 else:
                     buffered.append(silver)
         failures = [c.failures for c in chunks]
         if writer is not None and spec.batch_keys:
-            failures.append(repeats.settle(writer, spec.contract))
+            failures.append(held_back.settle(writer, spec.contract))
         elif writer is None:
             batch, repeats = _drop_repeats(spec, buffered)
             failures.append(repeats)
