@@ -10,6 +10,7 @@ Sleeps are recorded, not slept; slow answers cost one short read timeout.
 from __future__ import annotations
 
 import json
+import logging
 import random
 from collections import Counter
 from typing import Any
@@ -77,17 +78,23 @@ def test_the_seeded_schedules_cover_every_fault_kind_for_every_strategy():
 
 
 @pytest.mark.parametrize("seed", SEEDS)
-def test_a_seeded_fault_schedule_gives_exactly_the_fault_free_records(seed, serve, samples):
+def test_a_seeded_fault_schedule_gives_exactly_the_fault_free_records(seed, serve, samples, caplog):
     name = scenario_for(seed)
     expected = SCENARIOS[name].expected(samples)
     service = serve(faults=schedule_for(seed), slow_seconds=FAST.read_timeout + 0.1)
 
-    records, states = run(service, name, seed)
+    with caplog.at_level(logging.WARNING):
+        records, states = run(service, name, seed)
 
     # The table: the same records, in the same order, byte for byte.
     assert json.dumps(records, sort_keys=True) == json.dumps(expected, sort_keys=True)
     assert states[-1] is None
     injected = service.server.faults_injected()
+    # On a busy machine a plain answer can miss the short read timeout: the client then
+    # retries as for an injected slow answer. Such timeouts are counted from the client's own
+    # log, so they are allowed for, not hidden (every other request must still add up).
+    timeouts = sum("ReadTimeout" in r.getMessage() for r in caplog.records)
+    unplanned = max(0, timeouts - injected.count("slow"))
     if name == "es-scroll/cvr":
         # A lost scroll answer restarts the scroll, so it costs more than one request;
         # every scroll context the client learned of is cleared at the end.
@@ -95,10 +102,10 @@ def test_a_seeded_fault_schedule_gives_exactly_the_fault_free_records(seed, serv
         assert service.server.count() >= FAULT_FREE_REQUESTS[name] + len(injected)
     else:
         # Each fault costs exactly one more request: no retry is skipped or doubled.
-        assert service.server.count() == FAULT_FREE_REQUESTS[name] + len(injected)
+        assert service.server.count() == FAULT_FREE_REQUESTS[name] + len(injected) + unplanned
     sleeps = service.sleeps.calls
     assert all(0 <= s <= FAST.retry_after_cap for s in sleeps)
-    assert len(sleeps) <= len(injected)
+    assert len(sleeps) <= len(injected) + unplanned
     if "429-huge" in injected:  # a thousand days asked, the cap obeyed
         assert FAST.retry_after_cap in sleeps
         assert float(HUGE_RETRY_AFTER) not in sleeps
