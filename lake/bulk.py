@@ -82,8 +82,8 @@ class PartWriter:
         # deletes the parts instead of committing them again.
         name = f"part-{self.app_id.replace(':', '-')}-{len(self._adds):05d}-{uuid.uuid4()}.parquet"
         if self.remote:
-            # A part is one chunk (tens of MB compressed less): built in memory, then uploaded
-            # as one object, so a crash never leaves half a part under its name.
+            # A part is one chunk, a few MB once compressed: built in memory, then uploaded as
+            # one object, so a crash never leaves half a part under its name.
             buffer = io.BytesIO()
             frame.write_parquet(buffer, compression="zstd", statistics=True)
             storage.write_once(self._part(name), buffer.getvalue(), self.options)
