@@ -139,18 +139,22 @@ def azure_environment(server: Server) -> dict[str, str]:
     }
 
 
-def create_bucket(server: Server) -> str:
+def s3_client(server: Server):
+    """A boto3 S3 client for the moto server: our own code never lists or creates with it."""
     import boto3
 
-    name = f"lake-{uuid.uuid4().hex[:12]}"
-    client = boto3.client(
+    return boto3.client(
         "s3",
         endpoint_url=server.url,
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
         region_name="us-east-1",
     )
-    client.create_bucket(Bucket=name)
+
+
+def create_bucket(server: Server) -> str:
+    name = f"lake-{uuid.uuid4().hex[:12]}"
+    s3_client(server).create_bucket(Bucket=name)
     return name
 
 
@@ -168,16 +172,7 @@ def create_container(server: Server) -> str:
 
 def s3_keys(server: Server, bucket: str) -> list[str]:
     """Every key in the bucket, listed with boto3."""
-    import boto3
-
-    client = boto3.client(
-        "s3",
-        endpoint_url=server.url,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        region_name="us-east-1",
-    )
-    pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket)
+    pages = s3_client(server).get_paginator("list_objects_v2").paginate(Bucket=bucket)
     return [item["Key"] for page in pages for item in page.get("Contents", [])]
 
 

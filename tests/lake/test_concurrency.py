@@ -90,17 +90,12 @@ def _stored_keys(uri: str, server: objectstores.Server | None) -> set[str]:
     if server is None:
         root = Path(uri)
         return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
-    import boto3
-
     bucket, _, prefix = uri.removeprefix("s3://").partition("/")
-    client = boto3.client(
-        "s3",
-        endpoint_url=server.url,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        region_name="us-east-1",
+    pages = (
+        objectstores.s3_client(server)
+        .get_paginator("list_objects_v2")
+        .paginate(Bucket=bucket, Prefix=prefix + "/")
     )
-    pages = client.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix + "/")
     return {o["Key"][len(prefix) + 1 :] for page in pages for o in page.get("Contents", [])}
 
 

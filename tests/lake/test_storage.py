@@ -263,17 +263,10 @@ def test_landing_on_s3_is_content_addressed_and_written_once(s3_home: Home, moto
     assert second.path == first.path and read_landed(first) == data
     assert [f.sha256 for f in manifest(s3_home.manifest_uri)] == [sha]
     assert storage.write_once(first.path, data) is False  # already there: no second PUT
-    import boto3
-
     location = storage.parse_lake_uri(first.path)
-    client = boto3.client(
-        "s3",
-        endpoint_url=moto.url,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        region_name="us-east-1",
+    listed = objectstores.s3_client(moto).list_objects_v2(
+        Bucket=location.container, Prefix="kommune/landing/sick_leave/"
     )
-    listed = client.list_objects_v2(Bucket=location.container, Prefix="kommune/landing/sick_leave/")
     assert [o["Key"] for o in listed["Contents"]] == [location.prefix]
     assert not (Path(s3_home.root) / "lake").exists()  # nothing went to local disk
 
@@ -479,18 +472,6 @@ def _land_path(home: Home, path: Path, dataset: str = "cpr_persons"):
     )
 
 
-def _s3_client(moto):
-    import boto3
-
-    return boto3.client(
-        "s3",
-        endpoint_url=moto.url,
-        aws_access_key_id="testing",
-        aws_secret_access_key="testing",
-        region_name="us-east-1",
-    )
-
-
 def test_a_large_file_is_streamed_to_s3_as_one_object(s3_home: Home, moto, tmp_path) -> None:
     source = tmp_path / "personer.csv"
     source.write_bytes(os.urandom(12 * 1024 * 1024))  # more than one upload part
@@ -498,7 +479,7 @@ def test_a_large_file_is_streamed_to_s3_as_one_object(s3_home: Home, moto, tmp_p
     sha = hashlib.sha256(source.read_bytes()).hexdigest()
     assert new and landed.path == f"{s3_home.landing_uri}/cpr_persons/{sha[:2]}/{sha}.csv"
     location = storage.parse_lake_uri(landed.path)
-    head = _s3_client(moto).head_object(Bucket=location.container, Key=location.prefix)
+    head = objectstores.s3_client(moto).head_object(Bucket=location.container, Key=location.prefix)
     assert head["ContentLength"] == 12 * 1024 * 1024
     parts = head["ETag"].strip('"').partition("-")[2]
     assert int(parts) >= 2  # one completed multipart upload: the file was never one buffer
