@@ -154,20 +154,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     for name, dataset in sorted(summary.datasets.items()):
         print(f"  wrote drop/{name}/{dataset.file} ({dataset.rows:,} rows)")
     prepare(home, create_key=True)
-    # The registers and the statistics table are also served over HTTP on 127.0.0.1, so the
-    # API datasets load through their real connectors (Datafordeler GraphQL, StatBank).
+    # The registers, the statistics table, CVR, an open-data portal and a vendor API are also
+    # served over HTTP on 127.0.0.1, so the API datasets load through their real connectors.
     with DemoServices(persons=args.persons, seed=args.seed) as urls:
-        os.environ.update(
-            SOURCES__DATAFORDELER__BASE_URL=urls.datafordeler,
-            SOURCES__DATAFORDELER__API_KEY=urls.api_key,
-            SOURCES__STATBANK__BASE_URL=urls.statbank,
-            SOURCES__CVR__BASE_URL=urls.cvr,
-            SOURCES__CVR__USERNAME=urls.cvr_username,
-            SOURCES__CVR__PASSWORD=urls.cvr_password,
-            SOURCES__CKAN__BASE_URL=urls.ckan,
-            SOURCES__WORK_ORDERS__URL=urls.vendor,
-            SOURCES__WORK_ORDERS__TOKEN=urls.vendor_token,
-        )
+        os.environ.update(urls.environment())
         print(
             f"Serving the demo registers at {urls.datafordeler} and statistics at {urls.statbank}"
         )

@@ -31,13 +31,6 @@ def demo_apis(monkeypatch) -> Iterator[ServiceUrls]:
     `kommunelake demo` does, for tests that materialize every asset (the API datasets fetch
     from them)."""
     with DemoServices(persons=400) as urls:
-        monkeypatch.setenv("SOURCES__DATAFORDELER__BASE_URL", urls.datafordeler)
-        monkeypatch.setenv("SOURCES__DATAFORDELER__API_KEY", urls.api_key)
-        monkeypatch.setenv("SOURCES__STATBANK__BASE_URL", urls.statbank)
-        monkeypatch.setenv("SOURCES__CVR__BASE_URL", urls.cvr)
-        monkeypatch.setenv("SOURCES__CVR__USERNAME", urls.cvr_username)
-        monkeypatch.setenv("SOURCES__CVR__PASSWORD", urls.cvr_password)
-        monkeypatch.setenv("SOURCES__CKAN__BASE_URL", urls.ckan)
-        monkeypatch.setenv("SOURCES__WORK_ORDERS__URL", urls.vendor)
-        monkeypatch.setenv("SOURCES__WORK_ORDERS__TOKEN", urls.vendor_token)
+        for name, value in urls.environment().items():
+            monkeypatch.setenv(name, value)
         yield urls

@@ -82,6 +82,21 @@ class ServiceUrls:
     vendor: str = ""
     vendor_token: str = field(default="", repr=False)
 
+    def environment(self) -> dict[str, str]:
+        """The SOURCES__* variables that point the demo's API datasets at these services
+        (what `kommunelake demo` sets; the names follow each dataset YAML's source)."""
+        return {
+            "SOURCES__DATAFORDELER__BASE_URL": self.datafordeler,
+            "SOURCES__DATAFORDELER__API_KEY": self.api_key,
+            "SOURCES__STATBANK__BASE_URL": self.statbank,
+            "SOURCES__CVR__BASE_URL": self.cvr,
+            "SOURCES__CVR__USERNAME": self.cvr_username,
+            "SOURCES__CVR__PASSWORD": self.cvr_password,
+            "SOURCES__CKAN__BASE_URL": self.ckan,
+            "SOURCES__WORK_ORDERS__URL": self.vendor,
+            "SOURCES__WORK_ORDERS__TOKEN": self.vendor_token,
+        }
+
 
 class DemoServices:
     """The Demo Kommune's Datafordeler-, StatBank-, CVR-, CKAN- and vendor-like services.
