@@ -16,6 +16,7 @@ from typing import Literal
 import pandera.polars as pa
 import polars as pl
 
+from lake import contract_checks
 from lake.errors import SchemaBreak
 from lake.privacy import mask
 
@@ -285,11 +286,15 @@ def _type_failures(
 def _contract_failures(
     candidates: pl.DataFrame, contract: type[pa.DataFrameModel], masked: set[str]
 ) -> pl.DataFrame:
-    try:
-        contract.validate(candidates, lazy=True)
-    except pa.errors.SchemaErrors as errors:
-        cases = errors.failure_cases
-    else:
+    cases = contract_checks.failure_cases(candidates, contract)
+    if cases is None:  # the contract needs pandera's own validation
+        try:
+            contract.validate(candidates, lazy=True)
+        except pa.errors.SchemaErrors as errors:
+            cases = errors.failure_cases
+        else:
+            return pl.DataFrame(schema=FAILURE_SCHEMA)
+    if cases.is_empty():
         return pl.DataFrame(schema=FAILURE_SCHEMA)
     unlocated = cases.filter(pl.col("index").is_null())
     if unlocated.height:
