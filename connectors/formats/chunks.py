@@ -75,41 +75,76 @@ def _pieces(
     quote = opts.quote.encode("ascii") if opts.quote else None
     first = {**options, "encoding": encoding, "delimiter": delimiter, "skip_footer_rows": 0}
     later = {**first, "encoding": encoding.replace("-sig", "").replace("_sig", ""), "header_row": 0}
-    buffer, eof, lines_before, is_first = head, False, 0, True
+    window = _Window(handle, head, chunk_bytes)
+    lines_before, is_first = 0, True
     limit = chunk_bytes
     while True:
-        while not eof and len(buffer) < limit + chunk_bytes // 2:
-            more = handle.read(chunk_bytes)
-            eof = not more
-            buffer += more
-        if eof and len(buffer) <= limit + chunk_bytes // 2:
-            cut: int | None = len(buffer)  # the rest of the file is the last piece
+        eof = window.fill(limit + chunk_bytes // 2)
+        if eof and window.filled <= limit + chunk_bytes // 2:
+            cut: int | None = window.filled  # the rest of the file is the last piece
         else:
-            cut = _record_end(buffer, quote, start=header_end if is_first else 0, end=limit)
+            cut = _record_end(window.data, quote, start=header_end if is_first else 0, end=limit)
             if cut is None:  # a quoted field runs past the piece: search a longer one
                 limit += chunk_bytes
                 continue
-        piece, buffer, limit = buffer[:cut], buffer[cut:], chunk_bytes
-        last = eof and not buffer
+        piece = window.take(cut, prefix=b"" if is_first else header)
+        newlines = piece.count(b"\n") - (0 if is_first else header.count(b"\n"))
+        limit = chunk_bytes
+        last = eof and not window.filled
         piece_options = first if is_first else later
         if last:
             piece_options = {
                 **piece_options,
                 "skip_footer_rows": options.get("skip_footer_rows", 0),
             }
-        frame = _read_piece(
-            piece if is_first else header + piece,
-            piece_options,
-            source_name,
-            lines_before,
-            is_first,
-        )
+        frame = _read_piece(piece, piece_options, source_name, lines_before, is_first)
+        del piece  # before the next piece is allocated: see _Window
         if frame is not None:
             yield frame
-        lines_before += piece.count(b"\n")
+        lines_before += newlines
         is_first = False
         if last:
             return
+
+
+class _Window:
+    """The file's bytes from the next piece on, in two buffers that are reused piece after
+    piece.
+
+    Fresh 24 MB allocations per piece (read, concatenate, slice, prepend the header) cost
+    more in page faults than polars takes to parse the piece; this way each piece costs one
+    allocation, the bytes handed to polars, and the allocator can reuse its memory.
+    """
+
+    def __init__(self, handle: BinaryIO, head: bytes, chunk_bytes: int) -> None:
+        self._handle = handle
+        self.data = bytearray(max(2 * chunk_bytes, len(head)))
+        self._spare = bytearray(len(self.data))
+        self.data[: len(head)] = head
+        self.filled = len(head)
+        self._eof = False
+
+    def fill(self, wanted: int) -> bool:
+        """Read until `wanted` bytes are held or the file ends; True at the end of the file."""
+        while not self._eof and self.filled < wanted:
+            if self.filled == len(self.data):  # a record longer than the buffers: grow them
+                self.data.extend(bytes(len(self.data)))
+                self._spare.extend(bytes(len(self._spare)))
+            with memoryview(self.data) as view:
+                read = self._handle.readinto(view[self.filled :])
+            self._eof = not read
+            self.filled += read or 0
+        return self._eof
+
+    def take(self, cut: int, *, prefix: bytes) -> bytes:
+        """`prefix` and the first `cut` bytes, as one new bytes object; the rest moves to
+        the front."""
+        rest = self.filled - cut
+        with memoryview(self.data) as view:
+            piece = b"".join((prefix, view[:cut]))
+            self._spare[:rest] = view[cut : self.filled]
+        self.data, self._spare, self.filled = self._spare, self.data, rest
+        return piece
 
 
 def _read_piece(
@@ -140,7 +175,9 @@ def _nth_newline(data: bytes, n: int) -> int:
     return position
 
 
-def _record_end(buffer: bytes, quote: bytes | None, *, start: int, end: int) -> int | None:
+def _record_end(
+    buffer: bytes | bytearray, quote: bytes | None, *, start: int, end: int
+) -> int | None:
     """Just past the last newline before `end` that ends a record, or None if none is found
     near there.
 
@@ -148,7 +185,7 @@ def _record_end(buffer: bytes, quote: bytes | None, *, start: int, end: int) -> 
     `bytes.count` (C speed); exports with quoted line breaks only move the cut back a line.
     """
     end = buffer.rfind(b"\n", start, end)
-    if quote is None or quote not in buffer:
+    if quote is None:
         return end + 1 if end >= start else None
     quotes = buffer.count(quote, start, end)
     for _ in range(_BACKTRACK_LINES):

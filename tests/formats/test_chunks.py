@@ -79,3 +79,17 @@ def test_an_unbalanced_quote_is_reported_not_split_around(tmp_path: Path) -> Non
     path.write_text("id;tekst\n" + "\n".join(rows) + "\n", encoding="utf-8")
     with pytest.raises(FormatError, match="quote"):
         list(iter_csv(path, {}, source_name=path.name, chunk_bytes=4096))
+
+
+def test_a_record_longer_than_several_pieces(tmp_path: Path) -> None:
+    """A quoted field of 20 KB read in 4 KB pieces: the piece grows until the record ends."""
+    note = "\n".join(f"linje {i} af en lang journalnote" for i in range(700))
+    rows = [f'{i};"kort {i}"' for i in range(3000)]
+    rows[1500] = f'1500;"{note}"'
+    path = tmp_path / "journal.csv"
+    path.write_text("id;note\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    whole, pieces = _both(path, {}, 4096)
+    got = pl.concat(pieces)
+    assert got.equals(whole)
+    assert got.filter(pl.col("id") == "1500")["note"].item() == note
+    assert got["_source_row"][-1] == 3000 + 700  # the note's line breaks count as lines
