@@ -23,9 +23,26 @@ def cpr_birth_date(cpr: pl.Expr) -> pl.Expr:
     The century comes from the 7th digit (CPR office rule): 0-3 → 1900s; 4 and 9 → 2000s for
     years 00-36, else 1900s; 5-8 → 2000s for years 00-57, else 1800s.
     """
+    year, month, day, valid = _cpr_date_parts(cpr)
+    # pl.date is evaluated on every row, so impossible dates get a harmless stand-in first.
+    safe = pl.date(
+        year, pl.when(valid).then(month).otherwise(1), pl.when(valid).then(day).otherwise(1)
+    )
+    return pl.when(valid).then(safe)
+
+
+def is_valid_cpr(cpr: pl.Expr) -> pl.Expr:
+    """10 digits with a real date part. Modulus-11 is deliberately not required: CPR numbers
+    without it have been issued since 2007 when a birth date ran out of valid serials."""
+    return pl.when(cpr.is_not_null()).then(_cpr_date_parts(cpr)[3].fill_null(False))
+
+
+def _cpr_date_parts(cpr: pl.Expr) -> tuple[pl.Expr, pl.Expr, pl.Expr, pl.Expr]:
+    """(year, month, day, is a real date) of a CPR number; null where it is not 10 digits."""
     digits = normalise_cpr(cpr)
-    yy = digits.str.slice(4, 2).cast(pl.Int32, strict=False)
-    seventh = digits.str.slice(6, 1).cast(pl.Int32, strict=False)
+    number = pl.when(digits.str.contains(r"^\d{10}$")).then(digits.cast(pl.Int64, strict=False))
+    day, month = number // 10**8, number // 10**6 % 100
+    yy, seventh = number // 10**4 % 100, number // 10**3 % 10
     century = (
         pl.when(seventh <= 3)
         .then(1900)
@@ -33,20 +50,16 @@ def cpr_birth_date(cpr: pl.Expr) -> pl.Expr:
         .then(pl.when(yy <= 36).then(2000).otherwise(1900))
         .otherwise(pl.when(yy <= 57).then(2000).otherwise(1800))
     )
-    iso = pl.format(
-        "{}-{}-{}",
-        (century + yy).cast(pl.String).str.zfill(4),
-        digits.str.slice(2, 2),
-        digits.str.slice(0, 2),
+    year = century + yy
+    leap = (year % 4 == 0) & ((year % 100 != 0) | (year % 400 == 0))
+    days_in_month = (
+        pl.when(month == 2)
+        .then(pl.when(leap).then(29).otherwise(28))
+        .when(month.is_in([4, 6, 9, 11]))
+        .then(30)
+        .otherwise(31)
     )
-    well_formed = digits.str.contains(r"^\d{10}$")
-    return pl.when(well_formed).then(iso.str.to_date("%Y-%m-%d", strict=False))
-
-
-def is_valid_cpr(cpr: pl.Expr) -> pl.Expr:
-    """10 digits with a real date part. Modulus-11 is deliberately not required: CPR numbers
-    without it have been issued since 2007 when a birth date ran out of valid serials."""
-    return pl.when(cpr.is_not_null()).then(cpr_birth_date(cpr).is_not_null())
+    return year, month, day, month.is_between(1, 12) & day.is_between(1, days_in_month)
 
 
 def is_valid_cvr(cvr: pl.Expr) -> pl.Expr:

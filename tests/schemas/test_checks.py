@@ -82,3 +82,37 @@ def test_real_kommunekoder_and_postnumre_pass(real_fixtures) -> None:
     assert all(_apply(checks.is_valid_postnummer, postcodes))
     assert _apply(checks.is_valid_kommunekode, ["350", "0999", "03500"]) == [False] * 3
     assert _apply(checks.is_valid_postnummer, ["0700", "12345", "99a9"]) == [False] * 3
+
+
+def _calendar_birth(cpr: str) -> dt.date | None:
+    """The CPR office's century rule, applied with Python's calendar as the oracle."""
+    day, month, yy, seventh = int(cpr[:2]), int(cpr[2:4]), int(cpr[4:6]), int(cpr[6])
+    if seventh <= 3:
+        century = 1900
+    elif seventh in (4, 9):
+        century = 2000 if yy <= 36 else 1900
+    else:
+        century = 2000 if yy <= 57 else 1800
+    try:
+        return dt.date(century + yy, month, day)
+    except ValueError:
+        return None
+
+
+def test_cpr_birth_dates_agree_with_the_calendar_for_every_date_part() -> None:
+    """Days 00-32, months 00-13, every year and 7th digit: 462,000 date parts."""
+    cprs = [
+        f"{day:02d}{month:02d}{yy:02d}{seventh}123"
+        for day in range(33)
+        for month in range(14)
+        for yy in range(100)
+        for seventh in range(10)
+    ]
+    frame = pl.DataFrame({"c": cprs})
+    got = frame.select(
+        checks.cpr_birth_date(pl.col("c")).alias("birth"),
+        checks.is_valid_cpr(pl.col("c")).alias("valid"),
+    )
+    expected = [_calendar_birth(c) for c in cprs]
+    assert got["birth"].to_list() == expected
+    assert got["valid"].to_list() == [b is not None for b in expected]
