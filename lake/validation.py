@@ -233,9 +233,17 @@ def _type_columns(
     retry = [n for n, miss in zip(temporal, missed, strict=True) if miss]
     if not retry:
         return typed
-    return typed.with_columns(
-        frame.select(_typed(pl.col(n), fields[n].dtype.type, parse).alias(n) for n in retry)
-    )
+    # Only the values the first format missed are parsed again, with every format: the few
+    # bad dates of a large extract would otherwise re-parse the whole column every chunk.
+    retried = []
+    for name in retry:
+        first = typed.get_column(name)
+        where = (frame.get_column(name).is_not_null() & first.is_null()).arg_true()
+        again = frame.select(pl.col(name).gather(where)).select(
+            _typed(pl.col(name), fields[name].dtype.type, parse).alias(name)
+        )
+        retried.append(first.clone().scatter(where, again.to_series()))
+    return typed.with_columns(retried)
 
 
 def _typed(

@@ -160,3 +160,38 @@ def test_boolean_fields_are_typed_under_their_own_name() -> None:
     assert result.valid.columns == ["id", "protected", "_source_row"]
     assert result.valid["protected"].to_list() == [True, False, None]
     assert result.failures.select("_source_row", "column").rows() == [(5, "protected")]
+
+
+def test_typing_dates_in_two_passes_equals_one_pass_over_every_format() -> None:
+    """Dates and instants: a column of every kind of value, typed the way conform types it
+    (first format everywhere, all formats on what it missed), equals all formats at once."""
+    import random
+
+    from lake.validation import _type_columns, _typed
+
+    class Stamps(pa.DataFrameModel):
+        day: pl.Date = pa.Field(nullable=True)
+        at: pl.Datetime = pa.Field(nullable=True)
+
+    rng = random.Random(7)
+    days = ["02-03-2026", "2026-03-02", "2026-03-02 10:15:00", "31-02-2026", "1/3/2026", "", None]
+    instants = [
+        "2026-03-02T10:15:00Z",
+        "2026-03-02T10:15:00.5+01:00",
+        "2026-03-02 10:15:00.1",
+        "2026-03-02T10:15:00",
+        "02-03-2026",
+        None,
+    ]
+    frame = pl.DataFrame(
+        {
+            "day": [rng.choice(days) for _ in range(3000)],
+            "at": [rng.choice(instants) for _ in range(3000)],
+        }
+    )
+    fields = dict(Stamps.to_schema().columns)
+    parse = ParseOptions(date_formats=("%d-%m-%Y",))
+    once = frame.select(_typed(pl.col(n), c.dtype.type, parse).alias(n) for n, c in fields.items())
+    typed = _type_columns(frame, fields, parse)
+    assert typed.equals(once)
+    assert typed["day"].null_count() > frame["day"].null_count()  # some values no format reads
