@@ -93,3 +93,11 @@ def test_a_record_longer_than_several_pieces(tmp_path: Path) -> None:
     assert got.equals(whole)
     assert got.filter(pl.col("id") == "1500")["note"].item() == note
     assert got["_source_row"][-1] == 3000 + 700  # the note's line breaks count as lines
+
+
+def test_trailing_blank_lines_longer_than_a_piece(tmp_path: Path) -> None:
+    path = tmp_path / "blanks.csv"
+    path.write_bytes(b"id;x\n" + b"".join(b"%d;a\n" % i for i in range(2000)) + b" \r\n\t\n" * 3000)
+    whole, pieces = _both(path, {}, 4096)
+    got = pl.concat(pieces)
+    assert got.equals(whole) and got.height == 2000
