@@ -314,10 +314,15 @@ class RepeatFilter:
     """Rows whose key an earlier chunk of the same file already had, held back before their
     chunk is written, so no written part ever has to be rewritten.
 
-    Each chunk's 64-bit key hashes are checked against those of the chunks before it. Equal
-    hashes only nominate: `settle` compares the key values of the held rows with the rows
-    written, so a hash collision never quarantines a row (it is written late instead).
+    Each chunk's 64-bit key hashes are looked up in a bitmap of those seen so far, one bit
+    per hash prefix (2**28 bits, 32 MiB, whatever the file's size): a lookup per row, where
+    probing all earlier hashes per chunk grew quadratic in the file's size. A set bit only
+    nominates: another key may share it (about 2% of rows after 6 million keys), and
+    `settle` compares the key values of the held rows with the rows written, so a shared
+    bit or hash never quarantines a row (it is written late instead).
     """
+
+    BITS = 28
 
     def __init__(self, keys: Sequence[str]) -> None:
         self.keys = list(keys)
@@ -325,19 +330,17 @@ class RepeatFilter:
         self._held: list[pl.DataFrame] = []
 
     def hold_back(self, rows: pl.DataFrame) -> pl.DataFrame:
-        """`rows` without those whose key hash an earlier chunk had (kept for `settle`)."""
-        hashes = rows.select(key_hash(self.keys)).to_series()
-        seen = self._seen
-        self._seen = hashes if seen is None else pl.concat([seen, hashes])
-        if seen is None:
+        """`rows` without those whose key's bit an earlier chunk set (kept for `settle`)."""
+        slot = key_hash(self.keys) // (1 << (64 - self.BITS))
+        slots = rows.select(slot.cast(pl.UInt32)).to_series()
+        if self._seen is None:
+            self._seen = pl.repeat(False, 1 << self.BITS, dtype=pl.Boolean, eager=True)
+            self._seen.scatter(slots, True)
             return rows
-        # The earlier hashes are probed against this chunk's, not the other way round:
-        # `is_in` builds a hash set of its argument, and one of everything seen so far per
-        # chunk made the check quadratic in the file's size.
-        repeated = seen.filter(seen.is_in(hashes.implode()))
-        if repeated.is_empty():
+        nominated = self._seen.gather(slots)
+        self._seen.scatter(slots, True)
+        if not nominated.any():
             return rows
-        nominated = hashes.is_in(repeated.implode())
         self._held.append(detached(rows.filter(nominated)))
         return rows.filter(~nominated)
 

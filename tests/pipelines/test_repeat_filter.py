@@ -57,3 +57,17 @@ def test_without_repeats_nothing_is_held(tmp_path, chunks: int) -> None:
     rows = [_rows((f"K{i}{j}", 10 * i + j)) for i in range(chunks) for j in range(2)]
     silver, failures = _load(tmp_path, rows)
     assert silver.height == 2 * chunks and failures.is_empty()
+
+
+def test_keys_sharing_bits_are_written_late_not_quarantined(tmp_path, monkeypatch) -> None:
+    """With a 4-slot bitmap nearly every row of later chunks is nominated; the outcome must
+    be the same as with exact lookups: only true repeats are quarantined."""
+    monkeypatch.setattr(RepeatFilter, "BITS", 2)
+    chunks = [_rows(*((f"K{i * 10 + j}", i * 10 + j) for j in range(10))) for i in range(4)]
+    chunks[3] = chunks[3].vstack(_rows(("K5", 100), ("K17", 101)))
+    silver, failures = _load(tmp_path, chunks)
+    assert silver["case_id"].to_list() == [f"K{n}" for n in range(40)]
+    assert failures.select("_source_row", "check").rows() == [
+        (100, "duplicate_key"),
+        (101, "duplicate_key"),
+    ]
