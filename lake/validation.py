@@ -1,9 +1,10 @@
 """From raw string columns to typed, contract-checked rows, and the rows that failed.
 
 Readers hand over every value as text. Typing happens here, per row, so one bad date sends
-one row to quarantine instead of failing the file; then the pandera contract runs on the
-collected frame (data-level checks really execute), then key uniqueness. Every input row ends
-up either valid or quarantined with the column, check and (masked where personal) value.
+one row to quarantine instead of failing the file; then the pandera contract's checks run on
+the typed rows (in one query, `contract_checks`, or by pandera itself where a contract needs
+it), then key uniqueness. Every input row ends up either valid or quarantined with the
+column, check and (masked where personal) value.
 """
 
 from __future__ import annotations
