@@ -1,8 +1,11 @@
-"""Small helpers shared by tests that break and fix a demo home's deliveries."""
+"""Small helpers shared by tests that land, break and fix a home's deliveries."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from lake.home import Home
+from lake.landing import HashCache, land_file
 
 
 def redeliver_cpr(home: Home, old: str, new: str, name: str = "cpr_personer.csv") -> None:
@@ -17,3 +20,16 @@ def redeliver_cpr(home: Home, old: str, new: str, name: str = "cpr_personer.csv"
     for path in folder.glob("*.csv"):
         path.unlink()
     (folder / name).write_text(text.replace(old, new, 1))
+
+
+def land_path(home: Home, path: Path, dataset: str, hashes: HashCache | None = None):
+    """`land_file` for a drop-folder CSV at `path`, into `home`'s landing and manifest."""
+    return land_file(
+        home.landing_uri,
+        home.manifest_uri,
+        dataset=dataset,
+        source="drop",
+        path=path,
+        media_type="text/csv",
+        hashes=hashes,
+    )

@@ -11,7 +11,8 @@ import pytest
 from deltalake import DeltaTable
 
 from lake import storage
-from lake.landing import HashCache, land, land_file, local_copy, manifest
+from lake.landing import HashCache, land, local_copy, manifest
+from tests.helpers import land_path
 
 
 def _land(home, data: bytes, name: str = "export.csv", dataset: str = "sick_leave"):
@@ -70,16 +71,8 @@ def test_bytes_stored_without_manifest_row_are_recorded_on_retry(home) -> None:
 # --- landing a file from its path --------------------------------------------------------------
 
 
-def _land_file(home, path, hashes=None, dataset: str = "sick_leave"):
-    return land_file(
-        home.landing_uri,
-        home.manifest_uri,
-        dataset=dataset,
-        source="drop",
-        path=path,
-        media_type="text/csv",
-        hashes=hashes,
-    )
+def _land_file(home, path, hashes=None):
+    return land_path(home, path, "sick_leave", hashes)
 
 
 def test_a_file_lands_in_blocks_without_being_read_whole(home, tmp_path, monkeypatch) -> None:

@@ -19,7 +19,8 @@ from pyarrow import fs
 from lake import duck, maintenance, storage
 from lake.errors import ConfigError, LakeError
 from lake.home import Home, resolve_home
-from lake.landing import HashCache, land, land_file, local_copy, manifest, read_landed
+from lake.landing import HashCache, land, local_copy, manifest, read_landed
+from tests.helpers import land_path
 from tests.lake import objectstores
 
 # --- servers --------------------------------------------------------------------------------
@@ -461,15 +462,7 @@ def test_duckdb_reads_delta_on_azure(azure_home: Home) -> None:
 
 
 def _land_path(home: Home, path: Path, dataset: str = "cpr_persons"):
-    return land_file(
-        home.landing_uri,
-        home.manifest_uri,
-        dataset=dataset,
-        source="drop",
-        path=path,
-        media_type="text/csv",
-        hashes=HashCache(home.hash_cache(dataset)),
-    )
+    return land_path(home, path, dataset, HashCache(home.hash_cache(dataset)))
 
 
 def test_a_large_file_is_streamed_to_s3_as_one_object(s3_home: Home, moto, tmp_path) -> None:
