@@ -7,9 +7,10 @@ Landing follows the lake: a local directory, or S3/Azure when the lake is remote
 lake.storage), with the same names and the same write-once rule.
 
 API pages arrive as bytes (`land`); files are landed from their path (`land_file`) and never
-read whole into memory: hashed in 1 MiB blocks (with a small local cache, so an unchanged
-drop folder is not hashed again on every run), then copied in blocks. A parser that needs a
-local file gets one from `local_copy`, whichever store the lake is in.
+read whole into memory: on local disk a new file is hashed while it is copied, in 1 MiB
+blocks, and named after the hash; for object storage it is hashed first, then uploaded. A
+small local cache of hashes means an unchanged drop folder is not read again on every run. A
+parser that needs a local file gets one from `local_copy`, whichever store the lake is in.
 """
 
 from __future__ import annotations
@@ -97,25 +98,27 @@ def land_file(
     hashes: HashCache | None = None,
 ) -> tuple[LandedFile, bool]:
     """Store the local file at `path` and record it, like `land`, without ever holding it
-    in memory: hashed in blocks (through `hashes`, when given), then copied in blocks.
+    in memory.
 
-    The copy must hash to the name it is stored under. When it does not, the hash is taken
-    again from the file (a stale cache entry heals here) and the copy retried once; a file
-    still being written raises storage.SourceChanged and nothing is recorded."""
+    On local disk a new file is read once: copied while it is hashed, then renamed to its
+    hash. A file `hashes` already knows unchanged, or a remote lake, is hashed first (or
+    looked up) and then copied only if landing lacks it; the copy must hash to the name it is
+    stored under. When it does not, the hash is taken again from the file (a stale cache
+    entry heals here) and the copy retried once. A file still being written raises
+    storage.SourceChanged and nothing is recorded."""
     root = os.fspath(landing_root)
     storage.require_atomic(root)
-    options = storage.storage_options(root)
     hashes = hashes or HashCache(None)
-    for attempt in range(2):
-        sha, size = hashes.sha256(path, fresh=attempt > 0)
-        target = _landing_path(root, dataset, sha, path.name)
-        try:
-            storage.copy_once(path, target, sha256=sha, size=size, options=options)
-            break
-        except storage.SourceChanged:
-            hashes.forget(path)
-            if attempt:
-                raise
+    if storage.parse_lake_uri(root).is_remote or hashes.known(path):
+        target, sha, size = _hash_then_copy(root, dataset, path, hashes)
+    else:
+        target, sha, signature = storage.copy_in(
+            path,
+            storage.join_uri(root, dataset),
+            lambda sha: _landing_path(root, dataset, sha, path.name),
+        )
+        hashes.remember(path, signature, sha)
+        size = signature[0]
     return _record(
         manifest_uri,
         LandedFile(
@@ -129,6 +132,21 @@ def land_file(
             path=target,
         ),
     )
+
+
+def _hash_then_copy(root: str, dataset: str, path: Path, hashes: HashCache) -> tuple[str, str, int]:
+    options = storage.storage_options(root)
+    for attempt in range(2):
+        sha, size = hashes.sha256(path, fresh=attempt > 0)
+        target = _landing_path(root, dataset, sha, path.name)
+        try:
+            storage.copy_once(path, target, sha256=sha, size=size, options=options)
+            break
+        except storage.SourceChanged:
+            hashes.forget(path)
+            if attempt:
+                raise
+    return target, sha, size
 
 
 def _landing_path(root: str, dataset: str, sha: str, original_name: str) -> str:
@@ -190,11 +208,11 @@ def local_copy(landed: LandedFile, home: Home) -> Iterator[Path]:
     original = home.drop / landed.dataset / landed.original_name
     hashes = HashCache(home.hash_cache(landed.dataset))
     if original.is_file() and original.stat().st_size == landed.size:
-        before = _signature(original.stat())
+        before = storage.file_signature(original.stat())
         if hashes.sha256(original)[0] == landed.sha256:
             hashes.save()
             yield original
-            if _signature(original.stat()) != before:
+            if storage.file_signature(original.stat()) != before:
                 raise LakeError(
                     f"{original} changed while it was being parsed as batch "
                     f"{landed.batch_id}; nothing was written from it. Run the load again"
@@ -232,16 +250,24 @@ class HashCache:
 
     def sha256(self, path: Path, *, fresh: bool = False) -> tuple[str, int]:
         """(sha256, size) of the file at `path`; `fresh` hashes it even when cached."""
-        key = str(path.absolute())
-        before = _signature(path.stat())
-        cached = self._entries.get(key)
+        before = storage.file_signature(path.stat())
+        cached = self._entries.get(str(path.absolute()))
         if not fresh and isinstance(cached, list) and cached[:-1] == before:
             return cached[-1], before[0]
         sha, size = storage.sha256_file(path)
-        if _signature(path.stat()) == before and size == before[0]:
-            self._entries[key] = [*before, sha]
-            self._changed = True
+        if storage.file_signature(path.stat()) == before and size == before[0]:
+            self.remember(path, before, sha)
         return sha, size
+
+    def known(self, path: Path) -> bool:
+        """Whether the file at `path` was hashed and not written to since."""
+        cached = self._entries.get(str(path.absolute()))
+        return isinstance(cached, list) and cached[:-1] == storage.file_signature(path.stat())
+
+    def remember(self, path: Path, signature: list[int], sha: str) -> None:
+        """Record the hash of the file at `path` as it was when it had `signature`."""
+        self._entries[str(path.absolute())] = [*signature, sha]
+        self._changed = True
 
     def forget(self, path: Path) -> None:
         self._changed |= self._entries.pop(str(path.absolute()), None) is not None
@@ -261,10 +287,6 @@ class HashCache:
             Path(tmp).unlink(missing_ok=True)
             log.warning("could not save the hash cache %s: %s", self.file, error)
         self._changed = False
-
-
-def _signature(stat: os.stat_result) -> list[int]:
-    return [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino, stat.st_dev]
 
 
 def manifest(manifest_uri: str, dataset: str | None = None) -> list[LandedFile]:

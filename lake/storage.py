@@ -30,7 +30,7 @@ import hmac
 import os
 import threading
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
@@ -438,6 +438,46 @@ def _check_copy(source: str | os.PathLike[str], copied: tuple[str, int], sha256:
         )
 
 
+def file_signature(stat: os.stat_result) -> list[int]:
+    """What changes whenever a file is written to: size, modification and change time (the
+    kernel sets ctime; tools that copy timestamps cannot), inode and device."""
+    return [stat.st_size, stat.st_mtime_ns, stat.st_ctime_ns, stat.st_ino, stat.st_dev]
+
+
+def copy_in(
+    source: str | os.PathLike[str], folder: str | os.PathLike[str], name: Callable[[str], str]
+) -> tuple[str, str, list[int]]:
+    """Land a local file on local disk in one read: copy it into a temporary file in `folder`
+    while hashing it, fsync, and rename it to `name(sha256)` unless a file of that size is
+    already there. Returns (target path, sha256, the source's file_signature).
+
+    A source written to during the copy (a delivery still arriving) leaves nothing behind
+    and raises SourceChanged: its signature is compared before and after."""
+    import tempfile
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".landing-")
+    try:
+        with os.fdopen(fd, "wb") as out, open(source, "rb") as handle:
+            before = file_signature(os.fstat(handle.fileno()))
+            sha, size = _copy_blocks(handle, out)
+            out.flush()
+            os.fsync(out.fileno())
+        if file_signature(os.stat(source)) != before or size != before[0]:
+            raise SourceChanged(
+                f"{source} changed while it was being landed; nothing was stored. It lands "
+                "on the next run, once whoever writes it has finished"
+            )
+        target = Path(name(sha))
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if not (target.is_file() and target.stat().st_size == size):
+            os.replace(tmp, target)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return str(target), sha, before
+
+
 def _copy_local_atomically(source: Path, path: Path, sha256: str) -> None:
     import tempfile
 
@@ -750,9 +790,11 @@ __all__ = [
     "StorageOptions",
     "check_local_path",
     "check_s3_settings",
+    "copy_in",
     "copy_once",
     "download",
     "exists",
+    "file_signature",
     "filesystem",
     "join_uri",
     "list_tables",

@@ -192,13 +192,14 @@ def install(killer: Killer) -> None:
 
         return wrapper
 
-    # Landing stores bytes (`land`, `write_once`) or streams a file (`land_file`, `copy_once`).
+    # Landing stores bytes (`land`, `write_once`) or streams a file (`land_file`, `copy_in` or
+    # `copy_once`).
     for name in ("land", "land_file"):
         if hasattr(pipelines.delivery, name):
             setattr(
                 pipelines.delivery, name, after("land:after", getattr(pipelines.delivery, name))
             )
-    for name in ("write_once", "copy_once"):
+    for name in ("write_once", "copy_in", "copy_once"):
         if hasattr(lake.storage, name):
             setattr(lake.storage, name, after("landing:stored", getattr(lake.storage, name)))
 

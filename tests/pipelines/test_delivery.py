@@ -21,47 +21,51 @@ def _deliver(home, name: str, data: bytes):
     return path
 
 
-def _count_hashing(monkeypatch) -> list:
-    hashed = []
-    sha256_file = storage.sha256_file
-    monkeypatch.setattr(storage, "sha256_file", lambda p: hashed.append(p.name) or sha256_file(p))
-    return hashed
+def _count_reads(monkeypatch) -> list:
+    """Names of the drop files read whole, once per read: hashed, or copied while hashed."""
+    read = []
+    sha256_file, copy_in = storage.sha256_file, storage.copy_in
+    monkeypatch.setattr(storage, "sha256_file", lambda p: read.append(p.name) or sha256_file(p))
+    monkeypatch.setattr(
+        storage, "copy_in", lambda p, *args: read.append(p.name) or copy_in(p, *args)
+    )
+    return read
 
 
 def test_an_unchanged_drop_folder_is_not_hashed_again(home, monkeypatch) -> None:
     spec = spec_by_name("sick_leave")
     first = _deliver(home, "januar.csv", b"header\r\n" + ROW)
     _deliver(home, "februar.csv", b"header\r\n" + ROW + ROW)
-    hashed = _count_hashing(monkeypatch)
+    read = _count_reads(monkeypatch)
 
     new, present = land_drop_folder(spec, home)
-    assert new == 2 and sorted(hashed) == ["februar.csv", "januar.csv"]
+    assert new == 2 and sorted(read) == ["februar.csv", "januar.csv"]  # each read once
     assert present[hashlib.sha256(first.read_bytes()).hexdigest()] == [first]
 
-    hashed.clear()
+    read.clear()
     new, again = land_drop_folder(spec, home)  # e.g. the next sensor-started run
-    assert (new, hashed, again) == (0, [], present)
+    assert (new, read, again) == (0, [], present)
 
     first.write_bytes(first.read_bytes() + ROW.replace(b"99999", b"99998"))  # corrected
     new, _ = land_drop_folder(spec, home)
-    assert (new, hashed) == (1, ["januar.csv"])
+    assert (new, read) == (1, ["januar.csv"])
     assert len(manifest(home.manifest_uri, "sick_leave")) == 3
 
 
 def test_a_file_still_being_written_waits_and_the_others_land(home, monkeypatch, caplog) -> None:
     spec = spec_by_name("sick_leave")
-    growing = _deliver(home, "arriving.csv", b"header\r\n" + ROW)
+    growing = _deliver(home, "arriving.csv", b"header\r\n" + ROW.replace(b"99999", b"99998"))
     done = _deliver(home, "done.csv", b"header\r\n" + ROW + ROW)
-    sha256_file = storage.sha256_file
+    copy_blocks = storage._copy_blocks
 
-    def hash_while_the_vendor_writes(path):
-        result = sha256_file(path)
-        if path == growing:  # more bytes arrive after every look at the file
-            with path.open("ab") as handle:
+    def copy_while_the_vendor_writes(source, out):
+        result = copy_blocks(source, out)
+        if source.name == str(growing):  # more bytes arrive during every copy of the file
+            with growing.open("ab") as handle:
                 handle.write(ROW)
         return result
 
-    monkeypatch.setattr(storage, "sha256_file", hash_while_the_vendor_writes)
+    monkeypatch.setattr(storage, "_copy_blocks", copy_while_the_vendor_writes)
     with caplog.at_level(logging.WARNING, logger="kommunelake.ingest"):
         new, present = land_drop_folder(spec, home)
     assert new == 1
@@ -71,6 +75,6 @@ def test_a_file_still_being_written_waits_and_the_others_land(home, monkeypatch,
     stored = [p.name for p in home.landing.rglob("*") if p.is_file() and "_manifest" not in str(p)]
     assert stored == [f"{hashlib.sha256(done.read_bytes()).hexdigest()}.csv"]
 
-    monkeypatch.setattr(storage, "sha256_file", sha256_file)  # the upload has finished
+    monkeypatch.setattr(storage, "_copy_blocks", copy_blocks)  # the upload has finished
     new, present = land_drop_folder(spec, home)
     assert new == 1 and len(present) == 2
