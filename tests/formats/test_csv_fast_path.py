@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 from connectors.formats import FormatError
-from connectors.formats.csv import CsvOptions, _read_general, _read_plain, read_csv
+from connectors.formats.csv import CsvOptions, _read_general, _read_plain, count_byte, read_csv
 
 OPENDATA = Path(__file__).parents[2].parent / "shared" / "fixtures" / "real" / "opendata"
 REAL = sorted(OPENDATA.glob("*.csv"))
@@ -32,6 +32,12 @@ def _general_or_error(data: bytes, opts: CsvOptions):
         return _read_general(data, opts, "t.csv")
     except FormatError as error:
         return error
+
+
+@given(st.binary(max_size=64), st.sampled_from([b"\n", b";", b"\r", b"\x00", b"\xff"]))
+def test_count_byte_counts_like_bytes_count_across_its_blocks(data: bytes, byte: bytes) -> None:
+    assert count_byte(data, byte, block=7) == data.count(byte)  # block edges inside the data
+    assert count_byte(data, byte) == data.count(byte)
 
 
 def test_the_real_exports_are_here() -> None:
