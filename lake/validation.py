@@ -22,6 +22,7 @@ from lake.errors import SchemaBreak
 from lake.privacy import mask
 
 SOURCE_ROW = "_source_row"
+READER_LINEAGE = (SOURCE_ROW, "_sheet")  # `_sheet`: workbooks read with `sheets:`
 _DATA_LIKE = re.compile(r"[\d\s.,:/+-]+")
 ISO_FORMATS = ("%Y-%m-%d", "%Y-%m-%d %H:%M:%S")
 # Register APIs send ISO 8601 instants with `Z` or an offset; both become UTC.
@@ -106,6 +107,18 @@ def rename_to_contract(
     """Map source headers to contract fields; a missing field rejects the batch."""
     fields = contract_columns(contract)
     renames = {src: dst for src, dst in aliases.items() if src in raw.columns}
+    sources: dict[str, list[str]] = {}
+    for header in raw.columns:
+        sources.setdefault(renames.get(header, header), []).append(header)
+    clashes = {name: headers for name, headers in sources.items() if len(headers) > 1}
+    if clashes:
+        name, headers = next(iter(clashes.items()))
+        raise SchemaBreak(
+            f"{where}: the headers {' and '.join(headers)} both map to {name!r}"
+            f"{f' ({len(clashes) - 1} more such clash(es))' if len(clashes) > 1 else ''}; "
+            "keep one of them under `columns:` in the dataset YAML, or ask the sender to "
+            "remove the other"
+        )
     frame = raw.rename(renames)
     missing = [name for name in fields if name not in frame.columns]
     if missing:
@@ -124,8 +137,9 @@ def rename_to_contract(
             f"{found}. Map a renamed header under `columns:` in the dataset YAML, or ask "
             "the sender for the agreed layout"
         )
-    # Reader lineage (`_source_row`, `_sheet` from multi-sheet workbooks) is not data.
-    lineage = [c for c in frame.columns if c.startswith("_") and c not in fields]
+    # Reader lineage is not data. Only the readers' own columns: a source header that merely
+    # starts with `_` (CKAN's `_id`) is data and goes through the drift policy and its guards.
+    lineage = [c for c in READER_LINEAGE if c in frame.columns and c not in fields]
     extra = tuple(c for c in frame.columns if c not in fields and c not in lineage)
     return frame.select([*fields, *extra, *lineage]), extra
 
@@ -255,20 +269,16 @@ def _typed(
     if dtype == pl.Datetime:
         formats = ISO_INSTANTS[:1] if first_format_only else ISO_INSTANTS
         instant = pl.coalesce(
-            text.str.to_datetime(f, strict=False, time_zone="UTC", time_unit="us") for f in formats
+            _four_digit_year(text.str.to_datetime(f, strict=False, time_zone="UTC", time_unit="us"))
+            for f in formats
         )
         return instant if getattr(dtype, "time_zone", None) else instant.dt.replace_time_zone(None)
     if dtype == pl.Date:
         formats = (*parse.date_formats, *ISO_FORMATS)
         formats = formats[:1] if first_format_only else formats
-        return pl.coalesce(text.str.to_date(f, strict=False, exact=True) for f in formats)
-    number = text
-    if parse.thousands_separator:
-        number = number.str.replace_all(parse.thousands_separator, "", literal=True)
-    if parse.decimal_comma:
-        number = number.str.replace(",", ".", literal=True)
-    if dtype in (pl.Float64, pl.Float32):
-        return number.cast(pl.Float64, strict=False)
+        return pl.coalesce(
+            _four_digit_year(text.str.to_date(f, strict=False, exact=True)) for f in formats
+        )
     if dtype == pl.Boolean:
         lowered = text.str.to_lowercase()
         return (
@@ -277,7 +287,47 @@ def _typed(
             .when(lowered.is_in(["false", "0", "nej", "no"]))
             .then(False)
         )
-    return number.cast(pl.Int64, strict=False)
+    number, well_formed = _number_text(text, parse)
+    typed = number.cast(pl.Float64 if dtype in (pl.Float64, pl.Float32) else pl.Int64, strict=False)
+    return typed if well_formed is None else pl.when(well_formed).then(typed)
+
+
+def _number_text(text: pl.Expr, parse: ParseOptions) -> tuple[pl.Expr, pl.Expr | None]:
+    """The text of a number in polars' notation, and where it is well formed (None: anywhere).
+
+    Separators are only removed where they sit where the YAML says: stripping every `.` as
+    a thousands separator made `1.5` fifteen and `1,234.56` 1.23456. So a value holding the
+    thousands separator must group digits in threes before the decimal mark, and under a
+    decimal comma a `.` that is not the thousands separator makes the value ambiguous
+    (`1.234` is 1234 to a Danish sender): such values are type failures, not guesses."""
+    number, well_formed = text, None
+    separator = parse.thousands_separator
+    if separator:
+        mark = "," if parse.decimal_comma else "."
+        group = _in_class(separator)
+        grouped = rf"^[+-]?\d{{1,3}}({group}\d{{3}})+({_in_class(mark)}\d*)?$"
+        well_formed = ~text.str.contains(separator, literal=True) | text.str.contains(grouped)
+        number = number.str.replace_all(separator, "", literal=True)
+    if parse.decimal_comma:
+        if separator != ".":
+            no_dot = ~text.str.contains(".", literal=True)
+            well_formed = no_dot if well_formed is None else well_formed & no_dot
+        number = number.str.replace(",", ".", literal=True)
+    return number, well_formed
+
+
+def _in_class(char: str) -> str:
+    """`char` as a one-character regex class (literal whatever the character)."""
+    return "[" + ("\\" + char if char in "\\]^-[" else char) + "]"
+
+
+def _four_digit_year(parsed: pl.Expr) -> pl.Expr:
+    """`parsed` where its year is at least 1000, else null (a type failure).
+
+    polars reads `%Y` from fewer than four digits: `01-02-24` under `%d-%m-%Y` is the year 24,
+    and under the ISO fallback `%Y-%m-%d` the 24th of February in the year 1. A two-digit
+    year needs `%y` in `date_formats`; no municipal record is from before the year 1000."""
+    return pl.when(parsed.dt.year() >= 1000).then(parsed)
 
 
 def _type_failures(

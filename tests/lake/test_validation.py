@@ -134,6 +134,79 @@ def test_reader_lineage_columns_pass_through_and_are_not_drift() -> None:
     assert result.extra_columns == () and result.valid["_sheet"].to_list() == ["Januar"]
 
 
+def test_a_source_header_starting_with_underscore_is_data_not_lineage() -> None:
+    # CKAN dumps carry `_id`; only the readers' own columns are lineage.
+    raw = _raw(GOOD).with_columns(pl.lit("010203-1234").alias("_cpr"))
+    with pytest.raises(SchemaBreak, match="_cpr not in the contract"):
+        conform(raw, SickLeave, aliases=ALIASES, parse=PARSE, drift="freeze")
+    with pytest.raises(SchemaBreak, match="_cpr hold CPR-shaped values"):
+        conform(raw, SickLeave, aliases=ALIASES, parse=PARSE, drift="evolve")
+    ignored = conform(raw, SickLeave, aliases=ALIASES, parse=PARSE)
+    assert ignored.extra_columns == ("_cpr",) and "_cpr" not in ignored.valid.columns
+
+
+def test_two_headers_mapping_to_one_field_reject_the_batch() -> None:
+    raw = _raw(GOOD).with_columns(pl.lit("F9").alias("absence_id"))  # and Fravær-ID → it
+    with pytest.raises(SchemaBreak, match="Fravær-ID and absence_id both map to 'absence_id'"):
+        conform(raw, SickLeave, aliases=ALIASES, parse=PARSE, where="fravaer.csv")
+
+
+def test_a_year_needs_four_digits_unless_the_format_says_two() -> None:
+    # polars reads `%Y` from two digits: 01-02-24 would be the year 24 (or, under the ISO
+    # fallback, 24 February of the year 1).
+    raw = _raw(
+        _with(**{"Startdato": "01-02-24", "Slutdato": None}),
+        _with(**{"Fravær-ID": "F2", "Startdato": "01-02-2024", "Slutdato": None}),
+    )
+    result = conform(raw, SickLeave, aliases=ALIASES, parse=PARSE, keys=["absence_id"])
+    assert [str(d) for d in result.valid["start_date"]] == ["2024-02-01"]
+    assert result.failures.select("_source_row", "column", "check").rows() == [
+        (2, "start_date", "type:Date")
+    ]
+    two_digits = ParseOptions(date_formats=("%d-%m-%Y", "%d-%m-%y"), decimal_comma=True)
+    both = conform(raw, SickLeave, aliases=ALIASES, parse=two_digits, keys=["absence_id"])
+    assert [str(d) for d in both.valid["start_date"]] == ["2024-02-01", "2024-02-01"]
+
+
+@pytest.mark.parametrize(
+    ("parse", "texts", "numbers"),
+    [
+        (  # Danish: `.` groups thousands, `,` marks decimals
+            ParseOptions(decimal_comma=True, thousands_separator="."),
+            ["1.234,56", "1.234.567,8", "-12,5", "7", "1,234.56", "1.5", "12.34,5"],
+            [1234.56, 1234567.8, -12.5, 7.0, None, None, None],
+        ),
+        (  # decimal comma, no thousands separator: a `.` is ambiguous (1.234 = 1234?)
+            ParseOptions(decimal_comma=True),
+            ["1234,5", "1.234", "1,5"],
+            [1234.5, None, 1.5],
+        ),
+        (  # English: `,` groups thousands
+            ParseOptions(thousands_separator=","),
+            ["1,234.56", "1.5", "12,34"],
+            [1234.56, 1.5, None],
+        ),
+        (  # a space groups thousands (a no-break space is another character)
+            ParseOptions(decimal_comma=True, thousands_separator=" "),
+            ["1 234,5", "1\u00a0234,5"],
+            [1234.5, None],
+        ),
+    ],
+)
+def test_separators_only_count_where_the_yaml_puts_them(parse, texts, numbers) -> None:
+    class Amounts(pa.DataFrameModel):
+        amount: float = pa.Field(nullable=True)
+
+    raw = pl.DataFrame({"amount": texts}).with_columns(
+        pl.int_range(2, len(texts) + 2, dtype=pl.Int64).alias("_source_row")
+    )
+    result = conform(raw, Amounts, parse=parse)
+    typed = dict(zip(result.valid["_source_row"], result.valid["amount"], strict=True))
+    assert [typed.get(row) for row in range(2, len(texts) + 2)] == numbers
+    assert set(result.failures["check"]) <= {"type:Float64"}
+    assert result.rows_valid + result.rows_quarantined == len(texts)
+
+
 def test_a_column_mixing_date_formats_parses_every_known_one() -> None:
     # The first format is tried on every row, the others only where it failed: both kinds
     # of rows, and a value no format reads, must come out as with one pass over all formats.
