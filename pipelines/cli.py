@@ -222,7 +222,13 @@ def cmd_check(args: argparse.Namespace) -> int:
         f"{args.file} against {spec.name} ({spec.contract_ref}): {result.rows_in:,} rows, "
         f"{result.rows_valid:,} valid, {result.rows_quarantined:,} failing"
     )
-    if result.extra_columns:
+    if result.added_columns:
+        added = ", ".join(
+            f"{header} as {name}"
+            for header, name in zip(result.extra_columns, result.added_columns, strict=True)
+        )
+        print(f"  columns not in the contract (a load adds them, schema_drift: evolve): {added}")
+    elif result.extra_columns:
         print(f"  columns not in the contract (ignored): {', '.join(result.extra_columns)}")
     for column, check, rows in result.failure_counts():
         examples = result.failures.filter(

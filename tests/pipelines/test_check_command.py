@@ -1,0 +1,32 @@
+"""`kommunelake check`: what it prints about a file's columns, without a home or a load."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+import pipelines.specs
+from pipelines.cli import main
+
+HEADER = "Fravær-ID;Medarbejdernr;CPR;Afdeling;Fraværstype;Startdato;Slutdato;Fraværsdage;Timer"
+ROW = "F1;17;0101901234;Jobcenter;Egen sygdom;02-03-2026;04-03-2026;2,5;18,75"
+
+
+@pytest.mark.parametrize(
+    ("drift", "said"),
+    [
+        ("ignore", "columns not in the contract (ignored): Afdelings-kode"),
+        ("evolve", "(a load adds them, schema_drift: evolve): Afdelings-kode as afdelings_kode"),
+    ],
+)
+def test_check_says_what_a_load_would_do_with_new_columns(
+    drift, said, tmp_path, monkeypatch, capsys
+) -> None:
+    spec = dataclasses.replace(pipelines.specs.spec_by_name("sick_leave"), schema_drift=drift)
+    monkeypatch.setattr(pipelines.specs, "spec_by_name", lambda name: spec)
+    export = tmp_path / "fravaer.csv"
+    export.write_bytes(f"{HEADER};Afdelings-kode\r\n{ROW};Ø-2\r\n".encode("cp1252"))
+    assert main(["check", "--dataset", "sick_leave", str(export)]) == 0
+    out = capsys.readouterr().out
+    assert "1 rows, 1 valid, 0 failing" in out and said in out
