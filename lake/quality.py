@@ -104,11 +104,16 @@ def write_quarantine(
         "check",
         "value",
         pl.lit(dt.datetime.now(dt.UTC)).dt.cast_time_unit("us").alias("quarantined_at"),
+        # Workbooks read with `sheets:` number rows per sheet: the row needs its sheet.
+        (pl.col("_sheet") if "_sheet" in failures.columns else pl.lit(None, pl.String)).alias(
+            "sheet"
+        ),
     )
     write_deltalake(
         uri,
         frame.to_arrow(),
         mode="append",
+        schema_mode="merge",  # quarantine tables written before `sheet` existed gain it
         commit_properties=commit_properties(app_id),
     )
 

@@ -28,7 +28,7 @@ EXPOSED_LAYERS = ("silver", "gold")
 _EMPTY_QUARANTINE = (
     "SELECT NULL::VARCHAR AS dataset, NULL::VARCHAR AS batch_id, NULL::BIGINT AS source_row, "
     'NULL::VARCHAR AS "column", NULL::VARCHAR AS "check", NULL::VARCHAR AS value, '
-    "NULL::TIMESTAMPTZ AS quarantined_at WHERE false"
+    "NULL::TIMESTAMPTZ AS quarantined_at, NULL::VARCHAR AS sheet WHERE false"
 )
 
 

@@ -22,7 +22,8 @@ from lake.errors import SchemaBreak
 from lake.privacy import mask
 
 SOURCE_ROW = "_source_row"
-READER_LINEAGE = (SOURCE_ROW, "_sheet")  # `_sheet`: workbooks read with `sheets:`
+SHEET = "_sheet"  # from workbooks read with `sheets:`; their row numbers repeat per sheet
+READER_LINEAGE = (SOURCE_ROW, SHEET)
 _DATA_LIKE = re.compile(r"[\d\s.,:/+-]+")
 ISO_FORMATS = ("%Y-%m-%d", "%Y-%m-%d %H:%M:%S")
 # Register APIs send ISO 8601 instants with `Z` or an offset; both become UTC.
@@ -68,7 +69,7 @@ class Conformed:
 
     @property
     def rows_quarantined(self) -> int:
-        return self.failures.get_column(SOURCE_ROW).n_unique()
+        return self.failures.select(row_identity(self.failures)).n_unique()
 
     def failure_counts(self) -> list[tuple[str, str, int]]:
         """(column, check, rows) sorted by most rows first."""
@@ -164,13 +165,11 @@ def conform(
 
     typed = _type_columns(frame, fields, parse)
     failures = [_type_failures(frame, typed, fields, masked)]
-    candidates = typed.filter(~pl.col(SOURCE_ROW).is_in(failures[0][SOURCE_ROW].implode()))
+    candidates = without_rows(typed, failures[0])
 
     contract_failures = _contract_failures(candidates, contract, masked)
     failures.append(contract_failures)
-    candidates = candidates.filter(
-        ~pl.col(SOURCE_ROW).is_in(contract_failures[SOURCE_ROW].implode())
-    )
+    candidates = without_rows(candidates, contract_failures)
 
     if keys:
         duplicate = candidates.select(pl.struct(keys).is_first_distinct().not_()).to_series()
@@ -178,13 +177,35 @@ def conform(
         failures.append(_failures(dupes, ",".join(keys), "duplicate_key", keys[0], masked))
         candidates = candidates.filter(~duplicate)
 
-    all_failures = pl.concat(failures).sort(SOURCE_ROW, "column", "check")
+    all_failures = concat_failures(failures)
     result = Conformed(
         candidates, all_failures, rows_in=raw.height, extra_columns=extra, added_columns=added
     )
     # The invariant every load is audited on: nothing is dropped without a reason.
     assert result.rows_valid + result.rows_quarantined == result.rows_in, "row reconciliation"
     return result
+
+
+def row_identity(frame: pl.DataFrame) -> list[str]:
+    """The columns that tell a source row apart: its line or row, and its sheet if any."""
+    return [c for c in READER_LINEAGE if c in frame.columns]
+
+
+def without_rows(frame: pl.DataFrame, failures: pl.DataFrame) -> pl.DataFrame:
+    """`frame` without the source rows that have a failure."""
+    if not failures.height:
+        return frame
+    ids = row_identity(failures)
+    if ids == [SOURCE_ROW]:
+        return frame.filter(~pl.col(SOURCE_ROW).is_in(failures[SOURCE_ROW].implode()))
+    failed = failures.select(pl.struct(ids)).to_series().implode()
+    return frame.filter(~pl.struct(ids).is_in(failed))
+
+
+def concat_failures(parts: Sequence[pl.DataFrame]) -> pl.DataFrame:
+    """Failure frames as one, in source order (a `_sheet` column where a part has one)."""
+    failures = pl.concat(parts, how="diagonal_relaxed")
+    return failures.sort([*row_identity(failures), "column", "check"])
 
 
 def evolved_name(header: str) -> str:
@@ -374,10 +395,22 @@ def _contract_failures(
         .then(mask(pl.col("failure_case")))
         .otherwise(pl.col("failure_case"))
     )
+    sheets = (
+        [
+            pl.col("index")
+            .map_batches(
+                lambda idx: candidates.get_column(SHEET).gather(idx), return_dtype=pl.String
+            )
+            .alias(SHEET)
+        ]
+        if SHEET in candidates.columns
+        else []
+    )
     return cases.select(
         pl.col("index")
         .map_batches(lambda idx: rows.gather(idx), return_dtype=pl.Int64)
         .alias(SOURCE_ROW),
+        *sheets,
         pl.when(row_level).then(pl.lit("(row)")).otherwise(pl.col("column")).alias("column"),
         pl.col("check").cast(pl.String),
         value.cast(pl.String).alias("value"),
@@ -392,6 +425,7 @@ def _failures(
         value = mask(value)
     return rows.select(
         pl.col(SOURCE_ROW).cast(pl.Int64),
+        *([pl.col(SHEET)] if SHEET in rows.columns else []),
         pl.lit(column).alias("column"),
         pl.lit(check).alias("check"),
         value.alias("value"),

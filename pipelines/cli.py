@@ -235,8 +235,10 @@ def cmd_check(args: argparse.Namespace) -> int:
             (pl.col("column") == column) & (pl.col("check") == check)
         ).head(3)
         where = ", ".join(
-            f"row {r}" + (f" ({v!r})" if v is not None else "")
-            for r, v in examples.select("_source_row", "value").iter_rows()
+            (f"sheet {row['_sheet']!r} " if row.get("_sheet") else "")
+            + f"row {row['_source_row']}"
+            + (f" ({row['value']!r})" if row["value"] is not None else "")
+            for row in examples.iter_rows(named=True)
         )
         print(f"  {column}: {check}: {rows} row(s), e.g. {where}")
     return 1 if result.rows_quarantined else 0

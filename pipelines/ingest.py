@@ -30,6 +30,7 @@ from lake.validation import (
     FAILURE_SCHEMA,
     SOURCE_ROW,
     Conformed,
+    concat_failures,
     conform,
     duplicate_failures,
     identifier_columns,
@@ -122,7 +123,7 @@ def check_file(spec: DatasetSpec, path: Path) -> Conformed:
     repeats = _drop_repeats(spec, keys)[1] if keys else pl.DataFrame(schema=FAILURE_SCHEMA)
     return Conformed(
         pl.DataFrame(),
-        pl.concat([*(c.failures for c in chunks), repeats]).sort(SOURCE_ROW, "column", "check"),
+        concat_failures([*(c.failures for c in chunks), repeats]),
         rows_in=sum(c.rows_in for c in chunks),
         extra_columns=chunks[0].extra_columns,
         added_columns=chunks[0].added_columns,
@@ -254,7 +255,7 @@ def _load_chunks(
     added = chunks[0].added_columns
     conformed = Conformed(
         pl.DataFrame(),
-        pl.concat(failures).sort(SOURCE_ROW, "column", "check"),
+        concat_failures(failures),
         rows_in=sum(c.rows_in for c in chunks),
         extra_columns=chunks[0].extra_columns,
         added_columns=added,

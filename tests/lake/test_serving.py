@@ -1,7 +1,10 @@
 from __future__ import annotations
 
+import datetime as dt
+
 import polars as pl
 import pytest
+from deltalake import write_deltalake
 
 from lake import connect
 from lake.errors import ConfigError
@@ -52,3 +55,36 @@ def test_views_follow_new_commits_and_open_readers_survive_a_rebuild(home) -> No
 def test_connect_without_serving_layer_says_what_to_do(home) -> None:
     with pytest.raises(ConfigError, match="make demo"):
         connect(home.root)
+
+
+def test_quarantine_rows_of_a_workbook_keep_their_sheet_and_older_tables_gain_it(home) -> None:
+    # A quarantine table written before the `sheet` column existed.
+    old = pl.DataFrame(
+        {
+            "dataset": ["visits"],
+            "batch_id": ["old"],
+            "source_row": [4],
+            "column": ["cpr"],
+            "check": ["cpr_valid"],
+            "value": ["NNNNNNNNNN"],
+            "quarantined_at": [dt.datetime(2026, 1, 1, tzinfo=dt.UTC)],
+        }
+    )
+    write_deltalake(home.table_uri("quarantine", "visits"), old.to_arrow())
+    sheets = pl.DataFrame(
+        {
+            "_source_row": [4, 4],
+            "_sheet": ["Januar", "Februar"],
+            "column": ["hours", "hours"],
+            "check": ["type:Float64", "type:Float64"],
+            "value": ["mange", "?"],
+        }
+    )
+    write_quarantine(home, "visits", "new", sheets)
+    build_serving(home, {})
+    con = connect(home.root)
+    rows = con.sql(
+        "select batch_id, sheet, source_row from quality.quarantine order by batch_id, sheet"
+    ).fetchall()
+    con.close()
+    assert rows == [("new", "Februar", 4), ("new", "Januar", 4), ("old", None, 4)]

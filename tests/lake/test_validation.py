@@ -207,6 +207,24 @@ def test_separators_only_count_where_the_yaml_puts_them(parse, texts, numbers) -
     assert result.rows_valid + result.rows_quarantined == len(texts)
 
 
+def test_rows_of_several_sheets_are_told_apart_by_their_sheet() -> None:
+    # A workbook read with `sheets:` numbers rows per sheet: row 2 of Januar is not row 2 of
+    # Februar, and a failure in one must not remove (or count) the other.
+    januar = _raw(GOOD, _with(**{"Fravær-ID": "F2"})).with_columns(pl.lit("Januar").alias("_sheet"))
+    februar = _raw(
+        _with(**{"Fravær-ID": "F3", "Timer": "mange"}), _with(**{"Fravær-ID": "F1"})
+    ).with_columns(pl.lit("Februar").alias("_sheet"))
+    result = conform(
+        pl.concat([januar, februar]), SickLeave, aliases=ALIASES, parse=PARSE, keys=["absence_id"]
+    )
+    assert result.valid.select("_sheet", "_source_row").rows() == [("Januar", 2), ("Januar", 3)]
+    assert result.failures.select("_source_row", "_sheet", "column", "check").rows() == [
+        (2, "Februar", "hours", "type:Float64"),
+        (3, "Februar", "absence_id", "duplicate_key"),
+    ]
+    assert (result.rows_in, result.rows_valid, result.rows_quarantined) == (4, 2, 2)
+
+
 def test_a_column_mixing_date_formats_parses_every_known_one() -> None:
     # The first format is tried on every row, the others only where it failed: both kinds
     # of rows, and a value no format reads, must come out as with one pass over all formats.
