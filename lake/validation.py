@@ -103,9 +103,18 @@ def masked_columns(contract: type[pa.DataFrameModel]) -> set[str]:
 
 
 def rename_to_contract(
-    raw: pl.DataFrame, contract: type[pa.DataFrameModel], aliases: Mapping[str, str], *, where: str
+    raw: pl.DataFrame,
+    contract: type[pa.DataFrameModel],
+    aliases: Mapping[str, str],
+    *,
+    where: str,
+    absent_is_null: bool = False,
 ) -> tuple[pl.DataFrame, tuple[str, ...]]:
-    """Map source headers to contract fields; a missing field rejects the batch."""
+    """Map source headers to contract fields; a missing field rejects the batch.
+
+    Except where nothing can be lost: a batch without rows (an empty JSON array or XML
+    document) gets every missing field, and with `absent_is_null` (record formats, whose
+    writers leave out null keys) a missing nullable field is a column of nulls."""
     fields = contract_columns(contract)
     renames = {src: dst for src, dst in aliases.items() if src in raw.columns}
     sources: dict[str, list[str]] = {}
@@ -122,6 +131,10 @@ def rename_to_contract(
         )
     frame = raw.rename(renames)
     missing = [name for name in fields if name not in frame.columns]
+    if missing and (absent_is_null or not raw.height):
+        nulls = [n for n in missing if not raw.height or fields[n].nullable]
+        frame = frame.with_columns(pl.lit(None, pl.String).alias(n) for n in nulls)
+        missing = [n for n in missing if n not in nulls]
     if missing:
         unmapped = [c for c in raw.columns if c not in renames and c != SOURCE_ROW]
         if any(_DATA_LIKE.fullmatch(c) for c in unmapped):
@@ -154,11 +167,14 @@ def conform(
     keys: Sequence[str] = (),
     where: str = "batch",
     drift: DriftPolicy = "ignore",
+    absent_is_null: bool = False,
 ) -> Conformed:
     """Type, validate and de-duplicate one batch; raises SchemaBreak if columns are missing,
     or new ones arrive under `freeze` (or hold CPR-shaped values under `evolve`)."""
     parse = parse or ParseOptions()
-    frame, extra = rename_to_contract(raw, contract, aliases or {}, where=where)
+    frame, extra = rename_to_contract(
+        raw, contract, aliases or {}, where=where, absent_is_null=absent_is_null
+    )
     frame, added = _apply_drift(frame, extra, drift, where)
     fields = contract_columns(contract)
     masked = masked_columns(contract)

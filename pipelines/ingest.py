@@ -51,6 +51,7 @@ log = logging.getLogger("kommunelake.ingest")
 
 LINEAGE = ("_batch_id", "_source_file", "_source_row", "_ingested_at")
 OPTIONAL_LINEAGE = ("_sheet",)  # from readers that combine several sheets
+RECORD_FORMATS = ("json", "ndjson", "xml")
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,9 @@ def conform_chunks(spec: DatasetSpec, path: Path, source_name: str) -> Iterator[
             keys=spec.batch_keys,
             where=source_name,
             drift=spec.schema_drift,
+            # JSON and XML writers leave out null keys; a table format's missing column is
+            # a changed layout.
+            absent_is_null=spec.format.get("type") in RECORD_FORMATS,
         )
 
 

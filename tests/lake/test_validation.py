@@ -102,6 +102,25 @@ def test_missing_column_rejects_the_batch_and_says_how_to_fix_it() -> None:
         conform(raw, SickLeave, aliases=ALIASES, parse=PARSE, where="fravaer.csv")
 
 
+def test_missing_nullable_fields_of_a_record_format_are_nulls() -> None:
+    # JSON and XML writers leave out null keys: Slutdato (end_date) is nullable.
+    raw = _raw(GOOD).drop("Slutdato")
+    result = conform(raw, SickLeave, aliases=ALIASES, parse=PARSE, absent_is_null=True)
+    assert result.valid["end_date"].to_list() == [None] and result.rows_valid == 1
+    with pytest.raises(SchemaBreak, match=r"missing required column\(s\) end_date"):
+        conform(raw, SickLeave, aliases=ALIASES, parse=PARSE)  # a table format's layout
+    with pytest.raises(SchemaBreak, match=r"missing required column\(s\) cpr"):
+        conform(_raw(GOOD).drop("CPR"), SickLeave, aliases=ALIASES, absent_is_null=True)
+
+
+def test_a_batch_without_rows_is_empty_not_rejected() -> None:
+    # An empty JSON array or XML document has no keys at all; nothing can be lost.
+    empty = pl.DataFrame(schema={"_source_row": pl.Int64})
+    result = conform(empty, SickLeave, aliases=ALIASES, parse=PARSE, absent_is_null=True)
+    assert (result.rows_in, result.rows_valid, result.rows_quarantined) == (0, 0, 0)
+    assert set(result.valid.columns) >= {"absence_id", "cpr", "end_date"}
+
+
 def test_extra_columns_are_reported_not_loaded() -> None:
     raw = _raw(GOOD).with_columns(pl.lit("x").alias("Ny kolonne"))
     result = conform(raw, SickLeave, aliases=ALIASES, parse=PARSE)

@@ -30,3 +30,20 @@ def test_check_says_what_a_load_would_do_with_new_columns(
     assert main(["check", "--dataset", "sick_leave", str(export)]) == 0
     out = capsys.readouterr().out
     assert "1 rows, 1 valid, 0 failing" in out and said in out
+
+
+def test_a_record_format_may_leave_out_null_keys_and_be_empty(tmp_path, capsys) -> None:
+    # NDJSON from a CVR-like service leaves out `ophoersdato` (end_date, nullable) while a
+    # company is active; an empty delivery is zero rows, not a missing-column rejection.
+    record = (
+        '{"cvrNummer": "10000009", "navn": "Demo ApS", "branchekode": "620100",'
+        ' "adresseId": "0a3f50a0-75eb-32b8-e044-0003ba298018", "startdato": "2020-01-02"}'
+    )
+    active = tmp_path / "virksomheder.ndjson"
+    active.write_text(record + "\n", encoding="utf-8")
+    assert main(["check", "--dataset", "cvr_companies", str(active)]) == 0
+    assert "1 rows, 1 valid, 0 failing" in capsys.readouterr().out
+    empty = tmp_path / "tom.ndjson"
+    empty.write_text("", encoding="utf-8")
+    assert main(["check", "--dataset", "cvr_companies", str(empty)]) == 0
+    assert "0 rows, 0 valid, 0 failing" in capsys.readouterr().out
