@@ -325,7 +325,14 @@ def _typed(
             .then(False)
         )
     number, well_formed = _number_text(text, parse)
-    typed = number.cast(pl.Float64 if dtype in (pl.Float64, pl.Float32) else pl.Int64, strict=False)
+    if dtype in (pl.Float64, pl.Float32):
+        typed = number.cast(pl.Float64, strict=False)
+        # NaN and infinity parse (`NaN`, `inf`, JSON's non-standard `Infinity`, `1e400`) but
+        # are no municipal quantity: a type failure, not a value that poisons every sum.
+        finite = typed.is_finite()
+        well_formed = finite if well_formed is None else well_formed & finite
+    else:
+        typed = number.cast(pl.Int64, strict=False)
     return typed if well_formed is None else pl.when(well_formed).then(typed)
 
 

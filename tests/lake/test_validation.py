@@ -205,6 +205,11 @@ def test_a_year_needs_four_digits_unless_the_format_says_two() -> None:
             ["1,234.56", "1.5", "12,34"],
             [1234.56, 1.5, None],
         ),
+        (  # NaN and infinity parse as floats but are no quantity
+            ParseOptions(),
+            ["NaN", "inf", "-Infinity", "1e400", "1e3"],
+            [None, None, None, None, 1000.0],
+        ),
         (  # a space groups thousands (a no-break space is another character)
             ParseOptions(decimal_comma=True, thousands_separator=" "),
             ["1 234,5", "1\u00a0234,5"],
