@@ -276,6 +276,13 @@ def _type_columns(
         _typed(pl.col(name), column.dtype.type, parse, first_format_only=True).alias(name)
         for name, column in fields.items()
     )
+    # Checked on the typed columns, not inside the parse expression: there polars would
+    # parse every value twice (once for the check, once for the value).
+    typed = typed.with_columns(
+        _plausible(pl.col(name), column.dtype.type)
+        for name, column in fields.items()
+        if column.dtype.type in (pl.Date, pl.Datetime, pl.Float64, pl.Float32)
+    )
     temporal = [n for n, c in fields.items() if c.dtype.type in (pl.Date, pl.Datetime)]
     if not temporal:
         return typed
@@ -301,21 +308,25 @@ def _type_columns(
 def _typed(
     text: pl.Expr, dtype: object, parse: ParseOptions, *, first_format_only: bool = False
 ) -> pl.Expr:
+    """`text` typed as `dtype`: null where it does not parse.
+
+    With several date formats, each format's result must have a four-digit year before the
+    next format is tried (see `_plausible`); `first_format_only` leaves that check, and the
+    finite check of floats, to the caller."""
     if dtype == pl.String:
         return text
     if dtype == pl.Datetime:
         formats = ISO_INSTANTS[:1] if first_format_only else ISO_INSTANTS
-        instant = pl.coalesce(
-            _four_digit_year(text.str.to_datetime(f, strict=False, time_zone="UTC", time_unit="us"))
-            for f in formats
-        )
+        parsed = [
+            text.str.to_datetime(f, strict=False, time_zone="UTC", time_unit="us") for f in formats
+        ]
+        instant = parsed[0] if first_format_only else pl.coalesce(map(_four_digit_year, parsed))
         return instant if getattr(dtype, "time_zone", None) else instant.dt.replace_time_zone(None)
     if dtype == pl.Date:
         formats = (*parse.date_formats, *ISO_FORMATS)
         formats = formats[:1] if first_format_only else formats
-        return pl.coalesce(
-            _four_digit_year(text.str.to_date(f, strict=False, exact=True)) for f in formats
-        )
+        parsed = [text.str.to_date(f, strict=False, exact=True) for f in formats]
+        return parsed[0] if first_format_only else pl.coalesce(map(_four_digit_year, parsed))
     if dtype == pl.Boolean:
         lowered = text.str.to_lowercase()
         return (
@@ -325,14 +336,10 @@ def _typed(
             .then(False)
         )
     number, well_formed = _number_text(text, parse)
-    if dtype in (pl.Float64, pl.Float32):
-        typed = number.cast(pl.Float64, strict=False)
-        # NaN and infinity parse (`NaN`, `inf`, JSON's non-standard `Infinity`, `1e400`) but
-        # are no municipal quantity: a type failure, not a value that poisons every sum.
-        finite = typed.is_finite()
-        well_formed = finite if well_formed is None else well_formed & finite
-    else:
-        typed = number.cast(pl.Int64, strict=False)
+    is_float = dtype in (pl.Float64, pl.Float32)
+    typed = number.cast(pl.Float64 if is_float else pl.Int64, strict=False)
+    if is_float and not first_format_only:
+        typed = _plausible(typed, pl.Float64)
     return typed if well_formed is None else pl.when(well_formed).then(typed)
 
 
@@ -363,6 +370,15 @@ def _number_text(text: pl.Expr, parse: ParseOptions) -> tuple[pl.Expr, pl.Expr |
 def _in_class(char: str) -> str:
     """`char` as a one-character regex class (literal whatever the character)."""
     return "[" + ("\\" + char if char in "\\]^-[" else char) + "]"
+
+
+def _plausible(typed: pl.Expr, dtype: object) -> pl.Expr:
+    """`typed` where a value of `dtype` can be real: dates with a four-digit year, finite
+    floats. NaN and infinity parse (`NaN`, `inf`, JSON's non-standard `Infinity`, `1e400`)
+    but are no municipal quantity, and would poison every sum: type failures instead."""
+    if dtype in (pl.Date, pl.Datetime):
+        return _four_digit_year(typed)
+    return pl.when(typed.is_finite()).then(typed)
 
 
 def _four_digit_year(parsed: pl.Expr) -> pl.Expr:
