@@ -24,7 +24,9 @@ every column is a plain text value the typing step can check. An element with ch
 elements gets a column of its own only when it also holds non-blank text; an element that
 occurs twice in one record (two `Telefon`) cannot be one row's value and is an error that
 says to point `record_path` at the repeating element instead. Text directly inside the
-record element itself lands in a column named after the record element.
+record element itself lands in a column named after the record element. Elements nested more
+than MAX_DEPTH levels inside a record, and more than MAX_COLUMNS different fields, are
+refused (json.records_frame also refuses a table of mostly empty cells).
 
 `_source_row` is the 1-based record number, which stays meaningful for XML written on one
 line; errors also give the line the record starts on.
@@ -49,7 +51,7 @@ from defusedxml.ElementTree import XMLParser
 
 from connectors.formats.encoding import decode
 from connectors.formats.errors import FormatError
-from connectors.formats.frame import SOURCE_ROW, finish
+from connectors.formats.json import MAX_COLUMNS, records_frame, too_many_fields
 from connectors.formats.options import check_keys, optional_str
 
 OPTIONS = {"record_path", "encoding"}
@@ -57,9 +59,10 @@ _CHUNK = 1 << 16
 _STEP = re.compile(r"^(?:\{[^}]*\}|[^\s/:{}\[\]@()]+:)?([^\s/:{}\[\]@()=]+)$")
 _MAX_PATHS_REMEMBERED = 1000  # distinct element paths counted for the "not found" hint
 _HINT_DEPTH = 4
-# Columns are built one by one: a hostile or mis-pointed document with 100k distinct element
-# names would take many seconds. Real record layouts have tens to hundreds of fields.
-MAX_COLUMNS = 5_000
+# Each nested element's column name repeats its whole path, so names grow with the square of
+# the depth (30,000 levels in a 210 KB file took 1.1 GB). Real records nest a few levels
+# (GML geometry, the deepest common case, about ten); no export comes near this.
+MAX_DEPTH = 64
 
 
 def read_xml(data: bytes, options: Mapping[str, Any], *, source_name: str) -> pl.DataFrame:
@@ -225,6 +228,15 @@ class _Records:
     def start(self, tag: str, attrib: dict[str, str]) -> None:
         self.path.append(_local(tag))
         if self.open:
+            if len(self.open) > MAX_DEPTH:  # the record element itself is open[0]
+                raise FormatError(
+                    self.source_name,
+                    f"record {self.count} (from line {self.record_line}) nests elements more"
+                    f" than {MAX_DEPTH} levels deep",
+                    "Check `record_path` (it should name the repeating record element), or ask"
+                    " the supplier for records without such deep nesting",
+                    line=self.line(),
+                )
             parent = self.open[-1]
             parent.has_children = True
             key = f"{parent.key}/{self.path[-1]}" if parent.key else self.path[-1]
@@ -288,13 +300,12 @@ class _Records:
         for key, value in self.fields.items():
             if key not in self.values:
                 if len(self.values) >= MAX_COLUMNS:
-                    raise FormatError(
+                    raise too_many_fields(
+                        self.values,
+                        key,
+                        self.count,
                         self.source_name,
-                        f"the records have more than {MAX_COLUMNS} different fields (record"
-                        f" {self.count} adds `{key}`)",
-                        "Check `record_path`: it should name the repeating record element,"
-                        " not an element that holds the whole document",
-                        line=self.line(),
+                        line=self.record_line or None,
                     )
                 self.indices[key] = []
                 self.values[key] = []
@@ -309,23 +320,8 @@ class _Records:
                 f"no element matches `record_path` {record_path!r}",
                 "Set `record_path` to the repeating record element" + self._suggestion(),
             )
-        if not self.values:
-            return pl.DataFrame(schema={SOURCE_ROW: pl.Int64})
-        columns = {}
-        for i, key in enumerate(self.values):
-            values = pl.Series(self.values[key], dtype=pl.String)
-            if values.len() < self.count:
-                values = pl.Series([None] * self.count, dtype=pl.String).scatter(
-                    self.indices[key], values
-                )
-            columns[f"c{i}"] = values
-        return finish(
-            pl.DataFrame(columns),
-            list(self.values),
-            pl.int_range(1, self.count + 1, eager=True, dtype=pl.Int64),
-            source_name=self.source_name,
-            header_line=None,
-        )
+        source_rows = list(range(1, self.count + 1))
+        return records_frame(self.indices, self.values, source_rows, self.source_name)
 
     def _suggestion(self) -> str:
         if not self.paths:

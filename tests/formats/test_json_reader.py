@@ -120,3 +120,60 @@ def test_ndjson_broken_line_is_an_error_with_its_line() -> None:
 
 def test_unknown_json_option() -> None:
     assert "`recordpath`" in str(read_error(b"[]", recordpath="x"))
+
+
+DEEP = "[" * 1100 + "]" * 1100  # past the ~1000 levels Python's JSON parser recurses to
+
+
+def test_nesting_past_the_parser_limit_is_a_format_error() -> None:
+    error = read_error(f'[{{"id": 1, "dybt": {DEEP}}}]'.encode())
+    assert "nested deeper than Python's JSON parser allows" in error.cause
+    error = read_error(f'{{"id": 1}}\n{{"id": 2, "dybt": {DEEP}}}\n'.encode(), "ndjson")
+    assert error.line == 2
+    assert "nested deeper than Python's JSON parser allows" in error.cause
+
+
+def test_nesting_the_parser_reads_is_kept_as_json_text() -> None:
+    nested = "[" * 900 + "]" * 900
+    assert read(f'[{{"id": 1, "dybt": {nested}}}]'.encode()).rows() == [("1", nested, 1)]
+
+
+def test_more_than_5000_keys_is_refused_naming_only_a_few() -> None:
+    records = [{"id": i, f"k{i}": 1} for i in range(5_001)]
+    error = read_error(json.dumps(records).encode())
+    assert error.cause.startswith(
+        "the records have more than 5000 different fields (record 5000 adds `k4999`); the first"
+        " are `id`, `k0`, `k1`,"
+    )
+    assert error.cause.endswith("`k8` and 4990 more")
+    lines = "\n".join(json.dumps(r) for r in records).encode()
+    assert read_error(lines, "ndjson").line == 5000
+
+
+def test_a_mostly_empty_table_is_refused_before_it_is_built() -> None:
+    # 4,000 records with a key of their own each: 16M cells for 8,000 values.
+    records = [{"id": i, f"k{i}": 1} for i in range(4_000)]
+    error = read_error(json.dumps(records).encode())
+    assert error.cause == (
+        "the 4000 records have 4001 different fields but only 8000 values in all: as a table"
+        " that is 16004000 cells, fewer than 1 in 50 filled"
+    )
+
+
+def test_a_few_keys_in_a_few_records_are_columns() -> None:
+    records = [{"id": i, **({f"k{i}": "x"} if i < 3 else {})} for i in range(1_000)]
+    frame = read(json.dumps(records).encode())
+    assert frame.columns == ["id", "k0", "k1", "k2", "_source_row"]
+    assert frame.row(1) == ("1", None, "x", None, 2)
+    assert frame["k2"].null_count() == 999
+
+
+def test_a_value_too_deep_to_write_back_as_json_text_is_a_format_error() -> None:
+    from connectors.formats.json import _frame
+
+    deep: list[Any] = []
+    for _ in range(5_000):  # built in Python, so no parser limit stopped it
+        deep = [deep]
+    with pytest.raises(FormatError) as caught:
+        _frame([{"id": 1}, {"id": 2, "dybt": deep}], None, "cvr.json")
+    assert caught.value.cause.startswith("a value in record 2 is nested deeper than Python's")

@@ -111,6 +111,21 @@ PARAMETER_ENTITY = (
 )
 EXTERNAL_DTD = b'<?xml version="1.0"?>\n<!DOCTYPE a SYSTEM "http://example.invalid/a.dtd">\n<a/>'
 DEEP = b"<a>" * 200_000 + b"</a>" * 200_000
+DEEP_IN_RECORD = b"<a><r><id>1</id>" + b"<n>" * 30_000 + b"</n>" * 30_000 + b"</r></a>"
+JSON_ARRAYS = b"[" * 100_000 + b"]" * 100_000
+
+
+def _sparse_xml() -> bytes:
+    # 40,000 records, 4,990 of them with an element of their own: 200M cells, 1.9 MB.
+    records = (
+        f"<r><id>{i}</id><navn>x</navn>" + (f"<f{i}>1</f{i}>" if i < 4_990 else "") + "</r>"
+        for i in range(40_000)
+    )
+    return ("<a>" + "".join(records) + "</a>").encode()
+
+
+def _json_keys(count: int) -> bytes:
+    return json.dumps([{"id": i, "navn": "x", f"k{i}": 1} for i in range(count)]).encode()
 
 
 def _control_csv() -> bytes:
@@ -158,6 +173,28 @@ CASES: dict[str, tuple[Callable[[], bytes], dict[str, Any], str]] = {
     "xml-external-parameter-entity": (lambda: PARAMETER_ENTITY, XML, "DTDs are refused"),
     "xml-external-dtd": (lambda: EXTERNAL_DTD, XML, "external DTD 'http://example.invalid/a.dtd'"),
     "xml-200k-deep": (lambda: DEEP, XML, "no element matches `record_path` 'a/r'"),
+    "xml-30k-deep-in-record": (lambda: DEEP_IN_RECORD, XML, "more than 64 levels deep"),
+    "xml-4990-sparse-fields": (_sparse_xml, XML, "fewer than 1 in 50 filled"),
+    "json-100k-deep": (
+        lambda: b'[{"id": 1, "x": ' + JSON_ARRAYS + b"}]",
+        {"type": "json"},
+        "nested deeper than Python's JSON parser allows",
+    ),
+    "ndjson-100k-deep": (
+        lambda: b'{"id": 1}\n{"x": ' + JSON_ARRAYS + b"}\n",
+        {"type": "ndjson"},
+        "line 2: a value is nested deeper than Python's JSON parser allows",
+    ),
+    "json-4000-sparse-keys": (
+        lambda: _json_keys(4_000),
+        {"type": "json"},
+        "fewer than 1 in 50 filled",
+    ),
+    "json-30k-keys": (
+        lambda: _json_keys(30_000),
+        {"type": "json"},
+        "more than 5000 different fields (record 4999 adds `k4998`)",
+    ),
 }
 
 

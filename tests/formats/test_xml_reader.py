@@ -209,4 +209,25 @@ def test_elements_outside_records_are_not_kept() -> None:
 def test_a_record_with_too_many_distinct_fields_is_refused() -> None:
     fields = "".join(f"<f{i}>{i}</f{i}>" for i in range(5_001))
     error = read_error(f"<a><r>{fields}</r></a>", record_path="a/r")
-    assert "the records have more than 5000 different fields (record 1 adds `f5000`)" in str(error)
+    assert error.cause == (
+        "the records have more than 5000 different fields (record 1 adds `f5000`); the first are"
+        " `f0`, `f1`, `f2`, `f3`, `f4`, `f5`, `f6`, `f7`, `f8`, `f9` and 4990 more"
+    )
+
+
+def test_elements_nested_64_levels_in_a_record_are_read_and_65_refused() -> None:
+    def record(depth: int) -> str:
+        return "<a><r>\n<id>1</id>" + "<n>" * depth + "x" + "</n>" * depth + "</r></a>"
+
+    frame = read(record(64), record_path="a/r")
+    assert frame.columns == ["id", "/".join(["n"] * 64), "_source_row"]
+    error = read_error(record(65), record_path="a/r")
+    assert error.line == 2
+    assert error.cause == "record 1 (from line 1) nests elements more than 64 levels deep"
+
+
+def test_a_mostly_empty_table_is_refused_before_it_is_built() -> None:
+    # 4,000 records with an element of their own each: 16M cells for 8,000 values.
+    records = "".join(f"<r><id>{i}</id><f{i}>1</f{i}></r>" for i in range(4_000))
+    error = read_error(f"<a>{records}</a>", record_path="a/r")
+    assert "the 4000 records have 4001 different fields but only 8000 values in all" in str(error)
