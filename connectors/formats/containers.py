@@ -10,6 +10,13 @@
       max_compression_ratio: 200           # the default
       max_members: 1000                    # the default
 
+`member` is matched against the last segments of each path, `*` never crossing a `/`: `*.csv`
+is a .csv file in any folder, `udtraek/*.csv` one in a folder named udtraek. Operating-system
+clutter is never a candidate: `__MACOSX/` and AppleDouble `._*` files (zips made by macOS
+Finder), `.DS_Store`, `Thumbs.db` and `desktop.ini`. The chosen file must not itself be an
+archive (zip, gzip, tar) unless the reader takes one (an Excel workbook is a zip): nested
+archives are not unpacked.
+
 Everything that can be checked from the archive's directory is checked before a byte is
 decompressed: the member count (from the end record, before Python builds its member
 list), absolute paths and `..` in any member name, symlinks and other special files (Unix
@@ -68,6 +75,9 @@ _EOCD64 = b"PK\x06\x06"
 _SAFE_METHODS = {zipfile.ZIP_STORED: "stored", zipfile.ZIP_DEFLATED: "deflate"}
 _METHOD_NAMES = {12: "bzip2", 14: "lzma", 9: "deflate64", 93: "zstd", 99: "AES"}
 _LISTED = 20
+# Files operating systems put into archives beside the export; never the file meant.
+_CLUTTER = {".ds_store", "thumbs.db", "desktop.ini"}
+_TAR_MAGIC = b"ustar"  # at offset 257 of a tar file
 # What zipfile raises on archives it cannot make sense of, beyond BadZipFile.
 _ZIP_ERRORS = (
     zipfile.BadZipFile,
@@ -154,11 +164,30 @@ def unpack(data: bytes, options: Mapping[str, Any], *, inner_type: str, source_n
         )
 
     if kind == "gzip":
-        inner_name = source_name.removesuffix(".gz").removesuffix(".gzip").rsplit("/", 1)[-1]
-        content = _gunzip(data, inner_name, limits, source_name)
-        return Inner(content, f"{source_name}!{inner_name}", inner_options)
-    name, content = _unzip(data, member, limits, source_name)
-    return Inner(content, f"{source_name}!{name}", inner_options)
+        name = source_name.removesuffix(".gz").removesuffix(".gzip").rsplit("/", 1)[-1]
+        content = _gunzip(data, name, limits, source_name)
+    else:
+        name, content = _unzip(data, member, limits, source_name)
+    inner_name = f"{source_name}!{name}"
+    nested = _archive_kind(content)
+    if nested is not None and inner_type != "excel":  # .xlsx and .ods are zip files
+        raise FormatError(
+            inner_name,
+            f"the file in the {kind} archive is itself a {nested} archive; archives inside"
+            " archives are not unpacked",
+            "Ask the supplier to send the inner file itself, or one zip or gzip holding it",
+        )
+    return Inner(content, inner_name, inner_options)
+
+
+def _archive_kind(content: bytes) -> str | None:
+    if content.startswith(_ZIP_MAGIC):
+        return "zip"
+    if content.startswith(_GZIP_MAGIC):
+        return "gzip"
+    if content[257:262] == _TAR_MAGIC:
+        return "tar"
+    return None
 
 
 def _is_office_package(data: bytes) -> bool:
@@ -224,21 +253,23 @@ def _unzip(data: bytes, member: str | None, limits: Limits, source_name: str) ->
     for info in infos:
         _check_member(info, fail)
 
-    files = [i for i in infos if not i.is_dir()]
+    files = [i for i in infos if not i.is_dir() and not _is_clutter(i.filename)]
     listed = ", ".join(f"'{i.filename}'" for i in files[:_LISTED]) + (
         f" and {len(files) - _LISTED} more" if len(files) > _LISTED else ""
     )
-    if member is None:
-        chosen = files
-    else:
-        chosen = [i for i in files if fnmatch.fnmatchcase(i.filename.lower(), member.lower())]
+    if not files and any(not i.is_dir() for i in infos):
+        listed = "only operating-system files (such as __MACOSX/ or .DS_Store)"
+    chosen = files if member is None else [i for i in files if _matches(i.filename, member)]
     if len(chosen) != 1:
-        what = "no file" if not chosen else f"{len(chosen)} files"
-        match = f"matches `member` {member!r}" if member is not None else "is in the archive"
-        if member is None and chosen:
-            what, match = f"{len(chosen)} files are in the archive", "and no `member` is set"
+        if member is None:
+            what = f"{len(chosen)} files are in the archive and no `member` is set"
+            if not chosen:
+                what = "no file is in the archive"
+        else:
+            found = "no file matches" if not chosen else f"{len(chosen)} files match"
+            what = f"{found} `member` {member!r}"
         raise fail(
-            f"{what} {match}; the archive holds {listed or 'no files'}",
+            f"{what}; the archive holds {listed or 'no files'}",
             "Set `member` in the dataset YAML to a glob matching exactly one of them"
             " (e.g. `*.csv` or `udtraek/borgere_*.csv`)",
         )
@@ -246,6 +277,21 @@ def _unzip(data: bytes, member: str | None, limits: Limits, source_name: str) ->
     _check_declared(info, limits, fail)
     content = _inflate_member(data, info, limits, fail)
     return info.filename, content
+
+
+def _is_clutter(name: str) -> bool:
+    parts = name.split("/")
+    return "__MACOSX" in parts or parts[-1].startswith("._") or parts[-1].lower() in _CLUTTER
+
+
+def _matches(name: str, member: str) -> bool:
+    """`member` against the last segments of `name`, case-insensitive, `*` within a segment."""
+    pattern = member.lower().split("/")
+    parts = name.lower().split("/")
+    return len(parts) >= len(pattern) and all(
+        fnmatch.fnmatchcase(part, step)
+        for part, step in zip(parts[-len(pattern) :], pattern, strict=True)
+    )
 
 
 def _check_member(info: zipfile.ZipInfo, fail: Any) -> None:

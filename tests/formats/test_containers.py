@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import io
 import stat
+import tarfile
 import zipfile
 from typing import Any
 
@@ -66,10 +67,52 @@ def test_a_single_file_needs_no_member_but_several_do() -> None:
     )
 
 
-@pytest.mark.parametrize(("member", "found"), [("*.xlsx", "no file"), ("*.csv", "2 files")])
+@pytest.mark.parametrize(
+    ("member", "found"), [("*.xlsx", "no file matches"), ("*.csv", "2 files match")]
+)
 def test_the_glob_must_match_exactly_one_file(member: str, found: str) -> None:
     error = read_error(zipped({"a.csv": CSV, "b.csv": CSV}), container="zip", member=member)
-    assert f"{found} matches `member` '{member}'; the archive holds 'a.csv', 'b.csv'" in str(error)
+    assert f"{found} `member` '{member}'; the archive holds 'a.csv', 'b.csv'" in str(error)
+
+
+@pytest.mark.parametrize(
+    ("member", "found"),
+    [
+        ("ud/*.csv", "ud/b.csv"),
+        ("UD/B.CSV", "ud/b.csv"),
+        ("b.csv", "ud/b.csv"),  # no `/`: the file name, in any folder
+        ("*/*.csv", "ud/b.csv"),  # `*` stays inside one segment: a.csv has no folder
+        ("a*", "a.csv"),
+        ("ud*.csv", None),  # `*` does not cross the `/` of ud/b.csv
+        ("*/a.csv", None),
+    ],
+)
+def test_a_star_in_member_stays_within_one_path_segment(member: str, found: str | None) -> None:
+    archive = zipped({"a.csv": b"fil\na\n", "ud/b.csv": b"fil\nud/b\n", "ud/c.txt": b"x"})
+    if found is None:
+        assert "no file matches" in str(read_error(archive, container="zip", member=member))
+    else:
+        assert read(archive, container="zip", member=member).rows() == [(found[:-4], 2)]
+
+
+def test_macos_and_windows_clutter_is_never_the_member() -> None:
+    apple_double = b"\x00\x05\x16\x07\x00\x02\x00\x00Mac OS X        "
+    archive = zipped(
+        {
+            "data.csv": CSV,
+            "__MACOSX/._data.csv": apple_double,
+            "._data.csv": apple_double,
+            "mappe/.DS_Store": b"\x00\x00\x00\x01Bud1",
+            "Thumbs.db": b"\xd0\xcf\x11\xe0",
+            "desktop.ini": b"[.ShellClassInfo]",
+        }
+    )
+    assert read(archive, container="zip").rows() == EXPECTED
+    assert read(archive, container="zip", member="*.csv").rows() == EXPECTED
+    only_clutter = zipped({"__MACOSX/._data.csv": apple_double})
+    assert "no file is in the archive; the archive holds only operating-system files" in str(
+        read_error(only_clutter, container="zip")
+    )
 
 
 def test_stored_members_and_empty_archives() -> None:
@@ -248,3 +291,22 @@ def test_a_member_whose_header_lies_about_its_size_is_caught() -> None:
     assert "'udtraek.csv' expands more than `max_compression_ratio` (200) times (2097152 bytes" in (
         str(error)
     )
+
+
+def test_an_archive_inside_the_archive_is_named_not_decoded() -> None:
+    inner = zipped({"data.csv": CSV})
+    error = read_error(zipped({"inner.zip": inner}), source_name="nested.zip", container="zip")
+    assert str(error).startswith(
+        "nested.zip!inner.zip: the file in the zip archive is itself a zip archive; archives"
+        " inside archives are not unpacked"
+    )
+    doubly = gzip.compress(gzip.compress(CSV))
+    error = read_error(doubly, source_name="data.csv.gz.gz", container="auto")
+    assert "the file in the gzip archive is itself a gzip archive" in str(error)
+    tar = io.BytesIO()
+    with tarfile.open(fileobj=tar, mode="w") as archive:
+        info = tarfile.TarInfo("data.csv")
+        info.size = len(CSV)
+        archive.addfile(info, io.BytesIO(CSV))
+    error = read_error(gzip.compress(tar.getvalue()), source_name="data.tar.gz", container="gzip")
+    assert "the file in the gzip archive is itself a tar archive" in str(error)
