@@ -11,9 +11,14 @@ Excel delivery to Parquet without its typing or quarantine rules changing:
     datetime              2026-01-15 13:30:00, with .fff... only when there is a fraction,
                           and the offset (+01:00) when the column has a time zone
     time                  13:30:00 (fraction as for datetime)
+    duration              ISO 8601 (PT1M30S, -PT2H, P400DT0.000005S): says its unit, unlike
+                          a bare number of seconds
     binary                base64
     list, array, struct   compact JSON text
-    anything else         polars' own cast to text (durations, categoricals, enums)
+    anything else         polars' own cast to text (categoricals, enums)
+
+A decimal wider than polars' 38 digits (pyarrow's decimal256) is read through pyarrow and
+rendered as its digits too. Duplicate column names are refused by name.
 
 `_source_row` is the 1-based row number in the file.
 """
@@ -26,10 +31,13 @@ import decimal
 import io
 import json
 import math
+from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
 import polars as pl
+import pyarrow as pa
+import pyarrow.parquet as pq
 
 from connectors.formats.errors import FormatError, is_panic
 from connectors.formats.frame import finish
@@ -45,31 +53,10 @@ def read_parquet(data: bytes, options: Mapping[str, Any], *, source_name: str) -
             "type parquet takes no `format:` options, got " + ", ".join(f"`{k}`" for k in extra),
             "Remove them from the dataset YAML (a zip or gzip around the file is `container:`)",
         )
-    try:
-        table = pl.read_parquet(io.BytesIO(data))
-    except BaseException as err:
-        if not isinstance(err, pl.exceptions.PolarsError | OSError | ValueError) and not (
-            is_panic(err)
-        ):
-            raise
-        text = str(err).strip()
-        cause = text.splitlines()[0] if text else type(err).__name__
-        raise FormatError(
-            source_name,
-            f"not a readable Parquet file ({cause})",
-            "Check that the file is complete Parquet (not CSV or Excel renamed) written by a"
-            " current Parquet writer",
-        ) from err
-    try:
-        values = pl.DataFrame([_text(table[:, i]).alias(f"c{i}") for i in range(table.width)])
-    except BaseException as err:
-        if not isinstance(err, pl.exceptions.PolarsError) and not is_panic(err):
-            raise
-        raise FormatError(
-            source_name,
-            f"cannot render a Parquet column as text ({str(err).strip()[:200]})",
-            "Ask the supplier for the file with plain column types",
-        ) from err
+    table = _read(data, source_name)
+    values = pl.DataFrame(
+        [_column_text(table[:, i], source_name).alias(f"c{i}") for i in range(table.width)]
+    )
     return finish(
         values,
         table.columns,
@@ -77,6 +64,76 @@ def read_parquet(data: bytes, options: Mapping[str, Any], *, source_name: str) -
         source_name=source_name,
         header_line=None,
     )
+
+
+def _read(data: bytes, source_name: str) -> pl.DataFrame:
+    try:
+        return pl.read_parquet(io.BytesIO(data))
+    except BaseException as err:
+        if not _is_read_error(err):
+            raise
+        failure = err
+    # polars refuses some valid files (decimals over 38 digits, duplicate names); pyarrow
+    # tells those apart from files that are not Parquet or are damaged, and reads the former.
+    unreadable = FormatError(
+        source_name,
+        f"not a readable Parquet file ({_first_line(failure)})",
+        "Check that the file is complete Parquet (not CSV or Excel renamed) written by a"
+        " current Parquet writer",
+    )
+    try:
+        schema = pq.read_schema(io.BytesIO(data))
+    except (pa.ArrowException, OSError, ValueError):
+        raise unreadable from failure
+    duplicates = sorted(n for n, count in Counter(schema.names).items() if count > 1)
+    if duplicates:
+        raise FormatError(
+            source_name,
+            "duplicate column names " + ", ".join(f"'{d}'" for d in duplicates),
+            "Ask the supplier to give each column a unique name",
+        ) from failure
+    try:
+        arrow = pq.read_table(io.BytesIO(data))
+    except (pa.ArrowException, OSError, ValueError):
+        raise unreadable from failure
+    columns = []
+    for field, column in zip(arrow.schema, arrow.columns, strict=True):
+        try:
+            if pa.types.is_decimal(field.type) and field.type.precision > 38:
+                column = column.cast(pa.string())  # decimal256: its digits, scale kept
+            columns.append(pl.Series(field.name, column))
+        except BaseException as err:
+            if not _is_read_error(err) and not isinstance(err, pa.ArrowException):
+                raise
+            raise FormatError(
+                source_name,
+                f"cannot read the column '{field.name}' ({field.type}) ({_first_line(err)})",
+                "Ask the supplier for the file with plain column types, or without that column",
+            ) from err
+    return pl.DataFrame(columns)
+
+
+def _is_read_error(err: BaseException) -> bool:
+    return isinstance(err, pl.exceptions.PolarsError | OSError | ValueError) or is_panic(err)
+
+
+def _first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+def _column_text(column: pl.Series, source_name: str) -> pl.Series:
+    try:
+        return _text(column)
+    except BaseException as err:
+        if not isinstance(err, pl.exceptions.PolarsError) and not is_panic(err):
+            raise
+        raise FormatError(
+            source_name,
+            f"cannot render the column '{column.name}' ({column.dtype}) as text"
+            f" ({_first_line(err)[:200]})",
+            "Ask the supplier for the file with plain column types, or without that column",
+        ) from err
 
 
 def _text(column: pl.Series) -> pl.Series:
@@ -107,6 +164,8 @@ def _text(column: pl.Series) -> pl.Series:
             .then(pl.lit(column).dt.strftime("%H:%M:%S%.f"))
             .otherwise(pl.lit(column).dt.strftime("%H:%M:%S"))
         ).to_series()
+    if isinstance(dtype, pl.Duration):
+        return column.dt.to_string("iso")
     if dtype == pl.Binary:
         return column.bin.encode("base64")
     if dtype.is_nested():

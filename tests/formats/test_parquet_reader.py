@@ -169,3 +169,53 @@ def test_truncated_and_damaged_files_are_format_errors() -> None:
 
 def test_options_are_refused() -> None:
     assert "type parquet takes no `format:` options, got `sheet`" in str(read_error(b"", sheet=1))
+
+
+def test_durations_are_iso_8601_text() -> None:
+    table = pa.table(
+        {
+            "s": pa.array([90, None, -86397], pa.duration("s")),
+            "us": pa.array([400 * 86_400_000_000 + 5, 0, 1_500_000], pa.duration("us")),
+        }
+    )
+    assert read(parquet(table)).rows() == [
+        ("PT1M30S", "P400DT0.000005S", 1),
+        (None, "PT0S", 2),
+        ("-PT23H59M57S", "PT1.5S", 3),
+    ]
+
+
+def test_decimals_wider_than_38_digits_are_their_digits() -> None:
+    digits = "-1234567890123456789012345678901234567.125"  # 40 digits: over polars' 38
+    wide = pa.array([decimal.Decimal("1.5"), None, decimal.Decimal(digits)], pa.decimal256(40, 3))
+    table = pa.table({"id": [1, 2, 3], "big": wide})
+    assert read(parquet(table)).rows() == [
+        ("1", "1.500", 1),
+        ("2", None, 2),
+        ("3", digits, 3),
+    ]
+
+
+def test_duplicate_column_names_are_named() -> None:
+    arrays = [pa.array([1]), pa.array(["a"]), pa.array(["b"])]
+    table = pa.Table.from_arrays(arrays, names=["id", "navn", "navn"])
+    error = read_error(parquet(table))
+    assert error.cause == "duplicate column names 'navn'"
+    assert "not a readable Parquet file" not in str(error)
+
+
+def test_a_column_that_cannot_be_rendered_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    from connectors.formats import parquet as reader
+
+    render = reader._text
+
+    def refuse_durations(column: pl.Series) -> pl.Series:
+        if column.dtype == pl.Duration:
+            raise pl.exceptions.InvalidOperationError("casting from Duration to String")
+        return render(column)
+
+    monkeypatch.setattr(reader, "_text", refuse_durations)
+    table = pa.table({"id": [1], "ventetid": pa.array([90], pa.duration("s"))})
+    assert "cannot render the column 'ventetid' (Duration(time_unit='ms'))" in str(
+        read_error(parquet(table))
+    )
