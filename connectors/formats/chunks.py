@@ -3,8 +3,11 @@
 A file larger than one chunk is cut at record boundaries (a newline outside quotes) and each
 piece, with the header line in front, goes through the same `read_csv` as a small file: the
 same checks, the same messages. Only what a piece cannot know is carried across: the encoding
-and delimiter found in the first piece, and how many lines came before it, so `_source_row`
-and every error's line number stay the file's own.
+and delimiter found in the first piece, and how many lines and bytes came before it, so
+`_source_row` and every error's line number and byte offset stay the file's own.
+
+An undeclared encoding is detected from the first piece, unless that piece is pure ASCII
+(which every candidate encoding reads alike): then from the first piece that is not.
 """
 
 from __future__ import annotations
@@ -42,11 +45,18 @@ def iter_csv(
     size = path.stat().st_size
     with path.open("rb") as handle:
         head = handle.read(chunk_bytes)
-        if size <= chunk_bytes * 3 // 2 or head.startswith(_BOMS[1:]):
-            # Small files, and UTF-16 (two bytes per newline), are read whole.
+        if size <= chunk_bytes * 3 // 2 or head.startswith(_BOMS[1:]) or _wide(opts.encoding):
+            # Small files, and UTF-16/32 (several bytes per newline), are read whole.
             yield read_csv(head + handle.read(), options, source_name=source_name)
             return
         yield from _pieces(handle, head, opts, dict(options), source_name, chunk_bytes)
+
+
+def _wide(encoding: str | None) -> bool:
+    try:
+        return bool(encoding) and codecs.lookup(encoding).name.startswith(("utf-16", "utf-32"))
+    except LookupError:
+        return False  # read_csv names the unknown encoding
 
 
 def _pieces(
@@ -67,18 +77,22 @@ def _pieces(
         )
     sample = head[: head.rfind(b"\n") + 1]
     encoding = opts.encoding or decode(sample, None, source_name=source_name).encoding
+    # Pure ASCII reads the same in every candidate encoding: it settles nothing.
+    settled = bool(opts.encoding) or not sample.isascii()
+    chosen = "set in the dataset YAML" if opts.encoding else "detected from the start of the file"
     header = head[header_start:header_end].removeprefix(codecs.BOM_UTF8)
     delimiter = opts.delimiter or sniff_delimiter(
         head[header_start : header_end + 65536]
         .decode(encoding, errors="replace")
         .splitlines()[:21],
         opts.quote,
+        source_name=source_name,
     )
     quote = opts.quote.encode("ascii") if opts.quote else None
     first = {**options, "encoding": encoding, "delimiter": delimiter, "skip_footer_rows": 0}
     later = {**first, "encoding": encoding.replace("-sig", "").replace("_sig", ""), "header_row": 0}
     window = _Window(handle, head, chunk_bytes)
-    lines_before, is_first = 0, True
+    lines_before, bytes_before, is_first = 0, 0, True
     limit = chunk_bytes
     while True:
         eof = window.fill(limit + chunk_bytes // 2)
@@ -93,17 +107,42 @@ def _pieces(
         newlines = count_byte(piece, b"\n") - (0 if is_first else header.count(b"\n"))
         limit = chunk_bytes
         last = eof and not window.filled
+        if not settled and not piece.isascii():
+            # The first bytes that tell the encoding apart; every piece before was ASCII.
+            try:
+                detected = decode(
+                    piece[len(header) :], None, source_name=source_name, offset=bytes_before
+                )
+            except FormatError as error:
+                raise _shifted(error, lines_before) from error
+            later = {**later, "encoding": detected.encoding.replace("-sig", "")}
+            chosen = f"detected from the bytes from offset {bytes_before} on"
+            settled = True
         piece_options = first if is_first else later
         if last:
             piece_options = {
                 **piece_options,
                 "skip_footer_rows": options.get("skip_footer_rows", 0),
             }
-        frame = _read_piece(piece, piece_options, source_name, lines_before, is_first)
+        try:
+            frame = _read_piece(piece, piece_options, source_name, lines_before, is_first)
+        except FormatError:
+            if is_first:
+                raise
+            _refuse_undecodable(
+                piece[len(header) :],
+                piece_options["encoding"],
+                f"the encoding {chosen}",
+                bytes_before,
+                lines_before,
+                source_name,
+            )
+            raise
         del piece  # before the next piece is allocated: see _Window
         if frame is not None:
             yield frame
         lines_before += newlines
+        bytes_before += cut
         is_first = False
         if last:
             return
@@ -147,6 +186,38 @@ class _Window:
         return piece
 
 
+def _refuse_undecodable(
+    body: bytes,
+    encoding: str,
+    what: str,
+    bytes_before: int,
+    lines_before: int,
+    source_name: str,
+) -> None:
+    """After a later piece failed: if its bytes are not valid in the encoding chosen for the
+    whole file, say so with the file's own offset and line (only the error path decodes)."""
+    try:
+        body.decode(encoding)
+    except UnicodeDecodeError as err:
+        raise FormatError(
+            source_name,
+            f"byte 0x{body[err.start]:02x} at offset {bytes_before + err.start} is not valid"
+            f" {encoding}, {what} (a file this large is read in pieces)",
+            "Set `encoding:` in the dataset YAML to the file's real encoding (e.g. utf-8,"
+            " cp1252, latin-1, cp865)",
+            line=lines_before + body.count(b"\n", 0, err.start) + 1,
+        ) from err
+
+
+def _shifted(error: FormatError, lines: int) -> FormatError:
+    """`error` with its line moved down by `lines` (it was found in a piece)."""
+    if error.line is None or not lines:
+        return error
+    return FormatError(
+        error.file, error.cause, error.hint, line=error.line + lines, sheet=error.sheet
+    )
+
+
 def _read_piece(
     data: bytes, options: dict[str, Any], source_name: str, lines_before: int, is_first: bool
 ) -> pl.DataFrame | None:
@@ -160,9 +231,7 @@ def _read_piece(
     except FormatError as error:
         if error.line is None or not shift:
             raise
-        raise FormatError(
-            error.file, error.cause, error.hint, line=error.line + shift, sheet=error.sheet
-        ) from error
+        raise _shifted(error, shift) from error
     return frame.with_columns(pl.col(SOURCE_ROW) + shift) if shift else frame
 
 

@@ -25,9 +25,9 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from connectors.formats.encoding import decode
+from connectors.formats.encoding import decode, refuse_c1_controls, refuse_utf8_as_single_byte
 from connectors.formats.errors import FormatError
-from connectors.formats.frame import finish
+from connectors.formats.frame import check_pattern, finish
 from connectors.formats.options import check_keys, non_negative_int, optional_str
 
 OPTIONS = {
@@ -41,6 +41,12 @@ OPTIONS = {
 DELIMITERS = (";", ",", "\t", "|")  # order breaks ties: Danish exports favour `;`
 _SNIFF_SAMPLE_LINES = 20
 _NAMES = {";": "`;`", ",": "`,`", "\t": "tab", "|": "`|`"}
+# The stdlib csv module refuses fields over 131,072 characters, a guard against an unclosed
+# quote swallowing a stream. Here the whole text is already in memory, so the guard protects
+# nothing and only rejects valid long fields (a letter pasted into a note). The limit is
+# process-wide: it is only ever raised, to the largest value a C long holds on every
+# platform, so nothing else using the csv module sees a smaller limit than before.
+_FIELD_SIZE_LIMIT = 2**31 - 1
 
 
 @dataclass(frozen=True)
@@ -82,8 +88,19 @@ class CsvOptions:
             skip_footer_rows=non_negative_int(
                 options, "skip_footer_rows", 0, source_name=source_name
             ),
-            skip_rows_matching=optional_str(options, "skip_rows_matching", source_name=source_name),
+            skip_rows_matching=_pattern(options, source_name),
         )
+
+
+def _pattern(options: Mapping[str, Any], source_name: str) -> str | None:
+    """`skip_rows_matching`, checked here so a bad pattern is named before any reading.
+
+    A row is skipped when any of its fields (stripped of blanks) matches, whatever the row's
+    width: total rows put "I alt" in any column and are often shorter than the header."""
+    pattern = optional_str(options, "skip_rows_matching", source_name=source_name)
+    if pattern:
+        check_pattern(pattern, source_name=source_name)
+    return pattern
 
 
 def read_csv(data: bytes, options: Mapping[str, Any], *, source_name: str) -> pl.DataFrame:
@@ -93,7 +110,7 @@ def read_csv(data: bytes, options: Mapping[str, Any], *, source_name: str) -> pl
 
 
 def _read_general(data: bytes, opts: CsvOptions, source_name: str) -> pl.DataFrame:
-    text = decode(data, opts.encoding, source_name=source_name).text
+    text = _decode(data, opts.encoding, source_name)
     if not text or text.isspace():  # isspace() stops early; strip() would copy
         raise FormatError(source_name, "the file is empty", "Check the export that produced it")
     if "\n" not in text and "\r" in text:
@@ -114,25 +131,35 @@ def _read_general(data: bytes, opts: CsvOptions, source_name: str) -> pl.DataFra
             line=header_line,
         )
     delimiter = opts.delimiter or sniff_delimiter(
-        lines.head(1 + _SNIFF_SAMPLE_LINES).to_list(), opts.quote
+        lines.head(1 + _SNIFF_SAMPLE_LINES).to_list(), opts.quote, source_name=source_name
     )
     dialect = _Dialect(delimiter, opts.quote)
     scan = _scan(body, lines, dialect, header_line, source_name)
+    # Where each record ends (the next one's first line), to find a record's text.
+    scan = scan.with_columns(end=pl.col("line").shift(-1, fill_value=lines.len()))
     header_fields = scan["fields"][0]
     records = scan.slice(1)
 
     # Footers (notes, "Kilde: ...") rarely have the header's width: cut them off the text
     # before anything counts fields or parses.
-    end = len(body)
+    end_line = lines.len()
     if opts.skip_footer_rows:
         content = records.filter(~pl.col("empty"))
         if content.height:
-            first_footer = content["line"][max(content.height - opts.skip_footer_rows, 0)]
-            records = records.filter(pl.col("line") < first_footer)
-            end = _line_offsets(lines)[first_footer]
+            end_line = content["line"][max(content.height - opts.skip_footer_rows, 0)]
+            records = records.filter(pl.col("line") < end_line)
+
+    if opts.skip_rows_matching:
+        # Rows of the header's width are skipped after parsing; only the others, which
+        # the width check would refuse, must go before it.
+        skipped = _matching_ragged(records, header_fields, lines, dialect, opts.skip_rows_matching)
+        if skipped.height:
+            lines, records = _blank_out(lines, records, skipped)
+            body = "\n".join(lines.to_list()) + "\n"
 
     _check_widths(records, header_fields, header_line, dialect, opts, source_name)
 
+    end = _line_offsets(lines)[end_line] if end_line < lines.len() else len(body)
     parsed = _parse(body[:end], dialect, records, header_line, source_name)
     if parsed.height != records.height + 1:
         raise FormatError(
@@ -142,14 +169,85 @@ def _read_general(data: bytes, opts: CsvOptions, source_name: str) -> pl.DataFra
             "Check the quoting in the file (unbalanced quote characters) or set `quote:`",
         )
 
-    return finish(
-        parsed.slice(1),
-        parsed.row(0),
-        records["line"] + header_line,
-        source_name=source_name,
-        header_line=header_line,
-        skip_rows_matching=opts.skip_rows_matching,
+    values, source_row = _without_matching(
+        parsed.slice(1), records["line"] + header_line, opts.skip_rows_matching
     )
+    return finish(
+        values, parsed.row(0), source_row, source_name=source_name, header_line=header_line
+    )
+
+
+def _decode(data: bytes, declared: str | None, source_name: str) -> str:
+    """The file's text, refusing what would load as mojibake or binary."""
+    if declared:
+        refuse_utf8_as_single_byte(data, declared, source_name=source_name)
+        refuse_c1_controls(data, declared, source_name=source_name)
+    text = decode(data, declared, source_name=source_name).text
+    nul = text.find("\x00")
+    if nul >= 0:
+        raise FormatError(
+            source_name,
+            "the file holds a NUL byte (character 0), which is not text",
+            "The export is corrupt or binary: re-export the file as delimited text",
+            line=text.count("\n", 0, nul) + 1,
+        )
+    return text
+
+
+def _field_matches(field: pl.Expr, pattern: str) -> pl.Expr:
+    # Values are compared as the frame will hold them: stripped, and empty is no match.
+    value = field.str.strip_chars()
+    return ((value.str.len_bytes() > 0) & value.str.contains(pattern)).fill_null(False)
+
+
+def _without_matching(
+    values: pl.DataFrame, source_row: pl.Series, pattern: str | None
+) -> tuple[pl.DataFrame, pl.Series]:
+    """The rows (and their source rows) where no field matches `skip_rows_matching`."""
+    if not pattern:
+        return values, source_row
+    keep = ~pl.any_horizontal(_field_matches(pl.col(name), pattern) for name in values.columns)
+    mask = values.select(keep).to_series()
+    return values.filter(mask), source_row.filter(mask)
+
+
+def _matching_ragged(
+    records: pl.DataFrame, header_fields: int, lines: pl.Series, dialect: _Dialect, pattern: str
+) -> pl.DataFrame:
+    """The records not of the header's width (subtotals such as `I alt;13`) that match."""
+    ragged = records.filter((pl.col("fields") != header_fields) & ~pl.col("blank"))
+    if not ragged.height:
+        return ragged
+    fields = []
+    for start, end in ragged.select("line", "end").iter_rows():
+        text = "\n".join(lines.slice(start, end - start).to_list()).replace("\r", " ")
+        fields.append(next(dialect.reader(io.StringIO(text, newline="\n")), []))
+    matches = pl.Series(fields, dtype=pl.List(pl.String)).list.eval(
+        _field_matches(pl.element(), pattern)
+    )
+    return ragged.filter(matches.list.any())
+
+
+def _blank_out(
+    lines: pl.Series, records: pl.DataFrame, skipped: pl.DataFrame
+) -> tuple[pl.Series, pl.DataFrame]:
+    """`lines` with the lines of the `skipped` records emptied, and `records` with each of
+    those lines as a blank record: polars reads an empty line as an all-null row, which
+    `finish` drops, so every line keeps its number."""
+    spans = skipped.select("line", "end").iter_rows()
+    emptied = [line for start, end in spans for line in range(start, end)]
+    blanks = pl.DataFrame(
+        {
+            "line": emptied,
+            "fields": 1,
+            "empty": True,
+            "blank": True,
+            "end": [line + 1 for line in emptied],
+        },
+        schema=records.schema,
+    )
+    kept = records.filter(~pl.col("line").is_in(skipped["line"].implode()))
+    return lines.clone().scatter(emptied, ""), pl.concat([kept, blanks]).sort("line")
 
 
 def _read_plain(data: bytes, opts: CsvOptions, source_name: str) -> pl.DataFrame | None:
@@ -159,8 +257,8 @@ def _read_plain(data: bytes, opts: CsvOptions, source_name: str) -> pl.DataFrame
         return None
     raw = _as_utf8(data, opts.encoding)
     quote = opts.quote.encode("ascii") if opts.quote else b""
-    if raw is None or (quote and quote in raw) or b"\n" not in raw:
-        return None
+    if raw is None or (quote and quote in raw) or b"\n" not in raw or b"\x00" in raw:
+        return None  # a NUL byte is not text: the general path says where it is
     if b"\r" in raw and count_byte(raw, b"\r") != raw.count(b"\r\n"):
         return None  # a bare CR inside a line: the scan decides what it is
     header = raw[: raw.find(b"\n")]
@@ -173,7 +271,7 @@ def _read_plain(data: bytes, opts: CsvOptions, source_name: str) -> pl.DataFrame
             break
     sample = raw[: sample_end if sample_end >= 0 else len(raw)]
     delimiter = opts.delimiter or sniff_delimiter(
-        sample.decode("utf-8", errors="replace").split("\n"), opts.quote
+        sample.decode("utf-8", errors="replace").split("\n"), opts.quote, source_name=source_name
     )
     separator = delimiter.encode("ascii")
     if not raw.endswith(b"\n"):
@@ -189,14 +287,12 @@ def _read_plain(data: bytes, opts: CsvOptions, source_name: str) -> pl.DataFrame
         return None  # invalid UTF-8 or a wide line: the general path names it
     if parsed.height != lines:
         return None
-    return finish(
+    values, source_row = _without_matching(
         parsed.slice(1),
-        parsed.row(0),
         pl.int_range(2, lines + 1, eager=True),  # the header is line 1
-        source_name=source_name,
-        header_line=1,
-        skip_rows_matching=opts.skip_rows_matching,
+        opts.skip_rows_matching,
     )
+    return finish(values, parsed.row(0), source_row, source_name=source_name, header_line=1)
 
 
 _COUNT_BLOCK = 1 << 20
@@ -231,9 +327,11 @@ def _as_utf8(data: bytes, declared: str | None) -> bytes | None:
     if codec.startswith(("utf-16", "utf-32")):
         return None
     try:
+        refuse_utf8_as_single_byte(data, codec, source_name="")
+        refuse_c1_controls(data, codec, source_name="")
         return data.decode(codec).encode("utf-8")
-    except UnicodeDecodeError:
-        return None
+    except (UnicodeDecodeError, FormatError):
+        return None  # the general path names the problem
 
 
 @dataclass(frozen=True)
@@ -243,6 +341,8 @@ class _Dialect:
 
     def reader(self, lines: Any) -> Any:
         """A stdlib csv reader that splits fields the way polars does for this dialect."""
+        if stdlib_csv.field_size_limit() < _FIELD_SIZE_LIMIT:
+            stdlib_csv.field_size_limit(_FIELD_SIZE_LIMIT)
         if self.quote is None:
             return stdlib_csv.reader(lines, delimiter=self.delimiter, quoting=stdlib_csv.QUOTE_NONE)
         return stdlib_csv.reader(
@@ -284,14 +384,21 @@ def _line_offsets(lines: pl.Series) -> list[int]:
     return [0, *lengths.cum_sum().to_list()]
 
 
-def sniff_delimiter(lines: list[str], quote: str | None) -> str:
+def sniff_delimiter(lines: list[str], quote: str | None, *, source_name: str) -> str:
     """The candidate that splits the header line most; ties go to the one the data agrees with."""
     header, sample = lines[0], [line for line in lines[1:] if line.strip()]
 
     def width(line: str, delimiter: str) -> int:
         # A bare CR inside a line (a line break typed into an Excel cell, saved on a Mac)
         # makes the csv module raise; it never separates fields, so count without it.
-        return len(next(_Dialect(delimiter, quote).reader([line.replace("\r", " ")]), [""]))
+        try:
+            return len(next(_Dialect(delimiter, quote).reader([line.replace("\r", " ")]), [""]))
+        except stdlib_csv.Error as err:
+            raise FormatError(
+                source_name,
+                f"cannot split the first lines into fields to find the delimiter: {err}",
+                "Set `delimiter:` in the dataset YAML",
+            ) from err
 
     widths = {d: width(header, d) for d in DELIMITERS}
     most = max(widths.values())
@@ -359,11 +466,19 @@ def _scan_records(body: str, dialect: _Dialect, header_line: int, source_name: s
             fields.append(len(row) or 1)  # the csv module gives [] for a blank line
             empty.append(not "".join(row).strip())
     except stdlib_csv.Error as err:
+        hint = (
+            "A quoted field probably never ends: check for an unbalanced quote character"
+            " on this line, or set `quote:` in the dataset YAML"
+        )
+        if "new-line character" in str(err):
+            hint = (
+                "A bare carriage return (CR) outside quotes breaks the line: re-export with"
+                " Windows (CRLF) or Unix (LF) line endings, or quote that field"
+            )
         raise FormatError(
             source_name,
             f"cannot split the file into records from here on: {err}",
-            "A quoted field probably never ends: check for an unbalanced quote character"
-            " on this line, or set `quote:` in the dataset YAML",
+            hint,
             line=header_line + previous,
         ) from err
     return pl.DataFrame(
@@ -425,35 +540,68 @@ def _parse(
     try:
         return _read(body.encode("utf-8"), dialect)
     except pl.exceptions.PolarsError as err:
-        cause = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-        line = _first_unparsable_line(body, dialect, records, header_line)
-        raise FormatError(
-            source_name,
-            f"cannot parse the row: {cause}",
+        # polars' own text speaks of chunks and byte offsets: find the record and say why.
+        bad = _first_unparsable(body, dialect, records)
+        line = None if bad is None else header_line + bad[0]
+        hint = (
             "Check the quoting on that line (a field that starts with a quote must end with"
-            " one, and quotes inside it must be doubled), or set `quote:` in the dataset YAML",
-            line=line,
-        ) from err
+            " one, and quotes inside it must be doubled), or set `quote:` in the dataset YAML"
+        )
+        cause = "cannot split the row into fields"
+        if bad is not None and dialect.quote is not None:
+            text = "\n".join(_physical_lines(body).slice(bad[0], bad[1] - bad[0]).to_list())
+            if _has_stray_quote(text, dialect.delimiter, dialect.quote):
+                cause = (
+                    f"a quote character ({dialect.quote}) appears inside an unquoted field"
+                    " or after a closing quote"
+                )
+                hint = (
+                    "Quote the whole field at the source (doubling the quotes inside it), or"
+                    ' set `quote: ""` in the dataset YAML if the file uses no quoting'
+                )
+        raise FormatError(source_name, cause, hint, line=line) from err
 
 
-def _first_unparsable_line(
-    body: str, dialect: _Dialect, records: pl.DataFrame, header_line: int
-) -> int | None:
+def _has_stray_quote(text: str, delimiter: str, quote: str) -> bool:
+    """Whether a quote opens anywhere but at a field's start, or text follows a closing one
+    (polars refuses both; the csv module keeps them as text). Only runs on the error path."""
+    state = "start"  # start | unquoted | quoted | closed
+    for char in text:
+        if state == "quoted":
+            state = "closed" if char == quote else "quoted"
+        elif char == quote:
+            if state == "unquoted":
+                return True
+            state = "quoted"  # opening, or the second of a doubled quote in a quoted field
+        elif char in (delimiter, "\n", "\r"):
+            state = "start"
+        elif state == "closed":
+            return True
+        else:
+            state = "unquoted"
+    return False
+
+
+def _first_unparsable(
+    body: str, dialect: _Dialect, records: pl.DataFrame
+) -> tuple[int, int] | None:
+    """The first and past-the-last physical line (0-based in `body`) of the first record
+    polars cannot parse; the header is the record at line 0."""
     # polars reports chunk-relative offsets, not lines; bisect on whole records instead
     # (a few extra parses, only on the error path).
-    offsets = _line_offsets(_physical_lines(body))
-    starts = records["line"].to_list()
+    lines = _physical_lines(body)
+    offsets = _line_offsets(lines)
+    starts = [0, *records["line"].to_list()]
+    ends = [*starts[1:], lines.len()]
 
-    def parses(count: int) -> bool:
-        end = offsets[starts[count]] if count < len(starts) else len(body)
+    def parses(count: int) -> bool:  # whether the first `count` records parse
+        end = offsets[ends[count - 1]] if ends[count - 1] < lines.len() else len(body)
         try:
             _read(body[:end].encode("utf-8"), dialect)
         except pl.exceptions.PolarsError:
             return False
         return True
 
-    if not parses(0):
-        return header_line
     good, bad = 0, len(starts)
     if parses(bad):
         return None
@@ -463,4 +611,4 @@ def _first_unparsable_line(
             good = middle
         else:
             bad = middle
-    return header_line + starts[bad - 1]
+    return starts[bad - 1], ends[bad - 1]

@@ -23,14 +23,13 @@ layout is an error (a truncated or wrongly decoded file shifts every later field
 
 from __future__ import annotations
 
-import codecs
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
 
-from connectors.formats.encoding import decode
+from connectors.formats.encoding import decode, refuse_utf8_as_single_byte
 from connectors.formats.errors import FormatError
 from connectors.formats.frame import finish
 from connectors.formats.options import check_keys, flag, non_negative_int, optional_str
@@ -185,7 +184,7 @@ def _record_type(raw: object, source_name: str) -> tuple[Field, str] | None:
 
 def read_fixed_width(data: bytes, options: Mapping[str, Any], *, source_name: str) -> pl.DataFrame:
     opts = FixedWidthOptions.parse(options, source_name)
-    _refuse_utf8_as_single_byte(data, opts.encoding, source_name)
+    refuse_utf8_as_single_byte(data, opts.encoding, source_name=source_name)
     text = decode(data, opts.encoding, source_name=source_name).text
     if not text or text.isspace():
         raise FormatError(source_name, "the file is empty", "Check the export that produced it")
@@ -227,27 +226,6 @@ def read_fixed_width(data: bytes, options: Mapping[str, Any], *, source_name: st
         frame["line"],
         source_name=source_name,
         header_line=None,
-    )
-
-
-def _refuse_utf8_as_single_byte(data: bytes, encoding: str, source_name: str) -> None:
-    # UTF-8 read as cp1252 does not fail, it turns each æøå into two characters and shifts
-    # every later field on the line. Nordic single-byte text is practically never valid UTF-8.
-    try:
-        codec = codecs.lookup(encoding).name
-    except LookupError:
-        return  # decode() says what is wrong with the name
-    if codec.startswith("utf") or data.isascii():
-        return
-    try:
-        data.decode("utf-8")
-    except UnicodeDecodeError:
-        return
-    raise FormatError(
-        source_name,
-        f"`encoding` is {encoding} but the file is UTF-8 (its æøå would become two"
-        " characters each and shift the fields after them)",
-        "Set `encoding: utf-8` in the dataset YAML",
     )
 
 

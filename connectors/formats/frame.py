@@ -22,6 +22,22 @@ def header_name(raw: object) -> str:
     return " ".join(str(raw).split()) if raw is not None else ""
 
 
+def check_pattern(pattern: str, *, source_name: str) -> None:
+    """Refuse a `skip_rows_matching` pattern that is not a valid (Rust) regular expression."""
+    try:
+        pl.Series([""], dtype=pl.String).str.contains(pattern)
+    except pl.exceptions.PolarsError as err:
+        # polars wraps the regex error in the whole internal expression: keep the reason.
+        lines = [line.strip() for line in str(err).splitlines()]
+        reason = next((line for line in lines if line.startswith("error:")), lines[0])
+        raise FormatError(
+            source_name,
+            f"`skip_rows_matching` {pattern!r} is not a valid regular expression"
+            f" ({reason.removeprefix('error:').strip()})",
+            "Fix the pattern in the dataset YAML (Rust regex syntax, no look-around)",
+        ) from None
+
+
 def clean_values(frame: pl.DataFrame) -> pl.DataFrame:
     """Every column as stripped text, with empty text as null."""
     # Two steps: in one eager select the stripped value, used twice, was stripped twice
@@ -88,6 +104,15 @@ def finish(
                 + (f" (line {header_line} is used as the header)" if header_line else ""),
             )
     duplicates = sorted(n for n, count in Counter(names[i] for i in keep).items() if count > 1)
+    looks_like_data = [d for d in duplicates if not any(char.isalpha() for char in d)]
+    if looks_like_data:
+        # Two columns named '1' (or '12,5', '01-02-2024'): the row read as the header is data.
+        raise fail(
+            f"the header row looks like data, not column names ('{looks_like_data[0]}'"
+            " appears twice)",
+            "Set `header_row` (0-based) to the line holding the column names; a file without"
+            " a header row needs one added at the source",
+        )
     if duplicates:
         raise fail(
             "duplicate column names " + ", ".join(f"'{d}'" for d in duplicates),
@@ -100,15 +125,9 @@ def finish(
         )
 
     if skip_rows_matching:
+        check_pattern(skip_rows_matching, source_name=source_name)
         first = pl.col(positional[keep[0]])
-        try:
-            frame = frame.filter(~first.str.contains(skip_rows_matching).fill_null(False))
-        except pl.exceptions.PolarsError as err:
-            raise FormatError(
-                source_name,
-                f"`skip_rows_matching` is not a valid regular expression: {err}",
-                "Fix the pattern in the dataset YAML (Rust regex syntax, no look-around)",
-            ) from err
+        frame = frame.filter(~first.str.contains(skip_rows_matching).fill_null(False))
 
     return frame.select(
         *(pl.col(positional[i]).alias(names[i]) for i in keep),

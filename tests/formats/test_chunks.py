@@ -101,3 +101,44 @@ def test_trailing_blank_lines_longer_than_a_piece(tmp_path: Path) -> None:
     whole, pieces = _both(path, {}, 4096)
     got = pl.concat(pieces)
     assert got.equals(whole) and got.height == 2000
+
+
+def _ascii_then_cp1252(ascii_rows: int, danish_rows: int) -> str:
+    rows = [f"{i};Hansen Jensen;12,5" for i in range(ascii_rows)]
+    rows += [f"{i};Søren Ærø;12,5" for i in range(ascii_rows, ascii_rows + danish_rows)]
+    return "id;navn;beloeb\r\n" + "\r\n".join(rows) + "\r\n"  # an ASCII header
+
+
+def test_an_ascii_start_does_not_decide_the_encoding(tmp_path: Path) -> None:
+    """Only later pieces hold æøå: the encoding is detected from the first that does."""
+    path = tmp_path / "sen.csv"
+    path.write_bytes(_ascii_then_cp1252(600, 200).encode("cp1252"))
+    whole, pieces = _both(path, {}, 4096)
+    assert len(pieces) > 3
+    got = pl.concat(pieces)
+    assert got.equals(whole)
+    assert got["navn"][-1] == "Søren Ærø"
+
+
+def test_a_later_piece_in_another_encoding_names_the_files_offset(tmp_path: Path) -> None:
+    text = _ascii_then_cp1252(600, 200)
+    cut = text.index("Søren")
+    # UTF-8 with an å in the first piece, cp1252 from the first Søren on.
+    data = text[:cut].replace("Hansen", "Hånsen", 1).encode() + text[cut:].encode("cp1252")
+    path = tmp_path / "blandet.csv"
+    path.write_bytes(data)
+    with pytest.raises(FormatError) as caught:
+        list(iter_csv(path, {}, source_name=path.name, chunk_bytes=4096))
+    error, offset = caught.value, data.index(b"\xf8")
+    assert error.line == data[:offset].count(b"\n") + 1
+    assert f"byte 0xf8 at offset {offset} is not valid utf-8" in error.cause
+    assert "detected from the start of the file" in error.cause
+    assert "`encoding:`" in error.hint
+
+
+def test_declared_utf16_without_a_bom_is_read_whole(tmp_path: Path) -> None:
+    path = tmp_path / "u16.csv"
+    body = "".join(f"{i};Åse {i}\r\n" for i in range(2000))
+    path.write_bytes(("id;navn\r\n" + body).encode("utf-16-le"))
+    whole, pieces = _both(path, {"encoding": "utf-16-le"}, 4096)
+    assert len(pieces) == 1 and pieces[0].equals(whole) and whole.height == 2000

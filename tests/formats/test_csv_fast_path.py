@@ -121,3 +121,27 @@ def test_generated_files_read_the_same_both_ways(
         assert plain is None, f"the fast path accepted what the general path refuses: {general}"
     elif plain is not None:
         assert_frame_equal(plain, general)
+
+
+@pytest.mark.parametrize(
+    ("data", "options", "why"),
+    [
+        (b"a;b\n1;x\x00y\n", {}, "a NUL byte"),
+        ("a;b\n1;Søren\n".encode(), {"encoding": "cp1252"}, "UTF-8 declared as cp1252"),
+        ("a;b\n1;Søren\n".encode("cp865"), {"encoding": "latin-1"}, "cp865 declared as latin-1"),
+    ],
+)
+def test_what_the_general_path_refuses_the_fast_path_declines(
+    data: bytes, options: dict, why: str
+) -> None:
+    opts = CsvOptions.parse(options, "t.csv")
+    assert _read_plain(data, opts, "t.csv") is None, why
+    assert isinstance(_general_or_error(data, opts), FormatError), why
+
+
+def test_skip_rows_matching_looks_at_every_field_on_both_paths() -> None:
+    data = "id;navn;beløb\n1;Søren;12,5\n;I alt;12,5\nTotal;;\n2;Åse;1\n".encode()
+    plain, general = _both(data, {"skip_rows_matching": "^(I alt|Total)$"})
+    assert plain is not None
+    assert_frame_equal(plain, general)
+    assert plain.select("id", "_source_row").rows() == [("1", 2), ("2", 5)]

@@ -67,9 +67,11 @@ def test_byte_order_marks(codec: str) -> None:
 def test_cp865_when_declared_and_explicit_encoding_wins() -> None:
     data = "navn;by\nÅse Ærø;Ørsted\n".encode("cp865")
     assert read(data, encoding="cp865")["navn"].to_list() == ["Åse Ærø"]
-    # Declared wrongly, the file is read as declared (explicit wins; no second-guessing).
-    assert read(data, encoding="latin-1")["navn"].to_list() == ["\x8fse \x92r\x9b"]
-    # ...or refused where the bytes do not exist in the declared code page.
+    # Declared wrongly as latin-1, the æøå would become invisible C1 controls: refused.
+    error = read_error(data, encoding="latin-1")
+    assert "control character U+008F" in str(error) and "cp865" in error.hint
+    assert error.line == 2
+    # ...as where the bytes do not exist in the declared code page.
     assert "not valid cp1252" in str(read_error(data, encoding="cp1252"))
 
 
@@ -273,3 +275,114 @@ def test_only_a_header_gives_no_rows_but_the_columns() -> None:
 def test_bad_options_are_errors(options: dict[str, Any]) -> None:
     error = read_error(b"a;b\n1;2\n", **options)
     assert "dataset YAML" in str(error)
+
+
+# --- probe findings: long fields, UTF-16 without BOM, NUL, stray quotes, totals, mojibake --
+
+
+def test_a_field_longer_than_the_csv_modules_default_limit_is_read() -> None:
+    big = "x" * 200_000
+    plain = f"id;navn;beloeb\n1;{big};1\n".encode()
+    quoted = f'id;navn;beloeb\n1;"{big}\nmere";1\n'.encode()  # a quoted line break
+    assert read(plain)["navn"][0] == big
+    assert read(quoted, delimiter=";")["navn"][0] == big + "\nmere"
+    assert read(quoted)["navn"][0] == big + "\nmere"
+
+
+def test_a_bare_carriage_return_in_a_record_scan_is_named() -> None:
+    error = read_error(b'a;b\n"x\ny";1\n1\r2;3\n')
+    assert error.line == 4
+    assert "carriage return" in error.hint
+
+
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be"])
+def test_utf16_without_a_bom_is_named_and_reads_when_declared(codec: str) -> None:
+    data = "id;navn;by\r\n1;Søren;Køge\r\n2;Åse;Ry\r\n".encode(codec)
+    error = read_error(data)
+    assert f"looks like {codec.upper()} without a byte-order mark" in str(error)
+    assert f"`encoding: {codec}`" in error.hint
+    assert "\x00" not in str(error)
+    assert read(data, encoding=codec)["navn"].to_list() == ["Søren", "Åse"]
+
+
+def test_a_nul_byte_is_not_text() -> None:
+    error = read_error("id;navn\n1;Ib\n2;Å\x00se\n".encode())
+    assert error.line == 3
+    assert "NUL byte" in error.cause and "corrupt or binary" in error.hint
+
+
+@pytest.mark.parametrize(
+    ("data", "line"),
+    [
+        ('id;navn;n\n1;Ib;1\n2;5" skærm;1\n'.encode(), 3),  # inside an unquoted field
+        (b'"id" ;"navn";n\n1;S;1\n', 1),  # a blank after the closing quote, in the header
+        (b'id;navn;n\n1;"ab"c;1\n2;x;1\n', 2),  # text after the closing quote
+    ],
+)
+def test_a_stray_quote_is_named_with_its_line(data: bytes, line: int) -> None:
+    error = read_error(data)
+    assert error.line == line
+    assert 'a quote character (") appears inside an unquoted field' in error.cause
+    assert '`quote: ""`' in error.hint
+    assert "chunk" not in str(error) and "offset" not in str(error)
+    # A file that really uses no quoting reads once quoting is off.
+    assert read(data, quote="").height >= 1
+
+
+TOTALS = "(?i)^(i alt|total)"
+
+
+def test_a_total_in_any_column_is_skipped() -> None:
+    data = "id;navn;beløb;dato\n1;Søren;12,5;01-02-2024\n2;Åse;1;15-12-2023\n;I alt;13,5;\n"
+    frame = read(data.encode(), skip_rows_matching=TOTALS)
+    assert frame["id"].to_list() == ["1", "2"]
+
+
+def test_short_subtotal_rows_are_skipped_before_the_width_check() -> None:
+    data = (
+        'id;navn;beløb;dato\n1;"S\nx";1;01-02-2024\nI alt;1\n2;B;2;01-02-2024\n'
+        '"I alt\nfor B";2\n3;C;3;01-03-2024\n'
+    )
+    frame = read(data.encode(), skip_rows_matching=TOTALS)
+    assert frame.select("id", "navn", "_source_row").rows() == [
+        ("1", "S\nx", 2),
+        ("2", "B", 5),
+        ("3", "C", 8),  # line numbers stay the file's own
+    ]
+    # A short row that does not match is still refused, on its own line.
+    error = read_error((data + "4;D\n").encode(), skip_rows_matching=TOTALS)
+    assert error.line == 9 and "the row has 2 fields" in error.cause
+
+
+def test_empty_fields_never_match_the_skip_pattern() -> None:
+    frame = read(b"a;b\n1;\n2;x\n", skip_rows_matching="^$|^x$")
+    assert frame["a"].to_list() == ["1"]
+
+
+def test_a_bad_skip_pattern_names_only_the_pattern_and_the_regex_error() -> None:
+    error = read_error(b"a;b\n1;2\n", skip_rows_matching="(I alt")
+    assert error.cause == "`skip_rows_matching` '(I alt' is not a valid regular expression" + (
+        " (unclosed group)"
+    )
+    assert "col(" not in str(error)
+
+
+def test_utf8_declared_as_a_single_byte_code_page_is_refused() -> None:
+    data = "id;navn\n1;Søren Æbelø\n".encode()
+    error = read_error(data, encoding="cp1252")
+    assert "`encoding` is cp1252 but the file is UTF-8" in error.cause
+    assert "`encoding: utf-8`" in error.hint
+
+
+def test_c1_controls_from_a_wrong_latin1_declaration_are_refused() -> None:
+    data = "id;vare\n1;Kaffe\n2;Kage 25 €\n".encode("cp1252")  # € is 0x80
+    error = read_error(data, encoding="latin-1")
+    assert error.line == 3 and "U+0080" in error.cause and "cp1252" in error.hint
+    assert read(data, encoding="cp1252")["vare"][1] == "Kage 25 €"
+
+
+def test_a_header_that_looks_like_data_says_so() -> None:
+    error = read_error(b"1;S;1;01-02-2024\n2;B;2;01-02-2024\n")
+    assert error.line == 1
+    assert "looks like data, not column names" in error.cause
+    assert "header_row" in error.hint
