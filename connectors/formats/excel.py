@@ -13,27 +13,50 @@ read off which conversions succeeded:
     date        value     null      value      null
     boolean     "true"    1.0/0.0   null       value
 
+Rendering: numbers as digits (`1234.56`, `1e-07`; whole numbers without a decimal part),
+dates as `YYYY-MM-DD`, date-times as `YYYY-MM-DD HH:MM:SS`, times of day as `HH:MM` (or
+`HH:MM:SS` when the seconds are not zero). Excel stores a date and a date-time alike (a day
+number; only the cell's display format differs, which calamine does not pass on), so a
+column in which any date cell has a time renders all its date cells with the time, midnight
+as `00:00:00`: a date-time field then accepts every value, and a date field accepts
+`YYYY-MM-DD 00:00:00` too. Header texts are NFC-normalised (macOS tools write `å` as `a`
+plus a combining ring), and sheet names are matched NFC-normalised.
+
 Layout options (`format:` block, `type: excel`):
 
     sheet: Borgere | 0        one sheet, by name or 0-based index (default: the first)
     sheets: [Nord, 1] | "*"   several sheets with the same header names into one frame, with
                               a `_sheet` (String) column just before `_source_row` saying which
                               sheet each row is from; `_source_row` stays the row in its sheet.
-                              Not together with `sheet`.
+                              "*" is every visible sheet (hidden ones are left out; list a
+                              hidden sheet by name to read it). Not together with `sheet`.
     header_row: 3             0-based row of the (first) header row
     header_rows: 2            header rows from `header_row` down (default 1), names joined top
                               to bottom with " / ": a merged "Besøg" over "Dato" and "Varighed"
-                              gives "Besøg / Dato" and "Besøg / Varighed"
+                              gives "Besøg / Dato" and "Besøg / Varighed". In .xlsx/.xlsm the
+                              file's merged ranges say which columns a group label covers; .xls
+                              and .ods give no merge ranges, so there a label is carried right
+                              over empty cells until the next label (see `_carried_header`).
     columns_range: "B:H"      only these sheet columns (Excel letters, inclusive), e.g. to leave
                               out notes beside the table; footers are counted within the range
     skip_footer_rows: 2       non-empty rows to drop at the end (after empty rows are dropped)
-    skip_rows_matching: ^I alt   drop rows whose first column matches (Rust regex)
+    skip_rows_matching: ^I alt   drop rows where any column matches (Rust regex), as in CSV
+    decimal_comma: true       numbers with a decimal part render with a comma (`1234,56`,
+                              `1,5e-05`), never with a thousands separator (default false:
+                              `1234.56`); the pipeline sets it for datasets whose `parse:` has
+                              `decimal_comma`, so numeric cells and text cells read alike
+
+Before calamine sees a workbook, `workbook_package` checks a zip-based one (.xlsx/.xlsm/.ods)
+for compression bombs and scans an .xlsx sheet's XML for its used range (one stray cell at
+XFD1048576 would make calamine allocate 512 GiB), its merged ranges and formulas saved
+without a result; .xls and .ods sheets are not scanned.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -45,9 +68,18 @@ from connectors.formats.errors import FormatError, is_panic
 from connectors.formats.frame import SOURCE_ROW, finish, header_name
 from connectors.formats.options import (
     check_keys,
+    flag,
     non_negative_int,
     optional_str,
     positive_number,
+)
+from connectors.formats.workbook_package import (
+    LAST_COLUMN,
+    Package,
+    SheetScan,
+    column_index,
+    first_line,
+    open_package,
 )
 
 OPTIONS = {
@@ -58,11 +90,19 @@ OPTIONS = {
     "columns_range",
     "skip_footer_rows",
     "skip_rows_matching",
+    "decimal_comma",
 }
 # With `sheets:` each row also says which sheet it came from, just before `_source_row`.
 SHEET = "_sheet"
 _COLUMNS_RANGE = re.compile(r"([A-Za-z]{1,3})\s*:\s*([A-Za-z]{1,3})")
-_LAST_COLUMN = 16383  # XFD
+# calamine holds a sheet's used range as a grid of 32-byte cells, four times over while the
+# sheet is loaded as text, float, datetime and boolean: 20 million cells is already 640 MB
+# a load, and far beyond any table delivered as a workbook (1 048 576 rows x 19 columns).
+MAX_CELLS = 20_000_000
+# Each column is rendered and checked on its own: a used range wider than this is almost
+# always a stray cell far to the right, and takes seconds per thousand columns.
+MAX_COLUMNS = 1000
+_NAME_ECHO = 80  # characters of a header or sheet name quoted in a message
 
 # calamine's names for Excel error values, back to what Excel shows in the cell.
 _ERROR_TEXT = {
@@ -79,6 +119,10 @@ _ERROR_DETAIL = re.compile(r"Error\((\w+)\)")
 _INT64_SAFE = 2.0**62
 # Excel has no dates before 1900-01-01; calamine puts time-only cells (serial < 1) there.
 _FIRST_EXCEL_DAY = dt.datetime(1900, 1, 1)
+_MIDNIGHT = dt.time(0)
+# An encrypted .xlsx is an OLE2 compound file holding an "EncryptedPackage" stream.
+_OLE2 = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+_ENCRYPTED_PACKAGE = "EncryptedPackage".encode("utf-16-le")
 
 
 def read_excel(data: bytes, options: Mapping[str, Any], *, source_name: str) -> pl.DataFrame:
@@ -89,6 +133,7 @@ def read_excel(data: bytes, options: Mapping[str, Any], *, source_name: str) -> 
         columns=_columns_range(options.get("columns_range"), source_name),
         skip_footer_rows=non_negative_int(options, "skip_footer_rows", 0, source_name=source_name),
         skip_rows_matching=optional_str(options, "skip_rows_matching", source_name=source_name),
+        decimal_comma=flag(options, "decimal_comma", source_name=source_name),
     )
     if options.get("sheet") is not None and options.get("sheets") is not None:
         raise FormatError(
@@ -97,6 +142,14 @@ def read_excel(data: bytes, options: Mapping[str, Any], *, source_name: str) -> 
             "Use `sheet:` for one sheet or `sheets:` for several, not both",
         )
 
+    if data.startswith(_OLE2) and _ENCRYPTED_PACKAGE in data:
+        raise FormatError(
+            source_name,
+            "the workbook is password-protected (encrypted)",
+            "Save an unprotected copy (in Excel: File > Info > Protect Workbook, remove the"
+            " password) and deliver that",
+        )
+    package = open_package(data, source_name)
     try:
         workbook = fastexcel.read_excel(data)
     except BaseException as err:
@@ -106,7 +159,7 @@ def read_excel(data: bytes, options: Mapping[str, Any], *, source_name: str) -> 
             raise
         raise FormatError(
             source_name,
-            f"not a readable Excel workbook ({_first_line(err)})",
+            f"not a readable Excel workbook ({first_line(err)})",
             "Check that the file really is .xlsx/.xlsm/.xls/.ods (not CSV or HTML renamed),"
             " complete, and not password-protected",
         ) from err
@@ -114,12 +167,12 @@ def read_excel(data: bytes, options: Mapping[str, Any], *, source_name: str) -> 
     if options.get("sheets") is None:
         wanted = options.get("sheet")
         sheet = _sheet_name(workbook.sheet_names, 0 if wanted is None else wanted, source_name)
-        return _read_sheet(workbook, sheet, layout, source_name)
+        return _read_sheet(workbook, package, sheet, layout, source_name, key="sheet")
 
-    sheets = _sheet_list(workbook.sheet_names, options["sheets"], source_name)
+    sheets = _sheet_list(workbook, package, options["sheets"], source_name)
     frames: list[pl.DataFrame] = []
     for sheet in sheets:
-        frame = _read_sheet(workbook, sheet, layout, source_name)
+        frame = _read_sheet(workbook, package, sheet, layout, source_name, key="sheets")
         if SHEET in frame.columns[:-1]:
             raise FormatError(
                 source_name,
@@ -135,10 +188,10 @@ def read_excel(data: bytes, options: Mapping[str, Any], *, source_name: str) -> 
             extra = [n for n in here if n not in first]
             raise FormatError(
                 source_name,
-                f"the headers differ from those of sheet '{sheets[0]}':"
-                + (" missing " + ", ".join(f"'{n}'" for n in missing) if missing else "")
+                f"the headers differ from those of sheet {_quoted(sheets[0])}:"
+                + (" missing " + ", ".join(map(_quoted, missing)) if missing else "")
                 + (";" if missing and extra else "")
-                + (" extra " + ", ".join(f"'{n}'" for n in extra) if extra else ""),
+                + (" extra " + ", ".join(map(_quoted, extra)) if extra else ""),
                 "Every sheet listed in `sheets:` must have the same column names;"
                 " fix the sheet or leave it out of `sheets:`",
                 line=layout.header_row + 1,
@@ -165,32 +218,23 @@ class _Layout:
     columns: tuple[int, int] | None  # 0-based Excel column indexes, inclusive
     skip_footer_rows: int
     skip_rows_matching: str | None
+    decimal_comma: bool = False
 
 
-def _read_sheet(workbook: Any, sheet: str, layout: _Layout, source_name: str) -> pl.DataFrame:
-    cells, first_column = _sheet_cells(workbook, sheet, source_name)
+def _read_sheet(
+    workbook: Any, package: Package | None, sheet: str, layout: _Layout, source_name: str, key: str
+) -> pl.DataFrame:
+    scan = package.scan(sheet) if package is not None else None
+    if scan is not None:
+        _check_scan(scan, sheet, layout, source_name)
+    cells, first_column = _sheet_cells(workbook, sheet, layout, source_name)
     if cells.width == 0:
         raise FormatError(
             source_name,
             "the sheet is empty",
-            "Set `sheet:` to the sheet holding the data",
+            f"Set `{key}:` to the sheet(s) holding the data",
             sheet=sheet,
         )
-    if layout.columns is not None:
-        low, high = layout.columns
-        # calamine starts the loaded range at the first used column: shift to sheet columns.
-        keep = [
-            c - first_column for c in range(low, high + 1) if 0 <= c - first_column < cells.width
-        ]
-        if not keep:
-            raise FormatError(
-                source_name,
-                f"`columns_range` {_letters(low)}:{_letters(high)} holds no cells; the used"
-                f" columns are {_letters(first_column)}:{_letters(first_column + cells.width - 1)}",
-                "Fix `columns_range` in the dataset YAML (Excel column letters, e.g. B:H)",
-                sheet=sheet,
-            )
-        cells = cells.select(cells.columns[keep[0] : keep[-1] + 1])
     header_row, header_rows = layout.header_row, layout.header_rows
     if header_row + header_rows > cells.height:
         rows = "" if header_rows == 1 else f" with `header_rows` {header_rows}"
@@ -201,10 +245,20 @@ def _read_sheet(workbook: Any, sheet: str, layout: _Layout, source_name: str) ->
             sheet=sheet,
         )
 
+    header_cells = [
+        [_header_text(v) for v in cells.row(r)] for r in range(header_row, header_row + header_rows)
+    ]
+    if header_rows == 1:
+        header = header_cells[0]
+    elif scan is not None:
+        header = _merged_header(header_cells, header_row, first_column, scan.merges)
+    else:
+        header = _carried_header(header_cells)
     first_data = header_row + header_rows
+    values, header = _without_empty_unnamed(cells.slice(first_data), header)
     return finish(
-        cells.slice(first_data),
-        _header(cells, header_row, header_rows),
+        values,
+        header,
         # Row i of the loaded range is Excel row i + 1: leading empty rows are kept.
         pl.int_range(first_data + 1, cells.height + 1, eager=True, dtype=pl.Int64),
         source_name=source_name,
@@ -215,35 +269,83 @@ def _read_sheet(workbook: Any, sheet: str, layout: _Layout, source_name: str) ->
     )
 
 
-def _header(cells: pl.DataFrame, header_row: int, header_rows: int) -> list[str]:
-    """Column names from `header_rows` rows, top to bottom, joined with " / ".
+def _without_empty_unnamed(
+    values: pl.DataFrame, header: list[str]
+) -> tuple[pl.DataFrame, list[str]]:
+    """The columns without the unnamed ones that hold nothing, if no unnamed one holds a value.
+
+    `finish` drops those too, but checks them one by one: a formatted or stray cell far to
+    the right makes thousands. When an unnamed column does hold a value, all are left for
+    `finish`, whose message counts the column's position.
+    """
+    unnamed = [name for name, text in zip(values.columns, header, strict=True) if not text]
+    if not unnamed:
+        return values, header
+    filled = values.select(
+        (pl.col(name).str.strip_chars().str.len_bytes() > 0).any() for name in unnamed
+    ).row(0)
+    if any(filled):
+        return values, header
+    keep = [i for i, text in enumerate(header) if text]
+    return values.select(values.columns[i] for i in keep), [header[i] for i in keep]
+
+
+def _header_text(raw: object) -> str:
+    # NFC: a header typed on a Mac ("å" as "a" + combining ring) must match the YAML's key.
+    return unicodedata.normalize("NFC", header_name(raw))
+
+
+def _joined(rows: list[list[str]]) -> list[str]:
+    return [" / ".join(part for part in column if part) for column in zip(*rows, strict=True)]
+
+
+def _merged_header(
+    rows: list[list[str]],
+    header_row: int,
+    first_column: int,
+    merges: list[tuple[int, int, int, int]],
+) -> list[str]:
+    """Column names from several header rows, a group label covering its merged range.
+
+    A merged cell holds its text in its top-left cell only; that text is given to the other
+    columns of the merge, in every header row but the last (which names single columns),
+    and only to columns with a name in a lower header row, so a group never names an empty
+    column after the table. A label that is not merged names its own column only.
+    """
+    filled = [list(row) for row in rows]
+    width = len(rows[0])
+    for top, left, _, right in merges:
+        r, c = top - header_row, left - first_column
+        if not (0 <= r < len(rows) - 1 and 0 <= c < width):
+            continue  # starts outside the header rows (or outside `columns_range`)
+        for column in range(c + 1, min(right - first_column, width - 1) + 1):
+            if any(rows[below][column] for below in range(r + 1, len(rows))):
+                filled[r][column] = rows[r][c]
+    return _joined(filled)
+
+
+def _carried_header(rows: list[list[str]]) -> list[str]:
+    """Column names from several header rows when the file gives no merge ranges (.xls, .ods).
 
     A merged cell holds its text in its top-left cell only, so in every row but the last an
     upper value is carried right across empty cells, until a cell in that row or any row above
     it starts a new group, and only into columns with a name in a lower header row. The last
     row names single columns and is never carried. Empty parts are left out.
     """
-    rows = [
-        [header_name(v) for v in cells.row(r)] for r in range(header_row, header_row + header_rows)
-    ]
-    if header_rows == 1:
-        return rows[0]
     filled = [list(row) for row in rows]
-    for r in range(header_rows - 1):
+    for r in range(len(rows) - 1):
         carried = ""
-        for c in range(cells.width):
+        for c in range(len(rows[0])):
             if rows[r][c]:
                 carried = rows[r][c]
             elif any(rows[above][c] for above in range(r)):
                 carried = ""
             # Only into columns named below: a group never spills over empty columns after
             # the table (or a note column beside it).
-            if any(rows[below][c] for below in range(r + 1, header_rows)):
+            if any(rows[below][c] for below in range(r + 1, len(rows))):
                 filled[r][c] = carried
     filled[-1] = rows[-1]
-    return [
-        " / ".join(part for part in (row[c] for row in filled) if part) for c in range(cells.width)
-    ]
+    return _joined(filled)
 
 
 def _columns_range(value: object, source_name: str) -> tuple[int, int] | None:
@@ -251,21 +353,14 @@ def _columns_range(value: object, source_name: str) -> tuple[int, int] | None:
         return None
     found = _COLUMNS_RANGE.fullmatch(value.strip()) if isinstance(value, str) else None
     if found is not None:
-        low, high = _column_index(found.group(1)), _column_index(found.group(2))
-        if low <= high <= _LAST_COLUMN:
+        low, high = column_index(found.group(1)), column_index(found.group(2))
+        if low <= high <= LAST_COLUMN:
             return low, high
     raise FormatError(
         source_name,
         f'`columns_range` must be Excel column letters like "B:H", got {value!r}',
         "Fix `columns_range` in the dataset YAML (first column, colon, last column; A to XFD)",
     )
-
-
-def _column_index(letters: str) -> int:
-    index = 0
-    for letter in letters.upper():
-        index = index * 26 + ord(letter) - ord("A") + 1
-    return index - 1
 
 
 def _letters(index: int) -> str:
@@ -277,9 +372,13 @@ def _letters(index: int) -> str:
     return text
 
 
-def _sheet_list(names: list[str], wanted: object, source_name: str) -> list[str]:
+def _sheet_list(
+    workbook: Any, package: Package | None, wanted: object, source_name: str
+) -> list[str]:
+    names: list[str] = workbook.sheet_names
     if wanted == "*":
-        return list(names)
+        # A hidden sheet is typically a template or lookup table, not a month of data.
+        return [name for name in names if not _hidden(workbook, package, name)]
     if not isinstance(wanted, list) or not wanted:
         raise FormatError(
             source_name,
@@ -291,23 +390,41 @@ def _sheet_list(names: list[str], wanted: object, source_name: str) -> list[str]
     if twice:
         raise FormatError(
             source_name,
-            "`sheets` lists " + ", ".join(f"'{s}'" for s in twice) + " more than once",
+            "`sheets` lists " + ", ".join(map(_quoted, twice)) + " more than once",
             "List each sheet once in `sheets:` (a name and its index are the same sheet)",
         )
     return sheets
 
 
-def _first_line(err: BaseException) -> str:
-    text = str(err).strip()
-    return text.splitlines()[0] if text else type(err).__name__
+def _hidden(workbook: Any, package: Package | None, sheet: str) -> bool:
+    if package is not None and sheet in package.members:
+        return sheet in package.hidden  # from workbook.xml, without loading the sheet
+    try:
+        # .xls and .ods: calamine has read their sheets when opening the file, so this is
+        # cheap; fastexcel only tells a sheet's visibility once it is loaded.
+        return workbook.load_sheet(sheet, header_row=None, n_rows=0).visible != "visible"
+    except BaseException as err:
+        if not isinstance(err, fastexcel.FastExcelError) and not is_panic(err):
+            raise
+        return False  # reading it will say what is wrong
+
+
+def _quoted(name: str) -> str:
+    # A header can be a whole paragraph (or a forged 400 MB string): quote the start only.
+    return f"'{name}'" if len(name) <= _NAME_ECHO else f"'{name[:_NAME_ECHO]}…'"
 
 
 def _sheet_name(names: list[str], wanted: object, source_name: str, key: str = "sheet") -> str:
     if isinstance(wanted, int) and not isinstance(wanted, bool) and 0 <= wanted < len(names):
         return names[wanted]
-    if isinstance(wanted, str) and wanted in names:
-        return wanted
-    listed = ", ".join(f"'{n}'" for n in names) or "none"
+    if isinstance(wanted, str):
+        # NFC on both sides: a name typed in the YAML and one saved by a Mac tool (NFD) look
+        # the same but differ in bytes.
+        target = unicodedata.normalize("NFC", wanted)
+        for name in names:
+            if unicodedata.normalize("NFC", name) == target:
+                return name
+    listed = ", ".join(map(_quoted, names)) or "none"
     raise FormatError(
         source_name,
         f"there is no sheet {wanted!r}; the workbook has {len(names)} sheet(s): {listed}",
@@ -315,59 +432,82 @@ def _sheet_name(names: list[str], wanted: object, source_name: str, key: str = "
     )
 
 
-def _load(workbook: Any, sheet: str, dtype: str) -> Any:
+def _load(workbook: Any, sheet: str, dtype: Any, pick: Any = None) -> Any:
     # header_row=None with skip_rows=0: fastexcel then keeps leading empty rows, so row i of
     # the result is sheet row i (with skip_rows=None it would silently drop them).
-    return workbook.load_sheet(sheet, header_row=None, skip_rows=0, dtypes=dtype)
+    return workbook.load_sheet(sheet, header_row=None, skip_rows=0, dtypes=dtype, use_columns=pick)
 
 
-def _text_cells(workbook: Any, sheet: str) -> tuple[pl.DataFrame, list[Any], int]:
-    # Error cells (#DIV/0!) come back null; the error list is how they are told from blanks.
-    loaded = _load(workbook, sheet, "string")
-    batch, errors = loaded.to_arrow_with_errors()
-    frame = pl.from_arrow(batch)
-    assert isinstance(frame, pl.DataFrame)
-    # Leading empty rows are kept but leading empty columns are not: remember where the
-    # loaded range starts (0-based sheet column of its first column).
-    first_column = min((c.absolute_index for c in loaded.available_columns()), default=0)
-    return frame, (errors.errors if errors is not None else []), first_column
+def _sheet_cells(
+    workbook: Any, sheet: str, layout: _Layout, source_name: str
+) -> tuple[pl.DataFrame, int]:
+    """The sheet's cells (within `columns_range`) as text per each cell's own type.
 
-
-def _sheet_cells(workbook: Any, sheet: str, source_name: str) -> tuple[pl.DataFrame, int]:
-    """Every cell of the sheet as text per the cell's own type; row i is Excel row i + 1.
-
-    Also the 0-based sheet column of the first column (calamine skips empty ones).
+    Row i is Excel row i + 1. Also the 0-based sheet column of the first column returned
+    (calamine's range starts at the first used column, not at A).
     """
+    pick = None
+    if layout.columns is not None:
+        low, high = layout.columns
+        pick = lambda column: low <= column.absolute_index <= high  # noqa: E731
     try:
-        text, errors, first_column = _text_cells(workbook, sheet)
+        loaded = _load(workbook, sheet, "string", pick)
+        # Error cells (#DIV/0!) come back null; the error list is how they are told from blanks.
+        batch, errors = loaded.to_arrow_with_errors()
+        text = pl.from_arrow(batch)
+        assert isinstance(text, pl.DataFrame)
+        used = [c.absolute_index for c in loaded.available_columns()]
+        selected = loaded.selected_columns
+        if layout.columns is None and len(used) > MAX_COLUMNS:
+            raise _too_wide(min(used), max(used), text.height, sheet, source_name)
+        if layout.columns is not None and used and not selected:
+            low, high = layout.columns
+            raise FormatError(
+                source_name,
+                f"`columns_range` {_letters(low)}:{_letters(high)} holds no cells; the used"
+                f" columns are {_letters(min(used))}:{_letters(max(used))}",
+                "Fix `columns_range` in the dataset YAML (Excel column letters, e.g. B:H)",
+                sheet=sheet,
+            )
         if text.width == 0:
-            return text, first_column
+            return text, 0
+        # fastexcel numbers columns from the first used one; error positions count from there.
+        first_index = selected[0].index
+        first_column = selected[0].absolute_index
         # Cells that do not convert become null here (no error list: building one Python
         # object per text cell in a float load costs more than the load itself).
-        number = _load(workbook, sheet, "float").to_polars()
-        moment = _moments(workbook, sheet, text.width, text.height)
-        flag = _load(workbook, sheet, "boolean").to_polars()
+        number = _load(workbook, sheet, "float", pick).to_polars()
+        moment = _moments(workbook, sheet, first_index, text.width, text.height, pick)
+        boolean = _load(workbook, sheet, "boolean", pick).to_polars()
     except BaseException as err:
         if not isinstance(err, fastexcel.FastExcelError) and not is_panic(err):
             raise
         raise FormatError(
             source_name,
-            f"cannot read the sheet: {_first_line(err)}",
+            f"cannot read the sheet: {first_line(err)}",
             "Open and re-save the workbook in Excel, or export the sheet as CSV",
             sheet=sheet,
         ) from err
 
+    # A column with no text at all is empty (or holds only error cells, filled in below):
+    # rendering it is skipped, since a stray cell far to the right makes thousands of them.
+    nulls = text.null_count().row(0)
     columns = [
-        _render(text[:, i], number[:, i], moment[:, i], flag[:, i]).alias(f"c{i}")
+        pl.Series(f"c{i}", [None] * text.height, dtype=pl.String)
+        if nulls[i] == text.height
+        else _render(
+            text[:, i], number[:, i], moment[:, i], boolean[:, i], layout.decimal_comma
+        ).alias(f"c{i}")
         for i in range(text.width)
     ]
-    for error in errors:
+    for error in errors.errors if errors is not None else []:
         row, column = error.position
+        column -= first_index
         found = _ERROR_DETAIL.search(error.detail)
         if found is None:
             raise FormatError(
                 source_name,
-                f"cannot read the cell in column {column + 1}: {error.detail}",
+                f"cannot read the cell in column {_letters(first_column + column)}: {error.detail}",
                 "Fix the cell in the workbook",
                 line=row + 1,
                 sheet=sheet,
@@ -377,9 +517,11 @@ def _sheet_cells(workbook: Any, sheet: str, source_name: str) -> tuple[pl.DataFr
     return pl.DataFrame(columns), first_column
 
 
-def _moments(workbook: Any, sheet: str, width: int, height: int) -> pl.DataFrame:
+def _moments(
+    workbook: Any, sheet: str, first_index: int, width: int, height: int, pick: Any
+) -> pl.DataFrame:
     try:
-        return _load(workbook, sheet, "datetime").to_polars()
+        return _load(workbook, sheet, "datetime", pick).to_polars()
     except BaseException as err:
         if not is_panic(err):
             raise
@@ -388,7 +530,7 @@ def _moments(workbook: Any, sheet: str, width: int, height: int) -> pl.DataFrame
     # columns that cannot convert: their numbers still render from the float load, and any
     # real date cell in them falls back to calamine's text (`2026-01-15 00:00:00`).
     columns = []
-    for i in range(width):
+    for i in range(first_index, first_index + width):
         try:
             column = workbook.load_sheet(
                 sheet, header_row=None, skip_rows=0, dtypes={i: "datetime"}, use_columns=[i]
@@ -401,7 +543,9 @@ def _moments(workbook: Any, sheet: str, width: int, height: int) -> pl.DataFrame
     return pl.DataFrame(columns)
 
 
-def _render(text: pl.Series, number: pl.Series, moment: pl.Series, flag: pl.Series) -> pl.Series:
+def _render(
+    text: pl.Series, number: pl.Series, moment: pl.Series, flag: pl.Series, decimal_comma: bool
+) -> pl.Series:
     cells = pl.DataFrame(
         {
             "text": text.cast(pl.String),
@@ -416,10 +560,16 @@ def _render(text: pl.Series, number: pl.Series, moment: pl.Series, flag: pl.Seri
     whole = (pl.col("number") == pl.col("number").floor()) & (pl.col("number").abs() < _INT64_SAFE)
     # Excel shows times to the second; serial fractions land a millisecond off.
     moment_s = pl.col("moment").dt.round("1s")
+    is_time = moment_s < _FIRST_EXCEL_DAY
+    # A date and a date-time are the same kind of cell to calamine: any time in the column
+    # makes it a date-time column, whose midnights then keep their 00:00:00.
+    has_times = (is_date & ~is_time & (moment_s.dt.time() != _MIDNIGHT)).any()
     date_text = (
-        pl.when(moment_s < _FIRST_EXCEL_DAY)
+        pl.when(is_time & (moment_s.dt.second() == 0))
+        .then(moment_s.dt.strftime("%H:%M"))
+        .when(is_time)
         .then(moment_s.dt.strftime("%H:%M:%S"))
-        .when(moment_s.dt.time() == dt.time(0))
+        .when((moment_s.dt.time() == _MIDNIGHT) & ~has_times)
         .then(moment_s.dt.strftime("%Y-%m-%d"))
         .otherwise(moment_s.dt.strftime("%Y-%m-%d %H:%M:%S"))
     )
@@ -437,11 +587,54 @@ def _render(text: pl.Series, number: pl.Series, moment: pl.Series, flag: pl.Seri
     value = rendered["value"]
     positions = rendered["needs_repr"].arg_true()
     if positions.len():
-        value = value.scatter(
-            positions, [_number_text(v) for v in number.gather(positions).to_list()]
-        )
+        texts = [_number_text(v) for v in number.gather(positions).to_list()]
+        if decimal_comma:
+            texts = [t.replace(".", ",") for t in texts]
+        value = value.scatter(positions, texts)
     return value
 
 
 def _number_text(value: float) -> str:
     return str(int(value)) if value.is_integer() else repr(value)
+
+
+def _too_wide(first: int, last: int, rows: int, sheet: str, source_name: str) -> FormatError:
+    return FormatError(
+        source_name,
+        f"the sheet's used range is {_letters(first)}1:{_letters(last)}{rows},"
+        f" {last - first + 1} columns wide, more than {MAX_COLUMNS}",
+        "Delete the stray cells far to the right of the table in the workbook (Ctrl+End in"
+        " Excel goes to the last used cell), or set `columns_range` in the dataset YAML to"
+        " the table's columns (e.g. A:H)",
+        sheet=sheet,
+    )
+
+
+def _check_scan(scan: SheetScan, sheet: str, layout: _Layout, source_name: str) -> None:
+    if scan.last_row >= 0:
+        # fastexcel keeps the leading empty rows (the grid starts at row 1), not columns.
+        rows, columns = scan.last_row + 1, scan.last_column - scan.first_column + 1
+        if rows * columns > MAX_CELLS:
+            used = (
+                f"{_letters(scan.first_column)}{scan.first_row + 1}:"
+                f"{_letters(scan.last_column)}{scan.last_row + 1}"
+            )
+            raise FormatError(
+                source_name,
+                f"the sheet's used range is {used} ({rows} rows x {columns} columns), more"
+                f" than {MAX_CELLS} cells to load",
+                "Delete the stray cells far outside the table in the workbook (Ctrl+End in"
+                " Excel goes to the last used cell) and save it again, or deliver the sheet"
+                " as CSV",
+                sheet=sheet,
+            )
+        if layout.columns is None and columns > MAX_COLUMNS:
+            raise _too_wide(scan.first_column, scan.last_column, rows, sheet, source_name)
+    if scan.no_result is not None:
+        raise FormatError(
+            source_name,
+            f"formula cells without a stored result (e.g. {scan.no_result}); the program"
+            " that wrote the file did not calculate them, so they would read as empty",
+            "Open and save the file in Excel or LibreOffice so the results are stored",
+            sheet=sheet,
+        )

@@ -126,8 +126,11 @@ def finish(
 
     if skip_rows_matching:
         check_pattern(skip_rows_matching, source_name=source_name)
-        first = pl.col(positional[keep[0]])
-        frame = frame.filter(~first.str.contains(skip_rows_matching).fill_null(False))
+        # Any field, as in CSV: totals put "I alt" in whichever column the label sits in.
+        matches = (
+            pl.col(positional[i]).str.contains(skip_rows_matching).fill_null(False) for i in keep
+        )
+        frame = frame.filter(~pl.any_horizontal(matches))
 
     return frame.select(
         *(pl.col(positional[i]).alias(names[i]) for i in keep),

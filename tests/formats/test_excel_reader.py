@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
+import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -91,7 +94,17 @@ def test_report_values_and_sheet_row_numbers(report: bytes) -> None:
             "2026-02-01 13:30:00",
             5,
         ),
-        ("0202851234", "Åse Østergård", "31-09-2026", "12", "0.1", "false", "2026-02-02", 6),
+        # "Sidst" has a time elsewhere in the column: its midnight keeps the time too.
+        (
+            "0202851234",
+            "Åse Østergård",
+            "31-09-2026",
+            "12",
+            "0.1",
+            "false",
+            "2026-02-02 00:00:00",
+            6,
+        ),
         ("0303751234", "Bo", None, "-3", "1e-07", None, None, 8),
     ]
 
@@ -102,6 +115,9 @@ def test_without_footer_option_the_footers_are_rows(report: bytes) -> None:
     assert frame.row(3) == (None, "I alt", None, "4009", None, None, None, 9)
     dropped = read(report, header_row=3, skip_rows_matching="^Kilde")
     assert dropped["_source_row"].to_list() == [5, 6, 8, 9]
+    # Any column, as in CSV: the total's label sits in the second one.
+    totals = read(report, header_row=3, skip_rows_matching="^(Kilde|I alt)")
+    assert totals["_source_row"].to_list() == [5, 6, 8]
 
 
 def test_leading_empty_rows_and_columns_keep_true_row_numbers(tmp_path: Path) -> None:
@@ -266,8 +282,13 @@ def test_three_header_rows_carry_within_their_group(tmp_path: Path) -> None:
 
 def test_the_lowest_header_row_is_not_carried(tmp_path: Path) -> None:
     # An empty bottom cell under a group names no column; with no values it is dropped.
-    data = workbook(tmp_path, {"Ark1": [["Grp", None, None], ["a", "b", None], [1, 2, None]]})
-    assert read(data, header_rows=2).columns == ["Grp / a", "Grp / b", "_source_row"]
+    path = tmp_path / "lowest.xlsx"
+    with xlsxwriter.Workbook(path) as book:
+        sheet = book.add_worksheet()
+        sheet.merge_range(0, 0, 0, 2, "Grp", book.add_format())  # A1:C1
+        sheet.write_row(1, 0, ["a", "b"])
+        sheet.write_row(2, 0, [1, 2])
+    assert read(path.read_bytes(), header_rows=2).columns == ["Grp / a", "Grp / b", "_source_row"]
 
 
 def test_duplicate_combined_header_names_are_an_error(tmp_path: Path) -> None:
@@ -425,3 +446,149 @@ def test_all_new_options_together(tmp_path: Path) -> None:
     )
     assert frame.rows() == [("2026-Jan", "3", "Jan", 4), ("2026-Feb", "5", "Feb", 4)]
     assert frame.columns == ["Besøg / Dato", "Besøg / Timer", "_sheet", "_source_row"]
+
+
+# -- values, names and sheets that the probe found read wrong -------------------------------
+
+
+def rewritten(data: bytes, member: str, edit: Callable[[bytes], bytes]) -> bytes:
+    """The workbook with one zip member's bytes changed (for XML xlsxwriter will not write)."""
+    source = zipfile.ZipFile(io.BytesIO(data))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as target:
+        for info in source.infolist():
+            content = source.read(info.filename)
+            target.writestr(info.filename, edit(content) if info.filename == member else content)
+    return out.getvalue()
+
+
+def test_decimal_comma_renders_numbers_with_a_comma(tmp_path: Path) -> None:
+    rows = [["beloeb", "tekst"], [1234.56, "1.234,56"], [2.5, None], [7, None], [1.5e-05, None]]
+    data = workbook(tmp_path, {"Ark1": rows})
+    frame = read(data, decimal_comma=True)
+    assert frame["beloeb"].to_list() == ["1234,56", "2,5", "7", "1,5e-05"]
+    assert frame["tekst"].to_list() == ["1.234,56", None, None, None]  # text stays as typed
+    assert read(data)["beloeb"].to_list() == ["1234.56", "2.5", "7", "1.5e-05"]
+    assert "`decimal_comma` must be true or false" in str(read_error(data, decimal_comma="ja"))
+
+
+def test_datetimes_keep_midnight_and_times_of_day_drop_zero_seconds(tmp_path: Path) -> None:
+    path = tmp_path / "times.xlsx"
+    with xlsxwriter.Workbook(path) as book:
+        sheet = book.add_worksheet()
+        stamp = book.add_format({"num_format": "dd-mm-yyyy hh:mm"})
+        date = book.add_format({"num_format": "dd-mm-yyyy"})
+        clock = book.add_format({"num_format": "hh:mm"})
+        sheet.write_row(0, 0, ["tidspunkt", "dato", "start"])
+        sheet.write_datetime(1, 0, dt.datetime(2024, 2, 1), stamp)
+        sheet.write_datetime(2, 0, dt.datetime(2024, 2, 1, 0, 1), stamp)
+        sheet.write_datetime(1, 1, dt.datetime(2024, 2, 1), date)
+        sheet.write_datetime(2, 1, dt.datetime(2024, 2, 2), date)
+        sheet.write_datetime(1, 2, dt.time(8, 30), clock)
+        sheet.write_datetime(2, 2, dt.time(8, 30, 15), clock)
+    assert read(path.read_bytes()).rows() == [
+        ("2024-02-01 00:00:00", "2024-02-01", "08:30", 2),
+        ("2024-02-01 00:01:00", "2024-02-02", "08:30:15", 3),
+    ]
+
+
+def test_a_group_label_covers_only_its_merged_range(tmp_path: Path) -> None:
+    path = tmp_path / "flat.xlsx"
+    with xlsxwriter.Workbook(path) as book:
+        sheet = book.add_worksheet()
+        sheet.merge_range("B1:C1", "Periode", book.add_format())
+        sheet.write_row(1, 0, ["ID", "Fra", "Til", "Antal"])
+        sheet.write_row(2, 0, ["0001", "01-02-2024", "02-02-2024", 3])
+    frame = read(path.read_bytes(), header_rows=2)
+    assert frame.columns == ["ID", "Periode / Fra", "Periode / Til", "Antal", "_source_row"]
+
+
+def test_decomposed_unicode_sheet_and_header_names_match(tmp_path: Path) -> None:
+    nfd = "Ma\u030aned"  # "Måned" as macOS tools write it: a + combining ring above
+    data = workbook(tmp_path, {nfd: [["ID", f"Dato for {nfd}"], ["0001", "01-02-2024"]]})
+    frame = read(data, sheet="Måned")
+    assert frame.columns == ["ID", "Dato for Måned", "_source_row"]
+    assert read(data, sheets=["Måned"])["_sheet"].to_list() == [nfd]
+
+
+def test_formulas_saved_without_their_result_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "formulas.xlsx"
+    with xlsxwriter.Workbook(path) as book:
+        sheet = book.add_worksheet("Data")
+        sheet.write_row(0, 0, ["id", "sum", "tom"])
+        sheet.write_row(1, 0, ["0001"])
+        sheet.write_formula(1, 1, "=1+2", None, 3)
+        sheet.write_formula(1, 2, '=IF(A2="","x","")', None, "")
+    data = path.read_bytes()
+    # An empty-text result (t="str" with an empty value) is a stored result.
+    assert read(data).rows() == [("0001", "3", None, 2)]
+
+    # As openpyxl writes them: the formula and an empty value, never calculated.
+    uncalculated = rewritten(
+        data, "xl/worksheets/sheet1.xml", lambda xml: xml.replace(b"<v>3</v>", b"<v />")
+    )
+    error = read_error(uncalculated)
+    assert "formula cells without a stored result (e.g. B2)" in str(error)
+    assert error.sheet == "Data" and "Open and save the file in Excel" in str(error)
+
+
+def test_all_sheets_leaves_out_hidden_ones(tmp_path: Path) -> None:
+    path = tmp_path / "hidden.xlsx"
+    with xlsxwriter.Workbook(path) as book:
+        for name in ("Januar", "Skabelon"):
+            sheet = book.add_worksheet(name)
+            sheet.write_row(0, 0, ["id", "antal"])
+            sheet.write_row(1, 0, [name, 1])
+        sheet.hide()
+    data = path.read_bytes()
+    assert read(data, sheets="*")["_sheet"].to_list() == ["Januar"]
+    assert read(data, sheets=["Januar", "Skabelon"])["_sheet"].to_list() == ["Januar", "Skabelon"]
+
+
+def test_a_stray_cell_far_right_is_refused_or_left_out_with_columns_range(tmp_path: Path) -> None:
+    path = tmp_path / "stray.xlsx"
+    with xlsxwriter.Workbook(path) as book:
+        sheet = book.add_worksheet("Data")
+        sheet.write_row(0, 0, ["id", "antal"])
+        for r in range(1, 51):
+            sheet.write_row(r, 0, [f"{r:04}", r])
+        sheet.write(10, 16383, "x")  # XFD11
+    data = path.read_bytes()
+    error = read_error(data)
+    assert "used range is A1:XFD51, 16384 columns wide, more than 1000" in str(error)
+    assert "`columns_range`" in str(error) and error.sheet == "Data"
+    assert read(data, columns_range="A:B").height == 50
+
+
+def test_header_names_in_messages_are_cut_short(tmp_path: Path) -> None:
+    long = "x" * 500
+    data = workbook(tmp_path, {"A": [["id"], [1]], "B": [["id", long], [2, 3]]})
+    message = str(read_error(data, sheets="*"))
+    assert f"extra '{'x' * 80}…'" in message and long not in message
+
+
+def test_an_encrypted_workbook_is_named_as_such() -> None:
+    data = (
+        bytes.fromhex("d0cf11e0a1b11ae1") + b"\x00" * 500 + "EncryptedPackage".encode("utf-16-le")
+    )
+    error = read_error(data)
+    assert "the workbook is password-protected (encrypted)" in str(error)
+    assert "unprotected copy" in str(error)
+
+
+def test_an_empty_sheet_hint_names_the_option_used(tmp_path: Path) -> None:
+    path = tmp_path / "tom.xlsx"
+    with xlsxwriter.Workbook(path) as book:
+        book.add_worksheet("Tom")
+    assert "Set `sheets:`" in str(read_error(path.read_bytes(), sheets=["Tom"]))
+    assert "Set `sheet:`" in str(read_error(path.read_bytes()))
+
+
+def test_cells_without_references_are_placed_as_calamine_places_them(tmp_path: Path) -> None:
+    # No `r="B3"` on the cells: each follows the one before in its row (the slow path).
+    data = workbook(tmp_path, {"Data": [["id"], [1]]})
+    far = b'<row r="1048576">' + b"<c><v>1</v></c>" * 20 + b"</row></sheetData>"
+    error = read_error(
+        rewritten(data, "xl/worksheets/sheet1.xml", lambda xml: xml.replace(b"</sheetData>", far))
+    )
+    assert "used range is A1:T1048576 (1048576 rows x 20 columns)" in str(error)

@@ -24,7 +24,15 @@ from typing import Any
 
 import pytest
 
-from tests.formats.builders import MiB, gzip_bomb, stored, zip_archive, zip_bomb
+from tests.formats.builders import (
+    MiB,
+    RawMember,
+    deflated_zeros,
+    gzip_bomb,
+    stored,
+    zip_archive,
+    zip_bomb,
+)
 
 REPO = Path(__file__).resolve().parents[2]
 MAX_SECONDS = 2.0
@@ -236,3 +244,104 @@ def test_the_measurement_sees_a_real_load(probe: dict[str, dict[str, Any]]) -> N
     outcome = probe["control-30mib-csv"]
     assert outcome["result"] == "loaded" and outcome["rows"] == 900_000, outcome
     assert outcome["growth_mib"] > 30, outcome  # 30 MiB of text decompressed and parsed
+
+
+# -- Excel workbooks (appended separately: the cases above are parametrized before this runs) ---
+
+
+def _xlsx(edit: Callable[[bytes], bytes] = lambda xml: xml) -> bytes:
+    """A small real workbook whose sheet XML is passed through `edit`."""
+    import xlsxwriter
+
+    buffer = io.BytesIO()
+    with xlsxwriter.Workbook(buffer, {"in_memory": True}) as book:
+        sheet = book.add_worksheet("Data")
+        sheet.write_row(0, 0, ["ID", "Dato", "Antal"])
+        for r in range(1, 51):
+            sheet.write_row(r, 0, [f"{r:04}", "01-02-2024", r])
+    source = zipfile.ZipFile(io.BytesIO(buffer.getvalue()))
+    members = []
+    for info in source.infolist():
+        content = source.read(info.filename)
+        if info.filename == "xl/worksheets/sheet1.xml":
+            content = edit(content)
+        members.append(stored(info.filename, content))
+    return zip_archive(members)
+
+
+def _corner(xml: bytes) -> bytes:
+    return xml.replace(
+        b"</sheetData>", b'<row r="1048576"><c r="XFD1048576"><v>1</v></c></row></sheetData>'
+    )
+
+
+def _stray_far_right(xml: bytes) -> bytes:
+    stray = b'<c r="XFD51" t="inlineStr"><is><t>x</t></is></c>'
+    return xml.replace(b"</row></sheetData>", stray + b"</row></sheetData>")
+
+
+def _shared_strings_bomb(declared: int | None = None) -> bytes:
+    """The workbook with a shared-strings part of 400 MiB of zeros (about 400 KB packed)."""
+    payload, crc = deflated_zeros(400)
+    size = 400 * MiB if declared is None else declared
+    workbook = zipfile.ZipFile(io.BytesIO(_xlsx()))
+    members = [
+        stored(i.filename, workbook.read(i.filename))
+        for i in workbook.infolist()
+        if i.filename != "xl/sharedStrings.xml"
+    ]
+    return zip_archive([*members, RawMember("xl/sharedStrings.xml", payload, crc, size)])
+
+
+EXCEL = {"type": "excel"}
+EXCEL_CASES: dict[str, tuple[Callable[[], bytes], dict[str, Any], str]] = {
+    "xlsx-cell-at-xfd1048576": (
+        lambda: _xlsx(_corner),
+        EXCEL,
+        "the sheet's used range is A1:XFD1048576 (1048576 rows x 16384 columns)",
+    ),
+    "xlsx-cell-at-xfd1048576-columns-range": (
+        lambda: _xlsx(_corner),
+        {**EXCEL, "columns_range": "A:C"},
+        "the sheet's used range is A1:XFD1048576",
+    ),
+    "xlsx-stray-cell-far-right": (
+        lambda: _xlsx(_stray_far_right),
+        EXCEL,
+        "the sheet's used range is A1:XFD51, 16384 columns wide",
+    ),
+    "xlsx-shared-strings-bomb": (
+        _shared_strings_bomb,
+        EXCEL,
+        "'xl/sharedStrings.xml' would expand",
+    ),
+    "xlsx-shared-strings-bomb-lying-header": (
+        lambda: _shared_strings_bomb(declared=1000),
+        EXCEL,
+        "the workbook part 'xl/sharedStrings.xml' cannot be read",
+    ),
+}
+CASES.update(EXCEL_CASES)
+
+
+# Not refused: within `columns_range` the table loads, and the stray cell costs nothing.
+CASES["xlsx-stray-cell-columns-range"] = (
+    lambda: _xlsx(_stray_far_right),
+    {**EXCEL, "columns_range": "A:C"},
+    "",
+)
+
+
+@pytest.mark.parametrize("case_id", list(EXCEL_CASES))
+def test_excel_refused_within_2_s_and_200_mb(
+    probe: dict[str, dict[str, Any]], case_id: str
+) -> None:
+    test_refused_within_2_s_and_200_mb(probe, case_id)
+
+
+def test_excel_stray_cell_outside_columns_range_loads_fast(
+    probe: dict[str, dict[str, Any]],
+) -> None:
+    outcome = probe["xlsx-stray-cell-columns-range"]
+    assert outcome["result"] == "loaded" and outcome["rows"] == 50, outcome
+    assert outcome["seconds"] < MAX_SECONDS and outcome["growth_mib"] < MAX_GROWTH_MIB, outcome

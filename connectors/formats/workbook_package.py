@@ -1,0 +1,262 @@
+"""The zip package of an .xlsx/.xlsm (or .ods) workbook, checked before calamine opens it.
+
+calamine trusts a workbook: it inflates every part it reads and allocates a grid of 32 bytes
+per cell of a sheet's used range, so a 400 KB shared-strings bomb costs gigabytes and one
+stray cell at XFD1048576 asks for 512 GiB and aborts the process. Here every part is checked
+against the container limits (declared size and ratio, then read through once with its CRC,
+so a header that lies is caught), and an .xlsx sheet's XML is scanned in steps for its used
+range, its merged ranges and formulas saved without a result (openpyxl and similar writers
+do not calculate; calamine would read them as empty cells).
+"""
+
+from __future__ import annotations
+
+import html
+import io
+import re
+import zipfile
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from connectors.formats.containers import DEFAULT_MAX_BYTES, DEFAULT_MAX_RATIO, RATIO_FLOOR
+from connectors.formats.errors import FormatError
+
+LAST_COLUMN = 16383  # XFD
+
+
+def column_index(letters: str) -> int:
+    """0-based index of an Excel column (A is 0, XFD is 16383)."""
+    index = 0
+    for letter in letters.upper():
+        index = index * 26 + ord(letter) - ord("A") + 1
+    return index - 1
+
+
+def first_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return text.splitlines()[0] if text else type(err).__name__
+
+
+_ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError, zlib.error)
+_READ_STEP = 1 << 20
+_SCAN_STEP = 1 << 22
+_NS = rb"(?:[\w.-]+:)?"  # an optional namespace prefix (`x:c` in some writers)
+# A cell as Excel, LibreOffice and the Python writers all write it, its reference first.
+_CELL_REF = re.compile(rb'<c r="([A-Z]{1,3})([0-9]{1,7})"')
+_TOKEN = re.compile(rb"<(/?)" + _NS + rb"(row|c)(?=[\s/>])([^>]*?)(/?)>")
+_REF_ATTRIBUTE = re.compile(rb"(?:^|\s)r\s*=\s*[\"']([A-Za-z]{0,3})([0-9]{1,7})[\"']")
+_MERGE = re.compile(
+    rb"<" + _NS + rb"mergeCell\s[^>]*?ref\s*=\s*[\"']"
+    rb"([A-Za-z]{1,3})([0-9]{1,7}):([A-Za-z]{1,3})([0-9]{1,7})[\"']"
+)
+# A formula cell with no value or an empty `<v/>` (as openpyxl and POI leave them), unless it
+# is typed as text (t="str"). `<v></v>` is how xlsxwriter stores an empty-text result: kept.
+_NO_RESULT = re.compile(
+    rb"<" + _NS + rb"c((?:\s[^>]*)?)>\s*<" + _NS + rb"f\b[^>]*?(?:/>|>[^<]*</" + _NS + rb"f>)"
+    rb"\s*(?:<" + _NS + rb"v\s*/>)?\s*</" + _NS + rb"c>"
+)
+_STRING_TYPE = re.compile(rb"\st\s*=\s*[\"']str[\"']")
+_SHEET_TAG = re.compile(rb"<" + _NS + rb"sheet\s([^>]*)>")
+_RELATIONSHIP_TAG = re.compile(rb"<" + _NS + rb"Relationship\s([^>]*)>")
+_ATTRIBUTE = re.compile(rb"([\w:.-]+)\s*=\s*(?:\"([^\"]*)\"|'([^']*)')")
+
+
+@dataclass
+class SheetScan:
+    """What calamine will build from one .xlsx sheet, read off its XML without building it."""
+
+    first_row: int = -1  # 0-based; -1 while no cell is seen
+    last_row: int = -1
+    first_column: int = LAST_COLUMN + 1
+    last_column: int = -1
+    # Merged ranges as (top, left, bottom, right), 0-based and inclusive.
+    merges: list[tuple[int, int, int, int]] = field(default_factory=list)
+    no_result: str | None = None  # a formula cell saved without its result, e.g. "B3"
+
+    def add(self, row: int, column: int) -> None:
+        if self.first_row < 0 or row < self.first_row:
+            self.first_row = row
+        self.last_row = max(self.last_row, row)
+        self.first_column = min(self.first_column, column)
+        self.last_column = max(self.last_column, column)
+
+
+class Package:
+    """An .xlsx/.xlsm (or .ods) zip, with each .xlsx sheet's XML found by its name."""
+
+    def __init__(self, archive: zipfile.ZipFile, members: dict[str, str], hidden: set[str]) -> None:
+        self.archive = archive
+        self.members = members  # sheet name -> worksheet XML member (.xlsx only)
+        self.hidden = hidden  # names of hidden and very hidden sheets (.xlsx only)
+
+    def scan(self, sheet: str) -> SheetScan | None:
+        member = self.members.get(sheet)
+        return _scan_sheet(self.archive, member) if member is not None else None
+
+
+def open_package(data: bytes, source_name: str) -> Package | None:
+    """The workbook's zip, refused if it is a compression bomb; None if it is no zip.
+
+    Every member is checked, not only those calamine reads first: it opens the shared strings
+    and styles with the workbook and a sheet's XML when the sheet is loaded.
+    """
+    if not data.startswith(b"PK\x03\x04"):
+        return None
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+        infos = archive.infolist()
+    except _ZIP_ERRORS:
+        return None  # calamine says what is wrong with it
+    total = 0
+    for info in infos:
+        total += info.file_size
+        ratio = info.file_size / max(info.compress_size, 1)
+        if info.file_size > RATIO_FLOOR and ratio > DEFAULT_MAX_RATIO:
+            raise FormatError(
+                source_name,
+                f"the workbook part '{info.filename}' would expand {ratio:.0f} times"
+                f" ({info.compress_size} to {info.file_size} bytes), more than"
+                f" {DEFAULT_MAX_RATIO}; this looks like a compression bomb",
+                "Ask for the file again, or open and re-save it in Excel and deliver that copy",
+            )
+    if total > DEFAULT_MAX_BYTES:
+        raise FormatError(
+            source_name,
+            f"the workbook's parts hold {total} bytes uncompressed, more than {DEFAULT_MAX_BYTES}",
+            "Ask for a smaller extract, or for the data as CSV",
+        )
+    for info in infos:
+        try:
+            # zipfile stops at the declared size and checks the CRC: a part whose header
+            # understates its size (to slip past the check above) fails here.
+            with archive.open(info) as stream:
+                while stream.read(_READ_STEP):
+                    pass
+        except (*_ZIP_ERRORS, NotImplementedError, RuntimeError) as err:
+            raise FormatError(
+                source_name,
+                f"the workbook part '{info.filename}' cannot be read ({first_line(err)})",
+                "The file is damaged or forged: ask for it again, or open and re-save it in Excel",
+            ) from err
+    return Package(archive, *_sheet_members(archive))
+
+
+def _sheet_members(archive: zipfile.ZipFile) -> tuple[dict[str, str], set[str]]:
+    """Sheet name -> the member holding its XML, found the way calamine finds it; and the
+    names of the hidden sheets."""
+    try:
+        workbook = archive.read("xl/workbook.xml")
+        relationships = archive.read("xl/_rels/workbook.xml.rels")
+    except KeyError:
+        return {}, set()  # not an .xlsx (an .ods, say): no sheet scan
+    targets = {}
+    for tag in _RELATIONSHIP_TAG.finditer(relationships):
+        attributes = _attributes(tag.group(1))
+        if "Id" in attributes and "Target" in attributes:
+            targets[attributes["Id"]] = attributes["Target"]
+    names = {name.lower(): name for name in archive.namelist()}
+    members, hidden = {}, set()
+    for tag in _SHEET_TAG.finditer(workbook):
+        attributes = _attributes(tag.group(1))
+        if attributes.get("state", "visible") != "visible":
+            hidden.add(attributes.get("name", ""))
+        target = targets.get(attributes.get("r:id") or attributes.get("relationships:id", ""))
+        if "name" not in attributes or target is None:
+            continue
+        path = target[1:] if target.startswith("/xl/") else target
+        path = path if path.startswith("xl/") else f"xl/{path}"
+        member = names.get(path.replace("\\", "/").lower())
+        if member is not None:
+            members[attributes["name"]] = member
+    return members, hidden
+
+
+def _attributes(text: bytes) -> dict[str, str]:
+    return {
+        key.decode("utf-8", "replace"): html.unescape(
+            (double if double or not single else single).decode("utf-8", "replace")
+        )
+        for key, double, single in _ATTRIBUTE.findall(text)
+    }
+
+
+def _scan_sheet(archive: zipfile.ZipFile, member: str) -> SheetScan:
+    """The used range, merges and result-less formulas of one sheet's XML, read in steps.
+
+    Cells written `<c r="B3"` (by Excel, LibreOffice and the Python writers) are found by one
+    fast regular expression, empty `<c r="B3" s="1"/>` ones too, which calamine skips: the
+    range may come out larger, never smaller. A sheet with any other cell tag (no reference,
+    a namespace prefix) is walked again tag by tag, placing cells the way calamine does.
+    """
+    scan = SheetScan()
+    for text in _xml_steps(archive, member):
+        refs = _CELL_REF.findall(text)
+        tags = text.count(b"<c ") + text.count(b"<c>")
+        if len(refs) != tags or b":c " in text or b":c>" in text:
+            return _walk_sheet(archive, member)
+        if refs:
+            letters = [column_index(c.decode()) for c in {letters for letters, _ in refs}]
+            numbers = [int(r) for r in {digits for _, digits in refs}]
+            scan.add(min(numbers) - 1, min(letters))
+            scan.add(max(numbers) - 1, max(letters))
+        _scan_extras(scan, text)
+    return scan
+
+
+def _walk_sheet(archive: zipfile.ZipFile, member: str) -> SheetScan:
+    scan = SheetScan()
+    row = column = 0
+    for text in _xml_steps(archive, member):
+        for closing, name, attributes, empty in _TOKEN.findall(text):
+            if empty:
+                continue  # calamine skips empty `<row/>` and `<c/>` alike
+            ref = _REF_ATTRIBUTE.search(attributes)
+            if name == b"row":
+                if closing:
+                    row, column = row + 1, 0
+                elif ref is not None:
+                    row = int(ref.group(2)) - 1
+            elif not closing:
+                if ref is not None and ref.group(1):
+                    column = column_index(ref.group(1).decode())
+                    scan.add(int(ref.group(2)) - 1, column)
+                else:
+                    scan.add(row, column)
+                column += 1
+        _scan_extras(scan, text)
+    return scan
+
+
+def _scan_extras(scan: SheetScan, text: bytes) -> None:
+    # Both patterns try every `<`: look for their names first (merges and formulas are few).
+    merges = _MERGE.findall(text) if b"mergeCell" in text else []
+    for left, top, right, bottom in merges:
+        scan.merges.append(
+            (
+                int(top) - 1,
+                column_index(left.decode()),
+                int(bottom) - 1,
+                column_index(right.decode()),
+            )
+        )
+    if scan.no_result is None and (b"<f" in text or b":f" in text):
+        for found in _NO_RESULT.finditer(text):
+            if not _STRING_TYPE.search(found.group(1)):
+                ref = _REF_ATTRIBUTE.search(found.group(1))
+                scan.no_result = (ref.group(1) + ref.group(2)).decode() if ref else "a cell"
+                break
+
+
+def _xml_steps(archive: zipfile.ZipFile, member: str) -> Iterator[bytes]:
+    """The member's bytes in steps of about 4 MiB, each ending after a whole row where it can
+    (so a cell is never cut in two) or else after a whole tag."""
+    rest = b""
+    with archive.open(member) as stream:
+        while step := stream.read(_SCAN_STEP):
+            text = rest + step
+            cut = text.rfind(b"</row>")
+            cut = cut + len(b"</row>") if cut >= 0 else text.rfind(b">") + 1
+            yield text[:cut]
+            rest = text[cut:]
+    yield rest
