@@ -89,7 +89,7 @@ def conform_chunks(spec: DatasetSpec, path: Path, source_name: str) -> Iterator[
     """Parse a file and conform it to the contract, a bounded chunk at a time; raises
     FormatError or SchemaBreak. Keys repeated across chunks are the caller's (see
     `RepeatFilter`): within a chunk, `conform` already quarantines them."""
-    for raw in iter_table(path, spec.format, source_name=source_name):
+    for raw in iter_table(path, reader_options(spec), source_name=source_name):
         yield conform(
             raw,
             spec.contract,
@@ -102,6 +102,15 @@ def conform_chunks(spec: DatasetSpec, path: Path, source_name: str) -> Iterator[
             # a changed layout.
             absent_is_null=spec.format.get("type") in RECORD_FORMATS,
         )
+
+
+def reader_options(spec: DatasetSpec) -> dict:
+    """The `format:` block as the reader takes it. A workbook's numeric cells are rendered
+    in the notation `parse:` reads: with a decimal comma, 1234.56 would otherwise lose its
+    `.` as a thousands separator."""
+    if spec.format.get("type") == "excel" and spec.parse.decimal_comma:
+        return {**spec.format, "decimal_comma": True}
+    return spec.format
 
 
 def check_file(spec: DatasetSpec, path: Path) -> Conformed:

@@ -305,6 +305,7 @@ def test_typing_dates_in_two_passes_equals_one_pass_over_every_format() -> None:
         "2026-03-02 10:15:00.1",
         "2026-03-02T10:15:00",
         "02-03-2026",
+        "2026-03-02",  # a bare date is midnight
         None,
     ]
     frame = pl.DataFrame(
@@ -319,3 +320,16 @@ def test_typing_dates_in_two_passes_equals_one_pass_over_every_format() -> None:
     typed = _type_columns(frame, fields, parse)
     assert typed.equals(once)
     assert typed["day"].null_count() > frame["day"].null_count()  # some values no format reads
+
+
+def test_a_bare_date_in_a_datetime_field_is_midnight() -> None:
+    # A workbook renders a date-time column whose cells are all at 00:00 as dates.
+    class Visits(pa.DataFrameModel):
+        at: pl.Datetime = pa.Field(nullable=True)
+
+    raw = pl.DataFrame({"at": ["2026-03-02", "2026-03-02 08:30:00", "02-03-26"]})
+    result = conform(raw.with_columns(pl.int_range(2, 5).alias("_source_row")), Visits)
+    assert [str(v) for v in result.valid["at"]] == ["2026-03-02 00:00:00", "2026-03-02 08:30:00"]
+    assert result.failures.select("_source_row", "check").rows() == [
+        (4, "type:Datetime(time_unit='us', time_zone=None)")
+    ]
