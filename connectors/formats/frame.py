@@ -2,13 +2,14 @@
 
 Readers hand over raw cell text positionally plus the header texts and where each row came
 from; this module names the columns, strips and nulls values, drops empty rows and footers,
-and refuses headers that would make a column ambiguous.
+and refuses headers that would make a column ambiguous. Record formats (JSON, XML) hand
+over their fields through `records_frame`, which refuses field explosions first.
 """
 
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 import polars as pl
 
@@ -135,4 +136,72 @@ def finish(
     return frame.select(
         *(pl.col(positional[i]).alias(names[i]) for i in keep),
         pl.col(SOURCE_ROW),
+    )
+
+
+# Real record layouts have tens to hundreds of fields; a hostile or mis-pointed document with
+# 100k distinct keys or element names would take minutes and gigabytes to build.
+MAX_COLUMNS = 5_000
+# The frame is dense: every record gets a cell in every column, so fields that each appear in
+# one record cost records x fields cells (40k records x 5k fields is 200M cells, over 6 GB)
+# from a 2 MB file. Above this many cells, at least one in SPARSE_SHARE must hold a value.
+SPARSE_CELLS = 10_000_000
+SPARSE_SHARE = 50
+_NAMES_LISTED = 10
+_NAME_CHARS = 60
+
+
+def too_many_fields(
+    names: Collection[str], new: str, record: int, source_name: str, *, line: int | None
+) -> FormatError:
+    """The error for the record (1-based) that adds a field past MAX_COLUMNS."""
+    shown = ", ".join(f"`{_short(n)}`" for n in list(names)[:_NAMES_LISTED])
+    return FormatError(
+        source_name,
+        f"the records have more than {MAX_COLUMNS} different fields (record {record}"
+        f" adds `{_short(new)}`); the first are {shown} and {len(names) - _NAMES_LISTED} more",
+        "Check `record_path`: it should name the repeating records, not an element or key"
+        " that holds the whole document; fields named by data (ids as keys) cannot be columns",
+        line=line,
+    )
+
+
+def _short(name: str) -> str:
+    return name if len(name) <= _NAME_CHARS else name[: _NAME_CHARS - 1] + "…"
+
+
+def records_frame(
+    indices: Mapping[str, list[int]],
+    values: Mapping[str, list[str | None]],
+    source_rows: list[int],
+    source_name: str,
+) -> pl.DataFrame:
+    """The reader frame from sparse columns: per field name, the 0-based records that have it
+    and their text values. A mostly empty table is refused before it is built."""
+    if not values:
+        return pl.DataFrame(schema={SOURCE_ROW: pl.Int64})
+    count = len(source_rows)
+    cells = count * len(values)
+    filled = sum(len(v) for v in values.values())
+    if cells > SPARSE_CELLS and filled * SPARSE_SHARE < cells:
+        raise FormatError(
+            source_name,
+            f"the {count} records have {len(values)} different fields but only {filled} values"
+            f" in all: as a table that is {cells} cells, fewer than 1 in {SPARSE_SHARE} filled",
+            "Check `record_path` (it should name the repeating records); fields that each occur"
+            " in a few records, such as ids used as keys, cannot be columns",
+        )
+    columns = {}
+    for i, key in enumerate(values):
+        column = pl.Series(values[key], dtype=pl.String)
+        if column.len() < count:
+            empty = pl.repeat(None, count, dtype=pl.String, eager=True)
+            column = empty.scatter(indices[key], column)
+        columns[f"c{i}"] = column
+    return finish(
+        pl.DataFrame(columns),
+        list(values),
+        pl.Series(source_rows, dtype=pl.Int64),
+        source_name=source_name,
+        header_line=None,
     )

@@ -3,7 +3,7 @@
 Values are rendered as text the way the Excel reader renders cells, so the typing step does
 not care where a record came from; nested objects and lists are kept as JSON text.
 
-Records become columns through `records_frame`, which the XML reader shares: it refuses more
+Records become columns through `frame.records_frame`, as in the XML reader: it refuses more
 than MAX_COLUMNS different fields, and a table that would be mostly empty cells (fields that
 each appear in a few records), before the columns are built.
 """
@@ -13,28 +13,18 @@ from __future__ import annotations
 # This module is connectors.formats.json; with absolute imports `json` is still the stdlib one.
 import json as stdlib_json
 import math
-from collections.abc import Collection, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 import polars as pl
 
 from connectors.formats.encoding import decode
 from connectors.formats.errors import FormatError
-from connectors.formats.frame import SOURCE_ROW, finish
+from connectors.formats.frame import MAX_COLUMNS, records_frame, too_many_fields
 from connectors.formats.options import check_keys, optional_str
 
 JSON_OPTIONS = {"record_path", "encoding"}
 NDJSON_OPTIONS = {"encoding"}
-# Real record layouts have tens to hundreds of fields; a hostile or mis-pointed document with
-# 100k distinct keys or element names would take minutes and gigabytes to build.
-MAX_COLUMNS = 5_000
-# The frame is dense: every record gets a cell in every column, so fields that each appear in
-# one record cost records x fields cells (40k records x 5k fields is 200M cells, over 6 GB)
-# from a 2 MB file. Above this many cells, at least one in SPARSE_SHARE must hold a value.
-SPARSE_CELLS = 10_000_000
-SPARSE_SHARE = 50
-_NAMES_LISTED = 10
-_NAME_CHARS = 60
 
 
 def read_json(data: bytes, options: Mapping[str, Any], *, source_name: str) -> pl.DataFrame:
@@ -169,62 +159,6 @@ def _frame(
             values[key].append(text)
     source_rows = lines if lines is not None else range(1, len(records) + 1)
     return records_frame(indices, values, list(source_rows), source_name)
-
-
-def too_many_fields(
-    names: Collection[str], new: str, record: int, source_name: str, *, line: int | None
-) -> FormatError:
-    """The error for the record (1-based) that adds a field past MAX_COLUMNS."""
-    shown = ", ".join(f"`{_short(n)}`" for n in list(names)[:_NAMES_LISTED])
-    return FormatError(
-        source_name,
-        f"the records have more than {MAX_COLUMNS} different fields (record {record}"
-        f" adds `{_short(new)}`); the first are {shown} and {len(names) - _NAMES_LISTED} more",
-        "Check `record_path`: it should name the repeating records, not an element or key"
-        " that holds the whole document; fields named by data (ids as keys) cannot be columns",
-        line=line,
-    )
-
-
-def _short(name: str) -> str:
-    return name if len(name) <= _NAME_CHARS else name[: _NAME_CHARS - 1] + "…"
-
-
-def records_frame(
-    indices: Mapping[str, list[int]],
-    values: Mapping[str, list[str | None]],
-    source_rows: list[int],
-    source_name: str,
-) -> pl.DataFrame:
-    """The reader frame from sparse columns: per field name, the 0-based records that have it
-    and their text values. A mostly empty table is refused before it is built."""
-    if not values:
-        return pl.DataFrame(schema={SOURCE_ROW: pl.Int64})
-    count = len(source_rows)
-    cells = count * len(values)
-    filled = sum(len(v) for v in values.values())
-    if cells > SPARSE_CELLS and filled * SPARSE_SHARE < cells:
-        raise FormatError(
-            source_name,
-            f"the {count} records have {len(values)} different fields but only {filled} values"
-            f" in all: as a table that is {cells} cells, fewer than 1 in {SPARSE_SHARE} filled",
-            "Check `record_path` (it should name the repeating records); fields that each occur"
-            " in a few records, such as ids used as keys, cannot be columns",
-        )
-    columns = {}
-    for i, key in enumerate(values):
-        column = pl.Series(values[key], dtype=pl.String)
-        if column.len() < count:
-            empty = pl.repeat(None, count, dtype=pl.String, eager=True)
-            column = empty.scatter(indices[key], column)
-        columns[f"c{i}"] = column
-    return finish(
-        pl.DataFrame(columns),
-        list(values),
-        pl.Series(source_rows, dtype=pl.Int64),
-        source_name=source_name,
-        header_line=None,
-    )
 
 
 def value_text(value: Any) -> str | None:

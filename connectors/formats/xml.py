@@ -26,7 +26,7 @@ occurs twice in one record (two `Telefon`) cannot be one row's value and is an e
 says to point `record_path` at the repeating element instead. Text directly inside the
 record element itself lands in a column named after the record element. Elements nested more
 than MAX_DEPTH levels inside a record, and more than MAX_COLUMNS different fields, are
-refused (json.records_frame also refuses a table of mostly empty cells).
+refused (frame.records_frame also refuses a table of mostly empty cells).
 
 `_source_row` is the 1-based record number, which stays meaningful for XML written on one
 line; errors also give the line the record starts on.
@@ -51,7 +51,7 @@ from defusedxml.ElementTree import XMLParser
 
 from connectors.formats.encoding import decode
 from connectors.formats.errors import FormatError
-from connectors.formats.json import MAX_COLUMNS, records_frame, too_many_fields
+from connectors.formats.frame import MAX_COLUMNS, records_frame, too_many_fields
 from connectors.formats.options import check_keys, optional_str
 
 OPTIONS = {"record_path", "encoding"}
