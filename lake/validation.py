@@ -10,6 +10,7 @@ column, check and (masked where personal) value.
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
@@ -122,6 +123,8 @@ def rename_to_contract(
     document) gets every missing field, and with `absent_is_null` (record formats, whose
     writers leave out null keys) a missing nullable field is a column of nulls."""
     fields = contract_columns(contract)
+    # Readers NFC-normalise headers; a YAML saved on a Mac may hold NFD keys.
+    aliases = {unicodedata.normalize("NFC", src): dst for src, dst in aliases.items()}
     renames = {src: dst for src, dst in aliases.items() if src in raw.columns}
     sources: dict[str, list[str]] = {}
     for header in raw.columns:

@@ -246,7 +246,7 @@ def _read_sheet(
         )
 
     header_cells = [
-        [_header_text(v) for v in cells.row(r)] for r in range(header_row, header_row + header_rows)
+        [header_name(v) for v in cells.row(r)] for r in range(header_row, header_row + header_rows)
     ]
     if header_rows == 1:
         header = header_cells[0]
@@ -288,11 +288,6 @@ def _without_empty_unnamed(
         return values, header
     keep = [i for i, text in enumerate(header) if text]
     return values.select(values.columns[i] for i in keep), [header[i] for i in keep]
-
-
-def _header_text(raw: object) -> str:
-    # NFC: a header typed on a Mac ("å" as "a" + combining ring) must match the YAML's key.
-    return unicodedata.normalize("NFC", header_name(raw))
 
 
 def _joined(rows: list[list[str]]) -> list[str]:

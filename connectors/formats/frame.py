@@ -8,6 +8,7 @@ over their fields through `records_frame`, which refuses field explosions first.
 
 from __future__ import annotations
 
+import unicodedata
 from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 
@@ -19,8 +20,10 @@ SOURCE_ROW = "_source_row"
 
 
 def header_name(raw: object) -> str:
-    # Merged Excel headers arrive as "Start\n dato"; a person (and the YAML) calls it "Start dato".
-    return " ".join(str(raw).split()) if raw is not None else ""
+    """A header cell as people (and the YAML) name it: "Start\\n dato" (a merged Excel header)
+    is "Start dato", and text is NFC-normalised (macOS tools write "å" as "a" plus a combining
+    ring, which looks the same but would not match the YAML's key)."""
+    return unicodedata.normalize("NFC", " ".join(str(raw).split())) if raw is not None else ""
 
 
 def check_pattern(pattern: str, *, source_name: str) -> None:

@@ -386,3 +386,9 @@ def test_a_header_that_looks_like_data_says_so() -> None:
     assert error.line == 1
     assert "looks like data, not column names" in error.cause
     assert "header_row" in error.hint
+
+
+def test_headers_are_nfc_normalised() -> None:
+    # macOS tools write "å" as "a" plus a combining ring: it looks the same as the YAML's key.
+    decomposed = "Dato for a\u030ar;Beløb\n01-02-2026;12\n".encode()
+    assert read(decomposed).columns == ["Dato for år", "Beløb", "_source_row"]
