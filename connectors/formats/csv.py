@@ -501,10 +501,10 @@ def _check_widths(
     line, fields = ragged.row(0)[:2]
     more = ragged.height - 1
     others = f"; {more} more row{'s differ' if more > 1 else ' differs'}" if more else ""
-    source = "set" if opts.delimiter else "detected"
+    # Not "set" or "detected": a large file's pieces all get the delimiter found in the first.
     hint = (
-        f"Check the delimiter ({_NAMES.get(dialect.delimiter, dialect.delimiter)}, {source};"
-        " set `delimiter:` in the dataset YAML) and the quoting, or fix the row at the source"
+        f"Check the delimiter (read as {_NAMES.get(dialect.delimiter, dialect.delimiter)};"
+        " `delimiter:` in the dataset YAML sets it) and the quoting, or fix the row at the source"
     )
     last_rows = set(records.filter(~pl.col("empty"))["line"].tail(3).to_list())
     if set(ragged["line"].to_list()) <= last_rows:

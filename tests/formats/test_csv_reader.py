@@ -242,7 +242,7 @@ def test_ragged_rows_are_errors_with_their_line(data: bytes, line: int, fields: 
     error = read_error(data)
     assert error.line == line
     assert str(error).startswith(f"export.csv, line {line}: the row has {fields} field")
-    assert "delimiter" in error.hint
+    assert "delimiter (read as `;`; `delimiter:` in the dataset YAML sets it)" in error.hint
 
 
 def test_malformed_quoting_is_located_by_line() -> None:
