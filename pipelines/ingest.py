@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -138,8 +138,8 @@ def check_file(spec: DatasetSpec, path: Path) -> Conformed:
         pl.DataFrame(),
         concat_failures([*(c.failures for c in chunks), repeats]),
         rows_in=sum(c.rows_in for c in chunks),
-        extra_columns=chunks[0].extra_columns,
-        added_columns=chunks[0].added_columns,
+        extra_columns=_union(c.extra_columns for c in chunks),
+        added_columns=_union(c.added_columns for c in chunks),
         streamed_valid=sum(c.rows_valid for c in chunks) - repeats.height,
     )
 
@@ -265,12 +265,12 @@ def _load_chunks(
         if writer is not None:
             writer.abort()
         raise
-    added = chunks[0].added_columns
+    added = _union(c.added_columns for c in chunks)
     conformed = Conformed(
         pl.DataFrame(),
         concat_failures(failures),
         rows_in=sum(c.rows_in for c in chunks),
-        extra_columns=chunks[0].extra_columns,
+        extra_columns=_union(c.extra_columns for c in chunks),
         added_columns=added,
     )
     quality.write_quarantine(home, spec.name, landed.batch_id, conformed.failures, attempt)
@@ -302,13 +302,21 @@ def _load_chunks(
 
 def _streams(spec: DatasetSpec, first: Conformed) -> bool:
     # write_batch does what streaming parts cannot: evolve the schema for added columns,
-    # partition, and find the keys a keyed snapshot no longer holds.
+    # partition, and find the keys a keyed snapshot no longer holds. A record format's later
+    # chunks may bring fields the first did not have, which evolve would add mid-stream.
     return (
         can_stream(spec.load_mode)
         and not first.added_columns
+        and not (spec.schema_drift == "evolve" and spec.format.get("type") in RECORD_FORMATS)
         and not spec.partition_by
         and not (spec.load_mode == "snapshot" and spec.keys)
     )
+
+
+def _union(names: Iterable[tuple[str, ...]]) -> tuple[str, ...]:
+    """Column names of every chunk, in first-seen order (a record format's later chunks may
+    have fields the first did not)."""
+    return tuple(dict.fromkeys(name for chunk in names for name in chunk))
 
 
 def _drop_repeats(

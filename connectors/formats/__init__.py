@@ -15,16 +15,16 @@ from typing import Any
 
 import polars as pl
 
-from connectors.formats import containers
+from connectors.formats import chunks, containers
 from connectors.formats.chunks import iter_csv
 from connectors.formats.csv import read_csv
 from connectors.formats.errors import FormatError
 from connectors.formats.excel import read_excel
 from connectors.formats.fixed_width import read_fixed_width
 from connectors.formats.frame import SOURCE_ROW
-from connectors.formats.json import read_json, read_ndjson
+from connectors.formats.json import iter_ndjson, read_json, read_ndjson
 from connectors.formats.parquet import read_parquet
-from connectors.formats.xml import read_xml
+from connectors.formats.xml import iter_xml, read_xml
 
 __all__ = ["SOURCE_ROW", "FormatError", "iter_table", "read_table"]
 
@@ -68,10 +68,15 @@ def iter_table(
 ) -> Iterator[pl.DataFrame]:
     """`read_table` for a file on disk, in frames of bounded size where the format allows.
 
-    Plain delimited text larger than a chunk is read piece by piece (see chunks.py), with
-    `_source_row` still the file's own line numbers; other formats come as one frame.
+    Plain delimited text, NDJSON and XML larger than a chunk are read piece by piece (see
+    chunks.py, json.iter_ndjson, xml.iter_xml), `_source_row` still the file's own line or
+    record numbers; other formats (and files in a container) come as one frame. Frames of
+    record formats may differ in their columns: a field only later records have.
     """
-    if options.get("type") == "csv" and not containers.uses_container(options):
-        yield from iter_csv(path, options, source_name=source_name, chunk_bytes=chunk_bytes)
+    kind = options.get("type")
+    streamed = {"csv": iter_csv, "ndjson": iter_ndjson, "xml": iter_xml}.get(kind)
+    if streamed is not None and not containers.uses_container(options):
+        chunk = chunk_bytes or chunks.CHUNK_BYTES  # read at call time: tests lower it
+        yield from streamed(path, options, source_name=source_name, chunk_bytes=chunk)
     else:
         yield read_table(path.read_bytes(), options, source_name=source_name)

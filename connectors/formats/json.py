@@ -11,9 +11,11 @@ each appear in a few records), before the columns are built.
 from __future__ import annotations
 
 # This module is connectors.formats.json; with absolute imports `json` is still the stdlib one.
+import codecs
 import json as stdlib_json
 import math
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -25,6 +27,7 @@ from connectors.formats.options import check_keys, optional_str
 
 JSON_OPTIONS = {"record_path", "encoding"}
 NDJSON_OPTIONS = {"encoding"}
+_WIDE_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)  # also the start of UTF-32 LE's BOM
 
 
 def read_json(data: bytes, options: Mapping[str, Any], *, source_name: str) -> pl.DataFrame:
@@ -62,9 +65,61 @@ def read_ndjson(data: bytes, options: Mapping[str, Any], *, source_name: str) ->
     text = decode(
         data, optional_str(options, "encoding", source_name=source_name), source_name=source_name
     ).text
+    return _ndjson_frame(text, 1, source_name)
+
+
+def iter_ndjson(
+    path: Path, options: Mapping[str, Any], *, source_name: str, chunk_bytes: int
+) -> Iterator[pl.DataFrame]:
+    """`read_ndjson` for a file on disk in frames of about `chunk_bytes` of lines each, so
+    memory is bounded by a piece, not by the file. The encoding is found in the first piece
+    (NDJSON is UTF-8 by its specification); UTF-16/32, whose newlines are not one byte, is
+    read whole."""
+    check_keys(options, NDJSON_OPTIONS, "ndjson", source_name=source_name)
+    codec = optional_str(options, "encoding", source_name=source_name)
+    with path.open("rb") as handle:
+        pending = handle.read(chunk_bytes)
+        if (
+            path.stat().st_size <= chunk_bytes * 3 // 2
+            or pending.startswith(_WIDE_BOMS)
+            or (codec and codecs.lookup(codec).name.startswith(("utf-16", "utf-32")))
+        ):
+            yield read_ndjson(pending + handle.read(), options, source_name=source_name)
+            return
+        line, offset, yielded = 1, 0, False
+        while pending:
+            following = handle.read(chunk_bytes)
+            if following:
+                cut = pending.rfind(b"\n") + 1
+                if not cut:  # a line longer than a piece: read on
+                    pending += following
+                    continue
+                piece, pending = pending[:cut], pending[cut:] + following
+            else:
+                piece, pending = pending, b""
+            try:
+                decoded = decode(piece, codec, source_name=source_name, offset=offset)
+            except FormatError as error:
+                raise FormatError(
+                    error.file,
+                    error.cause,
+                    error.hint,
+                    line=None if error.line is None else error.line + line - 1,
+                ) from error
+            codec = codec or decoded.encoding.replace("-sig", "")  # a BOM only at the start
+            frame = _ndjson_frame(decoded.text, line, source_name)
+            if frame.height or (not pending and not yielded):
+                yield frame
+                yielded = True
+            line += piece.count(b"\n")
+            offset += len(piece)
+
+
+def _ndjson_frame(text: str, first_line: int, source_name: str) -> pl.DataFrame:
+    """The records of NDJSON `text` whose first line is the file's line `first_line`."""
     records: list[dict[str, Any]] = []
     lines: list[int] = []
-    for number, line in enumerate(text.split("\n"), start=1):
+    for number, line in enumerate(text.split("\n"), start=first_line):
         if not line.strip():
             continue
         try:

@@ -41,7 +41,8 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from pathlib import Path
 from typing import Any
 from xml.etree.ElementTree import ParseError
 
@@ -66,6 +67,34 @@ MAX_DEPTH = 64
 
 
 def read_xml(data: bytes, options: Mapping[str, Any], *, source_name: str) -> pl.DataFrame:
+    view = memoryview(data)
+    blocks = (view[offset : offset + _CHUNK] for offset in range(0, len(view), _CHUNK))
+    [frame] = _frames(blocks, options, source_name, empty=not data or data.isspace())
+    return frame
+
+
+def iter_xml(
+    path: Path, options: Mapping[str, Any], *, source_name: str, chunk_bytes: int
+) -> Iterator[pl.DataFrame]:
+    """`read_xml` for a file on disk in frames of the records of about `chunk_bytes` of XML
+    each, parsed as the file is read: memory is bounded by a chunk, not by the file. A
+    declared `encoding:` (decoded in Python before parsing) reads the file whole."""
+    if path.stat().st_size <= chunk_bytes * 3 // 2 or options.get("encoding") is not None:
+        yield read_xml(path.read_bytes(), options, source_name=source_name)
+        return
+    with path.open("rb") as handle:
+        blocks = iter(lambda: handle.read(_CHUNK), b"")
+        yield from _frames(blocks, options, source_name, empty=False, chunk_bytes=chunk_bytes)
+
+
+def _frames(
+    blocks: Iterable[bytes | memoryview],
+    options: Mapping[str, Any],
+    source_name: str,
+    *,
+    empty: bool,
+    chunk_bytes: int | None = None,
+) -> Iterator[pl.DataFrame]:
     check_keys(options, OPTIONS, "xml", source_name=source_name)
     record_path = optional_str(options, "record_path", source_name=source_name)
     if record_path is None:
@@ -80,8 +109,11 @@ def read_xml(data: bytes, options: Mapping[str, Any], *, source_name: str) -> pl
     if encoding is not None:
         # Decode in Python (any codec, strict, with a line number on a bad byte), then let
         # expat read UTF-8 whatever the XML declaration claims.
+        data = b"".join(blocks)
         data = decode(data, encoding, source_name=source_name).text.encode("utf-8")
-    if not data or data.isspace():  # isspace() stops early; strip() would copy
+        empty = not data or data.isspace()  # isspace() stops early; strip() would copy
+        blocks = [data[offset : offset + _CHUNK] for offset in range(0, len(data), _CHUNK)]
+    if empty:
         raise FormatError(source_name, "the file is empty", "Check the export that produced it")
 
     records = _Records(steps, anywhere, source_name)
@@ -93,10 +125,14 @@ def read_xml(data: bytes, options: Mapping[str, Any], *, source_name: str) -> pl
         forbid_external=True,
     )
     records.expat = parser.parser
-    view = memoryview(data)
+    fed = 0
     try:
-        for offset in range(0, len(view), _CHUNK):
-            parser.feed(view[offset : offset + _CHUNK])
+        for block in blocks:
+            parser.feed(block)
+            fed += len(block)
+            if chunk_bytes and fed >= chunk_bytes and records.pending():
+                yield records.take()
+                fed = 0
         parser.close()
     except DTDForbidden as err:
         external = f" referring to the external DTD {err.sysid!r}" if err.sysid else ""
@@ -140,7 +176,8 @@ def read_xml(data: bytes, options: Mapping[str, Any], *, source_name: str) -> pl
             " is decoded before parsing",
             line=records.line(),
         ) from err
-    return records.frame(record_path)
+    if records.pending() or not records.taken:
+        yield records.frame(record_path)
 
 
 def _parse_record_path(record_path: str, source_name: str) -> tuple[list[str], bool]:
@@ -193,10 +230,14 @@ class _Records:
         self.fields: dict[str, str | None] = {}
         self.seen: set[str] = set()  # element paths in this record, to refuse repeats
         self.record_line = 0
-        # Columns, sparse: record indices and values per key, in first-seen order.
-        self.count = 0
+        # Columns, sparse: record indices and values per key, in first-seen order, for the
+        # records finished since the last `take` (records before it went out as a frame).
+        self.count = 0  # records started, for messages
+        self.done = 0  # records finished
+        self.taken = 0  # records already handed out by `take`
         self.indices: dict[str, list[int]] = {}
         self.values: dict[str, list[str | None]] = {}
+        self.known: dict[str, None] = {}  # every field name so far, for MAX_COLUMNS
 
     def line(self) -> int | None:
         return self.expat.CurrentLineNumber if self.expat is not None else None
@@ -296,22 +337,41 @@ class _Records:
     # ----------------------------------------------------------------------------------------
 
     def _end_record(self) -> None:
-        index = self.count - 1
+        index = self.done - self.taken
         for key, value in self.fields.items():
             if key not in self.values:
-                if len(self.values) >= MAX_COLUMNS:
+                if key not in self.known and len(self.known) >= MAX_COLUMNS:
                     raise too_many_fields(
-                        self.values,
+                        self.known,
                         key,
                         self.count,
                         self.source_name,
                         line=self.record_line or None,
                     )
+                self.known[key] = None
                 self.indices[key] = []
                 self.values[key] = []
             self.indices[key].append(index)
             self.values[key].append(value)
         self.fields = {}
+        self.done += 1
+
+    def pending(self) -> bool:
+        """Whether records finished since the last `take` wait to go out."""
+        return self.done > self.taken
+
+    def take(self) -> pl.DataFrame:
+        """The records finished since the last `take` as a frame (`_source_row` goes on
+        counting), and room for the next ones."""
+        frame = records_frame(
+            self.indices,
+            self.values,
+            list(range(self.taken + 1, self.done + 1)),
+            self.source_name,
+        )
+        self.taken = self.done
+        self.indices, self.values = {}, {}
+        return frame
 
     def frame(self, record_path: str) -> pl.DataFrame:
         if not self.count and (not self.parent_found or self.parent_has_others):
@@ -320,8 +380,7 @@ class _Records:
                 f"no element matches `record_path` {record_path!r}",
                 "Set `record_path` to the repeating record element" + self._suggestion(),
             )
-        source_rows = list(range(1, self.count + 1))
-        return records_frame(self.indices, self.values, source_rows, self.source_name)
+        return self.take()
 
     def _suggestion(self) -> str:
         if not self.paths:

@@ -6,12 +6,14 @@ inside the real open-data exports and through quoted fields that span lines.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import polars as pl
 import pytest
+from polars.testing import assert_frame_equal
 
-from connectors.formats import FormatError
+from connectors.formats import FormatError, iter_table, read_table
 from connectors.formats.chunks import iter_csv
 from connectors.formats.csv import read_csv
 
@@ -142,3 +144,52 @@ def test_declared_utf16_without_a_bom_is_read_whole(tmp_path: Path) -> None:
     path.write_bytes(("id;navn\r\n" + body).encode("utf-16-le"))
     whole, pieces = _both(path, {"encoding": "utf-16-le"}, 4096)
     assert len(pieces) == 1 and pieces[0].equals(whole) and whole.height == 2000
+
+
+def _records_ndjson(count: int) -> bytes:
+    lines = []
+    for i in range(count):
+        record = {"id": i, "navn": f"Søren {i}"}
+        if i % 997 == 0:
+            record["note"] = "sjælden"  # a field only a few records have
+        lines.append(json.dumps(record, ensure_ascii=False))
+        if i % 500 == 0:
+            lines.append("")  # blank lines keep their numbers
+    return ("\n".join(lines) + "\n").encode()
+
+
+def _records_xml(count: int) -> bytes:
+    records = "".join(
+        f'<r id="{i}"><navn>Søren {i}</navn>'
+        + ("<note>sjælden</note>" if i % 997 == 0 else "")
+        + "</r>\n"
+        for i in range(count)
+    )
+    return f"<?xml version='1.0' encoding='utf-8'?>\n<rs>\n{records}</rs>\n".encode()
+
+
+@pytest.mark.parametrize(
+    ("make", "options"),
+    [
+        (_records_ndjson, {"type": "ndjson"}),
+        (_records_xml, {"type": "xml", "record_path": "rs/r"}),
+    ],
+)
+def test_record_formats_in_pieces_equal_the_whole(make, options, tmp_path: Path) -> None:
+    path = tmp_path / "records"
+    path.write_bytes(make(20_000))
+    whole = read_table(path.read_bytes(), options, source_name="records")
+    pieces = list(iter_table(path, options, source_name="records", chunk_bytes=64 * 1024))
+    assert len(pieces) > 5
+    joined = pl.concat(pieces, how="diagonal_relaxed").select(whole.columns)
+    assert_frame_equal(joined, whole)  # the rare field is null where a piece lacks it
+
+
+def test_a_bad_ndjson_line_in_a_later_piece_names_the_files_line(tmp_path: Path) -> None:
+    data = _records_ndjson(20_000).splitlines(keepends=True)
+    data[15_000] = b'{"id": 1, "navn": \n'
+    path = tmp_path / "records.ndjson"
+    path.write_bytes(b"".join(data))
+    with pytest.raises(FormatError) as caught:
+        list(iter_table(path, {"type": "ndjson"}, source_name="r", chunk_bytes=64 * 1024))
+    assert caught.value.line == 15_001

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 
 import xlsxwriter
 
@@ -42,3 +43,31 @@ def test_numeric_cells_of_a_workbook_read_under_danish_number_settings(tmp_path)
     [conformed] = conform_chunks(spec, path, path.name)
     assert conformed.rows_quarantined == 0
     assert conformed.valid.select("days", "hours").rows() == [(2.5, 1234.5), (12.75, 7.0)]
+
+
+def test_a_large_ndjson_is_checked_in_pieces_and_later_fields_are_reported(
+    tmp_path, monkeypatch
+) -> None:
+    from connectors.formats import chunks
+    from pipelines.ingest import check_file
+
+    monkeypatch.setattr(chunks, "CHUNK_BYTES", 64 * 1024)
+    spec = spec_by_name("cvr_companies")
+    lines = []
+    for i in range(3_000):
+        record = {
+            "cvrNummer": "10000009",  # one company delivered 3,000 times: repeats across pieces
+            "navn": f"Demo {i} ApS",
+            "branchekode": "620100",
+            "adresseId": "0a3f50a0-75eb-32b8-e044-0003ba298018",
+            "startdato": "2020-01-02",
+        }
+        if i == 2_900:
+            record["nytFelt"] = "kun her"  # a field only a late piece has
+        lines.append(json.dumps(record))
+    path = tmp_path / "virksomheder.ndjson"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    assert path.stat().st_size > 3 * chunks.CHUNK_BYTES
+    result = check_file(spec, path)
+    assert (result.rows_in, result.rows_valid, result.rows_quarantined) == (3_000, 1, 2_999)
+    assert result.extra_columns == ("nytFelt",)
