@@ -41,6 +41,13 @@ def normalise(value: str, domain: str) -> str:
     return " ".join(value.split()).casefold()
 
 
+def normalised(values: pl.Expr, domain: str) -> pl.Expr:
+    """`normalise` for a column: two spellings of one identifier become one text."""
+    if domain == "cpr":
+        return values.str.replace_all(_NOT_ASCII_DIGIT.pattern, "")
+    return values.map_elements(lambda value: normalise(value, domain), return_dtype=pl.String)
+
+
 def pseudonym(value: str, key: bytes, domain: str) -> str:
     digest = hmac.new(key, f"{domain}\x1f{normalise(value, domain)}".encode(), hashlib.sha256)
     # 128 bits: collisions are out of reach for any municipality's population.

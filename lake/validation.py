@@ -20,7 +20,7 @@ import polars as pl
 
 from lake import contract_checks
 from lake.errors import SchemaBreak
-from lake.privacy import mask
+from lake.privacy import mask, normalised
 
 SOURCE_ROW = "_source_row"
 SHEET = "_sheet"  # from workbooks read with `sheets:`; their row numbers repeat per sheet
@@ -197,6 +197,12 @@ def conform(
     candidates = without_rows(candidates, contract_failures)
 
     if keys:
+        # A key is compared as its pseudonym will be: `010190-1234` and `0101901234` are one
+        # person, so one key, in silver (and in a merge, which refuses repeated keys).
+        identifiers = identifier_columns(contract)
+        candidates = candidates.with_columns(
+            normalised(pl.col(k), identifiers[k]).alias(k) for k in keys if k in identifiers
+        )
         duplicate = candidates.select(pl.struct(keys).is_first_distinct().not_()).to_series()
         dupes = candidates.filter(duplicate)
         failures.append(_failures(dupes, ",".join(keys), "duplicate_key", keys[0], masked))

@@ -341,3 +341,20 @@ def test_a_bare_date_in_a_datetime_field_is_midnight() -> None:
     assert result.failures.select("_source_row", "check").rows() == [
         (4, "type:Datetime(time_unit='us', time_zone=None)")
     ]
+
+
+def test_a_cpr_key_with_and_without_its_dash_is_one_key() -> None:
+    # Both spellings get one pseudonym in silver: a second row is a repeated key, not a row
+    # that breaks unique_keys (or a merge) after the commit.
+    class People(pa.DataFrameModel):
+        cpr: str = pa.Field(metadata={"identifier": "cpr", "classification": "personal"})
+        navn: str = pa.Field()
+
+    raw = pl.DataFrame(
+        {"cpr": ["010150-0000", "0101500000", "0202500000"], "navn": ["A", "B", "C"]}
+    ).with_columns(pl.int_range(2, 5).alias("_source_row"))
+    result = conform(raw, People, keys=["cpr"])
+    assert result.valid["navn"].to_list() == ["A", "C"]
+    assert result.failures.select("_source_row", "check", "value").rows() == [
+        (3, "duplicate_key", "NNNNNNNNNN")
+    ]
