@@ -9,6 +9,7 @@ column, check and (masked where personal) value.
 
 from __future__ import annotations
 
+import datetime as dt
 import re
 import unicodedata
 from collections.abc import Mapping, Sequence
@@ -340,7 +341,7 @@ def _typed(
     if dtype == pl.Date:
         formats = (*parse.date_formats, *ISO_FORMATS)
         formats = formats[:1] if first_format_only else formats
-        parsed = [text.str.to_date(f, strict=False, exact=True) for f in formats]
+        parsed = [_date_of(text, f) for f in formats]
         return parsed[0] if first_format_only else pl.coalesce(map(_four_digit_year, parsed))
     if dtype == pl.Boolean:
         lowered = text.str.to_lowercase()
@@ -385,6 +386,16 @@ def _number_text(text: pl.Expr, parse: ParseOptions) -> tuple[pl.Expr, pl.Expr |
 def _in_class(char: str) -> str:
     """`char` as a one-character regex class (literal whatever the character)."""
     return "[" + ("\\" + char if char in "\\]^-[" else char) + "]"
+
+
+def _date_of(text: pl.Expr, fmt: str) -> pl.Expr:
+    """`text` as a date in `fmt`. A format with a time of day (`%Y-%m-%d %H:%M:%S`, as a
+    workbook renders a date cell) gives a date only at midnight: a later time means the
+    value is an instant, and dropping its time would change it silently."""
+    if "%H" not in fmt:
+        return text.str.to_date(fmt, strict=False, exact=True)
+    moment = text.str.to_datetime(fmt, strict=False, exact=True, time_unit="us")
+    return pl.when(moment.dt.time() == dt.time(0)).then(moment.dt.date())
 
 
 def _plausible(typed: pl.Expr, dtype: object) -> pl.Expr:

@@ -358,3 +358,15 @@ def test_a_cpr_key_with_and_without_its_dash_is_one_key() -> None:
     assert result.failures.select("_source_row", "check", "value").rows() == [
         (3, "duplicate_key", "NNNNNNNNNN")
     ]
+
+
+def test_a_date_field_takes_a_date_time_only_at_midnight() -> None:
+    # A workbook renders date cells of a column with times as `YYYY-MM-DD 00:00:00`; a
+    # later time is an instant, and its date alone would be a silent change.
+    class Days(pa.DataFrameModel):
+        day: pl.Date = pa.Field(nullable=True)
+
+    raw = pl.DataFrame({"day": ["2024-03-01 00:00:00", "2024-03-01 13:30:00", "2024-03-02"]})
+    result = conform(raw.with_columns(pl.int_range(2, 5).alias("_source_row")), Days)
+    assert [str(d) for d in result.valid["day"]] == ["2024-03-01", "2024-03-02"]
+    assert result.failures.select("_source_row", "check").rows() == [(3, "type:Date")]
