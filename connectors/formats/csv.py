@@ -25,7 +25,11 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from connectors.formats.encoding import decode, refuse_c1_controls, refuse_utf8_as_single_byte
+from connectors.formats.encoding import (
+    decode,
+    refuse_unlikely_characters,
+    refuse_utf8_as_single_byte,
+)
 from connectors.formats.errors import FormatError
 from connectors.formats.frame import check_pattern, finish
 from connectors.formats.options import check_keys, non_negative_int, optional_str
@@ -181,7 +185,7 @@ def _decode(data: bytes, declared: str | None, source_name: str) -> str:
     """The file's text, refusing what would load as mojibake or binary."""
     if declared:
         refuse_utf8_as_single_byte(data, declared, source_name=source_name)
-        refuse_c1_controls(data, declared, source_name=source_name)
+        refuse_unlikely_characters(data, declared, source_name=source_name)
     text = decode(data, declared, source_name=source_name).text
     nul = text.find("\x00")
     if nul >= 0:
@@ -328,7 +332,7 @@ def _as_utf8(data: bytes, declared: str | None) -> bytes | None:
         return None
     try:
         refuse_utf8_as_single_byte(data, codec, source_name="")
-        refuse_c1_controls(data, codec, source_name="")
+        refuse_unlikely_characters(data, codec, source_name="")
         return data.decode(codec).encode("utf-8")
     except (UnicodeDecodeError, FormatError):
         return None  # the general path names the problem

@@ -165,39 +165,46 @@ def refuse_utf8_as_single_byte(data: bytes, encoding: str, *, source_name: str) 
 
 
 @functools.cache
-def _c1_bytes(codec: str) -> bytes:
-    """The bytes `codec` decodes to C1 control characters U+0080-U+009F: all of 0x80-0x9f in
-    latin-1 (and the other ISO 8859 parts), none in cp1252 or cp865."""
+def _unlikely_bytes(codec: str) -> bytes:
+    """The bytes `codec` decodes to characters no text export holds: C1 controls
+    (U+0080-U+009F: 0x80-0x9f in latin-1 and the other ISO 8859 parts) and box drawing or
+    block elements (U+2500-U+259F: 0xb0-0xdf in the DOS code pages cp437, cp850, cp865).
+    None in cp1252."""
     return bytes(
         byte
-        for byte in range(0x80, 0xA0)
-        if "\x80" <= bytes([byte]).decode(codec, errors="replace")[:1] <= "\x9f"
+        for byte in range(0x80, 0x100)
+        if _is_unlikely(bytes([byte]).decode(codec, errors="replace")[:1])
     )
 
 
-def refuse_c1_controls(data: bytes, encoding: str, *, source_name: str) -> None:
-    """Refuse a declared code page that turns bytes of `data` into C1 control characters.
+def _is_unlikely(char: str) -> bool:
+    return "\x80" <= char <= "\x9f" or "\u2500" <= char <= "\u259f"
 
-    latin-1 maps every byte to a character, so a cp865 file (ø is 0x9b) or a cp1252 file
-    (€ is 0x80) read as latin-1 never fails: its æøå€ become invisible controls, which no
-    real export contains."""
+
+def refuse_unlikely_characters(data: bytes, encoding: str, *, source_name: str) -> None:
+    """Refuse a declared code page that turns bytes of `data` into characters no text holds.
+
+    A single-byte code page maps (nearly) every byte to a character, so a wrong one never
+    fails: a cp865 file (ø is 0x9b) read as latin-1 gets invisible C1 controls, a latin-1
+    file (Æ is 0xc6) read as cp865 gets box drawing (╞)."""
     try:
-        controls = _c1_bytes(codecs.lookup(encoding).name)
+        unlikely = _unlikely_bytes(codecs.lookup(encoding).name)
     except LookupError:
         return  # decode() says what is wrong with the name
     # translate() deletes in one C pass (a regex search is four times slower).
-    if not controls or len(data.translate(None, controls)) == len(data):
+    if not unlikely or len(data.translate(None, unlikely)) == len(data):
         return
-    found = re.search(b"[" + re.escape(controls) + b"]", data)
+    found = re.search(b"[" + re.escape(unlikely) + b"]", data)
     if found is None:  # cannot happen: translate() just deleted some
         return
     byte = data[found.start()]
+    char = bytes([byte]).decode(encoding)
+    shown = f"the control character U+{ord(char):04X}" if char < "\u0100" else f"{char!r}"
     raise FormatError(
         source_name,
-        f"byte 0x{byte:02x} at offset {found.start()} becomes the control character"
-        f" U+{ord(bytes([byte]).decode(encoding)):04X} in {encoding}, which real text never"
-        f" holds: {encoding} is probably the wrong code page",
+        f"byte 0x{byte:02x} at offset {found.start()} becomes {shown} in {encoding}, which"
+        f" real text never holds: {encoding} is probably the wrong code page",
         "Set `encoding:` in the dataset YAML to the file's real code page: cp865 (older"
-        " Nordic DOS/IBM systems) or cp1252 (Windows)",
+        " Nordic DOS/IBM systems), cp1252 (Windows) or latin-1",
         line=data.count(b"\n", 0, found.start()) + 1,
     )

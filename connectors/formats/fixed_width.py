@@ -29,7 +29,11 @@ from typing import Any
 
 import polars as pl
 
-from connectors.formats.encoding import decode, refuse_utf8_as_single_byte
+from connectors.formats.encoding import (
+    decode,
+    refuse_unlikely_characters,
+    refuse_utf8_as_single_byte,
+)
 from connectors.formats.errors import FormatError
 from connectors.formats.frame import finish
 from connectors.formats.options import check_keys, flag, non_negative_int, optional_str
@@ -185,6 +189,7 @@ def _record_type(raw: object, source_name: str) -> tuple[Field, str] | None:
 def read_fixed_width(data: bytes, options: Mapping[str, Any], *, source_name: str) -> pl.DataFrame:
     opts = FixedWidthOptions.parse(options, source_name)
     refuse_utf8_as_single_byte(data, opts.encoding, source_name=source_name)
+    refuse_unlikely_characters(data, opts.encoding, source_name=source_name)
     text = decode(data, opts.encoding, source_name=source_name).text
     if not text or text.isspace():
         raise FormatError(source_name, "the file is empty", "Check the export that produced it")
@@ -205,14 +210,16 @@ def read_fixed_width(data: bytes, options: Mapping[str, Any], *, source_name: st
             f" {lines.len()} lines",
             "Fix `skip_header_lines` in the dataset YAML",
         )
-    frame = (
-        pl.DataFrame({"text": lines.str.strip_suffix("\r")})
-        .with_columns(line=pl.int_range(1, lines.len() + 1, dtype=pl.Int64))
-        .slice(opts.skip_header_lines)
-        .filter(pl.col("text").str.contains(r"\S"))
+    numbered = pl.DataFrame({"text": lines.str.strip_suffix("\r")}).with_columns(
+        line=pl.int_range(1, lines.len() + 1, dtype=pl.Int64)
     )
+    frame = numbered.slice(opts.skip_header_lines).filter(pl.col("text").str.contains(r"\S"))
+    skipped = numbered.head(opts.skip_header_lines)
     if opts.skip_footer_lines:
-        frame = frame.head(max(frame.height - opts.skip_footer_lines, 0))
+        kept = max(frame.height - opts.skip_footer_lines, 0)
+        skipped = pl.concat([skipped, frame.slice(kept)])
+        frame = frame.head(kept)
+    _refuse_skipped_records(skipped, opts.record_type, source_name)
     frame = _of_record_type(frame, opts.record_type, source_name)
     _check_lengths(frame, opts, source_name)
 
@@ -227,6 +234,26 @@ def read_fixed_width(data: bytes, options: Mapping[str, Any], *, source_name: st
         source_name=source_name,
         header_line=None,
     )
+
+
+def _refuse_skipped_records(
+    skipped: pl.DataFrame, record_type: tuple[Field, str] | None, source_name: str
+) -> None:
+    """A line skipped as a start or trailer record must not be a data record: an extract
+    that lacks its start or trailer record would otherwise lose its first or last row."""
+    if record_type is None:
+        return
+    field, value = record_type
+    records = skipped.filter(pl.col("text").str.slice(field.start - 1, field.length) == value)
+    if records.height:
+        raise FormatError(
+            source_name,
+            f"the line is skipped by `skip_header_lines`/`skip_footer_lines` but is a"
+            f" {value!r} data record; the extract's start or trailer record is probably missing",
+            "Ask the sender for the complete extract; with `record_type` set, other record"
+            " types are left out anyway, so the skip options can be removed",
+            line=records["line"][0],
+        )
 
 
 def _of_record_type(

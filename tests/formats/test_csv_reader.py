@@ -381,6 +381,14 @@ def test_c1_controls_from_a_wrong_latin1_declaration_are_refused() -> None:
     assert read(data, encoding="cp1252")["vare"][1] == "Kage 25 €"
 
 
+def test_box_drawing_from_a_wrong_cp865_declaration_is_refused() -> None:
+    data = "id;navn\n1;Søren\n2;Ærø\n".encode("latin-1")  # Æ is 0xc6: ╞ in cp865
+    error = read_error(data, encoding="cp865")
+    assert error.line == 3 and "'╞' in cp865" in error.cause
+    assert read(data, encoding="latin-1")["navn"].to_list() == ["Søren", "Ærø"]
+    assert read("id;navn\n1;Ærø\n".encode("cp865"), encoding="cp865")["navn"][0] == "Ærø"
+
+
 def test_a_header_that_looks_like_data_says_so() -> None:
     error = read_error(b"1;S;1;01-02-2024\n2;B;2;01-02-2024\n")
     assert error.line == 1

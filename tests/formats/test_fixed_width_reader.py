@@ -71,6 +71,31 @@ def test_record_type_header_and_trailer_give_the_person_records() -> None:
     ]
 
 
+@pytest.mark.parametrize(
+    ("extract", "line_number"),
+    [
+        (EXTRACT.removesuffix("999000002\r\n"), 5),  # the trailer is missing
+        (EXTRACT.split("\r\n", 1)[1], 1),  # the start record is missing
+    ],
+)
+def test_a_data_record_is_never_skipped_as_start_or_trailer(extract, line_number) -> None:
+    error = read_error(
+        extract.encode("cp865"),
+        record_type={"start": 1, "length": 3, "value": "001"},
+        skip_header_lines=1,
+        skip_footer_lines=1,
+    )
+    assert error.line == line_number and "'001' data record" in error.cause
+
+
+def test_a_wrong_single_byte_code_page_is_refused() -> None:
+    # cp865 bytes read as latin-1 are C1 controls (Æ is 0x92); latin-1 read as cp865 is box
+    # drawing (Æ is 0xc6, ╞): both would load names no one can search for.
+    wrong = read_error(EXTRACT.encode("cp865"), encoding="latin-1")
+    assert wrong.line == 1 and "U+0092 in latin-1" in wrong.cause
+    assert "'╞' in cp865" in read_error(EXTRACT.encode("latin-1")).cause
+
+
 def test_without_a_record_type_short_records_are_reported_with_their_line() -> None:
     error = read_error(EXTRACT.encode("cp865"))
     assert error.line == 1
