@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import logging
 import os
-from collections.abc import Collection
+from collections.abc import Collection, Iterable
 from pathlib import Path
 
 import polars as pl
@@ -116,6 +116,25 @@ def pending_batches(
         if f.batch_id not in tried
         or (f.batch_id not in loaded and i > newest_loaded and f.sha256 in present)
     ]
+
+
+def superseded_rejections(
+    spec: DatasetSpec, home: Home, present: Collection[str], pending: Iterable[LandedFile]
+) -> dict[str, str]:
+    """Files in the drop folder (by content hash) whose bytes were rejected before and are
+    not tried again, because a later delivery has been loaded since: each with the message
+    of its rejection. Left where they are, they would wait in the drop folder unexplained."""
+    retried = {f.sha256 for f in pending}
+    history = quality.runs(home, spec.name)
+    if not history.height:
+        return {}
+    last = history.group_by("batch_id", maintain_order=True).last()
+    rejected = dict(
+        last.filter(pl.col("status") == "rejected").select("batch_id", "message").rows()
+    )
+    return {
+        sha: rejected[sha[:16]] for sha in present if sha not in retried and sha[:16] in rejected
+    }
 
 
 def open_rejection(spec: DatasetSpec, home: Home, present: dict[str, list[Path]]) -> str | None:

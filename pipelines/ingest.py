@@ -44,6 +44,7 @@ from pipelines.delivery import (
     open_rejection,
     pending_batches,
     pick_up,
+    superseded_rejections,
 )
 from pipelines.specs import DatasetSpec
 
@@ -154,12 +155,20 @@ def load_dataset(
             pick_up(spec, home)
         new_files, present = land_drop_folder(spec, home)
     batches = []
-    for landed in pending_batches(spec, home, present):
+    pending = pending_batches(spec, home, present)
+    for landed in pending:
         result = load_batch(spec, home, key, landed, run_id)
         if result.status == "rejected":
             for path in present.get(landed.sha256, ()):
                 move_to_rejected(path, result.message)
         batches.append(result)
+    for sha, message in superseded_rejections(spec, home, present, pending).items():
+        for path in present.pop(sha):
+            move_to_rejected(
+                path,
+                f"{message}. This file was rejected before, and a later delivery has been "
+                "loaded since, so it is not tried again",
+            )
     batches = tuple(batches)
     if not batches:
         log.info("%s: no new batch", spec.name)

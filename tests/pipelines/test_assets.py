@@ -87,6 +87,25 @@ def test_a_rejected_file_moves_aside_and_a_yaml_fix_loads_it_when_put_back(demo_
     assert runs(demo_home, "cpr_persons")["status"].to_list() == ["rejected", "loaded"]
 
 
+def test_a_rejected_file_sent_again_after_a_newer_load_is_moved_aside_with_its_reason(
+    demo_home,
+) -> None:
+    redeliver_cpr(demo_home, "PNR;", "PERSONNR;")
+    spec = spec_by_name("cpr_persons")
+    [rejected] = load_dataset(spec, demo_home, TEST_KEY).batches
+    folder = demo_home.drop / "cpr_persons"
+    broken = (folder / "rejected" / "cpr_personer.csv").read_bytes()
+    redeliver_cpr(demo_home, "PERSONNR;", "PNR;", name="cpr_personer_v2.csv")
+    [loaded] = load_dataset(spec, demo_home, TEST_KEY).batches
+    assert (rejected.status, loaded.status) == ("rejected", "loaded")
+
+    (folder / "igen.csv").write_bytes(broken)  # the sender sends the old export again
+    assert load_dataset(spec, demo_home, TEST_KEY).batches == ()  # not over the newer data
+    assert not (folder / "igen.csv").exists()  # and not left waiting, unexplained
+    error = (folder / "rejected" / "igen.csv.error.txt").read_text()
+    assert "missing required column(s) cpr" in error and "rejected before" in error
+
+
 def test_a_file_without_its_header_is_rejected_without_leaking_identifiers(
     demo_home, caplog
 ) -> None:
