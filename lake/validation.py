@@ -147,15 +147,20 @@ def rename_to_contract(
         missing = [n for n in missing if n not in nulls]
     if missing:
         unmapped = [c for c in raw.columns if c not in renames and c != SOURCE_ROW]
-        if any(_DATA_LIKE.fullmatch(c) for c in unmapped):
-            # Headers that are numbers or dates mean the first data row was read as the
-            # header; echoing it would copy personal data into logs and run records.
+        data_like = [c for c in unmapped if _DATA_LIKE.fullmatch(c)]
+        is_header = (len(fields) - len(missing)) * 2 >= len(fields)
+        if data_like and not is_header:
+            # Numbers or dates where few contract fields matched: the first data row was read
+            # as the header; echoing it would copy personal data into logs and run records.
             found = (
                 "a first row that looks like data, not headers: the header row is "
                 "missing or `header_row` in the dataset YAML points at the wrong row"
             )
         else:
-            found = f"the headers {', '.join(unmapped) or '(none left)'}"
+            # Most fields matched, so this is the header row, and a date in it is a real
+            # header (a month's column); its digits are masked all the same.
+            shown = [re.sub(r"\d", "N", c) if c in data_like else c for c in unmapped]
+            found = f"the headers {', '.join(shown) or '(none left)'}"
         raise SchemaBreak(
             f"{where}: missing required column(s) {', '.join(missing)}; the file has "
             f"{found}. Map a renamed header under `columns:` in the dataset YAML, or ask "

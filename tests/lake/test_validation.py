@@ -121,6 +121,17 @@ def test_a_batch_without_rows_is_empty_not_rejected() -> None:
     assert set(result.valid.columns) >= {"absence_id", "cpr", "end_date"}
 
 
+def test_a_date_among_real_headers_is_listed_masked_not_taken_for_a_data_row() -> None:
+    raw = _raw(GOOD).rename({"CPR": "Personnummer", "Afdeling": "2024-01-01"})
+    with pytest.raises(SchemaBreak, match=r"the headers Personnummer, NNNN-NN-NN\. Map") as caught:
+        conform(raw, SickLeave, aliases=ALIASES, parse=PARSE)
+    assert "looks like data" not in str(caught.value)
+    data_row = _raw(GOOD).rename(dict(zip(ALIASES, GOOD, strict=True)))  # no header row
+    with pytest.raises(SchemaBreak, match="a first row that looks like data") as caught:
+        conform(data_row, SickLeave, aliases=ALIASES, parse=PARSE)
+    assert "0101901234" not in str(caught.value)
+
+
 def test_extra_columns_are_reported_not_loaded() -> None:
     raw = _raw(GOOD).with_columns(pl.lit("x").alias("Ny kolonne"))
     result = conform(raw, SickLeave, aliases=ALIASES, parse=PARSE)
