@@ -17,6 +17,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import duckdb
 import polars as pl
@@ -24,6 +25,9 @@ import polars as pl
 from connectors.formats import FormatError
 from lake.errors import ConfigError, LakeError
 from lake.home import Home, resolve_home
+
+if TYPE_CHECKING:  # dagster is imported by the commands that run it, not by every command
+    from dagster._utils.error import SerializableErrorInfo
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 KEY_ENV = "KOMMUNELAKE_PSEUDONYM_KEY"
@@ -211,6 +215,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     from pipelines.specs import spec_by_name
 
     spec = spec_by_name(args.dataset)
+    if args.file.is_dir():
+        raise ConfigError(f"{args.file} is a folder: give one file to check")
     if not args.file.is_file():
         raise ConfigError(f"{args.file}: no such file")
     try:
@@ -378,8 +384,18 @@ def _print_summary(home: Home, result, also_run_ids: dict[str, str] | None = Non
                 error = event.step_failure_data.error
                 while error is not None and error.cause is not None:
                     error = error.cause  # Dagster wraps the asset's own error
-                message = _one_line(error.message) if error else "unknown error"
-                print(f"FAILED {event.step_key}: {message}", file=sys.stderr)
+                if error is not None and error.cls_name == "DagsterAssetCheckFailedError":
+                    continue  # a blocking check: listed above, with its counts
+                print(f"FAILED {event.step_key}: {_error_text(error)}", file=sys.stderr)
+
+
+def _error_text(error: SerializableErrorInfo | None) -> str:
+    """A step's error in one line, without the Python class path Dagster puts in front."""
+    if error is None:
+        return "unknown error"
+    message = _one_line(error.message)
+    head, _, rest = message.partition(": ")
+    return rest if rest and head.rsplit(".", 1)[-1] == error.cls_name else message
 
 
 _SUMMARY_KEYS = (

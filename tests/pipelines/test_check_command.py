@@ -47,3 +47,21 @@ def test_a_record_format_may_leave_out_null_keys_and_be_empty(tmp_path, capsys) 
     empty.write_text("", encoding="utf-8")
     assert main(["check", "--dataset", "cvr_companies", str(empty)]) == 0
     assert "0 rows, 0 valid, 0 failing" in capsys.readouterr().out
+
+
+def test_check_of_a_folder_says_so(tmp_path, capsys) -> None:
+    assert main(["check", "--dataset", "sick_leave", str(tmp_path)]) != 0
+    assert "is a folder: give one file to check" in capsys.readouterr().err
+
+
+def test_step_failures_are_told_without_python_class_paths() -> None:
+    from dagster._utils.error import SerializableErrorInfo
+
+    from pipelines.cli import _error_text
+
+    error = SerializableErrorInfo(
+        "lake.errors.LakeError: the key repeats: fix it\n", [], "LakeError"
+    )
+    assert _error_text(error) == "the key repeats: fix it"
+    plain = SerializableErrorInfo("disk full: /tmp\n", [], "OSError")
+    assert _error_text(plain) == "disk full: /tmp"
