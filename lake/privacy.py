@@ -89,7 +89,13 @@ class Pseudonymiser:
 
     A large extract arrives in chunks that mostly repeat the same citizens; the tokens
     already computed are kept (as columns, not a Python dict) and reused for later chunks.
+    At most MAX_KNOWN per column: an extract of millions of distinct people would otherwise
+    hold them all (~60 bytes each) and join every chunk against all of them; past the limit
+    the kept tokens start again from the latest chunk's, and a value seen earlier is hashed
+    again (the same token: only time is lost).
     """
+
+    MAX_KNOWN = 1_000_000
 
     def __init__(self, identifiers: dict[str, str], key: bytes) -> None:
         self.identifiers, self._key = identifiers, key
@@ -116,7 +122,8 @@ class Pseudonymiser:
                         schema=self._known[column].schema,
                     )
                 )
-                self._known[column] = pl.concat([self._known[column], fresh])
+                known = pl.concat([self._known[column], fresh])
+                self._known[column] = fresh if known.height > self.MAX_KNOWN else known
                 tokens = joined.select(
                     pl.coalesce(
                         "token",

@@ -6,7 +6,15 @@ import polars as pl
 import pytest
 
 from lake.errors import ConfigError
-from lake.privacy import key_from_text, mask, pseudonym, pseudonymise, pseudonyms, redact
+from lake.privacy import (
+    Pseudonymiser,
+    key_from_text,
+    mask,
+    pseudonym,
+    pseudonymise,
+    pseudonyms,
+    redact,
+)
 from tests.conftest import TEST_KEY
 
 
@@ -63,3 +71,16 @@ def test_bulk_pseudonyms_equal_the_single_value_ones(domain: str, key: bytes) ->
     assert pseudonyms(pl.Series(values), key, domain) == [
         pseudonym(value, key, domain) for value in values
     ]
+
+
+def test_the_pseudonymiser_gives_the_same_tokens_when_it_forgets_old_ones(monkeypatch) -> None:
+    # Its cache of computed tokens is bounded; values it forgot are hashed again, equally.
+    monkeypatch.setattr(Pseudonymiser, "MAX_KNOWN", 5)
+    cprs = [f"01019{n:05d}" for n in range(12)]
+    chunks = [cprs[0:4], cprs[2:9], cprs[0:12], [None, cprs[1], "010190-00001"]]
+    bounded = Pseudonymiser({"cpr": "cpr"}, TEST_KEY)
+    for values in chunks:
+        out = bounded.apply(pl.DataFrame({"cpr": values}, schema={"cpr": pl.String}))
+        expected = [None if v is None else pseudonym(v, TEST_KEY, "cpr") for v in values]
+        assert out["cpr"].to_list() == expected
+        assert bounded._known["cpr"].height <= 5 + len(values)
