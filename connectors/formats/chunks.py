@@ -21,7 +21,7 @@ from typing import Any, BinaryIO
 import polars as pl
 
 from connectors.formats.csv import CsvOptions, count_byte, read_csv, sniff_delimiter
-from connectors.formats.encoding import decode
+from connectors.formats.encoding import decode, newlines_are_multi_byte
 from connectors.formats.errors import FormatError
 from connectors.formats.frame import SOURCE_ROW
 
@@ -30,7 +30,6 @@ from connectors.formats.frame import SOURCE_ROW
 # a 6M-row load at ~0.85 GB and a 12M-row one at ~0.95 GB peak RSS; 32 MB is ~10% faster but
 # passes 1 GB, 16 MB is ~10% slower.
 CHUNK_BYTES = 24 << 20
-_BOMS = (codecs.BOM_UTF8, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)
 _NOT_BLANK = re.compile(rb"[^ \t\n\r\x0b\x0c]")  # what bytes.strip() would leave
 _BACKTRACK_LINES = 64  # newlines tried backwards before a piece is grown instead
 
@@ -45,18 +44,11 @@ def iter_csv(
     size = path.stat().st_size
     with path.open("rb") as handle:
         head = handle.read(chunk_bytes)
-        if size <= chunk_bytes * 3 // 2 or head.startswith(_BOMS[1:]) or _wide(opts.encoding):
+        if size <= chunk_bytes * 3 // 2 or newlines_are_multi_byte(head, opts.encoding):
             # Small files, and UTF-16/32 (several bytes per newline), are read whole.
             yield read_csv(head + handle.read(), options, source_name=source_name)
             return
         yield from _pieces(handle, head, opts, dict(options), source_name, chunk_bytes)
-
-
-def _wide(encoding: str | None) -> bool:
-    try:
-        return bool(encoding) and codecs.lookup(encoding).name.startswith(("utf-16", "utf-32"))
-    except LookupError:
-        return False  # read_csv names the unknown encoding
 
 
 def _pieces(
@@ -114,7 +106,7 @@ def _pieces(
                     piece[len(header) :], None, source_name=source_name, offset=bytes_before
                 )
             except FormatError as error:
-                raise _shifted(error, lines_before) from error
+                raise error.moved_down(lines_before) from error
             later = {**later, "encoding": detected.encoding.replace("-sig", "")}
             chosen = f"detected from the bytes from offset {bytes_before} on"
             settled = True
@@ -209,15 +201,6 @@ def _refuse_undecodable(
         ) from err
 
 
-def _shifted(error: FormatError, lines: int) -> FormatError:
-    """`error` with its line moved down by `lines` (it was found in a piece)."""
-    if error.line is None or not lines:
-        return error
-    return FormatError(
-        error.file, error.cause, error.hint, line=error.line + lines, sheet=error.sheet
-    )
-
-
 def _read_piece(
     data: bytes, options: dict[str, Any], source_name: str, lines_before: int, is_first: bool
 ) -> pl.DataFrame | None:
@@ -231,7 +214,7 @@ def _read_piece(
     except FormatError as error:
         if error.line is None or not shift:
             raise
-        raise _shifted(error, shift) from error
+        raise error.moved_down(shift) from error
     return frame.with_columns(pl.col(SOURCE_ROW) + shift) if shift else frame
 
 

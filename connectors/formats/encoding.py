@@ -29,6 +29,17 @@ _BOMS: tuple[tuple[bytes, str], ...] = (
 )
 
 
+def newlines_are_multi_byte(head: bytes, declared: str | None) -> bool:
+    """Whether text starting with `head` is UTF-16/32 (by its BOM or the declared encoding),
+    whose newline is several bytes: such a file cannot be cut into pieces at b"\\n"."""
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):  # also UTF-32-LE's BOM
+        return True
+    try:
+        return bool(declared) and codecs.lookup(declared).name.startswith(("utf-16", "utf-32"))
+    except LookupError:
+        return False  # decode() names the unknown encoding
+
+
 _UTF16_SAMPLE = 4096  # bytes looked at for the NUL pattern of UTF-16 without a BOM
 _SET_ENCODING = "Set `encoding:` in the dataset YAML (e.g. utf-8, cp1252, latin-1, cp865, utf-16)"
 

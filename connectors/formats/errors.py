@@ -55,6 +55,15 @@ class FormatError(Exception):
             where += f", line {self.line}"
         return f"{where}: {self.cause}. {self.hint}".rstrip()
 
+    def moved_down(self, lines: int) -> FormatError:
+        """This error with its line `lines` further down: it was found in a piece of a file
+        that starts after that many lines."""
+        if self.line is None or not lines:
+            return self
+        return FormatError(
+            self.file, self.cause, self.hint, line=self.line + lines, sheet=self.sheet
+        )
+
     # Exceptions with keyword-only constructor arguments do not survive pickling by default;
     # Dagster moves errors between processes, so spell out how to rebuild one.
     def __reduce__(self) -> tuple[Any, ...]:

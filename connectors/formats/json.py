@@ -11,7 +11,6 @@ each appear in a few records), before the columns are built.
 from __future__ import annotations
 
 # This module is connectors.formats.json; with absolute imports `json` is still the stdlib one.
-import codecs
 import json as stdlib_json
 import math
 from collections.abc import Iterator, Mapping
@@ -20,14 +19,13 @@ from typing import Any
 
 import polars as pl
 
-from connectors.formats.encoding import decode
+from connectors.formats.encoding import decode, newlines_are_multi_byte
 from connectors.formats.errors import FormatError
 from connectors.formats.frame import MAX_COLUMNS, records_frame, too_many_fields
 from connectors.formats.options import check_keys, optional_str
 
 JSON_OPTIONS = {"record_path", "encoding"}
 NDJSON_OPTIONS = {"encoding"}
-_WIDE_BOMS = (codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)  # also the start of UTF-32 LE's BOM
 
 
 def read_json(data: bytes, options: Mapping[str, Any], *, source_name: str) -> pl.DataFrame:
@@ -79,11 +77,7 @@ def iter_ndjson(
     codec = optional_str(options, "encoding", source_name=source_name)
     with path.open("rb") as handle:
         pending = handle.read(chunk_bytes)
-        if (
-            path.stat().st_size <= chunk_bytes * 3 // 2
-            or pending.startswith(_WIDE_BOMS)
-            or (codec and codecs.lookup(codec).name.startswith(("utf-16", "utf-32")))
-        ):
+        if path.stat().st_size <= chunk_bytes * 3 // 2 or newlines_are_multi_byte(pending, codec):
             yield read_ndjson(pending + handle.read(), options, source_name=source_name)
             return
         line, offset, yielded = 1, 0, False
@@ -100,12 +94,7 @@ def iter_ndjson(
             try:
                 decoded = decode(piece, codec, source_name=source_name, offset=offset)
             except FormatError as error:
-                raise FormatError(
-                    error.file,
-                    error.cause,
-                    error.hint,
-                    line=None if error.line is None else error.line + line - 1,
-                ) from error
+                raise error.moved_down(line - 1) from error
             codec = codec or decoded.encoding.replace("-sig", "")  # a BOM only at the start
             frame = _ndjson_frame(decoded.text, line, source_name)
             if frame.height or (not pending and not yielded):

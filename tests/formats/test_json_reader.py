@@ -8,7 +8,7 @@ from typing import Any
 import polars as pl
 import pytest
 
-from connectors.formats import FormatError, read_table
+from connectors.formats import FormatError, iter_table, read_table
 
 
 def read(data: bytes, kind: str = "json", **options: Any) -> pl.DataFrame:
@@ -177,3 +177,11 @@ def test_a_value_too_deep_to_write_back_as_json_text_is_a_format_error() -> None
     with pytest.raises(FormatError) as caught:
         _frame([{"id": 1}, {"id": 2, "dybt": deep}], None, "cvr.json")
     assert caught.value.cause.startswith("a value in record 2 is nested deeper than Python's")
+
+
+def test_a_large_ndjson_with_an_unknown_encoding_is_named(tmp_path) -> None:
+    path = tmp_path / "big.ndjson"
+    path.write_bytes(b'{"id": 1}\n' * 20_000)
+    options = {"type": "ndjson", "encoding": "no-such-codec"}
+    with pytest.raises(FormatError, match="no-such-codec"):
+        list(iter_table(path, options, source_name="big.ndjson", chunk_bytes=16 * 1024))
