@@ -453,7 +453,6 @@ def _contract_failures(
             f"contract {contract.__name__} failed without row positions: "
             f"{unlocated.select('column', 'check').unique().rows()}"
         )
-    rows = candidates.get_column(SOURCE_ROW)
     fields = list(contract_columns(contract))
     # A dataframe-level check reports the whole row as its failure case, identifiers and
     # all: record it against "(row)" with no value rather than copy the row into quarantine.
@@ -465,26 +464,14 @@ def _contract_failures(
         .then(mask(pl.col("failure_case")))
         .otherwise(pl.col("failure_case"))
     )
-    sheets = (
-        [
-            pl.col("index")
-            .map_batches(
-                lambda idx: candidates.get_column(SHEET).gather(idx), return_dtype=pl.String
-            )
-            .alias(SHEET)
-        ]
-        if SHEET in candidates.columns
-        else []
-    )
-    return cases.select(
-        pl.col("index")
-        .map_batches(lambda idx: rows.gather(idx), return_dtype=pl.Int64)
-        .alias(SOURCE_ROW),
-        *sheets,
+    # Failure cases point at positions in `candidates`: back to the rows' source identity.
+    located = candidates.select(pl.col(row_identity(candidates)).gather(cases.get_column("index")))
+    described = cases.select(
         pl.when(row_level).then(pl.lit("(row)")).otherwise(pl.col("column")).alias("column"),
         pl.col("check").cast(pl.String),
         value.cast(pl.String).alias("value"),
-    ).unique(maintain_order=True)
+    )
+    return pl.concat([located, described], how="horizontal").unique(maintain_order=True)
 
 
 def _failures(

@@ -28,6 +28,7 @@ from lake.privacy import Pseudonymiser, redact
 from lake.tables import Commit, record_deletions, table_version, write_batch
 from lake.validation import (
     FAILURE_SCHEMA,
+    SHEET,
     SOURCE_ROW,
     Conformed,
     concat_failures,
@@ -51,7 +52,7 @@ from pipelines.specs import DatasetSpec
 log = logging.getLogger("kommunelake.ingest")
 
 LINEAGE = ("_batch_id", "_source_file", "_source_row", "_ingested_at")
-OPTIONAL_LINEAGE = ("_sheet",)  # from readers that combine several sheets
+OPTIONAL_LINEAGE = (SHEET,)  # from readers that combine several sheets
 RECORD_FORMATS = ("json", "ndjson", "xml")
 
 
@@ -101,7 +102,7 @@ def conform_chunks(spec: DatasetSpec, path: Path, source_name: str) -> Iterator[
             drift=spec.schema_drift,
             # JSON and XML writers leave out null keys; a table format's missing column is
             # a changed layout.
-            absent_is_null=spec.format.get("type") in RECORD_FORMATS,
+            absent_is_null=_is_record_format(spec),
         )
 
 
@@ -316,10 +317,14 @@ def _streams(spec: DatasetSpec, first: Conformed) -> bool:
     return (
         can_stream(spec.load_mode)
         and not first.added_columns
-        and not (spec.schema_drift == "evolve" and spec.format.get("type") in RECORD_FORMATS)
+        and not (spec.schema_drift == "evolve" and _is_record_format(spec))
         and not spec.partition_by
         and not (spec.load_mode == "snapshot" and spec.keys)
     )
+
+
+def _is_record_format(spec: DatasetSpec) -> bool:
+    return spec.format.get("type") in RECORD_FORMATS
 
 
 def _union(names: Iterable[tuple[str, ...]]) -> tuple[str, ...]:
