@@ -393,7 +393,13 @@ def copy_once(
         return False
     location = parse_lake_uri(uri)
     if not location.is_remote:
-        _copy_local_atomically(Path(source), Path(location.uri), sha256)
+        target = location.uri
+
+        def checked(sha: str) -> str:
+            _check_copy(source, (sha, size), sha256)
+            return target
+
+        copy_in(source, Path(target).parent, checked)
         return True
     filesystem_, path = filesystem(uri, options)
     with open(source, "rb") as handle:
@@ -476,23 +482,6 @@ def copy_in(
     finally:
         Path(tmp).unlink(missing_ok=True)
     return str(target), sha, before
-
-
-def _copy_local_atomically(source: Path, path: Path, sha256: str) -> None:
-    import tempfile
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".landing-")
-    try:
-        with os.fdopen(fd, "wb") as out, source.open("rb") as handle:
-            copied = _copy_blocks(handle, out)
-            out.flush()
-            os.fsync(out.fileno())
-        _check_copy(source, copied, sha256)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def read_bytes(uri: str, options: Mapping[str, str] | None = None) -> bytes:
