@@ -87,11 +87,14 @@ def silver_uri(home: Home, dataset: str) -> str:
     return home.table_uri("silver", dataset)
 
 
-def conform_chunks(spec: DatasetSpec, path: Path, source_name: str) -> Iterator[Conformed]:
+def conform_chunks(
+    spec: DatasetSpec, path: Path, source_name: str, scratch: Path | None = None
+) -> Iterator[Conformed]:
     """Parse a file and conform it to the contract, a bounded chunk at a time; raises
     FormatError or SchemaBreak. Keys repeated across chunks are the caller's (see
-    `RepeatFilter`): within a chunk, `conform` already quarantines them."""
-    for raw in iter_table(path, reader_options(spec), source_name=source_name):
+    `RepeatFilter`): within a chunk, `conform` already quarantines them. A zip or gzip
+    delivery is unpacked into `scratch` (default: the system's temporary folder)."""
+    for raw in iter_table(path, reader_options(spec), source_name=source_name, scratch=scratch):
         yield conform(
             raw,
             spec.contract,
@@ -249,7 +252,7 @@ def _load_chunks(
     held_back = RepeatFilter(spec.batch_keys)
     try:
         with local_copy(landed, home) as source:  # a remote landing is parsed from a copy
-            for conformed in conform_chunks(spec, source, landed.original_name):
+            for conformed in conform_chunks(spec, source, landed.original_name, home.scratch):
                 # Only the counts and failures of a chunk are kept; its rows go to disk.
                 chunks.append(
                     replace(

@@ -9,6 +9,7 @@ place; readers never guess types. The Excel reader with `sheets:` also adds a `_
 
 from __future__ import annotations
 
+import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -64,19 +65,35 @@ def read_table(data: bytes, options: Mapping[str, Any], *, source_name: str) -> 
 
 
 def iter_table(
-    path: Path, options: Mapping[str, Any], *, source_name: str, chunk_bytes: int | None = None
+    path: Path,
+    options: Mapping[str, Any],
+    *,
+    source_name: str,
+    chunk_bytes: int | None = None,
+    scratch: Path | None = None,
 ) -> Iterator[pl.DataFrame]:
     """`read_table` for a file on disk, in frames of bounded size where the format allows.
 
     Plain delimited text, NDJSON and XML larger than a chunk are read piece by piece (see
     chunks.py, json.iter_ndjson, xml.iter_xml), `_source_row` still the file's own line or
-    record numbers; other formats (and files in a container) come as one frame. Frames of
-    record formats may differ in their columns: a field only later records have.
+    record numbers; other formats come as one frame. Frames of record formats may differ in
+    their columns: a field only later records have. Those three formats in a zip or gzip
+    container are unpacked to a temporary file in `scratch` (default: the system's temporary
+    folder) and read from it piece by piece.
     """
     kind = options.get("type")
     streamed = {"csv": iter_csv, "ndjson": iter_ndjson, "xml": iter_xml}.get(kind)
-    if streamed is not None and not containers.uses_container(options):
-        chunk = chunk_bytes or chunks.CHUNK_BYTES  # read at call time: tests lower it
-        yield from streamed(path, options, source_name=source_name, chunk_bytes=chunk)
-    else:
+    if streamed is None:
         yield read_table(path.read_bytes(), options, source_name=source_name)
+        return
+    chunk = chunk_bytes or chunks.CHUNK_BYTES  # read at call time: tests lower it
+    if not containers.uses_container(options):
+        yield from streamed(path, options, source_name=source_name, chunk_bytes=chunk)
+        return
+    folder = scratch or Path(tempfile.gettempdir())
+    with containers.unpacked(
+        path, options, inner_type=kind, source_name=source_name, folder=folder
+    ) as inner:
+        yield from streamed(
+            inner.path, inner.options, source_name=inner.source_name, chunk_bytes=chunk
+        )

@@ -22,8 +22,7 @@ decompressed: the member count (from the end record, before Python builds its me
 list), absolute paths and `..` in any member name, symlinks and other special files (Unix
 mode in the external attributes), encryption, compression methods other than stored and
 deflate (bzip2 and lzma cannot be decompressed with a bounded output per step), and the
-chosen member's declared size and ratio. Nothing is ever extracted to disk. Decompression
-then runs in 1 MiB steps, checking after each the size against the header and the limit,
+chosen member's declared size and ratio. Decompression then runs in 1 MiB steps, checking after each the size against the header and the limit,
 and the ratio of output so far to compressed input consumed so far: a member whose header
 lies stops within a few MiB instead of filling memory. The ratio limit applies once the
 output passes 1 MiB: tiny files of blanks compress far better than 200:1 and are harmless.
@@ -36,6 +35,10 @@ budget with the ratio taken over the compressed bytes consumed so far: a bomb st
 a few MiB of output.
 
 The inner file's name for messages is `archive.zip!inner.csv` (`data.csv.gz!data.csv`).
+
+`unpack` returns the inner file's bytes; `unpacked` writes them, as they are decompressed, to
+a temporary file (for the readers that read a big file in pieces) and deletes it afterwards.
+Only the chosen member is ever written, under a name of our own, never the archive's path.
 """
 
 from __future__ import annotations
@@ -44,11 +47,14 @@ import fnmatch
 import io
 import stat
 import struct
+import tempfile
 import zipfile
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, BinaryIO
 
 from connectors.formats.errors import FormatError
 from connectors.formats.options import optional_str, positive_number
@@ -67,6 +73,7 @@ DEFAULT_MAX_MEMBERS = 1000
 RATIO_FLOOR = 1 << 20  # the ratio limit starts to apply above this many output bytes
 _CHUNK = 1 << 20  # decompressed bytes per step
 _INPUT_CHUNK = 1 << 16
+_HEAD = 512  # first bytes kept: enough for the tar signature at offset 257
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 _GZIP_MAGIC = b"\x1f\x8b"
 _EOCD = b"PK\x05\x06"
@@ -109,67 +116,161 @@ class Inner:
     options: dict[str, Any]  # the options without the container's
 
 
+@dataclass(frozen=True)
+class InnerFile:
+    path: Path
+    source_name: str
+    options: dict[str, Any]  # the options without the container's
+
+
 def uses_container(options: Mapping[str, Any]) -> bool:
     return any(key in options for key in OPTIONS)
 
 
 def unpack(data: bytes, options: Mapping[str, Any], *, inner_type: str, source_name: str) -> Inner:
     """The file inside `data` per the container options, and the options for its reader."""
-    kind = options.get("container")
-    inner_options = {k: v for k, v in options.items() if k not in OPTIONS}
-    set_keys = ", ".join(f"`{k}`" for k in sorted(OPTIONS) if options.get(k) is not None)
-    if kind is None and not set_keys:  # `container: null` is no container
-        return Inner(data, source_name, inner_options)
-    if kind not in KINDS:
-        raise FormatError(
-            source_name,
-            f"{set_keys} set but no `container`"
-            if kind is None
-            else f"`container` must be one of {', '.join(KINDS)}, got {kind!r}",
-            "Set `container:` in the dataset YAML, or remove the container options",
+    settings = _Settings.parse(options, source_name)
+    kind = settings.kind_of(data[:_HEAD], inner_type, lambda: _is_office_package(data))
+    if kind is None:
+        return Inner(data, source_name, settings.inner_options)
+    sink = _Sink()
+    name = _extract(kind, data, settings, source_name, sink)
+    inner_name = _inner_name(source_name, name, kind, sink, inner_type)
+    return Inner(b"".join(sink.parts), inner_name, settings.inner_options)
+
+
+@contextmanager
+def unpacked(
+    path: Path, options: Mapping[str, Any], *, inner_type: str, source_name: str, folder: Path
+) -> Iterator[InnerFile]:
+    """`unpack` for a file on disk, the inner file written to a temporary file in `folder`
+    (deleted on exit) instead of held in memory, so a reader that reads in pieces stays
+    bounded by a piece. The archive itself is read whole: it is the compressed size. A plain
+    file under `container: auto` is used where it is."""
+    settings = _Settings.parse(options, source_name)
+    with path.open("rb") as handle:
+        head = handle.read(_HEAD)
+    kind = settings.kind_of(head, inner_type, lambda: _is_office_package(path.read_bytes()))
+    if kind is None:
+        yield InnerFile(path, source_name, settings.inner_options)
+        return
+    data = path.read_bytes()
+    folder.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=folder, prefix="unpacked-") as scratch:
+        target = Path(scratch) / "inner"
+        with target.open("wb") as out:
+            sink = _Sink(out)
+            name = _extract(kind, data, settings, source_name, sink)
+        del data
+        yield InnerFile(
+            target, _inner_name(source_name, name, kind, sink, inner_type), settings.inner_options
         )
-    member = optional_str(options, "member", source_name=source_name)
-    limits = Limits(
-        max_bytes=int(
-            positive_number(
-                options, "max_uncompressed_bytes", DEFAULT_MAX_BYTES, source_name=source_name
+
+
+@dataclass(frozen=True)
+class _Settings:
+    kind: str | None  # None: no container
+    member: str | None
+    limits: Limits
+    inner_options: dict[str, Any]  # the options without the container's
+
+    @classmethod
+    def parse(cls, options: Mapping[str, Any], source_name: str) -> _Settings:
+        kind = options.get("container")
+        inner_options = {k: v for k, v in options.items() if k not in OPTIONS}
+        set_keys = ", ".join(f"`{k}`" for k in sorted(OPTIONS) if options.get(k) is not None)
+        if kind is None and not set_keys:  # `container: null` is no container
+            return cls(None, None, Limits(0, 0, 0), inner_options)
+        if kind not in KINDS:
+            raise FormatError(
+                source_name,
+                f"{set_keys} set but no `container`"
+                if kind is None
+                else f"`container` must be one of {', '.join(KINDS)}, got {kind!r}",
+                "Set `container:` in the dataset YAML, or remove the container options",
             )
-        ),
-        max_ratio=positive_number(
-            options,
-            "max_compression_ratio",
-            DEFAULT_MAX_RATIO,
-            source_name=source_name,
-            whole=False,
-        ),
-        max_members=int(
-            positive_number(options, "max_members", DEFAULT_MAX_MEMBERS, source_name=source_name)
-        ),
+        member = optional_str(options, "member", source_name=source_name)
+        limits = Limits(
+            max_bytes=int(
+                positive_number(
+                    options, "max_uncompressed_bytes", DEFAULT_MAX_BYTES, source_name=source_name
+                )
+            ),
+            max_ratio=positive_number(
+                options,
+                "max_compression_ratio",
+                DEFAULT_MAX_RATIO,
+                source_name=source_name,
+                whole=False,
+            ),
+            max_members=int(
+                positive_number(
+                    options, "max_members", DEFAULT_MAX_MEMBERS, source_name=source_name
+                )
+            ),
+        )
+        return cls(kind, member, limits, inner_options)
+
+    def kind_of(
+        self, head: bytes, inner_type: str, is_office_package: Callable[[], bool]
+    ) -> str | None:
+        """zip or gzip, or None for a file to read as it is (`auto` on a plain file)."""
+        kind = self.kind
+        if kind == "auto":
+            if head.startswith(_GZIP_MAGIC):
+                kind = "gzip"
+            elif head.startswith(_ZIP_MAGIC) and not (
+                self.member is None and inner_type == "excel" and is_office_package()
+            ):
+                kind = "zip"
+            else:
+                return None
+        return kind
+
+
+class _Sink:
+    """Where decompressed bytes go (a list in memory, or a file), with their CRC-32, size
+    and first bytes (to tell a nested archive) kept as they pass."""
+
+    def __init__(self, file: BinaryIO | None = None) -> None:
+        self.file = file
+        self.parts: list[bytes] = []
+        self.head = b""
+        self.size = 0
+        self.crc = 0
+
+    def write(self, chunk: bytes) -> None:
+        if len(self.head) < _HEAD:
+            self.head += chunk[: _HEAD - len(self.head)]
+        self.size += len(chunk)
+        self.crc = zlib.crc32(chunk, self.crc)
+        if self.file is None:
+            self.parts.append(chunk)
+        else:
+            self.file.write(chunk)
+
+
+def _extract(kind: str, data: bytes, settings: _Settings, source_name: str, sink: _Sink) -> str:
+    """Decompress the chosen file into `sink`; its name inside the archive."""
+    if kind == "gzip":
+        if settings.member is not None:
+            raise _gzip_member_error(source_name)
+        _gunzip(data, settings.limits, source_name, sink)
+        return _gunzipped_name(source_name)
+    return _unzip(data, settings.member, settings.limits, source_name, sink)
+
+
+def _gzip_member_error(source_name: str) -> FormatError:
+    return FormatError(
+        source_name,
+        "`member` is set but the file is gzip, which holds one file",
+        "Remove `member` from the dataset YAML",
     )
 
-    if kind == "auto":
-        if data.startswith(_GZIP_MAGIC):
-            kind = "gzip"
-        elif data.startswith(_ZIP_MAGIC) and not (
-            member is None and inner_type == "excel" and _is_office_package(data)
-        ):
-            kind = "zip"
-        else:
-            return Inner(data, source_name, inner_options)
-    if member is not None and kind != "zip":
-        raise FormatError(
-            source_name,
-            "`member` is set but the file is gzip, which holds one file",
-            "Remove `member` from the dataset YAML",
-        )
 
-    if kind == "gzip":
-        name = source_name.removesuffix(".gz").removesuffix(".gzip").rsplit("/", 1)[-1]
-        content = _gunzip(data, name, limits, source_name)
-    else:
-        name, content = _unzip(data, member, limits, source_name)
+def _inner_name(source_name: str, name: str, kind: str, sink: _Sink, inner_type: str) -> str:
     inner_name = f"{source_name}!{name}"
-    nested = _archive_kind(content)
+    nested = _archive_kind(sink.head)
     if nested is not None and inner_type != "excel":  # .xlsx and .ods are zip files
         raise FormatError(
             inner_name,
@@ -177,7 +278,7 @@ def unpack(data: bytes, options: Mapping[str, Any], *, inner_type: str, source_n
             " archives are not unpacked",
             "Ask the supplier to send the inner file itself, or one zip or gzip holding it",
         )
-    return Inner(content, inner_name, inner_options)
+    return inner_name
 
 
 def _archive_kind(content: bytes) -> str | None:
@@ -224,7 +325,7 @@ def _declared_member_count(data: bytes) -> int | None:
     return struct.unpack_from("<Q", data, offset + 32)[0]
 
 
-def _unzip(data: bytes, member: str | None, limits: Limits, source_name: str) -> tuple[str, bytes]:
+def _unzip(data: bytes, member: str | None, limits: Limits, source_name: str, sink: _Sink) -> str:
     def fail(cause: str, hint: str) -> FormatError:
         return FormatError(source_name, cause, hint)
 
@@ -275,8 +376,8 @@ def _unzip(data: bytes, member: str | None, limits: Limits, source_name: str) ->
         )
     info = chosen[0]
     _check_declared(info, limits, fail)
-    content = _inflate_member(data, info, limits, fail)
-    return info.filename, content
+    _inflate_member(data, info, limits, fail, sink)
+    return info.filename
 
 
 def _is_clutter(name: str) -> bool:
@@ -346,7 +447,9 @@ def _check_declared(info: zipfile.ZipInfo, limits: Limits, fail: Any) -> None:
         )
 
 
-def _inflate_member(data: bytes, info: zipfile.ZipInfo, limits: Limits, fail: Any) -> bytes:
+def _inflate_member(
+    data: bytes, info: zipfile.ZipInfo, limits: Limits, fail: Any, sink: _Sink
+) -> None:
     """The member's bytes, inflated here rather than by zipfile: its readers give no way to
     watch the ratio while decompressing, and for a lying header that is what matters."""
     name = info.filename
@@ -364,10 +467,10 @@ def _inflate_member(data: bytes, info: zipfile.ZipInfo, limits: Limits, fail: An
     payload = memoryview(data)[start : start + info.compress_size]
 
     if info.compress_type == zipfile.ZIP_STORED:
-        content = bytes(payload)
+        for offset in range(0, len(payload), _CHUNK):
+            sink.write(bytes(payload[offset : offset + _CHUNK]))
     else:
-        chunks: list[bytes] = []
-        total = position = 0
+        position = 0
         decompressor = zlib.decompressobj(-zlib.MAX_WBITS)
         try:
             while not decompressor.eof:
@@ -379,20 +482,17 @@ def _inflate_member(data: bytes, info: zipfile.ZipInfo, limits: Limits, fail: An
                 else:
                     raise fail(f"'{name}' ends before its compressed data does", damaged)
                 chunk = decompressor.decompress(block, _CHUNK)
-                total += len(chunk)
                 consumed = position - len(decompressor.unconsumed_tail)
-                _check_running(total, info.file_size, consumed, limits, name, fail)
-                chunks.append(chunk)
+                _check_running(sink.size + len(chunk), info.file_size, consumed, limits, name, fail)
+                sink.write(chunk)
         except zlib.error as err:
             raise fail(f"cannot decompress '{name}' ({err})", damaged) from err
-        content = b"".join(chunks)
-    if len(content) != info.file_size:
+    if sink.size != info.file_size:
         raise fail(
-            f"'{name}' holds {len(content)} bytes but its header says {info.file_size}", damaged
+            f"'{name}' holds {sink.size} bytes but its header says {info.file_size}", damaged
         )
-    if zlib.crc32(content) != info.CRC:
+    if sink.crc != info.CRC:
         raise fail(f"'{name}' fails its CRC-32 check", damaged)
-    return content
 
 
 def _check_running(
@@ -421,7 +521,7 @@ def _check_running(
 # -- gzip ---------------------------------------------------------------------------------------
 
 
-def _gunzip(data: bytes, name: str, limits: Limits, source_name: str) -> bytes:
+def _gunzip(data: bytes, limits: Limits, source_name: str, sink: _Sink) -> None:
     def fail(cause: str, hint: str) -> FormatError:
         return FormatError(source_name, cause, hint)
 
@@ -430,8 +530,7 @@ def _gunzip(data: bytes, name: str, limits: Limits, source_name: str) -> bytes:
             "not a gzip file (it does not start with the gzip signature)",
             "Check the delivery, or set `container:` to what it really is (zip, auto)",
         )
-    chunks: list[bytes] = []
-    total = 0
+    name = _gunzipped_name(source_name)
     decompressor = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
     view = memoryview(data)
     position = 0  # the next byte to feed
@@ -460,12 +559,11 @@ def _gunzip(data: bytes, name: str, limits: Limits, source_name: str) -> bytes:
             else:
                 break
             chunk = decompressor.decompress(block, _CHUNK)
-            total += len(chunk)
             # The ratio so far, not over the whole file: a bomb is stopped within a few MiB
             # instead of at `max_compression_ratio` times the file's size.
             consumed = position - len(decompressor.unconsumed_tail)
-            _check_running(total, limits.max_bytes, consumed, limits, name, fail)
-            chunks.append(chunk)
+            _check_running(sink.size + len(chunk), limits.max_bytes, consumed, limits, name, fail)
+            sink.write(chunk)
     except zlib.error as err:
         raise fail(
             f"cannot decompress the gzip file ({err})",
@@ -476,7 +574,10 @@ def _gunzip(data: bytes, name: str, limits: Limits, source_name: str) -> bytes:
             "the gzip file ends before its compressed data does (cut off)",
             "Ask for the delivery again; the transfer was probably incomplete",
         )
-    return b"".join(chunks)
+
+
+def _gunzipped_name(source_name: str) -> str:
+    return source_name.removesuffix(".gz").removesuffix(".gzip").rsplit("/", 1)[-1]
 
 
 def _first_line(err: BaseException) -> str:

@@ -7,13 +7,15 @@ import io
 import stat
 import tarfile
 import zipfile
+from pathlib import Path
 from typing import Any
 
 import polars as pl
 import pytest
 import xlsxwriter
+from polars.testing import assert_frame_equal
 
-from connectors.formats import FormatError, read_table
+from connectors.formats import FormatError, iter_table, read_table
 from tests.formats.builders import (
     MiB,
     assert_contract,
@@ -310,3 +312,73 @@ def test_an_archive_inside_the_archive_is_named_not_decoded() -> None:
         archive.addfile(info, io.BytesIO(CSV))
     error = read_error(gzip.compress(tar.getvalue()), source_name="data.tar.gz", container="gzip")
     assert "the file in the gzip archive is itself a tar archive" in str(error)
+
+
+def _big_csv(rows: int) -> bytes:
+    lines = [f"{i:010d};Søren {i}" for i in range(rows)]
+    return ("cpr;navn\n" + "\n".join(lines) + "\n").encode()
+
+
+@pytest.mark.parametrize(
+    ("name", "pack", "options"),
+    [
+        ("udtraek.csv.gz", gzip.compress, {"container": "gzip"}),
+        ("udtraek.zip", lambda data: zipped({"udtraek.csv": data}), {"container": "auto"}),
+        (
+            "udtraek.zip",
+            lambda data: zip_archive([stored("udtraek.csv", data)]),
+            {"container": "zip"},
+        ),
+    ],
+)
+def test_a_big_member_is_read_in_pieces_from_scratch_and_equals_the_whole(
+    name: str, pack: Any, options: dict[str, Any], tmp_path: Path
+) -> None:
+    path, scratch = tmp_path / name, tmp_path / "scratch"
+    path.write_bytes(pack(_big_csv(20_000)))
+    csv = {"type": "csv", **options}
+    whole = read_table(path.read_bytes(), csv, source_name=name)
+    pieces = iter_table(path, csv, source_name=name, chunk_bytes=64 * 1024, scratch=scratch)
+    first = next(pieces)
+    assert [p.name for p in scratch.iterdir()] and first.height < whole.height
+    rest = list(pieces)
+    assert len(rest) > 3
+    assert_frame_equal(pl.concat([first, *rest]), whole)
+    assert not list(scratch.iterdir())  # the unpacked copy is gone
+
+
+def test_a_bad_line_in_a_later_piece_of_a_gzip_names_the_inner_files_line(
+    tmp_path: Path,
+) -> None:
+    lines = _big_csv(20_000).splitlines(keepends=True)
+    lines[15_000] = "0101901234;Søren;ekstra\n".encode()
+    path, scratch = tmp_path / "udtraek.csv.gz", tmp_path / "scratch"
+    path.write_bytes(gzip.compress(b"".join(lines)))
+    options = {"type": "csv", "container": "auto"}
+    pieces = iter_table(
+        path, options, source_name=path.name, chunk_bytes=64 * 1024, scratch=scratch
+    )
+    with pytest.raises(FormatError) as caught:
+        list(pieces)
+    assert str(caught.value).startswith("udtraek.csv.gz!udtraek.csv, line 15001: the row has 3")
+    assert not list(scratch.iterdir())
+
+
+def test_a_bomb_read_from_disk_is_refused_and_leaves_no_scratch_file(tmp_path: Path) -> None:
+    path, scratch = tmp_path / "a.csv.gz", tmp_path / "scratch"
+    path.write_bytes(gzip_bomb(1024))
+    options = {"type": "csv", "container": "auto"}
+    with pytest.raises(FormatError, match="this looks like a compression bomb"):
+        list(iter_table(path, options, source_name=path.name, scratch=scratch))
+    assert not list(scratch.iterdir())
+
+
+def test_a_plain_file_under_auto_is_read_in_place_in_pieces(tmp_path: Path) -> None:
+    path, scratch = tmp_path / "udtraek.csv", tmp_path / "scratch"
+    path.write_bytes(_big_csv(20_000))
+    options = {"type": "csv", "container": "auto"}
+    pieces = list(
+        iter_table(path, options, source_name=path.name, chunk_bytes=64 * 1024, scratch=scratch)
+    )
+    assert len(pieces) > 3 and sum(p.height for p in pieces) == 20_000
+    assert not scratch.exists()  # nothing was copied

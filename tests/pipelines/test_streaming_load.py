@@ -7,6 +7,7 @@ read in many pieces; the outcome is compared with the same file loaded in one pi
 from __future__ import annotations
 
 import dataclasses
+import gzip
 import shutil
 from pathlib import Path
 
@@ -156,3 +157,26 @@ def test_check_reports_what_a_load_would_in_pieces(tmp_path, extract, monkeypatc
     assert checked.failures.select("_source_row", "check").equals(
         loaded.select("_source_row", "check")
     )
+
+
+def test_a_gzipped_extract_loads_in_pieces_like_the_plain_one(tmp_path, extract, monkeypatch):
+    monkeypatch.setattr(chunks, "CHUNK_BYTES", 64 * 1024)
+    plain_home, plain = _load(tmp_path / "plain", extract)
+    packed = tmp_path / "sager.csv.gz"
+    packed.write_bytes(gzip.compress(extract.read_bytes()))
+    spec = dataclasses.replace(
+        SPEC,
+        source={**SPEC.source, "pattern": "*.csv.gz"},
+        format={**SPEC.format, "container": "gzip"},
+    )
+    gz_home, gz = _load(tmp_path / "gz", packed, spec)
+
+    [p], [g] = plain.batches, gz.batches
+    assert g.status == "loaded" and g.rows_in == 20_000
+    assert (g.rows_valid, g.rows_quarantined) == (p.rows_valid, p.rows_quarantined)
+    assert (
+        _silver(gz_home)
+        .drop("_source_file", "_batch_id")
+        .equals(_silver(plain_home).drop("_source_file", "_batch_id"))
+    )
+    assert not list(gz_home.scratch.iterdir())  # the unpacked copy is gone
