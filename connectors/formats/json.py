@@ -202,7 +202,44 @@ def _frame(
             indices[key].append(index)
             values[key].append(text)
     source_rows = lines if lines is not None else range(1, len(records) + 1)
-    return records_frame(indices, values, list(source_rows), source_name)
+    try:
+        return records_frame(indices, values, list(source_rows), source_name)
+    except UnicodeEncodeError as err:  # "\ud800" alone is valid JSON but not text
+        raise _lone_surrogate(indices, values, lines, source_name) from err
+
+
+def _lone_surrogate(
+    indices: dict[str, list[int]],
+    values: dict[str, list[str | None]],
+    lines: list[int] | None,
+    source_name: str,
+) -> FormatError:
+    found: list[tuple[int, str]] = []  # (record index, what)
+    for key, texts in values.items():
+        if not _is_text(key):
+            found.append((indices[key][0], f"the field name {key!a}"))
+            continue
+        pairs = zip(indices[key], texts, strict=True)
+        bad = next((i for i, text in pairs if text and not _is_text(text)), None)
+        if bad is not None:
+            found.append((bad, f"the value of `{key}`"))
+    index, what = min(found)
+    return FormatError(
+        source_name,
+        f"{what}{'' if lines else f' in record {index + 1}'} holds a lone UTF-16"
+        " surrogate (a `\\ud800`-style escape without its pair), which is not text",
+        "Ask the supplier to fix the JSON writer: a character outside the BMP is written"
+        " as a pair of escapes or as the character itself",
+        line=lines[index] if lines else None,
+    )
+
+
+def _is_text(value: str) -> bool:
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def value_text(value: Any) -> str | None:

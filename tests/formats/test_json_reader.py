@@ -185,3 +185,21 @@ def test_a_large_ndjson_with_an_unknown_encoding_is_named(tmp_path) -> None:
     options = {"type": "ndjson", "encoding": "no-such-codec"}
     with pytest.raises(FormatError, match="no-such-codec"):
         list(iter_table(path, options, source_name="big.ndjson", chunk_bytes=16 * 1024))
+
+
+@pytest.mark.parametrize(
+    ("data", "kind", "cause", "line"),
+    [
+        (b'[{"a": "ok"}, {"a": "x\\ud800y"}]', "json", "the value of `a` in record 2", None),
+        (b'[{"a": {"b": "\\udc00"}}]', "json", "the value of `a` in record 1", None),
+        (b'{"a": 1}\n\n{"b\\udc00": 2}\n', "ndjson", "the field name 'b\\udc00'", 3),
+    ],
+)
+def test_a_lone_surrogate_escape_is_refused_naming_where(data, kind, cause, line) -> None:
+    # Valid JSON, but no text: polars cannot hold it (it was a UnicodeEncodeError).
+    error = read_error(data, kind)
+    assert error.cause == (
+        f"{cause} holds a lone UTF-16 surrogate (a `\\ud800`-style escape without its pair),"
+        " which is not text"
+    )
+    assert error.line == line
