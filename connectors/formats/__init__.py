@@ -23,7 +23,7 @@ from connectors.formats.errors import FormatError
 from connectors.formats.excel import read_excel
 from connectors.formats.fixed_width import read_fixed_width
 from connectors.formats.frame import SOURCE_ROW
-from connectors.formats.json import iter_ndjson, read_json, read_ndjson
+from connectors.formats.json import iter_json, iter_ndjson, read_json, read_ndjson
 from connectors.formats.parquet import read_parquet
 from connectors.formats.xml import iter_xml, read_xml
 
@@ -39,6 +39,14 @@ READERS: dict[str, Reader] = {
     "xml": read_xml,
     "fixed_width": read_fixed_width,
     "parquet": read_parquet,
+}
+
+# Formats read a piece at a time from a file on disk (`iter_table`).
+STREAMED: dict[str, Callable[..., Iterator[pl.DataFrame]]] = {
+    "csv": iter_csv,
+    "json": iter_json,
+    "ndjson": iter_ndjson,
+    "xml": iter_xml,
 }
 
 
@@ -74,15 +82,15 @@ def iter_table(
 ) -> Iterator[pl.DataFrame]:
     """`read_table` for a file on disk, in frames of bounded size where the format allows.
 
-    Plain delimited text, NDJSON and XML larger than a chunk are read piece by piece (see
-    chunks.py, json.iter_ndjson, xml.iter_xml), `_source_row` still the file's own line or
-    record numbers; other formats come as one frame. Frames of record formats may differ in
-    their columns: a field only later records have. Those three formats in a zip or gzip
-    container are unpacked to a temporary file in `scratch` (default: the system's temporary
-    folder) and read from it piece by piece.
+    Delimited text, JSON, NDJSON and XML larger than a chunk are read piece by piece (see
+    chunks.py, json_stream.py, json.iter_ndjson, xml.iter_xml), `_source_row` still the
+    file's own line or record numbers; other formats come as one frame. Frames of record
+    formats may differ in their columns: a field only later records have. These formats in
+    a zip or gzip are unpacked to a temporary file in `scratch` (default: the system's
+    temporary folder) and read from it piece by piece.
     """
     kind = options.get("type")
-    streamed = {"csv": iter_csv, "ndjson": iter_ndjson, "xml": iter_xml}.get(kind)
+    streamed = STREAMED.get(kind)
     if streamed is None:
         yield read_table(path.read_bytes(), options, source_name=source_name)
         return

@@ -22,9 +22,10 @@ decompressed: the member count (from the end record, before Python builds its me
 list), absolute paths and `..` in any member name, symlinks and other special files (Unix
 mode in the external attributes), encryption, compression methods other than stored and
 deflate (bzip2 and lzma cannot be decompressed with a bounded output per step), and the
-chosen member's declared size and ratio. Decompression then runs in 1 MiB steps, checking after each the size against the header and the limit,
-and the ratio of output so far to compressed input consumed so far: a member whose header
-lies stops within a few MiB instead of filling memory. The ratio limit applies once the
+chosen member's declared size and ratio. Decompression then runs in 1 MiB steps, checking
+after each the size against the header and the limit, and the ratio of output so far to
+compressed input consumed so far: a member whose header lies stops within a few MiB instead
+of filling memory. The ratio limit applies once the
 output passes 1 MiB: tiny files of blanks compress far better than 200:1 and are harmless.
 Only the limits apply to the chosen member; the safety checks apply to every member, since
 an archive that holds a traversal or a link is not a delivery to trust.

@@ -54,11 +54,12 @@ def decode(data: bytes, declared: str | None, *, source_name: str, offset: int =
     """Decode strictly; an explicit `declared` encoding always wins over detection.
 
     `offset` is where `data` starts in its file (a piece of a large one), so messages give
-    the file's own byte offsets; their line numbers stay relative to `data`."""
+    the file's own byte offsets; their line numbers stay relative to `data`. Only at the
+    start of a file (`offset` 0) is a byte-order mark a signature; further on it is text."""
     if declared:
         return Decoded(_decode_declared(data, declared, source_name, offset), declared)
 
-    for bom, codec in _BOMS:
+    for bom, codec in _BOMS if offset == 0 else ():
         if data.startswith(bom):
             return Decoded(_strict(data, codec, source_name, offset, how="has a BOM for"), codec)
 
@@ -92,7 +93,7 @@ def _decode_declared(data: bytes, declared: str, source_name: str, offset: int) 
             "Use a Python codec name in `encoding:` (e.g. utf-8, cp1252, latin-1, cp865)",
         ) from None
     # A declared utf-8 file may still start with a BOM; it is not part of the first header.
-    if codec == "utf-8" and data.startswith(codecs.BOM_UTF8):
+    if codec == "utf-8" and offset == 0 and data.startswith(codecs.BOM_UTF8):
         codec = "utf-8-sig"
     return _strict(data, codec, source_name, offset, how="is declared as")
 

@@ -22,6 +22,8 @@ import polars as pl
 from connectors.formats.encoding import decode, newlines_are_multi_byte
 from connectors.formats.errors import FormatError
 from connectors.formats.frame import MAX_COLUMNS, records_frame, too_many_fields
+from connectors.formats.json_stream import iter_records, kind_of
+from connectors.formats.json_stream import too_deep as _too_deep
 from connectors.formats.options import check_keys, optional_str
 
 JSON_OPTIONS = {"record_path", "encoding"}
@@ -51,11 +53,33 @@ def read_json(data: bytes, options: Mapping[str, Any], *, source_name: str) -> p
         if not isinstance(record, dict):
             raise FormatError(
                 source_name,
-                f"record {position} at `record_path` {record_path or '(document)'!r} is a"
-                f" {_kind(record)}, not an object",
+                f"record {position} at `record_path` {record_path or '(document)'!r} is"
+                f" {kind_of(record)}, not an object",
                 "Point `record_path` at the array of records",
             )
     return _frame(records, None, source_name)
+
+
+def iter_json(
+    path: Path, options: Mapping[str, Any], *, source_name: str, chunk_bytes: int
+) -> Iterator[pl.DataFrame]:
+    """`read_json` for a file on disk in frames of about `chunk_bytes` of records each (see
+    json_stream.py); UTF-16/32 and files up to one and a half pieces are read whole."""
+    check_keys(options, JSON_OPTIONS, "json", source_name=source_name)
+    record_path = optional_str(options, "record_path", source_name=source_name)
+    codec = optional_str(options, "encoding", source_name=source_name)
+    with path.open("rb") as handle:
+        head = handle.read(chunk_bytes)
+        if path.stat().st_size <= chunk_bytes * 3 // 2 or newlines_are_multi_byte(head, codec):
+            yield read_json(head + handle.read(), options, source_name=source_name)
+            return
+        handle.seek(0)
+        first = 1
+        for records in iter_records(
+            handle, record_path, codec, source_name=source_name, chunk_bytes=chunk_bytes
+        ):
+            yield _frame(records, None, source_name, first=first)
+            first += len(records)
 
 
 def read_ndjson(data: bytes, options: Mapping[str, Any], *, source_name: str) -> pl.DataFrame:
@@ -125,7 +149,7 @@ def _ndjson_frame(text: str, first_line: int, source_name: str) -> pl.DataFrame:
         if not isinstance(record, dict):
             raise FormatError(
                 source_name,
-                f"the line holds a {_kind(record)}, not a JSON object",
+                f"the line holds {kind_of(record)}, not a JSON object",
                 "Each line must hold one JSON object (a record)",
                 line=number,
             )
@@ -154,36 +178,18 @@ def _at_path(document: Any, record_path: str | None, source_name: str) -> list[A
     if not isinstance(node, list):
         raise FormatError(
             source_name,
-            f"`record_path` {record_path or '(empty)'!r} leads to a {_kind(node)}, not an"
+            f"`record_path` {record_path or '(empty)'!r} leads to {kind_of(node)}, not an"
             " array of records",
             "Set `record_path` to the dot path of the array of records (e.g. `data.items`)",
         )
     return node
 
 
-def _kind(value: Any) -> str:
-    if isinstance(value, dict):
-        return "object"
-    if isinstance(value, list):
-        return "array"
-    return "null" if value is None else type(value).__name__
-
-
-def _too_deep(source_name: str, line: int | None, record: int | None = None) -> FormatError:
-    where = f" in record {record}" if record is not None else ""
-    return FormatError(
-        source_name,
-        f"a value{where} is nested deeper than Python's JSON parser allows (about 1000 levels"
-        " of objects and arrays)",
-        "Ask the supplier for records without such deep nesting; no real export needs it",
-        line=line,
-    )
-
-
 def _frame(
-    records: list[dict[str, Any]], lines: list[int] | None, source_name: str
+    records: list[dict[str, Any]], lines: list[int] | None, source_name: str, *, first: int = 1
 ) -> pl.DataFrame:
-    """`lines` are NDJSON's line numbers; a JSON document's records are numbered from 1."""
+    """`lines` are NDJSON's line numbers; a JSON document's records are numbered from
+    `first`, the number of the first record in the document."""
     indices: dict[str, list[int]] = {}  # per key, in first-appearance order: which records
     values: dict[str, list[str | None]] = {}  # and their values, so absent keys cost nothing
     for index, record in enumerate(records):
@@ -191,27 +197,28 @@ def _frame(
             if key not in values:
                 if len(values) >= MAX_COLUMNS:
                     line = lines[index] if lines else None
-                    raise too_many_fields(values, key, index + 1, source_name, line=line)
+                    raise too_many_fields(values, key, index + first, source_name, line=line)
                 indices[key] = []
                 values[key] = []
             try:
                 text = value_text(value)
             except RecursionError as err:  # dumping a nested value nearly as deep as allowed
                 line = lines[index] if lines else None
-                raise _too_deep(source_name, line, None if lines else index + 1) from err
+                raise _too_deep(source_name, line, None if lines else index + first) from err
             indices[key].append(index)
             values[key].append(text)
-    source_rows = lines if lines is not None else range(1, len(records) + 1)
+    source_rows = lines if lines is not None else range(first, first + len(records))
     try:
         return records_frame(indices, values, list(source_rows), source_name)
     except UnicodeEncodeError as err:  # "\ud800" alone is valid JSON but not text
-        raise _lone_surrogate(indices, values, lines, source_name) from err
+        raise _lone_surrogate(indices, values, lines, first, source_name) from err
 
 
 def _lone_surrogate(
     indices: dict[str, list[int]],
     values: dict[str, list[str | None]],
     lines: list[int] | None,
+    first: int,
     source_name: str,
 ) -> FormatError:
     found: list[tuple[int, str]] = []  # (record index, what)
@@ -226,7 +233,7 @@ def _lone_surrogate(
     index, what = min(found)
     return FormatError(
         source_name,
-        f"{what}{'' if lines else f' in record {index + 1}'} holds a lone UTF-16"
+        f"{what}{'' if lines else f' in record {index + first}'} holds a lone UTF-16"
         " surrogate (a `\\ud800`-style escape without its pair), which is not text",
         "Ask the supplier to fix the JSON writer: a character outside the BMP is written"
         " as a pair of escapes or as the character itself",

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import gzip
+import json
 import shutil
+import uuid
 from pathlib import Path
 
 import polars as pl
@@ -19,7 +21,7 @@ from bench.generate import generate
 from connectors.formats import chunks
 from lake.home import Home
 from pipelines.ingest import check_file, load_dataset
-from pipelines.specs import load_spec
+from pipelines.specs import load_spec, spec_by_name
 from tests.conftest import TEST_KEY
 from tests.lake import objectstores
 
@@ -180,3 +182,40 @@ def test_a_gzipped_extract_loads_in_pieces_like_the_plain_one(tmp_path, extract,
         .equals(_silver(plain_home).drop("_source_file", "_batch_id"))
     )
     assert not list(gz_home.scratch.iterdir())  # the unpacked copy is gone
+
+
+def test_a_json_document_loads_in_pieces_like_a_whole_load(tmp_path, monkeypatch) -> None:
+    spec = spec_by_name("bbr_dwellings")
+    units = [
+        {
+            "id_lokalId": str(uuid.UUID(int=i)),
+            "adresseIdentificerer": str(uuid.UUID(int=10**6 + i)),
+            "enh020EnhedensAnvendelse": "140",
+            "enh026EnhedensSamledeAreal": 40 + i % 90,
+            "enh031AntalVaerelser": 1 + i % 5,
+            "byg026Opfoerelsesaar": 1900 + i % 120,
+        }
+        for i in range(3_000)
+    ]
+    units[2_500]["id_lokalId"] = units[10]["id_lokalId"]  # a key repeated across pieces
+    units[2_700]["enh020EnhedensAnvendelse"] = None
+    path = tmp_path / "bbr_enheder.json"
+    path.write_text(json.dumps({"antal": 3_000, "enheder": units}, indent=1), encoding="utf-8")
+    whole_home, whole = _load(tmp_path / "whole", path, spec)
+    monkeypatch.setattr(chunks, "CHUNK_BYTES", 64 * 1024)
+    assert path.stat().st_size > 3 * chunks.CHUNK_BYTES
+    piece_home, pieces = _load(tmp_path / "pieces", path, spec)
+
+    [w], [p] = whole.batches, pieces.batches
+    assert (p.rows_in, p.rows_valid, p.rows_quarantined) == (3_000, 2_998, 2)
+    assert (w.rows_in, w.rows_valid, w.rows_quarantined) == (3_000, 2_998, 2)
+
+    def silver(home: Home) -> pl.DataFrame:
+        table = pl.read_delta(home.table_uri("silver", spec.name))
+        return table.drop("_ingested_at", "_batch_id").sort("unit_id")
+
+    assert silver(piece_home).equals(silver(whole_home))
+    assert quarantine(piece_home, spec.name).sort("_source_row")["_source_row"].to_list() == [
+        2_501,
+        2_701,
+    ]

@@ -1,0 +1,343 @@
+"""A big JSON document's array of records, read as the file is read.
+
+`json.loads` builds the whole document first: a 200 MB export became about 2.5 GB of Python
+objects before a single row was typed. Here a small scanner walks the document down
+`record_path` and each record is decoded on its own by the stdlib's C decoder
+(`JSONDecoder.raw_decode`), so frames of about `chunk_bytes` of records come out while the
+rest of the file is still unread. What follows the array is still scanned to the end, so a
+document cut off after its records, or with text after it, is refused as `read_json`
+refuses it, with the file's own line and column.
+
+Differences from reading the document whole, all about documents no export should be: a
+value beside the path (another key's array) is decoded whole to skip it; a key of the path
+repeated in its object is refused (Python's parser would silently take the last one); and,
+as for big CSV files, an undeclared encoding is decided by the first piece with a non-ASCII
+byte, so a UTF-8 file whose first non-ASCII bytes are broken is read as a code page where
+the whole file would have been refused as "mostly UTF-8".
+"""
+
+from __future__ import annotations
+
+import json as stdlib_json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any, BinaryIO
+
+from connectors.formats.encoding import decode
+from connectors.formats.errors import FormatError
+
+_WHITESPACE = re.compile(r"[ \t\n\r]*")
+_HIGH_BYTES = bytes(range(0x80, 0x100))
+_DECODER = stdlib_json.JSONDecoder()
+# A parse error this close to the end of the text read so far may just be a value that goes
+# on in the next piece (a cut `\uXXXX` escape is the longest such tail).
+_TAIL = 8
+
+
+@dataclass
+class _Level:
+    kind: str  # "{" or "["
+    key: str | None  # the object key (or array index) walked into
+
+
+class _Text:
+    """The file's text from the first unconsumed character on, decoded a piece at a time.
+
+    Pieces are cut after an ASCII byte, which is a character boundary in UTF-8 and in every
+    single-byte code page, so a piece never ends inside a character. An undeclared encoding
+    is settled by the first piece that is not pure ASCII, as for big CSV files."""
+
+    def __init__(
+        self,
+        handle: BinaryIO,
+        codec: str | None,
+        *,
+        source_name: str,
+        chunk_bytes: int,
+    ) -> None:
+        self.handle = handle
+        self.codec = codec
+        self.settled = codec is not None
+        self.source_name = source_name
+        self.chunk_bytes = chunk_bytes
+        self.text = ""
+        self.pos = 0
+        self.eof = False
+        self._raw = b""  # bytes read but not yet decoded
+        self._bytes_decoded = 0
+        self._lines_decoded = 0  # newlines in the decoded bytes (one byte each here)
+        self._chars_dropped = 0  # characters before self.text
+        self._lines_dropped = 0  # newlines in the text before self.text
+        self._column_dropped = 0  # characters after the last dropped newline
+
+    def more(self) -> bool:
+        """Drop the consumed text and append the next piece; False at the end of the file."""
+        if self.pos:
+            dropped = self.text[: self.pos]
+            self._chars_dropped += len(dropped)
+            newlines = dropped.count("\n")
+            if newlines:
+                self._lines_dropped += newlines
+                self._column_dropped = len(dropped) - dropped.rfind("\n") - 1
+            else:
+                self._column_dropped += len(dropped)
+            self.text, self.pos = self.text[self.pos :], 0
+        while True:
+            block = self.handle.read(self.chunk_bytes)
+            if not block:
+                if self.eof or not self._raw:
+                    self.eof = True
+                    return False
+                piece, self._raw = self._raw, b""
+                self.eof = True
+            else:
+                data = self._raw + block
+                cut = len(data.rstrip(_HIGH_BYTES))
+                if not cut:  # not one ASCII byte yet: read on
+                    self._raw = data
+                    continue
+                piece, self._raw = data[:cut], data[cut:]
+            self.text += self._decode(piece)
+            return True
+
+    def _decode(self, piece: bytes) -> str:
+        if not self.settled and piece.isascii():
+            text = piece.decode("ascii")  # the same in every candidate encoding
+        else:
+            try:
+                decoded = decode(
+                    piece, self.codec, source_name=self.source_name, offset=self._bytes_decoded
+                )
+            except FormatError as error:
+                raise error.moved_down(self._lines_decoded) from error
+            # A BOM only stands at the start of the file.
+            self.codec = decoded.encoding.replace("-sig", "").replace("_sig", "")
+            self.settled = True
+            text = decoded.text
+        self._bytes_decoded += len(piece)
+        self._lines_decoded += piece.count(b"\n")
+        return text
+
+    @property
+    def offset(self) -> int:
+        """Characters consumed since the start of the file."""
+        return self._chars_dropped + self.pos
+
+    def peek(self) -> str:
+        """The next character that is not whitespace ("" at the end of the file)."""
+        while True:
+            self.pos = _WHITESPACE.match(self.text, self.pos).end()  # type: ignore[union-attr]
+            if self.pos < len(self.text):
+                return self.text[self.pos]
+            if not self.more():
+                return ""
+
+    def value(self) -> Any:
+        """Decode the JSON value at the next non-whitespace character."""
+        self.peek()
+        while True:
+            try:
+                value, end = _DECODER.raw_decode(self.text, self.pos)
+            except stdlib_json.JSONDecodeError as err:
+                cut_off = err.pos >= len(self.text) - _TAIL or err.msg.startswith("Unterminated")
+                if cut_off and not self.eof:
+                    self.more()  # moves the text: decode again, also at the end of the file
+                    continue
+                raise self.error(f"not valid JSON: {err.msg}", err.pos) from err
+            except RecursionError as err:
+                raise too_deep(self.source_name, self.error("", self.pos).line) from err
+            if end == len(self.text) and not self.eof:
+                self.more()  # a number at the end of the text may go on in the next piece
+                continue
+            self.pos = end
+            return value
+
+    def expect(self, allowed: str) -> str:
+        char = self.peek()
+        if not char or char not in allowed:
+            # Python's parser's words, so both ways of reading give the same message.
+            wanted = "',' delimiter" if "," in allowed else "':' delimiter"
+            raise self.error(f"not valid JSON: Expecting {wanted}", self.pos)
+        self.pos += 1
+        return char
+
+    def error(self, cause: str, pos: int) -> FormatError:
+        newline = self.text.rfind("\n", 0, pos)
+        line = self._lines_dropped + self.text.count("\n", 0, pos) + 1
+        column = pos - newline if newline >= 0 else self._column_dropped + pos + 1
+        return FormatError(
+            self.source_name,
+            f"{cause} (column {column})",
+            "Check the export; a file with one JSON object per line is `type: ndjson`",
+            line=line,
+        )
+
+
+def iter_records(
+    handle: BinaryIO,
+    record_path: str | None,
+    codec: str | None,
+    *,
+    source_name: str,
+    chunk_bytes: int,
+) -> Iterator[list[dict[str, Any]]]:
+    """Lists of the records at `record_path`, each list about `chunk_bytes` of text; at
+    least one list (empty for an empty array)."""
+    text = _Text(handle, codec, source_name=source_name, chunk_bytes=chunk_bytes)
+    levels = _walk(text, record_path, source_name)
+    records: list[dict[str, Any]] = []
+    size, number, yielded = 0, 0, False
+    text.pos += 1  # past the "[" where _walk stopped
+    if text.peek() == "]":
+        text.pos += 1
+    else:
+        while True:
+            start = text.offset
+            record = text.value()
+            number += 1
+            if not isinstance(record, dict):
+                raise FormatError(
+                    source_name,
+                    f"record {number} at `record_path` {record_path or '(document)'!r} is"
+                    f" {kind_of(record)}, not an object",
+                    "Point `record_path` at the array of records",
+                )
+            records.append(record)
+            size += text.offset - start
+            if text.expect(",]") == "]":
+                break
+            if size >= chunk_bytes:
+                yield records
+                records, size, yielded = [], 0, True
+    if records or not yielded:
+        yield records
+    _finish(text, levels, source_name)
+
+
+def _walk(text: _Text, record_path: str | None, source_name: str) -> list[_Level]:
+    """Move `text` to the value at `record_path`; the containers walked into."""
+    levels: list[_Level] = []
+    walked: list[str] = []
+    for step in record_path.split(".") if record_path else []:
+        walked.append(step)
+        char = text.peek()
+        if char == "{":
+            text.pos += 1
+            keys = _find_key(text, step)
+            if keys is not None:
+                listed = ", ".join(f"'{k}'" for k in keys)
+                raise _not_found(record_path, walked, source_name, listed)
+            levels.append(_Level("{", step))
+        elif char == "[" and step.isdigit():
+            text.pos += 1
+            if not _find_index(text, int(step)):
+                raise _not_found(record_path, walked, source_name, "")
+            levels.append(_Level("[", step))
+        else:
+            raise _not_found(record_path, walked, source_name, "")
+    char = text.peek()
+    if char != "[":
+        if not char:
+            raise text.error("not valid JSON: Expecting value", text.pos)
+        # Only a scalar is decoded to name its kind: an object may be the whole file.
+        kind = "an object" if char == "{" else kind_of(text.value())
+        raise FormatError(
+            source_name,
+            f"`record_path` {record_path or '(empty)'!r} leads to {kind}, not an array of records",
+            "Set `record_path` to the dot path of the array of records (e.g. `data.items`)",
+        )
+    return levels
+
+
+def _find_key(text: _Text, wanted: str) -> list[str] | None:
+    """Step into the open object's member `wanted`; None when found, else the keys seen."""
+    keys: list[str] = []
+    if text.peek() == "}":
+        text.pos += 1
+        return keys
+    while True:
+        key = _key(text)
+        if key == wanted:
+            return None
+        keys.append(key)
+        text.value()
+        if text.expect(",}") == "}":
+            return keys
+
+
+def _find_index(text: _Text, wanted: int) -> bool:
+    """Step into the open array's element `wanted`; False if the array is shorter."""
+    if text.peek() == "]":
+        text.pos += 1
+        return False
+    for _ in range(wanted):
+        text.value()
+        if text.expect(",]") == "]":
+            return False
+    return True
+
+
+def _key(text: _Text) -> str:
+    if text.peek() != '"':
+        raise text.error(
+            "not valid JSON: Expecting property name enclosed in double quotes", text.pos
+        )
+    key = text.value()
+    text.expect(":")
+    return key
+
+
+def _finish(text: _Text, levels: list[_Level], source_name: str) -> None:
+    """Scan the rest of the document: the containers around the array must close, and
+    nothing may follow the document."""
+    for level in reversed(levels):
+        close = "}" if level.kind == "{" else "]"
+        while text.expect("," + close) == ",":
+            if level.kind == "{":
+                start = text.pos
+                if _key(text) == level.key:
+                    raise FormatError(
+                        source_name,
+                        f"the key '{level.key}' of `record_path` appears twice in one object",
+                        "Ask the supplier for a document where each key appears once",
+                        line=text.error("", start).line,
+                    )
+            text.value()
+    if text.peek():
+        raise text.error("not valid JSON: Extra data", text.pos)
+
+
+def _not_found(
+    record_path: str | None, walked: list[str], source_name: str, keys: str
+) -> FormatError:
+    return FormatError(
+        source_name,
+        f"`record_path` {record_path!r} not found: no {'.'.join(walked)!r} in the document"
+        + (f" (keys there: {keys})" if keys else ""),
+        "Set `record_path` to the dot path of the array of records",
+    )
+
+
+def too_deep(source_name: str, line: int | None, record: int | None = None) -> FormatError:
+    where = f" in record {record}" if record is not None else ""
+    return FormatError(
+        source_name,
+        f"a value{where} is nested deeper than Python's JSON parser allows (about 1000 levels"
+        " of objects and arrays)",
+        "Ask the supplier for records without such deep nesting; no real export needs it",
+        line=line,
+    )
+
+
+def kind_of(value: Any) -> str:
+    """A JSON value's kind as messages name it: "an object", "a string", "null"."""
+    if isinstance(value, dict):
+        return "an object"
+    if isinstance(value, list):
+        return "an array"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, bool):
+        return "true/false"
+    return "null" if value is None else "a number"
