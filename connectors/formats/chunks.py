@@ -21,7 +21,7 @@ from typing import Any, BinaryIO
 import polars as pl
 
 from connectors.formats.csv import CsvOptions, count_byte, read_csv, sniff_delimiter
-from connectors.formats.encoding import decode, newlines_are_multi_byte
+from connectors.formats.encoding import decode, newlines_are_multi_byte, without_signature
 from connectors.formats.errors import FormatError
 from connectors.formats.frame import SOURCE_ROW
 
@@ -82,7 +82,7 @@ def _pieces(
     )
     quote = opts.quote.encode("ascii") if opts.quote else None
     first = {**options, "encoding": encoding, "delimiter": delimiter, "skip_footer_rows": 0}
-    later = {**first, "encoding": encoding.replace("-sig", "").replace("_sig", ""), "header_row": 0}
+    later = {**first, "encoding": without_signature(encoding), "header_row": 0}
     window = _Window(handle, head, chunk_bytes)
     lines_before, bytes_before, is_first = 0, 0, True
     limit = chunk_bytes
@@ -107,7 +107,7 @@ def _pieces(
                 )
             except FormatError as error:
                 raise error.moved_down(lines_before) from error
-            later = {**later, "encoding": detected.encoding.replace("-sig", "")}
+            later = {**later, "encoding": without_signature(detected.encoding)}
             chosen = f"detected from the bytes from offset {bytes_before} on"
             settled = True
         piece_options = first if is_first else later

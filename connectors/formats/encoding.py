@@ -32,12 +32,41 @@ _BOMS: tuple[tuple[bytes, str], ...] = (
 def newlines_are_multi_byte(head: bytes, declared: str | None) -> bool:
     """Whether text starting with `head` is UTF-16/32 (by its BOM or the declared encoding),
     whose newline is several bytes: such a file cannot be cut into pieces at b"\\n"."""
-    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):  # also UTF-32-LE's BOM
-        return True
+    if head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE, codecs.BOM_UTF32_BE)):
+        return True  # UTF-32-LE's BOM starts with UTF-16-LE's
     try:
         return bool(declared) and codecs.lookup(declared).name.startswith(("utf-16", "utf-32"))
     except LookupError:
         return False  # decode() names the unknown encoding
+
+
+def without_signature(codec: str) -> str:
+    """The codec for the bytes after the start of a file: `UTF-8-SIG` is `utf-8` there (a
+    BOM only stands at the start; further on it is text)."""
+    try:
+        name = codecs.lookup(codec).name
+    except LookupError:
+        return codec  # decode() names the unknown encoding
+    return name.removesuffix("-sig")
+
+
+def cuts_after_ascii(codec: str | None) -> bool:
+    """Whether text in `codec` can be cut after any ASCII byte and the pieces decoded on
+    their own: true of UTF-8 and single-byte code pages, whose ASCII bytes are always
+    characters of their own; not of UTF-7, ISO-2022, Shift-JIS or GB18030, where ASCII
+    bytes take part in longer sequences or shift states. Detection only picks the former."""
+    if codec is None:
+        return True
+    try:
+        name = codecs.lookup(codec).name
+    except LookupError:
+        return True  # decode() names the unknown encoding
+    if name in ("utf-8", "utf-8-sig"):
+        return True
+    if name.startswith("iso2022"):  # escape sequences shift state; every byte decodes alone
+        return False
+    every_byte = bytes(range(256)).decode(name, errors="replace")
+    return len(every_byte) == 256 and every_byte[:128] == bytes(range(128)).decode("ascii")
 
 
 _UTF16_SAMPLE = 4096  # bytes looked at for the NUL pattern of UTF-16 without a BOM

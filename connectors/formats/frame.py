@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import unicodedata
 from collections import Counter
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 
 import polars as pl
 
@@ -107,21 +107,7 @@ def finish(
                 "Give the column a header in the source, or check `header_row`"
                 + (f" (line {header_line} is used as the header)" if header_line else ""),
             )
-    duplicates = sorted(n for n, count in Counter(names[i] for i in keep).items() if count > 1)
-    looks_like_data = [d for d in duplicates if not any(char.isalpha() for char in d)]
-    if looks_like_data:
-        # Two columns named '1' (or '12,5', '01-02-2024'): the row read as the header is data.
-        raise fail(
-            f"the header row looks like data, not column names ('{looks_like_data[0]}'"
-            " appears twice)",
-            "Set `header_row` (0-based) to the line holding the column names; a file without"
-            " a header row needs one added at the source",
-        )
-    if duplicates:
-        raise fail(
-            "duplicate column names " + ", ".join(f"'{d}'" for d in duplicates),
-            "Rename the columns in the source so each name is unique, or check `header_row`",
-        )
+    check_unique([names[i] for i in keep], fail)
     if SOURCE_ROW in (names[i] for i in keep):
         raise fail(
             f"the file has a column named '{SOURCE_ROW}', which the reader adds itself",
@@ -152,6 +138,54 @@ SPARSE_CELLS = 10_000_000
 SPARSE_SHARE = 50
 _NAMES_LISTED = 10
 _NAME_CHARS = 60
+
+
+def check_unique(names: Iterable[str], fail: Callable[[str, str], FormatError]) -> None:
+    """Refuse column names (already `header_name`d) that occur more than once."""
+    duplicates = sorted(n for n, count in Counter(names).items() if count > 1)
+    looks_like_data = [d for d in duplicates if not any(char.isalpha() for char in d)]
+    if looks_like_data:
+        # Two columns named '1' (or '12,5', '01-02-2024'): the row read as the header is data.
+        raise fail(
+            f"the header row looks like data, not column names ('{looks_like_data[0]}'"
+            " appears twice)",
+            "Set `header_row` (0-based) to the line holding the column names; a file without"
+            " a header row needs one added at the source",
+        )
+    if duplicates:
+        raise fail(
+            "duplicate column names " + ", ".join(f"'{d}'" for d in duplicates),
+            "Rename the columns in the source so each name is unique, or check `header_row`",
+        )
+
+
+class FieldsSeen:
+    """The field names of a record file read in pieces, so that reading in pieces refuses
+    what reading whole refuses: two names that become one column (`header_name`), and more
+    than MAX_COLUMNS fields in all."""
+
+    def __init__(self, source_name: str) -> None:
+        self.source_name = source_name
+        self.columns: dict[str, str] = {}  # column name -> the field name it came from
+        self.fields: dict[str, None] = {}
+
+    def add(self, indices: Mapping[str, list[int]], first: int) -> None:
+        """A frame's fields, per field the 0-based records (numbered from `first`) having it."""
+        for field in indices:
+            if field in self.fields:
+                continue
+            column = header_name(field)
+            if len(self.fields) >= MAX_COLUMNS:
+                record = indices[field][0] + first
+                raise too_many_fields(self.fields, field, record, self.source_name, line=None)
+            self.fields[field] = None
+            if not column:
+                continue  # each frame refuses an unnamed field with values itself
+            if column in self.columns:
+                check_unique(
+                    [column, column], lambda cause, hint: FormatError(self.source_name, cause, hint)
+                )
+            self.columns[column] = field
 
 
 def too_many_fields(

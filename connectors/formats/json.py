@@ -19,9 +19,14 @@ from typing import Any
 
 import polars as pl
 
-from connectors.formats.encoding import decode, newlines_are_multi_byte
+from connectors.formats.encoding import (
+    cuts_after_ascii,
+    decode,
+    newlines_are_multi_byte,
+    without_signature,
+)
 from connectors.formats.errors import FormatError
-from connectors.formats.frame import MAX_COLUMNS, records_frame, too_many_fields
+from connectors.formats.frame import MAX_COLUMNS, FieldsSeen, records_frame, too_many_fields
 from connectors.formats.json_stream import iter_records, kind_of
 from connectors.formats.json_stream import too_deep as _too_deep
 from connectors.formats.options import check_keys, optional_str
@@ -64,21 +69,26 @@ def iter_json(
     path: Path, options: Mapping[str, Any], *, source_name: str, chunk_bytes: int
 ) -> Iterator[pl.DataFrame]:
     """`read_json` for a file on disk in frames of about `chunk_bytes` of records each (see
-    json_stream.py); UTF-16/32 and files up to one and a half pieces are read whole."""
+    json_stream.py). Read whole: files up to one and a half pieces, UTF-16/32, and encodings
+    whose pieces cannot be cut after an ASCII byte (`encoding.cuts_after_ascii`)."""
     check_keys(options, JSON_OPTIONS, "json", source_name=source_name)
     record_path = optional_str(options, "record_path", source_name=source_name)
     codec = optional_str(options, "encoding", source_name=source_name)
     with path.open("rb") as handle:
         head = handle.read(chunk_bytes)
-        if path.stat().st_size <= chunk_bytes * 3 // 2 or newlines_are_multi_byte(head, codec):
+        if (
+            path.stat().st_size <= chunk_bytes * 3 // 2
+            or newlines_are_multi_byte(head, codec)
+            or not cuts_after_ascii(codec)
+        ):
             yield read_json(head + handle.read(), options, source_name=source_name)
             return
         handle.seek(0)
-        first = 1
+        first, fields = 1, FieldsSeen(source_name)
         for records in iter_records(
             handle, record_path, codec, source_name=source_name, chunk_bytes=chunk_bytes
         ):
-            yield _frame(records, None, source_name, first=first)
+            yield _frame(records, None, source_name, first=first, fields=fields)
             first += len(records)
 
 
@@ -119,7 +129,7 @@ def iter_ndjson(
                 decoded = decode(piece, codec, source_name=source_name, offset=offset)
             except FormatError as error:
                 raise error.moved_down(line - 1) from error
-            codec = codec or decoded.encoding.replace("-sig", "")  # a BOM only at the start
+            codec = without_signature(codec or decoded.encoding)  # a BOM only at the start
             frame = _ndjson_frame(decoded.text, line, source_name)
             if frame.height or (not pending and not yielded):
                 yield frame
@@ -165,7 +175,7 @@ def _at_path(document: Any, record_path: str | None, source_name: str) -> list[A
         walked.append(key)
         if isinstance(node, dict) and key in node:
             node = node[key]
-        elif isinstance(node, list) and key.isdigit() and int(key) < len(node):
+        elif isinstance(node, list) and key.isascii() and key.isdigit() and int(key) < len(node):
             node = node[int(key)]
         else:
             keys = ", ".join(f"'{k}'" for k in node) if isinstance(node, dict) else ""
@@ -186,10 +196,16 @@ def _at_path(document: Any, record_path: str | None, source_name: str) -> list[A
 
 
 def _frame(
-    records: list[dict[str, Any]], lines: list[int] | None, source_name: str, *, first: int = 1
+    records: list[dict[str, Any]],
+    lines: list[int] | None,
+    source_name: str,
+    *,
+    first: int = 1,
+    fields: FieldsSeen | None = None,
 ) -> pl.DataFrame:
     """`lines` are NDJSON's line numbers; a JSON document's records are numbered from
-    `first`, the number of the first record in the document."""
+    `first`, the number of the first record in the document. `fields` has the field names
+    of the document's earlier frames."""
     indices: dict[str, list[int]] = {}  # per key, in first-appearance order: which records
     values: dict[str, list[str | None]] = {}  # and their values, so absent keys cost nothing
     for index, record in enumerate(records):
@@ -208,6 +224,8 @@ def _frame(
             indices[key].append(index)
             values[key].append(text)
     source_rows = lines if lines is not None else range(first, first + len(records))
+    if fields is not None:
+        fields.add(indices, first)
     try:
         return records_frame(indices, values, list(source_rows), source_name)
     except UnicodeEncodeError as err:  # "\ud800" alone is valid JSON but not text

@@ -24,7 +24,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from connectors.formats.encoding import decode
+from connectors.formats.encoding import decode, without_signature
 from connectors.formats.errors import FormatError
 
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
@@ -71,8 +71,9 @@ class _Text:
         self._lines_dropped = 0  # newlines in the text before self.text
         self._column_dropped = 0  # characters after the last dropped newline
 
-    def more(self) -> bool:
-        """Drop the consumed text and append the next piece; False at the end of the file."""
+    def more(self, at_least: int = 0) -> bool:
+        """Drop the consumed text and append the next piece (of at least `at_least` bytes);
+        False at the end of the file."""
         if self.pos:
             dropped = self.text[: self.pos]
             self._chars_dropped += len(dropped)
@@ -84,7 +85,7 @@ class _Text:
                 self._column_dropped += len(dropped)
             self.text, self.pos = self.text[self.pos :], 0
         while True:
-            block = self.handle.read(self.chunk_bytes)
+            block = self.handle.read(max(self.chunk_bytes, at_least))
             if not block:
                 if self.eof or not self._raw:
                     self.eof = True
@@ -112,7 +113,7 @@ class _Text:
             except FormatError as error:
                 raise error.moved_down(self._lines_decoded) from error
             # A BOM only stands at the start of the file.
-            self.codec = decoded.encoding.replace("-sig", "").replace("_sig", "")
+            self.codec = without_signature(decoded.encoding)
             self.settled = True
             text = decoded.text
         self._bytes_decoded += len(piece)
@@ -142,13 +143,17 @@ class _Text:
             except stdlib_json.JSONDecodeError as err:
                 cut_off = err.pos >= len(self.text) - _TAIL or err.msg.startswith("Unterminated")
                 if cut_off and not self.eof:
-                    self.more()  # moves the text: decode again, also at the end of the file
-                    continue
+                    # A value longer than a piece: read as much again, so a value of n
+                    # bytes is decoded O(log n) times, not n / chunk_bytes times.
+                    self.more(at_least=len(self.text) - self.pos)
+                    continue  # the text moved: decode again, also at the end of the file
                 raise self.error(f"not valid JSON: {err.msg}", err.pos) from err
             except RecursionError as err:
                 raise too_deep(self.source_name, self.error("", self.pos).line) from err
-            if end == len(self.text) and not self.eof:
-                self.more()  # a number at the end of the text may go on in the next piece
+            if _is_number(value) and end > len(self.text) - _TAIL and not self.eof:
+                # A number near the end of the text may go on in the next piece: "17." or
+                # "1e" decode as 17 and 1, stopping before the "." or "e".
+                self.more()
                 continue
             self.pos = end
             return value
@@ -229,7 +234,7 @@ def _walk(text: _Text, record_path: str | None, source_name: str) -> list[_Level
                 listed = ", ".join(f"'{k}'" for k in keys)
                 raise _not_found(record_path, walked, source_name, listed)
             levels.append(_Level("{", step))
-        elif char == "[" and step.isdigit():
+        elif char == "[" and step.isascii() and step.isdigit():
             text.pos += 1
             if not _find_index(text, int(step)):
                 raise _not_found(record_path, walked, source_name, "")
@@ -317,6 +322,10 @@ def _not_found(
         + (f" (keys there: {keys})" if keys else ""),
         "Set `record_path` to the dot path of the array of records",
     )
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def too_deep(source_name: str, line: int | None, record: int | None = None) -> FormatError:

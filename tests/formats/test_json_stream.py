@@ -8,6 +8,7 @@ at the same line.
 
 from __future__ import annotations
 
+import codecs
 import json
 import os
 from pathlib import Path
@@ -54,6 +55,8 @@ PATHS = [
     ("data", lambda rows: {"meta": {"n": len(rows), "x": [1, 2]}, "data": rows, "slut": True}),
     ("resultat.poster", lambda rows: {"resultat": {"antal": 1, "poster": rows}, "side": 1}),
     ("1.rows", lambda rows: [{"rows": []}, {"head": "x", "rows": rows}, 3]),
+    # Numbers beside the records, which a piece may cut after "17." or "1e".
+    ("hits.hits", lambda rows: {"max_score": 17.219288, "hits": {"n": -1.5e-3, "hits": rows}}),
 ]
 
 
@@ -253,3 +256,30 @@ def test_real_api_answers_read_in_pieces_equal_the_whole(tmp_path, name, record_
     whole, pieces = both(tmp_path, data, options, chunk)
     assert isinstance(whole, pl.DataFrame) and whole.height >= 1
     assert_same(whole, pieces)
+
+
+@pytest.mark.parametrize(
+    ("data", "options"),
+    [
+        # Held-out probes: each was read differently in pieces than whole.
+        pytest.param(
+            ("[" + ",".join(f'{{"f{i}": "v"}}' for i in range(5001)) + "]").encode(),
+            {},
+            id="more than MAX_COLUMNS fields over all pieces",
+        ),
+        pytest.param(b'[{"a b": "1"}, {"x": "2"}, {"a  b": "3"}]', {}, id="one column, two keys"),
+        pytest.param('[{"\u00e5": "1"}, {"x": "2"}, {"a\u030a": "3"}]'.encode(), {}, id="NFC"),
+        pytest.param(b'[{"1": "1"}, {"x": "2"}, {" 1": "3"}]', {}, id="number-like keys"),
+        pytest.param(
+            codecs.BOM_UTF32_BE + '[{"a": "1"}, {"a": "2"}]'.encode("utf-32-be"), {}, id="UTF-32-BE"
+        ),
+        pytest.param(
+            '[{"a": "12345"}, {"a": "\ufeffX"}]'.encode(), {"encoding": "UTF-8-SIG"}, id="SIG"
+        ),
+        pytest.param('[{"a": "æ"}, {"a": "ø"}]'.encode("utf-7"), {"encoding": "utf-7"}, id="UTF-7"),
+        pytest.param(b'[[{"a": 1}], [{"b": 2}]]', {"record_path": "\u00b2"}, id="digit-like step"),
+    ],
+)
+@pytest.mark.parametrize("chunk", [4, 8, 16])
+def test_what_the_whole_read_does_the_pieces_do(tmp_path, data, options, chunk) -> None:
+    assert_same(*both(tmp_path, data, {"type": "json", **options}, chunk))
