@@ -13,8 +13,9 @@
 `RestSource.from_config(mapping, env)` checks the mapping (unknown keys, secrets written in
 the YAML, secrets missing from the environment: each error names the YAML key and the
 variable to set), then `pages(state)` yields every page's raw bytes, records and the state
-to resume from. `records_frame` turns records into the all-String frame the file readers
-give. HTTP (retries, timeouts, redaction) is `connectors.http`; paging is `connectors.paging`.
+to resume from; the pages land as they came and the dataset's `format:` block reads them
+like files. HTTP (retries, timeouts, redaction) is `connectors.http`; paging is
+`connectors.paging`.
 """
 
 from __future__ import annotations
@@ -27,12 +28,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-import polars as pl
-
-from connectors.formats.frame import SOURCE_ROW, finish
 
 # The JSON reader's rendering of one value as text; shared so API and file records type alike.
-from connectors.formats.json import value_text as json_text
 from connectors.http import (
     SECRET_PARAM_NAMES,
     ApiKeyAuth,
@@ -206,44 +203,6 @@ class RestSource:
     def _redacted(self, url: httpx.URL) -> str:
         secret_params = getattr(self.auth, "secret_params", None)
         return redact_url(url, secret_params() if secret_params else ())
-
-
-def records_frame(records: list[Any], *, first_row: int = 1) -> pl.DataFrame:
-    """Records as an all-String frame like the file readers': nested objects flattened to
-    dotted names ("address.city"), lists kept as JSON text, plus `_source_row` (the
-    record's position, from `first_row`)."""
-    flat: list[dict[str, Any]] = []
-    for position, record in enumerate(records, start=first_row):
-        if not isinstance(record, Mapping):
-            raise RestConfigError(
-                f"record {position} is a {type(record).__name__}, not an object: point "
-                "records_path at the list of records"
-            )
-        flat.append(_flatten(record))
-    names: dict[str, None] = {}
-    for record in flat:
-        names.update(dict.fromkeys(record))
-    if not names:
-        return pl.DataFrame(schema={SOURCE_ROW: pl.Int64})
-    values = pl.DataFrame(
-        {
-            f"c{i}": pl.Series([json_text(r.get(n)) for r in flat], dtype=pl.String)
-            for i, n in enumerate(names)
-        }
-    )
-    rows = pl.Series(range(first_row, first_row + len(flat)), dtype=pl.Int64)
-    return finish(values, list(names), rows, source_name="REST records", header_line=None)
-
-
-def _flatten(record: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for key, value in record.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, Mapping) and value:
-            out.update(_flatten(value, f"{name}."))
-        else:
-            out[name] = value  # lists and empty objects stay JSON text
-    return out
 
 
 def _highest(path: str, records: list[Any], current: Any) -> Any:

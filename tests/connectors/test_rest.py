@@ -11,11 +11,10 @@ import json
 from collections.abc import Iterator
 from typing import Any
 
-import polars as pl
 import pytest
 
 from connectors.http import HttpError, HttpSettings
-from connectors.rest import RestConfigError, RestSource, records_frame
+from connectors.rest import RestConfigError, RestSource
 from tests.connectors.fakeserver import FakeServer, Reply, Request
 
 FAST = HttpSettings(connect_timeout=2.0, read_timeout=2.0, max_attempts=2, backoff_base=0.01)
@@ -299,29 +298,6 @@ def test_incremental_sends_the_highest_cursor_seen(vendor: Vendor) -> None:
     newer = all_records(source, state)
     assert sorted(ids(newer)) == [2, 8]
     assert vendor.asked[0]["updated_since"] == ["2026-01-07T08:00:00Z"]
-
-
-# -- records to a frame
-def test_records_frame_flattens_like_the_file_readers() -> None:
-    frame = records_frame([case(1, "2026-01-01"), {"id": 2, "extra": True, "score": 1.5}])
-    assert frame.columns == [
-        "id",
-        "updated_at",
-        "status",
-        "citizen.district",
-        "citizen.address.postnummer",
-        "tags",
-        "closed",
-        "extra",
-        "score",
-        "_source_row",
-    ]
-    assert all(frame.schema[c] == pl.String for c in frame.columns[:-1])
-    first, second = frame.rows(named=True)
-    assert first["citizen.address.postnummer"] == "0150"
-    assert json.loads(first["tags"]) == ["hjemmetjeneste", "t1"]
-    assert first["closed"] is None and second["extra"] == "true" and second["score"] == "1.5"
-    assert frame["_source_row"].to_list() == [1, 2]
 
 
 # -- configuration errors
