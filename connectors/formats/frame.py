@@ -168,16 +168,27 @@ class FieldsSeen:
         self.source_name = source_name
         self.columns: dict[str, str] = {}  # column name -> the field name it came from
         self.fields: dict[str, None] = {}
+        self.records = 0  # records in the frames added so far
 
-    def add(self, indices: Mapping[str, list[int]], first: int) -> None:
-        """A frame's fields, per field the 0-based records (numbered from `first`) having it."""
+    def add(
+        self, indices: Mapping[str, list[int]], count: int, lines: Sequence[int] | None = None
+    ) -> None:
+        """The next frame's fields: per field, which of its `count` records (0-based) have
+        it; `lines` are the records' lines in the file where known (NDJSON)."""
+        first, self.records = self.records + 1, self.records + count
         for field in indices:
             if field in self.fields:
                 continue
             column = header_name(field)
             if len(self.fields) >= MAX_COLUMNS:
-                record = indices[field][0] + first
-                raise too_many_fields(self.fields, field, record, self.source_name, line=None)
+                index = indices[field][0]
+                raise too_many_fields(
+                    self.fields,
+                    field,
+                    index + first,
+                    self.source_name,
+                    line=lines[index] if lines else None,
+                )
             self.fields[field] = None
             if not column:
                 continue  # each frame refuses an unnamed field with values itself

@@ -115,6 +115,7 @@ def iter_ndjson(
             yield read_ndjson(pending + handle.read(), options, source_name=source_name)
             return
         line, offset, yielded = 1, 0, False
+        fields = FieldsSeen(source_name)
         while pending:
             following = handle.read(chunk_bytes)
             if following:
@@ -130,7 +131,7 @@ def iter_ndjson(
             except FormatError as error:
                 raise error.moved_down(line - 1) from error
             codec = without_signature(codec or decoded.encoding)  # a BOM only at the start
-            frame = _ndjson_frame(decoded.text, line, source_name)
+            frame = _ndjson_frame(decoded.text, line, source_name, fields=fields)
             if frame.height or (not pending and not yielded):
                 yield frame
                 yielded = True
@@ -138,8 +139,11 @@ def iter_ndjson(
             offset += len(piece)
 
 
-def _ndjson_frame(text: str, first_line: int, source_name: str) -> pl.DataFrame:
-    """The records of NDJSON `text` whose first line is the file's line `first_line`."""
+def _ndjson_frame(
+    text: str, first_line: int, source_name: str, *, fields: FieldsSeen | None = None
+) -> pl.DataFrame:
+    """The records of NDJSON `text` whose first line is the file's line `first_line`;
+    `fields` as for `_frame`."""
     records: list[dict[str, Any]] = []
     lines: list[int] = []
     for number, line in enumerate(text.split("\n"), start=first_line):
@@ -165,7 +169,7 @@ def _ndjson_frame(text: str, first_line: int, source_name: str) -> pl.DataFrame:
             )
         records.append(record)
         lines.append(number)
-    return _frame(records, lines, source_name)
+    return _frame(records, lines, source_name, fields=fields)
 
 
 def _at_path(document: Any, record_path: str | None, source_name: str) -> list[Any]:
@@ -205,7 +209,7 @@ def _frame(
 ) -> pl.DataFrame:
     """`lines` are NDJSON's line numbers; a JSON document's records are numbered from
     `first`, the number of the first record in the document. `fields` has the field names
-    of the document's earlier frames."""
+    of the file's earlier frames, when it is read in pieces."""
     indices: dict[str, list[int]] = {}  # per key, in first-appearance order: which records
     values: dict[str, list[str | None]] = {}  # and their values, so absent keys cost nothing
     for index, record in enumerate(records):
@@ -225,7 +229,7 @@ def _frame(
             values[key].append(text)
     source_rows = lines if lines is not None else range(first, first + len(records))
     if fields is not None:
-        fields.add(indices, first)
+        fields.add(indices, len(records), lines)
     try:
         return records_frame(indices, values, list(source_rows), source_name)
     except UnicodeEncodeError as err:  # "\ud800" alone is valid JSON but not text

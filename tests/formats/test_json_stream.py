@@ -283,3 +283,26 @@ def test_real_api_answers_read_in_pieces_equal_the_whole(tmp_path, name, record_
 @pytest.mark.parametrize("chunk", [4, 8, 16])
 def test_what_the_whole_read_does_the_pieces_do(tmp_path, data, options, chunk) -> None:
     assert_same(*both(tmp_path, data, {"type": "json", **options}, chunk))
+
+
+@pytest.mark.parametrize(
+    ("lines", "cause", "line"),
+    [
+        (['{"a b": "1"}', '{"x": "2"}', '{"a  b": "3"}'], "duplicate column names 'a b'", None),
+        (
+            [f'{{"f{i}": "v"}}' for i in range(5001)],
+            "the records have more than 5000 different fields (record 5001 adds `f5000`)",
+            5001,
+        ),
+    ],
+)
+def test_ndjson_pieces_check_field_names_over_the_whole_file(tmp_path, lines, cause, line):
+    data = ("\n".join(lines) + "\n").encode()
+    path = tmp_path / "x.ndjson"
+    path.write_bytes(data)
+    with pytest.raises(FormatError) as whole:
+        read_table(data, {"type": "ndjson"}, source_name="x.ndjson")
+    with pytest.raises(FormatError) as pieces:
+        list(iter_table(path, {"type": "ndjson"}, source_name="x.ndjson", chunk_bytes=16))
+    assert whole.value.cause.startswith(cause) and pieces.value.cause.startswith(cause)
+    assert pieces.value.line == line
