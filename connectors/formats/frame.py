@@ -70,11 +70,13 @@ def finish(
     sheet: str | None = None,
     skip_footer_rows: int = 0,
     skip_rows_matching: str | None = None,
+    records: bool = False,
 ) -> pl.DataFrame:
     """Name, clean and trim `values` (positional columns, one per header cell).
 
     `header_line` is where the header is in the file, for messages; None when the names are
-    not a row of the file (JSON keys).
+    not a row of the file (JSON keys). With `records` (JSON and XML fields), no named field
+    at all is records without values, as `{}` is, not an empty header row.
     """
     names = [header_name(h) for h in header]
     positional = [f"column_{i}" for i in range(len(names))]
@@ -88,7 +90,7 @@ def finish(
         return FormatError(source_name, cause, hint, line=line, sheet=sheet)
 
     keep = [i for i, name in enumerate(names) if name]
-    if not keep:
+    if not keep and not records:
         raise fail(
             "the header row is empty",
             "Set `header_row` (0-based) to the row holding the column names"
@@ -252,4 +254,5 @@ def records_frame(
         pl.Series(source_rows, dtype=pl.Int64),
         source_name=source_name,
         header_line=None,
+        records=True,
     )

@@ -27,8 +27,7 @@ from connectors.formats.encoding import (
 )
 from connectors.formats.errors import FormatError
 from connectors.formats.frame import MAX_COLUMNS, FieldsSeen, records_frame, too_many_fields
-from connectors.formats.json_stream import iter_records, kind_of
-from connectors.formats.json_stream import too_deep as _too_deep
+from connectors.formats.json_stream import iter_records, kind_of, too_deep, too_many_digits
 from connectors.formats.options import check_keys, optional_str
 
 JSON_OPTIONS = {"record_path", "encoding"}
@@ -51,7 +50,9 @@ def read_json(data: bytes, options: Mapping[str, Any], *, source_name: str) -> p
             line=err.lineno,
         ) from err
     except RecursionError as err:
-        raise _too_deep(source_name, None) from err
+        raise too_deep(source_name, None) from err
+    except ValueError as err:
+        raise too_many_digits(source_name, None) from err
 
     records = _at_path(document, record_path, source_name)
     for position, record in enumerate(records, start=1):
@@ -104,9 +105,9 @@ def iter_ndjson(
     path: Path, options: Mapping[str, Any], *, source_name: str, chunk_bytes: int
 ) -> Iterator[pl.DataFrame]:
     """`read_ndjson` for a file on disk in frames of about `chunk_bytes` of lines each, so
-    memory is bounded by a piece, not by the file. The encoding is found in the first piece
-    (NDJSON is UTF-8 by its specification); UTF-16/32, whose newlines are not one byte, is
-    read whole."""
+    memory is bounded by a piece, not by the file. An undeclared encoding is found in the
+    first piece that is not pure ASCII (NDJSON is UTF-8 by its specification, but exports
+    are not always); UTF-16/32, whose newlines are not one byte, is read whole."""
     check_keys(options, NDJSON_OPTIONS, "ndjson", source_name=source_name)
     codec = optional_str(options, "encoding", source_name=source_name)
     with path.open("rb") as handle:
@@ -130,7 +131,8 @@ def iter_ndjson(
                 decoded = decode(piece, codec, source_name=source_name, offset=offset)
             except FormatError as error:
                 raise error.moved_down(line - 1) from error
-            codec = without_signature(codec or decoded.encoding)  # a BOM only at the start
+            if codec or not piece.isascii():  # ASCII reads alike in every candidate
+                codec = without_signature(codec or decoded.encoding)  # a BOM only at the start
             frame = _ndjson_frame(decoded.text, line, source_name, fields=fields)
             if frame.height or (not pending and not yielded):
                 yield frame
@@ -159,7 +161,9 @@ def _ndjson_frame(
                 line=number,
             ) from err
         except RecursionError as err:
-            raise _too_deep(source_name, number) from err
+            raise too_deep(source_name, number) from err
+        except ValueError as err:
+            raise too_many_digits(source_name, number) from err
         if not isinstance(record, dict):
             raise FormatError(
                 source_name,
@@ -169,7 +173,8 @@ def _ndjson_frame(
             )
         records.append(record)
         lines.append(number)
-    return _frame(records, lines, source_name, fields=fields)
+    first = fields.records + 1 if fields else 1  # the file's number of the first record
+    return _frame(records, lines, source_name, first=first, fields=fields)
 
 
 def _at_path(document: Any, record_path: str | None, source_name: str) -> list[Any]:
@@ -224,7 +229,7 @@ def _frame(
                 text = value_text(value)
             except RecursionError as err:  # dumping a nested value nearly as deep as allowed
                 line = lines[index] if lines else None
-                raise _too_deep(source_name, line, None if lines else index + first) from err
+                raise too_deep(source_name, line, None if lines else index + first) from err
             indices[key].append(index)
             values[key].append(text)
     source_rows = lines if lines is not None else range(first, first + len(records))

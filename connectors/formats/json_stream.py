@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json as stdlib_json
 import re
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
@@ -150,6 +151,8 @@ class _Text:
                 raise self.error(f"not valid JSON: {err.msg}", err.pos) from err
             except RecursionError as err:
                 raise too_deep(self.source_name, self.error("", self.pos).line) from err
+            except ValueError as err:  # after JSONDecodeError, a ValueError itself
+                raise too_many_digits(self.source_name, self.error("", self.pos).line) from err
             if _is_number(value) and end > len(self.text) - _TAIL and not self.eof:
                 # A number near the end of the text may go on in the next piece: "17." or
                 # "1e" decode as 17 and 1, stopping before the "." or "e".
@@ -335,6 +338,19 @@ def too_deep(source_name: str, line: int | None, record: int | None = None) -> F
         f"a value{where} is nested deeper than Python's JSON parser allows (about 1000 levels"
         " of objects and arrays)",
         "Ask the supplier for records without such deep nesting; no real export needs it",
+        line=line,
+    )
+
+
+def too_many_digits(source_name: str, line: int | None) -> FormatError:
+    # Python refuses to convert integers of more than sys.get_int_max_str_digits() digits
+    # (4300 by default): the guard against quadratic-time conversion attacks.
+    return FormatError(
+        source_name,
+        f"a number has more than {sys.get_int_max_str_digits()} digits, more than Python's"
+        " JSON parser reads",
+        "Ask the supplier to write such a value as a string; no count or amount has that many"
+        " digits",
         line=line,
     )
 

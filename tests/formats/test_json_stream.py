@@ -278,6 +278,24 @@ def test_real_api_answers_read_in_pieces_equal_the_whole(tmp_path, name, record_
         ),
         pytest.param('[{"a": "æ"}, {"a": "ø"}]'.encode("utf-7"), {"encoding": "utf-7"}, id="UTF-7"),
         pytest.param(b'[[{"a": 1}], [{"b": 2}]]', {"record_path": "\u00b2"}, id="digit-like step"),
+        # A second probe.
+        pytest.param(b'[{"a": ' + b"1" * 5000 + b"}]", {}, id="5000-digit number"),
+        pytest.param(b'{"a": ' + b"1" * 5000 + b"}\n", {"type": "ndjson"}, id="NDJSON digits"),
+        pytest.param(
+            b'{"a": "x"}\n' * 20 + '{"a": "Søren"}\n'.encode("cp1252"),
+            {"type": "ndjson"},
+            id="NDJSON cp1252 after ASCII pieces",
+        ),
+        pytest.param(
+            b'{"a": "1"}\n' * 10 + b'{"": null}\n' * 10 + b'{"a": "2"}\n' * 10,
+            {"type": "ndjson"},
+            id="a piece of nameless empty fields",
+        ),
+        pytest.param(
+            b'{"d": [' + b'{"a": "1"},' * 10 + b'{"": null},' * 10 + b'{"a": "2"}]}',
+            {"record_path": "d"},
+            id="JSON piece of nameless empty fields",
+        ),
     ],
 )
 @pytest.mark.parametrize("chunk", [4, 8, 16])
