@@ -21,7 +21,12 @@ from typing import Any, BinaryIO
 import polars as pl
 
 from connectors.formats.csv import CsvOptions, count_byte, read_csv, sniff_delimiter
-from connectors.formats.encoding import decode, newlines_are_multi_byte, without_signature
+from connectors.formats.encoding import (
+    decode,
+    newlines_are_multi_byte,
+    refuse_undecodable,
+    without_signature,
+)
 from connectors.formats.errors import FormatError
 from connectors.formats.frame import SOURCE_ROW
 
@@ -121,7 +126,7 @@ def _pieces(
         except FormatError:
             if is_first:
                 raise
-            _refuse_undecodable(
+            refuse_undecodable(
                 piece[len(header) :],
                 piece_options["encoding"],
                 f"the encoding {chosen}",
@@ -176,29 +181,6 @@ class _Window:
             view[:rest] = view[cut : self.filled]  # memoryviews copy overlaps safely
         self.filled = rest
         return piece
-
-
-def _refuse_undecodable(
-    body: bytes,
-    encoding: str,
-    what: str,
-    bytes_before: int,
-    lines_before: int,
-    source_name: str,
-) -> None:
-    """After a later piece failed: if its bytes are not valid in the encoding chosen for the
-    whole file, say so with the file's own offset and line (only the error path decodes)."""
-    try:
-        body.decode(encoding)
-    except UnicodeDecodeError as err:
-        raise FormatError(
-            source_name,
-            f"byte 0x{body[err.start]:02x} at offset {bytes_before + err.start} is not valid"
-            f" {encoding}, {what} (a file this large is read in pieces)",
-            "Set `encoding:` in the dataset YAML to the file's real encoding (e.g. utf-8,"
-            " cp1252, latin-1, cp865)",
-            line=lines_before + body.count(b"\n", 0, err.start) + 1,
-        ) from err
 
 
 def _read_piece(

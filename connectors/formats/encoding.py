@@ -69,6 +69,30 @@ def cuts_after_ascii(codec: str | None) -> bool:
     return len(every_byte) == 256 and every_byte[:128] == bytes(range(128)).decode("ascii")
 
 
+def refuse_undecodable(
+    body: bytes,
+    encoding: str,
+    what: str,
+    bytes_before: int,
+    lines_before: int,
+    source_name: str,
+) -> None:
+    """After a later piece of a big file failed: if its bytes are not valid in the encoding
+    chosen for the whole file (`what` says how it was chosen), say so with the file's own
+    offset and line (only the error path decodes)."""
+    try:
+        body.decode(encoding)
+    except UnicodeDecodeError as err:
+        raise FormatError(
+            source_name,
+            f"byte 0x{body[err.start]:02x} at offset {bytes_before + err.start} is not valid"
+            f" {encoding}, {what} (a file this large is read in pieces)",
+            "Set `encoding:` in the dataset YAML to the file's real encoding (e.g. utf-8,"
+            " cp1252, latin-1, cp865)",
+            line=lines_before + body.count(b"\n", 0, err.start) + 1,
+        ) from err
+
+
 _UTF16_SAMPLE = 4096  # bytes looked at for the NUL pattern of UTF-16 without a BOM
 _SET_ENCODING = "Set `encoding:` in the dataset YAML (e.g. utf-8, cp1252, latin-1, cp865, utf-16)"
 

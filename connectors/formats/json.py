@@ -23,6 +23,7 @@ from connectors.formats.encoding import (
     cuts_after_ascii,
     decode,
     newlines_are_multi_byte,
+    refuse_undecodable,
     without_signature,
 )
 from connectors.formats.errors import FormatError
@@ -117,6 +118,7 @@ def iter_ndjson(
             return
         line, offset, yielded = 1, 0, False
         fields = FieldsSeen(source_name)
+        detected: str | None = None  # how an undeclared encoding was found
         while pending:
             following = handle.read(chunk_bytes)
             if following:
@@ -130,8 +132,12 @@ def iter_ndjson(
             try:
                 decoded = decode(piece, codec, source_name=source_name, offset=offset)
             except FormatError as error:
+                if detected and codec:
+                    refuse_undecodable(piece, codec, detected, offset, line - 1, source_name)
                 raise error.moved_down(line - 1) from error
-            if codec or not piece.isascii():  # ASCII reads alike in every candidate
+            if not codec and not piece.isascii():  # ASCII reads alike in every candidate
+                detected = f"the encoding detected from the bytes from offset {offset} on"
+            if codec or detected:
                 codec = without_signature(codec or decoded.encoding)  # a BOM only at the start
             frame = _ndjson_frame(decoded.text, line, source_name, fields=fields)
             if frame.height or (not pending and not yielded):

@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from connectors.formats.encoding import decode, without_signature
+from connectors.formats.encoding import decode, refuse_undecodable, without_signature
 from connectors.formats.errors import FormatError
 
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
@@ -60,6 +60,7 @@ class _Text:
         self.handle = handle
         self.codec = codec
         self.settled = codec is not None
+        self.detected: str | None = None  # how an undeclared encoding was found
         self.source_name = source_name
         self.chunk_bytes = chunk_bytes
         self.text = ""
@@ -112,7 +113,20 @@ class _Text:
                     piece, self.codec, source_name=self.source_name, offset=self._bytes_decoded
                 )
             except FormatError as error:
+                if self.detected and self.codec:
+                    refuse_undecodable(
+                        piece,
+                        self.codec,
+                        self.detected,
+                        self._bytes_decoded,
+                        self._lines_decoded,
+                        self.source_name,
+                    )
                 raise error.moved_down(self._lines_decoded) from error
+            if not self.settled:
+                self.detected = (
+                    f"the encoding detected from the bytes from offset {self._bytes_decoded} on"
+                )
             # A BOM only stands at the start of the file.
             self.codec = without_signature(decoded.encoding)
             self.settled = True

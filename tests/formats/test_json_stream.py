@@ -324,3 +324,19 @@ def test_ndjson_pieces_check_field_names_over_the_whole_file(tmp_path, lines, ca
         list(iter_table(path, {"type": "ndjson"}, source_name="x.ndjson", chunk_bytes=16))
     assert whole.value.cause.startswith(cause) and pieces.value.cause.startswith(cause)
     assert pieces.value.line == line
+
+
+@pytest.mark.parametrize("kind", ["json", "ndjson"])
+def test_a_later_byte_outside_a_detected_encoding_says_it_was_detected(tmp_path, kind) -> None:
+    lines = [b'{"a": "x"}'] * 20 + ['{"a": "Søren"}'.encode()] + [b'{"a": "x"}'] * 20
+    lines.append(b'{"a": "S\xf8ren"}')  # cp1252 in a file that began as UTF-8
+    data = b"\n".join(lines) + b"\n" if kind == "ndjson" else b"[" + b",\n".join(lines) + b"]"
+    path = tmp_path / "x"
+    path.write_bytes(data)
+    with pytest.raises(FormatError) as caught:
+        list(iter_table(path, {"type": kind}, source_name="x", chunk_bytes=64))
+    assert caught.value.line == 42
+    assert "byte 0xf8 at offset" in caught.value.cause
+    assert "is not valid utf-8, the encoding detected from the bytes from offset" in (
+        caught.value.cause
+    )
