@@ -317,13 +317,14 @@ def _finish(text: _Text, levels: list[_Level], source_name: str) -> None:
         close = "}" if level.kind == "{" else "]"
         while text.expect("," + close) == ",":
             if level.kind == "{":
-                start = text.pos
+                text.peek()
+                line = text.error("", text.pos).line  # before reading on moves the text
                 if _key(text) == level.key:
                     raise FormatError(
                         source_name,
                         f"the key '{level.key}' of `record_path` appears twice in one object",
                         "Ask the supplier for a document where each key appears once",
-                        line=text.error("", start).line,
+                        line=line,
                     )
             text.value()
     if text.peek():

@@ -340,3 +340,18 @@ def test_a_later_byte_outside_a_detected_encoding_says_it_was_detected(tmp_path,
     assert "is not valid utf-8, the encoding detected from the bytes from offset" in (
         caught.value.cause
     )
+
+
+@pytest.mark.parametrize("chunk", [8, 16, 64, 128])
+def test_a_repeated_path_key_is_named_at_its_line_whatever_the_pieces(tmp_path, chunk) -> None:
+    records = ",\n".join(json.dumps({"id": i}) for i in range(50))
+    path = tmp_path / "d.json"
+    path.write_text('{"data": [\n' + records + '\n],\n"x": 1,\n"data": []}')
+    with pytest.raises(FormatError) as caught:
+        list(
+            iter_table(
+                path, {"type": "json", "record_path": "data"}, source_name="d", chunk_bytes=chunk
+            )
+        )
+    assert caught.value.line == 54
+    assert caught.value.cause == "the key 'data' of `record_path` appears twice in one object"
