@@ -52,7 +52,7 @@ from defusedxml.ElementTree import XMLParser
 
 from connectors.formats.encoding import decode
 from connectors.formats.errors import FormatError
-from connectors.formats.frame import MAX_COLUMNS, records_frame, too_many_fields
+from connectors.formats.frame import MAX_COLUMNS, FieldsSeen, records_frame, too_many_fields
 from connectors.formats.options import check_keys, optional_str
 
 OPTIONS = {"record_path", "encoding"}
@@ -238,6 +238,7 @@ class _Records:
         self.indices: dict[str, list[int]] = {}
         self.values: dict[str, list[str | None]] = {}
         self.known: dict[str, None] = {}  # every field name so far, for MAX_COLUMNS
+        self.fields_seen = FieldsSeen(source_name)  # names that become one column in two frames
 
     def line(self) -> int | None:
         return self.expat.CurrentLineNumber if self.expat is not None else None
@@ -363,6 +364,7 @@ class _Records:
     def take(self) -> pl.DataFrame:
         """The records finished since the last `take` as a frame (`_source_row` goes on
         counting), and room for the next ones."""
+        self.fields_seen.add(self.indices, self.done - self.taken)
         frame = records_frame(
             self.indices,
             self.values,

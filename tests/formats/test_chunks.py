@@ -193,3 +193,22 @@ def test_a_bad_ndjson_line_in_a_later_piece_names_the_files_line(tmp_path: Path)
     with pytest.raises(FormatError) as caught:
         list(iter_table(path, {"type": "ndjson"}, source_name="r", chunk_bytes=64 * 1024))
     assert caught.value.line == 15_001
+
+
+def test_xml_field_names_that_become_one_column_are_refused_across_pieces(tmp_path) -> None:
+    # Over a MiB: the XML reader frames records per MiB it parses, whatever chunk_bytes says.
+    records = "".join(f"<r><x>{i}</x></r>\n" for i in range(100_000))
+    data = (
+        "<?xml version='1.0' encoding='utf-8'?>\n<rs>\n<r><\u00e5>1</\u00e5></r>\n"
+        + records
+        + "<r><a\u030a>3</a\u030a></r>\n</rs>\n"  # the same å, decomposed (macOS tools)
+    ).encode()
+    path = tmp_path / "n.xml"
+    path.write_bytes(data)
+    options = {"type": "xml", "record_path": "rs/r"}
+    for read in (
+        lambda: read_table(data, options, source_name="n.xml"),
+        lambda: list(iter_table(path, options, source_name="n.xml", chunk_bytes=4096)),
+    ):
+        with pytest.raises(FormatError, match="duplicate column names 'å'"):
+            read()
