@@ -24,7 +24,7 @@ from connectors.formats.excel import read_excel
 from connectors.formats.fixed_width import read_fixed_width
 from connectors.formats.frame import SOURCE_ROW
 from connectors.formats.json import iter_json, iter_ndjson, read_json, read_ndjson
-from connectors.formats.parquet import read_parquet
+from connectors.formats.parquet import iter_parquet, read_parquet
 from connectors.formats.xml import iter_xml, read_xml
 
 __all__ = ["SOURCE_ROW", "FormatError", "iter_table", "read_table"]
@@ -47,6 +47,7 @@ STREAMED: dict[str, Callable[..., Iterator[pl.DataFrame]]] = {
     "json": iter_json,
     "ndjson": iter_ndjson,
     "xml": iter_xml,
+    "parquet": iter_parquet,
 }
 
 
@@ -82,9 +83,10 @@ def iter_table(
 ) -> Iterator[pl.DataFrame]:
     """`read_table` for a file on disk, in frames of bounded size where the format allows.
 
-    Delimited text, JSON, NDJSON and XML larger than a chunk are read piece by piece (see
-    chunks.py, json_stream.py, json.iter_ndjson, xml.iter_xml), `_source_row` still the
-    file's own line or record numbers; other formats come as one frame. Frames of record
+    Delimited text, JSON, NDJSON, XML and Parquet larger than a chunk are read piece by
+    piece (see chunks.py, json_stream.py, json.iter_ndjson, xml.iter_xml,
+    parquet.iter_parquet), `_source_row` still the file's own line, record or row numbers;
+    Excel and fixed width come as one frame. Frames of record
     formats may differ in their columns: a field only later records have. These formats in
     a zip or gzip are unpacked to a temporary file in `scratch` (default: the system's
     temporary folder) and read from it piece by piece.

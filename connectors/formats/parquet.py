@@ -32,7 +32,8 @@ import io
 import json
 import math
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -46,6 +47,47 @@ _INT64_SAFE = 2.0**62
 
 
 def read_parquet(data: bytes, options: Mapping[str, Any], *, source_name: str) -> pl.DataFrame:
+    _check_options(options, source_name)
+    return _text_frame(_read(data, source_name), 1, source_name)
+
+
+def iter_parquet(
+    path: Path, options: Mapping[str, Any], *, source_name: str, chunk_bytes: int
+) -> Iterator[pl.DataFrame]:
+    """`read_parquet` for a file on disk, in batches of rows of about `chunk_bytes` of
+    uncompressed data each (read by pyarrow, a row group at a time), so memory is bounded
+    by a batch, not by the file. Files up to one and a half pieces are read whole."""
+    _check_options(options, source_name)
+    if path.stat().st_size <= chunk_bytes * 3 // 2:
+        yield read_parquet(path.read_bytes(), options, source_name=source_name)
+        return
+    try:
+        parquet = pq.ParquetFile(path)
+        metadata = parquet.metadata
+        schema = parquet.schema_arrow
+    except (pa.ArrowException, OSError, ValueError) as err:
+        raise _unreadable(source_name, err) from err
+    _refuse_duplicates(schema.names, source_name)
+    uncompressed = sum(
+        metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups)
+    )
+    rows = max(1, chunk_bytes * metadata.num_rows // max(uncompressed, 1))
+    batches = parquet.iter_batches(batch_size=rows)
+    first = 1
+    while True:
+        try:
+            batch = next(batches, None)
+        except (pa.ArrowException, OSError, ValueError) as err:
+            raise _unreadable(source_name, err) from err
+        if batch is None:
+            break
+        yield _text_frame(_from_arrow(batch, source_name), first, source_name)
+        first += batch.num_rows
+    if first == 1:  # no rows at all: one empty frame with the columns
+        yield _text_frame(_from_arrow(schema.empty_table(), source_name), 1, source_name)
+
+
+def _check_options(options: Mapping[str, Any], source_name: str) -> None:
     extra = sorted(set(options) - {"type"})
     if extra:
         raise FormatError(
@@ -53,14 +95,17 @@ def read_parquet(data: bytes, options: Mapping[str, Any], *, source_name: str) -
             "type parquet takes no `format:` options, got " + ", ".join(f"`{k}`" for k in extra),
             "Remove them from the dataset YAML (a zip or gzip around the file is `container:`)",
         )
-    table = _read(data, source_name)
+
+
+def _text_frame(table: pl.DataFrame, first: int, source_name: str) -> pl.DataFrame:
+    """The reader frame of `table`, whose first row is the file's row `first`."""
     values = pl.DataFrame(
         [_column_text(table[:, i], source_name).alias(f"c{i}") for i in range(table.width)]
     )
     return finish(
         values,
         table.columns,
-        pl.int_range(1, table.height + 1, eager=True, dtype=pl.Int64),
+        pl.int_range(first, first + table.height, eager=True, dtype=pl.Int64),
         source_name=source_name,
         header_line=None,
     )
@@ -75,27 +120,39 @@ def _read(data: bytes, source_name: str) -> pl.DataFrame:
         failure = err
     # polars refuses some valid files (decimals over 38 digits, duplicate names); pyarrow
     # tells those apart from files that are not Parquet or are damaged, and reads the former.
-    unreadable = FormatError(
+    try:
+        schema = pq.read_schema(io.BytesIO(data))
+    except (pa.ArrowException, OSError, ValueError):
+        raise _unreadable(source_name, failure) from failure
+    _refuse_duplicates(schema.names, source_name)
+    try:
+        arrow = pq.read_table(io.BytesIO(data))
+    except (pa.ArrowException, OSError, ValueError):
+        raise _unreadable(source_name, failure) from failure
+    return _from_arrow(arrow, source_name)
+
+
+def _unreadable(source_name: str, failure: BaseException) -> FormatError:
+    return FormatError(
         source_name,
         f"not a readable Parquet file ({_first_line(failure)})",
         "Check that the file is complete Parquet (not CSV or Excel renamed) written by a"
         " current Parquet writer",
     )
-    try:
-        schema = pq.read_schema(io.BytesIO(data))
-    except (pa.ArrowException, OSError, ValueError):
-        raise unreadable from failure
-    duplicates = sorted(n for n, count in Counter(schema.names).items() if count > 1)
+
+
+def _refuse_duplicates(names: list[str], source_name: str) -> None:
+    duplicates = sorted(n for n, count in Counter(names).items() if count > 1)
     if duplicates:
         raise FormatError(
             source_name,
             "duplicate column names " + ", ".join(f"'{d}'" for d in duplicates),
             "Ask the supplier to give each column a unique name",
-        ) from failure
-    try:
-        arrow = pq.read_table(io.BytesIO(data))
-    except (pa.ArrowException, OSError, ValueError):
-        raise unreadable from failure
+        )
+
+
+def _from_arrow(arrow: pa.Table | pa.RecordBatch, source_name: str) -> pl.DataFrame:
+    """Arrow columns as polars ones, where polars' own reader would refuse some."""
     columns = []
     for field, column in zip(arrow.schema, arrow.columns, strict=True):
         try:

@@ -11,7 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from connectors.formats import FormatError, read_table
+from connectors.formats import FormatError, iter_table, read_table
 from tests.formats.builders import assert_contract
 
 
@@ -37,8 +37,8 @@ def read_error(data: bytes, **options: object) -> FormatError:
     return caught.value
 
 
-def test_every_type_becomes_text() -> None:
-    frame = pl.DataFrame(
+def every_type() -> pl.DataFrame:
+    return pl.DataFrame(
         {
             "int": [12345678, None, -3],
             "float": [18.75, 4000.0, 1e-07],
@@ -66,6 +66,9 @@ def test_every_type_becomes_text() -> None:
         zoned=pl.Series([dt.datetime(2026, 6, 1, 12)] * 3).dt.replace_time_zone("Europe/Copenhagen")
     )
 
+
+def test_every_type_becomes_text() -> None:
+    frame = every_type()
     result = read(parquet(frame))
 
     assert result.columns == [*frame.columns, "_source_row"]
@@ -219,3 +222,40 @@ def test_a_column_that_cannot_be_rendered_is_named(monkeypatch: pytest.MonkeyPat
     assert "cannot render the column 'ventetid' (Duration(time_unit='ms'))" in str(
         read_error(parquet(table))
     )
+
+
+def test_a_big_file_is_read_in_row_batches_exactly_as_whole(tmp_path) -> None:
+    frame = pl.concat([every_type()] * 1_000)
+    path = tmp_path / "big.parquet"
+    frame.write_parquet(path, row_group_size=250)
+    whole = read(path.read_bytes())
+    pieces = list(
+        iter_table(path, {"type": "parquet"}, source_name="cvr.parquet", chunk_bytes=8192)
+    )
+    assert len(pieces) > 5
+    for piece in pieces:
+        assert_contract(piece)
+    assert pl.concat(pieces).equals(whole)
+    assert whole["_source_row"].to_list() == list(range(1, 3_001))
+
+
+def test_wide_decimals_duplicates_and_damage_in_a_big_file(tmp_path) -> None:
+    digits = ["1" * 35 + f"{i:05d}.5" for i in range(5_000)]  # 41 digits: polars refuses
+    wide = pa.table(
+        {"amount": pa.array([decimal.Decimal(d) for d in digits], pa.decimal256(45, 1))}
+    )
+    path = tmp_path / "wide.parquet"
+    pq.write_table(wide, path, row_group_size=500)
+    pieces = list(iter_table(path, {"type": "parquet"}, source_name="w", chunk_bytes=4096))
+    assert len(pieces) > 3 and pl.concat(pieces)["amount"].to_list() == digits
+
+    doubled = pa.Table.from_arrays([pa.array(range(5_000))] * 2, names=["id", "id"])
+    pq.write_table(doubled, path, row_group_size=500)
+    with pytest.raises(FormatError, match="duplicate column names 'id'"):
+        list(iter_table(path, {"type": "parquet"}, source_name="w", chunk_bytes=4096))
+
+    pq.write_table(pa.table({"id": pa.array(range(50_000))}), path, row_group_size=5_000)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2] + bytes(64) + data[len(data) // 2 + 64 :])
+    with pytest.raises(FormatError, match="not a readable Parquet file"):
+        list(iter_table(path, {"type": "parquet"}, source_name="w", chunk_bytes=4096))
