@@ -168,7 +168,7 @@ class FieldsSeen:
 
     def __init__(self, source_name: str) -> None:
         self.source_name = source_name
-        self.columns: dict[str, str] = {}  # column name -> the field name it came from
+        self.columns: set[str] = set()  # the fields' names as columns (`header_name`)
         self.fields: dict[str, None] = {}
         self.records = 0  # records in the frames added so far
 
@@ -198,7 +198,7 @@ class FieldsSeen:
                 check_unique(
                     [column, column], lambda cause, hint: FormatError(self.source_name, cause, hint)
                 )
-            self.columns[column] = field
+            self.columns.add(column)
 
 
 def too_many_fields(
