@@ -93,6 +93,44 @@ def refuse_undecodable(
         ) from err
 
 
+class PieceDecoder:
+    """Decodes a big file a piece at a time, each piece cut at a character boundary.
+
+    A declared encoding is used throughout. An undeclared one is detected from the first
+    piece that is not pure ASCII (ASCII reads alike in every candidate) and kept for the
+    rest; a later byte it cannot decode is reported as such, with the file's own offset and
+    line. A byte-order mark is a signature only at the start of the file."""
+
+    def __init__(self, declared: str | None, *, source_name: str) -> None:
+        self.codec = declared
+        self.settled = declared is not None
+        self.source_name = source_name
+        self.detected: str | None = None  # how an undeclared encoding was found
+        self.bytes = 0  # bytes decoded so far
+        self.lines = 0  # newlines in them (one byte each in the encodings cut into pieces)
+
+    def decode(self, piece: bytes) -> str:
+        if not self.settled and piece.isascii():
+            text = piece.decode("ascii")
+        else:
+            try:
+                decoded = decode(piece, self.codec, source_name=self.source_name, offset=self.bytes)
+            except FormatError as error:
+                if self.detected and self.codec:
+                    refuse_undecodable(
+                        piece, self.codec, self.detected, self.bytes, self.lines, self.source_name
+                    )
+                raise error.moved_down(self.lines) from error
+            if not self.settled:
+                self.detected = f"the encoding detected from the bytes from offset {self.bytes} on"
+                self.settled = True
+            self.codec = without_signature(decoded.encoding)
+            text = decoded.text
+        self.bytes += len(piece)
+        self.lines += piece.count(b"\n")
+        return text
+
+
 _UTF16_SAMPLE = 4096  # bytes looked at for the NUL pattern of UTF-16 without a BOM
 _SET_ENCODING = "Set `encoding:` in the dataset YAML (e.g. utf-8, cp1252, latin-1, cp865, utf-16)"
 

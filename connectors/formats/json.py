@@ -20,11 +20,10 @@ from typing import Any
 import polars as pl
 
 from connectors.formats.encoding import (
+    PieceDecoder,
     cuts_after_ascii,
     decode,
     newlines_are_multi_byte,
-    refuse_undecodable,
-    without_signature,
 )
 from connectors.formats.errors import FormatError
 from connectors.formats.frame import MAX_COLUMNS, FieldsSeen, records_frame, too_many_fields
@@ -77,7 +76,7 @@ def iter_json(
     record_path = optional_str(options, "record_path", source_name=source_name)
     codec = optional_str(options, "encoding", source_name=source_name)
     with path.open("rb") as handle:
-        head = handle.read(chunk_bytes)
+        head = handle.read(4)  # a byte-order mark, at most
         if (
             path.stat().st_size <= chunk_bytes * 3 // 2
             or newlines_are_multi_byte(head, codec)
@@ -116,9 +115,8 @@ def iter_ndjson(
         if path.stat().st_size <= chunk_bytes * 3 // 2 or newlines_are_multi_byte(pending, codec):
             yield read_ndjson(pending + handle.read(), options, source_name=source_name)
             return
-        line, offset, yielded = 1, 0, False
-        fields = FieldsSeen(source_name)
-        detected: str | None = None  # how an undeclared encoding was found
+        yielded, fields = False, FieldsSeen(source_name)
+        decoder = PieceDecoder(codec, source_name=source_name)
         while pending:
             following = handle.read(chunk_bytes)
             if following:
@@ -129,22 +127,11 @@ def iter_ndjson(
                 piece, pending = pending[:cut], pending[cut:] + following
             else:
                 piece, pending = pending, b""
-            try:
-                decoded = decode(piece, codec, source_name=source_name, offset=offset)
-            except FormatError as error:
-                if detected and codec:
-                    refuse_undecodable(piece, codec, detected, offset, line - 1, source_name)
-                raise error.moved_down(line - 1) from error
-            if not codec and not piece.isascii():  # ASCII reads alike in every candidate
-                detected = f"the encoding detected from the bytes from offset {offset} on"
-            if codec or detected:
-                codec = without_signature(codec or decoded.encoding)  # a BOM only at the start
-            frame = _ndjson_frame(decoded.text, line, source_name, fields=fields)
+            line = decoder.lines + 1  # the piece's first line
+            frame = _ndjson_frame(decoder.decode(piece), line, source_name, fields=fields)
             if frame.height or (not pending and not yielded):
                 yield frame
                 yielded = True
-            line += piece.count(b"\n")
-            offset += len(piece)
 
 
 def _ndjson_frame(

@@ -25,7 +25,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from connectors.formats.encoding import decode, refuse_undecodable, without_signature
+from connectors.formats.encoding import PieceDecoder
 from connectors.formats.errors import FormatError
 
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
@@ -46,8 +46,8 @@ class _Text:
     """The file's text from the first unconsumed character on, decoded a piece at a time.
 
     Pieces are cut after an ASCII byte, which is a character boundary in UTF-8 and in every
-    single-byte code page, so a piece never ends inside a character. An undeclared encoding
-    is settled by the first piece that is not pure ASCII, as for big CSV files."""
+    single-byte code page, so a piece never ends inside a character (see PieceDecoder for
+    how the encoding is found)."""
 
     def __init__(
         self,
@@ -58,17 +58,13 @@ class _Text:
         chunk_bytes: int,
     ) -> None:
         self.handle = handle
-        self.codec = codec
-        self.settled = codec is not None
-        self.detected: str | None = None  # how an undeclared encoding was found
+        self.decoder = PieceDecoder(codec, source_name=source_name)
         self.source_name = source_name
         self.chunk_bytes = chunk_bytes
         self.text = ""
         self.pos = 0
         self.eof = False
         self._raw = b""  # bytes read but not yet decoded
-        self._bytes_decoded = 0
-        self._lines_decoded = 0  # newlines in the decoded bytes (one byte each here)
         self._chars_dropped = 0  # characters before self.text
         self._lines_dropped = 0  # newlines in the text before self.text
         self._column_dropped = 0  # characters after the last dropped newline
@@ -101,39 +97,8 @@ class _Text:
                     self._raw = data
                     continue
                 piece, self._raw = data[:cut], data[cut:]
-            self.text += self._decode(piece)
+            self.text += self.decoder.decode(piece)
             return True
-
-    def _decode(self, piece: bytes) -> str:
-        if not self.settled and piece.isascii():
-            text = piece.decode("ascii")  # the same in every candidate encoding
-        else:
-            try:
-                decoded = decode(
-                    piece, self.codec, source_name=self.source_name, offset=self._bytes_decoded
-                )
-            except FormatError as error:
-                if self.detected and self.codec:
-                    refuse_undecodable(
-                        piece,
-                        self.codec,
-                        self.detected,
-                        self._bytes_decoded,
-                        self._lines_decoded,
-                        self.source_name,
-                    )
-                raise error.moved_down(self._lines_decoded) from error
-            if not self.settled:
-                self.detected = (
-                    f"the encoding detected from the bytes from offset {self._bytes_decoded} on"
-                )
-            # A BOM only stands at the start of the file.
-            self.codec = without_signature(decoded.encoding)
-            self.settled = True
-            text = decoded.text
-        self._bytes_decoded += len(piece)
-        self._lines_decoded += piece.count(b"\n")
-        return text
 
     @property
     def offset(self) -> int:
