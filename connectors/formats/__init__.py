@@ -21,7 +21,7 @@ from connectors.formats.chunks import iter_csv
 from connectors.formats.csv import read_csv
 from connectors.formats.errors import FormatError
 from connectors.formats.excel import read_excel
-from connectors.formats.fixed_width import read_fixed_width
+from connectors.formats.fixed_width import iter_fixed_width, read_fixed_width
 from connectors.formats.frame import SOURCE_ROW
 from connectors.formats.json import iter_json, iter_ndjson, read_json, read_ndjson
 from connectors.formats.parquet import iter_parquet, read_parquet
@@ -48,6 +48,7 @@ STREAMED: dict[str, Callable[..., Iterator[pl.DataFrame]]] = {
     "ndjson": iter_ndjson,
     "xml": iter_xml,
     "parquet": iter_parquet,
+    "fixed_width": iter_fixed_width,
 }
 
 
@@ -83,10 +84,10 @@ def iter_table(
 ) -> Iterator[pl.DataFrame]:
     """`read_table` for a file on disk, in frames of bounded size where the format allows.
 
-    Delimited text, JSON, NDJSON, XML and Parquet larger than a chunk are read piece by
-    piece (see chunks.py, json_stream.py, json.iter_ndjson, xml.iter_xml,
-    parquet.iter_parquet), `_source_row` still the file's own line, record or row numbers;
-    Excel and fixed width come as one frame. Frames of record
+    Delimited text, JSON, NDJSON, XML, Parquet and fixed width larger than a chunk are read
+    piece by piece (see chunks.py, json_stream.py, json.iter_ndjson, xml.iter_xml,
+    parquet.iter_parquet, fixed_width.iter_fixed_width), `_source_row` still the file's own
+    line, record or row numbers; Excel comes as one frame. Frames of record
     formats may differ in their columns: a field only later records have. These formats in
     a zip or gzip are unpacked to a temporary file in `scratch` (default: the system's
     temporary folder) and read from it piece by piece.

@@ -88,7 +88,7 @@ def _pieces(
     quote = opts.quote.encode("ascii") if opts.quote else None
     first = {**options, "encoding": encoding, "delimiter": delimiter, "skip_footer_rows": 0}
     later = {**first, "encoding": without_signature(encoding), "header_row": 0}
-    window = _Window(handle, head, chunk_bytes)
+    window = Window(handle, head, chunk_bytes)
     lines_before, bytes_before, is_first = 0, 0, True
     limit = chunk_bytes
     while True:
@@ -135,7 +135,7 @@ def _pieces(
                 source_name,
             )
             raise
-        del piece  # before the next piece is allocated: see _Window
+        del piece  # before the next piece is allocated: see Window
         if frame is not None:
             yield frame
         lines_before += newlines
@@ -145,7 +145,7 @@ def _pieces(
             return
 
 
-class _Window:
+class Window:
     """The file's bytes from the next piece on, in one buffer reused piece after piece.
 
     Reading, concatenating, slicing and prepending the header made four or five fresh 24 MB

@@ -303,10 +303,13 @@ def refuse_unlikely_characters(data: bytes, encoding: str, *, source_name: str) 
     byte = data[found.start()]
     char = bytes([byte]).decode(encoding)
     shown = f"the control character U+{ord(char):04X}" if char < "\u0100" else f"{char!r}"
+    # Where in its line, not where in `data`: callers reading a big file in pieces of whole
+    # lines move the line down, and the place in the line stays right.
+    in_line = found.start() - data.rfind(b"\n", 0, found.start())
     raise FormatError(
         source_name,
-        f"byte 0x{byte:02x} at offset {found.start()} becomes {shown} in {encoding}, which"
-        f" real text never holds: {encoding} is probably the wrong code page",
+        f"byte 0x{byte:02x} (byte {in_line} of the line) becomes {shown} in {encoding},"
+        f" which real text never holds: {encoding} is probably the wrong code page",
         "Set `encoding:` in the dataset YAML to the file's real code page: cp865 (older"
         " Nordic DOS/IBM systems), cp1252 (Windows) or latin-1",
         line=data.count(b"\n", 0, found.start()) + 1,

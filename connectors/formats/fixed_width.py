@@ -18,21 +18,27 @@ Positions count characters of the decoded line, which for the single-byte code p
 extracts use (cp1252, latin-1, cp865) are bytes. Columns may overlap (a date and its year).
 `_source_row` is the physical line number. Blank lines are skipped; a line shorter than the
 layout is an error (a truncated or wrongly decoded file shifts every later field) unless
-`allow_short_lines` says the export trims trailing blanks.
+`allow_short_lines` says the export trims trailing blanks. A file larger than a chunk is
+read a piece of whole lines at a time (`iter_fixed_width`).
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import polars as pl
 
+from connectors.formats import chunks
 from connectors.formats.encoding import (
+    cuts_after_ascii,
     decode,
+    newlines_are_multi_byte,
     refuse_unlikely_characters,
     refuse_utf8_as_single_byte,
+    without_signature,
 )
 from connectors.formats.errors import FormatError
 from connectors.formats.frame import finish
@@ -189,50 +195,176 @@ def _record_type(raw: object, source_name: str) -> tuple[Field, str] | None:
 def read_fixed_width(data: bytes, options: Mapping[str, Any], *, source_name: str) -> pl.DataFrame:
     opts = FixedWidthOptions.parse(options, source_name)
     refuse_utf8_as_single_byte(data, opts.encoding, source_name=source_name)
-    refuse_unlikely_characters(data, opts.encoding, source_name=source_name)
-    text = decode(data, opts.encoding, source_name=source_name).text
+    text = _text(data, opts.encoding, source_name, offset=0)
     if not text or text.isspace():
-        raise FormatError(source_name, "the file is empty", "Check the export that produced it")
+        raise _empty(source_name)
     if "\n" not in text and "\r" in text:
-        raise FormatError(
-            source_name,
-            "the lines end with a bare carriage return (CR), not LF or CRLF",
-            "Re-export with Windows (CRLF) or Unix (LF) line endings",
-        )
-
-    lines = pl.Series("text", [text]).str.split("\n").explode()
-    if text.endswith("\n"):  # a final newline ends the last line; it does not start one
-        lines = lines.head(-1)
-    if opts.skip_header_lines > lines.len():
-        raise FormatError(
-            source_name,
-            f"`skip_header_lines` is {opts.skip_header_lines} but the file has only"
-            f" {lines.len()} lines",
-            "Fix `skip_header_lines` in the dataset YAML",
-        )
-    numbered = pl.DataFrame({"text": lines.str.strip_suffix("\r")}).with_columns(
-        line=pl.int_range(1, lines.len() + 1, dtype=pl.Int64)
-    )
-    frame = numbered.slice(opts.skip_header_lines).filter(pl.col("text").str.contains(r"\S"))
+        raise _bare_carriage_returns(source_name)
+    numbered = _numbered(text, first_line=1)
+    if opts.skip_header_lines > numbered.height:
+        raise _too_few_lines(opts, numbered.height, source_name)
+    frame = _not_blank(numbered.slice(opts.skip_header_lines))
     skipped = numbered.head(opts.skip_header_lines)
     if opts.skip_footer_lines:
         kept = max(frame.height - opts.skip_footer_lines, 0)
         skipped = pl.concat([skipped, frame.slice(kept)])
         frame = frame.head(kept)
     _refuse_skipped_records(skipped, opts.record_type, source_name)
-    frame = _of_record_type(frame, opts.record_type, source_name)
-    _check_lengths(frame, opts, source_name)
+    records = _of_record_type(frame, opts.record_type)
+    if opts.record_type and frame.height and not records.height:
+        raise _no_record_of_type(_kinds(frame, opts.record_type), opts.record_type, source_name)
+    return _values(records, opts, source_name)
 
+
+def iter_fixed_width(
+    path: Path, options: Mapping[str, Any], *, source_name: str, chunk_bytes: int | None = None
+) -> Iterator[pl.DataFrame]:
+    """Frames of `read_fixed_width`'s shape for consecutive pieces of whole lines of the file
+    at `path` (pieces of about `chunk_bytes`, default chunks.CHUNK_BYTES read at call time).
+
+    A whole CPR extract can run to hundreds of MB; memory stays that of a piece. What a piece
+    cannot know is carried across: line numbers, the last `skip_footer_lines` records (held
+    back until it is known whether they end the file) and, while no line has had the
+    `record_type`, the record types seen, for the refusal at the end. Read whole instead,
+    the same file gives the same frame; where it is refused, it may be for a different
+    problem found first, and a refusal for short lines counts them in its piece only.
+    The first piece with a non-ASCII byte decides whether a declared code page is really
+    UTF-8, as the whole file would.
+    """
+    chunk_bytes = chunk_bytes or chunks.CHUNK_BYTES
+    opts = FixedWidthOptions.parse(options, source_name)
+    size = path.stat().st_size
+    with path.open("rb") as handle:
+        head = handle.read(chunk_bytes)
+        if (
+            size <= chunk_bytes * 3 // 2
+            or newlines_are_multi_byte(head, opts.encoding)
+            or not cuts_after_ascii(opts.encoding)
+        ):
+            yield read_fixed_width(head + handle.read(), options, source_name=source_name)
+            return
+        yield from _pieces(chunks.Window(handle, head, chunk_bytes), opts, source_name, chunk_bytes)
+
+
+def _pieces(
+    window: chunks.Window, opts: FixedWidthOptions, source_name: str, chunk_bytes: int
+) -> Iterator[pl.DataFrame]:
+    lines_before = bytes_before = 0
+    held = _numbered("", first_line=1).clear()  # records that may yet be the footer
+    kinds: pl.DataFrame | None = None  # record types seen while none had `record_type`
+    matched = any_text = any_frame = utf8_ruled_out = False
+    limit = chunk_bytes
+    while True:
+        eof = window.fill(limit + chunk_bytes // 2)
+        if eof and window.filled <= limit + chunk_bytes // 2:
+            cut = window.filled  # the rest of the file is the last piece
+        else:
+            cut = window.data.rfind(b"\n", 0, limit) + 1
+            if not cut:  # a line longer than the piece: look further
+                limit += chunk_bytes
+                continue
+        limit = chunk_bytes
+        piece = window.take(cut, prefix=b"")
+        last = eof and not window.filled
+        if not utf8_ruled_out and not piece.isascii():
+            refuse_utf8_as_single_byte(piece, opts.encoding, source_name=source_name)
+            utf8_ruled_out = True
+        codec = opts.encoding if not bytes_before else without_signature(opts.encoding)
+        try:
+            text = _text(piece, codec, source_name, offset=bytes_before)
+        except FormatError as error:
+            raise error.moved_down(lines_before) from error
+        del piece
+        if not bytes_before and "\n" not in text and "\r" in text:  # the whole file
+            raise _bare_carriage_returns(source_name)
+        numbered = _numbered(text, first_line=lines_before + 1)
+        lines_before += numbered.height
+        bytes_before += cut
+        any_text = any_text or not text.isspace()
+
+        in_header = pl.col("line") <= opts.skip_header_lines
+        skipped = numbered.filter(in_header)
+        frame = pl.concat([held, _not_blank(numbered.filter(~in_header))])
+        kept = max(frame.height - opts.skip_footer_lines, 0)
+        if last:
+            skipped = pl.concat([skipped, frame.slice(kept)])
+        else:
+            held = frame.slice(kept)  # the footer, if no other record follows
+        frame = frame.head(kept)
+        _refuse_skipped_records(skipped, opts.record_type, source_name)
+
+        records = _of_record_type(frame, opts.record_type)
+        if opts.record_type and not matched and frame.height and not records.height:
+            seen = _kinds(frame, opts.record_type)
+            kinds = seen if kinds is None else _sum_kinds(kinds, seen)
+        matched = matched or records.height > 0
+        if records.height:
+            yield _values(records, opts, source_name)
+            any_frame = True
+        if last:
+            break
+
+    if not any_text:
+        raise _empty(source_name)
+    if opts.skip_header_lines > lines_before:
+        raise _too_few_lines(opts, lines_before, source_name)
+    if opts.record_type and kinds is not None and not matched:
+        raise _no_record_of_type(kinds, opts.record_type, source_name)
+    if not any_frame:
+        yield _values(held.clear(), opts, source_name)
+
+
+def _text(data: bytes, encoding: str, source_name: str, *, offset: int) -> str:
+    refuse_unlikely_characters(data, encoding, source_name=source_name)
+    return decode(data, encoding, source_name=source_name, offset=offset).text
+
+
+def _numbered(text: str, *, first_line: int) -> pl.DataFrame:
+    """One row per physical line: its text without the line ending, and its line number."""
+    lines = pl.Series("text", [text]).str.split("\n").explode()
+    if text.endswith("\n"):  # a final newline ends the last line; it does not start one
+        lines = lines.head(-1)
+    return pl.DataFrame({"text": lines.str.strip_suffix("\r")}).with_columns(
+        line=pl.int_range(first_line, first_line + lines.len(), dtype=pl.Int64)
+    )
+
+
+def _not_blank(numbered: pl.DataFrame) -> pl.DataFrame:
+    return numbered.filter(pl.col("text").str.contains(r"\S"))
+
+
+def _values(records: pl.DataFrame, opts: FixedWidthOptions, source_name: str) -> pl.DataFrame:
+    _check_lengths(records, opts, source_name)
     text_col = pl.col("text")
-    values = frame.select(
+    values = records.select(
         text_col.str.slice(f.start - 1, f.length).alias(f"c{i}") for i, f in enumerate(opts.columns)
     )
     return finish(
         values,
         [f.name for f in opts.columns],
-        frame["line"],
+        records["line"],
         source_name=source_name,
         header_line=None,
+    )
+
+
+def _empty(source_name: str) -> FormatError:
+    return FormatError(source_name, "the file is empty", "Check the export that produced it")
+
+
+def _bare_carriage_returns(source_name: str) -> FormatError:
+    return FormatError(
+        source_name,
+        "the lines end with a bare carriage return (CR), not LF or CRLF",
+        "Re-export with Windows (CRLF) or Unix (LF) line endings",
+    )
+
+
+def _too_few_lines(opts: FixedWidthOptions, lines: int, source_name: str) -> FormatError:
+    return FormatError(
+        source_name,
+        f"`skip_header_lines` is {opts.skip_header_lines} but the file has only {lines} lines",
+        "Fix `skip_header_lines` in the dataset YAML",
     )
 
 
@@ -256,25 +388,31 @@ def _refuse_skipped_records(
         )
 
 
-def _of_record_type(
-    frame: pl.DataFrame, record_type: tuple[Field, str] | None, source_name: str
-) -> pl.DataFrame:
-    if record_type is None or not frame.height:
+def _of_record_type(frame: pl.DataFrame, record_type: tuple[Field, str] | None) -> pl.DataFrame:
+    if record_type is None:
         return frame
     field, value = record_type
-    kind = pl.col("text").str.slice(field.start - 1, field.length)
-    matching = frame.filter(kind == value)
-    if matching.height:
-        return matching
-    seen = (
-        frame.select(kind.alias("kind"))
-        .group_by("kind")
-        .len()
-        .sort(["len", "kind"], descending=[True, False])
-        .head(5)
-    )
+    return frame.filter(pl.col("text").str.slice(field.start - 1, field.length) == value)
+
+
+def _kinds(frame: pl.DataFrame, record_type: tuple[Field, str]) -> pl.DataFrame:
+    """How many lines of `frame` have each value at the record type's positions."""
+    field, _ = record_type
+    kind = pl.col("text").str.slice(field.start - 1, field.length).alias("kind")
+    return frame.group_by(kind).len()
+
+
+def _sum_kinds(*counts: pl.DataFrame) -> pl.DataFrame:
+    return pl.concat(counts).group_by("kind").agg(pl.col("len").sum())
+
+
+def _no_record_of_type(
+    kinds: pl.DataFrame, record_type: tuple[Field, str], source_name: str
+) -> FormatError:
+    field, value = record_type
+    seen = kinds.sort(["len", "kind"], descending=[True, False]).head(5)
     found = ", ".join(f"{k!r} ({n} lines)" for k, n in seen.iter_rows())
-    raise FormatError(
+    return FormatError(
         source_name,
         f"no line has record type {value!r} at positions {field.start}-{field.end}; found {found}",
         "Fix `record_type` in the dataset YAML (start, length and the quoted value)",

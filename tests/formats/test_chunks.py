@@ -138,6 +138,21 @@ def test_a_later_piece_in_another_encoding_names_the_files_offset(tmp_path: Path
     assert "`encoding:`" in error.hint
 
 
+def test_a_wrong_code_page_in_a_later_piece_names_the_line_and_place(tmp_path: Path) -> None:
+    body = "".join(f"{i};Hansen {i}\n" for i in range(3000))
+    data = ("id;navn\n" + body + "3000;Ærø\n" + body).encode("cp865")
+    path = tmp_path / "dos.csv"
+    path.write_bytes(data)
+    with pytest.raises(FormatError) as caught:
+        list(iter_csv(path, {"encoding": "latin-1"}, source_name=path.name, chunk_bytes=4096))
+    # cp865's Æ (0x92) is a C1 control in latin-1: named at the file's own line, and its
+    # place in that line (a piece's own offset would point nowhere in the file).
+    assert caught.value.line == 3002
+    assert "byte 0x92 (byte 6 of the line) becomes the control character U+0092" in (
+        caught.value.cause
+    )
+
+
 def test_declared_utf16_without_a_bom_is_read_whole(tmp_path: Path) -> None:
     path = tmp_path / "u16.csv"
     body = "".join(f"{i};Åse {i}\r\n" for i in range(2000))

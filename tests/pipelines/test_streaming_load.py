@@ -219,3 +219,53 @@ def test_a_json_document_loads_in_pieces_like_a_whole_load(tmp_path, monkeypatch
         2_501,
         2_701,
     ]
+
+
+def test_a_fixed_width_extract_loads_in_pieces_like_the_csv(tmp_path, extract, monkeypatch):
+    """The case extract as a mainframe would write it (cp865, a start and a trailer record)
+    loads in pieces with the outcome of the CSV: the same silver, quarantine and lines."""
+    table = pl.read_csv(extract, separator=";", infer_schema=False)
+    widths = {name: max(table[name].str.len_chars().max() or 0, 1) for name in table.columns}
+    padded = table.select(pl.col(n).fill_null("").str.pad_end(w) for n, w in widths.items())
+    lines = ["START SAGSUDTRÆK", *padded.select(pl.concat_str(pl.all())).to_series()]
+    path = tmp_path / "sager.txt"
+    path.write_bytes("\r\n".join([*lines, f"SLUT {table.height}", ""]).encode("cp865"))
+    layout, start = [], 1
+    for name, width in widths.items():
+        layout.append({"name": name, "start": start, "length": width})
+        start += width
+    spec = dataclasses.replace(
+        SPEC,
+        source={**SPEC.source, "pattern": "*.txt"},
+        format={
+            "type": "fixed_width",
+            "encoding": "cp865",
+            "columns": layout,
+            "skip_header_lines": 1,
+            "skip_footer_lines": 1,
+        },
+    )
+    monkeypatch.setattr(chunks, "CHUNK_BYTES", 64 * 1024)
+    assert path.stat().st_size > 20 * chunks.CHUNK_BYTES
+    csv_home, csv = _load(tmp_path / "csv", extract)
+    fixed_home, fixed = _load(tmp_path / "fixed", path, spec)
+
+    [c], [f] = csv.batches, fixed.batches
+    assert f.status == "loaded", f.message
+    assert (f.rows_in, f.rows_valid, f.rows_quarantined) == (
+        c.rows_in,
+        c.rows_valid,
+        c.rows_quarantined,
+    )
+    lineage = ["_source_file", "_batch_id"]
+    assert _silver(fixed_home).drop(lineage).equals(_silver(csv_home).drop(lineage))
+    assert (
+        quarantine(fixed_home, SPEC.name)
+        .sort("_source_row", "check")
+        .select("_source_row", "column", "check")
+        .equals(
+            quarantine(csv_home, SPEC.name)
+            .sort("_source_row", "check")
+            .select("_source_row", "column", "check")
+        )
+    )
