@@ -1,9 +1,10 @@
 """Bytes to text: a declared encoding, a BOM, UTF-8, or a Nordic single-byte code page.
 
 Municipal exports are UTF-8 (often with a BOM), UTF-16 from Excel's "Unicode text", or
-cp1252/latin-1 from older fagsystemer. Detection is deliberately narrow: charset-normalizer
-may only choose between cp1252, latin-1 and cp865, because a wider search turns Danish
-latin-1 into cp1250 (Central European) and silently changes æøå.
+cp1252/latin-1 from older fagsystemer, cp865 from Norwegian and Danish DOS-era systems.
+Detection is deliberately narrow: it only chooses between cp1252, latin-1 and cp865
+(`likeliest_code_page`), because a wider search turns Danish latin-1 into cp1250 (Central
+European) and silently changes æøå.
 """
 
 from __future__ import annotations
@@ -13,11 +14,12 @@ import functools
 import re
 from dataclasses import dataclass
 
-from charset_normalizer import from_bytes
+import numpy as np
 
 from connectors.formats.errors import FormatError
 
-NORDIC_CODE_PAGES = ["cp1252", "latin_1", "cp865"]
+# Python's own names (codecs.lookup), in order of preference when they read text alike.
+NORDIC_CODE_PAGES = ["cp1252", "iso8859-1", "cp865"]
 
 # Longest BOM first: the UTF-32-LE BOM starts with the UTF-16-LE one.
 _BOMS: tuple[tuple[bytes, str], ...] = (
@@ -162,16 +164,108 @@ def decode(data: bytes, declared: str | None, *, source_name: str, offset: int =
 
     _refuse_broken_utf8(data, utf8_error, source_name, offset)
 
-    best = from_bytes(data, cp_isolation=NORDIC_CODE_PAGES).best()
-    if best is None:
+    codec = likeliest_code_page(data)
+    if codec is None:
         raise FormatError(
             source_name,
             "cannot tell the text encoding: the bytes are neither UTF-8 nor a Nordic code page"
             " (is this really a text file?)",
             _SET_ENCODING,
         )
-    codec = codecs.lookup(best.encoding).name
     return Decoded(_strict(data, codec, source_name, offset, how="was detected as"), codec)
+
+
+def likeliest_code_page(data: bytes) -> str | None:
+    """The Nordic code page whose reading of `data`'s non-ASCII bytes looks most like Nordic
+    text; None when even that reading makes many of them, with ASCII control bytes, characters
+    no text holds (binary data).
+
+    Each character a byte becomes counts by how often Nordic exports hold it: æøå most,
+    letters of names (é, ü) and then ö, ä and Windows punctuation (–, “, €) some, other
+    Latin letters a little; characters no export holds (C1 controls, box drawing, Greek and
+    math signs) count against. So do an upper-case letter right after a lower-case one (cp865 reads
+    Windows' ’ in "Don’t" as "DonÆt") and a dash or quote inside a word (cp1252 reads cp865's
+    ö in "Göteborg" as "G”teborg"). The code pages' letters sit at different bytes (ø is
+    0xf8 in cp1252 and latin-1, 0x9b in cp865), so the text's own letters decide; on a tie
+    the earlier of NORDIC_CODE_PAGES wins.
+
+    General detectors (charset-normalizer, used here before) judge by how messy the reading
+    looks: they took lowercase Norwegian cp865 for cp1252 (ø as ›) and refused short
+    Danish files as not text at all.
+    """
+    array = np.frombuffer(data, dtype=np.uint8)
+    where = np.flatnonzero(array >= 0x80)
+    if not where.size:
+        return NORDIC_CODE_PAGES[0]
+    high = array[where]
+    before = np.where(where > 0, array[np.maximum(where - 1, 0)], 0x20)
+    after = np.where(where < array.size - 1, array[np.minimum(where + 1, array.size - 1)], 0x20)
+    best: tuple[float, str, int] | None = None
+    for codec in NORDIC_CODE_PAGES:
+        tables = _character_tables(codec)
+        if tables.undefined and len(data.translate(None, tables.undefined)) != len(data):
+            continue  # bytes this code page does not have
+        weight = tables.weight[high]
+        out_of_place = (tables.upper[high] & tables.lower[before]) | (
+            tables.not_in_words[high] & tables.letter[before] & tables.letter[after]
+        )
+        score = float(np.where(out_of_place, -1.0, weight).sum())
+        if best is None or score > best[0]:
+            best = (score, codec, int((weight < 0).sum()))
+    # Binary data: even its likeliest reading has many characters no text holds.
+    controls = len(data) - len(data.translate(None, _CONTROLS))
+    if best is None or (best[2] + controls) * 10 > high.size + controls:
+        return None
+    return best[1]
+
+
+# ASCII control bytes text does not hold (tab, line ends, form feed and DOS's end-of-file
+# mark ^Z aside).
+_CONTROLS = bytes(b for b in [*range(0x20), 0x7F] if b not in b"\t\n\r\x0c\x1a")
+_NORDIC = frozenset("æøåÆØÅ")
+_IN_NAMES = frozenset("éèüÉÜ")
+# Swedish and German ö/ä weigh what punctuation does: cp865's ö is cp1252's ” (0x94).
+_SOME = frozenset("öäÖÄ–—‘’‚“”„…•€§½«»")
+_NOT_IN_WORDS = frozenset("–—‘‚“”„…•€§½«»")  # not ’: the apostrophe of "it’s"
+
+
+def _weight(char: str) -> float:
+    if char in _NORDIC:
+        return 3.0
+    if char in _IN_NAMES:
+        return 1.0
+    if char in _SOME:
+        return 0.5
+    if _is_unlikely(char):
+        return -3.0
+    if char.isalpha():
+        return 0.2 if "\u00c0" <= char <= "\u024f" else -1.0  # Latin, or Greek and the like
+    return 0.0 if "\u00a0" <= char <= "\u00ff" else -1.0  # Latin-1 signs, or math and shapes
+
+
+@dataclass(frozen=True)
+class _CharacterTables:
+    """What each byte is in one code page, indexed by the byte."""
+
+    weight: np.ndarray
+    upper: np.ndarray
+    lower: np.ndarray
+    letter: np.ndarray
+    not_in_words: np.ndarray
+    undefined: bytes
+
+
+@functools.cache
+def _character_tables(codec: str) -> _CharacterTables:
+    chars = [bytes([b]).decode(codec, errors="replace") for b in range(256)]
+    return _CharacterTables(
+        weight=np.array([_weight(c) for c in chars]),
+        upper=np.array([c.isupper() for c in chars]),
+        lower=np.array([c.islower() for c in chars]),
+        letter=np.array([c.isalpha() for c in chars]),
+        not_in_words=np.array([c in _NOT_IN_WORDS for c in chars]),
+        undefined=bytes(b for b, c in enumerate(chars) if c == "\ufffd"),
+    )
 
 
 def _decode_declared(data: bytes, declared: str, source_name: str, offset: int) -> str:

@@ -138,6 +138,18 @@ def test_a_later_piece_in_another_encoding_names_the_files_offset(tmp_path: Path
     assert "`encoding:`" in error.hint
 
 
+def test_one_cp865_letter_in_the_first_piece_decides_the_code_page(tmp_path: Path) -> None:
+    # The first piece's only non-ASCII byte is the header's ø (0x9b, › in cp1252): the
+    # pieces must settle on cp865, as the whole file does, or reject the first Ø further on.
+    text = "Id;Navn;Beløb\n" + "".join(f"{i:06d};HANSEN PETER;1,5\n" for i in range(2000))
+    text += "".join(f"{i:06d};ØSTERGÅRD BJØRN;2,5\n" for i in range(2000, 2600))
+    path = tmp_path / "big.csv"
+    path.write_bytes(text.encode("cp865"))
+    whole, pieces = _both(path, {}, 20_000)
+    assert len(pieces) > 2 and pl.concat(pieces).equals(whole)
+    assert whole["Navn"][-1] == "ØSTERGÅRD BJØRN"
+
+
 def test_a_wrong_code_page_in_a_later_piece_names_the_line_and_place(tmp_path: Path) -> None:
     body = "".join(f"{i};Hansen {i}\n" for i in range(3000))
     data = ("id;navn\n" + body + "3000;Ærø\n" + body).encode("cp865")

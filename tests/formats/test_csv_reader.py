@@ -43,6 +43,46 @@ def test_single_byte_danish_is_detected_as_a_western_code_page(encoding: str) ->
     assert decode(data, None, source_name="x").encoding in {"cp1252", "latin-1", "iso8859-1"}
 
 
+def test_lowercase_norwegian_cp865_is_detected() -> None:
+    # ø, å and æ are 0x9b, 0x86 and 0x91 in cp865: ›, † and ‘ in cp1252, which a general
+    # detector took them for.
+    data = "Id;Navn;Beløb\n001;Kjøpmann Sørensen;12\n002;Blåbær;3\n".encode("cp865")
+    assert read(data)["Navn"].to_list() == ["Kjøpmann Sørensen", "Blåbær"]
+    assert decode(data, None, source_name="x").encoding == "cp865"
+
+
+NORDIC_WORDS = ["Søren", "Østergade", "Ærø", "Blåbær", "kjøpmann", "å", "ø", "Færgevej", "Bjørn"]
+NORDIC_WORDS += ["Håkon", "Tromsø", "Ålesund", "hjemmehjælp", "SØNDERBORG", "Dragør", "fødselsår"]
+NAMES = ["René", "Müller", "Göteborg", "Jönsson", "Ängelholm", "Citroën", "Zoë"]
+ASCII_WORDS = ["Hansen", "Oslo", "Vej", "sag", "nr.", "1.234,50", "2024-01-31", "kr", "A/S"]
+WINDOWS_ONLY = ["–", "€", "“tilbud”", "it’s", "…", "•"]  # cp1252 has them; the others do not
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_nordic_text_in_each_code_page_is_detected_as_written(seed: int) -> None:
+    rng = random.Random(seed)
+    for _ in range(300):
+        codec = rng.choice(["cp1252", "latin-1", "cp865"])
+        words = NORDIC_WORDS * 2 + NAMES + ASCII_WORDS * 3
+        words += WINDOWS_ONLY if codec == "cp1252" else []
+        lines = [
+            " ".join(rng.choice(words) for _ in range(rng.randint(1, 5)))
+            for _ in range(rng.randint(1, 6))
+        ]
+        text = "\n".join(lines) + "\n"
+        if text.isascii():
+            continue
+        # cp1252 and latin-1 read the same letters alike: the text, not the name, must match.
+        assert decode(text.encode(codec), None, source_name="x").text == text, (codec, text)
+
+
+def test_binary_data_is_not_taken_for_text() -> None:
+    buffer = io.BytesIO()
+    pl.DataFrame({"id": list(range(2000)), "navn": ["Søren"] * 2000}).write_parquet(buffer)
+    error = read_error(buffer.getvalue())
+    assert "cannot tell the text encoding" in error.cause and "`encoding:`" in error.hint
+
+
 def test_cp1252_only_characters_decode() -> None:
     data = "vare;pris\nKaffe – stor;25 €\n“Særtilbud”;10 €\n".encode("cp1252")
     assert read(data)["vare"].to_list() == ["Kaffe – stor", "“Særtilbud”"]
