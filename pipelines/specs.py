@@ -43,6 +43,7 @@ _OPTIONAL = (
     "partition_by",
     "maintenance",
 )
+_PARSE_KEYS = ("date_formats", "decimal_comma", "thousands_separator")
 _QUALITY_KEYS = (
     "freshness_hours",
     "quarantine_warn",
@@ -166,6 +167,8 @@ def load_spec(path: Path) -> DatasetSpec:
     if not str(raw["owner"]).startswith("team:") and "@" not in str(raw["owner"]):
         raise SpecError(f"{where}: owner must be an e-mail address or 'team:<name>'")
     parse = raw.get("parse") or {}
+    if not isinstance(parse, dict):
+        raise SpecError(f"{where}: `parse:` must be a mapping, got {parse!r}")
     spec = DatasetSpec(
         name=raw["name"],
         description=" ".join(str(raw["description"]).split()),
@@ -177,11 +180,7 @@ def load_spec(path: Path) -> DatasetSpec:
         format=dict(raw["format"]),
         load_mode=raw["load_mode"],
         columns={str(k): str(v) for k, v in (raw.get("columns") or {}).items()},
-        parse=ParseOptions(
-            date_formats=tuple(parse.get("date_formats", ())),
-            decimal_comma=bool(parse.get("decimal_comma", False)),
-            thousands_separator=parse.get("thousands_separator"),
-        ),
+        parse=_parse(parse, where),
         keys=tuple(raw.get("keys") or ()),
         contact=raw.get("contact"),
         quality=_quality(raw.get("quality") or {}, where),
@@ -210,6 +209,32 @@ def load_spec(path: Path) -> DatasetSpec:
     if bad:
         raise SpecError(f"{where}: quality.references columns {bad} are not contract fields")
     return spec
+
+
+def _parse(raw: dict[str, Any], where: str) -> ParseOptions:
+    """The `parse:` block, checked: a misspelt key or a string where a list belongs would
+    otherwise type every row wrong and quarantine the whole file for a YAML typo."""
+    unknown = sorted(str(k) for k in raw if k not in _PARSE_KEYS)
+    if unknown:
+        raise SpecError(f"{where}: unknown parse keys {unknown}; allowed: {list(_PARSE_KEYS)}")
+    formats = raw.get("date_formats", [])
+    if not isinstance(formats, list) or not all(isinstance(f, str) and f for f in formats):
+        raise SpecError(
+            f"{where}: parse.date_formats must be a list of strptime formats, e.g."
+            f' ["%d-%m-%Y"], got {formats!r}'
+        )
+    decimal_comma = raw.get("decimal_comma", False)
+    if not isinstance(decimal_comma, bool):
+        raise SpecError(
+            f"{where}: parse.decimal_comma must be true or false (unquoted), got {decimal_comma!r}"
+        )
+    separator = raw.get("thousands_separator")
+    if separator is not None and not (isinstance(separator, str) and len(separator) == 1):
+        raise SpecError(
+            f'{where}: parse.thousands_separator must be one quoted character, e.g. ".",'
+            f" got {separator!r}"
+        )
+    return ParseOptions(tuple(formats), decimal_comma, separator)
 
 
 def _quality(raw: dict[str, Any], where: str) -> QualitySpec:

@@ -1,0 +1,47 @@
+"""A dataset YAML's mistakes are refused when it is read, naming the file and the key."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from pipelines.specs import DATASETS_DIR, SpecError, load_spec
+
+
+def _with_parse(tmp_path: Path, parse: Any) -> Path:
+    raw = yaml.safe_load((DATASETS_DIR / "sick_leave.yaml").read_text(encoding="utf-8"))
+    raw["parse"] = parse
+    path = tmp_path / "sick_leave.yaml"
+    path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def test_the_parse_block_is_read(tmp_path: Path) -> None:
+    parse = {"date_formats": ["%d.%m.%Y", "%Y-%m-%d"], "decimal_comma": True}
+    spec = load_spec(_with_parse(tmp_path, {**parse, "thousands_separator": "\u00a0"}))
+    assert spec.parse.date_formats == ("%d.%m.%Y", "%Y-%m-%d")
+    assert spec.parse.decimal_comma and spec.parse.thousands_separator == "\u00a0"
+
+
+@pytest.mark.parametrize(
+    ("parse", "message"),
+    [
+        # A string is not a list: it used to become one format per character.
+        ({"date_formats": "%d-%m-%Y"}, r"parse\.date_formats must be a list"),
+        ({"date_format": ["%d-%m-%Y"]}, r"unknown parse keys \['date_format'\]"),
+        ({"thousand_separator": "."}, r"unknown parse keys \['thousand_separator'\]"),
+        # A quoted "false" used to count as true.
+        ({"decimal_comma": "false"}, r"parse\.decimal_comma must be true or false"),
+        ({"thousands_separator": ".."}, r"parse\.thousands_separator must be one"),
+        (["%d-%m-%Y"], r"`parse:` must be a mapping"),
+    ],
+)
+def test_a_wrong_parse_block_names_the_file_and_key(
+    tmp_path: Path, parse: Any, message: str
+) -> None:
+    with pytest.raises(SpecError, match=message) as error:
+        load_spec(_with_parse(tmp_path, parse))
+    assert "sick_leave.yaml" in str(error.value)
