@@ -24,6 +24,7 @@ read a piece of whole lines at a time (`iter_fixed_width`).
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -204,6 +205,7 @@ def read_fixed_width(data: bytes, options: Mapping[str, Any], *, source_name: st
     if opts.skip_header_lines > numbered.height:
         raise _too_few_lines(opts, numbered.height, source_name)
     frame = _not_blank(numbered.slice(opts.skip_header_lines))
+    _refuse_control_characters(frame, source_name)
     skipped = numbered.head(opts.skip_header_lines)
     if opts.skip_footer_lines:
         kept = max(frame.height - opts.skip_footer_lines, 0)
@@ -284,7 +286,9 @@ def _pieces(
 
         in_header = pl.col("line") <= opts.skip_header_lines
         skipped = numbered.filter(in_header)
-        frame = pl.concat([held, _not_blank(numbered.filter(~in_header))])
+        body = _not_blank(numbered.filter(~in_header))
+        _refuse_control_characters(body, source_name)
+        frame = pl.concat([held, body])
         kept = max(frame.height - opts.skip_footer_lines, 0)
         if last:
             skipped = pl.concat([skipped, frame.slice(kept)])
@@ -331,6 +335,33 @@ def _numbered(text: str, *, first_line: int) -> pl.DataFrame:
 
 def _not_blank(numbered: pl.DataFrame) -> pl.DataFrame:
     return numbered.filter(pl.col("text").str.contains(r"\S"))
+
+
+_CONTROL = "[\x00-\x08\x0b-\x1f\x7f]"  # a tab is text; \n ends the line
+_CONTROL_NAMES = {"\r": "a carriage return (CR) that does not end it", "\x00": "a NUL byte"}
+
+
+def _refuse_control_characters(lines: pl.DataFrame, source_name: str) -> None:
+    """Positions count characters, so a control character moves every field after it: a
+    bare CR glues two records into one line (the second one lost), a form feed (a page
+    break) shifts a record by one. CSV refuses a NUL byte too."""
+    bad = lines.filter(pl.col("text").str.contains(_CONTROL))
+    if not bad.height:
+        return
+    text = bad["text"][0]
+    found = re.search(_CONTROL, text)
+    if found is None:  # cannot happen: polars just matched the same pattern
+        return
+    char = found.group()
+    what = _CONTROL_NAMES.get(char, f"the control character U+{ord(char):04X}")
+    raise FormatError(
+        source_name,
+        f"the line holds {what} at position {found.start() + 1}, which shifts or hides"
+        " the fields after it",
+        "Ask the sender for an extract without control characters (line ends LF or CRLF"
+        " only, no page breaks)",
+        line=bad["line"][0],
+    )
 
 
 def _values(records: pl.DataFrame, opts: FixedWidthOptions, source_name: str) -> pl.DataFrame:

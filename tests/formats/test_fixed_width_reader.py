@@ -192,6 +192,26 @@ def test_empty_and_cr_only_files() -> None:
     assert "bare carriage return" in str(read_error(b"001abc\r002def\r"))
 
 
+@pytest.mark.parametrize(
+    ("glue", "line_number", "what"),
+    [
+        ("\r", 2, "a carriage return (CR) that does not end it at position 36"),
+        ("\x00", 2, "a NUL byte at position 36"),
+        ("\r\n\x0c", 3, "the control character U+000C at position 1"),  # a page break
+    ],
+)
+def test_control_characters_that_shift_fields_are_refused(
+    glue: str, line_number: int, what: str
+) -> None:
+    # A bare CR glued the next record onto this line: it was silently lost.
+    first, second = line("001", "0101901234", "Søren", "01"), line("001", "0202851234", "Åse", "")
+    data = (first + "\r\n" + second + glue + second + "\r\n").encode("cp865")
+    for options in ({}, {"record_type": TYPE_001}):
+        error = read_error(data, **options)
+        assert error.line == line_number and what in error.cause
+    assert read((first + "\t\r\n").encode("cp865"), allow_short_lines=True).height == 1
+
+
 def test_a_million_lines_read_whole() -> None:
     person = line("001", "0101901234", "Søren Ærø", "01") + "\n"
     frame = read((person * 1_000_000).encode("cp865"), record_type={"start": 1, "value": "001"})
@@ -245,7 +265,7 @@ lines = st.lists(
             st.text("abcÆØÅæøå -", max_size=20),
             st.sampled_from(["01", "  ", "90"]),
         ),
-        st.sampled_from(["", "   ", "001short", "999000002", "001" + "x" * 40]),
+        st.sampled_from(["", "   ", "001short", "999000002", "001" + "x" * 40, "001\x0c1\r2"]),
     ),
     max_size=40,
 )
