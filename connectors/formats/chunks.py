@@ -65,7 +65,8 @@ def _pieces(
     chunk_bytes: int,
 ) -> Iterator[pl.DataFrame]:
     header_start = _nth_newline(head, opts.header_row - 1) + 1 if opts.header_row else 0
-    header_end = _nth_newline(head, opts.header_row) + 1
+    quote = opts.quote.encode("ascii") if opts.quote else None
+    header_end = _record_end_after(head, quote, start=header_start)
     if header_end <= 0:
         raise FormatError(
             source_name,
@@ -85,7 +86,6 @@ def _pieces(
         opts.quote,
         source_name=source_name,
     )
-    quote = opts.quote.encode("ascii") if opts.quote else None
     first = {**options, "encoding": encoding, "delimiter": delimiter, "skip_footer_rows": 0}
     later = {**first, "encoding": without_signature(encoding), "header_row": 0}
     window = Window(handle, head, chunk_bytes)
@@ -100,15 +100,16 @@ def _pieces(
             if cut is None:  # a quoted field runs past the piece: search a longer one
                 limit += chunk_bytes
                 continue
-        piece = window.take(cut, prefix=b"" if is_first else header)
-        newlines = count_byte(piece, b"\n") - (0 if is_first else header.count(b"\n"))
+        prefix = b"" if is_first else header
+        piece = window.take(cut, prefix=prefix)
+        newlines = count_byte(piece, b"\n") - prefix.count(b"\n")
         limit = chunk_bytes
         last = eof and not window.filled
         if not settled and not piece.isascii():
             # The first bytes that tell the encoding apart; every piece before was ASCII.
             try:
                 detected = decode(
-                    piece[len(header) :], None, source_name=source_name, offset=bytes_before
+                    piece[len(prefix) :], None, source_name=source_name, offset=bytes_before
                 )
             except FormatError as error:
                 raise error.moved_down(lines_before) from error
@@ -122,12 +123,12 @@ def _pieces(
                 "skip_footer_rows": options.get("skip_footer_rows", 0),
             }
         try:
-            frame = _read_piece(piece, piece_options, source_name, lines_before, is_first)
+            frame = _read_piece(piece, piece_options, source_name, lines_before, prefix)
         except FormatError:
             if is_first:
                 raise
             refuse_undecodable(
-                piece[len(header) :],
+                piece[len(prefix) :],
                 piece_options["encoding"],
                 f"the encoding {chosen}",
                 bytes_before,
@@ -184,13 +185,14 @@ class Window:
 
 
 def _read_piece(
-    data: bytes, options: dict[str, Any], source_name: str, lines_before: int, is_first: bool
+    data: bytes, options: dict[str, Any], source_name: str, lines_before: int, header: bytes
 ) -> pl.DataFrame | None:
-    if not is_first and not _NOT_BLANK.search(data, data.find(b"\n") + 1):
+    """`header` is the header record copied in front of a piece after the first (empty for
+    the first piece)."""
+    if header and not _NOT_BLANK.search(data, len(header)):
         return None  # only trailing blank lines were left (searched, not sliced: no copy)
-    # Pieces after the first start with the header copied in front: their line 2 is the
-    # file's line lines_before + 1.
-    shift = 0 if is_first else lines_before - 1
+    # The line after the copied header is the file's line lines_before + 1.
+    shift = lines_before - header.count(b"\n") if header else 0
     try:
         frame = read_csv(data, options, source_name=source_name)
     except FormatError as error:
@@ -207,6 +209,18 @@ def _nth_newline(data: bytes, n: int) -> int:
         if position < 0:
             return -1
     return position
+
+
+def _record_end_after(data: bytes, quote: bytes | None, *, start: int) -> int:
+    """Just past the first newline after `start` that ends a record, or 0 if there is none:
+    a header cell may hold a quoted line break, as Excel writes "Beløb<Alt+Enter>(kr)"."""
+    quotes, position = 0, start
+    while (end := data.find(b"\n", position)) >= 0:
+        quotes += data.count(quote, position, end) if quote else 0
+        if quotes % 2 == 0:
+            return end + 1
+        position = end + 1
+    return 0
 
 
 def _record_end(

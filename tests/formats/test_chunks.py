@@ -138,6 +138,23 @@ def test_a_later_piece_in_another_encoding_names_the_files_offset(tmp_path: Path
     assert "`encoding:`" in error.hint
 
 
+def test_a_header_cell_with_a_line_break_still_cuts_pieces(tmp_path: Path) -> None:
+    # Excel writes a wrapped header cell ("Beløb<Alt+Enter>(kr)") as a quoted line break;
+    # counting quotes from inside it, no cut was ever found and the file was one piece.
+    rows = "".join(f"{i:06d};n{i};1,5\r\n" for i in range(3000))
+    path = tmp_path / "wrapped.csv"
+    path.write_bytes(('Id;Navn;"Beløb\r\n(kr)"\r\n' + rows).encode("cp1252"))
+    whole, pieces = _both(path, {"encoding": "cp1252"}, 5_000)
+    assert len(pieces) > 10
+    assert pl.concat(pieces).equals(whole) and whole.columns[2] == "Beløb (kr)"
+    assert whole["_source_row"][-1] == 3002  # the header takes two lines
+    with path.open("ab") as out:  # an error in a later piece names the file's own line
+        out.write(b"999999;x\r\n")
+    with pytest.raises(FormatError) as caught:
+        list(iter_csv(path, {"encoding": "cp1252"}, source_name="w.csv", chunk_bytes=5_000))
+    assert caught.value.line == 3003
+
+
 def test_one_cp865_letter_in_the_first_piece_decides_the_code_page(tmp_path: Path) -> None:
     # The first piece's only non-ASCII byte is the header's ø (0x9b, › in cp1252): the
     # pieces must settle on cp865, as the whole file does, or reject the first Ø further on.
