@@ -434,6 +434,17 @@ def _scan(
         field = f"{q}[^{c}]*(?:{q}{q}[^{c}]*)*{q}"
         unquoted = lines.str.replace_all(f"(^|{_escape(delimiter)}){field}", "${1}")
 
+    # A CR inside a line, outside quotes: one record in polars' eyes, two in the sender's (a
+    # one-column file lost a row; a wider one was refused for its field count, not the CR).
+    bare_cr = unquoted.str.contains("\r.").arg_true()
+    if bare_cr.len():
+        raise FormatError(
+            source_name,
+            "a bare carriage return (CR) outside quotes splits the line in two",
+            "Re-export with Windows (CRLF) or Unix (LF) line endings only, or quote the field"
+            " that holds the CR",
+            line=header_line + bare_cr[0],
+        )
     fields = unquoted.str.count_matches(delimiter, literal=True) + 1
     # `contains` stops at the first real character, so this is cheap on ordinary lines.
     # Quote characters are not content: a line of `"";""` holds nothing.

@@ -440,3 +440,21 @@ def test_headers_are_nfc_normalised() -> None:
     # macOS tools write "å" as "a" plus a combining ring: it looks the same as the YAML's key.
     decomposed = "Dato for a\u030ar;Beløb\n01-02-2026;12\n".encode()
     assert read(decomposed).columns == ["Dato for år", "Beløb", "_source_row"]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"Id\n001\r002\n003\n",  # one column: 001 and 002 became one value, a row lost
+        b"Id;Navn\r\n001;a\r\n002;b\r003;c\r\n",  # refused for its field count, not the CR
+    ],
+)
+def test_a_bare_carriage_return_inside_a_line_is_named(data: bytes) -> None:
+    error = read_error(data)
+    assert "bare carriage return (CR) outside quotes" in error.cause
+    assert error.line == data.count(b"\n", 0, data.index(b"\r0")) + 1
+
+
+def test_a_carriage_return_inside_quotes_is_a_value() -> None:
+    frame = read(b'Id;Note\r\n1;"a\rb"\r\n2;c\r\n')
+    assert frame["Note"].to_list() == ["a\rb", "c"]
