@@ -227,6 +227,14 @@ def _read_sheet(
     scan = package.scan(sheet) if package is not None else None
     if scan is not None:
         _check_scan(scan, sheet, layout, source_name)
+    elif package is not None and package.xlsx:
+        # calamine found a part this scan did not: never load an .xlsx sheet unchecked.
+        raise FormatError(
+            source_name,
+            "the sheet's XML part cannot be found from xl/workbook.xml and its relationships",
+            "Open and save the workbook in Excel or LibreOffice and deliver that copy",
+            sheet=sheet,
+        )
     cells, first_column = _sheet_cells(workbook, sheet, layout, source_name)
     if cells.width == 0:
         raise FormatError(

@@ -89,6 +89,7 @@ class Package:
         self.archive = archive
         self.members = members  # sheet name -> worksheet XML member (.xlsx only)
         self.hidden = hidden  # names of hidden and very hidden sheets (.xlsx only)
+        self.xlsx = "xl/workbook.xml" in archive.namelist()
 
     def scan(self, sheet: str) -> SheetScan | None:
         member = self.members.get(sheet)
@@ -161,7 +162,7 @@ def _sheet_members(archive: zipfile.ZipFile) -> tuple[dict[str, str], set[str]]:
         attributes = _attributes(tag.group(1))
         if attributes.get("state", "visible") != "visible":
             hidden.add(attributes.get("name", ""))
-        target = targets.get(attributes.get("r:id") or attributes.get("relationships:id", ""))
+        target = targets.get(_relationship_id(attributes))
         if "name" not in attributes or target is None:
             continue
         path = target[1:] if target.startswith("/xl/") else target
@@ -170,6 +171,17 @@ def _sheet_members(archive: zipfile.ZipFile) -> tuple[dict[str, str], set[str]]:
         if member is not None:
             members[attributes["name"]] = member
     return members, hidden
+
+
+def _relationship_id(attributes: dict[str, str]) -> str:
+    """The sheet's relationship id as calamine takes it: the last attribute named `id` in
+    any namespace. Its prefix is the file's choice (`r:`, `rr:`, none at all), so matching
+    `r:id` alone let a workbook steer calamine to a sheet this scan never saw."""
+    found = ""
+    for key, value in attributes.items():
+        if key.rpartition(":")[2] == "id":
+            found = value
+    return found
 
 
 def _attributes(text: bytes) -> dict[str, str]:

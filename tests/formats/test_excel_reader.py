@@ -592,3 +592,34 @@ def test_cells_without_references_are_placed_as_calamine_places_them(tmp_path: P
         rewritten(data, "xl/worksheets/sheet1.xml", lambda xml: xml.replace(b"</sheetData>", far))
     )
     assert "used range is A1:T1048576 (1048576 rows x 20 columns)" in str(error)
+
+
+@pytest.mark.parametrize("attribute", [b"rr:id", b"id"])
+def test_the_sheet_scan_finds_the_sheet_whatever_the_relationship_prefix(
+    tmp_path: Path, attribute: bytes
+) -> None:
+    # calamine takes any attribute named `id` on <sheet>; the scan must find the same part.
+    data = workbook(tmp_path, {"Data": [["id", "sum"], ["0001", 7]]})
+    relationships = (
+        b'xmlns:rr="http://schemas.openxmlformats.org/officeDocument/2006/relationships"'
+    )
+    data = rewritten(
+        data,
+        "xl/workbook.xml",
+        lambda xml: xml.replace(b"r:id=", attribute + b"=").replace(
+            b"<workbook ", b"<workbook " + relationships + b" "
+        ),
+    )
+    assert read(data).rows() == [("0001", "7", 2)]
+    uncalculated = rewritten(
+        data, "xl/worksheets/sheet1.xml", lambda xml: xml.replace(b"<v>7</v>", b"<f>1+1</f>")
+    )
+    assert "formula cells without a stored result (e.g. B2)" in str(read_error(uncalculated))
+    corner = rewritten(
+        data,
+        "xl/worksheets/sheet1.xml",
+        lambda xml: xml.replace(
+            b"</sheetData>", b'<row r="1048576"><c r="XFD1048576"><v>1</v></c></row></sheetData>'
+        ),
+    )
+    assert "used range is A1:XFD1048576" in str(read_error(corner))

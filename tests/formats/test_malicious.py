@@ -249,8 +249,12 @@ def test_the_measurement_sees_a_real_load(probe: dict[str, dict[str, Any]]) -> N
 # -- Excel workbooks (appended separately: the cases above are parametrized before this runs) ---
 
 
-def _xlsx(edit: Callable[[bytes], bytes] = lambda xml: xml) -> bytes:
-    """A small real workbook whose sheet XML is passed through `edit`."""
+def _xlsx(
+    edit: Callable[[bytes], bytes] = lambda xml: xml,
+    edit_workbook: Callable[[bytes], bytes] = lambda xml: xml,
+) -> bytes:
+    """A small real workbook whose sheet XML is passed through `edit` (and its workbook.xml
+    through `edit_workbook`)."""
     import xlsxwriter
 
     buffer = io.BytesIO()
@@ -265,6 +269,8 @@ def _xlsx(edit: Callable[[bytes], bytes] = lambda xml: xml) -> bytes:
         content = source.read(info.filename)
         if info.filename == "xl/worksheets/sheet1.xml":
             content = edit(content)
+        if info.filename == "xl/workbook.xml":
+            content = edit_workbook(content)
         members.append(stored(info.filename, content))
     return zip_archive(members)
 
@@ -273,6 +279,12 @@ def _corner(xml: bytes) -> bytes:
     return xml.replace(
         b"</sheetData>", b'<row r="1048576"><c r="XFD1048576"><v>1</v></c></row></sheetData>'
     )
+
+
+def _other_relationship_prefix(xml: bytes) -> bytes:
+    # Legal XML that calamine reads: the relationships namespace bound to `rr`, not `r`.
+    namespace = b'xmlns:rr="http://schemas.openxmlformats.org/officeDocument/2006/relationships"'
+    return xml.replace(b"r:id=", b"rr:id=").replace(b"<workbook ", b"<workbook " + namespace + b" ")
 
 
 def _stray_far_right(xml: bytes) -> bytes:
@@ -304,6 +316,11 @@ EXCEL_CASES: dict[str, tuple[Callable[[], bytes], dict[str, Any], str]] = {
         lambda: _xlsx(_corner),
         {**EXCEL, "columns_range": "A:C"},
         "the sheet's used range is A1:XFD1048576",
+    ),
+    "xlsx-cell-at-xfd1048576-rr-prefix": (
+        lambda: _xlsx(_corner, _other_relationship_prefix),
+        EXCEL,
+        "the sheet's used range is A1:XFD1048576 (1048576 rows x 16384 columns)",
     ),
     "xlsx-stray-cell-far-right": (
         lambda: _xlsx(_stray_far_right),
