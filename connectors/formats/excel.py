@@ -49,7 +49,8 @@ Layout options (`format:` block, `type: excel`):
 Before calamine sees a workbook, `workbook_package` checks a zip-based one (.xlsx/.xlsm/.ods)
 for compression bombs and scans an .xlsx sheet's XML for its used range (one stray cell at
 XFD1048576 would make calamine allocate 512 GiB), its merged ranges and formulas saved
-without a result; .xls and .ods sheets are not scanned.
+without a result; `xls_cells` reads an .xls file's cell positions (calamine builds every
+.xls sheet when opening the file, so all are checked first); .ods sheets are not scanned.
 """
 
 from __future__ import annotations
@@ -81,6 +82,7 @@ from connectors.formats.workbook_package import (
     first_line,
     open_package,
 )
+from connectors.formats.xls_cells import NotXls, xls_scans
 
 OPTIONS = {
     "sheet",
@@ -150,6 +152,9 @@ def read_excel(data: bytes, options: Mapping[str, Any], *, source_name: str) -> 
             " password) and deliver that",
         )
     package = open_package(data, source_name)
+    xls = _xls_scans(data, source_name) if data.startswith(_OLE2) else None
+    for name, scan in (xls or {}).items():
+        _check_size(scan, name, source_name)  # calamine builds every .xls sheet on opening
     try:
         workbook = fastexcel.read_excel(data)
     except BaseException as err:
@@ -167,12 +172,12 @@ def read_excel(data: bytes, options: Mapping[str, Any], *, source_name: str) -> 
     if options.get("sheets") is None:
         wanted = options.get("sheet")
         sheet = _sheet_name(workbook.sheet_names, 0 if wanted is None else wanted, source_name)
-        return _read_sheet(workbook, package, sheet, layout, source_name, key="sheet")
+        return _read_sheet(workbook, package, xls, sheet, layout, source_name, key="sheet")
 
     sheets = _sheet_list(workbook, package, options["sheets"], source_name)
     frames: list[pl.DataFrame] = []
     for sheet in sheets:
-        frame = _read_sheet(workbook, package, sheet, layout, source_name, key="sheets")
+        frame = _read_sheet(workbook, package, xls, sheet, layout, source_name, key="sheets")
         if SHEET in frame.columns[:-1]:
             raise FormatError(
                 source_name,
@@ -222,9 +227,19 @@ class _Layout:
 
 
 def _read_sheet(
-    workbook: Any, package: Package | None, sheet: str, layout: _Layout, source_name: str, key: str
+    workbook: Any,
+    package: Package | None,
+    xls: dict[str, SheetScan] | None,
+    sheet: str,
+    layout: _Layout,
+    source_name: str,
+    key: str,
 ) -> pl.DataFrame:
-    scan = package.scan(sheet) if package is not None else None
+    if xls is not None:
+        # A name decoded otherwise than calamine does (BIFF5 code pages): check them all.
+        scan = xls.get(sheet) or _union(list(xls.values()))
+    else:
+        scan = package.scan(sheet) if package is not None else None
     if scan is not None:
         _check_scan(scan, sheet, layout, source_name)
     elif package is not None and package.xlsx:
@@ -258,7 +273,7 @@ def _read_sheet(
     ]
     if header_rows == 1:
         header = header_cells[0]
-    elif scan is not None:
+    elif scan is not None and package is not None:  # .xlsx: the file's merged ranges
         header = _merged_header(header_cells, header_row, first_column, scan.merges)
     else:
         header = _carried_header(header_cells)
@@ -275,6 +290,27 @@ def _read_sheet(
         skip_footer_rows=layout.skip_footer_rows,
         skip_rows_matching=layout.skip_rows_matching,
     )
+
+
+def _xls_scans(data: bytes, source_name: str) -> dict[str, SheetScan]:
+    try:
+        return xls_scans(data)
+    except NotXls as err:
+        raise FormatError(
+            source_name,
+            f"not a readable .xls workbook ({err})",
+            "Ask for the file again, or open and re-save it in Excel (as .xlsx) and deliver that",
+        ) from err
+
+
+def _union(scans: list[SheetScan]) -> SheetScan:
+    union = SheetScan()
+    for scan in scans:
+        if scan.last_row >= 0:
+            union.add(scan.first_row, scan.first_column)
+            union.add(scan.last_row, scan.last_column)
+        union.cells += scan.cells
+    return union
 
 
 def _without_empty_unnamed(
@@ -613,26 +649,31 @@ def _too_wide(first: int, last: int, rows: int, sheet: str, source_name: str) ->
     )
 
 
+def _check_size(scan: SheetScan, sheet: str, source_name: str) -> None:
+    """Refuse a sheet whose grid calamine would make too large to hold."""
+    # fastexcel keeps the leading empty rows (the grid starts at row 1), not columns.
+    rows, columns = scan.last_row + 1, scan.last_column - scan.first_column + 1
+    if scan.last_row >= 0 and rows * columns > MAX_CELLS:
+        used = (
+            f"{_letters(scan.first_column)}{scan.first_row + 1}:"
+            f"{_letters(scan.last_column)}{scan.last_row + 1}"
+        )
+        raise FormatError(
+            source_name,
+            f"the sheet's used range is {used} ({rows} rows x {columns} columns), more"
+            f" than {MAX_CELLS} cells to load",
+            "Delete the stray cells far outside the table in the workbook (Ctrl+End in"
+            " Excel goes to the last used cell) and save it again, or deliver the sheet"
+            " as CSV",
+            sheet=sheet,
+        )
+
+
 def _check_scan(scan: SheetScan, sheet: str, layout: _Layout, source_name: str) -> None:
-    if scan.last_row >= 0:
-        # fastexcel keeps the leading empty rows (the grid starts at row 1), not columns.
-        rows, columns = scan.last_row + 1, scan.last_column - scan.first_column + 1
-        if rows * columns > MAX_CELLS:
-            used = (
-                f"{_letters(scan.first_column)}{scan.first_row + 1}:"
-                f"{_letters(scan.last_column)}{scan.last_row + 1}"
-            )
-            raise FormatError(
-                source_name,
-                f"the sheet's used range is {used} ({rows} rows x {columns} columns), more"
-                f" than {MAX_CELLS} cells to load",
-                "Delete the stray cells far outside the table in the workbook (Ctrl+End in"
-                " Excel goes to the last used cell) and save it again, or deliver the sheet"
-                " as CSV",
-                sheet=sheet,
-            )
-        if layout.columns is None and columns > MAX_COLUMNS:
-            raise _too_wide(scan.first_column, scan.last_column, rows, sheet, source_name)
+    _check_size(scan, sheet, source_name)
+    columns = scan.last_column - scan.first_column + 1
+    if scan.last_row >= 0 and layout.columns is None and columns > MAX_COLUMNS:
+        raise _too_wide(scan.first_column, scan.last_column, scan.last_row + 1, sheet, source_name)
     if scan.no_result is not None:
         raise FormatError(
             source_name,

@@ -73,6 +73,7 @@ class SheetScan:
     # Merged ranges as (top, left, bottom, right), 0-based and inclusive.
     merges: list[tuple[int, int, int, int]] = field(default_factory=list)
     no_result: str | None = None  # a formula cell saved without its result, e.g. "B3"
+    cells: int = 0  # cells written in the file: a used range far larger is mostly void
 
     def add(self, row: int, column: int) -> None:
         if self.first_row < 0 or row < self.first_row:

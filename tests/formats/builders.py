@@ -130,3 +130,83 @@ def gzip_bomb(mib: int = 1024) -> bytes:
     payload, crc = deflated_zeros(mib)
     header = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x02\xff"
     return header + payload + struct.pack("<II", crc, (mib * MiB) & 0xFFFFFFFF)
+
+
+def _record(kind: int, body: bytes = b"") -> bytes:
+    return struct.pack("<HH", kind, len(body)) + body
+
+
+def xls_workbook(rows: list[list[str | float | None]], *, dimensions: bool = True) -> bytes:
+    """A BIFF8 .xls (no package here writes one) with one sheet "Data": text cells through
+    the shared strings, numbers as NUMBER records."""
+    cells = [(r, c, v) for r, row in enumerate(rows) for c, v in enumerate(row) if v is not None]
+    return xls_cells(cells, dimensions=dimensions)
+
+
+def xls_cells(cells: list[tuple[int, int, str | float]], *, dimensions: bool = True) -> bytes:
+    """The .xls with these `(row, column, value)` cells, anywhere a record can say."""
+    texts = sorted({v for _, _, v in cells if isinstance(v, str)})
+    sst = struct.pack("<II", len(texts), len(texts)) + b"".join(
+        struct.pack("<HB", len(t), 1) + t.encode("utf-16-le") for t in texts
+    )
+    bof = struct.pack("<HHHHII", 0x0600, 0x0005, 0x0DBB, 0x07CC, 0, 6)
+    name = "Data".encode("utf-16-le")
+    globals_length = 4 + len(bof) + 4 + 8 + len(name) + 4 + len(sst) + 4
+    sheet = [_record(0x0809, bof[:2] + b"\x10\x00" + bof[4:])]
+    if dimensions:
+        last_row = max((r for r, _, _ in cells), default=-1)
+        last_column = max((c for _, c, _ in cells), default=-1)
+        # As Excel writes it, within 65,536 rows and 256 columns whatever the cells say.
+        bounds = (min(last_row + 1, 65536), min(last_column + 1, 256))
+        sheet.append(_record(0x0200, struct.pack("<IIHHH", 0, bounds[0], 0, bounds[1], 0)))
+    for r, c, v in cells:
+        if isinstance(v, str):
+            sheet.append(_record(0x00FD, struct.pack("<HHHI", r, c, 0, texts.index(v))))
+        else:
+            sheet.append(_record(0x0203, struct.pack("<HHHd", r, c, 0, v)))
+    stream = b"".join(
+        [
+            _record(0x0809, bof),
+            _record(0x0085, struct.pack("<IBBBB", globals_length, 0, 0, 4, 1) + name),
+            _record(0x00FC, sst),
+            _record(0x000A),
+            *sheet,
+            _record(0x000A),
+        ]
+    )
+    return compound_file(stream)
+
+
+def compound_file(stream: bytes) -> bytes:
+    """An OLE2 compound file (512-byte sectors) holding `stream` as "Workbook"."""
+    # At least 4096 bytes, so the stream lives in whole sectors rather than the mini stream.
+    stream = stream.ljust(max(4096, -(-len(stream) // 512) * 512), b"\0")
+    count = len(stream) // 512
+    end, free, fat_sector = 0xFFFFFFFE, 0xFFFFFFFF, 0xFFFFFFFD
+    fat_sectors = -(-(count + 1) // 127)  # FAT entries for itself, the directory, the stream
+    fat = (
+        [fat_sector] * fat_sectors + [end] + [*range(fat_sectors + 2, fat_sectors + 1 + count), end]
+    )
+    fat += [free] * (fat_sectors * 128 - len(fat))
+    header = (
+        b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
+        + bytes(16)
+        + struct.pack("<HHHHH", 0x3E, 3, 0xFFFE, 9, 6)
+        + bytes(10)
+        + struct.pack("<IIIIIIII", fat_sectors, fat_sectors, 0, 4096, end, 0, end, 0)
+        + struct.pack("<109I", *range(fat_sectors), *[free] * (109 - fat_sectors))
+    )
+
+    def entry(name: str, kind: int, start: int, length: int, child: int = free) -> bytes:
+        encoded = (name + "\0").encode("utf-16-le")
+        return (
+            encoded.ljust(64, b"\0")
+            + struct.pack("<HBBIII", len(encoded), kind, 1, free, free, child)
+            + bytes(36)
+            + struct.pack("<III", start, length, 0)
+        )
+
+    directory = entry("Root Entry", 5, end, 0, child=1) + entry(
+        "Workbook", 2, fat_sectors + 1, len(stream)
+    )
+    return header + struct.pack(f"<{len(fat)}I", *fat) + directory.ljust(512, b"\0") + stream

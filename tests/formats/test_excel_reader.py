@@ -14,6 +14,7 @@ import pytest
 import xlsxwriter
 
 from connectors.formats import FormatError, read_table
+from tests.formats.builders import xls_cells, xls_workbook
 
 
 def read(data: bytes, **options: Any) -> pl.DataFrame:
@@ -623,3 +624,38 @@ def test_the_sheet_scan_finds_the_sheet_whatever_the_relationship_prefix(
         ),
     )
     assert "used range is A1:XFD1048576" in str(read_error(corner))
+
+
+# -- .xls: cell positions checked before calamine builds the grid ---------------------------
+
+
+def test_an_xls_sheet_reads_like_an_xlsx_one() -> None:
+    data = xls_workbook([["ID", "Antal"], ["0001", 3.5], ["0002", 4]])
+    assert read(data).rows() == [("0001", "3.5", 2), ("0002", "4", 3)]
+
+
+def test_an_xls_cell_beyond_the_biff_columns_is_refused_before_loading() -> None:
+    # calamine does not bound BIFF columns: this 5 KB file asked for 137 GB and aborted.
+    data = xls_cells([(0, 0, "ID"), (1, 0, "0001"), (65535, 65535, "x")])
+    error = read_error(data)
+    assert "used range is A1:CRXP65536 (65536 rows x 65536 columns)" in str(error)
+    assert error.sheet == "Data"
+
+
+_DIMENSIONS = b"\x00\x02\x0e\x00\x00\x00\x00\x00"  # its header, then the first row
+
+
+@pytest.mark.parametrize(
+    ("edit", "cause"),
+    [
+        # DIMENSIONS' first row 0xD6000000: calamine reserved 694 GB for it.
+        (lambda d: d.replace(_DIMENSIONS, _DIMENSIONS[:-1] + b"\xd6"), "DIMENSIONS"),
+        # The FAT sector count's high byte: calamine reserved 14 GB for it.
+        (lambda d: d[:0x2F] + b"\xd0" + d[0x30:], "counts more sectors than the file holds"),
+    ],
+)
+def test_xls_sizes_that_make_calamine_allocate_are_checked(
+    edit: Callable[[bytes], bytes], cause: str
+) -> None:
+    error = read_error(edit(xls_workbook([["ID"], ["0001"]])))
+    assert "not a readable .xls workbook" in str(error) and cause in str(error)

@@ -30,6 +30,7 @@ from tests.formats.builders import (
     deflated_zeros,
     gzip_bomb,
     stored,
+    xls_cells,
     zip_archive,
     zip_bomb,
 )
@@ -321,6 +322,11 @@ EXCEL_CASES: dict[str, tuple[Callable[[], bytes], dict[str, Any], str]] = {
         lambda: _xlsx(_corner, _other_relationship_prefix),
         EXCEL,
         "the sheet's used range is A1:XFD1048576 (1048576 rows x 16384 columns)",
+    ),
+    "xls-cell-at-column-65535": (
+        lambda: xls_cells([(0, 0, "ID"), (1, 0, "0001"), (65535, 65535, "x")]),
+        EXCEL,
+        "the sheet's used range is A1:CRXP65536 (65536 rows x 65536 columns)",
     ),
     "xlsx-stray-cell-far-right": (
         lambda: _xlsx(_stray_far_right),

@@ -1,0 +1,170 @@
+"""Where the cells of an .xls workbook's sheets are, read off their records before calamine.
+
+calamine sizes a sheet's grid from its cells' positions and does not bound them: BIFF8 has
+256 columns, but a record may say column 65535, and one such cell at row 65535 asks for
+65536 x 65536 cells (137 GB) and aborts the process. Here the workbook stream is taken out
+of its OLE2 compound file and only the row and column fields of the cell records are read,
+so a sheet's used range is known without building it.
+"""
+
+from __future__ import annotations
+
+import struct
+from collections.abc import Iterator
+
+from connectors.formats.workbook_package import SheetScan
+
+_END_OF_CHAIN = 0xFFFFFFFE
+_LAST_SECTOR = 0xFFFFFFFA  # higher ids mark free, end-of-chain and FAT sectors
+_EOF, _BOUNDSHEET, _SST, _DIMENSIONS = 0x000A, 0x0085, 0x00FC, 0x0200
+# Records calamine turns into cells (FORMULA, NUMBER, LABEL, BOOLERR, RK, LABELSST,
+# RSTRING): row and column are their first two fields. BLANK and MULBLANK make no cell.
+_CELLS = {0x0006, 0x0203, 0x0204, 0x0205, 0x027E, 0x00FD, 0x00D6}
+_MULRK = 0x00BD  # row, first column, the values, then the last column
+
+
+class NotXls(ValueError):
+    """The compound file or its workbook stream is damaged."""
+
+
+def xls_scans(data: bytes) -> dict[str, SheetScan]:
+    """Each sheet's scan by its name, from an .xls file (OLE2 magic checked by the caller)."""
+    stream = _workbook_stream(data)
+    biff8 = len(stream) >= 6 and _u16(stream, 4) == 0x0600  # the first BOF's version
+    scans = {}
+    for offset, name in _sheets(stream, biff8):
+        scans[name] = _scan(stream, offset)
+    return scans
+
+
+def _u16(data: bytes, at: int) -> int:
+    return int.from_bytes(data[at : at + 2], "little")
+
+
+def _u32(data: bytes, at: int) -> int:
+    return int.from_bytes(data[at : at + 4], "little")
+
+
+def _records(stream: bytes, offset: int) -> Iterator[tuple[int, bytes]]:
+    """The records of one substream, from its BOF up to its EOF (or the stream's end)."""
+    while offset + 4 <= len(stream):
+        kind, size = _u16(stream, offset), _u16(stream, offset + 2)
+        yield kind, stream[offset + 4 : offset + 4 + size]
+        offset += 4 + size
+        if kind == _EOF:
+            return
+
+
+def _sheets(stream: bytes, biff8: bool) -> list[tuple[int, str]]:
+    """Each sheet's offset in the stream and its name, from the BOUNDSHEET records."""
+    sheets = []
+    for kind, body in _records(stream, 0):
+        # calamine reserves room for the shared strings by their declared count.
+        if kind == _SST and len(body) >= 8 and max(_u32(body, 0), _u32(body, 4)) > len(stream):
+            raise NotXls("the shared string table counts more strings than the file holds")
+        if kind != _BOUNDSHEET or len(body) < 8:
+            continue
+        length = body[6]
+        if not biff8:  # BIFF5: one byte per character in the workbook's code page
+            name = body[7 : 7 + length].decode("cp1252", "replace")
+        elif body[7] & 1:
+            name = body[8 : 8 + 2 * length].decode("utf-16-le", "replace")
+        else:
+            name = body[8 : 8 + length].decode("latin-1")
+        sheets.append((_u32(body, 0), name))
+    return sheets
+
+
+def _scan(stream: bytes, offset: int) -> SheetScan:
+    scan = SheetScan()
+    for kind, body in _records(stream, offset):
+        if kind == _DIMENSIONS:
+            _check_dimensions(body)
+        elif kind in _CELLS and len(body) >= 4:
+            scan.add(_u16(body, 0), _u16(body, 2))
+            scan.cells += 1
+        elif kind == _MULRK and len(body) >= 6:
+            row, first, last = _u16(body, 0), _u16(body, 2), _u16(body, len(body) - 2)
+            scan.add(row, first)
+            scan.add(row, max(first, last))
+            scan.cells += (len(body) - 6) // 6  # six bytes per value
+    return scan
+
+
+def _check_dimensions(body: bytes) -> None:
+    # calamine reserves room for the cells the DIMENSIONS record announces: a flipped bit in
+    # its first row asked for 694 GB. Excel keeps it within 65,536 rows and 256 columns.
+    if len(body) >= 14:  # BIFF8: 32-bit rows
+        rows, columns = (_u32(body, 0), _u32(body, 4)), (_u16(body, 8), _u16(body, 10))
+    else:
+        rows, columns = (_u16(body, 0), _u16(body, 2)), (_u16(body, 4), _u16(body, 6))
+    if not (rows[0] <= rows[1] <= 65536 and columns[0] <= columns[1] <= 256):
+        raise NotXls(f"a sheet's DIMENSIONS record is damaged (rows {rows}, columns {columns})")
+
+
+def _workbook_stream(data: bytes) -> bytes:
+    """The "Workbook" (BIFF8) or "Book" (BIFF5) stream of an OLE2 compound file."""
+    if len(data) < 512:
+        raise NotXls("the compound file header is cut off")
+    shift, mini_shift = _u16(data, 0x1E), _u16(data, 0x20)
+    if shift not in (9, 12) or mini_shift != 6:
+        raise NotXls("the compound file header is damaged")
+    size = 1 << shift
+    sectors = -(-len(data) // size) - 1  # the header takes the first sector's place
+    # calamine sizes buffers from these counts (directory, FAT, mini FAT, DIFAT sectors)
+    # before reading them: a flipped byte asked for 14 GB. None can exceed the file.
+    if any(_u32(data, at) > sectors for at in (0x28, 0x2C, 0x40, 0x48)):
+        raise NotXls("the compound file header counts more sectors than the file holds")
+
+    def sector(index: int) -> bytes:
+        if index >= sectors:
+            raise NotXls(f"sector {index} lies beyond the end of the file")
+        return data[(index + 1) * size : (index + 2) * size].ljust(size, b"\0")  # cut short
+
+    fat_ids = [i for i in struct.unpack_from("<109I", data, 0x4C) if i <= _LAST_SECTOR]
+    difat, seen = _u32(data, 0x44), 0
+    while difat <= _LAST_SECTOR and seen <= sectors:  # more FAT sector ids, chained
+        block = sector(difat)
+        ids = struct.unpack(f"<{size // 4}I", block)
+        fat_ids += [i for i in ids[:-1] if i <= _LAST_SECTOR]
+        difat, seen = ids[-1], seen + 1
+    fat = b"".join(sector(i) for i in fat_ids[: sectors + 1])
+    fat_next = struct.unpack(f"<{len(fat) // 4}I", fat)
+
+    def chain(start: int, table: tuple[int, ...]) -> list[int]:
+        found = []
+        while start != _END_OF_CHAIN:
+            if start >= len(table) or len(found) > len(table):
+                raise NotXls("a sector chain is broken or loops")
+            found.append(start)
+            start = table[start]
+        return found
+
+    directory = b"".join(sector(i) for i in chain(_u32(data, 0x30), fat_next))
+    entries = [directory[i : i + 128] for i in range(0, len(directory) - 127, 128)]
+    if not entries:
+        raise NotXls("the compound file has no directory")
+    for entry in entries:
+        length = _u32(entry, 120) if size == 512 else int.from_bytes(entry[120:128], "little")
+        if entry[66] in (1, 2, 5) and length > len(data):  # storage, stream, root
+            raise NotXls("a stream is declared larger than the file")
+    by_name = {
+        entry[: min(_u16(entry, 64), 64)].decode("utf-16-le", "replace").rstrip("\0"): entry
+        for entry in entries
+        if entry[66] == 2  # a stream
+    }
+    entry = by_name.get("Workbook") or by_name.get("Book")
+    if entry is None:
+        raise NotXls("the compound file holds no workbook stream")
+    start, length = _u32(entry, 116), _u32(entry, 120)
+    if length >= 4096:  # whole sectors; smaller streams live in the mini stream
+        stream = b"".join(sector(i) for i in chain(start, fat_next))
+    else:
+        root = entries[0]
+        mini_stream = b"".join(sector(i) for i in chain(_u32(root, 116), fat_next))
+        mini_fat = b"".join(sector(i) for i in chain(_u32(data, 0x3C), fat_next))
+        mini_next = struct.unpack(f"<{len(mini_fat) // 4}I", mini_fat)
+        stream = b"".join(mini_stream[i * 64 : (i + 1) * 64] for i in chain(start, mini_next))
+    if len(stream) < length:
+        raise NotXls("the workbook stream is cut off")
+    return stream[:length]
