@@ -108,6 +108,12 @@ def open_package(data: bytes, source_name: str) -> Package | None:
     try:
         archive = zipfile.ZipFile(io.BytesIO(data))
         infos = archive.infolist()
+    except NotImplementedError as err:  # a zip feature Python cannot extract
+        raise FormatError(
+            source_name,
+            f"the workbook's zip package cannot be read ({first_line(err)})",
+            "Open and re-save the file in Excel or LibreOffice and deliver that copy",
+        ) from err
     except _ZIP_ERRORS:
         return None  # calamine says what is wrong with it
     total = 0

@@ -659,3 +659,15 @@ def test_xls_sizes_that_make_calamine_allocate_are_checked(
 ) -> None:
     error = read_error(edit(xls_workbook([["ID"], ["0001"]])))
     assert "not a readable .xls workbook" in str(error) and cause in str(error)
+
+
+@pytest.mark.parametrize("name", ["udtraek.xlsx", "udtraek.ods"])
+def test_a_zip_needing_an_unsupported_version_is_a_format_error(tmp_path: Path, name: str) -> None:
+    # Central directory "version needed to extract" 23.5: zipfile raises NotImplementedError.
+    data = bytearray(workbook(tmp_path, {"Data": [["id"], [1]]}))
+    central = data.find(b"PK\x01\x02")
+    data[central + 6 : central + 8] = (235).to_bytes(2, "little")
+    with pytest.raises(FormatError) as caught:
+        read_table(bytes(data), {"type": "excel"}, source_name=name)
+    assert str(caught.value).startswith(f"{name}: the workbook's zip package cannot be read")
+    assert "zip file version 23.5" in str(caught.value)
