@@ -430,3 +430,7 @@ def _positive(text: str) -> int:
 
 def _one_line(error: BaseException) -> str:
     return " ".join(str(error).split())
+
+
+if __name__ == "__main__":  # `python -m pipelines.cli`, as well as `python -m pipelines`
+    raise SystemExit(main())
