@@ -15,7 +15,7 @@ from pathlib import Path
 
 import polars as pl
 
-from connectors.files import drop_files, media_type
+from connectors.files import drop_files, media_type, unmatched_files
 from lake import quality
 from lake.errors import LakeError
 from lake.home import Home
@@ -49,6 +49,14 @@ def land_drop_folder(spec: DatasetSpec, home: Home) -> tuple[int, dict[str, list
     hashes are cached under the home, so an unchanged folder is not hashed again. A file
     that changes while it is landed (still being written) waits for the next run."""
     new, present = 0, {}
+    for path in unmatched_files(home.drop / spec.name, spec.patterns):
+        log.warning(
+            "%s: %s does not match the source pattern %s and is not loaded; rename it, or"
+            " change `source.pattern` in the dataset YAML",
+            spec.name,
+            path.name,
+            " or ".join(spec.patterns),
+        )
     hashes = HashCache(home.hash_cache(spec.name))
     try:
         for path in drop_files(home.drop / spec.name, spec.patterns):

@@ -1,8 +1,11 @@
 """Dagster assets made from dataset specs: one silver asset per YAML file, with its checks."""
 
+from pathlib import Path
+
 import dagster as dg
 from dagster import AssetExecutionContext
 
+from connectors.files import unmatched_files
 from lake.home import Home
 from lake.validation import contract_columns
 from pipelines.api_sources import is_api, source_name
@@ -70,6 +73,14 @@ def dataset_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
     return _load
 
 
+def _not_matching(folder: Path, patterns: list[str]) -> str:
+    names = [path.name for path in unmatched_files(folder, patterns)]
+    if not names:
+        return ""
+    shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+    return f" ({shown} {'is' if len(names) == 1 else 'are'} there but not matching)"
+
+
 def dataset_result(
     spec: DatasetSpec, home: Home, report: LoadReport, run_id: str | None = None
 ) -> dg.MaterializeResult:
@@ -81,6 +92,7 @@ def dataset_result(
             f"the {spec.source['type']} API returned nothing"
             if is_api(spec)
             else f"no file in {home.drop / spec.name} matching {spec.patterns}"
+            + _not_matching(home.drop / spec.name, spec.patterns)
         )
         raise dg.Failure(
             description=f"{spec.name}: nothing to load: {where} and no earlier load. "

@@ -5,9 +5,14 @@ from __future__ import annotations
 import hashlib
 import logging
 
+import dagster as dg
+import pytest
+
 from lake import storage
 from lake.landing import manifest
 from pipelines.delivery import land_drop_folder
+from pipelines.factory import dataset_result
+from pipelines.ingest import LoadReport
 from pipelines.specs import spec_by_name
 
 ROW = b"F2026-99999;1;0101901234;Jobcenter;Egen sygdom;01-11-2026;02-11-2026;1;7,4\r\n"
@@ -78,3 +83,28 @@ def test_a_file_still_being_written_waits_and_the_others_land(home, monkeypatch,
     monkeypatch.setattr(storage, "_copy_blocks", copy_blocks)  # the upload has finished
     new, present = land_drop_folder(spec, home)
     assert new == 1 and len(present) == 2
+
+
+def test_a_file_the_pattern_does_not_match_is_named_not_loaded(home, caplog) -> None:
+    spec = spec_by_name("sick_leave")  # pattern *.csv
+    _deliver(home, "fravær.xlsx", b"PK\x03\x04")
+    _deliver(home, "~$fravær.csv", b"lock file")  # an editor's: never an export, never named
+    with caplog.at_level(logging.WARNING, logger="kommunelake.ingest"):
+        new, present = land_drop_folder(spec, home)
+    assert (new, present) == (0, {})
+    assert manifest(home.manifest_uri, "sick_leave") == []
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert warnings == [
+        "sick_leave: fravær.xlsx does not match the source pattern *.csv and is not loaded;"
+        " rename it, or change `source.pattern` in the dataset YAML"
+    ]
+
+
+def test_nothing_to_load_names_the_files_that_do_not_match(home) -> None:
+    spec = spec_by_name("sick_leave")
+    _deliver(home, "fravær.xlsx", b"PK\x03\x04")
+    with pytest.raises(dg.Failure) as caught:
+        dataset_result(spec, home, LoadReport(spec.name, 0))
+    assert "matching ['*.csv'] (fravær.xlsx is there but not matching)" in str(
+        caught.value.description
+    )
