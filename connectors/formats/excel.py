@@ -50,7 +50,10 @@ Before calamine sees a workbook, `workbook_package` checks a zip-based one (.xls
 for compression bombs and scans an .xlsx sheet's XML for its used range (one stray cell at
 XFD1048576 would make calamine allocate 512 GiB), its merged ranges and formulas saved
 without a result; `xls_cells` reads an .xls file's cell positions (calamine builds every
-.xls sheet when opening the file, so all are checked first); .ods sheets are not scanned.
+.xls sheet when opening the file, so all are checked first), and `workbook_package` scans an
+.ods file's tables (all built on opening too) with their repeated rows and cells. A sheet
+whose used range is far larger than the cells written in the file is refused (see
+`SPARSE_CELLS`): a few cells far apart make calamine allocate the whole grid between them.
 """
 
 from __future__ import annotations
@@ -101,6 +104,13 @@ _COLUMNS_RANGE = re.compile(r"([A-Za-z]{1,3})\s*:\s*([A-Za-z]{1,3})")
 # sheet is loaded as text, float, datetime and boolean: 20 million cells is already 640 MB
 # a load, and far beyond any table delivered as a workbook (1 048 576 rows x 19 columns).
 MAX_CELLS = 20_000_000
+# A used range over a million cells (about 100 MB to load) with fewer than 1 in 50 of them
+# written in the file is a few cells far apart, or an .ods cell repeated a million times: a
+# 3 KB file that took seconds and gigabytes. A real export is dense and passes: 1,000,000
+# rows x 20 columns, every cell written (a 76 MB .xlsx), loaded in 31 s of CPU and 2.8 GB
+# (measured November 2026). The ratio bounds what a file costs per byte; MAX_CELLS, in all.
+SPARSE_CELLS = 1_000_000
+SPARSE_RATIO = 50
 # Each column is rendered and checked on its own: a used range wider than this is almost
 # always a stray cell far to the right, and takes seconds per thousand columns.
 MAX_COLUMNS = 1000
@@ -152,9 +162,14 @@ def read_excel(data: bytes, options: Mapping[str, Any], *, source_name: str) -> 
             " password) and deliver that",
         )
     package = open_package(data, source_name)
-    xls = _xls_scans(data, source_name) if data.startswith(_OLE2) else None
-    for name, scan in (xls or {}).items():
-        _check_size(scan, name, source_name)  # calamine builds every .xls sheet on opening
+    # calamine builds every .xls and .ods sheet on opening the file (two of the same name
+    # too, keeping the last): all are checked first.
+    listed = package.ods_scans() if package is not None else []
+    if data.startswith(_OLE2):
+        listed = _xls_scans(data, source_name)
+    for name, scan in listed:
+        _check_size(scan, name, source_name)
+    scans = dict(listed) if listed or data.startswith(_OLE2) else None
     try:
         workbook = fastexcel.read_excel(data)
     except BaseException as err:
@@ -172,12 +187,12 @@ def read_excel(data: bytes, options: Mapping[str, Any], *, source_name: str) -> 
     if options.get("sheets") is None:
         wanted = options.get("sheet")
         sheet = _sheet_name(workbook.sheet_names, 0 if wanted is None else wanted, source_name)
-        return _read_sheet(workbook, package, xls, sheet, layout, source_name, key="sheet")
+        return _read_sheet(workbook, package, scans, sheet, layout, source_name, key="sheet")
 
     sheets = _sheet_list(workbook, package, options["sheets"], source_name)
     frames: list[pl.DataFrame] = []
     for sheet in sheets:
-        frame = _read_sheet(workbook, package, xls, sheet, layout, source_name, key="sheets")
+        frame = _read_sheet(workbook, package, scans, sheet, layout, source_name, key="sheets")
         if SHEET in frame.columns[:-1]:
             raise FormatError(
                 source_name,
@@ -229,15 +244,15 @@ class _Layout:
 def _read_sheet(
     workbook: Any,
     package: Package | None,
-    xls: dict[str, SheetScan] | None,
+    scans: dict[str, SheetScan] | None,
     sheet: str,
     layout: _Layout,
     source_name: str,
     key: str,
 ) -> pl.DataFrame:
-    if xls is not None:
+    if scans is not None:  # .xls or .ods
         # A name decoded otherwise than calamine does (BIFF5 code pages): check them all.
-        scan = xls.get(sheet) or _union(list(xls.values()))
+        scan = scans.get(sheet) or _union(list(scans.values()))
     else:
         scan = package.scan(sheet) if package is not None else None
     if scan is not None:
@@ -273,7 +288,7 @@ def _read_sheet(
     ]
     if header_rows == 1:
         header = header_cells[0]
-    elif scan is not None and package is not None:  # .xlsx: the file's merged ranges
+    elif scan is not None and package is not None and package.xlsx:  # the merged ranges
         header = _merged_header(header_cells, header_row, first_column, scan.merges)
     else:
         header = _carried_header(header_cells)
@@ -292,7 +307,7 @@ def _read_sheet(
     )
 
 
-def _xls_scans(data: bytes, source_name: str) -> dict[str, SheetScan]:
+def _xls_scans(data: bytes, source_name: str) -> list[tuple[str, SheetScan]]:
     try:
         return xls_scans(data)
     except NotXls as err:
@@ -653,20 +668,29 @@ def _check_size(scan: SheetScan, sheet: str, source_name: str) -> None:
     """Refuse a sheet whose grid calamine would make too large to hold."""
     # fastexcel keeps the leading empty rows (the grid starts at row 1), not columns.
     rows, columns = scan.last_row + 1, scan.last_column - scan.first_column + 1
-    if scan.last_row >= 0 and rows * columns > MAX_CELLS:
-        used = (
-            f"{_letters(scan.first_column)}{scan.first_row + 1}:"
-            f"{_letters(scan.last_column)}{scan.last_row + 1}"
+    size = rows * columns
+    if scan.last_row < 0:
+        return
+    if size > MAX_CELLS:
+        cause = f"more than {MAX_CELLS} cells to load"
+    elif size > SPARSE_CELLS and scan.cells * SPARSE_RATIO < size:
+        cause = (
+            f"{size} cells to load but only {scan.cells} written in the file,"
+            f" fewer than 1 in {SPARSE_RATIO}"
         )
-        raise FormatError(
-            source_name,
-            f"the sheet's used range is {used} ({rows} rows x {columns} columns), more"
-            f" than {MAX_CELLS} cells to load",
-            "Delete the stray cells far outside the table in the workbook (Ctrl+End in"
-            " Excel goes to the last used cell) and save it again, or deliver the sheet"
-            " as CSV",
-            sheet=sheet,
-        )
+    else:
+        return
+    used = (
+        f"{_letters(scan.first_column)}{scan.first_row + 1}:"
+        f"{_letters(scan.last_column)}{scan.last_row + 1}"
+    )
+    raise FormatError(
+        source_name,
+        f"the sheet's used range is {used} ({rows} rows x {columns} columns), {cause}",
+        "Delete the stray cells far outside the table in the workbook (Ctrl+End in Excel goes"
+        " to the last used cell) and save it again, or deliver the sheet as CSV",
+        sheet=sheet,
+    )
 
 
 def _check_scan(scan: SheetScan, sheet: str, layout: _Layout, source_name: str) -> None:

@@ -6,7 +6,9 @@ stray cell at XFD1048576 asks for 512 GiB and aborts the process. Here every par
 against the container limits (declared size and ratio, then read through once with its CRC,
 so a header that lies is caught), and an .xlsx sheet's XML is scanned in steps for its used
 range, its merged ranges and formulas saved without a result (openpyxl and similar writers
-do not calculate; calamine would read them as empty cells).
+do not calculate; calamine would read them as empty cells). An .ods file's content.xml is
+scanned the same way for each table's used range: `table:number-rows-repeated` and
+`table:number-columns-repeated` let a kilobyte of XML stand for millions of cells.
 """
 
 from __future__ import annotations
@@ -60,6 +62,18 @@ _STRING_TYPE = re.compile(rb"\st\s*=\s*[\"']str[\"']")
 _SHEET_TAG = re.compile(rb"<" + _NS + rb"sheet\s([^>]*)>")
 _RELATIONSHIP_TAG = re.compile(rb"<" + _NS + rb"Relationship\s([^>]*)>")
 _ATTRIBUTE = re.compile(rb"([\w:.-]+)\s*=\s*(?:\"([^\"]*)\"|'([^']*)')")
+# calamine matches .ods elements by these literal names (no namespace resolution), and so
+# does this scan. Attribute values are skipped whole: a formula like `[.A1]>0` holds a `>`.
+_ODS_TOKEN = re.compile(
+    rb"<(/?)table:(table|table-row|table-cell|covered-table-cell)(?=[\s/>])"
+    rb"((?:[^>\"']+|\"[^\"]*\"|'[^']*')*)>"
+)
+# Any of these makes calamine keep the cell (a `string` cell holds its text, even empty).
+_ODS_VALUE = re.compile(
+    rb"\s(?:office:(?:value|value-type|string-value|date-value|time-value|boolean-value)"
+    rb"|table:formula)\s*="
+)
+_ODS_REPEATED = re.compile(rb"\stable:number-(rows|columns)-repeated\s*=\s*[\"']([^\"']*)[\"']")
 
 
 @dataclass
@@ -73,7 +87,9 @@ class SheetScan:
     # Merged ranges as (top, left, bottom, right), 0-based and inclusive.
     merges: list[tuple[int, int, int, int]] = field(default_factory=list)
     no_result: str | None = None  # a formula cell saved without its result, e.g. "B3"
-    cells: int = 0  # cells written in the file: a used range far larger is mostly void
+    # Cell elements written in the file (an .ods repeated cell once): a used range far
+    # larger than this is mostly void, the shape of a small file that allocates gigabytes.
+    cells: int = 0
 
     def add(self, row: int, column: int) -> None:
         if self.first_row < 0 or row < self.first_row:
@@ -95,6 +111,13 @@ class Package:
     def scan(self, sheet: str) -> SheetScan | None:
         member = self.members.get(sheet)
         return _scan_sheet(self.archive, member) if member is not None else None
+
+    def ods_scans(self) -> list[tuple[str, SheetScan]]:
+        """Each .ods table's name and scan, in file order (empty for an .xlsx): calamine
+        builds every table when it opens the file, a name given twice too."""
+        if self.xlsx or "content.xml" not in self.archive.namelist():
+            return []
+        return _scan_ods(self.archive)
 
 
 def open_package(data: bytes, source_name: str) -> Package | None:
@@ -214,6 +237,7 @@ def _scan_sheet(archive: zipfile.ZipFile, member: str) -> SheetScan:
         tags = text.count(b"<c ") + text.count(b"<c>")
         if len(refs) != tags or b":c " in text or b":c>" in text:
             return _walk_sheet(archive, member)
+        scan.cells += len(refs)
         if refs:
             letters = [column_index(c.decode()) for c in {letters for letters, _ in refs}]
             numbers = [int(r) for r in {digits for _, digits in refs}]
@@ -242,6 +266,7 @@ def _walk_sheet(archive: zipfile.ZipFile, member: str) -> SheetScan:
                     scan.add(int(ref.group(2)) - 1, column)
                 else:
                     scan.add(row, column)
+                scan.cells += 1
                 column += 1
         _scan_extras(scan, text)
     return scan
@@ -276,6 +301,68 @@ def _xml_steps(archive: zipfile.ZipFile, member: str) -> Iterator[bytes]:
             text = rest + step
             cut = text.rfind(b"</row>")
             cut = cut + len(b"</row>") if cut >= 0 else text.rfind(b">") + 1
+            yield text[:cut]
+            rest = text[cut:]
+    yield rest
+
+
+def _scan_ods(archive: zipfile.ZipFile) -> list[tuple[str, SheetScan]]:
+    """Each named table's used range as calamine builds it: rows and cells in order, each
+    repeated as its attribute says, the range spanning the cells that hold something.
+
+    Repeated empty cells and rows (LibreOffice ends every row and table with them) add to
+    no range, as calamine only places them before a later cell that holds something.
+    """
+    tables: list[tuple[str, SheetScan]] = []
+    scan: SheetScan | None = None
+    row = next_row = column = 0
+    height, in_row = 1, False
+    for text in _tag_steps(archive, "content.xml"):
+        for closing, name, attributes in _ODS_TOKEN.findall(text):
+            if closing or name == b"table":
+                if name == b"table":
+                    # calamine reads the rows of a table with a name only.
+                    table = None if closing else _attributes(attributes).get("table:name")
+                    scan = SheetScan() if table is not None else None
+                    if scan is not None and table is not None:
+                        tables.append((table, scan))
+                    next_row, in_row = 0, False
+                elif name == b"table-row":
+                    in_row = False
+            elif scan is None:
+                continue
+            elif name == b"table-row":
+                row, height, column = next_row, _repeats(attributes, b"rows"), 0
+                next_row += height
+                in_row = not attributes.endswith(b"/")
+            elif in_row:  # calamine reads cells within a row only
+                width = _repeats(attributes, b"columns")
+                if _ODS_VALUE.search(attributes):
+                    scan.add(row, column)
+                    scan.add(row + height - 1, column + width - 1)
+                    scan.cells += 1
+                column += width
+    return tables
+
+
+def _repeats(attributes: bytes, kind: bytes) -> int:
+    for found in _ODS_REPEATED.finditer(attributes):
+        if found.group(1) == kind:  # the first, as calamine takes it
+            try:
+                return max(int(html.unescape(found.group(2).decode("utf-8", "replace"))), 1)
+            except ValueError:
+                return 1  # calamine refuses the file itself
+    return 1
+
+
+def _tag_steps(archive: zipfile.ZipFile, member: str) -> Iterator[bytes]:
+    """The member's bytes in steps of about 4 MiB, each cut just before a `<`: no tag is cut
+    in two, even one whose attribute value holds a `>`."""
+    rest = b""
+    with archive.open(member) as stream:
+        while step := stream.read(_SCAN_STEP):
+            text = rest + step
+            cut = max(text.rfind(b"<"), 0)
             yield text[:cut]
             rest = text[cut:]
     yield rest

@@ -27,14 +27,12 @@ class NotXls(ValueError):
     """The compound file or its workbook stream is damaged."""
 
 
-def xls_scans(data: bytes) -> dict[str, SheetScan]:
-    """Each sheet's scan by its name, from an .xls file (OLE2 magic checked by the caller)."""
+def xls_scans(data: bytes) -> list[tuple[str, SheetScan]]:
+    """Each sheet's name and scan, from an .xls file (OLE2 magic checked by the caller); a
+    list, as two sheets may give the same name and calamine builds both."""
     stream = _workbook_stream(data)
     biff8 = len(stream) >= 6 and _u16(stream, 4) == 0x0600  # the first BOF's version
-    scans = {}
-    for offset, name in _sheets(stream, biff8):
-        scans[name] = _scan(stream, offset)
-    return scans
+    return [(name, _scan(stream, offset)) for offset, name in _sheets(stream, biff8)]
 
 
 def _u16(data: bytes, at: int) -> int:

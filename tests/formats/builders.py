@@ -210,3 +210,51 @@ def compound_file(stream: bytes) -> bytes:
         "Workbook", 2, fat_sectors + 1, len(stream)
     )
     return header + struct.pack(f"<{len(fat)}I", *fat) + directory.ljust(512, b"\0") + stream
+
+
+_ODS_NAMESPACES = (
+    'xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0"'
+    ' xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0"'
+    ' xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0"'
+)
+
+
+def ods_cell(value: str | float, repeated: int = 1) -> str:
+    """A `<table:table-cell>` holding text or a number, as LibreOffice writes it."""
+    times = f' table:number-columns-repeated="{repeated}"' if repeated > 1 else ""
+    if isinstance(value, str):
+        text = f"<text:p>{value}</text:p>"
+        return f'<table:table-cell office:value-type="string"{times}>{text}</table:table-cell>'
+    return f'<table:table-cell office:value-type="float" office:value="{value}"{times}/>'
+
+
+def ods_row(cells: list[str | float], *, extra: str = "", repeated: int = 1) -> str:
+    """A `<table:table-row>` of these cells, then `extra` XML inside the row."""
+    times = f' table:number-rows-repeated="{repeated}"' if repeated > 1 else ""
+    return f"<table:table-row{times}>{''.join(map(ods_cell, cells))}{extra}</table:table-row>"
+
+
+def ods_workbook(tables: dict[str, str] | list[tuple[str, str]]) -> bytes:
+    """An .ods (no package here writes one) with one table per entry: name, its rows' XML."""
+    pairs = tables.items() if isinstance(tables, dict) else tables
+    body = "".join(f'<table:table table:name="{name}">{rows}</table:table>' for name, rows in pairs)
+    content = (
+        f'<?xml version="1.0" encoding="UTF-8"?><office:document-content {_ODS_NAMESPACES}'
+        f' office:version="1.2"><office:body><office:spreadsheet>{body}'
+        "</office:spreadsheet></office:body></office:document-content>"
+    ).encode()
+    manifest = (
+        b'<?xml version="1.0" encoding="UTF-8"?><manifest:manifest'
+        b' xmlns:manifest="urn:oasis:names:tc:opendocument:xmlns:manifest:1.0">'
+        b'<manifest:file-entry manifest:full-path="/"'
+        b' manifest:media-type="application/vnd.oasis.opendocument.spreadsheet"/>'
+        b'<manifest:file-entry manifest:full-path="content.xml" manifest:media-type="text/xml"/>'
+        b"</manifest:manifest>"
+    )
+    return zip_archive(
+        [
+            stored("mimetype", b"application/vnd.oasis.opendocument.spreadsheet"),
+            stored("META-INF/manifest.xml", manifest),
+            stored("content.xml", content),
+        ]
+    )

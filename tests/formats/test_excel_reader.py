@@ -14,7 +14,9 @@ import pytest
 import xlsxwriter
 
 from connectors.formats import FormatError, read_table
-from tests.formats.builders import xls_cells, xls_workbook
+from connectors.formats.excel import SPARSE_CELLS, _check_size
+from connectors.formats.workbook_package import SheetScan
+from tests.formats.builders import ods_cell, ods_row, ods_workbook, xls_cells, xls_workbook
 
 
 def read(data: bytes, **options: Any) -> pl.DataFrame:
@@ -671,3 +673,103 @@ def test_a_zip_needing_an_unsupported_version_is_a_format_error(tmp_path: Path, 
         read_table(bytes(data), {"type": "excel"}, source_name=name)
     assert str(caught.value).startswith(f"{name}: the workbook's zip package cannot be read")
     assert "zip file version 23.5" in str(caught.value)
+
+
+# -- used ranges far larger than the cells written ------------------------------------------
+
+
+def _stray_row(data: bytes, cell: bytes) -> bytes:
+    """The xlsxwriter workbook with one more row, 1048576, holding `cell`."""
+    row = b'<row r="1048576">' + cell + b"</row></sheetData>"
+    return rewritten(
+        data, "xl/worksheets/sheet1.xml", lambda xml: xml.replace(b"</sheetData>", row)
+    )
+
+
+@pytest.mark.parametrize("columns_range", [None, "A:C"])
+def test_one_stray_cell_far_down_is_refused_before_loading(
+    tmp_path: Path, columns_range: str | None
+) -> None:
+    # C1048576 loaded 3M cells (312 MB); S1048576 took 6 s and 1.9 GB, A:C or not.
+    rows: list[list[Any]] = [["ID", "Antal"], *([f"{i:04}", i] for i in range(1, 51))]
+    for cell in (b'<c r="C1048576"><v>1</v></c>', b'<c r="S1048576"><v>1</v></c>'):
+        data = _stray_row(workbook(tmp_path, {"Data": rows}), cell)
+        options = {"columns_range": columns_range} if columns_range else {}
+        error = read_error(data, **options)
+        assert "used range is A1:" in str(error) and "written in the file" in str(error)
+        assert "fewer than 1 in 50" in str(error) and error.sheet == "Data"
+
+
+def test_an_xls_stray_cell_at_the_last_biff_cell_is_refused_before_loading() -> None:
+    # IV65536 is a legal BIFF8 cell: 16.7M cells, 5-12 s and 2.6 GB before it was refused.
+    data = xls_cells([(0, 0, "ID"), (1, 0, "0001"), (65535, 255, "x")])
+    error = read_error(data)
+    assert "used range is A1:IV65536 (65536 rows x 256 columns)" in str(error)
+    assert "only 3 written in the file, fewer than 1 in 50" in str(error)
+
+
+def test_the_sparse_rule_keeps_dense_and_small_sheets() -> None:
+    def scan(rows: int, columns: int, cells: int) -> SheetScan:
+        found = SheetScan(cells=cells)
+        found.add(0, 0)
+        found.add(rows - 1, columns - 1)
+        return found
+
+    _check_size(scan(1_000_000, 20, 20_000_000), "Data", "udtraek.xlsx")  # a real export
+    _check_size(scan(1_000_000, 20, 400_000), "Data", "udtraek.xlsx")  # 1 in 50 written
+    _check_size(scan(SPARSE_CELLS, 1, 2), "Data", "udtraek.xlsx")  # small enough to load
+    with pytest.raises(FormatError, match="fewer than 1 in 50"):
+        _check_size(scan(1_000_000, 20, 399_999), "Data", "udtraek.xlsx")
+
+
+_HEADER = ods_row(["ID", "Antal"])
+_DATA = "".join(ods_row([f"{i:04}", i]) for i in range(1, 51))
+_EMPTY_TAIL = (  # how LibreOffice ends every row and table
+    '<table:table-row table:number-rows-repeated="1048524">'
+    '<table:table-cell table:number-columns-repeated="1024"/></table:table-row>'
+)
+
+
+def read_ods(tables: dict[str, str], **options: Any) -> pl.DataFrame:
+    return read_table(ods_workbook(tables), {"type": "excel", **options}, source_name="b.ods")
+
+
+def test_an_ods_with_libreoffice_repeated_empty_rows_and_cells_loads() -> None:
+    empty = '<table:table-cell table:number-columns-repeated="1022"/>'
+    rows = _HEADER + "".join(ods_row([f"{i:04}", i], extra=empty) for i in range(1, 51))
+    frame = read_ods({"Data": rows + _EMPTY_TAIL})
+    assert frame.height == 50 and frame.columns == ["ID", "Antal", "_source_row"]
+
+
+@pytest.mark.parametrize(
+    ("bomb", "used"),
+    [
+        # A value repeated over 16384 columns: 5-10 s and 3 GB (53 s and 9 GB at 3000 rows).
+        (ods_row([], extra=ods_cell("x", 16384), repeated=1000), "A1:XFD1051"),
+        # A value repeated over a million rows: 1.5 KB loaded as 1M rows.
+        (ods_row([1, 1], repeated=1_048_000), "A1:B1048051"),
+    ],
+)
+def test_ods_repeated_values_are_refused_before_loading(bomb: str, used: str) -> None:
+    with pytest.raises(FormatError) as caught:
+        read_ods({"Data": _HEADER + _DATA + bomb + _EMPTY_TAIL})
+    assert f"used range is {used}" in str(caught.value) and "fewer than 1 in 50" in str(
+        caught.value
+    )
+
+
+def test_every_ods_table_is_checked_even_one_whose_name_comes_again() -> None:
+    # calamine builds both tables named Data on opening the file, then keeps the second.
+    bomb = ods_row([1], repeated=3_000_000)
+    data = ods_workbook([("Data", _HEADER + _DATA + bomb), ("Data", _HEADER + _DATA)])
+    error = read_error(data)
+    assert "used range is A1:B3000051" in str(error) and error.sheet == "Data"
+
+
+def test_the_ods_scan_reads_past_a_formula_holding_a_greater_than_sign() -> None:
+    formula = '<table:table-cell table:formula="of:=[.B2]>0" office:value-type="float"'
+    stray = f'{formula} office:value="1" table:number-columns-repeated="16000"/>'
+    # 2000 rows x 16002 columns: only the scan before calamine says "cells to load".
+    rows = _HEADER + ods_row(["0001", 1], extra=stray, repeated=2000)
+    error = read_error(ods_workbook({"Data": rows}))
+    assert "used range is A1:WQL2001 (2001 rows x 16002 columns), more than" in str(error)

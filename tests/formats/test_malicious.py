@@ -29,6 +29,9 @@ from tests.formats.builders import (
     RawMember,
     deflated_zeros,
     gzip_bomb,
+    ods_cell,
+    ods_row,
+    ods_workbook,
     stored,
     xls_cells,
     zip_archive,
@@ -344,6 +347,59 @@ EXCEL_CASES: dict[str, tuple[Callable[[], bytes], dict[str, Any], str]] = {
         "the workbook part 'xl/sharedStrings.xml' cannot be read",
     ),
 }
+
+
+def _stray_far_down(column: str) -> Callable[[bytes], bytes]:
+    cell = f'<row r="1048576"><c r="{column}1048576"><v>1</v></c></row></sheetData>'.encode()
+    return lambda xml: xml.replace(b"</sheetData>", cell)
+
+
+_ODS_TABLE = ods_row(["ID", "Dato", "Antal"]) + "".join(
+    ods_row([f"{r:04}", "01-02-2024", r]) for r in range(1, 51)
+)
+# LibreOffice ends every row and every table with repeated empty cells and rows.
+_ODS_EMPTY_TAIL = (
+    '<table:table-row table:number-rows-repeated="1048525">'
+    '<table:table-cell table:number-columns-repeated="1024"/></table:table-row>'
+)
+
+
+def _ods_repeated(rows: int, columns: int, value: str | float = "x") -> bytes:
+    """The table, then one value repeated over `rows` x `columns` cells, then the tail."""
+    bomb = ods_row([], extra=ods_cell(value, columns), repeated=rows)
+    return ods_workbook({"Data": _ODS_TABLE + bomb + _ODS_EMPTY_TAIL})
+
+
+SPARSE = "written in the file, fewer than 1 in 50"
+EXCEL_CASES.update(
+    {
+        # Under the 20M-cell limit, yet 0.8-6 s and 0.3-1.9 GB in calamine before the fix.
+        "xlsx-stray-cell-at-c1048576": (lambda: _xlsx(_stray_far_down("C")), EXCEL, SPARSE),
+        "xlsx-stray-cell-at-s1048576": (lambda: _xlsx(_stray_far_down("S")), EXCEL, SPARSE),
+        "xlsx-stray-cell-at-s1048576-columns-range": (
+            lambda: _xlsx(_stray_far_down("S")),
+            {**EXCEL, "columns_range": "A:C"},
+            SPARSE,
+        ),
+        "xls-stray-cell-at-iv65536": (
+            lambda: xls_cells([(0, 0, "ID"), (1, 0, "0001"), (65535, 255, "x")]),
+            EXCEL,
+            "the sheet's used range is A1:IV65536 (65536 rows x 256 columns)",
+        ),
+        # .ods repeats: 3 GB, 9 GB and an aborted process; a million rows from 1.5 KB.
+        "ods-value-over-16384-columns": (
+            lambda: _ods_repeated(1000, 16384),
+            EXCEL,
+            "the sheet's used range is A1:XFD1051 (1051 rows x 16384 columns)",
+        ),
+        "ods-value-over-16384-columns-6000-rows": (
+            lambda: _ods_repeated(6000, 16384),
+            EXCEL,
+            "(6051 rows x 16384 columns), more than 20000000 cells to load",
+        ),
+        "ods-value-over-1m-rows": (lambda: _ods_repeated(1_048_000, 3, 1), EXCEL, SPARSE),
+    }
+)
 CASES.update(EXCEL_CASES)
 
 
@@ -351,6 +407,12 @@ CASES.update(EXCEL_CASES)
 CASES["xlsx-stray-cell-columns-range"] = (
     lambda: _xlsx(_stray_far_right),
     {**EXCEL, "columns_range": "A:C"},
+    "",
+)
+# Not refused either: repeated empty rows and cells are how LibreOffice writes every file.
+CASES["ods-libreoffice-empty-tail"] = (
+    lambda: ods_workbook({"Data": _ODS_TABLE + _ODS_EMPTY_TAIL}),
+    EXCEL,
     "",
 )
 
@@ -366,5 +428,11 @@ def test_excel_stray_cell_outside_columns_range_loads_fast(
     probe: dict[str, dict[str, Any]],
 ) -> None:
     outcome = probe["xlsx-stray-cell-columns-range"]
+    assert outcome["result"] == "loaded" and outcome["rows"] == 50, outcome
+    assert outcome["seconds"] < MAX_SECONDS and outcome["growth_mib"] < MAX_GROWTH_MIB, outcome
+
+
+def test_ods_repeated_empty_rows_and_cells_load_fast(probe: dict[str, dict[str, Any]]) -> None:
+    outcome = probe["ods-libreoffice-empty-tail"]
     assert outcome["result"] == "loaded" and outcome["rows"] == 50, outcome
     assert outcome["seconds"] < MAX_SECONDS and outcome["growth_mib"] < MAX_GROWTH_MIB, outcome
