@@ -773,3 +773,107 @@ def test_the_ods_scan_reads_past_a_formula_holding_a_greater_than_sign() -> None
     rows = _HEADER + ods_row(["0001", 1], extra=stray, repeated=2000)
     error = read_error(ods_workbook({"Data": rows}))
     assert "used range is A1:WQL2001 (2001 rows x 16002 columns), more than" in str(error)
+
+
+def test_a_date_cell_beyond_excels_dates_reads_as_its_number(tmp_path: Path) -> None:
+    # Excel shows ##### for these; as dates they read as +87109-03-16, 18:00, or broke the
+    # file. As their number, the typing step quarantines their row alone.
+    path = tmp_path / "dates.xlsx"
+    with xlsxwriter.Workbook(path) as book:
+        sheet = book.add_worksheet()
+        date = book.add_format({"num_format": "dd-mm-yyyy"})
+        sheet.write_row(0, 0, ["dato", "n"])
+        for row, value in enumerate([45292, 31122024, -0.25, 1e12, 0.5], start=1):
+            sheet.write_number(row, 0, value, date)
+            sheet.write_number(row, 1, row)
+    assert read(path.read_bytes())["dato"].to_list() == [
+        "2024-01-01",
+        "31122024",
+        "-0.25",
+        "1000000000000",
+        "12:00",
+    ]
+    assert read(path.read_bytes(), decimal_comma=True)["dato"][2] == "-0,25"
+
+
+def test_times_of_day_in_a_1904_workbook_read_as_times(tmp_path: Path) -> None:
+    path = tmp_path / "mac.xlsx"
+    with xlsxwriter.Workbook(path, {"date_1904": True}) as book:
+        sheet = book.add_worksheet()
+        clock = book.add_format({"num_format": "hh:mm"})
+        date = book.add_format({"num_format": "dd-mm-yyyy"})
+        sheet.write_row(0, 0, ["dato", "start"])
+        sheet.write_datetime(1, 0, dt.datetime(2024, 1, 2), date)
+        sheet.write_datetime(1, 1, dt.time(7, 26, 24), clock)
+        sheet.write_datetime(2, 0, dt.datetime(2024, 1, 3), date)
+        sheet.write_datetime(2, 1, dt.time(12, 0), clock)
+        sheet.write_number(3, 0, -1, date)  # before 1904-01-01: no date in this system
+    assert read(path.read_bytes()).rows() == [
+        ("2024-01-02", "07:26:24", 2),
+        ("2024-01-03", "12:00", 3),
+        ("-1", None, 4),
+    ]
+
+
+def test_ods_time_cells_read_like_xlsx_times() -> None:
+    def time(iso: str) -> str:
+        return (
+            f'<table:table-cell office:value-type="time" office:time-value="{iso}">'
+            f"<text:p>{iso}</text:p></table:table-cell>"
+        )
+
+    text = '<table:table-cell office:value-type="string"><text:p>{}</text:p></table:table-cell>'
+    rows = [
+        [text.format("id"), text.format("start")],
+        [text.format("a"), time("PT01H30M00S")],
+        [text.format("b"), time("PT13H45M15S")],
+        [text.format("c"), time("P1DT12H00M00S")],  # a duration past a day, as [h]:mm
+    ]
+    data = ods_workbook(
+        {"Data": "".join(f"<table:table-row>{''.join(row)}</table:table-row>" for row in rows)}
+    )
+    assert read(data).rows() == [("a", "01:30", 2), ("b", "13:45:15", 3), ("c", "36:00", 4)]
+
+
+def test_zero_padded_number_formats_keep_their_leading_zeros(tmp_path: Path) -> None:
+    # A CPR or postcode typed as a number in a cell formatted 0000000000 / 0000: Excel shows
+    # 0101451234 and 0800, and so must the reader, or cpr_valid fails every such row.
+    path = tmp_path / "meals.xlsx"
+    with xlsxwriter.Workbook(path) as book:
+        sheet = book.add_worksheet()
+        cpr = book.add_format({"num_format": "0000000000"})
+        post = book.add_format({"num_format": "0000"})
+        sheet.write_row(0, 0, ["cpr", "postnr"])
+        sheet.write_number(1, 0, 101451234, cpr)
+        sheet.write_number(1, 1, 800, post)
+        sheet.write_number(2, 0, 2503401234, cpr)
+        sheet.write_string(2, 1, "800", post)  # text shows as typed, whatever the format
+        sheet.write_number(3, 0, 12.5, cpr)  # not whole: left as is
+        sheet.write_number(3, 1, 800)  # no format
+    assert read(path.read_bytes()).rows() == [
+        ("0101451234", "0800", 2),
+        ("2503401234", "800", 3),
+        ("12.5", "800", 4),
+    ]
+
+
+def test_an_excel_365_error_value_names_its_cell(tmp_path: Path) -> None:
+    path = tmp_path / "spill.xlsx"
+    with xlsxwriter.Workbook(path) as book:
+        sheet = book.add_worksheet()
+        sheet.write_row(0, 0, ["a", "b"])
+        sheet.write_number(1, 0, 1)
+        sheet.write_formula(2, 1, "=SEQUENCE(2)", None, "#SPILL!")
+    source = zipfile.ZipFile(path)
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w") as target:
+        for info in source.infolist():
+            part = source.read(info)
+            if info.filename == "xl/worksheets/sheet1.xml":
+                part = part.replace(b'r="B3" cm="1" t="str"', b'r="B3" cm="1" t="e"')
+                assert b't="e"' in part
+            target.writestr(info, part)
+    error = read_error(out.getvalue())
+    assert "cell B3 holds the Excel error value #SPILL!" in str(error)
+    assert "sheet Sheet1" in str(error)
+    assert "replace the formulas by their values" in str(error)

@@ -1,0 +1,123 @@
+"""What calamine does not pass on from an .xlsx: the date system, number formats, error values.
+
+calamine gives a cell's value but not its number format, so a CPR typed as a number in a
+cell formatted `0000000000` reads as 101451234 where Excel shows 0101451234; and it refuses
+a whole sheet over one Excel 365 error value (#SPILL!) without saying which cell. These
+small readers look at the workbook's own XML for exactly that, and only when needed: the
+sheet's XML is scanned for styles only if styles.xml has a zero-padding format at all.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import zipfile
+from collections.abc import Iterator
+
+from connectors.formats.workbook_package import column_index
+
+_STEP = 1 << 22
+_NS = rb"(?:[\w.-]+:)?"
+_DATE_1904 = re.compile(rb"<" + _NS + rb"workbookPr\s[^>]*?date1904\s*=\s*[\"'](?:1|true)[\"']")
+_NUM_FMT = re.compile(rb"<" + _NS + rb"numFmt\s([^>]*)>")
+_CELL_XFS = re.compile(rb"<" + _NS + rb"cellXfs\b[^>]*>(.*?)</" + _NS + rb"cellXfs>", re.S)
+_XF = re.compile(rb"<" + _NS + rb"xf\b([^>]*)>")
+_ATTRIBUTE = re.compile(rb"([\w:.-]+)\s*=\s*(?:\"([^\"]*)\"|'([^']*)')")
+# A format of zeros only (`0000`, `0000000000`): Excel pads a whole number to that width.
+_ZEROS = re.compile(r"0{2,}")
+_CELL_START = re.compile(rb"<" + _NS + rb"c\s([^>]*?)/?>")
+_VALUE = re.compile(rb"<" + _NS + rb"v>([^<]*)<")
+_CELL_END = re.compile(rb"</" + _NS + rb"c>")
+_REF = re.compile(r"([A-Za-z]{1,3})([0-9]{1,7})")
+
+
+def date_1904(archive: zipfile.ZipFile) -> bool:
+    """Whether the workbook counts days from 1904-01-01 (Mac Excel's date system)."""
+    try:
+        return _DATE_1904.search(archive.read("xl/workbook.xml")) is not None
+    except KeyError:
+        return False
+
+
+def padded_styles(archive: zipfile.ZipFile) -> dict[str, int]:
+    """Cell style index (the `s` attribute, as text) -> width, for zero-padding formats."""
+    try:
+        styles = archive.read("xl/styles.xml")
+    except KeyError:
+        return {}
+    widths = {}
+    for tag in _NUM_FMT.finditer(styles):
+        attributes = _attributes(tag.group(1))
+        if _ZEROS.fullmatch(attributes.get("formatCode", "")):
+            widths[attributes.get("numFmtId", "")] = len(attributes["formatCode"])
+    if not widths:
+        return {}
+    xfs = _CELL_XFS.search(styles)
+    found = {}
+    for index, tag in enumerate(_XF.finditer(xfs.group(1) if xfs else b"")):
+        width = widths.get(_attributes(tag.group(1)).get("numFmtId", ""))
+        if width is not None:
+            found[str(index)] = width
+    return found
+
+
+def padded_cells(
+    archive: zipfile.ZipFile, member: str, styles: dict[str, int]
+) -> dict[tuple[int, int], int]:
+    """(row, column), 0-based -> width, for the number cells with a zero-padding format."""
+    cells = {}
+    for chunk in _chunks(archive, member):
+        for tag in _CELL_START.finditer(chunk):
+            attributes = _attributes(tag.group(1))
+            width = styles.get(attributes.get("s", ""))
+            # Only number cells: a text cell (t="s", "str", "inlineStr") shows as typed.
+            if width is None or attributes.get("t", "n") != "n":
+                continue
+            position = _position(attributes.get("r", ""))
+            if position is not None:
+                cells[position] = width
+    return cells
+
+
+def error_cell(archive: zipfile.ZipFile, member: str, known: set[str]) -> tuple[str, str] | None:
+    """The first error cell (t="e") whose value is not in `known`: its reference and value."""
+    for chunk in _chunks(archive, member):
+        for tag in _CELL_START.finditer(chunk):
+            attributes = _attributes(tag.group(1))
+            end = _CELL_END.search(chunk, tag.end())
+            if attributes.get("t") != "e" or tag.group(0).endswith(b"/>") or end is None:
+                continue
+            found = _VALUE.search(chunk, tag.end(), end.start())
+            value = html.unescape(found.group(1).decode("utf-8", "replace")) if found else ""
+            if value.strip() not in known:
+                return attributes.get("r", "?"), value.strip()
+    return None
+
+
+def _chunks(archive: zipfile.ZipFile, member: str) -> Iterator[bytes]:
+    """The member's XML in steps, each cut before a cell's start so no cell is split."""
+    rest = b""
+    with archive.open(member) as stream:
+        while data := stream.read(_STEP):
+            buffer = rest + data
+            cut = max(buffer.rfind(b"<c "), buffer.rfind(b":c "))
+            cut = max(buffer.rfind(b"<", 0, cut + 1), 0) if cut >= 0 else len(buffer)
+            yield buffer[:cut]
+            rest = buffer[cut:]
+    yield rest
+
+
+def _position(reference: str) -> tuple[int, int] | None:
+    found = _REF.fullmatch(reference)
+    if found is None:
+        return None
+    return int(found.group(2)) - 1, column_index(found.group(1))
+
+
+def _attributes(text: bytes) -> dict[str, str]:
+    return {
+        key.decode("utf-8", "replace").rpartition(":")[2]: html.unescape(
+            (double if double or not single else single).decode("utf-8", "replace")
+        )
+        for key, double, single in _ATTRIBUTE.findall(text)
+    }
