@@ -139,6 +139,8 @@ _DATE_DETAIL = re.compile(r"ExcelDateTime \{ value: ([-+0-9.eE]+|NaN|-?inf)")
 _ISO_DURATION = re.compile(
     r"DurationIso\(\"(-)?P(?:(\d+)D)?T?(?:(\d+)H)?(?:(\d+)M)?(?:([\d.]+)S)?\""
 )
+# calamine panics turning a serial beyond about ±1.07e11 days into milliseconds.
+_HUGE_SERIAL = 1e11
 _WHOLE = re.compile(r"-?[0-9]+")
 _INT64_SAFE = 2.0**62
 _MIDNIGHT = dt.time(0)
@@ -575,6 +577,8 @@ def _sheet_cells(
         if not isinstance(err, fastexcel.FastExcelError) and not is_panic(err):
             raise
         _check_error_values(package, sheet, source_name)
+        if is_panic(err):
+            _check_huge_serials(workbook, sheet, pick, source_name)
         raise FormatError(
             source_name,
             f"cannot read the sheet: {first_line(err)}",
@@ -653,6 +657,36 @@ def _check_error_values(package: Package | None, sheet: str, source_name: str) -
             " paste as values) and deliver the file again",
             sheet=sheet,
         )
+
+
+def _check_huge_serials(workbook: Any, sheet: str, pick: Any, source_name: str) -> None:
+    """Name the date cell that made calamine panic converting it (-2e11 days overflows).
+
+    A float load does not convert dates, so it does not panic; its error list carries each
+    date cell's serial.
+    """
+    try:
+        loaded = _load(workbook, sheet, "float", pick)
+        _, errors = loaded.to_arrow_with_errors()
+    except BaseException as err:
+        if not isinstance(err, fastexcel.FastExcelError) and not is_panic(err):
+            raise
+        return
+    for error in errors.errors if errors is not None else []:
+        found = _DATE_DETAIL.search(error.detail)
+        if found is not None and abs(float(found.group(1))) >= _HUGE_SERIAL:
+            row, column = error.position
+            # Error positions count from the first used column, not from A.
+            first = loaded.selected_columns[0]
+            column += first.absolute_index - first.index
+            raise FormatError(
+                source_name,
+                f"the date cell in column {_letters(column)} holds {found.group(1)}, far"
+                " beyond any date (Excel shows #####), and cannot be read",
+                "Correct the cell (or clear its date format) in the workbook",
+                line=row + 1,
+                sheet=sheet,
+            )
 
 
 def _pad(columns: list[pl.Series], package: Package | None, sheet: str, first: int) -> None:

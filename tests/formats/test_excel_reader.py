@@ -877,3 +877,18 @@ def test_an_excel_365_error_value_names_its_cell(tmp_path: Path) -> None:
     assert "cell B3 holds the Excel error value #SPILL!" in str(error)
     assert "sheet Sheet1" in str(error)
     assert "replace the formulas by their values" in str(error)
+
+
+def test_a_date_cell_too_large_for_calamine_is_named(tmp_path: Path) -> None:
+    # calamine panics converting -2e11 days in a date cell, in every load that converts it.
+    path = tmp_path / "huge.xlsx"
+    with xlsxwriter.Workbook(path) as book:
+        sheet = book.add_worksheet()
+        date = book.add_format({"num_format": "dd-mm-yyyy"})
+        sheet.write_row(0, 2, ["n", "dato"])  # from column C: positions count from there
+        sheet.write_number(1, 2, 1)
+        sheet.write_number(1, 3, 45292, date)
+        sheet.write_number(2, 3, -2e11, date)
+    error = read_error(path.read_bytes())
+    assert "date cell in column D holds -200000000000.0" in str(error)
+    assert "line 3" in str(error)
