@@ -7,12 +7,14 @@ same ~1 KB of output, which is simply repeated.
 
 from __future__ import annotations
 
+import os
 import struct
 import zlib
 from dataclasses import dataclass
 from functools import cache
 
 import polars as pl
+from hypothesis import HealthCheck, settings
 
 SOURCE_ROW = "_source_row"
 MiB = 1 << 20
@@ -258,3 +260,17 @@ def ods_workbook(tables: dict[str, str] | list[tuple[str, str]]) -> bytes:
             stored("content.xml", content),
         ]
     )
+
+
+# FORMATS_FUZZ_SCALE=N runs N times as many property examples, randomly seeded: for a
+# deeper search than CI's fixed one.
+FUZZ_SCALE = int(os.environ.get("FORMATS_FUZZ_SCALE", "1"))
+
+# Settings of the tests comparing a reader's pieces with its whole read.
+PIECES_PROPERTY = settings(
+    max_examples=150 * FUZZ_SCALE,
+    derandomize=FUZZ_SCALE == 1,
+    database=None,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
+)

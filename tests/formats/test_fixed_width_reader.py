@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 from connectors.formats import FormatError, iter_table, read_table
-from tests.formats.builders import assert_contract
+from tests.formats.builders import PIECES_PROPERTY, assert_contract
 
 # A CPR-style extract: start record 000, person records 001, address records 002, trailer 999.
 LAYOUT = [
@@ -222,14 +221,6 @@ def test_a_million_lines_read_whole() -> None:
 # In pieces: a big extract is read a few lines at a time (chunk_bytes is made tiny) and must
 # give what reading it whole gives, or be refused too.
 
-SCALE = int(os.environ.get("FORMATS_FUZZ_SCALE", "1"))
-PROPERTY = settings(
-    max_examples=150 * SCALE,
-    derandomize=SCALE == 1,
-    database=None,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-)
 TYPE_001 = {"start": 1, "length": 3, "value": "001"}
 
 
@@ -271,7 +262,7 @@ lines = st.lists(
 )
 
 
-@PROPERTY
+@PIECES_PROPERTY
 @given(
     lines,
     st.sampled_from(["\n", "\r\n"]),

@@ -10,27 +10,17 @@ from __future__ import annotations
 
 import codecs
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 import pytest
-from hypothesis import HealthCheck, example, given, settings
+from hypothesis import example, given
 from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 from connectors.formats import FormatError, iter_table, read_table
-from tests.formats.builders import assert_contract
-
-SCALE = int(os.environ.get("FORMATS_FUZZ_SCALE", "1"))
-PROPERTY = settings(
-    max_examples=150 * SCALE,
-    derandomize=SCALE == 1,
-    database=None,
-    deadline=None,
-    suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture],
-)
+from tests.formats.builders import PIECES_PROPERTY, assert_contract
 
 scalars = st.one_of(
     st.none(),
@@ -95,7 +85,7 @@ def assert_same(whole: Any, pieces: Any) -> None:
             assert pieces.line == whole.line, (str(whole), str(pieces))
 
 
-@PROPERTY
+@PIECES_PROPERTY
 @given(
     rows=records,
     path=st.sampled_from(PATHS),
@@ -117,7 +107,7 @@ def test_valid_documents_read_in_pieces_equal_the_whole(tmp_path, rows, path, la
     assert_same(whole, pieces)
 
 
-@PROPERTY
+@PIECES_PROPERTY
 @given(
     rows=records.filter(bool),
     path=st.sampled_from(PATHS),
