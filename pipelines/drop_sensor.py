@@ -69,6 +69,9 @@ def drop_folder_sensor(
         name="drop_folders",
         minimum_interval_seconds=30,
         default_status=dg.DefaultSensorStatus.RUNNING,
+        # The daemon refuses a run request for assets unless the sensor names its targets:
+        # without this, every tick with a new file failed and nothing was ever loaded.
+        target=dg.AssetSelection.key_prefixes("silver"),
         description="Starts a load of a dataset for each new file in drop/<dataset>/ (run key "
         "= content hash, so the same file twice loads once). Gold and serving follow by "
         "automation once the dataset's blocking checks pass.",

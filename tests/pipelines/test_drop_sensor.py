@@ -18,14 +18,18 @@ from tests.conftest import TEST_KEY
 
 def _tick(home, cursor=None, now=None):
     sensor = drop_folder_sensor(clock=lambda: now or time.time() + 60)
-    with dg.DagsterInstance.ephemeral() as instance:
-        context = dg.build_sensor_context(
+    with (
+        dg.DagsterInstance.ephemeral() as instance,
+        dg.build_sensor_context(
             instance=instance,
             cursor=cursor,
             definitions=build_definitions(),
             resources={"lake": LakeResource(home=str(home.root), pseudonym_key=TEST_KEY.decode())},
-        )
-        result = sensor(context)
+        ) as context,
+    ):
+        # As the daemon evaluates it: this checks the requests against the sensor's target
+        # (a sensor without one fails every tick), which calling `sensor(context)` does not.
+        result = sensor.evaluate_tick(context)
     return {r.run_key: r for r in result.run_requests or []}, result.cursor
 
 
