@@ -155,7 +155,9 @@ def _landing_path(root: str, dataset: str, sha: str, original_name: str) -> str:
 
 
 def _now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC).replace(microsecond=0)
+    # Microseconds kept: an SCD2 version starts when its batch landed, and two deliveries
+    # landed within one second would otherwise open two versions of a key at one instant.
+    return dt.datetime.now(dt.UTC)
 
 
 def _record(manifest_uri: str, landed: LandedFile) -> tuple[LandedFile, bool]:

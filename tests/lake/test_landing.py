@@ -50,6 +50,15 @@ def test_same_bytes_twice_land_once(home) -> None:
     assert len(manifest(home.manifest_uri)) == 1
 
 
+def test_deliveries_landed_back_to_back_have_distinct_times_in_order(home) -> None:
+    # SCD2 versions start at their batch's landing time: two files landed in one second got
+    # one valid_from, and the key's unique_keys check failed for good.
+    first, _ = _land(home, b"a\n1\n", "day1.csv")
+    second, _ = _land(home, b"a\n2\n", "day2.csv")
+    assert first.fetched_at < second.fetched_at
+    assert [f.original_name for f in manifest(home.manifest_uri)] == ["day1.csv", "day2.csv"]
+
+
 def test_different_bytes_and_datasets_are_separate(home) -> None:
     _land(home, b"a\n1\n")
     _land(home, b"a\n2\n")
