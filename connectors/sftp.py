@@ -22,6 +22,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import fnmatch
+import json
 import logging
 import os
 import posixpath
@@ -178,19 +179,56 @@ def _bool(value: Any, where: str, key: str) -> bool:
     return value
 
 
-def pull(source: SftpSource, target: Path, *, now: float | None = None) -> list[Path]:
+def pull(
+    source: SftpSource, target: Path, *, now: float | None = None, record: Path | None = None
+) -> list[Path]:
     """Download new, settled files matching the pattern into ``target``; the new local paths.
+
+    With `record` (a JSON file), a remote file fetched once is not fetched again while its
+    size and mtime stay the same, even when its local copy is gone: a file the pipeline
+    rejected (moved to rejected/) or someone deleted would otherwise come back on every
+    pickup, unless the source deletes it on the server (`delete_after`).
 
     Synchronous. Runs its own event loop, so it works from any thread; called from inside a
     running event loop it runs in a worker thread instead.
     """
     target = Path(target)
+    fetched = _Fetched(record)
     try:
-        asyncio.get_running_loop()
-    except RuntimeError:
-        return asyncio.run(_pull(source, target, now))
-    with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="sftp-pull") as pool:
-        return pool.submit(lambda: asyncio.run(_pull(source, target, now))).result()
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(_pull(source, target, now, fetched))
+        with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="sftp-pull") as pool:
+            return pool.submit(lambda: asyncio.run(_pull(source, target, now, fetched))).result()
+    finally:
+        fetched.save()
+
+
+class _Fetched:
+    """The remote files fetched before, as name -> [size, mtime] (see `pull`)."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        self.files: dict[str, list[int]] = {}
+        if path is not None and path.exists():
+            self.files = json.loads(path.read_text(encoding="utf-8"))
+        self._changed = False
+
+    def before(self, name: str, attrs: asyncssh.SFTPAttrs) -> bool:
+        return self.files.get(name) == [attrs.size, int(attrs.mtime)]
+
+    def add(self, name: str, attrs: asyncssh.SFTPAttrs) -> None:
+        self.files[name] = [attrs.size, int(attrs.mtime)]
+        self._changed = True
+
+    def save(self) -> None:
+        if self.path is None or not self._changed:
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        partial = self.path.with_name(self.path.name + ".tmp")
+        partial.write_text(json.dumps(self.files), encoding="utf-8")
+        os.replace(partial, self.path)
 
 
 class _Client(asyncssh.SSHClient):
@@ -215,7 +253,9 @@ class _Step:
         self.path = ""
 
 
-async def _pull(source: SftpSource, target: Path, now: float | None) -> list[Path]:
+async def _pull(
+    source: SftpSource, target: Path, now: float | None, fetched: _Fetched
+) -> list[Path]:
     step = _Step()
     client = _Client(source.host_key)
     try:
@@ -227,7 +267,7 @@ async def _pull(source: SftpSource, target: Path, now: float | None) -> list[Pat
             async with asyncio.timeout(source.io_timeout):
                 sftp = await conn.start_sftp_client()
             async with sftp:
-                return await _pick_up(sftp, source, target, now, step)
+                return await _pick_up(sftp, source, target, now, step, fetched)
     except SftpError:
         raise
     except Exception as error:
@@ -289,13 +329,14 @@ async def _pick_up(
     target: Path,
     now: float | None,
     step: _Step,
+    fetched: _Fetched,
 ) -> list[Path]:
     step.what, step.path = "listing", source.remote_dir
     async with asyncio.timeout(source.io_timeout):
         entries = await sftp.readdir(source.remote_dir)
     now = time.time() if now is None else now
     target.mkdir(parents=True, exist_ok=True)
-    fetched = []
+    new: list[Path] = []
     for entry in sorted(entries, key=lambda e: str(e.filename)):
         name = str(entry.filename)
         attrs = entry.attrs
@@ -313,18 +354,22 @@ async def _pick_up(
         local = target / name
         if _same(local, attrs):
             log.debug("sftp %s: %s already here", source.where, name)
+        elif fetched.before(name, attrs):
+            log.debug("sftp %s: %s fetched before (rejected or removed here)", source.where, name)
+            continue
         else:
             step.what, step.path = "downloading", remote
             if not await _download(sftp, source, remote, local, attrs):
                 continue
-            fetched.append(local)
+            new.append(local)
             log.info("sftp %s: fetched %s (%d bytes)", source.where, name, attrs.size)
+        fetched.add(name, attrs)
         if source.delete_after and _same(local, attrs):
             step.what = "deleting"
             async with asyncio.timeout(source.io_timeout):
                 await sftp.remove(remote)
             log.info("sftp %s: deleted %s on the server", source.where, remote)
-    return fetched
+    return new
 
 
 def _wanted(name: str, attrs: asyncssh.SFTPAttrs, source: SftpSource) -> bool:

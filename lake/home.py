@@ -103,6 +103,11 @@ class Home:
         """Local cache of the SHA-256 of a dataset's drop-folder files (never in the lake)."""
         return self.root / "cache" / "sha256" / f"{dataset}.json"
 
+    def sftp_record(self, dataset: str) -> Path:
+        """Which remote files an SFTP pickup has fetched (name, size, mtime), so a file
+        rejected or deleted here is not fetched again while it stays on the server."""
+        return self.root / "cache" / "sftp" / f"{dataset}.json"
+
     @property
     def scratch(self) -> Path:
         """Local room for temporary files, e.g. a landed file copied from object storage

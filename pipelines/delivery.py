@@ -35,7 +35,7 @@ def pick_up(spec: DatasetSpec, home: Home) -> list[Path]:
         source = from_settings(spec.name, spec.source, os.environ)
     except ValueError as error:
         raise LakeError(str(error)) from error
-    pulled = pull(source, home.drop / spec.name)
+    pulled = pull(source, home.drop / spec.name, record=home.sftp_record(spec.name))
     for path in pulled:
         log.info("%s: picked up %s from %s", spec.name, path.name, source.host)
     return pulled

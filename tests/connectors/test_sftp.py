@@ -451,3 +451,20 @@ def test_from_settings_errors_name_the_key(change: dict, expected: str):
 def test_from_settings_needs_credentials_in_env():
     with pytest.raises(ValueError, match="SOURCES__SICK_LEAVE__PASSWORD or"):
         from_settings("sick_leave", BLOCK, {})
+
+
+def test_a_file_fetched_once_is_not_fetched_again_when_its_copy_is_gone(
+    server: Server, target: Path, tmp_path: Path
+):
+    # Rejected (moved to rejected/) or deleted here while it stays on the server: without a
+    # record of what was fetched, every pickup brought it back and rejected it again.
+    record = tmp_path / "cache" / "sftp.json"
+    server.put("outbox/bad.csv", b"broken export")
+    assert [p.name for p in pull(source(server), target, record=record)] == ["bad.csv"]
+    (target / "bad.csv").unlink()
+    assert pull(source(server), target, record=record) == []
+    assert not (target / "bad.csv").exists()
+
+    server.put("outbox/bad.csv", b"corrected export", mtime=OLD + 60)  # a new delivery
+    assert [p.name for p in pull(source(server), target, record=record)] == ["bad.csv"]
+    assert (target / "bad.csv").read_bytes() == b"corrected export"
