@@ -230,9 +230,15 @@ def read_excel(data: bytes, options: Mapping[str, Any], *, source_name: str) -> 
         return _read_sheet(workbook, package, scans, sheet, layout, source_name, key="sheet")
 
     sheets = _sheet_list(workbook, package, options["sheets"], source_name)
+    every = options["sheets"] == "*"
     frames: list[pl.DataFrame] = []
+    read: list[str] = []
     for sheet in sheets:
-        frame = _read_sheet(workbook, package, scans, sheet, layout, source_name, key="sheets")
+        frame = _read_sheet(
+            workbook, package, scans, sheet, layout, source_name, key="sheets", skip_empty=every
+        )
+        if frame is None:
+            continue  # an untouched sheet ("Ark3") of a workbook read with "*"
         if SHEET in frame.columns[:-1]:
             raise FormatError(
                 source_name,
@@ -248,7 +254,7 @@ def read_excel(data: bytes, options: Mapping[str, Any], *, source_name: str) -> 
             extra = [n for n in here if n not in first]
             raise FormatError(
                 source_name,
-                f"the headers differ from those of sheet {_quoted(sheets[0])}:"
+                f"the headers differ from those of sheet {_quoted(read[0])}:"
                 + (" missing " + ", ".join(map(_quoted, missing)) if missing else "")
                 + (";" if missing and extra else "")
                 + (" extra " + ", ".join(map(_quoted, extra)) if extra else ""),
@@ -260,12 +266,19 @@ def read_excel(data: bytes, options: Mapping[str, Any], *, source_name: str) -> 
         if frames:
             frame = frame.select(frames[0].columns)  # same names, possibly another order
         frames.append(frame)
+        read.append(sheet)
+    if not frames:
+        raise FormatError(
+            source_name,
+            "every visible sheet is empty",
+            "Check that the workbook is the export (not an empty template)",
+        )
     return pl.concat(
         [
             frame.select(
                 pl.exclude(SOURCE_ROW), pl.lit(sheet, dtype=pl.String).alias(SHEET), SOURCE_ROW
             )
-            for sheet, frame in zip(sheets, frames, strict=True)
+            for sheet, frame in zip(read, frames, strict=True)
         ],
         how="vertical",
     )
@@ -289,7 +302,9 @@ def _read_sheet(
     layout: _Layout,
     source_name: str,
     key: str,
-) -> pl.DataFrame:
+    skip_empty: bool = False,
+) -> pl.DataFrame | None:
+    """The sheet's frame; None for an empty sheet when `skip_empty`."""
     if scans is not None:  # .xls or .ods
         # A name decoded otherwise than calamine does (BIFF5 code pages): check them all.
         scan = scans.get(sheet) or _union(list(scans.values()))
@@ -307,6 +322,8 @@ def _read_sheet(
         )
     cells, first_column = _sheet_cells(workbook, package, sheet, layout, source_name)
     if cells.width == 0:
+        if skip_empty:
+            return None
         raise FormatError(
             source_name,
             "the sheet is empty",

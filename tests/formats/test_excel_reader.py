@@ -418,13 +418,20 @@ def test_sheets_option_errors(districts: bytes, tmp_path: Path) -> None:
     assert read(clash).columns == ["id", "_sheet", "_source_row"]  # only `sheets:` adds it
 
 
-def test_an_empty_sheet_among_several_is_named(tmp_path: Path) -> None:
+def test_an_empty_sheet_is_left_out_of_all_sheets_but_named_when_listed(tmp_path: Path) -> None:
+    # A new workbook's untouched sheet ("Ark3") rejected the whole export under "*".
     path = tmp_path / "tom.xlsx"
     with xlsxwriter.Workbook(path) as book:
         book.add_worksheet("Data").write_row(0, 0, ["id"])
+        book.worksheets()[0].write_row(1, 0, ["7"])
         book.add_worksheet("Tom")
-    error = read_error(path.read_bytes(), sheets="*")
+    assert read(path.read_bytes(), sheets="*").rows() == [("7", "Data", 2)]
+    error = read_error(path.read_bytes(), sheets=["Data", "Tom"])
     assert "the sheet is empty" in str(error) and error.sheet == "Tom"
+    with xlsxwriter.Workbook(path) as book:
+        book.add_worksheet("Ark1")
+        book.add_worksheet("Ark2")
+    assert "every visible sheet is empty" in str(read_error(path.read_bytes(), sheets="*"))
 
 
 def test_all_new_options_together(tmp_path: Path) -> None:
