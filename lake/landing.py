@@ -33,6 +33,7 @@ from deltalake.exceptions import DeltaError
 from lake import storage
 from lake.errors import LakeError
 from lake.home import Home
+from lake.privacy import shown_name
 from lake.tables import commit_properties, committed_despite_error
 
 log = logging.getLogger("kommunelake.landing")
@@ -216,7 +217,7 @@ def local_copy(landed: LandedFile, home: Home) -> Iterator[Path]:
             yield original
             if storage.file_signature(original.stat()) != before:
                 raise LakeError(
-                    f"{original} changed while it was being parsed as batch "
+                    f"{shown_name(str(original))} changed while it was being parsed as batch "
                     f"{landed.batch_id}; nothing was written from it. Run the load again"
                 )
             return

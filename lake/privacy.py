@@ -153,3 +153,14 @@ def redact(text: str) -> str:
     for a header when a file arrives without one); they must not carry identifiers out.
     """
     return _CPR_SHAPED.sub(lambda m: re.sub(r"\d", "N", m.group()), text)
+
+
+def shown_name(name: str) -> str:
+    """A delivered file's name (or a path ending in one) as it may leave the drop folder and
+    landing: lineage columns, quality tables, Delta commit metadata, logs, Dagster tags and
+    metadata, notifications, CLI output. Per-citizen exports are often named after the CPR
+    number (`borger_2512894321.csv`), so CPR-shaped numbers are masked
+    (`borger_NNNNNNNNNN.csv`). The sender's file keeps its name in drop/ and rejected/, and
+    the landing manifest keeps it too: landing is where clear identifiers live.
+    """
+    return redact(name)

@@ -19,7 +19,7 @@ from lake.tables import commit_properties
 class RunRecord:
     dataset: str
     batch_id: str
-    source_file: str
+    source_file: str  # privacy.shown_name of the delivered name; the clear one is in landing
     status: str  # loaded | rejected
     rows_in: int
     rows_valid: int

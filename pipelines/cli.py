@@ -211,21 +211,23 @@ def cmd_sql(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    from lake.privacy import shown_name
     from pipelines.ingest import check_file
     from pipelines.specs import spec_by_name
 
     spec = spec_by_name(args.dataset)
+    shown = shown_name(str(args.file))  # a per-citizen export may be named after its CPR
     if args.file.is_dir():
-        raise ConfigError(f"{args.file} is a folder: give one file to check")
+        raise ConfigError(f"{shown} is a folder: give one file to check")
     if not args.file.is_file():
-        raise ConfigError(f"{args.file}: no such file")
+        raise ConfigError(f"{shown}: no such file")
     try:
         result = check_file(spec, args.file)
     except (FormatError, LakeError) as error:
-        print(f"REJECTED {args.file}: {_one_line(error)}")
+        print(f"REJECTED {shown}: {_one_line(error)}")
         return 1
     print(
-        f"{args.file} against {spec.name} ({spec.contract_ref}): {result.rows_in:,} rows, "
+        f"{shown} against {spec.name} ({spec.contract_ref}): {result.rows_in:,} rows, "
         f"{result.rows_valid:,} valid, {result.rows_quarantined:,} failing"
     )
     if result.added_columns:

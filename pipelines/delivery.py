@@ -20,6 +20,7 @@ from lake import quality
 from lake.errors import LakeError
 from lake.home import Home
 from lake.landing import HashCache, LandedFile, land_file, manifest
+from lake.privacy import redact, shown_name
 from lake.storage import SourceChanged
 from pipelines.specs import DatasetSpec
 
@@ -37,7 +38,7 @@ def pick_up(spec: DatasetSpec, home: Home) -> list[Path]:
         raise LakeError(str(error)) from error
     pulled = pull(source, home.drop / spec.name, record=home.sftp_record(spec.name))
     for path in pulled:
-        log.info("%s: picked up %s from %s", spec.name, path.name, source.host)
+        log.info("%s: picked up %s from %s", spec.name, shown_name(path.name), source.host)
     return pulled
 
 
@@ -54,7 +55,7 @@ def land_drop_folder(spec: DatasetSpec, home: Home) -> tuple[int, dict[str, list
             "%s: %s does not match the source pattern %s and is not loaded; rename it, or"
             " change `source.pattern` in the dataset YAML",
             spec.name,
-            path.name,
+            shown_name(path.name),
             " or ".join(spec.patterns),
         )
     hashes = HashCache(home.hash_cache(spec.name))
@@ -71,12 +72,12 @@ def land_drop_folder(spec: DatasetSpec, home: Home) -> tuple[int, dict[str, list
                     hashes=hashes,
                 )
             except SourceChanged as error:
-                log.warning("%s: %s", spec.name, error)
+                log.warning("%s: %s", spec.name, redact(str(error)))
                 continue
             present.setdefault(landed.sha256, []).append(path)
             new += is_new
             if is_new:
-                log.info("%s: landed %s", spec.name, path.name)
+                log.info("%s: landed %s", spec.name, shown_name(path.name))
     finally:
         hashes.save()
     return new, present
@@ -99,7 +100,7 @@ def move_to_rejected(path: Path, message: str) -> Path:
         "to try again.\n",
         encoding="utf-8",
     )
-    log.warning("moved %s to %s", path.name, target)
+    log.warning("moved %s to %s", shown_name(path.name), shown_name(str(target)))
     return target
 
 
@@ -155,7 +156,13 @@ def open_rejection(spec: DatasetSpec, home: Home, present: dict[str, list[Path]]
     if not history.height or history["status"][-1] != "rejected":
         return None
     last = history.row(-1, named=True)
-    if not (home.drop / spec.name / "rejected" / last["source_file"]).exists():
+    # The runs table has the name as shown (privacy.shown_name); landing has the sender's.
+    names = {
+        f.original_name
+        for f in manifest(home.manifest_uri, spec.name)
+        if f.batch_id == last["batch_id"]
+    }
+    if not any((home.drop / spec.name / "rejected" / name).exists() for name in names):
         return None
     rejected_at = last["finished_at"].timestamp()
     if any(p.stat().st_mtime > rejected_at for paths in present.values() for p in paths):

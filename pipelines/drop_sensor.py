@@ -21,6 +21,7 @@ import dagster as dg
 from connectors.files import drop_files
 from connectors.sftp import SftpError
 from lake.errors import LakeError
+from lake.privacy import redact, shown_name
 from pipelines.checks import silver_key
 from pipelines.delivery import pick_up
 from pipelines.resources import LakeResource
@@ -37,6 +38,12 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
+def path_digest(path: Path) -> str:
+    """The sensor cursor's key for a file: Dagster stores the cursor, and a file's name may
+    hold a CPR number (privacy.shown_name), so the path itself is not kept there."""
+    return hashlib.sha256(str(path).encode()).hexdigest()[:32]
+
+
 def drop_requests(
     drop: Path, specs: Sequence[DatasetSpec], cache: dict[str, list], now: float
 ) -> tuple[list[dg.RunRequest], dict[str, list]]:
@@ -47,15 +54,19 @@ def drop_requests(
             stat = path.stat()
             if now - stat.st_mtime < SETTLE_SECONDS:
                 continue
-            size, mtime, sha = cache.get(str(path), (None, None, None))
+            entry = path_digest(path)
+            size, mtime, sha = cache.get(entry, (None, None, None))
             if (size, mtime) != (stat.st_size, stat.st_mtime_ns):
                 sha = file_sha256(path)
-            seen[str(path)] = [stat.st_size, stat.st_mtime_ns, sha]
+            seen[entry] = [stat.st_size, stat.st_mtime_ns, sha]
             requests.append(
                 dg.RunRequest(
                     run_key=f"{spec.name}:{sha}",
                     asset_selection=[silver_key(spec.name)],
-                    tags={"kommunelake/dataset": spec.name, "kommunelake/file": path.name},
+                    tags={
+                        "kommunelake/dataset": spec.name,
+                        "kommunelake/file": shown_name(path.name),
+                    },
                 )
             )
     return requests, seen
@@ -86,7 +97,7 @@ def drop_folder_sensor(
             try:
                 pick_up(spec, home)
             except (LakeError, SftpError) as error:
-                context.log.warning(f"{spec.name}: SFTP pickup failed: {error}")
+                context.log.warning(f"{spec.name}: SFTP pickup failed: {redact(str(error))}")
         requests, seen = drop_requests(home.drop, specs(), cache, clock())
         if not requests:
             return dg.SensorResult(

@@ -7,6 +7,7 @@ from dagster import AssetExecutionContext
 
 from connectors.files import unmatched_files
 from lake.home import Home
+from lake.privacy import shown_name
 from lake.validation import contract_columns
 from pipelines.api_sources import is_api, source_name
 from pipelines.checks import check_results, check_specs, load_facts, record, silver_key
@@ -74,7 +75,7 @@ def dataset_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
 
 
 def _not_matching(folder: Path, patterns: list[str]) -> str:
-    names = [path.name for path in unmatched_files(folder, patterns)]
+    names = [shown_name(path.name) for path in unmatched_files(folder, patterns)]
     if not names:
         return ""
     shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")

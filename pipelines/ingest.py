@@ -24,7 +24,7 @@ from lake.errors import LakeError, SchemaBreak
 from lake.frames import detached
 from lake.home import Home
 from lake.landing import LandedFile, local_copy, manifest
-from lake.privacy import Pseudonymiser, redact
+from lake.privacy import Pseudonymiser, redact, shown_name
 from lake.tables import Commit, record_deletions, table_version, write_batch
 from lake.validation import (
     FAILURE_SCHEMA,
@@ -59,7 +59,7 @@ RECORD_FORMATS = ("json", "ndjson", "xml")
 @dataclass(frozen=True)
 class BatchResult:
     batch_id: str
-    source_file: str
+    source_file: str  # as shown outside landing: privacy.shown_name
     status: str  # loaded | rejected
     rows_in: int = 0
     rows_valid: int = 0
@@ -126,7 +126,7 @@ def check_file(spec: DatasetSpec, path: Path) -> Conformed:
     laptop. The result's `valid` is empty; `rows_valid` has the count."""
     chunks: list[Conformed] = []
     keys: list[pl.DataFrame] = []
-    for conformed in conform_chunks(spec, path, path.name):
+    for conformed in conform_chunks(spec, path, shown_name(path.name)):
         failures = detached(conformed.failures)
         chunks.append(
             replace(
@@ -190,20 +190,20 @@ def load_batch(
 ) -> BatchResult:
     """Load one landed batch; attempt > 0 re-applies it (see reload_batch) under new ids."""
     started = dt.datetime.now(dt.UTC)
-    batch_id = landed.batch_id
+    batch_id, name = landed.batch_id, shown_name(landed.original_name)
     app_id = f"silver:{spec.name}:{batch_id}" + (f":reload{attempt}" if attempt else "")
     try:
         conformed, commit = _load_chunks(spec, home, key, landed, app_id, attempt)
     except (FormatError, SchemaBreak) as error:
         message = redact(str(error))
-        result = BatchResult(batch_id, landed.original_name, "rejected", message=message)
-        log.warning("%s: rejected %s: %s", spec.name, landed.original_name, message)
+        result = BatchResult(batch_id, name, "rejected", message=message)
+        log.warning("%s: rejected %s: %s", spec.name, name, message)
         _record(home, spec, result, started, run_id, attempt)
         return result
 
     result = BatchResult(
         batch_id,
-        landed.original_name,
+        name,
         "loaded",
         rows_in=conformed.rows_in,
         rows_valid=conformed.rows_valid,
@@ -216,7 +216,7 @@ def load_batch(
     log.info(
         "%s: %s: %d rows in, %d valid, %d quarantined",
         spec.name,
-        landed.original_name,
+        name,
         result.rows_in,
         result.rows_valid,
         result.rows_quarantined,
@@ -237,14 +237,15 @@ def _load_chunks(
     """
     uri = silver_uri(home, spec.name)
     pseudonyms = Pseudonymiser(identifier_columns(spec.contract), key)
+    name = shown_name(landed.original_name)  # the sender's name may hold a CPR number
     lineage = (
         pl.lit(landed.batch_id).alias("_batch_id"),
-        pl.lit(landed.original_name).alias("_source_file"),
+        pl.lit(name).alias("_source_file"),
         pl.lit(landed.fetched_at).dt.cast_time_unit("us").alias("_ingested_at"),
     )
     metadata = {
         "kommunelake.batch_id": landed.batch_id,
-        "kommunelake.source_file": landed.original_name,
+        "kommunelake.source_file": name,
     }
     writer: PartWriter | None = None
     buffered: list[pl.DataFrame] = []
@@ -252,7 +253,7 @@ def _load_chunks(
     held_back = RepeatFilter(spec.batch_keys)
     try:
         with local_copy(landed, home) as source:  # a remote landing is parsed from a copy
-            for conformed in conform_chunks(spec, source, landed.original_name, home.scratch):
+            for conformed in conform_chunks(spec, source, name, home.scratch):
                 # Only the counts and failures of a chunk are kept; its rows go to disk.
                 chunks.append(
                     replace(
@@ -463,7 +464,8 @@ def reload_batch(
             "reloading it would replace newer data. Reload the newest batch instead"
         )
     attempt = history.filter(pl.col("batch_id") == batch_id).height
-    log.info("%s: reloading batch %s (%s)", spec.name, batch_id, landed[batch_id].original_name)
+    shown = shown_name(landed[batch_id].original_name)
+    log.info("%s: reloading batch %s (%s)", spec.name, batch_id, shown)
     return load_batch(spec, home, key, landed[batch_id], run_id, attempt=attempt)
 
 
