@@ -235,12 +235,15 @@ def local_copy(landed: LandedFile, home: Home) -> Iterator[Path]:
 
 
 class HashCache:
-    """SHA-256 of local files, remembered per (path, size, mtime, ctime, inode, device).
+    """SHA-256 of local files, remembered per (folder, inode) with size, mtime, ctime, inode
+    and device.
 
     Any write to a file changes its mtime and ctime (the kernel sets ctime; tools that copy
     timestamps cannot), so an entry is only used for a file nobody wrote to since it was
     hashed. Kept as a small JSON file outside the lake; a lost or corrupt cache only costs a
-    hash, and concurrent runs at worst hash a file again."""
+    hash, and concurrent runs at worst hash a file again. Entries are keyed by inode, not
+    name: a delivery's name may hold a CPR number (privacy.shown_name), and only the drop
+    folder and landing keep it."""
 
     def __init__(self, file: Path | None) -> None:
         self.file = file
@@ -254,7 +257,7 @@ class HashCache:
     def sha256(self, path: Path, *, fresh: bool = False) -> tuple[str, int]:
         """(sha256, size) of the file at `path`; `fresh` hashes it even when cached."""
         before = storage.file_signature(path.stat())
-        cached = self._entries.get(str(path.absolute()))
+        cached = self._entries.get(_entry(path, before))
         if not fresh and isinstance(cached, list) and cached[:-1] == before:
             return cached[-1], before[0]
         sha, size = storage.sha256_file(path)
@@ -264,22 +267,33 @@ class HashCache:
 
     def known(self, path: Path) -> bool:
         """Whether the file at `path` was hashed and not written to since."""
-        cached = self._entries.get(str(path.absolute()))
-        return isinstance(cached, list) and cached[:-1] == storage.file_signature(path.stat())
+        signature = storage.file_signature(path.stat())
+        cached = self._entries.get(_entry(path, signature))
+        return isinstance(cached, list) and cached[:-1] == signature
 
     def remember(self, path: Path, signature: list[int], sha: str) -> None:
         """Record the hash of the file at `path` as it was when it had `signature`."""
-        self._entries[str(path.absolute())] = [*signature, sha]
+        self._entries[_entry(path, signature)] = [*signature, sha]
         self._changed = True
 
     def forget(self, path: Path) -> None:
-        self._changed |= self._entries.pop(str(path.absolute()), None) is not None
+        try:
+            entry = _entry(path, storage.file_signature(path.stat()))
+        except OSError:  # gone: pruned on save
+            return
+        self._changed |= self._entries.pop(entry, None) is not None
 
     def save(self) -> None:
         """Write the cache (atomically), keeping only entries of files still there."""
         if self.file is None or not self._changed:
             return
-        kept = {k: v for k, v in self._entries.items() if os.path.isfile(k)}
+        present: dict[str, set[str]] = {}
+        for folder in {k.rpartition("#")[0] for k in self._entries}:
+            with contextlib.suppress(OSError), os.scandir(folder.removesuffix(os.sep)) as found:
+                present[folder] = {f"{folder}#{e.inode()}" for e in found if e.is_file()}
+        kept = {
+            k: v for k, v in self._entries.items() if k in present.get(k.rpartition("#")[0], ())
+        }
         self.file.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=self.file.parent, prefix=".sha256-")
         try:
@@ -290,6 +304,11 @@ class HashCache:
             Path(tmp).unlink(missing_ok=True)
             log.warning("could not save the hash cache %s: %s", self.file, error)
         self._changed = False
+
+
+def _entry(path: Path, signature: list[int]) -> str:
+    """A file's key in the hash cache: its folder and inode (signature[3])."""
+    return f"{path.absolute().parent}{os.sep}#{signature[3]}"
 
 
 def manifest(manifest_uri: str, dataset: str | None = None) -> list[LandedFile]:

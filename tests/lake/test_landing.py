@@ -154,7 +154,8 @@ def test_a_stale_cache_entry_is_healed_by_landing(home, tmp_path) -> None:
     cache.save()
     # A cache that lies about the file (corrupted, or written by a broken tool).
     entries = json.loads(home.hash_cache("sick_leave").read_text())
-    entries[str(source)][-1] = "f" * 64
+    [entry] = entries.values()
+    entry[-1] = "f" * 64
     home.hash_cache("sick_leave").write_text(json.dumps(entries))
 
     cache = HashCache(home.hash_cache("sick_leave"))
