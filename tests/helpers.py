@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from pathlib import Path
 
 from lake.home import Home
@@ -33,3 +34,16 @@ def land_path(home: Home, path: Path, dataset: str, hashes: HashCache | None = N
         media_type="text/csv",
         hashes=hashes,
     )
+
+
+def files_holding(paths: Iterable[Path], clear: Iterable[str]) -> dict[Path, list[str]]:
+    """The files among `paths` whose raw bytes contain any of the `clear` identifiers, with
+    those found: how the privacy tests scan Delta logs, the serving file and the Dagster
+    instance (uncompressed files; Parquet is read as tables instead)."""
+    wanted = [c.encode() for c in clear]
+    found = {}
+    for path in paths:
+        data = path.read_bytes()
+        if hits := [c.decode() for c in wanted if c in data]:
+            found[path] = hits
+    return found

@@ -13,6 +13,7 @@ from lake import connect
 from lake.home import Home
 from pipelines.cli import main
 from pipelines.specs import load_specs
+from tests.helpers import files_holding
 
 pytestmark = pytest.mark.integration
 
@@ -131,10 +132,8 @@ def test_no_clear_cpr_outside_landing(demo) -> None:
         *(p for p in home.dagster_home.rglob("*") if p.is_file()),
     ]
     assert raw_files
-    for path in raw_files:
-        data = path.read_bytes()
-        leaked = [c for c in clear if c.encode() in data]
-        assert not leaked, f"{path} contains clear CPR numbers"
+    leaked = files_holding(raw_files, clear)
+    assert not leaked, f"clear CPR numbers in {sorted(leaked)}"
 
 
 def test_second_run_on_identical_extracts_adds_no_delta_versions(demo) -> None:
