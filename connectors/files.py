@@ -4,11 +4,30 @@ from __future__ import annotations
 
 import fnmatch
 import mimetypes
+import os
+import time
 from pathlib import Path
 
 # Editors and transfers leave these behind; they are never an export.
 _IGNORED_PREFIXES = (".", "~$", "_")
 _IGNORED_SUFFIXES = (".tmp", ".part", ".crdownload", ".error.txt")
+
+# A file modified this recently may still be arriving (a copy, a streaming export or an SFTP
+# upload that pauses between blocks): the sensor asks no run for it and a load leaves it in
+# the drop folder, so a half-written file is never loaded or rejected.
+SETTLE_SECONDS = 10.0
+
+
+def settle_seconds() -> float:
+    """The settle window: KOMMUNELAKE_SETTLE_SECONDS, read at call time, else SETTLE_SECONDS.
+    0 is for a caller that writes its drop files whole itself (the demo, tests)."""
+    return float(os.environ.get("KOMMUNELAKE_SETTLE_SECONDS") or SETTLE_SECONDS)
+
+
+def is_settled(path: Path, now: float | None = None) -> bool:
+    """Whether `path` was last modified at least the settle window before `now`."""
+    now = time.time() if now is None else now
+    return now - path.stat().st_mtime >= settle_seconds()
 
 
 def drop_files(folder: Path, patterns: list[str]) -> list[Path]:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import polars as pl
 
-from connectors.files import drop_files, media_type, unmatched_files
+from connectors.files import drop_files, is_settled, media_type, settle_seconds, unmatched_files
 from lake import quality
 from lake.errors import LakeError
 from lake.home import Home
@@ -43,12 +43,14 @@ def pick_up(spec: DatasetSpec, home: Home) -> list[Path]:
 
 
 def land_drop_folder(spec: DatasetSpec, home: Home) -> tuple[int, dict[str, list[Path]]]:
-    """Land every file in the dataset's drop folder; returns how many were new and the files
-    present now by content hash.
+    """Land every settled file in the dataset's drop folder; returns how many were new and
+    the files present now by content hash.
 
     Files are streamed from the drop folder into landing (never read whole), and their
     hashes are cached under the home, so an unchanged folder is not hashed again. A file
-    that changes while it is landed (still being written) waits for the next run."""
+    modified within the settle window (`is_settled`, the sensor's rule too) or changing while
+    it is landed may still be being written, and waits for the next run: landed half-written,
+    it would load twice (cut at a line end) or be rejected while its writer still writes it."""
     new, present = 0, {}
     for path in unmatched_files(home.drop / spec.name, spec.patterns):
         log.warning(
@@ -61,6 +63,15 @@ def land_drop_folder(spec: DatasetSpec, home: Home) -> tuple[int, dict[str, list
     hashes = HashCache(home.hash_cache(spec.name))
     try:
         for path in drop_files(home.drop / spec.name, spec.patterns):
+            if not is_settled(path):
+                log.warning(
+                    "%s: %s was modified less than %g s ago and may still be arriving; it"
+                    " waits for the next run",
+                    spec.name,
+                    path.name,
+                    settle_seconds(),
+                )
+                continue
             try:
                 landed, is_new = land_file(
                     home.landing_uri,

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import dagster as dg
 
-from connectors.files import drop_files
+from connectors.files import drop_files, is_settled
 from connectors.sftp import SftpError
 from lake.errors import LakeError
 from lake.privacy import redact, shown_name
@@ -26,8 +26,6 @@ from pipelines.checks import silver_key
 from pipelines.delivery import pick_up
 from pipelines.resources import LakeResource
 from pipelines.specs import DatasetSpec, load_specs
-
-SETTLE_SECONDS = 10.0
 
 
 def file_sha256(path: Path) -> str:
@@ -51,9 +49,9 @@ def drop_requests(
     requests, seen = [], {}
     for spec in specs:
         for path in drop_files(drop / spec.name, spec.patterns):
-            stat = path.stat()
-            if now - stat.st_mtime < SETTLE_SECONDS:
+            if not is_settled(path, now):
                 continue
+            stat = path.stat()
             entry = path_digest(path)
             size, mtime, sha = cache.get(entry, (None, None, None))
             if (size, mtime) != (stat.st_size, stat.st_mtime_ns):

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import os
+import time
 
 import dagster as dg
 import pytest
 
+from connectors.demo import generate
 from lake import storage
 from lake.landing import manifest
 from pipelines.delivery import land_drop_folder
 from pipelines.factory import dataset_result
-from pipelines.ingest import LoadReport
+from pipelines.ingest import LoadReport, load_dataset
 from pipelines.specs import spec_by_name
+from tests.conftest import TEST_KEY
 
 ROW = b"F2026-99999;1;0101901234;Jobcenter;Egen sygdom;01-11-2026;02-11-2026;1;7,4\r\n"
 
@@ -108,3 +112,22 @@ def test_nothing_to_load_names_the_files_that_do_not_match(home) -> None:
     assert "matching ['*.csv'] (fravær.xlsx is there but not matching)" in str(
         caught.value.description
     )
+
+
+def test_a_load_leaves_a_file_modified_within_the_settle_window(home, monkeypatch, caplog) -> None:
+    monkeypatch.delenv("KOMMUNELAKE_SETTLE_SECONDS")  # the default window, as in production
+    generate(home.root, persons=300)
+    folder = home.drop / "sick_leave"
+    done = folder / "sygefravaer_2026.csv"
+    an_hour_ago = time.time() - 3600
+    os.utime(done, (an_hour_ago, an_hour_ago))
+    arriving = folder / "oktober.csv"  # an upload paused mid-line: its writer is not done
+    arriving.write_bytes(done.read_bytes()[:2000])
+
+    with caplog.at_level(logging.WARNING, logger="kommunelake.ingest"):
+        report = load_dataset(spec_by_name("sick_leave"), home, TEST_KEY)
+    assert [(b.source_file, b.status) for b in report.batches] == [
+        ("sygefravaer_2026.csv", "loaded")
+    ]
+    assert arriving.exists() and not (folder / "rejected").exists()  # neither loaded nor moved
+    assert "oktober.csv was modified less than 10 s ago and may still be arriving" in caplog.text

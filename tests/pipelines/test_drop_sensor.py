@@ -58,7 +58,8 @@ def test_one_run_per_content_whatever_the_file_is_called(home) -> None:
     assert len(set(later) - set(requests)) == 1  # new content, new run
 
 
-def test_a_file_still_arriving_waits_for_the_next_tick(home) -> None:
+def test_a_file_still_arriving_waits_for_the_next_tick(home, monkeypatch) -> None:
+    monkeypatch.delenv("KOMMUNELAKE_SETTLE_SECONDS")  # the default window
     generate(home.root, persons=300)
     now = time.time()
     path = next((home.drop / "cpr_persons").glob("*.csv"))
