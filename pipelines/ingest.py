@@ -25,7 +25,7 @@ from lake.frames import detached
 from lake.home import Home
 from lake.landing import LandedFile, local_copy, manifest
 from lake.privacy import Pseudonymiser, redact, shown_name
-from lake.tables import Commit, record_deletions, table_version, write_batch
+from lake.tables import SCD2_COLUMNS, Commit, record_deletions, table_version, write_batch
 from lake.validation import (
     FAILURE_SCHEMA,
     SHEET,
@@ -33,6 +33,7 @@ from lake.validation import (
     Conformed,
     concat_failures,
     conform,
+    contract_columns,
     duplicate_failures,
     identifier_columns,
     key_hash,
@@ -247,6 +248,7 @@ def _load_chunks(
         "kommunelake.batch_id": landed.batch_id,
         "kommunelake.source_file": name,
     }
+    absent = _evolved_columns(spec, uri)
     writer: PartWriter | None = None
     buffered: list[pl.DataFrame] = []
     chunks: list[Conformed] = []
@@ -263,6 +265,9 @@ def _load_chunks(
                     )
                 )
                 silver = pseudonyms.apply(conformed.valid).with_columns(lineage)
+                silver = silver.with_columns(
+                    pl.lit(None, dtype).alias(c) for c, dtype in absent.items() if c not in silver
+                )
                 if writer is None and not buffered and _streams(spec, conformed):
                     writer = PartWriter(uri, mode=spec.load_mode, app_id=app_id, metadata=metadata)
                 if writer is not None:
@@ -312,6 +317,17 @@ def _load_chunks(
             batch_id=landed.batch_id,
         )
     return replace(conformed, streamed_valid=rows_valid), commit
+
+
+def _evolved_columns(spec: DatasetSpec, uri: str) -> dict[str, pl.DataType]:
+    """Silver's columns that earlier files added under `schema_drift: evolve`, with their
+    types. They are not in the contract, so a later file may lack them: it loads with nulls
+    there (the lake refuses a batch missing a table column, which stuck the dataset)."""
+    if spec.schema_drift != "evolve" or table_version(uri) is None:
+        return {}
+    known = {*contract_columns(spec.contract), *LINEAGE, *OPTIONAL_LINEAGE, *SCD2_COLUMNS}
+    schema = pl.scan_delta(uri).collect_schema()
+    return {column: dtype for column, dtype in schema.items() if column not in known}
 
 
 def _streams(spec: DatasetSpec, first: Conformed) -> bool:

@@ -240,3 +240,23 @@ def test_evolve_adds_a_new_column_to_silver_and_freeze_rejects_it(demo_home) -> 
     )
     [third] = load_dataset(frozen, demo_home, TEST_KEY).batches
     assert third.status == "rejected" and "schema_drift is freeze" in third.message
+
+
+def test_a_file_without_an_evolved_column_loads_with_nulls_for_it(demo_home) -> None:
+    spec = dataclasses.replace(spec_by_name("sick_leave"), schema_drift="evolve")
+    folder = demo_home.drop / "sick_leave"
+    original = next(folder.glob("*.csv"))
+    lines = original.read_bytes().decode("cp1252").splitlines()
+    widened = [lines[0] + ";Afdelingskode"] + [line + ";ØK1" for line in lines[1:]]
+    original.write_bytes(("\r\n".join(widened) + "\r\n").encode("cp1252"))
+    [first] = load_dataset(spec, demo_home, TEST_KEY).batches
+    assert first.drift_decision == "added: afdelingskode"
+
+    # The next export is back to the old layout, with fewer rows: the evolved column is
+    # optional now, so the file loads (it stuck the dataset with an uncaught error before).
+    (folder / "sygefravaer_v2.csv").write_bytes(("\r\n".join(lines[:11]) + "\r\n").encode("cp1252"))
+    [second] = load_dataset(spec, demo_home, TEST_KEY).batches
+    assert (second.status, second.rows_valid) == ("loaded", 10)
+    silver = pl.read_delta(demo_home.table_uri("silver", "sick_leave"))
+    assert silver.filter(pl.col("_batch_id") == second.batch_id)["afdelingskode"].null_count() == 10
+    assert runs(demo_home, "sick_leave")["status"].to_list() == ["loaded", "loaded"]
