@@ -43,19 +43,38 @@ def path_digest(path: Path) -> str:
 
 
 def drop_requests(
-    drop: Path, specs: Sequence[DatasetSpec], cache: dict[str, list], now: float
+    drop: Path,
+    specs: Sequence[DatasetSpec],
+    cache: dict[str, list],
+    now: float,
+    warn: Callable[[str], None],
 ) -> tuple[list[dg.RunRequest], dict[str, list]]:
-    """Run requests for the files in every dataset's drop folder, and the new hash cache."""
+    """Run requests for the files in every dataset's drop folder, and the new hash cache.
+
+    A folder or file that cannot be read (permissions, an I/O error, deleted since the
+    listing) is named through `warn` and skipped: it must not stop the other files' runs."""
     requests, seen = [], {}
     for spec in specs:
-        for path in drop_files(drop / spec.name, spec.patterns):
-            if not is_settled(path, now):
+        try:
+            paths = drop_files(drop / spec.name, spec.patterns)
+        except OSError as error:
+            warn(f"{spec.name}: cannot list drop/{spec.name}: {error}; its files get no run")
+            continue
+        for path in paths:
+            try:
+                if not is_settled(path, now):
+                    continue
+                stat = path.stat()
+                entry = path_digest(path)
+                size, mtime, sha = cache.get(entry, (None, None, None))
+                if (size, mtime) != (stat.st_size, stat.st_mtime_ns):
+                    sha = file_sha256(path)
+            except OSError as error:
+                warn(
+                    f"{spec.name}: cannot read {shown_name(path.name)}:"
+                    f" {redact(str(error))}; it gets no run until it can"
+                )
                 continue
-            stat = path.stat()
-            entry = path_digest(path)
-            size, mtime, sha = cache.get(entry, (None, None, None))
-            if (size, mtime) != (stat.st_size, stat.st_mtime_ns):
-                sha = file_sha256(path)
             seen[entry] = [stat.st_size, stat.st_mtime_ns, sha]
             requests.append(
                 dg.RunRequest(
@@ -96,7 +115,7 @@ def drop_folder_sensor(
                 pick_up(spec, home)
             except (LakeError, SftpError) as error:
                 context.log.warning(f"{spec.name}: SFTP pickup failed: {redact(str(error))}")
-        requests, seen = drop_requests(home.drop, specs(), cache, clock())
+        requests, seen = drop_requests(home.drop, specs(), cache, clock(), context.log.warning)
         if not requests:
             return dg.SensorResult(
                 skip_reason="no files in the drop folders", cursor=json.dumps(seen)

@@ -68,3 +68,14 @@ def test_a_file_still_arriving_waits_for_the_next_tick(home, monkeypatch) -> Non
     assert not any(k.startswith("cpr_persons:") for k in requests)
     requests, _ = _tick(home, now=now + 60)
     assert any(k.startswith("cpr_persons:") for k in requests)
+
+
+def test_an_unreadable_file_is_named_and_the_other_files_get_their_runs(home, capsys) -> None:
+    generate(home.root, persons=300)
+    # Reading it fails with EIO, as a failing disk or a vanished network share would.
+    (home.drop / "cpr_persons" / "vendor.csv").symlink_to("/proc/self/mem")
+    requests, cursor = _tick(home)
+    assert len(requests) == 7  # every dataset's own file still asks for its run
+    # The sensor's log (the daemon shows it with the tick in the UI).
+    assert "WARNING - cpr_persons: cannot read vendor.csv: [Errno 5]" in capsys.readouterr().err
+    assert not any("vendor.csv" in path for path in json.loads(cursor))
