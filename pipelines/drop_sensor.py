@@ -1,8 +1,10 @@
 """Drop folders start runs: one run per new file, keyed by its content.
 
 The run key is `<dataset>:<sha256>`, and Dagster never starts two runs with the same key, so
-the same bytes dropped twice (under any name) load once. Hashes are cached in the sensor's
-cursor by (path, size, mtime), so an unchanged folder costs a directory listing per tick.
+the same bytes dropped twice (under any name) load once. A file moved back from rejected/
+is retried: its key gets `:retry<n>`, n being how often its batch was rejected. Hashes are
+cached in the sensor's cursor by (path, size, mtime), so an unchanged folder costs a
+directory listing per tick.
 A file modified in the last few seconds may still be arriving (a copy or an SFTP upload in
 progress) and waits for the next tick. Datasets with an SFTP source are picked up into their
 drop folder first, so they follow the same path.
@@ -13,14 +15,17 @@ No `from __future__ import annotations`: Dagster reads the `lake: LakeResource` 
 import hashlib
 import json
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import dagster as dg
+import polars as pl
 
 from connectors.files import drop_files, is_settled
 from connectors.sftp import SftpError
+from lake import quality
 from lake.errors import LakeError
+from lake.home import Home
 from lake.privacy import redact, shown_name
 from pipelines.checks import silver_key
 from pipelines.delivery import pick_up
@@ -48,8 +53,13 @@ def drop_requests(
     cache: dict[str, list],
     now: float,
     warn: Callable[[str], None],
+    rejections: Mapping[tuple[str, str], int],
 ) -> tuple[list[dg.RunRequest], dict[str, list]]:
     """Run requests for the files in every dataset's drop folder, and the new hash cache.
+
+    `rejections` counts the rejected loads of each (dataset, batch id): a file moved back
+    from rejected/ (after a fix in the YAML) gets a new run key, so it is retried once; the
+    same bytes otherwise keep their key and never load twice.
 
     A folder or file that cannot be read (permissions, an I/O error, deleted since the
     listing) is named through `warn` and skipped: it must not stop the other files' runs."""
@@ -76,9 +86,10 @@ def drop_requests(
                 )
                 continue
             seen[entry] = [stat.st_size, stat.st_mtime_ns, sha]
+            retry = rejections.get((spec.name, sha[:16]), 0)  # the batch id: 16 hex digits
             requests.append(
                 dg.RunRequest(
-                    run_key=f"{spec.name}:{sha}",
+                    run_key=f"{spec.name}:{sha}" + (f":retry{retry}" if retry else ""),
                     asset_selection=[silver_key(spec.name)],
                     tags={
                         "kommunelake/dataset": spec.name,
@@ -87,6 +98,13 @@ def drop_requests(
                 )
             )
     return requests, seen
+
+
+def rejection_counts(home: Home) -> dict[tuple[str, str], int]:
+    """How often each (dataset, batch id) was rejected, from quality.runs."""
+    rejected = quality.runs(home).filter(pl.col("status") == "rejected")
+    counts = rejected.group_by("dataset", "batch_id").len()
+    return {(dataset, batch): n for dataset, batch, n in counts.iter_rows()}
 
 
 def drop_folder_sensor(
@@ -115,7 +133,9 @@ def drop_folder_sensor(
                 pick_up(spec, home)
             except (LakeError, SftpError) as error:
                 context.log.warning(f"{spec.name}: SFTP pickup failed: {redact(str(error))}")
-        requests, seen = drop_requests(home.drop, specs(), cache, clock(), context.log.warning)
+        requests, seen = drop_requests(
+            home.drop, specs(), cache, clock(), context.log.warning, rejection_counts(home)
+        )
         if not requests:
             return dg.SensorResult(
                 skip_reason="no files in the drop folders", cursor=json.dumps(seen)

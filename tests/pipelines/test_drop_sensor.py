@@ -12,7 +12,9 @@ import dagster as dg
 from connectors.demo import generate
 from pipelines.definitions import build_definitions
 from pipelines.drop_sensor import drop_folder_sensor
+from pipelines.ingest import load_dataset
 from pipelines.resources import LakeResource
+from pipelines.specs import spec_by_name
 from tests.conftest import TEST_KEY
 
 
@@ -79,3 +81,22 @@ def test_an_unreadable_file_is_named_and_the_other_files_get_their_runs(home, ca
     # The sensor's log (the daemon shows it with the tick in the UI).
     assert "WARNING - cpr_persons: cannot read vendor.csv: [Errno 5]" in capsys.readouterr().err
     assert not any("vendor.csv" in path for path in json.loads(cursor))
+
+
+def test_a_file_moved_back_from_rejected_is_retried_once(home) -> None:
+    generate(home.root, persons=300)
+    folder = home.drop / "sick_leave"
+    (folder / "renamed_header.csv").write_bytes(b"Sagsnummer;Navn\r\nF1;x\r\n")
+    first, cursor = _tick(home)
+    [key] = [k for k, r in first.items() if r.tags["kommunelake/file"] == "renamed_header.csv"]
+
+    load_dataset(spec_by_name("sick_leave"), home, TEST_KEY)  # the run: rejected, moved
+    assert not (folder / "renamed_header.csv").exists()
+    again, cursor = _tick(home, cursor)
+    assert not any(r.tags["kommunelake/file"] == "renamed_header.csv" for r in again.values())
+
+    # The header is mapped in the YAML now, and the operator moves the file back.
+    (folder / "rejected" / "renamed_header.csv").rename(folder / "renamed_header.csv")
+    retried, cursor = _tick(home, cursor)
+    assert f"{key}:retry1" in retried and key not in retried  # a new run, once
+    assert set(retried) - {f"{key}:retry1"} <= set(first)  # the loaded files keep their keys
