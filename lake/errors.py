@@ -10,6 +10,11 @@ class LakeError(Exception):
 class SchemaBreak(LakeError):
     """A batch cannot be conformed to its contract (missing columns): the file is rejected whole."""
 
+    def __init__(self, message: str, drift_decision: str = "none") -> None:
+        super().__init__(message)
+        # For quality.runs: `rejected: <columns>` when the drift policy refused new columns.
+        self.drift_decision = drift_decision
+
 
 class ConfigError(LakeError):
     """The home, key or storage configuration is unusable."""

@@ -31,7 +31,7 @@ class RunRecord:
     finished_at: dt.datetime
     message: str
     dagster_run_id: str | None = None
-    drift_decision: str = "none"  # none | ignored: cols | added: cols | (rejected: see message)
+    drift_decision: str = "none"  # none | ignored: cols | added: cols | rejected: cols
 
 
 _RUN_SCHEMA = {

@@ -160,7 +160,10 @@ def rename_to_contract(
             # Most fields matched, so this is the header row, and a date in it is a real
             # header (a month's column); its digits are masked all the same.
             shown = [re.sub(r"\d", "N", c) if c in data_like else c for c in unmapped]
-            found = f"the headers {', '.join(shown) or '(none left)'}"
+            found = f"the headers {', '.join(shown)}"
+            if not shown:  # every header is mapped: the column is simply not in the file
+                headers = [c for c in raw.columns if c not in (SOURCE_ROW, SHEET)]
+                found = f"only the headers {', '.join(headers)}, each mapped to another column"
         raise SchemaBreak(
             f"{where}: missing required column(s) {', '.join(missing)}; the file has "
             f"{found}. Map a renamed header under `columns:` in the dataset YAML, or ask "
@@ -261,7 +264,8 @@ def _apply_drift(
         raise SchemaBreak(
             f"{where}: new column(s) {', '.join(extra)} not in the contract, and the dataset's "
             "schema_drift is freeze. Add them to the contract, or set schema_drift: evolve "
-            "(load them) or ignore (skip them) in the dataset YAML"
+            "(load them) or ignore (skip them) in the dataset YAML",
+            drift_decision=f"rejected: {', '.join(extra)}",
         )
     # New columns carry no classification: one holding CPR numbers would reach silver in the
     # clear, so it must be declared (and pseudonymised) in the contract first.

@@ -197,7 +197,8 @@ def load_batch(
         conformed, commit = _load_chunks(spec, home, key, landed, app_id, attempt)
     except (FormatError, SchemaBreak) as error:
         message = redact(str(error))
-        result = BatchResult(batch_id, name, "rejected", message=message)
+        drift = error.drift_decision if isinstance(error, SchemaBreak) else "none"
+        result = BatchResult(batch_id, name, "rejected", message=message, drift_decision=drift)
         log.warning("%s: rejected %s: %s", spec.name, name, message)
         _record(home, spec, result, started, run_id, attempt)
         return result

@@ -113,6 +113,17 @@ def test_missing_nullable_fields_of_a_record_format_are_nulls() -> None:
         conform(_raw(GOOD).drop("CPR"), SickLeave, aliases=ALIASES, absent_is_null=True)
 
 
+def test_a_missing_column_message_names_what_the_file_has() -> None:
+    raw = _raw(GOOD).drop("CPR")  # every other header maps to a contract column
+    with pytest.raises(SchemaBreak) as caught:
+        conform(raw, SickLeave, aliases=ALIASES, parse=PARSE)
+    headers = ", ".join(c for c in raw.columns if c != "_source_row")
+    assert f"the file has only the headers {headers}, each mapped to another column" in str(
+        caught.value
+    )
+    assert "(none left)" not in str(caught.value)
+
+
 def test_a_batch_without_rows_is_empty_not_rejected() -> None:
     # An empty JSON array or XML document has no keys at all; nothing can be lost.
     empty = pl.DataFrame(schema={"_source_row": pl.Int64})

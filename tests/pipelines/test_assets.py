@@ -240,6 +240,8 @@ def test_evolve_adds_a_new_column_to_silver_and_freeze_rejects_it(demo_home) -> 
     )
     [third] = load_dataset(frozen, demo_home, TEST_KEY).batches
     assert third.status == "rejected" and "schema_drift is freeze" in third.message
+    assert third.drift_decision == "rejected: Afdelingskode"
+    assert runs(demo_home, "sick_leave")["drift_decision"][-1] == "rejected: Afdelingskode"
 
 
 def test_a_file_without_an_evolved_column_loads_with_nulls_for_it(demo_home) -> None:
