@@ -158,8 +158,6 @@ def cmd_demo(args: argparse.Namespace) -> int:
     for name, dataset in sorted(summary.datasets.items()):
         print(f"  wrote drop/{name}/{dataset.file} ({dataset.rows:,} rows)")
     prepare(home, create_key=True)
-    # The generator swaps each file in whole (write, then rename), so none is still arriving.
-    os.environ.setdefault("KOMMUNELAKE_SETTLE_SECONDS", "0")
     # The registers, the statistics table, CVR, an open-data portal and a vendor API are also
     # served over HTTP on 127.0.0.1, so the API datasets load through their real connectors.
     with DemoServices(persons=args.persons, seed=args.seed) as urls:

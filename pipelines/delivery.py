@@ -26,6 +26,9 @@ from pipelines.specs import DatasetSpec
 
 log = logging.getLogger("kommunelake.ingest")
 
+# The run tag of runs the drop-folder sensor starts: their loads leave unsettled files.
+SETTLE_TAG = "kommunelake/settle"
+
 
 def pick_up(spec: DatasetSpec, home: Home) -> list[Path]:
     """Fetch new files from the vendor's SFTP server into the drop folder; from there they
@@ -42,15 +45,19 @@ def pick_up(spec: DatasetSpec, home: Home) -> list[Path]:
     return pulled
 
 
-def land_drop_folder(spec: DatasetSpec, home: Home) -> tuple[int, dict[str, list[Path]]]:
-    """Land every settled file in the dataset's drop folder; returns how many were new and
-    the files present now by content hash.
+def land_drop_folder(
+    spec: DatasetSpec, home: Home, *, settle: bool = False
+) -> tuple[int, dict[str, list[Path]]]:
+    """Land every file in the dataset's drop folder; returns how many were new and the files
+    present now by content hash.
 
     Files are streamed from the drop folder into landing (never read whole), and their
     hashes are cached under the home, so an unchanged folder is not hashed again. A file
-    modified within the settle window (`is_settled`, the sensor's rule too) or changing while
-    it is landed may still be being written, and waits for the next run: landed half-written,
-    it would load twice (cut at a line end) or be rejected while its writer still writes it."""
+    changing while it is landed waits for the next run. With `settle` (a run the drop-folder
+    sensor started, with no one watching), so does a file modified within the settle window
+    (`is_settled`, the sensor's own rule): it may still be arriving, and landed half-written
+    it would load twice (cut at a line end) or be rejected while its writer still writes it.
+    A person running a load has put the files there and means them to load now."""
     new, present = 0, {}
     for path in unmatched_files(home.drop / spec.name, spec.patterns):
         log.warning(
@@ -63,12 +70,12 @@ def land_drop_folder(spec: DatasetSpec, home: Home) -> tuple[int, dict[str, list
     hashes = HashCache(home.hash_cache(spec.name))
     try:
         for path in drop_files(home.drop / spec.name, spec.patterns):
-            if not is_settled(path):
+            if settle and not is_settled(path):
                 log.warning(
                     "%s: %s was modified less than %g s ago and may still be arriving; it"
                     " waits for the next run",
                     spec.name,
-                    path.name,
+                    shown_name(path.name),
                     settle_seconds(),
                 )
                 continue

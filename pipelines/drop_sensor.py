@@ -28,7 +28,7 @@ from lake.errors import LakeError
 from lake.home import Home
 from lake.privacy import redact, shown_name
 from pipelines.checks import silver_key
-from pipelines.delivery import pick_up
+from pipelines.delivery import SETTLE_TAG, pick_up
 from pipelines.resources import LakeResource
 from pipelines.specs import DatasetSpec, load_specs
 
@@ -94,6 +94,7 @@ def drop_requests(
                     tags={
                         "kommunelake/dataset": spec.name,
                         "kommunelake/file": shown_name(path.name),
+                        SETTLE_TAG: "true",  # the run leaves files still arriving, too
                     },
                 )
             )

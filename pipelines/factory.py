@@ -11,6 +11,7 @@ from lake.privacy import shown_name
 from lake.validation import contract_columns
 from pipelines.api_sources import is_api, source_name
 from pipelines.checks import check_results, check_specs, load_facts, record, silver_key
+from pipelines.delivery import SETTLE_TAG
 from pipelines.ingest import LoadReport, load_dataset, silver_state
 from pipelines.resources import LakeResource
 from pipelines.specs import DatasetSpec
@@ -68,7 +69,10 @@ def dataset_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
     )
     def _load(context: AssetExecutionContext, lake: LakeResource) -> dg.MaterializeResult:
         home = lake.lake_home()
-        report = load_dataset(spec, home, lake.key(), run_id=context.run.run_id)
+        # A run the drop-folder sensor started leaves files still arriving; a run a person
+        # started (CLI, UI) loads what is there.
+        settle = context.run.tags.get(SETTLE_TAG) == "true"
+        report = load_dataset(spec, home, lake.key(), run_id=context.run.run_id, settle=settle)
         return dataset_result(spec, home, report, run_id=context.run.run_id)
 
     return _load

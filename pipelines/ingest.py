@@ -151,14 +151,21 @@ def check_file(spec: DatasetSpec, path: Path) -> Conformed:
 
 
 def load_dataset(
-    spec: DatasetSpec, home: Home, key: bytes, run_id: str | None = None
+    spec: DatasetSpec,
+    home: Home,
+    key: bytes,
+    run_id: str | None = None,
+    *,
+    settle: bool = False,
 ) -> LoadReport:
+    """Land what is new for a dataset and load its pending batches. `settle`: leave drop
+    files still within the settle window (see `land_drop_folder`)."""
     if is_api(spec):
         new_files, present = fetch_into_landing(spec, home), {}
     else:
         if spec.source.get("type") == "sftp":
             pick_up(spec, home)
-        new_files, present = land_drop_folder(spec, home)
+        new_files, present = land_drop_folder(spec, home, settle=settle)
     batches = []
     pending = pending_batches(spec, home, present)
     for landed in pending:

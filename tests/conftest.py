@@ -13,13 +13,6 @@ REAL_FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixture
 TEST_KEY = b"test-key-" + b"x" * 32
 
 
-@pytest.fixture(autouse=True)
-def files_written_whole(monkeypatch) -> None:
-    """Tests write their drop files whole before they load them, so none waits out the
-    settle window; the tests of that window set it themselves."""
-    monkeypatch.setenv("KOMMUNELAKE_SETTLE_SECONDS", "0")
-
-
 @pytest.fixture
 def home(tmp_path: Path) -> Home:
     return Home(tmp_path / "home")

@@ -114,8 +114,7 @@ def test_nothing_to_load_names_the_files_that_do_not_match(home) -> None:
     )
 
 
-def test_a_load_leaves_a_file_modified_within_the_settle_window(home, monkeypatch, caplog) -> None:
-    monkeypatch.delenv("KOMMUNELAKE_SETTLE_SECONDS")  # the default window, as in production
+def test_a_sensor_run_leaves_a_file_modified_within_the_settle_window(home, caplog) -> None:
     generate(home.root, persons=300)
     folder = home.drop / "sick_leave"
     done = folder / "sygefravaer_2026.csv"
@@ -125,9 +124,12 @@ def test_a_load_leaves_a_file_modified_within_the_settle_window(home, monkeypatc
     arriving.write_bytes(done.read_bytes()[:2000])
 
     with caplog.at_level(logging.WARNING, logger="kommunelake.ingest"):
-        report = load_dataset(spec_by_name("sick_leave"), home, TEST_KEY)
+        report = load_dataset(spec_by_name("sick_leave"), home, TEST_KEY, settle=True)
     assert [(b.source_file, b.status) for b in report.batches] == [
         ("sygefravaer_2026.csv", "loaded")
     ]
     assert arriving.exists() and not (folder / "rejected").exists()  # neither loaded nor moved
     assert "oktober.csv was modified less than 10 s ago and may still be arriving" in caplog.text
+    # A person's load (CLI, UI: no settle tag) takes what is there: they just put it there.
+    report = load_dataset(spec_by_name("sick_leave"), home, TEST_KEY)
+    assert [b.source_file for b in report.batches] == ["oktober.csv"]

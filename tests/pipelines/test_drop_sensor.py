@@ -11,6 +11,7 @@ import dagster as dg
 
 from connectors.demo import generate
 from pipelines.definitions import build_definitions
+from pipelines.delivery import SETTLE_TAG
 from pipelines.drop_sensor import drop_folder_sensor
 from pipelines.ingest import load_dataset
 from pipelines.resources import LakeResource
@@ -41,6 +42,7 @@ def test_one_run_per_content_whatever_the_file_is_called(home) -> None:
     assert len(requests) == 7  # one file per dataset
     key = next(k for k in requests if k.startswith("sick_leave:"))
     assert requests[key].asset_selection == [dg.AssetKey(["silver", "sick_leave"])]
+    assert requests[key].tags[SETTLE_TAG] == "true"  # its run leaves files still arriving
 
     folder = home.drop / "sick_leave"
     shutil.copy(folder / "sygefravaer_2026.csv", folder / "sygefravaer_2026 (kopi).csv")
@@ -60,8 +62,7 @@ def test_one_run_per_content_whatever_the_file_is_called(home) -> None:
     assert len(set(later) - set(requests)) == 1  # new content, new run
 
 
-def test_a_file_still_arriving_waits_for_the_next_tick(home, monkeypatch) -> None:
-    monkeypatch.delenv("KOMMUNELAKE_SETTLE_SECONDS")  # the default window
+def test_a_file_still_arriving_waits_for_the_next_tick(home) -> None:
     generate(home.root, persons=300)
     now = time.time()
     path = next((home.drop / "cpr_persons").glob("*.csv"))
