@@ -22,13 +22,13 @@ import uuid
 from pathlib import Path
 
 import polars as pl
-from deltalake import DeltaTable, Schema
+from deltalake import CommitProperties, DeltaTable, Schema
 from deltalake.exceptions import DeltaError
 from deltalake.transaction import AddAction, create_table_with_add_actions
 
 from lake import storage
 from lake.errors import LakeError
-from lake.tables import Commit, LoadMode, commit_properties, committed_despite_error, has_batch
+from lake.tables import Commit, LoadMode, commit_once, has_batch
 
 STREAMABLE_MODES: tuple[LoadMode, ...] = ("append", "snapshot")
 # Floats are left out: NaN has no JSON form, and their ranges rarely prune a municipal query.
@@ -127,39 +127,44 @@ class PartWriter:
         self._adds.clear()
 
     def commit(self) -> Commit:
-        """Commit every part as one version; a batch already in the table adds nothing."""
-        if self.already_committed:
-            self.abort()
-            return Commit(self._table().version(), committed=False)
-        if self._schema is None:
+        """Commit every part as one version; a batch already in the table adds nothing.
+
+        Whether the batch is in is asked again here, not only when the writer started: a
+        concurrent load of the same batch may have committed it meanwhile (commit_once)."""
+        if self._schema is None and not self.already_committed:
             raise LakeError(f"{self.uri}: nothing was written, so there is nothing to commit")
-        schema = Schema.from_arrow(pl.DataFrame(schema=self._schema).to_arrow().schema)
-        props = commit_properties(self.app_id, self.metadata)
-        mode = "overwrite" if self.mode == "snapshot" else "append"
         try:
-            if DeltaTable.is_deltatable(self.uri, storage_options=self.options or None):
-                self._table().create_write_transaction(
-                    self._adds, mode=mode, schema=schema, commit_properties=props
-                )
-            else:
-                create_table_with_add_actions(
-                    self.uri,
-                    schema,
-                    self._adds,
-                    mode="error",
-                    storage_options=self.options or None,
-                    commit_properties=props,
-                )
+            committed = commit_once(
+                self.uri, self.app_id, self._commit, metadata=self.metadata, options=self.options
+            )
         except (DeltaError, OSError) as error:
-            # The error may come after the log entry was written (see lake.tables): the log
-            # decides. Parts stay where they are either way: committed ones are the table's,
-            # uncommitted ones are never referenced and vacuum removes them.
-            if not committed_despite_error(self.uri, self.app_id, error):
-                raise LakeError(
-                    f"{self.uri}: Delta commit failed ({error}); nothing was committed and "
-                    "the load can be re-run"
-                ) from error
-        return Commit(self._table().version(), committed=True)
+            # Parts stay where they are: uncommitted ones are never referenced, and vacuum
+            # removes them.
+            raise LakeError(
+                f"{self.uri}: Delta commit failed ({error}); nothing was committed and the "
+                "load can be re-run"
+            ) from error
+        if not committed:
+            self.abort()  # never referenced (an undone duplicate's parts: removed by vacuum)
+        return Commit(self._table().version(), committed=committed)
+
+    def _commit(self, props: CommitProperties) -> None:
+        assert self._schema is not None  # commit() refuses a writer that wrote nothing
+        schema = Schema.from_arrow(pl.DataFrame(schema=self._schema).to_arrow().schema)
+        mode = "overwrite" if self.mode == "snapshot" else "append"
+        if DeltaTable.is_deltatable(self.uri, storage_options=self.options or None):
+            self._table().create_write_transaction(
+                self._adds, mode=mode, schema=schema, commit_properties=props
+            )
+        else:
+            create_table_with_add_actions(
+                self.uri,
+                schema,
+                self._adds,
+                mode="error",
+                storage_options=self.options or None,
+                commit_properties=props,
+            )
 
     def _part(self, name: str) -> str:
         return storage.join_uri(self.uri, name)

@@ -28,13 +28,12 @@ from pathlib import Path, PurePosixPath
 
 import polars as pl
 from deltalake import DeltaTable, write_deltalake
-from deltalake.exceptions import DeltaError
 
 from lake import storage
 from lake.errors import LakeError
 from lake.home import Home
 from lake.privacy import shown_name
-from lake.tables import commit_properties, committed_despite_error
+from lake.tables import commit_once
 
 log = logging.getLogger("kommunelake.landing")
 
@@ -175,19 +174,24 @@ def _record(manifest_uri: str, landed: LandedFile) -> tuple[LandedFile, bool]:
         if existing:
             return existing[0], False
     row = pl.DataFrame([landed.__dict__], schema=_MANIFEST_SCHEMA)
-    try:
-        write_deltalake(
+    # Many datasets (and concurrent loads of one) land into this one table: commit_once
+    # records the file once, and an error after the log entry was written still recorded it.
+    committed = commit_once(
+        manifest_uri,
+        app_id,
+        lambda props: write_deltalake(
             manifest_uri,
             row.to_arrow(),
             mode="append",
-            commit_properties=commit_properties(app_id),
+            commit_properties=props,
             storage_options=options,
-        )
-    except (DeltaError, OSError) as error:
-        # Many datasets land at once into this one table; an error after the log entry was
-        # written (see lake.tables) still recorded the file.
-        if not committed_despite_error(manifest_uri, app_id, error):
-            raise
+        ),
+        options=options,
+    )
+    if not committed:  # a concurrent load recorded it first
+        existing = [f for f in manifest(manifest_uri, landed.dataset) if f.sha256 == landed.sha256]
+        if existing:
+            return existing[0], False
     return landed, True
 
 

@@ -9,10 +9,10 @@ import json
 from dataclasses import asdict, dataclass
 
 import polars as pl
-from deltalake import DeltaTable, write_deltalake
+from deltalake import CommitProperties, DeltaTable, write_deltalake
 
 from lake.home import Home
-from lake.tables import commit_properties
+from lake.tables import commit_once, commit_properties
 
 
 @dataclass(frozen=True)
@@ -58,15 +58,19 @@ def record_run(home: Home, run: RunRecord, attempt: int = 0) -> None:
     # row, while retrying it unchanged adds nothing.
     app_id = f"run:{run.dataset}:{run.batch_id}:{run.status}" + _suffix(attempt)
     uri = home.runs_uri
-    if DeltaTable.is_deltatable(uri) and DeltaTable(uri).transaction_version(app_id) is not None:
-        return
     frame = pl.DataFrame([asdict(run)], schema=_RUN_SCHEMA)
-    write_deltalake(
+    # Every dataset's loads write this one table, often at once: commit_once makes the row
+    # count once and turns an error after which the log has it into success.
+    commit_once(
         uri,
-        frame.to_arrow(),
-        mode="append",
-        schema_mode="merge",  # homes written before a column was added keep working
-        commit_properties=commit_properties(app_id),
+        app_id,
+        lambda props: write_deltalake(
+            uri,
+            frame.to_arrow(),
+            mode="append",
+            schema_mode="merge",  # homes written before a column was added keep working
+            commit_properties=props,
+        ),
     )
 
 
@@ -92,10 +96,6 @@ def write_quarantine(
     (attempt > 0) replaces the batch's earlier quarantine rows with the new outcome."""
     uri = home.table_uri("quarantine", dataset)
     app_id = f"quarantine:{dataset}:{batch_id}" + _suffix(attempt)
-    if DeltaTable.is_deltatable(uri) and DeltaTable(uri).transaction_version(app_id) is not None:
-        return
-    if attempt and DeltaTable.is_deltatable(uri):
-        DeltaTable(uri).delete(f"batch_id = '{batch_id}'", commit_properties=commit_properties())
     frame = failures.select(
         pl.lit(dataset).alias("dataset"),
         pl.lit(batch_id).alias("batch_id"),
@@ -109,13 +109,20 @@ def write_quarantine(
             "sheet"
         ),
     )
-    write_deltalake(
-        uri,
-        frame.to_arrow(),
-        mode="append",
-        schema_mode="merge",  # quarantine tables written before `sheet` existed gain it
-        commit_properties=commit_properties(app_id),
-    )
+
+    def commit(props: CommitProperties) -> None:
+        # A reload replaces the batch's earlier rows in the same commit as its new ones.
+        replace = attempt > 0 and DeltaTable.is_deltatable(uri)
+        write_deltalake(
+            uri,
+            frame.to_arrow(),
+            mode="overwrite" if replace else "append",
+            predicate=f"batch_id = '{batch_id}'" if replace else None,
+            schema_mode="merge",  # quarantine tables written before `sheet` existed gain it
+            commit_properties=props,
+        )
+
+    commit_once(uri, app_id, commit)
 
 
 @dataclass(frozen=True)

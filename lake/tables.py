@@ -16,7 +16,14 @@ Before any write the batch's schema is compared with the table's: additive colum
 when allowed, safe type widenings rewrite the table with the wider schema, and anything else
 (a dropped or renamed column, narrowing, string → int) is refused with the table untouched.
 
-Commits retry up to COMMIT_RETRIES times when another writer took the version first. An error
+Commits retry up to COMMIT_RETRIES times when another writer took the version first. delta-rs
+does not refuse a commit whose app transaction is already in the log, so "check, then commit"
+alone lets two writers that both found the batch missing both commit it. A batch therefore
+commits at most once (`exclusive`, `undo_if_duplicate`, `commit_once`): on local disk the
+check and the commit run under an exclusive lock file per table; on object storage (no lock)
+each commit carries a unique id, and after it the log entries between the version read before
+the check and ours are read: if one of them carries the batch's app transaction, ours is the
+later duplicate and a second commit removes the files it added. An error
 from the commit is not trusted on its own: a store can write the log entry and still answer
 with an error (a 500 or a dropped connection after S3 took the PUT; EIO after the local link).
 The log decides: a batch whose app transaction is in it was committed, once.
@@ -24,15 +31,23 @@ The log decides: a batch whose app transaction is in it was committed, once.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
-from collections.abc import Sequence
+import fcntl
+import json
+import time
+import uuid
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Literal
 
 import polars as pl
 from deltalake import CommitProperties, DeltaTable, Schema, Transaction, write_deltalake
 from deltalake.exceptions import DeltaError
+from deltalake.transaction import RemoveAction
 
+from lake import storage
 from lake.errors import LakeError
 
 LoadMode = Literal["append", "snapshot", "merge", "scd2", "bitemporal"]
@@ -41,6 +56,11 @@ KEYED_MODES: tuple[LoadMode, ...] = ("merge", "scd2", "bitemporal")
 ScdSource = Literal["full", "delta"]  # full: keys absent from the batch are closed
 
 APP_ID_KEY = "kommunelake.app_id"  # in every commit's metadata: finds the commit of a batch
+COMMIT_ID_KEY = "kommunelake.commit_id"  # unique per commit: tells two commits of a batch apart
+UNDONE_KEY = "kommunelake.undone"  # metadata of a commit that removed a duplicate's files
+# The per-table lock file on local disk. delta-rs ignores names starting with "_" (vacuum,
+# file listing), and the file is never referenced by the log.
+LOCK_NAME = "_kommunelake.lock"
 # How often a commit that lost the race for its version is retried against the newer log.
 # deltalake's default (15) ran out with 4 processes appending on S3 (moto) on 2 busy cores:
 # each lost race is one retry, and a writer can lose many in a row while others commit (8
@@ -70,8 +90,134 @@ def table_version(uri: str) -> int | None:
     return DeltaTable(uri).version() if DeltaTable.is_deltatable(uri) else None
 
 
-def has_batch(uri: str, app_id: str) -> bool:
-    return DeltaTable.is_deltatable(uri) and DeltaTable(uri).transaction_version(app_id) is not None
+def has_batch(uri: str, app_id: str, options: Mapping[str, str] | None = None) -> bool:
+    options = dict(options) if options else None
+    return (
+        DeltaTable.is_deltatable(uri, storage_options=options)
+        and DeltaTable(uri, storage_options=options).transaction_version(app_id) is not None
+    )
+
+
+@contextlib.contextmanager
+def exclusive(uri: str) -> Iterator[None]:
+    """Hold the table's lock (local disk) while checking for a batch and committing it, so
+    no other kommunelake writer commits the same batch in between. The kernel releases a
+    flock when its process dies, so a crashed writer never leaves the table locked. Object
+    stores have no lock: there `undo_if_duplicate` settles a race after the fact."""
+    if storage.parse_lake_uri(uri).is_remote:
+        yield
+        return
+    Path(uri).mkdir(parents=True, exist_ok=True)
+    with open(Path(uri) / LOCK_NAME, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield  # closing the file releases the lock
+
+
+def undo_if_duplicate(
+    uri: str,
+    app_id: str,
+    props: CommitProperties,
+    read_version: int | None,
+    options: Mapping[str, str] | None = None,
+) -> bool:
+    """After our commit of `app_id` succeeded: True when another writer had committed the
+    batch between `read_version` (read before checking for the batch) and ours, and ours was
+    undone (see `settle`)."""
+    return settle(uri, app_id, props, read_version, options) is False
+
+
+def settle(
+    uri: str,
+    app_id: str,
+    props: CommitProperties,
+    read_version: int | None,
+    options: Mapping[str, str] | None = None,
+) -> bool | None:
+    """Find our commit (by its commit id) in the log entries after `read_version`: None when
+    it is not there, True when it stays, False when an entry before it already had the
+    batch's app transaction and a second commit removed the files ours added.
+
+    Of several commits of one batch exactly the earliest stays: each later one finds an
+    earlier one among the entries before its own. Readers of the versions between a
+    duplicate and its removal (seconds) see the batch twice. Only commits that just add files
+    (appends) are undone; a duplicate merge or overwrite re-applies the same rows and stays.
+    """
+    commit_id = (props.custom_metadata or {}).get(COMMIT_ID_KEY)
+    version = -1 if read_version is None else read_version
+    earlier = False
+    while True:
+        version += 1
+        actions = _log_entry(uri, version, options)
+        if actions is None:  # the end of the log, without our commit
+            return None
+        info = next((a["commitInfo"] for a in actions if "commitInfo" in a), {})
+        if info.get(COMMIT_ID_KEY) == commit_id:
+            break
+        earlier = earlier or any(a.get("txn", {}).get("appId") == app_id for a in actions)
+    added = [a["add"] for a in actions if "add" in a]
+    if not earlier or not added or any("remove" in a for a in actions):
+        return True
+    now = int(time.time() * 1000)
+    removes = [
+        RemoveAction(a["path"], True, now, a.get("size"), a.get("partitionValues") or {})
+        for a in added
+    ]
+    table = DeltaTable(uri, storage_options=dict(options) if options else None)
+    table.create_write_transaction(
+        removes,
+        mode="append",
+        schema=table.schema(),
+        partition_by=table.metadata().partition_columns,
+        commit_properties=commit_properties(metadata={UNDONE_KEY: f"{app_id} @ {version}"}),
+    )
+    return False
+
+
+def commit_once(
+    uri: str,
+    app_id: str,
+    commit: Callable[[CommitProperties], object],
+    *,
+    metadata: dict[str, str] | None = None,
+    options: Mapping[str, str] | None = None,
+) -> bool:
+    """Call `commit` with the batch's commit properties unless the batch is in the table:
+    at most once whatever the interleaving of writers (see the module docstring). Returns
+    whether this call's commit is the one that counts. After an error, the log decides: our
+    entry there counts as committed; the batch there from another writer as skipped; any
+    other error is raised as it came."""
+    with exclusive(uri):
+        read_version = _version(uri, options)
+        if has_batch(uri, app_id, options):
+            return False
+        props = commit_properties(app_id, metadata)
+        try:
+            commit(props)
+        except (DeltaError, OSError) as error:
+            if not committed_despite_error(uri, app_id, error, options):
+                raise
+            # the batch is in: ours (an error after the entry was written) or a racer's
+            return bool(settle(uri, app_id, props, read_version, options))
+        return settle(uri, app_id, props, read_version, options) is not False
+
+
+def _version(uri: str, options: Mapping[str, str] | None = None) -> int | None:
+    options = dict(options) if options else None
+    if not DeltaTable.is_deltatable(uri, storage_options=options):
+        return None
+    return DeltaTable(uri, storage_options=options).version()
+
+
+def _log_entry(
+    uri: str, version: int, options: Mapping[str, str] | None
+) -> list[dict[str, Any]] | None:
+    """The actions of one log entry, or None when it is not (or no longer) there."""
+    path = storage.join_uri(uri, "_delta_log", f"{version:020d}.json")
+    try:
+        text = storage.read_bytes(path, options).decode()
+    except FileNotFoundError:
+        return None
+    return [json.loads(line) for line in text.splitlines() if line.strip()]
 
 
 def write_batch(
@@ -88,6 +234,7 @@ def write_batch(
     scd2_source: ScdSource = "full",
     valid_at: dt.datetime | None = None,
     compare_columns: Sequence[str] | None = None,
+    replace_where: str | None = None,
 ) -> Commit:
     """Write one batch in the given mode unless the batch's transaction is already committed.
 
@@ -97,101 +244,109 @@ def write_batch(
     partition_by: partition columns when the write creates the table (must match after).
     widen_types: allow safe type widening (int32 → int64, float32 → float64, date → timestamp).
     scd2_source / valid_at / compare_columns: see lake.history.merge_scd2.
+    replace_where (append only): a predicate; the rows matching it are replaced by the batch
+    in the same commit (a reload replaces its batch's earlier rows instead of adding twice).
     Any refused batch leaves the table exactly as it was.
     """
     if mode not in LOAD_MODES:
         raise LakeError(f"{uri}: unknown load mode {mode!r}; use one of {LOAD_MODES}")
-    if has_batch(uri, app_id):
-        return _replayed(uri, app_id, mode, keys)
-    if mode in KEYED_MODES and not keys:
-        raise LakeError(f"{uri}: load_mode {mode} needs `keys:` in the dataset YAML")
-    missing_keys = [k for k in keys if k not in frame.columns]
-    if missing_keys:
-        raise LakeError(
-            f"{uri}: key columns {missing_keys} are not in the batch (columns: "
-            f"{frame.columns}); fix `keys:` in the dataset YAML"
-        )
-    from lake import history  # history builds on this module; imported here to avoid a cycle
-
-    table = DeltaTable(uri) if DeltaTable.is_deltatable(uri) else None
-    _check_partitioning(uri, table, partition_by, frame)
-    # every refusal happens here, before anything (even a schema change) is committed
-    if mode in ("merge", "scd2"):
-        refuse_duplicate_keys(uri, frame, keys)
-    if mode == "scd2":
-        history.check_scd2_batch(
-            uri, frame, keys=keys, compare_columns=compare_columns, source=scd2_source
-        )
-    if mode == "bitemporal":
-        frame = history.prepare_registrations(uri, frame, ids=keys)
-    frame = _normalise(frame)
-
-    system = SCD2_COLUMNS if mode == "scd2" else ()
-    clash = [c for c in system if c in frame.columns]
-    if clash:
-        raise LakeError(
-            f"{uri}: the batch has columns {clash} that scd2 manages itself; rename them"
-        )
-    plan = SchemaPlan(frame, (), {})
-    if table is not None:
-        plan = plan_schema(uri, table_schema(table), frame, system=system)
-        plan.refuse(uri, add_columns=add_columns, widen_types=widen_types)
-    props = commit_properties(app_id, metadata)
-
-    try:
-        if mode == "append":
-            version = _append(uri, table, plan, props, partition_by)
-            return Commit(version, True, schema_changes=plan.changes)
-        if mode == "snapshot":
-            deleted = (
-                vanished_keys(uri, plan.frame, keys, version=table.version())
-                if table is not None and keys
-                else None
-            )
-            version = _overwrite(uri, table, plan, props, partition_by)
-            return Commit(version, True, deleted=deleted, schema_changes=plan.changes)
-        if table is None:  # the first batch creates the table (scd2 adds its columns)
-            return _create_keyed(uri, plan.frame, mode, keys, props, partition_by, valid_at)
-        if plan.frame.is_empty():
-            return Commit(
-                table.version(), False, skipped="empty batch: nothing to merge, no commit"
-            )
-        table = _evolve_schema(table, plan, keep_partitions=True)
-        if mode != "merge":  # their merges carry helper columns, so merge_schema is no use
-            table = add_columns_to(table, plan.frame, plan.added)
-        if mode == "merge":
-            commit = _merge(table, plan.frame, keys, props, add_columns)
-        elif mode == "scd2":
-            commit = history.merge_scd2(
-                table,
-                plan.frame,
-                keys=keys,
-                props=props,
-                source=scd2_source,
-                valid_at=valid_at,
-                compare_columns=compare_columns,
-            )
-        else:
-            commit = history.merge_registrations(table, plan.frame, ids=keys, props=props)
-        return Commit(
-            commit.version,
-            commit.committed,
-            skipped=commit.skipped,
-            metrics=commit.metrics,
-            schema_changes=plan.changes,
-        )
-    except (DeltaError, OSError) as error:
-        # After an ambiguous commit (S3 stored the log entry, then answered 500 or dropped the
-        # connection) deltalake 1.6 retries the PUT, finds the version taken by its own entry
-        # and reports a conflict with it ("Concurrent transaction failed", "a concurrent
-        # transaction deleted data this operation read", ...); on local disk the store's
-        # error comes back as OSError. Either way the log says whether the batch is in.
-        if not committed_despite_error(uri, app_id, error):
+    if replace_where is not None and mode != "append":
+        raise LakeError(f"{uri}: replace_where is for append batches, not {mode}")
+    with exclusive(uri):  # check and commit as one step (see the module docstring)
+        read_version = _version(uri)  # read before the check: undo_if_duplicate starts here
+        if has_batch(uri, app_id):
+            return _replayed(uri, app_id, mode, keys)
+        if mode in KEYED_MODES and not keys:
+            raise LakeError(f"{uri}: load_mode {mode} needs `keys:` in the dataset YAML")
+        missing_keys = [k for k in keys if k not in frame.columns]
+        if missing_keys:
             raise LakeError(
-                f"{uri}: Delta write failed ({error}); the batch was not committed. Check the "
-                "table's schema against the batch and re-run"
-            ) from error
-        return _landed(uri, app_id, mode, keys, plan.changes)
+                f"{uri}: key columns {missing_keys} are not in the batch (columns: "
+                f"{frame.columns}); fix `keys:` in the dataset YAML"
+            )
+        from lake import history  # history builds on this module; imported here to avoid a cycle
+
+        table = DeltaTable(uri) if DeltaTable.is_deltatable(uri) else None
+        _check_partitioning(uri, table, partition_by, frame)
+        # every refusal happens here, before anything (even a schema change) is committed
+        if mode in ("merge", "scd2"):
+            refuse_duplicate_keys(uri, frame, keys)
+        if mode == "scd2":
+            history.check_scd2_batch(
+                uri, frame, keys=keys, compare_columns=compare_columns, source=scd2_source
+            )
+        if mode == "bitemporal":
+            frame = history.prepare_registrations(uri, frame, ids=keys)
+        frame = _normalise(frame)
+
+        system = SCD2_COLUMNS if mode == "scd2" else ()
+        clash = [c for c in system if c in frame.columns]
+        if clash:
+            raise LakeError(
+                f"{uri}: the batch has columns {clash} that scd2 manages itself; rename them"
+            )
+        plan = SchemaPlan(frame, (), {})
+        if table is not None:
+            plan = plan_schema(uri, table_schema(table), frame, system=system)
+            plan.refuse(uri, add_columns=add_columns, widen_types=widen_types)
+        props = commit_properties(app_id, metadata)
+
+        try:
+            if mode == "append":
+                version = _append(uri, table, plan, props, partition_by, replace_where)
+                if undo_if_duplicate(uri, app_id, props, read_version):
+                    return Commit(table_version(uri) or 0, False, skipped="already committed")
+                return Commit(version, True, schema_changes=plan.changes)
+            if mode == "snapshot":
+                deleted = (
+                    vanished_keys(uri, plan.frame, keys, version=table.version())
+                    if table is not None and keys
+                    else None
+                )
+                version = _overwrite(uri, table, plan, props, partition_by)
+                return Commit(version, True, deleted=deleted, schema_changes=plan.changes)
+            if table is None:  # the first batch creates the table (scd2 adds its columns)
+                return _create_keyed(uri, plan.frame, mode, keys, props, partition_by, valid_at)
+            if plan.frame.is_empty():
+                return Commit(
+                    table.version(), False, skipped="empty batch: nothing to merge, no commit"
+                )
+            table = _evolve_schema(table, plan, keep_partitions=True)
+            if mode != "merge":  # their merges carry helper columns, so merge_schema is no use
+                table = add_columns_to(table, plan.frame, plan.added)
+            if mode == "merge":
+                commit = _merge(table, plan.frame, keys, props, add_columns)
+            elif mode == "scd2":
+                commit = history.merge_scd2(
+                    table,
+                    plan.frame,
+                    keys=keys,
+                    props=props,
+                    source=scd2_source,
+                    valid_at=valid_at,
+                    compare_columns=compare_columns,
+                )
+            else:
+                commit = history.merge_registrations(table, plan.frame, ids=keys, props=props)
+            return Commit(
+                commit.version,
+                commit.committed,
+                skipped=commit.skipped,
+                metrics=commit.metrics,
+                schema_changes=plan.changes,
+            )
+        except (DeltaError, OSError) as error:
+            # After an ambiguous commit (S3 stored the log entry, then answered 500 or dropped the
+            # connection) deltalake 1.6 retries the PUT, finds the version taken by its own entry
+            # and reports a conflict with it ("Concurrent transaction failed", "a concurrent
+            # transaction deleted data this operation read", ...); on local disk the store's
+            # error comes back as OSError. Either way the log says whether the batch is in.
+            if not committed_despite_error(uri, app_id, error):
+                raise LakeError(
+                    f"{uri}: Delta write failed ({error}); the batch was not committed. Check the "
+                    "table's schema against the batch and re-run"
+                ) from error
+            return _landed(uri, app_id, mode, keys, plan.changes)
 
 
 def read(uri: str) -> pl.DataFrame:
@@ -223,16 +378,22 @@ def commit_properties(
         )
     return CommitProperties(
         app_transactions=[Transaction(app_id, 1)],
-        custom_metadata={**(metadata or {}), APP_ID_KEY: app_id},
+        custom_metadata={
+            **(metadata or {}),
+            APP_ID_KEY: app_id,
+            COMMIT_ID_KEY: uuid.uuid4().hex,
+        },
         max_commit_retries=COMMIT_RETRIES,
     )
 
 
-def committed_despite_error(uri: str, app_id: str, error: Exception) -> bool:
+def committed_despite_error(
+    uri: str, app_id: str, error: Exception, options: Mapping[str, str] | None = None
+) -> bool:
     """After a commit raised `error`: is the batch in the table anyway (written, then
     reported failed)? Raises LakeError when the table cannot be read to tell."""
     try:
-        return has_batch(uri, app_id)
+        return has_batch(uri, app_id, options)
     except (DeltaError, OSError) as unreadable:
         raise LakeError(
             f"{uri}: the Delta commit of batch {app_id!r} failed ({error}), and the table "
@@ -450,8 +611,19 @@ def _append(
     plan: SchemaPlan,
     props: CommitProperties,
     partition_by: Sequence[str],
+    replace_where: str | None = None,
 ) -> int:
-    if table is not None and plan.widened:
+    if table is not None and replace_where is not None:
+        # delete-and-add in one commit: readers never see the batch missing or twice
+        write_deltalake(
+            table,
+            plan.frame.to_arrow(),
+            mode="overwrite",
+            predicate=replace_where,
+            schema_mode="merge" if plan.added else None,
+            commit_properties=props,
+        )
+    elif table is not None and plan.widened:
         # Widening rewrites the table anyway: old rows (widened) + the batch in one commit.
         old = pl.read_delta(uri, version=table.version())
         wider = old.with_columns(pl.col(c).cast(t) for c, t in plan.widened.items())

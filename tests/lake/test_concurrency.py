@@ -34,8 +34,10 @@ from deltalake import DeltaTable
 import lake.bulk
 import lake.history
 import lake.tables
+from lake import landing, quality
 from lake.bulk import PartWriter
 from lake.errors import LakeError
+from lake.home import Home
 from lake.tables import APP_ID_KEY, COMMIT_RETRIES, Commit, write_batch
 from tests.lake import objectstores
 from tests.lake.commit_faults import FaultyProxy, ambiguous_commit_proxy
@@ -338,11 +340,11 @@ def test_a_failed_commit_says_whether_the_batch_landed(tmp_path, monkeypatch) ->
     checks: list[str] = []
     real_has_batch = lake.tables.has_batch
 
-    def store_gone_after_the_error(table: str, app_id: str) -> bool:
+    def store_gone_after_the_error(table: str, app_id: str, options=None) -> bool:
         checks.append(app_id)
         if len(checks) > 1:
             raise OSError("store unreachable")
-        return real_has_batch(table, app_id)
+        return real_has_batch(table, app_id, options)
 
     monkeypatch.setattr(lake.tables, "has_batch", store_gone_after_the_error)
     # the log cannot be read: neither "committed" nor "not committed", but what to do
@@ -435,3 +437,92 @@ def test_an_ambiguous_first_commit_on_s3_is_repeated_but_counts_once(
     assert _log_entries(stored) == [f"_delta_log/{v:020d}.json" for v in (0, 1)]
     referenced = _referenced(uri)
     assert len(referenced) == 1 and referenced <= stored
+
+
+# --- two loads of one batch at once -----------------------------------------------------------
+
+RACERS = 4
+
+
+def _race(target: Callable, args: tuple, tmp_path: Path) -> list[object]:
+    """Run `target(*args, barrier, out)` in RACERS spawned processes that start together;
+    returns what each wrote to its `out` (JSON)."""
+    spawn = multiprocessing.get_context("spawn")  # deltalake panics in forked children
+    barrier = spawn.Barrier(RACERS)
+    outs = [tmp_path / f"racer-{n}.json" for n in range(RACERS)]
+    racers = [spawn.Process(target=target, args=(*args, barrier, str(o))) for o in outs]
+    for process in racers:
+        process.start()
+    for process in racers:
+        process.join(timeout=300)
+        if process.is_alive():
+            process.kill()
+            process.join()
+    assert [p.exitcode for p in racers] == [0] * RACERS
+    return [json.loads(o.read_text()) for o in outs]
+
+
+def _stream_same_batch(uri: str, env: dict[str, str], barrier, out: str) -> None:
+    """One load of batch b2: parts written, then every racer commits at the same moment
+    (each found the batch missing when it started, as two `kommunelake load` runs do)."""
+    os.environ.update(env)
+    writer = PartWriter(uri, mode="append", app_id="b2")
+    writer.write(SECOND)
+    barrier.wait(timeout=120)
+    Path(out).write_text(json.dumps(writer.commit().committed))
+
+
+@pytest.mark.parametrize("store", ["local", "s3"])
+def test_a_batch_streamed_by_racing_loads_commits_once(store, tmp_path, monkeypatch, request):
+    server = request.getfixturevalue("moto") if store == "s3" else None
+    uri = str(tmp_path / "table") if server is None else _s3_table(server, monkeypatch, "once")
+    env = {} if server is None else objectstores.s3_environment(server)
+    _write(uri, "append", FIRST, "b1")
+
+    # Unfixed, every racer committed b2 (delta-rs does not refuse a second commit of an app
+    # transaction): SECOND's rows RACERS times. Local disk: the lock lets one commit and the
+    # others find it. S3: a racer that committed after another removes its own files again.
+    committed = _race(_stream_same_batch, (uri, env), tmp_path)
+    assert committed.count(True) == 1
+    assert sorted(pl.read_delta(uri).rows()) == sorted([*FIRST.rows(), *SECOND.rows()])
+    table = DeltaTable(uri)
+    history = table.history()
+    kept = [e["version"] for e in history if e.get(APP_ID_KEY) == "b2"]
+    undone = [e for e in history if e.get(lake.tables.UNDONE_KEY)]
+    assert len(kept) - len(undone) == 1  # every duplicate commit was undone
+    assert server is not None or not undone  # local disk: no duplicate to begin with
+
+
+def _bookkeep_same_batch(root: str, barrier, out: str) -> None:
+    """The bookkeeping of one batch, raced: quarantine, landing manifest, quality run."""
+    home = Home(Path(root))
+    failures = pl.DataFrame(
+        {"_source_row": [3], "column": ["v"], "check": ["ge"], "value": ["-1"]},
+        schema={"_source_row": pl.Int64, **{c: pl.String for c in ("column", "check", "value")}},
+    )
+    run = quality.RunRecord("ds", "b1", "f.csv", "loaded", 2, 1, 1, "[]", "[]", 0, AT, AT, "")
+    barrier.wait(timeout=120)
+    quality.write_quarantine(home, "ds", "b1", failures)
+    _, new = landing.land(
+        home.landing_uri,
+        home.manifest_uri,
+        dataset="ds",
+        source="drop",
+        data=b"v\n-1\n1\n",
+        original_name="f.csv",
+        media_type="text/csv",
+    )
+    quality.record_run(home, run)
+    Path(out).write_text(json.dumps(new))
+
+
+def test_racing_bookkeeping_of_one_batch_counts_once(tmp_path):
+    # Unfixed: raw "Concurrent transaction failed" from record_run / write_quarantine, and
+    # rows recorded twice.
+    root = tmp_path / "home"
+    new = _race(_bookkeep_same_batch, (str(root),), tmp_path)
+    assert new.count(True) == 1  # one racer landed the file, the others found it
+    home = Home(root)
+    assert pl.read_delta(home.table_uri("quarantine", "ds")).height == 1
+    assert len(landing.manifest(home.manifest_uri, "ds")) == 1
+    assert quality.runs(home).height == 1
