@@ -257,6 +257,9 @@ def _load_chunks(
         "kommunelake.source_file": name,
     }
     absent = _evolved_columns(spec, uri)
+    # An append reload replaces the batch's earlier rows (write_batch's replace_where), which
+    # streamed parts cannot: reloads of append batches are written whole.
+    reload = attempt > 0 and spec.load_mode == "append"
     writer: PartWriter | None = None
     buffered: list[pl.DataFrame] = []
     chunks: list[Conformed] = []
@@ -276,7 +279,7 @@ def _load_chunks(
                 silver = silver.with_columns(
                     pl.lit(None, dtype).alias(c) for c, dtype in absent.items() if c not in silver
                 )
-                if writer is None and not buffered and _streams(spec, conformed):
+                if writer is None and not buffered and not reload and _streams(spec, conformed):
                     writer = PartWriter(uri, mode=spec.load_mode, app_id=app_id, metadata=metadata)
                 if writer is not None:
                     writer.write(held_back.hold_back(silver) if spec.batch_keys else silver)
@@ -315,6 +318,7 @@ def _load_chunks(
             add_columns=bool(added),
             partition_by=spec.partition_by,
             valid_at=landed.fetched_at,
+            replace_where=f"_batch_id = '{landed.batch_id}'" if reload else None,
         )
         rows_valid = batch.height
         # Keys a snapshot no longer holds are recorded, not just gone (safe to repeat).
@@ -465,8 +469,9 @@ def reload_batch(
     released after fixing a contract (or column mapping) that wrongly failed them.
 
     The batch's quarantine rows are replaced by the new outcome and silver gets the new valid
-    rows (snapshot: replaced; merge: upserted; append: appended). Only the newest loaded batch
-    of a snapshot dataset can be reloaded, so old data never overwrites newer data.
+    rows (snapshot: replaced; merge: upserted; append: the batch's earlier rows replaced, so
+    each row is in silver once). Only the newest loaded batch of a snapshot dataset can be
+    reloaded, so old data never overwrites newer data.
     """
     history = quality.runs(home, spec.name)
     loaded = history.filter(pl.col("status") == "loaded")
