@@ -13,14 +13,13 @@ _IGNORED_PREFIXES = (".", "~$", "_")
 _IGNORED_SUFFIXES = (".tmp", ".part", ".crdownload", ".error.txt")
 
 # A file modified this recently may still be arriving (a copy, a streaming export or an SFTP
-# upload that pauses between blocks): the sensor asks no run for it and a load leaves it in
-# the drop folder, so a half-written file is never loaded or rejected.
+# upload that pauses between blocks): the sensor asks no run for it, and the runs it starts
+# leave it in the drop folder, so automation never loads or rejects a half-written file.
 SETTLE_SECONDS = 10.0
 
 
 def settle_seconds() -> float:
-    """The settle window: KOMMUNELAKE_SETTLE_SECONDS, read at call time, else SETTLE_SECONDS.
-    0 is for a caller that writes its drop files whole itself (the demo, tests)."""
+    """The settle window: KOMMUNELAKE_SETTLE_SECONDS, read at call time, else SETTLE_SECONDS."""
     return float(os.environ.get("KOMMUNELAKE_SETTLE_SECONDS") or SETTLE_SECONDS)
 
 
