@@ -19,7 +19,7 @@ when allowed, safe type widenings rewrite the table with the wider schema, and a
 Commits retry up to COMMIT_RETRIES times when another writer took the version first. delta-rs
 does not refuse a commit whose app transaction is already in the log, so "check, then commit"
 alone lets two writers that both found the batch missing both commit it. A batch therefore
-commits at most once (`exclusive`, `undo_if_duplicate`, `commit_once`): on local disk the
+commits at most once (`exclusive`, `settle`, `commit_once`): on local disk the
 check and the commit run under an exclusive lock file per table; on object storage (no lock)
 each commit carries a unique id, and after it the log entries between the version read before
 the check and ours are read: if one of them carries the batch's app transaction, ours is the
@@ -86,8 +86,11 @@ class Commit:
     schema_changes: tuple[str, ...] = ()  # "added x", "widened v: Int32 → Int64"
 
 
-def table_version(uri: str) -> int | None:
-    return DeltaTable(uri).version() if DeltaTable.is_deltatable(uri) else None
+def table_version(uri: str, options: Mapping[str, str] | None = None) -> int | None:
+    options = dict(options) if options else None
+    if not DeltaTable.is_deltatable(uri, storage_options=options):
+        return None
+    return DeltaTable(uri, storage_options=options).version()
 
 
 def has_batch(uri: str, app_id: str, options: Mapping[str, str] | None = None) -> bool:
@@ -103,7 +106,7 @@ def exclusive(uri: str) -> Iterator[None]:
     """Hold the table's lock (local disk) while checking for a batch and committing it, so
     no other kommunelake writer commits the same batch in between. The kernel releases a
     flock when its process dies, so a crashed writer never leaves the table locked. Object
-    stores have no lock: there `undo_if_duplicate` settles a race after the fact."""
+    stores have no lock: there `settle` undoes a duplicate after the fact."""
     if storage.parse_lake_uri(uri).is_remote:
         yield
         return
@@ -111,19 +114,6 @@ def exclusive(uri: str) -> Iterator[None]:
     with open(Path(uri) / LOCK_NAME, "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         yield  # closing the file releases the lock
-
-
-def undo_if_duplicate(
-    uri: str,
-    app_id: str,
-    props: CommitProperties,
-    read_version: int | None,
-    options: Mapping[str, str] | None = None,
-) -> bool:
-    """After our commit of `app_id` succeeded: True when another writer had committed the
-    batch between `read_version` (read before checking for the batch) and ours, and ours was
-    undone (see `settle`)."""
-    return settle(uri, app_id, props, read_version, options) is False
 
 
 def settle(
@@ -187,7 +177,7 @@ def commit_once(
     entry there counts as committed; the batch there from another writer as skipped; any
     other error is raised as it came."""
     with exclusive(uri):
-        read_version = _version(uri, options)
+        read_version = table_version(uri, options)
         if has_batch(uri, app_id, options):
             return False
         props = commit_properties(app_id, metadata)
@@ -199,13 +189,6 @@ def commit_once(
             # the batch is in: ours (an error after the entry was written) or a racer's
             return bool(settle(uri, app_id, props, read_version, options))
         return settle(uri, app_id, props, read_version, options) is not False
-
-
-def _version(uri: str, options: Mapping[str, str] | None = None) -> int | None:
-    options = dict(options) if options else None
-    if not DeltaTable.is_deltatable(uri, storage_options=options):
-        return None
-    return DeltaTable(uri, storage_options=options).version()
 
 
 def _log_entry(
@@ -253,7 +236,7 @@ def write_batch(
     if replace_where is not None and mode != "append":
         raise LakeError(f"{uri}: replace_where is for append batches, not {mode}")
     with exclusive(uri):  # check and commit as one step (see the module docstring)
-        read_version = _version(uri)  # read before the check: undo_if_duplicate starts here
+        read_version = table_version(uri)  # read before the check: settle starts here
         if has_batch(uri, app_id):
             return _replayed(uri, app_id, mode, keys)
         if mode in KEYED_MODES and not keys:
@@ -294,7 +277,7 @@ def write_batch(
         try:
             if mode == "append":
                 version = _append(uri, table, plan, props, partition_by, replace_where)
-                if undo_if_duplicate(uri, app_id, props, read_version):
+                if settle(uri, app_id, props, read_version) is False:  # a racer's was first
                     return Commit(table_version(uri) or 0, False, skipped="already committed")
                 return Commit(version, True, schema_changes=plan.changes)
             if mode == "snapshot":
