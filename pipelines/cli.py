@@ -372,7 +372,7 @@ def _print_summary(home: Home, result, also_run_ids: dict[str, str] | None = Non
         if found:
             print(title)
         for e in found:
-            detail = ", ".join(
+            detail = e.description or ", ".join(
                 f"{k} {v.value}" for k, v in e.metadata.items() if k in _SUMMARY_KEYS
             )
             print(f"  {e.asset_key.to_user_string():<28} {e.check_name:<26} {detail}")

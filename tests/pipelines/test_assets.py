@@ -140,6 +140,28 @@ def test_a_file_without_its_header_is_rejected_without_leaking_identifiers(
         assert first_cpr not in text and f" {first_name}," not in text
 
 
+def test_a_reference_to_a_dataset_not_loaded_yet_fails_its_check_saying_so(demo_home) -> None:
+    """cpr_persons loaded alone on a new home: its address reference cannot be checked. It
+    used to fail as a step with DuckDB's "Invalid table location"."""
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = dg.materialize(
+            build_assets(),
+            selection=[SILVER_CPR],
+            resources={"lake": lake_resource()},
+            instance=instance,
+            raise_on_error=False,
+        )
+    assert result.success
+    [check] = [
+        e
+        for e in result.get_asset_check_evaluations()
+        if e.check_name == "references_dar_addresses"
+    ]
+    assert not check.passed
+    assert "silver.dar_addresses has not been loaded yet" in check.description
+    assert "key:silver/dar_addresses" in check.description
+
+
 def test_automation_does_not_build_gold_from_a_blocked_dataset(demo_home) -> None:
     from pipelines.definitions import build_definitions
 
