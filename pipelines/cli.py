@@ -320,18 +320,28 @@ def cmd_ui(args: argparse.Namespace) -> int:
 def _materialize(select: str | None):
     import dagster as dg
 
+    from pipelines.abandoned_runs import WORKER_TAG, fail_abandoned_runs, this_worker
     from pipelines.definitions import build_assets
     from pipelines.resources import lake_resource
 
     _progress_logging()
+    instance = dg.DagsterInstance.get()
+    for line in fail_abandoned_runs(instance, daemon_runs=False):
+        print(f"  earlier {line}")
     selection = dg.AssetSelection.from_string(select) if select else None
     return dg.materialize(
         build_assets(),
         selection=selection,
         resources={"lake": lake_resource()},
-        instance=dg.DagsterInstance.get(),
+        instance=instance,
         raise_on_error=False,
-        tags={"kommunelake/launched_by": "cli"},
+        tags={
+            "kommunelake/launched_by": "cli",
+            # Found again if this process is killed (pipelines/abandoned_runs.py).
+            WORKER_TAG: this_worker(),
+            # The daemon cannot re-execute an in-process run; the user runs the command again.
+            "dagster/max_retries": "0",
+        },
         # Our own summary says what failed in one line each; Dagster's console logger would
         # add tracebacks. The full event log is in the instance (and the UI).
         run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},

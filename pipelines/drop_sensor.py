@@ -27,6 +27,7 @@ from lake import quality
 from lake.errors import LakeError
 from lake.home import Home
 from lake.privacy import redact, shown_name
+from pipelines.abandoned_runs import fail_abandoned_runs
 from pipelines.checks import silver_key
 from pipelines.delivery import SETTLE_TAG, pick_up
 from pipelines.resources import LakeResource
@@ -126,6 +127,11 @@ def drop_folder_sensor(
     def _sensor(context: dg.SensorEvaluationContext, lake: LakeResource) -> dg.SensorResult:
         cache = json.loads(context.cursor) if context.cursor else {}
         home = lake.lake_home()
+        # A dead run would hold the queue, and so every run this sensor requests.
+        instance = context.instance
+        daemon_runs = isinstance(instance.run_launcher, dg.DefaultRunLauncher)
+        for line in fail_abandoned_runs(instance, daemon_runs=daemon_runs):
+            context.log.warning(line)
         for spec in specs():
             if spec.source.get("type") != "sftp":
                 continue
