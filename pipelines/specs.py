@@ -13,6 +13,7 @@ from typing import Any
 import pandera.polars as pa
 import yaml
 
+from connectors.formats import READERS
 from lake.errors import LakeError
 from lake.history import REGISTRERING_FRA, VIRKNING_FRA
 from lake.maintenance import MIN_RETENTION_HOURS
@@ -145,8 +146,10 @@ def load_spec(path: Path) -> DatasetSpec:
     where = f"{path}"
     try:
         raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except yaml.YAMLError as error:
+    except (yaml.YAMLError, UnicodeDecodeError) as error:
         raise SpecError(f"{where}: not valid YAML ({error}); fix the file") from error
+    except OSError as error:
+        raise SpecError(f"{where}: cannot be read ({error})") from error
     if not isinstance(raw, dict):
         raise SpecError(f"{where}: expected a mapping of dataset settings")
     missing = [k for k in _REQUIRED if k not in raw]
@@ -169,6 +172,27 @@ def load_spec(path: Path) -> DatasetSpec:
     parse = raw.get("parse") or {}
     if not isinstance(parse, dict):
         raise SpecError(f"{where}: `parse:` must be a mapping, got {parse!r}")
+    for block in ("source", "format"):
+        if not isinstance(raw[block], dict) or not isinstance(raw[block].get("type"), str):
+            raise SpecError(
+                f"{where}: `{block}:` must be a mapping with a `type:`, got {raw[block]!r}"
+            )
+    pattern = raw["source"].get("pattern", "*")
+    if isinstance(pattern, str):
+        pattern = [pattern]
+    if not isinstance(pattern, list) or not all(isinstance(p, str) and p for p in pattern):
+        raise SpecError(
+            f'{where}: source.pattern must be a file pattern or a list of them, e.g. "*.csv",'
+            f" got {raw['source']['pattern']!r}"
+        )
+    if raw["format"]["type"] not in READERS:
+        raise SpecError(
+            f"{where}: format.type {raw['format']['type']!r} is not one we read; "
+            f"one of {', '.join(READERS)}"
+        )
+    keys = raw.get("keys") or []
+    if not isinstance(keys, list) or not all(isinstance(k, str) and k for k in keys):
+        raise SpecError(f"{where}: keys must be a list of column names, e.g. [id], got {keys!r}")
     spec = DatasetSpec(
         name=raw["name"],
         description=" ".join(str(raw["description"]).split()),
@@ -181,7 +205,7 @@ def load_spec(path: Path) -> DatasetSpec:
         load_mode=raw["load_mode"],
         columns={str(k): str(v) for k, v in (raw.get("columns") or {}).items()},
         parse=_parse(parse, where),
-        keys=tuple(raw.get("keys") or ()),
+        keys=tuple(keys),
         contact=raw.get("contact"),
         quality=_quality(raw.get("quality") or {}, where),
         schema_drift=raw.get("schema_drift", "ignore"),
@@ -255,16 +279,25 @@ def _quality(raw: dict[str, Any], where: str) -> QualitySpec:
         if item.get("severity", "warn") not in ("warn", "error"):
             raise SpecError(f"{where}: quality.references severity must be warn or error")
         references.append(Reference(**item))
-    warn = float(raw.get("quarantine_warn", 0.0))
-    error = float(raw.get("quarantine_error", 0.05))
+    numbers = {}
+    for key, default in (
+        ("quarantine_warn", 0.0),
+        ("quarantine_error", 0.05),
+        ("volume_tolerance", 0.5),
+        ("freshness_hours", None),
+    ):
+        value = raw.get(key, default)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
+            raise SpecError(f"{where}: quality.{key} must be a number, got {value!r}")
+        numbers[key] = None if value is None else float(value)
+    warn, error = numbers["quarantine_warn"], numbers["quarantine_error"]
     if not 0 <= warn <= error <= 1:
         raise SpecError(f"{where}: need 0 <= quarantine_warn <= quarantine_error <= 1")
-    freshness = raw.get("freshness_hours")
     return QualitySpec(
-        freshness_hours=float(freshness) if freshness is not None else None,
+        freshness_hours=numbers["freshness_hours"],
         quarantine_warn=warn,
         quarantine_error=error,
-        volume_tolerance=float(raw.get("volume_tolerance", 0.5)),
+        volume_tolerance=numbers["volume_tolerance"],
         references=tuple(references),
     )
 

@@ -45,3 +45,46 @@ def test_a_wrong_parse_block_names_the_file_and_key(
     with pytest.raises(SpecError, match=message) as error:
         load_spec(_with_parse(tmp_path, parse))
     assert "sick_leave.yaml" in str(error.value)
+
+
+def _with(tmp_path: Path, **changes: Any) -> Path:
+    raw = yaml.safe_load((DATASETS_DIR / "sick_leave.yaml").read_text(encoding="utf-8"))
+    for dotted, value in changes.items():
+        *parents, key = dotted.split("__")
+        target = raw
+        for parent in parents:
+            target = target[parent]
+        target[key] = value
+    path = tmp_path / "sick_leave.yaml"
+    path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        # Each of these raised TypeError/ValueError (or loaded wrong), and a raw error in one
+        # YAML used to take the whole code location down.
+        ({"keys": "absence_id"}, r"keys must be a list of column names"),
+        ({"keys": 5}, r"keys must be a list of column names"),
+        ({"source": "files"}, r"`source:` must be a mapping with a `type:`"),
+        ({"format": "csv"}, r"`format:` must be a mapping with a `type:`"),
+        ({"format__type": "xlsx"}, r"format\.type 'xlsx' is not one we read; one of csv, "),
+        ({"source__pattern": 5}, r"source\.pattern must be a file pattern"),
+        ({"quality__freshness_hours": "soon"}, r"quality\.freshness_hours must be a number"),
+        ({"quality__quarantine_error": True}, r"quality\.quarantine_error must be a number"),
+    ],
+)
+def test_a_wrong_value_names_the_file_and_key(
+    tmp_path: Path, changes: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(SpecError, match=message) as error:
+        load_spec(_with(tmp_path, **changes))
+    assert "sick_leave.yaml" in str(error.value)
+
+
+def test_a_file_that_is_not_text_is_a_spec_error(tmp_path: Path) -> None:
+    path = tmp_path / "sick_leave.yaml"
+    path.write_bytes(b"\xff\xfe name: x")
+    with pytest.raises(SpecError, match="not valid YAML"):
+        load_spec(path)
