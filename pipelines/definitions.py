@@ -3,11 +3,14 @@ then the serving layer. Loaded lazily by Dagster (no work at import time)."""
 
 from __future__ import annotations
 
+from functools import partial
+from pathlib import Path
+
 import dagster as dg
 
 from pipelines.checks import freshness_checks, reference_checks, silver_key
-from pipelines.drop_sensor import drop_folders
-from pipelines.factory import dataset_asset
+from pipelines.drop_sensor import drop_folder_sensor
+from pipelines.factory import broken_dataset_asset, dataset_asset
 from pipelines.gold.assets import gold_assets, gold_key, reconciliation_check
 from pipelines.gold.models import MODELS
 from pipelines.maintenance_assets import (
@@ -16,18 +19,23 @@ from pipelines.maintenance_assets import (
     maintenance_job,
     maintenance_schedule,
 )
-from pipelines.notify.sensor import quality_notifications
+from pipelines.notify.sensor import notification_sensor
 from pipelines.resources import lake_resource
 from pipelines.serving_asset import serving_asset
-from pipelines.specs import DatasetSpec, load_specs
+from pipelines.specs import DATASETS_DIR, BrokenSpec, DatasetSpec, read_specs, usable_specs
 
 
-def build_assets(specs: list[DatasetSpec] | None = None) -> list[dg.AssetsDefinition]:
-    """Every asset and asset check of the code location."""
-    specs = load_specs() if specs is None else specs
+def build_assets(
+    specs: list[DatasetSpec] | None = None, broken: list[BrokenSpec] | None = None
+) -> list[dg.AssetsDefinition]:
+    """Every asset and asset check of the code location; by default from the dataset YAMLs,
+    where a broken one becomes an asset that fails with its error (`read_specs`)."""
+    if specs is None:
+        specs, broken = read_specs()
     upstream = [silver_key(s.name) for s in specs] + [gold_key(m.name) for m in MODELS]
     return [
         *(dataset_asset(spec) for spec in specs),
+        *(broken_dataset_asset(b) for b in broken or ()),
         *(check for spec in specs for check in reference_checks(spec)),
         *freshness_checks(specs),
         *gold_assets(),
@@ -36,8 +44,9 @@ def build_assets(specs: list[DatasetSpec] | None = None) -> list[dg.AssetsDefini
     ]
 
 
-def build_definitions() -> dg.Definitions:
-    specs = load_specs()
+def build_definitions(directory: Path = DATASETS_DIR) -> dg.Definitions:
+    specs, broken = read_specs(directory)
+    usable = partial(usable_specs, directory)
     freshness = dg.define_asset_job(
         "freshness_checks",
         selection=dg.AssetSelection.checks(
@@ -56,7 +65,7 @@ def build_definitions() -> dg.Definitions:
         description="Load every dataset, then gold and the serving layer.",
     )
     return dg.Definitions(
-        assets=[*build_assets(specs), *maintenance_assets(specs)],
+        assets=[*build_assets(specs, broken), *maintenance_assets(specs)],
         jobs=[load_all, freshness, maintenance_job],
         schedules=[
             dg.ScheduleDefinition(
@@ -67,8 +76,8 @@ def build_definitions() -> dg.Definitions:
             maintenance_schedule,
         ],
         sensors=[
-            drop_folders,
-            quality_notifications,
+            drop_folder_sensor(usable),
+            notification_sensor(specs=usable),
             # Gold and serving carry eager automation conditions; this evaluates them.
             dg.AutomationConditionSensorDefinition(
                 "automation",

@@ -31,7 +31,7 @@ from pipelines.abandoned_runs import fail_abandoned_runs
 from pipelines.checks import silver_key
 from pipelines.delivery import SETTLE_TAG, pick_up
 from pipelines.resources import LakeResource
-from pipelines.specs import DatasetSpec, load_specs
+from pipelines.specs import DatasetSpec, usable_specs
 
 
 def file_sha256(path: Path) -> str:
@@ -110,7 +110,7 @@ def rejection_counts(home: Home) -> dict[tuple[str, str], int]:
 
 
 def drop_folder_sensor(
-    specs: Callable[[], Sequence[DatasetSpec]] = load_specs,
+    specs: Callable[[], Sequence[DatasetSpec]] = usable_specs,
     clock: Callable[[], float] = time.time,
 ) -> dg.SensorDefinition:
     @dg.sensor(
@@ -150,6 +150,3 @@ def drop_folder_sensor(
         return dg.SensorResult(run_requests=requests, cursor=json.dumps(seen))
 
     return _sensor
-
-
-drop_folders = drop_folder_sensor()

@@ -1,5 +1,6 @@
 """Dagster assets made from dataset specs: one silver asset per YAML file, with its checks."""
 
+import re
 from pathlib import Path
 
 import dagster as dg
@@ -14,7 +15,7 @@ from pipelines.checks import check_results, check_specs, load_facts, record, sil
 from pipelines.delivery import SETTLE_TAG
 from pipelines.ingest import LoadReport, load_dataset, silver_state
 from pipelines.resources import LakeResource
-from pipelines.specs import DatasetSpec
+from pipelines.specs import BrokenSpec, DatasetSpec
 
 FORMAT_KINDS = {"csv": "csv", "excel": "excel", "json": "json", "ndjson": "json"}
 
@@ -131,3 +132,25 @@ def dataset_result(
         },
         check_results=results,
     )
+
+
+def broken_dataset_asset(broken: BrokenSpec) -> dg.AssetsDefinition:
+    """Where a dataset whose YAML does not load would be: the UI shows the error in the
+    asset's description, and materializing it fails with the same message."""
+    # Asset names allow [A-Za-z0-9_]; the YAML's name must equal its file's stem anyway.
+    name = re.sub(r"\W", "_", broken.name, flags=re.ASCII)
+    message = f"This dataset's YAML does not load, so it loads nothing: {broken.error}"
+
+    @dg.asset(
+        key=silver_key(name),
+        group_name="broken_datasets",
+        description=f"{message}. The other datasets are not affected.",
+        kinds={"delta"},
+    )
+    def _broken() -> None:
+        raise dg.Failure(
+            description=f"{message}. Fix the file in pipelines/datasets/ and reload the code.",
+            allow_retries=False,
+        )
+
+    return _broken

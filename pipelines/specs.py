@@ -353,7 +353,35 @@ def _maintenance(raw: Any, where: str) -> MaintenanceSpec:
 
 
 def load_specs(directory: Path = DATASETS_DIR) -> list[DatasetSpec]:
+    """Every dataset; the first broken YAML raises (tests, tools that need them all)."""
     return [load_spec(p) for p in sorted(directory.glob("*.yaml"))]
+
+
+@dataclass(frozen=True)
+class BrokenSpec:
+    """A dataset YAML that does not load, kept apart so the other datasets still run."""
+
+    name: str  # the file's stem: the name the dataset would have
+    error: SpecError
+
+
+def read_specs(directory: Path = DATASETS_DIR) -> tuple[list[DatasetSpec], list[BrokenSpec]]:
+    """The datasets whose YAML loads, and the ones whose YAML does not.
+
+    The code location is made from these: one mistyped key in one dataset's YAML must not
+    take every other dataset's assets, sensors and schedules down with it."""
+    specs, broken = [], []
+    for path in sorted(directory.glob("*.yaml")):
+        try:
+            specs.append(load_spec(path))
+        except SpecError as error:
+            broken.append(BrokenSpec(path.stem, error))
+    return specs, broken
+
+
+def usable_specs(directory: Path = DATASETS_DIR) -> list[DatasetSpec]:
+    """The datasets whose YAML loads (what the sensors look after)."""
+    return read_specs(directory)[0]
 
 
 def spec_by_name(name: str, directory: Path = DATASETS_DIR) -> DatasetSpec:

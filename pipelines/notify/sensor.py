@@ -22,7 +22,7 @@ from pipelines.notify.observe import observe_checks, observe_freshness, observe_
 from pipelines.notify.senders import Pending, channels_for, deliver
 from pipelines.notify.settings import NotifySettings
 from pipelines.resources import LakeResource
-from pipelines.specs import DatasetSpec, load_specs
+from pipelines.specs import DatasetSpec, usable_specs
 
 SENSOR_NAME = "quality_notifications"
 
@@ -30,7 +30,7 @@ SENSOR_NAME = "quality_notifications"
 def notification_sensor(
     *,
     name: str = SENSOR_NAME,
-    specs: Callable[[], Sequence[DatasetSpec]] = load_specs,
+    specs: Callable[[], Sequence[DatasetSpec]] = usable_specs,
     clock: Callable[[], float] = time.time,
     minimum_interval_seconds: int = 60,
 ) -> dg.SensorDefinition:

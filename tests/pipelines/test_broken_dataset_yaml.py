@@ -1,0 +1,71 @@
+"""One dataset's broken YAML must not take the others down: the code location still loads,
+the other datasets load, and the broken one is an asset that fails with the YAML's error."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import dagster as dg
+import pytest
+
+from connectors.demo import generate
+from lake.home import Home
+from lake.quality import runs
+from pipelines.definitions import build_assets, build_definitions
+from pipelines.resources import lake_resource
+from pipelines.specs import DATASETS_DIR, SpecError, load_specs, read_specs
+from tests.conftest import TEST_KEY
+
+
+@pytest.fixture
+def datasets(tmp_path: Path) -> Path:
+    """The real dataset YAMLs, with sick_leave's `keys:` written as text, not a list."""
+    folder = tmp_path / "datasets"
+    shutil.copytree(DATASETS_DIR, folder)
+    path = folder / "sick_leave.yaml"
+    text = path.read_text(encoding="utf-8")
+    assert "keys: [absence_id]" in text
+    path.write_text(text.replace("keys: [absence_id]", "keys: absence_id"), encoding="utf-8")
+    return folder
+
+
+def test_the_code_location_loads_without_the_broken_dataset(datasets) -> None:
+    with pytest.raises(SpecError, match=r"sick_leave\.yaml: keys must be a list"):
+        load_specs(datasets)
+    specs, [broken] = read_specs(datasets)
+    assert broken.name == "sick_leave"
+    assert len(specs) == len(load_specs()) - 1
+
+    defs = build_definitions(datasets)
+    graph = defs.get_repository_def().asset_graph
+    node = graph.get(dg.AssetKey(["silver", "sick_leave"]))
+    assert node.group_name == "broken_datasets"
+    assert "keys must be a list of column names" in node.description
+    # The other datasets keep their assets, checks and sensors.
+    assert graph.has(dg.AssetKey(["silver", "cpr_persons"]))
+    assert {s.name for s in defs.sensors} >= {"drop_folders", "quality_notifications"}
+
+
+def test_the_other_datasets_load_and_the_broken_one_fails_with_its_error(
+    datasets, home: Home, monkeypatch, demo_apis
+) -> None:
+    generate(home.root, persons=200)
+    monkeypatch.setenv("KOMMUNELAKE_HOME", str(home.root))
+    monkeypatch.setenv("KOMMUNELAKE_PSEUDONYM_KEY", TEST_KEY.decode())
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = dg.materialize(
+            build_assets(*read_specs(datasets)),
+            selection=["silver/sick_leave", "silver/cpr_persons"],
+            resources={"lake": lake_resource()},
+            instance=instance,
+            raise_on_error=False,
+        )
+    assert not result.success
+    [failure] = [e for e in result.all_events if e.is_step_failure]
+    assert failure.step_key == "silver__sick_leave"
+    assert "keys must be a list of column names" in failure.step_failure_data.error.message
+    assert runs(home, "cpr_persons")["status"].to_list() == ["loaded"]
+    # Its delivery waits in the drop folder for the fixed YAML: nothing was read or moved.
+    assert runs(home, "sick_leave").height == 0
+    assert list((home.drop / "sick_leave").glob("*.csv"))
