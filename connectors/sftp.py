@@ -22,6 +22,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import fnmatch
+import hashlib
 import json
 import logging
 import os
@@ -29,7 +30,7 @@ import posixpath
 import stat
 import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -180,14 +181,24 @@ def _bool(value: Any, where: str, key: str) -> bool:
 
 
 def pull(
-    source: SftpSource, target: Path, *, now: float | None = None, record: Path | None = None
+    source: SftpSource,
+    target: Path,
+    *,
+    now: float | None = None,
+    record: Path | None = None,
+    shown: Callable[[str], str] = str,
 ) -> list[Path]:
     """Download new, settled files matching the pattern into ``target``; the new local paths.
+
+    `shown` is how a remote file's name may appear in log lines and errors: the pipeline
+    passes `lake.privacy.shown_name`, as per-citizen exports are often named after the
+    citizen's CPR number.
 
     With `record` (a JSON file), a remote file fetched once is not fetched again while its
     size and mtime stay the same, even when its local copy is gone: a file the pipeline
     rejected (moved to rejected/) or someone deleted would otherwise come back on every
-    pickup, unless the source deletes it on the server (`delete_after`).
+    pickup, unless the source deletes it on the server (`delete_after`). The record keeps a
+    digest of each name, not the name.
 
     Synchronous. Runs its own event loop, so it works from any thread; called from inside a
     running event loop it runs in a worker thread instead.
@@ -198,15 +209,15 @@ def pull(
         try:
             asyncio.get_running_loop()
         except RuntimeError:
-            return asyncio.run(_pull(source, target, now, fetched))
+            return asyncio.run(_pull(source, target, now, fetched, shown))
         with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="sftp-pull") as pool:
-            return pool.submit(lambda: asyncio.run(_pull(source, target, now, fetched))).result()
+            return pool.submit(asyncio.run, _pull(source, target, now, fetched, shown)).result()
     finally:
         fetched.save()
 
 
 class _Fetched:
-    """The remote files fetched before, as name -> [size, mtime] (see `pull`)."""
+    """The remote files fetched before, as name digest -> [size, mtime] (see `pull`)."""
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
@@ -216,10 +227,10 @@ class _Fetched:
         self._changed = False
 
     def before(self, name: str, attrs: asyncssh.SFTPAttrs) -> bool:
-        return self.files.get(name) == [attrs.size, int(attrs.mtime)]
+        return self.files.get(_digest(name)) == [attrs.size, int(attrs.mtime)]
 
     def add(self, name: str, attrs: asyncssh.SFTPAttrs) -> None:
-        self.files[name] = [attrs.size, int(attrs.mtime)]
+        self.files[_digest(name)] = [attrs.size, int(attrs.mtime)]
         self._changed = True
 
     def save(self) -> None:
@@ -229,6 +240,10 @@ class _Fetched:
         partial = self.path.with_name(self.path.name + ".tmp")
         partial.write_text(json.dumps(self.files), encoding="utf-8")
         os.replace(partial, self.path)
+
+
+def _digest(name: str) -> str:
+    return hashlib.sha256(name.encode()).hexdigest()[:32]
 
 
 class _Client(asyncssh.SSHClient):
@@ -254,7 +269,11 @@ class _Step:
 
 
 async def _pull(
-    source: SftpSource, target: Path, now: float | None, fetched: _Fetched
+    source: SftpSource,
+    target: Path,
+    now: float | None,
+    fetched: _Fetched,
+    shown: Callable[[str], str],
 ) -> list[Path]:
     step = _Step()
     client = _Client(source.host_key)
@@ -267,7 +286,7 @@ async def _pull(
             async with asyncio.timeout(source.io_timeout):
                 sftp = await conn.start_sftp_client()
             async with sftp:
-                return await _pick_up(sftp, source, target, now, step, fetched)
+                return await _pick_up(sftp, source, target, now, step, fetched, shown)
     except SftpError:
         raise
     except Exception as error:
@@ -330,6 +349,7 @@ async def _pick_up(
     now: float | None,
     step: _Step,
     fetched: _Fetched,
+    shown: Callable[[str], str],
 ) -> list[Path]:
     step.what, step.path = "listing", source.remote_dir
     async with asyncio.timeout(source.io_timeout):
@@ -346,29 +366,31 @@ async def _pick_up(
             log.info(
                 "sftp %s: %s changed %.0fs ago; left to settle",
                 source.where,
-                name,
+                shown(name),
                 now - attrs.mtime,
             )
             continue
         remote = posixpath.join(source.remote_dir, name)
         local = target / name
         if _same(local, attrs):
-            log.debug("sftp %s: %s already here", source.where, name)
+            log.debug("sftp %s: %s already here", source.where, shown(name))
         elif fetched.before(name, attrs):
-            log.debug("sftp %s: %s fetched before (rejected or removed here)", source.where, name)
+            log.debug(
+                "sftp %s: %s fetched before (rejected or removed here)", source.where, shown(name)
+            )
             continue
         else:
-            step.what, step.path = "downloading", remote
-            if not await _download(sftp, source, remote, local, attrs):
+            step.what, step.path = "downloading", shown(remote)
+            if not await _download(sftp, source, remote, local, attrs, shown):
                 continue
             new.append(local)
-            log.info("sftp %s: fetched %s (%d bytes)", source.where, name, attrs.size)
+            log.info("sftp %s: fetched %s (%d bytes)", source.where, shown(name), attrs.size)
         fetched.add(name, attrs)
         if source.delete_after and _same(local, attrs):
             step.what = "deleting"
             async with asyncio.timeout(source.io_timeout):
                 await sftp.remove(remote)
-            log.info("sftp %s: deleted %s on the server", source.where, remote)
+            log.info("sftp %s: deleted %s on the server", source.where, shown(remote))
     return new
 
 
@@ -402,6 +424,7 @@ async def _download(
     remote: str,
     local: Path,
     attrs: asyncssh.SFTPAttrs,
+    shown: Callable[[str], str],
 ) -> bool:
     """Copy to a hidden temp file beside `local`, check its size, then rename into place."""
     fd, tmp = tempfile.mkstemp(dir=local.parent, prefix=f".{local.name}.", suffix=".part")
@@ -425,7 +448,7 @@ async def _download(
                 "sftp %s: %s is %d bytes, listed as %d; changed while downloading, left for "
                 "next time",
                 source.where,
-                remote,
+                shown(remote),
                 size,
                 attrs.size,
             )

@@ -39,7 +39,9 @@ def pick_up(spec: DatasetSpec, home: Home) -> list[Path]:
         source = from_settings(spec.name, spec.source, os.environ)
     except ValueError as error:
         raise LakeError(str(error)) from error
-    pulled = pull(source, home.drop / spec.name, record=home.sftp_record(spec.name))
+    pulled = pull(
+        source, home.drop / spec.name, record=home.sftp_record(spec.name), shown=shown_name
+    )
     for path in pulled:
         log.info("%s: picked up %s from %s", spec.name, shown_name(path.name), source.host)
     return pulled

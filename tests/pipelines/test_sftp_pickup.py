@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import time
 
@@ -16,15 +17,8 @@ from tests.conftest import TEST_KEY
 from tests.connectors.test_sftp import PASSWORD, host_key, server, user_key  # noqa: F401
 
 
-def test_an_sftp_source_is_picked_up_landed_and_loaded(server, home, monkeypatch) -> None:  # noqa: F811
-    generate(home.root, persons=400)
-    local = next((home.drop / "sick_leave").glob("*.csv"))
-    remote = server.root / "outbox" / local.name
-    remote.write_bytes(local.read_bytes())
-    local.unlink()
-    old = time.time() - 60  # uploaded a minute ago: settled
-    os.utime(remote, (old, old))
-    spec = dataclasses.replace(
+def _sftp_spec(server):  # noqa: F811
+    return dataclasses.replace(
         spec_by_name("sick_leave"),
         source={
             "type": "sftp",
@@ -37,6 +31,22 @@ def test_an_sftp_source_is_picked_up_landed_and_loaded(server, home, monkeypatch
         },
     )
 
+
+def _upload(home, server, name: str | None = None):  # noqa: F811
+    """The demo's sick-leave export, moved to the vendor's outbox a minute ago (settled)."""
+    generate(home.root, persons=400)
+    local = next((home.drop / "sick_leave").glob("*.csv"))
+    remote = server.root / "outbox" / (name or local.name)
+    remote.write_bytes(local.read_bytes())
+    local.unlink()
+    old = time.time() - 60
+    os.utime(remote, (old, old))
+    return local, remote
+
+
+def test_an_sftp_source_is_picked_up_landed_and_loaded(server, home, monkeypatch) -> None:  # noqa: F811
+    local, remote = _upload(home, server)
+    spec = _sftp_spec(server)
     with pytest.raises(LakeError, match="SOURCES__SICK_LEAVE__PASSWORD"):
         load_dataset(spec, home, TEST_KEY)  # no credentials: a clear error, nothing loaded
     monkeypatch.setenv("SOURCES__SICK_LEAVE__PASSWORD", PASSWORD)
@@ -44,3 +54,23 @@ def test_an_sftp_source_is_picked_up_landed_and_loaded(server, home, monkeypatch
     assert batch.status == "loaded" and batch.source_file == local.name
     assert (home.drop / "sick_leave" / local.name).read_bytes() == remote.read_bytes()
     assert load_dataset(spec, home, TEST_KEY).batches == ()  # picked up once, loaded once
+
+
+def test_a_file_named_after_a_cpr_number_is_not_named_in_logs_or_the_record(
+    server,  # noqa: F811
+    home,
+    monkeypatch,
+    caplog,
+) -> None:
+    cpr = "2512894321"  # synthetic, with a valid date part
+    _upload(home, server, name=f"borger_{cpr}.csv")
+    monkeypatch.setenv("SOURCES__SICK_LEAVE__PASSWORD", PASSWORD)
+    with caplog.at_level(logging.DEBUG):
+        [batch] = load_dataset(_sftp_spec(server), home, TEST_KEY).batches
+    assert batch.status == "loaded" and batch.source_file == "borger_NNNNNNNNNN.csv"
+    assert (home.drop / "sick_leave" / f"borger_{cpr}.csv").exists()  # the sender's name
+    # Our own log lines; asyncssh's DEBUG output (off unless someone turns it on) names files.
+    ours = "\n".join(r.getMessage() for r in caplog.records if not r.name.startswith("asyncssh"))
+    assert "fetched borger_NNNNNNNNNN.csv" in ours
+    assert cpr not in ours
+    assert cpr not in home.sftp_record("sick_leave").read_text()
