@@ -211,7 +211,7 @@ def cmd_sql(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    from lake.privacy import shown_name
+    from lake.privacy import redact, shown_name
     from pipelines.ingest import check_file
     from pipelines.specs import spec_by_name
 
@@ -224,7 +224,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     try:
         result = check_file(spec, args.file)
     except (FormatError, LakeError) as error:
-        print(f"REJECTED {shown}: {_one_line(error)}")
+        # The same text a load records: a parser's excerpt may quote a CPR number.
+        print(f"REJECTED {shown}: {redact(_one_line(error))}")
         return 1
     print(
         f"{shown} against {spec.name} ({spec.contract_ref}): {result.rows_in:,} rows, "
