@@ -11,6 +11,7 @@ import datetime as dt
 import logging
 import os
 from collections.abc import Collection, Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
@@ -166,6 +167,47 @@ def superseded_rejections(
     return {
         sha: rejected[sha[:16]] for sha in present if sha not in retried and sha[:16] in rejected
     }
+
+
+@dataclass(frozen=True)
+class SnapshotHead:
+    """A snapshot dataset's current batch, and the batches it replaced."""
+
+    batch_id: str
+    source_file: str  # as shown (privacy.shown_name)
+    loaded_at: dt.datetime
+    earlier: frozenset[str]  # batch ids loaded before it, not the current one
+
+    def resent(self, sha256: str, path: Path) -> bool:
+        """Whether the file holds an earlier snapshot's bytes, put in the drop folder after
+        the current one was loaded. The same bytes load once (a batch counts once), so such a
+        file used to wait in the drop folder unexplained ("no new batch")."""
+        return sha256[:16] in self.earlier and path.stat().st_mtime > self.loaded_at.timestamp()
+
+    def message(self, sha256: str) -> str:
+        return (
+            f"these bytes were loaded before (batch {sha256[:16]}), and a newer snapshot has "
+            f"been loaded since ({self.source_file}, batch {self.batch_id}); an older snapshot "
+            "never replaces a newer one. If the newer delivery is wrong, ask the sender for a "
+            "corrected export"
+        )
+
+
+def snapshot_heads(home: Home, specs: Iterable[DatasetSpec]) -> dict[str, SnapshotHead]:
+    """The current batch of each snapshot dataset that has loaded two or more batches."""
+    names = {s.name for s in specs if s.load_mode == "snapshot"}
+    history = quality.runs(home).filter(
+        pl.col("dataset").is_in(list(names)) & (pl.col("status") == "loaded")
+    )
+    heads = {}
+    for (dataset,), rows in history.group_by("dataset"):
+        newest = rows.row(-1, named=True)  # runs() is sorted by finished_at
+        earlier = frozenset(rows["batch_id"].to_list()) - {newest["batch_id"]}
+        if earlier:
+            heads[str(dataset)] = SnapshotHead(
+                newest["batch_id"], newest["source_file"], newest["finished_at"], earlier
+            )
+    return heads
 
 
 def open_rejection(spec: DatasetSpec, home: Home, present: dict[str, list[Path]]) -> str | None:

@@ -29,7 +29,7 @@ from lake.home import Home
 from lake.privacy import redact, shown_name
 from pipelines.abandoned_runs import fail_abandoned_runs
 from pipelines.checks import silver_key
-from pipelines.delivery import SETTLE_TAG, pick_up
+from pipelines.delivery import SETTLE_TAG, SnapshotHead, pick_up, snapshot_heads
 from pipelines.resources import LakeResource
 from pipelines.specs import DatasetSpec, usable_specs
 
@@ -55,12 +55,15 @@ def drop_requests(
     now: float,
     warn: Callable[[str], None],
     rejections: Mapping[tuple[str, str], int],
+    heads: Mapping[str, SnapshotHead] | None = None,
 ) -> tuple[list[dg.RunRequest], dict[str, list]]:
     """Run requests for the files in every dataset's drop folder, and the new hash cache.
 
     `rejections` counts the rejected loads of each (dataset, batch id): a file moved back
     from rejected/ (after a fix in the YAML) gets a new run key, so it is retried once; the
-    same bytes otherwise keep their key and never load twice.
+    same bytes otherwise keep their key and never load twice. An earlier snapshot's bytes
+    dropped again after a newer one loaded (`heads`, `SnapshotHead.resent`) get a key of
+    their own too: the run moves the file aside, saying why it is not loaded.
 
     A folder or file that cannot be read (permissions, an I/O error, deleted since the
     listing) is named through `warn` and skipped: it must not stop the other files' runs."""
@@ -88,9 +91,13 @@ def drop_requests(
                 continue
             seen[entry] = [stat.st_size, stat.st_mtime_ns, sha]
             retry = rejections.get((spec.name, sha[:16]), 0)  # the batch id: 16 hex digits
+            key = f"{spec.name}:{sha}" + (f":retry{retry}" if retry else "")
+            head = (heads or {}).get(spec.name)
+            if head is not None and head.resent(sha, path):
+                key += f":resent{stat.st_mtime_ns}"
             requests.append(
                 dg.RunRequest(
-                    run_key=f"{spec.name}:{sha}" + (f":retry{retry}" if retry else ""),
+                    run_key=key,
                     asset_selection=[silver_key(spec.name)],
                     tags={
                         "kommunelake/dataset": spec.name,
@@ -132,7 +139,8 @@ def drop_folder_sensor(
         daemon_runs = isinstance(instance.run_launcher, dg.DefaultRunLauncher)
         for line in fail_abandoned_runs(instance, daemon_runs=daemon_runs):
             context.log.warning(line)
-        for spec in specs():
+        watched = list(specs())
+        for spec in watched:
             if spec.source.get("type") != "sftp":
                 continue
             # One vendor's server being down must not stop the other datasets' pickups.
@@ -141,7 +149,13 @@ def drop_folder_sensor(
             except (LakeError, SftpError) as error:
                 context.log.warning(f"{spec.name}: SFTP pickup failed: {redact(str(error))}")
         requests, seen = drop_requests(
-            home.drop, specs(), cache, clock(), context.log.warning, rejection_counts(home)
+            home.drop,
+            watched,
+            cache,
+            clock(),
+            context.log.warning,
+            rejection_counts(home),
+            snapshot_heads(home, watched),
         )
         if not requests:
             return dg.SensorResult(

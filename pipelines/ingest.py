@@ -46,6 +46,7 @@ from pipelines.delivery import (
     open_rejection,
     pending_batches,
     pick_up,
+    snapshot_heads,
     superseded_rejections,
 )
 from pipelines.specs import DatasetSpec
@@ -181,6 +182,11 @@ def load_dataset(
                 f"{message}. This file was rejected before, and a later delivery has been "
                 "loaded since, so it is not tried again",
             )
+    head = snapshot_heads(home, [spec]).get(spec.name) if present else None
+    for sha, paths in list(present.items()) if head else ():
+        for path in [p for p in paths if head.resent(sha, p)]:
+            move_to_rejected(path, head.message(sha))
+            paths.remove(path)
     batches = tuple(batches)
     if not batches:
         log.info("%s: no new batch", spec.name)

@@ -8,8 +8,10 @@ import shutil
 import time
 
 import dagster as dg
+import polars as pl
 
 from connectors.demo import generate
+from lake.quality import runs
 from pipelines.definitions import build_definitions
 from pipelines.delivery import SETTLE_TAG
 from pipelines.drop_sensor import drop_folder_sensor
@@ -17,6 +19,7 @@ from pipelines.ingest import load_dataset
 from pipelines.resources import LakeResource
 from pipelines.specs import spec_by_name
 from tests.conftest import TEST_KEY
+from tests.helpers import redeliver_cpr
 
 
 def _tick(home, cursor=None, now=None):
@@ -101,3 +104,37 @@ def test_a_file_moved_back_from_rejected_is_retried_once(home) -> None:
     retried, cursor = _tick(home, cursor)
     assert f"{key}:retry1" in retried and key not in retried  # a new run, once
     assert set(retried) - {f"{key}:retry1"} <= set(first)  # the loaded files keep their keys
+
+
+def test_an_earlier_snapshot_sent_again_is_moved_aside_saying_why(home) -> None:
+    """cpr_persons is a snapshot: the bytes of an earlier extract, dropped again after a newer
+    one loaded, are not loaded (an older snapshot never replaces a newer one). They used to
+    wait in the drop folder, the load saying "no new batch" and the sensor saying nothing."""
+    spec = spec_by_name("cpr_persons")
+    generate(home.root, persons=300)
+    folder = home.drop / "cpr_persons"
+    first = (folder / "cpr_personer.csv").read_bytes()
+    load_dataset(spec, home, TEST_KEY)
+    redeliver_cpr(home, "\n", "\n\n")  # a newer extract (one blank line more)
+    [newer] = load_dataset(spec, home, TEST_KEY).batches
+    assert newer.status == "loaded"
+    before, cursor = _tick(home)
+
+    # The first extract again (a copy: a new mtime), beside the newer one.
+    (folder / "cpr_personer_igen.csv").write_bytes(first)
+    requests, _ = _tick(home, cursor)
+    [(key, request)] = [(k, r) for k, r in requests.items() if k not in before]
+    assert ":resent" in key and request.tags["kommunelake/file"] == "cpr_personer_igen.csv"
+
+    report = load_dataset(spec, home, TEST_KEY)  # the run that key starts
+    assert report.batches == ()
+    assert not (folder / "cpr_personer_igen.csv").exists()
+    reason = (folder / "rejected" / "cpr_personer_igen.csv.error.txt").read_text()
+    assert f"a newer snapshot has been loaded since (cpr_personer.csv, batch {newer.batch_id})" in (
+        reason
+    )
+    assert (folder / "cpr_personer.csv").exists()  # the current snapshot's file stays
+    silver = runs(home, "cpr_persons").filter(pl.col("status") == "loaded")
+    assert silver["batch_id"].to_list()[-1] == newer.batch_id
+    again, _ = _tick(home, cursor)
+    assert not any(":resent" in k for k in again)
