@@ -73,7 +73,7 @@ def _wait_for(url: str, process: subprocess.Popen, timeout: float = 30.0) -> Non
 @contextlib.contextmanager
 def _process(command: list[str], url: str, log: Path) -> Iterator[None]:
     with log.open("wb") as out:
-        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, stdout=out, stderr=subprocess.STDOUT, cwd=REPO)
     try:
         _wait_for(url, process)
         yield
@@ -88,11 +88,12 @@ def _process(command: list[str], url: str, log: Path) -> Iterator[None]:
 
 @contextlib.contextmanager
 def moto_server(workdir: Path) -> Iterator[Server]:
-    """`moto_server -H 127.0.0.1 -p PORT`: an S3 that honours If-None-Match."""
+    """moto's S3 server on 127.0.0.1, with conditional writes made atomic as on S3
+    (`tests/lake/moto_atomic.py`): an S3 that honours If-None-Match."""
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    moto = Path(sys.executable).with_name("moto_server")
-    with _process([str(moto), "-H", "127.0.0.1", "-p", str(port)], url, workdir / "moto.log"):
+    command = [sys.executable, "-m", "tests.lake.moto_atomic", "-H", "127.0.0.1", "-p", str(port)]
+    with _process(command, url, workdir / "moto.log"):
         yield Server(url)
 
 
