@@ -36,7 +36,8 @@ def this_worker() -> str:
 
 
 def process_started(pid: int) -> float | None:
-    """When process `pid` started (epoch seconds), or None if it does not exist.
+    """When process `pid` started (epoch seconds), or None if it does not exist or has
+    exited (a zombie its parent has not reaped yet).
 
     Linux only reads the start time (from /proc); elsewhere an existing pid gives `0.0`,
     i.e. "exists, start unknown", which `fail_abandoned_runs` takes as alive."""
@@ -46,7 +47,9 @@ def process_started(pid: int) -> float | None:
             fields = stat.read_text().rsplit(")", 1)[1].split()
         except (FileNotFoundError, ProcessLookupError, IndexError):
             return None
-        ticks = int(fields[19])  # field 22 of stat(5); fields[0] is field 3
+        if fields[0] in ("Z", "X"):  # field 3 of stat(5), the state: zombie or dead
+            return None
+        ticks = int(fields[19])  # field 22: start time in clock ticks after boot
         return _boot_time() + ticks / os.sysconf("SC_CLK_TCK")
     try:
         os.kill(pid, 0)
@@ -85,7 +88,7 @@ def fail_abandoned_runs(
         run = record.dagster_run
         worker = run.tags.get(WORKER_TAG)
         if worker is not None:
-            worker_host, pid_text, start_text = worker.split(":")
+            worker_host, pid_text, start_text = worker.rsplit(":", 2)
             if worker_host != host:
                 continue  # another machine's process: not ours to judge
             pid, begun = int(pid_text), float(start_text) if start_text else None

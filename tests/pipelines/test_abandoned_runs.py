@@ -141,3 +141,19 @@ def test_a_killed_kommunelake_load_is_failed_by_the_next_load(tmp_path, monkeypa
     assert started() == []
     # The same command loaded the file the killed one did not finish.
     assert "cpr_persons" in out and "loaded" in out
+
+
+def test_a_killed_process_its_parent_has_not_reaped_counts_as_gone() -> None:
+    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
+    try:
+        assert process_started(child.pid) is not None
+        os.kill(child.pid, signal.SIGKILL)
+        # Not waited for: a zombie keeps its /proc entry until the parent reaps it.
+        _wait_for(
+            lambda: Path(f"/proc/{child.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z",
+            "the child to become a zombie",
+        )
+        assert process_started(child.pid) is None
+    finally:
+        child.kill()
+        child.wait()
