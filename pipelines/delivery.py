@@ -193,12 +193,11 @@ class SnapshotHead:
         )
 
 
-def snapshot_heads(home: Home, specs: Iterable[DatasetSpec]) -> dict[str, SnapshotHead]:
-    """The current batch of each snapshot dataset that has loaded two or more batches."""
+def snapshot_heads(history: pl.DataFrame, specs: Iterable[DatasetSpec]) -> dict[str, SnapshotHead]:
+    """The current batch of each snapshot dataset that has loaded two or more batches;
+    `history` is `quality.runs(home)`."""
     names = {s.name for s in specs if s.load_mode == "snapshot"}
-    history = quality.runs(home).filter(
-        pl.col("dataset").is_in(list(names)) & (pl.col("status") == "loaded")
-    )
+    history = history.filter(pl.col("dataset").is_in(list(names)) & (pl.col("status") == "loaded"))
     heads = {}
     for (dataset,), rows in history.group_by("dataset"):
         newest = rows.row(-1, named=True)  # runs() is sorted by finished_at

@@ -25,7 +25,6 @@ from connectors.files import drop_files, is_settled
 from connectors.sftp import SftpError
 from lake import quality
 from lake.errors import LakeError
-from lake.home import Home
 from lake.privacy import redact, shown_name
 from pipelines.abandoned_runs import fail_abandoned_runs
 from pipelines.checks import silver_key
@@ -109,9 +108,9 @@ def drop_requests(
     return requests, seen
 
 
-def rejection_counts(home: Home) -> dict[tuple[str, str], int]:
-    """How often each (dataset, batch id) was rejected, from quality.runs."""
-    rejected = quality.runs(home).filter(pl.col("status") == "rejected")
+def rejection_counts(history: pl.DataFrame) -> dict[tuple[str, str], int]:
+    """How often each (dataset, batch id) was rejected; `history` is `quality.runs(home)`."""
+    rejected = history.filter(pl.col("status") == "rejected")
     counts = rejected.group_by("dataset", "batch_id").len()
     return {(dataset, batch): n for dataset, batch, n in counts.iter_rows()}
 
@@ -148,14 +147,15 @@ def drop_folder_sensor(
                 pick_up(spec, home)
             except (LakeError, SftpError) as error:
                 context.log.warning(f"{spec.name}: SFTP pickup failed: {redact(str(error))}")
+        history = quality.runs(home)  # once per tick: the sensor runs every 30 s
         requests, seen = drop_requests(
             home.drop,
             watched,
             cache,
             clock(),
             context.log.warning,
-            rejection_counts(home),
-            snapshot_heads(home, watched),
+            rejection_counts(history),
+            snapshot_heads(history, watched),
         )
         if not requests:
             return dg.SensorResult(

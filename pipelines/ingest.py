@@ -182,7 +182,7 @@ def load_dataset(
                 f"{message}. This file was rejected before, and a later delivery has been "
                 "loaded since, so it is not tried again",
             )
-    head = snapshot_heads(home, [spec]).get(spec.name) if present else None
+    head = snapshot_heads(quality.runs(home, spec.name), [spec]).get(spec.name) if present else None
     for sha, paths in list(present.items()) if head else ():
         for path in [p for p in paths if head.resent(sha, p)]:
             move_to_rejected(path, head.message(sha))
