@@ -44,7 +44,11 @@ OPTIONS = {
 }
 DELIMITERS = (";", ",", "\t", "|")  # order breaks ties: Danish exports favour `;`
 _SNIFF_SAMPLE_LINES = 20
-_NAMES = {";": "`;`", ",": "`,`", "\t": "tab", "|": "`|`"}
+# The delimiter of a file whose header holds no candidate: one column. No text that reaches
+# the parser holds a NUL (`_decode` refuses it, `_read_plain` declines it), so this delimiter
+# never splits a line, and a `;` in a note further down is part of the note.
+ONE_COLUMN = "\x00"
+_NAMES = {";": "`;`", ",": "`,`", "\t": "tab", "|": "`|`", ONE_COLUMN: "none (one column)"}
 # The stdlib csv module refuses fields over 131,072 characters, a guard against an unclosed
 # quote swallowing a stream. Here the whole text is already in memory, so the guard protects
 # nothing and only rejects valid long fields (a letter pasted into a note). The limit is
@@ -389,8 +393,13 @@ def _line_offsets(lines: pl.Series) -> list[int]:
 
 
 def sniff_delimiter(lines: list[str], quote: str | None, *, source_name: str) -> str:
-    """The candidate that splits the header line most; ties go to the one the data agrees with."""
+    """The candidate that splits the header line most; ties go to the one the data agrees with.
+
+    A header holding no candidate at all names one column (ONE_COLUMN), whatever the rows
+    hold: no sample of rows can rule out a note further down with a `;` in it."""
     header, sample = lines[0], [line for line in lines[1:] if line.strip()]
+    if not any(d in header for d in DELIMITERS):
+        return ONE_COLUMN
 
     def width(line: str, delimiter: str) -> int:
         # A bare CR inside a line (a line break typed into an Excel cell, saved on a Mac)
@@ -407,7 +416,8 @@ def sniff_delimiter(lines: list[str], quote: str | None, *, source_name: str) ->
     widths = {d: width(header, d) for d in DELIMITERS}
     most = max(widths.values())
     if most == 1:
-        # One column: any delimiter works as long as it does not split the data.
+        # Candidates only inside quotes: one column, read with a delimiter that does not
+        # split the sample (a later row it splits is refused as ragged, naming it).
         return min(DELIMITERS, key=lambda d: sum(line.count(d) for line in sample))
     tied = [d for d in DELIMITERS if widths[d] == most]
     return max(tied, key=lambda d: sum(width(line, d) == most for line in sample))

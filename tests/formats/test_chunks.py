@@ -105,6 +105,19 @@ def test_trailing_blank_lines_longer_than_a_piece(tmp_path: Path) -> None:
     assert got.equals(whole) and got.height == 2000
 
 
+def test_a_one_column_file_is_one_column_in_every_piece(tmp_path: Path) -> None:
+    # The delimiter is decided once, from the header: a piece whose notes hold `;`, `,`,
+    # `|` or a tab reads them as text, as the whole file does.
+    notes = [f"Note {i}; ring tilbage" if i % 7 else f"Note {i}, a | b\tc" for i in range(3000)]
+    path = tmp_path / "noter.csv"
+    path.write_bytes(("Bemærkning\r\n" + "\r\n".join(notes) + "\r\n").encode("cp1252"))
+    whole, pieces = _both(path, {}, 4096)
+    assert len(pieces) > 5
+    got = pl.concat(pieces)
+    assert got.equals(whole) and got.columns == ["Bemærkning", "_source_row"]
+    assert got["Bemærkning"].to_list() == notes
+
+
 def _ascii_then_cp1252(ascii_rows: int, danish_rows: int) -> str:
     rows = [f"{i};Hansen Jensen;12,5" for i in range(ascii_rows)]
     rows += [f"{i};Søren Ærø;12,5" for i in range(ascii_rows, ascii_rows + danish_rows)]

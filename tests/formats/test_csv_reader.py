@@ -156,6 +156,48 @@ def test_explicit_delimiter_wins_and_backslash_t_means_tab() -> None:
     assert read(data, delimiter=";").rows() == [("1", "2\t3", 2)]
 
 
+def _notes(count: int, **values: str) -> list[str]:
+    """`count` note rows, with the rows named `row_<index>` replaced by their value."""
+    rows = [f"Note {i}" for i in range(count)]
+    for key, value in values.items():
+        rows[int(key.removeprefix("row_"))] = value
+    return rows
+
+
+def test_a_header_without_a_delimiter_is_one_column_whatever_its_values_hold() -> None:
+    # Past the rows a sniffer samples, a note with a `;` rejected the whole file.
+    rows = _notes(30, row_25="Ring tilbage; borger ikke hjemme", row_27="a, b | c\td")
+    rows[28] = '"citeret; med\nlinjeskift"'
+    frame = read(("Bemærkning\n" + "\n".join(rows) + "\n").encode())
+    assert frame.columns == ["Bemærkning", "_source_row"]
+    assert frame.height == 30
+    assert frame.row(25) == ("Ring tilbage; borger ikke hjemme", 27)
+    assert frame.row(27) == ("a, b | c\td", 29)
+    assert frame.row(28) == ("citeret; med\nlinjeskift", 30)
+    assert frame["_source_row"][-1] == 32  # the quoted line break counts as a line
+
+
+def test_one_column_values_may_hold_a_delimiter_in_every_row() -> None:
+    data = "Navn\r\nHansen, Jens\r\nSørensen, Åse\r\n".encode("cp1252")
+    assert read(data).rows() == [("Hansen, Jens", 2), ("Sørensen, Åse", 3)]
+
+
+def test_a_header_with_a_delimiter_is_still_sniffed_whatever_the_rows_hold() -> None:
+    rows = [f"{i},Bo;Åse" for i in range(30)]
+    data = ("id,navn\n" + "\n".join(rows) + "\n").encode()
+    assert read(data).row(-1) == ("29", "Bo;Åse", 31)
+
+
+def test_a_row_split_by_the_delimiter_of_a_one_field_header_is_refused_naming_it() -> None:
+    # The header holds a `;` (inside quotes), so its text does not say one column: a later
+    # row that the delimiter read splits is refused, and the message names that delimiter.
+    rows = _notes(30, row_25="Ring tilbage, borger; ikke hjemme")
+    error = read_error(('"Bemærkning; intern"\n' + "\n".join(rows) + "\n").encode())
+    assert error.line == 27
+    assert "the row has 2 fields but the header (line 1) has 1" in error.cause
+    assert "read as `;`" in error.hint
+
+
 # --- quoting, line numbers, record counts -----------------------------------------------
 
 
