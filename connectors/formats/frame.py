@@ -103,11 +103,16 @@ def finish(
         # an unnamed column with no values holds nothing and is dropped.
         filled = frame.filter(pl.col(positional[i]).is_not_null())
         if filled.height:
+            first = filled[SOURCE_ROW][0]
+            # Where the header is a line of the file, the rows are its lines too: the error's
+            # line is the row's, which a reader of pieces moves to the file's own.
             raise fail(
-                f"column {i + 1} has values (first in row {filled[SOURCE_ROW][0]}) but no"
-                " header text",
+                f"column {i + 1} has values"
+                + ("" if header_line else f" (first in row {first})")
+                + " but no header text",
                 "Give the column a header in the source, or check `header_row`"
                 + (f" (line {header_line} is used as the header)" if header_line else ""),
+                line=first if header_line else None,
             )
     check_unique([names[i] for i in keep], fail)
     if SOURCE_ROW in (names[i] for i in keep):
