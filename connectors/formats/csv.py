@@ -31,7 +31,7 @@ from connectors.formats.encoding import (
     refuse_utf8_as_single_byte,
 )
 from connectors.formats.errors import FormatError
-from connectors.formats.frame import check_pattern, finish
+from connectors.formats.frame import check_pattern, finish, header_name
 from connectors.formats.options import check_keys, non_negative_int, optional_str
 
 OPTIONS = {
@@ -145,7 +145,7 @@ def _read_general(data: bytes, opts: CsvOptions, source_name: str) -> pl.DataFra
     scan = _scan(body, lines, dialect, header_line, source_name)
     # Where each record ends (the next one's first line), to find a record's text.
     scan = scan.with_columns(end=pl.col("line").shift(-1, fill_value=lines.len()))
-    header_fields = scan["fields"][0]
+    width = _header_width(lines, scan, dialect)
     records = scan.slice(1)
 
     # Footers (notes, "Kilde: ...") rarely have the header's width: cut them off the text
@@ -160,12 +160,12 @@ def _read_general(data: bytes, opts: CsvOptions, source_name: str) -> pl.DataFra
     if opts.skip_rows_matching:
         # Rows of the header's width are skipped after parsing; only the others, which
         # the width check would refuse, must go before it.
-        skipped = _matching_ragged(records, header_fields, lines, dialect, opts.skip_rows_matching)
+        skipped = _matching_ragged(records, width, lines, dialect, opts.skip_rows_matching)
         if skipped.height:
             lines, records = _blank_out(lines, records, skipped)
             body = "\n".join(lines.to_list()) + "\n"
 
-    _check_widths(records, header_fields, header_line, dialect, opts, source_name)
+    _check_widths(records, width, header_line, dialect, opts, source_name)
 
     end = _line_offsets(lines)[end_line] if end_line < lines.len() else len(body)
     parsed = _parse(body[:end], dialect, records, header_line, source_name)
@@ -220,20 +220,55 @@ def _without_matching(
 
 
 def _matching_ragged(
-    records: pl.DataFrame, header_fields: int, lines: pl.Series, dialect: _Dialect, pattern: str
+    records: pl.DataFrame, width: _HeaderWidth, lines: pl.Series, dialect: _Dialect, pattern: str
 ) -> pl.DataFrame:
     """The records not of the header's width (subtotals such as `I alt;13`) that match."""
-    ragged = records.filter((pl.col("fields") != header_fields) & ~pl.col("blank"))
+    ragged = width.ragged(records)
     if not ragged.height:
         return ragged
-    fields = []
-    for start, end in ragged.select("line", "end").iter_rows():
-        text = "\n".join(lines.slice(start, end - start).to_list()).replace("\r", " ")
-        fields.append(next(dialect.reader(io.StringIO(text, newline="\n")), []))
+    fields = [
+        _record_fields(lines, start, end, dialect)
+        for start, end in ragged.select("line", "end").iter_rows()
+    ]
     matches = pl.Series(fields, dtype=pl.List(pl.String)).list.eval(
         _field_matches(pl.element(), pattern)
     )
     return ragged.filter(matches.list.any())
+
+
+@dataclass(frozen=True)
+class _HeaderWidth:
+    """The fields a row may have: the header's, or as few as its named ones when only unnamed
+    ones follow them (`Id;Navn;` over rows `1;Bo`, the trailing delimiter on the header
+    alone). A row leaving those out loses nothing: `finish` refuses one that fills them."""
+
+    named: int
+    fields: int
+
+    def ragged(self, records: pl.DataFrame) -> pl.DataFrame:
+        """The records of another width; blank lines have none."""
+        width = pl.col("fields").is_between(self.named, self.fields)
+        return records.filter(~width & ~pl.col("blank"))
+
+    def __str__(self) -> str:
+        if self.named == self.fields:
+            return str(self.fields)
+        return f"{self.named} named and {self.fields - self.named} unnamed after them"
+
+
+def _header_width(lines: pl.Series, scan: pl.DataFrame, dialect: _Dialect) -> _HeaderWidth:
+    fields = scan["fields"][0]
+    names = [header_name(field) for field in _record_fields(lines, 0, scan["end"][0], dialect)]
+    named = max((i + 1 for i, name in enumerate(names) if name), default=fields)
+    return _HeaderWidth(min(named, fields), fields)
+
+
+def _record_fields(lines: pl.Series, start: int, end: int, dialect: _Dialect) -> list[str]:
+    """The fields of the record on `lines[start:end]`, as the csv module splits them."""
+    # CRLF leaves a CR at each line's end, which the csv module refuses outside quotes; as a
+    # space it is stripped like any other blank.
+    text = "\n".join(lines.slice(start, end - start).to_list()).replace("\r", " ")
+    return next(dialect.reader(io.StringIO(text, newline="\n")), [])
 
 
 def _blank_out(
@@ -514,13 +549,13 @@ def _scan_records(body: str, dialect: _Dialect, header_line: int, source_name: s
 
 def _check_widths(
     records: pl.DataFrame,
-    header_fields: int,
+    width: _HeaderWidth,
     header_line: int,
     dialect: _Dialect,
     opts: CsvOptions,
     source_name: str,
 ) -> None:
-    ragged = records.filter((pl.col("fields") != header_fields) & ~pl.col("blank"))
+    ragged = width.ragged(records)
     if not ragged.height:
         return
     line, fields = ragged.row(0)[:2]
@@ -540,7 +575,7 @@ def _check_widths(
     raise FormatError(
         source_name,
         f"the row has {fields} field{'s' if fields != 1 else ''} but the header (line"
-        f" {header_line}) has {header_fields}{others}",
+        f" {header_line}) has {width}{others}",
         hint,
         line=header_line + line,
     )

@@ -118,6 +118,25 @@ def test_a_one_column_file_is_one_column_in_every_piece(tmp_path: Path) -> None:
     assert got["Bemærkning"].to_list() == notes
 
 
+def test_a_trailing_delimiter_on_the_header_alone_in_pieces(tmp_path: Path) -> None:
+    rows = [f"{i:05d};navn {i};1,5" for i in range(3000)]
+    path = tmp_path / "trailing.csv"
+    path.write_text("Id;Navn;Belob;\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    whole, pieces = _both(path, {}, 4096)
+    assert len(pieces) > 5
+    got = pl.concat(pieces)
+    assert got.equals(whole) and got.columns == ["Id", "Navn", "Belob", "_source_row"]
+    assert got.height == 3000
+    rows[2500] += ";glemt"  # a value under the header's unnamed field, in a later piece
+    path.write_text("Id;Navn;Belob;\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    with pytest.raises(FormatError) as whole_error:
+        read_csv(path.read_bytes(), {}, source_name=path.name)
+    with pytest.raises(FormatError) as pieces_error:
+        list(iter_csv(path, {}, source_name=path.name, chunk_bytes=4096))
+    assert whole_error.value.line == pieces_error.value.line == 2502
+    assert str(whole_error.value) == str(pieces_error.value)
+
+
 def _ascii_then_cp1252(ascii_rows: int, danish_rows: int) -> str:
     rows = [f"{i};Hansen Jensen;12,5" for i in range(ascii_rows)]
     rows += [f"{i};Søren Ærø;12,5" for i in range(ascii_rows, ascii_rows + danish_rows)]

@@ -309,6 +309,27 @@ def test_trailing_delimiter_column_without_header_or_values_is_dropped() -> None
     assert "column 3 has values" in str(error)
 
 
+def test_a_trailing_delimiter_on_the_header_alone_adds_no_column() -> None:
+    data = b"Id;Navn;Belob;Dato;\r\n001;a;1;01-02-2024\r\n002;b;2;02-02-2024;\r\n"
+    frame = read(data)
+    assert frame.columns == ["Id", "Navn", "Belob", "Dato", "_source_row"]
+    assert frame.rows() == [("001", "a", "1", "01-02-2024", 2), ("002", "b", "2", "02-02-2024", 3)]
+
+
+def test_a_value_under_the_headers_trailing_delimiter_is_refused_at_its_line() -> None:
+    error = read_error(b"Id;Navn;\n1;a\n2;b\n3;c;glemt\n4;d\n")
+    assert error.line == 4
+    assert error.cause == "column 3 has values but no header text"
+
+
+def test_a_row_short_of_the_named_columns_is_still_ragged() -> None:
+    error = read_error(b"Id;Navn;Belob;\n1;a;1\n2;b\n")
+    assert error.line == 3
+    assert error.cause == (
+        "the row has 2 fields but the header (line 1) has 3 named and 1 unnamed after them"
+    )
+
+
 # --- errors -----------------------------------------------------------------------------
 
 
