@@ -89,10 +89,11 @@ def _pieces(
     first = {**options, "encoding": encoding, "delimiter": delimiter, "skip_footer_rows": 0}
     later = {**first, "encoding": without_signature(encoding), "header_row": 0}
     window = Window(handle, head, chunk_bytes)
+    footer = _Footer(opts.skip_footer_rows, delimiter, quote)
     lines_before, bytes_before, is_first = 0, 0, True
-    limit = chunk_bytes
+    limit, ahead = chunk_bytes, chunk_bytes // 2
     while True:
-        eof = window.fill(limit + chunk_bytes // 2)
+        eof = window.fill(limit + ahead)
         if eof and window.filled <= limit + chunk_bytes // 2:
             cut: int | None = window.filled  # the rest of the file is the last piece
         else:
@@ -100,10 +101,15 @@ def _pieces(
             if cut is None:  # a quoted field runs past the piece: search a longer one
                 limit += chunk_bytes
                 continue
+            if not footer.fits_after(window.data, cut, window.filled):
+                if not eof:  # read further before cutting here
+                    ahead += chunk_bytes
+                    continue
+                cut = window.filled  # too few records are left to cut them off: one piece
         prefix = b"" if is_first else header
         piece = window.take(cut, prefix=prefix)
         newlines = count_byte(piece, b"\n") - prefix.count(b"\n")
-        limit = chunk_bytes
+        limit, ahead = chunk_bytes, chunk_bytes // 2
         last = eof and not window.filled
         if not settled and not piece.isascii():
             # The first bytes that tell the encoding apart; every piece before was ASCII.
@@ -117,11 +123,8 @@ def _pieces(
             chosen = f"detected from the bytes from offset {bytes_before} on"
             settled = True
         piece_options = first if is_first else later
-        if last:
-            piece_options = {
-                **piece_options,
-                "skip_footer_rows": options.get("skip_footer_rows", 0),
-            }
+        if last:  # `footer` made sure it holds every footer row
+            piece_options = {**piece_options, "skip_footer_rows": opts.skip_footer_rows}
         try:
             frame = _read_piece(piece, piece_options, source_name, lines_before, prefix)
         except FormatError:
@@ -184,6 +187,36 @@ class Window:
         return piece
 
 
+class _Footer:
+    """Keeps the file's last `skip_footer_rows` records with content in its last piece, the
+    only piece that drops them (a piece before cannot know they are the last): every cut must
+    leave at least that many such records after it."""
+
+    def __init__(self, rows: int, delimiter: str, quote: bytes | None) -> None:
+        self.rows = rows
+        self.quote = quote
+        # ASCII letters, digits and punctuation, but not the delimiter or quote: a record
+        # holding one has content in any encoding. Other bytes may be blanks (a no-break
+        # space) and are not counted, which at worst makes a cut wait for more records.
+        ignored = re.escape(delimiter.encode("ascii")) + (re.escape(quote) if quote else b"")
+        self._content = re.compile(b"[^\\x00-\\x20\\x7f-\\xff" + ignored + b"]")
+
+    def fits_after(self, buffer: bytes | bytearray, cut: int, end: int) -> bool:
+        """Whether `buffer[cut:end]`, from a record's start, holds the footer rows."""
+        found, position = 0, cut
+        while found < self.rows:
+            hit = self._content.search(buffer, position, end)
+            if hit is None:
+                return False
+            found += 1
+            position = _record_end_after(
+                buffer, self.quote, start=position, at=hit.start(), end=end
+            )
+            if not position:  # that record runs on past `end`
+                return found >= self.rows
+        return True
+
+
 def _read_piece(
     data: bytes, options: dict[str, Any], source_name: str, lines_before: int, header: bytes
 ) -> pl.DataFrame | None:
@@ -211,15 +244,24 @@ def _nth_newline(data: bytes, n: int) -> int:
     return position
 
 
-def _record_end_after(data: bytes, quote: bytes | None, *, start: int) -> int:
-    """Just past the first newline after `start` that ends a record, or 0 if there is none:
-    a header cell may hold a quoted line break, as Excel writes "Beløb<Alt+Enter>(kr)"."""
+def _record_end_after(
+    data: bytes | bytearray,
+    quote: bytes | None,
+    *,
+    start: int,
+    at: int | None = None,
+    end: int | None = None,
+) -> int:
+    """Just past the first newline from `at` (default `start`) up to `end` that ends the
+    record begun at `start`, or 0 if there is none: a header cell may hold a quoted line
+    break, as Excel writes "Beløb<Alt+Enter>(kr)"."""
     quotes, position = 0, start
-    while (end := data.find(b"\n", position)) >= 0:
-        quotes += data.count(quote, position, end) if quote else 0
+    search = start if at is None else at
+    while (newline := data.find(b"\n", search, end)) >= 0:
+        quotes += data.count(quote, position, newline) if quote else 0
         if quotes % 2 == 0:
-            return end + 1
-        position = end + 1
+            return newline + 1
+        position = search = newline + 1
     return 0
 
 

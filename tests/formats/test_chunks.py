@@ -11,11 +11,14 @@ from pathlib import Path
 
 import polars as pl
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from polars.testing import assert_frame_equal
 
 from connectors.formats import FormatError, iter_table, read_table
 from connectors.formats.chunks import iter_csv
 from connectors.formats.csv import read_csv
+from tests.formats.builders import PIECES_PROPERTY
 
 OPENDATA = Path(__file__).parents[2].parent / "shared" / "fixtures" / "real" / "opendata"
 REAL = sorted(p for p in OPENDATA.glob("*.csv") if "miljostasjoner" not in p.name)
@@ -49,6 +52,84 @@ def test_quoted_line_breaks_cp1252_footer_and_totals(tmp_path: Path) -> None:
         assert got.height == 2000
         assert got["_source_row"][-1] == 4000  # each record spans two physical lines
         assert got["Beskrivelse"][-1] == "første linje\nanden linje 1999"
+
+
+def test_footer_rows_spread_over_several_small_pieces_are_all_dropped(tmp_path: Path) -> None:
+    # Pieces of about one row: the last piece held fewer rows than `skip_footer_rows`, so
+    # footer lines in the pieces before it were read as data (or refused as ragged).
+    body = "".join(f"{i:05d};name {i};1,5;01-02-2024\r\n" for i in range(300))
+    footers = [
+        "I alt;;450;\r\n",
+        '"Kilde: fagsystem X,\r\nudtrukket 2026-01-31"\r\n',  # one record, two lines
+        ";;;\r\n",  # no content: not a footer row
+        "\r\n",
+        "Kørt af: batch\r\n",
+    ]
+    path = tmp_path / "f.csv"
+    path.write_bytes(("Id;Navn;Belob;Dato\r\n" + body + "".join(footers)).encode("cp1252"))
+    for skip in (1, 2, 3):
+        for chunk_bytes in (20, 41, 64, 150):
+            options = {"skip_footer_rows": skip, "encoding": "cp1252"}
+            if skip < 3:  # the footer rows left over are totals and notes, skipped by pattern
+                options["skip_rows_matching"] = "^(I alt|Kilde)"
+            whole, pieces = _both(path, options, chunk_bytes)
+            assert len(pieces) > 10, (skip, chunk_bytes)
+            got = pl.concat(pieces)
+            assert got.equals(whole), (skip, chunk_bytes)
+            assert got.height == 300 and got["Id"][-1] == "00299"
+
+
+def test_blank_lines_after_the_footer_longer_than_a_piece(tmp_path: Path) -> None:
+    # The pieces cut among the blank lines hold no row at all: the footer is in one before.
+    body = "".join(f"{i};navn {i}\n" for i in range(3000))
+    blanks = " \r\n;\n\n" * 3000
+    path = tmp_path / "blanks.csv"
+    path.write_text(f"id;navn\n{body}Kilde: DST\n{blanks}", encoding="utf-8")
+    whole, pieces = _both(path, {"skip_footer_rows": 1}, 4096)
+    assert len(pieces) > 5
+    got = pl.concat(pieces)
+    assert got.equals(whole) and got.height == 3000
+
+
+_CELL = st.sampled_from(["", "a", "Søren", "1,5", " x ", '"q;uo""te"', '"to\nlinjer"', ";"])
+_FOOTER = st.sampled_from(["", ";", "Kilde: DST", "I alt;9", '"Note\nlang"', "x;y;z;w"])
+
+
+@PIECES_PROPERTY
+@given(
+    columns=st.integers(1, 3),
+    rows=st.lists(st.lists(_CELL, min_size=3, max_size=3), max_size=30),
+    footers=st.lists(_FOOTER, max_size=5),
+    skip=st.integers(0, 4),
+    newline=st.sampled_from(["\n", "\r\n"]),
+    chunk=st.integers(1, 80),
+)
+def test_generated_files_read_in_pieces_as_whole(
+    tmp_path: Path, columns, rows, footers, skip, newline, chunk
+) -> None:
+    # One column (a `;` in a value is text) or several; quoted line breaks; footers of any
+    # width, some without content; `skip_footer_rows` of any size against pieces of a row
+    # or two.
+    header = ";".join(f"c{i}" for i in range(columns))
+    lines = [header, *(";".join(row[:columns]) for row in rows), *footers]
+    path = tmp_path / "gen.csv"
+    path.write_bytes((newline.join(lines) + newline).encode())
+    options = {"skip_footer_rows": skip}
+    try:
+        whole = read_csv(path.read_bytes(), options, source_name="gen.csv")
+    except FormatError as error:
+        whole = error
+    try:
+        chunk_bytes = len(header) + len(newline) + chunk
+        pieces = pl.concat(iter_csv(path, options, source_name="gen.csv", chunk_bytes=chunk_bytes))
+    except FormatError as error:
+        pieces = error
+    if isinstance(whole, FormatError):
+        # Refused both ways; reading front to back may meet another problem first.
+        assert isinstance(pieces, FormatError), str(whole)
+    else:
+        assert isinstance(pieces, pl.DataFrame), str(pieces)
+        assert_frame_equal(pieces, whole)
 
 
 def test_header_row_and_bom(tmp_path: Path) -> None:
