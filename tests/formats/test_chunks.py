@@ -98,6 +98,7 @@ _FOOTER = st.sampled_from(["", ";", "Kilde: DST", "I alt;9", '"Note\nlang"', "x;
 @PIECES_PROPERTY
 @given(
     columns=st.integers(1, 3),
+    trailing=st.booleans(),
     rows=st.lists(st.lists(_CELL, min_size=3, max_size=3), max_size=30),
     footers=st.lists(_FOOTER, max_size=5),
     skip=st.integers(0, 4),
@@ -105,12 +106,12 @@ _FOOTER = st.sampled_from(["", ";", "Kilde: DST", "I alt;9", '"Note\nlang"', "x;
     chunk=st.integers(1, 80),
 )
 def test_generated_files_read_in_pieces_as_whole(
-    tmp_path: Path, columns, rows, footers, skip, newline, chunk
+    tmp_path: Path, columns, trailing, rows, footers, skip, newline, chunk
 ) -> None:
-    # One column (a `;` in a value is text) or several; quoted line breaks; footers of any
-    # width, some without content; `skip_footer_rows` of any size against pieces of a row
-    # or two.
-    header = ";".join(f"c{i}" for i in range(columns))
+    # One column (a `;` in a value is text) or several, perhaps with a trailing `;` on the
+    # header alone; quoted line breaks; footers of any width, some without content;
+    # `skip_footer_rows` of any size against pieces of a row or two.
+    header = ";".join(f"c{i}" for i in range(columns)) + (";" if trailing else "")
     lines = [header, *(";".join(row[:columns]) for row in rows), *footers]
     path = tmp_path / "gen.csv"
     path.write_bytes((newline.join(lines) + newline).encode())

@@ -91,6 +91,15 @@ def test_what_the_fast_path_cannot_prove_goes_the_general_way(data: bytes, why: 
     assert _read_plain(data, opts, "t.csv") is None, why
 
 
+def test_a_one_column_file_takes_the_fast_path_with_its_delimiters_as_text() -> None:
+    notes = [f"Note {i}" for i in range(30)]
+    notes[25] = "Ring tilbage; borger ikke hjemme"
+    plain, general = _both(("Bemærkning\n" + "\n".join(notes) + "\n").encode())
+    assert plain is not None
+    assert_frame_equal(plain, general)
+    assert plain["Bemærkning"].to_list() == notes
+
+
 def test_footers_and_header_rows_are_left_to_the_general_path() -> None:
     data = b"title\na;b\n1;2\nI alt;2\n"
     for options in ({"header_row": 1}, {"skip_footer_rows": 1}):
