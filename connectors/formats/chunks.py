@@ -4,7 +4,9 @@ A file larger than one chunk is cut at record boundaries (a newline outside quot
 piece, with the header line in front, goes through the same `read_csv` as a small file: the
 same checks, the same messages. Only what a piece cannot know is carried across: the encoding
 and delimiter found in the first piece, and how many lines and bytes came before it, so
-`_source_row` and every error's line number and byte offset stay the file's own.
+`_source_row` and every error's line number and byte offset stay the file's own. No cut leaves
+fewer than `skip_footer_rows` records after it, so the last piece, which drops them, holds
+every footer row.
 
 An undeclared encoding is detected from the first piece, unless that piece is pure ASCII
 (which every candidate encoding reads alike): then from the first piece that is not.
