@@ -13,18 +13,9 @@ read off which conversions succeeded:
     date        value     null      value      null
     boolean     "true"    1.0/0.0   null       value
 
-Rendering: numbers as digits (`1234.56`, `1e-07`; whole numbers without a decimal part),
-dates as `YYYY-MM-DD`, date-times as `YYYY-MM-DD HH:MM:SS`, times of day as `HH:MM` (or
-`HH:MM:SS` when the seconds are not zero). Excel stores a date and a date-time alike (a day
-number; only the cell's display format differs, which calamine does not pass on), so a
-column in which any date cell has a time renders all its date cells with the time, midnight
-as `00:00:00`: a date-time field then accepts every value, and a date field accepts
-`YYYY-MM-DD 00:00:00` too. A date cell beyond Excel's dates (a negative serial, or
-31122024 typed into a date cell: Excel shows #####) renders as its number, for the typing
-step to quarantine; times of day work in both the 1900 and the 1904 (Mac) date systems, and
-.ods time cells read as times. In .xlsx, whole numbers in cells formatted with zeros only
-(`0000`) get Excel's leading zeros (`xlsx_cells`). Header texts are NFC-normalised (macOS
-tools write `å` as `a` plus a combining ring), and sheet names are matched NFC-normalised.
+How each cell type is rendered as text (dates, times, numbers) is in `excel_cells`. Header
+texts are NFC-normalised (macOS tools write `å` as `a` plus a combining ring), and sheet
+names are matched NFC-normalised.
 
 Layout options (`format:` block, `type: excel`):
 
@@ -62,7 +53,6 @@ whose used range is far larger than the cells written in the file is refused (se
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 import unicodedata
 from collections.abc import Mapping
@@ -73,6 +63,15 @@ import fastexcel
 import polars as pl
 
 from connectors.formats.errors import FormatError, is_panic
+from connectors.formats.excel_cells import (
+    DATE_DETAIL,
+    ERROR_TEXT,
+    SYSTEM_1900,
+    SYSTEM_1904,
+    error_text,
+    pad,
+    render,
+)
 from connectors.formats.frame import SOURCE_ROW, finish, header_name
 from connectors.formats.options import (
     check_keys,
@@ -90,7 +89,7 @@ from connectors.formats.workbook_package import (
     open_package,
 )
 from connectors.formats.xls_cells import NotXls, xls_scans
-from connectors.formats.xlsx_cells import date_1904, error_cell, padded_cells, padded_styles
+from connectors.formats.xlsx_cells import date_1904, error_cell
 
 OPTIONS = {
     "sheet",
@@ -121,57 +120,8 @@ SPARSE_RATIO = 50
 MAX_COLUMNS = 1000
 _NAME_ECHO = 80  # characters of a header or sheet name quoted in a message
 
-# calamine's names for Excel error values, back to what Excel shows in the cell.
-_ERROR_TEXT = {
-    "Div0": "#DIV/0!",
-    "NA": "#N/A",
-    "Name": "#NAME?",
-    "Null": "#NULL!",
-    "Num": "#NUM!",
-    "Ref": "#REF!",
-    "Value": "#VALUE!",
-    "GettingData": "#DATA!",
-}
-_ERROR_DETAIL = re.compile(r"Error\((\w+)\)")
-# A date cell whose value is beyond any date calamine could convert (Excel shows #####).
-_DATE_DETAIL = re.compile(r"ExcelDateTime \{ value: ([-+0-9.eE]+|NaN|-?inf)")
-# An .ods time cell, which calamine passes on as its ISO 8601 duration (PT13H45M00S).
-_ISO_DURATION = re.compile(
-    r"DurationIso\(\"(-)?P(?:(\d+)D)?T?(?:(\d+)H)?(?:(\d+)M)?(?:([\d.]+)S)?\""
-)
 # calamine panics turning a serial beyond about ±1.07e11 days into milliseconds.
 _HUGE_SERIAL = 1e11
-_WHOLE = re.compile(r"-?[0-9]+")
-_INT64_SAFE = 2.0**62
-_MIDNIGHT = dt.time(0)
-_DAY_MS = 86_400_000
-# Excel's last date; a date cell beyond it (31122024 typed as a date) is no date at all.
-_LAST_MOMENT = dt.datetime.max  # 9999-12-31 23:59:59.999999
-
-
-@dataclass(frozen=True)
-class _DateSystem:
-    """Where calamine puts serial day 0 in this workbook's date system.
-
-    Serials 0 to 1 are times of day (Excel shows 0.5 in an hh:mm cell as 12:00); a negative
-    serial is no date or time in Excel (it shows #####), so it is rendered as its number.
-    """
-
-    time_day: dt.datetime  # the day calamine gives serials 0 to 1
-    epoch: dt.datetime  # serial 0 of calamine's date arithmetic
-    leap_bug_end: dt.datetime  # before it calamine adds 1 (Excel's 1900-02-29)
-
-    def serial(self, moment: pl.Expr) -> pl.Expr:
-        days = (moment - self.epoch).dt.total_milliseconds() / _DAY_MS
-        return pl.when(moment < self.leap_bug_end).then(days - 1).otherwise(days)
-
-
-# calamine: 1900 system counts from 1899-12-30 and adds a day below serial 60 (Excel's
-# non-existent 1900-02-29), so serial 0 lands on 1899-12-31; 1904 system counts from 1904-01-01.
-_SYSTEM_1900 = _DateSystem(
-    dt.datetime(1899, 12, 31), dt.datetime(1899, 12, 30), dt.datetime(1900, 3, 1)
-)
-_SYSTEM_1904 = _DateSystem(dt.datetime(1904, 1, 1), dt.datetime(1904, 1, 1), dt.datetime.min)
 # An encrypted .xlsx is an OLE2 compound file holding an "EncryptedPackage" stream.
 _OLE2 = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _ENCRYPTED_PACKAGE = "EncryptedPackage".encode("utf-16-le")
@@ -606,11 +556,11 @@ def _sheet_cells(
     # A column with no text at all is empty (or holds only error cells, filled in below):
     # rendering it is skipped, since a stray cell far to the right makes thousands of them.
     nulls = text.null_count().row(0)
-    system = _SYSTEM_1904 if package is not None and date_1904(package.archive) else _SYSTEM_1900
+    system = SYSTEM_1904 if package is not None and date_1904(package.archive) else SYSTEM_1900
     columns = [
         pl.Series(f"c{i}", [None] * text.height, dtype=pl.String)
         if nulls[i] == text.height
-        else _render(
+        else render(
             text[:, i], number[:, i], moment[:, i], boolean[:, i], layout.decimal_comma, system
         ).alias(f"c{i}")
         for i in range(text.width)
@@ -618,7 +568,7 @@ def _sheet_cells(
     for error in errors.errors if errors is not None else []:
         row, column = error.position
         column -= first_index
-        value = _error_text(error.detail, layout.decimal_comma)
+        value = error_text(error.detail, layout.decimal_comma)
         if value is None:
             raise FormatError(
                 source_name,
@@ -628,31 +578,8 @@ def _sheet_cells(
                 sheet=sheet,
             )
         columns[column] = columns[column].scatter(row, value)
-    _pad(columns, package, sheet, first_column)
+    pad(columns, package, sheet, first_column)
     return pl.DataFrame(columns), first_column
-
-
-def _error_text(detail: str, decimal_comma: bool) -> str | None:
-    """The text of a cell the text load could not convert, from calamine's description."""
-    found = _ERROR_DETAIL.search(detail)
-    if found is not None:
-        return _ERROR_TEXT.get(found.group(1), f"#{found.group(1).upper()}")
-    found = _DATE_DETAIL.search(detail)
-    if found is not None:  # a date cell beyond any date (Excel shows #####): its number
-        text = _number_text(float(found.group(1)))
-        return text.replace(".", ",") if decimal_comma else text
-    found = _ISO_DURATION.search(detail)
-    if found is not None and any(found.groups()[1:]):  # an .ods time cell (PT13H45M00S)
-        sign, days, hours, minutes, seconds = found.groups()
-        total = round(
-            (int(days or 0) * 24 + int(hours or 0)) * 3600
-            + int(minutes or 0) * 60
-            + float(seconds or 0)
-        )
-        hours_, rest = divmod(total, 3600)
-        text = f"{sign or ''}{hours_:02}:{rest // 60:02}"
-        return text + f":{rest % 60:02}" if rest % 60 else text
-    return None
 
 
 def _check_error_values(package: Package | None, sheet: str, source_name: str) -> None:
@@ -664,7 +591,7 @@ def _check_error_values(package: Package | None, sheet: str, source_name: str) -
     member = package.members.get(sheet) if package is not None else None
     if package is None or member is None:
         return
-    found = error_cell(package.archive, member, set(_ERROR_TEXT.values()))
+    found = error_cell(package.archive, member, set(ERROR_TEXT.values()))
     if found is not None:
         reference, value = found
         raise FormatError(
@@ -690,7 +617,7 @@ def _check_huge_serials(workbook: Any, sheet: str, pick: Any, source_name: str) 
             raise
         return
     for error in errors.errors if errors is not None else []:
-        found = _DATE_DETAIL.search(error.detail)
+        found = DATE_DETAIL.search(error.detail)
         if found is not None and abs(float(found.group(1))) >= _HUGE_SERIAL:
             row, column = error.position
             # Error positions count from the first used column, not from A.
@@ -703,34 +630,6 @@ def _check_huge_serials(workbook: Any, sheet: str, pick: Any, source_name: str) 
                 "Correct the cell (or clear its date format) in the workbook",
                 line=row + 1,
                 sheet=sheet,
-            )
-
-
-def _pad(columns: list[pl.Series], package: Package | None, sheet: str, first: int) -> None:
-    """Whole numbers in cells formatted `0000` get Excel's leading zeros (0800, a postcode).
-
-    A CPR or postcode kept as a number with such a format shows as 0101451234 in Excel but
-    is 101451234 to calamine, which does not pass number formats on.
-    """
-    member = package.members.get(sheet) if package is not None else None
-    if package is None or member is None:
-        return
-    styles = padded_styles(package.archive)
-    if not styles:
-        return  # no zero-padding format in the workbook: the sheet's XML is not read again
-    by_column: dict[int, dict[int, int]] = {}
-    for (row, column), width in padded_cells(package.archive, member, styles).items():
-        if 0 <= column - first < len(columns):
-            by_column.setdefault(column - first, {})[row] = width
-    for index, widths in by_column.items():
-        series = columns[index]
-        rows = [row for row in widths if row < series.len()]
-        values = series.gather(rows).to_list()
-        keep = [(r, v) for r, v in zip(rows, values, strict=True) if v and _WHOLE.fullmatch(v)]
-        if keep:
-            columns[index] = series.scatter(
-                [r for r, _ in keep],
-                [("-" if v[0] == "-" else "") + v.lstrip("-").zfill(widths[r]) for r, v in keep],
             )
 
 
@@ -758,73 +657,6 @@ def _moments(
             column = pl.Series([None] * height, dtype=pl.Datetime("ms"))
         columns.append(column.alias(f"c{i}"))
     return pl.DataFrame(columns)
-
-
-def _render(
-    text: pl.Series,
-    number: pl.Series,
-    moment: pl.Series,
-    flag: pl.Series,
-    decimal_comma: bool,
-    system: _DateSystem = _SYSTEM_1900,
-) -> pl.Series:
-    cells = pl.DataFrame(
-        {
-            "text": text.cast(pl.String),
-            "number": number.cast(pl.Float64),
-            "moment": moment.cast(pl.Datetime("ms")),
-            "flag": flag.cast(pl.Boolean),
-        }
-    )
-    is_date = pl.col("moment").is_not_null() & pl.col("number").is_null()
-    # A negative serial or one past 9999-12-31 in a date cell is shown by Excel as #####:
-    # it renders as its number, which the typing step quarantines (one row, not the file).
-    no_date = is_date & ((pl.col("moment") < system.time_day) | (pl.col("moment") > _LAST_MOMENT))
-    is_date = is_date & ~no_date
-    is_bool = pl.col("flag").is_not_null() & pl.col("text").is_in(["true", "false"])
-    is_number = pl.col("flag").is_not_null() & pl.col("number").is_not_null() & ~is_bool
-    shown = pl.when(no_date).then(system.serial(pl.col("moment"))).otherwise(pl.col("number"))
-    whole = (shown == shown.floor()) & (shown.abs() < _INT64_SAFE)
-    # Excel shows times to the second; serial fractions land a millisecond off.
-    moment_s = pl.col("moment").dt.round("1s")
-    is_time = moment_s < system.time_day + dt.timedelta(days=1)
-    # A date and a date-time are the same kind of cell to calamine: any time in the column
-    # makes it a date-time column, whose midnights then keep their 00:00:00.
-    has_times = (is_date & ~is_time & (moment_s.dt.time() != _MIDNIGHT)).any()
-    date_text = (
-        pl.when(is_time & (moment_s.dt.second() == 0))
-        .then(moment_s.dt.strftime("%H:%M"))
-        .when(is_time)
-        .then(moment_s.dt.strftime("%H:%M:%S"))
-        .when((moment_s.dt.time() == _MIDNIGHT) & ~has_times)
-        .then(moment_s.dt.strftime("%Y-%m-%d"))
-        .otherwise(moment_s.dt.strftime("%Y-%m-%d %H:%M:%S"))
-    )
-    numeric = is_number | no_date
-    rendered = cells.select(
-        pl.when(is_date)
-        .then(date_text)
-        .when(numeric & whole)
-        .then(shown.cast(pl.Int64).cast(pl.String))
-        .when(numeric)
-        .then(pl.lit(None, dtype=pl.String))  # filled below with Python's repr
-        .otherwise(pl.col("text"))
-        .alias("value"),
-        (numeric & ~whole).alias("needs_repr"),
-        shown.alias("shown"),
-    )
-    value = rendered["value"]
-    positions = rendered["needs_repr"].arg_true()
-    if positions.len():
-        texts = [_number_text(v) for v in rendered["shown"].gather(positions).to_list()]
-        if decimal_comma:
-            texts = [t.replace(".", ",") for t in texts]
-        value = value.scatter(positions, texts)
-    return value
-
-
-def _number_text(value: float) -> str:
-    return str(int(value)) if value.is_integer() else repr(value)
 
 
 def _too_wide(first: int, last: int, rows: int, sheet: str, source_name: str) -> FormatError:
