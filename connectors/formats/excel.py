@@ -68,11 +68,13 @@ from connectors.formats.excel_cells import (
     ERROR_TEXT,
     SYSTEM_1900,
     SYSTEM_1904,
+    column_formats,
     error_text,
     pad,
     render,
 )
 from connectors.formats.frame import SOURCE_ROW, finish, header_name
+from connectors.formats.number_formats import FormattedCells
 from connectors.formats.options import (
     check_keys,
     flag,
@@ -89,7 +91,7 @@ from connectors.formats.workbook_package import (
     open_package,
 )
 from connectors.formats.xls_cells import NotXls, xls_scans
-from connectors.formats.xlsx_cells import date_1904, error_cell
+from connectors.formats.xlsx_cells import date_1904, error_cell, formatted_cells, number_styles
 
 OPTIONS = {
     "sheet",
@@ -557,11 +559,22 @@ def _sheet_cells(
     # rendering it is skipped, since a stray cell far to the right makes thousands of them.
     nulls = text.null_count().row(0)
     system = SYSTEM_1904 if package is not None and date_1904(package.archive) else SYSTEM_1900
+    formatted = _formatted_cells(package, sheet)
+    formats = [
+        column_formats(formatted.columns.get(first_column + i, []), text.height)
+        for i in range(text.width)
+    ]
     columns = [
         pl.Series(f"c{i}", [None] * text.height, dtype=pl.String)
         if nulls[i] == text.height
         else render(
-            text[:, i], number[:, i], moment[:, i], boolean[:, i], layout.decimal_comma, system
+            text[:, i],
+            number[:, i],
+            moment[:, i],
+            boolean[:, i],
+            layout.decimal_comma,
+            system,
+            elapsed=formats[i][1],
         ).alias(f"c{i}")
         for i in range(text.width)
     ]
@@ -578,8 +591,21 @@ def _sheet_cells(
                 sheet=sheet,
             )
         columns[column] = columns[column].scatter(row, value)
-    pad(columns, package, sheet, first_column)
+    for i, (zeros, _) in enumerate(formats):
+        if zeros is not None:
+            columns[i] = pad(columns[i], zeros)
     return pl.DataFrame(columns), first_column
+
+
+def _formatted_cells(package: Package | None, sheet: str) -> FormattedCells:
+    """The sheet's number cells whose format calamine does not honour (`number_formats`)."""
+    member = package.members.get(sheet) if package is not None else None
+    if package is None or member is None:
+        return FormattedCells()
+    styles = number_styles(package.archive)
+    if not styles:
+        return FormattedCells()  # no such format in the workbook: no second read of the XML
+    return formatted_cells(package.archive, member, styles)
 
 
 def _check_error_values(package: Package | None, sheet: str, source_name: str) -> None:

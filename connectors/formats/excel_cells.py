@@ -10,8 +10,11 @@ as `00:00:00`: a date-time field then accepts every value, and a date field acce
 `YYYY-MM-DD 00:00:00` too. A date cell beyond Excel's dates (a negative serial, or
 31122024 typed into a date cell: Excel shows #####) renders as its number, for the typing
 step to quarantine; times of day work in both the 1900 and the 1904 (Mac) date systems, and
-.ods time cells read as times. In .xlsx, whole numbers in cells formatted with zeros only
-(`0000`) get Excel's leading zeros (`xlsx_cells`).
+.ods time cells read as times. Two number formats change what Excel shows in ways calamine
+does not pass on (`number_formats`): whole numbers in cells formatted with zeros only
+(`0000`) get Excel's leading zeros, and durations formatted as elapsed time read as hours
+(`[h]:mm`: 1.5 is `36:00`, `36:00:15` with seconds), minutes (`[mm]:ss`: `2160:00`) or
+seconds (`[ss]`), not as dates.
 """
 
 from __future__ import annotations
@@ -22,8 +25,7 @@ from dataclasses import dataclass
 
 import polars as pl
 
-from connectors.formats.workbook_package import Package
-from connectors.formats.xlsx_cells import padded_cells, padded_styles
+from connectors.formats.number_formats import Shown
 
 # calamine's names for Excel error values, back to what Excel shows in the cell.
 ERROR_TEXT = {
@@ -43,7 +45,7 @@ DATE_DETAIL = re.compile(r"ExcelDateTime \{ value: ([-+0-9.eE]+|NaN|-?inf)")
 _ISO_DURATION = re.compile(
     r"DurationIso\(\"(-)?P(?:(\d+)D)?T?(?:(\d+)H)?(?:(\d+)M)?(?:([\d.]+)S)?\""
 )
-_WHOLE = re.compile(r"-?[0-9]+")
+_WHOLE = r"^-?[0-9]+$"
 _INT64_SAFE = 2.0**62
 _MIDNIGHT = dt.time(0)
 _DAY_MS = 86_400_000
@@ -62,6 +64,8 @@ class DateSystem:
     time_day: dt.datetime  # the day calamine gives serials 0 to 1
     epoch: dt.datetime  # serial 0 of calamine's date arithmetic
     leap_bug_end: dt.datetime  # before it calamine adds 1 (Excel's 1900-02-29)
+    days: float  # the serial just past 9999-12-31, Excel's last day
+    negative_times: bool  # whether Excel shows a negative duration (-36:00), not #####
 
     def serial(self, moment: pl.Expr) -> pl.Expr:
         days = (moment - self.epoch).dt.total_milliseconds() / _DAY_MS
@@ -71,9 +75,19 @@ class DateSystem:
 # calamine: 1900 system counts from 1899-12-30 and adds a day below serial 60 (Excel's
 # non-existent 1900-02-29), so serial 0 lands on 1899-12-31; 1904 system counts from 1904-01-01.
 SYSTEM_1900 = DateSystem(
-    dt.datetime(1899, 12, 31), dt.datetime(1899, 12, 30), dt.datetime(1900, 3, 1)
+    dt.datetime(1899, 12, 31),
+    dt.datetime(1899, 12, 30),
+    dt.datetime(1900, 3, 1),
+    days=2_958_466,
+    negative_times=False,
 )
-SYSTEM_1904 = DateSystem(dt.datetime(1904, 1, 1), dt.datetime(1904, 1, 1), dt.datetime.min)
+SYSTEM_1904 = DateSystem(
+    dt.datetime(1904, 1, 1),
+    dt.datetime(1904, 1, 1),
+    dt.datetime.min,
+    days=2_958_466 - 1462,
+    negative_times=True,
+)
 
 
 def error_text(detail: str, decimal_comma: bool) -> str | None:
@@ -99,32 +113,49 @@ def error_text(detail: str, decimal_comma: bool) -> str | None:
     return None
 
 
-def pad(columns: list[pl.Series], package: Package | None, sheet: str, first: int) -> None:
+def column_formats(
+    runs: list[tuple[int, int, Shown]], height: int
+) -> tuple[pl.Series | None, pl.Series | None]:
+    """A column's zero-padding widths and elapsed-time units by row, from its formatted runs
+    (`number_formats.FormattedCells`); None for either when no cell has one."""
+    rows: list[int] = []
+    formats: list[Shown] = []
+    for first, count, shown in runs:
+        span = range(first, min(first + count, height))
+        rows.extend(span)
+        formats.extend([shown] * len(span))
+    if not rows:
+        return None, None
+    zeros = pl.Series([None] * height, dtype=pl.Int64)
+    zeros = zeros.scatter(rows, pl.Series([f.zeros or None for f in formats], dtype=pl.Int64))
+    elapsed = pl.Series([None] * height, dtype=pl.String)
+    elapsed = elapsed.scatter(
+        rows, pl.Series([f.elapsed or None for f in formats], dtype=pl.String)
+    )
+    return (
+        zeros if zeros.null_count() < height else None,
+        elapsed if elapsed.null_count() < height else None,
+    )
+
+
+def pad(text: pl.Series, zeros: pl.Series) -> pl.Series:
     """Whole numbers in cells formatted `0000` get Excel's leading zeros (0800, a postcode).
 
     A CPR or postcode kept as a number with such a format shows as 0101451234 in Excel but
-    is 101451234 to calamine, which does not pass number formats on.
+    is 101451234 to calamine, which does not pass number formats on. `zeros` is each row's
+    width (null for no such format); Excel puts a minus sign before the padded digits.
     """
-    member = package.members.get(sheet) if package is not None else None
-    if package is None or member is None:
-        return
-    styles = padded_styles(package.archive)
-    if not styles:
-        return  # no zero-padding format in the workbook: the sheet's XML is not read again
-    by_column: dict[int, dict[int, int]] = {}
-    for (row, column), width in padded_cells(package.archive, member, styles).items():
-        if 0 <= column - first < len(columns):
-            by_column.setdefault(column - first, {})[row] = width
-    for index, widths in by_column.items():
-        series = columns[index]
-        rows = [row for row in widths if row < series.len()]
-        values = series.gather(rows).to_list()
-        keep = [(r, v) for r, v in zip(rows, values, strict=True) if v and _WHOLE.fullmatch(v)]
-        if keep:
-            columns[index] = series.scatter(
-                [r for r, _ in keep],
-                [("-" if v[0] == "-" else "") + v.lstrip("-").zfill(widths[r]) for r, v in keep],
-            )
+    value, width = pl.col("text"), pl.col("zeros")
+    sign = pl.when(value.str.starts_with("-")).then(pl.lit("-")).otherwise(pl.lit(""))
+    padded = pl.concat_str(sign, value.str.strip_prefix("-").str.zfill(width))
+    return (
+        pl.DataFrame({"text": text, "zeros": zeros})
+        .select(
+            pl.when(width.is_not_null() & value.str.contains(_WHOLE)).then(padded).otherwise(value)
+        )
+        .to_series()
+        .alias(text.name)
+    )
 
 
 def render(
@@ -134,23 +165,44 @@ def render(
     flag: pl.Series,
     decimal_comma: bool,
     system: DateSystem = SYSTEM_1900,
+    elapsed: pl.Series | None = None,
 ) -> pl.Series:
+    """One column's cells as text; `elapsed` is each row's elapsed-time unit (h, m or s) for
+    cells formatted as a duration ([h]:mm), null elsewhere."""
     cells = pl.DataFrame(
         {
             "text": text.cast(pl.String),
             "number": number.cast(pl.Float64),
             "moment": moment.cast(pl.Datetime("ms")),
             "flag": flag.cast(pl.Boolean),
+            "elapsed": pl.repeat(None, len(text), dtype=pl.String, eager=True)
+            if elapsed is None
+            else elapsed,
         }
     )
     is_date = pl.col("moment").is_not_null() & pl.col("number").is_null()
-    # A negative serial or one past 9999-12-31 in a date cell is shown by Excel as #####:
-    # it renders as its number, which the typing step quarantines (one row, not the file).
-    no_date = is_date & ((pl.col("moment") < system.time_day) | (pl.col("moment") > _LAST_MOMENT))
-    is_date = is_date & ~no_date
     is_bool = pl.col("flag").is_not_null() & pl.col("text").is_in(["true", "false"])
     is_number = pl.col("flag").is_not_null() & pl.col("number").is_not_null() & ~is_bool
-    shown = pl.when(no_date).then(system.serial(pl.col("moment"))).otherwise(pl.col("number"))
+    serial = pl.when(is_date).then(system.serial(pl.col("moment"))).otherwise(pl.col("number"))
+    # A duration is its serial in hours, minutes or seconds: 1.5 in [h]:mm is 36:00, not a
+    # date. Excel shows a negative one as ##### (in the 1904 system as -36:00), and none
+    # past its last date: those render as their number, like a date cell beyond the dates.
+    lowest = -system.days if system.negative_times else 0.0
+    is_elapsed = (
+        pl.col("elapsed").is_not_null()
+        & (is_date | is_number)
+        & (serial >= lowest)
+        & (serial < system.days)
+    )
+    # A negative serial or one past 9999-12-31 in a date cell is shown by Excel as #####:
+    # it renders as its number, which the typing step quarantines (one row, not the file).
+    no_date = (
+        is_date
+        & ~is_elapsed
+        & ((pl.col("moment") < system.time_day) | (pl.col("moment") > _LAST_MOMENT))
+    )
+    is_date = is_date & ~no_date & ~is_elapsed
+    shown = pl.when(no_date).then(serial).otherwise(pl.col("number"))
     whole = (shown == shown.floor()) & (shown.abs() < _INT64_SAFE)
     # Excel shows times to the second; serial fractions land a millisecond off.
     moment_s = pl.col("moment").dt.round("1s")
@@ -167,9 +219,11 @@ def render(
         .then(moment_s.dt.strftime("%Y-%m-%d"))
         .otherwise(moment_s.dt.strftime("%Y-%m-%d %H:%M:%S"))
     )
-    numeric = is_number | no_date
+    numeric = (is_number & ~is_elapsed) | no_date
     rendered = cells.select(
-        pl.when(is_date)
+        pl.when(is_elapsed)
+        .then(_elapsed_text(serial, pl.col("elapsed")))
+        .when(is_date)
         .then(date_text)
         .when(numeric & whole)
         .then(shown.cast(pl.Int64).cast(pl.String))
@@ -188,6 +242,30 @@ def render(
             texts = [t.replace(".", ",") for t in texts]
         value = value.scatter(positions, texts)
     return value
+
+
+def _elapsed_text(serial: pl.Expr, unit: pl.Expr) -> pl.Expr:
+    """A duration as its total hours (`36:00`, `36:00:15`), minutes (`2160:00`) or seconds,
+    at least two digits each, as the ISO durations of .ods time cells read."""
+    seconds = (serial.abs() * 86_400).round().cast(pl.Int64)
+    sign = pl.when((serial < 0) & (seconds > 0)).then(pl.lit("-")).otherwise(pl.lit(""))
+
+    def two(part: pl.Expr) -> pl.Expr:
+        return part.cast(pl.String).str.zfill(2)
+
+    second = seconds % 60
+    with_seconds = pl.when(second != 0).then(pl.lit(":") + two(second)).otherwise(pl.lit(""))
+    return (
+        pl.when(unit == "h")
+        .then(
+            pl.concat_str(
+                sign, two(seconds // 3600), pl.lit(":"), two(seconds // 60 % 60), with_seconds
+            )
+        )
+        .when(unit == "m")
+        .then(pl.concat_str(sign, two(seconds // 60), pl.lit(":"), two(second)))
+        .otherwise(pl.concat_str(sign, two(seconds)))
+    )
 
 
 def number_text(value: float) -> str:

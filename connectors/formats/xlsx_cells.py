@@ -1,10 +1,11 @@
 """What calamine does not pass on from an .xlsx: the date system, number formats, error values.
 
 calamine gives a cell's value but not its number format, so a CPR typed as a number in a
-cell formatted `0000000000` reads as 101451234 where Excel shows 0101451234; and it refuses
-a whole sheet over one Excel 365 error value (#SPILL!) without saying which cell. These
-small readers look at the workbook's own XML for exactly that, and only when needed: the
-sheet's XML is scanned for styles only if styles.xml has a zero-padding format at all.
+cell formatted `0000000000` reads as 101451234 where Excel shows 0101451234, and a duration
+formatted `[h]:mm` as a date (see `number_formats`); and it refuses a whole sheet over one
+Excel 365 error value (#SPILL!) without saying which cell. These small readers look at the
+workbook's own XML for exactly that, and only when needed: the sheet's XML is scanned for
+styles only if styles.xml has such a format at all.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import re
 import zipfile
 from collections.abc import Iterator
 
+from connectors.formats.number_formats import BUILTIN, FormattedCells, Shown, shown
 from connectors.formats.workbook_package import column_index
 
 _STEP = 1 << 22
@@ -23,8 +25,6 @@ _NUM_FMT = re.compile(rb"<" + _NS + rb"numFmt\s([^>]*)>")
 _CELL_XFS = re.compile(rb"<" + _NS + rb"cellXfs\b[^>]*>(.*?)</" + _NS + rb"cellXfs>", re.S)
 _XF = re.compile(rb"<" + _NS + rb"xf\b([^>]*)>")
 _ATTRIBUTE = re.compile(rb"([\w:.-]+)\s*=\s*(?:\"([^\"]*)\"|'([^']*)')")
-# A format of zeros only (`0000`, `0000000000`): Excel pads a whole number to that width.
-_ZEROS = re.compile(r"0{2,}")
 _CELL_START = re.compile(rb"<" + _NS + rb"c\s([^>]*?)/?>")
 _VALUE = re.compile(rb"<" + _NS + rb"v>([^<]*)<")
 _CELL_END = re.compile(rb"</" + _NS + rb"c>")
@@ -39,43 +39,50 @@ def date_1904(archive: zipfile.ZipFile) -> bool:
         return False
 
 
-def padded_styles(archive: zipfile.ZipFile) -> dict[str, int]:
-    """Cell style index (the `s` attribute, as text) -> width, for zero-padding formats."""
+def number_styles(archive: zipfile.ZipFile) -> dict[str, Shown]:
+    """Cell style index (the `s` attribute, as text) -> how Excel shows its numbers, for the
+    styles whose number format calamine does not honour."""
     try:
         styles = archive.read("xl/styles.xml")
     except KeyError:
         return {}
-    widths = {}
+    codes = {str(number): code for number, code in BUILTIN.items()}
     for tag in _NUM_FMT.finditer(styles):
         attributes = _attributes(tag.group(1))
-        if _ZEROS.fullmatch(attributes.get("formatCode", "")):
-            widths[attributes.get("numFmtId", "")] = len(attributes["formatCode"])
-    if not widths:
-        return {}
+        codes[attributes.get("numFmtId", "")] = attributes.get("formatCode", "")
+    formats = {number: found for number, code in codes.items() if (found := shown(code))}
     xfs = _CELL_XFS.search(styles)
     found = {}
     for index, tag in enumerate(_XF.finditer(xfs.group(1) if xfs else b"")):
-        width = widths.get(_attributes(tag.group(1)).get("numFmtId", ""))
-        if width is not None:
-            found[str(index)] = width
+        format_ = formats.get(_attributes(tag.group(1)).get("numFmtId", ""))
+        if format_ is not None:
+            found[str(index)] = format_
     return found
 
 
-def padded_cells(
-    archive: zipfile.ZipFile, member: str, styles: dict[str, int]
-) -> dict[tuple[int, int], int]:
-    """(row, column), 0-based -> width, for the number cells with a zero-padding format."""
-    cells = {}
+def formatted_cells(
+    archive: zipfile.ZipFile, member: str, styles: dict[str, Shown]
+) -> FormattedCells:
+    """The sheet's number cells whose style is one of `styles`."""
+    cells = FormattedCells()
+    pattern = _CELL_START
+    if "0" not in styles:  # else a cell without `s` has one (the first style is the default)
+        # Only the cells with one of these styles, not every cell's attributes, are read.
+        names = b"|".join(re.escape(name.encode()) for name in styles)
+        pattern = re.compile(
+            rb"<" + _NS + rb"c\s((?:[^>]*?\s)?s\s*=\s*[\"'](?:" + names + rb")[\"'][^>]*?)/?>"
+        )
     for chunk in _chunks(archive, member):
-        for tag in _CELL_START.finditer(chunk):
+        for tag in pattern.finditer(chunk):
             attributes = _attributes(tag.group(1))
-            width = styles.get(attributes.get("s", ""))
+            # A cell without `s` has the first style, which may be a workbook's default.
+            format_ = styles.get(attributes.get("s", "0"))
             # Only number cells: a text cell (t="s", "str", "inlineStr") shows as typed.
-            if width is None or attributes.get("t", "n") != "n":
+            if format_ is None or attributes.get("t", "n") != "n":
                 continue
             position = _position(attributes.get("r", ""))
             if position is not None:
-                cells[position] = width
+                cells.add(*position, format_)
     return cells
 
 

@@ -822,6 +822,56 @@ def test_times_of_day_in_a_1904_workbook_read_as_times(tmp_path: Path) -> None:
     ]
 
 
+def _days(**duration: float) -> float:
+    """A duration as Excel stores it: a number of days."""
+    return dt.timedelta(**duration) / dt.timedelta(days=1)
+
+
+def test_elapsed_time_formats_read_as_durations_not_dates(tmp_path: Path) -> None:
+    # Excel shows 1.5 days formatted [h]:mm as 36:00; calamine took it for 1900-01-01 12:00.
+    path = tmp_path / "durations.xlsx"
+    with xlsxwriter.Workbook(path) as book:
+        sheet = book.add_worksheet()
+        formats = ["[h]:mm", "[mm]:ss", "[ss]", 46, "hh:mm", "dd-mm-yyyy"]  # 46: [h]:mm:ss
+        styles = [book.add_format({"num_format": code}) for code in formats]
+        sheet.write_row(0, 0, ["timer", "minutter", "sekunder", "indbygget", "start", "dato"])
+        rows = [
+            [_days(hours=36), _days(minutes=90), _days(seconds=5), _days(hours=36, seconds=15)],
+            [_days(hours=606), _days(hours=36), _days(hours=36), _days(hours=24)],
+            [_days(hours=6), _days(seconds=0), _days(minutes=2), _days(hours=-12)],
+        ]
+        for r, row in enumerate(rows, start=1):
+            for c, value in enumerate(row):
+                sheet.write_number(r, c, value, styles[c])
+            sheet.write_datetime(r, 4, dt.time(7 + r, 30), styles[4])
+            sheet.write_datetime(r, 5, dt.datetime(2024, 1, r), styles[5])
+        sheet.write_number(4, 0, 3e6, styles[0])  # past 9999-12-31: Excel shows #####
+    assert read(path.read_bytes()).rows() == [
+        ("36:00", "90:00", "05", "36:00:15", "08:30", "2024-01-01", 2),
+        ("606:00", "2160:00", "129600", "24:00", "09:30", "2024-01-02", 3),
+        # A negative duration is ##### in the 1900 system: its number, for the typing step.
+        ("06:00", "00:00", "120", "-0.5", "10:30", "2024-01-03", 4),
+        ("3000000", None, None, None, None, None, 5),
+    ]
+
+
+def test_elapsed_times_in_a_1904_workbook_may_be_negative(tmp_path: Path) -> None:
+    path = tmp_path / "mac.xlsx"
+    with xlsxwriter.Workbook(path, {"date_1904": True}) as book:
+        sheet = book.add_worksheet()
+        hours = book.add_format({"num_format": "[h]:mm"})
+        date = book.add_format({"num_format": "dd-mm-yyyy"})
+        sheet.write_row(0, 0, ["varighed", "dato"])
+        sheet.write_number(1, 0, _days(hours=36), hours)
+        sheet.write_datetime(1, 1, dt.datetime(2024, 1, 2), date)
+        sheet.write_number(2, 0, _days(hours=-36, minutes=-30), hours)  # Excel: -36:30
+        sheet.write_datetime(2, 1, dt.datetime(1904, 1, 2), date)
+    assert read(path.read_bytes()).rows() == [
+        ("36:00", "2024-01-02", 2),
+        ("-36:30", "1904-01-02", 3),
+    ]
+
+
 def test_ods_time_cells_read_like_xlsx_times() -> None:
     def time(iso: str) -> str:
         return (

@@ -1,0 +1,65 @@
+"""The number formats that change what a cell shows in ways calamine does not pass on.
+
+calamine gives a cell's value and whether its format is a date, but not the format itself:
+
+    format                 value        Excel shows   calamine gives
+    0000000000 (zeros)     101451234    0101451234    101451234
+    [h]:mm (elapsed time)  1.5          36:00         1900-01-01 12:00:00
+
+Each workbook format keeps formats its own way (.xlsx styles.xml, .xls FORMAT and XF
+records, .ods number styles); their readers find the cells with such a format, and
+`excel_cells` renders those cells as Excel shows them.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+# Excel's built-in formats have no format code in the file, only their id: 46 is the one
+# elapsed-time format among them (none pads with zeros).
+BUILTIN = {46: "[h]:mm:ss"}
+# A format of zeros only (`0000`, `0000000000`): Excel pads a whole number to that width.
+_ZEROS = re.compile(r"0{2,}")
+# Quoted text and escaped characters are shown as written, never read as codes (`_x` is a
+# space as wide as x, `*x` repeats x to fill the cell).
+_LITERAL = re.compile(r'"[^"]*"?|[\\_*].')
+# The first unit of a format: an elapsed one in brackets ([h], [mm], [ss]), or a date or
+# time letter outside brackets (d, m, y, h, s; other brackets are colours, locales and
+# conditions such as [Red], [$-406] and [<100]).
+_FIRST_UNIT = re.compile(r"\[(h+|m+|s+)\]|\[[^\]]*\]|([dmyhs])", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Shown:
+    """How Excel shows a number cell, where calamine reads it otherwise."""
+
+    zeros: int = 0  # the width of a zeros-only format: whole numbers get leading zeros
+    elapsed: str = ""  # "h", "m" or "s": a duration in hours ([h]:mm), minutes or seconds
+
+
+def shown(code: str) -> Shown | None:
+    """What the format code changes, or None if calamine reads its cells as Excel shows them."""
+    if _ZEROS.fullmatch(code):
+        return Shown(zeros=len(code))
+    first_section = _LITERAL.sub("", code).split(";")[0]
+    for found in _FIRST_UNIT.finditer(first_section):
+        if found.group(1):
+            return Shown(elapsed=found.group(1)[0].lower())
+        if found.group(2):
+            return None  # a date or time of day: calamine reads those itself
+    return None
+
+
+class FormattedCells:
+    """Where a sheet's number cells with such a format are: per sheet column, runs of rows.
+
+    A run, not a cell, as an .ods cell may be repeated down many rows.
+    """
+
+    def __init__(self) -> None:
+        self.columns: dict[int, list[tuple[int, int, Shown]]] = {}  # (first row, rows, shown)
+
+    def add(self, row: int, column: int, shown: Shown, rows: int = 1, columns: int = 1) -> None:
+        for index in range(column, column + columns):
+            self.columns.setdefault(index, []).append((row, rows, shown))
