@@ -68,6 +68,7 @@ from connectors.formats.excel_cells import (
     ERROR_TEXT,
     SYSTEM_1900,
     SYSTEM_1904,
+    DateSystem,
     column_formats,
     error_text,
     pad,
@@ -90,7 +91,7 @@ from connectors.formats.workbook_package import (
     first_line,
     open_package,
 )
-from connectors.formats.xls_cells import NotXls, xls_scans
+from connectors.formats.xls_cells import NotXls, XlsBook, xls_scans
 from connectors.formats.xlsx_cells import date_1904, error_cell, formatted_cells, number_styles
 
 OPTIONS = {
@@ -157,11 +158,18 @@ def read_excel(data: bytes, options: Mapping[str, Any], *, source_name: str) -> 
     # calamine builds every .xls and .ods sheet on opening the file (two of the same name
     # too, keeping the last): all are checked first.
     listed = package.ods_scans() if package is not None else []
-    if data.startswith(_OLE2):
-        listed = _xls_scans(data, source_name)
+    xls = _xls_book(data, source_name) if data.startswith(_OLE2) else None
+    if xls is not None:
+        listed = xls.sheets
     for name, scan in listed:
         _check_size(scan, name, source_name)
-    scans = dict(listed) if listed or data.startswith(_OLE2) else None
+    scans = dict(listed) if listed or xls is not None else None
+    # Days counted from 1904-01-01 (Mac Excel): calamine converts the dates itself, but
+    # times of day and durations are read here by where it puts serial 0.
+    if (package is not None and date_1904(package.archive)) or (xls is not None and xls.date_1904):
+        system = SYSTEM_1904
+    else:
+        system = SYSTEM_1900
     try:
         workbook = fastexcel.read_excel(data)
     except BaseException as err:
@@ -179,7 +187,9 @@ def read_excel(data: bytes, options: Mapping[str, Any], *, source_name: str) -> 
     if options.get("sheets") is None:
         wanted = options.get("sheet")
         sheet = _sheet_name(workbook.sheet_names, 0 if wanted is None else wanted, source_name)
-        return _read_sheet(workbook, package, scans, sheet, layout, source_name, key="sheet")
+        return _read_sheet(
+            workbook, package, scans, system, sheet, layout, source_name, key="sheet"
+        )
 
     sheets = _sheet_list(workbook, package, options["sheets"], source_name)
     every = options["sheets"] == "*"
@@ -187,7 +197,15 @@ def read_excel(data: bytes, options: Mapping[str, Any], *, source_name: str) -> 
     read: list[str] = []
     for sheet in sheets:
         frame = _read_sheet(
-            workbook, package, scans, sheet, layout, source_name, key="sheets", skip_empty=every
+            workbook,
+            package,
+            scans,
+            system,
+            sheet,
+            layout,
+            source_name,
+            key="sheets",
+            skip_empty=every,
         )
         if frame is None:
             continue  # an untouched sheet ("Ark3") of a workbook read with "*"
@@ -250,6 +268,7 @@ def _read_sheet(
     workbook: Any,
     package: Package | None,
     scans: dict[str, SheetScan] | None,
+    system: DateSystem,
     sheet: str,
     layout: _Layout,
     source_name: str,
@@ -272,7 +291,7 @@ def _read_sheet(
             "Open and save the workbook in Excel or LibreOffice and deliver that copy",
             sheet=sheet,
         )
-    cells, first_column = _sheet_cells(workbook, package, sheet, layout, source_name)
+    cells, first_column = _sheet_cells(workbook, package, sheet, layout, source_name, system)
     if cells.width == 0:
         if skip_empty:
             return None
@@ -316,7 +335,7 @@ def _read_sheet(
     )
 
 
-def _xls_scans(data: bytes, source_name: str) -> list[tuple[str, SheetScan]]:
+def _xls_book(data: bytes, source_name: str) -> XlsBook:
     try:
         return xls_scans(data)
     except NotXls as err:
@@ -502,7 +521,12 @@ def _load(workbook: Any, sheet: str, dtype: Any, pick: Any = None) -> Any:
 
 
 def _sheet_cells(
-    workbook: Any, package: Package | None, sheet: str, layout: _Layout, source_name: str
+    workbook: Any,
+    package: Package | None,
+    sheet: str,
+    layout: _Layout,
+    source_name: str,
+    system: DateSystem,
 ) -> tuple[pl.DataFrame, int]:
     """The sheet's cells (within `columns_range`) as text per each cell's own type.
 
@@ -558,7 +582,6 @@ def _sheet_cells(
     # A column with no text at all is empty (or holds only error cells, filled in below):
     # rendering it is skipped, since a stray cell far to the right makes thousands of them.
     nulls = text.null_count().row(0)
-    system = SYSTEM_1904 if package is not None and date_1904(package.archive) else SYSTEM_1900
     formatted = _formatted_cells(package, sheet)
     formats = [
         column_formats(formatted.columns.get(first_column + i, []), text.height)

@@ -4,19 +4,22 @@ calamine sizes a sheet's grid from its cells' positions and does not bound them:
 256 columns, but a record may say column 65535, and one such cell at row 65535 asks for
 65536 x 65536 cells (137 GB) and aborts the process. Here the workbook stream is taken out
 of its OLE2 compound file and only the row and column fields of the cell records are read,
-so a sheet's used range is known without building it.
+so a sheet's used range is known without building it. The DATEMODE record is read too, for
+workbooks counting days from 1904.
 """
 
 from __future__ import annotations
 
 import struct
 from collections.abc import Iterator
+from dataclasses import dataclass, field
 
 from connectors.formats.workbook_package import SheetScan
 
 _END_OF_CHAIN = 0xFFFFFFFE
 _LAST_SECTOR = 0xFFFFFFFA  # higher ids mark free, end-of-chain and FAT sectors
 _EOF, _BOUNDSHEET, _SST, _DIMENSIONS = 0x000A, 0x0085, 0x00FC, 0x0200
+_DATEMODE = 0x0022
 # Records calamine turns into cells (FORMULA, NUMBER, LABEL, BOOLERR, RK, LABELSST,
 # RSTRING): row and column are their first two fields. BLANK and MULBLANK make no cell.
 _CELLS = {0x0006, 0x0203, 0x0204, 0x0205, 0x027E, 0x00FD, 0x00D6}
@@ -27,12 +30,25 @@ class NotXls(ValueError):
     """The compound file or its workbook stream is damaged."""
 
 
-def xls_scans(data: bytes) -> list[tuple[str, SheetScan]]:
-    """Each sheet's name and scan, from an .xls file (OLE2 magic checked by the caller); a
-    list, as two sheets may give the same name and calamine builds both."""
+@dataclass
+class XlsBook:
+    """What an .xls file's records say before calamine builds it."""
+
+    # Each sheet's name and scan: a list, as two sheets may give the same name and calamine
+    # builds both.
+    sheets: list[tuple[str, SheetScan]] = field(default_factory=list)
+    date_1904: bool = False  # days counted from 1904-01-01 (the DATEMODE record)
+
+
+def xls_scans(data: bytes) -> XlsBook:
+    """The sheets' scans and the workbook's date system, from an .xls file (OLE2 magic
+    checked by the caller)."""
     stream = _workbook_stream(data)
     biff8 = len(stream) >= 6 and _u16(stream, 4) == 0x0600  # the first BOF's version
-    return [(name, _scan(stream, offset)) for offset, name in _sheets(stream, biff8)]
+    book = XlsBook()
+    for offset, name in _globals(stream, biff8, book):
+        book.sheets.append((name, _scan(stream, offset)))
+    return book
 
 
 def _u16(data: bytes, at: int) -> int:
@@ -53,24 +69,28 @@ def _records(stream: bytes, offset: int) -> Iterator[tuple[int, bytes]]:
             return
 
 
-def _sheets(stream: bytes, biff8: bool) -> list[tuple[int, str]]:
-    """Each sheet's offset in the stream and its name, from the BOUNDSHEET records."""
+def _globals(stream: bytes, biff8: bool, book: XlsBook) -> list[tuple[int, str]]:
+    """Each sheet's offset in the stream and its name, from the BOUNDSHEET records; the date
+    system goes into `book`."""
     sheets = []
     for kind, body in _records(stream, 0):
         # calamine reserves room for the shared strings by their declared count.
         if kind == _SST and len(body) >= 8 and max(_u32(body, 0), _u32(body, 4)) > len(stream):
             raise NotXls("the shared string table counts more strings than the file holds")
-        if kind != _BOUNDSHEET or len(body) < 8:
-            continue
-        length = body[6]
-        if not biff8:  # BIFF5: one byte per character in the workbook's code page
-            name = body[7 : 7 + length].decode("cp1252", "replace")
-        elif body[7] & 1:
-            name = body[8 : 8 + 2 * length].decode("utf-16-le", "replace")
-        else:
-            name = body[8 : 8 + length].decode("latin-1")
-        sheets.append((_u32(body, 0), name))
+        if kind == _DATEMODE and len(body) >= 2:
+            book.date_1904 = _u16(body, 0) == 1
+        elif kind == _BOUNDSHEET and len(body) >= 8:
+            sheets.append((_u32(body, 0), _name(body, biff8)))
     return sheets
+
+
+def _name(body: bytes, biff8: bool) -> str:
+    length = body[6]
+    if not biff8:  # BIFF5: one byte per character in the workbook's code page
+        return body[7 : 7 + length].decode("cp1252", "replace")
+    if body[7] & 1:
+        return body[8 : 8 + 2 * length].decode("utf-16-le", "replace")
+    return body[8 : 8 + length].decode("latin-1")
 
 
 def _scan(stream: bytes, offset: int) -> SheetScan:

@@ -138,22 +138,58 @@ def _record(kind: int, body: bytes = b"") -> bytes:
     return struct.pack("<HH", kind, len(body)) + body
 
 
-def xls_workbook(rows: list[list[str | float | None]], *, dimensions: bool = True) -> bytes:
+# An .xls cell: text, a number, or a number with its format (a format code, or the id of
+# one of Excel's built-in formats: 14 is a date, 20 a time of day).
+XlsValue = str | float | tuple[float, str | int]
+
+
+def xls_workbook(
+    rows: list[list[XlsValue | None]],
+    *,
+    dimensions: bool = True,
+    date_1904: bool = False,
+    rk: bool = False,
+) -> bytes:
     """A BIFF8 .xls (no package here writes one) with one sheet "Data": text cells through
-    the shared strings, numbers as NUMBER records."""
+    the shared strings, numbers as NUMBER records (whole ones as RK and MULRK with `rk`)."""
     cells = [(r, c, v) for r, row in enumerate(rows) for c, v in enumerate(row) if v is not None]
-    return xls_cells(cells, dimensions=dimensions)
+    return xls_cells(cells, dimensions=dimensions, date_1904=date_1904, rk=rk)
 
 
-def xls_cells(cells: list[tuple[int, int, str | float]], *, dimensions: bool = True) -> bytes:
-    """The .xls with these `(row, column, value)` cells, anywhere a record can say."""
+def xls_cells(
+    cells: list[tuple[int, int, XlsValue]],
+    *,
+    dimensions: bool = True,
+    date_1904: bool = False,
+    rk: bool = False,
+) -> bytes:
+    """The .xls with these `(row, column, value)` cells, anywhere a record can say.
+
+    A formatted number gets an XF record of its own, after XF 0 (General); a format code
+    gets a FORMAT record numbered from 164, as Excel numbers custom formats. With `rk`,
+    whole numbers are written as Excel writes them: RK records, or one MULRK for several
+    side by side in a row.
+    """
     texts = sorted({v for _, _, v in cells if isinstance(v, str)})
     sst = struct.pack("<II", len(texts), len(texts)) + b"".join(
         struct.pack("<HB", len(t), 1) + t.encode("utf-16-le") for t in texts
     )
+    formats = list(dict.fromkeys(v[1] for _, _, v in cells if isinstance(v, tuple)))
+    codes = [f for f in formats if isinstance(f, str)]
     bof = struct.pack("<HHHHII", 0x0600, 0x0005, 0x0DBB, 0x07CC, 0, 6)
     name = "Data".encode("utf-16-le")
-    globals_length = 4 + len(bof) + 4 + 8 + len(name) + 4 + len(sst) + 4
+    globals_ = [
+        _record(0x0809, bof),
+        _record(0x0022, struct.pack("<H", int(date_1904))),  # DATEMODE
+        *(
+            _record(0x041E, struct.pack("<HHB", 164 + i, len(code), 1) + code.encode("utf-16-le"))
+            for i, code in enumerate(codes)
+        ),
+        # XF: font, format, then 16 bytes of alignment, borders and fill, all zero.
+        *(_record(0x00E0, struct.pack("<HH16x", 0, _format_id(f, codes))) for f in [0, *formats]),
+    ]
+    boundsheet_length = 4 + 8 + len(name)
+    globals_length = sum(map(len, globals_)) + boundsheet_length + 4 + len(sst) + 4
     sheet = [_record(0x0809, bof[:2] + b"\x10\x00" + bof[4:])]
     if dimensions:
         last_row = max((r for r, _, _ in cells), default=-1)
@@ -161,14 +197,41 @@ def xls_cells(cells: list[tuple[int, int, str | float]], *, dimensions: bool = T
         # As Excel writes it, within 65,536 rows and 256 columns whatever the cells say.
         bounds = (min(last_row + 1, 65536), min(last_column + 1, 256))
         sheet.append(_record(0x0200, struct.pack("<IIHHH", 0, bounds[0], 0, bounds[1], 0)))
+    run: list[tuple[int, int, int, int]] = []  # whole numbers side by side: row, column, xf, RK
+
+    def end_run() -> None:
+        if len(run) == 1:
+            sheet.append(_record(0x027E, struct.pack("<HHHI", *run[0])))
+        elif run:
+            values = b"".join(struct.pack("<HI", xf, value) for _, _, xf, value in run)
+            row, first = run[0][:2]
+            sheet.append(
+                _record(
+                    0x00BD,
+                    struct.pack("<HH", row, first)
+                    + values
+                    + struct.pack("<H", first + len(run) - 1),
+                )
+            )
+        run.clear()
+
     for r, c, v in cells:
-        if isinstance(v, str):
-            sheet.append(_record(0x00FD, struct.pack("<HHHI", r, c, 0, texts.index(v))))
+        number, format_ = v if isinstance(v, tuple) else (v, None)
+        xf = 0 if format_ is None else 1 + formats.index(format_)
+        if rk and not isinstance(number, str) and _fits_rk(number):
+            if run and (run[-1][0], run[-1][1] + 1) != (r, c):
+                end_run()
+            run.append((r, c, xf, (int(number) << 2 | 2) & 0xFFFFFFFF))  # RK: 30-bit integer
+            continue
+        end_run()
+        if isinstance(number, str):
+            sheet.append(_record(0x00FD, struct.pack("<HHHI", r, c, 0, texts.index(number))))
         else:
-            sheet.append(_record(0x0203, struct.pack("<HHHd", r, c, 0, v)))
+            sheet.append(_record(0x0203, struct.pack("<HHHd", r, c, xf, number)))
+    end_run()
     stream = b"".join(
         [
-            _record(0x0809, bof),
+            *globals_,
             _record(0x0085, struct.pack("<IBBBB", globals_length, 0, 0, 4, 1) + name),
             _record(0x00FC, sst),
             _record(0x000A),
@@ -177,6 +240,15 @@ def xls_cells(cells: list[tuple[int, int, str | float]], *, dimensions: bool = T
         ]
     )
     return compound_file(stream)
+
+
+def _fits_rk(number: float) -> bool:
+    """Whether an RK record's 30-bit integer holds the number."""
+    return float(number).is_integer() and -(1 << 29) <= number < 1 << 29
+
+
+def _format_id(format_: str | int, codes: list[str]) -> int:
+    return format_ if isinstance(format_, int) else 164 + codes.index(format_)
 
 
 def compound_file(stream: bytes) -> bytes:

@@ -643,6 +643,29 @@ def test_an_xls_sheet_reads_like_an_xlsx_one() -> None:
     assert read(data).rows() == [("0001", "3.5", 2), ("0002", "4", 3)]
 
 
+def test_an_xls_workbook_in_the_1904_date_system_reads_times_and_dates() -> None:
+    # Mac Excel's date system (the DATEMODE record): calamine shifts the dates itself, but
+    # times of day read as 1904-01-01 12:00:00.
+    def serial(day: dt.datetime) -> float:
+        return (day - dt.datetime(1904, 1, 1)) / dt.timedelta(days=1)
+
+    clock = _days(hours=7, minutes=26, seconds=24)
+    data = xls_workbook(
+        [
+            ["dato", "start"],
+            [(serial(dt.datetime(2024, 1, 2)), 14), (_days(hours=12), 20)],  # 14, 20: built-in
+            [(serial(dt.datetime(2024, 1, 3, 7, 30)), 22), (clock, "hh:mm:ss")],
+            [(-1, 14), None],  # before 1904-01-01: no date in this system
+        ],
+        date_1904=True,
+    )
+    assert read(data).rows() == [
+        ("2024-01-02 00:00:00", "12:00", 2),
+        ("2024-01-03 07:30:00", "07:26:24", 3),
+        ("-1", None, 4),
+    ]
+
+
 def test_an_xls_cell_beyond_the_biff_columns_is_refused_before_loading() -> None:
     # calamine does not bound BIFF columns: this 5 KB file asked for 137 GB and aborted.
     data = xls_cells([(0, 0, "ID"), (1, 0, "0001"), (65535, 65535, "x")])
