@@ -291,7 +291,10 @@ def _read_sheet(
             "Open and save the workbook in Excel or LibreOffice and deliver that copy",
             sheet=sheet,
         )
-    cells, first_column = _sheet_cells(workbook, package, sheet, layout, source_name, system)
+    formatted = scan.formats if scans is not None and scan is not None else None
+    cells, first_column = _sheet_cells(
+        workbook, package, sheet, layout, source_name, system, formatted
+    )
     if cells.width == 0:
         if skip_empty:
             return None
@@ -527,8 +530,11 @@ def _sheet_cells(
     layout: _Layout,
     source_name: str,
     system: DateSystem,
+    formatted: FormattedCells | None,
 ) -> tuple[pl.DataFrame, int]:
-    """The sheet's cells (within `columns_range`) as text per each cell's own type.
+    """The sheet's cells (within `columns_range`) as text per each cell's own type;
+    `formatted` says which number cells have a format calamine does not honour (read off an
+    .xls or .ods file before opening it; None to read them from an .xlsx sheet's XML).
 
     Row i is Excel row i + 1. Also the 0-based sheet column of the first column returned
     (calamine's range starts at the first used column, not at A).
@@ -582,7 +588,8 @@ def _sheet_cells(
     # A column with no text at all is empty (or holds only error cells, filled in below):
     # rendering it is skipped, since a stray cell far to the right makes thousands of them.
     nulls = text.null_count().row(0)
-    formatted = _formatted_cells(package, sheet)
+    if formatted is None:
+        formatted = _formatted_cells(package, sheet)
     formats = [
         column_formats(formatted.columns.get(first_column + i, []), text.height)
         for i in range(text.width)

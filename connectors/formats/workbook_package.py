@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 
 from connectors.formats.containers import DEFAULT_MAX_BYTES, DEFAULT_MAX_RATIO, RATIO_FLOOR
 from connectors.formats.errors import FormatError
+from connectors.formats.number_formats import FormattedCells
 
 LAST_COLUMN = 16383  # XFD
 
@@ -90,6 +91,9 @@ class SheetScan:
     # Cell elements written in the file (an .ods repeated cell once): a used range far
     # larger than this is mostly void, the shape of a small file that allocates gigabytes.
     cells: int = 0
+    # Number cells with a format calamine does not honour (.xls and .ods; an .xlsx sheet's
+    # are read only when its styles have such a format: `xlsx_cells`).
+    formats: FormattedCells = field(default_factory=FormattedCells)
 
     def add(self, row: int, column: int) -> None:
         if self.first_row < 0 or row < self.first_row:

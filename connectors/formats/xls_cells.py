@@ -4,8 +4,9 @@ calamine sizes a sheet's grid from its cells' positions and does not bound them:
 256 columns, but a record may say column 65535, and one such cell at row 65535 asks for
 65536 x 65536 cells (137 GB) and aborts the process. Here the workbook stream is taken out
 of its OLE2 compound file and only the row and column fields of the cell records are read,
-so a sheet's used range is known without building it. The DATEMODE record is read too, for
-workbooks counting days from 1904.
+so a sheet's used range is known without building it. The FORMAT and XF records are read
+too, for the number cells whose format calamine does not honour (`number_formats`: `0000`,
+`[h]:mm`), and the DATEMODE record, for workbooks counting days from 1904.
 """
 
 from __future__ import annotations
@@ -14,16 +15,19 @@ import struct
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 
+from connectors.formats.number_formats import BUILTIN, Shown, shown
 from connectors.formats.workbook_package import SheetScan
 
 _END_OF_CHAIN = 0xFFFFFFFE
 _LAST_SECTOR = 0xFFFFFFFA  # higher ids mark free, end-of-chain and FAT sectors
 _EOF, _BOUNDSHEET, _SST, _DIMENSIONS = 0x000A, 0x0085, 0x00FC, 0x0200
-_DATEMODE = 0x0022
+_DATEMODE, _FORMAT, _XF = 0x0022, 0x041E, 0x00E0
 # Records calamine turns into cells (FORMULA, NUMBER, LABEL, BOOLERR, RK, LABELSST,
-# RSTRING): row and column are their first two fields. BLANK and MULBLANK make no cell.
-_CELLS = {0x0006, 0x0203, 0x0204, 0x0205, 0x027E, 0x00FD, 0x00D6}
-_MULRK = 0x00BD  # row, first column, the values, then the last column
+# RSTRING): row and column are their first two fields, then the cell's XF (its style).
+# BLANK and MULBLANK make no cell.
+_FORMULA, _NUMBER, _RK = 0x0006, 0x0203, 0x027E
+_CELLS = {_FORMULA, _NUMBER, 0x0204, 0x0205, _RK, 0x00FD, 0x00D6}
+_MULRK = 0x00BD  # row, first column, the values (XF and number each), then the last column
 
 
 class NotXls(ValueError):
@@ -38,6 +42,9 @@ class XlsBook:
     # builds both.
     sheets: list[tuple[str, SheetScan]] = field(default_factory=list)
     date_1904: bool = False  # days counted from 1904-01-01 (the DATEMODE record)
+    # For each XF record (the styles cells refer to by index), how its format shows numbers
+    # where calamine reads them otherwise; None for the others.
+    styles: list[Shown | None] = field(default_factory=list)
 
 
 def xls_scans(data: bytes) -> XlsBook:
@@ -47,7 +54,7 @@ def xls_scans(data: bytes) -> XlsBook:
     biff8 = len(stream) >= 6 and _u16(stream, 4) == 0x0600  # the first BOF's version
     book = XlsBook()
     for offset, name in _globals(stream, biff8, book):
-        book.sheets.append((name, _scan(stream, offset)))
+        book.sheets.append((name, _scan(stream, offset, book.styles)))
     return book
 
 
@@ -71,42 +78,66 @@ def _records(stream: bytes, offset: int) -> Iterator[tuple[int, bytes]]:
 
 def _globals(stream: bytes, biff8: bool, book: XlsBook) -> list[tuple[int, str]]:
     """Each sheet's offset in the stream and its name, from the BOUNDSHEET records; the date
-    system goes into `book`."""
+    system and the styles go into `book`."""
     sheets = []
+    codes = {number: code for number, code in BUILTIN.items()}
+    format_ids = []
     for kind, body in _records(stream, 0):
         # calamine reserves room for the shared strings by their declared count.
         if kind == _SST and len(body) >= 8 and max(_u32(body, 0), _u32(body, 4)) > len(stream):
             raise NotXls("the shared string table counts more strings than the file holds")
         if kind == _DATEMODE and len(body) >= 2:
             book.date_1904 = _u16(body, 0) == 1
+        elif kind == _FORMAT and len(body) >= 3:
+            codes[_u16(body, 0)] = _text(body, 2, biff8, wide_length=True)
+        elif kind == _XF and len(body) >= 4:
+            format_ids.append(_u16(body, 2))
         elif kind == _BOUNDSHEET and len(body) >= 8:
-            sheets.append((_u32(body, 0), _name(body, biff8)))
+            sheets.append((_u32(body, 0), _text(body, 6, biff8, wide_length=False)))
+    formats = {number: shown(code) for number, code in codes.items()}
+    book.styles = [formats.get(number) for number in format_ids]
     return sheets
 
 
-def _name(body: bytes, biff8: bool) -> str:
-    length = body[6]
-    if not biff8:  # BIFF5: one byte per character in the workbook's code page
-        return body[7 : 7 + length].decode("cp1252", "replace")
-    if body[7] & 1:
-        return body[8 : 8 + 2 * length].decode("utf-16-le", "replace")
-    return body[8 : 8 + length].decode("latin-1")
+def _text(body: bytes, at: int, biff8: bool, *, wide_length: bool) -> str:
+    """A string field: its length (two bytes, or one), then in BIFF8 a flags byte and the
+    characters (UTF-16 or one byte each); in BIFF5 bytes in the workbook's code page."""
+    length, at = (_u16(body, at), at + 2) if wide_length and biff8 else (body[at], at + 1)
+    if not biff8:
+        return body[at : at + length].decode("cp1252", "replace")
+    if at < len(body) and body[at] & 1:
+        return body[at + 1 : at + 1 + 2 * length].decode("utf-16-le", "replace")
+    return body[at + 1 : at + 1 + length].decode("latin-1")
 
 
-def _scan(stream: bytes, offset: int) -> SheetScan:
+def _scan(stream: bytes, offset: int, styles: list[Shown | None]) -> SheetScan:
     scan = SheetScan()
     for kind, body in _records(stream, offset):
         if kind == _DIMENSIONS:
             _check_dimensions(body)
         elif kind in _CELLS and len(body) >= 4:
-            scan.add(_u16(body, 0), _u16(body, 2))
+            row, column = _u16(body, 0), _u16(body, 2)
+            scan.add(row, column)
             scan.cells += 1
+            # A number, or a formula whose result is one (not marked 0xFFFF as text,
+            # boolean or error): its XF may give it a format calamine does not honour.
+            numeric = kind in (_NUMBER, _RK) or (kind == _FORMULA and body[12:14] != b"\xff\xff")
+            if numeric and len(body) >= 6:
+                _style(scan, row, column, _u16(body, 4), styles)
         elif kind == _MULRK and len(body) >= 6:
             row, first, last = _u16(body, 0), _u16(body, 2), _u16(body, len(body) - 2)
             scan.add(row, first)
             scan.add(row, max(first, last))
             scan.cells += (len(body) - 6) // 6  # six bytes per value
+            for i in range((len(body) - 6) // 6):
+                _style(scan, row, first + i, _u16(body, 4 + 6 * i), styles)
     return scan
+
+
+def _style(scan: SheetScan, row: int, column: int, xf: int, styles: list[Shown | None]) -> None:
+    found = styles[xf] if xf < len(styles) else None
+    if found is not None:
+        scan.formats.add(row, column, found)
 
 
 def _check_dimensions(body: bytes) -> None:

@@ -666,6 +666,26 @@ def test_an_xls_workbook_in_the_1904_date_system_reads_times_and_dates() -> None
     ]
 
 
+@pytest.mark.parametrize("rk", [False, True])
+def test_xls_number_formats_keep_leading_zeros_and_show_durations(rk: bool) -> None:
+    # As in .xlsx: the FORMAT and XF records say which number cells are CPR numbers or
+    # postcodes formatted 0000000000 / 0000, and which are durations ([h]:mm).
+    data = xls_workbook(
+        [
+            ["cpr", "postnr", "varighed", "indbygget"],  # 46: the built-in [h]:mm:ss
+            [(101451234, "0000000000"), (800, "0000"), (1.5, "[h]:mm"), (1.5, 46)],
+            [(12.5, "0000000000"), 800, (_days(minutes=90), "[mm]:ss"), (0.5, 20)],
+            [(2503401234, "0000000000"), (7, "0000"), (-0.25, "[h]:mm"), None],
+        ],
+        rk=rk,
+    )
+    assert read(data).rows() == [
+        ("0101451234", "0800", "36:00", "36:00", 2),
+        ("12.5", "800", "90:00", "12:00", 3),  # not whole, or no format: as it is
+        ("2503401234", "0007", "-0.25", None, 4),  # a negative duration is ##### in Excel
+    ]
+
+
 def test_an_xls_cell_beyond_the_biff_columns_is_refused_before_loading() -> None:
     # calamine does not bound BIFF columns: this 5 KB file asked for 137 GB and aborted.
     data = xls_cells([(0, 0, "ID"), (1, 0, "0001"), (65535, 65535, "x")])
