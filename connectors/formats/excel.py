@@ -590,10 +590,8 @@ def _sheet_cells(
     nulls = text.null_count().row(0)
     if formatted is None:
         formatted = _formatted_cells(package, sheet)
-    formats = [
-        column_formats(formatted.columns.get(first_column + i, []), text.height)
-        for i in range(text.width)
-    ]
+    runs = formatted.by_column(first_column, text.width)
+    formats = [column_formats(runs.get(i, []), text.height) for i in range(text.width)]
     columns = [
         pl.Series(f"c{i}", [None] * text.height, dtype=pl.String)
         if nulls[i] == text.height

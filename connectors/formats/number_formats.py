@@ -13,6 +13,7 @@ records, .ods number styles); their readers find the cells with such a format, a
 
 from __future__ import annotations
 
+import bisect
 import re
 from dataclasses import dataclass
 
@@ -52,14 +53,51 @@ def shown(code: str) -> Shown | None:
 
 
 class FormattedCells:
-    """Where a sheet's number cells with such a format are: per sheet column, runs of rows.
+    """Where a sheet's number cells with such a format are, as runs of rows and columns.
 
-    A run, not a cell, as an .ods cell may be repeated down many rows.
+    An .ods cell may be repeated over many rows and columns, and one without a style of its
+    own takes its column's default: such cells are kept as runs and matched with the
+    column defaults only when the sheet is loaded, after its size has been checked.
     """
 
     def __init__(self) -> None:
-        self.columns: dict[int, list[tuple[int, int, Shown]]] = {}  # (first row, rows, shown)
+        self.runs: list[tuple[int, int, int, int, Shown]] = []  # row, column, rows, columns
+        self.column_defaults: list[tuple[int, int, Shown]] = []  # column, columns, shown
+        self.unstyled: list[tuple[int, int, int, int]] = []  # row, column, rows, columns
 
     def add(self, row: int, column: int, shown: Shown, rows: int = 1, columns: int = 1) -> None:
-        for index in range(column, column + columns):
-            self.columns.setdefault(index, []).append((row, rows, shown))
+        self.runs.append((row, column, rows, columns, shown))
+
+    def add_column_default(self, column: int, columns: int, shown: Shown) -> None:
+        """Columns whose cells without a style of their own show numbers so (in order)."""
+        self.column_defaults.append((column, columns, shown))
+
+    def add_unstyled(self, row: int, column: int, rows: int = 1, columns: int = 1) -> None:
+        """Number cells without a style of their own: their column's default applies. Kept
+        only if one of their columns has such a default (defaults are added left to right)."""
+        index = bisect.bisect_left(self.column_defaults, column + columns, key=lambda d: d[0])
+        if index > 0:  # the last default starting before the cells end: does it reach them?
+            start, count, _ = self.column_defaults[index - 1]
+            if start + count > column:
+                self.unstyled.append((row, column, rows, columns))
+
+    def by_column(self, first: int, width: int) -> dict[int, list[tuple[int, int, Shown]]]:
+        """Columns `first` to `first + width - 1` (numbered from 0 at `first`) -> the runs of
+        rows in them with such a format: (first row, rows, shown)."""
+        columns: dict[int, list[tuple[int, int, Shown]]] = {}
+        window = range(first, first + width)
+        for row, column, rows, count, shown in self.runs:
+            for index in _overlap(window, column, count):
+                columns.setdefault(index - first, []).append((row, rows, shown))
+        defaults = {}
+        for column, count, shown in self.column_defaults:
+            defaults.update(dict.fromkeys(_overlap(window, column, count), shown))
+        for row, column, rows, count in self.unstyled:
+            for index in _overlap(window, column, count):
+                if index in defaults:
+                    columns.setdefault(index - first, []).append((row, rows, defaults[index]))
+        return columns
+
+
+def _overlap(window: range, first: int, count: int) -> range:
+    return range(max(window.start, first), min(window.stop, first + count))

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from connectors.formats.containers import DEFAULT_MAX_BYTES, DEFAULT_MAX_RATIO, RATIO_FLOOR
 from connectors.formats.errors import FormatError
 from connectors.formats.number_formats import FormattedCells
+from connectors.formats.ods_styles import padded_cell_styles
 
 LAST_COLUMN = 16383  # XFD
 
@@ -66,7 +67,7 @@ _ATTRIBUTE = re.compile(rb"([\w:.-]+)\s*=\s*(?:\"([^\"]*)\"|'([^']*)')")
 # calamine matches .ods elements by these literal names (no namespace resolution), and so
 # does this scan. Attribute values are skipped whole: a formula like `[.A1]>0` holds a `>`.
 _ODS_TOKEN = re.compile(
-    rb"<(/?)table:(table|table-row|table-cell|covered-table-cell)(?=[\s/>])"
+    rb"<(/?)table:(table|table-column|table-row|table-cell|covered-table-cell)(?=[\s/>])"
     rb"((?:[^>\"']+|\"[^\"]*\"|'[^']*')*)>"
 )
 # Any of these makes calamine keep the cell (a `string` cell holds its text, even empty).
@@ -316,11 +317,15 @@ def _scan_ods(archive: zipfile.ZipFile) -> list[tuple[str, SheetScan]]:
 
     Repeated empty cells and rows (LibreOffice ends every row and table with them) add to
     no range, as calamine only places them before a later cell that holds something.
+    Number cells whose style pads them with zeros (`ods_styles`) go into the scan's formats.
     """
     tables: list[tuple[str, SheetScan]] = []
     scan: SheetScan | None = None
     row = next_row = column = 0
     height, in_row = 1, False
+    padded = padded_cell_styles(archive)  # usually empty: no cell's style is looked at
+    row_style: str | None = None
+    declared = 0  # the columns declared by the table's <table:table-column> so far
     for text in _tag_steps(archive, "content.xml"):
         for closing, name, attributes in _ODS_TOKEN.findall(text):
             if closing or name == b"table":
@@ -330,21 +335,38 @@ def _scan_ods(archive: zipfile.ZipFile) -> list[tuple[str, SheetScan]]:
                     scan = SheetScan() if table is not None else None
                     if scan is not None and table is not None:
                         tables.append((table, scan))
-                    next_row, in_row = 0, False
+                    next_row, in_row, declared = 0, False, 0
                 elif name == b"table-row":
                     in_row = False
             elif scan is None:
                 continue
+            elif name == b"table-column":
+                count = _repeats(attributes, b"columns")
+                if padded:
+                    style = _attributes(attributes).get("table:default-cell-style-name", "")
+                    if style in padded:
+                        scan.formats.add_column_default(declared, count, padded[style])
+                declared += count
             elif name == b"table-row":
                 row, height, column = next_row, _repeats(attributes, b"rows"), 0
                 next_row += height
                 in_row = not attributes.endswith(b"/")
+                if padded:
+                    row_style = _attributes(attributes).get("table:default-cell-style-name")
             elif in_row:  # calamine reads cells within a row only
                 width = _repeats(attributes, b"columns")
                 if _ODS_VALUE.search(attributes):
                     scan.add(row, column)
                     scan.add(row + height - 1, column + width - 1)
                     scan.cells += 1
+                    cell = _attributes(attributes) if padded else {}
+                    if cell.get("office:value-type") == "float":
+                        # Its own style, else its row's, else its column's (in `formats`).
+                        style = cell.get("table:style-name") or row_style
+                        if style is None:
+                            scan.formats.add_unstyled(row, column, height, width)
+                        elif style in padded:
+                            scan.formats.add(row, column, padded[style], height, width)
                 column += width
     return tables
 

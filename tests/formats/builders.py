@@ -290,6 +290,8 @@ _ODS_NAMESPACES = (
     'xmlns:office="urn:oasis:names:tc:opendocument:xmlns:office:1.0"'
     ' xmlns:table="urn:oasis:names:tc:opendocument:xmlns:table:1.0"'
     ' xmlns:text="urn:oasis:names:tc:opendocument:xmlns:text:1.0"'
+    ' xmlns:style="urn:oasis:names:tc:opendocument:xmlns:style:1.0"'
+    ' xmlns:number="urn:oasis:names:tc:opendocument:xmlns:datastyle:1.0"'
 )
 
 
@@ -308,14 +310,23 @@ def ods_row(cells: list[str | float], *, extra: str = "", repeated: int = 1) -> 
     return f"<table:table-row{times}>{''.join(map(ods_cell, cells))}{extra}</table:table-row>"
 
 
-def ods_workbook(tables: dict[str, str] | list[tuple[str, str]]) -> bytes:
-    """An .ods (no package here writes one) with one table per entry: name, its rows' XML."""
+def ods_workbook(
+    tables: dict[str, str] | list[tuple[str, str]], *, styles: str = "", named_styles: str = ""
+) -> bytes:
+    """An .ods (no package here writes one) with one table per entry: name, its rows' XML;
+    `styles` are the automatic styles (in content.xml), `named_styles` those of styles.xml."""
     pairs = tables.items() if isinstance(tables, dict) else tables
     body = "".join(f'<table:table table:name="{name}">{rows}</table:table>' for name, rows in pairs)
     content = (
         f'<?xml version="1.0" encoding="UTF-8"?><office:document-content {_ODS_NAMESPACES}'
-        f' office:version="1.2"><office:body><office:spreadsheet>{body}'
+        f' office:version="1.2"><office:automatic-styles>{styles}</office:automatic-styles>'
+        f"<office:body><office:spreadsheet>{body}"
         "</office:spreadsheet></office:body></office:document-content>"
+    ).encode()
+    named = (
+        f'<?xml version="1.0" encoding="UTF-8"?><office:document-styles {_ODS_NAMESPACES}'
+        f' office:version="1.2"><office:styles>{named_styles}</office:styles>'
+        "</office:document-styles>"
     ).encode()
     manifest = (
         b'<?xml version="1.0" encoding="UTF-8"?><manifest:manifest'
@@ -330,6 +341,7 @@ def ods_workbook(tables: dict[str, str] | list[tuple[str, str]]) -> bytes:
             stored("mimetype", b"application/vnd.oasis.opendocument.spreadsheet"),
             stored("META-INF/manifest.xml", manifest),
             stored("content.xml", content),
+            stored("styles.xml", named),
         ]
     )
 

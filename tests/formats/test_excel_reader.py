@@ -957,6 +957,61 @@ def test_zero_padded_number_formats_keep_their_leading_zeros(tmp_path: Path) -> 
     ]
 
 
+def test_ods_number_styles_with_integer_digits_keep_their_leading_zeros() -> None:
+    # LibreOffice's format 0000000000 is a number style of ten integer digits; a cell takes
+    # its own style, else its row's or its column's default, which may inherit the number
+    # style from a named style in styles.xml.
+    def number_style(name: str, attributes: str) -> str:
+        return (
+            f'<number:number-style style:name="{name}">'
+            f"<number:number {attributes}/></number:number-style>"
+        )
+
+    def cell_style(name: str, attributes: str) -> str:
+        return f'<style:style style:name="{name}" style:family="table-cell" {attributes}/>'
+
+    styles = "".join(
+        [
+            number_style("N10", 'number:decimal-places="0" number:min-integer-digits="10"'),
+            number_style("N4", 'number:min-integer-digits="4"'),
+            number_style("N4D2", 'number:decimal-places="2" number:min-integer-digits="4"'),
+            cell_style("ce1", 'style:parent-style-name="Default" style:data-style-name="N10"'),
+            cell_style("ce2", 'style:data-style-name="N4"'),
+            cell_style("ce3", 'style:data-style-name="N4D2"'),  # 0000.00: not zeros only
+            cell_style("ce4", 'style:parent-style-name="Kode"'),
+        ]
+    )
+    named = number_style("N3", 'number:min-integer-digits="3"') + cell_style(
+        "Kode", 'style:data-style-name="N3"'
+    )
+
+    def number(value: float, style: str = "", columns: int = 1) -> str:
+        styled = f' table:style-name="{style}"' if style else ""
+        repeated = f' table:number-columns-repeated="{columns}"' if columns > 1 else ""
+        return (
+            f'<table:table-cell office:value-type="float" office:value="{value}"{styled}'
+            f"{repeated}/>"
+        )
+
+    table = (
+        '<table:table-column table:default-cell-style-name="ce1"/>'
+        '<table:table-column table:number-columns-repeated="2"'
+        ' table:default-cell-style-name="ce2"/>'
+        + ods_row(["cpr", "postnr", "kode"])
+        + f"<table:table-row>{number(101451234)}{number(800)}{number(7, 'ce4')}</table:table-row>"
+        + f"<table:table-row>{number(12.5)}{ods_cell('800')}{number(7, 'ce3')}</table:table-row>"
+        + '<table:table-row table:number-rows-repeated="2">'
+        + f"{number(2503401234, 'ce1')}{number(9, columns=2)}</table:table-row>"
+    )
+    data = ods_workbook({"Data": table}, styles=styles, named_styles=named)
+    assert read(data).rows() == [
+        ("0101451234", "0800", "007", 2),
+        ("12.5", "800", "7", 3),  # not whole, text, or not a zeros-only format: as it is
+        ("2503401234", "0009", "0009", 4),
+        ("2503401234", "0009", "0009", 5),
+    ]
+
+
 def test_an_excel_365_error_value_names_its_cell(tmp_path: Path) -> None:
     path = tmp_path / "spill.xlsx"
     with xlsxwriter.Workbook(path) as book:
