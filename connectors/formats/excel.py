@@ -43,12 +43,14 @@ Layout options (`format:` block, `type: excel`):
 
 Before calamine sees a workbook, `workbook_package` checks a zip-based one (.xlsx/.xlsm/.ods)
 for compression bombs and scans an .xlsx sheet's XML for its used range (one stray cell at
-XFD1048576 would make calamine allocate 512 GiB), its merged ranges and formulas saved
-without a result; `xls_cells` reads an .xls file's cell positions (calamine builds every
-.xls sheet when opening the file, so all are checked first), and `workbook_package` scans an
-.ods file's tables (all built on opening too) with their repeated rows and cells. A sheet
-whose used range is far larger than the cells written in the file is refused (see
-`SPARSE_CELLS`): a few cells far apart make calamine allocate the whole grid between them.
+XFD1048576 would make calamine allocate 512 GiB), its merged ranges, formulas saved without
+a result and numbers too low for calamine's date conversion (it panics on them; they are
+loaded from a copy as 0 and given back, see `_without_overflows`); `xls_cells` reads an .xls
+file's cell positions (calamine builds every .xls sheet when opening the file, so all are
+checked first), and `workbook_package` scans an .ods file's tables (all built on opening
+too) with their repeated rows and cells. A sheet whose used range is far larger than the
+cells written in the file is refused (see `SPARSE_CELLS`): a few cells far apart make
+calamine allocate the whole grid between them.
 """
 
 from __future__ import annotations
@@ -71,6 +73,7 @@ from connectors.formats.excel_cells import (
     DateSystem,
     column_formats,
     error_text,
+    number_text,
     pad,
     render,
 )
@@ -92,7 +95,13 @@ from connectors.formats.workbook_package import (
     open_package,
 )
 from connectors.formats.xls_cells import NotXls, XlsBook, xls_scans
-from connectors.formats.xlsx_cells import date_1904, error_cell, formatted_cells, number_styles
+from connectors.formats.xlsx_cells import (
+    date_1904,
+    error_cell,
+    formatted_cells,
+    number_styles,
+    without_overflows,
+)
 
 OPTIONS = {
     "sheet",
@@ -291,10 +300,7 @@ def _read_sheet(
             "Open and save the workbook in Excel or LibreOffice and deliver that copy",
             sheet=sheet,
         )
-    formatted = scan.formats if scans is not None and scan is not None else None
-    cells, first_column = _sheet_cells(
-        workbook, package, sheet, layout, source_name, system, formatted
-    )
+    cells, first_column = _sheet_cells(workbook, package, scan, sheet, layout, source_name, system)
     if cells.width == 0:
         if skip_empty:
             return None
@@ -526,19 +532,20 @@ def _load(workbook: Any, sheet: str, dtype: Any, pick: Any = None) -> Any:
 def _sheet_cells(
     workbook: Any,
     package: Package | None,
+    scan: SheetScan | None,
     sheet: str,
     layout: _Layout,
     source_name: str,
     system: DateSystem,
-    formatted: FormattedCells | None,
 ) -> tuple[pl.DataFrame, int]:
-    """The sheet's cells (within `columns_range`) as text per each cell's own type;
-    `formatted` says which number cells have a format calamine does not honour (read off an
-    .xls or .ods file before opening it; None to read them from an .xlsx sheet's XML).
+    """The sheet's cells (within `columns_range`) as text per each cell's own type.
 
     Row i is Excel row i + 1. Also the 0-based sheet column of the first column returned
     (calamine's range starts at the first used column, not at A).
     """
+    overflows: list[tuple[tuple[int, int], float]] = []
+    if scan is not None and scan.overflow and package is not None:
+        workbook, overflows = _without_overflows(workbook, package, sheet, source_name)
     pick = None
     if layout.columns is not None:
         low, high = layout.columns
@@ -588,8 +595,10 @@ def _sheet_cells(
     # A column with no text at all is empty (or holds only error cells, filled in below):
     # rendering it is skipped, since a stray cell far to the right makes thousands of them.
     nulls = text.null_count().row(0)
-    if formatted is None:
+    if package is not None and package.xlsx:
         formatted = _formatted_cells(package, sheet)
+    else:  # read off an .xls or .ods file before opening it
+        formatted = scan.formats if scan is not None else FormattedCells()
     runs = formatted.by_column(first_column, text.width)
     formats = [column_formats(runs.get(i, []), text.height) for i in range(text.width)]
     columns = [
@@ -619,10 +628,46 @@ def _sheet_cells(
                 sheet=sheet,
             )
         columns[column] = columns[column].scatter(row, value)
+    for (row, column), number_ in overflows:
+        if 0 <= column - first_column < len(columns) and row < text.height:
+            value = number_text(number_)
+            value = value.replace(".", ",") if layout.decimal_comma else value
+            columns[column - first_column] = columns[column - first_column].scatter(row, value)
     for i, (zeros, _) in enumerate(formats):
         if zeros is not None:
             columns[i] = pad(columns[i], zeros)
     return pl.DataFrame(columns), first_column
+
+
+def _without_overflows(
+    workbook: Any, package: Package, sheet: str, source_name: str
+) -> tuple[Any, list[tuple[tuple[int, int], float]]]:
+    """The workbook to load the sheet from, and the number cells taken out of it.
+
+    calamine panics turning a number below about -1.07e11 into a date (a date cell holding
+    -2e11, or a budget in øre in the datetime load), printing a Rust backtrace, and cannot
+    read the sheet. Such cells are loaded as 0 from a copy of the workbook and given their
+    numbers back afterwards: beyond any date (Excel shows #####), they read as numbers and
+    the typing step quarantines their rows, as for other dates beyond Excel's.
+    """
+    member = package.members.get(sheet)
+    if member is None:
+        return workbook, []
+    content, found = without_overflows(package.archive, member)
+    cells = []
+    for position, value in found:
+        if position is None:
+            raise FormatError(
+                source_name,
+                f"a number cell holds {value!r}, too far below zero to read, and its position"
+                " cannot be told (it has no cell reference)",
+                "Correct the cell in the workbook, or open and save the file in Excel",
+                sheet=sheet,
+            )
+        cells.append((position, value))
+    if not cells:
+        return workbook, []  # a value-like text, not a cell
+    return fastexcel.read_excel(package.with_part(member, content)), cells
 
 
 def _formatted_cells(package: Package | None, sheet: str) -> FormattedCells:

@@ -269,4 +269,8 @@ def _elapsed_text(serial: pl.Expr, unit: pl.Expr) -> pl.Expr:
 
 
 def number_text(value: float) -> str:
-    return str(int(value)) if value.is_integer() else repr(value)
+    """A number as `render` writes it: whole ones without a decimal part, unless too large
+    for that (1e+300), others as Python writes them (`1234.56`, `1e-07`)."""
+    if value.is_integer() and abs(value) < _INT64_SAFE:
+        return str(int(value))
+    return repr(value)

@@ -5,8 +5,9 @@ per cell of a sheet's used range, so a 400 KB shared-strings bomb costs gigabyte
 stray cell at XFD1048576 asks for 512 GiB and aborts the process. Here every part is checked
 against the container limits (declared size and ratio, then read through once with its CRC,
 so a header that lies is caught), and an .xlsx sheet's XML is scanned in steps for its used
-range, its merged ranges and formulas saved without a result (openpyxl and similar writers
-do not calculate; calamine would read them as empty cells). An .ods file's content.xml is
+range, its merged ranges, formulas saved without a result (openpyxl and similar writers
+do not calculate; calamine would read them as empty cells) and numbers so far below zero
+that calamine panics trying them as dates (OVERFLOW). An .ods file's content.xml is
 scanned the same way for each table's used range: `table:number-rows-repeated` and
 `table:number-columns-repeated` let a kilobyte of XML stand for millions of cells.
 """
@@ -61,6 +62,12 @@ _NO_RESULT = re.compile(
     rb"\s*(?:<" + _NS + rb"v\s*/>)?\s*</" + _NS + rb"c>"
 )
 _STRING_TYPE = re.compile(rb"\st\s*=\s*[\"']str[\"']")
+# calamine panics (printing a Rust backtrace) turning a serial below about -1.07e11 days into
+# a date, which it tries for a date cell in every load and for any number in the datetime
+# load: a budget in øre can hold one. Only long or exponent values can be that low, so the
+# few cell values found this way are parsed to see (`v>` first: the search is fast).
+OVERFLOW = 1e11
+NEGATIVE_CANDIDATE = re.compile(rb"v>\s*(-(?=[0-9.]*[eE]|[0-9.]{12})[^<\s]*)")
 _SHEET_TAG = re.compile(rb"<" + _NS + rb"sheet\s([^>]*)>")
 _RELATIONSHIP_TAG = re.compile(rb"<" + _NS + rb"Relationship\s([^>]*)>")
 _ATTRIBUTE = re.compile(rb"([\w:.-]+)\s*=\s*(?:\"([^\"]*)\"|'([^']*)')")
@@ -89,6 +96,7 @@ class SheetScan:
     # Merged ranges as (top, left, bottom, right), 0-based and inclusive.
     merges: list[tuple[int, int, int, int]] = field(default_factory=list)
     no_result: str | None = None  # a formula cell saved without its result, e.g. "B3"
+    overflow: bool = False  # a number cell at or below -OVERFLOW, too low for calamine
     # Cell elements written in the file (an .ods repeated cell once): a used range far
     # larger than this is mostly void, the shape of a small file that allocates gigabytes.
     cells: int = 0
@@ -116,6 +124,15 @@ class Package:
     def scan(self, sheet: str) -> SheetScan | None:
         member = self.members.get(sheet)
         return _scan_sheet(self.archive, member) if member is not None else None
+
+    def with_part(self, member: str, content: bytes) -> bytes:
+        """The workbook's zip with one part's content replaced, the others as they are."""
+        out = io.BytesIO()
+        with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED, compresslevel=1) as target:
+            for info in self.archive.infolist():
+                part = content if info.filename == member else self.archive.read(info)
+                target.writestr(info.filename, part)
+        return out.getvalue()
 
     def ods_scans(self) -> list[tuple[str, SheetScan]]:
         """Each .ods table's name and scan, in file order (empty for an .xlsx): calamine
@@ -277,7 +294,17 @@ def _walk_sheet(archive: zipfile.ZipFile, member: str) -> SheetScan:
     return scan
 
 
+def overflows(value: bytes) -> bool:
+    """Whether a cell value is too low for calamine to try it as a date (see OVERFLOW)."""
+    try:
+        return float(value) <= -OVERFLOW
+    except ValueError:
+        return False
+
+
 def _scan_extras(scan: SheetScan, text: bytes) -> None:
+    if not scan.overflow:
+        scan.overflow = any(overflows(v) for v in NEGATIVE_CANDIDATE.findall(text))
     # Both patterns try every `<`: look for their names first (merges and formulas are few).
     merges = _MERGE.findall(text) if b"mergeCell" in text else []
     for left, top, right, bottom in merges:

@@ -16,7 +16,7 @@ import zipfile
 from collections.abc import Iterator
 
 from connectors.formats.number_formats import BUILTIN, FormattedCells, Shown, shown
-from connectors.formats.workbook_package import column_index
+from connectors.formats.workbook_package import NEGATIVE_CANDIDATE, column_index, overflows
 
 _STEP = 1 << 22
 _NS = rb"(?:[\w.-]+:)?"
@@ -84,6 +84,38 @@ def formatted_cells(
             if position is not None:
                 cells.add(*position, format_)
     return cells
+
+
+def without_overflows(
+    archive: zipfile.ZipFile, member: str
+) -> tuple[bytes, list[tuple[tuple[int, int] | None, float]]]:
+    """The sheet's XML with 0 in place of each number cell's value too low for calamine to
+    try as a date (`workbook_package.OVERFLOW`), and those cells: their (row, column),
+    0-based (None for a cell without a reference), and their values."""
+    parts, cells = [], []
+    for chunk in _chunks(archive, member):
+        done = 0
+        for candidate in NEGATIVE_CANDIDATE.finditer(chunk):
+            if not overflows(candidate.group(1)):
+                continue
+            # The value's cell: the last cell start before it, with no cell end between.
+            start = max(
+                chunk.rfind(b"<c ", 0, candidate.start()), chunk.rfind(b":c ", 0, candidate.start())
+            )
+            tag = _CELL_START.match(chunk, chunk.rfind(b"<", 0, start + 1)) if start >= 0 else None
+            end = _CELL_END.search(chunk, tag.end()) if tag is not None else None
+            if tag is None or end is None or end.start() < candidate.start():
+                continue  # not a cell's value (text that looks like one)
+            attributes = _attributes(tag.group(1))
+            value = _VALUE.search(chunk, tag.end(), end.start())
+            inside = value is not None and value.start(1) <= candidate.start(1) < value.end(1)
+            if attributes.get("t", "n") != "n" or not inside:
+                continue  # a text cell, or the number is in its formula, not its value
+            cells.append((_position(attributes.get("r", "")), float(candidate.group(1))))
+            parts += [chunk[done : candidate.start(1)], b"0"]
+            done = candidate.end(1)
+        parts.append(chunk[done:])
+    return b"".join(parts), cells
 
 
 def error_cell(archive: zipfile.ZipFile, member: str, known: set[str]) -> tuple[str, str] | None:
