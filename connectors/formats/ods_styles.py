@@ -17,11 +17,11 @@ Elapsed-time formats need nothing here: calamine passes .ods time cells on as du
 
 from __future__ import annotations
 
-import html
 import re
 import zipfile
 
 from connectors.formats.number_formats import Shown
+from connectors.formats.tag_attributes import tag_attributes
 
 _STEP = 1 << 20
 _BODY = b"<office:body"
@@ -30,7 +30,6 @@ _NUMBER_STYLE = re.compile(
 )
 _CELL_STYLE = re.compile(rb"<style:style\s([^>]*?)/?>")
 _ELEMENT = re.compile(rb"<([\w-]+:[\w-]+)((?:\s[^>]*?)?)/?>")
-_ATTRIBUTE = re.compile(rb"([\w:.-]+)\s*=\s*(?:\"([^\"]*)\"|'([^']*)')")
 # Elements that change nothing in how the digits are shown.
 _NEUTRAL = {"number:number", "style:text-properties"}
 
@@ -43,7 +42,7 @@ def padded_cell_styles(archive: zipfile.ZipFile) -> dict[str, Shown]:
     for part in parts:
         for found in _NUMBER_STYLE.finditer(part):
             width = _zeros(found.group(2))
-            name = _attributes(found.group(1)).get("style:name")
+            name = tag_attributes(found.group(1)).get("style:name")
             if width and name:
                 widths[name] = width
     if not widths:
@@ -51,7 +50,7 @@ def padded_cell_styles(archive: zipfile.ZipFile) -> dict[str, Shown]:
     data_styles: dict[str, tuple[str | None, str | None]] = {}  # own number style, parent
     for part in parts:
         for found in _CELL_STYLE.finditer(part):
-            attributes = _attributes(found.group(1))
+            attributes = tag_attributes(found.group(1))
             if attributes.get("style:family") == "table-cell" and "style:name" in attributes:
                 data_styles[attributes["style:name"]] = (
                     attributes.get("style:data-style-name"),
@@ -68,7 +67,7 @@ def padded_cell_styles(archive: zipfile.ZipFile) -> dict[str, Shown]:
 def _zeros(children: bytes) -> int:
     """The width of a number style made of one plain number with two or more integer digits
     (`0000`: no decimals, grouping, scaling, text or conditions), else 0."""
-    elements = [(name.decode(), _attributes(rest)) for name, rest in _ELEMENT.findall(children)]
+    elements = [(name.decode(), tag_attributes(rest)) for name, rest in _ELEMENT.findall(children)]
     numbers = [attributes for name, attributes in elements if name == "number:number"]
     if len(numbers) != 1 or any(name not in _NEUTRAL for name, _ in elements):
         return 0
@@ -110,12 +109,3 @@ def _styles_part(archive: zipfile.ZipFile, member: str) -> bytes:
             if end >= 0:
                 return text[:end]
     return text
-
-
-def _attributes(text: bytes) -> dict[str, str]:
-    return {
-        key.decode("utf-8", "replace"): html.unescape(
-            (double if double or not single else single).decode("utf-8", "replace")
-        )
-        for key, double, single in _ATTRIBUTE.findall(text)
-    }

@@ -26,6 +26,7 @@ from connectors.formats.containers import DEFAULT_MAX_BYTES, DEFAULT_MAX_RATIO, 
 from connectors.formats.errors import FormatError
 from connectors.formats.number_formats import FormattedCells
 from connectors.formats.ods_styles import padded_cell_styles
+from connectors.formats.tag_attributes import tag_attributes
 
 LAST_COLUMN = 16383  # XFD
 
@@ -70,7 +71,6 @@ OVERFLOW = 1e11
 NEGATIVE_CANDIDATE = re.compile(rb"v>\s*(-(?=[0-9.]*[eE]|[0-9.]{12})[^<\s]*)")
 _SHEET_TAG = re.compile(rb"<" + _NS + rb"sheet\s([^>]*)>")
 _RELATIONSHIP_TAG = re.compile(rb"<" + _NS + rb"Relationship\s([^>]*)>")
-_ATTRIBUTE = re.compile(rb"([\w:.-]+)\s*=\s*(?:\"([^\"]*)\"|'([^']*)')")
 # calamine matches .ods elements by these literal names (no namespace resolution), and so
 # does this scan. Attribute values are skipped whole: a formula like `[.A1]>0` holds a `>`.
 _ODS_TOKEN = re.compile(
@@ -205,13 +205,13 @@ def _sheet_members(archive: zipfile.ZipFile) -> tuple[dict[str, str], set[str]]:
         return {}, set()  # not an .xlsx (an .ods, say): no sheet scan
     targets = {}
     for tag in _RELATIONSHIP_TAG.finditer(relationships):
-        attributes = _attributes(tag.group(1))
+        attributes = tag_attributes(tag.group(1))
         if "Id" in attributes and "Target" in attributes:
             targets[attributes["Id"]] = attributes["Target"]
     names = {name.lower(): name for name in archive.namelist()}
     members, hidden = {}, set()
     for tag in _SHEET_TAG.finditer(workbook):
-        attributes = _attributes(tag.group(1))
+        attributes = tag_attributes(tag.group(1))
         if attributes.get("state", "visible") != "visible":
             hidden.add(attributes.get("name", ""))
         target = targets.get(_relationship_id(attributes))
@@ -234,15 +234,6 @@ def _relationship_id(attributes: dict[str, str]) -> str:
         if key.rpartition(":")[2] == "id":
             found = value
     return found
-
-
-def _attributes(text: bytes) -> dict[str, str]:
-    return {
-        key.decode("utf-8", "replace"): html.unescape(
-            (double if double or not single else single).decode("utf-8", "replace")
-        )
-        for key, double, single in _ATTRIBUTE.findall(text)
-    }
 
 
 def _scan_sheet(archive: zipfile.ZipFile, member: str) -> SheetScan:
@@ -358,7 +349,7 @@ def _scan_ods(archive: zipfile.ZipFile) -> list[tuple[str, SheetScan]]:
             if closing or name == b"table":
                 if name == b"table":
                     # calamine reads the rows of a table with a name only.
-                    table = None if closing else _attributes(attributes).get("table:name")
+                    table = None if closing else tag_attributes(attributes).get("table:name")
                     scan = SheetScan() if table is not None else None
                     if scan is not None and table is not None:
                         tables.append((table, scan))
@@ -370,7 +361,7 @@ def _scan_ods(archive: zipfile.ZipFile) -> list[tuple[str, SheetScan]]:
             elif name == b"table-column":
                 count = _repeats(attributes, b"columns")
                 if padded:
-                    style = _attributes(attributes).get("table:default-cell-style-name", "")
+                    style = tag_attributes(attributes).get("table:default-cell-style-name", "")
                     if style in padded:
                         scan.formats.add_column_default(declared, count, padded[style])
                 declared += count
@@ -379,14 +370,14 @@ def _scan_ods(archive: zipfile.ZipFile) -> list[tuple[str, SheetScan]]:
                 next_row += height
                 in_row = not attributes.endswith(b"/")
                 if padded:
-                    row_style = _attributes(attributes).get("table:default-cell-style-name")
+                    row_style = tag_attributes(attributes).get("table:default-cell-style-name")
             elif in_row:  # calamine reads cells within a row only
                 width = _repeats(attributes, b"columns")
                 if _ODS_VALUE.search(attributes):
                     scan.add(row, column)
                     scan.add(row + height - 1, column + width - 1)
                     scan.cells += 1
-                    cell = _attributes(attributes) if padded else {}
+                    cell = tag_attributes(attributes) if padded else {}
                     if cell.get("office:value-type") == "float":
                         # Its own style, else its row's, else its column's (in `formats`).
                         style = cell.get("table:style-name") or row_style
