@@ -33,9 +33,15 @@ def demo_home(home: Home, monkeypatch, demo_apis) -> Home:
     return home
 
 
-def _materialize(instance: dg.DagsterInstance) -> dg.ExecuteInProcessResult:
+def _materialize(
+    instance: dg.DagsterInstance, selection: list[dg.AssetKey] | None = None
+) -> dg.ExecuteInProcessResult:
     return dg.materialize(
-        build_assets(), resources={"lake": lake_resource()}, instance=instance, raise_on_error=False
+        build_assets(),
+        selection=selection,
+        resources={"lake": lake_resource()},
+        instance=instance,
+        raise_on_error=False,
     )
 
 
@@ -115,13 +121,7 @@ def test_a_file_without_its_header_is_rejected_without_leaking_identifiers(
     first_cpr = lines[1].split(";")[0]
 
     with dg.DagsterInstance.ephemeral() as instance:
-        result = dg.materialize(
-            build_assets(),
-            selection=[SILVER_CPR],
-            resources={"lake": lake_resource()},
-            instance=instance,
-            raise_on_error=False,
-        )
+        result = _materialize(instance, [SILVER_CPR])
         # Everything the run stored in the instance: what the UI shows afterwards.
         stored = "".join(
             str(r.event_log_entry) for r in instance.get_records_for_run(result.run_id).records
@@ -144,13 +144,7 @@ def test_a_reference_to_a_dataset_not_loaded_yet_fails_its_check_saying_so(demo_
     """cpr_persons loaded alone on a new home: its address reference cannot be checked. It
     used to fail as a step with DuckDB's "Invalid table location"."""
     with dg.DagsterInstance.ephemeral() as instance:
-        result = dg.materialize(
-            build_assets(),
-            selection=[SILVER_CPR],
-            resources={"lake": lake_resource()},
-            instance=instance,
-            raise_on_error=False,
-        )
+        result = _materialize(instance, [SILVER_CPR])
     assert result.success
     [check] = [
         e
