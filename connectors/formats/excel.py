@@ -28,10 +28,11 @@ Layout options (`format:` block, `type: excel`):
     header_row: 3             0-based row of the (first) header row
     header_rows: 2            header rows from `header_row` down (default 1), names joined top
                               to bottom with " / ": a merged "Besøg" over "Dato" and "Varighed"
-                              gives "Besøg / Dato" and "Besøg / Varighed". In .xlsx/.xlsm the
-                              file's merged ranges say which columns a group label covers; .xls
-                              and .ods give no merge ranges, so there a label is carried right
-                              over empty cells until the next label (see `_carried_header`).
+                              gives "Besøg / Dato" and "Besøg / Varighed". The file's merged
+                              ranges say which columns a group label covers (.xlsx/.xlsm, .xls);
+                              in an .ods (its merges not read yet) and an .xls older than Excel
+                              97 (no merged cells) a label is carried right over empty cells
+                              until the next label (see `_carried_header`).
     columns_range: "B:H"      only these sheet columns (Excel letters, inclusive), e.g. to leave
                               out notes beside the table; footers are counted within the range
     skip_footer_rows: 2       non-empty rows to drop at the end (after empty rows are dropped)
@@ -47,10 +48,10 @@ XFD1048576 would make calamine allocate 512 GiB), its merged ranges, formulas sa
 a result and numbers too low for calamine's date conversion (it panics on them; they are
 loaded from a copy as 0 and given back, see `_without_overflows`); `xls_cells` reads an .xls
 file's cell positions (calamine builds every .xls sheet when opening the file, so all are
-checked first), and `workbook_package` scans an .ods file's tables (all built on opening
-too) with their repeated rows and cells. A sheet whose used range is far larger than the
-cells written in the file is refused (see `SPARSE_CELLS`): a few cells far apart make
-calamine allocate the whole grid between them.
+checked first) and merged ranges, and `workbook_package` scans an .ods file's tables (all
+built on opening too) with their repeated rows and cells. A sheet whose used range is far
+larger than the cells written in the file is refused (see `SPARSE_CELLS`): a few cells far
+apart make calamine allocate the whole grid between them.
 """
 
 from __future__ import annotations
@@ -88,6 +89,7 @@ from connectors.formats.options import (
 )
 from connectors.formats.workbook_package import (
     LAST_COLUMN,
+    Merge,
     Package,
     SheetScan,
     column_index,
@@ -325,7 +327,7 @@ def _read_sheet(
     ]
     if header_rows == 1:
         header = header_cells[0]
-    elif scan is not None and package is not None and package.xlsx:  # the merged ranges
+    elif scan is not None and scan.merges_known:  # the file's merged ranges
         header = _merged_header(header_cells, header_row, first_column, scan.merges)
     else:
         header = _carried_header(header_cells)
@@ -356,7 +358,7 @@ def _xls_book(data: bytes, source_name: str) -> XlsBook:
 
 
 def _union(scans: list[SheetScan]) -> SheetScan:
-    union = SheetScan()
+    union = SheetScan(merges_known=False)  # whose merges would these be?
     for scan in scans:
         if scan.last_row >= 0:
             union.add(scan.first_row, scan.first_column)
@@ -394,7 +396,7 @@ def _merged_header(
     rows: list[list[str]],
     header_row: int,
     first_column: int,
-    merges: list[tuple[int, int, int, int]],
+    merges: list[Merge],
 ) -> list[str]:
     """Column names from several header rows, a group label covering its merged range.
 
@@ -403,20 +405,49 @@ def _merged_header(
     and only to columns with a name in a lower header row, so a group never names an empty
     column after the table. A label that is not merged names its own column only.
     """
-    filled = [list(row) for row in rows]
     width = len(rows[0])
-    for top, left, _, right in merges:
-        r, c = top - header_row, left - first_column
-        if not (0 <= r < len(rows) - 1 and 0 <= c < width):
-            continue  # starts outside the header rows (or outside `columns_range`)
-        for column in range(c + 1, min(right - first_column, width - 1) + 1):
-            if any(rows[below][column] for below in range(r + 1, len(rows))):
-                filled[r][column] = rows[r][c]
+    filled = [list(row) for row in rows]
+    named_below = [
+        [any(row[c] for row in rows[r + 1 :]) for c in range(width)] for r in range(len(rows))
+    ]
+    for r, spans in _label_spans(merges, header_row, len(rows) - 1, first_column, width).items():
+        # Ranges in order of their first column, each column given one label: ranges that
+        # overlap are no layout Excel saves (it repairs them), and a forged file may hold
+        # thousands over one row, so no column is filled twice.
+        reach = -1
+        for start, end, label in sorted(spans):
+            for c in range(max(start, reach + 1), end + 1):
+                if c != label and named_below[r][c]:
+                    filled[r][c] = rows[r][label]
+            reach = max(reach, end)
     return _joined(filled)
 
 
+def _label_spans(
+    merges: list[Merge], header_row: int, label_rows: int, first_column: int, width: int
+) -> dict[int, list[tuple[int, int, int]]]:
+    """Header row (from 0) -> the merged ranges starting in it, as their first and last
+    columns within the loaded ones and their label's column, all counted from 0 there."""
+    spans: dict[int, list[tuple[int, int, int]]] = {}
+    last = first_column + width - 1
+    for merge in merges:
+        start, end = max(merge.left, first_column), min(merge.right + merge.columns - 1, last)
+        if start > end or merge.left < first_column:
+            continue  # outside the loaded columns, or its label is (`columns_range`)
+        # An .ods range repeated over rows starts in each of them (`Merge`).
+        for row in range(
+            max(merge.top, header_row), min(merge.top + merge.rows, header_row + label_rows)
+        ):
+            spans.setdefault(row - header_row, []).append(
+                (start - first_column, end - first_column, merge.left - first_column)
+            )
+    return spans
+
+
 def _carried_header(rows: list[list[str]]) -> list[str]:
-    """Column names from several header rows when the file gives no merge ranges (.xls, .ods).
+    """Column names from several header rows when the file cannot say what is merged (an .xls
+    older than Excel 97, which had no merged cells; an .ods, whose merged cells are not
+    read yet).
 
     A merged cell holds its text in its top-left cell only, so in every row but the last an
     upper value is carried right across empty cells, until a cell in that row or any row above

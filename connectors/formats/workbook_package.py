@@ -21,6 +21,7 @@ import zipfile
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from connectors.formats.containers import DEFAULT_MAX_BYTES, DEFAULT_MAX_RATIO, RATIO_FLOOR
 from connectors.formats.errors import FormatError
@@ -85,16 +86,32 @@ _ODS_VALUE = re.compile(
 _ODS_REPEATED = re.compile(rb"\stable:number-(rows|columns)-repeated\s*=\s*[\"']([^\"']*)[\"']")
 
 
+class Merge(NamedTuple):
+    """A merged range, 0-based and inclusive: its text is in its top-left cell only."""
+
+    top: int
+    left: int
+    bottom: int
+    right: int
+    # An .ods cell repeated over rows and columns stands for that many merged ranges, each
+    # one row or column further on: kept as one, as a kilobyte can repeat a cell millions
+    # of times.
+    rows: int = 1
+    columns: int = 1
+
+
 @dataclass
 class SheetScan:
-    """What calamine will build from one .xlsx sheet, read off its XML without building it."""
+    """What calamine will build from one sheet, read off the file without building it."""
 
     first_row: int = -1  # 0-based; -1 while no cell is seen
     last_row: int = -1
     first_column: int = LAST_COLUMN + 1
     last_column: int = -1
-    # Merged ranges as (top, left, bottom, right), 0-based and inclusive.
-    merges: list[tuple[int, int, int, int]] = field(default_factory=list)
+    merges: list[Merge] = field(default_factory=list)
+    # False where the file cannot say what is merged (.xls before BIFF8, Excel 97, had no
+    # merged cells), so header labels are carried right instead (see `excel`).
+    merges_known: bool = True
     no_result: str | None = None  # a formula cell saved without its result, e.g. "B3"
     overflow: bool = False  # a number cell at or below -OVERFLOW, too low for calamine
     # Cell elements written in the file (an .ods repeated cell once): a used range far
@@ -300,7 +317,7 @@ def _scan_extras(scan: SheetScan, text: bytes) -> None:
     merges = _MERGE.findall(text) if b"mergeCell" in text else []
     for left, top, right, bottom in merges:
         scan.merges.append(
-            (
+            Merge(
                 int(top) - 1,
                 column_index(left.decode()),
                 int(bottom) - 1,
@@ -350,7 +367,8 @@ def _scan_ods(archive: zipfile.ZipFile) -> list[tuple[str, SheetScan]]:
                 if name == b"table":
                     # calamine reads the rows of a table with a name only.
                     table = None if closing else tag_attributes(attributes).get("table:name")
-                    scan = SheetScan() if table is not None else None
+                    # Its merged cells are not read (yet): header labels are carried right.
+                    scan = SheetScan(merges_known=False) if table is not None else None
                     if scan is not None and table is not None:
                         tables.append((table, scan))
                     next_row, in_row, declared = 0, False, 0

@@ -6,7 +6,8 @@ calamine sizes a sheet's grid from its cells' positions and does not bound them:
 of its OLE2 compound file and only the row and column fields of the cell records are read,
 so a sheet's used range is known without building it. The FORMAT and XF records are read
 too, for the number cells whose format calamine does not honour (`number_formats`: `0000`,
-`[h]:mm`), and the DATEMODE record, for workbooks counting days from 1904.
+`[h]:mm`), the DATEMODE record, for workbooks counting days from 1904, and each sheet's
+MERGEDCELLS records, which say which columns a header's group label covers.
 """
 
 from __future__ import annotations
@@ -16,11 +17,12 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 from connectors.formats.number_formats import BUILTIN, Shown, shown
-from connectors.formats.workbook_package import SheetScan
+from connectors.formats.workbook_package import Merge, SheetScan
 
 _END_OF_CHAIN = 0xFFFFFFFE
 _LAST_SECTOR = 0xFFFFFFFA  # higher ids mark free, end-of-chain and FAT sectors
-_EOF, _BOUNDSHEET, _SST, _DIMENSIONS = 0x000A, 0x0085, 0x00FC, 0x0200
+_BOF, _EOF, _BOUNDSHEET, _SST, _DIMENSIONS = 0x0809, 0x000A, 0x0085, 0x00FC, 0x0200
+_MERGEDCELLS = 0x00E5  # BIFF8 only: Excel 97 brought merged cells
 _DATEMODE, _FORMAT, _XF = 0x0022, 0x041E, 0x00E0
 # Records calamine turns into cells (FORMULA, NUMBER, LABEL, BOOLERR, RK, LABELSST,
 # RSTRING): row and column are their first two fields, then the cell's XF (its style).
@@ -54,7 +56,7 @@ def xls_scans(data: bytes) -> XlsBook:
     biff8 = len(stream) >= 6 and _u16(stream, 4) == 0x0600  # the first BOF's version
     book = XlsBook()
     for offset, name in _globals(stream, biff8, book):
-        book.sheets.append((name, _scan(stream, offset, book.styles)))
+        book.sheets.append((name, _scan(stream, offset, book.styles, biff8)))
     return book
 
 
@@ -66,14 +68,20 @@ def _u32(data: bytes, at: int) -> int:
     return int.from_bytes(data[at : at + 4], "little")
 
 
-def _records(stream: bytes, offset: int) -> Iterator[tuple[int, bytes]]:
-    """The records of one substream, from its BOF up to its EOF (or the stream's end)."""
+def _records(stream: bytes, offset: int, *, nested: bool = False) -> Iterator[tuple[int, bytes]]:
+    """The records of one substream, from its BOF up to its EOF (or the stream's end); with
+    `nested`, past the EOFs of the substreams inside it (a chart embedded in a sheet)."""
+    depth = 0
     while offset + 4 <= len(stream):
         kind, size = _u16(stream, offset), _u16(stream, offset + 2)
         yield kind, stream[offset + 4 : offset + 4 + size]
         offset += 4 + size
-        if kind == _EOF:
-            return
+        if kind == _BOF:
+            depth += 1
+        elif kind == _EOF:
+            depth -= 1
+            if not nested or depth <= 0:
+                return
 
 
 def _globals(stream: bytes, biff8: bool, book: XlsBook) -> list[tuple[int, str]]:
@@ -110,10 +118,19 @@ def _text(body: bytes, at: int, biff8: bool, *, wide_length: bool) -> str:
     return body[at + 1 : at + 1 + length].decode("latin-1")
 
 
-def _scan(stream: bytes, offset: int, styles: list[Shown | None]) -> SheetScan:
-    scan = SheetScan()
-    for kind, body in _records(stream, offset):
-        if kind == _DIMENSIONS:
+def _scan(stream: bytes, offset: int, styles: list[Shown | None], biff8: bool) -> SheetScan:
+    scan = SheetScan(merges_known=biff8)
+    # calamine reads a sheet's records up to the first EOF, which ends an embedded chart if
+    # the sheet has one; Excel writes the MERGEDCELLS records after such charts.
+    read = True
+    for kind, body in _records(stream, offset, nested=True):
+        if kind == _EOF:
+            read = False
+        elif kind == _MERGEDCELLS and biff8:
+            _merges(scan, body)
+        elif not read:
+            continue
+        elif kind == _DIMENSIONS:
             _check_dimensions(body)
         elif kind in _CELLS and len(body) >= 4:
             row, column = _u16(body, 0), _u16(body, 2)
@@ -132,6 +149,16 @@ def _scan(stream: bytes, offset: int, styles: list[Shown | None]) -> SheetScan:
             for i in range((len(body) - 6) // 6):
                 _style(scan, row, first + i, _u16(body, 4 + 6 * i), styles)
     return scan
+
+
+def _merges(scan: SheetScan, body: bytes) -> None:
+    """A MERGEDCELLS record: a count, then first row, last row, first column, last column of
+    each range (Excel splits more than 1026 ranges over several records)."""
+    count = min(_u16(body, 0), (len(body) - 2) // 8) if len(body) >= 2 else 0
+    for at in range(2, 2 + 8 * count, 8):
+        top, bottom, left, right = (_u16(body, at + i) for i in (0, 2, 4, 6))
+        if top <= bottom and left <= right:  # else no range Excel writes: it covers nothing
+            scan.merges.append(Merge(top, left, bottom, right))
 
 
 def _style(scan: SheetScan, row: int, column: int, xf: int, styles: list[Shown | None]) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import struct
 import zlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cache
 
@@ -149,11 +150,15 @@ def xls_workbook(
     dimensions: bool = True,
     date_1904: bool = False,
     rk: bool = False,
+    merges: Sequence[tuple[int, int, int, int]] = (),
+    chart: bool = False,
 ) -> bytes:
     """A BIFF8 .xls (no package here writes one) with one sheet "Data": text cells through
     the shared strings, numbers as NUMBER records (whole ones as RK and MULRK with `rk`)."""
     cells = [(r, c, v) for r, row in enumerate(rows) for c, v in enumerate(row) if v is not None]
-    return xls_cells(cells, dimensions=dimensions, date_1904=date_1904, rk=rk)
+    return xls_cells(
+        cells, dimensions=dimensions, date_1904=date_1904, rk=rk, merges=merges, chart=chart
+    )
 
 
 def xls_cells(
@@ -162,13 +167,17 @@ def xls_cells(
     dimensions: bool = True,
     date_1904: bool = False,
     rk: bool = False,
+    merges: Sequence[tuple[int, int, int, int]] = (),
+    chart: bool = False,
 ) -> bytes:
     """The .xls with these `(row, column, value)` cells, anywhere a record can say.
 
     A formatted number gets an XF record of its own, after XF 0 (General); a format code
     gets a FORMAT record numbered from 164, as Excel numbers custom formats. With `rk`,
     whole numbers are written as Excel writes them: RK records, or one MULRK for several
-    side by side in a row.
+    side by side in a row. `merges` (top, left, bottom, right) go into a MERGEDCELLS
+    record after the cells, and after an embedded chart's (empty) substream with `chart`,
+    where Excel writes them.
     """
     texts = sorted({v for _, _, v in cells if isinstance(v, str)})
     sst = struct.pack("<II", len(texts), len(texts)) + b"".join(
@@ -229,6 +238,11 @@ def xls_cells(
         else:
             sheet.append(_record(0x0203, struct.pack("<HHHd", r, c, xf, number)))
     end_run()
+    if chart:  # BOF of a chart (0x0020), EOF
+        sheet += [_record(0x0809, bof[:2] + b"\x20\x00" + bof[4:]), _record(0x000A)]
+    if merges:
+        ranges = b"".join(struct.pack("<HHHH", t, b, left, r) for t, left, b, r in merges)
+        sheet.append(_record(0x00E5, struct.pack("<H", len(merges)) + ranges))
     stream = b"".join(
         [
             *globals_,
@@ -240,6 +254,27 @@ def xls_cells(
         ]
     )
     return compound_file(stream)
+
+
+def xls_biff5(rows: list[list[str | float | None]]) -> bytes:
+    """An .xls as Excel 5/95 wrote it (BIFF5, one sheet "Data"): text in LABEL records in
+    the code page, no shared strings, no merged cells (Excel 97 brought those)."""
+    bof = struct.pack("<HHHH", 0x0500, 0x0005, 0x0DBB, 0x07CC)
+    globals_ = [_record(0x0809, bof), _record(0x0042, struct.pack("<H", 1252))]  # CODEPAGE
+    name = b"Data"
+    sheet = [_record(0x0809, bof[:2] + b"\x10\x00" + bof[4:])]
+    for r, row in enumerate(rows):
+        for c, value in enumerate(row):
+            if isinstance(value, str):
+                text = value.encode("cp1252")
+                sheet.append(_record(0x0204, struct.pack("<HHHH", r, c, 0, len(text)) + text))
+            elif value is not None:
+                sheet.append(_record(0x0203, struct.pack("<HHHd", r, c, 0, value)))
+    offset = sum(map(len, globals_)) + 4 + 7 + len(name) + 4
+    boundsheet = _record(0x0085, struct.pack("<IBBB", offset, 0, 0, len(name)) + name)
+    return compound_file(
+        b"".join([*globals_, boundsheet, _record(0x000A), *sheet, _record(0x000A)])
+    )
 
 
 def _fits_rk(number: float) -> bool:

@@ -16,7 +16,15 @@ import xlsxwriter
 from connectors.formats import FormatError, read_table
 from connectors.formats.excel import SPARSE_CELLS, _check_size
 from connectors.formats.workbook_package import SheetScan
-from tests.formats.builders import ods_cell, ods_row, ods_workbook, xls_cells, xls_workbook
+from connectors.formats.xls_cells import xls_scans
+from tests.formats.builders import (
+    ods_cell,
+    ods_row,
+    ods_workbook,
+    xls_biff5,
+    xls_cells,
+    xls_workbook,
+)
 
 
 def read(data: bytes, **options: Any) -> pl.DataFrame:
@@ -515,6 +523,43 @@ def test_a_group_label_covers_only_its_merged_range(tmp_path: Path) -> None:
         sheet.write_row(2, 0, ["0001", "01-02-2024", "02-02-2024", 3])
     frame = read(path.read_bytes(), header_rows=2)
     assert frame.columns == ["ID", "Periode / Fra", "Periode / Til", "Antal", "_source_row"]
+
+
+# -- group labels in .xls and .ods: the file's merged ranges, as in .xlsx -------------------
+
+# "Kommune" merged over A1:B1 only; "Antal" is a column of its own, named in the lower row.
+_GROUPED = [["Kommune", None, None], ["Kode", "Navn", "Antal"], ["0101", "Kbh", 3]]
+_GROUPED_COLUMNS = ["Kommune / Kode", "Kommune / Navn", "Antal", "_source_row"]
+
+
+@pytest.mark.parametrize("chart", [False, True])
+def test_an_xls_group_label_covers_only_its_merged_range(chart: bool) -> None:
+    # The sheet's MERGEDCELLS record; with `chart` after an embedded chart's records (its
+    # own BOF and EOF), where Excel writes it.
+    data = xls_workbook(_GROUPED, merges=[(0, 0, 0, 1)], chart=chart)
+    frame = read(data, header_rows=2)
+    assert frame.columns == _GROUPED_COLUMNS
+    assert frame.rows() == [("0101", "Kbh", "3", 3)]
+
+
+def test_an_xls_older_than_excel_97_carries_group_labels_right() -> None:
+    # BIFF5 had no merged cells: a label is carried right over empty cells, up to the next.
+    rows: list[list[str | float | None]] = [
+        ["Besøg", None, "Medarbejder", None, None],
+        ["Dato", "Varighed", "Navn", "Rolle", None],
+        ["2026-01-15", 30, "Åse", "SSA", None],
+    ]
+    data = xls_biff5(rows)
+    assert not xls_scans(data).sheets[0][1].merges_known
+    frame = read(data, header_rows=2)
+    assert frame.columns == [
+        "Besøg / Dato",
+        "Besøg / Varighed",
+        "Medarbejder / Navn",
+        "Medarbejder / Rolle",
+        "_source_row",
+    ]
+    assert frame.rows() == [("2026-01-15", "30", "Åse", "SSA", 3)]
 
 
 def test_decomposed_unicode_sheet_and_header_names_match(tmp_path: Path) -> None:
