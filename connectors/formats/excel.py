@@ -58,7 +58,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -169,7 +169,7 @@ def read_excel(data: bytes, options: Mapping[str, Any], *, source_name: str) -> 
     # calamine builds every .xls and .ods sheet on opening the file (two of the same name
     # too, keeping the last): all are checked first.
     listed = package.ods_scans() if package is not None else []
-    xls = _xls_book(data, source_name) if data.startswith(_OLE2) else None
+    xls = _xls_book(data, layout.label_rows, source_name) if data.startswith(_OLE2) else None
     if xls is not None:
         listed = xls.sheets
     for name, scan in listed:
@@ -274,6 +274,11 @@ class _Layout:
     skip_rows_matching: str | None
     decimal_comma: bool = False
 
+    @property
+    def label_rows(self) -> range:
+        """The header rows that can hold a group label: all but the last."""
+        return range(self.header_row, self.header_row + self.header_rows - 1)
+
 
 def _read_sheet(
     workbook: Any,
@@ -291,7 +296,7 @@ def _read_sheet(
         # A name decoded otherwise than calamine does (BIFF5 code pages): check them all.
         scan = scans.get(sheet) or _union(list(scans.values()))
     else:
-        scan = package.scan(sheet) if package is not None else None
+        scan = package.scan(sheet, layout.label_rows) if package is not None else None
     if scan is not None:
         _check_scan(scan, sheet, layout, source_name)
     elif package is not None and package.xlsx:
@@ -328,7 +333,7 @@ def _read_sheet(
     if header_rows == 1:
         header = header_cells[0]
     elif scan is not None and scan.merges_known:  # the file's merged ranges
-        header = _merged_header(header_cells, header_row, first_column, scan.merges)
+        header = _merged_header(header_cells, header_row, first_column, scan.merges.values())
     else:
         header = _carried_header(header_cells)
     first_data = header_row + header_rows
@@ -346,9 +351,9 @@ def _read_sheet(
     )
 
 
-def _xls_book(data: bytes, source_name: str) -> XlsBook:
+def _xls_book(data: bytes, label_rows: range, source_name: str) -> XlsBook:
     try:
-        return xls_scans(data)
+        return xls_scans(data, label_rows)
     except NotXls as err:
         raise FormatError(
             source_name,
@@ -396,7 +401,7 @@ def _merged_header(
     rows: list[list[str]],
     header_row: int,
     first_column: int,
-    merges: list[Merge],
+    merges: Iterable[Merge],
 ) -> list[str]:
     """Column names from several header rows, a group label covering its merged range.
 
@@ -424,7 +429,7 @@ def _merged_header(
 
 
 def _label_spans(
-    merges: list[Merge], header_row: int, label_rows: int, first_column: int, width: int
+    merges: Iterable[Merge], header_row: int, label_rows: int, first_column: int, width: int
 ) -> dict[int, list[tuple[int, int, int]]]:
     """Header row (from 0) -> the merged ranges starting in it, as their first and last
     columns within the loaded ones and their label's column, all counted from 0 there."""

@@ -108,7 +108,11 @@ class SheetScan:
     last_row: int = -1
     first_column: int = LAST_COLUMN + 1
     last_column: int = -1
-    merges: list[Merge] = field(default_factory=list)
+    # The rows that can hold a header's group labels (all header rows but the last): only
+    # merged ranges starting in them are kept, one per top-left cell, as a forged file may
+    # hold millions elsewhere (see `add_merge`).
+    label_rows: range = range(0)
+    merges: dict[tuple[int, int], Merge] = field(default_factory=dict)
     # False where the file cannot say what is merged (.xls before BIFF8, Excel 97, had no
     # merged cells), so header labels are carried right instead (see `excel`).
     merges_known: bool = True
@@ -128,6 +132,14 @@ class SheetScan:
         self.first_column = min(self.first_column, column)
         self.last_column = max(self.last_column, column)
 
+    def add_merge(self, merge: Merge) -> None:
+        """Keep the merged range if it starts in a label row (at most one range per cell
+        there, so header_rows x 16384 in all)."""
+        labels, key = self.label_rows, (merge.top, merge.left)
+        starts_in_labels = merge.top < labels.stop and labels.start < merge.top + merge.rows
+        if starts_in_labels and merge.left <= LAST_COLUMN and key not in self.merges:
+            self.merges[key] = merge
+
 
 class Package:
     """An .xlsx/.xlsm (or .ods) zip, with each .xlsx sheet's XML found by its name."""
@@ -138,9 +150,10 @@ class Package:
         self.hidden = hidden  # names of hidden and very hidden sheets (.xlsx only)
         self.xlsx = "xl/workbook.xml" in archive.namelist()
 
-    def scan(self, sheet: str) -> SheetScan | None:
+    def scan(self, sheet: str, label_rows: range) -> SheetScan | None:
+        """The .xlsx sheet's scan, with the merged ranges starting in `label_rows`."""
         member = self.members.get(sheet)
-        return _scan_sheet(self.archive, member) if member is not None else None
+        return _scan_sheet(self.archive, member, label_rows) if member is not None else None
 
     def with_part(self, member: str, content: bytes) -> bytes:
         """The workbook's zip with one part's content replaced, the others as they are."""
@@ -253,7 +266,7 @@ def _relationship_id(attributes: dict[str, str]) -> str:
     return found
 
 
-def _scan_sheet(archive: zipfile.ZipFile, member: str) -> SheetScan:
+def _scan_sheet(archive: zipfile.ZipFile, member: str, label_rows: range) -> SheetScan:
     """The used range, merges and result-less formulas of one sheet's XML, read in steps.
 
     Cells written `<c r="B3"` (by Excel, LibreOffice and the Python writers) are found by one
@@ -261,12 +274,12 @@ def _scan_sheet(archive: zipfile.ZipFile, member: str) -> SheetScan:
     range may come out larger, never smaller. A sheet with any other cell tag (no reference,
     a namespace prefix) is walked again tag by tag, placing cells the way calamine does.
     """
-    scan = SheetScan()
+    scan = SheetScan(label_rows=label_rows)
     for text in _xml_steps(archive, member):
         refs = _CELL_REF.findall(text)
         tags = text.count(b"<c ") + text.count(b"<c>")
         if len(refs) != tags or b":c " in text or b":c>" in text:
-            return _walk_sheet(archive, member)
+            return _walk_sheet(archive, member, label_rows)
         scan.cells += len(refs)
         if refs:
             letters = [column_index(c.decode()) for c in {letters for letters, _ in refs}]
@@ -277,8 +290,8 @@ def _scan_sheet(archive: zipfile.ZipFile, member: str) -> SheetScan:
     return scan
 
 
-def _walk_sheet(archive: zipfile.ZipFile, member: str) -> SheetScan:
-    scan = SheetScan()
+def _walk_sheet(archive: zipfile.ZipFile, member: str, label_rows: range) -> SheetScan:
+    scan = SheetScan(label_rows=label_rows)
     row = column = 0
     for text in _xml_steps(archive, member):
         for closing, name, attributes, empty in _TOKEN.findall(text):
@@ -313,10 +326,11 @@ def overflows(value: bytes) -> bool:
 def _scan_extras(scan: SheetScan, text: bytes) -> None:
     if not scan.overflow:
         scan.overflow = any(overflows(v) for v in NEGATIVE_CANDIDATE.findall(text))
-    # Both patterns try every `<`: look for their names first (merges and formulas are few).
-    merges = _MERGE.findall(text) if b"mergeCell" in text else []
+    # Both patterns try every `<`: look for their names first (merges and formulas are few),
+    # and for merges only when a header row can hold a group label.
+    merges = _MERGE.findall(text) if scan.label_rows and b"mergeCell" in text else []
     for left, top, right, bottom in merges:
-        scan.merges.append(
+        scan.add_merge(
             Merge(
                 int(top) - 1,
                 column_index(left.decode()),

@@ -49,14 +49,15 @@ class XlsBook:
     styles: list[Shown | None] = field(default_factory=list)
 
 
-def xls_scans(data: bytes) -> XlsBook:
-    """The sheets' scans and the workbook's date system, from an .xls file (OLE2 magic
-    checked by the caller)."""
+def xls_scans(data: bytes, label_rows: range = range(0)) -> XlsBook:
+    """The sheets' scans, with their merged ranges starting in `label_rows`, and the
+    workbook's date system, from an .xls file (OLE2 magic checked by the caller)."""
     stream = _workbook_stream(data)
     biff8 = len(stream) >= 6 and _u16(stream, 4) == 0x0600  # the first BOF's version
     book = XlsBook()
     for offset, name in _globals(stream, biff8, book):
-        book.sheets.append((name, _scan(stream, offset, book.styles, biff8)))
+        scan = SheetScan(label_rows=label_rows, merges_known=biff8)
+        book.sheets.append((name, _scan(stream, offset, book.styles, scan)))
     return book
 
 
@@ -118,15 +119,14 @@ def _text(body: bytes, at: int, biff8: bool, *, wide_length: bool) -> str:
     return body[at + 1 : at + 1 + length].decode("latin-1")
 
 
-def _scan(stream: bytes, offset: int, styles: list[Shown | None], biff8: bool) -> SheetScan:
-    scan = SheetScan(merges_known=biff8)
+def _scan(stream: bytes, offset: int, styles: list[Shown | None], scan: SheetScan) -> SheetScan:
     # calamine reads a sheet's records up to the first EOF, which ends an embedded chart if
     # the sheet has one; Excel writes the MERGEDCELLS records after such charts.
     read = True
     for kind, body in _records(stream, offset, nested=True):
         if kind == _EOF:
             read = False
-        elif kind == _MERGEDCELLS and biff8:
+        elif kind == _MERGEDCELLS and scan.merges_known:
             _merges(scan, body)
         elif not read:
             continue
@@ -158,7 +158,7 @@ def _merges(scan: SheetScan, body: bytes) -> None:
     for at in range(2, 2 + 8 * count, 8):
         top, bottom, left, right = (_u16(body, at + i) for i in (0, 2, 4, 6))
         if top <= bottom and left <= right:  # else no range Excel writes: it covers nothing
-            scan.merges.append(Merge(top, left, bottom, right))
+            scan.add_merge(Merge(top, left, bottom, right))
 
 
 def _style(scan: SheetScan, row: int, column: int, xf: int, styles: list[Shown | None]) -> None:

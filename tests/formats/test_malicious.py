@@ -417,6 +417,22 @@ CASES["ods-libreoffice-empty-tail"] = (
 )
 
 
+def _merged_ranges(count: int) -> Callable[[bytes], bytes]:
+    """The sheet with `count` merged ranges, one per row below the table (A3:B3 on)."""
+    ranges = b"".join(b'<mergeCell ref="A%d:B%d"/>' % (r, r) for r in range(3, count + 3))
+    merges = b'<mergeCells count="%d">' % count + ranges + b"</mergeCells>"
+    return lambda xml: xml.replace(b"</sheetData>", b"</sheetData>" + merges)
+
+
+# Not refused: merged ranges are kept only where a header row can hold a group label; two
+# million below the table (58 MB of XML) held 400 MB while the sheet was read.
+CASES["xlsx-2m-merged-ranges"] = (
+    lambda: _xlsx(_merged_ranges(2_000_000)),
+    {**EXCEL, "header_rows": 2},
+    "",
+)
+
+
 @pytest.mark.parametrize("case_id", list(EXCEL_CASES))
 def test_excel_refused_within_2_s_and_200_mb(
     probe: dict[str, dict[str, Any]], case_id: str
@@ -440,4 +456,12 @@ def test_ods_repeated_empty_rows_and_cells_load_in_bounded_memory(
 ) -> None:
     outcome = probe["ods-libreoffice-empty-tail"]
     assert outcome["result"] == "loaded" and outcome["rows"] == 50, outcome
+    assert outcome["growth_mib"] < MAX_GROWTH_MIB, outcome  # loaded: time as above
+
+
+def test_xlsx_merged_ranges_below_the_header_cost_no_memory(
+    probe: dict[str, dict[str, Any]],
+) -> None:
+    outcome = probe["xlsx-2m-merged-ranges"]
+    assert outcome["result"] == "loaded" and outcome["rows"] == 49, outcome
     assert outcome["growth_mib"] < MAX_GROWTH_MIB, outcome  # loaded: time as above
