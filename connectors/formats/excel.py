@@ -29,10 +29,10 @@ Layout options (`format:` block, `type: excel`):
     header_rows: 2            header rows from `header_row` down (default 1), names joined top
                               to bottom with " / ": a merged "Besøg" over "Dato" and "Varighed"
                               gives "Besøg / Dato" and "Besøg / Varighed". The file's merged
-                              ranges say which columns a group label covers (.xlsx/.xlsm, .xls);
-                              in an .ods (its merges not read yet) and an .xls older than Excel
-                              97 (no merged cells) a label is carried right over empty cells
-                              until the next label (see `_carried_header`).
+                              ranges say which columns a group label covers (.xlsx/.xlsm, .xls,
+                              .ods); in an .xls older than Excel 97 (no merged cells) a label
+                              is carried right over empty cells until the next label (see
+                              `_carried_header`).
     columns_range: "B:H"      only these sheet columns (Excel letters, inclusive), e.g. to leave
                               out notes beside the table; footers are counted within the range
     skip_footer_rows: 2       non-empty rows to drop at the end (after empty rows are dropped)
@@ -49,9 +49,9 @@ a result and numbers too low for calamine's date conversion (it panics on them; 
 loaded from a copy as 0 and given back, see `_without_overflows`); `xls_cells` reads an .xls
 file's cell positions (calamine builds every .xls sheet when opening the file, so all are
 checked first) and merged ranges, and `workbook_package` scans an .ods file's tables (all
-built on opening too) with their repeated rows and cells. A sheet whose used range is far
-larger than the cells written in the file is refused (see `SPARSE_CELLS`): a few cells far
-apart make calamine allocate the whole grid between them.
+built on opening too) with their repeated rows and cells and their merged cells. A sheet
+whose used range is far larger than the cells written in the file is refused (see
+`SPARSE_CELLS`): a few cells far apart make calamine allocate the whole grid between them.
 """
 
 from __future__ import annotations
@@ -168,7 +168,7 @@ def read_excel(data: bytes, options: Mapping[str, Any], *, source_name: str) -> 
     package = open_package(data, source_name)
     # calamine builds every .xls and .ods sheet on opening the file (two of the same name
     # too, keeping the last): all are checked first.
-    listed = package.ods_scans() if package is not None else []
+    listed = package.ods_scans(layout.label_rows) if package is not None else []
     xls = _xls_book(data, layout.label_rows, source_name) if data.startswith(_OLE2) else None
     if xls is not None:
         listed = xls.sheets
@@ -451,8 +451,7 @@ def _label_spans(
 
 def _carried_header(rows: list[list[str]]) -> list[str]:
     """Column names from several header rows when the file cannot say what is merged (an .xls
-    older than Excel 97, which had no merged cells; an .ods, whose merged cells are not
-    read yet).
+    older than Excel 97, which had no merged cells).
 
     A merged cell holds its text in its top-left cell only, so in every row but the last an
     upper value is carried right across empty cells, until a cell in that row or any row above

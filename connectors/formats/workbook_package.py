@@ -8,8 +8,9 @@ so a header that lies is caught), and an .xlsx sheet's XML is scanned in steps f
 range, its merged ranges, formulas saved without a result (openpyxl and similar writers
 do not calculate; calamine would read them as empty cells) and numbers so far below zero
 that calamine panics trying them as dates (OVERFLOW). An .ods file's content.xml is
-scanned the same way for each table's used range: `table:number-rows-repeated` and
-`table:number-columns-repeated` let a kilobyte of XML stand for millions of cells.
+scanned the same way for each table's used range (`table:number-rows-repeated` and
+`table:number-columns-repeated` let a kilobyte of XML stand for millions of cells) and its
+merged cells. Merged ranges are kept only in the header rows that can hold a group label.
 """
 
 from __future__ import annotations
@@ -84,6 +85,9 @@ _ODS_VALUE = re.compile(
     rb"|table:formula)\s*="
 )
 _ODS_REPEATED = re.compile(rb"\stable:number-(rows|columns)-repeated\s*=\s*[\"']([^\"']*)[\"']")
+# A merged cell spans the rows and columns below and right of it, which are written as
+# `<table:covered-table-cell>` (calamine places them as cells, each in its own column).
+_ODS_SPANNED = re.compile(rb"\stable:number-(rows|columns)-spanned\s*=\s*[\"']([^\"']*)[\"']")
 
 
 class Merge(NamedTuple):
@@ -164,12 +168,13 @@ class Package:
                 target.writestr(info.filename, part)
         return out.getvalue()
 
-    def ods_scans(self) -> list[tuple[str, SheetScan]]:
-        """Each .ods table's name and scan, in file order (empty for an .xlsx): calamine
-        builds every table when it opens the file, a name given twice too."""
+    def ods_scans(self, label_rows: range) -> list[tuple[str, SheetScan]]:
+        """Each .ods table's name and scan, with the merged ranges starting in `label_rows`,
+        in file order (empty for an .xlsx): calamine builds every table when it opens the
+        file, a name given twice too."""
         if self.xlsx or "content.xml" not in self.archive.namelist():
             return []
-        return _scan_ods(self.archive)
+        return _scan_ods(self.archive, label_rows)
 
 
 def open_package(data: bytes, source_name: str) -> Package | None:
@@ -360,9 +365,10 @@ def _xml_steps(archive: zipfile.ZipFile, member: str) -> Iterator[bytes]:
     yield rest
 
 
-def _scan_ods(archive: zipfile.ZipFile) -> list[tuple[str, SheetScan]]:
+def _scan_ods(archive: zipfile.ZipFile, label_rows: range) -> list[tuple[str, SheetScan]]:
     """Each named table's used range as calamine builds it: rows and cells in order, each
-    repeated as its attribute says, the range spanning the cells that hold something.
+    repeated as its attribute says, the range spanning the cells that hold something; and
+    its merged cells (`table:number-columns-spanned`, `-rows-spanned`) in `label_rows`.
 
     Repeated empty cells and rows (LibreOffice ends every row and table with them) add to
     no range, as calamine only places them before a later cell that holds something.
@@ -381,8 +387,7 @@ def _scan_ods(archive: zipfile.ZipFile) -> list[tuple[str, SheetScan]]:
                 if name == b"table":
                     # calamine reads the rows of a table with a name only.
                     table = None if closing else tag_attributes(attributes).get("table:name")
-                    # Its merged cells are not read (yet): header labels are carried right.
-                    scan = SheetScan(merges_known=False) if table is not None else None
+                    scan = SheetScan(label_rows=label_rows) if table is not None else None
                     if scan is not None and table is not None:
                         tables.append((table, scan))
                     next_row, in_row, declared = 0, False, 0
@@ -405,6 +410,14 @@ def _scan_ods(archive: zipfile.ZipFile) -> list[tuple[str, SheetScan]]:
                     row_style = tag_attributes(attributes).get("table:default-cell-style-name")
             elif in_row:  # calamine reads cells within a row only
                 width = _repeats(attributes, b"columns")
+                if name == b"table-cell" and b"-spanned" in attributes:
+                    down, across = (
+                        _count(_ODS_SPANNED, attributes, b"rows"),
+                        _count(_ODS_SPANNED, attributes, b"columns"),
+                    )
+                    if down > 1 or across > 1:  # repeated, as the cell is (`Merge`)
+                        right = column + across - 1
+                        scan.add_merge(Merge(row, column, row + down - 1, right, height, width))
                 if _ODS_VALUE.search(attributes):
                     scan.add(row, column)
                     scan.add(row + height - 1, column + width - 1)
@@ -422,7 +435,12 @@ def _scan_ods(archive: zipfile.ZipFile) -> list[tuple[str, SheetScan]]:
 
 
 def _repeats(attributes: bytes, kind: bytes) -> int:
-    for found in _ODS_REPEATED.finditer(attributes):
+    return _count(_ODS_REPEATED, attributes, kind)
+
+
+def _count(pattern: re.Pattern[bytes], attributes: bytes, kind: bytes) -> int:
+    """The number a repeat or span attribute gives, at least 1."""
+    for found in pattern.finditer(attributes):
         if found.group(1) == kind:  # the first, as calamine takes it
             try:
                 return max(int(html.unescape(found.group(2).decode("utf-8", "replace"))), 1)

@@ -339,6 +339,43 @@ def ods_cell(value: str | float, repeated: int = 1) -> str:
     return f'<table:table-cell office:value-type="float" office:value="{value}"{times}/>'
 
 
+def ods_table(
+    rows: list[list[str | float | None]], merges: Sequence[tuple[int, int, int, int]]
+) -> str:
+    """The rows of a table with merged ranges (top, left, bottom, right), as LibreOffice
+    writes them: the top-left cell spanning rows and columns, the others covered."""
+    spans = {
+        (top, left): (bottom - top + 1, right - left + 1) for top, left, bottom, right in merges
+    }
+    covered = {
+        (r, c)
+        for top, left, bottom, right in merges
+        for r in range(top, bottom + 1)
+        for c in range(left, right + 1)
+        if (r, c) != (top, left)
+    }
+    xml = []
+    for r, row in enumerate(rows):
+        cells = []
+        for c, value in enumerate(row):
+            if (r, c) in covered:
+                cells.append("<table:covered-table-cell/>")
+            elif value is None:
+                cells.append("<table:table-cell/>")
+            elif (r, c) in spans:
+                down, across = spans[r, c]
+                spanned = (
+                    f' table:number-rows-spanned="{down}" table:number-columns-spanned="{across}"'
+                )
+                cells.append(
+                    ods_cell(value).replace("<table:table-cell", "<table:table-cell" + spanned, 1)
+                )
+            else:
+                cells.append(ods_cell(value))
+        xml.append(f"<table:table-row>{''.join(cells)}</table:table-row>")
+    return "".join(xml)
+
+
 def ods_row(cells: list[str | float], *, extra: str = "", repeated: int = 1) -> str:
     """A `<table:table-row>` of these cells, then `extra` XML inside the row."""
     times = f' table:number-rows-repeated="{repeated}"' if repeated > 1 else ""

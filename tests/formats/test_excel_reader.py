@@ -20,6 +20,7 @@ from connectors.formats.xls_cells import xls_scans
 from tests.formats.builders import (
     ods_cell,
     ods_row,
+    ods_table,
     ods_workbook,
     xls_biff5,
     xls_cells,
@@ -527,19 +528,80 @@ def test_a_group_label_covers_only_its_merged_range(tmp_path: Path) -> None:
 
 # -- group labels in .xls and .ods: the file's merged ranges, as in .xlsx -------------------
 
-# "Kommune" merged over A1:B1 only; "Antal" is a column of its own, named in the lower row.
-_GROUPED = [["Kommune", None, None], ["Kode", "Navn", "Antal"], ["0101", "Kbh", 3]]
-_GROUPED_COLUMNS = ["Kommune / Kode", "Kommune / Navn", "Antal", "_source_row"]
+# "CPR" merged over A1:A2, "Besøg" over B1:C1, "Medarbejder" over D1:F1; "Antal" is a
+# column of its own, named in the lower row only.
+_GROUPED: list[list[Any]] = [
+    ["CPR", "Besøg", None, "Medarbejder", None, None, None],
+    [None, "Dato", "Varighed", "Navn", "Rolle", "Team", "Antal"],
+    ["0101901234", "2026-01-15", 30, "Åse", "SSA", "Nord", 2],
+]
+_GROUPED_MERGES = [(0, 0, 1, 0), (0, 1, 0, 2), (0, 3, 0, 5)]  # top, left, bottom, right
+_GROUPED_COLUMNS = [
+    "CPR",
+    "Besøg / Dato",
+    "Besøg / Varighed",
+    "Medarbejder / Navn",
+    "Medarbejder / Rolle",
+    "Medarbejder / Team",
+    "Antal",
+    "_source_row",
+]
 
 
-@pytest.mark.parametrize("chart", [False, True])
-def test_an_xls_group_label_covers_only_its_merged_range(chart: bool) -> None:
-    # The sheet's MERGEDCELLS record; with `chart` after an embedded chart's records (its
-    # own BOF and EOF), where Excel writes it.
-    data = xls_workbook(_GROUPED, merges=[(0, 0, 0, 1)], chart=chart)
+def merged_workbook(
+    kind: str, rows: list[list[Any]], merges: list[tuple[int, int, int, int]], tmp_path: Path
+) -> bytes:
+    """One sheet "Data" of these rows with these merged ranges, as an .xlsx, .xls or .ods."""
+    if kind == "xls":
+        return xls_workbook(rows, merges=merges)
+    if kind == "ods":
+        return ods_workbook({"Data": ods_table(rows, merges)})
+    path = tmp_path / "merged.xlsx"
+    with xlsxwriter.Workbook(path) as book:
+        sheet = book.add_worksheet("Data")
+        for r, row in enumerate(rows):
+            for c, value in enumerate(row):
+                if value is not None:
+                    sheet.write(r, c, value)
+        for top, left, bottom, right in merges:
+            sheet.merge_range(top, left, bottom, right, rows[top][left], book.add_format())
+    return path.read_bytes()
+
+
+@pytest.mark.parametrize("kind", ["xlsx", "xls", "ods"])
+def test_a_group_label_covers_its_merged_range_in_every_format(tmp_path: Path, kind: str) -> None:
+    # .xls and .ods carried "Medarbejder" right onto "Antal" (no merged ranges were read).
+    data = merged_workbook(kind, _GROUPED, _GROUPED_MERGES, tmp_path)
     frame = read(data, header_rows=2)
     assert frame.columns == _GROUPED_COLUMNS
-    assert frame.rows() == [("0101", "Kbh", "3", 3)]
+    assert frame.rows() == [("0101901234", "2026-01-15", "30", "Åse", "SSA", "Nord", "2", 3)]
+
+
+def test_xls_merged_ranges_after_an_embedded_chart_are_read() -> None:
+    # Excel writes MERGEDCELLS after the substreams of charts embedded in the sheet (their
+    # own BOF and EOF), where calamine has stopped reading the sheet.
+    data = xls_workbook(_GROUPED, merges=_GROUPED_MERGES, chart=True)
+    assert read(data, header_rows=2).columns == _GROUPED_COLUMNS
+
+
+def test_ods_merged_cells_in_repeated_rows_start_in_each() -> None:
+    # Two equal header rows, each with a cell spanning A:B, written as one repeated row.
+    label = (
+        '<table:table-cell table:number-columns-spanned="2" office:value-type="string">'
+        "<text:p>Periode</text:p></table:table-cell><table:covered-table-cell/>"
+    )
+    table = (
+        f'<table:table-row table:number-rows-repeated="2">{label}</table:table-row>'
+        + ods_row(["Fra", "Til", "Antal"])
+        + ods_row(["01-02-2024", "02-02-2024", 3])
+    )
+    frame = read(ods_workbook({"Data": table}), header_rows=3)
+    assert frame.columns == [
+        "Periode / Periode / Fra",
+        "Periode / Periode / Til",
+        "Antal",
+        "_source_row",
+    ]
 
 
 def test_an_xls_older_than_excel_97_carries_group_labels_right() -> None:
