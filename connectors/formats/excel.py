@@ -32,7 +32,7 @@ Layout options (`format:` block, `type: excel`):
                               ranges say which columns a group label covers (.xlsx/.xlsm, .xls,
                               .ods); in an .xls older than Excel 97 (no merged cells) a label
                               is carried right over empty cells until the next label (see
-                              `_carried_header`).
+                              `excel_headers`).
     columns_range: "B:H"      only these sheet columns (Excel letters, inclusive), e.g. to leave
                               out notes beside the table; footers are counted within the range
     skip_footer_rows: 2       non-empty rows to drop at the end (after empty rows are dropped)
@@ -58,7 +58,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -78,6 +78,7 @@ from connectors.formats.excel_cells import (
     pad,
     render,
 )
+from connectors.formats.excel_headers import carried_header, merged_header
 from connectors.formats.frame import SOURCE_ROW, finish, header_name
 from connectors.formats.number_formats import FormattedCells
 from connectors.formats.options import (
@@ -89,7 +90,6 @@ from connectors.formats.options import (
 )
 from connectors.formats.workbook_package import (
     LAST_COLUMN,
-    Merge,
     Package,
     SheetScan,
     column_index,
@@ -333,9 +333,9 @@ def _read_sheet(
     if header_rows == 1:
         header = header_cells[0]
     elif scan is not None and scan.merges_known:  # the file's merged ranges
-        header = _merged_header(header_cells, header_row, first_column, scan.merges.values())
+        header = merged_header(header_cells, header_row, first_column, scan.merges.values())
     else:
-        header = _carried_header(header_cells)
+        header = carried_header(header_cells)
     first_data = header_row + header_rows
     values, header = _without_empty_unnamed(cells.slice(first_data), header)
     return finish(
@@ -391,87 +391,6 @@ def _without_empty_unnamed(
         return values, header
     keep = [i for i, text in enumerate(header) if text]
     return values.select(values.columns[i] for i in keep), [header[i] for i in keep]
-
-
-def _joined(rows: list[list[str]]) -> list[str]:
-    return [" / ".join(part for part in column if part) for column in zip(*rows, strict=True)]
-
-
-def _merged_header(
-    rows: list[list[str]],
-    header_row: int,
-    first_column: int,
-    merges: Iterable[Merge],
-) -> list[str]:
-    """Column names from several header rows, a group label covering its merged range.
-
-    A merged cell holds its text in its top-left cell only; that text is given to the other
-    columns of the merge, in every header row but the last (which names single columns),
-    and only to columns with a name in a lower header row, so a group never names an empty
-    column after the table. A label that is not merged names its own column only.
-    """
-    width = len(rows[0])
-    filled = [list(row) for row in rows]
-    named_below = [
-        [any(row[c] for row in rows[r + 1 :]) for c in range(width)] for r in range(len(rows))
-    ]
-    for r, spans in _label_spans(merges, header_row, len(rows) - 1, first_column, width).items():
-        # Ranges in order of their first column, each column given one label: ranges that
-        # overlap are no layout Excel saves (it repairs them), and a forged file may hold
-        # thousands over one row, so no column is filled twice.
-        reach = -1
-        for start, end, label in sorted(spans):
-            for c in range(max(start, reach + 1), end + 1):
-                if c != label and named_below[r][c]:
-                    filled[r][c] = rows[r][label]
-            reach = max(reach, end)
-    return _joined(filled)
-
-
-def _label_spans(
-    merges: Iterable[Merge], header_row: int, label_rows: int, first_column: int, width: int
-) -> dict[int, list[tuple[int, int, int]]]:
-    """Header row (from 0) -> the merged ranges starting in it, as their first and last
-    columns within the loaded ones and their label's column, all counted from 0 there."""
-    spans: dict[int, list[tuple[int, int, int]]] = {}
-    last = first_column + width - 1
-    for merge in merges:
-        start, end = max(merge.left, first_column), min(merge.right + merge.columns - 1, last)
-        if start > end or merge.left < first_column:
-            continue  # outside the loaded columns, or its label is (`columns_range`)
-        # An .ods range repeated over rows starts in each of them (`Merge`).
-        for row in range(
-            max(merge.top, header_row), min(merge.top + merge.rows, header_row + label_rows)
-        ):
-            spans.setdefault(row - header_row, []).append(
-                (start - first_column, end - first_column, merge.left - first_column)
-            )
-    return spans
-
-
-def _carried_header(rows: list[list[str]]) -> list[str]:
-    """Column names from several header rows when the file cannot say what is merged (an .xls
-    older than Excel 97, which had no merged cells).
-
-    A merged cell holds its text in its top-left cell only, so in every row but the last an
-    upper value is carried right across empty cells, until a cell in that row or any row above
-    it starts a new group, and only into columns with a name in a lower header row. The last
-    row names single columns and is never carried. Empty parts are left out.
-    """
-    filled = [list(row) for row in rows]
-    for r in range(len(rows) - 1):
-        carried = ""
-        for c in range(len(rows[0])):
-            if rows[r][c]:
-                carried = rows[r][c]
-            elif any(rows[above][c] for above in range(r)):
-                carried = ""
-            # Only into columns named below: a group never spills over empty columns after
-            # the table (or a note column beside it).
-            if any(rows[below][c] for below in range(r + 1, len(rows))):
-                filled[r][c] = carried
-    filled[-1] = rows[-1]
-    return _joined(filled)
 
 
 def _columns_range(value: object, source_name: str) -> tuple[int, int] | None:
