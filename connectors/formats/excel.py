@@ -34,7 +34,8 @@ Layout options (`format:` block, `type: excel`):
                               is carried right over empty cells until the next label (see
                               `excel_headers`).
     columns_range: "B:H"      only these sheet columns (Excel letters, inclusive), e.g. to leave
-                              out notes beside the table; footers are counted within the range
+                              out notes beside the table; footers are counted within the range.
+                              A group label merged over A1:C1 still names B and C in "B:H".
     skip_footer_rows: 2       non-empty rows to drop at the end (after empty rows are dropped)
     skip_rows_matching: ^I alt   drop rows where any column matches (Rust regex), as in CSV
     decimal_comma: true       numbers with a decimal part render with a comma (`1234,56`,
@@ -59,7 +60,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import fastexcel
@@ -78,7 +79,7 @@ from connectors.formats.excel_cells import (
     pad,
     render,
 )
-from connectors.formats.excel_headers import carried_header, merged_header
+from connectors.formats.excel_headers import carried_header, labels_left_of, merged_header
 from connectors.formats.frame import SOURCE_ROW, finish, header_name
 from connectors.formats.number_formats import FormattedCells
 from connectors.formats.options import (
@@ -333,7 +334,11 @@ def _read_sheet(
     if header_rows == 1:
         header = header_cells[0]
     elif scan is not None and scan.merges_known:  # the file's merged ranges
-        header = merged_header(header_cells, header_row, first_column, scan.merges.values())
+        merges = list(scan.merges.values())
+        # A range may start left of `columns_range`, its label outside the loaded cells.
+        wanted = labels_left_of(merges, layout.label_rows, first_column)
+        outside = _cell_texts(workbook, package, scan, sheet, layout, wanted, source_name, system)
+        header = merged_header(header_cells, header_row, first_column, merges, outside)
     else:
         header = carried_header(header_cells)
     first_data = header_row + header_rows
@@ -349,6 +354,32 @@ def _read_sheet(
         skip_footer_rows=layout.skip_footer_rows,
         skip_rows_matching=layout.skip_rows_matching,
     )
+
+
+def _cell_texts(
+    workbook: Any,
+    package: Package | None,
+    scan: SheetScan,
+    sheet: str,
+    layout: _Layout,
+    cells: set[tuple[int, int]],
+    source_name: str,
+    system: DateSystem,
+) -> dict[tuple[int, int], str]:
+    """The texts of these (row, column) header cells outside `columns_range`, rendered as
+    the loaded ones are. Their columns are read down to the last of them (four more loads
+    of the sheet, only when `columns_range` cuts a merged group label off)."""
+    if not cells:
+        return {}
+    low, high = min(c for _, c in cells), max(c for _, c in cells)
+    columns = replace(layout, columns=(low, high))
+    rows = max(r for r, _ in cells) + 1
+    read, first = _sheet_cells(workbook, package, scan, sheet, columns, source_name, system, rows)
+    return {
+        (r, c): header_name(read[r, c - first])
+        for r, c in cells
+        if r < read.height and 0 <= c - first < read.width
+    }
 
 
 def _xls_book(data: bytes, label_rows: range, source_name: str) -> XlsBook:
@@ -477,10 +508,12 @@ def _sheet_name(names: list[str], wanted: object, source_name: str, key: str = "
     )
 
 
-def _load(workbook: Any, sheet: str, dtype: Any, pick: Any = None) -> Any:
+def _load(workbook: Any, sheet: str, dtype: Any, pick: Any = None, rows: int | None = None) -> Any:
     # header_row=None with skip_rows=0: fastexcel then keeps leading empty rows, so row i of
     # the result is sheet row i (with skip_rows=None it would silently drop them).
-    return workbook.load_sheet(sheet, header_row=None, skip_rows=0, dtypes=dtype, use_columns=pick)
+    return workbook.load_sheet(
+        sheet, header_row=None, skip_rows=0, n_rows=rows, dtypes=dtype, use_columns=pick
+    )
 
 
 def _sheet_cells(
@@ -491,11 +524,13 @@ def _sheet_cells(
     layout: _Layout,
     source_name: str,
     system: DateSystem,
+    rows: int | None = None,
 ) -> tuple[pl.DataFrame, int]:
     """The sheet's cells (within `columns_range`) as text per each cell's own type.
 
     Row i is Excel row i + 1. Also the 0-based sheet column of the first column returned
-    (calamine's range starts at the first used column, not at A).
+    (calamine's range starts at the first used column, not at A). With `rows`, only the
+    first rows are read: the header rows, for group labels left of `columns_range`.
     """
     overflows: list[tuple[tuple[int, int], float]] = []
     if scan is not None and scan.overflow and package is not None:
@@ -505,7 +540,7 @@ def _sheet_cells(
         low, high = layout.columns
         pick = lambda column: low <= column.absolute_index <= high  # noqa: E731
     try:
-        loaded = _load(workbook, sheet, "string", pick)
+        loaded = _load(workbook, sheet, "string", pick, rows)
         # Error cells (#DIV/0!) come back null; the error list is how they are told from blanks.
         batch, errors = loaded.to_arrow_with_errors()
         text = pl.from_arrow(batch)
@@ -514,7 +549,7 @@ def _sheet_cells(
         selected = loaded.selected_columns
         if layout.columns is None and len(used) > MAX_COLUMNS:
             raise _too_wide(min(used), max(used), text.height, sheet, source_name)
-        if layout.columns is not None and used and not selected:
+        if layout.columns is not None and used and not selected and rows is None:
             low, high = layout.columns
             raise FormatError(
                 source_name,
@@ -530,9 +565,9 @@ def _sheet_cells(
         first_column = selected[0].absolute_index
         # Cells that do not convert become null here (no error list: building one Python
         # object per text cell in a float load costs more than the load itself).
-        number = _load(workbook, sheet, "float", pick).to_polars()
-        moment = _moments(workbook, sheet, first_index, text.width, text.height, pick)
-        boolean = _load(workbook, sheet, "boolean", pick).to_polars()
+        number = _load(workbook, sheet, "float", pick, rows).to_polars()
+        moment = _moments(workbook, sheet, first_index, text.width, text.height, pick, rows)
+        boolean = _load(workbook, sheet, "boolean", pick, rows).to_polars()
     except BaseException as err:
         if not isinstance(err, fastexcel.FastExcelError) and not is_panic(err):
             raise
@@ -687,10 +722,16 @@ def _check_huge_serials(workbook: Any, sheet: str, pick: Any, source_name: str) 
 
 
 def _moments(
-    workbook: Any, sheet: str, first_index: int, width: int, height: int, pick: Any
+    workbook: Any,
+    sheet: str,
+    first_index: int,
+    width: int,
+    height: int,
+    pick: Any,
+    rows: int | None = None,
 ) -> pl.DataFrame:
     try:
-        return _load(workbook, sheet, "datetime", pick).to_polars()
+        return _load(workbook, sheet, "datetime", pick, rows).to_polars()
     except BaseException as err:
         if not is_panic(err):
             raise
@@ -702,7 +743,12 @@ def _moments(
     for i in range(first_index, first_index + width):
         try:
             column = workbook.load_sheet(
-                sheet, header_row=None, skip_rows=0, dtypes={i: "datetime"}, use_columns=[i]
+                sheet,
+                header_row=None,
+                skip_rows=0,
+                n_rows=rows,
+                dtypes={i: "datetime"},
+                use_columns=[i],
             ).to_polars()[:, 0]
         except BaseException as err:
             if not is_panic(err):

@@ -9,7 +9,7 @@ where it cannot, a label is carried right over empty cells up to the next one.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 
 from connectors.formats.workbook_package import Merge
 
@@ -23,13 +23,17 @@ def merged_header(
     header_row: int,
     first_column: int,
     merges: Iterable[Merge],
+    outside: Mapping[tuple[int, int], str] | None = None,
 ) -> list[str]:
     """Column names from several header rows, a group label covering its merged range.
 
     A merged cell holds its text in its top-left cell only; that text is given to the other
     columns of the merge, in every header row but the last (which names single columns),
     and only to columns with a name in a lower header row, so a group never names an empty
-    column after the table. A label that is not merged names its own column only.
+    column after the table. A label that is not merged names its own column only. `rows`
+    start at sheet row `header_row` and column `first_column`; a range reaching in from
+    the left (`columns_range: "B:C"` with "Kommune" merged over A1:B1) takes its label from
+    `outside` (sheet row, column -> text, see `labels_left_of`).
     """
     width = len(rows[0])
     filled = [list(row) for row in rows]
@@ -42,9 +46,13 @@ def merged_header(
         # thousands over one row, so no column is filled twice.
         reach = -1
         for start, end, label in sorted(spans):
+            if label >= 0:
+                text = rows[r][label]
+            else:
+                text = (outside or {}).get((header_row + r, first_column + label), "")
             for c in range(max(start, reach + 1), end + 1):
                 if c != label and named_below[r][c]:
-                    filled[r][c] = rows[r][label]
+                    filled[r][c] = text
             reach = max(reach, end)
     return _joined(filled)
 
@@ -58,16 +66,32 @@ def _label_spans(
     last = first_column + width - 1
     for merge in merges:
         start, end = max(merge.left, first_column), min(merge.right + merge.columns - 1, last)
-        if start > end or merge.left < first_column:
-            continue  # outside the loaded columns, or its label is (`columns_range`)
-        # An .ods range repeated over rows starts in each of them (`Merge`).
-        for row in range(
-            max(merge.top, header_row), min(merge.top + merge.rows, header_row + label_rows)
-        ):
+        if start > end:
+            continue  # outside the loaded columns
+        for row in _starts(merge, range(header_row, header_row + label_rows)):
             spans.setdefault(row - header_row, []).append(
                 (start - first_column, end - first_column, merge.left - first_column)
             )
     return spans
+
+
+def labels_left_of(
+    merges: Iterable[Merge], label_rows: range, first_column: int
+) -> set[tuple[int, int]]:
+    """The (row, column) label cells of the ranges starting in `label_rows` left of the
+    loaded columns and reaching into them: `merged_header` needs their texts."""
+    return {
+        (row, merge.left)
+        for merge in merges
+        if merge.left < first_column <= merge.right + merge.columns - 1
+        for row in _starts(merge, label_rows)
+    }
+
+
+def _starts(merge: Merge, rows: range) -> range:
+    """The rows among `rows` in which the range starts: an .ods range repeated over rows
+    starts in each of them (`Merge`)."""
+    return range(max(merge.top, rows.start), min(merge.top + merge.rows, rows.stop))
 
 
 def carried_header(rows: list[list[str]]) -> list[str]:

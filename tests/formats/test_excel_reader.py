@@ -577,6 +577,40 @@ def test_a_group_label_covers_its_merged_range_in_every_format(tmp_path: Path, k
     assert frame.rows() == [("0101901234", "2026-01-15", "30", "Åse", "SSA", "Nord", "2", 3)]
 
 
+@pytest.mark.parametrize("kind", ["xlsx", "xls", "ods"])
+def test_columns_range_starting_inside_a_merged_group_keeps_its_label(
+    tmp_path: Path, kind: str
+) -> None:
+    # "Besøg" is merged over B1:C1, its text in B1, left of C:G: it still names Varighed.
+    data = merged_workbook(kind, _GROUPED, _GROUPED_MERGES, tmp_path)
+    frame = read(data, header_rows=2, columns_range="C:G")
+    assert frame.columns == _GROUPED_COLUMNS[2:]
+    assert frame.rows() == [("30", "Åse", "SSA", "Nord", "2", 3)]
+    assert read(data, header_rows=2, columns_range="E:E").columns == [
+        "Medarbejder / Rolle",
+        "_source_row",
+    ]
+
+
+def test_a_group_label_left_of_columns_range_reads_as_within_it(tmp_path: Path) -> None:
+    # A date as the label (a month over its weeks) renders as in the loaded cells.
+    path = tmp_path / "month.xlsx"
+    with xlsxwriter.Workbook(path) as book:
+        sheet = book.add_worksheet()
+        month = book.add_format({"num_format": "mmm yyyy"})
+        sheet.merge_range("B1:D1", None, month)
+        sheet.write_datetime(0, 1, dt.datetime(2026, 1, 1), month)
+        sheet.write_row(1, 0, ["Kommune", "Uge 1", "Uge 2", "Uge 3"])
+        sheet.write_row(2, 0, ["Aarhus", 1, 2, 3])
+    data = path.read_bytes()
+    whole = read(data, header_rows=2)
+    assert whole.columns[1:3] == ["2026-01-01 / Uge 1", "2026-01-01 / Uge 2"]
+    assert read(data, header_rows=2, columns_range="C:D").columns == [
+        *whole.columns[2:4],
+        "_source_row",
+    ]
+
+
 def test_xls_merged_ranges_after_an_embedded_chart_are_read() -> None:
     # Excel writes MERGEDCELLS after the substreams of charts embedded in the sheet (their
     # own BOF and EOF), where calamine has stopped reading the sheet.
