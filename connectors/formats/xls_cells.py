@@ -55,9 +55,21 @@ def xls_scans(data: bytes, label_rows: range = range(0)) -> XlsBook:
     stream = _workbook_stream(data)
     biff8 = len(stream) >= 6 and _u16(stream, 4) == 0x0600  # the first BOF's version
     book = XlsBook()
-    for offset, name in _globals(stream, biff8, book):
+    sheets = _globals(stream, biff8, book)
+    scans: dict[int, SheetScan] = {}
+    end = 0
+    # Each sheet's records are its own in a real file. Sheets pointing into one another's
+    # records (or at the same ones) have them walked once per sheet, here and in calamine:
+    # a 200 KB file of 1,000 sheets over 10,000 records took 14 s before calamine began.
+    for offset in sorted({offset for offset, _ in sheets}):
+        if offset < end:
+            raise NotXls("two sheets' records overlap")
         scan = SheetScan(label_rows=label_rows, merges_known=biff8)
-        book.sheets.append((name, _scan(stream, offset, book.styles, scan)))
+        end = _scan(stream, offset, book.styles, scan)
+        scans[offset] = scan
+    if len(scans) < len(sheets):
+        raise NotXls("two sheets start at the same record")
+    book.sheets = [(name, scans[offset]) for offset, name in sheets]
     return book
 
 
@@ -119,11 +131,14 @@ def _text(body: bytes, at: int, biff8: bool, *, wide_length: bool) -> str:
     return body[at + 1 : at + 1 + length].decode("latin-1")
 
 
-def _scan(stream: bytes, offset: int, styles: list[Shown | None], scan: SheetScan) -> SheetScan:
+def _scan(stream: bytes, offset: int, styles: list[Shown | None], scan: SheetScan) -> int:
+    """Fill in the sheet's scan from its records; where they end in the stream."""
+    end = offset
     # calamine reads a sheet's records up to the first EOF, which ends an embedded chart if
     # the sheet has one; Excel writes the MERGEDCELLS records after such charts.
     read = True
     for kind, body in _records(stream, offset, nested=True):
+        end += 4 + len(body)
         if kind == _EOF:
             read = False
         elif kind == _MERGEDCELLS and scan.merges_known:
@@ -148,7 +163,7 @@ def _scan(stream: bytes, offset: int, styles: list[Shown | None], scan: SheetSca
             scan.cells += (len(body) - 6) // 6  # six bytes per value
             for i in range((len(body) - 6) // 6):
                 _style(scan, row, first + i, _u16(body, 4 + 6 * i), styles)
-    return scan
+    return end
 
 
 def _merges(scan: SheetScan, body: bytes) -> None:

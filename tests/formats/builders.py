@@ -277,6 +277,27 @@ def xls_biff5(rows: list[list[str | float | None]]) -> bytes:
     )
 
 
+def xls_shared_records(sheets: int, records: int, *, apart: int = 0) -> bytes:
+    """An .xls of `sheets` sheets whose BOUNDSHEET records all point into one sheet's
+    `records` NUMBER records, as no real file does: each sheet starts `apart` records
+    after the one before (0: all at the sheet's BOF)."""
+    bof = struct.pack("<HHHHII", 0x0600, 0x0005, 0x0DBB, 0x07CC, 0, 6)
+    name = "S".encode("utf-16-le")
+    offset = 4 + len(bof) + sheets * (4 + 8 + len(name)) + 4
+    boundsheet = b"".join(
+        _record(0x0085, struct.pack("<IBBBB", start, 0, 0, len(name) // 2, 1) + name)
+        # After the BOF (20 bytes), a NUMBER record is 18.
+        for start in (
+            offset + (20 + 18 * (i * apart - 1) if i * apart else 0) for i in range(sheets)
+        )
+    )
+    cells = b"".join(
+        _record(0x0203, struct.pack("<HHHd", r % 100, 0, 0, 1.0)) for r in range(records)
+    )
+    sheet = _record(0x0809, bof[:2] + b"\x10\x00" + bof[4:]) + cells + _record(0x000A)
+    return compound_file(_record(0x0809, bof) + boundsheet + _record(0x000A) + sheet)
+
+
 def _fits_rk(number: float) -> bool:
     """Whether an RK record's 30-bit integer holds the number."""
     return float(number).is_integer() and -(1 << 29) <= number < 1 << 29

@@ -24,6 +24,7 @@ from tests.formats.builders import (
     ods_workbook,
     xls_biff5,
     xls_cells,
+    xls_shared_records,
     xls_workbook,
 )
 
@@ -837,6 +838,15 @@ def test_an_xls_cell_beyond_the_biff_columns_is_refused_before_loading() -> None
     error = read_error(data)
     assert "used range is A1:CRXP65536 (65536 rows x 65536 columns)" in str(error)
     assert error.sheet == "Data"
+
+
+@pytest.mark.parametrize(
+    ("apart", "cause"), [(0, "two sheets start at the same record"), (1, "records overlap")]
+)
+def test_xls_sheets_sharing_records_are_refused(apart: int, cause: str) -> None:
+    # Each sheet's records would be walked once per sheet (test_malicious times it).
+    error = read_error(xls_shared_records(3, 5, apart=apart))
+    assert "not a readable .xls workbook" in str(error) and cause in str(error)
 
 
 _DIMENSIONS = b"\x00\x02\x0e\x00\x00\x00\x00\x00"  # its header, then the first row

@@ -34,6 +34,7 @@ from tests.formats.builders import (
     ods_workbook,
     stored,
     xls_cells,
+    xls_shared_records,
     zip_archive,
     zip_bomb,
 )
@@ -385,6 +386,12 @@ EXCEL_CASES.update(
             lambda: xls_cells([(0, 0, "ID"), (1, 0, "0001"), (65535, 255, "x")]),
             EXCEL,
             "the sheet's used range is A1:IV65536 (65536 rows x 256 columns)",
+        ),
+        # Every sheet's records walked once per sheet: 14 s for 200 KB.
+        "xls-1000-sheets-over-one-sheets-records": (
+            lambda: xls_shared_records(1000, 10_000, apart=1),
+            EXCEL,
+            "not a readable .xls workbook (two sheets' records overlap)",
         ),
         # .ods repeats: 3 GB, 9 GB and an aborted process; a million rows from 1.5 KB.
         "ods-value-over-16384-columns": (
