@@ -600,7 +600,8 @@ def _sheet_cells(
             boolean[:, i],
             layout.decimal_comma,
             system,
-            elapsed=formats[i][1],
+            elapsed=formats[i].elapsed,
+            clock=formats[i].clock,
         ).alias(f"c{i}")
         for i in range(text.width)
     ]
@@ -622,9 +623,9 @@ def _sheet_cells(
             value = number_text(number_)
             value = value.replace(".", ",") if layout.decimal_comma else value
             columns[column - first_column] = columns[column - first_column].scatter(row, value)
-    for i, (zeros, _) in enumerate(formats):
-        if zeros is not None:
-            columns[i] = pad(columns[i], zeros)
+    for i, shown in enumerate(formats):
+        if shown.zeros is not None:
+            columns[i] = pad(columns[i], shown.zeros)
     return pl.DataFrame(columns), first_column
 
 

@@ -10,11 +10,12 @@ as `00:00:00`: a date-time field then accepts every value, and a date field acce
 `YYYY-MM-DD 00:00:00` too. A date cell beyond Excel's dates (a negative serial, or
 31122024 typed into a date cell: Excel shows #####) renders as its number, for the typing
 step to quarantine; times of day work in both the 1900 and the 1904 (Mac) date systems, and
-.ods time cells read as times. Two number formats change what Excel shows in ways calamine
+.ods time cells read as times. Some number formats change what Excel shows in ways calamine
 does not pass on (`number_formats`): whole numbers in cells formatted with zeros only
-(`0000`) get Excel's leading zeros, and durations formatted as elapsed time read as hours
+(`0000`) get Excel's leading zeros, durations formatted as elapsed time read as hours
 (`[h]:mm`: 1.5 is `36:00`, `36:00:15` with seconds), minutes (`[mm]:ss`: `2160:00`) or
-seconds (`[ss]`), not as dates.
+seconds (`[ss]`), not as dates, and a date and time in a cell formatted as a time of day
+(`hh:mm`: 1.5, or 2024-01-02 06:00) reads as its time, `12:00` (`06:00`), in .xlsx and .xls.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import polars as pl
 
@@ -113,11 +115,17 @@ def error_text(detail: str, decimal_comma: bool) -> str | None:
     return None
 
 
-def column_formats(
-    runs: list[tuple[int, int, Shown]], height: int
-) -> tuple[pl.Series | None, pl.Series | None]:
-    """A column's zero-padding widths and elapsed-time units by row, from its formatted runs
-    (`number_formats.FormattedCells`); None for either when no cell has one."""
+class ColumnFormats(NamedTuple):
+    """A column's number formats that calamine does not honour, by row; None where no cell
+    has one (`number_formats.Shown`)."""
+
+    zeros: pl.Series | None = None  # zero-padding widths
+    elapsed: pl.Series | None = None  # elapsed-time units (h, m, s)
+    clock: pl.Series | None = None  # true for times of day (hh:mm)
+
+
+def column_formats(runs: list[tuple[int, int, Shown]], height: int) -> ColumnFormats:
+    """A column's formats by row, from its formatted runs (`number_formats.FormattedCells`)."""
     rows: list[int] = []
     formats: list[Shown] = []
     for first, count, shown in runs:
@@ -125,16 +133,18 @@ def column_formats(
         rows.extend(span)
         formats.extend([shown] * len(span))
     if not rows:
-        return None, None
-    zeros = pl.Series([None] * height, dtype=pl.Int64)
-    zeros = zeros.scatter(rows, pl.Series([f.zeros or None for f in formats], dtype=pl.Int64))
-    elapsed = pl.Series([None] * height, dtype=pl.String)
-    elapsed = elapsed.scatter(
-        rows, pl.Series([f.elapsed or None for f in formats], dtype=pl.String)
-    )
-    return (
-        zeros if zeros.null_count() < height else None,
-        elapsed if elapsed.null_count() < height else None,
+        return ColumnFormats()
+
+    def by_row(values: list[object], dtype: type[pl.DataType]) -> pl.Series | None:
+        series = pl.Series([None] * height, dtype=dtype).scatter(
+            rows, pl.Series(values, dtype=dtype)
+        )
+        return series if series.null_count() < height else None
+
+    return ColumnFormats(
+        by_row([f.zeros or None for f in formats], pl.Int64),
+        by_row([f.elapsed or None for f in formats], pl.String),
+        by_row([f.clock or None for f in formats], pl.Boolean),
     )
 
 
@@ -166,9 +176,11 @@ def render(
     decimal_comma: bool,
     system: DateSystem = SYSTEM_1900,
     elapsed: pl.Series | None = None,
+    clock: pl.Series | None = None,
 ) -> pl.Series:
     """One column's cells as text; `elapsed` is each row's elapsed-time unit (h, m or s) for
-    cells formatted as a duration ([h]:mm), null elsewhere."""
+    cells formatted as a duration ([h]:mm), `clock` true for cells formatted as a time of
+    day (hh:mm), both null elsewhere."""
     cells = pl.DataFrame(
         {
             "text": text.cast(pl.String),
@@ -178,6 +190,9 @@ def render(
             "elapsed": pl.repeat(None, len(text), dtype=pl.String, eager=True)
             if elapsed is None
             else elapsed,
+            "clock": pl.repeat(None, len(text), dtype=pl.Boolean, eager=True)
+            if clock is None
+            else clock,
         }
     )
     is_date = pl.col("moment").is_not_null() & pl.col("number").is_null()
@@ -206,7 +221,9 @@ def render(
     whole = (shown == shown.floor()) & (shown.abs() < _INT64_SAFE)
     # Excel shows times to the second; serial fractions land a millisecond off.
     moment_s = pl.col("moment").dt.round("1s")
-    is_time = moment_s < system.time_day + dt.timedelta(days=1)
+    # Serials 0 to 1 are times of day; in a cell formatted as one (hh:mm), a date and time
+    # too: Excel shows 1.5 there as 12:00.
+    is_time = (moment_s < system.time_day + dt.timedelta(days=1)) | pl.col("clock").fill_null(False)
     # A date and a date-time are the same kind of cell to calamine: any time in the column
     # makes it a date-time column, whose midnights then keep their 00:00:00.
     has_times = (is_date & ~is_time & (moment_s.dt.time() != _MIDNIGHT)).any()

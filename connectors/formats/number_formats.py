@@ -5,6 +5,7 @@ calamine gives a cell's value and whether its format is a date, but not the form
     format                 value        Excel shows   calamine gives
     0000000000 (zeros)     101451234    0101451234    101451234
     [h]:mm (elapsed time)  1.5          36:00         1900-01-01 12:00:00
+    hh:mm (time of day)    1.5          12:00         1900-01-01 12:00:00
 
 Each workbook format keeps formats its own way (.xlsx styles.xml, .xls FORMAT and XF
 records, .ods number styles); their readers find the cells with such a format, and
@@ -18,8 +19,8 @@ import re
 from dataclasses import dataclass
 
 # Excel's built-in formats have no format code in the file, only their id: 46 is the one
-# elapsed-time format among them (none pads with zeros).
-BUILTIN = {46: "[h]:mm:ss"}
+# elapsed-time format among them, 18 to 21 its times of day (none pads with zeros).
+BUILTIN = {18: "h:mm AM/PM", 19: "h:mm:ss AM/PM", 20: "h:mm", 21: "h:mm:ss", 46: "[h]:mm:ss"}
 # A format of zeros only (`0000`, `0000000000`): Excel pads a whole number to that width.
 _ZEROS = re.compile(r"0{2,}")
 # Quoted text and escaped characters are shown as written, never read as codes (`_x` is a
@@ -29,6 +30,9 @@ _LITERAL = re.compile(r'"[^"]*"?|[\\_*].')
 # time letter outside brackets (d, m, y, h, s; other brackets are colours, locales and
 # conditions such as [Red], [$-406] and [<100]).
 _FIRST_UNIT = re.compile(r"\[(h+|m+|s+)\]|\[[^\]]*\]|([dmyhs])", re.IGNORECASE)
+_BRACKETS = re.compile(r"\[[^\]]*\]")
+_AM_PM = re.compile(r"AM/PM|A/P", re.IGNORECASE)  # their letters are no units
+_UNITS = re.compile(r"d+|m+|y+|h+|s+", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,7 @@ class Shown:
 
     zeros: int = 0  # the width of a zeros-only format: whole numbers get leading zeros
     elapsed: str = ""  # "h", "m" or "s": a duration in hours ([h]:mm), minutes or seconds
+    clock: bool = False  # a time of day (hh:mm), no date: a date and time shows its time
 
 
 def shown(code: str) -> Shown | None:
@@ -48,8 +53,21 @@ def shown(code: str) -> Shown | None:
         if found.group(1):
             return Shown(elapsed=found.group(1)[0].lower())
         if found.group(2):
-            return None  # a date or time of day: calamine reads those itself
+            # A date calamine reads itself; a time of day too, unless the value holds a
+            # date as well (1.5 is 1900-01-01 12:00 to calamine, 12:00 in an hh:mm cell).
+            return Shown(clock=True) if _time_of_day(first_section) else None
     return None
+
+
+def _time_of_day(section: str) -> bool:
+    """Whether the format shows hours and perhaps minutes and seconds, and no date: `m` is
+    minutes after an hour or before seconds (`hh:mm`, `mm:ss`), else a month."""
+    units = [run[0].lower() for run in _UNITS.findall(_AM_PM.sub("", _BRACKETS.sub("", section)))]
+    for i, unit in enumerate(units):
+        minutes = (i > 0 and units[i - 1] == "h") or (i + 1 < len(units) and units[i + 1] == "s")
+        if unit in "dy" or (unit == "m" and not minutes):
+            return False
+    return "h" in units
 
 
 class FormattedCells:

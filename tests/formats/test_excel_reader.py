@@ -1070,6 +1070,45 @@ def test_elapsed_times_in_a_1904_workbook_may_be_negative(tmp_path: Path) -> Non
     ]
 
 
+@pytest.mark.parametrize("date_1904", [False, True])
+def test_a_time_of_day_cell_holding_a_date_reads_as_its_time(
+    tmp_path: Path, date_1904: bool
+) -> None:
+    # Excel shows a date and time (1.5, or 2024-01-02 06:00) in an hh:mm cell as the time
+    # only, 12:00 and 06:00; it read as 1900-01-01 12:00:00. With a date in the format, the
+    # same values stay dates and times.
+    path = tmp_path / "clock.xlsx"
+    with xlsxwriter.Workbook(path, {"date_1904": date_1904}) as book:
+        sheet = book.add_worksheet()
+        clock = book.add_format({"num_format": "hh:mm"})
+        am_pm = book.add_format({"num_format": "[$-406]h:mm:ss AM/PM;@"})
+        stamp = book.add_format({"num_format": "dd-mm-yyyy hh:mm"})
+        date = book.add_format({"num_format": "dd-mm-yyyy"})
+        sheet.write_row(0, 0, ["start", "slut", "tidspunkt", "dato"])
+        sheet.write_number(1, 0, 1.5, clock)
+        sheet.write_datetime(1, 1, dt.datetime(2024, 1, 2, 6, 0, 15), am_pm)
+        sheet.write_number(1, 2, 1.5, stamp)
+        sheet.write_datetime(1, 3, dt.datetime(2024, 1, 2), date)
+        sheet.write_number(2, 0, 0.25, clock)
+        sheet.write_datetime(2, 1, dt.datetime(2024, 1, 2, 18, 0), clock)
+    first_day = "1904-01-02" if date_1904 else "1900-01-01"
+    assert read(path.read_bytes()).rows() == [
+        ("12:00", "06:00:15", f"{first_day} 12:00:00", "2024-01-02", 2),
+        ("06:00", "18:00", None, None, 3),
+    ]
+
+
+def test_an_xls_time_of_day_cell_holding_a_date_reads_as_its_time() -> None:
+    data = xls_workbook(
+        [
+            ["start", "slut"],  # 20 and 21: Excel's built-in h:mm and h:mm:ss
+            [(1.5, 20), (45292.25, "hh:mm")],
+            [(0.75, 21), (45292.25, 22)],  # 22: m/d/yy h:mm, a date and time
+        ]
+    )
+    assert read(data).rows() == [("12:00", "06:00", 2), ("18:00", "2024-01-01 06:00:00", 3)]
+
+
 def test_ods_time_cells_read_like_xlsx_times() -> None:
     def time(iso: str) -> str:
         return (
