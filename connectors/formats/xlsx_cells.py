@@ -16,6 +16,7 @@ import zipfile
 from collections.abc import Iterator
 
 from connectors.formats.number_formats import BUILTIN, FormattedCells, Shown, shown
+from connectors.formats.tag_attributes import tag_attributes
 from connectors.formats.workbook_package import NEGATIVE_CANDIDATE, column_index, overflows
 
 _STEP = 1 << 22
@@ -24,7 +25,6 @@ _DATE_1904 = re.compile(rb"<" + _NS + rb"workbookPr\s[^>]*?date1904\s*=\s*[\"'](
 _NUM_FMT = re.compile(rb"<" + _NS + rb"numFmt\s([^>]*)>")
 _CELL_XFS = re.compile(rb"<" + _NS + rb"cellXfs\b[^>]*>(.*?)</" + _NS + rb"cellXfs>", re.S)
 _XF = re.compile(rb"<" + _NS + rb"xf\b([^>]*)>")
-_ATTRIBUTE = re.compile(rb"([\w:.-]+)\s*=\s*(?:\"([^\"]*)\"|'([^']*)')")
 _CELL_START = re.compile(rb"<" + _NS + rb"c\s([^>]*?)/?>")
 _VALUE = re.compile(rb"<" + _NS + rb"v>([^<]*)<")
 _CELL_END = re.compile(rb"</" + _NS + rb"c>")
@@ -48,13 +48,13 @@ def number_styles(archive: zipfile.ZipFile) -> dict[str, Shown]:
         return {}
     codes = {str(number): code for number, code in BUILTIN.items()}
     for tag in _NUM_FMT.finditer(styles):
-        attributes = _attributes(tag.group(1))
+        attributes = tag_attributes(tag.group(1))
         codes[attributes.get("numFmtId", "")] = attributes.get("formatCode", "")
     formats = {number: found for number, code in codes.items() if (found := shown(code))}
     xfs = _CELL_XFS.search(styles)
     found = {}
     for index, tag in enumerate(_XF.finditer(xfs.group(1) if xfs else b"")):
-        format_ = formats.get(_attributes(tag.group(1)).get("numFmtId", ""))
+        format_ = formats.get(tag_attributes(tag.group(1)).get("numFmtId", ""))
         if format_ is not None:
             found[str(index)] = format_
     return found
@@ -74,7 +74,7 @@ def formatted_cells(
         )
     for chunk in _chunks(archive, member):
         for tag in pattern.finditer(chunk):
-            attributes = _attributes(tag.group(1))
+            attributes = tag_attributes(tag.group(1))
             # A cell without `s` has the first style, which may be a workbook's default.
             format_ = styles.get(attributes.get("s", "0"))
             # Only number cells: a text cell (t="s", "str", "inlineStr") shows as typed.
@@ -106,7 +106,7 @@ def without_overflows(
             end = _CELL_END.search(chunk, tag.end()) if tag is not None else None
             if tag is None or end is None or end.start() < candidate.start():
                 continue  # not a cell's value (text that looks like one)
-            attributes = _attributes(tag.group(1))
+            attributes = tag_attributes(tag.group(1))
             value = _VALUE.search(chunk, tag.end(), end.start())
             inside = value is not None and value.start(1) <= candidate.start(1) < value.end(1)
             if attributes.get("t", "n") != "n" or not inside:
@@ -122,7 +122,7 @@ def error_cell(archive: zipfile.ZipFile, member: str, known: set[str]) -> tuple[
     """The first error cell (t="e") whose value is not in `known`: its reference and value."""
     for chunk in _chunks(archive, member):
         for tag in _CELL_START.finditer(chunk):
-            attributes = _attributes(tag.group(1))
+            attributes = tag_attributes(tag.group(1))
             end = _CELL_END.search(chunk, tag.end())
             if attributes.get("t") != "e" or tag.group(0).endswith(b"/>") or end is None:
                 continue
@@ -151,12 +151,3 @@ def _position(reference: str) -> tuple[int, int] | None:
     if found is None:
         return None
     return int(found.group(2)) - 1, column_index(found.group(1))
-
-
-def _attributes(text: bytes) -> dict[str, str]:
-    return {
-        key.decode("utf-8", "replace").rpartition(":")[2]: html.unescape(
-            (double if double or not single else single).decode("utf-8", "replace")
-        )
-        for key, double, single in _ATTRIBUTE.findall(text)
-    }
