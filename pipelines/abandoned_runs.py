@@ -1,10 +1,12 @@
 """Runs whose process died: marked failed, so the queue does not wait on them for ever.
 
-A SIGKILLed `kommunelake load`, or a run worker the kernel killed for memory, leaves its run
-STARTED in Dagster's instance. An in-progress run counts against `max_concurrent_runs` and
-holds its tables' pools (dagster.yaml), so every run queued after it (by the drop sensor, the
-UI or a schedule) would wait for good. Dagster's own run monitoring cannot tell: the default
-run launcher has no worker health check. So we look for the process ourselves:
+A SIGKILLed `kommunelake load` leaves its run STARTED in Dagster's instance, and so does a
+daemon-launched run whose code server went down with it (a restart of `make ui`, a reboot):
+a code server marks its own dead workers' runs failed, but only while it lives. An
+in-progress run counts against `max_concurrent_runs` and holds its tables' pools
+(dagster.yaml), so every run queued after it (by the drop sensor, the UI or a schedule) would
+wait for good. Dagster's run monitoring cannot tell either: the default run launcher has no
+worker health check. So we look for the process ourselves:
 
 - `kommunelake load` and `reload` tag their runs with their own process (`WORKER_TAG`);
 - a run the daemon launched logs "Started process for run (pid: N)" with the pid as metadata;
