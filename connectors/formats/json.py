@@ -14,6 +14,7 @@ from __future__ import annotations
 import json as stdlib_json
 import math
 from collections.abc import Iterator, Mapping
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +28,20 @@ from connectors.formats.encoding import (
 )
 from connectors.formats.errors import FormatError
 from connectors.formats.frame import MAX_COLUMNS, FieldsSeen, records_frame, too_many_fields
-from connectors.formats.json_stream import iter_records, kind_of, too_deep, too_many_digits
+from connectors.formats.json_stream import (
+    DECODER,
+    NotJson,
+    iter_records,
+    kind_of,
+    not_json,
+    too_deep,
+    too_many_digits,
+)
 from connectors.formats.options import check_keys, optional_str
 
 JSON_OPTIONS = {"record_path", "encoding"}
 NDJSON_OPTIONS = {"encoding"}
+_PLAIN_DIGITS = 40  # a Decimal with an exponent up to this is written out in digits
 
 
 def read_json(data: bytes, options: Mapping[str, Any], *, source_name: str) -> pl.DataFrame:
@@ -41,7 +51,7 @@ def read_json(data: bytes, options: Mapping[str, Any], *, source_name: str) -> p
         data, optional_str(options, "encoding", source_name=source_name), source_name=source_name
     ).text
     try:
-        document = stdlib_json.loads(text)
+        document = DECODER.decode(text)
     except stdlib_json.JSONDecodeError as err:
         raise FormatError(
             source_name,
@@ -51,6 +61,8 @@ def read_json(data: bytes, options: Mapping[str, Any], *, source_name: str) -> p
         ) from err
     except RecursionError as err:
         raise too_deep(source_name, None) from err
+    except NotJson as err:
+        raise not_json(err, source_name, None) from err
     except ValueError as err:
         raise too_many_digits(source_name, None) from err
 
@@ -145,7 +157,7 @@ def _ndjson_frame(
         if not line.strip():
             continue
         try:
-            record = stdlib_json.loads(line)
+            record = DECODER.decode(line)
         except stdlib_json.JSONDecodeError as err:
             raise FormatError(
                 source_name,
@@ -155,6 +167,8 @@ def _ndjson_frame(
             ) from err
         except RecursionError as err:
             raise too_deep(source_name, number) from err
+        except NotJson as err:
+            raise not_json(err, source_name, number) from err
         except ValueError as err:
             raise too_many_digits(source_name, number) from err
         if not isinstance(record, dict):
@@ -280,8 +294,16 @@ def value_text(value: Any) -> str | None:
         return "true" if value else "false"
     if isinstance(value, int):
         return str(value)
+    if isinstance(value, Decimal):  # a number with a fraction or exponent, as written
+        exponent = value.adjusted()
+        if exponent < _PLAIN_DIGITS and value == value.to_integral_value():
+            return str(int(value))  # 1.0 and 1e3 as the whole numbers they are
+        if -_PLAIN_DIGITS < exponent < _PLAIN_DIGITS:
+            return format(value, "f")  # 1.5e-7 as 0.00000015
+        return str(value)  # 1E+400: no column holds it, and typing says so
     if isinstance(value, float):
         if math.isfinite(value) and value.is_integer():
             return str(int(value))
         return repr(value)
-    return stdlib_json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+    # Nested numbers keep the float spelling they always had (cosmetic inside JSON text).
+    return stdlib_json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=float)

@@ -23,6 +23,7 @@ import re
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any, BinaryIO
 
 from connectors.formats.encoding import PieceDecoder
@@ -30,7 +31,31 @@ from connectors.formats.errors import FormatError
 
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
 _HIGH_BYTES = bytes(range(0x80, 0x100))
-_DECODER = stdlib_json.JSONDecoder()
+
+
+class NotJson(ValueError):
+    """What Python's parser takes and JSON does not, or what would lose a value: NaN and
+    Infinity, and a key twice in one object (the parser keeps the last value)."""
+
+
+def _constant(name: str) -> Any:
+    raise NotJson(f"`{name}` is not a JSON value: the exporter wrote a non-number as a number")
+
+
+def _object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    record = dict(pairs)
+    if len(record) != len(pairs):
+        seen: set[str] = set()
+        twice = next(key for key, _ in pairs if key in seen or seen.add(key))  # type: ignore[func-returns-value]
+        raise NotJson(f"the key {twice!r} appears twice in one object; only one value could load")
+    return record
+
+
+# Numbers with a fraction or an exponent are kept as Decimal: a float would change their
+# digits (1e23 read as 99999999999999991611392, 12345678901234.567 as ...566).
+DECODER = stdlib_json.JSONDecoder(
+    parse_float=Decimal, parse_constant=_constant, object_pairs_hook=_object
+)
 # A parse error this close to the end of the text read so far may just be a value that goes
 # on in the next piece (a cut `\uXXXX` escape is the longest such tail).
 _TAIL = 8
@@ -119,7 +144,7 @@ class _Text:
         self.peek()
         while True:
             try:
-                value, end = _DECODER.raw_decode(self.text, self.pos)
+                value, end = DECODER.raw_decode(self.text, self.pos)
             except stdlib_json.JSONDecodeError as err:
                 cut_off = err.pos >= len(self.text) - _TAIL or err.msg.startswith("Unterminated")
                 if cut_off and not self.eof:
@@ -130,6 +155,8 @@ class _Text:
                 raise self.error(f"not valid JSON: {err.msg}", err.pos) from err
             except RecursionError as err:
                 raise too_deep(self.source_name, self.error("", self.pos).line) from err
+            except NotJson as err:
+                raise not_json(err, self.source_name, self.error("", self.pos).line) from err
             except ValueError as err:  # after JSONDecodeError, a ValueError itself
                 raise too_many_digits(self.source_name, self.error("", self.pos).line) from err
             if _is_number(value) and end > len(self.text) - _TAIL and not self.eof:
@@ -308,7 +335,17 @@ def _not_found(
 
 
 def _is_number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+    return isinstance(value, int | float | Decimal) and not isinstance(value, bool)
+
+
+def not_json(error: NotJson, source_name: str, line: int | None) -> FormatError:
+    return FormatError(
+        source_name,
+        str(error),
+        "Ask the supplier for valid JSON (numbers as numbers, NaN and Infinity as null or"
+        " text, each key once per object)",
+        line=line,
+    )
 
 
 def too_deep(source_name: str, line: int | None, record: int | None = None) -> FormatError:

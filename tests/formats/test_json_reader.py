@@ -203,3 +203,71 @@ def test_a_lone_surrogate_escape_is_refused_naming_where(data, kind, cause, line
         " which is not text"
     )
     assert error.line == line
+
+
+def _pieces(tmp_path, data: bytes, kind: str, **options: Any) -> pl.DataFrame:
+    path = tmp_path / f"big.{kind}"
+    path.write_bytes(data)
+    frames = iter_table(path, {"type": kind, **options}, source_name="cvr.json", chunk_bytes=4096)
+    return pl.concat(list(frames), how="diagonal")
+
+
+NUMBERS = {
+    "1e23": "100000000000000000000000",
+    "12345678901234567890.0": "12345678901234567890",
+    "9007199254740993.0": "9007199254740993",
+    "12345678901234.567": "12345678901234.567",
+    "0.1234567890123456789": "0.1234567890123456789",
+    "1.5e-7": "0.00000015",
+    "-0.0": "0",
+    "1E400": "1E+400",
+}
+
+
+def test_numbers_keep_the_digits_the_file_has_whole_and_in_pieces(tmp_path) -> None:
+    # A float changed them: 1e23 loaded as 99999999999999991611392, 12345678901234.567 as
+    # 12345678901234.566, without a word.
+    record = "{" + ", ".join(f'"n{i}": {t}' for i, t in enumerate(NUMBERS)) + "}"
+    expected = {f"n{i}": shown for i, shown in enumerate(NUMBERS.values())}
+    [row] = read(f"[{record}]".encode()).drop("_source_row").to_dicts()
+    assert row == expected
+    [row] = read(record.encode(), "ndjson").drop("_source_row").to_dicts()
+    assert row == expected
+    many = ("[" + ", ".join([record] * 400) + "]").encode()
+    rows = _pieces(tmp_path, many, "json").drop("_source_row").unique().to_dicts()
+    assert rows == [expected]
+
+
+@pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
+@pytest.mark.parametrize("kind", ["json", "ndjson", "json in pieces", "ndjson in pieces"])
+def test_nan_and_infinity_are_refused_not_loaded(tmp_path, constant: str, kind: str) -> None:
+    # Python's parser takes them; JSON has no such values, and they loaded as nan/inf.
+    record = f'{{"id": 1, "andel": {constant}}}'
+    fine = '{"id": 2, "andel": 0.5}'
+    if kind.startswith("ndjson"):
+        data = ("\n".join([fine] * 300 + [record]) + "\n").encode()
+    else:
+        data = ("[" + ", ".join([fine] * 300 + [record]) + "]").encode()
+    with pytest.raises(FormatError, match=f"`{constant}` is not a JSON value") as caught:
+        if kind.endswith("pieces"):
+            _pieces(tmp_path, data, kind.split()[0])
+        else:
+            read(data, kind)
+    if kind.startswith("ndjson"):
+        assert caught.value.line == 301
+
+
+@pytest.mark.parametrize("pieces", [False, True])
+def test_a_key_twice_in_one_object_is_refused_not_resolved(tmp_path, pieces: bool) -> None:
+    # The parser kept the last value: {"year": 1950, "year": 2100} loaded 2100, and two
+    # `items` arrays under a record path lost the first one's records when read whole.
+    fine = ", ".join(['{"id": 1, "year": 1950}'] * 300)
+    for data in (
+        f'[{fine}, {{"year": 1950, "year": 2100}}]'.encode(),
+        f'{{"items": [{fine}], "items": [{{"id": 3}}]}}'.encode(),
+    ):
+        with pytest.raises(FormatError, match="appears twice"):
+            if pieces:
+                _pieces(tmp_path, data, "json", record_path="items" if b"items" in data else None)
+            else:
+                read(data, record_path="items" if b"items" in data else None)
