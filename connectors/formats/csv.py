@@ -186,10 +186,7 @@ def _read_general(data: bytes, opts: CsvOptions, source_name: str) -> pl.DataFra
 
 
 def _decode(data: bytes, declared: str | None, source_name: str) -> str:
-    """The file's text, refusing what would load as mojibake or binary."""
-    if declared:
-        refuse_utf8_as_single_byte(data, declared, source_name=source_name)
-        refuse_unlikely_characters(data, declared, source_name=source_name)
+    """The file's text, refusing what would load as mojibake (`decode`) or binary."""
     text = decode(data, declared, source_name=source_name).text
     nul = text.find("\x00")
     if nul >= 0:

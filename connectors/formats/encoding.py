@@ -144,12 +144,16 @@ class Decoded:
 
 
 def decode(data: bytes, declared: str | None, *, source_name: str, offset: int = 0) -> Decoded:
-    """Decode strictly; an explicit `declared` encoding always wins over detection.
+    """Decode strictly; an explicit `declared` encoding always wins over detection, unless
+    it would load mojibake (`refuse_utf8_as_single_byte`, `refuse_unlikely_characters`).
 
     `offset` is where `data` starts in its file (a piece of a large one), so messages give
     the file's own byte offsets; their line numbers stay relative to `data`. Only at the
     start of a file (`offset` 0) is a byte-order mark a signature; further on it is text."""
     if declared:
+        # A wrong single-byte code page never fails to decode: it loads mojibake instead.
+        refuse_utf8_as_single_byte(data, declared, source_name=source_name)
+        refuse_unlikely_characters(data, declared, source_name=source_name)
         return Decoded(_decode_declared(data, declared, source_name, offset), declared)
 
     for bom, codec in _BOMS if offset == 0 else ():

@@ -37,8 +37,6 @@ from connectors.formats.encoding import (
     cuts_after_ascii,
     decode,
     newlines_are_multi_byte,
-    refuse_unlikely_characters,
-    refuse_utf8_as_single_byte,
     without_signature,
 )
 from connectors.formats.errors import FormatError
@@ -195,7 +193,6 @@ def _record_type(raw: object, source_name: str) -> tuple[Field, str] | None:
 
 def read_fixed_width(data: bytes, options: Mapping[str, Any], *, source_name: str) -> pl.DataFrame:
     opts = FixedWidthOptions.parse(options, source_name)
-    refuse_utf8_as_single_byte(data, opts.encoding, source_name=source_name)
     text = _text(data, opts.encoding, source_name, offset=0)
     if not text or text.isspace():
         raise _empty(source_name)
@@ -254,7 +251,7 @@ def _pieces(
     lines_before = bytes_before = 0
     held = _numbered("", first_line=1).clear()  # records that may yet be the footer
     kinds: pl.DataFrame | None = None  # record types seen while none had `record_type`
-    matched = any_text = any_frame = utf8_ruled_out = False
+    matched = any_text = any_frame = False
     limit = chunk_bytes
     while True:
         eof = window.fill(limit + chunk_bytes // 2)
@@ -268,9 +265,6 @@ def _pieces(
         limit = chunk_bytes
         piece = window.take(cut, prefix=b"")
         last = eof and not window.filled
-        if not utf8_ruled_out and not piece.isascii():
-            refuse_utf8_as_single_byte(piece, opts.encoding, source_name=source_name)
-            utf8_ruled_out = True
         codec = opts.encoding if not bytes_before else without_signature(opts.encoding)
         try:
             text = _text(piece, codec, source_name, offset=bytes_before)
@@ -319,7 +313,6 @@ def _pieces(
 
 
 def _text(data: bytes, encoding: str, source_name: str, *, offset: int) -> str:
-    refuse_unlikely_characters(data, encoding, source_name=source_name)
     return decode(data, encoding, source_name=source_name, offset=offset).text
 
 

@@ -39,6 +39,7 @@ current record, so no tree is built and memory grows only with the rows returned
 
 from __future__ import annotations
 
+import codecs
 import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
@@ -50,7 +51,11 @@ import polars as pl
 from defusedxml import DTDForbidden, EntitiesForbidden, ExternalReferenceForbidden
 from defusedxml.ElementTree import XMLParser
 
-from connectors.formats.encoding import decode
+from connectors.formats.encoding import (
+    decode,
+    refuse_unlikely_characters,
+    refuse_utf8_as_single_byte,
+)
 from connectors.formats.errors import FormatError
 from connectors.formats.frame import MAX_COLUMNS, FieldsSeen, records_frame, too_many_fields
 from connectors.formats.options import check_keys, optional_str
@@ -64,6 +69,10 @@ _HINT_DEPTH = 4
 # the depth (30,000 levels in a 210 KB file took 1.1 GB). Real records nest a few levels
 # (GML geometry, the deepest common case, about ten); no export comes near this.
 MAX_DEPTH = 64
+# The encoding named in the XML declaration, after an optional UTF-8 BOM.
+_DECLARED_ENCODING = re.compile(
+    rb"(?:\xef\xbb\xbf)?\s*<\?xml\s[^>]*?\bencoding\s*=\s*[\"']([A-Za-z0-9._:-]+)[\"']"
+)
 
 
 def read_xml(data: bytes, options: Mapping[str, Any], *, source_name: str) -> pl.DataFrame:
@@ -113,6 +122,8 @@ def _frames(
         data = decode(data, encoding, source_name=source_name).text.encode("utf-8")
         empty = not data or data.isspace()  # isspace() stops early; strip() would copy
         blocks = [data[offset : offset + _CHUNK] for offset in range(0, len(data), _CHUNK)]
+    else:
+        blocks = _as_declared(blocks, source_name)
     if empty:
         raise FormatError(source_name, "the file is empty", "Check the export that produced it")
 
@@ -168,7 +179,7 @@ def _frames(
             " names; set `encoding:` in the dataset YAML if the declaration is wrong",
             line=line,
         ) from err
-    except ValueError as err:  # pyexpat: "multi-byte encodings are not supported"
+    except (ValueError, LookupError) as err:  # pyexpat: "multi-byte encodings are not ..."
         raise FormatError(
             source_name,
             f"the XML parser cannot read the file: {err}",
@@ -178,6 +189,52 @@ def _frames(
         ) from err
     if records.pending() or not records.taken:
         yield records.frame(record_path)
+
+
+def _as_declared(
+    blocks: Iterable[bytes | memoryview], source_name: str
+) -> Iterator[bytes | memoryview]:
+    """The blocks, once the XML declaration's encoding is known and is not a wrong one.
+
+    expat decodes by the declaration and never fails on a single-byte code page: UTF-8
+    bytes under `encoding="ISO-8859-1"` loaded as mojibake (Søren as SÃ¸ren), and an
+    encoding Python does not know (`encoding="ANSI"`, as Windows tools write) raised a
+    LookupError out of the parser."""
+    declared: str | None = None
+    for number, block in enumerate(blocks):
+        if number == 0:
+            found = _DECLARED_ENCODING.match(bytes(block[:_CHUNK]))
+            declared = _single_byte_codec(found.group(1).decode(), source_name) if found else None
+        if declared is not None:
+            data = bytes(block)
+            try:
+                refuse_utf8_as_single_byte(data, declared, source_name=source_name)
+                refuse_unlikely_characters(data, declared, source_name=source_name)
+            except FormatError as error:  # its line is the block's; the cause is what counts
+                raise FormatError(
+                    source_name,
+                    f'{error.cause} (the XML declaration says encoding="{declared}")',
+                    "Ask the supplier to declare the encoding the file is in, or set"
+                    " `encoding:` in the dataset YAML to read it as that",
+                ) from error
+        yield block
+
+
+def _single_byte_codec(name: str, source_name: str) -> str | None:
+    """The declared encoding if it is a single-byte code page (the ones expat cannot catch
+    out), None for UTF-8/16/32; an unknown name is refused."""
+    try:
+        codec = codecs.lookup(name).name
+        b"x".decode(name, "replace")  # a bytes-to-bytes codec (hex, zlib) is no text encoding
+    except LookupError:
+        raise FormatError(
+            source_name,
+            f'the XML declaration names encoding="{name}", which is no known encoding',
+            "Set `encoding:` in the dataset YAML to the file's real encoding (Windows"
+            ' "ANSI" is cp1252 in the Nordic countries)',
+            line=1,
+        ) from None
+    return None if codec.startswith("utf") else name
 
 
 def _parse_record_path(record_path: str, source_name: str) -> tuple[list[str], bool]:

@@ -271,3 +271,16 @@ def test_a_key_twice_in_one_object_is_refused_not_resolved(tmp_path, pieces: boo
                 _pieces(tmp_path, data, "json", record_path="items" if b"items" in data else None)
             else:
                 read(data, record_path="items" if b"items" in data else None)
+
+
+@pytest.mark.parametrize(
+    ("data", "kind", "encoding", "cause"),
+    [
+        # Read as declared, these loaded "SÃ¸ren Ã\x86rÃ¸" and "S\x9bren" without a word.
+        ('[{"navn": "Søren Ærø"}]'.encode(), "json", "latin-1", "the file is UTF-8"),
+        ('{"navn": "Søren"}\n'.encode(), "ndjson", "cp1252", "the file is UTF-8"),
+        ('{"navn": "Søren"}\n'.encode("cp865"), "ndjson", "latin-1", "control character"),
+    ],
+)
+def test_a_declared_code_page_that_would_load_mojibake_is_refused(data, kind, encoding, cause):
+    assert cause in read_error(data, kind, encoding=encoding).cause

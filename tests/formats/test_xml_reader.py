@@ -231,3 +231,35 @@ def test_a_mostly_empty_table_is_refused_before_it_is_built() -> None:
     records = "".join(f"<r><id>{i}</id><f{i}>1</f{i}></r>" for i in range(4_000))
     error = read_error(f"<a>{records}</a>", record_path="a/r")
     assert "the 4000 records have 4001 different fields but only 8000 values in all" in str(error)
+
+
+def _declared(encoding: str, text: str, written_as: str) -> bytes:
+    return f'<?xml version="1.0" encoding="{encoding}"?><r><p><n>{text}</n></p></r>'.encode(
+        written_as
+    )
+
+
+@pytest.mark.parametrize(
+    ("data", "cause"),
+    [
+        # expat decodes by the declaration and a single-byte code page never fails: these
+        # loaded "SÃ¸ren Ã\x86rÃ¸" and "S\x9bren".
+        (_declared("ISO-8859-1", "Søren Ærø", "utf-8"), "is ISO-8859-1 but the file is UTF-8"),
+        (_declared("ISO-8859-1", "Søren", "cp865"), "the control character U+009B"),
+        # An unknown name raised LookupError out of the parser.
+        (_declared("ANSI", "Søren", "cp1252"), 'names encoding="ANSI", which is no known'),
+        (_declared("hex", "x", "ascii"), 'names encoding="hex", which is no known'),
+    ],
+)
+def test_a_wrong_or_unknown_declared_encoding_is_refused(data: bytes, cause: str) -> None:
+    error = read_error(data, record_path="p")
+    assert cause in error.cause
+
+
+@pytest.mark.parametrize(
+    ("encoding", "text", "written_as"),
+    [("ISO-8859-1", "Søren", "latin-1"), ("windows-1252", "Søren €", "cp1252")],
+)
+def test_a_right_declared_code_page_reads(encoding: str, text: str, written_as: str) -> None:
+    frame = read(_declared(encoding, text, written_as), record_path="p")
+    assert frame["n"].to_list() == [text]
