@@ -221,15 +221,6 @@ def read_excel(data: bytes, options: Mapping[str, Any], *, source_name: str) -> 
         )
         if frame is None:
             continue  # an untouched sheet ("Ark3") of a workbook read with "*"
-        if SHEET in frame.columns[:-1]:
-            raise FormatError(
-                source_name,
-                f"the sheet has a column named '{SHEET}', which the reader adds itself"
-                " when `sheets:` is used",
-                "Rename that column in the source",
-                line=layout.header_row + 1,
-                sheet=sheet,
-            )
         if frames and set(frame.columns) != set(frames[0].columns):
             first, here = frames[0].columns[:-1], frame.columns[:-1]
             missing = [n for n in first if n not in here]

@@ -17,6 +17,9 @@ import polars as pl
 from connectors.formats.errors import FormatError
 
 SOURCE_ROW = "_source_row"
+# The lineage columns readers and loads add (pipelines.ingest.LINEAGE and OPTIONAL_LINEAGE;
+# connectors do not import pipelines, and a test keeps the two lists the same).
+LINEAGE_NAMES = frozenset({SOURCE_ROW, "_sheet", "_batch_id", "_source_file", "_ingested_at"})
 
 
 def header_name(raw: object) -> str:
@@ -115,9 +118,13 @@ def finish(
                 line=first if header_line else None,
             )
     check_unique([names[i] for i in keep], fail)
-    if SOURCE_ROW in (names[i] for i in keep):
+    taken = [names[i] for i in keep if names[i] in LINEAGE_NAMES]
+    if taken:
+        # Such a column would be taken for the lineage itself (`_sheet` passed unchecked as
+        # the reader's own, and a wrong sheet name was shown for an NDJSON row).
         raise fail(
-            f"the file has a column named '{SOURCE_ROW}', which the reader adds itself",
+            f"the file has a column named '{taken[0]}', a name the load gives its own lineage"
+            " columns",
             "Rename that column in the source",
         )
 
