@@ -297,6 +297,13 @@ def _load_chunks(
         elif writer is None:
             batch, repeats = _drop_repeats(spec, buffered)
             failures.append(repeats)
+        _refuse_emptying_snapshot(
+            spec,
+            uri,
+            name,
+            rows_in=sum(c.rows_in for c in chunks),
+            rows_valid=writer.rows if writer is not None else batch.height,
+        )
     except BaseException:
         if writer is not None:
             writer.abort()
@@ -335,6 +342,28 @@ def _load_chunks(
             batch_id=landed.batch_id,
         )
     return replace(conformed, streamed_valid=rows_valid), commit
+
+
+def _refuse_emptying_snapshot(
+    spec: DatasetSpec, uri: str, name: str, *, rows_in: int, rows_valid: int
+) -> None:
+    """A snapshot replaces silver: one without a valid row would leave the table empty and
+    record every key as deleted. A failed export that wrote its header only, or an empty
+    NDJSON, is far likelier than a source that truly holds nothing."""
+    if spec.load_mode != "snapshot" or rows_valid or table_version(uri) is None:
+        return
+    what = (
+        "has no rows"
+        if not rows_in
+        else f"has no row that meets the contract (all {rows_in:,} would be quarantined)"
+    )
+    raise FormatError(
+        name,
+        f"the file {what}; as a snapshot it would replace every row of silver.{spec.name}"
+        " with none",
+        "Check the export (`kommunelake check` shows why rows fail); a snapshot table is"
+        " never emptied from a file",
+    )
 
 
 def _evolved_columns(spec: DatasetSpec, uri: str) -> dict[str, pl.DataType]:
