@@ -361,7 +361,7 @@ def _unzip(data: bytes, member: str | None, limits: Limits, source_name: str, si
     )
     if not files and any(not i.is_dir() for i in infos):
         listed = "only operating-system files (such as __MACOSX/ or .DS_Store)"
-    chosen = files if member is None else [i for i in files if _matches(i.filename, member)]
+    chosen = files if member is None else _chosen(files, member)
     if len(chosen) != 1:
         if member is None:
             what = f"{len(chosen)} files are in the archive and no `member` is set"
@@ -386,12 +386,20 @@ def _is_clutter(name: str) -> bool:
     return "__MACOSX" in parts or parts[-1].startswith("._") or parts[-1].lower() in _CLUTTER
 
 
-def _matches(name: str, member: str) -> bool:
-    """`member` against the last segments of `name`, case-insensitive, `*` within a segment."""
+def _chosen(files: list[zipfile.ZipInfo], member: str) -> list[zipfile.ZipInfo]:
+    """The files `member` names: by their very name if one has it (`data[1].csv` is a
+    glob class otherwise, matching `data1.csv` but not itself), else by the glob."""
+    named = [i for i in files if _matches(i.filename, member, literal=True)]
+    return named or [i for i in files if _matches(i.filename, member)]
+
+
+def _matches(name: str, member: str, *, literal: bool = False) -> bool:
+    """`member` against the last segments of `name`, case-insensitive, `*` within a segment
+    (or, `literal`, each segment equal)."""
     pattern = member.lower().split("/")
     parts = name.lower().split("/")
     return len(parts) >= len(pattern) and all(
-        fnmatch.fnmatchcase(part, step)
+        part == step if literal else fnmatch.fnmatchcase(part, step)
         for part, step in zip(parts[-len(pattern) :], pattern, strict=True)
     )
 

@@ -382,3 +382,10 @@ def test_a_plain_file_under_auto_is_read_in_place_in_pieces(tmp_path: Path) -> N
     )
     assert len(pieces) > 3 and sum(p.height for p in pieces) == 20_000
     assert not scratch.exists()  # nothing was copied
+
+
+def test_a_member_named_with_glob_characters_matches_its_own_name() -> None:
+    # `[1]` is a glob class: the name matched nothing, and the message said the archive held
+    # exactly that name.
+    archive = zipped({"data[1].csv": CSV, "data1.csv": b"x;y\n1;2\n"})
+    assert read(archive, container="zip", member="data[1].csv").rows() == EXPECTED
