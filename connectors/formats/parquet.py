@@ -48,7 +48,9 @@ _INT64_SAFE = 2.0**62
 
 def read_parquet(data: bytes, options: Mapping[str, Any], *, source_name: str) -> pl.DataFrame:
     _check_options(options, source_name)
-    return _text_frame(_read(data, source_name), 1, source_name)
+    table = _read(data, source_name)
+    _refuse_bad_names(table.columns, source_name)
+    return _text_frame(table, 1, source_name)
 
 
 def iter_parquet(
@@ -67,7 +69,7 @@ def iter_parquet(
         schema = parquet.schema_arrow
     except (pa.ArrowException, OSError, ValueError) as err:
         raise _unreadable(source_name, err) from err
-    _refuse_duplicates(schema.names, source_name)
+    _refuse_bad_names(schema.names, source_name)
     uncompressed = sum(
         metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups)
     )
@@ -113,7 +115,7 @@ def _text_frame(table: pl.DataFrame, first: int, source_name: str) -> pl.DataFra
 
 def _read(data: bytes, source_name: str) -> pl.DataFrame:
     try:
-        return pl.read_parquet(io.BytesIO(data))
+        return _dates_as_dates(pl.read_parquet(io.BytesIO(data)), data)
     except BaseException as err:
         if not _is_read_error(err):
             raise
@@ -124,7 +126,7 @@ def _read(data: bytes, source_name: str) -> pl.DataFrame:
         schema = pq.read_schema(io.BytesIO(data))
     except (pa.ArrowException, OSError, ValueError):
         raise _unreadable(source_name, failure) from failure
-    _refuse_duplicates(schema.names, source_name)
+    _refuse_bad_names(schema.names, source_name)
     try:
         arrow = pq.read_table(io.BytesIO(data))
     except (pa.ArrowException, OSError, ValueError):
@@ -141,7 +143,7 @@ def _unreadable(source_name: str, failure: BaseException) -> FormatError:
     )
 
 
-def _refuse_duplicates(names: list[str], source_name: str) -> None:
+def _refuse_bad_names(names: list[str], source_name: str) -> None:
     duplicates = sorted(n for n, count in Counter(names).items() if count > 1)
     if duplicates:
         raise FormatError(
@@ -149,6 +151,26 @@ def _refuse_duplicates(names: list[str], source_name: str) -> None:
             "duplicate column names " + ", ".join(f"'{d}'" for d in duplicates),
             "Ask the supplier to give each column a unique name",
         )
+    if any(not name.strip() for name in names):
+        # Read in batches, pyarrow's frame named it `column_0`: loaded under a made-up name.
+        position = next(i for i, name in enumerate(names, start=1) if not name.strip())
+        raise FormatError(
+            source_name,
+            f"column {position} has no name",
+            "Ask the supplier to give every column a name",
+        )
+
+
+def _dates_as_dates(frame: pl.DataFrame, data: bytes) -> pl.DataFrame:
+    """Dates stored by arrow as date64 as dates: Parquet keeps them as DATE, but polars'
+    reader follows the arrow schema the writer left and makes them datetimes (2024-01-01
+    00:00:00), while the same file read in batches through pyarrow gave 2024-01-01."""
+    datetimes = {n for n, dtype in frame.schema.items() if isinstance(dtype, pl.Datetime)}
+    if not datetimes:
+        return frame
+    schema = pq.read_schema(io.BytesIO(data))
+    dates = [f.name for f in schema if pa.types.is_date(f.type) and f.name in datetimes]
+    return frame.with_columns(pl.col(dates).cast(pl.Date)) if dates else frame
 
 
 def _from_arrow(arrow: pa.Table | pa.RecordBatch, source_name: str) -> pl.DataFrame:
@@ -158,6 +180,8 @@ def _from_arrow(arrow: pa.Table | pa.RecordBatch, source_name: str) -> pl.DataFr
         try:
             if pa.types.is_decimal(field.type) and field.type.precision > 38:
                 column = column.cast(pa.string())  # decimal256: its digits, scale kept
+            elif pa.types.is_date64(field.type):
+                column = column.cast(pa.date32())  # a date, as `_dates_as_dates` reads it
             columns.append(pl.Series(field.name, column))
         except BaseException as err:
             if not _is_read_error(err) and not isinstance(err, pa.ArrowException):

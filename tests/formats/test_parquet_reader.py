@@ -259,3 +259,26 @@ def test_wide_decimals_duplicates_and_damage_in_a_big_file(tmp_path) -> None:
     path.write_bytes(data[: len(data) // 2] + bytes(64) + data[len(data) // 2 + 64 :])
     with pytest.raises(FormatError, match="not a readable Parquet file"):
         list(iter_table(path, {"type": "parquet"}, source_name="w", chunk_bytes=4096))
+
+
+def _pieces(tmp_path, data: bytes) -> list[dict]:
+    path = tmp_path / "x.parquet"
+    path.write_bytes(data)
+    frames = iter_table(path, {"type": "parquet"}, source_name="x.parquet", chunk_bytes=16)
+    return [row for frame in frames for row in frame.to_dicts()]
+
+
+def test_an_arrow_date64_reads_as_a_date_whole_and_in_pieces(tmp_path) -> None:
+    # polars made it a datetime (2024-01-01 00:00:00) while batches through pyarrow gave
+    # the date: the value depended on the file's size.
+    data = parquet(pa.table({"d": pa.array([dt.date(2024, 1, 1)], pa.date64())}))
+    assert read(data)["d"].to_list() == ["2024-01-01"]
+    assert _pieces(tmp_path, data) == [{"d": "2024-01-01", "_source_row": 1}]
+
+
+def test_a_column_without_a_name_is_refused_whole_and_in_pieces(tmp_path) -> None:
+    # In pieces it loaded as `column_0`; whole, the message spoke of `header_row`.
+    data = parquet(pa.table({"id": [1, 2], "": ["a", "b"]}))
+    assert read_error(data).cause == "column 2 has no name"
+    with pytest.raises(FormatError, match="column 2 has no name"):
+        _pieces(tmp_path, data)
