@@ -183,6 +183,7 @@ class FieldsSeen:
         self.columns: set[str] = set()  # the fields' names as columns (`header_name`)
         self.fields: dict[str, None] = {}
         self.records = 0  # records in the frames added so far
+        self.filled = 0  # values in them
 
     def add(
         self, indices: Mapping[str, list[int]], count: int, lines: Sequence[int] | None = None
@@ -190,6 +191,7 @@ class FieldsSeen:
         """The next frame's fields: per field, which of its `count` records (0-based) have
         it; `lines` are the records' lines in the file where known (NDJSON)."""
         first, self.records = self.records + 1, self.records + count
+        self.filled += sum(len(records) for records in indices.values())
         for field in indices:
             if field in self.fields:
                 continue
@@ -211,6 +213,26 @@ class FieldsSeen:
                     [column, column], lambda cause, hint: FormatError(self.source_name, cause, hint)
                 )
             self.columns.add(column)
+
+    def finish(self) -> None:
+        """After the last frame: refuse what `records_frame` refuses of the file read whole,
+        a mostly empty table (each piece alone may be dense enough; the load is refused
+        before its commit)."""
+        refuse_sparse(self.records, len(self.fields), self.filled, self.source_name)
+
+
+def refuse_sparse(count: int, fields: int, filled: int, source_name: str) -> None:
+    """Refuse records that make a mostly empty table: `count` records with `fields` fields
+    in all but only `filled` values."""
+    cells = count * fields
+    if cells > SPARSE_CELLS and filled * SPARSE_SHARE < cells:
+        raise FormatError(
+            source_name,
+            f"the {count} records have {fields} different fields but only {filled} values"
+            f" in all: as a table that is {cells} cells, fewer than 1 in {SPARSE_SHARE} filled",
+            "Check `record_path` (it should name the repeating records); fields that each occur"
+            " in a few records, such as ids used as keys, cannot be columns",
+        )
 
 
 def too_many_fields(
@@ -243,16 +265,7 @@ def records_frame(
     if not values:
         return pl.DataFrame(schema={SOURCE_ROW: pl.Int64})
     count = len(source_rows)
-    cells = count * len(values)
-    filled = sum(len(v) for v in values.values())
-    if cells > SPARSE_CELLS and filled * SPARSE_SHARE < cells:
-        raise FormatError(
-            source_name,
-            f"the {count} records have {len(values)} different fields but only {filled} values"
-            f" in all: as a table that is {cells} cells, fewer than 1 in {SPARSE_SHARE} filled",
-            "Check `record_path` (it should name the repeating records); fields that each occur"
-            " in a few records, such as ids used as keys, cannot be columns",
-        )
+    refuse_sparse(count, len(values), sum(len(v) for v in values.values()), source_name)
     columns = {}
     for i, key in enumerate(values):
         column = pl.Series(values[key], dtype=pl.String)

@@ -103,6 +103,7 @@ def iter_json(
         ):
             yield _frame(records, None, source_name, first=first, fields=fields)
             first += len(records)
+        fields.finish()
 
 
 def read_ndjson(data: bytes, options: Mapping[str, Any], *, source_name: str) -> pl.DataFrame:
@@ -144,6 +145,7 @@ def iter_ndjson(
             if frame.height or (not pending and not yielded):
                 yield frame
                 yielded = True
+        fields.finish()
 
 
 def _ndjson_frame(

@@ -189,6 +189,7 @@ def _frames(
         ) from err
     if records.pending() or not records.taken:
         yield records.frame(record_path)
+    records.fields_seen.finish()
 
 
 def _as_declared(

@@ -284,3 +284,14 @@ def test_a_key_twice_in_one_object_is_refused_not_resolved(tmp_path, pieces: boo
 )
 def test_a_declared_code_page_that_would_load_mojibake_is_refused(data, kind, encoding, cause):
     assert cause in read_error(data, kind, encoding=encoding).cause
+
+
+@pytest.mark.parametrize("kind", ["json", "ndjson"])
+def test_a_mostly_empty_table_is_refused_in_pieces_too(tmp_path, kind: str) -> None:
+    # Each piece alone was dense enough: 4,000 records with a key each loaded as 4,001
+    # columns in pieces, while the same file read whole was refused.
+    records = [f'{{"id{i}": {i}}}' for i in range(4_000)]
+    data = ("\n".join(records) if kind == "ndjson" else "[" + ", ".join(records) + "]").encode()
+    assert "fewer than 1 in 50 filled" in read_error(data, kind).cause
+    with pytest.raises(FormatError, match="fewer than 1 in 50 filled"):
+        _pieces(tmp_path, data, kind)

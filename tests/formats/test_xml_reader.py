@@ -8,7 +8,7 @@ from typing import Any
 import polars as pl
 import pytest
 
-from connectors.formats import FormatError, read_table
+from connectors.formats import FormatError, iter_table, read_table
 from tests.formats.builders import assert_contract
 
 
@@ -263,3 +263,14 @@ def test_a_wrong_or_unknown_declared_encoding_is_refused(data: bytes, cause: str
 def test_a_right_declared_code_page_reads(encoding: str, text: str, written_as: str) -> None:
     frame = read(_declared(encoding, text, written_as), record_path="p")
     assert frame["n"].to_list() == [text]
+
+
+def test_a_mostly_empty_table_is_refused_in_pieces_too(tmp_path) -> None:
+    records = "".join(f"<p><f{i}>{i}</f{i}></p>" for i in range(4_000))
+    data = f"<r>{records}</r>".encode()
+    assert "fewer than 1 in 50 filled" in read_error(data, record_path="p").cause
+    path = tmp_path / "big.xml"
+    path.write_bytes(data)
+    options = {"type": "xml", "record_path": "p"}
+    with pytest.raises(FormatError, match="fewer than 1 in 50 filled"):
+        list(iter_table(path, options, source_name="big.xml", chunk_bytes=4096))
