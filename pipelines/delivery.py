@@ -182,7 +182,12 @@ class SnapshotHead:
         """Whether the file holds an earlier snapshot's bytes, put in the drop folder after
         the current one was loaded. The same bytes load once (a batch counts once), so such a
         file used to wait in the drop folder unexplained ("no new batch")."""
-        return sha256[:16] in self.earlier and path.stat().st_mtime > self.loaded_at.timestamp()
+        if sha256[:16] not in self.earlier:
+            return False
+        try:
+            return path.stat().st_mtime > self.loaded_at.timestamp()
+        except FileNotFoundError:  # taken away since it was listed: nothing to move
+            return False
 
     def message(self, sha256: str) -> str:
         return (
