@@ -149,16 +149,14 @@ def pending_batches(
 
 
 def superseded_rejections(
-    spec: DatasetSpec, home: Home, present: Collection[str], pending: Iterable[LandedFile]
+    history: pl.DataFrame, present: Collection[str], pending: Iterable[LandedFile]
 ) -> dict[str, str]:
     """Files in the drop folder (by content hash) whose bytes were rejected before and are
     not tried again, because a later delivery has been loaded since: each with the message
-    of its rejection. Left where they are, they would wait in the drop folder unexplained."""
+    of its rejection. Left where they are, they would wait in the drop folder unexplained.
+    `history` is the dataset's `quality.runs`."""
     retried = {f.sha256 for f in pending}
-    if not set(present) - retried:  # nothing left to explain: no read of the run history
-        return {}
-    history = quality.runs(home, spec.name)
-    if not history.height:
+    if not set(present) - retried or not history.height:
         return {}
     last = history.group_by("batch_id", maintain_order=True).last()
     rejected = dict(
@@ -214,11 +212,13 @@ def snapshot_heads(history: pl.DataFrame, specs: Iterable[DatasetSpec]) -> dict[
     return heads
 
 
-def open_rejection(spec: DatasetSpec, home: Home, present: dict[str, list[Path]]) -> str | None:
+def open_rejection(
+    spec: DatasetSpec, home: Home, history: pl.DataFrame, present: dict[str, list[Path]]
+) -> str | None:
     """The latest delivery's rejection message while it is still the state of the dataset:
     its file waits in rejected/ and nothing was dropped after it. Deleting the rejected file,
-    or any later delivery (even the bytes of an earlier good file again), closes it."""
-    history = quality.runs(home, spec.name)
+    or any later delivery (even the bytes of an earlier good file again), closes it.
+    `history` is the dataset's `quality.runs`."""
     if not history.height or history["status"][-1] != "rejected":
         return None
     last = history.row(-1, named=True)

@@ -175,14 +175,16 @@ def load_dataset(
             for path in present.get(landed.sha256, ()):
                 move_to_rejected(path, result.message)
         batches.append(result)
-    for sha, message in superseded_rejections(spec, home, present, pending).items():
+    # After the loads: what they recorded decides what is stale and what stays open.
+    history = quality.runs(home, spec.name)
+    for sha, message in superseded_rejections(history, present, pending).items():
         for path in present.pop(sha):
             move_to_rejected(
                 path,
                 f"{message}. This file was rejected before, and a later delivery has been "
                 "loaded since, so it is not tried again",
             )
-    head = snapshot_heads(quality.runs(home, spec.name), [spec]).get(spec.name) if present else None
+    head = snapshot_heads(history, [spec]).get(spec.name)
     for sha, paths in list(present.items()) if head else ():
         for path in [p for p in paths if head.resent(sha, p)]:
             move_to_rejected(path, head.message(sha))
@@ -190,7 +192,7 @@ def load_dataset(
     batches = tuple(batches)
     if not batches:
         log.info("%s: no new batch", spec.name)
-    still_open = None if batches else open_rejection(spec, home, present)
+    still_open = None if batches else open_rejection(spec, home, history, present)
     return LoadReport(spec.name, new_files, batches, still_open)
 
 
