@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import TypeVar
+
+import pytest
 
 from lake.home import Home
 from lake.landing import HashCache, land_file
+
+T = TypeVar("T")
 
 
 def redeliver_cpr(home: Home, old: str, new: str, name: str = "cpr_personer.csv") -> None:
@@ -47,3 +53,14 @@ def files_holding(paths: Iterable[Path], clear: Iterable[str]) -> dict[Path, lis
         if hits := [c.decode() for c in wanted if c in data]:
             found[path] = hits
     return found
+
+
+def wait_until(predicate: Callable[[], T], what: str, timeout: float, interval: float = 0.05) -> T:
+    """Poll `predicate` until it returns something true, and return that; fail the test
+    naming `what` after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while not (value := predicate()):
+        if time.monotonic() > deadline:
+            pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
+        time.sleep(interval)
+    return value

@@ -8,7 +8,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -16,6 +15,7 @@ import pytest
 
 from connectors.demo import generate
 from tests.conftest import TEST_KEY
+from tests.helpers import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -29,16 +29,6 @@ def _free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return sock.getsockname()[1]
-
-
-def _wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(1)
-    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
 def _get(url: str, **kwargs):
@@ -68,10 +58,11 @@ def test_ui_runs_a_load_and_stops_cleanly(tmp_path: Path, demo_apis) -> None:
     )
     base = f"http://127.0.0.1:{port}"
     try:
-        _wait_for(
+        wait_until(
             lambda: (r := _get(f"{base}/server_info")) is not None and r.status_code == 200,
-            120,
             "the webserver",
+            timeout=120,
+            interval=1,
         )
         params = {
             "selector": {
@@ -83,7 +74,9 @@ def test_ui_runs_a_load_and_stops_cleanly(tmp_path: Path, demo_apis) -> None:
         }
         # The webserver answers before the code location has loaded; on a busy CI machine
         # loading takes minutes, so wait for it and report a load error instead of timing out.
-        location = _wait_for(lambda: _loaded_location(base), 300, "the code location to load")
+        location = wait_until(
+            lambda: _loaded_location(base), "the code location to load", timeout=300, interval=1
+        )
         assert location["locationOrLoadError"]["__typename"] == "RepositoryLocation", location
         response = _get(f"{base}/graphql", json={"query": LAUNCH, "variables": {"p": params}})
         assert response is not None, "the webserver stopped answering"
@@ -102,7 +95,7 @@ def test_ui_runs_a_load_and_stops_cleanly(tmp_path: Path, demo_apis) -> None:
 
         # The daemon dequeues the run and a run worker executes it; the failures are findings
         # about data (contract warnings), not errors, so the run succeeds.
-        assert _wait_for(finished, 240, "the run to finish") == "SUCCESS"
+        assert wait_until(finished, "the run to finish", timeout=240, interval=1) == "SUCCESS"
         assert (home / "serving" / "lake.duckdb").exists()
         children = _children(proc.pid)
         assert len(children) >= 2  # webserver and daemon

@@ -12,8 +12,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
-from collections.abc import Callable
 from pathlib import Path
 
 import dagster as dg
@@ -25,17 +23,10 @@ from connectors.demo import generate
 from lake.home import Home
 from pipelines.abandoned_runs import WORKER_TAG, fail_abandoned_runs, process_started
 from pipelines.cli import main, prepare
+from tests.helpers import wait_until
 from tests.pipelines.sleeping_job import sleeping_job
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _wait_for(condition: Callable[[], bool], what: str, timeout: float = 60) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.05)
 
 
 def _status(instance: dg.DagsterInstance, run_id: str) -> dg.DagsterRunStatus:
@@ -55,9 +46,10 @@ def test_a_killed_run_worker_is_marked_failed_and_a_live_one_is_not(tmp_path) ->
             stderr=subprocess.DEVNULL,
         )
         try:
-            _wait_for(
+            wait_until(
                 lambda: _status(instance, run.run_id) == dg.DagsterRunStatus.STARTED,
                 "the run to start",
+                timeout=60,
             )
             assert fail_abandoned_runs(instance, daemon_runs=True) == []
             # Only the host of the run workers may judge them by their logged pid.
@@ -124,7 +116,7 @@ def test_a_killed_kommunelake_load_is_failed_by_the_next_load(tmp_path, monkeypa
                 filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED])
             )
 
-        _wait_for(lambda: bool(started()), "the load's run to start")
+        wait_until(started, "the load's run to start", timeout=60)
         os.kill(load.pid, signal.SIGKILL)
         load.wait()
     finally:
@@ -149,9 +141,10 @@ def test_a_killed_process_its_parent_has_not_reaped_counts_as_gone() -> None:
         assert process_started(child.pid) is not None
         os.kill(child.pid, signal.SIGKILL)
         # Not waited for: a zombie keeps its /proc entry until the parent reaps it.
-        _wait_for(
+        wait_until(
             lambda: Path(f"/proc/{child.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z",
             "the child to become a zombie",
+            timeout=60,
         )
         assert process_started(child.pid) is None
     finally:
