@@ -19,9 +19,11 @@ Each record becomes one row:
       </Adresse>
     </Record>
 
-Nested elements are flattened to `parent/child` column names (attributes as `@name`), so
-every column is a plain text value the typing step can check. An element with child
-elements gets a column of its own only when it also holds non-blank text; an element that
+Nested elements are flattened to `parent/child` column names (attributes as `@name`;
+`xml:lang` and the other `xml:` attributes keep their prefix), so every column is a plain
+text value the typing step can check. An element with child elements gets a column of its
+own only when it also holds non-blank text, and then its whole text, its children's
+included (`<note>Ring til <b>Hans</b></note>` is `note` = `Ring til Hans`); an element that
 occurs twice in one record (two `Telefon`) cannot be one row's value and is an error that
 says to point `record_path` at the repeating element instead. Text directly inside the
 record element itself lands in a column named after the record element. Elements nested more
@@ -260,12 +262,31 @@ def _local(name: str) -> str:
     return name.rsplit("}", 1)[-1]
 
 
+_XML_NAMESPACE = "{http://www.w3.org/XML/1998/namespace}"
+
+
+def _attribute_name(name: str) -> str:
+    """An attribute's column name: its local part, but `xml:lang`, `xml:id` and `xml:space`
+    keep their fixed `xml:` prefix, so a record may also carry a `lang` of its own."""
+    if name.startswith(_XML_NAMESPACE):
+        return "xml:" + name.removeprefix(_XML_NAMESPACE)
+    return _local(name)
+
+
+def _shown_name(name: str) -> str:
+    namespace, _, local = name.rpartition("}")
+    return f"`{local}` (namespace {namespace.lstrip('{')})" if namespace else f"`{local}`"
+
+
 class _Element:
-    __slots__ = ("has_children", "key", "text")
+    __slots__ = ("has_children", "has_own_text", "key", "text")
 
     def __init__(self, key: str) -> None:
         self.key = key
+        # Its whole text, its children's included in document order (XPath's string value),
+        # so `<note>Ring til <b>Hans</b> kl. 9</note>` keeps the sentence whole in `note`.
         self.text: list[str] = []
+        self.has_own_text = False  # non-blank text directly inside, not only in children
         self.has_children = False
 
 
@@ -367,28 +388,45 @@ class _Records:
                 else:
                     self.parent_has_others = self.parent_has_others or under_parent
             return
+        names: dict[str, str] = {}
         for name, value in attrib.items():
-            self._put(prefix + _local(name), value)
+            column = _attribute_name(name)
+            if column in names:
+                self._same_attribute_twice(names[column], name)
+            names[column] = name
+            self._put(prefix + column, value)
 
     def data(self, text: str) -> None:
         if self.open:
-            self.open[-1].text.append(text)
+            element = self.open[-1]
+            element.text.append(text)
+            element.has_own_text = element.has_own_text or not text.isspace()
 
     def end(self, tag: str) -> None:
         if self.open:
             element = self.open.pop()
-            text = "".join(element.text)
-            has_text = bool(text.strip())
             if self.open:
-                if has_text or not element.has_children:
+                text = "".join(element.text)
+                if element.has_own_text or not element.has_children:
                     self.fields[element.key] = text
                 else:
                     del self.fields[element.key]
+                self.open[-1].text.append(text)
             else:
-                if has_text:
-                    self._put(self.path[-1], text)
+                if element.has_own_text:
+                    self._put(self.path[-1], "".join(element.text))
                 self._end_record()
         self.path.pop()
+
+    def _same_attribute_twice(self, first: str, second: str) -> None:
+        raise FormatError(
+            self.source_name,
+            f"record {self.count} (from line {self.record_line}) has an element with the"
+            f" attributes {_shown_name(first)} and {_shown_name(second)}, which differ only"
+            " by namespace, and columns are named without namespaces",
+            "Ask the supplier for one of the two attributes, or for distinct names",
+            line=self.line(),
+        )
 
     def close(self) -> None:
         return None

@@ -84,9 +84,9 @@ def test_a_single_record_document_and_record_text() -> None:
     assert frame.columns == ["n", "_source_row"]
 
 
-def test_mixed_content_parent_keeps_its_own_text() -> None:
+def test_an_element_with_text_and_children_keeps_all_its_text() -> None:
     frame = read("<a><r><x>tekst<y>2</y></x></r></a>", record_path="a/r")
-    assert frame.rows() == [("tekst", "2", 1)]
+    assert frame.rows() == [("tekst2", "2", 1)]
     assert frame.columns == ["x", "x/y", "_source_row"]
 
 
@@ -274,3 +274,27 @@ def test_a_mostly_empty_table_is_refused_in_pieces_too(tmp_path) -> None:
     options = {"type": "xml", "record_path": "p"}
     with pytest.raises(FormatError, match="fewer than 1 in 50 filled"):
         list(iter_table(path, options, source_name="big.xml", chunk_bytes=4096))
+
+
+def test_mixed_content_keeps_the_whole_sentence() -> None:
+    frame = read("<a><r><note>Ring til <b>Hans</b> inden kl. 9</note></r></a>", record_path="a/r")
+    assert frame.select("note", "note/b").rows() == [("Ring til Hans inden kl. 9", "Hans")]
+
+
+def test_xml_lang_keeps_its_prefix_beside_an_own_lang() -> None:
+    frame = read(
+        '<a><r xml:lang="da" lang="dansk"><v>1</v></r><r xml:lang="nb"><v>2</v></r></a>',
+        record_path="a/r",
+    )
+    assert frame.select("@xml:lang", "@lang", "v").rows() == [
+        ("da", "dansk", "1"),
+        ("nb", None, "2"),
+    ]
+
+
+def test_two_attributes_differing_only_by_namespace_are_refused_as_such() -> None:
+    error = read_error(
+        '<a xmlns:p="urn:p" xmlns:q="urn:q"><r p:id="1" q:id="2"/></a>', record_path="a/r"
+    )
+    assert "`id` (namespace urn:p) and `id` (namespace urn:q)" in str(error)
+    assert "record_path" not in str(error)
