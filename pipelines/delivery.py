@@ -148,13 +148,55 @@ def pending_batches(
     ]
 
 
-def superseded_rejections(
+@dataclass(frozen=True)
+class StaleDelivery:
+    """A file in the drop folder that will not be loaded, and why."""
+
+    sha256: str
+    path: Path
+    reason: str
+
+
+def stale_deliveries(
+    spec: DatasetSpec,
+    history: pl.DataFrame,
+    present: dict[str, list[Path]],
+    pending: Iterable[LandedFile],
+) -> list[StaleDelivery]:
+    """Files in the drop folder (`present`, by content hash) that no load will take, each
+    with its reason: bytes rejected before with a later delivery loaded since, and, for a
+    snapshot dataset, an earlier snapshot's bytes sent again. Left where they are, they
+    would wait in the drop folder unexplained ("no new batch"). `history` is the dataset's
+    `quality.runs`, read after this run's loads."""
+    stale = [
+        StaleDelivery(
+            sha,
+            path,
+            f"{message}. This file was rejected before, and a later delivery has been loaded"
+            " since, so it is not tried again",
+        )
+        for sha, message in _superseded_rejections(history, present, pending).items()
+        for path in present[sha]
+    ]
+    head = snapshot_heads(history, [spec]).get(spec.name)
+    if head:
+        taken = {s.sha256 for s in stale}
+        stale += [
+            StaleDelivery(sha, path, head.message(sha))
+            for sha, paths in present.items()
+            if sha not in taken
+            for path in paths
+            if head.resent(sha, path)
+        ]
+    return stale
+
+
+def _superseded_rejections(
     history: pl.DataFrame, present: Collection[str], pending: Iterable[LandedFile]
 ) -> dict[str, str]:
-    """Files in the drop folder (by content hash) whose bytes were rejected before and are
-    not tried again, because a later delivery has been loaded since: each with the message
-    of its rejection. Left where they are, they would wait in the drop folder unexplained.
-    `history` is the dataset's `quality.runs`."""
+    """Content hashes in the drop folder whose bytes were rejected before and are not tried
+    again, because a later delivery has been loaded since, each with its rejection's
+    message."""
     retried = {f.sha256 for f in pending}
     if not set(present) - retried or not history.height:
         return {}

@@ -46,8 +46,7 @@ from pipelines.delivery import (
     open_rejection,
     pending_batches,
     pick_up,
-    snapshot_heads,
-    superseded_rejections,
+    stale_deliveries,
 )
 from pipelines.specs import DatasetSpec
 
@@ -177,18 +176,9 @@ def load_dataset(
         batches.append(result)
     # After the loads: what they recorded decides what is stale and what stays open.
     history = quality.runs(home, spec.name)
-    for sha, message in superseded_rejections(history, present, pending).items():
-        for path in present.pop(sha):
-            move_to_rejected(
-                path,
-                f"{message}. This file was rejected before, and a later delivery has been "
-                "loaded since, so it is not tried again",
-            )
-    head = snapshot_heads(history, [spec]).get(spec.name)
-    for sha, paths in list(present.items()) if head else ():
-        for path in [p for p in paths if head.resent(sha, p)]:
-            move_to_rejected(path, head.message(sha))
-            paths.remove(path)
+    for stale in stale_deliveries(spec, history, present, pending):
+        move_to_rejected(stale.path, stale.reason)
+        present[stale.sha256].remove(stale.path)
     batches = tuple(batches)
     if not batches:
         log.info("%s: no new batch", spec.name)
