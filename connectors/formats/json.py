@@ -307,5 +307,27 @@ def value_text(value: Any) -> str | None:
         if math.isfinite(value) and value.is_integer():
             return str(int(value))
         return repr(value)
-    # Nested numbers keep the float spelling they always had (cosmetic inside JSON text).
-    return stdlib_json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=float)
+    return _nested_text(value)
+
+
+def _nested_text(value: Any) -> str:
+    """An object or list as compact JSON with its numbers as the file wrote them: through a
+    float, `12345678901234.567` inside a list would become `...566`. Plain loops, one stack
+    frame per level, so what the parser could nest can be written back."""
+    if isinstance(value, dict):
+        parts = []
+        for key, item in value.items():
+            parts.append(f"{_dumps(key)}:{_nested_text(item)}")
+        return "{" + ",".join(parts) + "}"
+    if isinstance(value, list):
+        parts = []
+        for item in value:
+            parts.append(_nested_text(item))
+        return "[" + ",".join(parts) + "]"
+    if isinstance(value, Decimal):
+        return str(value)  # the parsed spelling (`1.50`, `1E+23`): valid JSON, no digit lost
+    return _dumps(value)
+
+
+def _dumps(value: Any) -> str:
+    return stdlib_json.dumps(value, ensure_ascii=False)

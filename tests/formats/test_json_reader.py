@@ -238,6 +238,25 @@ def test_numbers_keep_the_digits_the_file_has_whole_and_in_pieces(tmp_path) -> N
     assert rows == [expected]
 
 
+def test_numbers_inside_objects_and_lists_keep_their_digits_too(tmp_path) -> None:
+    # Nested values are kept as JSON text; written through a float, 12345678901234.567
+    # inside a list became ...566 and 1.50 became 1.5.
+    record = '{"id": 1, "maal": [12345678901234.567, 100, 1.50], "pos": {"x": 1e23}}'
+    expected = {
+        "id": "1",
+        "maal": "[12345678901234.567,100,1.50]",
+        "pos": '{"x":1E+23}',
+    }
+    [row] = read(f"[{record}]".encode()).drop("_source_row").to_dicts()
+    assert row == expected
+    [row] = read(record.encode(), "ndjson").drop("_source_row").to_dicts()
+    assert row == expected
+    many = ("[" + ", ".join([record] * 400) + "]").encode()
+    assert _pieces(tmp_path, many, "json").drop("_source_row").unique().to_dicts() == [expected]
+    for text in expected.values():
+        json.loads(text)  # still JSON a reader can parse back
+
+
 @pytest.mark.parametrize("constant", ["NaN", "Infinity", "-Infinity"])
 @pytest.mark.parametrize("kind", ["json", "ndjson", "json in pieces", "ndjson in pieces"])
 def test_nan_and_infinity_are_refused_not_loaded(tmp_path, constant: str, kind: str) -> None:
