@@ -13,7 +13,7 @@ from typing import Any
 import pandera.polars as pa
 import yaml
 
-from connectors.formats import READERS
+from connectors.formats import READERS, FormatError, check_options
 from lake.errors import LakeError
 from lake.history import REGISTRERING_FRA, VIRKNING_FRA
 from lake.maintenance import MIN_RETENTION_HOURS
@@ -190,6 +190,10 @@ def load_spec(path: Path) -> DatasetSpec:
             f"{where}: format.type {raw['format']['type']!r} is not one we read; "
             f"one of {', '.join(READERS)}"
         )
+    try:
+        check_options(raw["format"], source_name=where)
+    except FormatError as error:  # a YAML mistake, not the delivered file's
+        raise SpecError(str(error)) from None
     keys = raw.get("keys") or []
     if not isinstance(keys, list) or not all(isinstance(k, str) and k for k in keys):
         raise SpecError(f"{where}: keys must be a list of column names, e.g. [id], got {keys!r}")

@@ -16,18 +16,26 @@ from typing import Any
 
 import polars as pl
 
-from connectors.formats import chunks, containers
+from connectors.formats import chunks, containers, excel, parquet, xml
 from connectors.formats.chunks import iter_csv
-from connectors.formats.csv import read_csv
+from connectors.formats.csv import CsvOptions, read_csv
+from connectors.formats.encoding import codec_name
 from connectors.formats.errors import FormatError
 from connectors.formats.excel import read_excel
-from connectors.formats.fixed_width import iter_fixed_width, read_fixed_width
+from connectors.formats.fixed_width import FixedWidthOptions, iter_fixed_width, read_fixed_width
 from connectors.formats.frame import SOURCE_ROW
-from connectors.formats.json import iter_json, iter_ndjson, read_json, read_ndjson
+from connectors.formats.json import (
+    check_json_options,
+    check_ndjson_options,
+    iter_json,
+    iter_ndjson,
+    read_json,
+    read_ndjson,
+)
 from connectors.formats.parquet import iter_parquet, read_parquet
 from connectors.formats.xml import iter_xml, read_xml
 
-__all__ = ["SOURCE_ROW", "FormatError", "iter_table", "read_table"]
+__all__ = ["SOURCE_ROW", "FormatError", "check_options", "iter_table", "read_table"]
 
 Reader = Callable[..., pl.DataFrame]
 
@@ -50,6 +58,38 @@ STREAMED: dict[str, Callable[..., Iterator[pl.DataFrame]]] = {
     "parquet": iter_parquet,
     "fixed_width": iter_fixed_width,
 }
+
+
+# What each reader refuses about its `format:` options alone, before any file is read.
+OPTION_CHECKS: dict[str, Callable[[Mapping[str, Any], str], object]] = {
+    "csv": CsvOptions.parse,
+    "excel": excel.check_options,
+    "json": check_json_options,
+    "ndjson": check_ndjson_options,
+    "xml": xml.check_options,
+    "fixed_width": FixedWidthOptions.parse,
+    "parquet": parquet.check_options,
+}
+
+
+def check_options(options: Mapping[str, Any], *, source_name: str) -> None:
+    """Raise the FormatError reading any file would raise for these `format:` options
+    themselves (an unknown type or key, a value of the wrong kind, an unknown encoding), so
+    a mistake in the dataset YAML is reported as the YAML's, not as the next delivery's."""
+    kind = options.get("type")
+    check = OPTION_CHECKS.get(kind) if isinstance(kind, str) else None
+    if check is None:
+        raise FormatError(
+            source_name,
+            f"unknown or missing `format.type` {kind!r}",
+            "Set `type:` in the dataset YAML's `format:` block to one of: " + ", ".join(READERS),
+        )
+    if containers.uses_container(options):
+        options = containers.inner_options(options, source_name)
+    check(options, source_name)
+    encoding = options.get("encoding")
+    if isinstance(encoding, str):
+        codec_name(encoding, source_name)
 
 
 def read_table(data: bytes, options: Mapping[str, Any], *, source_name: str) -> pl.DataFrame:

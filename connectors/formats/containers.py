@@ -128,6 +128,11 @@ def uses_container(options: Mapping[str, Any]) -> bool:
     return any(key in options for key in OPTIONS)
 
 
+def inner_options(options: Mapping[str, Any], source_name: str) -> dict[str, Any]:
+    """The options for the reader of the file inside, once the container's are valid."""
+    return _Settings.parse(options, source_name).inner_options
+
+
 def unpack(data: bytes, options: Mapping[str, Any], *, inner_type: str, source_name: str) -> Inner:
     """The file inside `data` per the container options, and the options for its reader."""
     settings = _Settings.parse(options, source_name)

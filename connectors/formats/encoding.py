@@ -272,15 +272,20 @@ def _character_tables(codec: str) -> _CharacterTables:
     )
 
 
-def _decode_declared(data: bytes, declared: str, source_name: str, offset: int) -> str:
+def codec_name(declared: str, source_name: str) -> str:
+    """The codec a declared `encoding:` names, or a FormatError if there is none."""
     try:
-        codec = codecs.lookup(declared).name
+        return codecs.lookup(declared).name
     except LookupError:
         raise FormatError(
             source_name,
             f"unknown encoding `{declared}`",
             "Use a Python codec name in `encoding:` (e.g. utf-8, cp1252, latin-1, cp865)",
         ) from None
+
+
+def _decode_declared(data: bytes, declared: str, source_name: str, offset: int) -> str:
+    codec = codec_name(declared, source_name)
     # A declared utf-8 file may still start with a BOM; it is not part of the first header.
     if codec == "utf-8" and offset == 0 and data.startswith(codecs.BOM_UTF8):
         codec = "utf-8-sig"

@@ -80,7 +80,7 @@ from connectors.formats.excel_cells import (
     render,
 )
 from connectors.formats.excel_headers import carried_header, labels_left_of, merged_header
-from connectors.formats.frame import SOURCE_ROW, finish, header_name
+from connectors.formats.frame import SOURCE_ROW, check_pattern, finish, header_name
 from connectors.formats.number_formats import FormattedCells
 from connectors.formats.options import (
     check_keys,
@@ -142,7 +142,8 @@ _OLE2 = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 _ENCRYPTED_PACKAGE = "EncryptedPackage".encode("utf-16-le")
 
 
-def read_excel(data: bytes, options: Mapping[str, Any], *, source_name: str) -> pl.DataFrame:
+def check_options(options: Mapping[str, Any], source_name: str) -> _Layout:
+    """The layout valid options describe, or a FormatError saying what is wrong."""
     check_keys(options, OPTIONS, "excel", source_name=source_name)
     layout = _Layout(
         header_row=non_negative_int(options, "header_row", 0, source_name=source_name),
@@ -158,6 +159,13 @@ def read_excel(data: bytes, options: Mapping[str, Any], *, source_name: str) -> 
             "both `sheet` and `sheets` are set",
             "Use `sheet:` for one sheet or `sheets:` for several, not both",
         )
+    if layout.skip_rows_matching:
+        check_pattern(layout.skip_rows_matching, source_name=source_name)
+    return layout
+
+
+def read_excel(data: bytes, options: Mapping[str, Any], *, source_name: str) -> pl.DataFrame:
+    layout = check_options(options, source_name)
 
     if data.startswith(_OLE2) and _ENCRYPTED_PACKAGE in data:
         raise FormatError(

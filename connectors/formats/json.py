@@ -44,6 +44,17 @@ NDJSON_OPTIONS = {"encoding"}
 _PLAIN_DIGITS = 40  # a Decimal with an exponent up to this is written out in digits
 
 
+def check_json_options(options: Mapping[str, Any], source_name: str) -> None:
+    check_keys(options, JSON_OPTIONS, "json", source_name=source_name)
+    optional_str(options, "record_path", source_name=source_name)
+    optional_str(options, "encoding", source_name=source_name)
+
+
+def check_ndjson_options(options: Mapping[str, Any], source_name: str) -> None:
+    check_keys(options, NDJSON_OPTIONS, "ndjson", source_name=source_name)
+    optional_str(options, "encoding", source_name=source_name)
+
+
 def read_json(data: bytes, options: Mapping[str, Any], *, source_name: str) -> pl.DataFrame:
     check_keys(options, JSON_OPTIONS, "json", source_name=source_name)
     record_path = optional_str(options, "record_path", source_name=source_name)

@@ -47,7 +47,7 @@ _INT64_SAFE = 2.0**62
 
 
 def read_parquet(data: bytes, options: Mapping[str, Any], *, source_name: str) -> pl.DataFrame:
-    _check_options(options, source_name)
+    check_options(options, source_name)
     table = _read(data, source_name)
     _refuse_bad_names(table.columns, source_name)
     return _text_frame(table, 1, source_name)
@@ -59,7 +59,7 @@ def iter_parquet(
     """`read_parquet` for a file on disk, in batches of rows of about `chunk_bytes` of
     uncompressed data each (read by pyarrow, a row group at a time), so memory is bounded
     by a batch, not by the file. Files up to one and a half pieces are read whole."""
-    _check_options(options, source_name)
+    check_options(options, source_name)
     if path.stat().st_size <= chunk_bytes * 3 // 2:
         yield read_parquet(path.read_bytes(), options, source_name=source_name)
         return
@@ -89,7 +89,7 @@ def iter_parquet(
         yield _text_frame(_from_arrow(schema.empty_table(), source_name), 1, source_name)
 
 
-def _check_options(options: Mapping[str, Any], source_name: str) -> None:
+def check_options(options: Mapping[str, Any], source_name: str) -> None:
     extra = sorted(set(options) - {"type"})
     if extra:
         raise FormatError(

@@ -98,15 +98,10 @@ def iter_xml(
         yield from _frames(blocks, options, source_name, empty=False, chunk_bytes=chunk_bytes)
 
 
-def _frames(
-    blocks: Iterable[bytes | memoryview],
-    options: Mapping[str, Any],
-    source_name: str,
-    *,
-    empty: bool,
-    chunk_bytes: int | None = None,
-) -> Iterator[pl.DataFrame]:
+def check_options(options: Mapping[str, Any], source_name: str) -> str:
+    """The `record_path` of valid options, or a FormatError saying what is wrong."""
     check_keys(options, OPTIONS, "xml", source_name=source_name)
+    optional_str(options, "encoding", source_name=source_name)
     record_path = optional_str(options, "record_path", source_name=source_name)
     if record_path is None:
         raise FormatError(
@@ -115,6 +110,19 @@ def _frames(
             "Set `record_path` to the repeating record element, e.g. `Dataset/Record`"
             " (a path from the root) or `Record` (that element at any depth)",
         )
+    _parse_record_path(record_path, source_name)
+    return record_path
+
+
+def _frames(
+    blocks: Iterable[bytes | memoryview],
+    options: Mapping[str, Any],
+    source_name: str,
+    *,
+    empty: bool,
+    chunk_bytes: int | None = None,
+) -> Iterator[pl.DataFrame]:
+    record_path = check_options(options, source_name)
     steps, anywhere = _parse_record_path(record_path, source_name)
     encoding = optional_str(options, "encoding", source_name=source_name)
     if encoding is not None:

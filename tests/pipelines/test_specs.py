@@ -73,6 +73,20 @@ def _with(tmp_path: Path, **changes: Any) -> Path:
         ({"source__pattern": 5}, r"source\.pattern must be a file pattern"),
         ({"quality__freshness_hours": "soon"}, r"quality\.freshness_hours must be a number"),
         ({"quality__quarantine_error": True}, r"quality\.quarantine_error must be a number"),
+        # The reader's own option checks, at read time these moved the vendor's file to
+        # rejected/ for a mistake in the YAML.
+        ({"format__delimeter": ";"}, r"unknown `format:` option `delimeter` for type csv"),
+        ({"format__encoding": "cp-1252"}, r"unknown encoding `cp-1252`"),
+        ({"format__header_row": -1}, r"`header_row`"),
+        ({"format__skip_rows_matching": "(I alt"}, r"skip_rows_matching"),
+        ({"format__container": "rar"}, r"`container` must be one of zip, gzip, auto"),
+        ({"format__member": "*.csv"}, r"`member` set but no `container`"),
+        ({"format": {"type": "xml"}}, r"`record_path` is required for type xml"),
+        ({"format": {"type": "xml", "record_path": "a[1]"}}, r"record_path"),
+        ({"format": {"type": "excel", "sheet": "A", "sheets": ["B"]}}, r"both `sheet` and"),
+        ({"format": {"type": "fixed_width"}}, r"`encoding` is required for type fixed_width"),
+        ({"format": {"type": "parquet", "encoding": "utf-8"}}, r"parquet takes no `format:`"),
+        ({"format": {"type": "ndjson", "record_path": "x"}}, r"option `record_path` for type"),
     ],
 )
 def test_a_wrong_value_names_the_file_and_key(
