@@ -427,8 +427,8 @@ def _line_offsets(lines: pl.Series) -> list[int]:
 def sniff_delimiter(lines: list[str], quote: str | None, *, source_name: str) -> str:
     """The candidate that splits the header line most; ties go to the one the data agrees with.
 
-    A header holding no candidate at all names one column (ONE_COLUMN), whatever the rows
-    hold: no sample of rows can rule out a note further down with a `;` in it."""
+    A header holding no candidate outside quotes names one column (ONE_COLUMN), whatever the
+    rows hold: no sample of rows can rule out a note further down with a `;` in it."""
     header, sample = lines[0], [line for line in lines[1:] if line.strip()]
     if not any(d in header for d in DELIMITERS):
         return ONE_COLUMN
@@ -448,9 +448,10 @@ def sniff_delimiter(lines: list[str], quote: str | None, *, source_name: str) ->
     widths = {d: width(header, d) for d in DELIMITERS}
     most = max(widths.values())
     if most == 1:
-        # Candidates only inside quotes: one column, read with a delimiter that does not
-        # split the sample (a later row it splits is refused as ragged, naming it).
-        return min(DELIMITERS, key=lambda d: sum(line.count(d) for line in sample))
+        # Candidates only inside quotes (`"Navn; fornavn"`) are text: one column, as for a
+        # header with none at all. A delimiter picked because the sampled rows lack it made
+        # a later row holding it a second field, refusing the whole file.
+        return ONE_COLUMN
     tied = [d for d in DELIMITERS if widths[d] == most]
     return max(tied, key=lambda d: sum(width(line, d) == most for line in sample))
 

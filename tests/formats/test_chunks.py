@@ -187,17 +187,19 @@ def test_trailing_blank_lines_longer_than_a_piece(tmp_path: Path) -> None:
     assert got.equals(whole) and got.height == 2000
 
 
-def test_a_one_column_file_is_one_column_in_every_piece(tmp_path: Path) -> None:
+@pytest.mark.parametrize("header", ["Bemærkning", '"Bemærkning; intern"'])
+def test_a_one_column_file_is_one_column_in_every_piece(tmp_path: Path, header: str) -> None:
     # The delimiter is decided once, from the header: a piece whose notes hold `;`, `,`,
-    # `|` or a tab reads them as text, as the whole file does.
+    # `|` or a tab reads them as text, as the whole file does (a `;` inside the header's
+    # quotes is text too).
     notes = [f"Note {i}; ring tilbage" if i % 7 else f"Note {i}, a | b\tc" for i in range(3000)]
     path = tmp_path / "noter.csv"
-    path.write_bytes(("Bemærkning\r\n" + "\r\n".join(notes) + "\r\n").encode("cp1252"))
+    path.write_bytes((header + "\r\n" + "\r\n".join(notes) + "\r\n").encode("cp1252"))
     whole, pieces = _both(path, {}, 4096)
     assert len(pieces) > 5
     got = pl.concat(pieces)
-    assert got.equals(whole) and got.columns == ["Bemærkning", "_source_row"]
-    assert got["Bemærkning"].to_list() == notes
+    assert got.equals(whole) and got.columns == [header.strip('"'), "_source_row"]
+    assert got[header.strip('"')].to_list() == notes
 
 
 def test_a_trailing_delimiter_on_the_header_alone_in_pieces(tmp_path: Path) -> None:

@@ -188,14 +188,18 @@ def test_a_header_with_a_delimiter_is_still_sniffed_whatever_the_rows_hold() -> 
     assert read(data).row(-1) == ("29", "Bo;Åse", 31)
 
 
-def test_a_row_split_by_the_delimiter_of_a_one_field_header_is_refused_naming_it() -> None:
-    # The header holds a `;` (inside quotes), so its text does not say one column: a later
-    # row that the delimiter read splits is refused, and the message names that delimiter.
+def test_a_header_of_one_quoted_field_holding_a_delimiter_is_one_column() -> None:
+    # A `;` inside quotes is text, so the header names one column: a later row holding the
+    # delimiter the sampled rows lacked was a second field, refusing the whole file.
     rows = _notes(30, row_25="Ring tilbage, borger; ikke hjemme")
-    error = read_error(('"Bemærkning; intern"\n' + "\n".join(rows) + "\n").encode())
-    assert error.line == 27
-    assert "the row has 2 fields but the header (line 1) has 1" in error.cause
-    assert "read as `;`" in error.hint
+    frame = read(('"Bemærkning; intern"\n' + "\n".join(rows) + "\n").encode())
+    assert frame.columns == ["Bemærkning; intern", "_source_row"]
+    assert frame.height == 30
+    assert frame.row(25) == ("Ring tilbage, borger; ikke hjemme", 27)
+    # A one-column export whose rows hold every candidate, the header quoted for its `,`.
+    values = ["Hansen, Jens", "Bo; Ib", "a\tb", "x | y"]
+    data = ('"Navn, fornavn"\r\n' + "\r\n".join(values) + "\r\n").encode("cp1252")
+    assert read(data).rows() == [(value, line) for line, value in enumerate(values, 2)]
 
 
 # --- quoting, line numbers, record counts -----------------------------------------------
