@@ -81,10 +81,10 @@ def _pieces(
     settled = bool(opts.encoding) or not sample.isascii()
     chosen = "set in the dataset YAML" if opts.encoding else "detected from the start of the file"
     header = head[header_start:header_end].removeprefix(codecs.BOM_UTF8)
+    # The lines split as the whole file's are (at \n only; splitlines() also splits at a
+    # bare CR or U+2028 inside a quoted header cell), so both sniff the same delimiter.
     delimiter = opts.delimiter or sniff_delimiter(
-        head[header_start : header_end + 65536]
-        .decode(encoding, errors="replace")
-        .splitlines()[:21],
+        head[header_start : header_end + 65536].decode(encoding, errors="replace").split("\n")[:21],
         opts.quote,
         source_name=source_name,
     )

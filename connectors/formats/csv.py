@@ -425,19 +425,23 @@ def _line_offsets(lines: pl.Series) -> list[int]:
 
 
 def sniff_delimiter(lines: list[str], quote: str | None, *, source_name: str) -> str:
-    """The candidate that splits the header line most; ties go to the one the data agrees with.
+    """The candidate that splits the header record most; ties go to the one the data agrees with.
 
-    A header holding no candidate outside quotes names one column (ONE_COLUMN), whatever the
+    `lines` are the first physical lines from the header on, split at `\\n`. The header is
+    their first record, which a quoted line break in a cell (`"Sag<Alt+Enter>nr";Navn`)
+    spreads over several lines, and a candidate inside quotes is text, not a delimiter. A
+    header holding no candidate outside quotes names one column (ONE_COLUMN), whatever the
     rows hold: no sample of rows can rule out a note further down with a `;` in it."""
-    header, sample = lines[0], [line for line in lines[1:] if line.strip()]
-    if not any(d in header for d in DELIMITERS):
-        return ONE_COLUMN
+    text = "\n".join(lines)
 
-    def width(line: str, delimiter: str) -> int:
+    def first_record(text: str, delimiter: str) -> tuple[int, int]:
+        """The number of fields of the record `text` starts with, and of lines it takes."""
         # A bare CR inside a line (a line break typed into an Excel cell, saved on a Mac)
         # makes the csv module raise; it never separates fields, so count without it.
+        rows = io.StringIO(text.replace("\r", " "), newline="\n")
+        reader = _Dialect(delimiter, quote).reader(rows)
         try:
-            return len(next(_Dialect(delimiter, quote).reader([line.replace("\r", " ")]), [""]))
+            return len(next(reader, [""])), max(reader.line_num, 1)
         except stdlib_csv.Error as err:
             raise FormatError(
                 source_name,
@@ -445,15 +449,21 @@ def sniff_delimiter(lines: list[str], quote: str | None, *, source_name: str) ->
                 "Set `delimiter:` in the dataset YAML",
             ) from err
 
-    widths = {d: width(header, d) for d in DELIMITERS}
-    most = max(widths.values())
+    # Each candidate reads the header as the parser would with it: a quote opens a field
+    # only at the field's start, so where the record ends can depend on the delimiter.
+    headers = {d: first_record(text, d) for d in DELIMITERS}
+    most = max(fields for fields, _ in headers.values())
     if most == 1:
         # Candidates only inside quotes (`"Navn; fornavn"`) are text: one column, as for a
         # header with none at all. A delimiter picked because the sampled rows lack it made
         # a later row holding it a second field, refusing the whole file.
         return ONE_COLUMN
-    tied = [d for d in DELIMITERS if widths[d] == most]
-    return max(tied, key=lambda d: sum(width(line, d) == most for line in sample))
+
+    def agreeing(delimiter: str) -> int:  # sample rows as wide as the header
+        sample = [line for line in lines[headers[delimiter][1] :] if line.strip()]
+        return sum(first_record(line, delimiter)[0] == most for line in sample)
+
+    return max((d for d in DELIMITERS if headers[d][0] == most), key=agreeing)
 
 
 def _scan(

@@ -254,15 +254,18 @@ def test_a_later_piece_in_another_encoding_names_the_files_offset(tmp_path: Path
     assert "`encoding:`" in error.hint
 
 
-def test_a_header_cell_with_a_line_break_still_cuts_pieces(tmp_path: Path) -> None:
+@pytest.mark.parametrize("header", ['Id;Navn;"Beløb\r\n(kr)"', '"Id\r\n(sag)";Navn;Beløb'])
+def test_a_header_cell_with_a_line_break_still_cuts_pieces(tmp_path: Path, header: str) -> None:
     # Excel writes a wrapped header cell ("Beløb<Alt+Enter>(kr)") as a quoted line break;
-    # counting quotes from inside it, no cut was ever found and the file was one piece.
+    # counting quotes from inside it, no cut was ever found and the file was one piece. In
+    # the first cell, it hid the delimiter from a sniffer reading the first line alone.
     rows = "".join(f"{i:06d};n{i};1,5\r\n" for i in range(3000))
     path = tmp_path / "wrapped.csv"
-    path.write_bytes(('Id;Navn;"Beløb\r\n(kr)"\r\n' + rows).encode("cp1252"))
+    path.write_bytes((header + "\r\n" + rows).encode("cp1252"))
     whole, pieces = _both(path, {"encoding": "cp1252"}, 5_000)
     assert len(pieces) > 10
-    assert pl.concat(pieces).equals(whole) and whole.columns[2] == "Beløb (kr)"
+    assert pl.concat(pieces).equals(whole) and len(whole.columns) == 4
+    assert "Beløb (kr)" in whole.columns or "Id (sag)" in whole.columns
     assert whole["_source_row"][-1] == 3002  # the header takes two lines
     with path.open("ab") as out:  # an error in a later piece names the file's own line
         out.write(b"999999;x\r\n")

@@ -150,6 +150,20 @@ def test_sniffing_ignores_delimiters_inside_quoted_headers_and_prefers_semicolon
     assert read(tie).rows() == [("Hansen, Jens", "Køge", 2)]
 
 
+@pytest.mark.parametrize(
+    "header",
+    ['"Sag\r\nnr";"Navn";"Beløb"', '"Sag\nnr";Navn;Beløb', '"Sag\n(nr, løbe-)\nnummer";Navn;Beløb'],
+)
+def test_a_line_break_in_the_first_header_cell_does_not_hide_the_delimiter(header: str) -> None:
+    # Sniffed from the first physical line (`"Sag`), the header had no delimiter: one column
+    # of "0;Bo;12,50" values, or a stray-quote error, instead of three columns.
+    data = (header + "\r\n0;Bo;12,50\r\n1;Åse;3\r\n").encode("cp1252")
+    frame = read(data)
+    lines = header.count("\n")
+    assert frame.columns[1:] == ["Navn", "Beløb", "_source_row"]
+    assert frame.rows() == [("0", "Bo", "12,50", 2 + lines), ("1", "Åse", "3", 3 + lines)]
+
+
 def test_explicit_delimiter_wins_and_backslash_t_means_tab() -> None:
     data = b"a;b\tc\n1;2\t3\n"
     assert read(data, delimiter="\\t").rows() == [("1;2", "3", 2)]
