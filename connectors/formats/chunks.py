@@ -4,9 +4,10 @@ A file larger than one chunk is cut at record boundaries (a newline outside quot
 piece, with the header line in front, goes through the same `read_csv` as a small file: the
 same checks, the same messages. Only what a piece cannot know is carried across: the encoding
 and delimiter found in the first piece, and how many lines and bytes came before it, so
-`_source_row` and every error's line number and byte offset stay the file's own. No cut leaves
-fewer than `skip_footer_rows` records after it, so the last piece, which drops them, holds
-every footer row.
+`_source_row` and every error's line number and byte offset stay the file's own, and messages
+name the file's header line. No cut leaves fewer than `skip_footer_rows` + FOOTER_HINT_ROWS
+records after it, so the last piece, which alone drops them, holds every footer row, and the
+rows a ragged-row message may take for footers.
 
 An undeclared encoding is detected from the first piece, unless that piece is pure ASCII
 (which every candidate encoding reads alike): then from the first piece that is not.
@@ -22,7 +23,14 @@ from typing import Any, BinaryIO
 
 import polars as pl
 
-from connectors.formats.csv import CsvOptions, count_byte, read_csv, sniff_delimiter
+from connectors.formats.csv import (
+    FOOTER_HINT_ROWS,
+    CsvOptions,
+    Place,
+    count_byte,
+    read_csv,
+    sniff_delimiter,
+)
 from connectors.formats.encoding import (
     decode,
     newlines_are_multi_byte,
@@ -88,10 +96,10 @@ def _pieces(
         opts.quote,
         source_name=source_name,
     )
-    first = {**options, "encoding": encoding, "delimiter": delimiter, "skip_footer_rows": 0}
+    first = {**options, "encoding": encoding, "delimiter": delimiter}
     later = {**first, "encoding": without_signature(encoding), "header_row": 0}
     window = Window(handle, head, chunk_bytes)
-    footer = _Footer(opts.skip_footer_rows, delimiter, quote)
+    footer = _Footer(opts.skip_footer_rows + FOOTER_HINT_ROWS, delimiter, quote)
     lines_before, bytes_before, is_first = 0, 0, True
     limit, ahead = chunk_bytes, chunk_bytes // 2
     while True:
@@ -125,10 +133,10 @@ def _pieces(
             chosen = f"detected from the bytes from offset {bytes_before} on"
             settled = True
         piece_options = first if is_first else later
-        if last:  # `footer` made sure it holds every footer row
-            piece_options = {**piece_options, "skip_footer_rows": opts.skip_footer_rows}
+        # Only the last piece drops footer rows: `footer` made sure it holds every one.
+        place = Place(header_line=opts.header_row + 1, ends_file=last)
         try:
-            frame = _read_piece(piece, piece_options, source_name, lines_before, prefix)
+            frame = _read_piece(piece, piece_options, place, source_name, lines_before, prefix)
         except FormatError:
             if is_first:
                 raise
@@ -190,9 +198,9 @@ class Window:
 
 
 class _Footer:
-    """Keeps the file's last `skip_footer_rows` records with content in its last piece, the
-    only piece that drops them (a piece before cannot know they are the last): every cut must
-    leave at least that many such records after it."""
+    """Keeps the file's last `rows` records with content in its last piece, the only piece
+    that drops footer rows or hints at them (a piece before cannot know they are the last):
+    every cut must leave at least that many such records after it."""
 
     def __init__(self, rows: int, delimiter: str, quote: bytes | None) -> None:
         self.rows = rows
@@ -220,7 +228,12 @@ class _Footer:
 
 
 def _read_piece(
-    data: bytes, options: dict[str, Any], source_name: str, lines_before: int, header: bytes
+    data: bytes,
+    options: dict[str, Any],
+    place: Place,
+    source_name: str,
+    lines_before: int,
+    header: bytes,
 ) -> pl.DataFrame | None:
     """`header` is the header record copied in front of a piece after the first (empty for
     the first piece)."""
@@ -229,7 +242,7 @@ def _read_piece(
     # The line after the copied header is the file's line lines_before + 1.
     shift = lines_before - header.count(b"\n") if header else 0
     try:
-        frame = read_csv(data, options, source_name=source_name)
+        frame = read_csv(data, options, source_name=source_name, place=place)
     except FormatError as error:
         if error.line is None or not shift:
             raise

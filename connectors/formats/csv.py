@@ -44,6 +44,9 @@ OPTIONS = {
 }
 DELIMITERS = (";", ",", "\t", "|")  # order breaks ties: Danish exports favour `;`
 _SNIFF_SAMPLE_LINES = 20
+# A ragged row among the last rows with content may be a note or total: its message then
+# suggests `skip_footer_rows`. The pieces reader keeps this many in the file's last piece.
+FOOTER_HINT_ROWS = 3
 # The delimiter of a file whose header holds no candidate: one column. No text that reaches
 # the parser holds a NUL (`_decode` refuses it, `_read_plain` declines it), so this delimiter
 # never splits a line, and a `;` in a note further down is part of the note.
@@ -111,13 +114,34 @@ def _pattern(options: Mapping[str, Any], source_name: str) -> str | None:
     return pattern
 
 
-def read_csv(data: bytes, options: Mapping[str, Any], *, source_name: str) -> pl.DataFrame:
+@dataclass(frozen=True)
+class Place:
+    """Where the text handed to `read_csv` sits in its file, so that its messages are the
+    file's: a large file is read in pieces (`chunks.iter_csv`), each after a copy of the
+    header, and only the last piece ends the file, so only it drops `skip_footer_rows` and
+    may take a ragged row for a footer."""
+
+    header_line: int  # the header's 1-based line in the file, for messages
+    ends_file: bool
+
+
+def read_csv(
+    data: bytes, options: Mapping[str, Any], *, source_name: str, place: Place | None = None
+) -> pl.DataFrame:
+    """The all-text frame of `data`, the whole file unless `place` says it is a piece."""
     opts = CsvOptions.parse(options, source_name)
-    plain = _read_plain(data, opts, source_name)
-    return plain if plain is not None else _read_general(data, opts, source_name)
+    plain = _read_plain(data, opts, source_name, place)
+    return plain if plain is not None else _read_general(data, opts, source_name, place)
 
 
-def _read_general(data: bytes, opts: CsvOptions, source_name: str) -> pl.DataFrame:
+def _whole_file(opts: CsvOptions, place: Place | None) -> Place:
+    return place or Place(header_line=opts.header_row + 1, ends_file=True)
+
+
+def _read_general(
+    data: bytes, opts: CsvOptions, source_name: str, place: Place | None = None
+) -> pl.DataFrame:
+    place = _whole_file(opts, place)
     text = _decode(data, opts.encoding, source_name)
     if not text or text.isspace():  # isspace() stops early; strip() would copy
         raise FormatError(source_name, "the file is empty", "Check the export that produced it")
@@ -151,7 +175,7 @@ def _read_general(data: bytes, opts: CsvOptions, source_name: str) -> pl.DataFra
     # Footers (notes, "Kilde: ...") rarely have the header's width: cut them off the text
     # before anything counts fields or parses.
     end_line = lines.len()
-    if opts.skip_footer_rows:
+    if opts.skip_footer_rows and place.ends_file:
         content = records.filter(~pl.col("empty"))
         if content.height:
             end_line = content["line"][max(content.height - opts.skip_footer_rows, 0)]
@@ -165,7 +189,7 @@ def _read_general(data: bytes, opts: CsvOptions, source_name: str) -> pl.DataFra
             lines, records = _blank_out(lines, records, skipped)
             body = "\n".join(lines.to_list()) + "\n"
 
-    _check_widths(records, width, header_line, dialect, opts, source_name)
+    _check_widths(records, width, header_line, place, dialect, opts, source_name)
 
     end = _line_offsets(lines)[end_line] if end_line < lines.len() else len(body)
     parsed = _parse(body[:end], dialect, records, header_line, source_name)
@@ -180,8 +204,11 @@ def _read_general(data: bytes, opts: CsvOptions, source_name: str) -> pl.DataFra
     values, source_row = _without_matching(
         parsed.slice(1), records["line"] + header_line, opts.skip_rows_matching
     )
+    # `header_line` numbers this text's lines (a later piece's copy of the header is its
+    # line 1); `finish` names the file's. Its errors about the header itself are raised by
+    # the first piece, where the two are the same.
     return finish(
-        values, parsed.row(0), source_row, source_name=source_name, header_line=header_line
+        values, parsed.row(0), source_row, source_name=source_name, header_line=place.header_line
     )
 
 
@@ -290,10 +317,13 @@ def _blank_out(
     return lines.clone().scatter(emptied, ""), pl.concat([kept, blanks]).sort("line")
 
 
-def _read_plain(data: bytes, opts: CsvOptions, source_name: str) -> pl.DataFrame | None:
+def _read_plain(
+    data: bytes, opts: CsvOptions, source_name: str, place: Place | None = None
+) -> pl.DataFrame | None:
     """The frame of a file with one record per line and no quoting, or None when that cannot
     be shown cheaply (the caller then takes the general path)."""
-    if opts.skip_footer_rows or opts.header_row:
+    place = _whole_file(opts, place)
+    if (opts.skip_footer_rows and place.ends_file) or opts.header_row:
         return None
     raw = _as_utf8(data, opts.encoding)
     quote = opts.quote.encode("ascii") if opts.quote else b""
@@ -332,7 +362,9 @@ def _read_plain(data: bytes, opts: CsvOptions, source_name: str) -> pl.DataFrame
         pl.int_range(2, lines + 1, eager=True),  # the header is line 1
         opts.skip_rows_matching,
     )
-    return finish(values, parsed.row(0), source_row, source_name=source_name, header_line=1)
+    return finish(
+        values, parsed.row(0), source_row, source_name=source_name, header_line=place.header_line
+    )
 
 
 _COUNT_BLOCK = 1 << 20
@@ -559,10 +591,13 @@ def _check_widths(
     records: pl.DataFrame,
     width: _HeaderWidth,
     header_line: int,
+    place: Place,
     dialect: _Dialect,
     opts: CsvOptions,
     source_name: str,
 ) -> None:
+    """Refuse the first record not of the header's width; `header_line` numbers the lines
+    of `records`, `place` says which line the file's header is and whether the file ends."""
     ragged = width.ragged(records)
     if not ragged.height:
         return
@@ -574,8 +609,9 @@ def _check_widths(
         f"Check the delimiter (read as {_NAMES.get(dialect.delimiter, dialect.delimiter)};"
         " `delimiter:` in the dataset YAML sets it) and the quoting, or fix the row at the source"
     )
-    last_rows = set(records.filter(~pl.col("empty"))["line"].tail(3).to_list())
-    if set(ragged["line"].to_list()) <= last_rows:
+    # Only where the file ends: the last rows of an earlier piece are not the file's.
+    last_rows = set(records.filter(~pl.col("empty"))["line"].tail(FOOTER_HINT_ROWS).to_list())
+    if place.ends_file and set(ragged["line"].to_list()) <= last_rows:
         hint += (
             f"; if the last rows are notes or totals, set `skip_footer_rows:`"
             f" (now {opts.skip_footer_rows})"
@@ -583,7 +619,7 @@ def _check_widths(
     raise FormatError(
         source_name,
         f"the row has {fields} field{'s' if fields != 1 else ''} but the header (line"
-        f" {header_line}) has {width}{others}",
+        f" {place.header_line}) has {width}{others}",
         hint,
         line=header_line + line,
     )

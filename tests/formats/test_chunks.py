@@ -156,6 +156,42 @@ def test_an_error_in_a_later_piece_names_the_files_line(tmp_path: Path) -> None:
     assert whole.value.line == pieces.value.line == 4323
 
 
+def _export(rows: list[str]) -> str:
+    return "Udtræk 2026\n\nId;Navn;Belob\n" + "\n".join([*rows, "I alt;;4500"]) + "\n"
+
+
+def _ragged_at(rows: list[str], at: int) -> list[str]:
+    """`rows` with row `at` two fields wide, its length unchanged so the cuts stay put."""
+    return [*rows[:at], rows[at].replace(";1,5", ",1,5"), *rows[at + 1 :]]
+
+
+def test_a_ragged_row_in_any_piece_has_the_whole_files_message(tmp_path: Path) -> None:
+    # Pieces after the first said "the header (line 1)" whatever `header_row` was, and a
+    # ragged row among the last rows of any piece but the file's last got the footer hint
+    # with `skip_footer_rows:` "(now 0)", which the YAML had set.
+    rows = [f"{i:05d};navn {i:05d};1,5" for i in range(600)]
+    path = tmp_path / "udtraek.csv"
+    path.write_text(_export(rows), encoding="utf-8")
+    options = {"header_row": 2, "skip_footer_rows": 1}
+    ends = [int(f["Id"][-1]) for f in iter_csv(path, options, source_name="u", chunk_bytes=1024)]
+    assert len(ends) > 5
+    # The last row of the first and of a middle piece, one mid-piece, and the file's last
+    # rows read in pieces of about a row (the last piece keeps the rows the hint names).
+    cases = [(ends[0], 1024), (ends[3], 1024), (ends[3] - 7, 1024)]
+    cases += [(at, 48) for at in (596, 597, 598, 599)]
+    for at, chunk_bytes in cases:
+        path.write_text(_export(_ragged_at(rows, at)), encoding="utf-8")
+        with pytest.raises(FormatError) as whole:
+            read_csv(path.read_bytes(), options, source_name=path.name)
+        with pytest.raises(FormatError) as pieces:
+            list(iter_csv(path, options, source_name=path.name, chunk_bytes=chunk_bytes))
+        assert str(pieces.value) == str(whole.value), at
+        assert whole.value.line == at + 4
+        assert "the header (line 3) has 3" in whole.value.cause
+        footer_hint = "set `skip_footer_rows:` (now 1)" in whole.value.hint
+        assert footer_hint == (at >= 597), at
+
+
 def test_an_unbalanced_quote_is_reported_not_split_around(tmp_path: Path) -> None:
     rows = [f"{i};tekst {i}" for i in range(4000)]
     rows[3000] = '3000;"aldrig lukket'
@@ -202,22 +238,26 @@ def test_a_one_column_file_is_one_column_in_every_piece(tmp_path: Path, header: 
     assert got[header.strip('"')].to_list() == notes
 
 
-def test_a_trailing_delimiter_on_the_header_alone_in_pieces(tmp_path: Path) -> None:
+@pytest.mark.parametrize("title", ["", "Udtræk 2026\n"])
+def test_a_trailing_delimiter_on_the_header_alone_in_pieces(tmp_path: Path, title: str) -> None:
+    options = {"header_row": title.count("\n")}
     rows = [f"{i:05d};navn {i};1,5" for i in range(3000)]
     path = tmp_path / "trailing.csv"
-    path.write_text("Id;Navn;Belob;\n" + "\n".join(rows) + "\n", encoding="utf-8")
-    whole, pieces = _both(path, {}, 4096)
+    path.write_text(title + "Id;Navn;Belob;\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    whole, pieces = _both(path, options, 4096)
     assert len(pieces) > 5
     got = pl.concat(pieces)
     assert got.equals(whole) and got.columns == ["Id", "Navn", "Belob", "_source_row"]
     assert got.height == 3000
     rows[2500] += ";glemt"  # a value under the header's unnamed field, in a later piece
-    path.write_text("Id;Navn;Belob;\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    path.write_text(title + "Id;Navn;Belob;\n" + "\n".join(rows) + "\n", encoding="utf-8")
     with pytest.raises(FormatError) as whole_error:
-        read_csv(path.read_bytes(), {}, source_name=path.name)
+        read_csv(path.read_bytes(), options, source_name=path.name)
     with pytest.raises(FormatError) as pieces_error:
-        list(iter_csv(path, {}, source_name=path.name, chunk_bytes=4096))
-    assert whole_error.value.line == pieces_error.value.line == 2502
+        list(iter_csv(path, options, source_name=path.name, chunk_bytes=4096))
+    line = 2502 + options["header_row"]
+    assert whole_error.value.line == pieces_error.value.line == line
+    # The hint names the file's header line, not the copy in front of the piece.
     assert str(whole_error.value) == str(pieces_error.value)
 
 
