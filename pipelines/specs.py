@@ -169,6 +169,10 @@ def load_spec(path: Path) -> DatasetSpec:
         raise SpecError(f"{where}: classification must be one of {CLASSIFICATIONS}")
     if not str(raw["owner"]).startswith("team:") and "@" not in str(raw["owner"]):
         raise SpecError(f"{where}: owner must be an e-mail address or 'team:<name>'")
+    contact = raw.get("contact")
+    if contact is not None and not (isinstance(contact, str) and "@" in contact):
+        # Quality notifications are e-mailed to it; a list or a name would fail only then.
+        raise SpecError(f"{where}: contact must be one e-mail address, got {contact!r}")
     parse = raw.get("parse") or {}
     if not isinstance(parse, dict):
         raise SpecError(f"{where}: `parse:` must be a mapping, got {parse!r}")

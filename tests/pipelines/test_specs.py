@@ -73,6 +73,8 @@ def _with(tmp_path: Path, **changes: Any) -> Path:
         ({"source__pattern": 5}, r"source\.pattern must be a file pattern"),
         ({"quality__freshness_hours": "soon"}, r"quality\.freshness_hours must be a number"),
         ({"quality__quarantine_error": True}, r"quality\.quarantine_error must be a number"),
+        ({"contact": ["a@kommune.example", "b@kommune.example"]}, r"contact must be one e-mail"),
+        ({"contact": "HR-afdelingen"}, r"contact must be one e-mail address"),
         # The reader's own option checks, at read time these moved the vendor's file to
         # rejected/ for a mistake in the YAML.
         ({"format__delimeter": ";"}, r"unknown `format:` option `delimeter` for type csv"),
