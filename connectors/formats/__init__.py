@@ -72,18 +72,23 @@ OPTION_CHECKS: dict[str, Callable[[Mapping[str, Any], str], object]] = {
 }
 
 
-def check_options(options: Mapping[str, Any], *, source_name: str) -> None:
-    """Raise the FormatError reading any file would raise for these `format:` options
-    themselves (an unknown type or key, a value of the wrong kind, an unknown encoding), so
-    a mistake in the dataset YAML is reported as the YAML's, not as the next delivery's."""
+def _kind(options: Mapping[str, Any], source_name: str) -> str:
     kind = options.get("type")
-    check = OPTION_CHECKS.get(kind) if isinstance(kind, str) else None
-    if check is None:
+    if not isinstance(kind, str) or kind not in READERS:
         raise FormatError(
             source_name,
             f"unknown or missing `format.type` {kind!r}",
             "Set `type:` in the dataset YAML's `format:` block to one of: " + ", ".join(READERS),
         )
+    return kind
+
+
+def check_options(options: Mapping[str, Any], *, source_name: str) -> None:
+    """Raise the FormatError reading any file would raise for these `format:` options
+    themselves (an unknown type or key, a value of the wrong kind, an unknown encoding), so
+    a mistake in the dataset YAML is reported as the YAML's, not as the next delivery's."""
+    kind = _kind(options, source_name)
+    check = OPTION_CHECKS[kind]
     if containers.uses_container(options):
         options = containers.inner_options(options, source_name)
     check(options, source_name)
@@ -100,14 +105,8 @@ def read_table(data: bytes, options: Mapping[str, Any], *, source_name: str) -> 
 
     Raises FormatError (one line: file, location, cause, what to do) for anything unreadable.
     """
-    kind = options.get("type")
-    reader = READERS.get(kind) if isinstance(kind, str) else None
-    if reader is None:
-        raise FormatError(
-            source_name,
-            f"unknown or missing `format.type` {kind!r}",
-            "Set `type:` in the dataset YAML's `format:` block to one of: " + ", ".join(READERS),
-        )
+    kind = _kind(options, source_name)
+    reader = READERS[kind]
     if containers.uses_container(options):
         inner = containers.unpack(data, options, inner_type=kind, source_name=source_name)
         data, options, source_name = inner.data, inner.options, inner.source_name
