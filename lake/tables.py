@@ -396,8 +396,17 @@ def quote_target(column: str) -> str:
     return "`" + column.replace("`", "``") + "`"
 
 
-def key_predicate(keys: Sequence[str], source: str = "s") -> str:
-    return " AND ".join(f"t.{quote(k)} = {source}.{quote(k)}" for k in keys)
+def key_predicate(keys: Sequence[str], source: str = "s", null_safe: Sequence[str] = ()) -> str:
+    """`t.k = s.k` per key; keys in `null_safe` also match null to null. Plain `=` where it
+    is enough: delta-rs prunes target files on it, not on IS NOT DISTINCT FROM."""
+
+    def match(k: str) -> str:
+        # parenthesised: delta-rs's parser binds `a IS NOT DISTINCT FROM b AND c` wrongly
+        if k in null_safe:
+            return f"(t.{quote(k)} IS NOT DISTINCT FROM {source}.{quote(k)})"
+        return f"t.{quote(k)} = {source}.{quote(k)}"
+
+    return " AND ".join(match(k) for k in keys)
 
 
 def partition_pruning(table: DeltaTable, rows: pl.DataFrame) -> str:
@@ -658,7 +667,13 @@ def _merge(
     props: CommitProperties,
     add_columns: bool,
 ) -> Commit:
-    predicate = " AND ".join(p for p in (key_predicate(keys), partition_pruning(table, frame)) if p)
+    # A key column with nulls in the batch matches null-safely: SQL `=` never matches null, so
+    # a row keyed (a, null) would be inserted again by every batch. A batch refuses a repeated
+    # key counting null as a value, and unique_keys counts it so: the merge must too.
+    nullable = [k for k in keys if frame.get_column(k).null_count()]
+    predicate = " AND ".join(
+        p for p in (key_predicate(keys, null_safe=nullable), partition_pruning(table, frame)) if p
+    )
     metrics = (
         table.merge(
             frame.to_arrow(),

@@ -218,6 +218,25 @@ def test_duplicate_keys_are_refused_on_the_first_load_too(tmp_path) -> None:
     assert not DeltaTable.is_deltatable(uri)
 
 
+@pytest.mark.parametrize("partition_by", [[], ["area"]])
+def test_a_merge_updates_keys_with_a_null_part_instead_of_adding_them_again(
+    tmp_path, partition_by
+) -> None:
+    # A contract may allow null in one part of a composite key; the batch's duplicate check
+    # and unique_keys count null as a value, so the merge must match it too.
+    uri = str(tmp_path / "t")
+    first = pl.DataFrame({"k1": ["a", "a", None], "k2": [None, "x", None], "area": "n", "v": 1})
+    write_batch(uri, first, mode="merge", keys=["k1", "k2"], app_id="b1", partition_by=partition_by)
+    batch = pl.DataFrame({"k1": ["a", None, "b"], "k2": [None, None, None], "area": "n", "v": 2})
+
+    commit = write_batch(uri, batch, mode="merge", keys=["k1", "k2"], app_id="b2")
+
+    expected = [("a", "x", "n", 1), ("a", None, "n", 2), (None, None, "n", 2), ("b", None, "n", 2)]
+    assert sorted(pl.read_delta(uri).rows(), key=str) == sorted(expected, key=str)
+    assert commit.metrics["num_target_rows_updated"] == 2
+    assert commit.metrics["num_target_rows_inserted"] == 1
+
+
 # --- partitioning ------------------------------------------------------------------------
 
 
