@@ -753,8 +753,11 @@ def vanished_keys(
     uri: str, frame: pl.DataFrame, keys: Sequence[str], *, version: int | None = None
 ) -> pl.DataFrame:
     """Key values in the table (at `version`) that the new snapshot no longer has."""
+    now = frame.select(list(keys))
+    # The batch's keys have the table's type or a wider one (a widened key column), so the
+    # older keys are cast up: casting the batch down fails on values beyond the old type.
     before = pl.scan_delta(uri, version=version).select(list(keys)).unique().collect()
-    now = frame.select(list(keys)).cast(before.schema)
+    before = before.cast(now.schema)
     return before.join(now, on=list(keys), how="anti", nulls_equal=True).sort(list(keys))
 
 

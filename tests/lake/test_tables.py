@@ -332,6 +332,24 @@ def test_snapshot_widens_in_its_one_overwrite(tmp_path) -> None:
     assert commit.version == 1 and pl.read_delta(uri).rows() == [("b", 2**40)]
 
 
+def test_a_keyed_snapshot_widening_its_key_finds_the_vanished_keys(tmp_path) -> None:
+    # the vanished keys are found by comparing old and new keys: the old are cast up to the
+    # batch's wider type, not the batch down to the old (2**40 does not fit an Int32)
+    uri = str(tmp_path / "t")
+    old = pl.DataFrame({"id": pl.Series([1, 2], dtype=pl.Int32), "v": ["a", "b"]})
+    write_batch(uri, old, mode="snapshot", keys=["id"], app_id="b1")
+    batch = pl.DataFrame({"id": [2, 2**40], "v": ["b", "c"]})
+
+    commit = write_batch(uri, batch, mode="snapshot", keys=["id"], app_id="b2")
+
+    assert commit.schema_changes == ("widened id: → Int64",)
+    assert commit.deleted is not None and commit.deleted.rows() == [(1,)]
+    assert sorted(pl.read_delta(uri).rows()) == [(2, "b"), (2**40, "c")]
+    # a re-run after a crash before the deletions were recorded finds the same keys
+    replayed = write_batch(uri, batch, mode="snapshot", keys=["id"], app_id="b2")
+    assert replayed.deleted is not None and replayed.deleted.rows() == [(1,)]
+
+
 def test_a_narrower_batch_is_cast_to_the_table_type(tmp_path) -> None:
     uri = str(tmp_path / "t")
     write_batch(uri, pl.DataFrame({"id": ["a"], "v": [2**40]}), mode="append", app_id="b1")
