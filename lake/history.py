@@ -4,6 +4,8 @@ SCD2 (`load_mode: scd2`): every key has versions with `valid_from`, `valid_to` (
 and `is_current`. A changed row closes its current version and opens a new one; an unchanged
 row touches nothing; with a full source, keys missing from the batch are closed. All of it is
 one Delta merge, so a crash leaves either the whole batch or nothing.
+History only grows forward: a batch whose time (valid_at) is not after the versions it would
+close or reopen is refused before anything is written.
 
 Bitemporal (`load_mode: bitemporal`): Danish registers (DAR, BBR, CPR, Matrikel) deliver
 registrations with `virkningFra/virkningTil` (when it was true in the world) and
@@ -17,13 +19,13 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import polars as pl
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 
 from lake.errors import LakeError
 from lake.tables import (
-    SCD2_COLUMNS,
     UTC_US,
     Commit,
     ScdSource,
@@ -49,17 +51,31 @@ _EXAMPLES = 3
 # --------------------------------------------------------------------------------------------
 
 
-def merge_scd2(
+@dataclass(frozen=True)
+class Scd2Changes:
+    """What one batch does to an SCD2 table, worked out before anything is committed."""
+
+    opened: pl.DataFrame  # new versions, with valid_from/valid_to/is_current
+    closes: pl.DataFrame  # keys whose current version ends at `at`
+    to_close: pl.DataFrame  # those current versions (keys and partitions, for pruning)
+    at: dt.datetime
+
+    @property
+    def empty(self) -> bool:
+        return self.opened.is_empty() and self.closes.is_empty()
+
+
+def scd2_changes(
     table: DeltaTable,
     frame: pl.DataFrame,
     *,
     keys: Sequence[str],
-    props: CommitProperties,
     source: ScdSource = "full",
     valid_at: dt.datetime | None = None,
     compare_columns: Sequence[str] | None = None,
-) -> Commit:
-    """Apply one batch to an existing SCD2 table in one commit (called by write_batch).
+) -> Scd2Changes:
+    """The versions a batch opens and closes (called by write_batch before any commit, so
+    a batch refused here leaves even the table's schema as it was).
 
     source: "full" — the batch holds every live key, so absent keys are closed; "delta" — the
     batch holds changed keys only. valid_at: when the batch's versions start (default now).
@@ -69,23 +85,20 @@ def merge_scd2(
     compare = check_scd2_batch(
         table.table_uri, frame, keys=keys, compare_columns=compare_columns, source=source
     )
-    at = pl.lit(valid_at or dt.datetime.now(dt.UTC)).cast(UTC_US)
+    at = pl.select(pl.lit(valid_at or dt.datetime.now(dt.UTC)).cast(UTC_US)).item()
 
     stored = table_schema(table)
     partitions = [p for p in table.metadata().partition_columns if p in stored]
-    wanted = list(dict.fromkeys([*keys, *partitions, *(c for c in compare if c in stored)]))
+    wanted = list(
+        dict.fromkeys([*keys, *partitions, "valid_from", *(c for c in compare if c in stored)])
+    )
     scan = pl.scan_delta(table.table_uri, version=table.version()).filter(pl.col("is_current"))
     if source == "delta":
         # Only the batch's keys can change, and a key keeps its partition (the rule merge
         # pruning relies on too): read just those, not every current version of the table.
-        for column in partitions:
-            if column in frame.columns:
-                values = frame.get_column(column).unique()
-                same = pl.col(column).is_in(values.drop_nulls().implode())
-                if values.null_count():
-                    same = same | pl.col(column).is_null()
-                scan = scan.filter(same)
-        scan = scan.join(frame.select(keys).lazy(), on=keys, how="semi")
+        scan = _same_partitions(scan, frame, partitions).join(
+            frame.select(keys).lazy(), on=keys, how="semi"
+        )
     current = scan.select(wanted).collect()
     # columns this batch adds have no value in the current versions yet
     current = current.with_columns(
@@ -103,14 +116,85 @@ def merge_scd2(
     closes = joined.filter(pl.col("__found") & changed).select(keys)
     if source == "full":
         closes = pl.concat([closes, current.select(keys).join(frame, on=keys, how="anti")])
-
-    if inserts.is_empty() and closes.is_empty():
-        return Commit(table.version(), False, skipped="no changes: every row is unchanged")
+    to_close = current.join(closes, on=keys, how="semi")
+    new_keys = inserts.join(current, on=keys, how="anti").select(keys)
+    _refuse_out_of_order(table, to_close, new_keys, keys=keys, partitions=partitions, at=at)
     opened = inserts.with_columns(
-        at.alias("valid_from"),
+        pl.lit(at).cast(UTC_US).alias("valid_from"),
         pl.lit(None, UTC_US).alias("valid_to"),
         pl.lit(True).alias("is_current"),
     )
+    return Scd2Changes(opened, closes, to_close.drop("valid_from"), at)
+
+
+def _same_partitions(scan: pl.LazyFrame, rows: pl.DataFrame, partitions: Sequence[str]):
+    """`scan` restricted to the partition values `rows` have (null partition included)."""
+    for column in partitions:
+        if column in rows.columns:
+            values = rows.get_column(column).unique()
+            same = pl.col(column).is_in(values.drop_nulls().implode())
+            if values.null_count():
+                same = same | pl.col(column).is_null()
+            scan = scan.filter(same)
+    return scan
+
+
+def _refuse_out_of_order(
+    table: DeltaTable,
+    to_close: pl.DataFrame,
+    new_keys: pl.DataFrame,
+    *,
+    keys: Sequence[str],
+    partitions: Sequence[str],
+    at: dt.datetime,
+) -> None:
+    """A batch's versions start at `at`: it cannot close a version that starts at or after
+    `at` (valid_to would not be after valid_from, and a key would have two versions from one
+    instant), nor reopen a key whose history ends after `at` (two versions would overlap).
+    That happens when a batch older than the table's history is applied: an old batch
+    reloaded, or a clock set back."""
+    late = to_close.filter(pl.col("valid_from") >= at).select(
+        *keys, pl.col("valid_from").alias("history_to")
+    )
+    if not new_keys.is_empty():
+        # closed versions ending after `at`; in order, no row passes the filter, and the
+        # Parquet statistics of valid_to let the scan skip every file
+        ended = (
+            _same_partitions(
+                pl.scan_delta(table.table_uri, version=table.version()), new_keys, partitions
+            )
+            .filter(~pl.col("is_current") & (pl.col("valid_to") > at))
+            .join(new_keys.lazy(), on=list(keys), how="semi")
+            .group_by(list(keys))
+            .agg(pl.col("valid_to").max().alias("history_to"))
+            .collect()
+        )
+        late = pl.concat([late, ended], how="vertical_relaxed")
+    if late.is_empty():
+        return
+    examples = ", ".join(
+        f"{dict(zip(keys, row[:-1], strict=True))} (history to {row[-1].isoformat()})"
+        for row in late.sort(list(keys)).head(_EXAMPLES).rows()
+    )
+    raise LakeError(
+        f"{table.table_uri}: this batch's versions would start at {at.isoformat()}, but "
+        f"{late.height} key(s) already have history at or after that time, e.g. {examples}. "
+        "SCD2 history only grows forward: a batch older than the table's history (an old "
+        "batch reloaded, a clock set back) cannot be applied. Nothing was written. Load a "
+        "newer delivery, or rebuild the table from landing in delivery order"
+    )
+
+
+def merge_scd2(
+    table: DeltaTable, changes: Scd2Changes, *, keys: Sequence[str], props: CommitProperties
+) -> Commit:
+    """Apply one batch's changes (`scd2_changes`) to an SCD2 table in one commit (called by
+    write_batch): a changed row closes its current version and opens a new one; an unchanged
+    row touches nothing."""
+    keys = list(keys)
+    if changes.empty:
+        return Commit(table.version(), False, skipped="no changes: every row is unchanged")
+    opened, closes = changes.opened, changes.closes
     if closes.is_empty():  # only new keys: a plain append is the same single commit, cheaper
         write_deltalake(table, opened.to_arrow(), mode="append", commit_properties=props)
         return Commit(
@@ -121,11 +205,12 @@ def merge_scd2(
 
     # One merge does both: rows marked "close" match the current version of their key and end
     # it; rows marked "insert" have null match columns, never match, and are inserted.
+    at = pl.lit(changes.at).cast(UTC_US)
     match = {k: f"__match_{i}" for i, k in enumerate(keys)}
     staged = pl.concat(
         [
             opened.with_columns(
-                *(pl.lit(None, frame.schema[k]).alias(m) for k, m in match.items()),
+                *(pl.lit(None, opened.schema[k]).alias(m) for k, m in match.items()),
                 pl.lit("insert").alias("__action"),
             ),
             closes.select(
@@ -137,17 +222,15 @@ def merge_scd2(
         ],
         how="diagonal_relaxed",
     )
-    to_close = current.join(closes, on=keys, how="semi")
     predicate = " AND ".join(
         p
         for p in (
             " AND ".join(f"t.{quote(k)} = s.{quote(m)}" for k, m in match.items()),
             "t.is_current = true",
-            partition_pruning(table, to_close),
+            partition_pruning(table, changes.to_close),
         )
         if p
     )
-    columns = [*frame.columns, *SCD2_COLUMNS]
     metrics = (
         table.merge(
             staged.to_arrow(),
@@ -161,7 +244,7 @@ def merge_scd2(
             predicate="s.__action = 'close'",
         )
         .when_not_matched_insert(
-            updates={quote_target(c): f"s.{quote(c)}" for c in columns},
+            updates={quote_target(c): f"s.{quote(c)}" for c in opened.columns},
             predicate="s.__action = 'insert'",
         )
         .execute()

@@ -226,7 +226,7 @@ def write_batch(
     add_columns: columns the table lacks are added; otherwise they fail the write.
     partition_by: partition columns when the write creates the table (must match after).
     widen_types: allow safe type widening (int32 → int64, float32 → float64, date → timestamp).
-    scd2_source / valid_at / compare_columns: see lake.history.merge_scd2.
+    scd2_source / valid_at / compare_columns: see lake.history.scd2_changes.
     replace_where (append only): a predicate; the rows matching it are replaced by the batch
     in the same commit (a reload replaces its batch's earlier rows instead of adding twice).
     Any refused batch leaves the table exactly as it was.
@@ -272,6 +272,16 @@ def write_batch(
         if table is not None:
             plan = plan_schema(uri, table_schema(table), frame, system=system)
             plan.refuse(uri, add_columns=add_columns, widen_types=widen_types)
+        scd2 = None
+        if mode == "scd2" and table is not None and not plan.frame.is_empty():
+            scd2 = history.scd2_changes(
+                table,
+                plan.frame,
+                keys=keys,
+                source=scd2_source,
+                valid_at=valid_at,
+                compare_columns=compare_columns,
+            )
         props = commit_properties(app_id, metadata)
 
         try:
@@ -299,16 +309,8 @@ def write_batch(
                 table = add_columns_to(table, plan.frame, plan.added)
             if mode == "merge":
                 commit = _merge(table, plan.frame, keys, props, add_columns)
-            elif mode == "scd2":
-                commit = history.merge_scd2(
-                    table,
-                    plan.frame,
-                    keys=keys,
-                    props=props,
-                    source=scd2_source,
-                    valid_at=valid_at,
-                    compare_columns=compare_columns,
-                )
+            elif mode == "scd2" and scd2 is not None:
+                commit = history.merge_scd2(table, scd2, keys=keys, props=props)
             else:
                 commit = history.merge_registrations(table, plan.frame, ids=keys, props=props)
             return Commit(

@@ -279,8 +279,10 @@ SECOND = pl.DataFrame({"id": ["b", "c"], "v": [3, 4]})
 
 
 def _write(uri: str, mode: str, frame: pl.DataFrame, app_id: str) -> Commit:
-    # valid_at fixed, so an scd2 table compares equal to its reference
-    return write_batch(uri, frame, mode=mode, keys=["id"], app_id=app_id, valid_at=AT)
+    # valid_at fixed per batch, so an scd2 table compares equal to its reference; the second
+    # batch a day later, as scd2 refuses a batch that does not come after the history
+    at = AT + dt.timedelta(days=int(app_id.removeprefix("b")) - 1)
+    return write_batch(uri, frame, mode=mode, keys=["id"], app_id=app_id, valid_at=at)
 
 
 def _reference(tmp_path: Path, mode: str) -> tuple[str, Commit]:

@@ -167,6 +167,43 @@ def test_scd2_refuses_duplicate_and_null_keys_untouched(tmp_path) -> None:
     assert _state(uri) == before
 
 
+@pytest.mark.parametrize(
+    ("at", "scd2_source", "says"),
+    [
+        # an old batch reloaded after a newer one: A2 would start before A3 and stay current
+        (T2, "full", r"start at 2026-02-01.*\{'id': 'a'\} \(history to 2026-03-01"),
+        # at the very instant of the current version: a zero-length version, two rows of
+        # one key from one instant (unique_keys on id + valid_from)
+        (T3, "full", r"start at 2026-03-01.*\{'id': 'a'\} \(history to 2026-03-01"),
+        # b returns before the end of its closed version: two versions would overlap
+        (T2, "delta", r"\{'id': 'b'\} \(history to 2026-03-01"),
+    ],
+    ids=["older", "same-instant", "overlap"],
+)
+def test_a_batch_before_the_history_is_refused_and_the_table_untouched(
+    tmp_path, at, scd2_source, says
+) -> None:
+    uri = str(tmp_path / "t")
+    _scd2(uri, {"a": "A1", "b": "B1"}, "b1", T1)
+    _scd2(uri, {"a": "A3"}, "b3", T3)  # a changes, b vanishes from the full source
+    before = _state(uri)
+    rows = {"a": "A2"} if scd2_source == "full" else {"b": "B2"}
+    with pytest.raises(LakeError, match=says) as error:
+        _scd2(uri, rows, "b2", at, scd2_source=scd2_source)
+    assert "Nothing was written" in str(error.value)
+    assert _state(uri) == before
+
+
+def test_an_unchanged_batch_at_the_instant_of_its_versions_is_no_change(tmp_path) -> None:
+    # the newest batch loaded again (a reload after a contract fix) changes nothing it had
+    uri = str(tmp_path / "t")
+    _scd2(uri, {"a": "Alfa"}, "b1", T1)
+    before = _state(uri)
+    commit = _scd2(uri, {"a": "Alfa", "n": "Ny"}, "b1-reload", T1, scd2_source="delta")
+    assert commit.committed and DeltaTable(uri).version() == before[0] + 1
+    assert _history(uri) == [("a", "Alfa", T1, None, True), ("n", "Ny", T1, None, True)]
+
+
 def test_scd2_merge_prunes_partitions(tmp_path) -> None:
     uri = str(tmp_path / "t")
     rows = {f"{d}-{i}": d for d in ("nord", "syd", "vest") for i in range(2)}
