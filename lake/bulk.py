@@ -42,8 +42,8 @@ def can_stream(mode: str) -> bool:
 class PartWriter:
     """Write frames as Parquet parts of the table at `uri`; `commit()` makes them the batch.
 
-    Every part must have the schema of the first; for append to an existing table, the
-    table's schema. A mismatch raises LakeError before anything is committed.
+    Every part must have the schema of the first and, for an existing table, the table's
+    schema. A mismatch raises LakeError before anything is committed.
     """
 
     def __init__(
@@ -173,16 +173,32 @@ class PartWriter:
         return DeltaTable(self.uri, storage_options=self.options or None)
 
     def _check_table_schema(self, frame: pl.DataFrame) -> None:
-        if self.mode != "append" or not DeltaTable.is_deltatable(
-            self.uri, storage_options=self.options or None
-        ):
+        # Snapshots too: an overwrite's commit would replace the table's schema with the
+        # batch's unchecked (a narrowed or dropped column, a timestamp without a time zone
+        # the table's protocol cannot hold). Schema changes are write_batch's, which widens
+        # safely and refuses breaking changes; parts only write to a table of their schema.
+        if not DeltaTable.is_deltatable(self.uri, storage_options=self.options or None):
             return
         table = pl.scan_delta(self.uri, storage_options=self.options or None).collect_schema()
         if dict(table) != dict(frame.schema):
             raise LakeError(
-                f"{self.uri}: the batch's columns {dict(frame.schema)} differ from the "
-                f"table's {dict(table)}; nothing was committed"
+                f"{self.uri}: the batch does not have the table's schema "
+                f"({'; '.join(_differences(table, frame.schema))}). Nothing was committed; "
+                "a streamed load cannot change a table's schema (write_batch can)"
             )
+
+
+def _differences(table: pl.Schema, batch: pl.Schema) -> list[str]:
+    missing = [c for c in table if c not in batch]
+    added = [c for c in batch if c not in table]
+    retyped = [
+        f"{c!r} is {t} in the table but {batch[c]} in the batch"
+        for c, t in table.items()
+        if c in batch and batch[c] != t
+    ]
+    return (
+        ([f"missing {missing}"] if missing else []) + ([f"new {added}"] if added else []) + retyped
+    )
 
 
 def _stats(frame: pl.DataFrame) -> dict[str, object]:

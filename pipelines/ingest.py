@@ -277,7 +277,12 @@ def _load_chunks(
                 silver = silver.with_columns(
                     pl.lit(None, dtype).alias(c) for c, dtype in absent.items() if c not in silver
                 )
-                if writer is None and not buffered and not reload and _streams(spec, conformed):
+                if (
+                    writer is None
+                    and not buffered
+                    and not reload
+                    and _streams(spec, conformed, uri, silver)
+                ):
                     writer = PartWriter(uri, mode=spec.load_mode, app_id=app_id, metadata=metadata)
                 if writer is not None:
                     writer.write(held_back.hold_back(silver) if spec.batch_keys else silver)
@@ -369,17 +374,28 @@ def _evolved_columns(spec: DatasetSpec, uri: str) -> dict[str, pl.DataType]:
     return {column: dtype for column, dtype in schema.items() if column not in known}
 
 
-def _streams(spec: DatasetSpec, first: Conformed) -> bool:
+def _streams(spec: DatasetSpec, first: Conformed, uri: str, silver: pl.DataFrame) -> bool:
     # write_batch does what streaming parts cannot: evolve the schema for added columns,
     # partition, and find the keys a keyed snapshot no longer holds. A record format's later
     # chunks may bring fields the first did not have, which evolve would add mid-stream.
+    # A contract whose types changed goes there too: write_batch widens safely and refuses
+    # a breaking change with the table untouched, where parts would replace a snapshot's
+    # schema with whatever the batch has.
     return (
         can_stream(spec.load_mode)
         and not first.added_columns
         and not (spec.schema_drift == "evolve" and _is_record_format(spec))
         and not spec.partition_by
         and not (spec.load_mode == "snapshot" and spec.keys)
+        and _same_schema(uri, silver)
     )
+
+
+def _same_schema(uri: str, silver: pl.DataFrame) -> bool:
+    """Whether silver rows of this schema fit the table as it is (or there is no table)."""
+    if table_version(uri) is None:
+        return True
+    return dict(pl.scan_delta(uri).collect_schema()) == dict(silver.schema)
 
 
 def _is_record_format(spec: DatasetSpec) -> bool:

@@ -19,6 +19,7 @@ from deltalake import DeltaTable
 
 from bench.generate import generate
 from connectors.formats import chunks
+from lake.errors import LakeError
 from lake.home import Home
 from pipelines.ingest import check_file, load_dataset, reload_batch
 from pipelines.specs import load_spec, spec_by_name
@@ -292,3 +293,47 @@ def test_reloading_an_append_batch_replaces_its_rows(tmp_path) -> None:
 
     reload_batch(SPEC, home, TEST_KEY)  # a second reload changes nothing
     assert pl.read_delta(home.table_uri("silver", SPEC.name)).height == again.rows_valid
+
+
+def _retype_silver(home: Home, column: str, dtype: pl.DataType) -> int:
+    """Silver as an earlier contract left it: `column` of another type. Returns its version."""
+    uri = home.table_uri("silver", SPEC.name)
+    older = pl.read_delta(uri).with_columns(pl.col(column).cast(dtype))
+    older.write_delta(uri, mode="overwrite", delta_write_options={"schema_mode": "overwrite"})
+    return DeltaTable(uri).version()
+
+
+@pytest.mark.parametrize("mode", ["append", "snapshot"])
+def test_a_streamed_load_refuses_a_breaking_type_change_and_keeps_the_table(tmp_path, mode) -> None:
+    # Parts used to replace a snapshot's schema with the batch's unchecked: the contract's
+    # float amounts over a table of text amounts loaded, and the text was gone.
+    spec = dataclasses.replace(SPEC, load_mode=mode, keys=())
+    home, _ = _load(tmp_path / "home", generate(500, tmp_path / "a" / "sager.csv", seed=7), spec)
+    version = _retype_silver(home, "amount", pl.String)
+    before = pl.read_delta(home.table_uri("silver", SPEC.name))
+    shutil.copy(generate(500, tmp_path / "b" / "sager2.csv", seed=8), home.drop / SPEC.name)
+
+    with pytest.raises(LakeError, match="'amount' is String in the table but Float64") as error:
+        load_dataset(spec, home, TEST_KEY)
+
+    assert "Nothing was written" in str(error.value)
+    uri = home.table_uri("silver", SPEC.name)
+    assert DeltaTable(uri).version() == version
+    assert pl.read_delta(uri).equals(before)
+
+
+@pytest.mark.parametrize("mode", ["append", "snapshot"])
+def test_a_streamed_load_widens_a_column_as_a_whole_load_does(tmp_path, mode) -> None:
+    # Appending parts to a table of Float32 amounts was refused with both schemas printed;
+    # float32 → float64 is a safe widening, which write_batch does.
+    spec = dataclasses.replace(SPEC, load_mode=mode, keys=())
+    home, _ = _load(tmp_path / "home", generate(500, tmp_path / "a" / "sager.csv", seed=7), spec)
+    _retype_silver(home, "amount", pl.Float32)
+    first = pl.read_delta(home.table_uri("silver", SPEC.name)).height
+    shutil.copy(generate(500, tmp_path / "b" / "sager2.csv", seed=8), home.drop / SPEC.name)
+
+    [batch] = load_dataset(spec, home, TEST_KEY).batches
+
+    silver = pl.read_delta(home.table_uri("silver", SPEC.name))
+    assert batch.status == "loaded" and silver.schema["amount"] == pl.Float64
+    assert silver.height == batch.rows_valid + (0 if mode == "snapshot" else first)
