@@ -247,9 +247,9 @@ def open_seconds(uri: str, *, storage_options: Mapping[str, str] | None = None) 
 
 
 def _check_retention(uri: str, retention_hours: float, allow_short: bool) -> None:
-    if retention_hours < 0:
+    if not retention_hours >= 0 or math.isinf(retention_hours):  # NaN compares false
         raise MaintenanceError(
-            f"{uri}: vacuum retention must not be negative, got {retention_hours}"
+            f"{uri}: vacuum retention must be a number of hours >= 0, got {retention_hours}"
         )
     if retention_hours < MIN_RETENTION_HOURS and not allow_short:
         raise MaintenanceError(

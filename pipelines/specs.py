@@ -6,6 +6,7 @@ is loaded and who owns it. The Dagster assets, checks and the catalog are all ma
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -341,7 +342,14 @@ def _maintenance(raw: Any, where: str) -> MaintenanceSpec:
         ("checkpoint_every", 1),
     ):
         value = raw.get(key, getattr(defaults, key))
-        if isinstance(value, bool) or not isinstance(value, int | float) or value < minimum:
+        # NaN passes every comparison (`nan < 168` is false): it would slip past the 7-day
+        # floor and crash vacuum, as infinity would, when maintenance first runs
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, int | float)
+            or not math.isfinite(value)
+            or value < minimum
+        ):
             raise SpecError(
                 f"{where}: maintenance.{key} must be a number >= {minimum}, got {value!r}"
             )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import threading
 from pathlib import Path
 
@@ -188,6 +189,16 @@ def test_vacuum_refuses_a_retention_under_seven_days(tmp_path: Path) -> None:
     with pytest.raises(MaintenanceError, match="below 168 h"):
         maintain(uri, retention_hours=0)
     assert DeltaTable(uri).version() == 2 and _files(uri) == 3  # nothing compacted
+
+
+@pytest.mark.parametrize("hours", [math.nan, math.inf])
+def test_vacuum_refuses_a_retention_that_is_not_a_number_of_hours(tmp_path, hours) -> None:
+    # NaN passed the 7-day check (every comparison with it is false), then crashed in ceil()
+    uri = str(tmp_path / "t")
+    _appends(uri, 2)
+    with pytest.raises(MaintenanceError, match="must be a number of hours >= 0"):
+        vacuum(uri, hours, allow_short=True)
+    assert _files(uri) == 2
 
 
 def test_vacuum_keeps_files_of_versions_within_the_retention(tmp_path: Path) -> None:

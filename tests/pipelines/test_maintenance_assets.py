@@ -144,6 +144,9 @@ def test_a_short_retention_needs_an_explicit_allowance(tmp_path: Path) -> None:
         ("maintenance:\n  vacuum_hours: 200\n", r"unknown maintenance keys \['vacuum_hours'\]"),
         ("maintenance:\n  compact_target_mb: 0\n", "compact_target_mb must be a number >= 1"),
         ("maintenance:\n  checkpoint_every: ten\n", "checkpoint_every must be a number"),
+        # NaN passed every comparison, the 7-day floor too, and crashed vacuum later
+        ("maintenance:\n  vacuum_retention_hours: .nan\n", "vacuum_retention_hours must be a"),
+        ("maintenance:\n  vacuum_retention_hours: .inf\n", "vacuum_retention_hours must be a"),
     ],
 )
 def test_wrong_maintenance_keys_name_the_file_and_key(
