@@ -285,15 +285,18 @@ def _s3_filesystem(opts: Mapping[str, str]):
     return fs.S3FileSystem(**kwargs)
 
 
+_NO_AZURE_ACCOUNT = (
+    "Azure lake without an account: set AZURE_STORAGE_ACCOUNT_NAME or use "
+    "abfss://container@ACCOUNT.dfs.core.windows.net/prefix"
+)
+
+
 def _azure_filesystem(opts: Mapping[str, str]):
     from pyarrow import fs
 
     account = opts.get("azure_storage_account_name")
     if not account:
-        raise ConfigError(
-            "Azure lake without an account: set AZURE_STORAGE_ACCOUNT_NAME or use "
-            "abfss://container@ACCOUNT.dfs.core.windows.net/prefix"
-        )
+        raise ConfigError(_NO_AZURE_ACCOUNT)
     kwargs: dict[str, object] = {"account_name": account}
     if opts.get("azure_storage_account_key"):
         kwargs["account_key"] = opts["azure_storage_account_key"]
@@ -603,12 +606,16 @@ def require_atomic(uri: str, *, mounts_text: str | None = None) -> None:
 
     Local: the mount table. S3: old settings, then the conditional-PUT probe once per process
     and endpoint+bucket (a marker object under `<uri>/_atomic_probe/`, deleted after).
-    Azure: nothing to check (conditional PUT is part of the Blob API)."""
+    Azure: conditional PUT is part of the Blob API; only the account must be known."""
     location = parse_lake_uri(uri)
     if location.kind == "local":
         check_local_path(location.uri, mounts_text)
         return
     if location.kind == "azure":
+        # Without it deltalake fails deep in the first read ("Generic MicrosoftAzure error:
+        # Account must be specified"), which the CLI can only show as an internal error.
+        if not storage_options(uri).get("azure_storage_account_name"):
+            raise ConfigError(_NO_AZURE_ACCOUNT)
         return
     options = storage_options(uri)  # refuses unsafe settings first
     key = ("s3", options.get("aws_endpoint_url", ""), location.container)

@@ -214,6 +214,18 @@ def test_a_lake_on_a_network_share_is_refused_with_what_to_change() -> None:
     storage.require_atomic("/srv/kommune/lake", mounts_text=MOUNTS)
 
 
+def test_an_azure_lake_without_an_account_is_refused_at_the_start(monkeypatch) -> None:
+    # deltalake only says "Generic MicrosoftAzure error: Account must be specified", deep in
+    # the first read, which the CLI shows as an internal error
+    monkeypatch.delenv("AZURE_STORAGE_ACCOUNT_NAME", raising=False)
+    monkeypatch.delenv("AZURE_STORAGE_USE_EMULATOR", raising=False)
+    with pytest.raises(ConfigError, match="set AZURE_STORAGE_ACCOUNT_NAME or use abfss://"):
+        storage.require_atomic("az://lake/prod")
+    storage.require_atomic("abfss://lake@aarhusdata.dfs.core.windows.net/prod")
+    monkeypatch.setenv("AZURE_STORAGE_ACCOUNT_NAME", "aarhusdata")
+    storage.require_atomic("az://lake/prod")
+
+
 def test_tables_are_listed_per_layer_on_local_disk(home: Home) -> None:
     uri = home.table_uri("silver", "sick_leave")
     write_deltalake(uri, pl.DataFrame({"a": [1]}).to_arrow())
