@@ -3,7 +3,8 @@
 Schemas `silver`, `gold`, `quality` hold views (`delta_scan`, so readers always see the newest
 committed version, deletion vectors and column mapping included); `catalog` holds small
 tables describing datasets and columns. Landing and bronze are never exposed. The file is
-built as `lake.duckdb.tmp` and moved over the old one, so open readers keep their snapshot.
+built as `lake.duckdb.tmp` and moved over the old one, so open readers keep their snapshot;
+builds take turns (a lock on the serving folder), so two loads finishing together both succeed.
 
 The file is always local; with the lake in object storage its views read s3:// or az:// URIs,
 and every connection needs the lake's credentials as a DuckDB secret (`duck_connect(...,
@@ -12,7 +13,10 @@ lake_uri=...)`, done by `lake.connect()`); secrets are never stored in the file.
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -103,8 +107,28 @@ def build_serving(home: Home, catalog: dict[str, pl.DataFrame]) -> ServingReport
     the layer also gets quality.freshness and catalog.datasets with a quality score."""
     target = home.serving_db
     target.parent.mkdir(parents=True, exist_ok=True)
+    with _one_build_at_a_time(target.parent):
+        return _build(home, target, catalog)
+
+
+@contextlib.contextmanager
+def _one_build_at_a_time(folder: Path) -> Iterator[None]:
+    """Hold an exclusive lock on the serving folder itself (no lock file is left behind).
+
+    Every build writes `lake.duckdb.tmp`: two at once (two `kommunelake load` processes
+    finishing together) would unlink each other's file mid-build and move a half-built one
+    into place. The kernel drops the lock of a killed process, so a crash never blocks."""
+    handle = os.open(folder, os.O_RDONLY)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(handle)  # releases the lock
+
+
+def _build(home: Home, target: Path, catalog: dict[str, pl.DataFrame]) -> ServingReport:
     tmp = target.with_name(target.name + ".tmp")
-    tmp.unlink(missing_ok=True)
+    tmp.unlink(missing_ok=True)  # a killed build's file: only the lock holder writes it
     views = lake_views(home)
     con = duck_connect(tmp, lake_uri=home.lake_root)
     try:

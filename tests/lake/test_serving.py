@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from concurrent.futures import ThreadPoolExecutor
 
 import polars as pl
 import pytest
@@ -50,6 +51,24 @@ def test_views_follow_new_commits_and_open_readers_survive_a_rebuild(home) -> No
     fresh = connect(home.root)
     assert fresh.sql("select count(*) from silver.u").fetchall() == [(1,)]
     fresh.close()
+
+
+def test_builds_running_at_once_all_succeed_and_leave_a_whole_file(home) -> None:
+    # Two `kommunelake load` processes each rebuild serving at the end. Both used
+    # lake.duckdb.tmp: one unlinked the other's file mid-build, and the other then moved a
+    # half-built file into place or failed ("No such file", "Could not set lock").
+    _silver(home, "t", pl.DataFrame({"x": [1, 2]}))
+    catalog = {"datasets": pl.DataFrame({"dataset": ["t"], "owner": ["team:geo"]})}
+    with ThreadPoolExecutor(4) as pool:
+        builds = [pool.submit(build_serving, home, catalog) for _ in range(8)]
+        reports = [build.result() for build in builds]  # raises what a build raised
+
+    assert all("silver.t" in r.views for r in reports)
+    assert sorted(p.name for p in home.serving_db.parent.iterdir()) == ["lake.duckdb"]
+    con = connect(home.root)
+    assert con.sql("select count(*) from silver.t").fetchall() == [(2,)]
+    assert con.sql("select owner from catalog.datasets").fetchall() == [("team:geo",)]
+    con.close()
 
 
 def test_connect_without_serving_layer_says_what_to_do(home) -> None:
