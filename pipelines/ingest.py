@@ -513,7 +513,7 @@ def reload_batch(
 
     The batch's quarantine rows are replaced by the new outcome and silver gets the new valid
     rows (snapshot: replaced; merge: upserted; append: the batch's earlier rows replaced, so
-    each row is in silver once). Only the newest loaded batch of a snapshot dataset can be
+    each row is in silver once). Only the newest loaded batch of a snapshot or scd2 dataset can be
     reloaded, so old data never overwrites newer data.
     """
     history = quality.runs(home, spec.name)
@@ -530,10 +530,18 @@ def reload_batch(
             "batch_id from `select batch_id, source_file from quality.runs`"
         )
     batch_id = matches[0]
-    if spec.load_mode == "snapshot" and loaded.height and batch_id != loaded["batch_id"][-1]:
+    # Refused here, before its quarantine rows are replaced: an old snapshot would replace
+    # newer data, and an old scd2 batch would open versions before the history's newest
+    # (write_batch refuses that too, but only after the quarantine was rewritten).
+    if (
+        spec.load_mode in ("snapshot", "scd2")
+        and loaded.height
+        and batch_id != loaded["batch_id"][-1]
+    ):
         raise LakeError(
-            f"{spec.name}: batch {batch_id} is not the newest load of this snapshot dataset; "
-            "reloading it would replace newer data. Reload the newest batch instead"
+            f"{spec.name}: batch {batch_id} is not the newest load of this {spec.load_mode} "
+            "dataset; reloading it would replace or rewrite newer data. Reload the newest "
+            "batch instead"
         )
     attempt = history.filter(pl.col("batch_id") == batch_id).height
     shown = shown_name(landed[batch_id].original_name)

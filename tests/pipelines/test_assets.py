@@ -231,6 +231,29 @@ def test_reload_refuses_an_old_snapshot_batch(demo_home) -> None:
         reload_batch(spec, demo_home, TEST_KEY, old.batch_id)
 
 
+def test_reload_refuses_an_old_scd2_batch_before_touching_its_quarantine(demo_home) -> None:
+    # Applied, a changed row would open a version before the history's newest: write_batch
+    # refuses that, but only after the batch's quarantine rows were replaced.
+    from lake.errors import LakeError
+    from lake.tables import table_version
+    from pipelines.ingest import reload_batch
+
+    spec = dataclasses.replace(spec_by_name("cpr_persons"), load_mode="scd2")
+    [old] = load_dataset(spec, demo_home, TEST_KEY).batches
+    redeliver_cpr(demo_home, "FORNAVN", "FORNAVN", name="cpr_personer_v2.csv")
+    path = demo_home.drop / "cpr_persons" / "cpr_personer_v2.csv"
+    path.write_text(path.read_text() + path.read_text().splitlines()[1] + "\n")  # new bytes
+    load_dataset(spec, demo_home, TEST_KEY)
+    quarantine = table_version(demo_home.table_uri("quarantine", "cpr_persons"))
+    silver = table_version(demo_home.table_uri("silver", "cpr_persons"))
+
+    with pytest.raises(LakeError, match="not the newest load of this scd2 dataset"):
+        reload_batch(spec, demo_home, TEST_KEY, old.batch_id)
+
+    assert table_version(demo_home.table_uri("quarantine", "cpr_persons")) == quarantine
+    assert table_version(demo_home.table_uri("silver", "cpr_persons")) == silver
+
+
 def test_evolve_adds_a_new_column_to_silver_and_freeze_rejects_it(demo_home) -> None:
     spec = dataclasses.replace(spec_by_name("sick_leave"), schema_drift="evolve")
     folder = demo_home.drop / "sick_leave"
