@@ -337,3 +337,20 @@ def test_a_streamed_load_widens_a_column_as_a_whole_load_does(tmp_path, mode) ->
     silver = pl.read_delta(home.table_uri("silver", SPEC.name))
     assert batch.status == "loaded" and silver.schema["amount"] == pl.Float64
     assert silver.height == batch.rows_valid + (0 if mode == "snapshot" else first)
+
+
+def test_a_later_load_into_the_same_schema_still_streams_in_parts(
+    tmp_path, extract, monkeypatch
+) -> None:
+    # Loads stream only when the silver rows have the table's schema; the everyday case, a
+    # second delivery of the same contract, must keep streaming (memory bounded by a piece).
+    monkeypatch.setattr(chunks, "CHUNK_BYTES", 64 * 1024)
+    home, _ = _load(tmp_path / "home", extract)
+    uri = home.table_uri("silver", SPEC.name)
+    first = set(DeltaTable(uri).file_uris())
+    shutil.copy(generate(20_000, tmp_path / "b" / "sager2.csv", seed=8), home.drop / SPEC.name)
+
+    [batch] = load_dataset(SPEC, home, TEST_KEY).batches
+
+    assert batch.status == "loaded" and DeltaTable(uri).version() == 1
+    assert len(set(DeltaTable(uri).file_uris()) - first) > 3  # parts, not one collected write
