@@ -362,11 +362,16 @@ def _print_summary(home: Home, result, also_run_ids: dict[str, str] | None = Non
     this_run = set(
         runs(home).filter(pl.col("dagster_run_id") == result.run_id).get_column("dataset").to_list()
     )
+    step_failures = _step_failures(result)
     print()
     print(f"{'dataset':<22}{'rows in':>10}{'valid':>10}{'quarantined':>13}  status")
     for row in latest.iter_rows(named=True):
         status = row["status"] if row["dataset"] in this_run else "unchanged"
         status = (also_run_ids or {}).get(row["dagster_run_id"], status)
+        if f"silver__{row['dataset']}" in step_failures:
+            # Its load failed before recording a batch (e.g. the lake refused a breaking
+            # schema change): the row above is an earlier load, not this run's.
+            status = "FAILED, see below; last load"
         print(
             f"{row['dataset']:<22}{row['rows_in']:>10,}{row['rows_valid']:>10,}"
             f"{row['rows_quarantined']:>13,}  {status} ({row['source_file']})"
@@ -388,18 +393,26 @@ def _print_summary(home: Home, result, also_run_ids: dict[str, str] | None = Non
             )
             print(f"  {e.asset_key.to_user_string():<28} {e.check_name:<26} {detail}")
     if not failed:
-        print("All checks passed.")
+        # A failed step's checks never ran: "all passed" would say more than is known.
+        print("All checks that ran passed." if step_failures else "All checks passed.")
     if any(e.severity.value == "WARN" for e in failed):
         print('Quarantined rows: kommunelake sql "select * from quality.quarantine"')
-    if not result.success:
-        for event in result.all_events:
-            if event.is_step_failure:
-                error = event.step_failure_data.error
-                while error is not None and error.cause is not None:
-                    error = error.cause  # Dagster wraps the asset's own error
-                if error is not None and error.cls_name == "DagsterAssetCheckFailedError":
-                    continue  # a blocking check: listed above, with its counts
-                print(f"FAILED {event.step_key}: {_error_text(error)}", file=sys.stderr)
+    for step_key, error in step_failures.items():
+        print(f"FAILED {step_key}: {_error_text(error)}", file=sys.stderr)
+
+
+def _step_failures(result) -> dict[str, SerializableErrorInfo | None]:
+    """Each failed step's own error, by step key; blocking checks are left out (the summary
+    lists them with their counts)."""
+    failures: dict[str, SerializableErrorInfo | None] = {}
+    for event in result.all_events if not result.success else ():
+        if event.is_step_failure:
+            error = event.step_failure_data.error
+            while error is not None and error.cause is not None:
+                error = error.cause  # Dagster wraps the asset's own error
+            if error is None or error.cls_name != "DagsterAssetCheckFailedError":
+                failures[event.step_key] = error
+    return failures
 
 
 def _error_text(error: SerializableErrorInfo | None) -> str:
