@@ -5,6 +5,7 @@ transaction, so a replayed batch is recorded once."""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from dataclasses import asdict, dataclass
 
@@ -93,9 +94,14 @@ def write_quarantine(
     home: Home, dataset: str, batch_id: str, failures: pl.DataFrame, attempt: int = 0
 ) -> None:
     """Failing rows of a batch, committed before the batch's silver commit. A reload
-    (attempt > 0) replaces the batch's earlier quarantine rows with the new outcome."""
+    (attempt > 0) replaces the batch's earlier quarantine rows with the new outcome.
+
+    The commit counts once per batch *and outcome*: a re-run after a crash finds the same
+    failing rows and writes nothing, but a re-run after silver refused the batch and the
+    contract was changed (its failing rows now differ) replaces the batch's earlier rows.
+    Skipping it would leave the old contract's failures, and rows failing only the new
+    contract would be in neither silver nor quarantine."""
     uri = home.table_uri("quarantine", dataset)
-    app_id = f"quarantine:{dataset}:{batch_id}" + _suffix(attempt)
     frame = failures.select(
         pl.lit(dataset).alias("dataset"),
         pl.lit(batch_id).alias("batch_id"),
@@ -109,10 +115,11 @@ def write_quarantine(
             "sheet"
         ),
     )
+    app_id = quarantine_app_id(dataset, batch_id, frame, attempt)
 
     def commit(props: CommitProperties) -> None:
-        # A reload replaces the batch's earlier rows in the same commit as its new ones.
-        replace = attempt > 0 and DeltaTable.is_deltatable(uri)
+        # Replacing costs a rewrite of the files holding the batch: only when there are any.
+        replace = DeltaTable.is_deltatable(uri) and (attempt > 0 or _holds_batch(uri, batch_id))
         write_deltalake(
             uri,
             frame.to_arrow(),
@@ -123,6 +130,19 @@ def write_quarantine(
         )
 
     commit_once(uri, app_id, commit)
+
+
+def quarantine_app_id(dataset: str, batch_id: str, rows: pl.DataFrame, attempt: int = 0) -> str:
+    """The transaction id of a batch's quarantine commit: the batch, and a digest of which
+    rows failed which check (`rows` as the quarantine table holds them), in any order."""
+    outcome = rows.select("sheet", "source_row", "column", "check", "value").sort(pl.all())
+    digest = hashlib.sha256(outcome.write_csv().encode()).hexdigest()[:16]
+    return f"quarantine:{dataset}:{batch_id}{_suffix(attempt)}:{digest}"
+
+
+def _holds_batch(uri: str, batch_id: str) -> bool:
+    rows = pl.scan_delta(uri).filter(pl.col("batch_id") == batch_id).select(pl.len())
+    return bool(rows.collect().item())
 
 
 @dataclass(frozen=True)

@@ -51,6 +51,7 @@ from bench.generate import generate as generate_cases
 from connectors.demo import generate
 from lake.duck import duck_connect, sql_string
 from lake.home import Home
+from lake.quality import quarantine_app_id
 from lake.serving import build_serving
 from pipelines.catalog import catalog_tables
 from pipelines.ingest import load_dataset
@@ -386,9 +387,12 @@ def assert_whole_batches(home: Home, before: Lake, after: Lake, state: Lake, cas
         assert quarantined or quarantine.equals(before.tables[f"quarantine/{name}"]), (
             f"{case}: quarantine/{name} is half a batch: {per_batch(quarantine, 'batch_id')}"
         )
-        assert has_txn(home.table_uri("quarantine", name), f"quarantine:{name}:{batch}") == (
-            quarantined
-        ), f"{case}: quarantine/{name}: app transaction and rows disagree"
+        # The commit's id names the batch and its outcome: the rows it holds for the batch.
+        held = quarantine.filter(pl.col("batch_id") == batch) if quarantine is not None else None
+        app_id = quarantine_app_id(name, batch, held) if held is not None else ""
+        assert has_txn(home.table_uri("quarantine", name), app_id) == quarantined, (
+            f"{case}: quarantine/{name}: app transaction and rows disagree"
+        )
         assert quarantined or not committed, f"{case}: {name} in silver before its quarantine"
 
     runs, runs_after = state.tables["quality/runs"], after.tables["quality/runs"]

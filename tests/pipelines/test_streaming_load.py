@@ -354,3 +354,35 @@ def test_a_later_load_into_the_same_schema_still_streams_in_parts(
 
     assert batch.status == "loaded" and DeltaTable(uri).version() == 1
     assert len(set(DeltaTable(uri).file_uris()) - first) > 3  # parts, not one collected write
+
+
+def test_after_a_refused_load_a_changed_outcome_replaces_the_batchs_quarantine(
+    tmp_path,
+) -> None:
+    # Quarantine is committed before silver. When silver refused the batch and the operator
+    # then changed the YAML, the re-run skipped the quarantine write (same batch): the old
+    # failures stayed, and rows failing only under the new YAML were nowhere.
+    home, _ = _load(tmp_path / "home", generate(200, tmp_path / "a" / "sager.csv", seed=7))
+    delivery = pl.read_csv(
+        generate(200, tmp_path / "b" / "sager2.csv", seed=8), separator=";", infer_schema=False
+    )
+    # Three amounts written as 1234.50: refused under decimal commas, fine without them.
+    plain = pl.int_range(pl.len()) < 3
+    delivery = delivery.with_columns(
+        pl.when(plain).then(pl.lit("1234.50")).otherwise(pl.col("Beløb")).alias("Beløb")
+    )
+    delivery.write_csv(home.drop / SPEC.name / "sager2.csv", separator=";")
+    _retype_silver(home, "amount", pl.String)
+    with pytest.raises(LakeError, match="'amount' is String in the table"):
+        load_dataset(SPEC, home, TEST_KEY)
+
+    # The fix: the table's type back, and the YAML reading amounts without decimal commas.
+    _retype_silver(home, "amount", pl.Float64)
+    points = dataclasses.replace(SPEC.parse, decimal_comma=False, thousands_separator=None)
+    [batch] = load_dataset(dataclasses.replace(SPEC, parse=points), home, TEST_KEY).batches
+
+    held = quarantine(home, SPEC.name).filter(pl.col("batch_id") == batch.batch_id)
+    assert held.select("_source_row").n_unique() == batch.rows_quarantined
+    assert not held.filter(pl.col("_source_row") <= 4).height  # lines 2-4 load now
+    silver = pl.read_delta(home.table_uri("silver", SPEC.name))
+    assert silver.filter(pl.col("_batch_id") == batch.batch_id).height == batch.rows_valid == 3
