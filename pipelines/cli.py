@@ -25,6 +25,7 @@ import polars as pl
 from connectors.formats import FormatError
 from lake.errors import ConfigError, LakeError
 from lake.home import Home, resolve_home
+from pipelines.instance import instance_yaml, postgres_settings, require_postgres
 
 if TYPE_CHECKING:  # dagster is imported by the commands that run it, not by every command
     from dagster._utils.error import SerializableErrorInfo
@@ -102,7 +103,8 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def prepare(home: Home, *, create_key: bool = False) -> None:
-    """Point this process (and Dagster) at the home: env vars, key, instance config.
+    """Point this process (and Dagster) at the home: env vars, key, instance config (SQLite
+    under the home, or PostgreSQL when KOMMUNELAKE_POSTGRES_HOST is set: pipelines/instance.py).
 
     Every command that writes calls it first, so a lake where Delta commits would not be
     atomic (a network share, S3 without conditional PUT) is refused before anything runs."""
@@ -125,13 +127,16 @@ def prepare(home: Home, *, create_key: bool = False) -> None:
                 f"{KEY_ENV} is not set and {home.key_file} does not exist: set the variable "
                 "(see .env.example) or run `kommunelake demo` to create a demo key"
             )
+    # PostgreSQL instance storage (KOMMUNELAKE_POSTGRES_*) is checked before anything runs.
+    if (postgres := postgres_settings(os.environ)) is not None:
+        require_postgres(postgres)
     home.dagster_home.mkdir(parents=True, exist_ok=True)
-    instance_yaml = home.dagster_home / "dagster.yaml"
+    target = home.dagster_home / "dagster.yaml"
     source = REPO_ROOT / "dagster.yaml"
-    if source.exists() and (
-        not instance_yaml.exists() or instance_yaml.read_bytes() != source.read_bytes()
-    ):
-        shutil.copyfile(source, instance_yaml)
+    if source.exists():
+        text = instance_yaml(source.read_text(), os.environ)
+        if not target.exists() or target.read_text() != text:
+            target.write_text(text)
     os.environ["DAGSTER_HOME"] = str(home.dagster_home)
 
 

@@ -1,0 +1,131 @@
+"""The Dagster instance of a home: the repository's dagster.yaml in DAGSTER_HOME, with its
+runs, event logs and schedules in PostgreSQL when KOMMUNELAKE_POSTGRES_HOST is set.
+
+Without that variable the instance is SQLite under DAGSTER_HOME, the embedded default. With
+it, the copied dagster.yaml gets a `storage: postgres:` block whose values are `{env: VAR}`
+references: every Dagster process (CLI, webserver, daemon, code server, run workers) reads
+them from its environment when it opens the instance, so the password is never written to
+disk, and the queue, pools and retries of the repository's file apply unchanged.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import yaml
+
+from lake.errors import ConfigError
+
+HOST = "KOMMUNELAKE_POSTGRES_HOST"
+PORT = "KOMMUNELAKE_POSTGRES_PORT"
+USER = "KOMMUNELAKE_POSTGRES_USER"
+PASSWORD = "KOMMUNELAKE_POSTGRES_PASSWORD"
+DB = "KOMMUNELAKE_POSTGRES_DB"
+
+# dagster-postgres `postgres_db` field -> the variable that holds its value
+_FIELDS = {"hostname": HOST, "port": PORT, "username": USER, "password": PASSWORD, "db_name": DB}
+_CONNECT_TIMEOUT = 10  # seconds; libpq's default is to wait for ever
+
+
+@dataclass(frozen=True)
+class PostgresSettings:
+    host: str
+    port: int
+    user: str
+    db: str
+    password: str = field(default="", repr=False)
+
+    @property
+    def where(self) -> str:
+        return f"database {self.db!r} on {self.host}:{self.port} as user {self.user!r}"
+
+
+def postgres_settings(environ: Mapping[str, str]) -> PostgresSettings | None:
+    """The PostgreSQL server for the instance, or None (SQLite) when KOMMUNELAKE_POSTGRES_HOST
+    is unset or empty. An empty variable counts as unset, as in .env.example."""
+    host = environ.get(HOST, "")
+    if not host:
+        return None
+    missing = [name for name in (USER, DB) if not environ.get(name)]
+    if missing:
+        raise ConfigError(
+            f"{HOST} is set, so the Dagster instance is to be kept in PostgreSQL, but "
+            f"{' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not: set "
+            f"{'it' if len(missing) == 1 else 'them'} (see .env.example), or unset {HOST} "
+            "for SQLite under the home"
+        )
+    port = environ.get(PORT) or "5432"
+    if not port.isdigit():
+        raise ConfigError(f"{PORT} must be a port number, got {port!r}")
+    return PostgresSettings(
+        host=host,
+        port=int(port),
+        user=environ[USER],
+        db=environ[DB],
+        password=environ.get(PASSWORD, ""),
+    )
+
+
+def instance_yaml(repo_yaml: str, environ: Mapping[str, str]) -> str:
+    """The dagster.yaml for DAGSTER_HOME: `repo_yaml` as it is, plus PostgreSQL storage when
+    KOMMUNELAKE_POSTGRES_HOST is set. Only variables that are set are referenced: Dagster
+    fails on a reference to an unset one, and its defaults (port 5432, no password, so
+    libpq's PGPASSWORD or ~/.pgpass) are the ones wanted then."""
+    if postgres_settings(environ) is None:
+        return repo_yaml
+    if "storage" in (yaml.safe_load(repo_yaml) or {}):
+        raise ConfigError(
+            f"the repository's dagster.yaml configures `storage:` itself, and {HOST} asks "
+            "for PostgreSQL storage too: remove one of them"
+        )
+    references = [
+        f"      {name}: {{env: {variable}}}"
+        for name, variable in _FIELDS.items()
+        if environ.get(variable)
+    ]
+    return "\n".join(
+        [
+            repo_yaml.rstrip("\n"),
+            "",
+            f"# Added by `kommunelake` because {HOST} is set: runs, event logs and schedules",
+            "# in PostgreSQL. Each value is read from the environment when Dagster opens the",
+            "# instance; psycopg2 is the driver installed (SQLAlchemy 2 would pick psycopg 3).",
+            "storage:",
+            "  postgres:",
+            "    postgres_db:",
+            *references,
+            "      scheme: postgresql+psycopg2",
+            "",
+        ]
+    )
+
+
+def require_postgres(settings: PostgresSettings) -> None:
+    """Connect once, so a server that is down, a wrong password or a missing database is
+    one line saying which variable to change, not a traceback from deep inside Dagster."""
+    import psycopg2  # only where PostgreSQL is configured
+
+    try:
+        psycopg2.connect(
+            host=settings.host,
+            port=settings.port,
+            user=settings.user,
+            password=settings.password or None,  # None: libpq's PGPASSWORD or ~/.pgpass
+            dbname=settings.db,
+            connect_timeout=_CONNECT_TIMEOUT,
+        ).close()
+    except psycopg2.OperationalError as error:
+        raise ConfigError(_explain(settings, error)) from None
+
+
+def _explain(settings: PostgresSettings, error: Exception) -> str:
+    reason = " ".join(str(error).split())
+    head = f"cannot open the Dagster instance in PostgreSQL ({settings.where}): {reason}"
+    if "authentication failed" in reason or "no password supplied" in reason:
+        return f"{head}: check {USER} and {PASSWORD}"
+    if f'database "{settings.db}" does not exist' in reason:
+        return f"{head}: create the database (createdb {settings.db}) or correct {DB}"
+    if f'role "{settings.user}" does not exist' in reason:
+        return f"{head}: create the role or correct {USER}"
+    return f"{head}: start the server, or correct {HOST} and {PORT} (unset {HOST} for SQLite)"
