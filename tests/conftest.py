@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -7,6 +8,8 @@ import pytest
 
 from connectors.demo.services import DemoServices, ServiceUrls
 from lake.home import Home
+from pipelines import instance
+from tests.postgres import PostgresServer, running_postgres
 
 # ../shared/fixtures/real beside the repository: real responses from public services.
 REAL_FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "real"
@@ -34,3 +37,28 @@ def demo_apis(monkeypatch) -> Iterator[ServiceUrls]:
         for name, value in urls.environment().items():
             monkeypatch.setenv(name, value)
         yield urls
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One throwaway PostgreSQL server for the session (tests/postgres.py), started only when
+    a test asks for it."""
+    with running_postgres() as server:
+        yield server
+
+
+@pytest.fixture
+def postgres_instance(postgres_server: PostgresServer, monkeypatch) -> str:
+    """A new, empty database on `postgres_server`, with KOMMUNELAKE_POSTGRES_* pointing the
+    instance of any home prepared in this test at it; returns the database's name."""
+    name = f"dagster_{uuid.uuid4().hex[:12]}"
+    postgres_server.create_database(name)
+    for variable, value in {
+        instance.HOST: postgres_server.host,
+        instance.PORT: str(postgres_server.port),
+        instance.USER: postgres_server.user,
+        instance.PASSWORD: postgres_server.password,
+        instance.DB: name,
+    }.items():
+        monkeypatch.setenv(variable, value)
+    return name
