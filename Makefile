@@ -12,7 +12,7 @@ PORT ?= 3000
 CHROMIUM := /usr/bin/chromium
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install demo test lint format ui clean azurite bench bench-lake
+.PHONY: install demo test lint format ui clean azurite postgresql bench bench-lake
 
 install: $(VENV)/.synced
 
@@ -25,7 +25,7 @@ $(VENV)/.synced: pyproject.toml uv.lock
 demo: install
 	$(BIN)/kommunelake demo --home $(HOME_DIR) --persons $(PERSONS)
 
-test: install azurite $(CHROMIUM)
+test: install azurite $(CHROMIUM) postgresql
 	$(BIN)/pytest
 
 # Azurite (Azure Blob emulator) for the Azure storage tests, pinned by tests/azurite/package-lock.json.
@@ -39,6 +39,14 @@ $(CHROMIUM):
 	@echo "Installing Debian's chromium for the UI end-to-end test ..."
 	$(SUDO) apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq chromium >/dev/null
+
+# Debian's PostgreSQL server binaries (any version) for the instance storage tests, which
+# start a throwaway server of their own (tests/postgres.py).
+postgresql:
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || { \
+		echo "Installing Debian's postgresql for the instance storage tests ..."; \
+		$(SUDO) apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq postgresql >/dev/null; }
 
 # The file-path benchmark (bench/README.md). The baselines' libraries (the bench group: dlt,
 # pandas, pandera[pandas]) go into their own environment, so the product is measured as
