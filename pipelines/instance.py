@@ -128,4 +128,6 @@ def _explain(settings: PostgresSettings, error: Exception) -> str:
         return f"{head}: create the database (createdb {settings.db}) or correct {DB}"
     if f'role "{settings.user}" does not exist' in reason:
         return f"{head}: create the role or correct {USER}"
+    if "SSL" in reason:  # TLS is libpq's business: PGSSLMODE, PGSSLROOTCERT, ...
+        return f"{head}: check the server's TLS setup and PGSSLMODE"
     return f"{head}: start the server, or correct {HOST} and {PORT} (unset {HOST} for SQLite)"
