@@ -2,8 +2,9 @@
 
 The lake is `<home>/lake` on local disk unless a lake URI is given (KOMMUNELAKE_LAKE_URI, e.g.
 `s3://bucket/prefix` or `az://container/prefix`); drop folders, serving, the Dagster
-instance, caches and scratch files always stay local. Every lake location is a `str` (a path
-or a URI), so callers pass it to deltalake, polars and DuckDB the same way for both.
+instance directory, caches and scratch files always stay local. Every lake location is a
+`str` (a path or a URI), so callers pass it to deltalake, polars and DuckDB the same way for
+both.
 """
 
 from __future__ import annotations
