@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -64,3 +68,25 @@ def wait_until(predicate: Callable[[], T], what: str, timeout: float, interval: 
             pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}")
         time.sleep(interval)
     return value
+
+
+def kill_load_once_started(
+    home: Home, select: str, started: Callable[[], T], what: str, timeout: float
+) -> tuple[int, T]:
+    """Start `kommunelake load --select select` on `home` in a child process (it inherits
+    this test's environment), SIGKILL it once `started` returns something true, and return
+    the child's pid and that value: a run left STARTED by a worker that is gone."""
+    command = ["load", "--home", str(home.root), "--select", select]
+    load = subprocess.Popen(
+        [sys.executable, "-m", "pipelines.cli", *command],
+        cwd=Path(__file__).resolve().parents[1],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        value = wait_until(started, what, timeout=timeout, interval=0.2)
+        os.kill(load.pid, signal.SIGKILL)
+    finally:
+        load.kill()
+        load.wait()
+    return load.pid, value

@@ -23,7 +23,7 @@ from connectors.demo import generate
 from lake.home import Home
 from pipelines.abandoned_runs import WORKER_TAG, fail_abandoned_runs, process_started
 from pipelines.cli import main, prepare
-from tests.helpers import wait_until
+from tests.helpers import kill_load_once_started, wait_until
 from tests.pipelines.sleeping_job import sleeping_job
 
 REPO = Path(__file__).resolve().parents[2]
@@ -102,33 +102,21 @@ def test_a_killed_kommunelake_load_is_failed_by_the_next_load(tmp_path, monkeypa
     prepare(home, create_key=True)  # the pseudonym key and the instance, as `demo` leaves them
     instance = dg.DagsterInstance.from_config(str(home.dagster_home))
     select = "key:silver/cpr_persons"
-    command = [sys.executable, "-m", "pipelines.cli", "load", "--home", str(home.root)]
-    load = subprocess.Popen(
-        [*command, "--select", select],
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
 
-        def started() -> list[dg.RunRecord]:
-            return instance.get_run_records(
-                filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED])
-            )
+    def started() -> list[dg.RunRecord]:
+        return instance.get_run_records(
+            filters=dg.RunsFilter(statuses=[dg.DagsterRunStatus.STARTED])
+        )
 
-        wait_until(started, "the load's run to start", timeout=60)
-        os.kill(load.pid, signal.SIGKILL)
-        load.wait()
-    finally:
-        load.kill()
+    pid, _ = kill_load_once_started(home, select, started, "the load's run to start", 60)
     [record] = started()
     killed = record.dagster_run.run_id
-    assert record.dagster_run.tags[WORKER_TAG].split(":")[1] == str(load.pid)
+    assert record.dagster_run.tags[WORKER_TAG].split(":")[1] == str(pid)
 
     capsys.readouterr()
     assert main(["load", "--home", str(home.root), "--select", select]) == 0
     out = capsys.readouterr().out
-    assert f"earlier run {killed}: The kommunelake process that ran it (pid {load.pid} " in out
+    assert f"earlier run {killed}: The kommunelake process that ran it (pid {pid} " in out
     assert _status(instance, killed) == dg.DagsterRunStatus.FAILURE
     assert started() == []
     # The same command loaded the file the killed one did not finish.

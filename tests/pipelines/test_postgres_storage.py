@@ -6,11 +6,7 @@ Every test runs against a real server (tests/postgres.py), each in a database of
 
 from __future__ import annotations
 
-import os
-import signal
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import dagster as dg
@@ -22,7 +18,7 @@ from pipelines import instance as pg
 from pipelines.abandoned_runs import WORKER_TAG
 from pipelines.cli import main, prepare
 from tests.conftest import TEST_KEY
-from tests.helpers import wait_until
+from tests.helpers import kill_load_once_started
 from tests.postgres import PostgresServer
 
 REPO = Path(__file__).resolve().parents[2]
@@ -116,37 +112,25 @@ def test_a_killed_load_is_failed_by_the_next_load_on_postgres(
 ) -> None:
     """pipelines/abandoned_runs.py reads the killed run and its worker tag back from
     PostgreSQL and marks it failed there, so the queue would not wait on it."""
-    command = [sys.executable, "-m", "pipelines.cli", "load", "--home", str(demo_home.root)]
-    # The subprocess inherits KOMMUNELAKE_POSTGRES_* from this test's environment.
-    load = subprocess.Popen(
-        [*command, "--select", SELECT],
-        cwd=REPO,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+    # The child inherits KOMMUNELAKE_POSTGRES_* from this test's environment.
+    pid, started = kill_load_once_started(
+        demo_home,
+        SELECT,
+        lambda: _started_runs(postgres_server, postgres_instance),
+        "the load's run to start in PostgreSQL",
+        90,
     )
-    try:
-        started = wait_until(
-            lambda: _started_runs(postgres_server, postgres_instance),
-            "the load's run to start in PostgreSQL",
-            timeout=90,
-            interval=0.2,
-        )
-        os.kill(load.pid, signal.SIGKILL)
-        load.wait()
-    finally:
-        load.kill()
-        load.wait()
     [(killed,)] = started
 
     capsys.readouterr()
     assert main(["load", "--home", str(demo_home.root), "--select", SELECT]) == 0
     out = capsys.readouterr().out
-    assert f"earlier run {killed}: The kommunelake process that ran it (pid {load.pid} " in out
+    assert f"earlier run {killed}: The kommunelake process that ran it (pid {pid} " in out
     with dg.DagsterInstance.from_config(str(demo_home.dagster_home)) as instance:
         record = instance.get_run_record_by_id(killed)
         assert record is not None
         assert record.dagster_run.status == dg.DagsterRunStatus.FAILURE
-        assert record.dagster_run.tags[WORKER_TAG].split(":")[1] == str(load.pid)
+        assert record.dagster_run.tags[WORKER_TAG].split(":")[1] == str(pid)
         [failure] = instance.all_logs(killed, of_type=dg.DagsterEventType.RUN_FAILURE)
         assert "killed or crashed" in (failure.message or "")
     statuses = _rows(postgres_server, postgres_instance, "select status from runs order by id")
