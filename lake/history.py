@@ -32,6 +32,7 @@ from lake.tables import (
     key_predicate,
     merge_metrics,
     partition_pruning,
+    partitions_holding,
     quote,
     quote_target,
     table_schema,
@@ -94,9 +95,10 @@ def scd2_changes(
     )
     scan = pl.scan_delta(table.table_uri, version=table.version()).filter(pl.col("is_current"))
     if source == "delta":
-        # Only the batch's keys can change, and a key keeps its partition (the rule merge
-        # pruning relies on too): read just those, not every current version of the table.
-        scan = _same_partitions(scan, frame, partitions).join(
+        # Only the batch's keys can change: read just those, in the partitions they are in
+        # now or were in before (a moved key's current version is closed where it is).
+        holding = partitions_holding(table, frame, keys)
+        scan = _same_partitions(scan, holding, partitions).join(
             frame.select(keys).lazy(), on=keys, how="semi"
         )
     current = scan.select(wanted).collect()
@@ -355,13 +357,15 @@ def merge_registrations(
     """Insert new registrations and close stored ones, in one merge (called by write_batch)."""
     uri = table.table_uri  # the frame went through prepare_registrations in write_batch
     key = registration_key(ids)
+    partitions = [c for c in table.metadata().partition_columns if c in frame.columns]
     stored = (
         pl.scan_delta(uri, version=table.version())
-        .select(*key, pl.col(REGISTRERING_TIL).alias("__stored_til"))
+        .select(*key, *partitions, pl.col(REGISTRERING_TIL).alias("__stored_til"))
         .join(frame.select(key).lazy(), on=key, how="semi")
         .collect()
     )
-    joined = frame.join(stored.with_columns(pl.lit(True).alias("__found")), on=key, how="left")
+    found = stored.select(*key, "__stored_til", pl.lit(True).alias("__found"))
+    joined = frame.join(found, on=key, how="left")
     new = pl.col("__found").is_null()
     closing = (
         pl.col("__found")
@@ -376,7 +380,14 @@ def merge_registrations(
             skipped=f"nothing new: all {frame.height} registrations are already in the table",
         )
     til = quote(REGISTRERING_TIL)
-    predicate = " AND ".join(p for p in (key_predicate(key), partition_pruning(table, staged)) if p)
+    # a stored registration is closed where it lives, whatever partition the delivery gives it
+    holding = pl.concat(
+        [staged.select(partitions), stored.join(staged, on=key, how="semi").select(partitions)],
+        how="vertical_relaxed",
+    )
+    predicate = " AND ".join(
+        p for p in (key_predicate(key), partition_pruning(table, holding)) if p
+    )
     metrics = (
         table.merge(
             staged.to_arrow(),

@@ -415,7 +415,8 @@ def partition_pruning(table: DeltaTable, rows: pl.DataFrame) -> str:
     """`t.<part> IN (<literal values of rows>)` for each partition column, or "".
 
     delta-rs prunes target files only on literal predicates, so the merge predicate carries
-    the partition values present in the source. Rows must keep their partition per key."""
+    the partition values present in the source. `rows` must hold every partition a matched
+    key lives in: see partitions_holding."""
     clauses = []
     for column in table.metadata().partition_columns:
         if column not in rows.columns:
@@ -428,6 +429,29 @@ def partition_pruning(table: DeltaTable, rows: pl.DataFrame) -> str:
         if parts:
             clauses.append("(" + " OR ".join(parts) + ")")
     return " AND ".join(clauses)
+
+
+def partitions_holding(table: DeltaTable, rows: pl.DataFrame, keys: Sequence[str]) -> pl.DataFrame:
+    """The partition values of `rows`, plus those of the table's rows that hold a key of
+    `rows` in another partition: a key whose partition column changed (a case's opening
+    date corrected into another year) must be matched where it was, or a merge pruned to
+    the batch's partitions adds it a second time. Reads only the key and partition columns
+    of the other partitions' files, and nothing when a key cannot move (every partition
+    column is a key column)."""
+    partitions = [c for c in table.metadata().partition_columns if c in rows.columns]
+    own = rows.select(partitions).unique()
+    if not partitions or set(partitions) <= set(keys) or rows.is_empty():
+        return own
+    batch_keys = rows.select(keys).unique()
+    elsewhere = (
+        pl.scan_delta(table, version=table.version())
+        .join(own.lazy(), on=partitions, how="anti", nulls_equal=True)
+        .join(batch_keys.lazy(), on=list(keys), how="semi", nulls_equal=True)
+        .select(partitions)
+        .unique()
+        .collect()
+    )
+    return pl.concat([own, elsewhere], how="vertical_relaxed").unique()
 
 
 def refuse_duplicate_keys(uri: str, frame: pl.DataFrame, keys: Sequence[str]) -> None:
@@ -674,7 +698,12 @@ def _merge(
     # key counting null as a value, and unique_keys counts it so: the merge must too.
     nullable = [k for k in keys if frame.get_column(k).null_count()]
     predicate = " AND ".join(
-        p for p in (key_predicate(keys, null_safe=nullable), partition_pruning(table, frame)) if p
+        p
+        for p in (
+            key_predicate(keys, null_safe=nullable),
+            partition_pruning(table, partitions_holding(table, frame, keys)),
+        )
+        if p
     )
     metrics = (
         table.merge(

@@ -251,6 +251,30 @@ def test_a_delta_scd2_batch_reads_only_its_keys_and_keeps_one_current_version(tm
     assert closed.select("id", "valid_to").rows() == [("k2", T2), ("k4", T2)]
 
 
+@pytest.mark.parametrize("source", ["full", "delta"])
+def test_a_key_moving_to_another_partition_closes_its_old_version(tmp_path, source) -> None:
+    # The new version goes to the new partition; the one it replaces is closed where it is.
+    uri = str(tmp_path / "t")
+    frame = pl.DataFrame({"id": ["a", "b", "c"], "district": ["nord", "syd", "vest"], "name": "n"})
+    write_batch(
+        uri, frame, mode="scd2", keys=["id"], app_id="b1", partition_by=["district"], valid_at=T1
+    )
+    moved = frame.with_columns(
+        pl.when(pl.col("id") == "a").then(pl.lit("syd")).otherwise("district").alias("district")
+    )
+    if source == "delta":
+        moved = moved.filter(pl.col("id") == "a")
+
+    write_batch(uri, moved, mode="scd2", keys=["id"], app_id="b2", valid_at=T2, scd2_source=source)
+
+    history = pl.read_delta(uri).filter(pl.col("id") == "a").sort("valid_from")
+    assert history.select("district", "valid_to", "is_current").rows() == [
+        ("nord", T2, False),
+        ("syd", None, True),
+    ]
+    assert pl.read_delta(uri).filter(pl.col("is_current")).height == 3
+
+
 # --- bitemporal registrations ------------------------------------------------------------
 
 _TS = pl.Datetime("us", "UTC")
@@ -322,6 +346,24 @@ def test_registrations_merge_prunes_partitions(tmp_path) -> None:
     assert DeltaTable(uri).metadata().partition_columns == ["kommune"]
     assert commit.metrics["num_target_files_skipped_during_scan"] == 1
     assert pl.read_delta(uri).height == 3
+
+
+def test_a_registration_closed_from_another_partition_is_closed_not_added(tmp_path) -> None:
+    # The register re-delivers A's first registration, now closed, with today's kommune (a
+    # boundary change): it is the stored registration, closed where it lives.
+    uri = str(tmp_path / "dar")
+    kommuner = _registrations(FIRST).with_columns(pl.Series("kommune", ["0101", "0147"]))
+    append_registrations(uri, kommuner, ids=["id"], app_id="d1", partition_by=["kommune"])
+    corrected = _registrations(CORRECTED).with_columns(pl.lit("0147").alias("kommune"))
+
+    append_registrations(uri, corrected, ids=["id"], app_id="d2")
+
+    stored = pl.read_delta(uri).sort("id", "registreringFra")
+    assert stored.select("id", "kommune", "registreringFra", "registreringTil").rows() == [
+        ("A", "0101", Y2020, Y2023),
+        ("A", "0147", Y2023, None),
+        ("B", "0147", Y2020, None),
+    ]
 
 
 def test_conflicting_registrations_are_refused(tmp_path) -> None:

@@ -163,6 +163,28 @@ def test_merge_prunes_partitions_with_literal_values(tmp_path) -> None:
     assert pl.read_delta(uri).height == 7
 
 
+def test_a_key_moving_to_another_partition_is_updated_not_added_again(tmp_path) -> None:
+    # A case's district corrected by the fagsystem: pruning on the batch's partition values
+    # alone never sees the key's old row, which stayed behind as a second version of it.
+    uri = str(tmp_path / "t")
+    for i, district in enumerate(["nord", "syd", "vest"]):
+        batch = _districts([f"{district}-1", f"{district}-2"], district, 1)
+        write_batch(
+            uri, batch, mode="merge", keys=["id"], app_id=f"b{i}", partition_by=["district"]
+        )
+    moved = _districts(["nord-1", "syd-3"], "syd", 2)
+
+    commit = write_batch(uri, moved, mode="merge", keys=["id"], app_id="b9")
+
+    table = pl.read_delta(uri)
+    assert table.filter(pl.col("id") == "nord-1").rows() == [("nord-1", "syd", 2)]
+    assert table.height == 7
+    assert commit.metrics["num_target_files_skipped_during_scan"] == 1  # vest still pruned
+    # the moved row lives in its new partition's files
+    files = [f for f in DeltaTable(uri).file_uris() if "/district=syd/" in f]
+    assert "nord-1" in pl.read_parquet(files).get_column("id").to_list()
+
+
 def test_merge_pruning_quotes_literals_and_handles_dates(tmp_path) -> None:
     uri = str(tmp_path / "t")
     day = [dt.date(2026, 1, 1), dt.date(2026, 1, 2)]
