@@ -24,6 +24,7 @@ from dataclasses import dataclass
 import polars as pl
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 
+from lake import storage
 from lake.errors import LakeError
 from lake.tables import (
     UTC_US,
@@ -84,7 +85,11 @@ def scd2_changes(
     `_`-prefixed lineage columns, which differ in every batch)."""
     keys = list(keys)
     compare = check_scd2_batch(
-        table.table_uri, frame, keys=keys, compare_columns=compare_columns, source=source
+        storage.shown(table.table_uri),
+        frame,
+        keys=keys,
+        compare_columns=compare_columns,
+        source=source,
     )
     at = pl.select(pl.lit(valid_at or dt.datetime.now(dt.UTC)).cast(UTC_US)).item()
 
@@ -179,8 +184,9 @@ def _refuse_out_of_order(
         for row in late.sort(list(keys)).head(_EXAMPLES).rows()
     )
     raise LakeError(
-        f"{table.table_uri}: this batch's versions would start at {at.isoformat()}, but "
-        f"{late.height} key(s) already have history at or after that time, e.g. {examples}. "
+        f"{storage.shown(table.table_uri)}: this batch's versions would start at "
+        f"{at.isoformat()}, but {late.height} key(s) already have history at or after that "
+        f"time, e.g. {examples}. "
         "SCD2 history only grows forward: a batch older than the table's history (an old "
         "batch reloaded, a clock set back) cannot be applied. Nothing was written. Load a "
         "newer delivery, or rebuild the table from landing in delivery order"

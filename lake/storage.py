@@ -160,6 +160,12 @@ def parse_lake_uri(uri: str | os.PathLike[str]) -> LakeLocation:
     parts = urlsplit(text)
     scheme = parts.scheme.lower()
     if scheme in ("", "file") or (len(scheme) == 1 and os.name == "nt"):
+        if scheme == "file" and parts.netloc not in ("", "localhost"):
+            raise ConfigError(
+                f"{text}: a file:// URI that names a host ({parts.netloc}) is another "
+                "machine's disk; mount it and give the local path (network shares are "
+                "refused if they cannot rename atomically), or use s3:// or az://"
+            )
         local = unquote(parts.path) if scheme == "file" else text
         return LakeLocation(uri=str(Path(local).expanduser().absolute()), scheme="file")
     if scheme not in S3_SCHEMES + AZURE_SCHEMES:
@@ -184,6 +190,12 @@ def parse_lake_uri(uri: str | os.PathLike[str]) -> LakeLocation:
     prefix = parts.path.strip("/")
     normal = f"{scheme}://{parts.netloc}" + (f"/{prefix}" if prefix else "")
     return LakeLocation(normal, scheme, container, prefix, account)
+
+
+def shown(uri: str) -> str:
+    """A table location for a message: a local path without `file://` (delta-rs gives its
+    tables' URIs that way), an object-store URI as is."""
+    return parse_lake_uri(uri).uri
 
 
 def join_uri(base: str, *parts: str) -> str:

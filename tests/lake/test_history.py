@@ -191,6 +191,7 @@ def test_a_batch_before_the_history_is_refused_and_the_table_untouched(
     with pytest.raises(LakeError, match=says) as error:
         _scd2(uri, rows, "b2", at, scd2_source=scd2_source)
     assert "Nothing was written" in str(error.value)
+    assert str(error.value).startswith(f"{uri}: ")  # the path as given, not a file:// URI
     assert _state(uri) == before
 
 

@@ -87,6 +87,7 @@ def test_lake_uris_parse_into_store_container_and_prefix() -> None:
     )
     assert storage.parse_lake_uri("az://lake").path == "lake"
     assert storage.parse_lake_uri("file:///srv/lake").uri == "/srv/lake"
+    assert storage.parse_lake_uri("file://localhost/srv/lake").uri == "/srv/lake"
     assert not storage.parse_lake_uri("/srv/lake").is_remote
     assert storage.join_uri("s3://b/p", "silver", "x") == "s3://b/p/silver/x"
     assert storage.join_uri("/srv/lake", "silver", "x") == "/srv/lake/silver/x"
@@ -99,6 +100,7 @@ def test_lake_uris_parse_into_store_container_and_prefix() -> None:
         ("s3://KEY:SECRET@bucket/lake", "credentials do not belong"),
         ("s3:///lake", "no bucket"),
         ("s3://bucket/lake?versionId=1", "no ?query"),
+        ("file://nas01/lake", "names a host"),
     ],
 )
 def test_bad_lake_uris_are_refused_with_what_to_do(uri: str, says: str) -> None:
