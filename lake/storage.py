@@ -15,7 +15,8 @@ refuses configurations without that guarantee, with a message saying what to cha
   the second PUT lets two loads write the same Delta version, silently losing one batch;
 - pre-deltalake-1.0 S3 settings (`AWS_S3_ALLOW_UNSAFE_RENAME`, DynamoDB locking), which turn
   off exactly that guarantee.
-Azure Blob Storage honours conditional PUT by design, so it is not probed.
+Azure Blob Storage honours conditional PUT by design; it is probed once per process only for
+access (credentials, container, endpoint), so a mistake there is one line at the start.
 
 Raw landing files go through pyarrow's S3/Azure file systems (pyarrow is already a core
 dependency; deltalake's own pyarrow handler fails on writes with pyarrow 26).
@@ -28,6 +29,7 @@ import datetime as dt
 import hashlib
 import hmac
 import os
+import re
 import threading
 import uuid
 from collections.abc import Callable, Mapping
@@ -38,6 +40,7 @@ from urllib.parse import quote, unquote, urlsplit
 from lake.errors import ConfigError, LakeError
 
 LAKE_URI_VARIABLE = "KOMMUNELAKE_LAKE_URI"
+_MAX_DETAIL = 400  # characters of a store's own error shown after ours
 BLOCK_SIZE = 1 << 20  # 1 MiB: large files are hashed and copied in blocks this big
 S3_SCHEMES = ("s3", "s3a")
 AZURE_SCHEMES = ("az", "azure", "abfs", "abfss")
@@ -626,8 +629,15 @@ def require_atomic(uri: str, *, mounts_text: str | None = None) -> None:
     if location.kind == "azure":
         # Without it deltalake fails deep in the first read ("Generic MicrosoftAzure error:
         # Account must be specified"), which the CLI can only show as an internal error.
-        if not storage_options(uri).get("azure_storage_account_name"):
+        options = storage_options(uri)
+        account = options.get("azure_storage_account_name")
+        if not account:
             raise ConfigError(_NO_AZURE_ACCOUNT)
+        key = ("azure", account, azure_endpoint(options) or "", location.container)
+        with _checked_lock:
+            if key not in _checked:
+                probe_azure_access(uri, options)
+                _checked.add(key)
         return
     options = storage_options(uri)  # refuses unsafe settings first
     key = ("s3", options.get("aws_endpoint_url", ""), location.container)
@@ -685,6 +695,44 @@ def probe_conditional_put(uri: str, options: Mapping[str, str] | None = None) ->
             "2024, Ceph RGW since Reef), or keep the lake on a local disk by unsetting "
             "KOMMUNELAKE_LAKE_URI"
         )
+
+
+def probe_azure_access(uri: str, options: Mapping[str, str]) -> None:
+    """List the lake's root once, through deltalake with the lake's options, so missing or
+    wrong credentials, a missing container or an unreachable endpoint are one clear line
+    instead of an error deep in the first table read. With no key, SAS token or client
+    secret set, Azure's credential chain (a managed identity) is what gets tried."""
+    from deltalake import DeltaTable
+
+    location = parse_lake_uri(uri)
+    try:
+        DeltaTable.is_deltatable(join_uri(uri, "_access_probe"), storage_options=dict(options))
+    except OSError as error:
+        detail = _error_chain(str(error))
+        if "token request" in detail:
+            what = (
+                "no Azure credential worked: set AZURE_STORAGE_ACCOUNT_KEY, "
+                "AZURE_STORAGE_SAS_TOKEN or AZURE_CLIENT_ID/AZURE_CLIENT_SECRET/"
+                "AZURE_TENANT_ID, or run where a managed identity is available"
+            )
+        elif "404 Not Found" in detail:
+            what = f"container {location.container!r} not found: create it first"
+        elif "403 Forbidden" in detail or "401 Unauthorized" in detail:
+            what = (
+                "Azure refused the credentials: check AZURE_STORAGE_ACCOUNT_KEY, "
+                "AZURE_STORAGE_SAS_TOKEN or the client's role on the container"
+            )
+        else:
+            what = "cannot reach it: check AZURE_STORAGE_ENDPOINT and the network"
+        raise ConfigError(f"Azure lake at {uri}: {what} ({detail})") from None
+
+
+def _error_chain(text: str) -> str:
+    """object_store's multi-line, colour-coded cause chain as one plain line."""
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", text)
+    parts = [p.strip().lstrip("↳").strip() for p in plain.splitlines()]
+    # the service's XML error body follows the status line; the status says enough
+    return "; ".join(p for p in parts if p and not p.startswith("<"))[:_MAX_DETAIL]
 
 
 @dataclass(frozen=True)

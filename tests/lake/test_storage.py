@@ -223,9 +223,60 @@ def test_an_azure_lake_without_an_account_is_refused_at_the_start(monkeypatch) -
     monkeypatch.delenv("AZURE_STORAGE_USE_EMULATOR", raising=False)
     with pytest.raises(ConfigError, match="set AZURE_STORAGE_ACCOUNT_NAME or use abfss://"):
         storage.require_atomic("az://lake/prod")
-    storage.require_atomic("abfss://lake@aarhusdata.dfs.core.windows.net/prod")
+    # with an account, the next check is access (see the Azurite test below), not the account
+    closed = f"http://127.0.0.1:{objectstores.free_port()}"
+    monkeypatch.setenv("AZURE_STORAGE_ENDPOINT", closed)
+    monkeypatch.setenv("AZURE_ALLOW_HTTP", "true")
+    monkeypatch.setenv("AZURE_STORAGE_ACCOUNT_KEY", objectstores.EMULATOR_KEY)
+    with pytest.raises(ConfigError, match="cannot reach it"):
+        storage.require_atomic("abfss://lake@aarhusdata.dfs.core.windows.net/prod")
     monkeypatch.setenv("AZURE_STORAGE_ACCOUNT_NAME", "aarhusdata")
-    storage.require_atomic("az://lake/prod")
+    with pytest.raises(ConfigError, match="cannot reach it"):
+        storage.require_atomic("az://lake/prod")
+
+
+@pytest.mark.parametrize(
+    ("mistake", "says"),
+    [
+        ("none", None),
+        ("missing container", "container 'nope' not found: create it first"),
+        ("wrong key", "Azure refused the credentials"),
+        # no key, token or secret: the managed identity is tried, and there is none here
+        ("no credentials", "no Azure credential worked"),
+    ],
+)
+def test_azure_access_mistakes_are_one_line_at_the_start(
+    azurite, monkeypatch, mistake, says
+) -> None:
+    # deltalake fails on them deep in the first table read, which the CLI can only show as
+    # an internal error with a colour-coded cause chain
+    for name in [n for n in os.environ if n.startswith("AZURE")]:
+        monkeypatch.delenv(name)
+    env = {
+        "AZURE_STORAGE_ACCOUNT_NAME": "devstoreaccount1",
+        "AZURE_STORAGE_ENDPOINT": f"{azurite.url}/devstoreaccount1",
+        "AZURE_ALLOW_HTTP": "true",
+        "AZURE_STORAGE_ACCOUNT_KEY": objectstores.EMULATOR_KEY,
+    }
+    if mistake == "wrong key":
+        env["AZURE_STORAGE_ACCOUNT_KEY"] = "d3Jvbmc="
+    if mistake == "no credentials":
+        del env["AZURE_STORAGE_ACCOUNT_KEY"]
+        env["AZURE_MSI_ENDPOINT"] = f"http://127.0.0.1:{objectstores.free_port()}/token"
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setattr(storage, "_checked", set())  # probed once per process otherwise
+    container = "nope" if mistake == "missing container" else objectstores.create_container(azurite)
+
+    if says is None:
+        storage.require_atomic(f"az://{container}/lake")
+        return
+    with pytest.raises(ConfigError) as error:
+        storage.require_atomic(f"az://{container}/lake")
+    message = str(error.value)
+    assert message.startswith(f"Azure lake at az://{container}/lake: {says}")
+    assert "\x1b" not in message and "\n" not in message and "<?xml" not in message
+    assert objectstores.EMULATOR_KEY not in message
 
 
 def test_tables_are_listed_per_layer_on_local_disk(home: Home) -> None:
