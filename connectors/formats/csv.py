@@ -26,9 +26,11 @@ import numpy as np
 import polars as pl
 
 from connectors.formats.encoding import (
+    DOS_END_OF_FILE,
     decode,
     refuse_unlikely_characters,
     refuse_utf8_as_single_byte,
+    without_end_of_file_mark,
 )
 from connectors.formats.errors import FormatError
 from connectors.formats.frame import check_pattern, finish, header_name
@@ -143,6 +145,8 @@ def _read_general(
 ) -> pl.DataFrame:
     place = _whole_file(opts, place)
     text = _decode(data, opts.encoding, source_name)
+    if place.ends_file:
+        text = without_end_of_file_mark(text)
     if not text or text.isspace():  # isspace() stops early; strip() would copy
         raise FormatError(source_name, "the file is empty", "Check the export that produced it")
     if "\n" not in text and "\r" in text:
@@ -326,6 +330,8 @@ def _read_plain(
     if (opts.skip_footer_rows and place.ends_file) or opts.header_row:
         return None
     raw = _as_utf8(data, opts.encoding)
+    if raw is not None and place.ends_file:  # UTF-8 here: 0x1a is ^Z and nothing else
+        raw = raw.rstrip(DOS_END_OF_FILE.encode("ascii"))
     quote = opts.quote.encode("ascii") if opts.quote else b""
     if raw is None or (quote and quote in raw) or b"\n" not in raw or b"\x00" in raw:
         return None  # a NUL byte is not text: the general path says where it is

@@ -133,6 +133,18 @@ class PieceDecoder:
         return text
 
 
+# DOS's end-of-file mark (^Z): DOS-era editors and exports put it after a text file's last
+# line, some several (the last block padded with it). It ends the text; it is none of it.
+DOS_END_OF_FILE = "\x1a"
+
+
+def without_end_of_file_mark(text: str) -> str:
+    """The text at the end of a file without DOS's end-of-file marks after it. Read as text,
+    a mark is a last line of its own: a fixed-width extract refused it as a control
+    character, a CSV file as a row of one field. Elsewhere in a file ^Z is left alone."""
+    return text.rstrip(DOS_END_OF_FILE)
+
+
 _UTF16_SAMPLE = 4096  # bytes looked at for the NUL pattern of UTF-16 without a BOM
 _SET_ENCODING = "Set `encoding:` in the dataset YAML (e.g. utf-8, cp1252, latin-1, cp865, utf-16)"
 

@@ -37,6 +37,7 @@ from connectors.formats.encoding import (
     cuts_after_ascii,
     decode,
     newlines_are_multi_byte,
+    without_end_of_file_mark,
     without_signature,
 )
 from connectors.formats.errors import FormatError
@@ -193,7 +194,7 @@ def _record_type(raw: object, source_name: str) -> tuple[Field, str] | None:
 
 def read_fixed_width(data: bytes, options: Mapping[str, Any], *, source_name: str) -> pl.DataFrame:
     opts = FixedWidthOptions.parse(options, source_name)
-    text = _text(data, opts.encoding, source_name, offset=0)
+    text = without_end_of_file_mark(_text(data, opts.encoding, source_name, offset=0))
     if not text or text.isspace():
         raise _empty(source_name)
     if "\n" not in text and "\r" in text:
@@ -271,6 +272,8 @@ def _pieces(
         except FormatError as error:
             raise error.moved_down(lines_before) from error
         del piece
+        if last:
+            text = without_end_of_file_mark(text)
         if not bytes_before and "\n" not in text and "\r" in text:  # the whole file
             raise _bare_carriage_returns(source_name)
         numbered = _numbered(text, first_line=lines_before + 1)

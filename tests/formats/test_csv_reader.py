@@ -5,12 +5,13 @@ from __future__ import annotations
 import csv
 import io
 import random
+from pathlib import Path
 from typing import Any
 
 import polars as pl
 import pytest
 
-from connectors.formats import FormatError, read_table
+from connectors.formats import FormatError, iter_table, read_table
 from connectors.formats.encoding import decode
 
 DANISH = "Søren Østergård;Æblevej 3, 1. tv.;Århus;Bæk;ÆØÅæøå"
@@ -539,3 +540,23 @@ def test_a_bare_carriage_return_inside_a_line_is_named(data: bytes) -> None:
 def test_a_carriage_return_inside_quotes_is_a_value() -> None:
     frame = read(b'Id;Note\r\n1;"a\rb"\r\n2;c\r\n')
     assert frame["Note"].to_list() == ["a\rb", "c"]
+
+
+def test_a_dos_end_of_file_mark_ends_the_file(tmp_path: Path) -> None:
+    # DOS-era exports end with ^Z (0x1a): read as a last row of one field, it made the whole
+    # file ragged ("the row has 1 field but the header has 3"), in every encoding.
+    text = "Navn;Beløb;Dato\r\nSøren;12,5;01-02-2024\r\nÅse;3;02.03.2024\r\n"
+    for encoding in ("cp865", "cp1252", None):
+        options = {} if encoding is None else {"encoding": encoding}
+        expected = read(text.encode(encoding or "cp865"), **options)
+        for data in (
+            text.encode(encoding or "cp865") + b"\x1a",
+            text[:-2].encode(encoding or "cp865") + b"\x1a\x1a",
+        ):
+            assert read(data, **options).equals(expected)
+            path = tmp_path / "dos.csv"
+            path.write_bytes(data)
+            pieces = iter_table(
+                path, {"type": "csv", **options}, source_name="dos.csv", chunk_bytes=20
+            )
+            assert pl.concat(list(pieces)).equals(expected)

@@ -211,6 +211,25 @@ def test_control_characters_that_shift_fields_are_refused(
     assert read((first + "\t\r\n").encode("cp865"), allow_short_lines=True).height == 1
 
 
+def test_a_dos_end_of_file_mark_ends_the_file(tmp_path: Path) -> None:
+    # DOS-era exports end with ^Z (0x1a), after the last line ending or right after the
+    # trailer record, some with several; it was a line of its own, refused as a control
+    # character, and the whole extract went to rejected/.
+    options = {"record_type": TYPE_001, "skip_header_lines": 1, "skip_footer_lines": 1}
+    expected = read(EXTRACT.encode("cp865"), **options)
+    for text, mark in ((EXTRACT, b"\x1a"), (EXTRACT, b"\x1a" * 3), (EXTRACT[:-2], b"\x1a")):
+        data = text.encode("cp865") + mark
+        for chunk in (16, 10_000):  # in pieces, and whole
+            whole, pieces = both(tmp_path, data, options, chunk)
+            assert isinstance(whole, pl.DataFrame), str(whole)
+            assert isinstance(pieces, pl.DataFrame), str(pieces)
+            assert_frame_equal(whole, expected)
+            assert_frame_equal(pieces, expected)
+    # Anywhere else it still shifts the fields after it.
+    inside = EXTRACT.replace("\r\n\r\n", "\r\n\x1a\r\n").encode("cp865")
+    assert "U+001A" in read_error(inside, **options).cause
+
+
 def test_a_million_lines_read_whole() -> None:
     person = line("001", "0101901234", "Søren Ærø", "01") + "\n"
     frame = read((person * 1_000_000).encode("cp865"), record_type={"start": 1, "value": "001"})
