@@ -44,6 +44,10 @@ from connectors.formats.errors import FormatError, is_panic
 from connectors.formats.frame import finish
 
 _INT64_SAFE = 2.0**62
+# INT96 timestamps (Hive, Impala, old Spark) are read by pyarrow as nanoseconds unless told
+# otherwise, and nanoseconds end in 2262: an SCD row's 9999-12-31 wrapped to 1816-03-29.
+# Microseconds, as polars reads them, reach every year a timestamp can hold.
+_INT96_UNIT = "us"
 
 
 def read_parquet(data: bytes, options: Mapping[str, Any], *, source_name: str) -> pl.DataFrame:
@@ -64,7 +68,7 @@ def iter_parquet(
         yield read_parquet(path.read_bytes(), options, source_name=source_name)
         return
     try:
-        parquet = pq.ParquetFile(path)
+        parquet = pq.ParquetFile(path, coerce_int96_timestamp_unit=_INT96_UNIT)
         metadata = parquet.metadata
         schema = parquet.schema_arrow
     except (pa.ArrowException, OSError, ValueError) as err:
@@ -128,7 +132,7 @@ def _read(data: bytes, source_name: str) -> pl.DataFrame:
         raise _unreadable(source_name, failure) from failure
     _refuse_bad_names(schema.names, source_name)
     try:
-        arrow = pq.read_table(io.BytesIO(data))
+        arrow = pq.read_table(io.BytesIO(data), coerce_int96_timestamp_unit=_INT96_UNIT)
     except (pa.ArrowException, OSError, ValueError):
         raise _unreadable(source_name, failure) from failure
     return _from_arrow(arrow, source_name)

@@ -282,3 +282,22 @@ def test_a_column_without_a_name_is_refused_whole_and_in_pieces(tmp_path) -> Non
     assert read_error(data).cause == "column 2 has no name"
     with pytest.raises(FormatError, match="column 2 has no name"):
         _pieces(tmp_path, data)
+
+
+def test_int96_timestamps_beyond_nanoseconds_keep_their_dates(tmp_path) -> None:
+    # Hive, Impala and old Spark write timestamps as INT96, and SCD tables end open rows at
+    # 9999-12-31. pyarrow reads INT96 as nanoseconds, which end in 2262: read in pieces
+    # (or with a column only pyarrow reads) 9999-12-31 came out as 1816-03-29, silently.
+    moments = [dt.datetime(9999, 12, 31), dt.datetime(1, 1, 1), dt.datetime(2026, 1, 31, 13, 30)]
+    expected = ["9999-12-31 00:00:00", "0001-01-01 00:00:00", "2026-01-31 13:30:00"]
+    table = pa.table({"valid_to": pa.array(moments, pa.timestamp("us"))})
+    buffer = io.BytesIO()
+    pq.write_table(table, buffer, use_deprecated_int96_timestamps=True)
+    data = buffer.getvalue()
+    assert read(data)["valid_to"].to_list() == expected
+    assert [row["valid_to"] for row in _pieces(tmp_path, data)] == expected
+    # A decimal over 38 digits sends the whole file through pyarrow as well.
+    wide = pa.array([decimal.Decimal(1)] * 3, pa.decimal256(40, 0))
+    buffer = io.BytesIO()
+    pq.write_table(table.append_column("big", wide), buffer, use_deprecated_int96_timestamps=True)
+    assert read(buffer.getvalue())["valid_to"].to_list() == expected
