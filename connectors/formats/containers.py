@@ -49,6 +49,7 @@ import io
 import stat
 import struct
 import tempfile
+import unicodedata
 import zipfile
 import zlib
 from collections.abc import Callable, Iterator, Mapping
@@ -358,6 +359,7 @@ def _unzip(data: bytes, member: str | None, limits: Limits, source_name: str, si
             "Ask for an archive with just the export, or raise `max_members` in the dataset YAML",
         )
     for info in infos:
+        info.filename = _member_name(info)  # for matching `member` and for messages
         _check_member(info, fail)
 
     files = [i for i in infos if not i.is_dir() and not _is_clutter(i.filename)]
@@ -384,6 +386,27 @@ def _unzip(data: bytes, member: str | None, limits: Limits, source_name: str, si
     _check_declared(info, limits, fail)
     _inflate_member(data, info, limits, fail, sink)
     return info.filename
+
+
+def _member_name(info: zipfile.ZipInfo) -> str:
+    """The member's name as its sender reads it.
+
+    zipfile reads a name without the UTF-8 flag as cp437, the zip standard's code page, but
+    Windows' own zip writes the machine's OEM code page (cp850 in Denmark and Norway, whose
+    ø is cp437's ¢) and Info-ZIP and macOS write UTF-8 without setting the flag: such a name
+    is UTF-8 if it decodes as UTF-8 (cp850 names practically never do), else cp850. macOS
+    decomposes å into a and a ring, flag or not: NFC, as YAML keys and headers are. ASCII
+    bytes read the same in all three, so the path checks see the same `/`, `\\` and `..`."""
+    name = info.filename
+    if name.isascii():
+        return name
+    if not info.flag_bits & 0x800:
+        raw = name.encode("cp437")  # zipfile's own decoding, undone
+        try:
+            name = raw.decode("utf-8")
+        except UnicodeDecodeError:
+            name = raw.decode("cp850")
+    return unicodedata.normalize("NFC", name)
 
 
 def _is_clutter(name: str) -> bool:

@@ -57,6 +57,7 @@ class RawMember:
     flags: int = 0
     external_attr: int = 0
     create_system: int = 3  # Unix
+    name_encoding: str = "utf-8"  # zip writers without the UTF-8 flag use their own
 
 
 def zip_archive(members: list[RawMember], *, declared_count: int | None = None) -> bytes:
@@ -64,7 +65,7 @@ def zip_archive(members: list[RawMember], *, declared_count: int | None = None) 
     out = bytearray()
     central = bytearray()
     for m in members:
-        name = m.name.encode("utf-8")
+        name = m.name.encode(m.name_encoding)
         offset = len(out)
         out += struct.pack(
             "<IHHHHHIIIHH",

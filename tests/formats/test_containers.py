@@ -6,6 +6,7 @@ import gzip
 import io
 import stat
 import tarfile
+import unicodedata
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -48,6 +49,27 @@ def read_error(data: bytes, source_name: str = "levering.zip", **options: Any) -
         read(data, source_name, **options)
     assert "\n" not in str(caught.value)
     return caught.value
+
+
+@pytest.mark.parametrize(
+    ("encoding", "form"),
+    [("cp850", "NFC"), ("utf-8", "NFC"), ("utf-8", "NFD")],  # Windows; Info-ZIP; macOS
+)
+def test_member_names_without_the_utf8_flag_read_as_their_writers_wrote_them(
+    encoding: str, form: str
+) -> None:
+    # A name without the UTF-8 flag was read as cp437, the zip standard's code page, but
+    # Windows' own zip writes the OEM code page (cp850 in Denmark and Norway) and Info-ZIP
+    # and macOS write UTF-8 (macOS with å decomposed): "udtræk/Børn.csv" was named
+    # "udtræk/B¢rn.csv" or "udtr├ªk/B├╕rn.csv" in messages, and `member:` matched nothing.
+    name = unicodedata.normalize(form, "udtræk/Børn_æøå.csv")
+    archive = zip_archive([stored(name, CSV, name_encoding=encoding)])
+    assert not zipfile.ZipFile(io.BytesIO(archive)).infolist()[0].flag_bits & 0x800
+    assert read(archive, container="zip", member="børn_æøå.csv").rows() == EXPECTED
+    assert read(archive, container="zip", member="udtræk/*.csv").rows() == EXPECTED
+    broken = zip_archive([stored(name, b"a;b\n1;2;3\n", name_encoding=encoding)])
+    error = read_error(broken, container="zip")
+    assert str(error).startswith("levering.zip!udtræk/Børn_æøå.csv, line 2: the row has 3")
 
 
 def test_the_member_matching_the_glob_is_read_and_named_in_messages() -> None:
