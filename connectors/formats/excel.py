@@ -59,7 +59,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -532,13 +532,17 @@ def _sheet_cells(
     first rows are read: the header rows, for group labels left of `columns_range`.
     """
     overflows: list[tuple[tuple[int, int], float]] = []
-    if scan is not None and scan.overflow and package is not None:
+    if scan is not None and scan.overflow and package is not None and package.xlsx:
         workbook, overflows = _without_overflows(workbook, package, sheet, source_name)
+    # An .xls or .ods sheet's columns holding numbers too low for calamine's dates.
+    too_low = scan.overflow_columns if scan is not None and not overflows else set()
     pick = None
     if layout.columns is not None:
         low, high = layout.columns
         pick = lambda column: low <= column.absolute_index <= high  # noqa: E731
     try:
+        if too_low:  # a date cell among them makes every load panic: name it first
+            _check_huge_serials(workbook, sheet, pick, source_name)
         loaded = _load(workbook, sheet, "string", pick, rows)
         # Error cells (#DIV/0!) come back null; the error list is how they are told from blanks.
         batch, errors = loaded.to_arrow_with_errors()
@@ -565,7 +569,8 @@ def _sheet_cells(
         # Cells that do not convert become null here (no error list: building one Python
         # object per text cell in a float load costs more than the load itself).
         number = _load(workbook, sheet, "float", pick, rows).to_polars()
-        moment = _moments(workbook, sheet, first_index, text.width, text.height, pick, rows)
+        skip = {first_index + c - first_column for c in too_low}
+        moment = _moments(workbook, sheet, first_index, text.width, text.height, pick, rows, skip)
         boolean = _load(workbook, sheet, "boolean", pick, rows).to_polars()
     except BaseException as err:
         if not isinstance(err, fastexcel.FastExcelError) and not is_panic(err):
@@ -729,18 +734,25 @@ def _moments(
     height: int,
     pick: Any,
     rows: int | None = None,
+    skip: Collection[int] = (),
 ) -> pl.DataFrame:
-    try:
-        return _load(workbook, sheet, "datetime", pick, rows).to_polars()
-    except BaseException as err:
-        if not is_panic(err):
-            raise
+    """The datetime load; `skip`: the (fastexcel) columns known to make it panic."""
+    if not skip:
+        try:
+            return _load(workbook, sheet, "datetime", pick, rows).to_polars()
+        except BaseException as err:
+            if not is_panic(err):
+                raise
     # calamine panics turning a number below about -1.07e11 into a date (the milliseconds
     # overflow), and a budget in øre can hold one. Load column by column and leave out the
     # columns that cannot convert: their numbers still render from the float load, and any
-    # real date cell in them falls back to calamine's text (`2026-01-15 00:00:00`).
+    # real date cell in them falls back to calamine's text (`2026-01-15 00:00:00`). Columns
+    # in `skip` are not tried: the panic prints on stderr even though it is caught.
     columns = []
     for i in range(first_index, first_index + width):
+        if i in skip:
+            columns.append(pl.Series(f"c{i}", [None] * height, dtype=pl.Datetime("ms")))
+            continue
         try:
             column = workbook.load_sheet(
                 sheet,

@@ -79,6 +79,11 @@ _ODS_TOKEN = re.compile(
     rb"<(/?)table:(table|table-column|table-row|table-cell|covered-table-cell)(?=[\s/>])"
     rb"((?:[^>\"']+|\"[^\"]*\"|'[^']*')*)>"
 )
+# A number cell's value that may be at or below -OVERFLOW (long, or with an exponent), as
+# LibreOffice, Excel and Google Sheets write it; looked for in a whole step of the XML
+# before any cell is. A literal start keeps the search fast (a cell of a sheet of negative
+# numbers costs more than one of positive numbers otherwise).
+_ODS_NEGATIVE = re.compile(rb'office:value="(-(?:[0-9.]{12}|[0-9.]*[eE])[^"]*)"')
 # Any of these makes calamine keep the cell (a `string` cell holds its text, even empty).
 _ODS_VALUE = re.compile(
     rb"\s(?:office:(?:value|value-type|string-value|date-value|time-value|boolean-value)"
@@ -122,6 +127,9 @@ class SheetScan:
     merges_known: bool = True
     no_result: str | None = None  # a formula cell saved without its result, e.g. "B3"
     overflow: bool = False  # a number cell at or below -OVERFLOW, too low for calamine
+    # The columns (0-based) of such cells in an .xls or .ods sheet, which are read as they
+    # are, with no load trying them as dates (an .xlsx's are rewritten: `without_overflows`).
+    overflow_columns: set[int] = field(default_factory=set)
     # Cell elements written in the file (an .ods repeated cell once): a used range far
     # larger than this is mostly void, the shape of a small file that allocates gigabytes.
     cells: int = 0
@@ -382,6 +390,7 @@ def _scan_ods(archive: zipfile.ZipFile, label_rows: range) -> list[tuple[str, Sh
     row_style: str | None = None
     declared = 0  # the columns declared by the table's <table:table-column> so far
     for text in _tag_steps(archive, "content.xml"):
+        low = any(overflows(v) for v in _ODS_NEGATIVE.findall(text))
         for closing, name, attributes in _ODS_TOKEN.findall(text):
             if closing or name == b"table":
                 if name == b"table":
@@ -422,6 +431,10 @@ def _scan_ods(archive: zipfile.ZipFile, label_rows: range) -> list[tuple[str, Sh
                     scan.add(row, column)
                     scan.add(row + height - 1, column + width - 1)
                     scan.cells += 1
+                    value = _ODS_NEGATIVE.search(attributes) if low else None
+                    if value is not None and overflows(value.group(1)):
+                        scan.overflow = True
+                        scan.overflow_columns.update(range(column, column + width))
                     cell = tag_attributes(attributes) if padded else {}
                     if cell.get("office:value-type") == "float":
                         # Its own style, else its row's, else its column's (in `formats`).

@@ -175,8 +175,9 @@ def xls_cells(
 
     A formatted number gets an XF record of its own, after XF 0 (General); a format code
     gets a FORMAT record numbered from 164, as Excel numbers custom formats. With `rk`,
-    whole numbers are written as Excel writes them: RK records, or one MULRK for several
-    side by side in a row. `merges` (top, left, bottom, right) go into a MERGEDCELLS
+    numbers an RK holds (whole ones, and doubles with short mantissas such as 1.5) are
+    written as Excel writes them: RK records, or one MULRK for several side by side in a
+    row. `merges` (top, left, bottom, right) go into a MERGEDCELLS
     record after the cells, and after an embedded chart's (empty) substream with `chart`,
     where Excel writes them.
     """
@@ -228,10 +229,11 @@ def xls_cells(
     for r, c, v in cells:
         number, format_ = v if isinstance(v, tuple) else (v, None)
         xf = 0 if format_ is None else 1 + formats.index(format_)
-        if rk and not isinstance(number, str) and _fits_rk(number):
+        value = _rk(number) if rk and not isinstance(number, str) else None
+        if value is not None:
             if run and (run[-1][0], run[-1][1] + 1) != (r, c):
                 end_run()
-            run.append((r, c, xf, (int(number) << 2 | 2) & 0xFFFFFFFF))  # RK: 30-bit integer
+            run.append((r, c, xf, value))
             continue
         end_run()
         if isinstance(number, str):
@@ -299,9 +301,14 @@ def xls_shared_records(sheets: int, records: int, *, apart: int = 0) -> bytes:
     return compound_file(_record(0x0809, bof) + boundsheet + _record(0x000A) + sheet)
 
 
-def _fits_rk(number: float) -> bool:
-    """Whether an RK record's 30-bit integer holds the number."""
-    return float(number).is_integer() and -(1 << 29) <= number < 1 << 29
+def _rk(number: float) -> int | None:
+    """The RK value Excel writes for the number: a 30-bit integer, or a double whose low 34
+    bits are zero as its high 32 bits (the low two of those are the RK's flags, 0 here);
+    None if an RK cannot hold it."""
+    if float(number).is_integer() and -(1 << 29) <= number < 1 << 29:
+        return (int(number) << 2 | 2) & 0xFFFFFFFF
+    bits = struct.unpack("<Q", struct.pack("<d", number))[0]
+    return None if bits & ((1 << 34) - 1) else bits >> 32
 
 
 def _format_id(format_: str | int, codes: list[str]) -> int:

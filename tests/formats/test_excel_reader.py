@@ -1255,3 +1255,38 @@ def test_a_date_cell_too_low_for_calamine_reads_as_its_number(
     ]
     assert read(data, decimal_comma=True)["dato"][2] == "-1,5e+300"
     assert "panicked" not in capfd.readouterr().err
+
+
+@pytest.mark.parametrize("rk", [False, True])  # a NUMBER record, or Excel's compact RK
+def test_an_xls_number_too_low_for_calamine_prints_no_panic(
+    rk: bool, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # calamine panics turning a number below about -1.07e11 into a date, printing the
+    # panic (with RUST_BACKTRACE, a backtrace) on stderr: in the datetime load for any such
+    # number (a budget in øre), in every load for a date cell. The .xls records are read
+    # before calamine: the number keeps its value, the date cell is named, and no load tries
+    # either as a date. (-2**37 fits an RK, as -2e11 does not.)
+    low = -(2.0**37)
+    budget = xls_workbook([["n", "beloeb"], [1.0, low], [2.0, (45292.0, 14)]], rk=rk)
+    # The date in that column is calamine's text of it: that column has no datetime load.
+    assert read(budget).rows() == [("1", "-137438953472", 2), ("2", "2024-01-01 00:00:00", 3)]
+    assert read(budget, columns_range="B:B").rows() == [
+        ("-137438953472", 2),
+        ("2024-01-01 00:00:00", 3),
+    ]
+    dated = xls_workbook([["n", "dato"], [1.0, (45292.0, 14)], [2.0, (low, 14)]], rk=rk)
+    error = read_error(dated)
+    assert error.line == 3 and error.sheet == "Data"
+    assert "the date cell in column B holds -137438953472" in error.cause
+    assert "panicked" not in capfd.readouterr().err
+
+
+def test_an_ods_number_too_low_for_calamine_prints_no_panic(
+    capfd: pytest.CaptureFixture[str],
+) -> None:
+    rows = ods_row(["n", "beloeb", "note"]) + ods_row([1.0, -2e11, "x"]) + ods_row([2.0, 5.0, "y"])
+    assert read(ods_workbook({"Data": rows})).rows() == [
+        ("1", "-200000000000", "x", 2),
+        ("2", "5", "y", 3),
+    ]
+    assert "panicked" not in capfd.readouterr().err
