@@ -186,7 +186,8 @@ def _frames(
             source_name,
             f"not well-formed XML: {message} (column {column})",
             "Check that the file is complete, well-formed XML in the encoding its declaration"
-            " names; set `encoding:` in the dataset YAML if the declaration is wrong",
+            " names (UTF-8 where it names none); set `encoding:` in the dataset YAML if the"
+            ' file is in another (Windows "ANSI" is cp1252 in the Nordic countries)',
             line=line,
         ) from err
     except (ValueError, LookupError) as err:  # pyexpat: "multi-byte encodings are not ..."

@@ -121,6 +121,10 @@ def test_declared_single_byte_encoding_and_encoding_option() -> None:
     assert "not well-formed XML: not well-formed (invalid token)" in str(
         read_error(lying, record_path="a/r")
     )
+    # no declaration: read as UTF-8, and the hint says so (a Windows export is cp1252)
+    undeclared = read_error("<a>\n<r><n>Ærø</n></r></a>".encode("cp1252"), record_path="a/r")
+    assert undeclared.line == 2
+    assert "(UTF-8 where it names none)" in str(undeclared) and "cp1252" in str(undeclared)
     utf16 = '<?xml version="1.0" encoding="UTF-16"?><a><r><n>å</n></r></a>'.encode("utf-16")
     assert read(utf16, record_path="r").rows() == [("å", 1)]
     shift_jis = '<?xml version="1.0" encoding="shift_jis"?><a><r>x</r></a>'.encode("shift_jis")
