@@ -2,13 +2,18 @@
 
     python -m tests.lake.crash_driver HOME SITE NTH PARAM
     python -m tests.lake.crash_driver HOME --count COUNTS.json
+    python -m tests.lake.crash_driver HOME
+
+The lake is HOME/lake, or KOMMUNELAKE_LAKE_URI (e.g. s3://bucket/prefix, with the AWS_*
+variables) as for any kommunelake process; the sites work on local disk and on S3.
 
 A run is what a scheduled load of the file datasets does, with plain functions: `load_dataset`
 for each of `datasets()`, `maintain` (compact, checkpoint, vacuum) of each silver table, then
 the serving rebuild. SITE names a place in that run and NTH which passage through it dies: the
 process SIGKILLs itself there (after printing `KILL <site> <nth> <how>` to stderr). PARAM in
 [0, 1) says how far into a write to die where a site needs it. With --count nothing dies: the
-passages through every site are counted into COUNTS.json, so the test can draw NTH.
+passages through every site are counted into COUNTS.json, so the test can draw NTH. With the
+home alone it is a plain run, without wrappers: the re-run after a kill.
 
 The wrappers are installed in this process only; production code has no hooks. Only the
 parent test and this process import this module; it imports no Dagster (the serving catalog
@@ -42,7 +47,7 @@ import lake.storage
 import lake.tables
 import pipelines.delivery
 from connectors.formats import chunks
-from lake.home import Home
+from lake.home import Home, resolve_home
 from lake.maintenance import maintain
 from lake.serving import build_serving
 from pipelines.ingest import load_dataset
@@ -58,7 +63,8 @@ CATALOG_DIR = "crash_catalog"  # <home>/crash_catalog/<table>.parquet: build_ser
 SITES = (
     "landing:stored",  # a file's bytes stored in landing, its manifest row not committed
     "land:after",  # a file landed (bytes and manifest row), nothing loaded from it
-    "parquet:partial",  # a streamed Parquet part half written (PARAM: how much of it)
+    "parquet:partial",  # a streamed Parquet part half written (PARAM: how much of it); on S3
+    # its upload half done: PARAM of the bytes sent as the first part of a multipart upload
     "delta_write:during",  # a Delta write/merge has put its first data file down, no commit
     "commit:before",  # any load commit (manifest, quarantine, silver, deletions, runs)
     "commit:after",  # ... and right after it
@@ -102,8 +108,8 @@ def run(home: Home, specs: list[DatasetSpec] | None = None) -> None:
     with small_chunks():
         for spec in specs:
             load_dataset(spec, home, KEY)
-    for spec in specs:
-        maintain(home.table_uri("silver", spec.name))
+    for spec in specs:  # as the maintenance assets call it
+        maintain(home.table_uri("silver", spec.name), storage_options=home.storage_options())
     build_serving(home, read_catalog(home))
 
 
@@ -139,7 +145,8 @@ class Killer:
         if not self.hit(site):
             return call()
         stop = threading.Event()
-        thread = threading.Thread(target=self._watch, args=(watch, stop), daemon=True)
+        before = None if watch is None else set(_entries(watch))
+        thread = threading.Thread(target=self._watch, args=(watch, before, stop), daemon=True)
         thread.start()
         try:
             result = call()
@@ -149,26 +156,35 @@ class Killer:
         self.die("after-return")  # the write ended before the watcher saw it
         return result
 
-    def _watch(self, folder: str | None, stop: threading.Event) -> None:
-        if folder is None:
+    def _watch(self, folder: str | None, before: set[str] | None, stop: threading.Event) -> None:
+        if folder is None or before is None:
             deadline = time.monotonic() + self.param * 0.02
             while time.monotonic() < deadline:
                 if stop.is_set():
                     return
             self.die("during")
             return
-        before = set(_entries(folder))
+        remote = lake.storage.parse_lake_uri(folder).is_remote
         while not stop.is_set():
             if set(_entries(folder)) - before:
                 self.die("during")
                 return
+            if remote:
+                time.sleep(0.002)  # a LIST request per poll: leave the store some room
 
 
 def _entries(folder: str) -> list[str]:
-    try:
-        return os.listdir(folder)
-    except FileNotFoundError:
-        return []
+    """The names directly in a local folder or under an object-store prefix."""
+    if not lake.storage.parse_lake_uri(folder).is_remote:
+        try:
+            return os.listdir(folder)
+        except FileNotFoundError:
+            return []
+    from pyarrow import fs
+
+    filesystem, path = lake.storage.filesystem(folder)
+    selector = fs.FileSelector(path, allow_not_found=True, recursive=False)
+    return [info.base_name for info in filesystem.get_file_info(selector)]
 
 
 def _local(uri: str) -> str:
@@ -193,15 +209,19 @@ def install(killer: Killer) -> None:
         return wrapper
 
     # Landing stores bytes (`land`, `write_once`) or streams a file (`land_file`, `copy_in` or
-    # `copy_once`).
+    # `copy_once`): landing's own calls only (streamed parts on S3 use write_once too).
     for name in ("land", "land_file"):
         if hasattr(pipelines.delivery, name):
             setattr(
                 pipelines.delivery, name, after("land:after", getattr(pipelines.delivery, name))
             )
-    for name in ("write_once", "copy_in", "copy_once"):
-        if hasattr(lake.storage, name):
-            setattr(lake.storage, name, after("landing:stored", getattr(lake.storage, name)))
+    lake.landing.storage = _Storage(
+        {
+            name: after("landing:stored", getattr(lake.storage, name))
+            for name in ("write_once", "copy_in", "copy_once")
+            if hasattr(lake.storage, name)
+        }
+    )
 
     def commit(function: Callable[..., Any], table_of: Callable[..., str] | None = None):
         def wrapper(*args: Any, **kwargs: Any) -> Any:
@@ -231,10 +251,15 @@ def install(killer: Killer) -> None:
     lake.bulk.create_table_with_add_actions = commit(lake.bulk.create_table_with_add_actions)
 
     write_parquet = pl.DataFrame.write_parquet
+    upload_partially = threading.Event()  # set: the next part upload (S3) dies half done
 
     def partial_parquet(frame: pl.DataFrame, file: Any, *args: Any, **kwargs: Any) -> None:
         if not hit("parquet:partial"):
             return write_parquet(frame, file, *args, **kwargs)
+        if not isinstance(file, str | os.PathLike):  # a part for object storage: in memory
+            write_parquet(frame, file, *args, **kwargs)
+            upload_partially.set()
+            return None
         buffer = io.BytesIO()
         write_parquet(frame, buffer, *args, **kwargs)
         data = buffer.getvalue()
@@ -246,6 +271,19 @@ def install(killer: Killer) -> None:
         return None
 
     pl.DataFrame.write_parquet = partial_parquet
+
+    def part_upload(uri: str, data: bytes, options: Any = None) -> bool:
+        if not upload_partially.is_set():
+            return lake.storage.write_once(uri, data, options)
+        filesystem, path = lake.storage.filesystem(uri, options)
+        out = filesystem.open_output_stream(path)
+        sent = int(len(data) * killer.param)
+        out.write(data[:sent])
+        out.flush()  # starts a multipart upload and sends what was written as its first part
+        die(f"sent {sent} of {len(data)} bytes, upload not completed")
+        return True
+
+    lake.bulk.storage = _Storage({"write_once": part_upload})
 
     record_run = lake.quality.record_run
 
@@ -302,6 +340,16 @@ class _Connection:
         return getattr(self._con, name)
 
 
+class _Storage:
+    """`lake.storage` for one module, with some of its functions replaced."""
+
+    def __init__(self, replaced: dict[str, Callable[..., Any]]) -> None:
+        self._replaced = replaced
+
+    def __getattr__(self, name: str) -> Any:
+        return self._replaced.get(name) or getattr(lake.storage, name)
+
+
 class _ServingOs:
     """`os` for lake.serving: dies before the new file replaces the old one."""
 
@@ -318,7 +366,10 @@ class _ServingOs:
 
 
 def main(argv: list[str]) -> int:
-    home = Home(Path(argv[0]))
+    home = resolve_home(argv[0])  # the lake: <home>/lake, or KOMMUNELAKE_LAKE_URI
+    if len(argv) == 1:
+        run(home)
+        return 0
     if argv[1] == "--count":
         killer = Killer(None, 0, 0.0)
         install(killer)
