@@ -22,10 +22,22 @@ with app transactions and commit metadata agreeing with the rows, and the servin
 be the old one or a complete new one. The same run again, unkilled, must then give exactly
 the lake of an uninterrupted run.
 
-22 kills in all, three to five per point (CRASH_MATRIX_SCALE=N kills N times as often, for a
-deeper search by hand). The children run two at a time, beside the checks of those already
-killed; the file needs about 70 CPU-seconds (half in this process, half in the children),
-so well under a minute on two idle cores.
+The matrix runs on two stores, one test class each. TestOnLocalDisk: the lake in the home,
+22 kills, three to five per point. TestOnS3: the lake on S3 (the moto server of
+tests/lake/objectstores.py), each home's lake a prefix of one bucket, configured as for any
+run (KOMMUNELAKE_LAKE_URI and the AWS_* variables); drop folders and the serving file stay
+local, as in production, and each killed child gets its own copy of the template's objects.
+10 kills, every point at least once (S3_POINTS): a run on moto takes about three times as
+long. There a half-written part is an unfinished multipart upload, a watched "folder" is a
+prefix listed until the new object appears, and after the kill and after the re-run the
+lake must hold nothing a later run would trip over: no lock object, no temporary log entry,
+no checkpoint pointer without its checkpoint. (CRASH_MATRIX_SCALE=N kills N times as often,
+for a deeper search by hand.)
+
+Two threads each take a case at a time: kill its child, check, re-run (a new child, as the
+next scheduled run is a new process), check again; so at most two children run at once. On
+two cores: local disk about 45 s (about 80 CPU-seconds), S3 about 95 s (about 150, over a third
+of it moto's).
 """
 
 from __future__ import annotations
@@ -34,29 +46,35 @@ import hashlib
 import json
 import os
 import random
+import re
 import shutil
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass
-from pathlib import Path
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from typing import Any
 
 import polars as pl
 import pytest
 from deltalake import DeltaTable
+from deltalake.exceptions import TableNotFoundError
 
 from bench.generate import generate as generate_cases
 from connectors.demo import generate
+from lake import storage
 from lake.duck import duck_connect, sql_string
 from lake.home import Home
 from lake.quality import quarantine_app_id
 from lake.serving import build_serving
+from lake.tables import LOCK_NAME
 from pipelines.catalog import catalog_tables
 from pipelines.ingest import load_dataset
 from tests.conftest import TEST_KEY
-from tests.lake import crash_driver
+from tests.lake import crash_driver, objectstores
 
 # point → (site, kills); a site's kills are spread over its passages (one in each of as many
 # equal slices of the run), so three kills of 13 commits die early, midway and late.
@@ -72,14 +90,28 @@ POINTS = {
         ("serving:replace", 1),
     ),
 }
+# With the lake on S3: every point, fewer kills (a child on moto takes about three times as
+# long). The serving file is local either way; its rebuild reads the lake over S3.
+S3_POINTS = {
+    "after_landing": (("landing:stored", 1),),
+    "parquet_write": (("parquet:partial", 1), ("delta_write:during", 1)),
+    "before_commit": (("commit:before", 2),),
+    "before_bookkeeping": (("record_run:before", 1), ("commit:after", 2)),
+    "checkpoint": (("checkpoint:file", 1),),
+    "serving_rebuild": (("serving:statement", 1),),
+}
+STORES = {"local": POINTS, "s3": S3_POINTS}
 # CRASH_MATRIX_SCALE=N kills N times as often per site: a deeper search by hand, not for CI.
 SCALE = int(os.environ.get("CRASH_MATRIX_SCALE", "1"))
-CASES = [
-    (point, site, slice_, kills * SCALE)
-    for point, sites in POINTS.items()
-    for site, kills in sites
-    for slice_ in range(kills * SCALE)
-]
+CASES = {
+    store: [
+        (point, site, slice_, kills * SCALE)
+        for point, sites in points.items()
+        for site, kills in sites
+        for slice_ in range(kills * SCALE)
+    ]
+    for store, points in STORES.items()
+}
 REPO = Path(__file__).resolve().parents[2]
 DATASETS = [spec.name for spec in crash_driver.datasets()]
 CHILD_TIMEOUT = 120
@@ -107,11 +139,54 @@ class Case:
 
 
 @dataclass(frozen=True)
-class Killed:
-    case: Case
-    home: Home
-    returncode: int
-    stderr: str
+class Store:
+    """Where the lakes of the homes are: in each home (local) or, on S3, under a prefix of one
+    bucket named after the home's folder below the test's temporary root."""
+
+    name: str
+    base: Path
+    server: objectstores.Server | None = None
+    bucket: str = ""
+    client: Any = field(default=None, compare=False, repr=False)  # boto3, copies objects
+
+    def home(self, root: Path) -> Home:
+        if self.server is None:
+            return Home(root)
+        return Home(root, f"s3://{self.bucket}/{root.relative_to(self.base).as_posix()}")
+
+    def copy_home(self, template: Home, folder: Path) -> Home:
+        """The template's home in `folder`, with its own copy of the lake."""
+        shutil.copytree(template.root, folder / "home")
+        home = self.home(folder / "home")
+        if self.server is not None:
+            source, target = template.location.prefix, home.location.prefix
+            for key in self.keys(template):
+                self.client.copy_object(
+                    Bucket=self.bucket,
+                    Key=target + key.removeprefix(source),
+                    CopySource={"Bucket": self.bucket, "Key": key},
+                )
+        return home
+
+    def keys(self, home: Home) -> list[str]:
+        """Every object of the home's lake (S3 only)."""
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.bucket, Prefix=home.location.prefix + "/"
+        )
+        return [item["Key"] for page in pages for item in page.get("Contents", [])]
+
+    def connect(self):
+        """A DuckDB connection as lake.connect() makes one: lake.duck, `delta` loaded, for S3
+        also httpfs and a secret for the bucket. Loading the extensions costs about 0.4 s, so
+        each thread checking kills keeps one."""
+        return duck_connect(lake_uri=f"s3://{self.bucket}" if self.server else None)
+
+    def environment(self, home: Home) -> dict[str, str]:
+        """A child's environment: the home's lake configured as for any kommunelake run."""
+        env = {k: v for k, v in os.environ.items() if k != storage.LAKE_URI_VARIABLE}
+        if home.is_remote:
+            env[storage.LAKE_URI_VARIABLE] = home.lake_root
+        return env
 
 
 @dataclass(frozen=True)
@@ -119,6 +194,9 @@ class Lake:
     """What a home holds, without the columns that differ between runs of the same batches."""
 
     tables: dict[str, pl.DataFrame | None]  # "silver/cpr_persons", "quality/runs", ...
+    # The same tables as opened for reading them: their logs answer the app-transaction and
+    # history checks without opening them again (each open lists and reads the log).
+    logs: dict[str, DeltaTable | None] = field(default_factory=dict, compare=False, repr=False)
 
 
 # --------------------------------------------------------------------------------------------
@@ -126,10 +204,29 @@ class Lake:
 # --------------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def template(tmp_path_factory) -> Home:
+@pytest.fixture(scope="class")
+def store(request, tmp_path_factory) -> Iterator[Store]:
+    """The store of the test class (its STORE); every fixture below is made once per class.
+    S3: moto, one bucket, and the AWS_* variables set in this process too: the template is
+    loaded and every lake read here."""
+    base = tmp_path_factory.getbasetemp()
+    if request.cls.STORE == "local":
+        yield Store("local", base)
+        return
+    with (
+        objectstores.moto_server(tmp_path_factory.mktemp("moto")) as server,
+        pytest.MonkeyPatch.context() as patch,
+    ):
+        for name, value in objectstores.s3_environment(server).items():
+            patch.setenv(name, value)
+        client = objectstores.s3_client(server)
+        yield Store("s3", base, server, objectstores.create_bucket(server), client)
+
+
+@pytest.fixture(scope="class")
+def template(store, tmp_path_factory) -> Home:
     """A loaded first delivery and its serving file; the second delivery in the drop folders."""
-    home = Home(tmp_path_factory.mktemp("template") / "home")
+    home = store.home(tmp_path_factory.mktemp("template") / "home")
     generate(home.root, persons=300)
     cases = home.drop / "case_extract"
     cases.mkdir(parents=True)
@@ -163,36 +260,35 @@ def template(tmp_path_factory) -> Home:
     return home
 
 
-@pytest.fixture(scope="module")
-def duck():
-    """One DuckDB connection (lake.duck, `delta` loaded) for every check: loading the
-    extension costs about 0.4 s a connection."""
-    con = duck_connect()
+@pytest.fixture(scope="class")
+def duck(store):
+    """A DuckDB connection for the fixtures (the threads checking kills keep their own)."""
+    con = store.connect()
     yield con
     con.close()
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="class")
 def before(template) -> Lake:
     return snapshot(template)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="class")
 def serving_before(template, duck) -> frozenset[str]:
     return serving_objects(duck, template.serving_db)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="class")
 def serving_after(counts, duck) -> frozenset[str]:
     return serving_objects(duck, counts[1].serving_db)
 
 
-@pytest.fixture(scope="module")
-def counts(template, tmp_path_factory) -> tuple[dict[str, int], Home]:
+@pytest.fixture(scope="class")
+def counts(store, template, tmp_path_factory) -> tuple[dict[str, int], Home]:
     """The uninterrupted run (a child too, with the wrappers counting, never killing)."""
-    home = copy_home(template, tmp_path_factory.mktemp("reference"))
+    home = store.copy_home(template, tmp_path_factory.mktemp("reference"))
     counted = home.root.parent / "counts.json"
-    child = _child([str(home.root), "--count", str(counted)])
+    child = _child(store, home, ["--count", str(counted)])
     assert child.returncode == 0, child.stderr[-3000:]
     passages = json.loads(counted.read_text())
     assert set(passages) == {site for sites in POINTS.values() for site, _ in sites}
@@ -200,27 +296,55 @@ def counts(template, tmp_path_factory) -> tuple[dict[str, int], Home]:
     return passages, home
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="class")
 def after(counts) -> Lake:
     return snapshot(counts[1])
 
 
-@pytest.fixture(scope="module")
-def kills(request, template, counts, tmp_path_factory):
-    """Start every selected case's child, two at a time; tests wait for their own."""
+@dataclass(frozen=True)
+class Matrix:
+    """What every kill on a store is checked against."""
+
+    store: Store
+    template: Home
+    before: Lake
+    after: Lake
+    serving_before: frozenset[str]
+    serving_after: frozenset[str]
+    root: Path  # the killed homes' folders
+    connections: dict[int, Any] = field(default_factory=dict)  # thread id → DuckDB
+
+    def duck(self):
+        """This thread's DuckDB connection (one per thread: attached files are per database)."""
+        ident = threading.get_ident()
+        if ident not in self.connections:
+            self.connections[ident] = self.store.connect()
+        return self.connections[ident]
+
+
+@pytest.fixture(scope="class")
+def kills(
+    request, store, template, counts, before, after, serving_before, serving_after, tmp_path_factory
+):
+    """Kill and check every selected case of the class, two at a time in threads, each while
+    the other's child runs; a test waits for its own (see kill_and_check)."""
     selected = [
         item.callspec.params["case"]
         for item in request.session.items
         if item.module is sys.modules[__name__]
+        and item.cls is request.cls
         and "case" in getattr(getattr(item, "callspec", None), "params", {})
     ]
     root = tmp_path_factory.mktemp("kills")
+    matrix = Matrix(store, template, before, after, serving_before, serving_after, root)
     pool = ThreadPoolExecutor(max_workers=2)
-    futures: dict[tuple[str, str, int, int], Future[Killed]] = {
-        key: pool.submit(_kill, draw(*key, counts[0]), template, root) for key in selected
+    futures: dict[tuple[str, str, int, int], Future[None]] = {
+        key: pool.submit(kill_and_check, matrix, draw(*key, counts[0])) for key in selected
     }
     yield futures
     pool.shutdown(cancel_futures=True)
+    for con in matrix.connections.values():
+        con.close()
 
 
 def draw(point: str, site: str, slice_: int, slices: int, passages: dict[str, int]) -> Case:
@@ -231,25 +355,45 @@ def draw(point: str, site: str, slice_: int, slices: int, passages: dict[str, in
     return Case(point, slice_, site, 1 + int(position), rng.uniform(0.05, 0.95))
 
 
-def _kill(case: Case, template: Home, root: Path) -> Killed:
-    home = copy_home(template, root / f"{case.site.replace(':', '-')}-{case.index}")
-    child = _child([str(home.root), case.site, str(case.nth), str(case.param)])
-    return Killed(case, home, child.returncode, child.stderr)
+def kill_and_check(matrix: Matrix, case: Case) -> None:
+    """Kill a child at the case's site on a copy of the template, check what it left, run
+    the same run again (unkilled, a new process as the next scheduled run is) and check that
+    it converged."""
+    store, template = matrix.store, matrix.template
+    home = store.copy_home(template, matrix.root / f"{case.site.replace(':', '-')}-{case.index}")
+    killed = _child(store, home, [case.site, str(case.nth), str(case.param)])
+    assert killed.returncode == -9, (
+        f"{case}: the child was not killed (returncode {killed.returncode}):\n"
+        f"{killed.stderr[-3000:]}"
+    )
+    assert f"KILL {case.site} {case.nth} " in killed.stderr, killed.stderr[-3000:]
+    before, after, duck = matrix.before, matrix.after, matrix.duck()
+
+    state = snapshot(home)  # every table reads through deltalake ...
+    assert_duckdb_reads(duck, home, state, case)  # ... and DuckDB alike
+    assert_whole_batches(before, after, state, case)
+    old = template.serving_db.read_bytes()
+    assert_serving_whole(duck, home, old, (matrix.serving_before, matrix.serving_after), case)
+    assert_nothing_in_the_way(store, home, case)
+
+    rerun = _child(store, home, [])  # the same run again, not killed
+    assert rerun.returncode == 0, f"{case}: the re-run failed:\n{rerun.stderr[-3000:]}"
+    state = snapshot(home)
+    assert_duckdb_reads(duck, home, state, case)
+    assert_converged(duck, home, state, after, matrix.serving_after, case)
+    assert_whole_batches(before, after, state, case)
+    assert_nothing_in_the_way(store, home, case)
 
 
-def _child(args: list[str]) -> subprocess.CompletedProcess[str]:
+def _child(store: Store, home: Home, args: list[str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "tests.lake.crash_driver", *args],
+        [sys.executable, "-m", "tests.lake.crash_driver", str(home.root), *args],
         cwd=REPO,
+        env=store.environment(home),
         capture_output=True,
         text=True,
         timeout=CHILD_TIMEOUT,
     )
-
-
-def copy_home(template: Home, folder: Path) -> Home:
-    shutil.copytree(template.root, folder / "home")
-    return Home(folder / "home")
 
 
 # --------------------------------------------------------------------------------------------
@@ -272,14 +416,16 @@ def _kind(table: str) -> str:
 
 
 def snapshot(home: Home) -> Lake:
-    tables = {}
+    tables, logs = {}, {}
     for table, uri in table_uris(home).items():
-        if not DeltaTable.is_deltatable(uri):
-            tables[table] = None
+        try:
+            logs[table] = DeltaTable(uri)
+        except TableNotFoundError:
+            tables[table] = logs[table] = None
             continue
-        frame = pl.read_delta(uri).drop(_CLOCK[_kind(table)])
+        frame = pl.read_delta(logs[table]).drop(_CLOCK[_kind(table)])
         tables[table] = frame.sort(frame.columns, nulls_last=True)
-    return Lake(tables)
+    return Lake(tables, logs)
 
 
 @contextmanager
@@ -315,13 +461,13 @@ def new_batches(before: Lake, after: Lake) -> dict[str, str]:
     }
 
 
-def batch_commits(uri: str, batch_id: str) -> int:
+def batch_commits(log: DeltaTable, batch_id: str) -> int:
     """Commits of the table whose metadata names the batch (a doubled batch has two)."""
-    return sum(e.get("kommunelake.batch_id") == batch_id for e in DeltaTable(uri).history())
+    return sum(e.get("kommunelake.batch_id") == batch_id for e in log.history())
 
 
-def has_txn(uri: str, app_id: str) -> bool:
-    return DeltaTable.is_deltatable(uri) and DeltaTable(uri).transaction_version(app_id) is not None
+def has_txn(log: DeltaTable | None, app_id: str) -> bool:
+    return log is not None and log.transaction_version(app_id) is not None
 
 
 def per_batch(frame: pl.DataFrame | None, column: str) -> dict[str, int]:
@@ -358,12 +504,12 @@ def assert_duckdb_reads(con, home: Home, state: Lake, case: object) -> None:
         assert per_batch_duck == per_batch(state.tables[table], "_batch_id"), f"{case}: {table}"
 
 
-def assert_whole_batches(home: Home, before: Lake, after: Lake, state: Lake, case: object) -> None:
+def assert_whole_batches(before: Lake, after: Lake, state: Lake, case: object) -> None:
     """Each table is exactly its state before the run or after it, as its log says."""
     new = new_batches(before, after)
     for name in DATASETS:
         batch = new[name]
-        silver_uri = home.table_uri("silver", name)
+        silver_log = state.logs[f"silver/{name}"]
         silver = state.tables[f"silver/{name}"]
         committed = silver.equals(after.tables[f"silver/{name}"])
         assert committed or silver.equals(before.tables[f"silver/{name}"]), (
@@ -374,12 +520,12 @@ def assert_whole_batches(home: Home, before: Lake, after: Lake, state: Lake, cas
         assert per_batch(silver, "_batch_id") == per_batch(
             expected.tables[f"silver/{name}"], "_batch_id"
         ), f"{case}: silver/{name} rows per batch"
-        assert has_txn(silver_uri, f"silver:{name}:{batch}") == committed, (
+        assert has_txn(silver_log, f"silver:{name}:{batch}") == committed, (
             f"{case}: silver/{name}: app transaction and rows disagree (rows committed: "
             f"{committed})"
         )
-        assert batch_commits(silver_uri, batch) == int(committed), (
-            f"{case}: silver/{name} has {batch_commits(silver_uri, batch)} commits of {batch}"
+        assert batch_commits(silver_log, batch) == int(committed), (
+            f"{case}: silver/{name} has {batch_commits(silver_log, batch)} commits of {batch}"
         )
 
         quarantine = state.tables[f"quarantine/{name}"]
@@ -390,7 +536,7 @@ def assert_whole_batches(home: Home, before: Lake, after: Lake, state: Lake, cas
         # The commit's id names the batch and its outcome: the rows it holds for the batch.
         held = quarantine.filter(pl.col("batch_id") == batch) if quarantine is not None else None
         app_id = quarantine_app_id(name, batch, held) if held is not None else ""
-        assert has_txn(home.table_uri("quarantine", name), app_id) == quarantined, (
+        assert has_txn(state.logs[f"quarantine/{name}"], app_id) == quarantined, (
             f"{case}: quarantine/{name}: app transaction and rows disagree"
         )
         assert quarantined or not committed, f"{case}: {name} in silver before its quarantine"
@@ -411,13 +557,14 @@ def assert_whole_batches(home: Home, before: Lake, after: Lake, state: Lake, cas
             f"{case}: quality/runs records {name} batch {row['batch_id']} as {row['status']}, "
             "silver does not hold it"
         )
-        assert has_txn(home.runs_uri, f"run:{name}:{row['batch_id']}:{row['status']}"), case
+        run = f"run:{name}:{row['batch_id']}:{row['status']}"
+        assert has_txn(state.logs["quality/runs"], run), case
 
     deletions = state.tables["quality/deletions"]  # the run's snapshot makes the first ones
     recorded = deletions is not None and deletions.equals(after.tables["quality/deletions"])
     assert recorded or deletions is None, f"{case}: quality/deletions holds part of a batch"
-    uri = home.table_uri("quality", "deletions")
-    assert has_txn(uri, f"deletions:cpr_persons:{new['cpr_persons']}") == recorded, case
+    deleted = f"deletions:cpr_persons:{new['cpr_persons']}"
+    assert has_txn(state.logs["quality/deletions"], deleted) == recorded, case
 
     landed = state.tables["landing/_manifest"]
     assert landed["sha256"].is_unique().all(), f"{case}: a file landed twice"
@@ -426,9 +573,10 @@ def assert_whole_batches(home: Home, before: Lake, after: Lake, state: Lake, cas
             other.tables["landing/_manifest"], on=landed.columns, how="anti", nulls_equal=True
         )
         assert missing.is_empty(), f"{case}: landing/_manifest: {missing}"
-    for file in pl.read_delta(home.manifest_uri).iter_rows(named=True):
-        assert has_txn(home.manifest_uri, f"landing:{file['dataset']}:{file['sha256']}"), case
-        data = Path(file["path"]).read_bytes()
+    manifest = state.logs["landing/_manifest"]
+    for file in pl.read_delta(manifest).iter_rows(named=True):
+        assert has_txn(manifest, f"landing:{file['dataset']}:{file['sha256']}"), case
+        data = storage.read_bytes(file["path"])  # a local path or an s3:// URI
         assert (len(data), hashlib.sha256(data).hexdigest()) == (file["size"], file["sha256"])
     batches = set(landed["sha256"].str.slice(0, 16))
     started = set(runs["batch_id"]) | {
@@ -442,6 +590,38 @@ def assert_serving_whole(con, home: Home, old: bytes, objects: tuple[frozenset[s
     if home.serving_db.read_bytes() == old:
         return
     assert serving_objects(con, home.serving_db) in objects, f"{case}: a partial serving file"
+
+
+_LOG_ENTRY = re.compile(r"\d{20}\.(json|checkpoint\.parquet)|_last_checkpoint")
+
+
+def assert_nothing_in_the_way(store: Store, home: Home, case: object) -> None:
+    """Object storage: nothing a later run would trip over. No lock object (commits take no
+    lock there), no probe marker, in every log only entries, checkpoints and
+    `_last_checkpoint` (no temporary commit waiting for its copy), and that pointer naming a
+    checkpoint that is there. (Local disk: the serving folder, checked in assert_converged;
+    a table's lock file is an flock the kernel drops with its process.)"""
+    if store.server is None:
+        return
+    keys = store.keys(home)
+    present = set(keys)
+    prefix = home.location.prefix + "/"
+    odd = []
+    for key in keys:
+        path = PurePosixPath(key.removeprefix(prefix))
+        if path.name == LOCK_NAME or path.parts[0] == "_atomic_probe":
+            odd.append(key)
+        elif path.parent.name == "_delta_log":
+            if not _LOG_ENTRY.fullmatch(path.name):
+                odd.append(key)
+            elif path.name == "_last_checkpoint":
+                pointer = json.loads(
+                    store.client.get_object(Bucket=store.bucket, Key=key)["Body"].read()
+                )
+                checkpoint = f"{path.parent}/{pointer['version']:020d}.checkpoint.parquet"
+                if prefix + checkpoint not in present:
+                    odd.append(f"{key} -> {checkpoint} (missing)")
+    assert not odd, f"{case}: left in the lake: {odd}"
 
 
 def assert_converged(con, home: Home, state: Lake, after: Lake, serving: frozenset[str], case):
@@ -480,42 +660,43 @@ def test_the_key_is_the_suites() -> None:
     assert crash_driver.KEY == TEST_KEY
 
 
-def test_an_uninterrupted_run_loads_every_new_delivery(before, after) -> None:
-    new = new_batches(before, after)
-    assert sorted(new) == sorted(DATASETS)
-    runs = after.tables["quality/runs"].filter(pl.col("batch_id").is_in(list(new.values())))
-    assert runs["status"].to_list() == ["loaded"] * len(DATASETS)
-    repeats = after.tables["quarantine/case_extract"].filter(
-        (pl.col("batch_id") == new["case_extract"]) & (pl.col("check") == "duplicate_key")
-    )
-    assert repeats.height == 1  # the key repeated across parts
-    assert before.tables["quality/deletions"] is None
-    assert after.tables["quality/deletions"].height > 0  # the snapshot dropped keys
+class CrashMatrix:
+    """The matrix on one store (STORE); each class below runs it on one, with its own
+    template, uninterrupted run and children (the fixtures are class-scoped)."""
+
+    STORE = ""
+
+    def test_an_uninterrupted_run_loads_every_new_delivery(
+        self, store, before, after, counts
+    ) -> None:
+        new = new_batches(before, after)
+        assert sorted(new) == sorted(DATASETS)
+        runs = after.tables["quality/runs"].filter(pl.col("batch_id").is_in(list(new.values())))
+        assert runs["status"].to_list() == ["loaded"] * len(DATASETS)
+        repeats = after.tables["quarantine/case_extract"].filter(
+            (pl.col("batch_id") == new["case_extract"]) & (pl.col("check") == "duplicate_key")
+        )
+        assert repeats.height == 1  # the key repeated across parts
+        assert before.tables["quality/deletions"] is None
+        assert after.tables["quality/deletions"].height > 0  # the snapshot dropped keys
+        assert_nothing_in_the_way(store, counts[1], "the uninterrupted run")
+
+    def test_a_killed_run_leaves_whole_batches_and_converges(self, case, kills) -> None:
+        # Killed, checked, re-run and checked again in kill_and_check, beside another case.
+        kills[case].result(timeout=CHILD_TIMEOUT * 2 * (len(kills) + 1))
 
 
-@pytest.mark.parametrize(
-    "case", CASES, ids=[f"{p}-{s.replace(':', '_')}-{i}" for p, s, i, _ in CASES]
-)
-def test_a_killed_run_leaves_whole_batches_and_converges(
-    case, kills, template, before, after, duck, serving_before, serving_after
-) -> None:
-    killed = kills[case].result(timeout=CHILD_TIMEOUT * (len(kills) + 1))
-    what = killed.case
-    assert killed.returncode == -9, (
-        f"{what}: the child was not killed (returncode {killed.returncode}):\n"
-        f"{killed.stderr[-3000:]}"
-    )
-    assert f"KILL {what.site} {what.nth} " in killed.stderr, killed.stderr[-3000:]
-    home = killed.home
+class TestOnLocalDisk(CrashMatrix):
+    STORE = "local"
 
-    state = snapshot(home)  # every table reads through deltalake ...
-    assert_duckdb_reads(duck, home, state, what)  # ... and DuckDB alike
-    assert_whole_batches(home, before, after, state, what)
-    old = template.serving_db.read_bytes()
-    assert_serving_whole(duck, home, old, (serving_before, serving_after), what)
 
-    crash_driver.run(home)  # the same run again, not killed, in this process
-    state = snapshot(home)
-    assert_duckdb_reads(duck, home, state, what)
-    assert_converged(duck, home, state, after, serving_after, what)
-    assert_whole_batches(home, before, after, state, what)
+class TestOnS3(CrashMatrix):
+    STORE = "s3"
+
+
+def pytest_generate_tests(metafunc) -> None:
+    """The kills of the class's store: `case` is (point, site, which kill, kills)."""
+    if "case" in metafunc.fixturenames:
+        cases = CASES[metafunc.cls.STORE]
+        ids = [f"{p}-{s.replace(':', '_')}-{i}" for p, s, i, _ in cases]
+        metafunc.parametrize("case", cases, ids=ids)
