@@ -1,14 +1,19 @@
-"""Weekly maintenance of every silver table: compact, checkpoint, vacuum (see lake/maintenance.py).
+"""Weekly maintenance of every Delta table: compact, checkpoint, vacuum (lake/maintenance.py).
 
-One asset per dataset (`maintenance/<dataset>`, group `maintenance`), a `maintenance` job over
-the group and a schedule that runs it on Sunday night, when no file drops are expected. The
-settings come from the dataset YAML's `maintenance:` block.
+One asset per dataset (`maintenance/<dataset>`: its silver table and its quarantine table,
+with the dataset YAML's `maintenance:` settings), one for the tables every load shares
+(`maintenance/shared_tables`: the landing manifest, quality/*, state/* and gold/*, with the
+defaults), a `maintenance` job over the group and a schedule that runs it on Sunday night,
+when no file drops are expected. Without it those tables gain a small file per load (every
+load appends to quality/runs and reads it back) and never lose the files a rewrite replaced.
 """
 
 import dagster as dg
 from dagster import AssetExecutionContext
 from deltalake import DeltaTable
 
+from lake import storage
+from lake.home import Home
 from lake.maintenance import MaintenanceReport, maintain, open_seconds
 from pipelines.checks import silver_key
 from pipelines.factory import table_pool
@@ -16,6 +21,8 @@ from pipelines.resources import LakeResource
 from pipelines.specs import DatasetSpec
 
 MAINTENANCE_GROUP = "maintenance"
+SHARED_TABLES = "shared_tables"
+PLATFORM_OWNER = "team:dataplatform"
 
 
 def maintenance_key(name: str) -> dg.AssetKey:
@@ -28,8 +35,9 @@ def maintenance_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
     @dg.asset(
         key=maintenance_key(spec.name),
         description=(
-            f"Maintenance of silver/{spec.name}: compact small files (about "
-            f"{settings.compact_target_mb} MB each, partition by partition), checkpoint the "
+            f"Maintenance of silver/{spec.name} and quarantine/{spec.name}: compact small "
+            f"files (about {settings.compact_target_mb} MB each, partition by partition), "
+            "checkpoint the "
             "Delta log and delete expired log files, then vacuum files older than "
             f"{settings.vacuum_retention_hours:g} h. Rows and time travel within the "
             "retention stay as they were."
@@ -67,16 +75,19 @@ def maintenance_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
             storage_options=options,
         )
         metadata = maintenance_metadata(report, open_seconds(uri, storage_options=options))
-        if report.compaction.errors:
-            failed = "; ".join(
-                f"{p.partition or 'table'}: {p.error}" for p in report.compaction.errors
+        reports = {f"silver/{spec.name}": report}
+        quarantine = home.table_uri("quarantine", spec.name)
+        if DeltaTable.is_deltatable(quarantine, storage_options=dict(options)):
+            # written by this dataset's loads only, in the same pool: safe beside them
+            held = maintain(
+                quarantine,
+                retention_hours=settings.vacuum_retention_hours,
+                allow_short=settings.allow_short_retention,
+                storage_options=options,
             )
-            raise dg.Failure(
-                description=f"silver/{spec.name}: compaction failed for {failed}. The other "
-                "partitions, the checkpoint and the vacuum ran; the table is readable. "
-                "Re-run maintenance (a concurrent load that replaced files is the usual cause).",
-                metadata=metadata,
-            )
+            reports[f"quarantine/{spec.name}"] = held
+            metadata |= {f"quarantine_{k}": v for k, v in _counts(held).items()}
+        _fail_on_compaction_errors(reports, metadata)
         yield dg.MaterializeResult(metadata=metadata)
 
     return _maintain
@@ -102,14 +113,89 @@ def maintenance_metadata(report: MaintenanceReport, opened_seconds: float) -> di
     }
 
 
+def _counts(report: MaintenanceReport) -> dict[str, int]:
+    return {
+        "files_before": report.compaction.files_before,
+        "files_after": report.compaction.files_after,
+        "files_vacuumed": report.vacuum.files_deleted,
+        "bytes_removed": report.vacuum.bytes_deleted,
+    }
+
+
+def _fail_on_compaction_errors(reports: dict[str, MaintenanceReport], metadata: dict) -> None:
+    failed = "; ".join(
+        f"{table} ({p.partition or 'table'}): {p.error}"
+        for table, report in reports.items()
+        for p in report.compaction.errors
+    )
+    if failed:
+        raise dg.Failure(
+            description=f"compaction failed for {failed}. The other tables and partitions, "
+            "the checkpoints and the vacuums ran; every table is readable. Re-run "
+            "maintenance (a concurrent load that replaced files is the usual cause).",
+            metadata=metadata,
+        )
+
+
+def shared_tables(home: Home) -> dict[str, str]:
+    """`layer/name` → URI of the tables no dataset's maintenance covers: the landing
+    manifest and every table under quality/, state/ and gold/ (those that exist)."""
+    options = home.storage_options()
+    found = {}
+    if DeltaTable.is_deltatable(home.manifest_uri, storage_options=dict(options)):
+        found["landing/_manifest"] = home.manifest_uri
+    for layer in ("quality", "state", "gold"):
+        for name, uri in storage.list_tables(home.layer_uri(layer), options).items():
+            found[f"{layer}/{name}"] = uri
+    return found
+
+
+@dg.asset(
+    key=maintenance_key(SHARED_TABLES),
+    description=(
+        "Maintenance of the tables every load shares: the landing manifest, quality/* "
+        "(runs, deletions, check history), state/* (API cursors) and gold/*. Each is "
+        "compacted, checkpointed and vacuumed with the defaults (files older than 168 h). "
+        "Loads may run beside it: they only add files, which compaction leaves alone."
+    ),
+    group_name=MAINTENANCE_GROUP,
+    owners=[PLATFORM_OWNER],
+    kinds={"delta"},
+)
+def shared_tables_maintenance(context: AssetExecutionContext, lake: LakeResource):
+    home = lake.lake_home()
+    options = home.storage_options()
+    reports = {}
+    for table, uri in shared_tables(home).items():
+        reports[table] = maintain(uri, storage_options=options)
+        context.log.info(f"{table}: {_counts(reports[table])}")
+    totals = {
+        key: sum(_counts(r)[key] for r in reports.values())
+        for key in ("files_before", "files_after", "files_vacuumed", "bytes_removed")
+    }
+    rows = "".join(
+        f"| {t} | {c['files_before']} | {c['files_after']} | {c['files_vacuumed']} |\n"
+        for t, c in ((t, _counts(r)) for t, r in reports.items())
+    )
+    metadata = {
+        "tables": len(reports),
+        **totals,
+        "per_table": dg.MetadataValue.md(
+            "| table | files before | files after | files vacuumed |\n|---|---:|---:|---:|\n" + rows
+        ),
+    }
+    _fail_on_compaction_errors(reports, metadata)
+    return dg.MaterializeResult(metadata=metadata)
+
+
 def maintenance_assets(specs: list[DatasetSpec]) -> list[dg.AssetsDefinition]:
-    return [maintenance_asset(spec) for spec in specs]
+    return [*(maintenance_asset(spec) for spec in specs), shared_tables_maintenance]
 
 
 maintenance_job = dg.define_asset_job(
     MAINTENANCE_GROUP,
     selection=dg.AssetSelection.groups(MAINTENANCE_GROUP),
-    description="Compact, checkpoint and vacuum every silver table (changes no rows).",
+    description="Compact, checkpoint and vacuum every Delta table of the lake (changes no rows).",
 )
 
 maintenance_schedule = dg.ScheduleDefinition(

@@ -60,6 +60,8 @@ _MAINTENANCE_KEYS = (
     "allow_short_retention",
     "checkpoint_every",
 )
+# Names of kommunelake's own assets beside the datasets' (maintenance/<name>).
+RESERVED_NAMES = frozenset({"shared_tables"})
 
 
 class SpecError(LakeError):
@@ -162,6 +164,11 @@ def load_spec(path: Path) -> DatasetSpec:
         )
     if raw["name"] != path.stem:
         raise SpecError(f"{where}: name {raw['name']!r} must equal the file name {path.stem!r}")
+    if raw["name"] in RESERVED_NAMES:
+        raise SpecError(
+            f"{where}: the name {raw['name']!r} is taken by kommunelake's own assets "
+            "(maintenance/shared_tables); rename the file and its `name:`"
+        )
     if raw["load_mode"] not in LOAD_MODES:
         raise SpecError(f"{where}: load_mode must be one of {LOAD_MODES}")
     if raw.get("schema_drift", "ignore") not in DRIFT_POLICIES:

@@ -18,6 +18,8 @@ from pipelines.maintenance_assets import (
     maintenance_job,
     maintenance_key,
     maintenance_schedule,
+    shared_tables,
+    shared_tables_maintenance,
 )
 from pipelines.resources import lake_resource
 from pipelines.specs import DATASETS_DIR, MaintenanceSpec, SpecError, load_spec, spec_by_name
@@ -55,8 +57,12 @@ def test_materializing_maintains_loaded_tables_and_skips_missing_ones(loaded_hom
             instance=instance,
         )
         assert result.success
-        [event] = result.get_asset_materialization_events()
-        assert event.asset_key == maintenance_key("dar_addresses")
+        events = result.get_asset_materialization_events()
+        assert {e.asset_key for e in events} == {
+            maintenance_key("dar_addresses"),
+            maintenance_key("shared_tables"),
+        }
+        [event] = [e for e in events if e.asset_key == maintenance_key("dar_addresses")]
         metadata = {k: v.value for k, v in event.materialization.metadata.items()}
         logs = " ".join(
             r.event_log_entry.user_message
@@ -73,9 +79,55 @@ def test_materializing_maintains_loaded_tables_and_skips_missing_ones(loaded_hom
     assert pl.read_delta(uri).sort("address_id").equals(before)
 
 
+def test_the_tables_every_load_shares_are_maintained_without_changing_rows(loaded_home) -> None:
+    # Every load appends a file to the manifest and quality/runs and reads them back: without
+    # maintenance, a year of daily loads leaves each with thousands of small files.
+    tables = shared_tables(loaded_home)
+    assert {"landing/_manifest", "quality/runs"} <= set(tables)
+    runs = tables["quality/runs"]
+    assert len(DeltaTable(runs).file_uris()) >= 2
+    before = {t: pl.read_delta(uri) for t, uri in tables.items()}
+
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = dg.materialize(
+            [shared_tables_maintenance], resources={"lake": lake_resource()}, instance=instance
+        )
+    assert result.success
+    [event] = result.get_asset_materialization_events()
+    metadata = {k: v.value for k, v in event.materialization.metadata.items()}
+    assert metadata["tables"] == len(tables)
+    assert metadata["files_before"] > metadata["files_after"]
+    assert "| quality/runs |" in metadata["per_table"]
+    assert len(DeltaTable(runs).file_uris()) == 1
+    for table, uri in tables.items():
+        assert pl.read_delta(uri).equals(before[table]), table
+
+
+def test_a_datasets_quarantine_is_maintained_with_its_silver_table(home, monkeypatch) -> None:
+    monkeypatch.setenv("KOMMUNELAKE_HOME", str(home.root))
+    monkeypatch.setenv("KOMMUNELAKE_PSEUDONYM_KEY", TEST_KEY.decode())
+    spec = spec_by_name("cpr_persons")  # the demo's CPR extract quarantines a few rows
+    for seed in (1, 2):
+        generate(home.root, persons=150, seed=seed)
+        load_dataset(spec, home, TEST_KEY)
+    quarantine = home.table_uri("quarantine", spec.name)
+    rows = pl.read_delta(quarantine)
+    assert len(DeltaTable(quarantine).file_uris()) >= 2
+
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = dg.materialize(
+            maintenance_assets([spec])[:1], resources={"lake": lake_resource()}, instance=instance
+        )
+    assert result.success
+    [event] = result.get_asset_materialization_events()
+    metadata = {k: v.value for k, v in event.materialization.metadata.items()}
+    assert metadata["quarantine_files_before"] > metadata["quarantine_files_after"] == 1
+    assert pl.read_delta(quarantine).equals(rows)
+
+
 def test_the_assets_job_and_schedule_are_described_for_the_ui() -> None:
     spec = spec_by_name("sick_leave")
-    [asset] = maintenance_assets([spec])
+    [asset, shared] = maintenance_assets([spec])
     key = maintenance_key("sick_leave")
     assert key == dg.AssetKey(["maintenance", "sick_leave"])
     assert asset.group_names_by_key[key] == "maintenance"
@@ -85,6 +137,11 @@ def test_the_assets_job_and_schedule_are_described_for_the_ui() -> None:
         dg.AssetKey(["silver", "sick_leave"])
     ]
     assert "vacuum" in (asset.descriptions_by_key[key] or "")
+    assert "quarantine" in (asset.descriptions_by_key[key] or "")
+    shared_key = maintenance_key("shared_tables")
+    assert shared.group_names_by_key[shared_key] == "maintenance"
+    assert shared.owners_by_key[shared_key] == ["team:dataplatform"]
+    assert "quality/*" in (shared.descriptions_by_key[shared_key] or "")
     assert maintenance_job.name == "maintenance"
     assert maintenance_schedule.cron_schedule == "0 3 * * 0"
     assert maintenance_schedule.execution_timezone == "Europe/Copenhagen"
@@ -175,5 +232,5 @@ def test_a_failed_compaction_fails_the_step_with_a_clear_message(loaded_home) ->
     assert not result.success
     [failure] = [e for e in result.all_events if e.is_step_failure]
     message = str(failure.step_failure_data.error)
-    assert "silver/dar_addresses: compaction failed" in message
-    assert "checkpoint and the vacuum ran" in message
+    assert "compaction failed for silver/dar_addresses" in message
+    assert "the checkpoints and the vacuums ran" in message

@@ -104,3 +104,13 @@ def test_a_file_that_is_not_text_is_a_spec_error(tmp_path: Path) -> None:
     path.write_bytes(b"\xff\xfe name: x")
     with pytest.raises(SpecError, match="not valid YAML"):
         load_spec(path)
+
+
+def test_a_dataset_cannot_take_the_name_of_kommunelakes_own_assets(tmp_path: Path) -> None:
+    # maintenance/shared_tables exists already: a dataset of that name would stop the code
+    # location from loading (two assets with one key)
+    raw = yaml.safe_load((DATASETS_DIR / "sick_leave.yaml").read_text(encoding="utf-8"))
+    path = tmp_path / "shared_tables.yaml"
+    path.write_text(yaml.safe_dump({**raw, "name": "shared_tables"}), encoding="utf-8")
+    with pytest.raises(SpecError, match=r"shared_tables.yaml: the name 'shared_tables' is taken"):
+        load_spec(path)
