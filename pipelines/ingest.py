@@ -139,7 +139,7 @@ def check_file(spec: DatasetSpec, path: Path) -> Conformed:
         )
         if spec.batch_keys:
             keys.append(detached(conformed.valid.select(*spec.batch_keys, SOURCE_ROW)))
-    repeats = _drop_repeats(spec, keys)[1] if keys else pl.DataFrame(schema=FAILURE_SCHEMA)
+    repeats = _repeats_across(spec, keys) if keys else pl.DataFrame(schema=FAILURE_SCHEMA)
     return Conformed(
         pl.DataFrame(),
         concat_failures([*(c.failures for c in chunks), repeats]),
@@ -419,6 +419,18 @@ def _drop_repeats(
     repeats = repeated_keys(valid, spec.batch_keys)
     kept = valid.filter(~pl.col(SOURCE_ROW).is_in(repeats[SOURCE_ROW].implode()))
     return kept, duplicate_failures(repeats, spec.batch_keys, spec.contract)
+
+
+def _repeats_across(spec: DatasetSpec, frames: list[pl.DataFrame]) -> pl.DataFrame:
+    """Quarantine rows for keys an earlier chunk already had, as `_drop_repeats` finds them,
+    without one frame of every key and a group-by over it (which took `check` of the 6M-row
+    bench extract from 0.9 to 1.5 GB): 64-bit hashes nominate, the key values decide."""
+    if len(frames) < 2:
+        return pl.DataFrame(schema=FAILURE_SCHEMA)
+    hashes = pl.concat([f.select(key_hash(spec.batch_keys), SOURCE_ROW) for f in frames])
+    nominated = hashes.filter(pl.col("_key_hash").is_duplicated()).get_column(SOURCE_ROW)
+    rows = pl.concat([f.filter(pl.col(SOURCE_ROW).is_in(nominated.implode())) for f in frames])
+    return duplicate_failures(repeated_keys(rows, spec.batch_keys), spec.batch_keys, spec.contract)
 
 
 class RepeatFilter:

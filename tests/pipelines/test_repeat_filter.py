@@ -5,9 +5,11 @@ from __future__ import annotations
 import polars as pl
 import pytest
 
+from bench.cases import SPEC_PATH
 from lake.bulk import PartWriter
 from pipelines import ingest
 from pipelines.ingest import RepeatFilter
+from pipelines.specs import load_spec
 from schemas.case_extract import CaseExtract
 
 
@@ -71,3 +73,24 @@ def test_keys_sharing_bits_are_written_late_not_quarantined(tmp_path, monkeypatc
         (100, "duplicate_key"),
         (101, "duplicate_key"),
     ]
+
+
+def _check_repeats(chunks: list[pl.DataFrame]) -> pl.DataFrame:
+    return ingest._repeats_across(load_spec(SPEC_PATH), chunks)  # keys: case_id
+
+
+def test_check_finds_the_repeats_a_load_quarantines(tmp_path) -> None:
+    # `check` keeps no rows, only keys: the same rows must fail as in a load
+    chunks = [_rows(("A", 2), ("B", 3)), _rows(("C", 4), ("A", 5)), _rows(("A", 6), ("D", 7))]
+    _, loaded = _load(tmp_path, chunks)
+    checked = _check_repeats(chunks)
+    assert checked.sort("_source_row").equals(loaded.sort("_source_row"))
+
+
+def test_check_lets_a_hash_collision_decide_by_the_key_values(monkeypatch) -> None:
+    def same_hash(keys):
+        return (pl.col(keys[0]).is_null().cast(pl.UInt64) * 0 + 7).alias("_key_hash")
+
+    monkeypatch.setattr(ingest, "key_hash", same_hash)
+    failures = _check_repeats([_rows(("A", 2)), _rows(("B", 3), ("A", 4)), _rows(("B", 5))])
+    assert failures["_source_row"].to_list() == [4, 5]
