@@ -156,7 +156,8 @@ def shared_tables(home: Home) -> dict[str, str]:
         "Maintenance of the tables every load shares: the landing manifest, quality/* "
         "(runs, deletions, check history), state/* (API cursors) and gold/*. Each is "
         "compacted, checkpointed and vacuumed with the defaults (files older than 168 h). "
-        "Loads may run beside it: they only add files, which compaction leaves alone."
+        "The run queue keeps it apart from scheduled loads; rows appended meanwhile (a "
+        "`kommunelake load` from the command line) are kept, compaction leaves new files alone."
     ),
     group_name=MAINTENANCE_GROUP,
     owners=[PLATFORM_OWNER],
