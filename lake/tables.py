@@ -444,7 +444,7 @@ def partitions_holding(table: DeltaTable, rows: pl.DataFrame, keys: Sequence[str
         return own
     batch_keys = rows.select(keys).unique()
     elsewhere = (
-        pl.scan_delta(table, version=table.version())
+        pl.scan_delta(table.table_uri, version=table.version())
         .join(own.lazy(), on=partitions, how="anti", nulls_equal=True)
         .join(batch_keys.lazy(), on=list(keys), how="semi", nulls_equal=True)
         .select(partitions)
