@@ -37,8 +37,7 @@ def maintenance_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
         description=(
             f"Maintenance of silver/{spec.name} and quarantine/{spec.name}: compact small "
             f"files (about {settings.compact_target_mb} MB each, partition by partition), "
-            "checkpoint the "
-            "Delta log and delete expired log files, then vacuum files older than "
+            "checkpoint the Delta log and delete expired log files, then vacuum files older than "
             f"{settings.vacuum_retention_hours:g} h. Rows and time travel within the "
             "retention stay as they were."
         ),
