@@ -75,22 +75,24 @@ def test_keys_sharing_bits_are_written_late_not_quarantined(tmp_path, monkeypatc
     ]
 
 
-def _check_repeats(chunks: list[pl.DataFrame]) -> pl.DataFrame:
-    return ingest._repeats_across(load_spec(SPEC_PATH), chunks)  # keys: case_id
+def _buffered(chunks: list[pl.DataFrame]) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """Kept rows and failures of chunks held whole (merge loads; `check` shares the search)."""
+    return ingest._drop_repeats(load_spec(SPEC_PATH), chunks)  # keys: case_id
 
 
-def test_check_finds_the_repeats_a_load_quarantines(tmp_path) -> None:
-    # `check` keeps no rows, only keys: the same rows must fail as in a load
+def test_a_held_batch_drops_the_repeats_a_streamed_load_quarantines(tmp_path) -> None:
     chunks = [_rows(("A", 2), ("B", 3)), _rows(("C", 4), ("A", 5)), _rows(("A", 6), ("D", 7))]
-    _, loaded = _load(tmp_path, chunks)
-    checked = _check_repeats(chunks)
-    assert checked.sort("_source_row").equals(loaded.sort("_source_row"))
+    silver, loaded = _load(tmp_path, chunks)
+    kept, failures = _buffered(chunks)
+    assert failures.sort("_source_row").equals(loaded.sort("_source_row"))
+    assert kept.sort("_source_row").equals(silver.select(kept.columns))
 
 
-def test_check_lets_a_hash_collision_decide_by_the_key_values(monkeypatch) -> None:
+def test_a_hash_collision_in_a_held_batch_is_decided_by_the_key_values(monkeypatch) -> None:
     def same_hash(keys):
         return (pl.col(keys[0]).is_null().cast(pl.UInt64) * 0 + 7).alias("_key_hash")
 
     monkeypatch.setattr(ingest, "key_hash", same_hash)
-    failures = _check_repeats([_rows(("A", 2)), _rows(("B", 3), ("A", 4)), _rows(("B", 5))])
+    kept, failures = _buffered([_rows(("A", 2)), _rows(("B", 3), ("A", 4)), _rows(("B", 5))])
     assert failures["_source_row"].to_list() == [4, 5]
+    assert kept["case_id"].to_list() == ["A", "B"]
