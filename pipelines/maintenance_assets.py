@@ -95,8 +95,7 @@ def maintenance_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
 def maintenance_metadata(report: MaintenanceReport, opened_seconds: float) -> dict:
     compaction, checkpoint, vacuum = report.compaction, report.checkpoint, report.vacuum
     return {
-        "files_before": compaction.files_before,
-        "files_after": compaction.files_after,
+        **_counts(report),
         "files_compacted": compaction.files_removed,
         "files_written": compaction.files_added,
         "partitions_compacted": sum(1 for p in compaction.partitions if p.files_removed),
@@ -106,13 +105,12 @@ def maintenance_metadata(report: MaintenanceReport, opened_seconds: float) -> di
         "checkpoint_created": checkpoint.checkpoint_created,
         "log_files_removed": checkpoint.log_files_removed,
         "vacuum_retention_hours": vacuum.retention_hours,
-        "files_vacuumed": vacuum.files_deleted,
-        "bytes_removed": vacuum.bytes_deleted,
         "open_seconds": round(opened_seconds, 4),
     }
 
 
 def _counts(report: MaintenanceReport) -> dict[str, int]:
+    """The file counts of one table's maintenance, as its metadata names them."""
     return {
         "files_before": report.compaction.files_before,
         "files_after": report.compaction.files_after,
