@@ -141,7 +141,8 @@ DOS_END_OF_FILE = "\x1a"
 def without_end_of_file_mark(text: str) -> str:
     """The text at the end of a file without DOS's end-of-file marks after it. Read as text,
     a mark is a last line of its own: a fixed-width extract refused it as a control
-    character, a CSV file as a row of one field. Elsewhere in a file ^Z is left alone."""
+    character, a CSV file as a row of one field, JSON and XML as junk after the document.
+    Elsewhere in a file ^Z is left alone."""
     return text.rstrip(DOS_END_OF_FILE)
 
 

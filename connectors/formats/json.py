@@ -25,6 +25,7 @@ from connectors.formats.encoding import (
     cuts_after_ascii,
     decode,
     newlines_are_multi_byte,
+    without_end_of_file_mark,
 )
 from connectors.formats.errors import FormatError
 from connectors.formats.frame import MAX_COLUMNS, FieldsSeen, records_frame, too_many_fields
@@ -58,9 +59,7 @@ def check_ndjson_options(options: Mapping[str, Any], source_name: str) -> None:
 def read_json(data: bytes, options: Mapping[str, Any], *, source_name: str) -> pl.DataFrame:
     check_keys(options, JSON_OPTIONS, "json", source_name=source_name)
     record_path = optional_str(options, "record_path", source_name=source_name)
-    text = decode(
-        data, optional_str(options, "encoding", source_name=source_name), source_name=source_name
-    ).text
+    text = _text(data, options, source_name)
     try:
         document = DECODER.decode(text)
     except stdlib_json.JSONDecodeError as err:
@@ -87,6 +86,11 @@ def read_json(data: bytes, options: Mapping[str, Any], *, source_name: str) -> p
                 "Point `record_path` at the array of records",
             )
     return _frame(records, None, source_name)
+
+
+def _text(data: bytes, options: Mapping[str, Any], source_name: str) -> str:
+    codec = optional_str(options, "encoding", source_name=source_name)
+    return without_end_of_file_mark(decode(data, codec, source_name=source_name).text)
 
 
 def iter_json(
@@ -119,9 +123,7 @@ def iter_json(
 
 def read_ndjson(data: bytes, options: Mapping[str, Any], *, source_name: str) -> pl.DataFrame:
     check_keys(options, NDJSON_OPTIONS, "ndjson", source_name=source_name)
-    text = decode(
-        data, optional_str(options, "encoding", source_name=source_name), source_name=source_name
-    ).text
+    text = _text(data, options, source_name)
     return _ndjson_frame(text, 1, source_name)
 
 
@@ -152,7 +154,10 @@ def iter_ndjson(
             else:
                 piece, pending = pending, b""
             line = decoder.lines + 1  # the piece's first line
-            frame = _ndjson_frame(decoder.decode(piece), line, source_name, fields=fields)
+            text = decoder.decode(piece)
+            if not pending:
+                text = without_end_of_file_mark(text)
+            frame = _ndjson_frame(text, line, source_name, fields=fields)
             if frame.height or (not pending and not yielded):
                 yield frame
                 yielded = True

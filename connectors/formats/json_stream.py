@@ -26,10 +26,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, BinaryIO
 
-from connectors.formats.encoding import PieceDecoder
+from connectors.formats.encoding import DOS_END_OF_FILE, PieceDecoder
 from connectors.formats.errors import FormatError
 
 _WHITESPACE = re.compile(r"[ \t\n\r]*")
+_END_OF_FILE_MARKS = re.compile(f"{DOS_END_OF_FILE}*")
 _HIGH_BYTES = bytes(range(0x80, 0x100))
 
 
@@ -138,6 +139,16 @@ class _Text:
                 return self.text[self.pos]
             if not self.more():
                 return ""
+
+    def only_end_of_file_marks_left(self) -> bool:
+        """Whether nothing but DOS end-of-file marks follows (they are none of the text, see
+        encoding.without_end_of_file_mark)."""
+        while True:
+            self.pos = _END_OF_FILE_MARKS.match(self.text, self.pos).end()  # type: ignore[union-attr]
+            if self.pos < len(self.text):
+                return False
+            if not self.more():
+                return True
 
     def value(self) -> Any:
         """Decode the JSON value at the next non-whitespace character."""
@@ -319,7 +330,8 @@ def _finish(text: _Text, levels: list[_Level], source_name: str) -> None:
                         line=line,
                     )
             text.value()
-    if text.peek():
+    after = text.peek()
+    if after and not (after == DOS_END_OF_FILE and text.only_end_of_file_marks_left()):
         raise text.error("not valid JSON: Extra data", text.pos)
 
 

@@ -46,7 +46,7 @@ import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, BinaryIO
 from xml.etree.ElementTree import ParseError
 
 import polars as pl
@@ -54,6 +54,7 @@ from defusedxml import DTDForbidden, EntitiesForbidden, ExternalReferenceForbidd
 from defusedxml.ElementTree import XMLParser
 
 from connectors.formats.encoding import (
+    DOS_END_OF_FILE,
     decode,
     refuse_unlikely_characters,
     refuse_utf8_as_single_byte,
@@ -78,6 +79,8 @@ _DECLARED_ENCODING = re.compile(
 
 
 def read_xml(data: bytes, options: Mapping[str, Any], *, source_name: str) -> pl.DataFrame:
+    if marks := _end_of_file_marks(data[-_CHUNK:]):
+        data = data[:-marks]
     view = memoryview(data)
     blocks = (view[offset : offset + _CHUNK] for offset in range(0, len(view), _CHUNK))
     [frame] = _frames(blocks, options, source_name, empty=not data or data.isspace())
@@ -90,12 +93,30 @@ def iter_xml(
     """`read_xml` for a file on disk in frames of the records of about `chunk_bytes` of XML
     each, parsed as the file is read: memory is bounded by a chunk, not by the file. A
     declared `encoding:` (decoded in Python before parsing) reads the file whole."""
-    if path.stat().st_size <= chunk_bytes * 3 // 2 or options.get("encoding") is not None:
+    size = path.stat().st_size
+    if size <= chunk_bytes * 3 // 2 or options.get("encoding") is not None:
         yield read_xml(path.read_bytes(), options, source_name=source_name)
         return
     with path.open("rb") as handle:
-        blocks = iter(lambda: handle.read(_CHUNK), b"")
-        yield from _frames(blocks, options, source_name, empty=False, chunk_bytes=chunk_bytes)
+        handle.seek(max(0, size - _CHUNK))
+        end = size - _end_of_file_marks(handle.read())
+        handle.seek(0)
+        yield from _frames(
+            _blocks(handle, end), options, source_name, empty=False, chunk_bytes=chunk_bytes
+        )
+
+
+def _end_of_file_marks(tail: bytes) -> int:
+    """How many of the bytes at a file's end are DOS end-of-file marks: they are none of the
+    XML (see encoding.without_end_of_file_mark). In UTF-16/32 the last byte is never 0x1a
+    after a well-formed document, so a mark there is an error either way."""
+    return len(tail) - len(tail.rstrip(DOS_END_OF_FILE.encode("ascii")))
+
+
+def _blocks(handle: BinaryIO, end: int) -> Iterator[bytes]:
+    """The file's bytes up to `end`, a block at a time."""
+    while (left := end - handle.tell()) > 0 and (block := handle.read(min(_CHUNK, left))):
+        yield block
 
 
 def check_options(options: Mapping[str, Any], source_name: str) -> str:

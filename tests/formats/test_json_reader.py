@@ -314,3 +314,26 @@ def test_a_mostly_empty_table_is_refused_in_pieces_too(tmp_path, kind: str) -> N
     assert "fewer than 1 in 50 filled" in read_error(data, kind).cause
     with pytest.raises(FormatError, match="fewer than 1 in 50 filled"):
         _pieces(tmp_path, data, kind)
+
+
+@pytest.mark.parametrize("kind", ["json", "ndjson"])
+def test_a_dos_end_of_file_mark_ends_the_file_whole_and_in_pieces(tmp_path, kind: str) -> None:
+    # DOS-era tools put ^Z (0x1a) after a file's last byte: it was refused as "Extra data"
+    # after the document, or as a last NDJSON line that is not JSON.
+    records = [{"cvr": str(10_000_000 + n), "navn": f"Bjørn {n} ApS"} for n in range(300)]
+    if kind == "json":
+        text = json.dumps({"virksomheder": records}, ensure_ascii=False, indent=1)
+        options = {"record_path": "virksomheder"}
+    else:
+        text = "\r\n".join(json.dumps(r, ensure_ascii=False) for r in records)
+        options = {}
+    expected = read(text.encode("cp1252"), kind, **options)
+    assert expected.height == 300
+    for data in (text + "\r\n\x1a", text + "\x1a\x1a\x1a"):
+        assert read(data.encode("cp1252"), kind, **options).equals(expected)
+        assert _pieces(tmp_path, data.encode("cp1252"), kind, **options).equals(expected)
+    # Anywhere else ^Z is still not JSON.
+    inside = text + "\x1a\r\n"
+    assert "line" in str(read_error(inside.encode("cp1252"), kind, **options))
+    with pytest.raises(FormatError):
+        _pieces(tmp_path, inside.encode("cp1252"), kind, **options)

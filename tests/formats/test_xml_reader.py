@@ -302,3 +302,24 @@ def test_two_attributes_differing_only_by_namespace_are_refused_as_such() -> Non
     )
     assert "`id` (namespace urn:p) and `id` (namespace urn:q)" in str(error)
     assert "record_path" not in str(error)
+
+
+def test_a_dos_end_of_file_mark_ends_the_file_whole_and_in_pieces(tmp_path) -> None:
+    # DOS-era tools put ^Z (0x1a) after a file's last byte: expat refused it as "not
+    # well-formed" on a line after the document.
+    records = "".join(f"<p><navn>Bjørn {n}</navn></p>\r\n" for n in range(300))
+    text = f'<?xml version="1.0" encoding="windows-1252"?>\r\n<r>\r\n{records}</r>\r\n'
+    expected = read(text.encode("cp1252"), record_path="r/p")
+    assert expected.height == 300
+    options = {"type": "xml", "record_path": "r/p"}
+    path = tmp_path / "dos.xml"
+    for data in (text + "\x1a", text[:-2] + "\x1a\x1a"):
+        assert read(data.encode("cp1252"), record_path="r/p").equals(expected)
+        path.write_bytes(data.encode("cp1252"))
+        pieces = iter_table(path, options, source_name="dos.xml", chunk_bytes=4096)
+        assert pl.concat(list(pieces)).equals(expected)
+    # Anywhere else ^Z is still not XML, and a file of marks alone is empty.
+    inside = read_error((text + "\x1a\r\n").encode("cp1252"), record_path="r/p")
+    assert "not well-formed" in inside.cause
+    assert inside.line == 304
+    assert "empty" in read_error(b"\x1a\x1a", record_path="r/p").cause
