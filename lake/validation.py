@@ -81,12 +81,13 @@ class Conformed:
 
     def failure_counts(self) -> list[tuple[str, str, int]]:
         """(column, check, rows) sorted by most rows first."""
-        counts = (
-            self.failures.group_by("column", "check")
-            .agg(pl.len())
-            .sort("len", "column", descending=[True, False])
-        )
-        return [(c, k, n) for c, k, n in counts.iter_rows()]
+        return failure_counts(self.failures)
+
+
+def failure_counts(failures: pl.DataFrame) -> list[tuple[str, str, int]]:
+    """(column, check, rows) of failure rows, most rows first."""
+    counts = failures.group_by("column", "check").agg(pl.len())
+    return sorted(counts.iter_rows(), key=lambda count: (-count[2], count[0], count[1]))
 
 
 def contract_columns(contract: type[pa.DataFrameModel]) -> dict[str, pa.Column]:

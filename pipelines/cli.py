@@ -244,10 +244,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"  columns not in the contract (a load adds them, schema_drift: evolve): {added}")
     elif result.extra_columns:
         print(f"  columns not in the contract (ignored): {', '.join(result.extra_columns)}")
-    for column, check, rows in result.failure_counts():
-        examples = result.failures.filter(
-            (pl.col("column") == column) & (pl.col("check") == check)
-        ).head(3)
+    for column, check, rows in result.counts:
+        examples = result.examples.filter((pl.col("column") == column) & (pl.col("check") == check))
         where = ", ".join(
             (f"sheet {row['_sheet']!r} " if row.get("_sheet") else "")
             + f"row {row['_source_row']}"

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -35,6 +36,7 @@ from lake.validation import (
     conform,
     contract_columns,
     duplicate_failures,
+    failure_counts,
     identifier_columns,
     key_hash,
     repeated_keys,
@@ -119,39 +121,66 @@ def reader_options(spec: DatasetSpec) -> dict:
     return spec.format
 
 
-def check_file(spec: DatasetSpec, path: Path) -> Conformed:
+@dataclass(frozen=True)
+class CheckReport:
+    """What `kommunelake check` says about a file: a load's counts, and up to
+    `EXAMPLES` failing rows per (column, check) to show where."""
+
+    rows_in: int
+    rows_valid: int
+    rows_quarantined: int
+    counts: tuple[tuple[str, str, int], ...]  # (column, check, rows), most rows first
+    examples: pl.DataFrame  # FAILURE_SCHEMA rows, the first in source order per check
+    extra_columns: tuple[str, ...] = ()
+    added_columns: tuple[str, ...] = ()
+
+    EXAMPLES = 3
+
+
+def check_file(spec: DatasetSpec, path: Path) -> CheckReport:
     """Validate a file against a dataset's contract without loading anything.
 
-    A chunk at a time, like a load: only the counts, the failures and the key columns (for
-    keys repeated across chunks) are kept, so a vendor can check a 600 MB export on a
-    laptop. The result's `valid` is empty; `rows_valid` has the count."""
-    chunks: list[Conformed] = []
+    A chunk at a time, like a load. Kept across chunks: counts, a few example failures per
+    check and the key columns (for keys repeated across chunks), so a vendor can check a
+    600 MB export on a laptop even when every row of it fails."""
     keys: list[pl.DataFrame] = []
+    counts: Counter[tuple[str, str]] = Counter()
+    examples: list[pl.DataFrame] = []
+    rows_in = rows_valid = rows_failing = 0
+    extra: list[tuple[str, ...]] = []
+    added: list[tuple[str, ...]] = []
     for conformed in conform_chunks(spec, path, shown_name(path.name)):
-        failures = detached(conformed.failures)
-        chunks.append(
-            replace(
-                conformed,
-                valid=pl.DataFrame(),
-                failures=failures,
-                streamed_valid=conformed.rows_valid,
-            )
-        )
+        rows_in += conformed.rows_in
+        rows_valid += conformed.rows_valid
+        rows_failing += conformed.rows_quarantined
+        extra.append(conformed.extra_columns)
+        added.append(conformed.added_columns)
+        counts.update({(c, k): n for c, k, n in conformed.failure_counts()})
+        examples.append(detached(_first_per_check(concat_failures([conformed.failures]))))
         if spec.batch_keys:
             keys.append(detached(conformed.valid.select(*spec.batch_keys, SOURCE_ROW)))
-    repeats = (
-        duplicate_failures(_repeated_rows(spec.batch_keys, keys), spec.batch_keys, spec.contract)
-        if len(keys) > 1
-        else pl.DataFrame(schema=FAILURE_SCHEMA)
+    if len(keys) > 1:
+        repeats = duplicate_failures(
+            _repeated_rows(spec.batch_keys, keys), spec.batch_keys, spec.contract
+        )
+        rows_valid -= repeats.height
+        rows_failing += repeats.height
+        counts.update({(c, k): n for c, k, n in failure_counts(repeats)})
+        examples.append(_first_per_check(repeats))
+    most_first = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+    return CheckReport(
+        rows_in=rows_in,
+        rows_valid=rows_valid,
+        rows_quarantined=rows_failing,
+        counts=tuple((column, check, rows) for (column, check), rows in most_first),
+        examples=_first_per_check(concat_failures(examples)),
+        extra_columns=_union(extra),
+        added_columns=_union(added),
     )
-    return Conformed(
-        pl.DataFrame(),
-        concat_failures([*(c.failures for c in chunks), repeats]),
-        rows_in=sum(c.rows_in for c in chunks),
-        extra_columns=_union(c.extra_columns for c in chunks),
-        added_columns=_union(c.added_columns for c in chunks),
-        streamed_valid=sum(c.rows_valid for c in chunks) - repeats.height,
-    )
+
+
+def _first_per_check(failures: pl.DataFrame) -> pl.DataFrame:
+    return failures.group_by("column", "check", maintain_order=True).head(CheckReport.EXAMPLES)
 
 
 def load_dataset(

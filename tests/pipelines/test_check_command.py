@@ -49,6 +49,33 @@ def test_a_record_format_may_leave_out_null_keys_and_be_empty(tmp_path, capsys) 
     assert "0 rows, 0 valid, 0 failing" in capsys.readouterr().out
 
 
+def test_a_file_where_every_row_fails_is_counted_and_shown_by_a_few_examples(
+    tmp_path, monkeypatch, capsys
+) -> None:
+    # Dates in another format than the YAML's fail every row: check counts them all but
+    # keeps only the first rows of each check to show, not every failing row of the file.
+    from connectors.formats import chunks
+    from pipelines.ingest import check_file
+
+    monkeypatch.setattr(chunks, "CHUNK_BYTES", 16 * 1024)
+    rows = [ROW.replace("F1", f"F{i}").replace("-03-2026", "/03/2026") for i in range(2_000)]
+    export = tmp_path / "fravaer.csv"
+    export.write_bytes("\r\n".join([HEADER, *rows, ""]).encode("cp1252"))
+    assert export.stat().st_size > 8 * chunks.CHUNK_BYTES
+    report = check_file(pipelines.specs.spec_by_name("sick_leave"), export)
+    assert (report.rows_in, report.rows_valid, report.rows_quarantined) == (2_000, 0, 2_000)
+    assert {(column, rows) for column, _, rows in report.counts} == {
+        ("start_date", 2_000),
+        ("end_date", 2_000),
+    }
+    assert sorted(report.examples["_source_row"].to_list()) == [2, 2, 3, 3, 4, 4]
+    assert main(["check", "--dataset", "sick_leave", str(export)]) == 1
+    out = capsys.readouterr().out
+    assert "2,000 rows, 0 valid, 2,000 failing" in out
+    shown = "start_date: type:Date: 2000 row(s), e.g. row 2 ('NN/NN/NNNN'), row 3 ('NN/NN/NNNN'),"
+    assert f"{shown} row 4 ('NN/NN/NNNN')\n" in out  # dates of a person's absence: masked
+
+
 def test_check_of_a_folder_says_so(tmp_path, capsys) -> None:
     assert main(["check", "--dataset", "sick_leave", str(tmp_path)]) != 0
     assert "is a folder: give one file to check" in capsys.readouterr().err
