@@ -8,12 +8,17 @@ import datetime as dt
 import hashlib
 import json
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
+import numpy as np
 import polars as pl
+import pyarrow as pa
+import pyarrow.dataset
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 
 from lake.home import Home
 from lake.tables import commit_once, commit_properties
+from lake.validation import FAILURE_SCHEMA
 
 
 @dataclass(frozen=True)
@@ -90,8 +95,62 @@ def failed_checks_json(counts: list[tuple[str, str, int]]) -> str:
     )
 
 
+class QuarantineSpool:
+    """A batch's failing rows in Parquet files on local disk until its quarantine commit.
+
+    Quarantine is committed before silver, so it cannot be written chunk by chunk as
+    silver's parts are; held in memory until then, the failures of a file whose every row
+    fails (a vendor changed the date format) grew with the file. The outcome's digest is
+    summed as rows are added, so the commit's id needs no second pass."""
+
+    def __init__(self, folder: Path, dataset: str, batch_id: str) -> None:
+        self.folder, self.dataset, self.batch_id = folder, dataset, batch_id
+        self.at = dt.datetime.now(dt.UTC)
+        self.digest = OutcomeDigest()
+        self.parts: list[Path] = []
+
+    def add(self, failures: pl.DataFrame) -> None:
+        if failures.is_empty():
+            return
+        rows = quarantine_rows(self.dataset, self.batch_id, failures, self.at)
+        self.digest.add(rows)
+        self.parts.append(self.folder / f"quarantine-{len(self.parts):05d}.parquet")
+        rows.write_parquet(self.parts[-1])
+
+    def reader(self) -> pa.RecordBatchReader:
+        schema = quarantine_rows("", "", pl.DataFrame(schema=FAILURE_SCHEMA), self.at)
+        parts = pyarrow.dataset.dataset(self.parts, schema=schema.to_arrow().schema)
+        # pyarrow's default read-ahead (16 batches of 4 files) held 0.3 GB more at the peak
+        # of a 6M-row file whose every row failed, and was no faster.
+        return parts.scanner(batch_readahead=1, fragment_readahead=1).to_reader()
+
+
+def quarantine_rows(
+    dataset: str, batch_id: str, failures: pl.DataFrame, at: dt.datetime
+) -> pl.DataFrame:
+    """Failure rows (FAILURE_SCHEMA, `_sheet` where a workbook has sheets) as the quarantine
+    table holds them."""
+    return failures.select(
+        pl.lit(dataset).alias("dataset"),
+        pl.lit(batch_id).alias("batch_id"),
+        pl.col("_source_row").alias("source_row"),
+        pl.col("column").cast(pl.String),
+        pl.col("check").cast(pl.String),
+        pl.col("value").cast(pl.String),
+        pl.lit(at).dt.cast_time_unit("us").alias("quarantined_at"),
+        # Workbooks read with `sheets:` number rows per sheet: the row needs its sheet.
+        (pl.col("_sheet") if "_sheet" in failures.columns else pl.lit(None, pl.String)).alias(
+            "sheet"
+        ),
+    )
+
+
 def write_quarantine(
-    home: Home, dataset: str, batch_id: str, failures: pl.DataFrame, attempt: int = 0
+    home: Home,
+    dataset: str,
+    batch_id: str,
+    failures: pl.DataFrame | QuarantineSpool,
+    attempt: int = 0,
 ) -> None:
     """Failing rows of a batch, committed before the batch's silver commit. A reload
     (attempt > 0) replaces the batch's earlier quarantine rows with the new outcome.
@@ -102,27 +161,19 @@ def write_quarantine(
     Skipping it would leave the old contract's failures, and rows failing only the new
     contract would be in neither silver nor quarantine."""
     uri = home.table_uri("quarantine", dataset)
-    frame = failures.select(
-        pl.lit(dataset).alias("dataset"),
-        pl.lit(batch_id).alias("batch_id"),
-        pl.col("_source_row").alias("source_row"),
-        "column",
-        "check",
-        "value",
-        pl.lit(dt.datetime.now(dt.UTC)).dt.cast_time_unit("us").alias("quarantined_at"),
-        # Workbooks read with `sheets:` number rows per sheet: the row needs its sheet.
-        (pl.col("_sheet") if "_sheet" in failures.columns else pl.lit(None, pl.String)).alias(
-            "sheet"
-        ),
-    )
-    app_id = quarantine_app_id(dataset, batch_id, frame, attempt)
+    if isinstance(failures, QuarantineSpool):
+        digest = failures.digest
+    else:
+        frame = quarantine_rows(dataset, batch_id, failures, dt.datetime.now(dt.UTC))
+        digest = OutcomeDigest.of(frame)
+    app_id = _quarantine_app_id(dataset, batch_id, digest, attempt)
 
     def commit(props: CommitProperties) -> None:
         # Replacing costs a rewrite of the files holding the batch: only when there are any.
         replace = DeltaTable.is_deltatable(uri) and (attempt > 0 or _holds_batch(uri, batch_id))
         write_deltalake(
             uri,
-            frame.to_arrow(),
+            failures.reader() if isinstance(failures, QuarantineSpool) else frame.to_arrow(),
             mode="overwrite" if replace else "append",
             predicate=f"batch_id = '{batch_id}'" if replace else None,
             schema_mode="merge",  # quarantine tables written before `sheet` existed gain it
@@ -132,12 +183,44 @@ def write_quarantine(
     commit_once(uri, app_id, commit)
 
 
+class OutcomeDigest:
+    """Which rows failed which check, whatever their order: two sums of 64-bit row hashes
+    (polars' `hash_rows`, stable within a polars version; after an upgrade a re-run's
+    commit replaces the batch's equal rows once) and the row count."""
+
+    _OUTCOME = ("sheet", "source_row", "column", "check", "value")
+    _SEEDS = (0, 1)
+
+    def __init__(self) -> None:
+        self.rows = 0
+        self.sums = [0] * len(self._SEEDS)
+
+    def add(self, rows: pl.DataFrame) -> None:
+        outcome = rows.select(self._OUTCOME)
+        self.rows += outcome.height
+        for i, seed in enumerate(self._SEEDS):
+            hashes = outcome.hash_rows(seed=seed).to_numpy()
+            self.sums[i] = (self.sums[i] + int(hashes.sum(dtype=np.uint64))) % 2**64
+
+    @classmethod
+    def of(cls, rows: pl.DataFrame) -> OutcomeDigest:
+        digest = cls()
+        digest.add(rows)
+        return digest
+
+    def hexdigest(self) -> str:
+        text = f"{self.rows}:{self.sums[0]}:{self.sums[1]}"
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
 def quarantine_app_id(dataset: str, batch_id: str, rows: pl.DataFrame, attempt: int = 0) -> str:
     """The transaction id of a batch's quarantine commit: the batch, and a digest of which
     rows failed which check (`rows` as the quarantine table holds them), in any order."""
-    outcome = rows.select("sheet", "source_row", "column", "check", "value").sort(pl.all())
-    digest = hashlib.sha256(outcome.write_csv().encode()).hexdigest()[:16]
-    return f"quarantine:{dataset}:{batch_id}{_suffix(attempt)}:{digest}"
+    return _quarantine_app_id(dataset, batch_id, OutcomeDigest.of(rows), attempt)
+
+
+def _quarantine_app_id(dataset: str, batch_id: str, digest: OutcomeDigest, attempt: int) -> str:
+    return f"quarantine:{dataset}:{batch_id}{_suffix(attempt)}:{digest.hexdigest()}"
 
 
 def _holds_batch(uri: str, batch_id: str) -> bool:

@@ -65,11 +65,7 @@ class Conformed:
 
     @property
     def drift_decision(self) -> str:
-        if not self.extra_columns:
-            return "none"
-        if self.added_columns:
-            return "added: " + ", ".join(self.added_columns)
-        return "ignored: " + ", ".join(self.extra_columns)
+        return drift_decision(self.extra_columns, self.added_columns)
 
     @property
     def rows_valid(self) -> int:
@@ -77,11 +73,25 @@ class Conformed:
 
     @property
     def rows_quarantined(self) -> int:
-        return self.failures.select(row_identity(self.failures)).n_unique()
+        return failing_rows(self.failures)
 
     def failure_counts(self) -> list[tuple[str, str, int]]:
         """(column, check, rows) sorted by most rows first."""
         return failure_counts(self.failures)
+
+
+def drift_decision(extra_columns: Sequence[str], added_columns: Sequence[str]) -> str:
+    """What schema drift did with a file's columns beyond the contract (quality.runs)."""
+    if not extra_columns:
+        return "none"
+    if added_columns:
+        return "added: " + ", ".join(added_columns)
+    return "ignored: " + ", ".join(extra_columns)
+
+
+def failing_rows(failures: pl.DataFrame) -> int:
+    """How many source rows have at least one failure."""
+    return failures.select(row_identity(failures)).n_unique()
 
 
 def failure_counts(failures: pl.DataFrame) -> list[tuple[str, str, int]]:

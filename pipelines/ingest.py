@@ -11,9 +11,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import tempfile
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import polars as pl
@@ -35,7 +36,9 @@ from lake.validation import (
     concat_failures,
     conform,
     contract_columns,
+    drift_decision,
     duplicate_failures,
+    failing_rows,
     failure_counts,
     identifier_columns,
     key_hash,
@@ -121,6 +124,51 @@ def reader_options(spec: DatasetSpec) -> dict:
     return spec.format
 
 
+class Tally:
+    """A file's counts against its contract, chunk by chunk, without its rows: what a load
+    records in quality.runs and `kommunelake check` prints."""
+
+    def __init__(self) -> None:
+        self.rows_in = self.rows_valid = self.rows_quarantined = 0
+        self.counts: Counter[tuple[str, str]] = Counter()
+        self._extra: list[tuple[str, ...]] = []
+        self._added: list[tuple[str, ...]] = []
+
+    def add(self, conformed: Conformed) -> None:
+        self.rows_in += conformed.rows_in
+        self.rows_valid += conformed.rows_valid
+        self._extra.append(conformed.extra_columns)
+        self._added.append(conformed.added_columns)
+        self._failed(conformed.failures)
+
+    def add_repeats(self, failures: pl.DataFrame) -> None:
+        """Failures of rows a chunk found valid (keys repeated across chunks)."""
+        self.rows_valid -= self._failed(failures)
+
+    def _failed(self, failures: pl.DataFrame) -> int:
+        rows = failing_rows(failures)
+        self.rows_quarantined += rows
+        self.counts.update({(c, k): n for c, k, n in failure_counts(failures)})
+        return rows
+
+    def failure_counts(self) -> tuple[tuple[str, str, int], ...]:
+        """(column, check, rows), most rows first."""
+        most_first = sorted(self.counts.items(), key=lambda item: (-item[1], item[0]))
+        return tuple((column, check, rows) for (column, check), rows in most_first)
+
+    @property
+    def extra_columns(self) -> tuple[str, ...]:
+        return _union(self._extra)
+
+    @property
+    def added_columns(self) -> tuple[str, ...]:
+        return _union(self._added)
+
+    @property
+    def drift_decision(self) -> str:
+        return drift_decision(self.extra_columns, self.added_columns)
+
+
 @dataclass(frozen=True)
 class CheckReport:
     """What `kommunelake check` says about a file: a load's counts, and up to
@@ -143,19 +191,11 @@ def check_file(spec: DatasetSpec, path: Path) -> CheckReport:
     A chunk at a time, like a load. Kept across chunks: counts, a few example failures per
     check and the key columns (for keys repeated across chunks), so a vendor can check a
     600 MB export on a laptop even when every row of it fails."""
+    tally = Tally()
     keys: list[pl.DataFrame] = []
-    counts: Counter[tuple[str, str]] = Counter()
     examples: list[pl.DataFrame] = []
-    rows_in = rows_valid = rows_failing = 0
-    extra: list[tuple[str, ...]] = []
-    added: list[tuple[str, ...]] = []
     for conformed in conform_chunks(spec, path, shown_name(path.name)):
-        rows_in += conformed.rows_in
-        rows_valid += conformed.rows_valid
-        rows_failing += conformed.rows_quarantined
-        extra.append(conformed.extra_columns)
-        added.append(conformed.added_columns)
-        counts.update({(c, k): n for c, k, n in conformed.failure_counts()})
+        tally.add(conformed)
         examples.append(detached(_first_per_check(concat_failures([conformed.failures]))))
         if spec.batch_keys:
             keys.append(detached(conformed.valid.select(*spec.batch_keys, SOURCE_ROW)))
@@ -163,19 +203,16 @@ def check_file(spec: DatasetSpec, path: Path) -> CheckReport:
         repeats = duplicate_failures(
             _repeated_rows(spec.batch_keys, keys), spec.batch_keys, spec.contract
         )
-        rows_valid -= repeats.height
-        rows_failing += repeats.height
-        counts.update({(c, k): n for c, k, n in failure_counts(repeats)})
+        tally.add_repeats(repeats)
         examples.append(_first_per_check(repeats))
-    most_first = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
     return CheckReport(
-        rows_in=rows_in,
-        rows_valid=rows_valid,
-        rows_quarantined=rows_failing,
-        counts=tuple((column, check, rows) for (column, check), rows in most_first),
+        rows_in=tally.rows_in,
+        rows_valid=tally.rows_valid,
+        rows_quarantined=tally.rows_quarantined,
+        counts=tally.failure_counts(),
         examples=_first_per_check(concat_failures(examples)),
-        extra_columns=_union(extra),
-        added_columns=_union(added),
+        extra_columns=tally.extra_columns,
+        added_columns=tally.added_columns,
     )
 
 
@@ -232,7 +269,7 @@ def load_batch(
     batch_id, name = landed.batch_id, shown_name(landed.original_name)
     app_id = f"silver:{spec.name}:{batch_id}" + (f":reload{attempt}" if attempt else "")
     try:
-        conformed, commit = _load_chunks(spec, home, key, landed, app_id, attempt)
+        tally, commit = _load_chunks(spec, home, key, landed, app_id, attempt)
     except (FormatError, SchemaBreak) as error:
         message = redact(str(error))
         drift = error.drift_decision if isinstance(error, SchemaBreak) else "none"
@@ -245,13 +282,13 @@ def load_batch(
         batch_id,
         name,
         "loaded",
-        rows_in=conformed.rows_in,
-        rows_valid=conformed.rows_valid,
-        rows_quarantined=conformed.rows_quarantined,
-        failures=tuple(conformed.failure_counts()),
-        extra_columns=conformed.extra_columns,
+        rows_in=tally.rows_in,
+        rows_valid=tally.rows_valid,
+        rows_quarantined=tally.rows_quarantined,
+        failures=tally.failure_counts(),
+        extra_columns=tally.extra_columns,
         silver_version=commit.version,
-        drift_decision=conformed.drift_decision,
+        drift_decision=tally.drift_decision,
     )
     log.info(
         "%s: %s: %d rows in, %d valid, %d quarantined",
@@ -267,14 +304,30 @@ def load_batch(
 
 def _load_chunks(
     spec: DatasetSpec, home: Home, key: bytes, landed: LandedFile, app_id: str, attempt: int
-) -> tuple[Conformed, Commit]:
+) -> tuple[Tally, Commit]:
     """Parse, conform, pseudonymise and write a landed file chunk by chunk.
 
     Append and snapshot loads write each chunk as a Parquet part and commit them together,
     so memory stays flat for any file size; merge loads (which must join the whole batch
-    against the table) collect the chunks and write once. Quarantine is committed before
-    silver, so a crash in between never loses failing rows.
+    against the table) collect the chunks and write once. Failing rows wait on local disk
+    (`QuarantineSpool`): quarantine is committed before silver, so a crash in between
+    never loses them.
     """
+    home.scratch.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=home.scratch, prefix="quarantine-") as folder:
+        spool = quality.QuarantineSpool(Path(folder), spec.name, landed.batch_id)
+        return _load_spooled(spec, home, key, landed, app_id, attempt, spool)
+
+
+def _load_spooled(
+    spec: DatasetSpec,
+    home: Home,
+    key: bytes,
+    landed: LandedFile,
+    app_id: str,
+    attempt: int,
+    spool: quality.QuarantineSpool,
+) -> tuple[Tally, Commit]:
     uri = silver_uri(home, spec.name)
     pseudonyms = Pseudonymiser(identifier_columns(spec.contract), key)
     name = shown_name(landed.original_name)  # the sender's name may hold a CPR number
@@ -293,19 +346,14 @@ def _load_chunks(
     reload = attempt > 0 and spec.load_mode == "append"
     writer: PartWriter | None = None
     buffered: list[pl.DataFrame] = []
-    chunks: list[Conformed] = []
+    tally = Tally()
     held_back = RepeatFilter(spec.batch_keys)
     try:
         with local_copy(landed, home) as source:  # a remote landing is parsed from a copy
             for conformed in conform_chunks(spec, source, name, home.scratch):
-                # Only the counts and failures of a chunk are kept; its rows go to disk.
-                chunks.append(
-                    replace(
-                        conformed,
-                        valid=conformed.valid.clear(),
-                        failures=detached(conformed.failures),
-                    )
-                )
+                # Only the counts of a chunk are kept; its rows go to disk.
+                tally.add(conformed)
+                spool.add(conformed.failures)
                 silver = pseudonyms.apply(conformed.valid).with_columns(lineage)
                 silver = silver.with_columns(
                     pl.lit(None, dtype).alias(c) for c, dtype in absent.items() if c not in silver
@@ -321,32 +369,26 @@ def _load_chunks(
                     writer.write(held_back.hold_back(silver) if spec.batch_keys else silver)
                 else:
                     buffered.append(silver)
-        failures = [c.failures for c in chunks]
         if writer is not None and spec.batch_keys:
-            failures.append(held_back.settle(writer, spec.contract))
+            repeats = held_back.settle(writer, spec.contract)
         elif writer is None:
             batch, repeats = _drop_repeats(spec, buffered)
-            failures.append(repeats)
+        else:
+            repeats = pl.DataFrame(schema=FAILURE_SCHEMA)
+        tally.add_repeats(repeats)
+        spool.add(repeats)
         _refuse_emptying_snapshot(
             spec,
             uri,
             name,
-            rows_in=sum(c.rows_in for c in chunks),
+            rows_in=tally.rows_in,
             rows_valid=writer.rows if writer is not None else batch.height,
         )
     except BaseException:
         if writer is not None:
             writer.abort()
         raise
-    added = _union(c.added_columns for c in chunks)
-    conformed = Conformed(
-        pl.DataFrame(),
-        concat_failures(failures),
-        rows_in=sum(c.rows_in for c in chunks),
-        extra_columns=_union(c.extra_columns for c in chunks),
-        added_columns=added,
-    )
-    quality.write_quarantine(home, spec.name, landed.batch_id, conformed.failures, attempt)
+    quality.write_quarantine(home, spec.name, landed.batch_id, spool, attempt)
     if writer is not None:
         commit = writer.commit()
         rows_valid = writer.rows
@@ -358,7 +400,7 @@ def _load_chunks(
             app_id=app_id,
             keys=spec.keys,
             metadata=metadata,
-            add_columns=bool(added),
+            add_columns=bool(tally.added_columns),
             partition_by=spec.partition_by,
             valid_at=landed.fetched_at,
             replace_where=f"_batch_id = '{landed.batch_id}'" if reload else None,
@@ -371,7 +413,8 @@ def _load_chunks(
             dataset=spec.name,
             batch_id=landed.batch_id,
         )
-    return replace(conformed, streamed_valid=rows_valid), commit
+    tally.rows_valid = rows_valid  # what silver holds of the batch is the count recorded
+    return tally, commit
 
 
 def _refuse_emptying_snapshot(
