@@ -226,6 +226,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         raise ConfigError(f"{shown} is a folder: give one file to check")
     if not args.file.is_file():
         raise ConfigError(f"{shown}: no such file")
+    _progress_logging()  # a large export takes a while: say how far it is
     try:
         result = check_file(spec, args.file)
     except (FormatError, LakeError) as error:

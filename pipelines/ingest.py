@@ -12,6 +12,7 @@ import datetime as dt
 import json
 import logging
 import tempfile
+import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -100,8 +101,9 @@ def conform_chunks(
     FormatError or SchemaBreak. Keys repeated across chunks are the caller's (see
     `RepeatFilter`): within a chunk, `conform` already quarantines them. A zip or gzip
     delivery is unpacked into `scratch` (default: the system's temporary folder)."""
+    progress = Progress(f"{spec.name}: {source_name}")
     for raw in iter_table(path, reader_options(spec), source_name=source_name, scratch=scratch):
-        yield conform(
+        conformed = conform(
             raw,
             spec.contract,
             aliases=spec.columns,
@@ -113,6 +115,35 @@ def conform_chunks(
             # a changed layout.
             absent_is_null=_is_record_format(spec),
         )
+        progress.chunk(conformed)
+        yield conformed
+
+
+class Progress:
+    """A log line every `EVERY_SECONDS` while a file is read (the Dagster UI shows the
+    `kommunelake` logs of a run; `check` prints them), so a large export is not a silent
+    minute or more."""
+
+    EVERY_SECONDS = 15.0
+
+    def __init__(self, what: str) -> None:
+        self.what = what
+        self.started = self.told = time.monotonic()
+        self.rows_in = self.rows_valid = 0
+
+    def chunk(self, conformed: Conformed) -> None:
+        self.rows_in += conformed.rows_in
+        self.rows_valid += conformed.rows_valid
+        now = time.monotonic()
+        if now - self.told >= self.EVERY_SECONDS:
+            self.told = now
+            log.info(
+                "%s: %s rows read so far, %s of them valid (%.0f s)",
+                self.what,
+                f"{self.rows_in:,}",
+                f"{self.rows_valid:,}",
+                now - self.started,
+            )
 
 
 def reader_options(spec: DatasetSpec) -> dict:

@@ -76,6 +76,34 @@ def test_a_file_where_every_row_fails_is_counted_and_shown_by_a_few_examples(
     assert f"{shown} row 4 ('NN/NN/NNNN')\n" in out  # dates of a person's absence: masked
 
 
+def test_a_long_read_says_how_far_it_is(tmp_path, monkeypatch) -> None:
+    import logging
+
+    from connectors.formats import chunks
+    from pipelines.ingest import Progress, check_file
+
+    monkeypatch.setattr(chunks, "CHUNK_BYTES", 16 * 1024)
+    monkeypatch.setattr(Progress, "EVERY_SECONDS", 0.0)
+    rows = [ROW.replace("F1", f"F{i}") for i in range(1_000)]
+    rows[500] = rows[500].replace("02-03-2026", "2026/03/02")
+    export = tmp_path / "fravaer_0101901234.csv"  # a name with a CPR number in it
+    export.write_bytes("\r\n".join([HEADER, *rows, ""]).encode("cp1252"))
+    said: list[str] = []
+    handler = logging.Handler()
+    handler.emit = lambda record: said.append(record.getMessage())  # type: ignore[method-assign]
+    logger = logging.getLogger("kommunelake.ingest")
+    logger.addHandler(handler)
+    monkeypatch.setattr(logger, "level", logging.INFO)
+    try:
+        check_file(pipelines.specs.spec_by_name("sick_leave"), export)
+    finally:
+        logger.removeHandler(handler)
+    progress = [line for line in said if "rows read so far" in line]
+    assert len(progress) > 4
+    assert progress[-1].startswith("sick_leave: fravaer_NNNNNNNNNN.csv: 1,000 rows read so far,")
+    assert ", 999 of them valid (" in progress[-1]
+
+
 def test_check_of_a_folder_says_so(tmp_path, capsys) -> None:
     assert main(["check", "--dataset", "sick_leave", str(tmp_path)]) != 0
     assert "is a folder: give one file to check" in capsys.readouterr().err
