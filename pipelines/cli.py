@@ -254,7 +254,33 @@ def cmd_check(args: argparse.Namespace) -> int:
             for row in examples.iter_rows(named=True)
         )
         print(f"  {column}: {check}: {rows} row(s), e.g. {where}")
+    for hint in _parse_hints(spec, [check for _, check, _ in result.counts]):
+        print(f"  {hint}")
     return 1 if result.rows_quarantined else 0
+
+
+def _parse_hints(spec, checks: list[str]) -> list[str]:
+    """How the YAML's `parse:` reads the values a type check refused: the usual cause of a
+    file failing by the thousand is an export writing dates or numbers another way."""
+    from lake.validation import ISO_FORMATS
+
+    parse, hints = spec.parse, []
+    if any(check == "type:Date" for check in checks):
+        formats = ", ".join(repr(f) for f in (*parse.date_formats, *ISO_FORMATS[:1]))
+        hints.append(
+            f"dates are read as {formats}: if the file writes them another way, add its"
+            " format to `parse: date_formats:` in the dataset YAML"
+        )
+    numeric = ("type:Float", "type:Int", "type:UInt", "type:Decimal")
+    if any(check.startswith(numeric) for check in checks):
+        decimal = "a decimal comma" if parse.decimal_comma else "a decimal point"
+        thousands = parse.thousands_separator
+        grouping = f"{thousands!r} between thousands" if thousands else "no thousands separator"
+        hints.append(
+            f"numbers are read with {decimal} and {grouping}: if the file writes them another"
+            " way, set `parse: decimal_comma:` / `thousands_separator:` in the dataset YAML"
+        )
+    return hints
 
 
 def cmd_reload(args: argparse.Namespace) -> int:

@@ -74,6 +74,20 @@ def test_a_file_where_every_row_fails_is_counted_and_shown_by_a_few_examples(
     assert "2,000 rows, 0 valid, 2,000 failing" in out
     shown = "start_date: type:Date: 2000 row(s), e.g. row 2 ('NN/NN/NNNN'), row 3 ('NN/NN/NNNN'),"
     assert f"{shown} row 4 ('NN/NN/NNNN')\n" in out  # dates of a person's absence: masked
+    # What to change is said too: the formats the YAML reads dates with.
+    assert "dates are read as '%d-%m-%Y', '%Y-%m-%d': if the file writes them" in out
+    assert "numbers are read" not in out
+
+
+def test_numbers_written_another_way_are_told_how_they_are_read(tmp_path, capsys) -> None:
+    export = tmp_path / "fravaer.csv"
+    rows = [ROW.replace("F1", f"F{i}").replace("2,5;18,75", "2.5;18.75") for i in range(3)]
+    export.write_bytes("\r\n".join([HEADER, *rows, ""]).encode("cp1252"))
+    assert main(["check", "--dataset", "sick_leave", str(export)]) == 1
+    out = capsys.readouterr().out
+    assert "3 rows, 0 valid, 3 failing" in out
+    assert "numbers are read with a decimal comma and no thousands separator: if" in out
+    assert "dates are read" not in out
 
 
 def test_a_long_read_says_how_far_it_is(tmp_path, monkeypatch) -> None:
