@@ -60,8 +60,6 @@ class Conformed:
     rows_in: int
     extra_columns: tuple[str, ...] = field(default=())  # headers beyond the contract
     added_columns: tuple[str, ...] = field(default=())  # their silver names, when evolved
-    # Set when the valid rows streamed to disk chunk by chunk and `valid` is left empty.
-    streamed_valid: int | None = None
 
     @property
     def drift_decision(self) -> str:
@@ -69,15 +67,11 @@ class Conformed:
 
     @property
     def rows_valid(self) -> int:
-        return self.valid.height if self.streamed_valid is None else self.streamed_valid
+        return self.valid.height
 
     @property
     def rows_quarantined(self) -> int:
         return failing_rows(self.failures)
-
-    def failure_counts(self) -> list[tuple[str, str, int]]:
-        """(column, check, rows) sorted by most rows first."""
-        return failure_counts(self.failures)
 
 
 def drift_decision(extra_columns: Sequence[str], added_columns: Sequence[str]) -> str:
