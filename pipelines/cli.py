@@ -253,7 +253,7 @@ def cmd_check(args: argparse.Namespace) -> int:
             + (f" ({row['value']!r})" if row["value"] is not None else "")
             for row in examples.iter_rows(named=True)
         )
-        print(f"  {column}: {check}: {rows} row(s), e.g. {where}")
+        print(f"  {column}: {check}: {rows:,} row(s), e.g. {where}")
     for hint in _parse_hints(spec, [check for _, check, _ in result.counts]):
         print(f"  {hint}")
     return 1 if result.rows_quarantined else 0

@@ -72,7 +72,7 @@ def test_a_file_where_every_row_fails_is_counted_and_shown_by_a_few_examples(
     assert main(["check", "--dataset", "sick_leave", str(export)]) == 1
     out = capsys.readouterr().out
     assert "2,000 rows, 0 valid, 2,000 failing" in out
-    shown = "start_date: type:Date: 2000 row(s), e.g. row 2 ('NN/NN/NNNN'), row 3 ('NN/NN/NNNN'),"
+    shown = "start_date: type:Date: 2,000 row(s), e.g. row 2 ('NN/NN/NNNN'), row 3 ('NN/NN/NNNN'),"
     assert f"{shown} row 4 ('NN/NN/NNNN')\n" in out  # dates of a person's absence: masked
     # What to change is said too: the formats the YAML reads dates with.
     assert "dates are read as '%d-%m-%Y', '%Y-%m-%d': if the file writes them" in out
