@@ -30,6 +30,8 @@ from pipelines.instance import instance_yaml, postgres_settings, require_postgre
 if TYPE_CHECKING:  # dagster is imported by the commands that run it, not by every command
     from dagster._utils.error import SerializableErrorInfo
 
+    from lake.validation import ParseOptions
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 KEY_ENV = "KOMMUNELAKE_PSEUDONYM_KEY"
 
@@ -254,17 +256,17 @@ def cmd_check(args: argparse.Namespace) -> int:
             for row in examples.iter_rows(named=True)
         )
         print(f"  {column}: {check}: {rows:,} row(s), e.g. {where}")
-    for hint in _parse_hints(spec, [check for _, check, _ in result.counts]):
+    for hint in _parse_hints(spec.parse, [check for _, check, _ in result.counts]):
         print(f"  {hint}")
     return 1 if result.rows_quarantined else 0
 
 
-def _parse_hints(spec, checks: list[str]) -> list[str]:
+def _parse_hints(parse: ParseOptions, checks: list[str]) -> list[str]:
     """How the YAML's `parse:` reads the values a type check refused: the usual cause of a
     file failing by the thousand is an export writing dates or numbers another way."""
     from lake.validation import ISO_FORMATS
 
-    parse, hints = spec.parse, []
+    hints = []
     if any(check == "type:Date" for check in checks):
         formats = ", ".join(repr(f) for f in (*parse.date_formats, *ISO_FORMATS[:1]))
         hints.append(
