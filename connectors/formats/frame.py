@@ -25,8 +25,16 @@ LINEAGE_NAMES = frozenset({SOURCE_ROW, "_sheet", "_batch_id", "_source_file", "_
 def header_name(raw: object) -> str:
     """A header cell as people (and the YAML) name it: "Start\\n dato" (a merged Excel header)
     is "Start dato", and text is NFC-normalised (macOS tools write "å" as "a" plus a combining
-    ring, which looks the same but would not match the YAML's key)."""
-    return unicodedata.normalize("NFC", " ".join(str(raw).split())) if raw is not None else ""
+    ring, which looks the same but would not match the YAML's key). Invisible format
+    characters are dropped: a BOM left mid-line by two exports joined into one, or a
+    zero-width space pasted from a web page, made `CPR` a name that looked right in every
+    message but never matched the YAML's `CPR`."""
+    if raw is None:
+        return ""
+    text = str(raw)
+    if not text.isascii():  # ASCII has no format characters; skip the per-character test
+        text = "".join(char for char in text if unicodedata.category(char) != "Cf")
+    return unicodedata.normalize("NFC", " ".join(text.split()))
 
 
 def check_pattern(pattern: str, *, source_name: str) -> None:

@@ -524,6 +524,15 @@ def test_headers_are_nfc_normalised() -> None:
     assert read(decomposed).columns == ["Dato for år", "Beløb", "_source_row"]
 
 
+@pytest.mark.parametrize("invisible", ["\ufeff", "\u200b", "\u2060", "\u00ad"])
+def test_invisible_characters_in_a_header_name_are_dropped(invisible: str) -> None:
+    # Two exports joined into one (each with its BOM), or a name copied from a web page,
+    # leave a zero-width character in a header: it looks like `CPR` in every message but
+    # never matches the YAML's `CPR`, so the file was rejected for a column it has.
+    data = f"Id;{invisible}CPR;Navn{invisible}\n1;0101801234;Bo\n".encode()
+    assert read(data).columns == ["Id", "CPR", "Navn", "_source_row"]
+
+
 @pytest.mark.parametrize(
     "data",
     [
