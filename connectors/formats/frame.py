@@ -96,6 +96,15 @@ def finish(
     frame = frame.filter(non_empty(frame.select(positional)))
     if skip_footer_rows:
         frame = frame.head(max(frame.height - skip_footer_rows, 0))
+    if skip_rows_matching:
+        check_pattern(skip_rows_matching, source_name=source_name)
+        # Any field, as in CSV: totals put "I alt" in whichever column the label sits in,
+        # also one without a header (a report's row labels), and before the unnamed columns
+        # are checked: a skipped row's values in them must not refuse the file.
+        matches = (
+            pl.col(name).str.contains(skip_rows_matching).fill_null(False) for name in positional
+        )
+        frame = frame.filter(~pl.any_horizontal(matches))
 
     def fail(cause: str, hint: str, line: int | None = header_line) -> FormatError:
         return FormatError(source_name, cause, hint, line=line, sheet=sheet)
@@ -135,14 +144,6 @@ def finish(
             " columns",
             "Rename that column in the source",
         )
-
-    if skip_rows_matching:
-        check_pattern(skip_rows_matching, source_name=source_name)
-        # Any field, as in CSV: totals put "I alt" in whichever column the label sits in.
-        matches = (
-            pl.col(positional[i]).str.contains(skip_rows_matching).fill_null(False) for i in keep
-        )
-        frame = frame.filter(~pl.any_horizontal(matches))
 
     return frame.select(
         *(pl.col(positional[i]).alias(names[i]) for i in keep),

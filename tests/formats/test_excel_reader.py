@@ -133,6 +133,25 @@ def test_without_footer_option_the_footers_are_rows(report: bytes) -> None:
     assert totals["_source_row"].to_list() == [5, 6, 8]
 
 
+def test_a_total_row_is_skipped_whatever_its_unnamed_columns_hold(tmp_path: Path) -> None:
+    # A print-style report: the row labels' column has no header, and the total row puts
+    # "I alt" there, or a count in the unnamed column beside it. The row the YAML skips
+    # refused the file for "column 1 has values but no header text", and a label in an
+    # unnamed column was not matched at all; CSV skips both.
+    path = tmp_path / "rapport.xlsx"
+    book = xlsxwriter.Workbook(path)
+    sheet = book.add_worksheet("Rapport")
+    sheet.write_row(0, 0, [None, "Id", None, "Beløb"])
+    sheet.write_row(1, 0, [None, "1", None, 2])
+    sheet.write_row(2, 0, [None, "2", None, 3])
+    sheet.write_row(3, 0, ["I alt", None, 2, 5])
+    sheet.write_row(4, 0, [None, "Total", 2, 5])
+    book.close()
+    frame = read(path.read_bytes(), skip_rows_matching="^(I alt|Total)$")
+    assert frame.rows() == [("1", "2", 2), ("2", "3", 3)]
+    assert frame.columns == ["Id", "Beløb", "_source_row"]
+
+
 def test_leading_empty_rows_and_columns_keep_true_row_numbers(tmp_path: Path) -> None:
     # calamine starts a sheet's range at its first used cell (here C6); rows must not shift.
     path = tmp_path / "offset.xlsx"
