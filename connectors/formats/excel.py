@@ -19,7 +19,8 @@ names are matched NFC-normalised.
 
 Layout options (`format:` block, `type: excel`):
 
-    sheet: Borgere | 0        one sheet, by name or 0-based index (default: the first)
+    sheet: Borgere | 0        one sheet, by name or 0-based index (default: the first
+                              visible sheet)
     sheets: [Nord, 1] | "*"   several sheets with the same header names into one frame, with
                               a `_sheet` (String) column just before `_source_row` saying which
                               sheet each row is from; `_source_row` stays the row in its sheet.
@@ -206,7 +207,10 @@ def read_excel(data: bytes, options: Mapping[str, Any], *, source_name: str) -> 
 
     if options.get("sheets") is None:
         wanted = options.get("sheet")
-        sheet = _sheet_name(workbook.sheet_names, 0 if wanted is None else wanted, source_name)
+        if wanted is None:
+            sheet = _first_visible(workbook, package)
+        else:
+            sheet = _sheet_name(workbook.sheet_names, wanted, source_name)
         return _read_sheet(
             workbook, package, scans, system, sheet, layout, source_name, key="sheet"
         )
@@ -469,6 +473,14 @@ def _sheet_list(
             "List each sheet once in `sheets:` (a name and its index are the same sheet)",
         )
     return sheets
+
+
+def _first_visible(workbook: Any, package: Package | None) -> str:
+    """The sheet Excel opens on when none is named: a hidden first sheet (a template, a
+    lookup list) is one nobody sees, and reading it refused the file over columns the
+    sender never saw."""
+    names: list[str] = workbook.sheet_names
+    return next((name for name in names if not _hidden(workbook, package, name)), names[0])
 
 
 def _hidden(workbook: Any, package: Package | None, sheet: str) -> bool:

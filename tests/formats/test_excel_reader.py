@@ -721,6 +721,23 @@ def test_all_sheets_leaves_out_hidden_ones(tmp_path: Path) -> None:
     assert read(data, sheets=["Januar", "Skabelon"])["_sheet"].to_list() == ["Januar", "Skabelon"]
 
 
+def test_without_sheet_the_first_visible_sheet_is_read(tmp_path: Path) -> None:
+    # Excel opens on a visible sheet; a hidden first one (a template, a lookup list) was read
+    # instead, and the file refused over columns the sender never saw.
+    path = tmp_path / "hidden_first.xlsx"
+    with xlsxwriter.Workbook(path) as book:
+        lookup = book.add_worksheet("Opslag")
+        lookup.write_row(0, 0, ["kode", "tekst"])
+        data_sheet = book.add_worksheet("Data")
+        data_sheet.write_row(0, 0, ["id", "antal"])
+        data_sheet.write_row(1, 0, ["a", 1])
+        data_sheet.activate()
+        lookup.hide()
+    data = path.read_bytes()
+    assert read(data).columns == ["id", "antal", "_source_row"]
+    assert read(data, sheet=0).columns == ["kode", "tekst", "_source_row"]
+
+
 def test_a_stray_cell_far_right_is_refused_or_left_out_with_columns_range(tmp_path: Path) -> None:
     path = tmp_path / "stray.xlsx"
     with xlsxwriter.Workbook(path) as book:
