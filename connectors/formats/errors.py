@@ -22,7 +22,8 @@ def _one_line(text: str) -> str:
 class FormatError(Exception):
     """A file that cannot be read.
 
-    str() is ONE line: '<file>[, sheet <s>][, line <n>]: <cause>. <what to do>'
+    str() is ONE line: '<file>[, sheet <s>][, line <n>]: <cause>. <what to do>'; in a
+    sheet the line is a row, and is called one (Excel numbers rows, not lines).
     """
 
     file: str
@@ -52,7 +53,7 @@ class FormatError(Exception):
         if self.sheet is not None:
             where += f", sheet {self.sheet}"
         if self.line is not None:
-            where += f", line {self.line}"
+            where += f", {'line' if self.sheet is None else 'row'} {self.line}"
         return f"{where}: {self.cause}. {self.hint}".rstrip()
 
     def moved_down(self, lines: int) -> FormatError:

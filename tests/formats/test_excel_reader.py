@@ -190,7 +190,7 @@ def test_header_problems_are_reported_at_the_header_row(report: bytes) -> None:
     error = read_error(report, header_row=1)  # the blank row
     assert "header row is empty" in str(error)
     assert error.line == 2 and error.sheet == "Borgere"
-    assert str(error).startswith("udtraek.xlsx, sheet Borgere, line 2:")
+    assert str(error).startswith("udtraek.xlsx, sheet Borgere, row 2:")
     assert "`header_row` is 40" in str(read_error(report, header_row=40))
 
 
@@ -432,7 +432,7 @@ def test_differing_headers_name_the_sheet_and_the_names(tmp_path: Path) -> None:
         {"A": [["id", "navn"], [1, "x"]], "B": [["id", "Navn", "ekstra"], [2, "y", "z"]]},
     )
     error = read_error(data, sheets="*")
-    assert str(error).startswith("udtraek.xlsx, sheet B, line 1:")
+    assert str(error).startswith("udtraek.xlsx, sheet B, row 1:")
     assert "missing 'navn'; extra 'Navn', 'ekstra'" in str(error)
     assert read(data, sheets=["A"]).rows() == [("1", "x", "A", 2)]
 

@@ -25,7 +25,7 @@ def test_format_error_is_one_line_with_location_cause_and_hint() -> None:
         "bbr.xlsx", "bad\nthing.", "Set `sheet:` in the dataset YAML.", line=7, sheet="Ark 1"
     )
     assert (
-        str(error) == "bbr.xlsx, sheet Ark 1, line 7: bad thing. Set `sheet:` in the dataset YAML."
+        str(error) == "bbr.xlsx, sheet Ark 1, row 7: bad thing. Set `sheet:` in the dataset YAML."
     )
     assert (error.file, error.cause, error.line, error.sheet) == (
         "bbr.xlsx",
