@@ -18,7 +18,7 @@ from deltalake import CommitProperties, DeltaTable, write_deltalake
 
 from lake.home import Home
 from lake.tables import commit_once, commit_properties
-from lake.validation import FAILURE_SCHEMA
+from lake.validation import FAILURE_SCHEMA, SHEET, SOURCE_ROW
 
 
 @dataclass(frozen=True)
@@ -221,6 +221,19 @@ def quarantine_app_id(dataset: str, batch_id: str, rows: pl.DataFrame, attempt: 
 
 def _quarantine_app_id(dataset: str, batch_id: str, digest: OutcomeDigest, attempt: int) -> str:
     return f"quarantine:{dataset}:{batch_id}{_suffix(attempt)}:{digest.hexdigest()}"
+
+
+def batch_failures(home: Home, dataset: str, batch_id: str) -> pl.DataFrame:
+    """A batch's quarantine rows as the failures they were made from (FAILURE_SCHEMA, and
+    `_sheet` where a workbook's sheets numbered the rows)."""
+    uri = home.table_uri("quarantine", dataset)
+    if not DeltaTable.is_deltatable(uri):
+        return pl.DataFrame(schema=FAILURE_SCHEMA)
+    held = pl.scan_delta(uri).filter(pl.col("batch_id") == batch_id).collect()
+    failures = held.select(pl.col("source_row").alias(SOURCE_ROW), "column", "check", "value")
+    if "sheet" in held.columns and held["sheet"].null_count() < held.height:
+        failures = failures.with_columns(held["sheet"].alias(SHEET))
+    return failures
 
 
 def _holds_batch(uri: str, batch_id: str) -> bool:

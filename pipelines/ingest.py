@@ -28,7 +28,14 @@ from lake.frames import detached
 from lake.home import Home
 from lake.landing import LandedFile, local_copy, manifest
 from lake.privacy import Pseudonymiser, redact, shown_name
-from lake.tables import SCD2_COLUMNS, Commit, record_deletions, table_version, write_batch
+from lake.tables import (
+    SCD2_COLUMNS,
+    Commit,
+    has_batch,
+    record_deletions,
+    table_version,
+    write_batch,
+)
 from lake.validation import (
     FAILURE_SCHEMA,
     SHEET,
@@ -175,6 +182,13 @@ class Tally:
     def add_repeats(self, failures: pl.DataFrame) -> None:
         """Failures of rows a chunk found valid (keys repeated across chunks)."""
         self.rows_valid -= self._failed(failures)
+
+    def as_committed(self, failures: pl.DataFrame) -> None:
+        """The counts of the outcome an earlier run of the batch committed (`failures`: the
+        batch's quarantine rows), where this run's parse, under a changed YAML, differs."""
+        self.rows_quarantined, self.counts = 0, Counter()
+        self._failed(failures)
+        self.rows_valid = self.rows_in - self.rows_quarantined
 
     def _failed(self, failures: pl.DataFrame) -> int:
         rows = failing_rows(failures)
@@ -419,7 +433,28 @@ def _load_spooled(
         if writer is not None:
             writer.abort()
         raise
-    quality.write_quarantine(home, spec.name, landed.batch_id, spool, attempt)
+    # Quarantine is committed before silver, so a batch silver already holds (a run killed
+    # after its silver commit, before its runs row) has its quarantine too: the outcome is
+    # the one silver got. Replacing the quarantine with this run's outcome after the YAML
+    # changed put the rows the change released in neither table; `reload` applies a change.
+    committed_before = has_batch(uri, app_id)
+    if committed_before:
+        parsed = tally.rows_quarantined
+        tally.as_committed(quality.batch_failures(home, spec.name, landed.batch_id))
+        if tally.rows_quarantined != parsed:
+            log.warning(
+                "%s: batch %s was committed by an interrupted run with %s rows quarantined "
+                "(the current YAML quarantines %s); `kommunelake reload --dataset %s --batch %s`"
+                " applies the current YAML",
+                spec.name,
+                landed.batch_id,
+                f"{tally.rows_quarantined:,}",
+                f"{parsed:,}",
+                spec.name,
+                landed.batch_id,
+            )
+    else:
+        quality.write_quarantine(home, spec.name, landed.batch_id, spool, attempt)
     if writer is not None:
         commit = writer.commit()
         rows_valid = writer.rows
@@ -444,7 +479,8 @@ def _load_spooled(
             dataset=spec.name,
             batch_id=landed.batch_id,
         )
-    tally.rows_valid = rows_valid  # what silver holds of the batch is the count recorded
+    if not committed_before:
+        tally.rows_valid = rows_valid  # what silver holds of the batch is the count recorded
     return tally, commit
 
 

@@ -389,3 +389,53 @@ def test_after_a_refused_load_a_changed_outcome_replaces_the_batchs_quarantine(
     assert not held.filter(pl.col("_source_row") <= 4).height  # lines 2-4 load now
     silver = pl.read_delta(home.table_uri("silver", SPEC.name))
     assert silver.filter(pl.col("_batch_id") == batch.batch_id).height == batch.rows_valid == 3
+
+
+class _Killed(BaseException):
+    """The process dying where it is raised: nothing after it runs, nothing catches it."""
+
+
+@pytest.mark.parametrize("mode", ["append", "merge"])  # parts committed / write_batch
+def test_a_rerun_after_a_kill_past_silver_keeps_the_outcome_silver_has(
+    tmp_path, monkeypatch, mode
+) -> None:
+    # A load killed after its silver commit, before its runs row; the operator fixes the YAML
+    # and loads again. The re-run replaced the batch's quarantine with the new outcome (the
+    # rows the fix released, gone from quarantine) while silver, already holding the batch,
+    # kept the old valid rows only: those rows were in neither, and quality.runs recorded
+    # every row as valid.
+    spec = dataclasses.replace(SPEC, load_mode=mode)
+    broken = dataclasses.replace(
+        spec, parse=dataclasses.replace(SPEC.parse, thousands_separator=None)
+    )
+    home = Home(tmp_path / "home")
+    (home.drop / SPEC.name).mkdir(parents=True)
+    generate(2_000, home.drop / SPEC.name / "sager.csv", seed=7)
+
+    def killed(*args, **kwargs) -> None:
+        raise _Killed
+
+    with monkeypatch.context() as patch:
+        patch.setattr("lake.quality.record_run", killed)
+        with pytest.raises(_Killed):
+            load_dataset(broken, home, TEST_KEY)
+    silver_uri = home.table_uri("silver", SPEC.name)
+    held_before = quarantine(home, SPEC.name)
+    assert 0 < pl.read_delta(silver_uri).height < held_before["_source_row"].n_unique()
+
+    [batch] = load_dataset(spec, home, TEST_KEY).batches  # the YAML fixed meanwhile
+
+    silver = pl.read_delta(silver_uri).filter(pl.col("_batch_id") == batch.batch_id)
+    held = quarantine(home, SPEC.name).filter(pl.col("batch_id") == batch.batch_id)
+    # What the lake holds is the first run's outcome, and the run row says so.
+    assert held.sort("_source_row", "column").equals(held_before.sort("_source_row", "column"))
+    assert silver.height == batch.rows_valid
+    assert held["_source_row"].n_unique() == batch.rows_quarantined
+    assert batch.rows_in == batch.rows_valid + batch.rows_quarantined == 2_000
+    # ... and a reload applies the fixed YAML to it, each row once.
+    again = reload_batch(spec, home, TEST_KEY, batch.batch_id)
+    silver = pl.read_delta(silver_uri).filter(pl.col("_batch_id") == batch.batch_id)
+    held = quarantine(home, SPEC.name).filter(pl.col("batch_id") == batch.batch_id)
+    assert silver.height == silver["case_id"].n_unique() == again.rows_valid > batch.rows_valid
+    assert held["_source_row"].n_unique() == again.rows_quarantined
+    assert again.rows_valid + again.rows_quarantined == 2_000
