@@ -33,6 +33,7 @@ from lake import storage
 from lake.errors import LakeError
 from lake.home import Home
 from lake.privacy import shown_name
+from lake.scratch import scratch_folder
 from lake.tables import commit_once
 
 log = logging.getLogger("kommunelake.landing")
@@ -225,9 +226,8 @@ def local_copy(landed: LandedFile, home: Home) -> Iterator[Path]:
                     f"{landed.batch_id}; nothing was written from it. Run the load again"
                 )
             return
-    home.scratch.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=home.scratch, prefix="landed-") as folder:
-        target = Path(folder) / PurePosixPath(landed.path).name
+    with scratch_folder(home.scratch, "landed-") as folder:  # a killed run's: removed later
+        target = folder / PurePosixPath(landed.path).name
         sha, size = storage.download(landed.path, target)
         if sha != landed.sha256:
             raise LakeError(

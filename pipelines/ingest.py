@@ -11,7 +11,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import tempfile
 import time
 from collections import Counter
 from collections.abc import Iterable, Iterator, Sequence
@@ -28,6 +27,7 @@ from lake.frames import detached
 from lake.home import Home
 from lake.landing import LandedFile, local_copy, manifest
 from lake.privacy import Pseudonymiser, redact, shown_name
+from lake.scratch import scratch_folder
 from lake.tables import (
     SCD2_COLUMNS,
     Commit,
@@ -358,9 +358,9 @@ def _load_chunks(
     (`QuarantineSpool`): quarantine is committed before silver, so a crash in between
     never loses them.
     """
-    home.scratch.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=home.scratch, prefix="quarantine-") as folder:
-        spool = quality.QuarantineSpool(Path(folder), spec.name, landed.batch_id)
+    # A killed load's spool is removed by a later load (lake/scratch.py).
+    with scratch_folder(home.scratch, "quarantine-") as folder:
+        spool = quality.QuarantineSpool(folder, spec.name, landed.batch_id)
         return _load_spooled(spec, home, key, landed, app_id, attempt, spool)
 
 

@@ -9,7 +9,12 @@ from __future__ import annotations
 import dataclasses
 import gzip
 import json
+import os
 import shutil
+import signal
+import subprocess
+import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -26,7 +31,8 @@ from pipelines.specs import load_spec, spec_by_name
 from tests.conftest import TEST_KEY
 from tests.lake import objectstores
 
-SPEC = load_spec(Path(__file__).parents[2] / "bench" / "case_extract.yaml")
+REPO = Path(__file__).parents[2]
+SPEC = load_spec(REPO / "bench" / "case_extract.yaml")
 
 
 @pytest.fixture(scope="module")
@@ -439,3 +445,52 @@ def test_a_rerun_after_a_kill_past_silver_keeps_the_outcome_silver_has(
     assert silver.height == silver["case_id"].n_unique() == again.rows_valid > batch.rows_valid
     assert held["_source_row"].n_unique() == again.rows_quarantined
     assert again.rows_valid + again.rows_quarantined == 2_000
+
+
+_KILLED_WHILE_SPOOLING = """
+import dataclasses, os, signal, sys
+from pathlib import Path
+import lake.quality
+from lake.home import Home
+from pipelines.ingest import load_dataset
+from tests.conftest import TEST_KEY
+from tests.pipelines.test_streaming_load import SPEC
+
+add = lake.quality.QuarantineSpool.add
+def add_then_die(self, failures):
+    add(self, failures)
+    if self.parts:  # a spool part is on disk: SIGKILL, as an operator or the OOM killer would
+        os.kill(os.getpid(), signal.SIGKILL)
+lake.quality.QuarantineSpool.add = add_then_die
+# Without the thousands separator most amounts fail typing: most rows are quarantined.
+broken = dataclasses.replace(SPEC, parse=dataclasses.replace(SPEC.parse, thousands_separator=None))
+load_dataset(broken, Home(Path(sys.argv[1])), TEST_KEY)
+"""
+
+
+def test_a_spool_left_by_a_killed_load_is_removed_by_a_later_load(tmp_path) -> None:
+    # A SIGKILLed load leaves its quarantine spool (a batch's failing rows, as big as the
+    # file when every row fails) under <home>/tmp, and nothing ever removed it.
+    home = Home(tmp_path / "home")
+    (home.drop / SPEC.name).mkdir(parents=True)
+    generate(500, home.drop / SPEC.name / "sager.csv", seed=7)
+    child = subprocess.run(
+        [sys.executable, "-c", _KILLED_WHILE_SPOOLING, str(home.root)],
+        cwd=REPO,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert child.returncode == -signal.SIGKILL, child.stderr
+    [left] = home.scratch.glob("quarantine-*")
+    assert list(left.glob("*.parquet"))
+    old = time.time() - 3600  # the kill was a while ago
+    os.utime(left, (old, old))
+    for path in left.iterdir():
+        os.utime(path, (old, old))
+
+    [batch] = load_dataset(SPEC, home, TEST_KEY).batches
+
+    assert batch.status == "loaded" and batch.rows_in == 500
+    assert not list(home.scratch.glob("quarantine-*"))
