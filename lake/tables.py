@@ -44,7 +44,7 @@ from typing import Any, Literal
 
 import polars as pl
 from deltalake import CommitProperties, DeltaTable, Schema, Transaction, write_deltalake
-from deltalake.exceptions import DeltaError
+from deltalake.exceptions import CommitFailedError, DeltaError
 from deltalake.transaction import RemoveAction
 
 from lake import storage
@@ -327,11 +327,25 @@ def write_batch(
             # transaction deleted data this operation read", ...); on local disk the store's
             # error comes back as OSError. Either way the log says whether the batch is in.
             if not committed_despite_error(uri, app_id, error):
+                if isinstance(error, CommitFailedError):
+                    # A conflict, not the batch: a CLI load runs outside Dagster's pools, so
+                    # maintenance (compaction) or another load can commit between its read
+                    # and its commit.
+                    raise LakeError(
+                        f"{uri}: another writer committed to the table while this batch was "
+                        f"being written ({_one_line(error)}); the batch was not committed. "
+                        "Re-run the load when the other writer (a load of this dataset, "
+                        "maintenance) has finished"
+                    ) from error
                 raise LakeError(
                     f"{uri}: Delta write failed ({error}); the batch was not committed. Check the "
                     "table's schema against the batch and re-run"
                 ) from error
             return _landed(uri, app_id, mode, keys, plan.changes)
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split())
 
 
 def read(uri: str) -> pl.DataFrame:

@@ -528,3 +528,29 @@ def test_racing_bookkeeping_of_one_batch_counts_once(tmp_path):
     assert pl.read_delta(home.table_uri("quarantine", "ds")).height == 1
     assert len(landing.manifest(home.manifest_uri, "ds")) == 1
     assert quality.runs(home).height == 1
+
+
+def test_a_merge_that_loses_to_a_compaction_says_to_re_run_it(tmp_path, monkeypatch) -> None:
+    # A `kommunelake load` runs in-process, outside Dagster's pools, so weekly maintenance
+    # can compact a table while a load merges into it. delta-rs then refuses the merge
+    # ("a concurrent transactions added new data"), and the loser was told to check the
+    # table's schema against the batch, which has nothing to do with it.
+    uri = str(tmp_path / "table")
+    for number in range(3):  # small files for compaction to rewrite
+        frame = pl.DataFrame({"id": [number], "v": [str(number)]})
+        write_batch(uri, frame, mode="merge", app_id=f"b{number}", keys=["id"])
+    real_merge = lake.tables._merge
+
+    def compacted_meanwhile(table, *args, **kwargs):
+        DeltaTable(uri).optimize.compact()  # another process, between the read and the commit
+        return real_merge(table, *args, **kwargs)
+
+    monkeypatch.setattr(lake.tables, "_merge", compacted_meanwhile)
+    frame = pl.DataFrame({"id": [1, 9], "v": ["new", "9"]})
+    with pytest.raises(LakeError) as error:
+        write_batch(uri, frame, mode="merge", app_id="b9", keys=["id"])
+
+    message = str(error.value)
+    assert "another writer committed to the table" in message and "Re-run the load" in message
+    assert "schema" not in message
+    assert DeltaTable(uri).transaction_version("b9") is None  # and indeed it is not in
