@@ -358,8 +358,9 @@ def _load_chunks(
     (`QuarantineSpool`): quarantine is committed before silver, so a crash in between
     never loses them.
     """
-    # A killed load's spool is removed by a later load (lake/scratch.py).
-    with scratch_folder(home.scratch, "quarantine-") as folder:
+    # The load's own folder for its spool and an unpacked zip/gzip member: a killed load's
+    # is removed by a later load (lake/scratch.py).
+    with scratch_folder(home.scratch, "load-") as folder:
         spool = quality.QuarantineSpool(folder, spec.name, landed.batch_id)
         return _load_spooled(spec, home, key, landed, app_id, attempt, spool)
 
@@ -395,7 +396,7 @@ def _load_spooled(
     held_back = RepeatFilter(spec.batch_keys)
     try:
         with local_copy(landed, home) as source:  # a remote landing is parsed from a copy
-            for conformed in conform_chunks(spec, source, name, home.scratch):
+            for conformed in conform_chunks(spec, source, name, spool.folder):
                 # Only the counts of a chunk are kept; its rows go to disk.
                 tally.add(conformed)
                 spool.add(conformed.failures)

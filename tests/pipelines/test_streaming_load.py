@@ -464,18 +464,35 @@ def add_then_die(self, failures):
 lake.quality.QuarantineSpool.add = add_then_die
 # Without the thousands separator most amounts fail typing: most rows are quarantined.
 broken = dataclasses.replace(SPEC, parse=dataclasses.replace(SPEC.parse, thousands_separator=None))
+if sys.argv[2] == "gzip":
+    broken = dataclasses.replace(
+        broken,
+        source={**SPEC.source, "pattern": "*.csv.gz"},
+        format={**SPEC.format, "container": "gzip"},
+    )
 load_dataset(broken, Home(Path(sys.argv[1])), TEST_KEY)
 """
 
 
-def test_a_spool_left_by_a_killed_load_is_removed_by_a_later_load(tmp_path) -> None:
+@pytest.mark.parametrize("container", ["none", "gzip"])
+def test_a_spool_left_by_a_killed_load_is_removed_by_a_later_load(tmp_path, container) -> None:
     # A SIGKILLed load leaves its quarantine spool (a batch's failing rows, as big as the
-    # file when every row fails) under <home>/tmp, and nothing ever removed it.
+    # file when every row fails) under <home>/tmp, and nothing ever removed it; an unpacked
+    # gzip member sits in the same folder.
     home = Home(tmp_path / "home")
     (home.drop / SPEC.name).mkdir(parents=True)
-    generate(500, home.drop / SPEC.name / "sager.csv", seed=7)
+    extract = generate(500, home.drop / SPEC.name / "sager.csv", seed=7)
+    spec = SPEC
+    if container == "gzip":
+        extract.with_suffix(".csv.gz").write_bytes(gzip.compress(extract.read_bytes()))
+        extract.unlink()
+        spec = dataclasses.replace(
+            SPEC,
+            source={**SPEC.source, "pattern": "*.csv.gz"},
+            format={**SPEC.format, "container": "gzip"},
+        )
     child = subprocess.run(
-        [sys.executable, "-c", _KILLED_WHILE_SPOOLING, str(home.root)],
+        [sys.executable, "-c", _KILLED_WHILE_SPOOLING, str(home.root), container],
         cwd=REPO,
         env={**os.environ, "PYTHONPATH": str(REPO)},
         capture_output=True,
@@ -483,14 +500,15 @@ def test_a_spool_left_by_a_killed_load_is_removed_by_a_later_load(tmp_path) -> N
         timeout=120,
     )
     assert child.returncode == -signal.SIGKILL, child.stderr
-    [left] = home.scratch.glob("quarantine-*")
+    [left] = home.scratch.glob("load-*")
     assert list(left.glob("*.parquet"))
+    assert bool(list(left.glob("unpacked-*"))) == (container == "gzip")
     old = time.time() - 3600  # the kill was a while ago
     os.utime(left, (old, old))
     for path in left.iterdir():
         os.utime(path, (old, old))
 
-    [batch] = load_dataset(SPEC, home, TEST_KEY).batches
+    [batch] = load_dataset(spec, home, TEST_KEY).batches
 
     assert batch.status == "loaded" and batch.rows_in == 500
-    assert not list(home.scratch.glob("quarantine-*"))
+    assert not list(home.scratch.iterdir())
