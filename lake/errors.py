@@ -3,6 +3,12 @@
 from __future__ import annotations
 
 
+def one_line(error: object) -> str:
+    """An error's (or message's) text on one line: library messages (delta-rs, psycopg2)
+    span several, and logs and the CLI print one."""
+    return " ".join(str(error).split())
+
+
 class LakeError(Exception):
     """Base class; the CLI prints these as one line and exits non-zero."""
 

@@ -48,7 +48,7 @@ from deltalake.exceptions import CommitFailedError, DeltaError
 from deltalake.transaction import RemoveAction
 
 from lake import storage
-from lake.errors import LakeError
+from lake.errors import LakeError, one_line
 
 LoadMode = Literal["append", "snapshot", "merge", "scd2", "bitemporal"]
 LOAD_MODES: tuple[LoadMode, ...] = ("append", "snapshot", "merge", "scd2", "bitemporal")
@@ -333,7 +333,7 @@ def write_batch(
                     # and its commit.
                     raise LakeError(
                         f"{uri}: another writer committed to the table while this batch was "
-                        f"being written ({_one_line(error)}); the batch was not committed. "
+                        f"being written ({one_line(error)}); the batch was not committed. "
                         "Re-run the load when the other writer (a load of this dataset, "
                         "maintenance) has finished"
                     ) from error
@@ -342,10 +342,6 @@ def write_batch(
                     "table's schema against the batch and re-run"
                 ) from error
             return _landed(uri, app_id, mode, keys, plan.changes)
-
-
-def _one_line(error: BaseException) -> str:
-    return " ".join(str(error).split())
 
 
 def read(uri: str) -> pl.DataFrame:

@@ -23,7 +23,7 @@ import duckdb
 import polars as pl
 
 from connectors.formats import FormatError
-from lake.errors import ConfigError, LakeError
+from lake.errors import ConfigError, LakeError, one_line
 from lake.home import Home, resolve_home
 from pipelines.instance import instance_yaml, postgres_settings, require_postgres
 
@@ -44,7 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     except (LakeError, FormatError, duckdb.Error) as error:
         if args.debug:
             raise
-        print(f"kommunelake {args.command}: {_one_line(error)}", file=sys.stderr)
+        print(f"kommunelake {args.command}: {one_line(error)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt:
         return 130
@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
             raise
         print(
             f"kommunelake {args.command}: internal error: {type(error).__name__}: "
-            f"{_one_line(error)} (re-run with --debug for the traceback and report it)",
+            f"{one_line(error)} (re-run with --debug for the traceback and report it)",
             file=sys.stderr,
         )
         return 70
@@ -233,7 +233,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         result = check_file(spec, args.file)
     except (FormatError, LakeError) as error:
         # The same text a load records: a parser's excerpt may quote a CPR number.
-        print(f"REJECTED {shown}: {redact(_one_line(error))}")
+        print(f"REJECTED {shown}: {redact(one_line(error))}")
         return 1
     print(
         f"{shown} against {spec.name} ({spec.contract_ref}): {result.rows_in:,} rows, "
@@ -451,7 +451,7 @@ def _error_text(error: SerializableErrorInfo | None) -> str:
     """A step's error in one line, without the Python class path Dagster puts in front."""
     if error is None:
         return "unknown error"
-    message = _one_line(error.message)
+    message = one_line(error.message)
     head, _, rest = message.partition(": ")
     return rest if rest and head.rsplit(".", 1)[-1] == error.cls_name else message
 
@@ -484,10 +484,6 @@ def _positive(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected a whole number of at least 1, got {text!r}")
     return value
-
-
-def _one_line(error: BaseException) -> str:
-    return " ".join(str(error).split())
 
 
 if __name__ == "__main__":  # `python -m pipelines.cli`, as well as `python -m pipelines`

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 import yaml
 
-from lake.errors import ConfigError
+from lake.errors import ConfigError, one_line
 
 HOST = "KOMMUNELAKE_POSTGRES_HOST"
 PORT = "KOMMUNELAKE_POSTGRES_PORT"
@@ -120,7 +120,7 @@ def require_postgres(settings: PostgresSettings) -> None:
 
 
 def _explain(settings: PostgresSettings, error: Exception) -> str:
-    reason = " ".join(str(error).split())
+    reason = one_line(error)
     head = f"cannot open the Dagster instance in PostgreSQL ({settings.where}): {reason}"
     if "authentication failed" in reason or "no password supplied" in reason:
         return f"{head}: check {USER} and {PASSWORD}"
