@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import re
+
+# delta-rs appends a Rust backtrace ("\n   0: <unknown>\n   1: ...") to its errors when
+# RUST_BACKTRACE is set: dozens of frames that say nothing to the reader of a one-line error.
+_RUST_BACKTRACE = re.compile(r"\n\s*0: .*", re.DOTALL)
+
 
 def one_line(error: object) -> str:
     """An error's (or message's) text on one line: library messages (delta-rs, psycopg2)
     span several, and logs and the CLI print one."""
-    return " ".join(str(error).split())
+    return " ".join(_RUST_BACKTRACE.sub("", str(error)).split())
 
 
 class LakeError(Exception):

@@ -11,8 +11,10 @@ load appends to quality/runs and reads it back) and never lose the files a rewri
 import dagster as dg
 from dagster import AssetExecutionContext
 from deltalake import DeltaTable
+from deltalake.exceptions import DeltaError
 
 from lake import storage
+from lake.errors import LakeError, one_line
 from lake.home import Home
 from lake.maintenance import MaintenanceReport, maintain, open_seconds
 from pipelines.checks import silver_key
@@ -163,9 +165,16 @@ def shared_tables(home: Home) -> dict[str, str]:
 def shared_tables_maintenance(context: AssetExecutionContext, lake: LakeResource):
     home = lake.lake_home()
     options = home.storage_options()
-    reports = {}
+    reports, broken = {}, {}
     for table, uri in shared_tables(home).items():
-        reports[table] = maintain(uri, storage_options=options)
+        # One unreadable table (an external writer's torn log entry, a permission change)
+        # must not leave the rest to grow another week: go on, and fail below naming it.
+        try:
+            reports[table] = maintain(uri, storage_options=options)
+        except (LakeError, DeltaError, OSError) as error:
+            broken[table] = one_line(error)
+            context.log.error(f"{table}: maintenance failed: {broken[table]}")
+            continue
         context.log.info(f"{table}: {_counts(reports[table])}")
     totals = {
         key: sum(_counts(r)[key] for r in reports.values())
@@ -182,6 +191,14 @@ def shared_tables_maintenance(context: AssetExecutionContext, lake: LakeResource
             "| table | files before | files after | files vacuumed |\n|---|---:|---:|---:|\n" + rows
         ),
     }
+    if broken:
+        failed = "; ".join(f"{table}: {error}" for table, error in broken.items())
+        raise dg.Failure(
+            description=f"maintenance failed for {failed}. The other tables were maintained. "
+            "Open the failing table with `deltalake` or DuckDB's delta_scan to see whether it "
+            "is readable, repair or restore it, then re-run maintenance.",
+            metadata=metadata,
+        )
     _fail_on_compaction_errors(reports, metadata)
     return dg.MaterializeResult(metadata=metadata)
 

@@ -103,6 +103,40 @@ def test_the_tables_every_load_shares_are_maintained_without_changing_rows(loade
         assert pl.read_delta(uri).equals(before[table]), table
 
 
+def test_one_broken_shared_table_does_not_leave_the_others_unmaintained(
+    loaded_home, monkeypatch
+) -> None:
+    # A table whose log entry an external writer left unreadable sorts before quality/runs:
+    # the weekly run must still maintain every other table, then fail naming it.
+    monkeypatch.setenv("RUST_BACKTRACE", "1")  # delta-rs then appends a backtrace to errors
+    broken = loaded_home.table_uri("quality", "a_broken")
+    for value in range(3):
+        write_deltalake(broken, pl.DataFrame({"x": [value]}).to_arrow(), mode="append")
+    (Path(broken) / "_delta_log" / f"{2:020d}.json").write_text("{not json\n", encoding="utf-8")
+    runs = shared_tables(loaded_home)["quality/runs"]
+    assert len(DeltaTable(runs).file_uris()) >= 2
+
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = dg.materialize(
+            [shared_tables_maintenance],
+            resources={"lake": lake_resource()},
+            instance=instance,
+            raise_on_error=False,
+        )
+        [failure] = [
+            r.event_log_entry.dagster_event
+            for r in instance.get_records_for_run(result.run_id).records
+            if r.event_log_entry.dagster_event
+            and r.event_log_entry.dagster_event.event_type_value == "STEP_FAILURE"
+        ]
+    assert not result.success
+    message = failure.step_failure_data.error.message
+    assert "quality/a_broken" in message and "Json error" in message
+    assert "\n" not in message.strip() and " 0: " not in message  # one line, no backtrace
+    assert "The other tables were maintained" in message
+    assert len(DeltaTable(runs).file_uris()) == 1  # maintained although it comes later
+
+
 def test_a_datasets_quarantine_is_maintained_with_its_silver_table(home, monkeypatch) -> None:
     monkeypatch.setenv("KOMMUNELAKE_HOME", str(home.root))
     monkeypatch.setenv("KOMMUNELAKE_PSEUDONYM_KEY", TEST_KEY.decode())
