@@ -65,6 +65,7 @@ from connectors.formats.options import check_keys, optional_str
 
 OPTIONS = {"record_path", "encoding"}
 _CHUNK = 1 << 16
+_HIGH_BYTES = bytes(range(0x80, 0x100))
 _STEP = re.compile(r"^(?:\{[^}]*\}|[^\s/:{}\[\]@()]+:)?([^\s/:{}\[\]@()=]+)$")
 _MAX_PATHS_REMEMBERED = 1000  # distinct element paths counted for the "not found" hint
 _HINT_DEPTH = 4
@@ -234,23 +235,37 @@ def _as_declared(
     encoding Python does not know (`encoding="ANSI"`, as Windows tools write) raised a
     LookupError out of the parser."""
     declared: str | None = None
+    carried = b""  # the bytes after a block's last ASCII byte: maybe half a character
     for number, block in enumerate(blocks):
         if number == 0:
             found = _DECLARED_ENCODING.match(bytes(block[:_CHUNK]))
             declared = _single_byte_codec(found.group(1).decode(), source_name) if found else None
-        if declared is not None:
-            data = bytes(block)
-            try:
-                refuse_utf8_as_single_byte(data, declared, source_name=source_name)
-                refuse_unlikely_characters(data, declared, source_name=source_name)
-            except FormatError as error:  # its line is the block's; the cause is what counts
-                raise FormatError(
-                    source_name,
-                    f'{error.cause} (the XML declaration says encoding="{declared}")',
-                    "Ask the supplier to declare the encoding the file is in, or set"
-                    " `encoding:` in the dataset YAML to read it as that",
-                ) from error
-        yield block
+        if declared is None:
+            yield block
+            continue
+        # Checked in blocks cut after an ASCII byte: a UTF-8 character cut in two by the
+        # block boundary made both blocks invalid UTF-8, and the file loaded as mojibake.
+        data = carried + bytes(block)
+        whole = len(data.rstrip(_HIGH_BYTES))
+        data, carried = data[:whole], data[whole:]
+        _check_declared(data, declared, source_name)
+        yield data
+    if carried and declared is not None:  # the file ends in non-ASCII bytes
+        _check_declared(carried, declared, source_name)
+        yield carried
+
+
+def _check_declared(data: bytes, declared: str, source_name: str) -> None:
+    try:
+        refuse_utf8_as_single_byte(data, declared, source_name=source_name)
+        refuse_unlikely_characters(data, declared, source_name=source_name)
+    except FormatError as error:  # its line is the block's; the cause is what counts
+        raise FormatError(
+            source_name,
+            f'{error.cause} (the XML declaration says encoding="{declared}")',
+            "Ask the supplier to declare the encoding the file is in, or set"
+            " `encoding:` in the dataset YAML to read it as that",
+        ) from error
 
 
 def _single_byte_codec(name: str, source_name: str) -> str | None:

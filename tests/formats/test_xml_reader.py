@@ -9,6 +9,7 @@ import polars as pl
 import pytest
 
 from connectors.formats import FormatError, iter_table, read_table
+from connectors.formats import xml as xml_reader
 from tests.formats.builders import assert_contract
 
 
@@ -323,3 +324,24 @@ def test_a_dos_end_of_file_mark_ends_the_file_whole_and_in_pieces(tmp_path) -> N
     assert "not well-formed" in inside.cause
     assert inside.line == 304
     assert "empty" in read_error(b"\x1a\x1a", record_path="r/p").cause
+
+
+def test_utf8_declared_as_a_code_page_is_refused_when_a_character_spans_two_blocks(
+    tmp_path,
+) -> None:
+    # The declared code page is checked a 64 KiB block at a time. An ø cut in two by a block
+    # boundary made both blocks invalid UTF-8, so neither was taken for UTF-8, and a file of
+    # two blocks loaded "sÃ¸ren" under encoding="windows-1252".
+    head = b'<?xml version="1.0" encoding="windows-1252"?>\n<r>\n'
+    filler = b"<p><n>abc</n></p>\n" * ((xml_reader._CHUNK - 200) // 18)
+    record = b"<p><n>s"
+    padding = xml_reader._CHUNK - 1 - len(head) - len(filler) - len(record)
+    data = head + filler + b"<p><x>" + b"y" * (padding - 15) + b"</x></p>\n" + record
+    assert len(data) == xml_reader._CHUNK - 1  # the ø's first byte ends the first block
+    data += "øren</n></p>\n</r>\n".encode()
+    assert "but the file is UTF-8" in read_error(data, record_path="p").cause
+    path = tmp_path / "borgere.xml"
+    path.write_bytes(data)
+    options = {"type": "xml", "record_path": "p"}
+    with pytest.raises(FormatError, match="but the file is UTF-8"):
+        list(iter_table(path, options, source_name="borgere.xml", chunk_bytes=4096))
