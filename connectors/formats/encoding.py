@@ -113,6 +113,10 @@ class PieceDecoder:
 
     def decode(self, piece: bytes) -> str:
         if not self.settled and piece.isascii():
+            if not self.bytes:
+                # NUL bytes are ASCII: UTF-16 text of ASCII letters only would be read as
+                # NUL-riddled ASCII and refused as broken JSON instead of as UTF-16.
+                _refuse_utf16_without_bom(piece, self.source_name)
             text = piece.decode("ascii")
         else:
             try:

@@ -345,3 +345,17 @@ def test_a_repeated_path_key_is_named_at_its_line_whatever_the_pieces(tmp_path, 
         )
     assert caught.value.line == 54
     assert caught.value.cause == "the key 'data' of `record_path` appears twice in one object"
+
+
+@pytest.mark.parametrize("kind", ["json", "ndjson"])
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be"])
+def test_ascii_utf16_without_a_bom_is_named_in_pieces_too(tmp_path, kind, codec) -> None:
+    # Its NUL bytes are ASCII: the first piece, all ASCII, was decoded without detection,
+    # and the refusal was "not valid JSON: Expecting value (column 2)" at line 1.
+    rows = [{"id": i, "navn": "Soren"} for i in range(200)]
+    text = "".join(json.dumps(r) + "\n" for r in rows) if kind == "ndjson" else json.dumps(rows)
+    data = text.encode(codec)
+    whole, pieces = both(tmp_path, data, {"type": kind}, 256)
+    for error in (whole, pieces):
+        assert isinstance(error, FormatError)
+        assert f"looks like {codec.upper()} without a byte-order mark" in error.cause
