@@ -42,6 +42,7 @@ current record, so no tree is built and memory grows only with the rows returned
 from __future__ import annotations
 
 import codecs
+import itertools
 import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping
@@ -147,6 +148,7 @@ def _frames(
     record_path = check_options(options, source_name)
     steps, anywhere = _parse_record_path(record_path, source_name)
     encoding = optional_str(options, "encoding", source_name=source_name)
+    declared_utf8 = False
     if encoding is not None:
         # Decode in Python (any codec, strict, with a line number on a bad byte), then let
         # expat read UTF-8 whatever the XML declaration claims.
@@ -155,14 +157,14 @@ def _frames(
         empty = not data or data.isspace()  # isspace() stops early; strip() would copy
         blocks = [data[offset : offset + _CHUNK] for offset in range(0, len(data), _CHUNK)]
     else:
-        blocks = _as_declared(blocks, source_name)
+        blocks, declared_utf8 = _as_declared(blocks, source_name)
     if empty:
         raise FormatError(source_name, "the file is empty", "Check the export that produced it")
 
     records = _Records(steps, anywhere, source_name)
     parser = XMLParser(
         target=records,
-        encoding="utf-8" if encoding is not None else None,
+        encoding="utf-8" if encoding is not None or declared_utf8 else None,
         forbid_dtd=True,
         forbid_entities=True,
         forbid_external=True,
@@ -227,22 +229,36 @@ def _frames(
 
 def _as_declared(
     blocks: Iterable[bytes | memoryview], source_name: str
-) -> Iterator[bytes | memoryview]:
-    """The blocks, once the XML declaration's encoding is known and is not a wrong one.
+) -> tuple[Iterator[bytes | memoryview], bool]:
+    """The blocks, once the XML declaration's encoding is known and is not a wrong one, and
+    whether it names UTF-8.
 
     expat decodes by the declaration and never fails on a single-byte code page: UTF-8
     bytes under `encoding="ISO-8859-1"` loaded as mojibake (Søren as SÃ¸ren), and an
     encoding Python does not know (`encoding="ANSI"`, as Windows tools write) raised a
-    LookupError out of the parser."""
-    declared: str | None = None
+    LookupError out of the parser. expat knows UTF-8 only by that name: under
+    `encoding="UTF8"`, as many tools write it, the first ø was "not well-formed", so the
+    caller tells expat UTF-8 itself."""
+    blocks = iter(blocks)
+    first = next(blocks, None)
+    if first is None:
+        return iter(()), False
+    found = _DECLARED_ENCODING.match(bytes(first[:_CHUNK]))
+    name = found.group(1).decode() if found else None
+    declared = _single_byte_codec(name, source_name) if name else None
+    every = itertools.chain([first], blocks)
+    if declared is None:
+        return every, name is not None and codecs.lookup(name).name == "utf-8"
+    return _checked(every, declared, source_name), False
+
+
+def _checked(
+    blocks: Iterator[bytes | memoryview], declared: str, source_name: str
+) -> Iterator[bytes]:
+    """The blocks, each checked not to be text in another encoding than `declared` (a
+    single-byte code page)."""
     carried = b""  # the bytes after a block's last ASCII byte: maybe half a character
-    for number, block in enumerate(blocks):
-        if number == 0:
-            found = _DECLARED_ENCODING.match(bytes(block[:_CHUNK]))
-            declared = _single_byte_codec(found.group(1).decode(), source_name) if found else None
-        if declared is None:
-            yield block
-            continue
+    for block in blocks:
         # Checked in blocks cut after an ASCII byte: a UTF-8 character cut in two by the
         # block boundary made both blocks invalid UTF-8, and the file loaded as mojibake.
         data = carried + bytes(block)
@@ -250,7 +266,7 @@ def _as_declared(
         data, carried = data[:whole], data[whole:]
         _check_declared(data, declared, source_name)
         yield data
-    if carried and declared is not None:  # the file ends in non-ASCII bytes
+    if carried:  # the file ends in non-ASCII bytes
         _check_declared(carried, declared, source_name)
         yield carried
 

@@ -345,3 +345,11 @@ def test_utf8_declared_as_a_code_page_is_refused_when_a_character_spans_two_bloc
     options = {"type": "xml", "record_path": "p"}
     with pytest.raises(FormatError, match="but the file is UTF-8"):
         list(iter_table(path, options, source_name="borgere.xml", chunk_bytes=4096))
+
+
+@pytest.mark.parametrize("name", ["UTF8", "utf8", "utf_8"])
+def test_a_utf8_file_declaring_utf8_by_another_name_reads(name: str) -> None:
+    # expat knows UTF-8 only as "UTF-8": under encoding="UTF8" (as many tools write it) the
+    # first ø was "not well-formed (invalid token)", with a hint to fix the encoding.
+    data = f'<?xml version="1.0" encoding="{name}"?>\n<r><p><n>Søren Ærø</n></p></r>'
+    assert read(data.encode(), record_path="p")["n"].to_list() == ["Søren Ærø"]
