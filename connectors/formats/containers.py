@@ -496,7 +496,9 @@ def _inflate_member(
         raise fail(f"the local header of '{name}' is missing", damaged)
     name_length, extra_length = struct.unpack_from("<HH", data, at + 26)
     local_name = data[at + 30 : at + 30 + name_length]
-    if local_name.decode("utf-8" if info.flag_bits & 0x800 else "cp437") != info.orig_filename:
+    # Replaced, not refused: a byte that is no UTF-8 under the flag is a different name.
+    codec = "utf-8" if info.flag_bits & 0x800 else "cp437"
+    if local_name.decode(codec, errors="replace") != info.orig_filename:
         raise fail(f"the local header of '{name}' names another file", damaged)
     start = at + 30 + name_length + extra_length
     if start + info.compress_size > len(data):

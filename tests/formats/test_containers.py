@@ -411,3 +411,12 @@ def test_a_member_named_with_glob_characters_matches_its_own_name() -> None:
     # exactly that name.
     archive = zipped({"data[1].csv": CSV, "data1.csv": b"x;y\n1;2\n"})
     assert read(archive, container="zip", member="data[1].csv").rows() == EXPECTED
+
+
+def test_a_local_header_name_that_is_not_utf8_under_the_utf8_flag_is_damage() -> None:
+    # The central directory names `bøger.csv` (UTF-8 flag set); its local header's copy of
+    # the name had a byte that is no UTF-8, and decoding it raised UnicodeDecodeError.
+    data = bytearray(zipped({"bøger.csv": b"a;b\n1;2\n"}))
+    data[data.index("bøger".encode()) + 1] = 0xFF  # the first copy: the local header's
+    error = read_error(bytes(data), container="zip")
+    assert "the local header of 'bøger.csv' names another file" in error.cause
