@@ -60,6 +60,9 @@ def read_json(data: bytes, options: Mapping[str, Any], *, source_name: str) -> p
     check_keys(options, JSON_OPTIONS, "json", source_name=source_name)
     record_path = optional_str(options, "record_path", source_name=source_name)
     text = _text(data, options, source_name)
+    if not text or text.isspace():  # isspace() stops at the first other character
+        # as the other readers say it, not "Expecting value (column 1)"
+        raise FormatError(source_name, "the file is empty", "Check the export that produced it")
     try:
         document = DECODER.decode(text)
     except stdlib_json.JSONDecodeError as err:

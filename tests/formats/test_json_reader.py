@@ -337,3 +337,11 @@ def test_a_dos_end_of_file_mark_ends_the_file_whole_and_in_pieces(tmp_path, kind
     assert "line" in str(read_error(inside.encode("cp1252"), kind, **options))
     with pytest.raises(FormatError):
         _pieces(tmp_path, inside.encode("cp1252"), kind, **options)
+
+
+@pytest.mark.parametrize("data", [b"", b" \r\n\t", b"\xef\xbb\xbf\n"])
+def test_an_empty_json_file_says_so(data: bytes) -> None:
+    # An export that wrote nothing: named as CSV, XML and fixed width name it, not as a
+    # syntax error at "column 1". (An empty NDJSON file is zero records, as `[]` is.)
+    error = read_error(data)
+    assert error.cause == "the file is empty"
