@@ -183,7 +183,11 @@ def _ndjson_frame(
             raise FormatError(
                 source_name,
                 f"not valid JSON: {err.msg} (column {err.colno})",
-                "Each line must hold one complete JSON object; fix or remove this line",
+                "Each line must hold one complete JSON object; fix or remove this line"
+                if err.msg != "Extra data" or "\r" not in line[: err.pos]
+                # old Mac line ends: the whole file is one line of records after records
+                else "The lines end in a carriage return (CR) only; ask for the file with"
+                " LF or CRLF line ends",
                 line=number,
             ) from err
         except RecursionError as err:

@@ -345,3 +345,11 @@ def test_an_empty_json_file_says_so(data: bytes) -> None:
     # syntax error at "column 1". (An empty NDJSON file is zero records, as `[]` is.)
     error = read_error(data)
     assert error.cause == "the file is empty"
+
+
+def test_ndjson_with_carriage_return_line_ends_says_so() -> None:
+    error = read_error(b'{"cvr": 1}\r{"cvr": 2}\r', "ndjson")
+    assert error.line == 1 and "Extra data" in error.cause
+    assert "carriage return (CR) only" in error.hint
+    # Extra data on an LF line keeps the general hint
+    assert "carriage return" not in read_error(b'{"cvr": 1} {"cvr": 2}\n', "ndjson").hint
