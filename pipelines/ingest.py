@@ -13,7 +13,7 @@ import json
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -308,13 +308,15 @@ def load_batch(
     landed: LandedFile,
     run_id: str | None = None,
     attempt: int = 0,
+    newer: Collection[str] = (),
 ) -> BatchResult:
-    """Load one landed batch; attempt > 0 re-applies it (see reload_batch) under new ids."""
+    """Load one landed batch; attempt > 0 re-applies it (see reload_batch) under new ids.
+    `newer`: batches delivered after it, whose rows a merge leaves as they are."""
     started = dt.datetime.now(dt.UTC)
     batch_id, name = landed.batch_id, shown_name(landed.original_name)
     app_id = f"silver:{spec.name}:{batch_id}" + (f":reload{attempt}" if attempt else "")
     try:
-        tally, commit = _load_chunks(spec, home, key, landed, app_id, attempt)
+        tally, commit = _load_chunks(spec, home, key, landed, app_id, attempt, newer)
     except (FormatError, SchemaBreak) as error:
         message = redact(str(error))
         drift = error.drift_decision if isinstance(error, SchemaBreak) else "none"
@@ -348,7 +350,13 @@ def load_batch(
 
 
 def _load_chunks(
-    spec: DatasetSpec, home: Home, key: bytes, landed: LandedFile, app_id: str, attempt: int
+    spec: DatasetSpec,
+    home: Home,
+    key: bytes,
+    landed: LandedFile,
+    app_id: str,
+    attempt: int,
+    newer: Collection[str] = (),
 ) -> tuple[Tally, Commit]:
     """Parse, conform, pseudonymise and write a landed file chunk by chunk.
 
@@ -362,7 +370,7 @@ def _load_chunks(
     # is removed by a later load (lake/scratch.py).
     with scratch_folder(home.scratch, "load-") as folder:
         spool = quality.QuarantineSpool(folder, spec.name, landed.batch_id)
-        return _load_spooled(spec, home, key, landed, app_id, attempt, spool)
+        return _load_spooled(spec, home, key, landed, app_id, attempt, spool, newer)
 
 
 def _load_spooled(
@@ -373,6 +381,7 @@ def _load_spooled(
     app_id: str,
     attempt: int,
     spool: quality.QuarantineSpool,
+    newer: Collection[str],
 ) -> tuple[Tally, Commit]:
     uri = silver_uri(home, spec.name)
     pseudonyms = Pseudonymiser(identifier_columns(spec.contract), key)
@@ -460,6 +469,9 @@ def _load_spooled(
         commit = writer.commit()
         rows_valid = writer.rows
     else:
+        rows_valid = batch.height  # valid also where newer batches keep their own row
+        if newer and spec.load_mode == "merge":
+            batch = _without_newer_keys(spec, uri, batch, newer)
         commit = write_batch(
             uri,
             batch,
@@ -472,7 +484,6 @@ def _load_spooled(
             valid_at=landed.fetched_at,
             replace_where=f"_batch_id = '{landed.batch_id}'" if reload else None,
         )
-        rows_valid = batch.height
         # Keys a snapshot no longer holds are recorded, not just gone (safe to repeat).
         record_deletions(
             home.table_uri("quality", "deletions"),
@@ -483,6 +494,27 @@ def _load_spooled(
     if not committed_before:
         tally.rows_valid = rows_valid  # what silver holds of the batch is the count recorded
     return tally, commit
+
+
+def _without_newer_keys(
+    spec: DatasetSpec, uri: str, batch: pl.DataFrame, newer: Collection[str]
+) -> pl.DataFrame:
+    """The rows of a reloaded merge batch whose keys no later batch has written since.
+
+    An upsert of the whole batch put its old values back over the newer values later
+    deliveries gave the same keys, and said nothing. Those keys keep their newer row; the
+    batch's other rows (the ones a fix released among them) are upserted."""
+    keys = list(spec.keys)
+    held = pl.scan_delta(uri).filter(pl.col("_batch_id").is_in(list(newer))).select(keys).collect()
+    kept = batch.join(held.cast(batch.select(keys).schema), on=keys, how="anti", nulls_equal=True)
+    if kept.height < batch.height:
+        log.info(
+            "%s: %s of the batch's valid rows were left as they are: batches delivered after it"
+            " hold newer values for their keys",
+            spec.name,
+            f"{batch.height - kept.height:,}",
+        )
+    return kept
 
 
 def _refuse_emptying_snapshot(
@@ -666,9 +698,10 @@ def reload_batch(
     released after fixing a contract (or column mapping) that wrongly failed them.
 
     The batch's quarantine rows are replaced by the new outcome and silver gets the new valid
-    rows (snapshot: replaced; merge: upserted; append: the batch's earlier rows replaced, so
-    each row is in silver once). Only the newest loaded batch of a snapshot or scd2 dataset can be
-    reloaded, so old data never overwrites newer data.
+    rows (snapshot: replaced; merge: upserted, except over keys a batch delivered after it
+    wrote since; append: the batch's earlier rows replaced, so each row is in silver once).
+    Only the newest loaded batch of a snapshot or scd2 dataset can be reloaded, so old data
+    never overwrites newer data.
     """
     history = quality.runs(home, spec.name)
     loaded = history.filter(pl.col("status") == "loaded")
@@ -700,7 +733,11 @@ def reload_batch(
     attempt = history.filter(pl.col("batch_id") == batch_id).height
     shown = shown_name(landed[batch_id].original_name)
     log.info("%s: reloading batch %s (%s)", spec.name, batch_id, shown)
-    return load_batch(spec, home, key, landed[batch_id], run_id, attempt=attempt)
+    # Batches delivered after this one, in the manifest's (delivery) order: their newer
+    # values stay where a merge reload would overwrite them (see _without_newer_keys).
+    order, done = list(landed), set(loaded["batch_id"].to_list())
+    newer = [b for b in order[order.index(batch_id) + 1 :] if b in done]
+    return load_batch(spec, home, key, landed[batch_id], run_id, attempt=attempt, newer=newer)
 
 
 def silver_state(home: Home, spec: DatasetSpec) -> tuple[int | None, pl.DataFrame | None]:

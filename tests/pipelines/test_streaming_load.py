@@ -304,6 +304,45 @@ def test_reloading_an_append_batch_replaces_its_rows(tmp_path) -> None:
     assert pl.read_delta(home.table_uri("silver", SPEC.name)).height == again.rows_valid
 
 
+def test_reloading_an_older_merge_batch_keeps_what_later_batches_changed(tmp_path) -> None:
+    # A newer delivery changed some cases of an older batch; then a contract fix released
+    # that batch's quarantined rows. The reload upserted the whole older batch, putting the
+    # old caseworker back over the newer one, and said nothing.
+    spec = dataclasses.replace(SPEC, load_mode="merge")
+    broken = dataclasses.replace(
+        spec, parse=dataclasses.replace(SPEC.parse, thousands_separator=None)
+    )
+    home = Home(tmp_path / "home")
+    drop = home.drop / SPEC.name
+    drop.mkdir(parents=True)
+    older = generate(2_000, drop / "uge1.csv", seed=7)
+    [first] = load_dataset(broken, home, TEST_KEY).batches
+    header, *rows = older.read_text(encoding="utf-8").splitlines()
+    # the newer delivery: cases 1-300 again, handed to another caseworker
+    changed = [";".join([*r.split(";")[:6], "M99999", *r.split(";")[7:]]) for r in rows[:300]]
+    (drop / "uge2.csv").write_text("\n".join([header, *changed]) + "\n", encoding="utf-8")
+    [second] = load_dataset(spec, home, TEST_KEY).batches  # the YAML was fixed meanwhile
+    silver_uri = home.table_uri("silver", SPEC.name)
+    newer = pl.read_delta(silver_uri).filter(pl.col("_batch_id") == second.batch_id)
+    assert newer.height == second.rows_valid > 250
+
+    again = reload_batch(spec, home, TEST_KEY, first.batch_id)
+
+    silver = pl.read_delta(silver_uri)
+    assert silver.height == silver["case_id"].n_unique()
+    # the newer batch's rows are untouched, and none of its cases went back to the old one
+    kept = silver.filter(pl.col("_batch_id") == second.batch_id)
+    assert (
+        kept.drop("_ingested_at").sort("case_id").equals(newer.drop("_ingested_at").sort("case_id"))
+    )
+    from_older = silver.filter(pl.col("_batch_id") == first.batch_id)
+    assert from_older.join(kept, on="case_id").is_empty()
+    # every other case the fix released is in silver from the older batch
+    assert again.rows_valid > first.rows_valid
+    assert from_older.height == again.rows_valid - kept.height
+    assert again.rows_valid + again.rows_quarantined == 2_000
+
+
 def _retype_silver(home: Home, column: str, dtype: pl.DataType) -> int:
     """Silver as an earlier contract left it: `column` of another type. Returns its version."""
     uri = home.table_uri("silver", SPEC.name)
