@@ -107,6 +107,10 @@ def scd2_changes(
             frame.select(keys).lazy(), on=keys, how="semi"
         )
     current = scan.select(wanted).collect()
+    # The batch has the table's types or wider ones (a widened column is rewritten only
+    # later, in write_batch): the stored versions are cast up to meet it, or keys of mixed
+    # types cannot be compared and concatenated (Int32 keys against an Int64 batch).
+    current = current.cast({c: frame.schema[c] for c in current.columns if c in frame.schema})
     # columns this batch adds have no value in the current versions yet
     current = current.with_columns(
         pl.lit(None, frame.schema[c]).alias(c) for c in compare if c not in current.columns

@@ -276,6 +276,30 @@ def test_a_key_moving_to_another_partition_closes_its_old_version(tmp_path, sour
     assert pl.read_delta(uri).filter(pl.col("is_current")).height == 3
 
 
+@pytest.mark.parametrize("source", ["full", "delta"])
+def test_a_key_column_widened_int32_to_int64_keeps_one_history(tmp_path, source) -> None:
+    # A contract that widens the key (Int32 -> Int64) is a safe widening: the old keys must
+    # still match the batch's, not fail on mixed key types or start a second history.
+    uri = str(tmp_path / "t")
+    first = pl.DataFrame({"id": pl.Series([1, 2], dtype=pl.Int32), "name": ["a", "b"]})
+    write_batch(uri, first, mode="scd2", keys=["id"], app_id="b1", valid_at=T1)
+    wider = pl.DataFrame({"id": pl.Series([1, 3], dtype=pl.Int64), "name": ["a", "c"]})
+
+    commit = write_batch(
+        uri, wider, mode="scd2", keys=["id"], app_id="b2", valid_at=T2, scd2_source=source
+    )
+
+    assert commit.schema_changes == ("widened id: → Int64",)
+    table = pl.read_delta(uri).sort("id", "valid_from")
+    assert table.schema["id"] == pl.Int64
+    b_to = T2 if source == "full" else None  # b vanished from a full source: closed
+    assert table.select("id", "name", "valid_from", "valid_to").rows() == [
+        (1, "a", T1, None),
+        (2, "b", T1, b_to),
+        (3, "c", T2, None),
+    ]
+
+
 # --- bitemporal registrations ------------------------------------------------------------
 
 _TS = pl.Datetime("us", "UTC")
