@@ -4,8 +4,9 @@ SCD2 (`load_mode: scd2`): every key has versions with `valid_from`, `valid_to` (
 and `is_current`. A changed row closes its current version and opens a new one; an unchanged
 row touches nothing; with a full source, keys missing from the batch are closed. All of it is
 one Delta merge, so a crash leaves either the whole batch or nothing.
-History only grows forward: a batch whose time (valid_at) is not after the versions it would
-close or reopen is refused before anything is written.
+History only grows forward: a batch that would change anything while the table holds a
+version starting or ending after the batch's time (valid_at), or that would close a version
+starting at that time, is refused before anything is written.
 
 Bitemporal (`load_mode: bitemporal`): Danish registers (DAR, BBR, CPR, Matrikel) deliver
 registrations with `virkningFra/virkningTil` (when it was true in the world) and
@@ -129,7 +130,7 @@ def scd2_changes(
         closes = pl.concat([closes, current.select(keys).join(frame, on=keys, how="anti")])
     to_close = current.join(closes, on=keys, how="semi")
     new_keys = inserts.join(current, on=keys, how="anti").select(keys)
-    _refuse_out_of_order(table, to_close, new_keys, keys=keys, partitions=partitions, at=at)
+    _refuse_out_of_order(table, to_close, new_keys, keys=keys, at=at)
     opened = inserts.with_columns(
         pl.lit(at).cast(UTC_US).alias("valid_from"),
         pl.lit(None, UTC_US).alias("valid_to"),
@@ -156,31 +157,32 @@ def _refuse_out_of_order(
     new_keys: pl.DataFrame,
     *,
     keys: Sequence[str],
-    partitions: Sequence[str],
     at: dt.datetime,
 ) -> None:
     """A batch's versions start at `at`: it cannot close a version that starts at or after
     `at` (valid_to would not be after valid_from, and a key would have two versions from one
-    instant), nor reopen a key whose history ends after `at` (two versions would overlap).
-    That happens when a batch older than the table's history is applied: an old batch
-    reloaded, or a clock set back."""
+    instant), nor change anything while any version starts or ends after `at`. That happens
+    when a batch older than the table's history is applied: an old batch reloaded, or a
+    clock set back. Checking only the keys the batch touches is not enough: a key new to
+    the table would be opened at `at` and stay current although a newer full batch lacked
+    it, and an unchanged key missing from an old full batch would be closed before a newer
+    batch that still had it."""
     late = to_close.filter(pl.col("valid_from") >= at).select(
         *keys, pl.col("valid_from").alias("history_to")
     )
-    if not new_keys.is_empty():
-        # closed versions ending after `at`; in order, no row passes the filter, and the
-        # Parquet statistics of valid_to let the scan skip every file
-        ended = (
-            _same_partitions(
-                pl.scan_delta(table.table_uri, version=table.version()), new_keys, partitions
-            )
-            .filter(~pl.col("is_current") & (pl.col("valid_to") > at))
-            .join(new_keys.lazy(), on=list(keys), how="semi")
+    if not to_close.is_empty() or not new_keys.is_empty():
+        # versions starting or ending after `at`, anywhere in the table; in order, no row
+        # passes the filter, and the Parquet statistics of valid_from/valid_to let the scan
+        # skip every file
+        later = (
+            pl.scan_delta(table.table_uri, version=table.version())
+            .filter((pl.col("valid_from") > at) | (pl.col("valid_to") > at))
             .group_by(list(keys))
-            .agg(pl.col("valid_to").max().alias("history_to"))
+            .agg(pl.max_horizontal("valid_from", "valid_to").max().alias("history_to"))
             .collect()
         )
-        late = pl.concat([late, ended], how="vertical_relaxed")
+        late = pl.concat([late, later.cast(late.schema)], how="vertical_relaxed")
+        late = late.group_by(list(keys)).agg(pl.col("history_to").max())
     if late.is_empty():
         return
     examples = ", ".join(

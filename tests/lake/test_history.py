@@ -195,6 +195,34 @@ def test_a_batch_before_the_history_is_refused_and_the_table_untouched(
     assert _state(uri) == before
 
 
+@pytest.mark.parametrize(
+    ("rows", "scd2_source"),
+    [
+        # c is new to the table, but the newer full batch (T3) said it did not exist then:
+        # opened at T2 and left open, it would be current although the newest delivery
+        # lacks it
+        ({"a": "A3", "c": "C2"}, "full"),
+        # b is unchanged since T1, so the per-key checks see nothing; closing it at T2
+        # would end it before the T3 delivery that still had it
+        ({"a": "A3"}, "full"),
+        ({"c": "C2"}, "delta"),
+    ],
+    ids=["new-key", "close-unchanged", "delta-new-key"],
+)
+def test_a_batch_older_than_the_tables_history_is_refused_whatever_it_changes(
+    tmp_path, rows, scd2_source
+) -> None:
+    uri = str(tmp_path / "t")
+    _scd2(uri, {"a": "A1", "b": "B1"}, "b1", T1)
+    _scd2(uri, {"a": "A3", "b": "B1"}, "b3", T3)  # a changes at T3, b stays
+    before = _state(uri)
+    with pytest.raises(
+        LakeError, match=r"start at 2026-02-01.*\{'id': 'a'\} \(history to 2026-03-01"
+    ):
+        _scd2(uri, rows, "b2", T2, scd2_source=scd2_source)
+    assert _state(uri) == before
+
+
 def test_an_unchanged_batch_at_the_instant_of_its_versions_is_no_change(tmp_path) -> None:
     # the newest batch loaded again (a reload after a contract fix) changes nothing it had
     uri = str(tmp_path / "t")
