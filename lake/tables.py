@@ -34,7 +34,9 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import fcntl
+import functools
 import json
+import logging
 import time
 import uuid
 from collections.abc import Callable, Iterator, Mapping, Sequence
@@ -49,6 +51,8 @@ from deltalake.transaction import RemoveAction
 
 from lake import storage
 from lake.errors import LakeError, one_line
+
+log = logging.getLogger("kommunelake.lake")
 
 LoadMode = Literal["append", "snapshot", "merge", "scd2", "bitemporal"]
 LOAD_MODES: tuple[LoadMode, ...] = ("append", "snapshot", "merge", "scd2", "bitemporal")
@@ -69,6 +73,10 @@ LOCK_NAME = "_kommunelake.lock"
 # overwrite against a concurrent append, the same app transaction twice) fail at once
 # whatever the budget. Shared by every commit kommunelake makes (see commit_properties).
 COMMIT_RETRIES = 200
+# How often write_batch writes a batch again after another writer's commit refused its merge
+# or overwrite (deltalake retries only commits that do not conflict). Each attempt reads the
+# table again, so it is bounded: a writer that keeps losing is told to re-run later.
+RACE_ATTEMPTS = 3
 SCD2_COLUMNS = ("valid_from", "valid_to", "is_current")
 UTC_US = pl.Datetime("us", "UTC")
 DELETIONS_SCHEMA = {"dataset": pl.String, "batch_id": pl.String, "key": pl.String}
@@ -235,113 +243,172 @@ def write_batch(
         raise LakeError(f"{uri}: unknown load mode {mode!r}; use one of {LOAD_MODES}")
     if replace_where is not None and mode != "append":
         raise LakeError(f"{uri}: replace_where is for append batches, not {mode}")
+    write = functools.partial(
+        _write_locked,
+        uri,
+        frame,
+        mode=mode,
+        app_id=app_id,
+        keys=keys,
+        metadata=metadata,
+        add_columns=add_columns,
+        partition_by=partition_by,
+        widen_types=widen_types,
+        scd2_source=scd2_source,
+        valid_at=valid_at,
+        compare_columns=compare_columns,
+        replace_where=replace_where,
+    )
     with exclusive(uri):  # check and commit as one step (see the module docstring)
-        read_version = table_version(uri)  # read before the check: settle starts here
-        if has_batch(uri, app_id):
-            return _replayed(uri, app_id, mode, keys)
-        if mode in KEYED_MODES and not keys:
-            raise LakeError(f"{uri}: load_mode {mode} needs `keys:` in the dataset YAML")
-        missing_keys = [k for k in keys if k not in frame.columns]
-        if missing_keys:
-            raise LakeError(
-                f"{uri}: key columns {missing_keys} are not in the batch (columns: "
-                f"{frame.columns}); fix `keys:` in the dataset YAML"
-            )
-        from lake import history  # history builds on this module; imported here to avoid a cycle
-
-        table = DeltaTable(uri) if DeltaTable.is_deltatable(uri) else None
-        _check_partitioning(uri, table, partition_by, frame)
-        # every refusal happens here, before anything (even a schema change) is committed
-        if mode in ("merge", "scd2"):
-            refuse_duplicate_keys(uri, frame, keys)
-        if mode == "scd2":
-            history.check_scd2_batch(
-                uri, frame, keys=keys, compare_columns=compare_columns, source=scd2_source
-            )
-        if mode == "bitemporal":
-            frame = history.prepare_registrations(uri, frame, ids=keys)
-        frame = _normalise(frame)
-
-        system = SCD2_COLUMNS if mode == "scd2" else ()
-        clash = [c for c in system if c in frame.columns]
-        if clash:
-            raise LakeError(
-                f"{uri}: the batch has columns {clash} that scd2 manages itself; rename them"
-            )
-        plan = SchemaPlan(frame, (), {})
-        if table is not None:
-            plan = plan_schema(uri, table_schema(table), frame, system=system)
-            plan.refuse(uri, add_columns=add_columns, widen_types=widen_types)
-        scd2 = None
-        if mode == "scd2" and table is not None and not plan.frame.is_empty():
-            scd2 = history.scd2_changes(
-                table,
-                plan.frame,
-                keys=keys,
-                source=scd2_source,
-                valid_at=valid_at,
-                compare_columns=compare_columns,
-            )
-        props = commit_properties(app_id, metadata)
-
+        # A lost race is a conflict, not the batch: a CLI load runs outside Dagster's pools,
+        # so maintenance (compaction) or another load can commit between its read and its
+        # commit. The losing merge or overwrite committed nothing: read the table again.
+        for attempt in range(1, RACE_ATTEMPTS):
+            try:
+                return write()
+            except _LostRace:
+                log.info(
+                    "%s: another writer committed while batch %s was being written; "
+                    "writing it again against the new version (attempt %d of %d)",
+                    uri,
+                    app_id,
+                    attempt + 1,
+                    RACE_ATTEMPTS,
+                )
         try:
-            if mode == "append":
-                version = _append(uri, table, plan, props, partition_by, replace_where)
-                if settle(uri, app_id, props, read_version) is False:  # a racer's was first
-                    return Commit(table_version(uri) or 0, False, skipped="already committed")
-                return Commit(version, True, schema_changes=plan.changes)
-            if mode == "snapshot":
-                deleted = (
-                    vanished_keys(uri, plan.frame, keys, version=table.version())
-                    if table is not None and keys
-                    else None
-                )
-                version = _overwrite(uri, table, plan, props, partition_by)
-                return Commit(version, True, deleted=deleted, schema_changes=plan.changes)
-            if table is None:  # the first batch creates the table (scd2 adds its columns)
-                return _create_keyed(uri, plan.frame, mode, keys, props, partition_by, valid_at)
-            if plan.frame.is_empty():
-                return Commit(
-                    table.version(), False, skipped="empty batch: nothing to merge, no commit"
-                )
-            table = _evolve_schema(table, plan, keep_partitions=True)
-            if mode != "merge":  # their merges carry helper columns, so merge_schema is no use
-                table = add_columns_to(table, plan.frame, plan.added)
-            if mode == "merge":
-                commit = _merge(table, plan.frame, keys, props, add_columns)
-            elif mode == "scd2" and scd2 is not None:
-                commit = history.merge_scd2(table, scd2, keys=keys, props=props)
-            else:
-                commit = history.merge_registrations(table, plan.frame, ids=keys, props=props)
-            return Commit(
-                commit.version,
-                commit.committed,
-                skipped=commit.skipped,
-                metrics=commit.metrics,
-                schema_changes=plan.changes,
+            return write()
+        except _LostRace as lost:
+            raise LakeError(
+                f"{uri}: other writers committed to the table while this batch was being "
+                f"written, {RACE_ATTEMPTS} times in a row ({one_line(lost.error)}); the batch "
+                "was not committed. Re-run the load when the other writer (a load of this "
+                "dataset, maintenance) has finished"
+            ) from lost.error
+
+
+class _LostRace(Exception):
+    """A merge or overwrite refused because another writer committed since it read the table."""
+
+    def __init__(self, error: CommitFailedError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
+def _write_locked(
+    uri: str,
+    frame: pl.DataFrame,
+    *,
+    mode: LoadMode,
+    app_id: str,
+    keys: Sequence[str],
+    metadata: dict[str, str] | None,
+    add_columns: bool,
+    partition_by: Sequence[str],
+    widen_types: bool,
+    scd2_source: ScdSource,
+    valid_at: dt.datetime | None,
+    compare_columns: Sequence[str] | None,
+    replace_where: str | None,
+) -> Commit:
+    """One attempt of write_batch, under the table's lock."""
+    read_version = table_version(uri)  # read before the check: settle starts here
+    if has_batch(uri, app_id):
+        return _replayed(uri, app_id, mode, keys)
+    if mode in KEYED_MODES and not keys:
+        raise LakeError(f"{uri}: load_mode {mode} needs `keys:` in the dataset YAML")
+    missing_keys = [k for k in keys if k not in frame.columns]
+    if missing_keys:
+        raise LakeError(
+            f"{uri}: key columns {missing_keys} are not in the batch (columns: "
+            f"{frame.columns}); fix `keys:` in the dataset YAML"
+        )
+    from lake import history  # history builds on this module; imported here to avoid a cycle
+
+    table = DeltaTable(uri) if DeltaTable.is_deltatable(uri) else None
+    _check_partitioning(uri, table, partition_by, frame)
+    # every refusal happens here, before anything (even a schema change) is committed
+    if mode in ("merge", "scd2"):
+        refuse_duplicate_keys(uri, frame, keys)
+    if mode == "scd2":
+        history.check_scd2_batch(
+            uri, frame, keys=keys, compare_columns=compare_columns, source=scd2_source
+        )
+    if mode == "bitemporal":
+        frame = history.prepare_registrations(uri, frame, ids=keys)
+    frame = _normalise(frame)
+
+    system = SCD2_COLUMNS if mode == "scd2" else ()
+    clash = [c for c in system if c in frame.columns]
+    if clash:
+        raise LakeError(
+            f"{uri}: the batch has columns {clash} that scd2 manages itself; rename them"
+        )
+    plan = SchemaPlan(frame, (), {})
+    if table is not None:
+        plan = plan_schema(uri, table_schema(table), frame, system=system)
+        plan.refuse(uri, add_columns=add_columns, widen_types=widen_types)
+    scd2 = None
+    if mode == "scd2" and table is not None and not plan.frame.is_empty():
+        scd2 = history.scd2_changes(
+            table,
+            plan.frame,
+            keys=keys,
+            source=scd2_source,
+            valid_at=valid_at,
+            compare_columns=compare_columns,
+        )
+    props = commit_properties(app_id, metadata)
+
+    try:
+        if mode == "append":
+            version = _append(uri, table, plan, props, partition_by, replace_where)
+            if settle(uri, app_id, props, read_version) is False:  # a racer's was first
+                return Commit(table_version(uri) or 0, False, skipped="already committed")
+            return Commit(version, True, schema_changes=plan.changes)
+        if mode == "snapshot":
+            deleted = (
+                vanished_keys(uri, plan.frame, keys, version=table.version())
+                if table is not None and keys
+                else None
             )
-        except (DeltaError, OSError) as error:
-            # After an ambiguous commit (S3 stored the log entry, then answered 500 or dropped the
-            # connection) deltalake 1.6 retries the PUT, finds the version taken by its own entry
-            # and reports a conflict with it ("Concurrent transaction failed", "a concurrent
-            # transaction deleted data this operation read", ...); on local disk the store's
-            # error comes back as OSError. Either way the log says whether the batch is in.
-            if not committed_despite_error(uri, app_id, error):
-                if isinstance(error, CommitFailedError):
-                    # A conflict, not the batch: a CLI load runs outside Dagster's pools, so
-                    # maintenance (compaction) or another load can commit between its read
-                    # and its commit.
-                    raise LakeError(
-                        f"{uri}: another writer committed to the table while this batch was "
-                        f"being written ({one_line(error)}); the batch was not committed. "
-                        "Re-run the load when the other writer (a load of this dataset, "
-                        "maintenance) has finished"
-                    ) from error
-                raise LakeError(
-                    f"{uri}: Delta write failed ({error}); the batch was not committed. Check the "
-                    "table's schema against the batch and re-run"
-                ) from error
-            return _landed(uri, app_id, mode, keys, plan.changes)
+            version = _overwrite(uri, table, plan, props, partition_by)
+            return Commit(version, True, deleted=deleted, schema_changes=plan.changes)
+        if table is None:  # the first batch creates the table (scd2 adds its columns)
+            return _create_keyed(uri, plan.frame, mode, keys, props, partition_by, valid_at)
+        if plan.frame.is_empty():
+            return Commit(
+                table.version(), False, skipped="empty batch: nothing to merge, no commit"
+            )
+        table = _evolve_schema(table, plan, keep_partitions=True)
+        if mode != "merge":  # their merges carry helper columns, so merge_schema is no use
+            table = add_columns_to(table, plan.frame, plan.added)
+        if mode == "merge":
+            commit = _merge(table, plan.frame, keys, props, add_columns)
+        elif mode == "scd2" and scd2 is not None:
+            commit = history.merge_scd2(table, scd2, keys=keys, props=props)
+        else:
+            commit = history.merge_registrations(table, plan.frame, ids=keys, props=props)
+        return Commit(
+            commit.version,
+            commit.committed,
+            skipped=commit.skipped,
+            metrics=commit.metrics,
+            schema_changes=plan.changes,
+        )
+    except (DeltaError, OSError) as error:
+        # After an ambiguous commit (S3 stored the log entry, then answered 500 or dropped the
+        # connection) deltalake 1.6 retries the PUT, finds the version taken by its own entry
+        # and reports a conflict with it ("Concurrent transaction failed", "a concurrent
+        # transaction deleted data this operation read", ...); on local disk the store's
+        # error comes back as OSError. Either way the log says whether the batch is in.
+        if not committed_despite_error(uri, app_id, error):
+            if isinstance(error, CommitFailedError):
+                raise _LostRace(error) from error
+            raise LakeError(
+                f"{uri}: Delta write failed ({error}); the batch was not committed. Check the "
+                "table's schema against the batch and re-run"
+            ) from error
+        return _landed(uri, app_id, mode, keys, plan.changes)
 
 
 def read(uri: str) -> pl.DataFrame:

@@ -29,7 +29,7 @@ from pathlib import Path
 import polars as pl
 import pyarrow as pa
 import pytest
-from deltalake import DeltaTable
+from deltalake import DeltaTable, write_deltalake
 
 import lake.bulk
 import lake.history
@@ -530,27 +530,58 @@ def test_racing_bookkeeping_of_one_batch_counts_once(tmp_path):
     assert quality.runs(home).height == 1
 
 
-def test_a_merge_that_loses_to_a_compaction_says_to_re_run_it(tmp_path, monkeypatch) -> None:
-    # A `kommunelake load` runs in-process, outside Dagster's pools, so weekly maintenance
-    # can compact a table while a load merges into it. delta-rs then refuses the merge
-    # ("a concurrent transactions added new data"), and the loser was told to check the
-    # table's schema against the batch, which has nothing to do with it.
-    uri = str(tmp_path / "table")
+def _small_files(uri: str) -> None:
     for number in range(3):  # small files for compaction to rewrite
         frame = pl.DataFrame({"id": [number], "v": [str(number)]})
         write_batch(uri, frame, mode="merge", app_id=f"b{number}", keys=["id"])
-    real_merge = lake.tables._merge
 
-    def compacted_meanwhile(table, *args, **kwargs):
-        DeltaTable(uri).optimize.compact()  # another process, between the read and the commit
+
+def test_a_merge_that_loses_to_a_compaction_is_written_again(tmp_path, monkeypatch) -> None:
+    # A `kommunelake load` runs in-process, outside Dagster's pools, so weekly maintenance
+    # can compact a table while a load merges into it. delta-rs then refuses the merge, and
+    # the load failed although nothing was wrong with it or the table.
+    uri = str(tmp_path / "table")
+    _small_files(uri)
+    real_merge = lake.tables._merge
+    calls = []
+
+    def compacted_the_first_time(table, *args, **kwargs):
+        calls.append(table.version())
+        if len(calls) == 1:
+            DeltaTable(uri).optimize.compact()  # another process, between read and commit
         return real_merge(table, *args, **kwargs)
 
-    monkeypatch.setattr(lake.tables, "_merge", compacted_meanwhile)
+    monkeypatch.setattr(lake.tables, "_merge", compacted_the_first_time)
+    frame = pl.DataFrame({"id": [1, 9], "v": ["new", "9"]})
+    commit = write_batch(uri, frame, mode="merge", app_id="b9", keys=["id"])
+
+    assert commit.committed and len(calls) == 2 and calls[1] > calls[0]  # read again
+    rows = pl.read_delta(uri).sort("id")
+    assert rows.rows() == [(0, "0"), (1, "new"), (2, "2"), (9, "9")]
+    assert DeltaTable(uri).transaction_version("b9") is not None
+
+
+def test_a_merge_that_keeps_losing_says_to_re_run_it(tmp_path, monkeypatch) -> None:
+    # ... and one that loses every attempt was told to check the table's schema against the
+    # batch, which has nothing to do with it.
+    uri = str(tmp_path / "table")
+    _small_files(uri)
+    real_merge = lake.tables._merge
+    calls = []
+
+    def appended_meanwhile(table, *args, **kwargs):
+        calls.append(1)  # another process's load commits first, every time
+        more = pa.table({"id": [100 + len(calls)], "v": ["x"]})
+        write_deltalake(uri, more, mode="append", schema_mode="merge")
+        return real_merge(table, *args, **kwargs)
+
+    monkeypatch.setattr(lake.tables, "_merge", appended_meanwhile)
     frame = pl.DataFrame({"id": [1, 9], "v": ["new", "9"]})
     with pytest.raises(LakeError) as error:
         write_batch(uri, frame, mode="merge", app_id="b9", keys=["id"])
 
     message = str(error.value)
-    assert "another writer committed to the table" in message and "Re-run the load" in message
+    assert len(calls) == lake.tables.RACE_ATTEMPTS
+    assert "other writers committed to the table" in message and "Re-run the load" in message
     assert "schema" not in message
     assert DeltaTable(uri).transaction_version("b9") is None  # and indeed it is not in
