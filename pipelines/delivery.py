@@ -18,7 +18,7 @@ import polars as pl
 
 from connectors.files import drop_files, is_settled, media_type, settle_seconds, unmatched_files
 from lake import quality
-from lake.errors import LakeError
+from lake.errors import LakeError, one_line
 from lake.home import Home
 from lake.landing import HashCache, LandedFile, land_file, manifest
 from lake.privacy import redact, shown_name
@@ -73,16 +73,16 @@ def land_drop_folder(
     hashes = HashCache(home.hash_cache(spec.name))
     try:
         for path in drop_files(home.drop / spec.name, spec.patterns):
-            if settle and not is_settled(path):
-                log.warning(
-                    "%s: %s was modified less than %g s ago and may still be arriving; it"
-                    " waits for the next run",
-                    spec.name,
-                    shown_name(path.name),
-                    settle_seconds(),
-                )
-                continue
             try:
+                if settle and not is_settled(path):
+                    log.warning(
+                        "%s: %s was modified less than %g s ago and may still be arriving; it"
+                        " waits for the next run",
+                        spec.name,
+                        shown_name(path.name),
+                        settle_seconds(),
+                    )
+                    continue
                 landed, is_new = land_file(
                     home.landing_uri,
                     home.manifest_uri,
@@ -95,6 +95,21 @@ def land_drop_folder(
             except SourceChanged as error:
                 log.warning("%s: %s", spec.name, redact(str(error)))
                 continue
+            except OSError:
+                # One file the pipeline cannot read must not fail its dataset's other files
+                # (the sensor gives it no run, but every other file's run lands the folder).
+                # A failure on the lake's side (disk full, landing unwritable) still fails.
+                unreadable = read_error(path)
+                if unreadable is None:
+                    raise
+                log.warning(
+                    "%s: cannot read %s (%s); it is not loaded: check the file and its"
+                    " permissions, or deliver it again",
+                    spec.name,
+                    shown_name(path.name),
+                    unreadable.strerror or redact(one_line(unreadable)),
+                )
+                continue
             present.setdefault(landed.sha256, []).append(path)
             new += is_new
             if is_new:
@@ -102,6 +117,18 @@ def land_drop_folder(
     finally:
         hashes.save()
     return new, present
+
+
+def read_error(path: Path) -> OSError | None:
+    """Why the drop file at `path` cannot be read through (permissions, an I/O error, gone
+    since it was listed), or None when it can."""
+    try:
+        with path.open("rb") as handle:
+            while handle.read(1 << 20):
+                pass
+    except OSError as error:
+        return error
+    return None
 
 
 def move_to_rejected(path: Path, message: str) -> Path:

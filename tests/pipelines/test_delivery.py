@@ -133,3 +133,21 @@ def test_a_sensor_run_leaves_a_file_modified_within_the_settle_window(home, capl
     # A person's load (CLI, UI: no settle tag) takes what is there: they just put it there.
     report = load_dataset(spec_by_name("sick_leave"), home, TEST_KEY)
     assert [b.source_file for b in report.batches] == ["oktober.csv"]
+
+
+def test_an_unreadable_file_is_named_and_the_other_files_still_load(home, caplog) -> None:
+    """The sensor gives such a file no run, but the runs the other files start land the whole
+    folder: the unreadable file failed each of them, so nothing of the dataset loaded."""
+    spec = spec_by_name("sick_leave")
+    header = b"Fravaer-ID;Medarbejdernr;CPR;Afdeling;Fravaerstype;Startdato;Slutdato;Dage;Timer"
+    _deliver(home, "done.csv", header + b"\r\n" + ROW)
+    # Reading it fails with EIO, as a failing disk or a vanished network share would.
+    (home.drop / "sick_leave" / "vendor.csv").symlink_to("/proc/self/mem")
+    with caplog.at_level(logging.WARNING, logger="kommunelake.ingest"):
+        new, present = land_drop_folder(spec, home)
+    assert new == 1 and [p.name for paths in present.values() for p in paths] == ["done.csv"]
+    assert [f.original_name for f in manifest(home.manifest_uri)] == ["done.csv"]
+    assert (
+        "sick_leave: cannot read vendor.csv (Input/output error); it is not loaded:"
+        " check the file and its permissions, or deliver it again" in caplog.text
+    )
