@@ -141,7 +141,7 @@ def move_to_rejected(path: Path, message: str) -> Path:
     folder.mkdir(exist_ok=True)
     target = folder / path.name
     os.replace(path, target)
-    (folder / f"{path.name}.error.txt").write_text(
+    (folder / reason_name(path.name, folder)).write_text(
         f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M:%S} UTC: {message}\n\n"
         "The file was not loaded; its bytes are kept in the lake's landing zone. Fix the cause "
         "(a corrected export, or the dataset YAML) and put the file back in the drop folder "
@@ -150,6 +150,19 @@ def move_to_rejected(path: Path, message: str) -> Path:
     )
     log.warning("moved %s to %s", shown_name(path.name), shown_name(str(target)))
     return target
+
+
+def reason_name(name: str, folder: Path) -> str:
+    """`<name>.error.txt`, or for a name too close to the file system's limit (255 bytes on
+    most) to take the suffix, as much of the name as fits before it."""
+    try:
+        limit = os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        limit = 255
+    suffix = ".error.txt"
+    while len(f"{name}{suffix}".encode()) > limit:
+        name = name[:-1]
+    return f"{name}{suffix}"
 
 
 def pending_batches(

@@ -151,3 +151,16 @@ def test_an_unreadable_file_is_named_and_the_other_files_still_load(home, caplog
         "sick_leave: cannot read vendor.csv (Input/output error); it is not loaded:"
         " check the file and its permissions, or deliver it again" in caplog.text
     )
+
+
+def test_a_rejected_file_with_a_long_name_gets_its_reason_beside_it(home) -> None:
+    """`<name>.error.txt` is 10 bytes longer than the name: for a name near the file system's
+    limit (255 bytes) writing it failed the run, after the file had been moved."""
+    name = "Sygefravær " + "x" * 236 + ".csv"  # 251 bytes in UTF-8
+    _deliver(home, name, b"Foo;Bar\r\n1;2\r\n")
+    [batch] = load_dataset(spec_by_name("sick_leave"), home, TEST_KEY).batches
+    assert batch.status == "rejected"
+    rejected = home.drop / "sick_leave" / "rejected"
+    [reason] = rejected.glob("*.error.txt")
+    assert (rejected / name).exists() and name.startswith(reason.name.removesuffix(".error.txt"))
+    assert "missing required column(s)" in reason.read_text(encoding="utf-8")
