@@ -24,9 +24,16 @@ def settle_seconds() -> float:
 
 
 def is_settled(path: Path, now: float | None = None) -> bool:
-    """Whether `path` was last modified at least the settle window before `now`."""
+    """Whether `path` was last modified at least the settle window before `now`.
+
+    A modification time in the future comes from another clock (a zip's local times unpacked
+    on a UTC server, a copy keeping a skewed machine's times) and says nothing about when the
+    bytes arrived; waiting for it could take hours or for ever. The file's ctime, which this
+    machine's kernel sets whenever the file is written or its times are set, does."""
     now = time.time() if now is None else now
-    return now - path.stat().st_mtime >= settle_seconds()
+    info = path.stat()
+    modified = info.st_ctime if info.st_mtime > now else info.st_mtime
+    return now - modified >= settle_seconds()
 
 
 def drop_files(folder: Path, patterns: list[str]) -> list[Path]:

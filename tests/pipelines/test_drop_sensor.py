@@ -138,3 +138,20 @@ def test_an_earlier_snapshot_sent_again_is_moved_aside_saying_why(home) -> None:
     assert silver["batch_id"].to_list()[-1] == newer.batch_id
     again, _ = _tick(home, cursor)
     assert not any(":resent" in k for k in again)
+
+
+def test_a_file_stamped_in_the_future_is_loaded_once_it_has_settled(home, monkeypatch) -> None:
+    """A modification time from another clock (a zip's local times unpacked on a UTC
+    server, a copy keeping a skewed machine's times) waited, without a word, until the
+    clock caught up: in the sensor and in the runs it starts."""
+    generate(home.root, persons=300)
+    path = next((home.drop / "cpr_persons").glob("*.csv"))
+    tomorrow = time.time() + 86400
+    os.utime(path, (tomorrow, tomorrow))
+    requests, _ = _tick(home)  # a minute later
+    assert any(k.startswith("cpr_persons:") for k in requests)
+
+    monkeypatch.setenv("KOMMUNELAKE_SETTLE_SECONDS", "0.01")
+    time.sleep(0.05)
+    report = load_dataset(spec_by_name("cpr_persons"), home, TEST_KEY, settle=True)
+    assert [b.status for b in report.batches] == ["loaded"]
