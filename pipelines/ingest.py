@@ -395,7 +395,7 @@ def _load_spooled(
         "kommunelake.batch_id": landed.batch_id,
         "kommunelake.source_file": name,
     }
-    absent = _evolved_columns(spec, uri)
+    absent = _evolved_columns(spec, home, uri)
     # An append reload replaces the batch's earlier rows (write_batch's replace_where), which
     # streamed parts cannot: reloads of append batches are written whole.
     reload = attempt > 0 and spec.load_mode == "append"
@@ -539,15 +539,24 @@ def _refuse_emptying_snapshot(
     )
 
 
-def _evolved_columns(spec: DatasetSpec, uri: str) -> dict[str, pl.DataType]:
-    """Silver's columns that earlier files added under `schema_drift: evolve`, with their
-    types. They are not in the contract, so a later file may lack them: it loads with nulls
-    there (the lake refuses a batch missing a table column, which stuck the dataset)."""
-    if spec.schema_drift != "evolve" or table_version(uri) is None:
+def _evolved_columns(spec: DatasetSpec, home: Home, uri: str) -> dict[str, pl.DataType]:
+    """Silver's columns that earlier files added under `schema_drift: evolve` (their loads'
+    drift decisions in quality.runs say so), with their types. They are not in the contract,
+    so a later file may lack them: it loads with nulls there (the lake refuses a batch
+    missing a table column, which stuck the dataset). That holds after the policy went back
+    to ignore or freeze too: the table keeps the columns. A column the contract dropped or
+    renamed is not one of them and stays a breaking change."""
+    if table_version(uri) is None:
         return {}
+    added = {
+        column
+        for decision in quality.runs(home, spec.name)["drift_decision"].drop_nulls()
+        if decision.startswith("added: ")
+        for column in decision.removeprefix("added: ").split(", ")
+    }
     known = {*contract_columns(spec.contract), *LINEAGE, *OPTIONAL_LINEAGE, *SCD2_COLUMNS}
     schema = pl.scan_delta(uri).collect_schema()
-    return {column: dtype for column, dtype in schema.items() if column not in known}
+    return {c: dtype for c, dtype in schema.items() if c in added and c not in known}
 
 
 def _streams(spec: DatasetSpec, first: Conformed, uri: str, silver: pl.DataFrame) -> bool:

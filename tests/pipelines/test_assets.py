@@ -301,3 +301,26 @@ def test_a_file_without_an_evolved_column_loads_with_nulls_for_it(demo_home) -> 
     silver = pl.read_delta(demo_home.table_uri("silver", "sick_leave"))
     assert silver.filter(pl.col("_batch_id") == second.batch_id)["afdelingskode"].null_count() == 10
     assert runs(demo_home, "sick_leave")["status"].to_list() == ["loaded", "loaded"]
+
+
+@pytest.mark.parametrize("policy", ["ignore", "freeze"])
+def test_an_evolved_column_stays_optional_after_the_policy_leaves_evolve(home, policy) -> None:
+    """Evolve for a while, then back to ignore or freeze: every later file (whatever its
+    columns) failed the run with "table column(s) ['afdelingskode'] are missing from the
+    batch", was neither loaded nor rejected, and the dataset loaded nothing again."""
+    generate(home.root, persons=300)
+    spec = dataclasses.replace(spec_by_name("sick_leave"), schema_drift="evolve")
+    folder = home.drop / "sick_leave"
+    original = next(folder.glob("*.csv"))
+    lines = original.read_bytes().decode("cp1252").splitlines()
+    widened = [lines[0] + ";Afdelingskode"] + [line + ";ØK1" for line in lines[1:]]
+    original.write_bytes(("\r\n".join(widened) + "\r\n").encode("cp1252"))
+    [first] = load_dataset(spec, home, TEST_KEY).batches
+    assert first.drift_decision == "added: afdelingskode"
+
+    (folder / "sygefravaer_v2.csv").write_bytes(("\r\n".join(lines[:11]) + "\r\n").encode("cp1252"))
+    later = dataclasses.replace(spec, schema_drift=policy)
+    [second] = load_dataset(later, home, TEST_KEY).batches
+    assert (second.status, second.rows_valid) == ("loaded", 10)
+    silver = pl.read_delta(home.table_uri("silver", "sick_leave"))
+    assert silver.filter(pl.col("_batch_id") == second.batch_id)["afdelingskode"].null_count() == 10
