@@ -427,7 +427,9 @@ async def _download(
     shown: Callable[[str], str],
 ) -> bool:
     """Copy to a hidden temp file beside `local`, check its size, then rename into place."""
-    fd, tmp = tempfile.mkstemp(dir=local.parent, prefix=f".{local.name}.", suffix=".part")
+    # Not named after the file: for a name near the file system's limit (255 bytes) the
+    # temp name would be too long, and the error would end the whole pickup.
+    fd, tmp = tempfile.mkstemp(dir=local.parent, prefix=".sftp-", suffix=".part")
     try:
         size = 0
         with os.fdopen(fd, "wb") as out:

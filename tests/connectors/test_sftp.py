@@ -468,3 +468,18 @@ def test_a_file_fetched_once_is_not_fetched_again_when_its_copy_is_gone(
     server.put("outbox/bad.csv", b"corrected export", mtime=OLD + 60)  # a new delivery
     assert [p.name for p in pull(source(server), target, record=record)] == ["bad.csv"]
     assert (target / "bad.csv").read_bytes() == b"corrected export"
+
+
+def test_a_name_at_the_file_system_limit_is_fetched_with_the_others(server: Server, target: Path):
+    """The download's temp file is named `.<name>.<random>.part`: for a name near 255 bytes
+    that name was too long, and the error ended the whole pickup, on every tick, so the
+    vendor's other files never arrived either."""
+    long = "x" * 251 + ".csv"
+    server.put(f"outbox/{long}", b"id;x\n1;2\n")
+    server.put("outbox/b.csv", b"id;x\n3;4\n")
+
+    got = pull(source(server), target)
+
+    assert sorted(p.name for p in got) == ["b.csv", long]
+    assert (target / long).read_bytes() == b"id;x\n1;2\n"
+    assert leftovers(target) == []
