@@ -540,23 +540,26 @@ def _refuse_emptying_snapshot(
 
 
 def _evolved_columns(spec: DatasetSpec, home: Home, uri: str) -> dict[str, pl.DataType]:
-    """Silver's columns that earlier files added under `schema_drift: evolve` (their loads'
-    drift decisions in quality.runs say so), with their types. They are not in the contract,
-    so a later file may lack them: it loads with nulls there (the lake refuses a batch
-    missing a table column, which stuck the dataset). That holds after the policy went back
-    to ignore or freeze too: the table keeps the columns. A column the contract dropped or
-    renamed is not one of them and stays a breaking change."""
+    """Silver's columns that earlier files added under `schema_drift: evolve`, with their
+    types. They are not in the contract, so a later file may lack them: it loads with nulls
+    there (the lake refuses a batch missing a table column, which stuck the dataset). That
+    holds after the policy went back to ignore or freeze too, as the table keeps the columns:
+    then only those the loads' drift decisions in quality.runs name as added, so a column
+    the contract dropped or renamed stays a breaking change."""
     if table_version(uri) is None:
         return {}
+    known = {*contract_columns(spec.contract), *LINEAGE, *OPTIONAL_LINEAGE, *SCD2_COLUMNS}
+    schema = pl.scan_delta(uri).collect_schema()
+    extra = {c: dtype for c, dtype in schema.items() if c not in known}
+    if spec.schema_drift == "evolve" or not extra:
+        return extra
     added = {
         column
         for decision in quality.runs(home, spec.name)["drift_decision"].drop_nulls()
         if decision.startswith("added: ")
         for column in decision.removeprefix("added: ").split(", ")
     }
-    known = {*contract_columns(spec.contract), *LINEAGE, *OPTIONAL_LINEAGE, *SCD2_COLUMNS}
-    schema = pl.scan_delta(uri).collect_schema()
-    return {c: dtype for c, dtype in schema.items() if c in added and c not in known}
+    return {c: dtype for c, dtype in extra.items() if c in added}
 
 
 def _streams(spec: DatasetSpec, first: Conformed, uri: str, silver: pl.DataFrame) -> bool:
