@@ -21,7 +21,7 @@ import polars as pl
 
 from lake import contract_checks
 from lake.errors import SchemaBreak
-from lake.privacy import mask, normalised
+from lake.privacy import mask, normalised, redacted
 
 SOURCE_ROW = "_source_row"
 SHEET = "_sheet"  # from workbooks read with `sheets:`; their row numbers repeat per sheet
@@ -466,12 +466,14 @@ def _contract_failures(
     # A dataframe-level check reports the whole row as its failure case, identifiers and
     # all: record it against "(row)" with no value rather than copy the row into quarantine.
     row_level = ~pl.col("column").is_in(fields)
+    # Any other column may hold a CPR number all the same (an id, a free-text note): those
+    # keep their value with CPR-shaped numbers masked.
     value = (
         pl.when(row_level)
         .then(None)
         .when(pl.col("column").is_in(list(masked)))
         .then(mask(pl.col("failure_case")))
-        .otherwise(pl.col("failure_case"))
+        .otherwise(redacted(pl.col("failure_case").cast(pl.String)))
     )
     # Failure cases point at positions in `candidates`: back to the rows' source identity.
     located = candidates.select(pl.col(row_identity(candidates)).gather(cases.get_column("index")))
@@ -487,8 +489,9 @@ def _failures(
     rows: pl.DataFrame, column: str, check: str, value_column: str, masked: set[str]
 ) -> pl.DataFrame:
     value = pl.col(value_column).cast(pl.String)
-    if value_column in masked:
-        value = mask(value)
+    # Personal and sensitive values keep only their shape; any other may still hold a CPR
+    # number (an id, a free-text note): its CPR-shaped numbers are masked.
+    value = mask(value) if value_column in masked else redacted(value)
     return rows.select(
         pl.col(SOURCE_ROW).cast(pl.Int64),
         *([pl.col(SHEET)] if SHEET in rows.columns else []),

@@ -14,6 +14,7 @@ from lake.privacy import (
     pseudonymise,
     pseudonyms,
     redact,
+    redacted,
 )
 from tests.conftest import TEST_KEY
 
@@ -84,3 +85,18 @@ def test_the_pseudonymiser_gives_the_same_tokens_when_it_forgets_old_ones(monkey
         expected = [None if v is None else pseudonym(v, TEST_KEY, "cpr") for v in values]
         assert out["cpr"].to_list() == expected
         assert bounded._known["cpr"].height <= 5 + len(values)
+
+
+def test_redacted_masks_a_column_as_redact_masks_text() -> None:
+    texts = [
+        "the file has 0101901234, Anne, 010190-1234; CVR 25052943; row 1234567890123",
+        "0101901234 0202901234 0303901234",  # one character apart: each is masked
+        "0101901234",
+        "010190-1234\n0202901234",
+        "tel. 12345678; 01019012345; x0101901234y",
+        "",
+        None,
+    ]
+    out = pl.DataFrame({"v": texts}).select(redacted(pl.col("v"))).to_series().to_list()
+    assert out == [None if t is None else redact(t) for t in texts]
+    assert out[1] == "NNNNNNNNNN NNNNNNNNNN NNNNNNNNNN"

@@ -392,3 +392,26 @@ def test_a_date_field_takes_a_date_time_only_at_midnight() -> None:
     result = conform(raw.with_columns(pl.int_range(2, 5).alias("_source_row")), Days)
     assert [str(d) for d in result.valid["day"]] == ["2024-03-01", "2024-03-02"]
     assert result.failures.select("_source_row", "check").rows() == [(3, "type:Date")]
+
+
+def test_a_cpr_number_in_a_column_not_classified_personal_is_masked_in_quarantine() -> None:
+    # An internal id or a free-text field can hold a CPR number all the same (a visit id that
+    # is the citizen's number, a time field holding one): quarantine keeps the value for the
+    # operator, with CPR-shaped numbers masked and the rest as it was.
+    class Visits(pa.DataFrameModel):
+        visit_id: str = pa.Field(metadata={"classification": "internal"})
+        start: str = pa.Field(str_matches=r"^\d\d:\d\d$", metadata={"classification": "internal"})
+
+    raw = pl.DataFrame(
+        {
+            "visit_id": ["0101901234", "0101901234", "B-3", "B-4", "B-5"],
+            "start": ["08:00", "08:00", "ring 010190-1234", "0101901234 0202901234", "8.00"],
+        }
+    ).with_columns(pl.int_range(2, 7).alias("_source_row"))
+    result = conform(raw, Visits, keys=["visit_id"])
+    assert result.failures.select("_source_row", "check", "value").rows() == [
+        (3, "duplicate_key", "NNNNNNNNNN"),
+        (4, "str_matches('^\\d\\d:\\d\\d$')", "ring NNNNNN-NNNN"),
+        (5, "str_matches('^\\d\\d:\\d\\d$')", "NNNNNNNNNN NNNNNNNNNN"),
+        (6, "str_matches('^\\d\\d:\\d\\d$')", "8.00"),  # nothing CPR-shaped: as it was
+    ]
