@@ -21,7 +21,7 @@ import polars as pl
 
 from lake import contract_checks
 from lake.errors import SchemaBreak
-from lake.privacy import mask, normalised, redacted
+from lake.privacy import mask, normalised, redact, redacted
 
 SOURCE_ROW = "_source_row"
 SHEET = "_sheet"  # from workbooks read with `sheets:`; their row numbers repeat per sheet
@@ -58,7 +58,9 @@ class Conformed:
     valid: pl.DataFrame
     failures: pl.DataFrame  # one row per (source row, column, check)
     rows_in: int
-    extra_columns: tuple[str, ...] = field(default=())  # headers beyond the contract
+    # Headers beyond the contract as they may be shown (privacy.redact: a header can be a
+    # CPR number), for quality.runs, the schema_drift check and `kommunelake check`.
+    extra_columns: tuple[str, ...] = field(default=())
     added_columns: tuple[str, ...] = field(default=())  # their silver names, when evolved
 
     @property
@@ -224,7 +226,11 @@ def conform(
 
     all_failures = concat_failures(failures)
     result = Conformed(
-        candidates, all_failures, rows_in=raw.height, extra_columns=extra, added_columns=added
+        candidates,
+        all_failures,
+        rows_in=raw.height,
+        extra_columns=tuple(redact(c) for c in extra),
+        added_columns=added,
     )
     # The invariant every load is audited on: nothing is dropped without a reason.
     assert result.rows_valid + result.rows_quarantined == result.rows_in, "row reconciliation"
@@ -270,7 +276,16 @@ def _apply_drift(
             f"{where}: new column(s) {', '.join(extra)} not in the contract, and the dataset's "
             "schema_drift is freeze. Add them to the contract, or set schema_drift: evolve "
             "(load them) or ignore (skip them) in the dataset YAML",
-            drift_decision=f"rejected: {', '.join(extra)}",
+            drift_decision=f"rejected: {', '.join(map(redact, extra))}",
+        )
+    # A header that is a CPR number (a wide export with a column per citizen) would become
+    # a silver column named after it, in the catalog and every query.
+    named = [redact(c) for c in extra if redact(c) != c]
+    if named:
+        raise SchemaBreak(
+            f"{where}: new column(s) {', '.join(named)} are named like a CPR number; they "
+            "cannot be added under that name. Map them to a contract field under `columns:` "
+            "in the dataset YAML, or ask the sender to remove them"
         )
     # New columns carry no classification: one holding CPR numbers would reach silver in the
     # clear, so it must be declared (and pseudonymised) in the contract first.

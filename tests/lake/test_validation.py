@@ -415,3 +415,20 @@ def test_a_cpr_number_in_a_column_not_classified_personal_is_masked_in_quarantin
         (5, "str_matches('^\\d\\d:\\d\\d$')", "NNNNNNNNNN NNNNNNNNNN"),
         (6, "str_matches('^\\d\\d:\\d\\d$')", "8.00"),  # nothing CPR-shaped: as it was
     ]
+
+
+def test_a_new_header_holding_a_cpr_number_is_reported_masked_and_never_added() -> None:
+    # A wide export with a column per citizen, or a note typed into the header row: the
+    # header names reach quality.runs, the schema_drift check's metadata and `check` output.
+    raw = _raw(GOOD).with_columns(pl.lit("x").alias("0101901234"), pl.lit("y").alias("Ny"))
+    ignored = conform(raw, SickLeave, aliases=ALIASES, parse=PARSE)
+    assert ignored.extra_columns == ("NNNNNNNNNN", "Ny")
+    assert ignored.drift_decision == "ignored: NNNNNNNNNN, Ny"
+    with pytest.raises(SchemaBreak) as frozen:
+        conform(raw, SickLeave, aliases=ALIASES, parse=PARSE, drift="freeze")
+    assert frozen.value.drift_decision == "rejected: NNNNNNNNNN, Ny"
+    # Added, it would be a silver column named after the number (c_0101901234).
+    dashed = _raw(GOOD).with_columns(pl.lit("x").alias("Pårørende 010190-1234"))
+    with pytest.raises(SchemaBreak, match="named like a CPR number") as evolved:
+        conform(dashed, SickLeave, aliases=ALIASES, parse=PARSE, drift="evolve")
+    assert "010190-1234" not in str(evolved.value)
