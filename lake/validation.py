@@ -212,6 +212,10 @@ def conform(
     failures.append(contract_failures)
     candidates = without_rows(candidates, contract_failures)
 
+    # After the checks (they see the values as sent), before the key comparison.
+    candidates, shaped_keys = _without_cpr_numbers(candidates, contract, keys, masked)
+    failures.append(shaped_keys)
+
     if keys:
         # A key is compared as its pseudonym will be: `010190-1234` and `0101901234` are one
         # person, so one key, in silver (and in a merge, which refuses repeated keys).
@@ -235,6 +239,43 @@ def conform(
     # The invariant every load is audited on: nothing is dropped without a reason.
     assert result.rows_valid + result.rows_quarantined == result.rows_in, "row reconciliation"
     return result
+
+
+def clear_text_columns(contract: type[pa.DataFrameModel]) -> list[str]:
+    """Text fields silver keeps as sent: neither pseudonymised identifiers nor public data."""
+    return [
+        name
+        for name, column in contract_columns(contract).items()
+        if column.dtype.type == pl.String
+        and not (column.metadata or {}).get("identifier")
+        and (column.metadata or {}).get("classification") != "public"
+    ]
+
+
+def _without_cpr_numbers(
+    frame: pl.DataFrame,
+    contract: type[pa.DataFrameModel],
+    keys: Sequence[str],
+    masked: set[str],
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """`frame` with no clear CPR number in a column the contract does not pseudonymise, and
+    the quarantine rows of what could not be masked.
+
+    Only identifier fields are pseudonymised, yet a staff remark ("ring til datter
+    150285-1234") or an internal id can hold a CPR number: such numbers are masked in place
+    (`privacy.redacted`), the rest of the text kept. A key cannot be masked (two numbers
+    would become one key, and a merge would overwrite one citizen's row with another's):
+    its row is quarantined (`cpr_shaped`) until the contract declares the column an
+    identifier. Public columns are public data and left as they are."""
+    columns = [c for c in clear_text_columns(contract) if c in frame.columns]
+    shaped = [k for k in keys if k in columns]
+    parts = [
+        _failures(frame.filter(pl.col(k).str.contains(_CPR_SHAPED)), k, "cpr_shaped", k, masked)
+        for k in shaped
+    ]
+    failures = concat_failures(parts) if parts else pl.DataFrame(schema=FAILURE_SCHEMA)
+    kept = without_rows(frame, failures)
+    return kept.with_columns(redacted(pl.col(c)) for c in columns if c not in shaped), failures
 
 
 def row_identity(frame: pl.DataFrame) -> list[str]:

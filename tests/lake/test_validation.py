@@ -399,7 +399,8 @@ def test_a_cpr_number_in_a_column_not_classified_personal_is_masked_in_quarantin
     # is the citizen's number, a time field holding one): quarantine keeps the value for the
     # operator, with CPR-shaped numbers masked and the rest as it was.
     class Visits(pa.DataFrameModel):
-        visit_id: str = pa.Field(metadata={"classification": "internal"})
+        # Public: not masked in silver, yet no clear CPR number in quarantine either.
+        visit_id: str = pa.Field(metadata={"classification": "public"})
         start: str = pa.Field(str_matches=r"^\d\d:\d\d$", metadata={"classification": "internal"})
 
     raw = pl.DataFrame(
@@ -432,3 +433,33 @@ def test_a_new_header_holding_a_cpr_number_is_reported_masked_and_never_added() 
     with pytest.raises(SchemaBreak, match="named like a CPR number") as evolved:
         conform(dashed, SickLeave, aliases=ALIASES, parse=PARSE, drift="evolve")
     assert "010190-1234" not in str(evolved.value)
+
+
+def test_a_cpr_number_in_a_text_column_not_declared_an_identifier_never_reaches_silver() -> None:
+    # A staff remark ("ring til datter 150285-1234"), an internal field that happens to hold
+    # one: masked in the valid rows, the rest of the text kept. A key holding one is no mask
+    # matter (two numbers would become one key): its row is quarantined until the contract
+    # declares the column an identifier. Public columns are public data, left as they are.
+    class Notes(pa.DataFrameModel):
+        case_id: str = pa.Field(metadata={"classification": "internal"})
+        note: str = pa.Field(nullable=True, metadata={"classification": "sensitive"})
+        unit: str = pa.Field(metadata={"classification": "internal"})
+        p_number: str = pa.Field(metadata={"classification": "public"})
+
+    raw = pl.DataFrame(
+        {
+            "case_id": ["S-1", "S-2", "0101901234", "S-4 010190-1234"],
+            "note": ["ring til datter 150285-1234, tlf 12345678", None, "x", "y"],
+            "unit": ["1502851234", "Øst", "Øst", "Øst"],
+            "p_number": ["1012345678", "1012345678", "1012345678", "1012345678"],
+        }
+    ).with_columns(pl.int_range(2, 6).alias("_source_row"))
+    result = conform(raw, Notes, keys=["case_id"])
+    assert result.valid.select("case_id", "note", "unit", "p_number").rows() == [
+        ("S-1", "ring til datter NNNNNN-NNNN, tlf 12345678", "NNNNNNNNNN", "1012345678"),
+        ("S-2", None, "Øst", "1012345678"),
+    ]
+    assert result.failures.select("_source_row", "column", "check", "value").rows() == [
+        (4, "case_id", "cpr_shaped", "NNNNNNNNNN"),
+        (5, "case_id", "cpr_shaped", "S-4 NNNNNN-NNNN"),
+    ]
