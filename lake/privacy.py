@@ -155,19 +155,22 @@ def redact(text: str) -> str:
     return _CPR_SHAPED.sub(lambda m: re.sub(r"\d", "N", m.group()), text)
 
 
-# `_CPR_SHAPED` for polars, whose regex engine has no look-around: the digit or edge on either
-# side is matched and put back. A match then takes the separator after it, so of two numbers
-# one character apart the second is found by a second pass.
-_CPR_SHAPED_POLARS = r"(^|\D)\d{6}(-?)\d{4}(\D|$)"
+# A CPR number in a value kept in the clear, for polars, whose regex engine has no
+# look-around: the digit or edge on either side is matched and put back. Narrower than
+# `_CPR_SHAPED` (a day 01-31 and a month 01-12 first), because here a match changes data: a
+# 10-digit id or account number in silver is masked only when it could be a CPR number.
+# A match takes the separator after it, so of two numbers one character apart the second is
+# found by a second pass.
+CPR_NUMBER = r"(^|\D)((?:0[1-9]|[12]\d|3[01])(?:0[1-9]|1[0-2])\d{2})(-?)(\d{4})(\D|$)"
 
 
 def redacted(values: pl.Expr) -> pl.Expr:
-    """`redact` for a text column: CPR-shaped numbers masked, everything else kept.
+    """`redact` for a text column: numbers that could be CPR numbers masked, the rest kept.
 
     For values kept in the clear because their column is not classified personal (an
     internal id, a free-text field), which may hold a CPR number all the same."""
     for _ in range(2):
-        values = values.str.replace_all(_CPR_SHAPED_POLARS, "${1}NNNNNN${2}NNNN${3}")
+        values = values.str.replace_all(CPR_NUMBER, "${1}NNNNNN${3}NNNN${5}")
     return values
 
 

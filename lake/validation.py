@@ -21,7 +21,7 @@ import polars as pl
 
 from lake import contract_checks
 from lake.errors import SchemaBreak
-from lake.privacy import mask, normalised, redact, redacted
+from lake.privacy import CPR_NUMBER, mask, normalised, redact, redacted
 
 SOURCE_ROW = "_source_row"
 SHEET = "_sheet"  # from workbooks read with `sheets:`; their row numbers repeat per sheet
@@ -268,14 +268,17 @@ def _without_cpr_numbers(
     its row is quarantined (`cpr_shaped`) until the contract declares the column an
     identifier. Public columns are public data and left as they are."""
     columns = [c for c in clear_text_columns(contract) if c in frame.columns]
-    shaped = [k for k in keys if k in columns]
+    # One search per column and chunk; the rewrite only where a value matched (rarely).
+    found = frame.select(pl.col(columns).str.contains(CPR_NUMBER).any()).row(0) if columns else ()
+    holding = [c for c, hit in zip(columns, found, strict=True) if hit]
+    shaped = [k for k in keys if k in holding]
     parts = [
-        _failures(frame.filter(pl.col(k).str.contains(_CPR_SHAPED)), k, "cpr_shaped", k, masked)
+        _failures(frame.filter(pl.col(k).str.contains(CPR_NUMBER)), k, "cpr_shaped", k, masked)
         for k in shaped
     ]
     failures = concat_failures(parts) if parts else pl.DataFrame(schema=FAILURE_SCHEMA)
-    kept = without_rows(frame, failures)
-    return kept.with_columns(redacted(pl.col(c)) for c in columns if c not in shaped), failures
+    kept = without_rows(frame, failures) if parts else frame
+    return kept.with_columns(redacted(pl.col(c)) for c in holding if c not in shaped), failures
 
 
 def row_identity(frame: pl.DataFrame) -> list[str]:

@@ -448,16 +448,24 @@ def test_a_cpr_number_in_a_text_column_not_declared_an_identifier_never_reaches_
 
     raw = pl.DataFrame(
         {
-            "case_id": ["S-1", "S-2", "0101901234", "S-4 010190-1234"],
-            "note": ["ring til datter 150285-1234, tlf 12345678", None, "x", "y"],
-            "unit": ["1502851234", "Øst", "Øst", "Øst"],
-            "p_number": ["1012345678", "1012345678", "1012345678", "1012345678"],
+            "case_id": ["S-1", "S-2", "0101901234", "S-4 010190-1234", "2024000123"],
+            "note": [
+                "ring til datter 150285-1234, tlf 12345678",
+                None,
+                "x",
+                "y",
+                "konto 9912345678",
+            ],
+            "unit": ["1502851234", "Øst", "Øst", "Øst", "Øst"],
+            "p_number": ["1012345678"] * 5,
         }
-    ).with_columns(pl.int_range(2, 6).alias("_source_row"))
+    ).with_columns(pl.int_range(2, 7).alias("_source_row"))
     result = conform(raw, Notes, keys=["case_id"])
     assert result.valid.select("case_id", "note", "unit", "p_number").rows() == [
         ("S-1", "ring til datter NNNNNN-NNNN, tlf 12345678", "NNNNNNNNNN", "1012345678"),
         ("S-2", None, "Øst", "1012345678"),
+        # ten digits that cannot be a CPR number (no day 20 of month 24, no day 99) are data
+        ("2024000123", "konto 9912345678", "Øst", "1012345678"),
     ]
     assert result.failures.select("_source_row", "column", "check", "value").rows() == [
         (4, "case_id", "cpr_shaped", "NNNNNNNNNN"),
