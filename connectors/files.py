@@ -11,6 +11,7 @@ from pathlib import Path
 # Editors and transfers leave these behind; they are never an export.
 _IGNORED_PREFIXES = (".", "~$", "_")
 _IGNORED_SUFFIXES = (".tmp", ".part", ".crdownload", ".error.txt")
+_IGNORED_NAMES = {"thumbs.db", "desktop.ini"}  # Windows Explorer's, in any shared folder
 
 # A file modified this recently may still be arriving (a copy, a streaming export or an SFTP
 # upload that pauses between blocks): the sensor asks no run for it, and the runs it starts
@@ -56,6 +57,7 @@ def _candidates(folder: Path) -> list[Path]:
         if path.is_file()
         and not path.name.startswith(_IGNORED_PREFIXES)
         and not path.name.endswith(_IGNORED_SUFFIXES)
+        and path.name.lower() not in _IGNORED_NAMES
     )
 
 

@@ -93,6 +93,8 @@ def test_a_file_the_pattern_does_not_match_is_named_not_loaded(home, caplog) -> 
     spec = spec_by_name("sick_leave")  # pattern *.csv
     _deliver(home, "fravær.xlsx", b"PK\x03\x04")
     _deliver(home, "~$fravær.csv", b"lock file")  # an editor's: never an export, never named
+    _deliver(home, "Thumbs.db", b"\xd0\xcf")  # Windows Explorer's, in every shared folder
+    _deliver(home, "desktop.ini", b"[.ShellClassInfo]")
     with caplog.at_level(logging.WARNING, logger="kommunelake.ingest"):
         new, present = land_drop_folder(spec, home)
     assert (new, present) == (0, {})
