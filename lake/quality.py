@@ -17,6 +17,7 @@ import pyarrow.dataset
 from deltalake import CommitProperties, DeltaTable, write_deltalake
 
 from lake.home import Home
+from lake.privacy import redacted
 from lake.tables import commit_once, commit_properties
 from lake.validation import FAILURE_SCHEMA, SHEET, SOURCE_ROW
 
@@ -138,8 +139,9 @@ def quarantine_rows(
         pl.col("check").cast(pl.String),
         pl.col("value").cast(pl.String),
         pl.lit(at).dt.cast_time_unit("us").alias("quarantined_at"),
-        # Workbooks read with `sheets:` number rows per sheet: the row needs its sheet.
-        (pl.col("_sheet") if "_sheet" in failures.columns else pl.lit(None, pl.String)).alias(
+        # Workbooks read with `sheets:` number rows per sheet: the row needs its sheet, whose
+        # name may be a citizen's CPR number (a sheet per person).
+        (redacted(pl.col(SHEET)) if SHEET in failures.columns else pl.lit(None, pl.String)).alias(
             "sheet"
         ),
     )

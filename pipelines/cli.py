@@ -250,7 +250,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     for column, check, rows in result.counts:
         examples = result.examples.filter((pl.col("column") == column) & (pl.col("check") == check))
         where = ", ".join(
-            (f"sheet {row['_sheet']!r} " if row.get("_sheet") else "")
+            (f"sheet {redact(row['_sheet'])!r} " if row.get("_sheet") else "")
             + f"row {row['_source_row']}"
             + (f" ({row['value']!r})" if row["value"] is not None else "")
             for row in examples.iter_rows(named=True)

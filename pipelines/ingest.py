@@ -26,7 +26,7 @@ from lake.errors import LakeError, SchemaBreak
 from lake.frames import detached
 from lake.home import Home
 from lake.landing import LandedFile, local_copy, manifest
-from lake.privacy import Pseudonymiser, redact, shown_name
+from lake.privacy import Pseudonymiser, redact, redacted, shown_name
 from lake.scratch import scratch_folder
 from lake.tables import (
     SCD2_COLUMNS,
@@ -410,6 +410,8 @@ def _load_spooled(
                 tally.add(conformed)
                 spool.add(conformed.failures)
                 silver = pseudonyms.apply(conformed.valid).with_columns(lineage)
+                if SHEET in silver.columns:  # a sheet may be named after a citizen's CPR
+                    silver = silver.with_columns(redacted(pl.col(SHEET)))
                 silver = silver.with_columns(
                     pl.lit(None, dtype).alias(c) for c, dtype in absent.items() if c not in silver
                 )

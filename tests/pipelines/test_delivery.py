@@ -166,3 +166,36 @@ def test_a_rejected_file_with_a_long_name_gets_its_reason_beside_it(home) -> Non
     [reason] = rejected.glob("*.error.txt")
     assert (rejected / name).exists() and name.startswith(reason.name.removesuffix(".error.txt"))
     assert "missing required column(s)" in reason.read_text(encoding="utf-8")
+
+
+def test_sheets_named_after_a_citizens_cpr_number_are_masked_in_silver_and_quarantine(
+    home,
+) -> None:
+    # A hand-kept workbook with a sheet per citizen, read with `sheets: "*"`: the sheet name
+    # is lineage (`_sheet` in silver, `sheet` in quarantine) and reached both in the clear.
+    import dataclasses
+
+    import polars as pl
+    import xlsxwriter
+
+    spec = spec_by_name("meal_delivery_list")
+    spec = dataclasses.replace(spec, format={"type": "excel", "sheets": "*", "header_row": 0})
+    header = ["Navn", "CPR", "Adresse", "Postnr", "By", "Kost", "Startdato", "Bemærkning"]
+    folder = home.drop / spec.name
+    folder.mkdir(parents=True)
+    workbook = xlsxwriter.Workbook(str(folder / "liste.xlsx"))
+    for sheet, cpr in (("Borger 150285-1234", "1502851234"), ("0101904321", "0101904321")):
+        cells = workbook.add_worksheet(sheet)
+        good = ["Ane", cpr, "Vej 1", "8000", "Aarhus", "Normal", "01-02-2026", ""]
+        bad = ["Bo", cpr, "Vej 2", "8000", "Aarhus", "Normal", "31-02-2026", ""]  # no such date
+        for row, values in enumerate((header, good, bad)):
+            cells.write_row(row, 0, values)
+    workbook.close()
+
+    [batch] = load_dataset(spec, home, TEST_KEY).batches
+
+    assert (batch.rows_in, batch.rows_valid, batch.rows_quarantined) == (4, 2, 2)
+    silver = pl.read_delta(home.table_uri("silver", spec.name))
+    held = pl.read_delta(home.table_uri("quarantine", spec.name))
+    assert sorted(silver["_sheet"]) == ["Borger NNNNNN-NNNN", "NNNNNNNNNN"]
+    assert sorted(held["sheet"]) == ["Borger NNNNNN-NNNN", "NNNNNNNNNN"]
