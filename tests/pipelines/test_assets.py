@@ -17,7 +17,7 @@ from pipelines.definitions import build_assets
 from pipelines.delivery import pending_batches
 from pipelines.ingest import load_dataset
 from pipelines.resources import lake_resource
-from pipelines.specs import spec_by_name
+from pipelines.specs import DatasetSpec, spec_by_name
 from tests.conftest import TEST_KEY
 from tests.helpers import redeliver_cpr
 
@@ -283,19 +283,25 @@ def test_evolve_adds_a_new_column_to_silver_and_freeze_rejects_it(demo_home) -> 
     assert runs(demo_home, "sick_leave")["drift_decision"][-1] == "rejected: Afdelingskode"
 
 
-def test_a_file_without_an_evolved_column_loads_with_nulls_for_it(demo_home) -> None:
+def _evolve_then_narrow(home: Home) -> DatasetSpec:
+    """sick_leave loaded under evolve from an export with a new column `Afdelingskode`, then
+    the next export (back to the old layout, 10 rows) dropped: the spec that loaded."""
     spec = dataclasses.replace(spec_by_name("sick_leave"), schema_drift="evolve")
-    folder = demo_home.drop / "sick_leave"
+    folder = home.drop / "sick_leave"
     original = next(folder.glob("*.csv"))
     lines = original.read_bytes().decode("cp1252").splitlines()
     widened = [lines[0] + ";Afdelingskode"] + [line + ";ØK1" for line in lines[1:]]
     original.write_bytes(("\r\n".join(widened) + "\r\n").encode("cp1252"))
-    [first] = load_dataset(spec, demo_home, TEST_KEY).batches
+    [first] = load_dataset(spec, home, TEST_KEY).batches
     assert first.drift_decision == "added: afdelingskode"
+    (folder / "sygefravaer_v2.csv").write_bytes(("\r\n".join(lines[:11]) + "\r\n").encode("cp1252"))
+    return spec
 
+
+def test_a_file_without_an_evolved_column_loads_with_nulls_for_it(demo_home) -> None:
     # The next export is back to the old layout, with fewer rows: the evolved column is
     # optional now, so the file loads (it stuck the dataset with an uncaught error before).
-    (folder / "sygefravaer_v2.csv").write_bytes(("\r\n".join(lines[:11]) + "\r\n").encode("cp1252"))
+    spec = _evolve_then_narrow(demo_home)
     [second] = load_dataset(spec, demo_home, TEST_KEY).batches
     assert (second.status, second.rows_valid) == ("loaded", 10)
     silver = pl.read_delta(demo_home.table_uri("silver", "sick_leave"))
@@ -309,17 +315,7 @@ def test_an_evolved_column_stays_optional_after_the_policy_leaves_evolve(home, p
     columns) failed the run with "table column(s) ['afdelingskode'] are missing from the
     batch", was neither loaded nor rejected, and the dataset loaded nothing again."""
     generate(home.root, persons=300)
-    spec = dataclasses.replace(spec_by_name("sick_leave"), schema_drift="evolve")
-    folder = home.drop / "sick_leave"
-    original = next(folder.glob("*.csv"))
-    lines = original.read_bytes().decode("cp1252").splitlines()
-    widened = [lines[0] + ";Afdelingskode"] + [line + ";ØK1" for line in lines[1:]]
-    original.write_bytes(("\r\n".join(widened) + "\r\n").encode("cp1252"))
-    [first] = load_dataset(spec, home, TEST_KEY).batches
-    assert first.drift_decision == "added: afdelingskode"
-
-    (folder / "sygefravaer_v2.csv").write_bytes(("\r\n".join(lines[:11]) + "\r\n").encode("cp1252"))
-    later = dataclasses.replace(spec, schema_drift=policy)
+    later = dataclasses.replace(_evolve_then_narrow(home), schema_drift=policy)
     [second] = load_dataset(later, home, TEST_KEY).batches
     assert (second.status, second.rows_valid) == ("loaded", 10)
     silver = pl.read_delta(home.table_uri("silver", "sick_leave"))
