@@ -8,8 +8,11 @@ import os
 import time
 from pathlib import Path
 
-# Editors and transfers leave these behind; they are never an export.
-_IGNORED_PREFIXES = (".", "~$", "_")
+# Editors and transfers leave these behind; they are never an export. A leading `_` marks a
+# job's marker or temporary file (`_SUCCESS`, `_tmp_export.csv`), but a person may also use it
+# for a real export, so such a file is named when it matches the pattern (`held_back_files`).
+_HELD_BACK_PREFIX = "_"
+_IGNORED_PREFIXES = (".", "~$", _HELD_BACK_PREFIX)
 _IGNORED_SUFFIXES = (".tmp", ".part", ".crdownload", ".error.txt")
 _IGNORED_NAMES = {"thumbs.db", "desktop.ini"}  # Windows Explorer's, in any shared folder
 
@@ -46,6 +49,18 @@ def unmatched_files(folder: Path, patterns: list[str]) -> list[Path]:
     """Files in `folder` that look like exports but match no pattern: never loaded, so the
     person who dropped them must be told (an .ods where the YAML says `*.xlsx`)."""
     return [path for path in _candidates(folder) if not _matches(path, patterns)]
+
+
+def held_back_files(folder: Path, patterns: list[str]) -> list[Path]:
+    """Files in `folder` matching a pattern that are not loaded because their name starts
+    with `_`: the person who dropped one may think it loaded."""
+    if not folder.is_dir():
+        return []
+    return sorted(
+        path
+        for path in folder.iterdir()
+        if path.name.startswith(_HELD_BACK_PREFIX) and path.is_file() and _matches(path, patterns)
+    )
 
 
 def _candidates(folder: Path) -> list[Path]:

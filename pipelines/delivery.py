@@ -16,7 +16,14 @@ from pathlib import Path
 
 import polars as pl
 
-from connectors.files import drop_files, is_settled, media_type, settle_seconds, unmatched_files
+from connectors.files import (
+    drop_files,
+    held_back_files,
+    is_settled,
+    media_type,
+    settle_seconds,
+    unmatched_files,
+)
 from lake import quality
 from lake.errors import LakeError, one_line
 from lake.home import Home
@@ -69,6 +76,13 @@ def land_drop_folder(
             spec.name,
             shown_name(path.name),
             " or ".join(spec.patterns),
+        )
+    for path in held_back_files(home.drop / spec.name, spec.patterns):
+        log.warning(
+            "%s: %s is not loaded: a name starting with `_` marks a temporary or marker file;"
+            " rename it without the leading `_` if it is an export",
+            spec.name,
+            shown_name(path.name),
         )
     hashes = HashCache(home.hash_cache(spec.name))
     try:

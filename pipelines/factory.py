@@ -6,7 +6,7 @@ from pathlib import Path
 import dagster as dg
 from dagster import AssetExecutionContext
 
-from connectors.files import unmatched_files
+from connectors.files import held_back_files, unmatched_files
 from lake.home import Home
 from lake.privacy import shown_name
 from lake.validation import contract_columns
@@ -80,11 +80,16 @@ def dataset_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
 
 
 def _not_matching(folder: Path, patterns: list[str]) -> str:
-    names = [shown_name(path.name) for path in unmatched_files(folder, patterns)]
-    if not names:
-        return ""
-    shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
-    return f" ({shown} {'is' if len(names) == 1 else 'are'} there but not matching)"
+    parts = []
+    for files, why in (
+        (unmatched_files(folder, patterns), "not matching"),
+        (held_back_files(folder, patterns), "starting with `_`, taken for a temporary file"),
+    ):
+        names = [shown_name(path.name) for path in files]
+        if names:
+            shown = ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
+            parts.append(f"{shown} {'is' if len(names) == 1 else 'are'} there but {why}")
+    return f" ({'; '.join(parts)})" if parts else ""
 
 
 def dataset_result(

@@ -95,6 +95,9 @@ def test_a_file_the_pattern_does_not_match_is_named_not_loaded(home, caplog) -> 
     _deliver(home, "~$fravær.csv", b"lock file")  # an editor's: never an export, never named
     _deliver(home, "Thumbs.db", b"\xd0\xcf")  # Windows Explorer's, in every shared folder
     _deliver(home, "desktop.ini", b"[.ShellClassInfo]")
+    _deliver(home, "._fravær.csv", b"\x00\x05\x16\x07")  # macOS resource fork, never named
+    _deliver(home, "_SUCCESS", b"")  # a job's marker: matches no pattern, never named
+    _deliver(home, "_fravær_november.csv", ROW)  # someone's export with a marker-like name
     with caplog.at_level(logging.WARNING, logger="kommunelake.ingest"):
         new, present = land_drop_folder(spec, home)
     assert (new, present) == (0, {})
@@ -102,18 +105,22 @@ def test_a_file_the_pattern_does_not_match_is_named_not_loaded(home, caplog) -> 
     warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
     assert warnings == [
         "sick_leave: fravær.xlsx does not match the source pattern *.csv and is not loaded;"
-        " rename it, or change `source.pattern` in the dataset YAML"
+        " rename it, or change `source.pattern` in the dataset YAML",
+        "sick_leave: _fravær_november.csv is not loaded: a name starting with `_` marks a"
+        " temporary or marker file; rename it without the leading `_` if it is an export",
     ]
 
 
 def test_nothing_to_load_names_the_files_that_do_not_match(home) -> None:
     spec = spec_by_name("sick_leave")
     _deliver(home, "fravær.xlsx", b"PK\x03\x04")
+    _deliver(home, "_fravær.csv", ROW)
     with pytest.raises(dg.Failure) as caught:
         dataset_result(spec, home, LoadReport(spec.name, 0))
-    assert "matching ['*.csv'] (fravær.xlsx is there but not matching)" in str(
-        caught.value.description
-    )
+    assert (
+        "matching ['*.csv'] (fravær.xlsx is there but not matching;"
+        " _fravær.csv is there but starting with `_`, taken for a temporary file)"
+    ) in str(caught.value.description)
 
 
 def test_a_sensor_run_leaves_a_file_modified_within_the_settle_window(home, caplog) -> None:
