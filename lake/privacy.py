@@ -181,5 +181,17 @@ def shown_name(name: str) -> str:
     number (`borger_2512894321.csv`), so CPR-shaped numbers are masked
     (`borger_NNNNNNNNNN.csv`). The sender's file keeps its name in drop/ and rejected/, and
     the landing manifest keeps it too: landing is where clear identifiers live.
+
+    Control characters are written as escapes (`\\n`, `\\x1b`): a file name may hold almost any
+    character, and a newline or a terminal escape in it would split or forge the line it is in.
     """
-    return redact(name)
+    return _CONTROL.sub(_escaped, redact(name))
+
+
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escaped(match: re.Match[str]) -> str:
+    char = match.group()
+    return _ESCAPES.get(char, f"\\x{ord(char):02x}")

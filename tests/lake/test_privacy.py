@@ -15,6 +15,7 @@ from lake.privacy import (
     pseudonyms,
     redact,
     redacted,
+    shown_name,
 )
 from tests.conftest import TEST_KEY
 
@@ -63,6 +64,11 @@ def test_redact_masks_cpr_shaped_numbers_only() -> None:
     assert redact(text) == (
         "the file has NNNNNNNNNN, Anne, NNNNNN-NNNN; CVR 25052943; row 1234567890123"
     )
+
+
+def test_a_file_name_is_shown_on_one_line_with_its_cpr_masked() -> None:
+    name = "borger_0101901234\nINFO forged line\r\x1b[2J\tæøå.csv"
+    assert shown_name(name) == "borger_NNNNNNNNNN\\nINFO forged line\\r\\x1b[2J\\tæøå.csv"
 
 
 @pytest.mark.parametrize("domain", ["cpr", "name"])
