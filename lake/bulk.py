@@ -28,7 +28,7 @@ from deltalake.transaction import AddAction, create_table_with_add_actions
 
 from lake import storage
 from lake.errors import LakeError
-from lake.tables import Commit, LoadMode, commit_once, has_batch
+from lake.tables import Commit, LoadMode, commit_once, has_batch, undo_racing_compactions
 
 STREAMABLE_MODES: tuple[LoadMode, ...] = ("append", "snapshot")
 # Floats are left out: NaN has no JSON form, and their ranges rarely prune a municipal query.
@@ -153,9 +153,13 @@ class PartWriter:
         schema = Schema.from_arrow(pl.DataFrame(schema=self._schema).to_arrow().schema)
         mode = "overwrite" if self.mode == "snapshot" else "append"
         if DeltaTable.is_deltatable(self.uri, storage_options=self.options or None):
-            self._table().create_write_transaction(
+            table = self._table()
+            read_version = table.version()
+            table.create_write_transaction(
                 self._adds, mode=mode, schema=schema, commit_properties=props
             )
+            if mode == "overwrite":
+                undo_racing_compactions(self.uri, props, read_version, self.options)
         else:
             create_table_with_add_actions(
                 self.uri,

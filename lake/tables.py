@@ -26,7 +26,10 @@ the check and ours are read: if one of them carries the batch's app transaction,
 later duplicate and a second commit removes the files it added. An error
 from the commit is not trusted on its own: a store can write the log entry and still answer
 with an error (a 500 or a dropped connection after S3 took the PUT; EIO after the local link).
-The log decides: a batch whose app transaction is in it was committed, once.
+The log decides: a batch whose app transaction is in it was committed, once. An overwrite
+(snapshot, type widening) is checked the same way for a compaction that committed after its
+read: delta-rs accepts the overwrite, which leaves the compacted file and so the old rows
+(`undo_racing_compactions`).
 """
 
 from __future__ import annotations
@@ -61,7 +64,7 @@ ScdSource = Literal["full", "delta"]  # full: keys absent from the batch are clo
 
 APP_ID_KEY = "kommunelake.app_id"  # in every commit's metadata: finds the commit of a batch
 COMMIT_ID_KEY = "kommunelake.commit_id"  # unique per commit: tells two commits of a batch apart
-UNDONE_KEY = "kommunelake.undone"  # metadata of a commit that removed a duplicate's files
+UNDONE_KEY = "kommunelake.undone"  # a commit removing a duplicate's or a compaction's files
 # The per-table lock file on local disk. delta-rs ignores names starting with "_" (vacuum,
 # file listing), and the file is never referenced by the log.
 LOCK_NAME = "_kommunelake.lock"
@@ -140,25 +143,83 @@ def settle(
     duplicate and its removal (seconds) see the batch twice. Only commits that just add files
     (appends) are undone; a duplicate merge or overwrite re-applies the same rows and stays.
     """
-    commit_id = (props.custom_metadata or {}).get(COMMIT_ID_KEY)
-    version = -1 if read_version is None else read_version
-    earlier = False
-    while True:
-        version += 1
-        actions = _log_entry(uri, version, options)
-        if actions is None:  # the end of the log, without our commit
-            return None
-        info = next((a["commitInfo"] for a in actions if "commitInfo" in a), {})
-        if info.get(COMMIT_ID_KEY) == commit_id:
-            break
-        earlier = earlier or any(a.get("txn", {}).get("appId") == app_id for a in actions)
+    found = _entries_up_to(uri, props, read_version, options)
+    if found is None:  # the end of the log, without our commit
+        return None
+    before, actions, version = found
+    earlier = any(a.get("txn", {}).get("appId") == app_id for entry in before for a in entry)
     added = [a["add"] for a in actions if "add" in a]
     if not earlier or not added or any("remove" in a for a in actions):
         return True
+    _remove_files(uri, added, f"{app_id} @ {version}", options)
+    return False
+
+
+def undo_racing_compactions(
+    uri: str,
+    props: CommitProperties,
+    read_version: int | None,
+    options: Mapping[str, str] | None = None,
+) -> int:
+    """After an overwrite of the whole table, remove the files a compaction committed between
+    the overwrite's read (`read_version`) and its own log entry; return how many there were.
+
+    A compaction (maintenance's, or OPTIMIZE from another engine) rewrites files with
+    dataChange=false, and delta-rs 1.6 lets a later overwrite commit over it because it allows
+    removing files whose data did not change: the overwrite removes the files it read, which
+    are gone already, and keeps the compacted file, so the old rows stay beside the new ones.
+    Their removal is a second commit: readers of the version between see both."""
+    found = _entries_up_to(uri, props, read_version, options) if read_version is not None else None
+    if found is None:
+        return 0
+    before, ours, version = found
+    compacted: dict[str, dict[str, Any]] = {}
+    for entry in before:
+        for action in entry:
+            if "add" in action and not action["add"].get("dataChange", True):
+                compacted[action["add"]["path"]] = action["add"]
+            elif "remove" in action:
+                compacted.pop(action["remove"]["path"], None)
+    removed = {a["remove"]["path"] for a in ours if "remove" in a}
+    kept = [add for path, add in compacted.items() if path not in removed]
+    if kept:
+        _remove_files(uri, kept, f"compaction kept by the overwrite @ {version}", options)
+        log.warning(
+            "%s: a compaction committed while version %d overwrote the table and %d of its "
+            "files survived the overwrite; removed them, so the table holds only the new rows",
+            uri,
+            version,
+            len(kept),
+        )
+    return len(kept)
+
+
+def _entries_up_to(
+    uri: str, props: CommitProperties, read_version: int | None, options: Mapping[str, str] | None
+) -> tuple[list[list[dict[str, Any]]], list[dict[str, Any]], int] | None:
+    """The log entries after `read_version` before the commit `props` made, that commit's
+    entry and its version; None when the log ends without it."""
+    commit_id = (props.custom_metadata or {}).get(COMMIT_ID_KEY)
+    version = -1 if read_version is None else read_version
+    before = []
+    while True:
+        version += 1
+        actions = _log_entry(uri, version, options)
+        if actions is None:
+            return None
+        info = next((a["commitInfo"] for a in actions if "commitInfo" in a), {})
+        if info.get(COMMIT_ID_KEY) == commit_id:
+            return before, actions, version
+        before.append(actions)
+
+
+def _remove_files(
+    uri: str, adds: list[dict[str, Any]], why: str, options: Mapping[str, str] | None
+) -> None:
     now = int(time.time() * 1000)
     removes = [
         RemoveAction(a["path"], True, now, a.get("size"), a.get("partitionValues") or {})
-        for a in added
+        for a in adds
     ]
     table = DeltaTable(uri, storage_options=dict(options) if options else None)
     table.create_write_transaction(
@@ -166,9 +227,8 @@ def settle(
         mode="append",
         schema=table.schema(),
         partition_by=table.metadata().partition_columns,
-        commit_properties=commit_properties(metadata={UNDONE_KEY: f"{app_id} @ {version}"}),
+        commit_properties=commit_properties(metadata={UNDONE_KEY: why}),
     )
-    return False
 
 
 def commit_once(
@@ -372,6 +432,8 @@ def _write_locked(
                 else None
             )
             version = _overwrite(uri, table, plan, props, partition_by)
+            if table is not None and undo_racing_compactions(uri, props, read_version):
+                version = table_version(uri) or version
             return Commit(version, True, deleted=deleted, schema_changes=plan.changes)
         if table is None:  # the first batch creates the table (scd2 adds its columns)
             return _create_keyed(uri, plan.frame, mode, keys, props, partition_by, valid_at)
@@ -431,11 +493,12 @@ def latest_metadata(uri: str) -> dict[str, object]:
 def commit_properties(
     app_id: str | None = None, metadata: dict[str, str] | None = None
 ) -> CommitProperties:
-    """Properties for every commit kommunelake makes: the shared retry budget, and with an
-    app_id the batch's app transaction (idempotence) and its id in the commit metadata."""
+    """Properties for every commit kommunelake makes: the shared retry budget, a unique commit
+    id (so the commit can be found in the log after it), and with an app_id the batch's app
+    transaction (idempotence) and its id in the commit metadata."""
     if app_id is None:
         return CommitProperties(
-            custom_metadata=dict(metadata) if metadata else None,
+            custom_metadata={**(metadata or {}), COMMIT_ID_KEY: uuid.uuid4().hex},
             max_commit_retries=COMMIT_RETRIES,
         )
     return CommitProperties(
@@ -666,22 +729,24 @@ def _evolve_schema(table: DeltaTable, plan: SchemaPlan, *, keep_partitions: bool
 
     delta-rs 1.6 knows the `typeWidening` feature's name but cannot write it, so widening a
     type means rewriting every file. The rewrite commits against the version it read, so a
-    concurrent writer makes it fail rather than be overwritten. Added columns are left to the
+    concurrent writer makes it fail rather than be overwritten (a compaction does not:
+    `undo_racing_compactions`). Added columns are left to the
     batch's own commit (merge_schema or alter.add_columns)."""
     if not plan.widened:
         return table
     old = pl.read_delta(table.table_uri, version=table.version())
     wider = old.with_columns(pl.col(c).cast(t) for c, t in plan.widened.items())
+    props = commit_properties(metadata={"kommunelake.widened": ", ".join(plan.changes)})
+    read_version = table.version()  # the object moves to the version it commits
     write_deltalake(
         table,
         wider.to_arrow(),
         mode="overwrite",
         schema_mode="overwrite",
         partition_by=table.metadata().partition_columns if keep_partitions else None,
-        commit_properties=commit_properties(
-            metadata={"kommunelake.widened": ", ".join(plan.changes)}
-        ),
+        commit_properties=props,
     )
+    undo_racing_compactions(table.table_uri, props, read_version)
     return DeltaTable(table.table_uri)
 
 
@@ -723,6 +788,7 @@ def _append(
         old = pl.read_delta(uri, version=table.version())
         wider = old.with_columns(pl.col(c).cast(t) for c, t in plan.widened.items())
         combined = pl.concat([wider, plan.frame], how="diagonal_relaxed")
+        read_version = table.version()  # the object moves to the version it commits
         write_deltalake(
             table,
             combined.to_arrow(),
@@ -731,6 +797,7 @@ def _append(
             partition_by=table.metadata().partition_columns,
             commit_properties=props,
         )
+        undo_racing_compactions(uri, props, read_version)
     else:
         write_deltalake(
             table if table is not None else uri,

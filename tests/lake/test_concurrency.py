@@ -585,3 +585,51 @@ def test_a_merge_that_keeps_losing_says_to_re_run_it(tmp_path, monkeypatch) -> N
     assert "other writers committed to the table" in message and "Re-run the load" in message
     assert "schema" not in message
     assert DeltaTable(uri).transaction_version("b9") is None  # and indeed it is not in
+
+
+def _small_snapshot(uri: str) -> None:
+    writer = PartWriter(uri, mode="snapshot", app_id="b1")
+    for number in (1, 2, 3):  # one part each: small files for a compaction to rewrite
+        writer.write(pl.DataFrame({"id": [number], "v": [f"old-{number}"]}))
+    writer.commit()
+
+
+def _compact_once(uri: str, calls: list) -> None:
+    calls.append(1)
+    if len(calls) == 1:
+        DeltaTable(uri).optimize.compact()  # another process, between read and commit
+
+
+@pytest.mark.parametrize("streamed", [True, False], ids=["parts", "write_batch"])
+def test_a_snapshot_keeps_no_old_rows_when_a_compaction_commits_before_it(
+    tmp_path, monkeypatch, caplog, streamed
+) -> None:
+    # A compaction rewrites files with dataChange=false, and delta-rs 1.6 then lets an
+    # overwrite that read the table before it commit anyway: the overwrite removed the files
+    # it had read (gone already) and kept the compacted one, so the old snapshot's rows
+    # stayed beside the new one's and silver held both.
+    uri = str(tmp_path / "table")
+    _small_snapshot(uri)
+    new = pl.DataFrame({"id": [4, 5], "v": ["new-4", "new-5"]})
+    calls: list = []
+    if streamed:
+        writer = PartWriter(uri, mode="snapshot", app_id="b2")
+        writer.write(new)
+        read = PartWriter._table
+        monkeypatch.setattr(
+            PartWriter, "_table", lambda self: (read(self), _compact_once(uri, calls))[0]
+        )
+        commit = writer.commit()
+    else:
+        overwrite = lake.tables._overwrite
+        monkeypatch.setattr(
+            lake.tables,
+            "_overwrite",
+            lambda *args: (_compact_once(uri, calls), overwrite(*args))[1],
+        )
+        commit = write_batch(uri, new, mode="snapshot", app_id="b2", keys=["id"])
+
+    assert commit.committed
+    assert pl.read_delta(uri).sort("id").rows() == [(4, "new-4"), (5, "new-5")]
+    assert DeltaTable(uri).transaction_version("b2") is not None
+    assert "1 of its files survived the overwrite" in caplog.text
