@@ -93,11 +93,25 @@ def catalog_views() -> dict[str, str]:
     }
 
 
-def create_views(con, views: dict[str, str]) -> None:
+def create_views(con, views: dict[str, str], *, pin_columns: bool = False) -> None:
     for schema in sorted({name.split(".")[0] for name in views}):
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
     for name, select in views.items():
+        if pin_columns:
+            select = _pinned(con, select)
         con.execute(f"CREATE OR REPLACE VIEW {name} AS {select}")
+
+
+def _pinned(con, select: str) -> str:
+    """`select` narrowed to the columns it has now, by name.
+
+    DuckDB stores a view's column names and types, and a `SELECT *` view whose table gained
+    a column (schema_drift: evolve) no longer binds: "Contents of view were altered". A
+    notebook holding the previous file open would fail on that view until it reconnects.
+    Naming the columns keeps it working (without the new column; the rebuilt file has it)."""
+    names = [row[0] for row in con.execute(f"DESCRIBE {select}").fetchall()]
+    listed = ", ".join('"' + n.replace('"', '""') + '"' for n in names)
+    return f"SELECT {listed} FROM ({select})"
 
 
 def build_serving(home: Home, catalog: dict[str, pl.DataFrame]) -> ServingReport:
@@ -132,7 +146,7 @@ def _build(home: Home, target: Path, catalog: dict[str, pl.DataFrame]) -> Servin
     views = lake_views(home)
     con = duck_connect(tmp, lake_uri=home.lake_root)
     try:
-        create_views(con, views)
+        create_views(con, views, pin_columns=True)
         con.execute("CREATE SCHEMA IF NOT EXISTS catalog")
         for name, frame in catalog.items():
             con.register("_frame", frame.to_arrow())

@@ -53,6 +53,28 @@ def test_views_follow_new_commits_and_open_readers_survive_a_rebuild(home) -> No
     fresh.close()
 
 
+def test_an_open_reader_keeps_working_when_a_load_adds_a_column(home) -> None:
+    # schema_drift: evolve adds a column to silver; the reader's file still has the view it
+    # opened, which a `SELECT *` view stopped binding ("Contents of view were altered").
+    _silver(home, "t", pl.DataFrame({"x": [1]}))
+    build_serving(home, {})
+    reader = connect(home.root)
+    write_batch(
+        home.table_uri("silver", "t"),
+        pl.DataFrame({"x": [1, 2], "note": ["a", "b"]}),
+        mode="snapshot",
+        app_id="b2",
+        add_columns=True,
+    )
+    assert reader.sql("select x from silver.t order by x").fetchall() == [(1,), (2,)]
+    assert reader.sql("select * from silver.t order by x").fetchall() == [(1,), (2,)]
+    reader.close()
+    build_serving(home, {})
+    fresh = connect(home.root)
+    assert fresh.sql("select * from silver.t order by x").fetchall() == [(1, "a"), (2, "b")]
+    fresh.close()
+
+
 def test_builds_running_at_once_all_succeed_and_leave_a_whole_file(home) -> None:
     # Two `kommunelake load` processes each rebuild serving at the end. Both used
     # lake.duckdb.tmp: one unlinked the other's file mid-build, and the other then moved a
