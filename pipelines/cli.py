@@ -195,7 +195,7 @@ def cmd_sql(args: argparse.Namespace) -> int:
         frame = con.sql(args.query)
         if frame is None:
             return 0
-        result = frame.pl()
+        result = _writable(frame, args.format).pl()
     finally:
         con.close()
     if args.format == "csv":
@@ -215,6 +215,50 @@ def cmd_sql(args: argparse.Namespace) -> int:
         ):
             print(result)
     return 0
+
+
+# DuckDB types polars cannot take (interval, union) or shows as bytes (bit), and nested types.
+_AS_TEXT = {"interval", "union", "bit"}
+_NESTED = {"list", "array", "struct", "map"}
+
+
+def _type_ids(dtype: duckdb.sqltypes.DuckDBPyType) -> set[str]:
+    """A DuckDB type's id and those of every type nested in it."""
+    ids = {dtype.id}
+    if dtype.id in _NESTED | {"union"}:
+        for _, child in dtype.children:
+            if isinstance(child, duckdb.sqltypes.DuckDBPyType):  # an array's size is an int
+                ids |= _type_ids(child)
+    return ids
+
+
+def _writable(relation: duckdb.DuckDBPyRelation, fmt: str) -> duckdb.DuckDBPyRelation:
+    """The result with every column in a type the output format can write.
+
+    polars refuses intervals and unions, CSV has no lists, structs or maps, and JSON no
+    bytes (polars panicked): DuckDB renders those as text (nested ones as JSON text), as
+    `select ...::varchar` or `to_json(...)` would. Columns are picked by position, so
+    duplicate names keep working."""
+    exprs, changed = [], False
+    for position, dtype in enumerate(relation.types, 1):
+        ids = _type_ids(dtype)
+        as_text = bool(ids & _AS_TEXT) or (fmt != "table" and "blob" in ids)
+        if dtype.id in _NESTED and (fmt == "csv" or as_text):
+            exprs.append(f"to_json(#{position})::VARCHAR")
+        elif as_text:
+            exprs.append(f"CAST(#{position} AS VARCHAR)")
+        else:
+            exprs.append(f"#{position}")
+            continue
+        changed = True
+    if not changed:
+        return relation
+    names = (sql_identifier(name) for name in relation.columns)
+    return relation.project(", ".join(f"{e} AS {n}" for e, n in zip(exprs, names, strict=True)))
+
+
+def sql_identifier(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
 
 
 def cmd_check(args: argparse.Namespace) -> int:
