@@ -17,6 +17,7 @@ answer, see pipelines/api_sources.py), so the catalog shows what was fetched, al
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Mapping
@@ -28,9 +29,11 @@ import polars as pl
 from connectors import ckan, cvr, datafordeler, statbank
 from connectors.formats.errors import FormatError
 from connectors.http import redact_url
+from lake import quality
 from lake.home import Home
 from lake.landing import LandedFile, manifest, read_landed
-from lake.validation import contract_columns
+from lake.tables import table_version
+from lake.validation import contract_columns, evolved_name
 from pipelines.api_sources import METADATA, is_api, part_dataset, setting, source_name
 from pipelines.gold.assets import GOLD_OWNER
 from pipelines.gold.models import MODELS
@@ -81,7 +84,7 @@ def catalog_tables(specs: list[DatasetSpec], home: Home | None = None) -> dict[s
     metadata = {s.name: portal_metadata(s, home) for s in specs} if home is not None else {}
     return {
         "dataset_specs": datasets(specs, metadata),
-        "columns": columns(specs),
+        "columns": columns(specs, home),
         "sources": sources(specs, metadata),
         "source_resources": source_resources(specs, metadata),
     }
@@ -283,11 +286,14 @@ def source_resources(
     return pl.DataFrame(rows, schema=RESOURCES_SCHEMA)
 
 
-def columns(specs: list[DatasetSpec]) -> pl.DataFrame:
+def columns(specs: list[DatasetSpec], home: Home | None = None) -> pl.DataFrame:
+    """Each dataset's contract fields, then (with `home`) the columns its loads added to
+    silver under `schema_drift: evolve`, which no contract describes."""
     rows = []
     for spec in specs:
         source_of = {field: header for header, field in spec.columns.items()}
-        for position, (name, column) in enumerate(contract_columns(spec.contract).items(), 1):
+        fields = contract_columns(spec.contract)
+        for position, (name, column) in enumerate(fields.items(), 1):
             meta = column.metadata or {}
             rows.append(
                 {
@@ -303,4 +309,45 @@ def columns(specs: list[DatasetSpec]) -> pl.DataFrame:
                     "source_header": source_of.get(name, name),
                 }
             )
+        added = evolved_columns(spec, home) if home is not None else {}
+        for position, (name, (dtype, header)) in enumerate(added.items(), len(fields) + 1):
+            rows.append(
+                {
+                    "dataset": spec.name,
+                    "column": name,
+                    "position": position,
+                    "dtype": str(dtype),
+                    "nullable": True,
+                    "description": "Added from a new source column by schema_drift: evolve; "
+                    "not in the contract (unclassified)",
+                    "classification": None,
+                    "concept": None,
+                    "pseudonymised": False,
+                    "source_header": header,
+                }
+            )
     return pl.DataFrame(rows)
+
+
+def evolved_columns(spec: DatasetSpec, home: Home) -> dict[str, tuple[pl.DataType, str]]:
+    """Silver columns that loads added under `schema_drift: evolve` (their drift decisions
+    in quality.runs say which), with silver's type and the source header they came from."""
+    uri = home.table_uri("silver", spec.name)
+    options = dict(home.storage_options()) or None
+    if table_version(uri, options) is None:
+        return {}
+    header_of: dict[str, str] = {}
+    for run in quality.runs(home, spec.name).iter_rows(named=True):
+        decision = run["drift_decision"] or ""
+        if not decision.startswith("added: "):
+            continue
+        headers = {evolved_name(h): h for h in json.loads(run["extra_columns"] or "[]")}
+        for name in decision.removeprefix("added: ").split(", "):
+            header_of[name] = headers.get(name, name)
+    schema = pl.scan_delta(uri, storage_options=options).collect_schema()
+    known = set(contract_columns(spec.contract))
+    return {
+        name: (schema[name], header)
+        for name, header in header_of.items()
+        if name in schema and name not in known
+    }

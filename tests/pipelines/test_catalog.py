@@ -1,0 +1,49 @@
+"""catalog.columns describes what silver holds: contract fields and columns loads added."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+
+import polars as pl
+
+from lake.quality import RunRecord, record_run
+from lake.tables import write_batch
+from pipelines.catalog import catalog_tables
+from pipelines.specs import spec_by_name
+
+
+def _evolved_sick_leave(home) -> None:
+    """silver.sick_leave as a load under `schema_drift: evolve` leaves it: the contract's
+    columns plus `afdelingskode`, added from the header `Afdelingskode`."""
+    frame = pl.DataFrame(
+        {"absence_id": ["F1"], "hours": [7.4], "_batch_id": ["b2"], "afdelingskode": ["ØK1"]}
+    )
+    write_batch(home.table_uri("silver", "sick_leave"), frame, mode="snapshot", app_id="b2")
+    at = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
+    record_run(
+        home,
+        RunRecord(
+            "sick_leave", "b2", "v2.csv", "loaded", 1, 1, 0, "[]", '["Afdelingskode"]', 1,
+            at, at, "", drift_decision="added: afdelingskode",
+        ),
+    )  # fmt: skip
+
+
+def test_columns_lists_a_column_added_by_schema_drift_evolve(home) -> None:
+    _evolved_sick_leave(home)
+    spec = dataclasses.replace(spec_by_name("sick_leave"), schema_drift="evolve")
+    columns = catalog_tables([spec], home)["columns"]
+    contract = columns.filter(pl.col("column") != "afdelingskode")
+    assert contract.height == 9 and contract["pseudonymised"].any()
+    [added] = columns.filter(pl.col("column") == "afdelingskode").to_dicts()
+    assert added["position"] == 10 and added["dtype"] == "String"
+    assert added["source_header"] == "Afdelingskode" and added["classification"] is None
+    assert added["nullable"] and not added["pseudonymised"]
+    assert "schema_drift: evolve" in added["description"]
+
+
+def test_columns_without_a_home_or_an_evolved_column_list_the_contract(home) -> None:
+    spec = spec_by_name("sick_leave")
+    assert catalog_tables([spec])["columns"].height == 9
+    assert catalog_tables([spec], home)["columns"].height == 9  # no silver table yet
