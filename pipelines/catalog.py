@@ -291,7 +291,10 @@ def columns(specs: list[DatasetSpec], home: Home | None = None) -> pl.DataFrame:
     silver under `schema_drift: evolve`, which no contract describes."""
     rows = []
     for spec in specs:
-        source_of = {field: header for header, field in spec.columns.items()}
+        # Several headers may map to one field (a sender renamed one): name them all.
+        source_of: dict[str, list[str]] = {}
+        for header, field in spec.columns.items():
+            source_of.setdefault(field, []).append(header)
         fields = contract_columns(spec.contract)
         for position, (name, column) in enumerate(fields.items(), 1):
             meta = column.metadata or {}
@@ -306,7 +309,7 @@ def columns(specs: list[DatasetSpec], home: Home | None = None) -> pl.DataFrame:
                     "classification": meta.get("classification"),
                     "concept": meta.get("concept"),
                     "pseudonymised": bool(meta.get("identifier")),
-                    "source_header": source_of.get(name, name),
+                    "source_header": ", ".join(source_of.get(name, [name])),
                 }
             )
         added = evolved_columns(spec, home) if home is not None else {}

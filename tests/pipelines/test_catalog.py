@@ -47,3 +47,12 @@ def test_columns_without_a_home_or_an_evolved_column_list_the_contract(home) -> 
     spec = spec_by_name("sick_leave")
     assert catalog_tables([spec])["columns"].height == 9
     assert catalog_tables([spec], home)["columns"].height == 9  # no silver table yet
+
+
+def test_source_header_names_every_header_mapped_to_a_field() -> None:
+    # A renamed header is mapped beside the old one (`Afd: department`): both still load.
+    spec = spec_by_name("sick_leave")
+    aliased = dataclasses.replace(spec, columns={**spec.columns, "Afd": "department"})
+    columns = catalog_tables([aliased])["columns"]
+    headers = dict(columns.select("column", "source_header").iter_rows())
+    assert headers["department"] == "Afdeling, Afd" and headers["hours"] == "Timer"
