@@ -8,6 +8,7 @@ its rejection stays the dataset's state until a later delivery or the operator c
 from __future__ import annotations
 
 import datetime as dt
+import filecmp
 import logging
 import os
 from collections.abc import Collection, Iterable
@@ -153,9 +154,9 @@ def move_to_rejected(path: Path, message: str) -> Path:
     """
     folder = path.parent / "rejected"
     folder.mkdir(exist_ok=True)
-    target = folder / path.name
+    target = _free_name(path, folder)
     os.replace(path, target)
-    (folder / reason_name(path.name, folder)).write_text(
+    (folder / reason_name(target.name, folder)).write_text(
         f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M:%S} UTC: {message}\n\n"
         "The file was not loaded; its bytes are kept in the lake's landing zone. Fix the cause "
         "(a corrected export, or the dataset YAML) and put the file back in the drop folder "
@@ -166,14 +167,30 @@ def move_to_rejected(path: Path, message: str) -> Path:
     return target
 
 
+def _free_name(path: Path, folder: Path) -> Path:
+    """Where `path` goes in rejected/: its own name, unless a different file rejected earlier
+    has it (a vendor's `eksport.csv` every month): then `eksport (2).csv` and so on, so
+    neither that file nor its reason is replaced. The same bytes rejected again (a retry
+    moved back from rejected/) replace their earlier copy."""
+    target = folder / path.name
+    number = 1
+    while target.exists() and not filecmp.cmp(path, target, shallow=False):
+        number += 1
+        target = folder / _fitted(path.stem, f" ({number}){path.suffix}", folder)
+    return target
+
+
 def reason_name(name: str, folder: Path) -> str:
     """`<name>.error.txt`, or for a name too close to the file system's limit (255 bytes on
     most) to take the suffix, as much of the name as fits before it."""
+    return _fitted(name, ".error.txt", folder)
+
+
+def _fitted(name: str, suffix: str, folder: Path) -> str:
     try:
         limit = os.pathconf(folder, "PC_NAME_MAX")
     except (OSError, ValueError):
         limit = 255
-    suffix = ".error.txt"
     while len(f"{name}{suffix}".encode()) > limit:
         name = name[:-1]
     return f"{name}{suffix}"

@@ -175,6 +175,27 @@ def test_a_rejected_file_with_a_long_name_gets_its_reason_beside_it(home) -> Non
     assert "missing required column(s)" in reason.read_text(encoding="utf-8")
 
 
+def test_a_second_rejected_file_of_the_same_name_keeps_the_first_and_its_reason(home) -> None:
+    """Vendors reuse names (`eksport.csv` every month): the second rejection replaced the
+    first file and its `.error.txt` in rejected/."""
+    spec, rejected = spec_by_name("sick_leave"), home.drop / "sick_leave" / "rejected"
+    first, second = b"Foo;Bar\r\n1;2\r\n", b"Foo;Baz\r\n3;4\r\n"
+    for data in (first, second, second):  # the last: the same bytes moved back and retried
+        _deliver(home, "eksport.csv", data)
+        [batch] = load_dataset(spec, home, TEST_KEY).batches
+        assert batch.status == "rejected"
+
+    assert sorted(p.name for p in rejected.iterdir()) == [
+        "eksport (2).csv",
+        "eksport (2).csv.error.txt",
+        "eksport.csv",
+        "eksport.csv.error.txt",
+    ]
+    assert (rejected / "eksport.csv").read_bytes() == first
+    assert (rejected / "eksport (2).csv").read_bytes() == second
+    assert "Baz" in (rejected / "eksport (2).csv.error.txt").read_text(encoding="utf-8")
+
+
 def test_sheets_named_after_a_citizens_cpr_number_are_masked_in_silver_and_quarantine(
     home,
 ) -> None:
