@@ -25,7 +25,27 @@ def connect(home: str | os.PathLike[str] | None = None):
             "or set KOMMUNELAKE_HOME to a home that has been loaded"
         )
     # A lake in object storage (KOMMUNELAKE_LAKE_URI) is read with a per-connection secret.
-    return duck_connect(path, read_only=True, lake_uri=resolved.lake_root)
+    con = duck_connect(path, read_only=True, lake_uri=resolved.lake_root)
+    built_for = _built_for(con)
+    if built_for is not None and built_for != resolved.lake_root:
+        con.close()
+        raise ConfigError(
+            f"{path} was built for the lake at {built_for}, not this home's lake at "
+            f"{resolved.lake_root} (the home was copied or moved, or KOMMUNELAKE_LAKE_URI "
+            "changed): run `kommunelake load` on this home to rebuild it"
+        )
+    return con
+
+
+def _built_for(con) -> str | None:
+    """The lake a serving file's views read; None for a file built before it was recorded."""
+    import duckdb
+
+    try:
+        row = con.execute("SELECT uri FROM catalog.lake").fetchone()
+    except duckdb.CatalogException:
+        return None
+    return row[0] if row else None
 
 
 __all__ = ["connect"]

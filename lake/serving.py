@@ -156,6 +156,11 @@ def _build(home: Home, target: Path, catalog: dict[str, pl.DataFrame]) -> Servin
             extra = catalog_views()
             create_views(con, extra)
             views.update(extra)
+        # The views hold the lake's absolute location: connect() compares it with its home's,
+        # so a copied or moved home is not silently served from the lake it was copied from.
+        con.execute(
+            "CREATE TABLE catalog.lake AS SELECT ? AS uri, now() AS built_at", [home.lake_root]
+        )
         # as_of / current_of / as_of_scd2 are stored in the file, for read-only users too.
         install_history_macros(con)
         con.execute("CHECKPOINT")

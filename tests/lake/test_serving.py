@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 from concurrent.futures import ThreadPoolExecutor
 
 import polars as pl
@@ -9,6 +10,7 @@ from deltalake import write_deltalake
 
 from lake import connect
 from lake.errors import ConfigError
+from lake.home import Home
 from lake.quality import write_quarantine
 from lake.serving import build_serving
 from lake.tables import write_batch
@@ -90,6 +92,26 @@ def test_builds_running_at_once_all_succeed_and_leave_a_whole_file(home) -> None
     con = connect(home.root)
     assert con.sql("select count(*) from silver.t").fetchall() == [(2,)]
     assert con.sql("select owner from catalog.datasets").fetchall() == [("team:geo",)]
+    con.close()
+
+
+def test_a_copied_home_is_not_served_from_the_lake_it_was_copied_from(home, tmp_path) -> None:
+    # The views hold the lake's absolute paths: a copy of the home read the original's lake,
+    # silently while that still existed.
+    _silver(home, "t", pl.DataFrame({"x": [1]}))
+    build_serving(home, {})
+    copy = tmp_path / "copied-home"
+    shutil.copytree(home.root, copy)
+    _silver(home, "t", pl.DataFrame({"x": [1, 2]}), app_id="b2")  # the original moves on
+
+    with pytest.raises(ConfigError) as error:
+        connect(copy)
+    assert f"built for the lake at {home.lake_root}" in str(error.value)
+    assert "run `kommunelake load` on this home to rebuild it" in str(error.value)
+    build_serving(Home(copy), {})
+    con = connect(copy)
+    assert con.sql("select count(*) from silver.t").fetchall() == [(1,)]  # its own lake
+    assert con.sql("select uri from catalog.lake").fetchall() == [(Home(copy).lake_root,)]
     con.close()
 
 
