@@ -32,7 +32,8 @@ def connect(home: str | os.PathLike[str] | None = None):
         raise ConfigError(
             f"{path} was built for the lake at {built_for}, not this home's lake at "
             f"{resolved.lake_root} (the home was copied or moved, or KOMMUNELAKE_LAKE_URI "
-            "changed): run `kommunelake load` on this home to rebuild it"
+            f"changed): rebuild it with `kommunelake load --home {resolved.root} --select "
+            "'key:serving/lake_duckdb'`"
         )
     return con
 

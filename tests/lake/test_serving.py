@@ -107,7 +107,7 @@ def test_a_copied_home_is_not_served_from_the_lake_it_was_copied_from(home, tmp_
     with pytest.raises(ConfigError) as error:
         connect(copy)
     assert f"built for the lake at {home.lake_root}" in str(error.value)
-    assert "run `kommunelake load` on this home to rebuild it" in str(error.value)
+    assert f"--home {copy} --select 'key:serving/lake_duckdb'" in str(error.value)
     build_serving(Home(copy), {})
     con = connect(copy)
     assert con.sql("select count(*) from silver.t").fetchall() == [(1,)]  # its own lake
