@@ -7,6 +7,7 @@ is loaded and who owns it. The Dagster assets, checks and the catalog are all ma
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,6 +61,11 @@ _MAINTENANCE_KEYS = (
     "allow_short_retention",
     "checkpoint_every",
 )
+# What Dagster accepts as an asset group name and as an owner (dagster._core.definitions.utils):
+# a value it refuses would stop the whole code location from loading, not only this dataset.
+_NAME = re.compile(r"[A-Za-z0-9_-]+")
+_GROUP_NAME = re.compile(r"[A-Za-z0-9_]+(/[A-Za-z0-9_]+)*")
+_EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,7}")
 # Names of kommunelake's own assets beside the datasets' (maintenance/<name>).
 RESERVED_NAMES = frozenset({"shared_tables"})
 
@@ -164,6 +170,11 @@ def load_spec(path: Path) -> DatasetSpec:
         )
     if raw["name"] != path.stem:
         raise SpecError(f"{where}: name {raw['name']!r} must equal the file name {path.stem!r}")
+    if not _NAME.fullmatch(path.stem):
+        raise SpecError(
+            f"{where}: the name {path.stem!r} must be letters a-z, digits, _ and - (it becomes "
+            "the asset key, the table and the view); rename the file and its `name:`"
+        )
     if raw["name"] in RESERVED_NAMES:
         raise SpecError(
             f"{where}: the name {raw['name']!r} is taken by kommunelake's own assets "
@@ -175,8 +186,20 @@ def load_spec(path: Path) -> DatasetSpec:
         raise SpecError(f"{where}: schema_drift must be one of {DRIFT_POLICIES}")
     if raw["classification"] not in CLASSIFICATIONS:
         raise SpecError(f"{where}: classification must be one of {CLASSIFICATIONS}")
-    if not str(raw["owner"]).startswith("team:") and "@" not in str(raw["owner"]):
-        raise SpecError(f"{where}: owner must be an e-mail address or 'team:<name>'")
+    if not _valid_owner(raw["owner"]):
+        raise SpecError(
+            f"{where}: owner must be an e-mail address or 'team:<name>', got {raw['owner']!r}"
+        )
+    if not (isinstance(raw["sector"], str) and _GROUP_NAME.fullmatch(raw["sector"])):
+        raise SpecError(
+            f"{where}: sector {raw['sector']!r} must be letters a-z, digits and _ (it names the "
+            "dataset's asset group in the UI), e.g. elderly_care"
+        )
+    if not (isinstance(raw["contract"], str) and ":" in raw["contract"]):
+        raise SpecError(
+            f"{where}: contract must look like 'module:Class' (schemas/<module>.py), "
+            f"got {raw['contract']!r}"
+        )
     contact = raw.get("contact")
     if contact is not None and not (isinstance(contact, str) and "@" in contact):
         # Quality notifications are e-mailed to it; a list or a name would fail only then.
@@ -249,6 +272,12 @@ def load_spec(path: Path) -> DatasetSpec:
     if bad:
         raise SpecError(f"{where}: quality.references columns {bad} are not contract fields")
     return spec
+
+
+def _valid_owner(owner: Any) -> bool:
+    return isinstance(owner, str) and (
+        bool(_EMAIL.fullmatch(owner)) or (owner.startswith("team:") and len(owner) > 5)
+    )
 
 
 def _parse(raw: dict[str, Any], where: str) -> ParseOptions:

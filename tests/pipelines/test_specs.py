@@ -75,6 +75,15 @@ def _with(tmp_path: Path, **changes: Any) -> Path:
         ({"quality__quarantine_error": True}, r"quality\.quarantine_error must be a number"),
         ({"contact": ["a@kommune.example", "b@kommune.example"]}, r"contact must be one e-mail"),
         ({"contact": "HR-afdelingen"}, r"contact must be one e-mail address"),
+        # Dagster refuses these when the asset is made: the whole code location used to go
+        # down with a DagsterInvalidDefinitionError instead of this dataset alone.
+        ({"sector": "ældrepleje"}, r"sector 'ældrepleje' must be letters a-z, digits and _"),
+        ({"sector": "human resources"}, r"sector 'human resources' must be letters a-z"),
+        ({"sector": 12}, r"sector 12 must be letters a-z, digits and _"),
+        ({"owner": "hr@kommune"}, r"owner must be an e-mail address or 'team:<name>'"),
+        ({"owner": "team:"}, r"owner must be an e-mail address or 'team:<name>'"),
+        # An int used to raise AttributeError from `ref.partition`.
+        ({"contract": 5}, r"contract must look like 'module:Class'"),
         # The reader's own option checks, at read time these moved the vendor's file to
         # rejected/ for a mistake in the YAML.
         ({"format__delimeter": ";"}, r"unknown `format:` option `delimeter` for type csv"),
@@ -113,4 +122,13 @@ def test_a_dataset_cannot_take_the_name_of_kommunelakes_own_assets(tmp_path: Pat
     path = tmp_path / "shared_tables.yaml"
     path.write_text(yaml.safe_dump({**raw, "name": "shared_tables"}), encoding="utf-8")
     with pytest.raises(SpecError, match=r"shared_tables.yaml: the name 'shared_tables' is taken"):
+        load_spec(path)
+
+
+def test_a_name_dagster_cannot_use_is_a_spec_error(tmp_path: Path) -> None:
+    # Dagster refuses "silver__sygefravær_schema" as a name: the code location used to go down.
+    raw = yaml.safe_load((DATASETS_DIR / "sick_leave.yaml").read_text(encoding="utf-8"))
+    path = tmp_path / "sygefravær.yaml"
+    path.write_text(yaml.safe_dump({**raw, "name": "sygefravær"}), encoding="utf-8")
+    with pytest.raises(SpecError, match=r"sygefravær.yaml: the name 'sygefravær' must be"):
         load_spec(path)
