@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import re
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -258,6 +259,13 @@ def load_spec(path: Path) -> DatasetSpec:
         raise SpecError(
             f"{where}: contract {spec.contract_ref!r} cannot be loaded: {error}"
         ) from error
+    except Exception as error:
+        # Any error in the contract module (a typo, a SyntaxError) is this dataset's problem:
+        # escaping here, it would take the whole code location down.
+        raise SpecError(
+            f"{where}: contract {spec.contract_ref!r} cannot be loaded: "
+            f"{type(error).__name__}: {error}{_where_raised(error)}; fix the module"
+        ) from error
     bad = [c for c in list(spec.columns.values()) + list(spec.keys) if c not in fields]
     if bad:
         raise SpecError(f"{where}: {bad} are not fields of contract {spec.contract_ref}")
@@ -272,6 +280,14 @@ def load_spec(path: Path) -> DatasetSpec:
     if bad:
         raise SpecError(f"{where}: quality.references columns {bad} are not contract fields")
     return spec
+
+
+def _where_raised(error: Exception) -> str:
+    """` (in <file> line N)` of the innermost frame, or of the code that did not compile."""
+    if isinstance(error, SyntaxError) and error.filename:
+        return f" (in {error.filename} line {error.lineno})"
+    frames = traceback.extract_tb(error.__traceback__)
+    return f" (in {frames[-1].filename} line {frames[-1].lineno})" if frames else ""
 
 
 def _valid_owner(owner: Any) -> bool:

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 
+import schemas
 from pipelines.specs import DATASETS_DIR, SpecError, load_spec
 
 
@@ -132,3 +134,29 @@ def test_a_name_dagster_cannot_use_is_a_spec_error(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump({**raw, "name": "sygefravær"}), encoding="utf-8")
     with pytest.raises(SpecError, match=r"sygefravær.yaml: the name 'sygefravær' must be"):
         load_spec(path)
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("1 / 0\n", r"ZeroDivisionError: division by zero"),
+        ("def broken(:\n", r"SyntaxError: invalid syntax"),
+        (
+            "import pandera.polars as pa\n\nclass Probe(pa.DataFrameModel):\n    a: int = nope\n",
+            r"NameError: name 'nope' is not defined",
+        ),
+    ],
+)
+def test_a_contract_module_that_fails_to_import_is_a_spec_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, body: str, message: str
+) -> None:
+    # Any error in a contract module used to escape load_spec and take the code location down.
+    (tmp_path / "probe_broken_contract.py").write_text(body, encoding="utf-8")
+    monkeypatch.setattr(schemas, "__path__", [*schemas.__path__, str(tmp_path)])
+    monkeypatch.delitem(sys.modules, "schemas.probe_broken_contract", raising=False)
+    with pytest.raises(SpecError, match=message) as error:
+        load_spec(_with(tmp_path, contract="probe_broken_contract:Probe"))
+    assert "sick_leave.yaml: contract 'probe_broken_contract:Probe' cannot be loaded" in str(
+        error.value
+    )
+    assert "probe_broken_contract.py" in str(error.value)
