@@ -402,12 +402,13 @@ def _materialize(select: str | None):
     from pipelines.resources import lake_resource
 
     _progress_logging()
+    assets = build_assets()
+    selection = _selection(select, assets) if select else None
     instance = dg.DagsterInstance.get()
     for line in fail_abandoned_runs(instance, daemon_runs=False):
         print(f"  earlier {line}")
-    selection = dg.AssetSelection.from_string(select) if select else None
     return dg.materialize(
-        build_assets(),
+        assets,
         selection=selection,
         resources={"lake": lake_resource()},
         instance=instance,
@@ -423,6 +424,32 @@ def _materialize(select: str | None):
         # add tracebacks. The full event log is in the instance (and the UI).
         run_config={"loggers": {"console": {"config": {"log_level": "CRITICAL"}}}},
     )
+
+
+_SELECT_EXAMPLE = "e.g. 'key:silver/sick_leave+' (a dataset and what depends on it) or 'group:hr'"
+
+
+def _selection(select: str, assets: list):
+    """The `--select` text as a Dagster selection that picks at least one asset or check: a
+    typo in a dataset's name would otherwise run nothing and report every check passed."""
+    import dagster as dg
+    from dagster._core.definitions.assets.graph.asset_graph import AssetGraph
+
+    try:
+        selection = dg.AssetSelection.from_string(select)
+    except dg.DagsterError as error:
+        raise ConfigError(
+            f"--select {select!r} is not a Dagster asset selection ({one_line(error)}); "
+            f"{_SELECT_EXAMPLE}"
+        ) from error
+    graph = AssetGraph.from_assets(assets)
+    if not selection.resolve(graph) and not selection.resolve_checks(graph):
+        datasets = sorted(k.path[-1] for k in graph.get_all_asset_keys() if k.path[0] == "silver")
+        raise ConfigError(
+            f"--select {select!r} matches no asset; {_SELECT_EXAMPLE}; "
+            f"datasets: {', '.join(datasets)}"
+        )
+    return selection
 
 
 def _print_summary(home: Home, result, also_run_ids: dict[str, str] | None = None) -> None:
