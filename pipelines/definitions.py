@@ -10,7 +10,7 @@ import dagster as dg
 
 from pipelines.checks import freshness_checks, reference_checks, silver_key
 from pipelines.drop_sensor import drop_folder_sensor
-from pipelines.factory import broken_dataset_asset, dataset_asset
+from pipelines.factory import broken_asset_names, broken_dataset_asset, dataset_asset
 from pipelines.gold.assets import gold_assets, gold_key, reconciliation_check
 from pipelines.gold.models import MODELS
 from pipelines.maintenance_assets import (
@@ -32,10 +32,11 @@ def build_assets(
     where a broken one becomes an asset that fails with its error (`read_specs`)."""
     if specs is None:
         specs, broken = read_specs()
+    broken = broken or []
     upstream = [silver_key(s.name) for s in specs] + [gold_key(m.name) for m in MODELS]
     return [
         *(dataset_asset(spec) for spec in specs),
-        *(broken_dataset_asset(b) for b in broken or ()),
+        *map(broken_dataset_asset, broken, broken_asset_names(broken, {s.name for s in specs})),
         *(check for spec in specs for check in reference_checks(spec)),
         *freshness_checks(specs),
         *gold_assets(),

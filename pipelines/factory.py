@@ -139,11 +139,26 @@ def dataset_result(
     )
 
 
-def broken_dataset_asset(broken: BrokenSpec) -> dg.AssetsDefinition:
+def broken_asset_names(broken: list[BrokenSpec], taken: set[str]) -> list[str]:
+    """An asset name per broken YAML, unlike every dataset's and each other's: a copy named
+    `sick-leave.yaml` beside `sick_leave.yaml` must not become a second silver/sick_leave,
+    which would stop the whole code location from loading."""
+    names, taken = [], set(taken)
+    for b in broken:
+        # Asset names allow [A-Za-z0-9_]; the YAML's name must equal its file's stem anyway.
+        base = name = re.sub(r"\W", "_", b.name, flags=re.ASCII)
+        number = 1
+        while name in taken:
+            number += 1
+            name = f"{base}_{number}"
+        taken.add(name)
+        names.append(name)
+    return names
+
+
+def broken_dataset_asset(broken: BrokenSpec, name: str) -> dg.AssetsDefinition:
     """Where a dataset whose YAML does not load would be: the UI shows the error in the
     asset's description, and materializing it fails with the same message."""
-    # Asset names allow [A-Za-z0-9_]; the YAML's name must equal its file's stem anyway.
-    name = re.sub(r"\W", "_", broken.name, flags=re.ASCII)
     message = f"This dataset's YAML does not load, so it loads nothing: {broken.error}"
 
     @dg.asset(

@@ -69,3 +69,28 @@ def test_the_other_datasets_load_and_the_broken_one_fails_with_its_error(
     # Its delivery waits in the drop folder for the fixed YAML: nothing was read or moved.
     assert runs(home, "sick_leave").height == 0
     assert list((home.drop / "sick_leave").glob("*.csv"))
+
+
+@pytest.mark.parametrize("copies", [["sick-leave.yaml"], ["sick leave.yaml", "sick-leave.yaml"]])
+def test_a_broken_copy_whose_name_looks_like_a_dataset_keeps_the_location_up(
+    datasets: Path, copies: list[str]
+) -> None:
+    # A copy named `sick-leave.yaml` (its `name:` no longer equals the file name) became the
+    # broken asset silver/sick_leave beside the real one: a duplicate asset key, and the
+    # whole code location failed to load.
+    fixed = datasets / "sick_leave.yaml"
+    fixed.write_text(
+        fixed.read_text(encoding="utf-8").replace("keys: absence_id", "keys: [absence_id]"),
+        encoding="utf-8",
+    )
+    for copy in copies:
+        shutil.copy(fixed, datasets / copy)
+
+    graph = build_definitions(datasets).get_repository_def().asset_graph
+
+    assert graph.get(dg.AssetKey(["silver", "sick_leave"])).group_name == "hr"
+    broken = [graph.get(k) for k in graph.get_all_asset_keys()]
+    broken = [n for n in broken if n.group_name == "broken_datasets"]
+    assert sorted(n.description.split(".yaml")[0].rsplit("/", 1)[-1] for n in broken) == sorted(
+        c.removesuffix(".yaml") for c in copies
+    )
