@@ -422,7 +422,37 @@ def _maintenance(raw: Any, where: str) -> MaintenanceSpec:
 
 def load_specs(directory: Path = DATASETS_DIR) -> list[DatasetSpec]:
     """Every dataset; the first broken YAML raises (tests, tools that need them all)."""
-    return [load_spec(p) for p in sorted(directory.glob("*.yaml"))]
+    specs = [load_spec(p) for p in sorted(directory.glob("*.yaml"))]
+    known = {s.name: s for s in specs}
+    for spec in specs:
+        if (error := _reference_error(spec, known, set())) is not None:
+            raise error
+    return specs
+
+
+def _reference_error(
+    spec: DatasetSpec, known: dict[str, DatasetSpec], broken: set[str]
+) -> SpecError | None:
+    """What is wrong with the datasets and keys `quality.references` names, if anything.
+
+    One YAML cannot see the others, so this runs once all are read: a wrong name would
+    otherwise fail its check for ever as "not loaded yet", a wrong key with DuckDB's error."""
+    for ref in spec.quality.references:
+        if ref.dataset in broken:
+            continue  # its own YAML is broken and says so; its fields are not known
+        if ref.dataset not in known:
+            return SpecError(
+                f"{spec.path}: quality.references: no dataset named {ref.dataset!r}; known "
+                f"datasets: {', '.join(sorted(known.keys() | broken))}"
+            )
+        other = known[ref.dataset]
+        fields = list(other.contract.to_schema().columns)
+        if ref.key not in fields:
+            return SpecError(
+                f"{spec.path}: quality.references: {ref.key!r} is not a field of "
+                f"{ref.dataset}' contract {other.contract_ref}; its fields: {', '.join(fields)}"
+            )
+    return None
 
 
 @dataclass(frozen=True)
@@ -444,7 +474,14 @@ def read_specs(directory: Path = DATASETS_DIR) -> tuple[list[DatasetSpec], list[
             specs.append(load_spec(path))
         except SpecError as error:
             broken.append(BrokenSpec(path.stem, error))
-    return specs, broken
+    known, broken_names = {s.name: s for s in specs}, {b.name for b in broken}
+    usable = []
+    for spec in specs:
+        if (error := _reference_error(spec, known, broken_names)) is not None:
+            broken.append(BrokenSpec(spec.name, error))
+        else:
+            usable.append(spec)
+    return usable, broken
 
 
 def usable_specs(directory: Path = DATASETS_DIR) -> list[DatasetSpec]:

@@ -3,6 +3,7 @@ the other datasets load, and the broken one is an asset that fails with the YAML
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -94,3 +95,37 @@ def test_a_broken_copy_whose_name_looks_like_a_dataset_keeps_the_location_up(
     assert sorted(n.description.split(".yaml")[0].rsplit("/", 1)[-1] for n in broken) == sorted(
         c.removesuffix(".yaml") for c in copies
     )
+
+
+@pytest.mark.parametrize(
+    ("reference", "message"),
+    [
+        # Used to load and then fail its check for ever with "silver.cpr_person has not been
+        # loaded yet ... Load it (`kommunelake load --select key:silver/cpr_person`)".
+        (
+            "{column: cpr, dataset: cpr_person, key: cpr}",
+            r"sick_leave\.yaml: quality\.references: no dataset named 'cpr_person'; known "
+            r"datasets: bbr_dwellings, ",
+        ),
+        # Used to load and then fail the check's step with DuckDB's Binder Error.
+        (
+            "{column: cpr, dataset: cpr_persons, key: personnummer}",
+            r"sick_leave\.yaml: quality\.references: 'personnummer' is not a field of "
+            r"cpr_persons' contract cpr_persons:CprPersons; its fields: cpr, ",
+        ),
+    ],
+)
+def test_a_reference_to_a_dataset_or_key_that_does_not_exist_breaks_only_its_dataset(
+    datasets: Path, reference: str, message: str
+) -> None:
+    path = datasets / "sick_leave.yaml"
+    text = path.read_text(encoding="utf-8").replace("keys: absence_id", "keys: [absence_id]")
+    old = "  freshness_hours: 768"
+    path.write_text(text.replace(old, f"{old}\n  references:\n    - {reference}"), "utf-8")
+
+    with pytest.raises(SpecError, match=message):
+        load_specs(datasets)
+    specs, [broken] = read_specs(datasets)
+    assert broken.name == "sick_leave"
+    assert re.search(message, str(broken.error))
+    assert "cpr_persons" in {s.name for s in specs}
