@@ -529,6 +529,8 @@ def _error_text(error: SerializableErrorInfo | None) -> str:
 
 _SUMMARY_KEYS = (
     "rows_quarantined",
+    "share_quarantined",  # quarantine_threshold's only count, with the limit it exceeded
+    "error_above",
     "duplicate_rows",
     "rows_without_match",
     "new_columns",
