@@ -511,11 +511,18 @@ def _step_failures(result) -> dict[str, SerializableErrorInfo | None]:
     for event in result.all_events if not result.success else ():
         if event.is_step_failure:
             error = event.step_failure_data.error
-            while error is not None and error.cause is not None:
-                error = error.cause  # Dagster wraps the asset's own error
+            # Dagster wraps the asset's own error; that one says what, where and what to do,
+            # the causes below it (httpx's, the OSError) only the symptom.
+            while error is not None and error.cause is not None and _dagster_wrapper(error):
+                error = error.cause
             if error is None or error.cls_name != "DagsterAssetCheckFailedError":
                 failures[event.step_key] = error
     return failures
+
+
+def _dagster_wrapper(error: SerializableErrorInfo) -> bool:
+    """An error Dagster raises around user code (DagsterExecutionStepExecutionError, ...)."""
+    return error.cls_name is not None and error.cls_name.startswith("Dagster")
 
 
 def _error_text(error: SerializableErrorInfo | None) -> str:

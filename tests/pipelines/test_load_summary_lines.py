@@ -5,7 +5,9 @@ from __future__ import annotations
 from types import SimpleNamespace
 
 import dagster as dg
+import httpx
 
+from connectors.http.errors import HttpError
 from pipelines.checks import LoadFacts, check_results, silver_key
 from pipelines.cli import _print_summary
 from pipelines.specs import spec_by_name
@@ -37,4 +39,40 @@ def test_a_failed_quarantine_threshold_says_how_many_rows_failed_and_the_limit(
     # It used to end after the check's name: an operator saw no number at all.
     assert line.split("quarantine_threshold", 1)[1].strip() == (
         "share_quarantined 0.9107, error_above 0.05"
+    )
+
+
+def test_a_failed_step_shows_its_own_error_not_the_innermost_cause(home, capsys) -> None:
+    # An API dataset whose server is down raises HttpError (what, where, what to do) from
+    # httpx's ConnectError from the OSError: the summary used to print only the last,
+    # "[Errno 111] Connection refused", which names neither the source nor a remedy.
+    @dg.asset(key=silver_key("road_work_orders"))
+    def _load() -> None:
+        try:
+            try:
+                raise ConnectionRefusedError(111, "Connection refused")
+            except OSError as os_error:
+                raise httpx.ConnectError(str(os_error)) from os_error
+        except httpx.ConnectError as exc:
+            raise HttpError(
+                "GET",
+                "http://127.0.0.1:9/work-orders",
+                status=None,
+                attempts=5,
+                reason=f"no complete response (ConnectError: {exc})",
+                hint="Check the network path to 127.0.0.1 (DNS, proxy, firewall)",
+                transient=True,
+            ) from exc
+
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = dg.materialize([_load], instance=instance, raise_on_error=False)
+
+    _print_summary(home, result)
+
+    err = capsys.readouterr().err
+    [line] = [line for line in err.splitlines() if line.startswith("FAILED ")]
+    assert line == (
+        "FAILED silver__road_work_orders: GET http://127.0.0.1:9/work-orders: no complete "
+        "response (ConnectError: [Errno 111] Connection refused) (after 5 attempts). "
+        "Check the network path to 127.0.0.1 (DNS, proxy, firewall)"
     )
