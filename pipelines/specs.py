@@ -450,7 +450,7 @@ def _reference_error(
         if ref.key not in fields:
             return SpecError(
                 f"{spec.path}: quality.references: {ref.key!r} is not a field of "
-                f"{ref.dataset}' contract {other.contract_ref}; its fields: {', '.join(fields)}"
+                f"{ref.dataset}'s contract {other.contract_ref}; its fields: {', '.join(fields)}"
             )
     return None
 

@@ -111,7 +111,7 @@ def test_a_broken_copy_whose_name_looks_like_a_dataset_keeps_the_location_up(
         (
             "{column: cpr, dataset: cpr_persons, key: personnummer}",
             r"sick_leave\.yaml: quality\.references: 'personnummer' is not a field of "
-            r"cpr_persons' contract cpr_persons:CprPersons; its fields: cpr, ",
+            r"cpr_persons's contract cpr_persons:CprPersons; its fields: cpr, ",
         ),
     ],
 )
