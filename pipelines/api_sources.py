@@ -49,11 +49,10 @@ from lake import cursors
 from lake.errors import ConfigError
 from lake.home import Home
 from lake.landing import land
-from pipelines.specs import DatasetSpec
+from pipelines.specs import API_SOURCES, DatasetSpec
 
 log = logging.getLogger("kommunelake.api")
 
-API_SOURCES = ("datafordeler", "statbank", "cvr", "ckan", "rest")
 _DEFAULT_NAMES = {kind: kind for kind in API_SOURCES if kind != "rest"}
 METADATA, RAW = "metadata", "raw"  # parts landed beside a dataset, never loaded
 DEFAULT_MAX_MB = 200

@@ -67,6 +67,10 @@ _MAINTENANCE_KEYS = (
 _NAME = re.compile(r"[A-Za-z0-9_-]+")
 _GROUP_NAME = re.compile(r"[A-Za-z0-9_]+(/[A-Za-z0-9_]+)*")
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[A-Za-z]{2,7}")
+# Where a dataset's data comes from (`source.type`): a drop folder, SFTP pickup into it, or
+# one of the API connectors (pipelines/api_sources.py).
+API_SOURCES = ("datafordeler", "statbank", "cvr", "ckan", "rest")
+SOURCE_TYPES = ("files", "sftp", *API_SOURCES)
 # Names of kommunelake's own assets beside the datasets' (maintenance/<name>).
 RESERVED_NAMES = frozenset({"shared_tables"})
 
@@ -213,6 +217,13 @@ def load_spec(path: Path) -> DatasetSpec:
             raise SpecError(
                 f"{where}: `{block}:` must be a mapping with a `type:`, got {raw[block]!r}"
             )
+    if raw["source"]["type"] not in SOURCE_TYPES:
+        # Anything else was taken for a drop folder: a typo (`filez`, `statbanken`) loaded
+        # nothing, without a word, from a folder nobody delivers to.
+        raise SpecError(
+            f"{where}: source.type {raw['source']['type']!r} is not a source we know; "
+            f"one of {', '.join(SOURCE_TYPES)}"
+        )
     pattern = raw["source"].get("pattern", "*")
     if isinstance(pattern, str):
         pattern = [pattern]
@@ -469,6 +480,10 @@ def read_specs(directory: Path = DATASETS_DIR) -> tuple[list[DatasetSpec], list[
     The code location is made from these: one mistyped key in one dataset's YAML must not
     take every other dataset's assets, sensors and schedules down with it."""
     specs, broken = [], []
+    for path in sorted(directory.glob("*.yml")):  # read by no one: say so, in the UI too
+        broken.append(
+            BrokenSpec(path.stem, SpecError(f"{path}: dataset files end in .yaml; rename it"))
+        )
     for path in sorted(directory.glob("*.yaml")):
         try:
             specs.append(load_spec(path))

@@ -129,3 +129,12 @@ def test_a_reference_to_a_dataset_or_key_that_does_not_exist_breaks_only_its_dat
     assert broken.name == "sick_leave"
     assert re.search(message, str(broken.error))
     assert "cpr_persons" in {s.name for s in specs}
+
+
+def test_a_dataset_saved_as_yml_is_shown_as_broken_not_ignored(datasets) -> None:
+    (datasets / "sick_leave.yaml").rename(datasets / "home_visits.yml")  # an editor's default
+
+    specs, broken = read_specs(datasets)
+    [yml] = [b for b in broken if b.name == "home_visits"]
+    assert "dataset files end in .yaml; rename it" in str(yml.error)
+    assert "home_visits" not in {s.name for s in specs}

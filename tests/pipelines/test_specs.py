@@ -73,6 +73,8 @@ def _with(tmp_path: Path, **changes: Any) -> Path:
         ({"format": "csv"}, r"`format:` must be a mapping with a `type:`"),
         ({"format__type": "xlsx"}, r"format\.type 'xlsx' is not one we read; one of csv, "),
         ({"source__pattern": 5}, r"source\.pattern must be a file pattern"),
+        # Taken for a drop folder: nothing loaded, and nothing said why.
+        ({"source__type": "filez"}, r"source\.type 'filez' is not a source we know; one of "),
         ({"quality__freshness_hours": "soon"}, r"quality\.freshness_hours must be a number"),
         ({"quality__quarantine_error": True}, r"quality\.quarantine_error must be a number"),
         ({"contact": ["a@kommune.example", "b@kommune.example"]}, r"contact must be one e-mail"),
