@@ -76,6 +76,7 @@ def scd2_changes(
     source: ScdSource = "full",
     valid_at: dt.datetime | None = None,
     compare_columns: Sequence[str] | None = None,
+    held: pl.DataFrame | None = None,
 ) -> Scd2Changes:
     """The versions a batch opens and closes (called by write_batch before any commit, so
     a batch refused here leaves even the table's schema as it was).
@@ -83,7 +84,8 @@ def scd2_changes(
     source: "full" — the batch holds every live key, so absent keys are closed; "delta" — the
     batch holds changed keys only. valid_at: when the batch's versions start (default now).
     compare_columns: what counts as a change (default: every column but the keys and
-    `_`-prefixed lineage columns, which differ in every batch)."""
+    `_`-prefixed lineage columns, which differ in every batch). held: keys the source still
+    has whose rows were quarantined; a full source does not close them."""
     keys = list(keys)
     compare = check_scd2_batch(
         storage.shown(table.table_uri),
@@ -127,7 +129,11 @@ def scd2_changes(
     inserts = joined.filter(~pl.col("__found") | changed).select(frame.columns)
     closes = joined.filter(pl.col("__found") & changed).select(keys)
     if source == "full":
-        closes = pl.concat([closes, current.select(keys).join(frame, on=keys, how="anti")])
+        absent = current.select(keys).join(frame, on=keys, how="anti")
+        if held is not None and not held.is_empty():
+            held = held.select(keys).cast({k: frame.schema[k] for k in keys})
+            absent = absent.join(held, on=keys, how="anti", nulls_equal=True)
+        closes = pl.concat([closes, absent])
     to_close = current.join(closes, on=keys, how="semi")
     new_keys = inserts.join(current, on=keys, how="anti").select(keys)
     _refuse_out_of_order(table, to_close, new_keys, keys=keys, at=at)

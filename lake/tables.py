@@ -286,6 +286,7 @@ def write_batch(
     valid_at: dt.datetime | None = None,
     compare_columns: Sequence[str] | None = None,
     replace_where: str | None = None,
+    held_keys: pl.DataFrame | None = None,
 ) -> Commit:
     """Write one batch in the given mode unless the batch's transaction is already committed.
 
@@ -297,6 +298,9 @@ def write_batch(
     scd2_source / valid_at / compare_columns: see lake.history.scd2_changes.
     replace_where (append only): a predicate; the rows matching it are replaced by the batch
     in the same commit (a reload replaces its batch's earlier rows instead of adding twice).
+    held_keys (snapshot, scd2): keys the source still has whose rows were quarantined; a
+    snapshot keeps their stored rows and scd2 their current versions, instead of taking them
+    for deleted.
     Any refused batch leaves the table exactly as it was.
     """
     if mode not in LOAD_MODES:
@@ -318,6 +322,7 @@ def write_batch(
         valid_at=valid_at,
         compare_columns=compare_columns,
         replace_where=replace_where,
+        held_keys=held_keys,
     )
     with exclusive(uri):  # check and commit as one step (see the module docstring)
         # A lost race is a conflict, not the batch: a CLI load runs outside Dagster's pools,
@@ -369,6 +374,7 @@ def _write_locked(
     valid_at: dt.datetime | None,
     compare_columns: Sequence[str] | None,
     replace_where: str | None,
+    held_keys: pl.DataFrame | None,
 ) -> Commit:
     """One attempt of write_batch, under the table's lock."""
     read_version = table_version(uri)  # read before the check: settle starts here
@@ -416,7 +422,10 @@ def _write_locked(
             source=scd2_source,
             valid_at=valid_at,
             compare_columns=compare_columns,
+            held=held_keys,
         )
+    if mode == "snapshot" and table is not None and keys and held_keys is not None:
+        plan = _with_held_rows(uri, table.version(), plan, keys, held_keys)
     props = commit_properties(app_id, metadata)
 
     try:
@@ -922,6 +931,35 @@ def _normalise(frame: pl.DataFrame) -> pl.DataFrame:
 # --------------------------------------------------------------------------------------------
 # Snapshot deletions
 # --------------------------------------------------------------------------------------------
+
+
+def _with_held_rows(
+    uri: str, version: int, plan: SchemaPlan, keys: Sequence[str], held: pl.DataFrame
+) -> SchemaPlan:
+    """The snapshot with the stored rows of `held` keys it lacks: their new rows failed the
+    contract, so the last valid ones stay (with their own `_batch_id`) rather than the keys
+    vanishing from silver and being recorded as deleted."""
+    frame = plan.frame
+    held = held.select(keys).cast({k: frame.schema[k] for k in keys})
+    held = held.join(frame.select(keys), on=list(keys), how="anti", nulls_equal=True)
+    if held.is_empty():
+        return plan
+    stored = (
+        pl.scan_delta(uri, version=version)
+        .with_columns(pl.col(k).cast(frame.schema[k]) for k in keys)
+        .join(held.lazy(), on=list(keys), how="semi", nulls_equal=True)
+        .collect()
+    )
+    if stored.is_empty():
+        return plan
+    log.info(
+        "%s: kept the stored rows of %d keys whose rows in this snapshot were quarantined",
+        uri,
+        stored.height,
+    )
+    kept = stored.select(c for c in stored.columns if c in frame.columns)
+    merged = pl.concat([frame, kept], how="diagonal_relaxed").cast(frame.schema)
+    return SchemaPlan(merged, plan.added, plan.widened, plan.breaks)
 
 
 def vanished_keys(

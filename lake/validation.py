@@ -62,6 +62,10 @@ class Conformed:
     # CPR number), for quality.runs, the schema_drift check and `kommunelake check`.
     extra_columns: tuple[str, ...] = field(default=())
     added_columns: tuple[str, ...] = field(default=())  # their silver names, when evolved
+    # Keys (as typed and normalised, before pseudonyms) of quarantined rows whose key itself
+    # was readable: the source still has them, so a snapshot or SCD2 load must not take them
+    # for deleted because their row failed on another column.
+    held_keys: pl.DataFrame | None = None
 
     @property
     def drift_decision(self) -> str:
@@ -216,13 +220,16 @@ def conform(
     candidates, shaped_keys = _without_cpr_numbers(candidates, contract, keys, masked)
     failures.append(shaped_keys)
 
+    held = None
     if keys:
         # A key is compared as its pseudonym will be: `010190-1234` and `0101901234` are one
         # person, so one key, in silver (and in a merge, which refuses repeated keys).
         identifiers = identifier_columns(contract)
-        candidates = candidates.with_columns(
+        normalise = [
             normalised(pl.col(k), identifiers[k]).alias(k) for k in keys if k in identifiers
-        )
+        ]
+        candidates = candidates.with_columns(normalise)
+        held = _held_keys(typed, concat_failures(failures), keys).with_columns(normalise)
         duplicate = candidates.select(pl.struct(keys).is_first_distinct().not_()).to_series()
         dupes = candidates.filter(duplicate)
         failures.append(_failures(dupes, ",".join(keys), "duplicate_key", keys[0], masked))
@@ -235,10 +242,21 @@ def conform(
         rows_in=raw.height,
         extra_columns=tuple(redact(c) for c in extra),
         added_columns=added,
+        held_keys=held,
     )
     # The invariant every load is audited on: nothing is dropped without a reason.
     assert result.rows_valid + result.rows_quarantined == result.rows_in, "row reconciliation"
     return result
+
+
+def _held_keys(typed: pl.DataFrame, failures: pl.DataFrame, keys: Sequence[str]) -> pl.DataFrame:
+    """The keys of the failing rows whose key columns all typed (a row whose key is what
+    failed cannot be told apart from a deleted one)."""
+    ids = row_identity(failures)
+    if not failures.height or not ids:
+        return typed.select(keys).clear()
+    failed = typed.join(failures.select(ids).unique(), on=ids, how="semi")
+    return failed.select(keys).drop_nulls().unique()
 
 
 def clear_text_columns(contract: type[pa.DataFrameModel]) -> list[str]:

@@ -403,12 +403,20 @@ def _load_spooled(
     buffered: list[pl.DataFrame] = []
     tally = Tally()
     held_back = RepeatFilter(spec.batch_keys)
+    # Keys of quarantined rows, for the modes that take a batch for the whole source.
+    holds_keys = spec.load_mode == "scd2" or (spec.load_mode == "snapshot" and bool(spec.keys))
+    key_pseudonyms = Pseudonymiser(
+        {c: d for c, d in identifier_columns(spec.contract).items() if c in spec.keys}, key
+    )
+    held_keys: list[pl.DataFrame] = []
     try:
         with local_copy(landed, home) as source:  # a remote landing is parsed from a copy
             for conformed in conform_chunks(spec, source, name, spool.folder):
                 # Only the counts of a chunk are kept; its rows go to disk.
                 tally.add(conformed)
                 spool.add(conformed.failures)
+                if holds_keys and conformed.held_keys is not None:
+                    held_keys.append(key_pseudonyms.apply(conformed.held_keys))
                 silver = pseudonyms.apply(conformed.valid).with_columns(lineage)
                 if SHEET in silver.columns:  # a sheet may be named after a citizen's CPR
                     silver = silver.with_columns(redacted(pl.col(SHEET)))
@@ -485,6 +493,7 @@ def _load_spooled(
             partition_by=spec.partition_by,
             valid_at=landed.fetched_at,
             replace_where=f"_batch_id = '{landed.batch_id}'" if reload else None,
+            held_keys=pl.concat(held_keys) if held_keys else None,
         )
         # Keys a snapshot no longer holds are recorded, not just gone (safe to repeat).
         record_deletions(

@@ -93,6 +93,44 @@ def test_a_delta_scd2_source_leaves_absent_keys_open(tmp_path) -> None:
     ]
 
 
+def test_a_full_scd2_load_leaves_open_the_keys_whose_rows_were_quarantined(tmp_path) -> None:
+    # "b"'s row failed the contract: the source still has "b", so closing its version (and
+    # opening a new one when the next delivery is valid) would write history that never was.
+    uri = str(tmp_path / "t")
+    _scd2(uri, {"a": "Alfa", "b": "Beta", "c": "Cirkel"}, "b1", T1)
+    held = pl.DataFrame({"id": ["b"]})
+    _scd2(uri, {"a": "Alfa A/S"}, "b2", T2, held_keys=held)
+    assert _history(uri) == [
+        ("a", "Alfa", T1, T2, False),
+        ("a", "Alfa A/S", T2, None, True),
+        ("b", "Beta", T1, None, True),  # held: its last valid version stays current
+        ("c", "Cirkel", T1, T2, False),  # gone from the full source: closed
+    ]
+
+
+def test_a_snapshot_keeps_the_stored_rows_of_keys_whose_rows_were_quarantined(tmp_path) -> None:
+    uri = str(tmp_path / "t")
+    write_batch(
+        uri,
+        _companies({"a": "Alfa", "b": "Beta", "c": "Cirkel"}, "b1"),
+        mode="snapshot",
+        keys=["id"],
+        app_id="b1",
+    )
+    held = pl.DataFrame({"id": ["b", "a"]})  # "a" is in the batch as well: nothing to keep
+    commit = write_batch(
+        uri,
+        _companies({"a": "Alfa A/S"}, "b2"),
+        mode="snapshot",
+        keys=["id"],
+        app_id="b2",
+        held_keys=held,
+    )
+    rows = pl.read_delta(uri).sort("id")
+    assert rows.rows() == [("a", "Alfa A/S", "b2"), ("b", "Beta", "b1")]
+    assert commit.deleted is not None and commit.deleted["id"].to_list() == ["c"]
+
+
 def test_unchanged_rows_touch_nothing(tmp_path) -> None:
     # lineage columns (`_`-prefixed) differ in every batch and do not count as a change
     uri = str(tmp_path / "t")
