@@ -316,7 +316,9 @@ def _azure_filesystem(opts: Mapping[str, str]):
     if opts.get("azure_storage_account_key"):
         kwargs["account_key"] = opts["azure_storage_account_key"]
     elif opts.get("azure_storage_sas_token"):
-        kwargs["sas_token"] = opts["azure_storage_sas_token"]
+        # pyarrow appends the token to each URL as it is, so it needs its `?`; `az ...
+        # generate-sas` prints it without one (deltalake and DuckDB take either form).
+        kwargs["sas_token"] = "?" + opts["azure_storage_sas_token"].lstrip("?")
     if opts.get("azure_client_secret"):
         kwargs |= {
             "client_id": opts.get("azure_client_id"),

@@ -510,6 +510,49 @@ def test_landing_on_azure(azure_home: Home) -> None:
     assert len(manifest(azure_home.manifest_uri, "cpr_persons")) == 1
 
 
+def _account_sas(question_mark: bool) -> str:
+    """An account SAS for Azurite, as `az storage account generate-sas` prints it (no `?`)
+    or as the portal's "SAS token" field shows it (with one)."""
+    from azure.storage.blob import AccountSasPermissions, ResourceTypes, generate_account_sas
+
+    token = generate_account_sas(
+        storage.EMULATOR_ACCOUNT,
+        objectstores.EMULATOR_KEY,
+        ResourceTypes(service=True, container=True, object=True),
+        AccountSasPermissions(read=True, write=True, delete=True, list=True, add=True, create=True),
+        expiry=dt.datetime.now(dt.UTC) + dt.timedelta(hours=1),
+    )
+    return "?" + token if question_mark else token
+
+
+@pytest.mark.parametrize("question_mark", [False, True], ids=["as-az-cli-prints-it", "with-?"])
+def test_an_azure_lake_with_a_sas_token_lands_files(azurite, tmp_path, monkeypatch, question_mark):
+    # pyarrow appends the token to the URL as it is: without its `?` every landing failed
+    # with "ListBlobsByHierarchy failed ... [OutOfRangeInput] 400 The specified resource
+    # name length is not within the permissible limits", while deltalake took either form.
+    for name in [n for n in os.environ if n.startswith("AZURE")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("AZURE_STORAGE_ACCOUNT_NAME", storage.EMULATOR_ACCOUNT)
+    monkeypatch.setenv("AZURE_STORAGE_ENDPOINT", f"{azurite.url}/{storage.EMULATOR_ACCOUNT}")
+    monkeypatch.setenv("AZURE_ALLOW_HTTP", "true")
+    monkeypatch.setenv("AZURE_STORAGE_SAS_TOKEN", _account_sas(question_mark))
+    container = objectstores.create_container(azurite)
+    home = Home(tmp_path / "home", f"az://{container}/kommune")
+
+    landed, new = land(
+        home.landing_uri,
+        home.manifest_uri,
+        dataset="cpr_persons",
+        source="drop",
+        data=b"cpr;navn\n",
+        original_name="persons.csv",
+        media_type="text/csv",
+    )
+
+    assert new and read_landed(landed) == b"cpr;navn\n"
+    assert len(manifest(home.manifest_uri, "cpr_persons")) == 1
+
+
 def test_duckdb_reads_delta_on_azure(azure_home: Home) -> None:
     _skip_without_extension("azure")
     uri = azure_home.table_uri("gold", "population")
