@@ -304,3 +304,14 @@ def careless_s3() -> Iterator[Server]:
         server.shutdown()
         server.server_close()
         thread.join(timeout=10)
+
+
+def container_client(server: Server, container: str):
+    """An azure-storage-blob ContainerClient for an Azurite container (tests only)."""
+    from azure.storage.blob import BlobServiceClient
+
+    connection = (
+        "DefaultEndpointsProtocol=http;AccountName=devstoreaccount1;"
+        f"AccountKey={EMULATOR_KEY};BlobEndpoint={server.url}/devstoreaccount1;"
+    )
+    return BlobServiceClient.from_connection_string(connection).get_container_client(container)

@@ -1,9 +1,10 @@
 """Concurrent and ambiguous Delta commits (issue #5).
 
 - Every commit kommunelake makes carries the shared retry budget (lake.tables.COMMIT_RETRIES).
-- 8 spawned processes append 20 batches each through `write_batch`, on local disk and on S3
-  (moto): the log ends up with versions 0..N without a gap, every batch is in the table
-  exactly once (its rows, its app transaction, one commit), no referenced file is missing.
+- 8 spawned processes append 20 batches each through `write_batch`, on local disk, on S3
+  (moto) and on Azure (Azurite): the log ends up with versions 0..N without a gap, every
+  batch is in the table exactly once (its rows, its app transaction, one commit), no
+  referenced file is missing.
 - An ambiguous commit — the log entry is written, the writer is told it failed — on S3 (a
   proxy in front of moto answers 500 or drops the connection after moto took the PUT) and on
   local disk (an LD_PRELOAD shim makes the link of the log entry report EIO): the call
@@ -57,6 +58,14 @@ def moto(tmp_path_factory) -> Iterator[objectstores.Server]:
 
 
 @pytest.fixture(scope="module")
+def azurite(tmp_path_factory) -> Iterator[objectstores.Server]:
+    if not objectstores.azurite_installed():
+        pytest.skip(objectstores.AZURITE_MISSING)
+    with objectstores.azurite_server(tmp_path_factory.mktemp("azurite")) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
 def proxy(moto, tmp_path_factory) -> Iterator[FaultyProxy]:
     with ambiguous_commit_proxy(moto.url, tmp_path_factory.mktemp("proxy")) as server:
         yield server
@@ -84,6 +93,28 @@ def _s3_table(server: objectstores.Server | FaultyProxy, monkeypatch, name: str)
     return f"s3://{bucket}/silver/{name}"
 
 
+def _azure_table(server: objectstores.Server, monkeypatch, name: str) -> str:
+    """A table URI in a fresh Azurite container, with the AZURE_* variables set."""
+    for variable, value in objectstores.azure_environment(server).items():
+        monkeypatch.setenv(variable, value)
+    return f"az://{objectstores.create_container(server)}/silver/{name}"
+
+
+def _store(store: str, request, monkeypatch, tmp_path: Path, name: str):
+    """(table URI, server or None, the variables a writer process needs) for a store."""
+    if store == "local":
+        return str(tmp_path / "table"), None, {}
+    if store == "azure":
+        server = request.getfixturevalue("azurite")
+        return (
+            _azure_table(server, monkeypatch, name),
+            server,
+            objectstores.azure_environment(server),
+        )
+    server = request.getfixturevalue("moto")
+    return _s3_table(server, monkeypatch, name), server, objectstores.s3_environment(server)
+
+
 # --- what every test checks on the table afterwards -----------------------------------------
 
 
@@ -92,6 +123,10 @@ def _stored_keys(uri: str, server: objectstores.Server | None) -> set[str]:
     if server is None:
         root = Path(uri)
         return {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
+    if uri.startswith("az://"):
+        container, _, prefix = uri.removeprefix("az://").partition("/")
+        keys = objectstores.azure_keys(server, container)
+        return {k[len(prefix) + 1 :] for k in keys if k.startswith(prefix + "/")}
     bucket, _, prefix = uri.removeprefix("s3://").partition("/")
     pages = (
         objectstores.s3_client(server)
@@ -107,9 +142,9 @@ def _log_entries(stored: set[str]) -> list[str]:
 
 def _referenced(uri: str) -> set[str]:
     """The data files of the table's current version, relative to its root."""
-    root = uri.rstrip("/").removeprefix("s3://")
+    root = uri.rstrip("/").split("://", 1)[-1]
     files = DeltaTable(uri).file_uris()
-    return {f.removeprefix("s3://").split(root, 1)[1].lstrip("/") for f in files}
+    return {f.split("://", 1)[-1].split(root, 1)[1].lstrip("/") for f in files}
 
 
 def _assert_whole(uri: str, server: objectstores.Server | None, app_ids: list[str]) -> int:
@@ -232,11 +267,9 @@ def _append_batches(uri: str, env: dict[str, str], worker: int, barrier, out: st
     Path(out).write_text(json.dumps(outcomes))
 
 
-@pytest.mark.parametrize("store", ["local", "s3"])
+@pytest.mark.parametrize("store", ["local", "s3", "azure"])
 def test_eight_writers_lose_nothing_and_double_nothing(store, tmp_path, monkeypatch, request):
-    server = request.getfixturevalue("moto") if store == "s3" else None
-    uri = str(tmp_path / "table") if server is None else _s3_table(server, monkeypatch, "race")
-    env = {} if server is None else objectstores.s3_environment(server)
+    uri, server, env = _store(store, request, monkeypatch, tmp_path, "race")
     # Version 0: the table exists before the race (two *first* commits race on the table's
     # metadata, and the loser fails loudly). A checkpoint every 5 versions keeps the test
     # short: write_batch opens the table several times per batch, and each open reads every
@@ -474,11 +507,9 @@ def _stream_same_batch(uri: str, env: dict[str, str], barrier, out: str) -> None
     Path(out).write_text(json.dumps(writer.commit().committed))
 
 
-@pytest.mark.parametrize("store", ["local", "s3"])
+@pytest.mark.parametrize("store", ["local", "s3", "azure"])
 def test_a_batch_streamed_by_racing_loads_commits_once(store, tmp_path, monkeypatch, request):
-    server = request.getfixturevalue("moto") if store == "s3" else None
-    uri = str(tmp_path / "table") if server is None else _s3_table(server, monkeypatch, "once")
-    env = {} if server is None else objectstores.s3_environment(server)
+    uri, server, env = _store(store, request, monkeypatch, tmp_path, "once")
     _write(uri, "append", FIRST, "b1")
 
     # Unfixed, every racer committed b2 (delta-rs does not refuse a second commit of an app

@@ -22,7 +22,7 @@ with app transactions and commit metadata agreeing with the rows, and the servin
 be the old one or a complete new one. The same run again, unkilled, must then give exactly
 the lake of an uninterrupted run.
 
-The matrix runs on two stores, one test class each. TestOnLocalDisk: the lake in the home,
+The matrix runs on three stores, one test class each. TestOnLocalDisk: the lake in the home,
 22 kills, three to five per point. TestOnS3: the lake on S3 (the moto server of
 tests/lake/objectstores.py), each home's lake a prefix of one bucket, configured as for any
 run (KOMMUNELAKE_LAKE_URI and the AWS_* variables); drop folders and the serving file stay
@@ -31,8 +31,10 @@ local, as in production, and each killed child gets its own copy of the template
 long. There a half-written part is an unfinished multipart upload, a watched "folder" is a
 prefix listed until the new object appears, and after the kill and after the re-run the
 lake must hold nothing a later run would trip over: no lock object, no temporary log entry,
-no checkpoint pointer without its checkpoint. (CRASH_MATRIX_SCALE=N kills N times as often,
-for a deeper search by hand.)
+no checkpoint pointer without its checkpoint. TestOnAzure: the same kills with the lake in a
+container of Azurite (tests/lake/objectstores.py; skipped without `make azurite`), where a
+half-written part is a block list never committed. (CRASH_MATRIX_SCALE=N kills N times as
+often, for a deeper search by hand.)
 
 Two threads each take a case at a time: kill its child, check, re-run (a new child, as the
 next scheduled run is a new process), check again; so at most two children run at once. On
@@ -100,7 +102,7 @@ S3_POINTS = {
     "checkpoint": (("checkpoint:file", 1),),
     "serving_rebuild": (("serving:statement", 1),),
 }
-STORES = {"local": POINTS, "s3": S3_POINTS}
+STORES = {"local": POINTS, "s3": S3_POINTS, "azure": S3_POINTS}
 # CRASH_MATRIX_SCALE=N kills N times as often per site: a deeper search by hand, not for CI.
 SCALE = int(os.environ.get("CRASH_MATRIX_SCALE", "1"))
 CASES = {
@@ -140,19 +142,25 @@ class Case:
 
 @dataclass(frozen=True)
 class Store:
-    """Where the lakes of the homes are: in each home (local) or, on S3, under a prefix of one
-    bucket named after the home's folder below the test's temporary root."""
+    """Where the lakes of the homes are: in each home (local) or, on S3 or Azure, under a
+    prefix of one bucket (container) named after the home's folder below the test's
+    temporary root."""
 
-    name: str
+    name: str  # local | s3 | azure
     base: Path
     server: objectstores.Server | None = None
-    bucket: str = ""
-    client: Any = field(default=None, compare=False, repr=False)  # boto3, copies objects
+    bucket: str = ""  # the S3 bucket or Azure container
+    # boto3 (S3) or an azure-storage-blob ContainerClient: copies, lists and reads objects
+    client: Any = field(default=None, compare=False, repr=False)
+
+    @property
+    def scheme(self) -> str:
+        return {"s3": "s3", "azure": "az"}[self.name]
 
     def home(self, root: Path) -> Home:
         if self.server is None:
             return Home(root)
-        return Home(root, f"s3://{self.bucket}/{root.relative_to(self.base).as_posix()}")
+        return Home(root, f"{self.scheme}://{self.bucket}/{root.relative_to(self.base).as_posix()}")
 
     def copy_home(self, template: Home, folder: Path) -> Home:
         """The template's home in `folder`, with its own copy of the lake."""
@@ -161,25 +169,35 @@ class Store:
         if self.server is not None:
             source, target = template.location.prefix, home.location.prefix
             for key in self.keys(template):
-                self.client.copy_object(
-                    Bucket=self.bucket,
-                    Key=target + key.removeprefix(source),
-                    CopySource={"Bucket": self.bucket, "Key": key},
-                )
+                copy = target + key.removeprefix(source)
+                if self.name == "s3":
+                    self.client.copy_object(
+                        Bucket=self.bucket, Key=copy, CopySource={"Bucket": self.bucket, "Key": key}
+                    )
+                else:
+                    self.client.upload_blob(copy, self.read(key))
         return home
 
     def keys(self, home: Home) -> list[str]:
-        """Every object of the home's lake (S3 only)."""
+        """Every object of the home's lake (object storage only)."""
+        prefix = home.location.prefix + "/"
+        if self.name == "azure":
+            return [blob.name for blob in self.client.list_blobs(name_starts_with=prefix)]
         pages = self.client.get_paginator("list_objects_v2").paginate(
-            Bucket=self.bucket, Prefix=home.location.prefix + "/"
+            Bucket=self.bucket, Prefix=prefix
         )
         return [item["Key"] for page in pages for item in page.get("Contents", [])]
 
+    def read(self, key: str) -> bytes:
+        if self.name == "azure":
+            return self.client.download_blob(key).readall()
+        return self.client.get_object(Bucket=self.bucket, Key=key)["Body"].read()
+
     def connect(self):
         """A DuckDB connection as lake.connect() makes one: lake.duck, `delta` loaded, for S3
-        also httpfs and a secret for the bucket. Loading the extensions costs about 0.4 s, so
-        each thread checking kills keeps one."""
-        return duck_connect(lake_uri=f"s3://{self.bucket}" if self.server else None)
+        also httpfs (Azure: azure) and a secret for the bucket. Loading the extensions costs
+        about 0.4 s, so each thread checking kills keeps one."""
+        return duck_connect(lake_uri=f"{self.scheme}://{self.bucket}" if self.server else None)
 
     def environment(self, home: Home) -> dict[str, str]:
         """A child's environment: the home's lake configured as for any kommunelake run."""
@@ -212,6 +230,19 @@ def store(request, tmp_path_factory) -> Iterator[Store]:
     base = tmp_path_factory.getbasetemp()
     if request.cls.STORE == "local":
         yield Store("local", base)
+        return
+    if request.cls.STORE == "azure":
+        if not objectstores.azurite_installed():
+            pytest.skip(objectstores.AZURITE_MISSING)
+        with (
+            objectstores.azurite_server(tmp_path_factory.mktemp("azurite")) as server,
+            pytest.MonkeyPatch.context() as patch,
+        ):
+            for name, value in objectstores.azure_environment(server).items():
+                patch.setenv(name, value)
+            container = objectstores.create_container(server)
+            client = objectstores.container_client(server, container)
+            yield Store("azure", base, server, container, client)
         return
     with (
         objectstores.moto_server(tmp_path_factory.mktemp("moto")) as server,
@@ -615,9 +646,7 @@ def assert_nothing_in_the_way(store: Store, home: Home, case: object) -> None:
             if not _LOG_ENTRY.fullmatch(path.name):
                 odd.append(key)
             elif path.name == "_last_checkpoint":
-                pointer = json.loads(
-                    store.client.get_object(Bucket=store.bucket, Key=key)["Body"].read()
-                )
+                pointer = json.loads(store.read(key))
                 checkpoint = f"{path.parent}/{pointer['version']:020d}.checkpoint.parquet"
                 if prefix + checkpoint not in present:
                     odd.append(f"{key} -> {checkpoint} (missing)")
@@ -692,6 +721,10 @@ class TestOnLocalDisk(CrashMatrix):
 
 class TestOnS3(CrashMatrix):
     STORE = "s3"
+
+
+class TestOnAzure(CrashMatrix):
+    STORE = "azure"
 
 
 def pytest_generate_tests(metafunc) -> None:
