@@ -834,6 +834,11 @@ def _overwrite(
         mode="overwrite",
         schema_mode=schema_mode,
         partition_by=partitions or None,
+        # A plain overwrite only removes the files it read: delta-rs commits it over a
+        # compaction that rewrote them meanwhile, and the compacted file (the old rows) stays
+        # live beside the new ones. With a predicate it checks what it replaces and refuses
+        # (CommitFailedError), so write_batch writes the snapshot again on the new version.
+        predicate="true" if table is not None else None,
         commit_properties=props,
     )
     return DeltaTable(uri).version()

@@ -592,6 +592,34 @@ def test_a_merge_that_loses_to_a_compaction_is_written_again(tmp_path, monkeypat
     assert DeltaTable(uri).transaction_version("b9") is not None
 
 
+@pytest.mark.parametrize("store", ["local", "s3"])
+def test_a_snapshot_that_loses_to_a_compaction_is_written_again(
+    store, tmp_path, monkeypatch, request
+) -> None:
+    # delta-rs let the full overwrite commit over a compaction (dataChange=false) that came
+    # in between: it removed the small files it had read, which the compaction had already
+    # removed, and the compacted file stayed live. The snapshot table then held the old rows
+    # beside the new ones (key 1 twice), and quality.deletions named keys 0 and 2 as gone.
+    uri, _, _ = _store(store, request, monkeypatch, tmp_path, "snapshot")
+    _small_files(uri)
+    real_overwrite = lake.tables._overwrite
+    calls = []
+
+    def compacted_the_first_time(uri_, table, *args, **kwargs):
+        calls.append(table.version())
+        if len(calls) == 1:
+            DeltaTable(uri).optimize.compact()  # another process, between read and commit
+        return real_overwrite(uri_, table, *args, **kwargs)
+
+    monkeypatch.setattr(lake.tables, "_overwrite", compacted_the_first_time)
+    frame = pl.DataFrame({"id": [1, 9], "v": ["new", "9"]})
+    commit = write_batch(uri, frame, mode="snapshot", app_id="b9", keys=["id"])
+
+    assert commit.committed and len(calls) == 2 and calls[1] > calls[0]  # read again
+    assert sorted(pl.read_delta(uri).rows()) == [(1, "new"), (9, "9")]
+    assert sorted(commit.deleted["id"].to_list()) == [0, 2]
+
+
 def test_a_merge_that_keeps_losing_says_to_re_run_it(tmp_path, monkeypatch) -> None:
     # ... and one that loses every attempt was told to check the table's schema against the
     # batch, which has nothing to do with it.
