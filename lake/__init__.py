@@ -7,9 +7,10 @@ connection on the serving layer, e.g. `con.sql("select * from gold.population_by
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from lake.errors import ConfigError
-from lake.home import resolve_home
+from lake.home import Home, resolve_home
 
 
 def connect(home: str | os.PathLike[str] | None = None):
@@ -29,12 +30,7 @@ def connect(home: str | os.PathLike[str] | None = None):
     built_for = _built_for(con)
     if built_for is not None and built_for != resolved.lake_root:
         con.close()
-        raise ConfigError(
-            f"{path} was built for the lake at {built_for}, not this home's lake at "
-            f"{resolved.lake_root} (the home was copied or moved, or KOMMUNELAKE_LAKE_URI "
-            f"changed): rebuild it with `kommunelake load --home {resolved.root} --select "
-            "'key:serving/lake_duckdb'`"
-        )
+        raise ConfigError(_other_lake(path, built_for, resolved))
     return con
 
 
@@ -47,6 +43,30 @@ def _built_for(con) -> str | None:
     except duckdb.CatalogException:
         return None
     return row[0] if row else None
+
+
+def _other_lake(path: Path, built_for: str, home: Home) -> str:
+    """Why a serving file built for another lake is refused, and what to do.
+
+    Over object storage the likely cause is a shell or notebook without the lake's
+    variables: the connection then has no secret, and the first query fails deep in DuckDB
+    (on S3 with an instance-metadata lookup that names neither lake nor variable). A local
+    lake elsewhere means the home was copied or moved: the views read the original's."""
+    from lake import storage
+
+    if storage.parse_lake_uri(built_for).is_remote:
+        variables = "AWS_*" if storage.parse_lake_uri(built_for).kind == "s3" else "AZURE_*"
+        now = f"is {home.lake_root}" if home.is_remote else "is not set"
+        return (
+            f"{path} reads the lake at {built_for}, but {storage.LAKE_URI_VARIABLE} {now}: set "
+            f"{storage.LAKE_URI_VARIABLE}={built_for} and the {variables} variables the loads use"
+        )
+    return (
+        f"{path} was built for the lake at {built_for}, not this home's lake at "
+        f"{home.lake_root} (the home was copied or moved, or {storage.LAKE_URI_VARIABLE} "
+        f"changed): rebuild it with `kommunelake load --home {home.root} --select "
+        "'key:serving/lake_duckdb'`"
+    )
 
 
 __all__ = ["connect"]

@@ -352,6 +352,32 @@ def test_duckdb_reads_delta_on_s3_with_a_secret_from_the_same_options(s3_home: H
         con.close()
 
 
+def test_a_serving_file_over_s3_read_without_the_lake_uri_says_what_to_set(
+    s3_home: Home, monkeypatch
+) -> None:
+    # Without KOMMUNELAKE_LAKE_URI the connection had no secret, and the first query failed
+    # with DuckDB's "IO Error: DeltaKernel ObjectStoreError ... PUT
+    # http://169.254.169.254/latest/api/token ..." (the instance-metadata credential lookup).
+    from lake import connect
+    from lake.serving import build_serving
+
+    frame = pl.DataFrame({"district": ["Sentrum"], "residents": [42]})
+    write_deltalake(
+        s3_home.table_uri("gold", "population"),
+        frame.to_arrow(),
+        storage_options=dict(s3_home.storage_options()),
+    )
+    build_serving(s3_home, {})
+    monkeypatch.delenv("KOMMUNELAKE_LAKE_URI")
+
+    with pytest.raises(ConfigError) as error:
+        connect(s3_home.root)
+
+    message = str(error.value)
+    assert f"KOMMUNELAKE_LAKE_URI={s3_home.lake_root}" in message and "\n" not in message
+    assert "testing" not in message  # the AWS_* values are never shown
+
+
 def test_s3_without_conditional_put_is_refused(tmp_path, monkeypatch) -> None:
     # A careless S3 (see objectstores) accepts every PUT, If-None-Match or not, as S3-like
     # services did before conditional writes. (Delta commits there "work": the harm only
