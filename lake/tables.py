@@ -26,9 +26,13 @@ the check and ours are read: if one of them carries the batch's app transaction,
 later duplicate and a second commit removes the files it added. An error
 from the commit is not trusted on its own: a store can write the log entry and still answer
 with an error (a 500 or a dropped connection after S3 took the PUT; EIO after the local link).
-The log decides: a batch whose app transaction is in it was committed, once. An overwrite
-(snapshot, type widening) is checked the same way for a compaction that committed after its
-read: delta-rs accepts the overwrite, which leaves the compacted file and so the old rows
+The log decides: a batch whose app transaction is in it was committed, once.
+
+delta-rs accepts a plain overwrite over a compaction that committed after the overwrite read
+the table (it allows removing files whose data did not change), keeping the compacted file
+and so the old rows. write_batch's snapshot passes a predicate, which makes delta-rs refuse
+(and write_batch writes it again); the overwrites that cannot (a streamed snapshot's
+`create_write_transaction`, a type-widening rewrite) are checked after they commit
 (`undo_racing_compactions`).
 """
 
@@ -441,8 +445,6 @@ def _write_locked(
                 else None
             )
             version = _overwrite(uri, table, plan, props, partition_by)
-            if table is not None and undo_racing_compactions(uri, props, read_version):
-                version = table_version(uri) or version
             return Commit(version, True, deleted=deleted, schema_changes=plan.changes)
         if table is None:  # the first batch creates the table (scd2 adds its columns)
             return _create_keyed(uri, plan.frame, mode, keys, props, partition_by, valid_at)
