@@ -197,9 +197,11 @@ def conform(
     where: str = "batch",
     drift: DriftPolicy = "ignore",
     absent_is_null: bool = False,
+    hold_keys: bool = False,
 ) -> Conformed:
     """Type, validate and de-duplicate one batch; raises SchemaBreak if columns are missing,
-    or new ones arrive under `freeze` (or hold CPR-shaped values under `evolve`)."""
+    or new ones arrive under `freeze` (or hold CPR-shaped values under `evolve`). With
+    `hold_keys` (a batch that is the whole source) the quarantined rows' keys are kept too."""
     parse = parse or ParseOptions()
     frame, extra = rename_to_contract(
         raw, contract, aliases or {}, where=where, absent_is_null=absent_is_null
@@ -229,7 +231,8 @@ def conform(
             normalised(pl.col(k), identifiers[k]).alias(k) for k in keys if k in identifiers
         ]
         candidates = candidates.with_columns(normalise)
-        held = _held_keys(typed, concat_failures(failures), keys).with_columns(normalise)
+        if hold_keys:
+            held = _held_keys(typed, concat_failures(failures), keys).with_columns(normalise)
         duplicate = candidates.select(pl.struct(keys).is_first_distinct().not_()).to_series()
         dupes = candidates.filter(duplicate)
         failures.append(_failures(dupes, ",".join(keys), "duplicate_key", keys[0], masked))

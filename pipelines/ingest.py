@@ -121,9 +121,16 @@ def conform_chunks(
             # JSON and XML writers leave out null keys; a table format's missing column is
             # a changed layout.
             absent_is_null=_is_record_format(spec),
+            hold_keys=_whole_source(spec),
         )
         progress.chunk(conformed)
         yield conformed
+
+
+def _whole_source(spec: DatasetSpec) -> bool:
+    """Whether a batch is the whole source, by key: what it lacks counts as deleted (a keyed
+    snapshot) or closed (SCD2), so the keys of its quarantined rows must be known."""
+    return spec.load_mode in ("snapshot", "scd2") and bool(spec.keys)
 
 
 class Progress:
@@ -403,8 +410,6 @@ def _load_spooled(
     buffered: list[pl.DataFrame] = []
     tally = Tally()
     held_back = RepeatFilter(spec.batch_keys)
-    # Keys of quarantined rows, for the modes that take a batch for the whole source.
-    holds_keys = spec.load_mode == "scd2" or (spec.load_mode == "snapshot" and bool(spec.keys))
     key_pseudonyms = Pseudonymiser(
         {c: d for c, d in identifier_columns(spec.contract).items() if c in spec.keys}, key
     )
@@ -415,7 +420,7 @@ def _load_spooled(
                 # Only the counts of a chunk are kept; its rows go to disk.
                 tally.add(conformed)
                 spool.add(conformed.failures)
-                if holds_keys and conformed.held_keys is not None:
+                if conformed.held_keys is not None:
                     held_keys.append(key_pseudonyms.apply(conformed.held_keys))
                 silver = pseudonyms.apply(conformed.valid).with_columns(lineage)
                 if SHEET in silver.columns:  # a sheet may be named after a citizen's CPR
