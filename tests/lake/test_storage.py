@@ -521,16 +521,20 @@ def test_two_processes_appending_on_azure_lose_nothing(azure_home: Home) -> None
     assert DeltaTable(uri, storage_options=options).version() == 10
 
 
-def test_landing_on_azure(azure_home: Home) -> None:
-    landed, new = land(
-        azure_home.landing_uri,
-        azure_home.manifest_uri,
+def _land_persons(home: Home):
+    return land(
+        home.landing_uri,
+        home.manifest_uri,
         dataset="cpr_persons",
         source="drop",
         data=b"cpr;navn\n",
         original_name="persons.csv",
         media_type="text/csv",
     )
+
+
+def test_landing_on_azure(azure_home: Home) -> None:
+    landed, new = _land_persons(azure_home)
     assert new and landed.path.startswith(azure_home.landing_uri + "/cpr_persons/")
     assert read_landed(landed) == b"cpr;navn\n"
     assert len(manifest(azure_home.manifest_uri, "cpr_persons")) == 1
@@ -565,15 +569,7 @@ def test_an_azure_lake_with_a_sas_token_lands_files(azurite, tmp_path, monkeypat
     container = objectstores.create_container(azurite)
     home = Home(tmp_path / "home", f"az://{container}/kommune")
 
-    landed, new = land(
-        home.landing_uri,
-        home.manifest_uri,
-        dataset="cpr_persons",
-        source="drop",
-        data=b"cpr;navn\n",
-        original_name="persons.csv",
-        media_type="text/csv",
-    )
+    landed, new = _land_persons(home)
 
     assert new and read_landed(landed) == b"cpr;navn\n"
     assert len(manifest(home.manifest_uri, "cpr_persons")) == 1

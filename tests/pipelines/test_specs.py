@@ -119,23 +119,25 @@ def test_a_file_that_is_not_text_is_a_spec_error(tmp_path: Path) -> None:
         load_spec(path)
 
 
+def _named(tmp_path: Path, name: str) -> Path:
+    """sick_leave's YAML saved as `<name>.yaml` with `name: <name>`."""
+    raw = yaml.safe_load((DATASETS_DIR / "sick_leave.yaml").read_text(encoding="utf-8"))
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(yaml.safe_dump({**raw, "name": name}, allow_unicode=True), encoding="utf-8")
+    return path
+
+
 def test_a_dataset_cannot_take_the_name_of_kommunelakes_own_assets(tmp_path: Path) -> None:
     # maintenance/shared_tables exists already: a dataset of that name would stop the code
     # location from loading (two assets with one key)
-    raw = yaml.safe_load((DATASETS_DIR / "sick_leave.yaml").read_text(encoding="utf-8"))
-    path = tmp_path / "shared_tables.yaml"
-    path.write_text(yaml.safe_dump({**raw, "name": "shared_tables"}), encoding="utf-8")
     with pytest.raises(SpecError, match=r"shared_tables.yaml: the name 'shared_tables' is taken"):
-        load_spec(path)
+        load_spec(_named(tmp_path, "shared_tables"))
 
 
 def test_a_name_dagster_cannot_use_is_a_spec_error(tmp_path: Path) -> None:
     # Dagster refuses "silver__sygefravær_schema" as a name: the code location used to go down.
-    raw = yaml.safe_load((DATASETS_DIR / "sick_leave.yaml").read_text(encoding="utf-8"))
-    path = tmp_path / "sygefravær.yaml"
-    path.write_text(yaml.safe_dump({**raw, "name": "sygefravær"}), encoding="utf-8")
     with pytest.raises(SpecError, match=r"sygefravær.yaml: the name 'sygefravær' must be"):
-        load_spec(path)
+        load_spec(_named(tmp_path, "sygefravær"))
 
 
 @pytest.mark.parametrize(
