@@ -115,6 +115,12 @@ SELECT NULL::VARCHAR AS dataset, NULL::VARCHAR AS batch_id, NULL::VARCHAR AS sou
 WHERE false
 """
 
+EMPTY_DELETIONS = """
+SELECT NULL::VARCHAR AS dataset, NULL::VARCHAR AS batch_id, NULL::VARCHAR AS key,
+       NULL::TIMESTAMPTZ AS deleted_at
+WHERE false
+"""
+
 EMPTY_CHECK_HISTORY = """
 SELECT NULL::VARCHAR AS dataset, NULL::VARCHAR AS "check", NULL::BOOLEAN AS passed,
        NULL::VARCHAR AS severity, NULL::BOOLEAN AS blocking, NULL::BIGINT AS rows_affected,

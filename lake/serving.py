@@ -78,8 +78,11 @@ def lake_views(home: Home) -> dict[str, str]:
     )
     views["quality.check_history"] = history
     deletions = home.table_uri("quality", "deletions")
-    if is_table(deletions):
-        views["quality.deletions"] = f"SELECT * FROM delta_scan({sql_string(deletions)})"
+    views["quality.deletions"] = (
+        f"SELECT * FROM delta_scan({sql_string(deletions)})"
+        if is_table(deletions)
+        else quality_views.EMPTY_DELETIONS  # until a snapshot first loses a key
+    )
     views["quality.runs"] = quality_views.RUNS.format(runs=runs, history=history)
     views["quality.failures"] = quality_views.FAILURES
     return views

@@ -115,6 +115,22 @@ def test_a_copied_home_is_not_served_from_the_lake_it_was_copied_from(home, tmp_
     con.close()
 
 
+def test_quality_deletions_is_there_before_any_key_was_deleted(home) -> None:
+    # The README points analysts at quality.deletions; before a snapshot first lost a key it
+    # was "Table with name deletions does not exist".
+    _silver(home, "t", pl.DataFrame({"x": [1]}))
+    build_serving(home, {})
+    con = connect(home.root)
+    assert con.sql("select * from quality.deletions").fetchall() == []
+    assert con.sql("select * from quality.deletions").columns == [
+        "dataset",
+        "batch_id",
+        "key",
+        "deleted_at",
+    ]
+    con.close()
+
+
 def test_connect_without_serving_layer_says_what_to_do(home) -> None:
     with pytest.raises(ConfigError, match="make demo"):
         connect(home.root)
