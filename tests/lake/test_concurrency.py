@@ -567,22 +567,28 @@ def _small_files(uri: str) -> None:
         write_batch(uri, frame, mode="merge", app_id=f"b{number}", keys=["id"])
 
 
+def _compacted_on_first_call(monkeypatch, name: str, uri: str) -> list[int]:
+    """Make `lake.tables.<name>` (given the table it read) find the table compacted by
+    another process before it commits, the first time only; returns the versions read."""
+    real, reads = getattr(lake.tables, name), []
+
+    def compacted(*args, **kwargs):
+        reads.append(next(a for a in args if isinstance(a, DeltaTable)).version())
+        if len(reads) == 1:
+            DeltaTable(uri).optimize.compact()  # another process, between read and commit
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(lake.tables, name, compacted)
+    return reads
+
+
 def test_a_merge_that_loses_to_a_compaction_is_written_again(tmp_path, monkeypatch) -> None:
     # A `kommunelake load` runs in-process, outside Dagster's pools, so weekly maintenance
     # can compact a table while a load merges into it. delta-rs then refuses the merge, and
     # the load failed although nothing was wrong with it or the table.
     uri = str(tmp_path / "table")
     _small_files(uri)
-    real_merge = lake.tables._merge
-    calls = []
-
-    def compacted_the_first_time(table, *args, **kwargs):
-        calls.append(table.version())
-        if len(calls) == 1:
-            DeltaTable(uri).optimize.compact()  # another process, between read and commit
-        return real_merge(table, *args, **kwargs)
-
-    monkeypatch.setattr(lake.tables, "_merge", compacted_the_first_time)
+    calls = _compacted_on_first_call(monkeypatch, "_merge", uri)
     frame = pl.DataFrame({"id": [1, 9], "v": ["new", "9"]})
     commit = write_batch(uri, frame, mode="merge", app_id="b9", keys=["id"])
 
@@ -602,16 +608,7 @@ def test_a_snapshot_that_loses_to_a_compaction_is_written_again(
     # beside the new ones (key 1 twice), and quality.deletions named keys 0 and 2 as gone.
     uri, _, _ = _store(store, request, monkeypatch, tmp_path, "snapshot")
     _small_files(uri)
-    real_overwrite = lake.tables._overwrite
-    calls = []
-
-    def compacted_the_first_time(uri_, table, *args, **kwargs):
-        calls.append(table.version())
-        if len(calls) == 1:
-            DeltaTable(uri).optimize.compact()  # another process, between read and commit
-        return real_overwrite(uri_, table, *args, **kwargs)
-
-    monkeypatch.setattr(lake.tables, "_overwrite", compacted_the_first_time)
+    calls = _compacted_on_first_call(monkeypatch, "_overwrite", uri)
     frame = pl.DataFrame({"id": [1, 9], "v": ["new", "9"]})
     commit = write_batch(uri, frame, mode="snapshot", app_id="b9", keys=["id"])
 
