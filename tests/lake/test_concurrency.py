@@ -680,3 +680,29 @@ def test_a_streamed_snapshot_keeps_no_old_rows_when_a_compaction_commits_before_
     assert pl.read_delta(uri).sort("id").rows() == [(4, "new-4"), (5, "new-5")]
     assert DeltaTable(uri).transaction_version("b2") is not None
     assert "1 of its files survived the overwrite" in caplog.text
+
+
+@pytest.mark.parametrize("rewrite", ["_append", "_evolve_schema"])
+def test_a_widening_rewrite_keeps_no_old_rows_when_a_compaction_commits_before_it(
+    rewrite, tmp_path, monkeypatch, caplog
+) -> None:
+    # Widening a column type rewrites the whole table (old rows cast, in one overwrite), so
+    # it meets the same delta-rs 1.6 leniency as a snapshot: a compaction committed between
+    # the rewrite's read and its commit kept its compacted file, and every old row twice.
+    # `_append` rewrites old rows and batch together; `_evolve_schema` rewrites before a merge.
+    uri = str(tmp_path / "table")
+    mode = "append" if rewrite == "_append" else "merge"
+    for number in range(3):  # small files for compaction to rewrite
+        narrow = pl.DataFrame(
+            {"id": [number], "v": [number]}, schema={"id": pl.Int64, "v": pl.Int32}
+        )
+        write_batch(uri, narrow, mode=mode, app_id=f"b{number}", keys=["id"])
+    calls = _compacted_on_first_call(monkeypatch, rewrite, uri)
+    wide = pl.DataFrame({"id": [9], "v": [2**40]}, schema={"id": pl.Int64, "v": pl.Int64})
+    commit = write_batch(uri, wide, mode=mode, app_id="b9", keys=["id"])
+
+    assert commit.committed and calls
+    rows = pl.read_delta(uri)
+    assert rows.schema["v"] == pl.Int64
+    assert sorted(rows.select("id", "v").rows()) == [(0, 0), (1, 1), (2, 2), (9, 2**40)]
+    assert "survived the overwrite" in caplog.text
