@@ -26,7 +26,7 @@ demo: install
 	$(BIN)/kommunelake demo --home $(HOME_DIR) --persons $(PERSONS)
 
 test: install azurite $(CHROMIUM) postgresql
-	$(BIN)/pytest
+	$(BIN)/pytest --durations=20
 
 # Azurite (Azure Blob emulator) for the Azure storage tests, pinned by tests/azurite/package-lock.json.
 azurite: tests/azurite/node_modules/.installed
