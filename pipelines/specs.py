@@ -244,6 +244,9 @@ def load_spec(path: Path) -> DatasetSpec:
     keys = raw.get("keys") or []
     if not isinstance(keys, list) or not all(isinstance(k, str) and k for k in keys):
         raise SpecError(f"{where}: keys must be a list of column names, e.g. [id], got {keys!r}")
+    repeated = sorted({k for k in keys if keys.count(k) > 1})
+    if repeated:
+        raise SpecError(f"{where}: keys name `{repeated[0]}` twice; list each key column once")
     spec = DatasetSpec(
         name=raw["name"],
         description=" ".join(str(raw["description"]).split()),
@@ -362,6 +365,14 @@ def _quality(raw: dict[str, Any], where: str) -> QualitySpec:
         if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)):
             raise SpecError(f"{where}: quality.{key} must be a number, got {value!r}")
         numbers[key] = None if value is None else float(value)
+    # Out of range, every load would be stale or every volume check fail, for ever.
+    hours, tolerance = numbers["freshness_hours"], numbers["volume_tolerance"]
+    if hours is not None and not 0 < hours < math.inf:
+        raise SpecError(f"{where}: quality.freshness_hours must be above 0 (hours), got {hours}")
+    if tolerance is not None and not 0 <= tolerance < math.inf:
+        raise SpecError(
+            f"{where}: quality.volume_tolerance must be 0 or more (0.5 = ±50%), got {tolerance}"
+        )
     warn, error = numbers["quarantine_warn"], numbers["quarantine_error"]
     if not 0 <= warn <= error <= 1:
         raise SpecError(f"{where}: need 0 <= quarantine_warn <= quarantine_error <= 1")

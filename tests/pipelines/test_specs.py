@@ -77,6 +77,14 @@ def _with(tmp_path: Path, **changes: Any) -> Path:
         ({"source__type": "filez"}, r"source\.type 'filez' is not a source we know; one of "),
         ({"quality__freshness_hours": "soon"}, r"quality\.freshness_hours must be a number"),
         ({"quality__quarantine_error": True}, r"quality\.quarantine_error must be a number"),
+        # Accepted, then every load was stale (or every volume check failed) for ever.
+        ({"quality__freshness_hours": -24}, r"quality\.freshness_hours must be above 0"),
+        ({"quality__freshness_hours": 0}, r"quality\.freshness_hours must be above 0"),
+        ({"quality__freshness_hours": float("nan")}, r"quality\.freshness_hours must be above"),
+        ({"quality__volume_tolerance": -0.2}, r"quality\.volume_tolerance must be 0 or more"),
+        ({"quality__volume_tolerance": float("inf")}, r"quality\.volume_tolerance must be 0 or"),
+        # Accepted, then the load failed on polars' DuplicateError about a projection.
+        ({"keys": ["absence_id", "absence_id"]}, r"keys name `absence_id` twice"),
         ({"contact": ["a@kommune.example", "b@kommune.example"]}, r"contact must be one e-mail"),
         ({"contact": "HR-afdelingen"}, r"contact must be one e-mail address"),
         # Dagster refuses these when the asset is made: the whole code location used to go
