@@ -303,27 +303,54 @@ def _scan_sheet(archive: zipfile.ZipFile, member: str, label_rows: range) -> She
     return scan
 
 
+class CellPlacer:
+    """Places an .xlsx sheet's `<row>` and `<c>` tags as calamine does, references or not.
+
+    A cell without `r` follows the one before in its row; an empty `<c/>` takes its column
+    too. A row ends a row, an empty `<row/>` as well (moving to its `r` first, if any): a
+    kilobyte of `<row/>` before a row of unreferenced cells puts them a million rows down.
+    """
+
+    def __init__(self) -> None:
+        self.row = self.column = 0
+
+    def place(
+        self, closing: bytes, name: bytes, attributes: bytes, empty: bytes
+    ) -> tuple[int, int] | None:
+        """The (row, column) of a cell start tag, 0-based; None for any other tag."""
+        ref = _REF_ATTRIBUTE.search(attributes)
+        if name == b"row":
+            if not closing and ref is not None:
+                self.row = int(ref.group(2)) - 1
+            if closing or empty:
+                self.row, self.column = self.row + 1, 0
+            return None
+        if closing:
+            return None
+        if ref is not None and ref.group(1):
+            self.column = column_index(ref.group(1).decode())
+            position = int(ref.group(2)) - 1, self.column
+        else:
+            position = self.row, self.column
+        self.column += 1
+        return position
+
+
+def cell_tags(text: bytes) -> list[tuple[bytes, bytes, bytes, bytes]]:
+    """The `<row>` and `<c>` tags of a step of sheet XML: (closing, name, attributes, empty)."""
+    return _TOKEN.findall(text)
+
+
 def _walk_sheet(archive: zipfile.ZipFile, member: str, label_rows: range) -> SheetScan:
     scan = SheetScan(label_rows=label_rows)
-    row = column = 0
+    placer = CellPlacer()
     for text in _xml_steps(archive, member):
-        for closing, name, attributes, empty in _TOKEN.findall(text):
-            if empty:
-                continue  # calamine skips empty `<row/>` and `<c/>` alike
-            ref = _REF_ATTRIBUTE.search(attributes)
-            if name == b"row":
-                if closing:
-                    row, column = row + 1, 0
-                elif ref is not None:
-                    row = int(ref.group(2)) - 1
-            elif not closing:
-                if ref is not None and ref.group(1):
-                    column = column_index(ref.group(1).decode())
-                    scan.add(int(ref.group(2)) - 1, column)
-                else:
-                    scan.add(row, column)
+        for tag in cell_tags(text):
+            position = placer.place(*tag)
+            # An empty `<c/>` holds nothing; it counts only where it moves the cells after it.
+            if position is not None and not tag[3]:
+                scan.add(*position)
                 scan.cells += 1
-                column += 1
         _scan_extras(scan, text)
     return scan
 

@@ -787,6 +787,26 @@ def test_cells_without_references_are_placed_as_calamine_places_them(tmp_path: P
     assert "used range is A1:T1048576 (1048576 rows x 20 columns)" in str(error)
 
 
+@pytest.mark.parametrize(
+    ("empty_rows", "used"),
+    [
+        (b'<row r="1048575"/>', "A1:T1048576 (1048576 rows x 20 columns)"),
+        (b"<row/>" * 100_000, "A1:T100003 (100003 rows x 20 columns)"),
+    ],
+)
+def test_empty_rows_before_cells_without_references_count_as_calamine_counts_them(
+    tmp_path: Path, empty_rows: bytes, used: str
+) -> None:
+    # calamine moves on a row for an empty `<row/>` (to its `r` when it has one) and places
+    # the next row's unreferenced cells there: a 2 KB file asked for a grid of gigabytes.
+    data = workbook(tmp_path, {"Data": [["id"], [1]]})
+    far = empty_rows + b"<row>" + b"<c><v>1</v></c>" * 20 + b"</row></sheetData>"
+    error = read_error(
+        rewritten(data, "xl/worksheets/sheet1.xml", lambda xml: xml.replace(b"</sheetData>", far))
+    )
+    assert f"used range is {used}" in str(error)
+
+
 @pytest.mark.parametrize("attribute", [b"rr:id", b"id"])
 def test_the_sheet_scan_finds_the_sheet_whatever_the_relationship_prefix(
     tmp_path: Path, attribute: bytes
