@@ -336,16 +336,22 @@ class CellPlacer:
         return position
 
 
-def cell_tags(text: bytes) -> list[tuple[bytes, bytes, bytes, bytes]]:
-    """The `<row>` and `<c>` tags of a step of sheet XML: (closing, name, attributes, empty)."""
-    return _TOKEN.findall(text)
+def placed_cells(archive: zipfile.ZipFile, member: str) -> Iterator[tuple[int, int, bytes]]:
+    """Each `<c>` tag of a sheet's XML where calamine places it: (row, column, attributes),
+    0-based."""
+    placer = CellPlacer()
+    for text in _xml_steps(archive, member):
+        for closing, name, attributes, empty in _TOKEN.findall(text):
+            position = placer.place(closing, name, attributes, empty)
+            if position is not None:
+                yield *position, attributes
 
 
 def _walk_sheet(archive: zipfile.ZipFile, member: str, label_rows: range) -> SheetScan:
     scan = SheetScan(label_rows=label_rows)
     placer = CellPlacer()
     for text in _xml_steps(archive, member):
-        for tag in cell_tags(text):
+        for tag in _TOKEN.findall(text):
             position = placer.place(*tag)
             # An empty `<c/>` holds nothing; it counts only where it moves the cells after it.
             if position is not None and not tag[3]:

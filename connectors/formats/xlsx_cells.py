@@ -17,7 +17,12 @@ from collections.abc import Iterator
 
 from connectors.formats.number_formats import BUILTIN, FormattedCells, Shown, shown
 from connectors.formats.tag_attributes import tag_attributes
-from connectors.formats.workbook_package import NEGATIVE_CANDIDATE, column_index, overflows
+from connectors.formats.workbook_package import (
+    NEGATIVE_CANDIDATE,
+    column_index,
+    overflows,
+    placed_cells,
+)
 
 _STEP = 1 << 22
 _NS = rb"(?:[\w.-]+:)?"
@@ -75,15 +80,35 @@ def formatted_cells(
     for chunk in _chunks(archive, member):
         for tag in pattern.finditer(chunk):
             attributes = tag_attributes(tag.group(1))
-            # A cell without `s` has the first style, which may be a workbook's default.
-            format_ = styles.get(attributes.get("s", "0"))
-            # Only number cells: a text cell (t="s", "str", "inlineStr") shows as typed.
-            if format_ is None or attributes.get("t", "n") != "n":
+            format_ = _number_format(attributes, styles)
+            if format_ is None:
                 continue
             position = _position(attributes.get("r", ""))
-            if position is not None:
-                cells.add(*position, format_)
+            if position is None:  # a cell placed by the cells before it: walk them all
+                return _placed_formatted_cells(archive, member, styles)
+            cells.add(*position, format_)
     return cells
+
+
+def _placed_formatted_cells(
+    archive: zipfile.ZipFile, member: str, styles: dict[str, Shown]
+) -> FormattedCells:
+    """`formatted_cells` for a sheet whose cells lack references, every tag placed in turn."""
+    cells = FormattedCells()
+    for row, column, attributes in placed_cells(archive, member):
+        format_ = _number_format(tag_attributes(attributes), styles)
+        if format_ is not None:
+            cells.add(row, column, format_)
+    return cells
+
+
+def _number_format(attributes: dict[str, str], styles: dict[str, Shown]) -> Shown | None:
+    """The cell's format among `styles`, for number cells only: a text cell (t="s", "str",
+    "inlineStr") shows as typed. A cell without `s` has the first style, which may be a
+    workbook's default."""
+    if attributes.get("t", "n") != "n":
+        return None
+    return styles.get(attributes.get("s", "0"))
 
 
 def without_overflows(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import re
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -1206,6 +1207,30 @@ def test_zero_padded_number_formats_keep_their_leading_zeros(tmp_path: Path) -> 
         ("2503401234", "800", 3),
         ("12.5", "800", 4),
     ]
+
+
+def test_number_formats_apply_to_cells_written_without_references(tmp_path: Path) -> None:
+    # Some writers leave out `r="B2"`: each cell follows the one before in its row, an empty
+    # `<c/>` too. The format must still find its cell, or a CPR loses its leading zero.
+    path = tmp_path / "refless.xlsx"
+    with xlsxwriter.Workbook(path) as book:
+        sheet = book.add_worksheet()
+        cpr = book.add_format({"num_format": "0000000000"})
+        duration = book.add_format({"num_format": "[h]:mm"})
+        sheet.write_row(0, 0, ["note", "cpr", "varighed"])
+        sheet.write_blank(1, 0, None, cpr)
+        sheet.write_number(1, 1, 101451234, cpr)
+        sheet.write_number(1, 2, 1.5, duration)
+        sheet.write_string(2, 0, "x")
+        sheet.write_number(2, 1, 2503401234, cpr)
+        sheet.write_number(2, 2, 0.25, duration)
+    data = rewritten(
+        path.read_bytes(),
+        "xl/worksheets/sheet1.xml",
+        lambda xml: re.sub(rb'(<c[^>]*?) r="[A-Z]+[0-9]+"', rb"\1", xml),
+    )
+    assert b' r="B2"' not in zipfile.ZipFile(io.BytesIO(data)).read("xl/worksheets/sheet1.xml")
+    assert read(data).rows() == [(None, "0101451234", "36:00", 2), ("x", "2503401234", "06:00", 3)]
 
 
 def test_ods_number_styles_with_integer_digits_keep_their_leading_zeros() -> None:
