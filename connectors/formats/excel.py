@@ -191,6 +191,8 @@ def read_excel(data: bytes, options: Mapping[str, Any], *, source_name: str) -> 
         system = SYSTEM_1904
     else:
         system = SYSTEM_1900
+    if package is not None:
+        data = package.ods_with_breaks(data)
     try:
         workbook = fastexcel.read_excel(data)
     except BaseException as err:

@@ -997,6 +997,17 @@ def read_ods(tables: dict[str, str], **options: Any) -> pl.DataFrame:
     return read_table(ods_workbook(tables), {"type": "excel", **options}, source_name="b.ods")
 
 
+def test_ods_line_breaks_and_tabs_in_a_cell_are_kept() -> None:
+    # LibreOffice writes Shift+Enter in a cell as <text:line-break/>; calamine drops it,
+    # gluing "Hovedgade 1" and "2. tv." into "Hovedgade 12. tv.".
+    rows = ods_row(["Adresse", "Bemærkning"]) + ods_row(
+        ["Hovedgade 1<text:line-break/>2. tv.", "ring<text:tab/>først"]
+    )
+    header = ods_row(["Beløb<text:line-break/>(kr)"]) + ods_row(["1"])
+    assert read_ods({"Data": rows}).rows() == [("Hovedgade 1\n2. tv.", "ring\tførst", 2)]
+    assert read_ods({"Data": header}).columns == ["Beløb (kr)", "_source_row"]
+
+
 def test_an_ods_with_libreoffice_repeated_empty_rows_and_cells_loads() -> None:
     empty = '<table:table-cell table:number-columns-repeated="1022"/>'
     rows = _HEADER + "".join(ods_row([f"{i:04}", i], extra=empty) for i in range(1, 51))
