@@ -494,7 +494,11 @@ def _load_spooled(
             app_id=app_id,
             keys=spec.keys,
             metadata=metadata,
-            add_columns=bool(tally.added_columns),
+            # Every column of the batch is a contract field, lineage or one the drift policy
+            # may keep (conform drops the others): one the table lacks was added under
+            # `schema_drift: evolve` or to the contract, which is how a wanted column is
+            # taken in. Both are additive; only the drift policy decides on file columns.
+            add_columns=True,
             partition_by=spec.partition_by,
             valid_at=landed.fetched_at,
             replace_where=f"_batch_id = '{landed.batch_id}'" if reload else None,
