@@ -396,6 +396,7 @@ def _write_locked(
 
     table = DeltaTable(uri) if DeltaTable.is_deltatable(uri) else None
     _check_partitioning(uri, table, partition_by, frame)
+    _refuse_case_twins(uri, frame)
     # every refusal happens here, before anything (even a schema change) is committed
     if mode in ("merge", "scd2"):
         refuse_duplicate_keys(uri, frame, keys)
@@ -922,6 +923,22 @@ def _check_partitioning(
             f"{uri}: the table is partitioned by {existing or 'nothing'}, the load asks for "
             f"{list(partition_by)}. Repartitioning rewrites the table: do it as a migration, "
             "or change `partition_by:` back. Nothing was written"
+        )
+
+
+def _refuse_case_twins(uri: str, frame: pl.DataFrame) -> None:
+    """Delta column names are case-insensitive: delta-rs refuses `NOTE` beside `note` with a
+    bare Exception (a traceback, not a LakeError) in the middle of the write."""
+    seen: dict[str, str] = {}
+    twins = []
+    for column in frame.columns:
+        if (first := seen.setdefault(column.casefold(), column)) != column:
+            twins.append(f"{first!r} and {column!r}")
+    if twins:
+        raise LakeError(
+            f"{uri}: the batch has columns that differ only by case ({', '.join(twins)}), and "
+            "Delta column names are case-insensitive. Rename one of each pair (`columns:` in "
+            "the dataset YAML, or the contract). Nothing was written"
         )
 
 

@@ -309,6 +309,27 @@ def test_additive_columns_are_refused_unless_allowed(tmp_path, mode) -> None:
     assert _state(uri) == before
 
 
+@pytest.mark.parametrize("mode", ["append", "snapshot", "merge", "scd2"])
+def test_a_new_column_differing_only_by_case_is_refused_clearly(tmp_path, mode) -> None:
+    # Delta column names are case-insensitive: delta-rs raised a bare Exception ("Schema
+    # error: Duplicate field name (case-insensitive)") mid-write, a traceback for the user.
+    uri = str(tmp_path / "t")
+    write_batch(uri, _frame(["a"], 1), mode=mode, keys=["id"], app_id="b1")
+    before = _state(uri)
+    twin = _frame(["b"], 2).with_columns(pl.lit(3).alias("VALUE"))
+    with pytest.raises(LakeError, match=r"differ only by case \('value' and 'VALUE'\)"):
+        write_batch(uri, twin, mode=mode, keys=["id"], app_id="b2", add_columns=True)
+    assert _state(uri) == before
+
+
+def test_a_first_batch_with_columns_differing_only_by_case_creates_no_table(tmp_path) -> None:
+    uri = str(tmp_path / "t")
+    twin = _frame(["a"], 1).with_columns(pl.lit("x").alias("Id"))
+    with pytest.raises(LakeError, match=r"\('id' and 'Id'\).*Nothing was written"):
+        write_batch(uri, twin, mode="append", app_id="b1")
+    assert not DeltaTable.is_deltatable(uri)
+
+
 @pytest.mark.parametrize(
     ("old", "new", "old_value", "new_value"),
     [
