@@ -614,6 +614,23 @@ def check_local_path(path: str | os.PathLike[str], mounts_text: str | None = Non
         )
 
 
+# deltalake percent-encodes these (and non-ASCII) in the file URIs of a local table, and
+# polars looks for `Demo%20Kommune` literally: nothing written there can be read back.
+_UNREADABLE_IN_PATHS = frozenset(' "#%<>?[\\]^`{|}')
+
+
+def check_path_characters(path: str | os.PathLike[str]) -> None:
+    """Refuse a local lake whose path has a character the table readers cannot handle."""
+    text = os.fspath(path)
+    bad = sorted({c for c in text if c in _UNREADABLE_IN_PATHS or not " " < c < "\x7f"})
+    if bad:
+        raise ConfigError(
+            f"the lake at {text} has {', '.join(map(repr, bad))} in its path, which the Delta "
+            "readers cannot open (deltalake percent-encodes it and polars then finds no "
+            "files). Put KOMMUNELAKE_HOME in a path of ASCII letters, digits and - _ . /"
+        )
+
+
 _checked: set[tuple[str, ...]] = set()
 _checked_lock = threading.Lock()
 
@@ -626,6 +643,7 @@ def require_atomic(uri: str, *, mounts_text: str | None = None) -> None:
     Azure: conditional PUT is part of the Blob API; only the account must be known."""
     location = parse_lake_uri(uri)
     if location.kind == "local":
+        check_path_characters(location.uri)
         check_local_path(location.uri, mounts_text)
         return
     if location.kind == "azure":
@@ -847,6 +865,7 @@ __all__ = [
     "SourceChanged",
     "StorageOptions",
     "check_local_path",
+    "check_path_characters",
     "check_s3_settings",
     "copy_in",
     "copy_once",
