@@ -113,6 +113,24 @@ def test_a_partitioned_table_is_compacted_partition_by_partition(tmp_path: Path)
     assert _sorted(uri).equals(before)
 
 
+def test_partitions_of_one_file_are_left_alone(tmp_path: Path) -> None:
+    # Each partition's OPTIMIZE replays the log: a table of thousands of one-file partitions
+    # (a municipality code, a date) took minutes of weekly maintenance to change nothing.
+    uri = str(tmp_path / "t")
+    schema = {"district": pl.String, "id": pl.Int64}
+    for districts in (["d0", "d1", None], ["d1", None], ["d2"]):
+        frame = pl.DataFrame({"district": districts, "id": range(len(districts))}, schema=schema)
+        write_deltalake(uri, frame.to_arrow(), mode="append", partition_by=["district"])
+    before, version = sorted(pl.read_delta(uri).rows(), key=str), DeltaTable(uri).version()
+
+    report = compact(uri)
+
+    compacted = {p.partition["district"]: p.files_removed for p in report.partitions}
+    assert compacted == {"d1": 2, None: 2}  # d0 and d2 hold one file each
+    assert report.version_after == version + 2 and report.files_after == 4
+    assert sorted(pl.read_delta(uri).rows(), key=str) == before
+
+
 def test_partition_filters_compact_only_the_matching_partition(tmp_path: Path) -> None:
     uri = str(tmp_path / "t")
     _appends(uri, 5, partition_by=["district"])
