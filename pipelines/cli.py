@@ -25,7 +25,12 @@ import polars as pl
 from connectors.formats import FormatError
 from lake.errors import ConfigError, LakeError, one_line
 from lake.home import Home, resolve_home
-from pipelines.instance import instance_yaml, postgres_settings, require_postgres
+from pipelines.instance import (
+    initialize_instance,
+    instance_yaml,
+    postgres_settings,
+    require_postgres,
+)
 
 if TYPE_CHECKING:  # dagster is imported by the commands that run it, not by every command
     from dagster._utils.error import SerializableErrorInfo
@@ -140,6 +145,7 @@ def prepare(home: Home, *, create_key: bool = False) -> None:
         if not target.exists() or target.read_text() != text:
             target.write_text(text)
     os.environ["DAGSTER_HOME"] = str(home.dagster_home)
+    initialize_instance(home.dagster_home)
 
 
 def _progress_logging() -> None:

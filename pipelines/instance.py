@@ -10,8 +10,11 @@ disk, and the queue, pools and retries of the repository's file apply unchanged.
 
 from __future__ import annotations
 
+import fcntl
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import yaml
 
@@ -131,3 +134,26 @@ def _explain(settings: PostgresSettings, error: Exception) -> str:
     if "SSL" in reason:  # TLS is libpq's business: PGSSLMODE, PGSSLROOTCERT, ...
         return f"{head}: check the server's TLS setup and PGSSLMODE"
     return f"{head}: start the server, or correct {HOST} and {PORT} (unset {HOST} for SQLite)"
+
+
+def initialize_instance(dagster_home: Path) -> None:
+    """Open the Dagster instance in `dagster_home` once, holding a lock on the folder.
+
+    The first opening of a fresh home creates its SQLite storages and stamps their alembic
+    version; several `kommunelake load` processes started together did that at once and left
+    two versions stamped, after which every command on the home failed ("more than one head
+    present"). Under the lock the first process creates them and the others find them made.
+    The kernel drops the lock of a killed process, so a crash never blocks the home."""
+    import dagster as dg
+
+    handle = os.open(dagster_home, os.O_RDONLY)
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        instance = dg.DagsterInstance.get()
+        try:
+            instance.get_runs(limit=1)  # run storage
+            instance.all_instigator_state()  # schedule storage
+        finally:
+            instance.dispose()
+    finally:
+        os.close(handle)  # releases the lock
