@@ -143,7 +143,11 @@ def prepare(home: Home, *, create_key: bool = False) -> None:
     if source.exists():
         text = instance_yaml(source.read_text(), os.environ)
         if not target.exists() or target.read_text() != text:
-            target.write_text(text)
+            # Replaced whole: a command starting beside this one reads the old file or the
+            # new one, never a truncated one.
+            staged = target.with_name(f".dagster.yaml.{os.getpid()}")
+            staged.write_text(text)
+            staged.replace(target)
     os.environ["DAGSTER_HOME"] = str(home.dagster_home)
     initialize_instance(home.dagster_home)
 
