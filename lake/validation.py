@@ -336,12 +336,15 @@ def _apply_drift(
 ) -> tuple[pl.DataFrame, tuple[str, ...]]:
     if not extra or drift == "ignore":
         return frame.drop(extra), ()
+    # Every refusal below rejects the file with its new columns: quality.runs records that
+    # decision, under evolve as under freeze (not `none`, as if nothing had been new).
+    rejected = f"rejected: {', '.join(map(redact, extra))}"
     if drift == "freeze":
         raise SchemaBreak(
             f"{where}: new column(s) {', '.join(extra)} not in the contract, and the dataset's "
             "schema_drift is freeze. Add them to the contract, or set schema_drift: evolve "
             "(load them) or ignore (skip them) in the dataset YAML",
-            drift_decision=f"rejected: {', '.join(map(redact, extra))}",
+            drift_decision=rejected,
         )
     # A header that is a CPR number (a wide export with a column per citizen) would become
     # a silver column named after it, in the catalog and every query.
@@ -350,7 +353,8 @@ def _apply_drift(
         raise SchemaBreak(
             f"{where}: new column(s) {', '.join(named)} are named like a CPR number; they "
             "cannot be added under that name. Map them to a contract field under `columns:` "
-            "in the dataset YAML, or ask the sender to remove them"
+            "in the dataset YAML, or ask the sender to remove them",
+            drift_decision=rejected,
         )
     # New columns carry no classification: one holding CPR numbers would reach silver in the
     # clear, so it must be declared (and pseudonymised) in the contract first.
@@ -359,7 +363,8 @@ def _apply_drift(
         raise SchemaBreak(
             f"{where}: new column(s) {', '.join(personal)} hold CPR-shaped values; they cannot "
             'be added unclassified. Declare them in the contract (identifier="cpr") or ask '
-            "the sender to remove them"
+            "the sender to remove them",
+            drift_decision=rejected,
         )
     names = {c: evolved_name(c) for c in extra}
     taken = set(frame.columns) - set(extra)
@@ -368,7 +373,8 @@ def _apply_drift(
     if clashes:
         raise SchemaBreak(
             f"{where}: new columns map to names already taken: {clashes}; "
-            "rename them under `columns:` in the dataset YAML"
+            "rename them under `columns:` in the dataset YAML",
+            drift_decision=rejected,
         )
     return frame.rename(names), tuple(names.values())
 

@@ -169,6 +169,23 @@ def test_evolve_refuses_a_new_column_holding_cpr_numbers() -> None:
     assert "010190-1234" not in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("column", "values", "decision"),
+    [
+        ("Pårørende", "010190-1234", "rejected: Pårørende"),  # CPR-shaped values
+        ("0101901234", "x", "rejected: NNNNNNNNNN"),  # a header that is a CPR number
+        ("Hours", "x", "rejected: Hours"),  # its silver name, hours, is taken
+    ],
+)
+def test_evolve_records_a_refused_new_column_as_a_rejection(column, values, decision) -> None:
+    # quality.runs.drift_decision is where each drift decision is recorded; these refusals
+    # said `none`, as if the file had had no new column at all.
+    raw = _raw(GOOD).with_columns(pl.lit(values).alias(column))
+    with pytest.raises(SchemaBreak) as caught:
+        conform(raw, SickLeave, aliases=ALIASES, parse=PARSE, drift="evolve")
+    assert caught.value.drift_decision == decision
+
+
 def test_reader_lineage_columns_pass_through_and_are_not_drift() -> None:
     raw = _raw(GOOD).with_columns(pl.lit("Januar").alias("_sheet"))
     result = conform(raw, SickLeave, aliases=ALIASES, parse=PARSE, drift="freeze")
