@@ -387,9 +387,25 @@ async def _pick_up(
             log.info("sftp %s: fetched %s (%d bytes)", source.where, shown(name), attrs.size)
         fetched.add(name, attrs)
         if source.delete_after and _same(local, attrs):
-            step.what = "deleting"
-            async with asyncio.timeout(source.io_timeout):
-                await sftp.remove(remote)
+            step.what, step.path = "deleting", shown(remote)
+            try:
+                async with asyncio.timeout(source.io_timeout):
+                    await sftp.remove(remote)
+            except asyncssh.SFTPError as error:
+                # The server refused this one file (another account's, read-only): it is
+                # fetched and recorded, so stopping here would only keep the files listed
+                # after it from arriving, on every pickup while it stays.
+                log.warning(
+                    "%s",
+                    _redact(
+                        f"sftp {source.where}: {error.reason or 'error'} deleting "
+                        f"{shown(remote)!r} after fetching it; it stays on the server (not "
+                        "fetched again while unchanged): ask the vendor for delete rights, or "
+                        "set delete_after: false",
+                        source,
+                    ),
+                )
+                continue
             log.info("sftp %s: deleted %s on the server", source.where, shown(remote))
     return new
 

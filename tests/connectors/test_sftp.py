@@ -218,6 +218,32 @@ def test_delete_after_removes_remote_files_after_a_good_download(server: Server,
     assert sorted(p.name for p in (server.root / "outbox").iterdir()) == ["keep.txt"]
 
 
+def test_a_file_the_server_will_not_delete_does_not_stop_the_others(
+    server: Server, target: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+):
+    """delete_after on a file the vendor's user may not remove (owned by another account):
+    the refusal ended the whole pickup, and as the file stays on the server it did so on
+    every tick, so files listed after it never arrived."""
+    server.put("outbox/a.csv", b"locked")
+    server.put("outbox/b.csv", b"fine")
+    real_remove = asyncssh.SFTPClient.remove
+
+    async def refuses_a(self: asyncssh.SFTPClient, path: str) -> None:  # type: ignore[no-untyped-def]
+        if path.endswith("/a.csv"):
+            raise asyncssh.SFTPPermissionDenied("Permission denied")
+        await real_remove(self, path)
+
+    monkeypatch.setattr(asyncssh.SFTPClient, "remove", refuses_a)
+    with caplog.at_level("WARNING", logger="connectors.sftp"):
+        got = pull(source(server, delete_after=True), target)
+
+    assert sorted(p.name for p in got) == ["a.csv", "b.csv"]
+    assert sorted(p.name for p in (server.root / "outbox").iterdir()) == ["a.csv"]
+    [warning] = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert "Permission denied deleting '/outbox/a.csv'" in warning and "delete rights" in warning
+    assert pull(source(server, delete_after=True), target) == []  # fetched once, still there
+
+
 def test_failed_download_keeps_the_remote_file_and_leaves_no_temp_file(
     server: Server, target: Path, monkeypatch: pytest.MonkeyPatch
 ):
