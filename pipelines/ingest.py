@@ -20,6 +20,7 @@ from pathlib import Path
 import polars as pl
 
 from connectors.formats import FormatError, iter_table
+from connectors.sftp import SftpError
 from lake import quality
 from lake.bulk import PartWriter, can_stream
 from lake.errors import LakeError, SchemaBreak
@@ -286,7 +287,17 @@ def load_dataset(
         new_files, present = fetch_into_landing(spec, home), {}
     else:
         if spec.source.get("type") == "sftp":
-            pick_up(spec, home)
+            try:
+                pick_up(spec, home)
+            except SftpError as error:
+                # The server away (a restart, a network blip) must not keep back the files an
+                # earlier pickup, often this run's own sensor tick, already brought.
+                log.warning(
+                    "%s: %s. Files already in the drop folder are loaded; the pickup is tried"
+                    " again next run",
+                    spec.name,
+                    redact(str(error)),
+                )
         new_files, present = land_drop_folder(spec, home, settle=settle)
     batches = []
     pending = pending_batches(spec, home, present)

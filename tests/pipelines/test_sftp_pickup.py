@@ -5,12 +5,14 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
+import socket
 import time
 
 import pytest
 
 from connectors.demo import generate
 from lake.errors import LakeError
+from pipelines.delivery import pick_up
 from pipelines.ingest import load_dataset
 from pipelines.specs import spec_by_name
 from tests.conftest import TEST_KEY
@@ -74,3 +76,28 @@ def test_a_file_named_after_a_cpr_number_is_not_named_in_logs_or_the_record(
     assert "fetched borger_NNNNNNNNNN.csv" in ours
     assert cpr not in ours
     assert cpr not in home.sftp_record("sick_leave").read_text()
+
+
+def test_a_server_gone_after_the_pickup_leaves_the_picked_up_file_to_load(
+    server,  # noqa: F811
+    home,
+    monkeypatch,
+    caplog,
+) -> None:
+    """The sensor's tick picked the file up; the run it started found the server gone (a
+    restart, a network blip). The run failed on the pickup, and the file, already in the
+    drop folder with its run key used, waited until the vendor sent another one."""
+    local, _ = _upload(home, server)
+    spec = _sftp_spec(server)
+    monkeypatch.setenv("SOURCES__SICK_LEAVE__PASSWORD", PASSWORD)
+    assert [p.name for p in pick_up(spec, home)] == [local.name]  # the sensor's tick
+    with socket.socket() as probe:  # a port nothing listens on any more
+        probe.bind(("127.0.0.1", 0))
+        closed = probe.getsockname()[1]
+    gone = dataclasses.replace(spec, source={**spec.source, "port": closed})
+    with caplog.at_level(logging.WARNING):
+        [batch] = load_dataset(gone, home, TEST_KEY).batches
+    assert batch.status == "loaded" and batch.source_file == local.name
+    [warning] = [r.getMessage() for r in caplog.records if "SFTP" in r.getMessage()]
+    assert f"127.0.0.1:{closed}" in warning and "connection refused" in warning
+    assert "Files already in the drop folder are loaded" in warning
