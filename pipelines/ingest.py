@@ -316,6 +316,16 @@ def load_dataset(
     if not batches:
         log.info("%s: no new batch", spec.name)
     still_open = None if batches else open_rejection(spec, home, history, present)
+    if still_open:
+        # The `schema` check fails this run on it: without this line the run's log (often a
+        # run the sensor started for a file an earlier run has loaded) said nothing about why.
+        log.warning(
+            "%s: the latest delivery is still rejected: %s. It waits in drop/%s/rejected/: "
+            "deliver a corrected file, or delete the rejected one to close this",
+            spec.name,
+            still_open,
+            spec.name,
+        )
     return LoadReport(spec.name, new_files, batches, still_open)
 
 

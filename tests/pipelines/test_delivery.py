@@ -227,3 +227,26 @@ def test_sheets_named_after_a_citizens_cpr_number_are_masked_in_silver_and_quara
     held = pl.read_delta(home.table_uri("quarantine", spec.name))
     assert sorted(silver["_sheet"]) == ["Borger NNNNNN-NNNN", "NNNNNNNNNN"]
     assert sorted(held["sheet"]) == ["Borger NNNNNN-NNNN", "NNNNNNNNNN"]
+
+
+def test_a_run_that_finds_the_latest_delivery_still_rejected_says_which_and_why(
+    home, caplog
+) -> None:
+    """Two files dropped in one sensor tick get a run each; the first run loads the good one
+    and rejects the other. The second run, tagged with the good file's name, found nothing
+    new and failed on the open rejection (the `schema` check) with no line in its log naming
+    the rejected file or the cause: the good file looked failed."""
+    spec = spec_by_name("sick_leave")
+    header = "Fravær-ID;Medarbejdernr;CPR;Afdeling;Fraværstype;Startdato;Slutdato;Fraværsdage"
+    _deliver(home, "good.csv", (header + ";Timer\r\n").encode("cp1252") + ROW)
+    _deliver(home, "short.csv", (header + "\r\n").encode("cp1252") + ROW.rsplit(b";", 1)[0])
+    statuses = sorted(b.status for b in load_dataset(spec, home, TEST_KEY).batches)
+    assert statuses == ["loaded", "rejected"]
+
+    caplog.clear()
+    with caplog.at_level(logging.WARNING, logger="kommunelake.ingest"):
+        report = load_dataset(spec, home, TEST_KEY)  # the run started for good.csv
+    assert report.batches == () and "short.csv" in report.open_rejection
+    [line] = [r.getMessage() for r in caplog.records]
+    assert "still rejected" in line and "short.csv: missing required column(s) hours" in line
+    assert "drop/sick_leave/rejected/" in line
