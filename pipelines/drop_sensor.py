@@ -115,6 +115,31 @@ def rejection_counts(history: pl.DataFrame) -> dict[tuple[str, str], int]:
     return {(dataset, batch): n for dataset, batch, n in counts.iter_rows()}
 
 
+def loaded_specs(
+    specs: Sequence[DatasetSpec],
+    repository: dg.RepositoryDefinition | None,
+    warn: Callable[[str], None],
+) -> list[DatasetSpec]:
+    """The datasets whose silver asset the running code location has. The YAMLs are read on
+    every tick (a fixed one is watched again at once, as its asset is there), but a YAML
+    added since the location loaded has no asset yet: a run request for it fails the whole
+    tick in the daemon, and with it every other dataset's new files. Its files wait."""
+    if repository is None:  # evaluated outside a code location (a direct call in a test)
+        return list(specs)
+    known = repository.asset_graph.get_all_asset_keys()
+    loaded = []
+    for spec in specs:
+        if silver_key(spec.name) in known:
+            loaded.append(spec)
+        else:
+            warn(
+                f"{spec.name}: the dataset is not loaded in the running code location yet;"
+                " its files wait: reload the code location (Deployment > Reload in the UI,"
+                " or restart `kommunelake ui`)"
+            )
+    return loaded
+
+
 def drop_folder_sensor(
     specs: Callable[[], Sequence[DatasetSpec]] = usable_specs,
     clock: Callable[[], float] = time.time,
@@ -138,7 +163,7 @@ def drop_folder_sensor(
         daemon_runs = isinstance(instance.run_launcher, dg.DefaultRunLauncher)
         for line in fail_abandoned_runs(instance, daemon_runs=daemon_runs):
             context.log.warning(line)
-        watched = list(specs())
+        watched = loaded_specs(specs(), context.repository_def, context.log.warning)
         for spec in watched:
             if spec.source.get("type") != "sftp":
                 continue

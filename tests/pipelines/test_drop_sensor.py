@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import time
+from functools import partial
 
 import dagster as dg
 import polars as pl
@@ -17,7 +18,7 @@ from pipelines.delivery import SETTLE_TAG
 from pipelines.drop_sensor import drop_folder_sensor
 from pipelines.ingest import load_dataset
 from pipelines.resources import LakeResource
-from pipelines.specs import spec_by_name
+from pipelines.specs import DATASETS_DIR, spec_by_name, usable_specs
 from tests.conftest import TEST_KEY
 from tests.helpers import redeliver_cpr
 
@@ -155,3 +156,36 @@ def test_a_file_stamped_in_the_future_is_loaded_once_it_has_settled(home, monkey
     time.sleep(0.05)
     report = load_dataset(spec_by_name("cpr_persons"), home, TEST_KEY, settle=True)
     assert [b.status for b in report.batches] == ["loaded"]
+
+
+def test_a_dataset_yaml_added_while_the_daemon_runs_waits_and_the_others_get_their_runs(
+    home, tmp_path, capsys
+) -> None:
+    """The sensor reads the dataset YAMLs every tick, but the code location has the assets of
+    the YAMLs there when it loaded. A YAML added since (with a file in its drop folder) got a
+    run request for an asset the location does not have: the daemon failed the whole tick
+    with a traceback, every tick, so no other dataset's new file got its run either."""
+    datasets = tmp_path / "datasets"
+    shutil.copytree(DATASETS_DIR, datasets)
+    definitions = build_definitions(datasets)  # what the code location loaded
+    yaml = (datasets / "sick_leave.yaml").read_text(encoding="utf-8")
+    (datasets / "leave_copy.yaml").write_text(
+        yaml.replace("name: sick_leave", "name: leave_copy"), encoding="utf-8"
+    )
+    generate(home.root, persons=300)
+    (home.drop / "leave_copy").mkdir()
+    shutil.copy(home.drop / "sick_leave" / "sygefravaer_2026.csv", home.drop / "leave_copy")
+    sensor = drop_folder_sensor(partial(usable_specs, datasets), clock=lambda: time.time() + 60)
+    with (
+        dg.DagsterInstance.ephemeral() as instance,
+        dg.build_sensor_context(
+            instance=instance,
+            definitions=definitions,
+            resources={"lake": LakeResource(home=str(home.root), pseudonym_key=TEST_KEY.decode())},
+        ) as context,
+    ):
+        result = sensor.evaluate_tick(context)
+    datasets_asked = {r.tags["kommunelake/dataset"] for r in result.run_requests}
+    assert len(datasets_asked) == 7 and "leave_copy" not in datasets_asked
+    err = capsys.readouterr().err
+    assert "WARNING - leave_copy: the dataset is not loaded in the running code location" in err
