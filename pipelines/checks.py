@@ -10,6 +10,7 @@ blocks downstream assets in the same run and under automation; WARN only reports
 import datetime as dt
 import json
 import statistics
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import dagster as dg
@@ -161,14 +162,22 @@ def check_specs(spec: DatasetSpec) -> list[dg.AssetCheckSpec]:
 
 
 def check_results(
-    spec: DatasetSpec, facts: LoadFacts, silver: pl.DataFrame | None
+    spec: DatasetSpec,
+    facts: LoadFacts,
+    silver: pl.DataFrame | None,
+    evolved: Collection[str] = (),
 ) -> list[dg.AssetCheckResult]:
+    """`evolved`: silver's columns that loads added under `schema_drift: evolve`, which the
+    table keeps after the policy went back to ignore or freeze (`ingest.evolved_columns`)."""
     q = spec.quality
     expected = [*contract_columns(spec.contract), *LINEAGE]
     # Under schema_drift: evolve, silver also holds the columns added from new headers.
     schema_ok = silver is None or (
         set(expected) <= set(silver.columns)
-        and (spec.schema_drift == "evolve" or set(silver.columns) <= {*expected, *OPTIONAL_LINEAGE})
+        and (
+            spec.schema_drift == "evolve"
+            or set(silver.columns) <= {*expected, *OPTIONAL_LINEAGE, *evolved}
+        )
     )
     share = facts.rows_quarantined / facts.rows_in if facts.rows_in else 0.0
     results = [

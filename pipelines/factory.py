@@ -13,7 +13,7 @@ from lake.validation import contract_columns
 from pipelines.api_sources import is_api, source_name
 from pipelines.checks import check_results, check_specs, load_facts, record, silver_key
 from pipelines.delivery import SETTLE_TAG
-from pipelines.ingest import LoadReport, load_dataset, silver_state
+from pipelines.ingest import LoadReport, evolved_columns, load_dataset, silver_state, silver_uri
 from pipelines.resources import LakeResource
 from pipelines.specs import BrokenSpec, DatasetSpec
 
@@ -110,7 +110,8 @@ def dataset_result(
             "Put an export there (or check the source) and re-run.",
         )
     loaded = [b for b in report.batches if b.status == "loaded"]
-    results = check_results(spec, facts, silver)
+    evolved = () if silver is None else evolved_columns(spec, home, silver_uri(home, spec.name))
+    results = check_results(spec, facts, silver, evolved)
     blocking = {s.name for s in check_specs(spec) if s.blocking}
     # Every load records all its checks; a run with nothing new records only changes, so
     # re-running an unchanged home adds no Delta version.

@@ -423,7 +423,7 @@ def _load_spooled(
         "kommunelake.batch_id": landed.batch_id,
         "kommunelake.source_file": name,
     }
-    absent = _evolved_columns(spec, home, uri)
+    absent = evolved_columns(spec, home, uri)
     # An append reload replaces the batch's earlier rows (write_batch's replace_where), which
     # streamed parts cannot: reloads of append batches are written whole.
     reload = attempt > 0 and spec.load_mode == "append"
@@ -580,7 +580,7 @@ def _refuse_emptying_snapshot(
     )
 
 
-def _evolved_columns(spec: DatasetSpec, home: Home, uri: str) -> dict[str, pl.DataType]:
+def evolved_columns(spec: DatasetSpec, home: Home, uri: str) -> dict[str, pl.DataType]:
     """Silver's columns that earlier files added under `schema_drift: evolve`, with their
     types. They are not in the contract, so a later file may lack them: it loads with nulls
     there (the lake refuses a batch missing a table column, which stuck the dataset). That
