@@ -12,10 +12,12 @@ drop folder first, so they follow the same path.
 No `from __future__ import annotations`: Dagster reads the `lake: LakeResource` hint.
 """
 
+import contextlib
 import hashlib
 import json
+import logging
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import dagster as dg
@@ -115,6 +117,24 @@ def rejection_counts(history: pl.DataFrame) -> dict[tuple[str, str], int]:
     return {(dataset, batch): n for dataset, batch, n in counts.iter_rows()}
 
 
+@contextlib.contextmanager
+def forwarded_warnings(logger: str, dataset: str, warn: Callable[[str], None]) -> Iterator[None]:
+    """Pass the warnings of `logger` to `warn` meanwhile: the daemon shows a tick's log in
+    the UI from the sensor's own logger only, so a pickup's warnings (a file the server
+    will not delete, one changed while downloading) reached only the daemon's stderr."""
+
+    class _Forward(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            warn(f"{dataset}: {record.getMessage()}")
+
+    handler = _Forward(logging.WARNING)
+    logging.getLogger(logger).addHandler(handler)
+    try:
+        yield
+    finally:
+        logging.getLogger(logger).removeHandler(handler)
+
+
 def loaded_specs(
     specs: Sequence[DatasetSpec],
     repository: dg.RepositoryDefinition | None,
@@ -169,7 +189,8 @@ def drop_folder_sensor(
                 continue
             # One vendor's server being down must not stop the other datasets' pickups.
             try:
-                pick_up(spec, home)
+                with forwarded_warnings("connectors.sftp", spec.name, context.log.warning):
+                    pick_up(spec, home)
             except (LakeError, SftpError) as error:
                 context.log.warning(f"{spec.name}: SFTP pickup failed: {redact(str(error))}")
         history = quality.runs(home)  # once per tick: the sensor runs every 30 s

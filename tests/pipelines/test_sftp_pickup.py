@@ -8,12 +8,17 @@ import os
 import socket
 import time
 
+import asyncssh
+import dagster as dg
 import pytest
 
 from connectors.demo import generate
 from lake.errors import LakeError
+from pipelines.definitions import build_definitions
 from pipelines.delivery import pick_up
+from pipelines.drop_sensor import drop_folder_sensor
 from pipelines.ingest import load_dataset
+from pipelines.resources import LakeResource
 from pipelines.specs import spec_by_name
 from tests.conftest import TEST_KEY
 from tests.connectors.test_sftp import PASSWORD, host_key, server, user_key  # noqa: F401
@@ -101,3 +106,32 @@ def test_a_server_gone_after_the_pickup_leaves_the_picked_up_file_to_load(
     [warning] = [r.getMessage() for r in caplog.records if "SFTP" in r.getMessage()]
     assert f"127.0.0.1:{closed}" in warning and "connection refused" in warning
     assert "Files already in the drop folder are loaded" in warning
+
+
+def test_a_pickup_warning_shows_in_the_sensors_tick_log(server, home, monkeypatch, capsys) -> None:  # noqa: F811
+    """The daemon shows a tick's log in the UI from the sensor's own logger only: a pickup's
+    warnings (a file the server will not delete, one changed while downloading) went to
+    the daemon's stderr alone, where no operator looks."""
+    local, _ = _upload(home, server)
+    spec = dataclasses.replace(
+        _sftp_spec(server), source={**_sftp_spec(server).source, "delete_after": True}
+    )
+    monkeypatch.setenv("SOURCES__SICK_LEAVE__PASSWORD", PASSWORD)
+
+    async def refuses(self, path):  # the vendor's account may not delete
+        raise asyncssh.SFTPPermissionDenied("Permission denied")
+
+    monkeypatch.setattr(asyncssh.SFTPClient, "remove", refuses)
+    sensor = drop_folder_sensor(lambda: [spec], clock=lambda: time.time() + 60)
+    with (
+        dg.DagsterInstance.ephemeral() as instance,
+        dg.build_sensor_context(
+            instance=instance,
+            definitions=build_definitions(),
+            resources={"lake": LakeResource(home=str(home.root), pseudonym_key=TEST_KEY.decode())},
+        ) as context,
+    ):
+        result = sensor.evaluate_tick(context)
+    assert [r.tags["kommunelake/file"] for r in result.run_requests] == [local.name]
+    err = capsys.readouterr().err
+    assert f"WARNING - sick_leave: sftp 127.0.0.1:{server.port}: Permission denied deleting" in err
