@@ -17,7 +17,7 @@ import hashlib
 import json
 import logging
 import time
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from pathlib import Path
 
 import dagster as dg
@@ -117,6 +117,31 @@ def rejection_counts(history: pl.DataFrame) -> dict[tuple[str, str], int]:
     return {(dataset, batch): n for dataset, batch, n in counts.iter_rows()}
 
 
+def unknown_folders(drop: Path, datasets: Collection[str]) -> list[str]:
+    """A line for each folder in drop/ that holds files but is no dataset's (a mistyped
+    `sickleave/`): its files are never loaded, and nothing else would say so."""
+    try:
+        folders = sorted(p for p in drop.iterdir() if p.is_dir())
+    except OSError:
+        return []  # no drop/ yet, or unreadable: drop_requests names each dataset's folder
+    lines = []
+    for folder in folders:
+        if folder.name in datasets or folder.name.startswith((".", "_")):
+            continue
+        try:
+            files = drop_files(folder, ["*"])
+        except OSError:
+            continue
+        if files:
+            name = shown_name(folder.name)
+            lines.append(
+                f"drop/{name}/ holds {len(files)} file(s), but no dataset named {name} loads"
+                " (no pipelines/datasets/<name>.yaml, or one with an error): they are not"
+                " loaded; move them to their dataset's folder"
+            )
+    return lines
+
+
 @contextlib.contextmanager
 def forwarded_warnings(logger: str, dataset: str, warn: Callable[[str], None]) -> Iterator[None]:
     """Pass the warnings of `logger` to `warn` meanwhile: the daemon shows a tick's log in
@@ -183,7 +208,10 @@ def drop_folder_sensor(
         daemon_runs = isinstance(instance.run_launcher, dg.DefaultRunLauncher)
         for line in fail_abandoned_runs(instance, daemon_runs=daemon_runs):
             context.log.warning(line)
-        watched = loaded_specs(specs(), context.repository_def, context.log.warning)
+        every = list(specs())
+        for line in unknown_folders(home.drop, {spec.name for spec in every}):
+            context.log.warning(line)
+        watched = loaded_specs(every, context.repository_def, context.log.warning)
         for spec in watched:
             if spec.source.get("type") != "sftp":
                 continue

@@ -189,3 +189,17 @@ def test_a_dataset_yaml_added_while_the_daemon_runs_waits_and_the_others_get_the
     assert len(datasets_asked) == 7 and "leave_copy" not in datasets_asked
     err = capsys.readouterr().err
     assert "WARNING - leave_copy: the dataset is not loaded in the running code location" in err
+
+
+def test_files_in_a_folder_no_dataset_has_are_named_not_ignored(home, capsys) -> None:
+    """A file dropped in a mistyped folder (drop/sickleave/) was never loaded, and nothing,
+    in the UI or anywhere else, said so."""
+    generate(home.root, persons=300)
+    (home.drop / "sickleave").mkdir()
+    shutil.copy(home.drop / "sick_leave" / "sygefravaer_2026.csv", home.drop / "sickleave")
+    (home.drop / "empty_folder").mkdir()  # nothing in it: nothing to say
+    requests, _ = _tick(home)
+    assert len(requests) == 7
+    err = capsys.readouterr().err
+    assert "WARNING - drop/sickleave/ holds 1 file(s), but no dataset named sickleave" in err
+    assert "empty_folder" not in err
