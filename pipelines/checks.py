@@ -19,6 +19,7 @@ from dagster import AssetCheckExecutionContext
 from deltalake import DeltaTable
 
 from lake.duck import duck_connect, sql_string
+from lake.history import SCD2_COLUMNS
 from lake.home import Home
 from lake.quality import CheckState, record_checks, runs
 from lake.validation import contract_columns
@@ -171,6 +172,8 @@ def check_results(
     table keeps after the policy went back to ignore or freeze (`ingest.evolved_columns`)."""
     q = spec.quality
     expected = [*contract_columns(spec.contract), *LINEAGE]
+    if spec.load_mode == "scd2":
+        expected += SCD2_COLUMNS
     # Under schema_drift: evolve, silver also holds the columns added from new headers.
     schema_ok = silver is None or (
         set(expected) <= set(silver.columns)

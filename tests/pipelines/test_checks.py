@@ -5,9 +5,12 @@ from __future__ import annotations
 import dataclasses
 
 import dagster as dg
+import polars as pl
 import pytest
 
+from lake.validation import contract_columns
 from pipelines.checks import LoadFacts, check_results
+from pipelines.ingest import LINEAGE
 from pipelines.specs import QualitySpec, spec_by_name
 
 SPEC = dataclasses.replace(
@@ -97,3 +100,16 @@ def test_freshness_follows_the_last_load_not_the_clock_of_the_run(home) -> None:
     assert not states["dar_addresses"].stale
     # A rejected delivery is not a load: the dataset has never loaded, so it is stale.
     assert states["sick_leave"].stale and states["sick_leave"].last_loaded_at is None
+
+
+def test_scd2_history_columns_are_part_of_silver_schema() -> None:
+    # An SCD2 dataset's silver has valid_from/valid_to/is_current besides the contract's
+    # columns: the blocking schema check must not fail every load of it.
+    spec = dataclasses.replace(spec_by_name("cpr_persons"), load_mode="scd2")
+    columns = [*contract_columns(spec.contract), *LINEAGE, "valid_from", "valid_to", "is_current"]
+    silver = pl.DataFrame(schema=dict.fromkeys(columns, pl.String))
+    results = {r.check_name: r for r in check_results(spec, _facts(), silver)}
+    assert results["schema"].passed
+    stray = silver.with_columns(pl.lit(None).alias("unexpected"))
+    results = {r.check_name: r for r in check_results(spec, _facts(), stray)}
+    assert not results["schema"].passed
