@@ -9,6 +9,7 @@ from dagster import AssetExecutionContext
 from connectors.files import held_back_files, unmatched_files
 from lake.home import Home
 from lake.privacy import shown_name
+from lake.tables import UTC_US
 from lake.validation import contract_columns
 from pipelines.api_sources import is_api, source_name
 from pipelines.checks import check_results, check_specs, load_facts, record, silver_key
@@ -36,7 +37,20 @@ def column_schema(spec: DatasetSpec) -> dg.TableSchema:
                 tags={"classification": meta.get("classification", "")},
             )
         )
+    if spec.load_mode == "scd2":  # the history columns write_batch adds to the table
+        columns += [
+            dg.TableColumn("valid_from", str(UTC_US), description=_SCD2["valid_from"]),
+            dg.TableColumn("valid_to", str(UTC_US), description=_SCD2["valid_to"]),
+            dg.TableColumn("is_current", "Boolean", description=_SCD2["is_current"]),
+        ]
     return dg.TableSchema(columns=columns)
+
+
+_SCD2 = {
+    "valid_from": "SCD2 history: when this version was loaded (the delivery's landing time).",
+    "valid_to": "SCD2 history: when a later delivery replaced or removed it; null if current.",
+    "is_current": "SCD2 history: true for the key's current version (valid_to is null).",
+}
 
 
 def table_pool(layer: str, name: str) -> str:

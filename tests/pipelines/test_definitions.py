@@ -6,6 +6,7 @@ change: `KOMMUNELAKE_UPDATE_SNAPSHOT=1 make test`, then commit the snapshot file
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import shutil
 from pathlib import Path
@@ -13,6 +14,7 @@ from pathlib import Path
 import dagster as dg
 
 from pipelines.definitions import build_definitions
+from pipelines.factory import column_schema
 from pipelines.specs import load_specs
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "definitions.txt"
@@ -63,6 +65,14 @@ def test_every_dataset_asset_is_documented_for_the_ui() -> None:
         assert [c.name for c in schema.columns] == contract_fields
         assert all(c.description and c.tags["classification"] for c in schema.columns)
         assert "delta" in node.kinds
+
+
+def test_an_scd2_dataset_shows_its_history_columns_in_the_ui() -> None:
+    # The `schema` check expects them in silver; the UI's column schema left them out.
+    spec = dataclasses.replace(load_specs()[0], load_mode="scd2")
+    columns = [c.name for c in column_schema(spec).columns]
+    contract_fields = list(spec.contract.to_schema().columns)
+    assert columns == [*contract_fields, "valid_from", "valid_to", "is_current"]
 
 
 def test_only_error_level_checks_block_downstream() -> None:
