@@ -191,7 +191,7 @@ def read_excel(data: bytes, options: Mapping[str, Any], *, source_name: str) -> 
         system = SYSTEM_1904
     else:
         system = SYSTEM_1900
-    if package is not None:
+    if package is not None and any(scan.breaks for _, scan in listed):
         data = package.ods_with_breaks(data)
     try:
         workbook = fastexcel.read_excel(data)

@@ -76,7 +76,8 @@ _RELATIONSHIP_TAG = re.compile(rb"<" + _NS + rb"Relationship\s([^>]*)>")
 # calamine matches .ods elements by these literal names (no namespace resolution), and so
 # does this scan. Attribute values are skipped whole: a formula like `[.A1]>0` holds a `>`.
 _ODS_TOKEN = re.compile(
-    rb"<(/?)table:(table|table-column|table-row|table-cell|covered-table-cell)(?=[\s/>])"
+    rb"<(/?)(?:table|text):(table|table-column|table-row|table-cell|covered-table-cell"
+    rb"|line-break|tab)(?=[\s/>])"
     rb"((?:[^>\"']+|\"[^\"]*\"|'[^']*')*)>"
 )
 # A number cell's value that may be at or below -OVERFLOW (long, or with an exponent), as
@@ -135,6 +136,9 @@ class SheetScan:
     # Cell elements written in the file (an .ods repeated cell once): a used range far
     # larger than this is mostly void, the shape of a small file that allocates gigabytes.
     cells: int = 0
+    # A `<text:line-break/>` or `<text:tab/>` in an .ods cell, which calamine drops
+    # (`Package.ods_with_breaks`).
+    breaks: bool = False
     # Number cells with a format calamine does not honour (.xls and .ods; an .xlsx sheet's
     # are read only when its styles have such a format: `xlsx_cells`).
     formats: FormattedCells = field(default_factory=FormattedCells)
@@ -179,17 +183,10 @@ class Package:
         return out.getvalue()
 
     def ods_with_breaks(self, data: bytes) -> bytes:
-        """The workbook `data` (this .ods) with each cell's `<text:line-break/>` and
-        `<text:tab/>` written as the character it stands for: calamine drops both, gluing
-        "Hovedgade 1" and "2. tv." into "Hovedgade 12. tv.". `data` itself when it has none."""
+        """The workbook `data` (this .ods, whose scan found `breaks`) with each cell's
+        `<text:line-break/>` and `<text:tab/>` written as the character it stands for:
+        calamine drops both, gluing "Hovedgade 1" and "2. tv." into "Hovedgade 12. tv."."""
         if self.xlsx or "content.xml" not in self.archive.namelist():
-            return data
-        found, tail = False, b""
-        with self.archive.open("content.xml") as stream:
-            while not found and (step := stream.read(_READ_STEP)):
-                found = _ODS_BREAK.search(tail + step) is not None
-                tail = step[-32:]
-        if not found:
             return data
         content = _ODS_BREAK.sub(
             lambda tag: b"&#10;" if tag.group(1) == b"line-break" else b"&#9;",
@@ -458,6 +455,8 @@ def _scan_ods(archive: zipfile.ZipFile, label_rows: range) -> list[tuple[str, Sh
                     in_row = False
             elif scan is None:
                 continue
+            elif name in (b"line-break", b"tab"):
+                scan.breaks = True
             elif name == b"table-column":
                 count = _repeats(attributes, b"columns")
                 if padded:
