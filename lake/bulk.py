@@ -28,7 +28,14 @@ from deltalake.transaction import AddAction, create_table_with_add_actions
 
 from lake import storage
 from lake.errors import LakeError
-from lake.tables import Commit, LoadMode, commit_once, has_batch, undo_racing_compactions
+from lake.tables import (
+    Commit,
+    LoadMode,
+    commit_once,
+    has_batch,
+    refuse_other_partitioning,
+    undo_racing_compactions,
+)
 
 STREAMABLE_MODES: tuple[LoadMode, ...] = ("append", "snapshot")
 # Floats are left out: NaN has no JSON form, and their ranges rarely prune a municipal query.
@@ -183,6 +190,10 @@ class PartWriter:
         # safely and refuses breaking changes; parts only write to a table of their schema.
         if not DeltaTable.is_deltatable(self.uri, storage_options=self.options or None):
             return
+        # Parts carry no partition values: in a partitioned table they would make every
+        # reader fail on the partition column. Only a load without `partition_by:` streams.
+        existing = DeltaTable(self.uri, storage_options=self.options or None)
+        refuse_other_partitioning(self.uri, existing.metadata().partition_columns, ())
         table = pl.scan_delta(self.uri, storage_options=self.options or None).collect_schema()
         if dict(table) != dict(frame.schema):
             raise LakeError(

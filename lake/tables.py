@@ -915,14 +915,30 @@ def _check_partitioning(
     missing = [c for c in partition_by if c not in frame.columns]
     if missing:
         raise LakeError(f"{uri}: partition column(s) {missing} are not in the batch")
-    if table is None or not partition_by:
+    if table is None or not partition_by:  # none asked: the table's own (see check_partitioning)
         return
-    existing = table.metadata().partition_columns
+    refuse_other_partitioning(uri, table.metadata().partition_columns, partition_by)
+
+
+def check_partitioning(uri: str, partition_by: Sequence[str]) -> None:
+    """Refuse a load whose `partition_by:` is not the table's, none included.
+
+    write_batch takes no partition columns to mean the table's own. A loader that knows
+    what the dataset YAML says calls this first: a `partition_by:` taken out of the YAML
+    leaves the table partitioned, and loading on as if it were not would hide that."""
+    if DeltaTable.is_deltatable(uri):
+        refuse_other_partitioning(uri, DeltaTable(uri).metadata().partition_columns, partition_by)
+
+
+def refuse_other_partitioning(
+    uri: str, existing: Sequence[str], partition_by: Sequence[str]
+) -> None:
     if list(existing) != list(partition_by):
+        asked = list(partition_by) or "no partitioning (`partition_by:` is not set)"
         raise LakeError(
-            f"{uri}: the table is partitioned by {existing or 'nothing'}, the load asks for "
-            f"{list(partition_by)}. Repartitioning rewrites the table: do it as a migration, "
-            "or change `partition_by:` back. Nothing was written"
+            f"{uri}: the table is partitioned by {list(existing) or 'nothing'}, the load asks "
+            f"for {asked}. Repartitioning rewrites the table: do it as a migration, or change "
+            f"`partition_by:` in the dataset YAML back to {list(existing)}. Nothing was written"
         )
 
 

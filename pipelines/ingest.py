@@ -32,6 +32,7 @@ from lake.scratch import scratch_folder
 from lake.tables import (
     SCD2_COLUMNS,
     Commit,
+    check_partitioning,
     has_batch,
     record_deletions,
     table_version,
@@ -423,6 +424,7 @@ def _load_spooled(
         "kommunelake.batch_id": landed.batch_id,
         "kommunelake.source_file": name,
     }
+    check_partitioning(uri, spec.partition_by)  # before anything is parsed or committed
     absent = evolved_columns(spec, home, uri)
     # An append reload replaces the batch's earlier rows (write_batch's replace_where), which
     # streamed parts cannot: reloads of append batches are written whole.

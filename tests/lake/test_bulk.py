@@ -29,3 +29,15 @@ def test_parts_of_another_schema_are_refused_and_the_table_stays_readable(tmp_pa
 
     assert DeltaTable(uri).version() == 0
     assert pl.read_delta(uri).rows() == [("a", dt.date(2026, 1, 1))]
+
+
+def test_parts_are_refused_for_a_partitioned_table_and_it_stays_readable(tmp_path) -> None:
+    # Parts carry no partition values: committed, they made every read fail on the column.
+    uri = str(tmp_path / "t")
+    first = pl.DataFrame({"id": [1, 2], "year": [2024, 2025]})
+    write_batch(uri, first, mode="append", app_id="b1", partition_by=["year"])
+    writer = PartWriter(uri, mode="append", app_id="b2")
+    with pytest.raises(LakeError, match=r"partitioned by \['year'\]"):
+        writer.write(pl.DataFrame({"id": [3], "year": [2026]}))
+    assert DeltaTable(uri).version() == 0
+    assert pl.read_delta(uri).sort("id").equals(first)

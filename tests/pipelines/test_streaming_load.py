@@ -370,6 +370,32 @@ def test_a_streamed_load_refuses_a_breaking_type_change_and_keeps_the_table(tmp_
     assert pl.read_delta(uri).equals(before)
 
 
+@pytest.mark.parametrize("mode", ["append", "snapshot", "merge"])
+def test_partition_by_taken_out_of_the_yaml_is_refused_and_the_table_kept(tmp_path, mode) -> None:
+    # Without `partition_by:` an append or snapshot streams Parquet parts, which carry no
+    # partition values: committed into the partitioned table, they made every later read
+    # fail on the column. A merge kept the table's partitioning without a word.
+    keys = SPEC.keys if mode == "merge" else ()
+    partitioned = dataclasses.replace(SPEC, load_mode=mode, keys=keys, partition_by=("status",))
+    home, _ = _load(
+        tmp_path / "home", generate(500, tmp_path / "a" / "sager.csv", seed=7), partitioned
+    )
+    uri = home.table_uri("silver", SPEC.name)
+    version, before = DeltaTable(uri).version(), pl.read_delta(uri)
+    shutil.copy(generate(500, tmp_path / "b" / "sager2.csv", seed=8), home.drop / SPEC.name)
+
+    unpartitioned = dataclasses.replace(partitioned, partition_by=())
+    with pytest.raises(LakeError, match=r"partitioned by \['status'\].*no partitioning"):
+        load_dataset(unpartitioned, home, TEST_KEY)
+
+    assert DeltaTable(uri).version() == version
+    assert pl.read_delta(uri).equals(before)
+    # with the setting back, the file loads
+    [again] = load_dataset(partitioned, home, TEST_KEY).batches
+    loaded = pl.read_delta(uri).filter(pl.col("_batch_id") == again.batch_id)
+    assert again.rows_valid > 0 and loaded.height == again.rows_valid
+
+
 @pytest.mark.parametrize("mode", ["append", "snapshot"])
 def test_a_streamed_load_widens_a_column_as_a_whole_load_does(tmp_path, mode) -> None:
     # Appending parts to a table of Float32 amounts was refused with both schemas printed;
