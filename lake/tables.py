@@ -50,6 +50,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import quote as percent_encoded
 
 import polars as pl
 from deltalake import CommitProperties, DeltaTable, Schema, Transaction, write_deltalake
@@ -915,9 +916,35 @@ def _check_partitioning(
     missing = [c for c in partition_by if c not in frame.columns]
     if missing:
         raise LakeError(f"{uri}: partition column(s) {missing} are not in the batch")
+    columns = table.metadata().partition_columns if table is not None else partition_by
+    _refuse_long_partition_values(uri, frame, columns)
     if table is None or not partition_by:  # none asked: the table's own (see check_partitioning)
         return
     refuse_other_partitioning(uri, table.metadata().partition_columns, partition_by)
+
+
+# A partition is a folder named `column=value`, the value percent-encoded (æ takes 6 bytes).
+# Local file systems allow 255 bytes per name: delta-rs then fails mid-write with a Rust
+# panic and leaves the files it wrote so far.
+PARTITION_NAME_LIMIT = 255
+
+
+def _refuse_long_partition_values(uri: str, frame: pl.DataFrame, columns: Sequence[str]) -> None:
+    for column in columns:
+        if column not in frame.columns or frame.schema[column] != pl.String:
+            continue  # numbers and dates make short names
+        values = frame[column].unique().drop_nulls()
+        longest = max((len(percent_encoded(v, safe="")) for v in values), default=0)
+        size = len(percent_encoded(column, safe="")) + 1 + longest
+        if size > PARTITION_NAME_LIMIT:
+            # the value itself is not shown: free text may hold what logs must not
+            raise LakeError(
+                f"{uri}: partition column {column!r} has a value whose folder name would be "
+                f"{size} bytes (percent-encoded) where file systems allow "
+                f"{PARTITION_NAME_LIMIT}. Partition by a column of short values (a year, a "
+                "code), not free text: change `partition_by:` in the dataset YAML. "
+                "Nothing was written"
+            )
 
 
 def check_partitioning(uri: str, partition_by: Sequence[str]) -> None:

@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from pathlib import Path
 
 import polars as pl
 import pytest
@@ -484,3 +485,23 @@ def test_is_widening_rules() -> None:
     assert is_widening(pl.Date, pl.Datetime("us", "UTC"))
     assert not is_widening(pl.Int64, pl.Int32) and not is_widening(pl.String, pl.Int64)
     assert not is_widening(pl.Float64, pl.Float32) and not is_widening(pl.UInt64, pl.Int64)
+
+
+@pytest.mark.parametrize("mode", ["append", "merge"])
+def test_a_partition_value_too_long_for_a_folder_name_is_refused_before_writing(
+    tmp_path, mode
+) -> None:
+    # A partition's folder is `column=value`, percent-encoded (æ is 6 bytes); a name over
+    # 255 bytes failed mid-write with a Rust panic and left its files behind.
+    uri = str(tmp_path / "t")
+    fits = pl.DataFrame({"id": [1, 2], "p": ["x" * 253, "æ" * 42]})  # 255 and 254 bytes
+    write_batch(uri, fits, mode=mode, keys=["id"], app_id="b1", partition_by=["p"])
+    assert pl.read_delta(uri).sort("id").equals(fits)
+    files = sorted(p for p in Path(uri).rglob("*") if "_delta_log" not in p.parts)
+
+    for value in ("x" * 254, "æ" * 43):
+        too_long = pl.DataFrame({"id": [3], "p": [value]})
+        with pytest.raises(LakeError, match=r"partition column 'p' has a value .* (256|260) bytes"):
+            write_batch(uri, too_long, mode=mode, keys=["id"], app_id="b2", partition_by=["p"])
+        assert sorted(p for p in Path(uri).rglob("*") if "_delta_log" not in p.parts) == files
+        assert DeltaTable(uri).version() == 0
