@@ -5,6 +5,7 @@ from __future__ import annotations
 import fnmatch
 import mimetypes
 import os
+import re
 import time
 from pathlib import Path
 
@@ -41,7 +42,8 @@ def is_settled(path: Path, now: float | None = None) -> bool:
 
 
 def drop_files(folder: Path, patterns: list[str]) -> list[Path]:
-    """Files in `folder` (not sub-folders such as rejected/) matching any pattern, by name."""
+    """Files in `folder` (not sub-folders such as rejected/) matching any pattern, in name
+    order (`name_order`): the order their batches load in."""
     return [path for path in _candidates(folder) if _matches(path, patterns)]
 
 
@@ -63,16 +65,28 @@ def held_back_files(folder: Path, patterns: list[str]) -> list[Path]:
     )
 
 
+def name_order(path: Path) -> tuple[tuple[int, int | str], ...]:
+    """Sort key: names with numbers compared as numbers. Files dropped together load in this
+    order, so `udtraek_9.csv` must come before `udtraek_10.csv`: loaded after it, the older
+    snapshot would replace the newer one."""
+    parts = re.split(r"([0-9]+)", path.name.casefold())
+    key = tuple((1, int(part)) if part[:1].isdigit() else (0, part) for part in parts if part)
+    return (*key, (0, path.name))  # `a01` and `a1`: still one order
+
+
 def _candidates(folder: Path) -> list[Path]:
     if not folder.is_dir():
         return []
     return sorted(
-        path
-        for path in folder.iterdir()
-        if path.is_file()
-        and not path.name.startswith(_IGNORED_PREFIXES)
-        and not path.name.endswith(_IGNORED_SUFFIXES)
-        and path.name.lower() not in _IGNORED_NAMES
+        (
+            path
+            for path in folder.iterdir()
+            if path.is_file()
+            and not path.name.startswith(_IGNORED_PREFIXES)
+            and not path.name.endswith(_IGNORED_SUFFIXES)
+            and path.name.lower() not in _IGNORED_NAMES
+        ),
+        key=name_order,
     )
 
 

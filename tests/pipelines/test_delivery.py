@@ -250,3 +250,16 @@ def test_a_run_that_finds_the_latest_delivery_still_rejected_says_which_and_why(
     [line] = [r.getMessage() for r in caplog.records]
     assert "still rejected" in line and "short.csv: missing required column(s) hours" in line
     assert "drop/sick_leave/rejected/" in line
+
+
+def test_files_dropped_together_land_with_numbers_in_names_compared_as_numbers(home) -> None:
+    # Landed in plain name order, udtraek_10 came before udtraek_9: for a snapshot or a
+    # merge, the older extract then replaced the newer one.
+    spec = spec_by_name("sick_leave")
+    for number in (10, 9, 2, 100):
+        _deliver(home, f"udtraek_{number}.csv", b"header\r\n" + ROW * number)
+
+    land_drop_folder(spec, home)
+
+    names = [f.original_name for f in manifest(home.manifest_uri, "sick_leave")]
+    assert names == ["udtraek_2.csv", "udtraek_9.csv", "udtraek_10.csv", "udtraek_100.csv"]
