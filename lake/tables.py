@@ -1051,7 +1051,18 @@ def _replayed(uri: str, app_id: str, mode: LoadMode, keys: Sequence[str]) -> Com
         version = _version_of(table, app_id)
         if version is not None and version > 0:
             after = pl.read_delta(uri, version=version, columns=list(keys))
-            deleted = vanished_keys(uri, after, keys, version=version - 1)
+            try:
+                deleted = vanished_keys(uri, after, keys, version=version - 1)
+            except FileNotFoundError:
+                # Vacuum removed the version before it (the batch's bookkeeping was cut off
+                # longer ago than the retention): the load is done, only this record is lost.
+                log.warning(
+                    "%s: batch %s was committed earlier, but the table version before it "
+                    "has been vacuumed, so the keys this snapshot deleted cannot be recovered;"
+                    " quality.deletions gets no rows for it",
+                    uri,
+                    app_id,
+                )
     return Commit(table.version(), False, skipped="already committed", deleted=deleted)
 
 

@@ -135,6 +135,21 @@ def test_a_rerun_after_a_crash_recovers_the_vanished_keys(tmp_path) -> None:
     assert rerun.deleted is not None and rerun.deleted.rows() == [("a",)]
 
 
+def test_a_rerun_after_the_version_before_it_was_vacuumed_says_so(tmp_path, caplog) -> None:
+    # Its bookkeeping cut off longer ago than vacuum's retention: the re-run failed with a
+    # raw FileNotFoundError on every attempt, so the batch could never be finished.
+    uri = str(tmp_path / "t")
+    write_batch(uri, _frame(["a", "b"], 1), mode="snapshot", keys=["id"], app_id="b1")
+    write_batch(uri, _frame(["b"], 1), mode="snapshot", keys=["id"], app_id="b2")
+    DeltaTable(uri).vacuum(retention_hours=0, enforce_retention_duration=False, dry_run=False)
+
+    rerun = write_batch(uri, _frame(["b"], 1), mode="snapshot", keys=["id"], app_id="b2")
+
+    assert not rerun.committed and rerun.deleted is None
+    assert "version before it has been vacuumed" in caplog.text
+    assert pl.read_delta(uri)["id"].to_list() == ["b"]
+
+
 # --- merge: pruning, empty source, duplicate keys ----------------------------------------
 
 
