@@ -31,6 +31,7 @@ import hmac
 import os
 import re
 import threading
+import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -668,6 +669,12 @@ def require_atomic(uri: str, *, mounts_text: str | None = None) -> None:
         _checked.add(key)
 
 
+# Seconds to wait before the probe's second and third try: S3 answers 503 SlowDown or 500
+# InternalError now and then, and drops connections; one such answer at the start of a load
+# must not refuse the lake (nor be read as a service that ignores conditional PUT).
+PROBE_RETRY_DELAYS = (0.5, 1.5)
+
+
 def probe_conditional_put(uri: str, options: Mapping[str, str] | None = None) -> None:
     """PUT a marker object under `<uri>/_atomic_probe/` twice with `If-None-Match: *`.
 
@@ -675,30 +682,22 @@ def probe_conditional_put(uri: str, options: Mapping[str, str] | None = None) ->
     409 while a concurrent conditional write is in flight): that refusal is what deltalake
     relies on to create each commit file only once. A service that accepts the second PUT
     would let two loads write the same Delta version, and one batch would be lost silently.
-    The request is signed with AWS Signature V4 from the lake's storage options."""
+    Errors a store gives now and then (5xx, a dropped connection) are tried again
+    (PROBE_RETRY_DELAYS). The request is signed with AWS Signature V4 from the lake's
+    storage options."""
     import httpx
 
     opts = storage_options(uri) if options is None else options
     location = parse_lake_uri(uri)
-    key = "/".join(p for p in (location.prefix, "_atomic_probe", uuid.uuid4().hex) if p)
     signer = _S3Signer.from_options(opts, location.container)
-    url = signer.object_url(key)
-    statuses = []
     try:
         with httpx.Client(timeout=httpx.Timeout(10.0), follow_redirects=False) as client:
-            for _ in range(2):
-                headers = signer.headers("PUT", url, b"kommunelake", {"if-none-match": "*"})
-                statuses.append(
-                    client.put(url, content=b"kommunelake", headers=headers).status_code
-                )
-            with contextlib.suppress(httpx.HTTPError):  # best effort: a 11-byte leftover
-                client.delete(url, headers=signer.headers("DELETE", url, b""))
+            first, second = _probe_twice(client, signer, location.prefix)
     except httpx.HTTPError as error:
         raise ConfigError(
             f"cannot reach the lake at {uri} ({type(error).__name__}): check AWS_ENDPOINT_URL "
             "and the network"
         ) from error
-    first, second = statuses
     if first in (401, 403):
         raise ConfigError(
             f"the S3 service refused writing to {uri} (HTTP {first}): check the AWS_* "
@@ -706,6 +705,13 @@ def probe_conditional_put(uri: str, options: Mapping[str, str] | None = None) ->
         )
     if first == 404:
         raise ConfigError(f"bucket {location.container!r} not found: create it first ({uri})")
+    failing = next((s for s in (first, second) if _transient(s)), None)
+    if failing is not None:
+        raise ConfigError(
+            f"the S3 service behind {uri} kept answering HTTP {failing} (a server error or "
+            f"throttling) while the lake was being checked, {len(PROBE_RETRY_DELAYS) + 1} "
+            "times: run the command again later, and check the service's health if it persists"
+        )
     if not 200 <= first < 300 or second not in (409, 412):
         raise ConfigError(
             f"the S3 service behind {uri} ignores conditional PUT (If-None-Match: *): a "
@@ -715,6 +721,57 @@ def probe_conditional_put(uri: str, options: Mapping[str, str] | None = None) ->
             "2024, Ceph RGW since Reef), or keep the lake on a local disk by unsetting "
             "KOMMUNELAKE_LAKE_URI"
         )
+
+
+def _probe_twice(client, signer: _S3Signer, prefix: str) -> tuple[int, int]:
+    """(status of the first create, status of the second) of one probe object, each tried
+    again on a server error or a dropped connection."""
+    import httpx
+
+    urls: list[str] = []
+
+    def create_new() -> int:
+        # A fresh name each try: one that an earlier try stored, with its answer lost,
+        # would be refused as existing, which says nothing about the service.
+        key = "/".join(p for p in (prefix, "_atomic_probe", uuid.uuid4().hex) if p)
+        urls.append(signer.object_url(key))
+        return _create(client, signer, urls[-1])
+
+    try:
+        first = _retried(create_new, retry_on=(409, 412))
+        second = 0
+        if 200 <= first < 300:
+            second = _retried(lambda: _create(client, signer, urls[-1]), retry_on=())
+        return first, second
+    finally:
+        for url in urls:
+            with contextlib.suppress(httpx.HTTPError):  # best effort: a 11-byte leftover
+                client.delete(url, headers=signer.headers("DELETE", url, b""))
+
+
+def _create(client, signer: _S3Signer, url: str) -> int:
+    headers = signer.headers("PUT", url, b"kommunelake", {"if-none-match": "*"})
+    return client.put(url, content=b"kommunelake", headers=headers).status_code
+
+
+def _retried(put: Callable[[], int], *, retry_on: tuple[int, ...]) -> int:
+    """`put()`'s status, tried again after PROBE_RETRY_DELAYS while it is a server error,
+    one of `retry_on`, or a dropped connection (raised when the last try drops too)."""
+    import httpx
+
+    for delay in PROBE_RETRY_DELAYS:
+        try:
+            status = put()
+            if not (_transient(status) or status in retry_on):
+                return status
+        except httpx.TransportError:
+            pass
+        time.sleep(delay)
+    return put()
+
+
+def _transient(status: int) -> bool:
+    return status >= 500
 
 
 def probe_azure_access(uri: str, options: Mapping[str, str]) -> None:

@@ -4,7 +4,9 @@ the writer is told it failed.
 It forwards every request to a real S3 (moto). When armed, the next PUT of a Delta log entry
 (`.../_delta_log/NNNNNNNNNNNNNNNNNNNN.json`) under a given prefix is forwarded, and when the
 store accepted it, the writer gets a 500 (`how="500"`) or a closed connection (`how="drop"`)
-instead of the 200: the log entry is written, the writer cannot know it.
+instead of the 200: the log entry is written, the writer cannot know it. Armed with other
+`entries` (a pattern of the object keys to fault) it does the same to other PUTs, and with
+`how="503"` it answers 503 SlowDown without forwarding (the store never sees the request).
 
 The proxy runs in its own process (`python tests/lake/commit_faults.py UPSTREAM PORT`): an
 in-process server would deadlock against deltalake calls that wait on HTTP while holding the
@@ -47,11 +49,11 @@ def ambiguous_commit_proxy(upstream_url: str, workdir: Path) -> Iterator[FaultyP
 class FaultyProxy:
     url: str  # an S3 endpoint: AWS_ENDPOINT_URL
 
-    def arm(self, prefix: str, how: str = "500") -> None:
-        """Make the next accepted commit under `prefix` (bucket/key prefix) look failed."""
-        httpx.post(
-            f"{self.url}/_faults/arm", json={"prefix": prefix, "how": how}
-        ).raise_for_status()
+    def arm(self, prefix: str, how: str = "500", entries: str = COMMIT_ENTRY.pattern) -> None:
+        """Make the next accepted commit under `prefix` (bucket/key prefix) look failed, or
+        the next PUT of a key matching `entries` there."""
+        rule = {"prefix": prefix, "how": how, "entries": entries}
+        httpx.post(f"{self.url}/_faults/arm", json=rule).raise_for_status()
 
     def injected(self) -> list[str]:
         """Object keys (bucket/key) of the commits that were written but reported failed."""
@@ -89,13 +91,16 @@ class _Proxy(http.server.BaseHTTPRequestHandler):
         with self.lock:
             self._reply(200, json.dumps(self.injected).encode())
 
-    def _claim(self, key: str) -> str | None:
-        """The fault armed for this accepted commit, if any (each fires once)."""
-        if not COMMIT_ENTRY.search(key):
-            return None
+    def _claim(self, key: str, *, forwarded: bool) -> str | None:
+        """The fault armed for this PUT, if any (each fires once): before it is forwarded
+        ("503") or once the store accepted it (the others)."""
         with self.lock:
             for rule in self.armed:
-                if key.startswith(rule["prefix"]):
+                if (
+                    key.startswith(rule["prefix"])
+                    and re.search(rule["entries"], key)
+                    and (rule["how"] != "503") == forwarded
+                ):
                     self.armed.remove(rule)
                     self.injected.append(key)
                     return rule["how"]
@@ -106,10 +111,14 @@ class _Proxy(http.server.BaseHTTPRequestHandler):
         body = self.rfile.read(length) if length else b""
         if self.path.startswith("/_faults/"):
             return self._control(body)
+        key = unquote(urlsplit(self.path).path).lstrip("/")
+        if self.command == "PUT" and self._claim(key, forwarded=False):
+            error = b"<Error><Code>SlowDown</Code><Message>injected</Message></Error>"
+            return self._reply(503, error, {"Content-Type": "application/xml"})
         headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}
         answer = self.upstream.request(self.command, self.path, content=body, headers=headers)
-        key = unquote(urlsplit(self.path).path).lstrip("/")
-        fault = self._claim(key) if self.command == "PUT" and answer.status_code == 200 else None
+        accepted = self.command == "PUT" and answer.status_code == 200
+        fault = self._claim(key, forwarded=True) if accepted else None
         if fault == "drop":  # the entry is written; the writer sees the connection die
             self.close_connection = True
             self.connection.shutdown(socket.SHUT_RDWR)

@@ -22,6 +22,7 @@ from lake.home import Home, resolve_home
 from lake.landing import HashCache, land, local_copy, manifest, read_landed
 from tests.helpers import land_path
 from tests.lake import objectstores
+from tests.lake.commit_faults import ambiguous_commit_proxy
 
 # --- servers --------------------------------------------------------------------------------
 
@@ -435,6 +436,43 @@ def test_a_missing_bucket_is_named(moto, monkeypatch) -> None:
         monkeypatch.setenv(name, value)
     with pytest.raises(ConfigError, match="bucket 'no-such-bucket' not found"):
         storage.require_atomic("s3://no-such-bucket/lake")
+
+
+@pytest.fixture(scope="module")
+def faulty_s3(moto, tmp_path_factory):
+    with ambiguous_commit_proxy(moto.url, tmp_path_factory.mktemp("proxy")) as proxy:
+        yield proxy
+
+
+# A 503 SlowDown is answered without storing; the others after S3 stored the object.
+@pytest.mark.parametrize("how", ["503", "500", "drop"])
+def test_a_store_error_during_the_conditional_put_probe_is_tried_again(
+    how, faulty_s3, moto, monkeypatch
+) -> None:
+    # S3 throttles and fails now and then; one such answer to the probe every command runs
+    # first must not refuse the lake, least of all as a service without conditional PUT.
+    monkeypatch.setattr(storage, "PROBE_RETRY_DELAYS", (0.05, 0.05))
+    for name, value in objectstores.s3_environment(faulty_s3).items():
+        monkeypatch.setenv(name, value)
+    bucket = objectstores.create_bucket(moto)
+    faulty_s3.arm(f"{bucket}/", how, entries="/_atomic_probe/")
+    storage.require_atomic(f"s3://{bucket}/lake")
+    assert any(key.startswith(f"{bucket}/lake/_atomic_probe/") for key in faulty_s3.injected())
+    assert objectstores.s3_keys(moto, bucket) == []  # every probe object removed
+
+
+def test_a_store_that_keeps_failing_the_probe_says_so(faulty_s3, moto, monkeypatch) -> None:
+    monkeypatch.setattr(storage, "PROBE_RETRY_DELAYS", (0.05, 0.05))
+    for name, value in objectstores.s3_environment(faulty_s3).items():
+        monkeypatch.setenv(name, value)
+    bucket = objectstores.create_bucket(moto)
+    for _ in range(len(storage.PROBE_RETRY_DELAYS) + 1):
+        faulty_s3.arm(f"{bucket}/", "503", entries="/_atomic_probe/")
+    with pytest.raises(ConfigError) as error:
+        storage.require_atomic(f"s3://{bucket}/lake")
+    message = str(error.value)
+    assert "HTTP 503" in message and "again later" in message
+    assert "conditional PUT" not in message  # not the diagnosis of a careless service
 
 
 def test_the_probe_signs_like_the_aws_sdk() -> None:
