@@ -804,6 +804,29 @@ def probe_azure_access(uri: str, options: Mapping[str, str]) -> None:
         raise ConfigError(f"Azure lake at {uri}: {what} ({detail})") from None
 
 
+# object_store's words for a request the store failed (after its own retries): "Error
+# performing PUT <url> in 3.2s, after 10 retries, max_retries: 10, retry_timeout: 180s -
+# Server returned non-2xx status code: 503 Service Unavailable: <Error>...".
+_STORE_REQUEST = re.compile(
+    r"Error performing (?P<method>[A-Z]+) (?P<url>\S+) in [^,;-]*"
+    r"(?:, after (?P<retries>\d+) retries)?[^-]*- (?P<cause>.*)"
+)
+
+
+def store_failure(error: object) -> str | None:
+    """What an object-store request failed with, in a few words (the request, the object's
+    name, the store's answer, the retries), when `error` is one; None for any other error.
+    The object store, not the data, is then what to look at."""
+    found = _STORE_REQUEST.search(_error_chain(str(error)))
+    if not found:
+        return None
+    cause = re.split(r":?\s*<", found["cause"], maxsplit=1)[0]  # the store's XML body
+    cause = cause.removeprefix("Server returned non-2xx status code: ").strip(" ;:")
+    name = urlsplit(found["url"]).path.rsplit("/", 1)[-1]
+    retries = f", after {found['retries']} retries" if found["retries"] else ""
+    return f"{found['method']} {name}: {cause}{retries}"
+
+
 def _error_chain(text: str) -> str:
     """object_store's multi-line, colour-coded cause chain as one plain line."""
     plain = re.sub(r"\x1b\[[0-9;]*m", "", text)
@@ -941,5 +964,6 @@ __all__ = [
     "require_atomic",
     "sha256_file",
     "storage_options",
+    "store_failure",
     "write_once",
 ]

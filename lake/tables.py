@@ -479,6 +479,13 @@ def _write_locked(
         if not committed_despite_error(uri, app_id, error):
             if isinstance(error, CommitFailedError):
                 raise _LostRace(error) from error
+            failed = storage.store_failure(error)
+            if failed:  # the store, not the batch, is what to look at
+                raise LakeError(
+                    f"{uri}: the object store failed a request of the Delta write ({failed}); "
+                    "the batch was not committed. Re-run the load when the store answers "
+                    "again"
+                ) from error
             raise LakeError(
                 f"{uri}: Delta write failed ({error}); the batch was not committed. Check the "
                 "table's schema against the batch and re-run"

@@ -389,6 +389,29 @@ def test_a_failed_commit_says_whether_the_batch_landed(tmp_path, monkeypatch) ->
     assert DeltaTable(uri).version() == 0
 
 
+def test_a_write_the_store_keeps_failing_says_to_re_run_not_to_check_the_schema(
+    proxy, moto, tmp_path, monkeypatch
+) -> None:
+    uri = _s3_table(proxy, monkeypatch, "append")
+    _write(uri, "append", FIRST, "b1")
+    prefix = uri.removeprefix("s3://")
+    # S3 answers 503 SlowDown to the data file's PUT and to each of deltalake's 10 retries
+    # (about 3 s of back-off), as a store that is down or throttling for a while does.
+    for _ in range(11):
+        proxy.arm(prefix + "/", "503", entries=r"/part-[^/]*\.parquet$")
+
+    with pytest.raises(LakeError) as error:
+        _write(uri, "append", SECOND, "b2")
+    message = str(error.value)
+    assert "object store failed" in message and "503" in message and "Re-run" in message
+    assert "schema" not in message  # nothing is wrong with the batch
+    assert "<Error>" not in message and "\n" not in message
+    assert DeltaTable(uri).version() == 0
+
+    again = _write(uri, "append", SECOND, "b2")  # the store answers again
+    assert (again.version, again.committed) == (1, True)
+
+
 def _local_ambiguous_child(uri: str, flag: str, kind: str, out: str) -> None:
     """Run in a process with the fail_after_link shim preloaded: the first batch commits
     normally, the second one's log entry is linked and then reported as EIO."""
