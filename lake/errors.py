@@ -7,12 +7,16 @@ import re
 # delta-rs appends a Rust backtrace ("\n   0: <unknown>\n   1: ...") to its errors when
 # RUST_BACKTRACE is set: dozens of frames that say nothing to the reader of a one-line error.
 _RUST_BACKTRACE = re.compile(r"\n\s*0: .*", re.DOTALL)
+# object_store colours the arrows of its cause chain ("\x1b[31m↳\x1b[0m"): in a log, a
+# quality.runs message or a notification they are noise ("[31m↳[0m").
+_TERMINAL_COLOURS = re.compile(r"\x1b\[[0-9;]*m")
 
 
 def one_line(error: object) -> str:
     """An error's (or message's) text on one line: library messages (delta-rs, psycopg2)
     span several, and logs and the CLI print one."""
-    return " ".join(_RUST_BACKTRACE.sub("", str(error)).split())
+    text = _TERMINAL_COLOURS.sub("", _RUST_BACKTRACE.sub("", str(error)))
+    return " ".join(text.split())
 
 
 class LakeError(Exception):

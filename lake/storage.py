@@ -806,25 +806,44 @@ def probe_azure_access(uri: str, options: Mapping[str, str]) -> None:
 
 # object_store's words for a request the store failed (after its own retries): "Error
 # performing PUT <url> in 3.2s, after 10 retries, max_retries: 10, retry_timeout: 180s -
-# Server returned non-2xx status code: 503 Service Unavailable: <Error>...".
+# Server returned non-2xx status code: 503 Service Unavailable: <Error>...", or for an
+# answer cut short "Generic S3 error: Error getting list response body: HTTP error: ...".
 _STORE_REQUEST = re.compile(
-    r"Error performing (?P<method>[A-Z]+) (?P<url>\S+) in [^,;-]*"
+    r"Error performing (?P<method>[A-Z]+) (?P<url>\S+) in [^,]*"
     r"(?:, after (?P<retries>\d+) retries)?[^-]*- (?P<cause>.*)"
 )
+_STORE_ERROR = re.compile(r"Generic (?:S3|MicrosoftAzure|GCS|HTTP) error: (?P<cause>.*)")
 
 
 def store_failure(error: object) -> str | None:
     """What an object-store request failed with, in a few words (the request, the object's
     name, the store's answer, the retries), when `error` is one; None for any other error.
     The object store, not the data, is then what to look at."""
-    found = _STORE_REQUEST.search(_error_chain(str(error)))
+    # object_store prints its cause chain one link a line, each after a coloured arrow,
+    # where its message had ": ".
+    text = re.sub(r"\x1b\[[0-9;]*m", "", str(error))
+    text = re.sub(r"\s*\n\s*↳\s*", ": ", text).strip()
+    found = _STORE_REQUEST.search(text) or _STORE_ERROR.search(text)
     if not found:
         return None
     cause = re.split(r":?\s*<", found["cause"], maxsplit=1)[0]  # the store's XML body
-    cause = cause.removeprefix("Server returned non-2xx status code: ").strip(" ;:")
+    cause = " ".join(cause.removeprefix("Server returned non-2xx status code: ").split())
+    if "url" not in found.groupdict():
+        return cause[:_MAX_DETAIL]
     name = urlsplit(found["url"]).path.rsplit("/", 1)[-1]
     retries = f", after {found['retries']} retries" if found["retries"] else ""
-    return f"{found['method']} {name}: {cause}{retries}"
+    return f"{found['method']} {name}: {cause}{retries}"[:_MAX_DETAIL]
+
+
+def raise_for_store(where: str, error: BaseException) -> None:
+    """Raise a LakeError saying the object store failed, when `error` is such a failure
+    (see store_failure); return for any other error, for the caller to raise as it came."""
+    failed = store_failure(error)
+    if failed:
+        raise LakeError(
+            f"{where}: the lake's object store failed a request ({failed}). A load never "
+            "leaves half a batch: run it again when the store answers"
+        ) from error
 
 
 def _error_chain(text: str) -> str:
@@ -960,6 +979,7 @@ __all__ = [
     "parse_lake_uri",
     "parse_mounts",
     "probe_conditional_put",
+    "raise_for_store",
     "read_bytes",
     "require_atomic",
     "sha256_file",

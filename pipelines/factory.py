@@ -5,8 +5,10 @@ from pathlib import Path
 
 import dagster as dg
 from dagster import AssetExecutionContext
+from deltalake.exceptions import DeltaError
 
 from connectors.files import held_back_files, unmatched_files
+from lake import storage
 from lake.home import Home
 from lake.privacy import shown_name
 from lake.tables import UTC_US
@@ -87,8 +89,13 @@ def dataset_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
         # A run the drop-folder sensor started leaves files still arriving; a run a person
         # started (CLI, UI) loads what is there.
         settle = context.run.tags.get(SETTLE_TAG) == "true"
-        report = load_dataset(spec, home, lake.key(), run_id=context.run.run_id, settle=settle)
-        return dataset_result(spec, home, report, run_id=context.run.run_id)
+        try:
+            report = load_dataset(spec, home, lake.key(), run_id=context.run.run_id, settle=settle)
+            return dataset_result(spec, home, report, run_id=context.run.run_id)
+        except (OSError, DeltaError) as error:
+            # deltalake's own reads (a log entry, a listing) give object_store's raw chain
+            storage.raise_for_store(f"silver/{spec.name}", error)
+            raise
 
     return _load
 

@@ -6,7 +6,8 @@ It forwards every request to a real S3 (moto). When armed, the next PUT of a Del
 store accepted it, the writer gets a 500 (`how="500"`) or a closed connection (`how="drop"`)
 instead of the 200: the log entry is written, the writer cannot know it. Armed with other
 `entries` (a pattern of the object keys to fault) it does the same to other PUTs, and with
-`how="503"` it answers 503 SlowDown without forwarding (the store never sees the request).
+`how="503"` it answers 503 SlowDown without forwarding (the store never sees the request),
+to a PUT or, with `method="GET"`, a read.
 
 The proxy runs in its own process (`python tests/lake/commit_faults.py UPSTREAM PORT`): an
 in-process server would deadlock against deltalake calls that wait on HTTP while holding the
@@ -49,10 +50,16 @@ def ambiguous_commit_proxy(upstream_url: str, workdir: Path) -> Iterator[FaultyP
 class FaultyProxy:
     url: str  # an S3 endpoint: AWS_ENDPOINT_URL
 
-    def arm(self, prefix: str, how: str = "500", entries: str = COMMIT_ENTRY.pattern) -> None:
+    def arm(
+        self,
+        prefix: str,
+        how: str = "500",
+        entries: str = COMMIT_ENTRY.pattern,
+        method: str = "PUT",
+    ) -> None:
         """Make the next accepted commit under `prefix` (bucket/key prefix) look failed, or
-        the next PUT of a key matching `entries` there."""
-        rule = {"prefix": prefix, "how": how, "entries": entries}
+        the next request (`method`) of a key matching `entries` there."""
+        rule = {"prefix": prefix, "how": how, "entries": entries, "method": method}
         httpx.post(f"{self.url}/_faults/arm", json=rule).raise_for_status()
 
     def injected(self) -> list[str]:
@@ -98,6 +105,7 @@ class _Proxy(http.server.BaseHTTPRequestHandler):
             for rule in self.armed:
                 if (
                     key.startswith(rule["prefix"])
+                    and rule["method"] == self.command
                     and re.search(rule["entries"], key)
                     and (rule["how"] != "503") == forwarded
                 ):
@@ -112,7 +120,7 @@ class _Proxy(http.server.BaseHTTPRequestHandler):
         if self.path.startswith("/_faults/"):
             return self._control(body)
         key = unquote(urlsplit(self.path).path).lstrip("/")
-        if self.command == "PUT" and self._claim(key, forwarded=False):
+        if self._claim(key, forwarded=False):
             error = b"<Error><Code>SlowDown</Code><Message>injected</Message></Error>"
             return self._reply(503, error, {"Content-Type": "application/xml"})
         headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_BY_HOP}

@@ -17,7 +17,7 @@ from deltalake import CommitProperties, DeltaTable, write_deltalake
 from pyarrow import fs
 
 from lake import duck, maintenance, storage
-from lake.errors import ConfigError, LakeError
+from lake.errors import ConfigError, LakeError, one_line
 from lake.home import Home, resolve_home
 from lake.landing import HashCache, land, local_copy, manifest, read_landed
 from tests.helpers import land_path
@@ -473,6 +473,23 @@ def test_a_store_that_keeps_failing_the_probe_says_so(faulty_s3, moto, monkeypat
     message = str(error.value)
     assert "HTTP 503" in message and "again later" in message
     assert "conditional PUT" not in message  # not the diagnosis of a careless service
+
+
+def test_an_object_store_error_is_one_line_without_terminal_colours() -> None:
+    # object_store's cause chain as deltalake raises it (seen on a cut-short S3 listing):
+    # it reached `kommunelake load`'s summary and quality.runs as "[31m↳[0m".
+    error = OSError(
+        "Kernel error -> Generic S3 error\n   \x1b[31m↳\x1b[0m Error getting list response "
+        "body\n    \x1b[31m↳\x1b[0m HTTP error\n     \x1b[31m↳\x1b[0m end of file before "
+        "message length reached"
+    )
+    line = one_line(error)
+    assert "\x1b" not in line and "[31m" not in line and "\n" not in line
+    assert line.endswith("HTTP error ↳ end of file before message length reached")
+    assert storage.store_failure(error) == (
+        "Error getting list response body: HTTP error: end of file before message length reached"
+    )
+    assert storage.store_failure(OSError("Generic LocalFileSystem error: disk full")) is None
 
 
 def test_the_probe_signs_like_the_aws_sdk() -> None:

@@ -21,6 +21,8 @@ from pipelines.resources import lake_resource
 from pipelines.specs import DatasetSpec, spec_by_name
 from tests.conftest import TEST_KEY
 from tests.helpers import redeliver_cpr
+from tests.lake import objectstores
+from tests.lake.commit_faults import ambiguous_commit_proxy
 
 SILVER_CPR = dg.AssetKey(["silver", "cpr_persons"])
 GOLD_POPULATION = dg.AssetKey(["gold", "population_by_district"])
@@ -335,3 +337,47 @@ def test_an_evolved_column_stays_optional_after_the_policy_leaves_evolve(home, p
     assert (second.status, second.rows_valid) == ("loaded", 10)
     silver = pl.read_delta(home.table_uri("silver", "sick_leave"))
     assert silver.filter(pl.col("_batch_id") == second.batch_id)["afdelingskode"].null_count() == 10
+
+
+def test_a_load_the_object_store_keeps_failing_names_the_store_and_says_to_re_run(
+    home, tmp_path, monkeypatch
+) -> None:
+    # deltalake's own reads (here the table's _last_checkpoint) gave object_store's raw
+    # chain: "Kernel error -> Generic S3 error <ESC>[31m↳<ESC>[0m Error performing GET ...
+    # 503 Service Unavailable <ESC>[31m↳<ESC>[0m <Error><Code>SlowDown</Code>...", naming
+    # neither the dataset nor what to do, and with terminal colour codes in it.
+    spec = spec_by_name("sick_leave")
+    generate(home.root, persons=100)
+    monkeypatch.setenv("KOMMUNELAKE_HOME", str(home.root))
+    monkeypatch.setenv("KOMMUNELAKE_PSEUDONYM_KEY", TEST_KEY.decode())
+    with (
+        objectstores.moto_server(tmp_path) as moto,
+        ambiguous_commit_proxy(moto.url, tmp_path) as proxy,
+    ):
+        for name, value in objectstores.s3_environment(proxy).items():
+            monkeypatch.setenv(name, value)
+        bucket = objectstores.create_bucket(moto)
+        monkeypatch.setenv("KOMMUNELAKE_LAKE_URI", f"s3://{bucket}/lake")
+        selection = [dg.AssetKey(["silver", spec.name])]
+        with dg.DagsterInstance.ephemeral() as instance:
+            assert _materialize(instance, selection).success  # the table exists
+            for _ in range(11):  # the first GET and deltalake's 10 retries (about 3 s)
+                proxy.arm(f"{bucket}/lake/silver/", "503", r"/_last_checkpoint$", method="GET")
+            failed = _materialize(instance, selection)
+            [failure] = [e for e in failed.all_events if e.is_step_failure]
+            again = _materialize(instance, selection)  # the store answers again
+        silver = pl.read_delta(
+            f"s3://{bucket}/lake/silver/{spec.name}",
+            storage_options=objectstores.s3_environment(moto),
+        )
+
+    error = failure.step_failure_data.error
+    while error.cause is not None and error.cls_name.startswith("Dagster"):
+        error = error.cause
+    message = error.message
+    assert f"silver/{spec.name}" in message and "object store failed" in message
+    assert "503 Service Unavailable" in message and "run it again" in message
+    assert "\x1b" not in message and "<Error>" not in message
+    assert again.success
+    assert silver.get_column("_batch_id").n_unique() == 1  # the one delivery, once
+    assert silver.get_column("absence_id").is_unique().all()
