@@ -114,9 +114,22 @@ class _Proxy(http.server.BaseHTTPRequestHandler):
                     return rule["how"]
         return None
 
+    def _body(self) -> bytes:
+        """The request's body; pyarrow sends multipart parts chunked, without a length
+        (read as empty, each landed file was stored as 0 bytes)."""
+        if "chunked" not in self.headers.get("Transfer-Encoding", "").lower():
+            length = int(self.headers.get("Content-Length") or 0)
+            return self.rfile.read(length) if length else b""
+        chunks = []
+        while size := int(self.rfile.readline().split(b";")[0].strip() or b"0", 16):
+            chunks.append(self.rfile.read(size))
+            self.rfile.readline()  # the CRLF after each chunk
+        while self.rfile.readline().strip():  # trailers, up to the empty line
+            pass
+        return b"".join(chunks)
+
     def _forward(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length) if length else b""
+        body = self._body()
         if self.path.startswith("/_faults/"):
             return self._control(body)
         key = unquote(urlsplit(self.path).path).lstrip("/")

@@ -370,6 +370,10 @@ def test_a_load_the_object_store_keeps_failing_names_the_store_and_says_to_re_ru
             f"s3://{bucket}/lake/silver/{spec.name}",
             storage_options=objectstores.s3_environment(moto),
         )
+        landed = objectstores.s3_client(moto).list_objects_v2(
+            Bucket=bucket, Prefix=f"lake/landing/{spec.name}/"
+        )["Contents"]
+        assert all(item["Size"] > 0 for item in landed)  # the proxy forwards chunked bodies
 
     error = failure.step_failure_data.error
     while error.cause is not None and error.cls_name.startswith("Dagster"):
