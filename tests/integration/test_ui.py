@@ -31,12 +31,12 @@ def _free_port() -> int:
         return sock.getsockname()[1]
 
 
-def _get(url: str, **kwargs):
+def _get(url: str, timeout: float = 10, **kwargs):
     try:
         return (
-            httpx.post(url, timeout=10, **kwargs)
+            httpx.post(url, timeout=timeout, **kwargs)
             if "json" in kwargs
-            else httpx.get(url, timeout=10)
+            else httpx.get(url, timeout=timeout)
         )
     except httpx.TransportError:
         return None
@@ -78,7 +78,11 @@ def test_ui_runs_a_load_and_stops_cleanly(tmp_path: Path, demo_apis) -> None:
             lambda: _loaded_location(base), "the code location to load", timeout=300, interval=1
         )
         assert location["locationOrLoadError"]["__typename"] == "RepositoryLocation", location
-        response = _get(f"{base}/graphql", json={"query": LAUNCH, "variables": {"p": params}})
+        # Launching is not tried again (it could launch twice), so it gets time: under a
+        # load average of 30 on two cores it took longer than 10 s.
+        response = _get(
+            f"{base}/graphql", timeout=120, json={"query": LAUNCH, "variables": {"p": params}}
+        )
         assert response is not None, "the webserver stopped answering"
         result = response.json()["data"]["launchPipelineExecution"]
         assert result["__typename"] == "LaunchRunSuccess", result
