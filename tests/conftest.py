@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -14,6 +15,18 @@ from tests.postgres import PostgresServer, running_postgres
 # ../shared/fixtures/real beside the repository: real responses from public services.
 REAL_FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures" / "real"
 TEST_KEY = b"test-key-" + b"x" * 32
+
+
+@pytest.fixture(autouse=True)
+def _cli_logging_undone() -> Iterator[None]:
+    """`main([...])` run in a test points the CLI's loggers at that test's captured stderr;
+    left so, later tests' records went to a closed stream ("--- Logging error ---",
+    "I/O operation on closed file", a traceback in CI's output for every record)."""
+    loggers = [logging.getLogger(name) for name in ("kommunelake", "connectors")]
+    saved = [(lg.handlers[:], lg.level, lg.propagate) for lg in loggers]
+    yield
+    for logger, (handlers, level, propagate) in zip(loggers, saved, strict=True):
+        logger.handlers[:], logger.level, logger.propagate = handlers, level, propagate
 
 
 @pytest.fixture
