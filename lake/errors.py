@@ -12,10 +12,14 @@ _RUST_BACKTRACE = re.compile(r"\n\s*0: .*", re.DOTALL)
 _TERMINAL_COLOURS = re.compile(r"\x1b\[[0-9;]*m")
 
 
+def without_colours(text: str) -> str:
+    return _TERMINAL_COLOURS.sub("", text)
+
+
 def one_line(error: object) -> str:
     """An error's (or message's) text on one line: library messages (delta-rs, psycopg2)
     span several, and logs and the CLI print one."""
-    text = _TERMINAL_COLOURS.sub("", _RUST_BACKTRACE.sub("", str(error)))
+    text = without_colours(_RUST_BACKTRACE.sub("", str(error)))
     return " ".join(text.split())
 
 

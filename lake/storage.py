@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
 
-from lake.errors import ConfigError, LakeError
+from lake.errors import ConfigError, LakeError, without_colours
 
 LAKE_URI_VARIABLE = "KOMMUNELAKE_LAKE_URI"
 _MAX_DETAIL = 400  # characters of a store's own error shown after ours
@@ -821,7 +821,7 @@ def store_failure(error: object) -> str | None:
     The object store, not the data, is then what to look at."""
     # object_store prints its cause chain one link a line, each after a coloured arrow,
     # where its message had ": ".
-    text = re.sub(r"\x1b\[[0-9;]*m", "", str(error))
+    text = without_colours(str(error))
     text = re.sub(r"\s*\n\s*↳\s*", ": ", text).strip()
     found = _STORE_REQUEST.search(text) or _STORE_ERROR.search(text)
     if not found:
@@ -848,7 +848,7 @@ def raise_for_store(where: str, error: BaseException) -> None:
 
 def _error_chain(text: str) -> str:
     """object_store's multi-line, colour-coded cause chain as one plain line."""
-    plain = re.sub(r"\x1b\[[0-9;]*m", "", text)
+    plain = without_colours(text)
     parts = [p.strip().lstrip("↳").strip() for p in plain.splitlines()]
     # the service's XML error body follows the status line; the status says enough
     return "; ".join(p for p in parts if p and not p.startswith("<"))[:_MAX_DETAIL]
