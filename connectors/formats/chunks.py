@@ -27,6 +27,7 @@ from connectors.formats.csv import (
     FOOTER_HINT_ROWS,
     CsvOptions,
     Place,
+    after_separator_line,
     count_byte,
     read_csv,
     sniff_delimiter,
@@ -59,6 +60,7 @@ def iter_csv(
     size = path.stat().st_size
     with path.open("rb") as handle:
         head = handle.read(chunk_bytes)
+        opts = after_separator_line(opts, head)
         if size <= chunk_bytes * 3 // 2 or newlines_are_multi_byte(head, opts.encoding):
             # Small files, and UTF-16/32 (several bytes per newline), are read whole.
             yield read_csv(head + handle.read(), options, source_name=source_name)
@@ -96,7 +98,7 @@ def _pieces(
         opts.quote,
         source_name=source_name,
     )
-    first = {**options, "encoding": encoding, "delimiter": delimiter}
+    first = {**options, "encoding": encoding, "delimiter": delimiter, "header_row": opts.header_row}
     later = {**first, "encoding": without_signature(encoding), "header_row": 0}
     window = Window(handle, head, chunk_bytes)
     footer = _Footer(opts.skip_footer_rows + FOOTER_HINT_ROWS, delimiter, quote)

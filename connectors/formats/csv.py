@@ -17,7 +17,9 @@ from __future__ import annotations
 # This module is connectors.formats.csv; with absolute imports `csv` is still the stdlib one.
 import codecs
 import csv as stdlib_csv
+import dataclasses
 import io
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -116,6 +118,40 @@ def _pattern(options: Mapping[str, Any], source_name: str) -> str | None:
     return pattern
 
 
+# Excel's delimiter directive: exporters that target Excel write `sep=;` as the first line,
+# and Excel reads the file with that delimiter and the next line as the header.
+_SEPARATOR_LINE = re.compile(r'"?sep=([^\r\n"])"?[ \t]*\r?\n', re.IGNORECASE)
+_SIGNATURES = (
+    (codecs.BOM_UTF8, "utf-8"),
+    (codecs.BOM_UTF16_LE, "utf-16-le"),
+    (codecs.BOM_UTF16_BE, "utf-16-be"),
+)
+
+
+def excel_separator(head: bytes) -> str | None:
+    """The delimiter a `sep=X` first line names, if the file starts with one."""
+    start, codec = 0, "latin-1"  # the directive is ASCII in every single-byte code page
+    for signature, name in _SIGNATURES:
+        if head.startswith(signature):
+            start, codec = len(signature), name
+            break
+    found = _SEPARATOR_LINE.match(head[start : start + 64].decode(codec, errors="replace"))
+    return found.group(1) if found else None
+
+
+def after_separator_line(opts: CsvOptions, head: bytes) -> CsvOptions:
+    """`opts` for a file starting with Excel's `sep=X` line: the header is the next line (a
+    `header_row` set in the YAML already counts the `sep=` line) and X is the delimiter
+    unless the YAML sets one. Read as the header, `sep=;` made every row too wide, and the
+    message pointed at the delimiter and footers instead of that line."""
+    delimiter = excel_separator(head)
+    if delimiter is None or not delimiter.isascii() or delimiter in (opts.quote, " "):
+        return opts
+    return dataclasses.replace(
+        opts, delimiter=opts.delimiter or delimiter, header_row=opts.header_row or 1
+    )
+
+
 @dataclass(frozen=True)
 class Place:
     """Where the text handed to `read_csv` sits in its file, so that its messages are the
@@ -132,6 +168,7 @@ def read_csv(
 ) -> pl.DataFrame:
     """The all-text frame of `data`, the whole file unless `place` says it is a piece."""
     opts = CsvOptions.parse(options, source_name)
+    opts = after_separator_line(opts, data)
     plain = _read_plain(data, opts, source_name, place)
     return plain if plain is not None else _read_general(data, opts, source_name, place)
 

@@ -144,6 +144,17 @@ def test_header_row_and_bom(tmp_path: Path) -> None:
     assert got.row(-1) == ("2999", "navn 2999", 3003)  # header on line 3
 
 
+def test_a_sep_line_in_pieces(tmp_path: Path) -> None:
+    body = "".join(f"{i},navn {i}\r\n" for i in range(3000))
+    path = tmp_path / "x.csv"
+    path.write_bytes(b"sep=,\r\nid,navn\r\n" + body.encode())
+    whole, pieces = _both(path, {}, 2048)
+    assert len(pieces) > 5
+    got = pl.concat(pieces)
+    assert got.equals(whole) and got.columns == ["id", "navn", "_source_row"]
+    assert got.row(-1) == ("2999", "navn 2999", 3002)  # header on line 2
+
+
 def test_an_error_in_a_later_piece_names_the_files_line(tmp_path: Path) -> None:
     rows = [f"{i};a;b" for i in range(5000)]
     rows[4321] = "4321;a;b;extra"

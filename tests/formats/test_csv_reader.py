@@ -290,6 +290,26 @@ def test_header_row_skips_title_lines_and_line_numbers_stay_physical() -> None:
     assert frame.rows() == [("0101901234", "Åse", 5)]
 
 
+@pytest.mark.parametrize(
+    ("first_line", "encoding"),
+    [("sep=;", "cp1252"), ('"sep=;"', "utf-8-sig"), ("SEP=;", "utf-16")],
+)
+def test_excels_sep_line_names_the_delimiter_and_is_not_the_header(
+    first_line: str, encoding: str
+) -> None:
+    # Exporters targeting Excel write `sep=;` first; Excel reads the next line as the header.
+    data = f"{first_line}\r\nId;Navn;Beløb\r\n1;Åse;12,50\r\n2;Bo, Jr.;7\r\n".encode(encoding)
+    frame = read(data)
+    assert frame.columns == ["Id", "Navn", "Beløb", "_source_row"]
+    assert frame.rows() == [("1", "Åse", "12,50", 3), ("2", "Bo, Jr.", "7", 4)]
+
+
+def test_a_sep_line_and_the_yamls_options() -> None:
+    data = b"sep=,\ntitel\nId;Navn\n1;2\n"
+    # A set delimiter wins; a set header_row counts the sep= line as a line of the file.
+    assert read(data, delimiter=";", header_row=2).rows() == [("1", "2", 4)]
+
+
 def test_total_rows_dropped_by_pattern_and_footer_rows_by_count() -> None:
     data = (
         "område;antal\n"
