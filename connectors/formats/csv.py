@@ -32,6 +32,7 @@ from connectors.formats.encoding import (
     decode,
     refuse_unlikely_characters,
     refuse_utf8_as_single_byte,
+    without_byte_order_marks,
     without_end_of_file_mark,
 )
 from connectors.formats.errors import FormatError
@@ -255,7 +256,7 @@ def _read_general(
 
 def _decode(data: bytes, declared: str | None, source_name: str) -> str:
     """The file's text, refusing what would load as mojibake (`decode`) or binary."""
-    text = decode(data, declared, source_name=source_name).text
+    text = without_byte_order_marks(decode(data, declared, source_name=source_name).text)
     nul = text.find("\x00")
     if nul >= 0:
         raise FormatError(
@@ -372,6 +373,10 @@ def _read_plain(
     quote = opts.quote.encode("ascii") if opts.quote else b""
     if raw is None or (quote and quote in raw) or b"\n" not in raw or b"\x00" in raw:
         return None  # a NUL byte is not text: the general path says where it is
+    # Two exports joined: the general path drops the second one's BOM. Looking for its first
+    # byte is a memchr (a few ms a piece); the three bytes, searched at once, cost 15 times that.
+    if b"\xef" in raw and codecs.BOM_UTF8 in raw:
+        return None
     if b"\r" in raw and count_byte(raw, b"\r") != raw.count(b"\r\n"):
         return None  # a bare CR inside a line: the scan decides what it is
     header = raw[: raw.find(b"\n")]

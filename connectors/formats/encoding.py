@@ -150,6 +150,18 @@ def without_end_of_file_mark(text: str) -> str:
     return text.rstrip(DOS_END_OF_FILE)
 
 
+BYTE_ORDER_MARK = "\ufeff"
+
+
+def without_byte_order_marks(text: str) -> str:
+    """`text` without the byte-order marks inside it. One further on than the start of a
+    file is where two exports were joined into one (`cat januar.csv februar.csv`); it is no
+    character of the record it starts, which it would otherwise shift by one position (a
+    fixed-width record no longer had its record type and was left out) or make a different
+    value (a key `\\ufeff2` that looks like `2`). U+FEFF is deprecated as anything else."""
+    return text.replace(BYTE_ORDER_MARK, "") if BYTE_ORDER_MARK in text else text
+
+
 _UTF16_SAMPLE = 4096  # bytes looked at for the NUL pattern of UTF-16 without a BOM
 _SET_ENCODING = "Set `encoding:` in the dataset YAML (e.g. utf-8, cp1252, latin-1, cp865, utf-16)"
 

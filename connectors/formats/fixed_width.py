@@ -37,6 +37,7 @@ from connectors.formats.encoding import (
     cuts_after_ascii,
     decode,
     newlines_are_multi_byte,
+    without_byte_order_marks,
     without_end_of_file_mark,
     without_signature,
 )
@@ -316,7 +317,9 @@ def _pieces(
 
 
 def _text(data: bytes, encoding: str, source_name: str, *, offset: int) -> str:
-    return decode(data, encoding, source_name=source_name, offset=offset).text
+    return without_byte_order_marks(
+        decode(data, encoding, source_name=source_name, offset=offset).text
+    )
 
 
 def _numbered(text: str, *, first_line: int) -> pl.DataFrame:

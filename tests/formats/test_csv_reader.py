@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 import csv
 import io
 import random
@@ -551,6 +552,20 @@ def test_invisible_characters_in_a_header_name_are_dropped(invisible: str) -> No
     # never matches the YAML's `CPR`, so the file was rejected for a column it has.
     data = f"Id;{invisible}CPR;Navn{invisible}\n1;0101801234;Bo\n".encode()
     assert read(data).columns == ["Id", "CPR", "Navn", "_source_row"]
+
+
+@pytest.mark.parametrize("encoding", ["utf-8", "utf-16"])
+def test_a_byte_order_mark_where_two_exports_were_joined_is_no_part_of_a_value(
+    encoding: str,
+) -> None:
+    # `cat januar.csv februar.csv` with header-less parts: the second part's BOM started the
+    # key of its first row, which loaded as `\ufeff3`, looking like 3 but matching nothing.
+    first = "Id;Navn\r\n1;Åse\r\n2;Bo\r\n".encode(encoding)
+    second = "3;Ib\r\n4;Eva\r\n".encode(encoding)  # utf-16 writes a BOM before each part
+    data = first + (codecs.BOM_UTF8 + second if encoding == "utf-8" else second)
+    frame = read(data)
+    assert frame["Id"].to_list() == ["1", "2", "3", "4"]
+    assert frame["_source_row"].to_list() == [2, 3, 4, 5]
 
 
 @pytest.mark.parametrize(

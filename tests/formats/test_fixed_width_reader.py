@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import codecs
 from pathlib import Path
 from typing import Any
 
@@ -89,6 +90,18 @@ def test_a_data_record_is_never_skipped_as_start_or_trailer(extract, line_number
         skip_footer_lines=1,
     )
     assert error.line == line_number and "'001' data record" in error.cause
+
+
+def test_a_byte_order_mark_where_two_extracts_were_joined_shifts_no_record() -> None:
+    # Two UTF-8 extracts joined into one: the second one's BOM shifted its first record by
+    # one position, so it no longer had record type 001 and was left out without a word.
+    person = line("001", "0202851234", "Åse Øst", "02")
+    data = b"".join(
+        codecs.BOM_UTF8 + text.encode() for text in (EXTRACT.split("999")[0], person + "\r\n")
+    )
+    frame = read(data, encoding="utf-8", record_type={"start": 1, "length": 3, "value": "001"})
+    assert frame["cpr"].to_list() == ["0101901234", "0202851234", "0202851234"]
+    assert frame["_source_row"].to_list()[-1] == 6
 
 
 def test_a_wrong_single_byte_code_page_is_refused() -> None:
