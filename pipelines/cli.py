@@ -16,6 +16,7 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -36,6 +37,7 @@ if TYPE_CHECKING:  # dagster is imported by the commands that run it, not by eve
     from dagster._utils.error import SerializableErrorInfo
 
     from lake.validation import ParseOptions
+    from pipelines.specs import DatasetSpec
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 KEY_ENV = "KOMMUNELAKE_PSEUDONYM_KEY"
@@ -310,9 +312,27 @@ def cmd_check(args: argparse.Namespace) -> int:
             for row in examples.iter_rows(named=True)
         )
         print(f"  {column}: {check}: {rows:,} row(s), e.g. {where}")
+    if result.total_rows:
+        print(f"  {_total_rows_hint(spec, result.total_rows)}")
     for hint in _parse_hints(spec.parse, [check for _, check, _ in result.counts]):
         print(f"  {hint}")
     return 1 if result.rows_quarantined else 0
+
+
+def _total_rows_hint(spec: DatasetSpec, rows: Sequence[tuple[int, str, str]]) -> str:
+    """Where a file ends in total rows (`I alt`), which are no data: loaded, one adds itself
+    to every sum; failing, it read as a number or date problem, the type hint's fault."""
+    from lake.privacy import redact  # a header may be a CPR number
+
+    where = ", ".join(f"row {row} ({value!r} in {redact(column)})" for row, column, value in rows)
+    labels = sorted({value for _, _, value in rows})  # letters and blanks: nothing to escape
+    wanted = labels[0] if len(labels) == 1 else f"({'|'.join(labels)})"
+    pattern = spec.format.get("skip_rows_matching")
+    now = f" (now {pattern!r})" if pattern else ""
+    return (
+        f"the last rows look like totals, e.g. {where}: totals are not data; leave them out"
+        f" with `skip_rows_matching: '^{wanted}$'` under `format:` in the dataset YAML{now}"
+    )
 
 
 def _parse_hints(parse: ParseOptions, checks: list[str]) -> list[str]:

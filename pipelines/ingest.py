@@ -11,9 +11,10 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
+import re
 import time
 from collections import Counter
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -104,14 +105,22 @@ def silver_uri(home: Home, dataset: str) -> str:
 
 
 def conform_chunks(
-    spec: DatasetSpec, path: Path, source_name: str, scratch: Path | None = None
+    spec: DatasetSpec,
+    path: Path,
+    source_name: str,
+    scratch: Path | None = None,
+    *,
+    look: Callable[[pl.DataFrame], object] | None = None,
 ) -> Iterator[Conformed]:
     """Parse a file and conform it to the contract, a bounded chunk at a time; raises
     FormatError or SchemaBreak. Keys repeated across chunks are the caller's (see
     `RepeatFilter`): within a chunk, `conform` already quarantines them. A zip or gzip
-    delivery is unpacked into `scratch` (default: the system's temporary folder)."""
+    delivery is unpacked into `scratch` (default: the system's temporary folder). `look`
+    is shown each chunk as read, before it is conformed."""
     progress = Progress(f"{spec.name}: {source_name}")
     for raw in iter_table(path, reader_options(spec), source_name=source_name, scratch=scratch):
+        if look is not None:
+            look(raw)
         conformed = conform(
             raw,
             spec.contract,
@@ -235,6 +244,9 @@ class CheckReport:
     examples: pl.DataFrame  # FAILURE_SCHEMA rows, the first in source order per check
     extra_columns: tuple[str, ...] = ()
     added_columns: tuple[str, ...] = ()
+    # Rows holding a total label (`I alt`) as a value: (source row, the file's header,
+    # value), the first few. A total row that types loads as data; others fail as numbers.
+    total_rows: tuple[tuple[int, str, str], ...] = ()
 
     EXAMPLES = 3
 
@@ -248,7 +260,8 @@ def check_file(spec: DatasetSpec, path: Path) -> CheckReport:
     tally = Tally()
     keys: list[pl.DataFrame] = []
     examples: list[pl.DataFrame] = []
-    for conformed in conform_chunks(spec, path, shown_name(path.name)):
+    totals = TrailingTotals()
+    for conformed in conform_chunks(spec, path, shown_name(path.name), look=totals.look):
         tally.add(conformed)
         examples.append(detached(_first_per_check(concat_failures([conformed.failures]))))
         if spec.batch_keys:
@@ -267,7 +280,57 @@ def check_file(spec: DatasetSpec, path: Path) -> CheckReport:
         examples=_first_per_check(concat_failures(examples)),
         extra_columns=tally.extra_columns,
         added_columns=tally.added_columns,
+        total_rows=totals.rows(),
     )
+
+
+# What a total row of a Danish or Norwegian export says in its label cell.
+TOTAL_LABEL = r"(?i)^(i alt|totalt?|sum|summa|samlet)\s*:?$"
+
+
+class TrailingTotals:
+    """The rows at the end of a file that hold a total label as a whole value (`I alt`), seen
+    chunk by chunk as read (before the contract: a total row failing on its empty fields
+    counts too). The rows `skip_rows_matching` is for; whether they load or fail, and on
+    which column, depends on the rest of them. Only at the end: in a statistics table
+    (`Hele landet;I alt;2024K1;5961249`) `I alt` is a category like any other."""
+
+    def __init__(self) -> None:
+        self._trailing: list[tuple[int, str, str]] = []  # (source row, file header, value)
+        self._data_before = False  # a row without a label came before them
+
+    def look(self, raw: pl.DataFrame) -> None:
+        lineage = (*LINEAGE, *OPTIONAL_LINEAGE)
+        text = [n for n, dtype in raw.schema.items() if dtype == pl.String and n not in lineage]
+        if not raw.height or not text:
+            return
+        # One pass over the chunk; only the few rows found are looked at cell by cell.
+        labelled = raw.select(
+            pl.any_horizontal(pl.col(text).str.contains(TOTAL_LABEL).fill_null(False))
+        ).to_series()
+        unlabelled = (~labelled).arg_true()
+        run = raw.height if not unlabelled.len() else raw.height - 1 - unlabelled[-1]
+        rows = raw.slice(raw.height - run, min(run, CheckReport.EXAMPLES))
+        found = _labels(rows.select(SOURCE_ROW, *text), text)
+        if run < raw.height:  # this chunk has data: the run so far did not end the file
+            self._trailing, self._data_before = found, True
+        else:
+            self._trailing = (self._trailing + found)[: CheckReport.EXAMPLES]
+
+    def rows(self) -> tuple[tuple[int, str, str], ...]:
+        """The first of the file's trailing total rows; none in a file of totals only."""
+        return tuple(self._trailing) if self._data_before else ()
+
+
+def _labels(rows: pl.DataFrame, text: list[str]) -> list[tuple[int, str, str]]:
+    """(source row, column, value) of each row's leftmost total label."""
+    label = re.compile(TOTAL_LABEL)
+    found = []
+    for row in rows.iter_rows(named=True):
+        name = next((name for name in text if label.match(row[name] or "")), None)
+        if name is not None:  # polars and `re` agree on the pattern; no row is lost on that
+            found.append((row[SOURCE_ROW], name, row[name]))
+    return found
 
 
 def _first_per_check(failures: pl.DataFrame) -> pl.DataFrame:

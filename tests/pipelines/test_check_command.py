@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import polars as pl
 import pytest
 
 import pipelines.specs
@@ -88,6 +89,69 @@ def test_numbers_written_another_way_are_told_how_they_are_read(tmp_path, capsys
     assert "3 rows, 0 valid, 3 failing" in out
     assert "numbers are read with a decimal comma and no thousands separator: if" in out
     assert "dates are read" not in out
+
+
+@pytest.mark.parametrize(
+    "total",
+    [
+        "I alt;;;;;;;5;37,5",  # fails on its empty fields, not where its label is
+        "Sum;17;0101901234;Jobcenter;Egen sygdom;I alt;;5;37,5",  # fails as a date
+        "I alt;17;0101901234;Jobcenter;Egen sygdom;02-03-2026;;5;37,5",  # valid: loads as data
+    ],
+)
+def test_a_total_row_is_pointed_to_skip_rows_matching(total, tmp_path, monkeypatch, capsys) -> None:
+    export = tmp_path / "fravaer.csv"
+    export.write_bytes("\r\n".join([HEADER, ROW, total, ""]).encode("cp1252"))
+    main(["check", "--dataset", "sick_leave", str(export)])
+    out = capsys.readouterr().out
+    label = total.split(";")[0]
+    assert f"the last rows look like totals, e.g. row 3 ('{label}' in Fravær-ID)" in out
+    assert f"`skip_rows_matching: '^{label}$'` under `format:`" in out
+
+    spec = pipelines.specs.spec_by_name("sick_leave")
+    skipping = {**spec.format, "skip_rows_matching": "^(I alt|Sum)$"}
+    spec = dataclasses.replace(spec, format=skipping)
+    monkeypatch.setattr(pipelines.specs, "spec_by_name", lambda name: spec)
+    assert main(["check", "--dataset", "sick_leave", str(export)]) == 0
+    out = capsys.readouterr().out
+    assert "1 rows, 1 valid, 0 failing" in out and "skip_rows_matching" not in out
+
+
+def test_only_total_rows_at_the_end_of_a_file_read_in_pieces_are_named(
+    tmp_path, monkeypatch
+) -> None:
+    from connectors.formats import chunks
+    from pipelines.ingest import check_file
+
+    monkeypatch.setattr(chunks, "CHUNK_BYTES", 2 * 1024)
+    spec = pipelines.specs.spec_by_name("sick_leave")
+    rows = [ROW.replace("F1", f"F{i}") for i in range(300)]
+    # `I alt` in a row among the data is a category, as in a statistics table; not a total.
+    rows[1] = rows[1].replace("Jobcenter", "I alt")
+    totals = ["I alt;;;;;;;5;37,5", "Samlet;;;;;;;5;37,5"]
+    export = tmp_path / "fravaer.csv"
+    export.write_bytes("\r\n".join([HEADER, *rows, *totals, ""]).encode("cp1252"))
+    assert export.stat().st_size > 8 * chunks.CHUNK_BYTES
+    report = check_file(spec, export)
+    assert report.total_rows == ((302, "Fravær-ID", "I alt"), (303, "Fravær-ID", "Samlet"))
+    # A file of totals only has nothing they could be the totals of.
+    export.write_bytes("\r\n".join([HEADER, totals[0], ""]).encode("cp1252"))
+    assert check_file(spec, export).total_rows == ()
+
+
+def test_total_rows_continue_across_chunks_and_end_where_data_follows() -> None:
+    from pipelines.ingest import TrailingTotals
+
+    def chunk(first: int, *labels: str) -> pl.DataFrame:
+        rows = range(first, first + len(labels))
+        return pl.DataFrame({"Område": list(labels), "_source_row": list(rows)})
+
+    totals = TrailingTotals()
+    for piece in (chunk(2, "Nord", "I alt"), chunk(4, "Syd", "Sum"), chunk(6, "I alt:")):
+        totals.look(piece)
+    assert totals.rows() == ((5, "Område", "Sum"), (6, "Område", "I alt:"))
+    totals.look(chunk(7, "Vest"))
+    assert totals.rows() == ()
 
 
 def test_a_long_read_says_how_far_it_is(tmp_path, monkeypatch) -> None:
