@@ -423,9 +423,12 @@ def refuse_unlikely_characters(data: bytes, encoding: str, *, source_name: str) 
     fails: a cp865 file (ø is 0x9b) read as latin-1 gets invisible C1 controls, a latin-1
     file (Æ is 0xc6) read as cp865 gets box drawing (╞)."""
     try:
-        unlikely = _unlikely_bytes(codecs.lookup(encoding).name)
+        codec = codecs.lookup(encoding).name
     except LookupError:
         return  # decode() says what is wrong with the name
+    if codec == "cp1252":
+        _refuse_cp865_as_cp1252(data, encoding, source_name)
+    unlikely = _unlikely_bytes(codec)
     # translate() deletes in one C pass (a regex search is four times slower).
     if not unlikely or len(data.translate(None, unlikely)) == len(data):
         return
@@ -444,5 +447,36 @@ def refuse_unlikely_characters(data: bytes, encoding: str, *, source_name: str) 
         f" which real text never holds: {encoding} is probably the wrong code page",
         "Set `encoding:` in the dataset YAML to the file's real code page: cp865 (older"
         " Nordic DOS/IBM systems), cp1252 (Windows) or latin-1",
+        line=data.count(b"\n", 0, found.start()) + 1,
+    )
+
+
+# cp865's æ, ø, å, ä and é (0x91, 0x9b, 0x86, 0x84, 0x82) are cp1252's ‘ › † „ ‚: signs
+# that never stand between two letters, where cp865 text has its letters ("S‘by", "Bj›rn",
+# "H†kon"). A file with Å or Ø (0x8f, 0x9d: not in cp1252) fails to decode; one with only
+# lower-case æøå loaded as mojibake. (ö, 0x94, is ”, which may close a quote after a word.)
+_CP865_LETTERS_IN_CP1252 = b"\x82\x84\x86\x91\x9b"
+_LETTER = rb"[A-Za-z\xc0-\xd6\xd8-\xf6\xf8-\xff]"  # cp1252's letters, not × and ÷
+_SIGN_INSIDE_A_WORD = re.compile(_LETTER + b"[" + _CP865_LETTERS_IN_CP1252 + b"]" + _LETTER)
+
+
+def _refuse_cp865_as_cp1252(data: bytes, encoding: str, source_name: str) -> None:
+    """Refuse cp1252 for text whose letters are cp865's (an older Nordic DOS/IBM system)."""
+    if not any(bytes([byte]) in data for byte in _CP865_LETTERS_IN_CP1252):
+        return  # a memchr per byte (faster than translate()): none, as in most cp1252 files
+    found = _SIGN_INSIDE_A_WORD.search(data)
+    if found is None:
+        return
+    byte = data[found.start() + 1]
+    word = data[found.start() : found.end()]
+    in_line = found.start() + 1 - data.rfind(b"\n", 0, found.start() + 1)
+    raise FormatError(
+        source_name,
+        f"byte 0x{byte:02x} (byte {in_line} of the line) becomes"
+        f" {bytes([byte]).decode('cp1252')!r} inside a word in {encoding}"
+        f" ({word.decode('cp1252')!r}; in cp865 it is {word.decode('cp865')!r}):"
+        f" {encoding} is probably the wrong code page",
+        "Set `encoding: cp865` in the dataset YAML if the file comes from an older Nordic"
+        " DOS/IBM system, or ask the sender which code page it is",
         line=data.count(b"\n", 0, found.start()) + 1,
     )

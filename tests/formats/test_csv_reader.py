@@ -117,6 +117,27 @@ def test_cp865_when_declared_and_explicit_encoding_wins() -> None:
     assert "not valid cp1252" in str(read_error(data, encoding="cp1252"))
 
 
+@pytest.mark.parametrize("word", ["Sæby", "Bjørn", "Håkon", "Bækkelund"])
+def test_lower_case_cp865_letters_declared_as_cp1252_are_refused(word: str) -> None:
+    # Å and Ø are bytes cp1252 lacks, so a file holding them fails to decode; æ, ø and å
+    # are ‘ › † in cp1252, and a file with only those loaded as "S‘by" without a word.
+    data = f"id;navn\n1;Ib\n2;{word} Hansen\n".encode("cp865")
+    error = read_error(data, encoding="cp1252")
+    assert error.line == 3 and "inside a word in cp1252" in error.cause
+    assert error.cause.split("in cp865 it is '")[1][:3] in word  # the letters it would be
+    assert "`encoding: cp865`" in error.hint
+    assert read(data, encoding="cp865")["navn"][1] == f"{word} Hansen"
+
+
+def test_cp1252_punctuation_beside_words_is_still_read() -> None:
+    text = "id;note\n1;‘Særtilbud’ › se side 2 † 2019, „Zitat“ ‚x‘\n2;it’s rock’n’roll\n"
+    data = text.encode("cp1252")
+    assert read(data, encoding="cp1252")["note"].to_list() == [
+        "‘Særtilbud’ › se side 2 † 2019, „Zitat“ ‚x‘",
+        "it’s rock’n’roll",
+    ]
+
+
 def test_invalid_bytes_for_the_declared_encoding_name_the_line() -> None:
     data = "navn;by\nA;B\nSøren;Køge\n".encode("cp1252")
     error = read_error(data, encoding="utf-8")

@@ -104,6 +104,14 @@ def test_a_byte_order_mark_where_two_extracts_were_joined_shifts_no_record() -> 
     assert frame["_source_row"].to_list()[-1] == 6
 
 
+def test_a_cp865_extract_with_only_lower_case_letters_declared_cp1252_is_refused() -> None:
+    # No header to mismatch and no Å or Ø (bytes cp1252 lacks): the names loaded as "S‘by".
+    data = (line("001", "0101901234", "Bjørn Sæby", "01") + "\r\n").encode("cp865")
+    error = read_error(data, encoding="cp1252")
+    assert error.line == 1 and "'›' inside a word in cp1252" in error.cause
+    assert read(data)["navn"].to_list() == ["Bjørn Sæby"]
+
+
 def test_a_wrong_single_byte_code_page_is_refused() -> None:
     # cp865 bytes read as latin-1 are C1 controls (Æ is 0x92); latin-1 read as cp865 is box
     # drawing (Æ is 0xc6, ╞): both would load names no one can search for.
