@@ -246,11 +246,29 @@ def _read_general(
     values, source_row = _without_matching(
         parsed.slice(1), records["line"] + header_line, opts.skip_rows_matching
     )
+    if '="' in body:  # a quote in the text already keeps such a file off the fast path
+        values = _without_text_formulas(values)
     # `header_line` numbers this text's lines (a later piece's copy of the header is its
     # line 1); `finish` names the file's. Its errors about the header itself are raised by
     # the first piece, where the two are the same.
     return finish(
         values, parsed.row(0), source_row, source_name=source_name, header_line=place.header_line
+    )
+
+
+# Excel's text protection: exports meant for Excel write `="0101"` so that Excel shows the
+# text 0101 instead of the number 101. The value is the text inside.
+_TEXT_FORMULA = r'^\s*="((?:[^"]|"")*)"\s*$'
+
+
+def _without_text_formulas(values: pl.DataFrame) -> pl.DataFrame:
+    """`values` with each `="…"` as the text Excel shows for it: loaded as it stands, a
+    postcode `="0800"` was the text `="0800"` in silver, matching no other table's 0800."""
+    return values.with_columns(
+        pl.when(pl.col(name).str.contains(_TEXT_FORMULA))
+        .then(pl.col(name).str.replace(_TEXT_FORMULA, "${1}").str.replace_all('""', '"'))
+        .otherwise(pl.col(name))
+        for name in values.columns
     )
 
 

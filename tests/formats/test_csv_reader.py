@@ -326,6 +326,18 @@ def test_excels_sep_line_names_the_delimiter_and_is_not_the_header(
     assert frame.rows() == [("1", "Åse", "12,50", 3), ("2", "Bo, Jr.", "7", 4)]
 
 
+def test_excels_text_protection_reads_as_the_text_inside() -> None:
+    # `="0800"` makes Excel show the text 0800, not the number 800; read as it stands, the
+    # postcode was `="0800"` in silver and matched nothing.
+    data = (
+        'Postnr;Navn;Note\r\n="0800";="Bo ""Ib"" Hansen";=SUM(A1)\r\n2100;Åse;"=""x"""\r\n'
+    ).encode("cp1252")
+    assert read(data).rows() == [
+        ("0800", 'Bo "Ib" Hansen', "=SUM(A1)", 2),
+        ("2100", "Åse", "x", 3),  # quoted, it is still a formula to Excel
+    ]
+
+
 def test_a_sep_line_and_the_yamls_options() -> None:
     data = b"sep=,\ntitel\nId;Navn\n1;2\n"
     # A set delimiter wins; a set header_row counts the sep= line as a line of the file.
