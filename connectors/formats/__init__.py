@@ -110,6 +110,8 @@ def read_table(data: bytes, options: Mapping[str, Any], *, source_name: str) -> 
     if containers.uses_container(options):
         inner = containers.unpack(data, options, inner_type=kind, source_name=source_name)
         data, options, source_name = inner.data, inner.options, inner.source_name
+    else:
+        containers.refuse_packed_text(data[:8], kind, source_name)
     return reader(data, options, source_name=source_name)
 
 
@@ -138,6 +140,8 @@ def iter_table(
         return
     chunk = chunk_bytes or chunks.CHUNK_BYTES  # read at call time: tests lower it
     if not containers.uses_container(options):
+        with path.open("rb") as handle:
+            containers.refuse_packed_text(handle.read(8), kind, source_name)
         yield from streamed(path, options, source_name=source_name, chunk_bytes=chunk)
         return
     folder = scratch or Path(tempfile.gettempdir())

@@ -129,6 +129,35 @@ def uses_container(options: Mapping[str, Any]) -> bool:
     return any(key in options for key in OPTIONS)
 
 
+_OLE2_MAGIC = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"  # .xls (Excel 97-2003) and other OLE2 files
+_TEXT_TYPES = {"csv", "json", "ndjson", "xml", "fixed_width"}
+
+
+def refuse_packed_text(head: bytes, kind: str, source_name: str) -> None:
+    """Refuse a gzip, zip or workbook file given to a text reader without `container:`: read
+    as text, it was refused as "neither UTF-8 nor a Nordic code page", with a hint to set
+    `encoding:`, which cannot help."""
+    if kind not in _TEXT_TYPES:
+        return
+    if head.startswith(_GZIP_MAGIC):
+        cause, hint = (
+            "gzip-compressed",
+            "Set `container: gzip` (or `auto`) under `format:` in the dataset YAML",
+        )
+    elif head.startswith(_ZIP_MAGIC):
+        cause, hint = (
+            "a zip archive (or an .xlsx/.ods workbook, which is one)",
+            "If it holds the export, set `container: zip` (or `auto`, and `member:` to name"
+            " the file inside) under `format:` in the dataset YAML; if it is a workbook, ask"
+            " for the agreed text export",
+        )
+    elif head.startswith(_OLE2_MAGIC):
+        cause, hint = ("an Excel 97-2003 workbook (.xls)", "Ask for the agreed text export")
+    else:
+        return
+    raise FormatError(source_name, f"the file is {cause}, not {kind} text", hint)
+
+
 def inner_options(options: Mapping[str, Any], source_name: str) -> dict[str, Any]:
     """The options for the reader of the file inside, once the container's are valid."""
     return _Settings.parse(options, source_name).inner_options

@@ -72,6 +72,35 @@ def test_member_names_without_the_utf8_flag_read_as_their_writers_wrote_them(
     assert str(error).startswith("levering.zip!udtræk/Børn_æøå.csv, line 2: the row has 3")
 
 
+@pytest.mark.parametrize(
+    ("packed", "kind", "said", "hint"),
+    [
+        (gzip.compress(CSV), "csv", "gzip-compressed, not csv text", "`container: gzip`"),
+        (zipped({"borgere.csv": CSV}), "csv", "a zip archive", "`container: zip`"),
+        (zipped({"a.xml": b"<a/>"}), "xml", "not xml text", "`member:`"),
+        (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1" + bytes(504), "fixed_width", ".xls", "text export"),
+    ],
+)
+def test_a_packed_file_without_container_says_so(
+    packed: bytes, kind: str, said: str, hint: str, tmp_path: Path
+) -> None:
+    # Read as text, it was "neither UTF-8 nor a Nordic code page", with a hint to set
+    # `encoding:`, which cannot help.
+    options: dict[str, Any] = {"type": kind}
+    if kind == "fixed_width":
+        options |= {"encoding": "cp865", "columns": [{"name": "a", "start": 1, "length": 2}]}
+    path = tmp_path / "udtraek.csv"
+    path.write_bytes(packed)
+    for read in (
+        lambda: read_table(packed, options, source_name="udtraek.csv"),
+        lambda: list(iter_table(path, options, source_name="udtraek.csv")),
+    ):
+        with pytest.raises(FormatError) as caught:
+            read()
+        assert said in caught.value.cause and hint in caught.value.hint
+        assert "encoding" not in str(caught.value)
+
+
 def test_the_member_matching_the_glob_is_read_and_named_in_messages() -> None:
     archive = zipped({"LAES_MIG.txt": b"hej", "udtraek/Borgere_2026.CSV": CSV})
     assert read(archive, container="zip", member="udtraek/borgere_*.csv").rows() == EXPECTED
