@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
 import re
 
 import polars as pl
@@ -153,6 +154,24 @@ def redact(text: str) -> str:
     for a header when a file arrives without one); they must not carry identifiers out.
     """
     return _CPR_SHAPED.sub(lambda m: re.sub(r"\d", "N", m.group()), text)
+
+
+class RedactCprFilter(logging.Filter):
+    """`redact` for every record of the logger it is put on, before any handler sees it.
+
+    For loggers whose messages quote what a source sent or was asked for (a connector's
+    retry warning names the request URL, and a register lookup by CPR has the number in its
+    path): their records reach stderr, Dagster's event log and compute logs as they are.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.msg, record.args = redact(record.getMessage()), None
+        if record.exc_info:
+            # A traceback quotes the exception's message: formatted and masked once here,
+            # since handlers would format the clear one from exc_info.
+            record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
+        return True
 
 
 # A CPR number in a value kept in the clear, for polars, whose regex engine has no

@@ -49,6 +49,7 @@ from lake import cursors
 from lake.errors import ConfigError
 from lake.home import Home
 from lake.landing import land
+from pipelines.connector_logs import mask_connector_logs
 from pipelines.specs import API_SOURCES, DatasetSpec
 
 log = logging.getLogger("kommunelake.api")
@@ -103,6 +104,7 @@ def setting(spec: DatasetSpec, key: str, env: Mapping[str, str], default: Any = 
 def fetch_into_landing(spec: DatasetSpec, home: Home, env: Mapping[str, str] | None = None) -> int:
     """Land every new page of an API dataset; returns how many landings were new."""
     env = os.environ if env is None else env
+    mask_connector_logs()  # a retry warning names the URL, which may hold a CPR number
     cursor = cursors.latest(home, spec.name)
     resuming = cursor is not None and not cursor.finished
     run = cursor.run if resuming and cursor else uuid.uuid4().hex[:12]

@@ -31,6 +31,7 @@ from lake.home import Home
 from lake.landing import HashCache, LandedFile, land_file, manifest
 from lake.privacy import redact, shown_name
 from lake.storage import SourceChanged
+from pipelines.connector_logs import mask_connector_logs
 from pipelines.specs import DatasetSpec
 
 log = logging.getLogger("kommunelake.ingest")
@@ -44,6 +45,7 @@ def pick_up(spec: DatasetSpec, home: Home) -> list[Path]:
     land like any dropped file. Secrets come from SOURCES__<DATASET>__* at call time."""
     from connectors.sftp import from_settings, pull
 
+    mask_connector_logs()  # a server's refusal may quote a file name
     try:
         source = from_settings(spec.name, spec.source, os.environ)
     except ValueError as error:
