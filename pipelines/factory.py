@@ -1,6 +1,7 @@
 """Dagster assets made from dataset specs: one silver asset per YAML file, with its checks."""
 
 import re
+import traceback
 from pathlib import Path
 
 import dagster as dg
@@ -9,8 +10,9 @@ from deltalake.exceptions import DeltaError
 
 from connectors.files import held_back_files, unmatched_files
 from lake import storage
+from lake.errors import one_line
 from lake.home import Home
-from lake.privacy import shown_name
+from lake.privacy import redact, shown_name
 from lake.tables import UTC_US
 from lake.validation import contract_columns
 from pipelines.api_sources import is_api, source_name
@@ -92,12 +94,37 @@ def dataset_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
         try:
             report = load_dataset(spec, home, lake.key(), run_id=context.run.run_id, settle=settle)
             return dataset_result(spec, home, report, run_id=context.run.run_id)
-        except (OSError, DeltaError) as error:
-            # deltalake's own reads (a log entry, a listing) give object_store's raw chain
-            storage.raise_for_store(f"silver/{spec.name}", error)
+        except Exception as error:
+            failure = masked_failure(error)
+            if failure is not None:
+                raise failure from None  # not chained: the clear text would be stored with it
+            if isinstance(error, OSError | DeltaError):
+                # deltalake's own reads (a log entry, a listing) give object_store's raw chain
+                storage.raise_for_store(f"silver/{spec.name}", error)
             raise
 
     return _load
+
+
+def masked_failure(error: BaseException) -> dg.Failure | None:
+    """A failure to raise instead of `error` when its text (or a cause's) holds a CPR-shaped
+    number, else None (`error` is raised as it is, traceback and all).
+
+    Dagster stores a step's error, with its causes, in the run storage and shows it in the
+    UI. A source's error can quote what was asked or sent: the URL of a register lookup by
+    CPR that kept failing, a parser's excerpt of the file. The failure carries the masked
+    message, and the masked traceback as metadata, so nothing is lost for debugging.
+    """
+    text = "".join(traceback.format_exception(error))
+    if redact(text) == text:
+        return None
+    return dg.Failure(
+        description=redact(one_line(error)),
+        metadata={
+            "error": type(error).__name__,
+            "traceback": dg.MetadataValue.text(redact(text)),
+        },
+    )
 
 
 def _not_matching(folder: Path, patterns: list[str]) -> str:

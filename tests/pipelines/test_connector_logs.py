@@ -1,5 +1,6 @@
 """The connectors' warnings (HTTP retries, SFTP pickups) reach the run's event log, with
-CPR numbers masked: a register lookup by CPR has the number in the URL a retry names."""
+CPR numbers masked: a register lookup by CPR has the number in the URL a retry names. The
+error of a lookup that keeps failing is stored masked too."""
 
 from __future__ import annotations
 
@@ -94,6 +95,12 @@ def register(monkeypatch) -> Iterator[FakeServer]:
     yield from _register(monkeypatch, FaultSchedule({0: "429-zero", 1: "429-zero"}))
 
 
+@pytest.fixture
+def register_down(monkeypatch) -> Iterator[FakeServer]:
+    """Refusing every request."""
+    yield from _register(monkeypatch, FaultSchedule.always("429-zero"))
+
+
 def _load(tmp_path: Path, monkeypatch) -> tuple[Home, int]:
     for name in ("KOMMUNELAKE_HOME", "DAGSTER_HOME"):
         monkeypatch.delenv(name, raising=False)
@@ -118,5 +125,29 @@ def test_retry_warnings_reach_the_run_log_with_the_cpr_masked(
     assert all("/borger/NNNNNNNNNN/work-orders" in m for m in retries)
     # Not in the event log, the compute logs, stderr or anything else of the instance.
     assert CPR not in out + err
+    stored = [p for p in home.dagster_home.rglob("*") if p.is_file()]
+    assert not files_holding(stored, [CPR])
+
+
+def test_a_lookup_that_keeps_failing_is_stored_and_printed_masked(
+    tmp_path: Path, monkeypatch, capsys, register_down: FakeServer
+) -> None:
+    home, code = _load(tmp_path, monkeypatch)
+    out, err = capsys.readouterr()
+    assert code == 1 and register_down.count() > 2
+    # The CLI still says what failed, where and what to do, in one line.
+    [failed] = [line for line in err.splitlines() if line.startswith("FAILED")]
+    assert "/borger/NNNNNNNNNN/work-orders" in failed and "HTTP 429" in failed
+    assert CPR not in out + err
+    with dg.DagsterInstance.get() as instance:
+        [run] = instance.get_runs()
+        [failure] = [
+            e
+            for e in instance.all_logs(run.run_id)
+            if e.is_dagster_event and e.dagster_event.is_step_failure
+        ]
+    data = failure.dagster_event.step_failure_data
+    assert "NNNNNNNNNN" in data.error.message and data.error.cause is None
+    assert "HttpError" in data.user_failure_data.metadata["traceback"].value
     stored = [p for p in home.dagster_home.rglob("*") if p.is_file()]
     assert not files_holding(stored, [CPR])
