@@ -155,12 +155,21 @@ def prepare(home: Home, *, create_key: bool = False) -> None:
 
 
 def _progress_logging() -> None:
+    from pipelines.connector_logs import CONNECTOR_LOGGERS
+
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("  %(message)s"))
     logger = logging.getLogger("kommunelake")
     logger.handlers[:] = [handler]
     logger.setLevel(logging.INFO)
     logger.propagate = False
+    # The connectors' warnings (a retry, an SFTP file left on the server) too: in a run,
+    # Dagster's handler on their loggers keeps Python's last-resort stderr output from them.
+    warnings = logging.StreamHandler(sys.stderr)
+    warnings.setFormatter(handler.formatter)
+    warnings.setLevel(logging.WARNING)
+    for name in CONNECTOR_LOGGERS:
+        logging.getLogger(name).handlers[:] = [warnings]
 
 
 # --- commands --------------------------------------------------------------------------------

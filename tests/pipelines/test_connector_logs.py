@@ -123,6 +123,9 @@ def test_retry_warnings_reach_the_run_log_with_the_cpr_masked(
     retries = [m for m in messages if "attempt 1 of" in m or "attempt 2 of" in m]
     assert len(retries) == 2, messages
     assert all("/borger/NNNNNNNNNN/work-orders" in m for m in retries)
+    # The CLI shows them too, as they happen.
+    [shown] = [line for line in err.splitlines() if "attempt 2 of" in line]
+    assert "/borger/NNNNNNNNNN/work-orders?page=1" in shown
     # Not in the event log, the compute logs, stderr or anything else of the instance.
     assert CPR not in out + err
     stored = [p for p in home.dagster_home.rglob("*") if p.is_file()]
