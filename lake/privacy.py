@@ -143,8 +143,12 @@ def mask(values: pl.Expr) -> pl.Expr:
     return values.str.replace_all(r"[^\W\d_]", "a").str.replace_all(r"\d", "N").str.slice(0, 40)
 
 
+# What may split a CPR number 6-4: a hyphen, or the dash a word processor or a spreadsheet
+# makes of it (non-breaking hyphen, figure, en and em dash, minus sign), which a person still
+# reads as the number. First in a character class, so `-` is literal.
+CPR_DASHES = "-\u2010\u2011\u2012\u2013\u2014\u2212"
 # Ten digits, optionally split 6-4, not inside a longer number: the shape of a CPR number.
-_CPR_SHAPED = re.compile(r"(?<!\d)\d{6}-?\d{4}(?!\d)")
+_CPR_SHAPED = re.compile(rf"(?<!\d)\d{{6}}[{CPR_DASHES}]?\d{{4}}(?!\d)")
 
 
 def redact(text: str) -> str:
@@ -180,7 +184,9 @@ class RedactCprFilter(logging.Filter):
 # 10-digit id or account number in silver is masked only when it could be a CPR number.
 # A match takes the separator after it, so of two numbers one character apart the second is
 # found by a second pass.
-CPR_NUMBER = r"(^|\D)((?:0[1-9]|[12]\d|3[01])(?:0[1-9]|1[0-2])\d{2})(-?)(\d{4})(\D|$)"
+CPR_NUMBER = (
+    rf"(^|\D)((?:0[1-9]|[12]\d|3[01])(?:0[1-9]|1[0-2])\d{{2}})([{CPR_DASHES}]?)(\d{{4}})(\D|$)"
+)
 
 
 def redacted(values: pl.Expr) -> pl.Expr:

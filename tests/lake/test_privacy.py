@@ -66,6 +66,16 @@ def test_redact_masks_cpr_shaped_numbers_only() -> None:
     )
 
 
+# A word processor or spreadsheet turns the hyphen into another dash ("150285–1234");
+# a person still reads the number.
+@pytest.mark.parametrize("dash", ["\u2010", "\u2011", "\u2012", "\u2013", "\u2014", "\u2212"])
+def test_a_cpr_number_split_by_another_dash_is_masked_too(dash: str) -> None:
+    text = f"ring til datter 150285{dash}1234, ordre 2024{dash}000123"
+    masked = f"ring til datter NNNNNN{dash}NNNN, ordre 2024{dash}000123"
+    assert redact(text) == masked
+    assert pl.DataFrame({"v": [text]}).select(redacted(pl.col("v"))).item() == masked
+
+
 def test_a_file_name_is_shown_on_one_line_with_its_cpr_masked() -> None:
     name = "borger_0101901234\nINFO forged line\r\x1b[2J\tæøå.csv"
     assert shown_name(name) == "borger_NNNNNNNNNN\\nINFO forged line\\r\\x1b[2J\\tæøå.csv"
