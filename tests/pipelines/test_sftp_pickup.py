@@ -135,3 +135,36 @@ def test_a_pickup_warning_shows_in_the_sensors_tick_log(server, home, monkeypatc
     assert [r.tags["kommunelake/file"] for r in result.run_requests] == [local.name]
     err = capsys.readouterr().err
     assert f"WARNING - sick_leave: sftp 127.0.0.1:{server.port}: Permission denied deleting" in err
+
+
+def test_a_server_reason_naming_a_cpr_is_masked_in_the_tick_log(
+    server,  # noqa: F811
+    home,
+    monkeypatch,
+    capsys,
+) -> None:
+    """A server's refusal may quote the file it refused, and a per-citizen export is named
+    after its CPR number: the warning that reaches the tick's log masks it."""
+    _upload(home, server, name="borger_0101901234.csv")
+    spec = dataclasses.replace(
+        _sftp_spec(server), source={**_sftp_spec(server).source, "delete_after": True}
+    )
+    monkeypatch.setenv("SOURCES__SICK_LEAVE__PASSWORD", PASSWORD)
+
+    async def refuses(self, path):
+        raise asyncssh.SFTPPermissionDenied(f"Permission denied: {path}")
+
+    monkeypatch.setattr(asyncssh.SFTPClient, "remove", refuses)
+    sensor = drop_folder_sensor(lambda: [spec], clock=lambda: time.time() + 60)
+    with (
+        dg.DagsterInstance.ephemeral() as instance,
+        dg.build_sensor_context(
+            instance=instance,
+            definitions=build_definitions(),
+            resources={"lake": LakeResource(home=str(home.root), pseudonym_key=TEST_KEY.decode())},
+        ) as context,
+    ):
+        sensor.evaluate_tick(context)
+    err = capsys.readouterr().err
+    assert "Permission denied: /outbox/borger_NNNNNNNNNN.csv deleting" in err
+    assert "0101901234" not in err
