@@ -181,10 +181,11 @@ class RestSource:
         params = dict(self.params)
         if self.incremental is not None and since is not None:
             params[self.incremental.param] = since
+        # Merged into the URL's own query: httpx's `params=` would replace it, and a URL
+        # written with a filter (`.../cases?district=D1`) would lose it without a word.
+        url = httpx.URL(self.url).copy_merge_params(params)
         with self.client() as client:
-            first = client.build_request(
-                self.method, self.url, params=params, headers=self.headers, json=self.body
-            )
+            first = client.build_request(self.method, url, headers=self.headers, json=self.body)
             resume = state["paging"] if resuming else None
             for page in paginate(client, first, self.paginator, state=resume):
                 if self.incremental is not None:

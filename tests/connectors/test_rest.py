@@ -173,6 +173,20 @@ def test_offset_paging_with_bearer_token(vendor: Vendor) -> None:
     assert pages[-1].state == {"paging": None}
 
 
+def test_the_urls_own_query_goes_out_with_params_and_paging(vendor: Vendor) -> None:
+    # `url: .../v2/cases?district=D1` is how many vendors document a filtered endpoint; the
+    # filter must not be dropped when the YAML's params and the paging add theirs.
+    cfg = config(vendor, "/v2/cases?district=D1", paging={"type": "offset", "limit": 3})
+    source = RestSource.from_config(
+        {**cfg, "auth": {"type": "bearer"}, "records_path": "data.items"}, ENV, settings=FAST
+    )
+    all_records(source)
+    assert vendor.asked and all(
+        q.get("district") == ["D1"] and q.get("status") == ["open"] and "offset" in q
+        for q in vendor.asked
+    )
+
+
 def test_page_number_with_api_key_header(vendor: Vendor) -> None:
     source = RestSource.from_config(
         config(
