@@ -18,7 +18,7 @@ import time
 import uuid
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TextIO
 
 import duckdb
 import polars as pl
@@ -154,10 +154,23 @@ def prepare(home: Home, *, create_key: bool = False) -> None:
     initialize_instance(home.dagster_home)
 
 
+class _Stderr(logging.StreamHandler):
+    """A handler writing to `sys.stderr` as it is at each record, like Python's last-resort
+    handler: the one at setup may be closed by then (a test's captured stream), and a
+    failing handler prints the exception being handled, with whatever data it quotes."""
+
+    def __init__(self) -> None:
+        logging.Handler.__init__(self)
+
+    @property
+    def stream(self) -> TextIO:  # read at each record, not kept
+        return sys.stderr
+
+
 def _progress_logging() -> None:
     from pipelines.connector_logs import CONNECTOR_LOGGERS
 
-    handler = logging.StreamHandler(sys.stderr)
+    handler = _Stderr()
     handler.setFormatter(logging.Formatter("  %(message)s"))
     logger = logging.getLogger("kommunelake")
     logger.handlers[:] = [handler]
@@ -165,7 +178,7 @@ def _progress_logging() -> None:
     logger.propagate = False
     # The connectors' warnings (a retry, an SFTP file left on the server) too: in a run,
     # Dagster's handler on their loggers keeps Python's last-resort stderr output from them.
-    warnings = logging.StreamHandler(sys.stderr)
+    warnings = _Stderr()
     warnings.setFormatter(handler.formatter)
     warnings.setLevel(logging.WARNING)
     for name in CONNECTOR_LOGGERS:
