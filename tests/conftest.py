@@ -10,6 +10,7 @@ import pytest
 from connectors.demo.services import DemoServices, ServiceUrls
 from lake.home import Home
 from pipelines import instance
+from pipelines.connector_logs import CONNECTOR_LOGGERS
 from tests.postgres import PostgresServer, running_postgres
 
 # ../shared/fixtures/real beside the repository: real responses from public services.
@@ -19,10 +20,9 @@ TEST_KEY = b"test-key-" + b"x" * 32
 
 @pytest.fixture(autouse=True)
 def _cli_logging_undone() -> Iterator[None]:
-    """`main([...])` run in a test points the CLI's loggers at that test's captured stderr;
-    left so, later tests' records went to a closed stream ("--- Logging error ---",
-    "I/O operation on closed file", a traceback in CI's output for every record)."""
-    loggers = [logging.getLogger(name) for name in ("kommunelake", "connectors")]
+    """`main([...])` run in a test sets up the CLI's loggers (stderr handlers, no
+    propagation); left so, every later test ran with the CLI's logging instead of its own."""
+    loggers = [logging.getLogger(name) for name in ("kommunelake", *CONNECTOR_LOGGERS)]
     saved = [(lg.handlers[:], lg.level, lg.propagate) for lg in loggers]
     yield
     for logger, (handlers, level, propagate) in zip(loggers, saved, strict=True):
