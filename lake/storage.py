@@ -781,26 +781,11 @@ def probe_azure_access(uri: str, options: Mapping[str, str]) -> None:
     secret set, Azure's credential chain (a managed identity) is what gets tried."""
     from deltalake import DeltaTable
 
-    location = parse_lake_uri(uri)
     try:
         DeltaTable.is_deltatable(join_uri(uri, "_access_probe"), storage_options=dict(options))
     except OSError as error:
         detail = _error_chain(str(error))
-        if "token request" in detail:
-            what = (
-                "no Azure credential worked: set AZURE_STORAGE_ACCOUNT_KEY, "
-                "AZURE_STORAGE_SAS_TOKEN or AZURE_CLIENT_ID/AZURE_CLIENT_SECRET/"
-                "AZURE_TENANT_ID, or run where a managed identity is available"
-            )
-        elif "404 Not Found" in detail:
-            what = f"container {location.container!r} not found: create it first"
-        elif "403 Forbidden" in detail or "401 Unauthorized" in detail:
-            what = (
-                "Azure refused the credentials: check AZURE_STORAGE_ACCOUNT_KEY, "
-                "AZURE_STORAGE_SAS_TOKEN or the client's role on the container"
-            )
-        else:
-            what = "cannot reach it: check AZURE_STORAGE_ENDPOINT and the network"
+        what = _azure_access_mistake(detail, parse_lake_uri(uri), options)
         raise ConfigError(f"Azure lake at {uri}: {what} ({detail})") from None
 
 
@@ -844,6 +829,60 @@ def raise_for_store(where: str, error: BaseException) -> None:
             f"{where}: the lake's object store failed a request ({failed}). A load never "
             "leaves half a batch: run it again when the store answers"
         ) from error
+
+
+def _azure_access_mistake(detail: str, location: LakeLocation, options: Mapping[str, str]) -> str:
+    """What to change, from the error of the access probe and the settings that caused it."""
+    account = options.get("azure_storage_account_name", "")
+    emulator = _truthy(options.get("azure_storage_use_emulator"))
+    endpoint = azure_endpoint(options)
+    if "token request" in detail:
+        return (
+            "no Azure credential worked: set AZURE_STORAGE_ACCOUNT_KEY, "
+            "AZURE_STORAGE_SAS_TOKEN or AZURE_CLIENT_ID/AZURE_CLIENT_SECRET/"
+            "AZURE_TENANT_ID, or run where a managed identity is available"
+        )
+    if "Invalid Access Key" in detail:
+        return (
+            "AZURE_STORAGE_ACCOUNT_KEY is not an account key (a base64 text, as the "
+            "storage account's Access keys page shows it): copy it again"
+        )
+    if "URL scheme is not allowed" in detail:
+        return (
+            f"the endpoint {endpoint} is plain http, which is refused unless "
+            "AZURE_ALLOW_HTTP=true is set (for an emulator or a private network only)"
+        )
+    if "404 Not Found" in detail:
+        configured = urlsplit(options.get("azure_endpoint", ""))
+        if (
+            not emulator
+            and configured.netloc
+            and not configured.path.strip("/")
+            and not configured.netloc.startswith(f"{account}.")
+        ):
+            # object_store puts the container right after a custom endpoint, so an
+            # emulator-style host (Azurite: http://127.0.0.1:10000) takes it for the account.
+            return (
+                f"container {location.container!r} not found at {endpoint}: an endpoint whose "
+                "host does not name the account (an emulator such as Azurite) needs the account "
+                f"in its path, AZURE_STORAGE_ENDPOINT={endpoint}/{account}; otherwise create "
+                "the container first"
+            )
+        return f"container {location.container!r} not found: create it first"
+    if "403 Forbidden" in detail or "401 Unauthorized" in detail:
+        return (
+            "Azure refused the credentials: check AZURE_STORAGE_ACCOUNT_KEY, "
+            "AZURE_STORAGE_SAS_TOKEN or the client's role on the container"
+        )
+    if emulator:
+        # The emulator's address comes from AZURITE_BLOB_STORAGE_URL; an AZURE_STORAGE_ENDPOINT
+        # is not used while AZURE_STORAGE_USE_EMULATOR is set.
+        return (
+            f"cannot reach the emulator at {endpoint}: set AZURITE_BLOB_STORAGE_URL to where "
+            "Azurite's blob service listens, or unset AZURE_STORAGE_USE_EMULATOR to use "
+            "AZURE_STORAGE_ENDPOINT"
+        )
+    return "cannot reach it: check AZURE_STORAGE_ENDPOINT and the network"
 
 
 def _error_chain(text: str) -> str:

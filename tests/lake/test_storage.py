@@ -262,6 +262,13 @@ def test_an_azure_lake_without_an_account_is_refused_at_the_start(monkeypatch) -
         ("wrong key", "Azure refused the credentials"),
         # no key, token or secret: the managed identity is tried, and there is none here
         ("no credentials", "no Azure credential worked"),
+        # object_store's own words for these point at neither the variable nor the value
+        ("key not base64", "AZURE_STORAGE_ACCOUNT_KEY is not an account key"),
+        ("http not allowed", "the endpoint {url} is plain http, which is refused unless "),
+        # Azurite's path-style endpoint: the container would be taken for the account
+        ("endpoint without the account", "container '{container}' not found at {url}: "),
+        # the emulator's address is AZURITE_BLOB_STORAGE_URL, not AZURE_STORAGE_ENDPOINT
+        ("emulator elsewhere", "cannot reach the emulator at {closed}: set AZURITE_BLOB_"),
     ],
 )
 def test_azure_access_mistakes_are_one_line_at_the_start(
@@ -282,6 +289,15 @@ def test_azure_access_mistakes_are_one_line_at_the_start(
     if mistake == "no credentials":
         del env["AZURE_STORAGE_ACCOUNT_KEY"]
         env["AZURE_MSI_ENDPOINT"] = f"http://127.0.0.1:{objectstores.free_port()}/token"
+    if mistake == "key not base64":
+        env["AZURE_STORAGE_ACCOUNT_KEY"] = "pasted with a space"
+    if mistake == "http not allowed":
+        del env["AZURE_ALLOW_HTTP"]
+    if mistake == "endpoint without the account":
+        env["AZURE_STORAGE_ENDPOINT"] = azurite.url
+    closed = f"http://127.0.0.1:{objectstores.free_port()}"
+    if mistake == "emulator elsewhere":
+        env |= {"AZURE_STORAGE_USE_EMULATOR": "true", "AZURITE_BLOB_STORAGE_URL": closed}
     for name, value in env.items():
         monkeypatch.setenv(name, value)
     monkeypatch.setattr(storage, "_checked", set())  # probed once per process otherwise
@@ -293,6 +309,7 @@ def test_azure_access_mistakes_are_one_line_at_the_start(
     with pytest.raises(ConfigError) as error:
         storage.require_atomic(f"az://{container}/lake")
     message = str(error.value)
+    says = says.format(container=container, url=azurite.url, closed=closed)
     assert message.startswith(f"Azure lake at az://{container}/lake: {says}")
     assert "\x1b" not in message and "\n" not in message and "<?xml" not in message
     assert objectstores.EMULATOR_KEY not in message
