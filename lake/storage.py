@@ -76,7 +76,7 @@ _AZURE_VARIABLES = {
     "AZURE_ENDPOINT": "azure_endpoint",
     "AZURE_ALLOW_HTTP": "azure_allow_http",
     "AZURE_STORAGE_USE_EMULATOR": "azure_storage_use_emulator",
-}
+}  # and AZURE_STORAGE_CONNECTION_STRING (_azure_connection_string)
 # Settings from before deltalake 1.0 that make S3 commits non-atomic (or no longer work).
 _UNSAFE_S3_VARIABLES = {
     "AWS_S3_ALLOW_UNSAFE_RENAME": (
@@ -234,12 +234,51 @@ def storage_options(uri: str, environ: Mapping[str, str] | None = None) -> Stora
         if value:
             options[key] = value
     if location.kind == "azure":
+        for key, value in _azure_connection_string(env).items():
+            options.setdefault(key, value)  # the separate variables win
         if location.account and "azure_storage_account_name" not in options:
             options["azure_storage_account_name"] = location.account
         if _truthy(options.get("azure_storage_use_emulator")):
             options.setdefault("azure_storage_account_name", EMULATOR_ACCOUNT)
             if options["azure_storage_account_name"] == EMULATOR_ACCOUNT:
                 options.setdefault("azure_storage_account_key", EMULATOR_KEY)
+    return options
+
+
+# Fields of an Azure storage connection string (as `az storage account
+# show-connection-string` prints it) → deltalake storage option.
+_CONNECTION_STRING_FIELDS = {
+    "accountname": "azure_storage_account_name",
+    "accountkey": "azure_storage_account_key",
+    "sharedaccesssignature": "azure_storage_sas_token",
+    "blobendpoint": "azure_endpoint",
+}
+
+
+def _azure_connection_string(env: Mapping[str, str]) -> dict[str, str]:
+    """Storage options from AZURE_STORAGE_CONNECTION_STRING, the Azure SDKs' usual setting.
+
+    object_store (deltalake) does not read it, so a lake configured only by it was refused
+    as having no account. `UseDevelopmentStorage=true` is the emulator; a plain-http
+    BlobEndpoint allows http, as the SDKs do for it."""
+    text = env.get("AZURE_STORAGE_CONNECTION_STRING", "").strip()
+    if not text:
+        return {}
+    fields = {}
+    for part in text.split(";"):
+        name, sep, value = part.partition("=")  # keys and SAS tokens hold "=" themselves
+        if not sep or not name.strip():
+            continue
+        fields[name.strip().lower()] = value.strip()
+    options = {
+        option: fields[name]
+        for name, option in _CONNECTION_STRING_FIELDS.items()
+        if fields.get(name)
+    }
+    if _truthy(fields.get("usedevelopmentstorage")):
+        options["azure_storage_use_emulator"] = "true"
+    if options.get("azure_endpoint", "").lower().startswith("http://"):
+        options["azure_allow_http"] = "true"
     return options
 
 

@@ -665,6 +665,44 @@ def test_an_azure_lake_with_a_sas_token_lands_files(azurite, tmp_path, monkeypat
     assert len(manifest(home.manifest_uri, "cpr_persons")) == 1
 
 
+def test_an_azure_lake_configured_by_a_connection_string_alone(azurite, tmp_path, monkeypatch):
+    # The Azure SDKs' usual setting. object_store does not read it, so the lake was refused
+    # with "Azure lake without an account: set AZURE_STORAGE_ACCOUNT_NAME".
+    _skip_without_extension("azure")
+    for name in [n for n in os.environ if n.startswith("AZURE")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv(
+        "AZURE_STORAGE_CONNECTION_STRING",
+        f"DefaultEndpointsProtocol=http;AccountName={storage.EMULATOR_ACCOUNT};"
+        f"AccountKey={objectstores.EMULATOR_KEY};"
+        f"BlobEndpoint={azurite.url}/{storage.EMULATOR_ACCOUNT};",
+    )
+    # DuckDB's delta extension takes the emulator's account to Azurite's address from this
+    # variable, whatever the secret's BlobEndpoint says
+    monkeypatch.setenv("AZURITE_BLOB_STORAGE_URL", azurite.url)
+    monkeypatch.setattr(storage, "_checked", set())  # probed once per process otherwise
+    container = objectstores.create_container(azurite)
+    home = Home(tmp_path / "home", f"az://{container}/kommune")
+    home.require_atomic()
+
+    landed, new = _land_persons(home)  # pyarrow
+    uri = home.table_uri("gold", "population")  # deltalake
+    frame = pl.DataFrame({"district": ["Sentrum"], "residents": [42]})
+    write_deltalake(uri, frame.to_arrow(), storage_options=dict(home.storage_options()))
+    con = duck.duck_connect(lake_uri=home.lake_root)  # DuckDB
+    try:
+        rows = con.execute(f"SELECT * FROM delta_scan({duck.sql_string(uri)})").fetchall()
+    finally:
+        con.close()
+
+    assert new and read_landed(landed) == b"cpr;navn\n"
+    assert rows == [("Sentrum", 42)]
+    assert any(
+        k.startswith("kommune/gold/population/")
+        for k in objectstores.azure_keys(azurite, container)
+    )
+
+
 def test_duckdb_reads_delta_on_azure(azure_home: Home) -> None:
     _skip_without_extension("azure")
     uri = azure_home.table_uri("gold", "population")
