@@ -16,6 +16,7 @@ from lake.home import Home, resolve_home
 def connect(home: str | os.PathLike[str] | None = None):
     """Read-only DuckDB connection on `<home>/serving/lake.duckdb` (home: KOMMUNELAKE_HOME or
     ./demo-home). Safe while a load runs: the file is replaced atomically, never rewritten."""
+    from lake import storage
     from lake.duck import duck_connect
 
     resolved = resolve_home(home)
@@ -31,6 +32,14 @@ def connect(home: str | os.PathLike[str] | None = None):
     if built_for is not None and built_for != resolved.lake_root:
         con.close()
         raise ConfigError(_other_lake(path, built_for, resolved))
+    if storage.parse_lake_uri(resolved.lake_root).kind == "azure":
+        # A wrong key or SAS token would otherwise surface in the first query as DuckDB's
+        # "DeltaKernel ObjectStoreError ... 403 Forbidden: <?xml ...", naming no variable.
+        try:
+            storage.require_azure_access(resolved.lake_root)
+        except ConfigError:
+            con.close()
+            raise
     return con
 
 

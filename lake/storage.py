@@ -687,17 +687,7 @@ def require_atomic(uri: str, *, mounts_text: str | None = None) -> None:
         check_local_path(location.uri, mounts_text)
         return
     if location.kind == "azure":
-        # Without it deltalake fails deep in the first read ("Generic MicrosoftAzure error:
-        # Account must be specified"), which the CLI can only show as an internal error.
-        options = storage_options(uri)
-        account = options.get("azure_storage_account_name")
-        if not account:
-            raise ConfigError(_NO_AZURE_ACCOUNT)
-        key = ("azure", account, azure_endpoint(options) or "", location.container)
-        with _checked_lock:
-            if key not in _checked:
-                probe_azure_access(uri, options)
-                _checked.add(key)
+        require_azure_access(uri)
         return
     options = storage_options(uri)  # refuses unsafe settings first
     key = ("s3", options.get("aws_endpoint_url", ""), location.container)
@@ -706,6 +696,23 @@ def require_atomic(uri: str, *, mounts_text: str | None = None) -> None:
             return
         probe_conditional_put(uri, options)
         _checked.add(key)
+
+
+def require_azure_access(uri: str) -> None:
+    """Refuse an Azure lake that cannot be read (no account, credential, container or
+    endpoint), in one line; probed once per process and account+endpoint+container. It only
+    lists, so a reader with a read-only SAS token passes."""
+    # Without it deltalake fails deep in the first read ("Generic MicrosoftAzure error:
+    # Account must be specified"), which the CLI can only show as an internal error.
+    options = storage_options(uri)
+    account = options.get("azure_storage_account_name")
+    if not account:
+        raise ConfigError(_NO_AZURE_ACCOUNT)
+    key = ("azure", account, azure_endpoint(options) or "", parse_lake_uri(uri).container)
+    with _checked_lock:
+        if key not in _checked:
+            probe_azure_access(uri, options)
+            _checked.add(key)
 
 
 # Seconds to wait before the probe's second and third try: S3 answers 503 SlowDown or 500
@@ -1060,6 +1067,7 @@ __all__ = [
     "raise_for_store",
     "read_bytes",
     "require_atomic",
+    "require_azure_access",
     "sha256_file",
     "storage_options",
     "store_failure",

@@ -414,6 +414,36 @@ def test_a_serving_file_over_s3_read_without_the_lake_uri_says_what_to_set(
     assert "testing" not in message  # the AWS_* values are never shown
 
 
+def test_the_sql_command_over_azure_with_a_wrong_key_says_what_to_check(
+    azure_home: Home, monkeypatch, capsys
+) -> None:
+    # The serving file was fine, but the first query failed inside DuckDB with "IO Error:
+    # DeltaKernel ObjectStoreError (8): ... 403 Forbidden: <?xml ...", naming no variable.
+    from lake import connect
+    from lake.serving import build_serving
+    from pipelines.cli import main
+
+    _skip_without_extension("azure")
+    frame = pl.DataFrame({"district": ["Sentrum"], "residents": [42]})
+    write_deltalake(
+        azure_home.table_uri("gold", "population"),
+        frame.to_arrow(),
+        storage_options=dict(azure_home.storage_options()),
+    )
+    build_serving(azure_home, {})
+    monkeypatch.setenv("AZURE_STORAGE_ACCOUNT_KEY", "d3Jvbmc=")  # valid base64, wrong key
+    monkeypatch.setattr(storage, "_checked", set())  # probed once per process otherwise
+
+    code = main(["sql", "--home", str(azure_home.root), "SELECT * FROM gold.population"])
+    with pytest.raises(ConfigError, match="Azure refused the credentials"):
+        connect(azure_home.root)
+
+    stderr = capsys.readouterr().err
+    assert code == 1
+    assert f"Azure lake at {azure_home.lake_root}: Azure refused the credentials" in stderr
+    assert "<?xml" not in stderr and "DeltaKernel" not in stderr
+
+
 def test_s3_without_conditional_put_is_refused(tmp_path, monkeypatch) -> None:
     # A careless S3 (see objectstores) accepts every PUT, If-None-Match or not, as S3-like
     # services did before conditional writes. (Delta commits there "work": the harm only
