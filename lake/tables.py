@@ -236,6 +236,28 @@ def _remove_files(
     )
 
 
+def _created_it(uri: str, app_id: str, props: CommitProperties) -> bool:
+    """After a commit meant to create the table: False when another writer had already
+    created it with this very batch, and the files this commit added are removed again.
+
+    On object storage (no lock) two loads of the same first delivery can both find no
+    table, and delta-rs commits the loser's create as the next version: its rows land
+    beside the winner's, without a merge, so four `kommunelake load`s at once left every row
+    of a merge dataset twice. A racer with another batch is left alone: this batch's app
+    transaction is in the log now, so removing its rows would lose them for good (the
+    `unique_keys` check shows the keys twice instead)."""
+    found = _entries_up_to(uri, props, None, None)
+    if found is None or not found[0]:
+        return True  # ours is version 0: we created it
+    before, actions, version = found
+    added = [a["add"] for a in actions if "add" in a]
+    earlier = any(a.get("txn", {}).get("appId") == app_id for entry in before for a in entry)
+    if not earlier or not added or any("remove" in a for a in actions):
+        return True  # an overwrite that replaced the racer's rows is right as it is
+    _remove_files(uri, added, f"{app_id} @ {version}: another writer created the table", None)
+    return False
+
+
 def commit_once(
     uri: str,
     app_id: str,
@@ -447,9 +469,14 @@ def _write_locked(
                 else None
             )
             version = _overwrite(uri, table, plan, props, partition_by)
+            if table is None and not _created_it(uri, app_id, props):
+                return Commit(table_version(uri) or 0, False, skipped="already committed")
             return Commit(version, True, deleted=deleted, schema_changes=plan.changes)
         if table is None:  # the first batch creates the table (scd2 adds its columns)
-            return _create_keyed(uri, plan.frame, mode, keys, props, partition_by, valid_at)
+            commit = _create_keyed(uri, plan.frame, mode, keys, props, partition_by, valid_at)
+            if not _created_it(uri, app_id, props):
+                return Commit(table_version(uri) or 0, False, skipped="already committed")
+            return commit
         if plan.frame.is_empty():
             return Commit(
                 table.version(), False, skipped="empty batch: nothing to merge, no commit"
