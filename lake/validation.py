@@ -131,9 +131,10 @@ def rename_to_contract(
 ) -> tuple[pl.DataFrame, tuple[str, ...]]:
     """Map source headers to contract fields; a missing field rejects the batch.
 
-    Except where nothing can be lost: a batch without rows (an empty JSON array or XML
-    document) gets every missing field, and with `absent_is_null` (record formats, whose
-    writers leave out null keys) a missing nullable field is a column of nulls."""
+    Except where nothing can be lost: a batch without rows or headers (an empty JSON array or
+    XML document) gets every missing field, and with `absent_is_null` (record formats, whose
+    writers leave out null keys) a missing nullable field is a column of nulls. A file with
+    headers but no rows is checked like any other: its headers say what the layout is."""
     fields = contract_columns(contract)
     # Readers NFC-normalise headers; a YAML saved on a Mac may hold NFD keys.
     aliases = {unicodedata.normalize("NFC", src): dst for src, dst in aliases.items()}
@@ -152,8 +153,9 @@ def rename_to_contract(
         )
     frame = raw.rename(renames)
     missing = [name for name in fields if name not in frame.columns]
-    if missing and (absent_is_null or not raw.height):
-        nulls = [n for n in missing if not raw.height or fields[n].nullable]
+    shapeless = not raw.height and all(c in READER_LINEAGE for c in raw.columns)
+    if missing and (absent_is_null or shapeless):
+        nulls = [n for n in missing if shapeless or fields[n].nullable]
         frame = frame.with_columns(pl.lit(None, pl.String).alias(n) for n in nulls)
         missing = [n for n in missing if n not in nulls]
     if missing:

@@ -132,6 +132,18 @@ def test_a_batch_without_rows_is_empty_not_rejected() -> None:
     assert set(result.valid.columns) >= {"absence_id", "cpr", "end_date"}
 
 
+@pytest.mark.parametrize("record_format", [False, True])
+def test_headers_without_rows_are_checked_like_any_file(record_format) -> None:
+    # A header-only export of the wrong layout passed `check` with exit 0 ("0 rows") and
+    # loaded as an empty delivery: the headers say what the layout is, rows or not.
+    wrong = pl.DataFrame(schema={"Foo": pl.String, "Bar": pl.String, "_source_row": pl.Int64})
+    with pytest.raises(SchemaBreak, match=r"missing required column\(s\) absence_id.*Foo, Bar"):
+        conform(wrong, SickLeave, aliases=ALIASES, parse=PARSE, absent_is_null=record_format)
+    right = _raw(GOOD).clear()
+    result = conform(right, SickLeave, aliases=ALIASES, parse=PARSE)
+    assert (result.rows_in, result.rows_valid) == (0, 0)
+
+
 def test_a_date_among_real_headers_is_listed_masked_not_taken_for_a_data_row() -> None:
     raw = _raw(GOOD).rename({"CPR": "Personnummer", "Afdeling": "2024-01-01"})
     with pytest.raises(SchemaBreak, match=r"the headers Personnummer, NNNN-NN-NN\. Map") as caught:
