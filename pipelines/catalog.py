@@ -32,6 +32,7 @@ from connectors.http import redact_url
 from lake import quality
 from lake.home import Home
 from lake.landing import LandedFile, manifest, read_landed
+from lake.privacy import redact
 from lake.tables import table_version
 from lake.validation import contract_columns, evolved_name
 from pipelines.api_sources import METADATA, is_api, part_dataset, setting, source_name
@@ -144,7 +145,7 @@ def endpoint(spec: DatasetSpec, env: Mapping[str, str] | None = None) -> str:
     else:
         url = str(setting(spec, "url", env, src.get("url")))
     shown = redact_url(url) if url.startswith(("http://", "https://")) else url
-    return shown + what
+    return redact(shown + what)  # a lookup URL may carry a CPR number in its path
 
 
 def datasets(

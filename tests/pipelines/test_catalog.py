@@ -56,3 +56,12 @@ def test_source_header_names_every_header_mapped_to_a_field() -> None:
     columns = catalog_tables([aliased])["columns"]
     headers = dict(columns.select("column", "source_header").iter_rows())
     assert headers["department"] == "Afdeling, Afd" and headers["hours"] == "Timer"
+
+
+def test_an_api_endpoint_with_a_cpr_number_in_it_is_listed_masked() -> None:
+    # The catalog is read by everyone; a configured lookup URL may name a citizen.
+    from pipelines.catalog import endpoint
+
+    spec = spec_by_name("road_work_orders")
+    shown = endpoint(spec, {"SOURCES__WORK_ORDERS__URL": "http://h/borger/010190-1234/x"})
+    assert "1234" not in shown and shown.startswith("http://h/borger/")
