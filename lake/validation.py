@@ -46,6 +46,10 @@ class ParseOptions:
     date_formats: tuple[str, ...] = ()
     decimal_comma: bool = False
     thousands_separator: str | None = None
+    # Markers an export writes for "no value" (Statistics Denmark's `..`, SSB's `:` and `-`):
+    # read as null, so a contract field that may be null takes them and one that may not
+    # says so, instead of every marker failing as a wrong number or date.
+    null_values: tuple[str, ...] = ()
 
 
 DriftPolicy = Literal["ignore", "evolve", "freeze"]
@@ -210,6 +214,12 @@ def conform(
     )
     frame, added = _apply_drift(frame, extra, drift, where)
     fields = contract_columns(contract)
+    if parse.null_values:
+        markers = pl.lit(list(parse.null_values), dtype=pl.List(pl.String))
+        frame = frame.with_columns(
+            pl.when(pl.col(name).is_in(markers)).then(None).otherwise(pl.col(name)).alias(name)
+            for name in fields
+        )
     masked = masked_columns(contract)
 
     typed = _type_columns(frame, fields, parse)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -338,7 +339,18 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"  {_total_rows_hint(spec, result.total_rows)}")
     for hint in _parse_hints(spec.parse, [check for _, check, _ in result.counts]):
         print(f"  {hint}")
+    markers = sorted({v for v in result.examples["value"].drop_nulls() if _MARKER.fullmatch(v)})
+    if markers:
+        listed = ", ".join(f'"{m}"' for m in markers)
+        print(
+            f"  {listed} look(s) like a marker for a missing value (statistics exports write"
+            f" `..` or `:`): list it under `parse: null_values: [{listed}]` in the dataset"
+            " YAML to read it as null"
+        )
     return 1 if result.rows_quarantined else 0
+
+
+_MARKER = re.compile(r"[.:*?–-]{1,3}")  # punctuation alone, where a number or date belongs
 
 
 def _total_rows_hint(spec: DatasetSpec, rows: Sequence[tuple[int, str, str]]) -> str:
@@ -378,6 +390,7 @@ def _parse_hints(parse: ParseOptions, checks: list[str]) -> list[str]:
             f"numbers are read with {decimal} and {grouping}: if the file writes them another"
             " way, set `parse: decimal_comma:` / `thousands_separator:` in the dataset YAML"
         )
+
     return hints
 
 

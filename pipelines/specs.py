@@ -47,7 +47,7 @@ _OPTIONAL = (
     "partition_by",
     "maintenance",
 )
-_PARSE_KEYS = ("date_formats", "decimal_comma", "thousands_separator")
+_PARSE_KEYS = ("date_formats", "decimal_comma", "thousands_separator", "null_values")
 _QUALITY_KEYS = (
     "freshness_hours",
     "quarantine_warn",
@@ -333,7 +333,14 @@ def _parse(raw: dict[str, Any], where: str) -> ParseOptions:
             f'{where}: parse.thousands_separator must be one quoted character, e.g. ".",'
             f" got {separator!r}"
         )
-    return ParseOptions(tuple(formats), decimal_comma, separator)
+    nulls = raw.get("null_values", [])
+    if not isinstance(nulls, list) or not all(isinstance(v, str) and v.strip() for v in nulls):
+        raise SpecError(
+            f'{where}: parse.null_values must be a list of quoted markers, e.g. ["..", ":"],'
+            f" got {nulls!r}"
+        )
+    # Values are compared as the readers hand them over: stripped.
+    return ParseOptions(tuple(formats), decimal_comma, separator, tuple(v.strip() for v in nulls))
 
 
 def _quality(raw: dict[str, Any], where: str) -> QualitySpec:

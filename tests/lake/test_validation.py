@@ -500,3 +500,17 @@ def test_a_cpr_number_in_a_text_column_not_declared_an_identifier_never_reaches_
         (4, "case_id", "cpr_shaped", "NNNNNNNNNN"),
         (5, "case_id", "cpr_shaped", "S-4 NNNNNN-NNNN"),
     ]
+
+
+def test_null_value_markers_read_as_null_where_a_field_may_be_null() -> None:
+    # Statistics exports write `..` or `:` for "no value": without null_values every marker
+    # failed as a wrong number or date.
+    parse = ParseOptions(("%d-%m-%Y",), True, None, null_values=("..", ":"))
+    raw = _raw(_with(Slutdato=".."), _with(Timer=":"), _with(**{"Fravær-ID": "F2"}))
+    result = conform(raw, SickLeave, aliases=ALIASES, parse=parse)
+    assert result.rows_in == 3 and result.rows_valid + result.rows_quarantined == 3
+    assert result.valid.filter(pl.col("end_date").is_null()).height == 1  # end_date nullable
+    failed = result.failures.filter(pl.col("column") == "hours")
+    assert failed.height == 1 and "type" not in failed["check"][0]  # hours must not be null
+    without = conform(raw, SickLeave, aliases=ALIASES, parse=PARSE)
+    assert set(without.failures["check"]) >= {"type:Date", "type:Float64"}

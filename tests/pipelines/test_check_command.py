@@ -91,6 +91,14 @@ def test_numbers_written_another_way_are_told_how_they_are_read(tmp_path, capsys
     assert "dates are read" not in out
 
 
+def test_a_missing_value_marker_is_pointed_to_null_values(tmp_path, capsys) -> None:
+    export = tmp_path / "fravaer.csv"
+    row = ROW.replace("04-03-2026", "..")
+    export.write_bytes("\r\n".join([HEADER, row, ""]).encode("cp1252"))
+    assert main(["check", "--dataset", "sick_leave", str(export)]) == 1
+    assert '`parse: null_values: [".."]`' in capsys.readouterr().out
+
+
 @pytest.mark.parametrize(
     "total",
     [

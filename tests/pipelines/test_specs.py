@@ -23,9 +23,12 @@ def _with_parse(tmp_path: Path, parse: Any) -> Path:
 
 def test_the_parse_block_is_read(tmp_path: Path) -> None:
     parse = {"date_formats": ["%d.%m.%Y", "%Y-%m-%d"], "decimal_comma": True}
-    spec = load_spec(_with_parse(tmp_path, {**parse, "thousands_separator": "\u00a0"}))
+    spec = load_spec(
+        _with_parse(tmp_path, {**parse, "thousands_separator": "\u00a0", "null_values": [".."]})
+    )
     assert spec.parse.date_formats == ("%d.%m.%Y", "%Y-%m-%d")
     assert spec.parse.decimal_comma and spec.parse.thousands_separator == "\u00a0"
+    assert spec.parse.null_values == ("..",)
 
 
 @pytest.mark.parametrize(
@@ -38,6 +41,8 @@ def test_the_parse_block_is_read(tmp_path: Path) -> None:
         # A quoted "false" used to count as true.
         ({"decimal_comma": "false"}, r"parse\.decimal_comma must be true or false"),
         ({"thousands_separator": ".."}, r"parse\.thousands_separator must be one"),
+        ({"null_values": ".."}, r"parse\.null_values must be a list"),
+        ({"null_values": [""]}, r"parse\.null_values must be a list"),
         (["%d-%m-%Y"], r"`parse:` must be a mapping"),
     ],
 )
