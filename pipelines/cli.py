@@ -17,7 +17,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
@@ -38,7 +37,6 @@ if TYPE_CHECKING:  # dagster is imported by the commands that run it, not by eve
     from dagster._utils.error import SerializableErrorInfo
 
     from lake.validation import ParseOptions
-    from pipelines.specs import DatasetSpec
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 KEY_ENV = "KOMMUNELAKE_PSEUDONYM_KEY"
@@ -298,7 +296,7 @@ def sql_identifier(name: str) -> str:
 
 def cmd_check(args: argparse.Namespace) -> int:
     from lake.privacy import redact, shown_name
-    from pipelines.ingest import check_file
+    from pipelines.ingest import check_file, total_rows_hint
     from pipelines.specs import spec_by_name
 
     spec = spec_by_name(args.dataset)
@@ -336,7 +334,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         )
         print(f"  {column}: {check}: {rows:,} row(s), e.g. {where}")
     if result.total_rows:
-        print(f"  {_total_rows_hint(spec, result.total_rows)}")
+        print(f"  {total_rows_hint(spec, result.total_rows)}")
     for hint in _parse_hints(spec.parse, [check for _, check, _ in result.counts]):
         print(f"  {hint}")
     markers = sorted({v for v in result.examples["value"].drop_nulls() if _MARKER.fullmatch(v)})
@@ -351,22 +349,6 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 _MARKER = re.compile(r"[.:*?–-]{1,3}")  # punctuation alone, where a number or date belongs
-
-
-def _total_rows_hint(spec: DatasetSpec, rows: Sequence[tuple[int, str, str]]) -> str:
-    """Where a file ends in total rows (`I alt`), which are no data: loaded, one adds itself
-    to every sum; failing, it read as a number or date problem, the type hint's fault."""
-    from lake.privacy import redact  # a header may be a CPR number
-
-    where = ", ".join(f"row {row} ({value!r} in {redact(column)})" for row, column, value in rows)
-    labels = sorted({value for _, _, value in rows})  # letters and blanks: nothing to escape
-    wanted = labels[0] if len(labels) == 1 else f"({'|'.join(labels)})"
-    pattern = spec.format.get("skip_rows_matching")
-    now = f" (now {pattern!r})" if pattern else ""
-    return (
-        f"the last rows look like totals, e.g. {where}: totals are not data; leave them out"
-        f" with `skip_rows_matching: '^{wanted}$'` under `format:` in the dataset YAML{now}"
-    )
 
 
 def _parse_hints(parse: ParseOptions, checks: list[str]) -> list[str]:

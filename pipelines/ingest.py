@@ -322,6 +322,20 @@ class TrailingTotals:
         return tuple(self._trailing) if self._data_before else ()
 
 
+def total_rows_hint(spec: DatasetSpec, rows: Sequence[tuple[int, str, str]]) -> str:
+    """Where a file ends in total rows (`I alt`), which are no data: loaded, one adds itself
+    to every sum; failing, it read as a number or date problem, the type hint's fault."""
+    where = ", ".join(f"row {row} ({value!r} in {redact(column)})" for row, column, value in rows)
+    labels = sorted({value for _, _, value in rows})  # letters and blanks: nothing to escape
+    wanted = labels[0] if len(labels) == 1 else f"({'|'.join(labels)})"
+    pattern = spec.format.get("skip_rows_matching")
+    now = f" (now {pattern!r})" if pattern else ""
+    return (
+        f"the last rows look like totals, e.g. {where}: totals are not data; leave them out"
+        f" with `skip_rows_matching: '^{wanted}$'` under `format:` in the dataset YAML{now}"
+    )
+
+
 def _labels(rows: pl.DataFrame, text: list[str]) -> list[tuple[int, str, str]]:
     """(source row, column, value) of each row's leftmost total label."""
     label = re.compile(TOTAL_LABEL)
@@ -500,9 +514,13 @@ def _load_spooled(
         {c: d for c, d in identifier_columns(spec.contract).items() if c in spec.keys}, key
     )
     held_keys: list[pl.DataFrame] = []
+    # Only a chunk's last rows are looked at: a load reads millions, and total rows end it.
+    totals = TrailingTotals()
     try:
         with local_copy(landed, home) as source:  # a remote landing is parsed from a copy
-            for conformed in conform_chunks(spec, source, name, spool.folder):
+            for conformed in conform_chunks(
+                spec, source, name, spool.folder, look=lambda raw: totals.look(raw.tail(100))
+            ):
                 # Only the counts of a chunk are kept; its rows go to disk.
                 tally.add(conformed)
                 spool.add(conformed.failures)
@@ -599,6 +617,8 @@ def _load_spooled(
         )
     if not committed_before:
         tally.rows_valid = rows_valid  # what silver holds of the batch is the count recorded
+    if totals.rows():  # loaded as data, they add themselves to every sum
+        log.warning("%s: %s: %s", spec.name, name, total_rows_hint(spec, totals.rows()))
     return tally, commit
 
 

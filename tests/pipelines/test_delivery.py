@@ -263,3 +263,16 @@ def test_files_dropped_together_land_with_numbers_in_names_compared_as_numbers(h
 
     names = [f.original_name for f in manifest(home.manifest_uri, "sick_leave")]
     assert names == ["udtraek_2.csv", "udtraek_9.csv", "udtraek_10.csv", "udtraek_100.csv"]
+
+
+def test_a_load_says_when_a_file_ends_in_total_rows_it_loaded_as_data(home, caplog) -> None:
+    # `check` pointed to skip_rows_matching; a load put the total row into silver silently.
+    header = "Fravær-ID;Medarbejdernr;CPR;Afdeling;Fraværstype;Startdato;Slutdato;Fraværsdage;Timer"
+    total = ROW.replace(b"F2026-99999", b"I alt")
+    _deliver(home, "fravaer.csv", f"{header}\r\n".encode("cp1252") + ROW + total)
+
+    [batch] = load_dataset(spec_by_name("sick_leave"), home, TEST_KEY).batches
+
+    assert batch.rows_valid == 2  # the total row types, so it is data to the contract
+    assert "the last rows look like totals, e.g. row 3 ('I alt' in " in caplog.text
+    assert "`skip_rows_matching: '^I alt$'`" in caplog.text
