@@ -216,7 +216,11 @@ def merge_scd2(
     if changes.empty:
         return Commit(table.version(), False, skipped="no changes: every row is unchanged")
     opened, closes = changes.opened, changes.closes
-    if closes.is_empty():  # only new keys: a plain append is the same single commit, cheaper
+    # Only new keys: a plain append is the same single commit, cheaper. Not into a table
+    # without rows (a first batch on object storage, see tables._create_empty): an append
+    # commits over a racing first load's, and every key would be current twice; a merge
+    # conflicts with it and is written again on top of it.
+    if closes.is_empty() and table.file_uris():
         write_deltalake(table, opened.to_arrow(), mode="append", commit_properties=props)
         return Commit(
             DeltaTable(table.table_uri).version(),

@@ -437,6 +437,8 @@ def _write_locked(
         raise LakeError(
             f"{uri}: the batch has columns {clash} that scd2 manages itself; rename them"
         )
+    if table is None and mode in KEYED_MODES and not frame.is_empty() and _unlocked(uri):
+        table = _create_empty(uri, frame, mode, partition_by)
     plan = SchemaPlan(frame, (), {})
     if table is not None:
         plan = plan_schema(uri, table_schema(table), frame, system=system)
@@ -917,6 +919,53 @@ def _merge(
     return Commit(DeltaTable(table.table_uri).version(), True, metrics=merge_metrics(metrics))
 
 
+def _unlocked(uri: str) -> bool:
+    """Object storage: no lock (see `exclusive`), so two first loads can both find no table."""
+    return storage.parse_lake_uri(uri).is_remote
+
+
+def _create_empty(
+    uri: str, frame: pl.DataFrame, mode: LoadMode, partition_by: Sequence[str]
+) -> DeltaTable:
+    """Create a keyed table with the batch's schema and partitioning but no rows and no app
+    transaction, so the first batch goes through the merge like every later one.
+
+    On object storage two first loads can both find no table, and delta-rs commits the
+    loser's create as the next version without a conflict check: its rows land beside the
+    winner's without a merge (keys twice), with its app transaction, so undoing them would
+    lose the batch. Racing empty creates add at most a commit without rows (a new metaData);
+    the merges after them conflict and are written again like any concurrent merges. A crash
+    between the two commits leaves an empty table, which the re-run fills. Local disk keeps
+    the cheaper create with rows: its lock rules out the race, and a merge into an empty
+    table costs about a quarter more CPU."""
+    empty = frame.clear()
+    if mode == "scd2":
+        empty = _with_scd2_columns(empty, None)
+    try:
+        write_deltalake(
+            uri,
+            empty.to_arrow(),
+            mode="append",
+            partition_by=list(partition_by) or None,
+            commit_properties=commit_properties(),
+        )
+    except CommitFailedError:
+        # delta-rs 1.6.6 sometimes refuses the loser's create instead ("Metadata changed
+        # since last commit", seen on S3): the racer's table is there to merge into
+        if not DeltaTable.is_deltatable(uri):
+            raise
+    return DeltaTable(uri)
+
+
+def _with_scd2_columns(frame: pl.DataFrame, valid_at: dt.datetime | None) -> pl.DataFrame:
+    """The first batch of an scd2 table: every row a current version from `valid_at`."""
+    return frame.with_columns(
+        pl.lit(valid_at or dt.datetime.now(dt.UTC)).cast(UTC_US).alias("valid_from"),
+        pl.lit(None, UTC_US).alias("valid_to"),
+        pl.lit(True).alias("is_current"),
+    )
+
+
 def _create_keyed(
     uri: str,
     frame: pl.DataFrame,
@@ -927,11 +976,7 @@ def _create_keyed(
     valid_at: dt.datetime | None,
 ) -> Commit:
     if mode == "scd2":
-        frame = frame.with_columns(
-            pl.lit(valid_at or dt.datetime.now(dt.UTC)).cast(UTC_US).alias("valid_from"),
-            pl.lit(None, UTC_US).alias("valid_to"),
-            pl.lit(True).alias("is_current"),
-        )
+        frame = _with_scd2_columns(frame, valid_at)
     write_deltalake(
         uri,
         frame.to_arrow(),
