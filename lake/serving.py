@@ -48,44 +48,58 @@ def delta_tables(home: Home, layer: str) -> dict[str, str]:
     return storage.list_tables(home.layer_uri(layer), home.storage_options())
 
 
-def lake_views(home: Home) -> dict[str, str]:
-    """Qualified view name → SELECT, for everything the serving layer exposes."""
+def lake_views(home: Home, *, pin_columns: bool = False) -> dict[str, str]:
+    """Qualified view name → SELECT, for everything the serving layer exposes.
+
+    `pin_columns`: every table is read by its columns now, by name (see `_scan`)."""
     options = dict(home.storage_options())
 
     def is_table(uri: str) -> bool:
         return DeltaTable.is_deltatable(uri, storage_options=options)
 
+    def scan(uri: str) -> str:
+        return _scan(uri, options if pin_columns else None)
+
     views = {
-        f"{layer}.{name}": f"SELECT * FROM delta_scan({sql_string(uri)})"
+        f"{layer}.{name}": scan(uri)
         for layer in EXPOSED_LAYERS
         for name, uri in delta_tables(home, layer).items()
     }
-    quarantine = [
-        f"SELECT * FROM delta_scan({sql_string(uri)})"
-        for uri in delta_tables(home, "quarantine").values()
-    ]
+    quarantine = [scan(uri) for uri in delta_tables(home, "quarantine").values()]
     views["quality.quarantine"] = " UNION ALL BY NAME ".join(quarantine) or _EMPTY_QUARANTINE
     history_uri = home.table_uri("quality", "check_history")
-    history = (
-        f"SELECT * FROM delta_scan({sql_string(history_uri)})"
-        if is_table(history_uri)
-        else quality_views.EMPTY_CHECK_HISTORY
-    )
-    runs = (
-        f"SELECT * FROM delta_scan({sql_string(home.runs_uri)})"
-        if is_table(home.runs_uri)
-        else quality_views.EMPTY_RUNS
-    )
+    history = scan(history_uri) if is_table(history_uri) else quality_views.EMPTY_CHECK_HISTORY
+    runs = scan(home.runs_uri) if is_table(home.runs_uri) else quality_views.EMPTY_RUNS
     views["quality.check_history"] = history
     deletions = home.table_uri("quality", "deletions")
     views["quality.deletions"] = (
-        f"SELECT * FROM delta_scan({sql_string(deletions)})"
+        scan(deletions)
         if is_table(deletions)
         else quality_views.EMPTY_DELETIONS  # until a snapshot first loses a key
     )
     views["quality.runs"] = quality_views.RUNS.format(runs=runs, history=history)
     views["quality.failures"] = quality_views.FAILURES
     return views
+
+
+def _scan(uri: str, options: dict[str, str] | None) -> str:
+    """`SELECT` of a Delta table's current version; with `options`, of its columns now.
+
+    DuckDB stores a view's column names and types, and a `SELECT *` view whose table gained
+    a column (schema_drift: evolve) no longer binds: "Contents of view were altered". A
+    notebook holding the previous file open would fail on that view until it reconnects.
+    Naming the columns keeps it working (without the new column; the rebuilt file has it),
+    also in the views built over these scans (quality.runs, quality.failures).
+
+    The names come from the Delta log's schema (logical names, in delta_scan's order): a
+    DuckDB `DESCRIBE` of the scan read the same log once more than creating the view does,
+    which on object storage was most of the build's time."""
+    scan = f"SELECT * FROM delta_scan({sql_string(uri)})"
+    if options is None:
+        return scan
+    fields = DeltaTable(uri, storage_options=options or None).schema().fields
+    listed = ", ".join('"' + f.name.replace('"', '""') + '"' for f in fields)
+    return f"SELECT {listed} FROM ({scan})"
 
 
 def catalog_views() -> dict[str, str]:
@@ -96,25 +110,11 @@ def catalog_views() -> dict[str, str]:
     }
 
 
-def create_views(con, views: dict[str, str], *, pin_columns: bool = False) -> None:
+def create_views(con, views: dict[str, str]) -> None:
     for schema in sorted({name.split(".")[0] for name in views}):
         con.execute(f"CREATE SCHEMA IF NOT EXISTS {schema}")
     for name, select in views.items():
-        if pin_columns:
-            select = _pinned(con, select)
         con.execute(f"CREATE OR REPLACE VIEW {name} AS {select}")
-
-
-def _pinned(con, select: str) -> str:
-    """`select` narrowed to the columns it has now, by name.
-
-    DuckDB stores a view's column names and types, and a `SELECT *` view whose table gained
-    a column (schema_drift: evolve) no longer binds: "Contents of view were altered". A
-    notebook holding the previous file open would fail on that view until it reconnects.
-    Naming the columns keeps it working (without the new column; the rebuilt file has it)."""
-    names = [row[0] for row in con.execute(f"DESCRIBE {select}").fetchall()]
-    listed = ", ".join('"' + n.replace('"', '""') + '"' for n in names)
-    return f"SELECT {listed} FROM ({select})"
 
 
 def build_serving(home: Home, catalog: dict[str, pl.DataFrame]) -> ServingReport:
@@ -146,10 +146,10 @@ def _one_build_at_a_time(folder: Path) -> Iterator[None]:
 def _build(home: Home, target: Path, catalog: dict[str, pl.DataFrame]) -> ServingReport:
     tmp = target.with_name(target.name + ".tmp")
     tmp.unlink(missing_ok=True)  # a killed build's file: only the lock holder writes it
-    views = lake_views(home)
+    views = lake_views(home, pin_columns=True)
     con = duck_connect(tmp, lake_uri=home.lake_root)
     try:
-        create_views(con, views, pin_columns=True)
+        create_views(con, views)
         con.execute("CREATE SCHEMA IF NOT EXISTS catalog")
         for name, frame in catalog.items():
             con.register("_frame", frame.to_arrow())

@@ -11,7 +11,7 @@ from deltalake import write_deltalake
 from lake import connect
 from lake.errors import ConfigError
 from lake.home import Home
-from lake.quality import write_quarantine
+from lake.quality import RunRecord, record_run, write_quarantine
 from lake.serving import build_serving
 from lake.tables import write_batch
 
@@ -167,3 +167,48 @@ def test_quarantine_rows_of_a_workbook_keep_their_sheet_and_older_tables_gain_it
     ).fetchall()
     con.close()
     assert rows == [("new", "Februar", 4), ("new", "Januar", 4), ("old", None, 4)]
+
+
+def test_an_open_reader_keeps_its_quality_views_when_quality_tables_gain_a_column(home) -> None:
+    # quality.runs, quality.failures and catalog.datasets are built over the quality tables'
+    # scans: a column added to quality/runs or a quarantine table (record_run and
+    # write_quarantine merge schemas) must not stop them binding in a file held open.
+    _silver(home, "t", pl.DataFrame({"x": [1]}))
+    at = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+    record_run(home, RunRecord("t", "b1", "t.csv", "loaded", 2, 1, 1, "[]", "[]", 0, at, at, ""))
+    failures = pl.DataFrame(
+        {"_source_row": [2], "column": ["x"], "check": ["not_null"], "value": [None]},
+        schema_overrides={"value": pl.String},
+    )
+    write_quarantine(home, "t", "b1", failures)
+    specs = pl.DataFrame(
+        {"dataset": ["t"], "layer": ["silver"], "freshness_hours": [None]},
+        schema_overrides={"freshness_hours": pl.Float64},
+    )
+    build_serving(home, {"dataset_specs": specs})
+    reader = connect(home.root)
+    before = {v: reader.sql(f"select * from {v}").columns for v in _QUALITY_VIEWS}
+
+    for uri in (home.runs_uri, home.table_uri("quarantine", "t")):
+        row = pl.read_delta(uri).head(1).with_columns(pl.lit("new").alias("added_later"))
+        write_deltalake(uri, row.to_arrow(), mode="append", schema_mode="merge")
+
+    for view in _QUALITY_VIEWS:  # the held file still binds, with the columns it had
+        assert reader.sql(f"select * from {view}").columns == before[view]
+    assert reader.sql("select count(*) from quality.runs").fetchall() == [(2,)]
+    reader.close()
+    build_serving(home, {"dataset_specs": specs})
+    fresh = connect(home.root)
+    for view in ("quality.runs", "quality.quarantine"):
+        assert "added_later" in fresh.sql(f"select * from {view}").columns
+    assert fresh.sql("select rows_in from catalog.datasets").fetchall() == [(2,)]
+    fresh.close()
+
+
+_QUALITY_VIEWS = (
+    "quality.runs",
+    "quality.quarantine",
+    "quality.failures",
+    "quality.freshness",
+    "catalog.datasets",
+)
