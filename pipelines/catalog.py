@@ -290,6 +290,8 @@ def source_resources(
 def columns(specs: list[DatasetSpec], home: Home | None = None) -> pl.DataFrame:
     """Each dataset's contract fields, then (with `home`) the columns its loads added to
     silver under `schema_drift: evolve`, which no contract describes."""
+    # quality.runs is read once for every dataset: each read loads the table's whole log.
+    history = quality.runs(home) if home is not None else None
     rows = []
     for spec in specs:
         # Several headers may map to one field (a sender renamed one): name them all.
@@ -313,7 +315,7 @@ def columns(specs: list[DatasetSpec], home: Home | None = None) -> pl.DataFrame:
                     "source_header": ", ".join(source_of.get(name, [name])),
                 }
             )
-        added = evolved_columns(spec, home) if home is not None else {}
+        added = evolved_columns(spec, home, history) if home is not None else {}
         for position, (name, (dtype, header)) in enumerate(added.items(), len(fields) + 1):
             rows.append(
                 {
@@ -333,15 +335,20 @@ def columns(specs: list[DatasetSpec], home: Home | None = None) -> pl.DataFrame:
     return pl.DataFrame(rows)
 
 
-def evolved_columns(spec: DatasetSpec, home: Home) -> dict[str, tuple[pl.DataType, str]]:
+def evolved_columns(
+    spec: DatasetSpec, home: Home, history: pl.DataFrame | None = None
+) -> dict[str, tuple[pl.DataType, str]]:
     """Silver columns that loads added under `schema_drift: evolve` (their drift decisions
-    in quality.runs say which), with silver's type and the source header they came from."""
+    in quality.runs say which), with silver's type and the source header they came from.
+    `history`: `quality.runs(home)` when the caller has read it already."""
     uri = home.table_uri("silver", spec.name)
     options = dict(home.storage_options()) or None
     if table_version(uri, options) is None:
         return {}
     header_of: dict[str, str] = {}
-    for run in quality.runs(home, spec.name).iter_rows(named=True):
+    if history is None:
+        history = quality.runs(home)
+    for run in history.filter(pl.col("dataset") == spec.name).iter_rows(named=True):
         decision = run["drift_decision"] or ""
         if not decision.startswith("added: "):
             continue

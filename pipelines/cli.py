@@ -502,15 +502,12 @@ def _selection(select: str, assets: list):
 def _print_summary(home: Home, result, also_run_ids: dict[str, str] | None = None) -> None:
     from lake.quality import runs
 
+    history = runs(home)
     latest = (
-        runs(home)
-        .sort("finished_at")
-        .group_by("dataset", maintain_order=True)
-        .last()
-        .sort("dataset")
+        history.sort("finished_at").group_by("dataset", maintain_order=True).last().sort("dataset")
     )
     this_run = set(
-        runs(home).filter(pl.col("dagster_run_id") == result.run_id).get_column("dataset").to_list()
+        history.filter(pl.col("dagster_run_id") == result.run_id).get_column("dataset").to_list()
     )
     step_failures = _step_failures(result)
     print()

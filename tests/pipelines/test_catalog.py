@@ -43,6 +43,20 @@ def test_columns_lists_a_column_added_by_schema_drift_evolve(home) -> None:
     assert "schema_drift: evolve" in added["description"]
 
 
+def test_an_added_column_is_listed_only_for_the_dataset_whose_load_added_it(home) -> None:
+    # quality.runs is read once for all datasets: one dataset's drift decision must not make
+    # another's column of that name (which no load of its own added) an evolved column.
+    _evolved_sick_leave(home)
+    other = pl.DataFrame({"cpr": ["x"], "_batch_id": ["c1"], "afdelingskode": ["ØK1"]})
+    write_batch(home.table_uri("silver", "cpr_persons"), other, mode="snapshot", app_id="c1")
+    specs = [
+        dataclasses.replace(spec_by_name(name), schema_drift="evolve")
+        for name in ("cpr_persons", "sick_leave")
+    ]
+    added = catalog_tables(specs, home)["columns"].filter(pl.col("column") == "afdelingskode")
+    assert added["dataset"].to_list() == ["sick_leave"]
+
+
 def test_columns_without_a_home_or_an_evolved_column_list_the_contract(home) -> None:
     spec = spec_by_name("sick_leave")
     assert catalog_tables([spec])["columns"].height == 9
