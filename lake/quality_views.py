@@ -29,18 +29,21 @@ LEFT JOIN (
 
 # Failing checks now (latest outcome per check), with since when they fail, plus the latest
 # load's contract failures per column and check with a few (masked) example values.
+# check_history is named once: every reference to a view binds its Delta scan again, which
+# reads the table's log (the serving build creates this view and catalog.datasets over it).
 FAILURES = """
-WITH latest AS (
-    SELECT * FROM quality.check_history
+WITH history AS (SELECT * FROM quality.check_history),
+latest AS (
+    SELECT * FROM history
     QUALIFY row_number() OVER (PARTITION BY dataset, "check" ORDER BY evaluated_at DESC) = 1
 ),
 last_pass AS (
     SELECT dataset, "check", max(evaluated_at) AS at
-    FROM quality.check_history WHERE passed GROUP BY ALL
+    FROM history WHERE passed GROUP BY ALL
 ),
 since AS (
     SELECT h.dataset, h."check", min(h.evaluated_at) AS failing_since
-    FROM quality.check_history h LEFT JOIN last_pass p USING (dataset, "check")
+    FROM history h LEFT JOIN last_pass p USING (dataset, "check")
     WHERE NOT h.passed AND (p.at IS NULL OR h.evaluated_at > p.at)
     GROUP BY ALL
 ),
