@@ -52,7 +52,8 @@ class LoadFacts:
 
 
 def load_facts(home: Home, spec: DatasetSpec, report: LoadReport) -> LoadFacts:
-    history = runs(home, spec.name).filter(pl.col("status") == "loaded")
+    history = runs(home, spec.name) if report.history is None else report.history
+    history = history.filter(pl.col("status") == "loaded")
     loaded = [b for b in report.batches if b.status == "loaded"]
     rejected = tuple(b.message for b in report.rejected)
     if report.open_rejection:

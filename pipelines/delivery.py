@@ -199,16 +199,21 @@ def _fitted(name: str, suffix: str, folder: Path) -> str:
 
 
 def pending_batches(
-    spec: DatasetSpec, home: Home, present: Collection[str] = ()
+    spec: DatasetSpec,
+    home: Home,
+    present: Collection[str] = (),
+    history: pl.DataFrame | None = None,
 ) -> list[LandedFile]:
     """Landed batches to process, oldest first: those never tried, plus rejected ones whose
     file is still in the drop folder (`present`) with no later landing loaded since.
+    `history`: `quality.runs(home, spec.name)` when the caller has just read it.
 
     Retrying lets a fix in the YAML (e.g. a column alias) take effect on the next run;
     removing the broken file from the drop folder, or a later good delivery, ends it, so a
     stale file never overwrites newer data.
     """
-    history = quality.runs(home, spec.name)
+    if history is None:
+        history = quality.runs(home, spec.name)
     tried = set(history["batch_id"].to_list())
     loaded = set(history.filter(pl.col("status") == "loaded")["batch_id"].to_list())
     landed = manifest(home.manifest_uri, spec.name)

@@ -94,6 +94,8 @@ class LoadReport:
     new_files: int
     batches: tuple[BatchResult, ...] = field(default=())
     open_rejection: str | None = None  # the latest delivery's rejection, while still open
+    # quality.runs of the dataset after the loads, for the checks (None: they read it).
+    history: pl.DataFrame | None = field(default=None, compare=False, repr=False)
 
     @property
     def rejected(self) -> tuple[BatchResult, ...]:
@@ -378,15 +380,19 @@ def load_dataset(
                 )
         new_files, present = land_drop_folder(spec, home, settle=settle)
     batches = []
-    pending = pending_batches(spec, home, present)
+    # Read once where no batch is pending (most runs): only this dataset's loads write its
+    # rows, and each read loads the table's whole log (many requests on object storage).
+    history = quality.runs(home, spec.name)
+    pending = pending_batches(spec, home, present, history)
     for landed in pending:
         result = load_batch(spec, home, key, landed, run_id)
         if result.status == "rejected":
             for path in present.get(landed.sha256, ()):
                 move_to_rejected(path, result.message)
         batches.append(result)
-    # After the loads: what they recorded decides what is stale and what stays open.
-    history = quality.runs(home, spec.name)
+    if pending:
+        # After the loads: what they recorded decides what is stale and what stays open.
+        history = quality.runs(home, spec.name)
     for stale in stale_deliveries(spec, history, present, pending):
         move_to_rejected(stale.path, stale.reason)
         present[stale.sha256].remove(stale.path)
@@ -404,7 +410,7 @@ def load_dataset(
             still_open,
             spec.name,
         )
-    return LoadReport(spec.name, new_files, batches, still_open)
+    return LoadReport(spec.name, new_files, batches, still_open, history)
 
 
 def load_batch(

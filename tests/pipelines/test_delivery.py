@@ -11,8 +11,9 @@ import dagster as dg
 import pytest
 
 from connectors.demo import generate
-from lake import storage
+from lake import quality, storage
 from lake.landing import manifest
+from pipelines.checks import load_facts
 from pipelines.delivery import land_drop_folder
 from pipelines.factory import dataset_result
 from pipelines.ingest import LoadReport, load_dataset
@@ -276,3 +277,22 @@ def test_a_load_says_when_a_file_ends_in_total_rows_it_loaded_as_data(home, capl
     assert batch.rows_valid == 2  # the total row types, so it is data to the contract
     assert "the last rows look like totals, e.g. row 3 ('I alt' in " in caplog.text
     assert "`skip_rows_matching: '^I alt$'`" in caplog.text
+
+
+def test_the_checks_judge_the_runs_as_the_loads_left_them(home) -> None:
+    # load_dataset reads quality.runs once when nothing is pending and hands it to the
+    # checks; after a load it must read it again, or the checks would judge the runs before.
+    spec = spec_by_name("sick_leave")
+    header = "Fravær-ID;Medarbejdernr;CPR;Afdeling;Fraværstype;Startdato;Slutdato;Fraværsdage;Timer"
+    header = (header + "\r\n").encode("cp1252")
+    _deliver(home, "januar.csv", header + ROW)
+    first = load_dataset(spec, home, TEST_KEY)
+    _deliver(home, "februar.csv", header + ROW + ROW.replace(b"99999", b"99998"))
+    second = load_dataset(spec, home, TEST_KEY)
+    unchanged = load_dataset(spec, home, TEST_KEY)
+
+    assert first.history["batch_id"].to_list() == [b.batch_id for b in first.batches]
+    assert second.history["rows_in"].to_list() == [1, 2]
+    assert not unchanged.batches and unchanged.history.equals(quality.runs(home, spec.name))
+    facts = load_facts(home, spec, unchanged)  # nothing new: the last load is judged
+    assert (facts.latest_rows_in, facts.previous_rows_in) == (2, (1,))
