@@ -102,11 +102,19 @@ class Commit:
     schema_changes: tuple[str, ...] = ()  # "added x", "widened v: Int32 → Int64"
 
 
-def table_version(uri: str, options: Mapping[str, str] | None = None) -> int | None:
+def open_table(uri: str, options: Mapping[str, str] | None = None) -> DeltaTable | None:
+    """The table at its current version, or None where there is none. Opening reads the
+    log (on object storage a request per commit since the checkpoint): hand the result to
+    polars (`pl.scan_delta(table)`) instead of opening the URI again."""
     options = dict(options) if options else None
     if not DeltaTable.is_deltatable(uri, storage_options=options):
         return None
-    return DeltaTable(uri, storage_options=options).version()
+    return DeltaTable(uri, storage_options=options)
+
+
+def table_version(uri: str, options: Mapping[str, str] | None = None) -> int | None:
+    table = open_table(uri, options)
+    return None if table is None else table.version()
 
 
 def has_batch(uri: str, app_id: str, options: Mapping[str, str] | None = None) -> bool:

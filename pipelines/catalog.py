@@ -33,7 +33,7 @@ from lake import quality
 from lake.home import Home
 from lake.landing import LandedFile, manifest, read_landed
 from lake.privacy import redact
-from lake.tables import table_version
+from lake.tables import open_table
 from lake.validation import contract_columns, evolved_name
 from pipelines.api_sources import METADATA, is_api, part_dataset, setting, source_name
 from pipelines.gold.assets import GOLD_OWNER
@@ -342,8 +342,8 @@ def evolved_columns(
     in quality.runs say which), with silver's type and the source header they came from.
     `history`: `quality.runs(home)` when the caller has read it already."""
     uri = home.table_uri("silver", spec.name)
-    options = dict(home.storage_options()) or None
-    if table_version(uri, options) is None:
+    table = open_table(uri, home.storage_options())
+    if table is None:
         return {}
     header_of: dict[str, str] = {}
     if history is None:
@@ -355,7 +355,7 @@ def evolved_columns(
         headers = {evolved_name(h): h for h in json.loads(run["extra_columns"] or "[]")}
         for name in decision.removeprefix("added: ").split(", "):
             header_of[name] = headers.get(name, name)
-    schema = pl.scan_delta(uri, storage_options=options).collect_schema()
+    schema = pl.scan_delta(table).collect_schema()
     known = set(contract_columns(spec.contract))
     return {
         name: (schema[name], header)

@@ -35,6 +35,7 @@ from lake.tables import (
     Commit,
     check_partitioning,
     has_batch,
+    open_table,
     record_deletions,
     table_version,
     write_batch,
@@ -678,10 +679,11 @@ def evolved_columns(spec: DatasetSpec, home: Home, uri: str) -> dict[str, pl.Dat
     holds after the policy went back to ignore or freeze too, as the table keeps the columns:
     then only those the loads' drift decisions in quality.runs name as added, so a column
     the contract dropped or renamed stays a breaking change."""
-    if table_version(uri) is None:
+    table = open_table(uri)
+    if table is None:
         return {}
     known = {*contract_columns(spec.contract), *LINEAGE, *OPTIONAL_LINEAGE, *SCD2_COLUMNS}
-    schema = pl.scan_delta(uri).collect_schema()
+    schema = pl.scan_delta(table).collect_schema()
     extra = {c: dtype for c, dtype in schema.items() if c not in known}
     if spec.schema_drift == "evolve" or not extra:
         return extra
@@ -713,9 +715,8 @@ def _streams(spec: DatasetSpec, first: Conformed, uri: str, silver: pl.DataFrame
 
 def _same_schema(uri: str, silver: pl.DataFrame) -> bool:
     """Whether silver rows of this schema fit the table as it is (or there is no table)."""
-    if table_version(uri) is None:
-        return True
-    return dict(pl.scan_delta(uri).collect_schema()) == dict(silver.schema)
+    table = open_table(uri)
+    return table is None or dict(pl.scan_delta(table).collect_schema()) == dict(silver.schema)
 
 
 def _is_record_format(spec: DatasetSpec) -> bool:
