@@ -101,8 +101,11 @@ def test_a_seeded_fault_schedule_gives_exactly_the_fault_free_records(seed, serv
         assert service.es.leaked() == {}
         assert service.server.count() >= FAULT_FREE_REQUESTS[name] + len(injected)
     else:
-        # Each fault costs exactly one more request: no retry is skipped or doubled.
-        assert service.server.count() == FAULT_FREE_REQUESTS[name] + len(injected) + unplanned
+        # Each fault costs exactly one more request: no retry is skipped or doubled. An
+        # unplanned timeout's request may not have reached the server's count (seen in CI
+        # under a load average of 15): those may add one each, or nothing.
+        planned = FAULT_FREE_REQUESTS[name] + len(injected)
+        assert planned <= service.server.count() <= planned + unplanned
     sleeps = service.sleeps.calls
     assert all(0 <= s <= FAST.retry_after_cap for s in sleeps)
     assert len(sleeps) <= len(injected) + unplanned
