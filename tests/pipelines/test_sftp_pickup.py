@@ -108,18 +108,12 @@ def test_a_server_gone_after_the_pickup_leaves_the_picked_up_file_to_load(
     assert "Files already in the drop folder are loaded" in warning
 
 
-def test_a_pickup_warning_shows_in_the_sensors_tick_log(server, home, monkeypatch, capsys) -> None:  # noqa: F811
-    """The daemon shows a tick's log in the UI from the sensor's own logger only: a pickup's
-    warnings (a file the server will not delete, one changed while downloading) went to
-    the daemon's stderr alone, where no operator looks."""
-    local, _ = _upload(home, server)
-    spec = dataclasses.replace(
-        _sftp_spec(server), source={**_sftp_spec(server).source, "delete_after": True}
-    )
+def _tick_refusing_deletes(home, spec, monkeypatch, reason):
+    """One drop-folder sensor tick whose SFTP server refuses every delete with `reason(path)`."""
     monkeypatch.setenv("SOURCES__SICK_LEAVE__PASSWORD", PASSWORD)
 
-    async def refuses(self, path):  # the vendor's account may not delete
-        raise asyncssh.SFTPPermissionDenied("Permission denied")
+    async def refuses(self, path):
+        raise asyncssh.SFTPPermissionDenied(reason(path))
 
     monkeypatch.setattr(asyncssh.SFTPClient, "remove", refuses)
     sensor = drop_folder_sensor(lambda: [spec], clock=lambda: time.time() + 60)
@@ -131,7 +125,19 @@ def test_a_pickup_warning_shows_in_the_sensors_tick_log(server, home, monkeypatc
             resources={"lake": LakeResource(home=str(home.root), pseudonym_key=TEST_KEY.decode())},
         ) as context,
     ):
-        result = sensor.evaluate_tick(context)
+        return sensor.evaluate_tick(context)
+
+
+def test_a_pickup_warning_shows_in_the_sensors_tick_log(server, home, monkeypatch, capsys) -> None:  # noqa: F811
+    """The daemon shows a tick's log in the UI from the sensor's own logger only: a pickup's
+    warnings (a file the server will not delete, one changed while downloading) went to
+    the daemon's stderr alone, where no operator looks."""
+    local, _ = _upload(home, server)
+    spec = dataclasses.replace(
+        _sftp_spec(server), source={**_sftp_spec(server).source, "delete_after": True}
+    )
+    # the vendor's account may not delete
+    result = _tick_refusing_deletes(home, spec, monkeypatch, lambda path: "Permission denied")
     assert [r.tags["kommunelake/file"] for r in result.run_requests] == [local.name]
     err = capsys.readouterr().err
     assert f"WARNING - sick_leave: sftp 127.0.0.1:{server.port}: Permission denied deleting" in err
@@ -149,22 +155,7 @@ def test_a_server_reason_naming_a_cpr_is_masked_in_the_tick_log(
     spec = dataclasses.replace(
         _sftp_spec(server), source={**_sftp_spec(server).source, "delete_after": True}
     )
-    monkeypatch.setenv("SOURCES__SICK_LEAVE__PASSWORD", PASSWORD)
-
-    async def refuses(self, path):
-        raise asyncssh.SFTPPermissionDenied(f"Permission denied: {path}")
-
-    monkeypatch.setattr(asyncssh.SFTPClient, "remove", refuses)
-    sensor = drop_folder_sensor(lambda: [spec], clock=lambda: time.time() + 60)
-    with (
-        dg.DagsterInstance.ephemeral() as instance,
-        dg.build_sensor_context(
-            instance=instance,
-            definitions=build_definitions(),
-            resources={"lake": LakeResource(home=str(home.root), pseudonym_key=TEST_KEY.decode())},
-        ) as context,
-    ):
-        sensor.evaluate_tick(context)
+    _tick_refusing_deletes(home, spec, monkeypatch, lambda path: f"Permission denied: {path}")
     err = capsys.readouterr().err
     assert "Permission denied: /outbox/borger_NNNNNNNNNN.csv deleting" in err
     assert "0101901234" not in err
