@@ -1040,8 +1040,8 @@ def check_partitioning(uri: str, partition_by: Sequence[str]) -> None:
     write_batch takes no partition columns to mean the table's own. A loader that knows
     what the dataset YAML says calls this first: a `partition_by:` taken out of the YAML
     leaves the table partitioned, and loading on as if it were not would hide that."""
-    if DeltaTable.is_deltatable(uri):
-        refuse_other_partitioning(uri, DeltaTable(uri).metadata().partition_columns, partition_by)
+    if (table := open_table(uri)) is not None:
+        refuse_other_partitioning(uri, table.metadata().partition_columns, partition_by)
 
 
 def refuse_other_partitioning(
