@@ -1,4 +1,4 @@
-"""`kommunelake` (also `python -m pipelines`): demo, load, sql, check and ui.
+"""`kommunelake` (also `python -m pipelines`): demo, load, sql, check, reload, maintain and ui.
 
 Errors are printed as one line on stderr (what, where, what to do) with a non-zero exit;
 `--debug` shows the traceback instead.
@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 import uuid
+import warnings
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
@@ -99,6 +100,19 @@ def _parser() -> argparse.ArgumentParser:
     reload.add_argument("--batch", help="batch id (or prefix); default: the newest load")
     reload.add_argument("--home")
     reload.set_defaults(handler=cmd_reload)
+
+    maintain = sub.add_parser(
+        "maintain",
+        help="compact, checkpoint and vacuum the lake's Delta tables now (the weekly job)",
+    )
+    maintain.add_argument("--home")
+    maintain.add_argument(
+        "--dataset",
+        action="append",
+        help="only this dataset's tables (repeatable); default: every dataset and the shared "
+        "tables",
+    )
+    maintain.set_defaults(handler=cmd_maintain)
 
     ui = sub.add_parser("ui", help="run the Dagster webserver and daemon on 127.0.0.1")
     ui.add_argument("--home")
@@ -217,6 +231,30 @@ def cmd_load(args: argparse.Namespace) -> int:
     prepare(home)
     result = _materialize(args.select)
     _print_summary(home, result)
+    return 0 if result.success else 1
+
+
+def cmd_maintain(args: argparse.Namespace) -> int:
+    """The weekly `maintenance` job, run in this process: for a lake whose loads run from
+    cron or by hand, without the Dagster daemon that runs the schedule."""
+    from pipelines.maintenance_assets import maintenance_key
+    from pipelines.specs import DATASETS_DIR, read_specs
+
+    home = resolve_home(args.home)
+    prepare(home)
+    names = {spec.name for spec in read_specs()[0]}
+    if unknown := sorted(set(args.dataset or ()) - names):
+        raise ConfigError(
+            f"--dataset {', '.join(unknown)}: no such dataset in {DATASETS_DIR}; "
+            f"datasets: {', '.join(sorted(names))}"
+        )
+    select = (
+        " or ".join(f"key:{maintenance_key(name).to_user_string()}" for name in args.dataset)
+        if args.dataset
+        else "group:maintenance"
+    )
+    result = _materialize(select, maintenance=True)
+    _print_maintenance_summary(result)
     return 0 if result.success else 1
 
 
@@ -441,15 +479,24 @@ def cmd_ui(args: argparse.Namespace) -> int:
 # --- helpers ---------------------------------------------------------------------------------
 
 
-def _materialize(select: str | None):
+def _materialize(select: str | None, *, maintenance: bool = False):
+    """Run the selected assets in this process. Loads never include maintenance (a
+    `key:silver/x+` selection would otherwise compact and vacuum x too); `maintain` runs
+    only maintenance."""
     import dagster as dg
 
     from pipelines.abandoned_runs import WORKER_TAG, fail_abandoned_runs, this_worker
     from pipelines.definitions import build_assets
+    from pipelines.maintenance_assets import maintenance_assets
     from pipelines.resources import lake_resource
+    from pipelines.specs import read_specs
 
     _progress_logging()
-    assets = build_assets()
+    if maintenance:
+        specs, _ = read_specs()
+        assets = maintenance_assets(specs)
+    else:
+        assets = build_assets()
     selection = _selection(select, assets) if select else None
     instance = dg.DagsterInstance.get()
     for line in fail_abandoned_runs(instance, daemon_runs=False):
@@ -483,7 +530,11 @@ def _selection(select: str, assets: list):
     from dagster._core.definitions.assets.graph.asset_graph import AssetGraph
 
     try:
-        selection = dg.AssetSelection.from_string(select)
+        with warnings.catch_warnings():
+            # `group:` selections warn about a beta parameter of Dagster's own parser
+            # that the user never passed.
+            warnings.simplefilter("ignore", dg.BetaWarning)
+            selection = dg.AssetSelection.from_string(select)
     except dg.DagsterError as error:
         raise ConfigError(
             f"--select {select!r} is not a Dagster asset selection ({one_line(error)}); "
@@ -545,6 +596,38 @@ def _print_summary(home: Home, result, also_run_ids: dict[str, str] | None = Non
     if any(e.severity.value == "WARN" for e in failed):
         print('Quarantined rows: kommunelake sql "select * from quality.quarantine"')
     for step_key, error in step_failures.items():
+        print(f"FAILED {step_key}: {_error_text(error)}", file=sys.stderr)
+
+
+def _print_maintenance_summary(result) -> None:
+    """One line per maintained asset: files before and after compaction and files vacuumed
+    (a dataset's quarantine table in brackets); assets whose table does not exist yet say so."""
+    done = {}
+    for event in result.get_asset_materialization_events():
+        materialization = event.event_specific_data.materialization
+        done[materialization.asset_key] = {k: v.value for k, v in materialization.metadata.items()}
+    print()
+    print(f"{'asset':<34}{'files before':>13}{'after':>7}{'vacuumed':>10}")
+    for key, meta in sorted(done.items(), key=lambda item: item[0].to_user_string()):
+        line = (
+            f"{key.to_user_string():<34}{meta['files_before']:>13,}{meta['files_after']:>7,}"
+            f"{meta['files_vacuumed']:>10,}"
+        )
+        if "quarantine_files_before" in meta:
+            line += (
+                f"  (quarantine {meta['quarantine_files_before']:,} → "
+                f"{meta['quarantine_files_after']:,}, {meta['quarantine_files_vacuumed']:,} "
+                "vacuumed)"
+            )
+        elif "tables" in meta:
+            line += f"  ({meta['tables']} shared tables)"
+        print(line)
+    failures = _step_failures(result)
+    for event in result.get_step_success_events():
+        step = event.step_key
+        if not any(step == "__".join(key.path) for key in done):
+            print(f"{step.replace('__', '/', 1):<34}  no table yet: nothing to maintain")
+    for step_key, error in failures.items():
         print(f"FAILED {step_key}: {_error_text(error)}", file=sys.stderr)
 
 

@@ -3,6 +3,8 @@ asset, is a one-line error naming it; it never runs nothing and reports success.
 
 from __future__ import annotations
 
+import warnings
+
 import dagster as dg
 import pytest
 
@@ -38,3 +40,12 @@ def test_a_selection_that_selects_nothing_is_an_error(home, capsys, select, mess
     assert "All checks passed." not in out and "internal error" not in err
     with dg.DagsterInstance.from_config(str(home.dagster_home)) as instance:
         assert instance.get_runs() == []  # nothing was started
+
+
+def test_a_group_selection_prints_no_dagster_beta_warning(home, capsys) -> None:
+    # Dagster's parser warns about a beta parameter on `group:`; the user never passed it.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        main(["load", "--home", str(home.root), "--select", "group:nosuch"])
+
+    assert not [w for w in caught if issubclass(w.category, dg.BetaWarning)]
