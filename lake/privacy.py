@@ -144,11 +144,12 @@ def mask(values: pl.Expr) -> pl.Expr:
 
 
 # What may split a CPR number 6-4: a hyphen, or the dash a word processor or a spreadsheet
-# makes of it (non-breaking hyphen, figure, en and em dash, minus sign), which a person still
-# reads as the number. First in a character class, so `-` is literal.
-CPR_DASHES = "-\u2010\u2011\u2012\u2013\u2014\u2212"
+# makes of it (non-breaking hyphen, figure, en and em dash, minus sign), or a space (plain,
+# no-break, thin, narrow no-break: "150285 1234" as people write it by hand), which a person
+# still reads as the number. First in a character class, so `-` is literal.
+CPR_SEPARATORS = "-\u2010\u2011\u2012\u2013\u2014\u2212 \u00a0\u2009\u202f"
 # Ten digits, optionally split 6-4, not inside a longer number: the shape of a CPR number.
-_CPR_SHAPED = re.compile(rf"(?<!\d)\d{{6}}[{CPR_DASHES}]?\d{{4}}(?!\d)")
+_CPR_SHAPED = re.compile(rf"(?<!\d)\d{{6}}[{CPR_SEPARATORS}]?\d{{4}}(?!\d)")
 
 
 def redact(text: str) -> str:
@@ -185,7 +186,7 @@ class RedactCprFilter(logging.Filter):
 # A match takes the separator after it, so of two numbers one character apart the second is
 # found by a second pass.
 CPR_NUMBER = (
-    rf"(^|\D)((?:0[1-9]|[12]\d|3[01])(?:0[1-9]|1[0-2])\d{{2}})([{CPR_DASHES}]?)(\d{{4}})(\D|$)"
+    rf"(^|\D)((?:0[1-9]|[12]\d|3[01])(?:0[1-9]|1[0-2])\d{{2}})([{CPR_SEPARATORS}]?)(\d{{4}})(\D|$)"
 )
 
 

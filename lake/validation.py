@@ -21,7 +21,7 @@ import polars as pl
 
 from lake import contract_checks
 from lake.errors import SchemaBreak
-from lake.privacy import CPR_DASHES, CPR_NUMBER, mask, normalised, redact, redacted
+from lake.privacy import CPR_NUMBER, CPR_SEPARATORS, mask, normalised, redact, redacted
 
 SOURCE_ROW = "_source_row"
 SHEET = "_sheet"  # from workbooks read with `sheets:`; their row numbers repeat per sheet
@@ -54,7 +54,7 @@ class ParseOptions:
 
 DriftPolicy = Literal["ignore", "evolve", "freeze"]
 DRIFT_POLICIES: tuple[DriftPolicy, ...] = ("ignore", "evolve", "freeze")
-_CPR_SHAPED = rf"(^|\D)\d{{6}}[{CPR_DASHES}]?\d{{4}}(\D|$)"
+_CPR_SHAPED = rf"(^|\D)\d{{6}}[{CPR_SEPARATORS}]?\d{{4}}(\D|$)"
 
 
 @dataclass(frozen=True)

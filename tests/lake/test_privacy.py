@@ -76,6 +76,16 @@ def test_a_cpr_number_split_by_another_dash_is_masked_too(dash: str) -> None:
     assert pl.DataFrame({"v": [text]}).select(redacted(pl.col("v"))).item() == masked
 
 
+# Written by hand, a CPR number is often split by a space ("150285 1234"), or by the
+# no-break or thin space a word processor puts there.
+@pytest.mark.parametrize("space", [" ", "\u00a0", "\u2009", "\u202f"])
+def test_a_cpr_number_split_by_a_space_is_masked_too(space: str) -> None:
+    text = f"ring til datter 150285{space}1234 om sag 2024{space}000123, 12 stk. 150285"
+    masked = f"ring til datter NNNNNN{space}NNNN om sag 2024{space}000123, 12 stk. 150285"
+    assert redact(text) == masked
+    assert pl.DataFrame({"v": [text]}).select(redacted(pl.col("v"))).item() == masked
+
+
 def test_a_file_name_is_shown_on_one_line_with_its_cpr_masked() -> None:
     name = "borger_0101901234\nINFO forged line\r\x1b[2J\tæøå.csv"
     assert shown_name(name) == "borger_NNNNNNNNNN\\nINFO forged line\\r\\x1b[2J\\tæøå.csv"

@@ -502,6 +502,24 @@ def test_a_cpr_number_in_a_text_column_not_declared_an_identifier_never_reaches_
     ]
 
 
+def test_a_cpr_number_written_with_a_space_is_masked_and_keeps_a_new_column_out() -> None:
+    # "150285 1234", as typed by hand: it reached silver in the clear, and a new column of
+    # such numbers evolved into silver unclassified.
+    class Notes(pa.DataFrameModel):
+        case_id: str = pa.Field(metadata={"classification": "internal"})
+        note: str = pa.Field(metadata={"classification": "sensitive"})
+
+    raw = pl.DataFrame(
+        {"case_id": ["S-1", "S-2"], "note": ["ring til datter 150285 1234", "12 stk. 150285"]}
+    ).with_columns(pl.int_range(2, 4).alias("_source_row"))
+    result = conform(raw, Notes, keys=["case_id"])
+    assert result.valid["note"].to_list() == ["ring til datter NNNNNN NNNN", "12 stk. 150285"]
+
+    pårørende = raw.with_columns(pl.lit("010190\u00a01234").alias("pårørende"))
+    with pytest.raises(SchemaBreak, match="hold CPR-shaped values"):
+        conform(pårørende, Notes, keys=["case_id"], drift="evolve")
+
+
 def test_null_value_markers_read_as_null_where_a_field_may_be_null() -> None:
     # Statistics exports write `..` or `:` for "no value": without null_values every marker
     # failed as a wrong number or date.
