@@ -216,11 +216,12 @@ def merge_scd2(
     if changes.empty:
         return Commit(table.version(), False, skipped="no changes: every row is unchanged")
     opened, closes = changes.opened, changes.closes
-    # Only new keys: a plain append is the same single commit, cheaper. Not into a table
-    # without rows (a first batch on object storage, see tables._create_empty): an append
-    # commits over a racing first load's, and every key would be current twice; a merge
-    # conflicts with it and is written again on top of it.
-    if closes.is_empty() and table.file_uris():
+    # Only new keys: a plain append is the same single commit, cheaper, where the table's
+    # lock keeps other loads out (local disk). On object storage an append commits over a
+    # racing load's, and a key both batches add would be current twice (every key, into a
+    # table without rows: tables._create_empty); a merge conflicts with it and is written
+    # again on top of it.
+    if closes.is_empty() and not storage.parse_lake_uri(table.table_uri).is_remote:
         write_deltalake(table, opened.to_arrow(), mode="append", commit_properties=props)
         return Commit(
             DeltaTable(table.table_uri).version(),

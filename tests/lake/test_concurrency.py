@@ -662,6 +662,45 @@ def test_racing_first_loads_of_a_merge_dataset_on_s3_leave_every_key_once(
     assert all(table.transaction_version(f"b{n}") == 1 for n in range(RACERS))
 
 
+def _delta_scd2(uri: str, frame: pl.DataFrame, app_id: str) -> Commit:
+    """An scd2 batch of changes only (`scd2_source: delta`): absent keys stay current."""
+    at = AT + dt.timedelta(days=int(app_id.removeprefix("b")) - 1)
+    return write_batch(
+        uri, frame, mode="scd2", keys=["id"], app_id=app_id, valid_at=at, scd2_source="delta"
+    )
+
+
+def test_scd2_loads_racing_to_add_the_same_new_key_on_s3_leave_it_current_once(
+    moto, monkeypatch
+) -> None:
+    # On object storage (no lock) a batch of only new keys was committed as a plain append,
+    # which no commit conflicts with: a load that read the table before another load added
+    # key "c" appended "c" as well, and "c" was current twice. Staged: the other load
+    # commits between this load's read of the table and its commit.
+    uri = _s3_table(moto, monkeypatch, "scd2-new-keys")
+    _delta_scd2(uri, FIRST, "b1")
+    real, raced = lake.history.scd2_changes, []
+
+    def racing(*args, **kwargs):
+        changes = real(*args, **kwargs)
+        if not raced:
+            raced.append(True)
+            _delta_scd2(uri, pl.DataFrame({"id": ["c"], "v": [4]}), "b2")
+        return changes
+
+    monkeypatch.setattr(lake.history, "scd2_changes", racing)
+    commit = _delta_scd2(uri, pl.DataFrame({"id": ["c"], "v": [5]}), "b3")
+
+    assert raced and commit.committed
+    table = pl.read_delta(uri)
+    current = table.filter("is_current").select("id", "v")
+    assert sorted(current.rows()) == [("a", 1), ("b", 2), ("c", 5)]
+    # the racer's version of "c" is history, closed when this batch's opened
+    versions = table.filter(pl.col("id") == "c").sort("valid_from")
+    assert versions.select("v", "is_current").rows() == [(4, False), (5, True)]
+    assert versions["valid_to"][0] == versions["valid_from"][1]
+
+
 def _small_files(uri: str) -> None:
     for number in range(3):  # small files for compaction to rewrite
         frame = pl.DataFrame({"id": [number], "v": [str(number)]})
