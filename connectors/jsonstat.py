@@ -120,7 +120,24 @@ def _sparse(node: Mapping[str, Any], n: int, what: str) -> dict[int, Any]:
     return out
 
 
-def _statuses(raw: Any, n: int) -> list[str | None]:
+def cell_values(raw: Any, n: int) -> list[Any]:
+    """A dataset's `value` as its n cells in order: an array of exactly n entries, or a
+    sparse object whose keys are cell numbers (absent cells are None)."""
+    if isinstance(raw, list):
+        if len(raw) != n:
+            what = " (a metadata document?)" if not raw else ""
+            raise JsonStatError(f"value array has {len(raw)} entries for {n} cells{what}")
+        return list(raw)
+    if isinstance(raw, dict):
+        items: list[Any] = [None] * n
+        for position, item in _sparse(raw, n, "value").items():
+            items[position] = item
+        return items
+    raise JsonStatError("value must be an array or an object")
+
+
+def cell_statuses(raw: Any, n: int) -> list[str | None]:
+    """A dataset's `status` as its n cells: a string or a one-entry array applies to all."""
     if raw is None:
         return [None] * n
     if isinstance(raw, str):
@@ -171,19 +188,8 @@ def to_long(doc: Mapping[str, Any], *, text: bool = False) -> pl.DataFrame:
     ids, sizes = _shape(ds)
     cats = [categories(ds, dim, size) for dim, size in zip(ids, sizes, strict=True)]
     n = math.prod(sizes)
-    raw = ds.get("value")
-    if isinstance(raw, list):
-        if len(raw) != n:
-            what = " (a metadata document?)" if not raw else ""
-            raise JsonStatError(f"value array has {len(raw)} entries for {n} cells{what}")
-        items: list[Any] = raw
-    elif isinstance(raw, dict):
-        items = [None] * n
-        for position, item in _sparse(raw, n, "value").items():
-            items[position] = item
-    else:
-        raise JsonStatError("value must be an array or an object")
-    status = _statuses(ds.get("status"), n)
+    items = cell_values(ds.get("value"), n)
+    status = cell_statuses(ds.get("status"), n)
 
     reserved = {"value", "status"}
     columns: dict[str, pl.Series] = {}

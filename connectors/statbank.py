@@ -39,6 +39,7 @@ import polars as pl
 
 from connectors.formats.errors import FormatError
 from connectors.http import HttpClient, HttpError
+from connectors.jsonstat import JsonStatError, cell_statuses, cell_values
 
 STATBANK_URL = "https://api.statbank.dk/v1"
 
@@ -376,11 +377,14 @@ def parse_jsonstat(
             columns[names[i]].append(code)
             columns[f"{names[i]}_text"].append(labels[i].get(code))
 
+    try:  # a value array of the wrong length would shift or drop cells without a word
+        cells = cell_values(raw_values, total)
+        markers = cell_statuses(raw_status, total)
+    except JsonStatError as exc:
+        raise FormatError(source, str(exc), "Fetch again; report it if it persists") from None
     values: list[float | None] = []
     status: list[str | None] = []
-    for position in range(total):
-        value = _at(raw_values, position)
-        marker = _at(raw_status, position) if not isinstance(raw_status, str) else raw_status
+    for position, (value, marker) in enumerate(zip(cells, markers, strict=True)):
         if isinstance(value, str):  # some writers put markers in the value array
             number, text_marker = _number(value, source)
             value, marker = number, marker or text_marker
@@ -389,14 +393,6 @@ def parse_jsonstat(
         values.append(None if value is None else float(value))
         status.append(None if marker is None else str(marker))
     return _finish(columns, [names[i] for i in keep], time_name, values, status, source)
-
-
-def _at(container: Any, position: int) -> Any:
-    if container is None:
-        return None
-    if isinstance(container, dict):
-        return container.get(str(position))
-    return container[position] if position < len(container) else None
 
 
 def _number(cell: str, source: str) -> tuple[float | None, str | None]:

@@ -315,6 +315,40 @@ def test_fetch_many_cells_gives_one_row_per_cell(statbank, client, fmt):
     ]
 
 
+def folk_jsonstat_with(**changes: Any) -> bytes:
+    """The synthetic FOLK1A JSON-stat answer with some dataset keys replaced."""
+    document = json.loads(folk_jsonstat())
+    document["dataset"].update(changes)
+    return json.dumps(document, ensure_ascii=False).encode()
+
+
+@pytest.mark.parametrize(
+    ("values", "problem"),
+    [
+        (FOLK_VALUES[:-1], "value array has 11 entries for 12 cells"),
+        ([*FOLK_VALUES, 13], "value array has 13 entries for 12 cells"),
+        ({"0": 1, "12": 2}, "value key '12' is outside 0..11"),
+    ],
+    ids=["one-short", "one-extra", "sparse-outside"],
+)
+def test_jsonstat_answer_with_other_cells_than_its_size_is_refused(
+    statbank, client, values, problem
+):
+    # Padding a short array with nulls (or dropping extra values) would misplace or lose
+    # cells without a word; the sizes say how many cells the answer must hold.
+    request = canonical(data_request("FOLK1A", FOLK_VARS, fmt="JSONSTAT"))
+    statbank.data[request] = ("text/json; charset=utf-8", folk_jsonstat_with(value=values))
+    with pytest.raises(FormatError, match=f"StatBank FOLK1A JSONSTAT: {problem}"):
+        fetch(client, "FOLK1A", FOLK_VARS, base_url=statbank.base_url)
+
+
+def test_jsonstat_one_entry_status_array_applies_to_every_cell():
+    raw = folk_jsonstat_with(value=[None] * 12, status=[".."])
+    table = parse_jsonstat(raw, table="FOLK1A", variables=FOLK_VARS)
+    assert table["status"].to_list() == [".."] * 12
+    assert table["value"].null_count() == 12
+
+
 def test_danish_letters_travel_as_utf8_json(statbank, client):
     fetch(client, "FOLK1A", FOLK_VARS, fmt="JSONSTAT", base_url=statbank.base_url)
     sent = statbank.bodies[0]
