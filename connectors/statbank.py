@@ -423,7 +423,8 @@ def parse_csv(
 
     Cells hold labels; each is turned into its code by `info` (same language), else by the
     request (the one selected value, or a selected code equal to the label). The time
-    column's labels are its codes.
+    column's labels are its codes, except in English, where quarters read `2024Q1` for the
+    code `2024K1`.
     """
     source = f"StatBank {table} CSV"
     variables = variables or {}
@@ -443,7 +444,9 @@ def parse_csv(
     resolvers = {}
     for name in names:
         columns[name], columns[f"{name}_text"] = [], []
-        if name != time_name:
+        if name == time_name:
+            resolvers[name] = _time_resolver(info)
+        else:
             resolvers[name] = _resolver(name, variables, info, source)
     values: list[float | None] = []
     status: list[str | None] = []
@@ -452,11 +455,31 @@ def parse_csv(
             raise FormatError(source, f"{len(row)} fields, header has {len(header)}", "", line=line)
         for name, cell in zip(names, row[:-1], strict=True):
             columns[f"{name}_text"].append(cell)
-            columns[name].append(cell if name == time_name else resolvers[name](cell, line))
+            columns[name].append(resolvers[name](cell, line))
         value, marker = _number(row[-1], source)
         values.append(value)
         status.append(marker)
     return _finish(columns, names, time_name, values, status, source)
+
+
+# English labels write a quarter with Q where its code has K (`2024Q1` is `2024K1`).
+_ENGLISH_QUARTER = re.compile(r"(\d{4})Q([1-4])")
+
+
+def _time_resolver(info: TableInfo | None) -> Any:
+    """Time labels to codes: by `info`'s time variable, else the label is the code, except
+    an English quarter label, whose code is known without asking."""
+    by_label: dict[str, str] = {}
+    if info is not None and info.time_variable is not None:
+        by_label = {value.text: value.id for value in info.time_variable.values}
+
+    def resolve(label: str, line: int) -> str:
+        if label in by_label:
+            return by_label[label]
+        quarter = _ENGLISH_QUARTER.fullmatch(label.strip())
+        return f"{quarter[1]}K{quarter[2]}" if quarter else label
+
+    return resolve
 
 
 def _resolver(

@@ -349,6 +349,38 @@ def test_jsonstat_one_entry_status_array_applies_to_every_cell():
     assert table["value"].null_count() == 12
 
 
+@pytest.mark.parametrize("with_info", [False, True], ids=["request-only", "tableinfo"])
+def test_english_csv_quarter_labels_become_the_quarter_codes(statbank, client, with_info):
+    # In English StatBank labels a quarter `2024Q1` (its table list says firstPeriod
+    # "2007Q1"), while the code, in requests and in JSON-stat, stays `2024K1`.
+    english = folk_csv()
+    for code in FOLK_VARS["TID"]:
+        english = english.replace(code.encode(), code.replace("K", "Q").encode())
+    request = canonical(data_request("FOLK1A", FOLK_VARS, lang="en", fmt="CSV"))
+    statbank.data[request] = ("text/csv; charset=utf-8", english)
+    quarters = (Value(t, t.replace("K", "Q")) for t in FOLK_VARS["TID"])
+    time = Variable("Tid", "time", tuple(quarters), time=True)
+    info = TableInfo("FOLK1A", "", None, None, (*FOLK_INFO.variables[:2], time), lang="en")
+
+    csv_table = fetch(
+        client,
+        "FOLK1A",
+        FOLK_VARS,
+        lang="en",
+        fmt="CSV",
+        info=info if with_info else FOLK_INFO,
+        base_url=statbank.base_url,
+    ).table
+    json_table = fetch(client, "FOLK1A", FOLK_VARS, base_url=statbank.base_url).table
+
+    assert csv_table["TID"].to_list() == json_table["TID"].to_list()
+    assert csv_table["TID_text"].unique().sort().to_list() == ["2024Q1", "2024Q2", "2024Q3"]
+    assert_frame_equal(
+        csv_table.select("period_start", "period_end", "value"),
+        json_table.select("period_start", "period_end", "value"),
+    )
+
+
 def test_danish_letters_travel_as_utf8_json(statbank, client):
     fetch(client, "FOLK1A", FOLK_VARS, fmt="JSONSTAT", base_url=statbank.base_url)
     sent = statbank.bodies[0]
