@@ -4,6 +4,7 @@ and errors that say where the answer did not look as configured.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from typing import Any
 
@@ -32,6 +33,14 @@ def read_json(response: httpx.Response) -> Any:
     try:
         return response.json()
     except ValueError as exc:
+        # JSON is UTF-8 (RFC 8259), but some vendor services send ISO-8859-1 and say so in
+        # Content-Type: read it in the charset declared rather than call it "not JSON".
+        declared = response.charset_encoding
+        if isinstance(exc, UnicodeDecodeError) and declared:
+            try:
+                return json.loads(response.text)
+            except ValueError:
+                pass
         raise PagingError(
             f"{response.request.method} {redact_url(response.request.url)}: the answer is not "
             f"JSON ({exc}). Check the URL and that the service returns JSON for it"

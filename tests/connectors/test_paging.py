@@ -205,6 +205,28 @@ def test_a_wrong_records_path_names_what_is_there(serve):
         list(paginate(client, request, PageNumber(records_path="result.rows")))
 
 
+@pytest.mark.parametrize(
+    ("charset", "readable"), [("ISO-8859-1", True), (None, False)], ids=["declared", "undeclared"]
+)
+def test_json_in_a_declared_non_utf8_charset_is_read_in_that_charset(serve, charset, readable):
+    records = [{"id": 1, "by": "Århus"}, {"id": 2, "by": "Tromsø"}]
+    content_type = "application/json" + (f"; charset={charset}" if charset else "")
+    service = serve()
+
+    @service.server.route("GET", "/latin1")
+    def latin1(request: Request) -> Reply:
+        body = json.dumps(records, ensure_ascii=False).encode("latin-1")
+        return Reply(200, body, {"Content-Type": content_type})
+
+    client = service.client()
+    request = client.build_request("GET", "/latin1")
+    if readable:
+        assert records_of(paginate(client, request, PageNumber())) == records
+    else:  # JSON without a charset is UTF-8: these bytes are not JSON, and that is said
+        with pytest.raises(PagingError, match="the answer is not JSON"):
+            list(paginate(client, request, PageNumber()))
+
+
 def test_link_header_parsing_follows_rfc_8288():
     request = httpx.Request("GET", "https://api.example.dk/v1/items?page=2")
 
