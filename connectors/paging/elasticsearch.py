@@ -65,6 +65,15 @@ class ElasticsearchScroll(Strategy):
         self, response: httpx.Response, state: Mapping[str, Any]
     ) -> tuple[list[Any], State | None]:
         document = read_json(response)
+        incomplete = _incomplete(document)
+        if incomplete:
+            # Elasticsearch answers 200 with the hits of the shards that did answer: taking
+            # the page would lose the others' hits without a word.
+            raise PagingError(
+                f"{where(response)}: the answer is incomplete ({incomplete}), so some hits "
+                "are missing from it. Run the load again (it resumes after the last page "
+                "landed); if it persists, tell the service's operator"
+            )
         hits = records_at(response, document, self.records_path)
         total = _hits_total(document)
         if state.get("total") is not None and total is not None and total != state["total"]:
@@ -131,6 +140,25 @@ class ElasticsearchScroll(Strategy):
         ids = [*state.get("stale", []), *([state["scroll_id"]] if state.get("scroll_id") else [])]
         if ids:
             _clear_scroll(client, self._scroll_url(first.url), ids)
+
+
+def _incomplete(document: Any) -> str | None:
+    """Why an answer holds only part of its hits (failed shards, a timeout), else None."""
+    if not isinstance(document, Mapping):
+        return None
+    shards = document.get("_shards")
+    failed = shards.get("failed") if isinstance(shards, Mapping) else None
+    if isinstance(failed, int) and not isinstance(failed, bool) and failed > 0:
+        failures = shards.get("failures") or [{}]
+        first = failures[0] if isinstance(failures[0], Mapping) else {}
+        reason = first.get("reason")
+        if isinstance(reason, Mapping):
+            reason = reason.get("type") or reason.get("reason")
+        why = f": {reason}" if reason else ""
+        return f"{failed} of {shards.get('total', '?')} shards failed{why}"
+    if document.get("timed_out") is True:
+        return "the search timed out on the server"
+    return None
 
 
 def _hits_total(document: Any) -> int | None:

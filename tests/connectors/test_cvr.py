@@ -31,6 +31,7 @@ from connectors.cvr import (
 )
 from connectors.formats.errors import FormatError
 from connectors.http import BasicAuth, HttpClient, HttpError
+from connectors.paging import PagingError
 from tests.connectors.conftest import FAST, REAL
 from tests.connectors.fakeserver import FakeServer, FaultSchedule, Recorder, Reply, Request
 
@@ -55,6 +56,7 @@ class FakeCvr:
         self.searches: list[dict[str, Any]] = []  # (query params, body) of each search
         self.sent: list[bytes] = []  # every 200 answer's body, in order
         self.unauthorised = 0
+        self.partial: dict[int, str] = {}  # answer number (0-based) -> "shards" | "timeout"
         self._ids = itertools.count(1)
         for index in self.samples:
             server.route("POST", f"/cvr-permanent/{index}/_search")(self._search(index))
@@ -83,9 +85,24 @@ class FakeCvr:
             "max_score": sample["hits"]["max_score"],
             "hits": hits[position : position + size],
         }
+        self._make_partial(body, self.partial.get(len(self.sent)))
         reply = Reply.json(body, headers={"Content-Type": "application/json; charset=UTF-8"})
         self.sent.append(reply.body)
         return reply
+
+    @staticmethod
+    def _make_partial(body: dict[str, Any], kind: str | None) -> None:
+        """What Elasticsearch answers, still with 200, when shards fail or time out: only
+        the hits of the shards that answered (synthetic: not recorded from CVR)."""
+        if kind is None:
+            return
+        body["hits"]["hits"] = body["hits"]["hits"][:1]
+        if kind == "timeout":
+            body["timed_out"] = True
+            return
+        reason = {"type": "es_rejected_execution_exception", "reason": "rejected execution"}
+        failure = {"shard": 3, "index": "cvr-permanent-prod-20170205", "reason": reason}
+        body["_shards"] = {"total": 6, "successful": 4, "failed": 2, "failures": [failure]}
 
     @staticmethod
     def _refused() -> Reply:
@@ -215,6 +232,31 @@ def test_a_lost_scroll_answer_restarts_the_scroll_without_losing_or_repeating_hi
     ids = [h["_id"] for p in pages for h in p.hits]
     assert ids == [h["_id"] for h in cvr.hits("produktionsenhed")]
     assert len(cvr.searches) == 2
+
+
+@pytest.mark.parametrize(
+    ("kind", "problem"),
+    [
+        ("shards", "2 of 6 shards failed: es_rejected_execution_exception"),
+        ("timeout", "the search timed out"),
+    ],
+)
+def test_an_answer_missing_the_hits_of_failed_shards_stops_the_load(cvr, kind, problem):
+    # The second answer (the first scroll call) holds 1 of its 3 hits: taking it would lose
+    # two companies without a word. The pages before it stay landed; resuming reads on.
+    cvr.partial[1] = kind
+    pages: list[Any] = []
+    expected = f"incomplete \\({problem}.*Run the load again"
+    with client_for() as client, pytest.raises(PagingError, match=expected):
+        for page in scroll(client, index="produktionsenhed", size=3, base_url=cvr.url):
+            pages.append(page)
+    assert [len(p.hits) for p in pages] == [3]
+    assert cvr.contexts == {}  # the scroll was cleared all the same
+
+    cvr.partial.clear()
+    resumed = all_pages(cvr, size=3, state=json.loads(json.dumps(pages[0].state)))
+    ids = [h["_id"] for p in [*pages, *resumed] for h in p.hits]
+    assert ids == [h["_id"] for h in cvr.hits("produktionsenhed")]
 
 
 def test_auth_comes_from_the_environment_only():
