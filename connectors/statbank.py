@@ -364,7 +364,9 @@ def parse_jsonstat(
         for i, dim_id in enumerate(ids)
         if not (dim_id == "ContentsCode" and sizes[i] == 1 and dim_id.casefold() not in requested)
     ]
-    time_ids = set(role.get("time") or [])
+    # Without role metadata, StatBank's time variable is still `Tid` (as parse_csv assumes):
+    # leaving it unrecognised would give every row null period dates without a word.
+    time_ids = set(role.get("time") or [i for i in ids if i.casefold() == "tid"])
     time_name = next((names[i] for i in keep if ids[i] in time_ids), None)
 
     columns: dict[str, list[Any]] = {}

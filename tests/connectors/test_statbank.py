@@ -274,6 +274,18 @@ def test_jsonstat_without_variables_is_the_latest_total():
     assert table.row(0) == ("2024", "2024", date(2024, 1, 1), date(2024, 12, 31), 227774.0, None)
 
 
+def test_jsonstat_without_role_metadata_still_dates_the_time_variable():
+    document = json.loads((DST / "STRAF42_data_JSONSTAT_en.json").read_bytes())
+    del document["dataset"]["dimension"]["role"]
+    raw = json.dumps(document).encode()
+    table = parse_jsonstat(raw, table="STRAF42", variables=STRAF42_VARS)
+    assert table.select("TID", "period_start", "period_end").row(0) == (
+        "2023",
+        date(2023, 1, 1),
+        date(2023, 12, 31),
+    )
+
+
 @pytest.mark.parametrize("fmt", ["JSONSTAT", "CSV"])
 def test_fetch_many_cells_gives_one_row_per_cell(statbank, client, fmt):
     extract = fetch(
