@@ -4,6 +4,7 @@ and errors that say where the answer did not look as configured.
 
 from __future__ import annotations
 
+import codecs
 import json
 from collections.abc import Mapping
 from typing import Any
@@ -35,16 +36,25 @@ def read_json(response: httpx.Response) -> Any:
     except ValueError as exc:
         # JSON is UTF-8 (RFC 8259), but some vendor services send ISO-8859-1 and say so in
         # Content-Type: read it in the charset declared rather than call it "not JSON".
+        # Decoded strictly: `response.text` would replace bytes the charset lacks with U+FFFD
+        # and load the damage, as it would bytes that a declared UTF-8 does not fit.
         declared = response.charset_encoding
-        if isinstance(exc, UnicodeDecodeError) and declared:
+        if isinstance(exc, UnicodeDecodeError) and declared and not _is_utf8(declared):
             try:
-                return json.loads(response.text)
+                return json.loads(response.content.decode(declared))
             except ValueError:
                 pass
         raise PagingError(
             f"{response.request.method} {redact_url(response.request.url)}: the answer is not "
             f"JSON ({exc}). Check the URL and that the service returns JSON for it"
         ) from None
+
+
+def _is_utf8(charset: str) -> bool:
+    try:
+        return codecs.lookup(charset).name.startswith("utf-8")
+    except LookupError:  # a charset Python does not know: not one to decode with either
+        return True
 
 
 def where(response: httpx.Response) -> str:

@@ -206,7 +206,9 @@ def test_a_wrong_records_path_names_what_is_there(serve):
 
 
 @pytest.mark.parametrize(
-    ("charset", "readable"), [("ISO-8859-1", True), (None, False)], ids=["declared", "undeclared"]
+    ("charset", "readable"),
+    [("ISO-8859-1", True), (None, False), ("utf-8", False), ("x-no-such-charset", False)],
+    ids=["declared", "undeclared", "declared-utf8", "unknown-charset"],
 )
 def test_json_in_a_declared_non_utf8_charset_is_read_in_that_charset(serve, charset, readable):
     records = [{"id": 1, "by": "Århus"}, {"id": 2, "by": "Tromsø"}]
@@ -222,7 +224,7 @@ def test_json_in_a_declared_non_utf8_charset_is_read_in_that_charset(serve, char
     request = client.build_request("GET", "/latin1")
     if readable:
         assert records_of(paginate(client, request, PageNumber())) == records
-    else:  # JSON without a charset is UTF-8: these bytes are not JSON, and that is said
+    else:  # JSON in UTF-8 (declared or not): these bytes are not JSON, and that is said
         with pytest.raises(PagingError, match="the answer is not JSON"):
             list(paginate(client, request, PageNumber()))
 
