@@ -251,13 +251,21 @@ def fetch(
 # -- time codes
 
 _PERIOD = re.compile(r"(?P<year>\d{4})(?:(?P<kind>[KHM])(?P<n>\d{1,2}))?")
+# Several years as one period (`2007:2009`, e.g. the three-year cohorts of RECIDIV1-12).
+_YEARS = re.compile(r"(?P<first>\d{4}):(?P<last>\d{4})")
 
 
 def parse_period(code: str, *, source: str = "StatBank") -> tuple[date, date]:
-    """First and last day of a StatBank time code: `2023`, `2023H1`, `2023K1`, `2023M01`."""
+    """First and last day of a StatBank time code: `2023`, `2023H1`, `2023K1`, `2023M01`,
+    or years `2007:2009`."""
     match = _PERIOD.fullmatch(code.strip())
+    years = _YEARS.fullmatch(code.strip())
     problem = None
-    if match is None:
+    if years is not None and int(years["first"]) <= int(years["last"]):
+        return date(int(years["first"]), 1, 1), date(int(years["last"]), 12, 31)
+    if years is not None:
+        problem = "the first year is after the last"
+    elif match is None:
         problem = "unknown format"
     else:
         year = int(match["year"])
@@ -278,7 +286,7 @@ def parse_period(code: str, *, source: str = "StatBank") -> tuple[date, date]:
     raise FormatError(
         source,
         f"unknown time code {code!r} ({problem})",
-        "Expected YYYY, YYYYHn (half-year), YYYYKn (quarter) or YYYYMmm (month)",
+        "Expected YYYY, YYYYHn (half-year), YYYYKn (quarter), YYYYMmm (month) or YYYY:YYYY (years)",
     )
 
 

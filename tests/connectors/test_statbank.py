@@ -482,6 +482,9 @@ def test_fmt_is_checked():
         ("1900M02", date(1900, 2, 1), date(1900, 2, 28)),  # divisible by 100
         ("2023M04", date(2023, 4, 1), date(2023, 4, 30)),
         ("2023M12", date(2023, 12, 1), date(2023, 12, 31)),
+        # three-year cohorts (RECIDIV1-12 in the real table list: 2007:2009 to 2020:2022)
+        ("2007:2009", date(2007, 1, 1), date(2009, 12, 31)),
+        ("2020:2020", date(2020, 1, 1), date(2020, 12, 31)),
     ],
 )
 def test_parse_period(code, start, end):
@@ -489,7 +492,8 @@ def test_parse_period(code, start, end):
 
 
 @pytest.mark.parametrize(
-    "code", ["2023K5", "2023K0", "2023M13", "2023M1", "2023H3", "2023U01", "23", "2023Q1", ""]
+    "code",
+    ["2023K5", "2023K0", "2023M13", "2023M1", "2023H3", "2023U01", "23", "2023Q1", "", "2009:2007"],
 )
 def test_unknown_time_codes_are_named(code):
     with pytest.raises(FormatError, match=f"unknown time code {code!r}"):
