@@ -284,8 +284,31 @@ def cmd_sql(args: argparse.Namespace) -> int:
             tbl_hide_dataframe_shape=True,
             tbl_hide_column_data_types=True,
         ):
-            print(result)
+            print(_terminal_safe(result))
     return 0
+
+
+# Control characters but newline and tab, C1 included (0x9b starts a terminal command too).
+_TERMINAL_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _terminal_safe(frame: pl.DataFrame) -> pl.DataFrame:
+    """`frame` with control characters in its text written as escapes (`\\x1b`), for the
+    table on a terminal: a delivered value holding an escape sequence would otherwise clear
+    the screen or rewrite what the operator reads. CSV and JSON keep the values as stored."""
+
+    def escaped(value: str) -> str:
+        return _TERMINAL_CONTROL.sub(lambda m: f"\\x{ord(m.group()):02x}", value)
+
+    holding = [
+        name
+        for name, dtype in frame.schema.items()
+        if dtype == pl.String
+        and frame.get_column(name).str.contains(_TERMINAL_CONTROL.pattern).any()
+    ]
+    return frame.with_columns(
+        pl.col(name).map_elements(escaped, return_dtype=pl.String) for name in holding
+    )
 
 
 # DuckDB types polars cannot take (interval, union) or shows as bytes (bit), and nested types.

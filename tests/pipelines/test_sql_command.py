@@ -53,3 +53,16 @@ def test_json_and_table_take_intervals_unions_bits_and_blobs(served, capsys) -> 
     assert row["tags"] == ["x", "y, z"] and row["rec"] == {"n": 1, "s": "æ"}
     assert main(_sql(served, AWKWARD, "table")) == 0
     assert "01:30:00" in capsys.readouterr().out
+
+
+def test_the_table_writes_control_characters_as_escapes_and_csv_keeps_them(served, capsys):
+    # A delivered value can hold a terminal escape sequence (clear the screen, recolour,
+    # retitle): on the operator's terminal it would act instead of being read.
+    query = "select 'Pleje' || chr(27) || '[2J' || chr(155) || 'x' || chr(7) as unit, 'ok' as s"
+    assert main(_sql(served, query, "table")) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\x9b" not in out and "\x07" not in out
+    assert "Pleje\\x1b[2J\\x9bx\\x07" in out and "ok" in out
+
+    assert main(_sql(served, query, "csv")) == 0
+    assert "Pleje\x1b[2J\x9bx\x07" in capsys.readouterr().out
