@@ -46,6 +46,8 @@ def first_line(err: BaseException) -> str:
     return text.splitlines()[0] if text else type(err).__name__
 
 
+# The workbook part of an .xlsb (Excel's binary format, BIFF12), in place of xl/workbook.xml.
+_BINARY_WORKBOOK = "xl/workbook.bin"
 _ZIP_ERRORS = (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError, ValueError, zlib.error)
 _READ_STEP = 1 << 20
 _SCAN_STEP = 1 << 22
@@ -222,6 +224,14 @@ def open_package(data: bytes, source_name: str) -> Package | None:
         ) from err
     except _ZIP_ERRORS:
         return None  # calamine says what is wrong with it
+    if _BINARY_WORKBOOK in archive.namelist():
+        # calamine reads an .xlsb too, but none of the checks here can: one stray cell at
+        # XFD1048576 in a 1 KB .xlsb made calamine ask for 512 GiB and abort the process.
+        raise FormatError(
+            source_name,
+            "the workbook is an Excel binary workbook (.xlsb), which is not read",
+            "Save it as an Excel workbook (.xlsx) in Excel (File > Save As) and deliver that",
+        )
     total = 0
     for info in infos:
         total += info.file_size

@@ -447,6 +447,62 @@ def ods_workbook(
     )
 
 
+def _biff12(kind: int, body: bytes = b"") -> bytes:
+    """An .xlsb record: its type and size as 7-bit groups (high bit: more follow), its body."""
+
+    def groups(number: int) -> bytes:
+        out = bytearray()
+        while True:
+            number, low = number >> 7, number & 0x7F
+            out.append(low | (0x80 if number else 0))
+            if not number:
+                return bytes(out)
+
+    return groups(kind) + groups(len(body)) + body
+
+
+def _wide(text: str) -> bytes:
+    return struct.pack("<I", len(text)) + text.encode("utf-16-le")
+
+
+def xlsb_workbook(rows: list[list[str | float]]) -> bytes:
+    """An .xlsb (Excel's binary workbook; no package here writes one) with one sheet "Data"
+    of text and number cells, the few records calamine needs to read it."""
+    sheet = _biff12(0x9C, struct.pack("<II", 0, 1) + _wide("rId1") + _wide("Data"))
+    book = _biff12(0x83) + _biff12(0x8F) + sheet + _biff12(0x90) + _biff12(0x84)
+    last = struct.pack("<IIII", 0, len(rows) - 1, 0, max(map(len, rows)) - 1)
+    cells = _biff12(0x81) + _biff12(0x94, last) + _biff12(0x91)  # begin, used range, data
+    for r, row in enumerate(rows):
+        cells += _biff12(0x00, struct.pack("<I", r) + bytes(13))
+        for c, value in enumerate(row):
+            head = struct.pack("<II", c, 0)
+            if isinstance(value, str):
+                cells += _biff12(0x06, head + _wide(value))
+            else:
+                cells += _biff12(0x05, head + struct.pack("<d", value))
+    cells += _biff12(0x92) + _biff12(0x82)
+    relationships = (
+        '<?xml version="1.0"?><Relationships'
+        ' xmlns="http://schemas.openxmlformats.org/package/2006/relationships">'
+        '<Relationship Id="rId1" Type="http://schemas.openxmlformats.org/officeDocument/2006/'
+        'relationships/{kind}" Target="{target}"/></Relationships>'
+    )
+    return zip_archive(
+        [
+            stored(
+                "_rels/.rels",
+                relationships.format(kind="officeDocument", target="xl/workbook.bin").encode(),
+            ),
+            stored(
+                "xl/_rels/workbook.bin.rels",
+                relationships.format(kind="worksheet", target="worksheets/sheet1.bin").encode(),
+            ),
+            stored("xl/workbook.bin", book),
+            stored("xl/worksheets/sheet1.bin", cells),
+        ]
+    )
+
+
 # FORMATS_FUZZ_SCALE=N runs N times as many property examples, randomly seeded: for a
 # deeper search than CI's fixed one.
 FUZZ_SCALE = int(os.environ.get("FORMATS_FUZZ_SCALE", "1"))
