@@ -20,12 +20,13 @@ names are matched NFC-normalised.
 Layout options (`format:` block, `type: excel`):
 
     sheet: Borgere | 0        one sheet, by name or 0-based index (default: the first
-                              visible sheet)
+                              visible sheet that is not a chart sheet)
     sheets: [Nord, 1] | "*"   several sheets with the same header names into one frame, with
                               a `_sheet` (String) column just before `_source_row` saying which
                               sheet each row is from; `_source_row` stays the row in its sheet.
-                              "*" is every visible sheet (hidden ones are left out; list a
-                              hidden sheet by name to read it). Not together with `sheet`.
+                              "*" is every visible sheet (hidden ones and chart sheets are
+                              left out; list a hidden sheet by name to read it). Not together
+                              with `sheet`.
     header_row: 3             0-based row of the (first) header row
     header_rows: 2            header rows from `header_row` down (default 1), names joined top
                               to bottom with " / ": a merged "Besøg" over "Dato" and "Varighed"
@@ -313,6 +314,13 @@ def _read_sheet(
             "Open and save the workbook in Excel or LibreOffice and deliver that copy",
             sheet=sheet,
         )
+    if package is not None and sheet in package.charts:
+        raise FormatError(
+            source_name,
+            "the sheet is a chart sheet, which holds a diagram and no cells",
+            f"Set `{key}:` to the sheet(s) holding the data",
+            sheet=sheet,
+        )
     cells, first_column = _sheet_cells(workbook, package, scan, sheet, layout, source_name, system)
     if cells.width == 0:
         if skip_empty:
@@ -459,7 +467,7 @@ def _sheet_list(
     names: list[str] = workbook.sheet_names
     if wanted == "*":
         # A hidden sheet is typically a template or lookup table, not a month of data.
-        return [name for name in names if not _hidden(workbook, package, name)]
+        return [name for name in names if not _hidden(workbook, package, name, charts=True)]
     if not isinstance(wanted, list) or not wanted:
         raise FormatError(
             source_name,
@@ -480,12 +488,16 @@ def _sheet_list(
 def _first_visible(workbook: Any, package: Package | None) -> str:
     """The sheet Excel opens on when none is named: a hidden first sheet (a template, a
     lookup list) is one nobody sees, and reading it refused the file over columns the
-    sender never saw."""
+    sender never saw. A chart sheet (a diagram before the data) holds no cells: passed over."""
     names: list[str] = workbook.sheet_names
-    return next((name for name in names if not _hidden(workbook, package, name)), names[0])
+    shown = (name for name in names if not _hidden(workbook, package, name, charts=True))
+    return next(shown, names[0])
 
 
-def _hidden(workbook: Any, package: Package | None, sheet: str) -> bool:
+def _hidden(workbook: Any, package: Package | None, sheet: str, charts: bool = False) -> bool:
+    """Whether the sheet is hidden; with `charts`, a chart sheet counts as one too."""
+    if charts and package is not None and sheet in package.charts:
+        return True
     if package is not None and sheet in package.members:
         return sheet in package.hidden  # from workbook.xml, without loading the sheet
     try:

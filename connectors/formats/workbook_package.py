@@ -164,10 +164,17 @@ class SheetScan:
 class Package:
     """An .xlsx/.xlsm (or .ods) zip, with each .xlsx sheet's XML found by its name."""
 
-    def __init__(self, archive: zipfile.ZipFile, members: dict[str, str], hidden: set[str]) -> None:
+    def __init__(
+        self,
+        archive: zipfile.ZipFile,
+        members: dict[str, str],
+        hidden: set[str],
+        charts: set[str],
+    ) -> None:
         self.archive = archive
         self.members = members  # sheet name -> worksheet XML member (.xlsx only)
         self.hidden = hidden  # names of hidden and very hidden sheets (.xlsx only)
+        self.charts = charts  # names of chart sheets, which hold no cells (.xlsx only)
         self.xlsx = "xl/workbook.xml" in archive.namelist()
 
     def scan(self, sheet: str, label_rows: range) -> SheetScan | None:
@@ -266,25 +273,29 @@ def open_package(data: bytes, source_name: str) -> Package | None:
     return Package(archive, *_sheet_members(archive))
 
 
-def _sheet_members(archive: zipfile.ZipFile) -> tuple[dict[str, str], set[str]]:
-    """Sheet name -> the member holding its XML, found the way calamine finds it; and the
-    names of the hidden sheets."""
+def _sheet_members(archive: zipfile.ZipFile) -> tuple[dict[str, str], set[str], set[str]]:
+    """Sheet name -> the member holding its XML, found the way calamine finds it; the
+    names of the hidden sheets; and those of the chart sheets."""
     try:
         workbook = archive.read("xl/workbook.xml")
         relationships = archive.read("xl/_rels/workbook.xml.rels")
     except KeyError:
-        return {}, set()  # not an .xlsx (an .ods, say): no sheet scan
-    targets = {}
+        return {}, set(), set()  # not an .xlsx (an .ods, say): no sheet scan
+    targets, charts = {}, set()
     for tag in _RELATIONSHIP_TAG.finditer(relationships):
         attributes = tag_attributes(tag.group(1))
         if "Id" in attributes and "Target" in attributes:
             targets[attributes["Id"]] = attributes["Target"]
+            if attributes.get("Type", "").endswith("/chartsheet"):
+                charts.add(attributes["Id"])
     names = {name.lower(): name for name in archive.namelist()}
-    members, hidden = {}, set()
+    members, hidden, chart_sheets = {}, set(), set()
     for tag in _SHEET_TAG.finditer(workbook):
         attributes = tag_attributes(tag.group(1))
         if attributes.get("state", "visible") != "visible":
             hidden.add(attributes.get("name", ""))
+        if _relationship_id(attributes) in charts:
+            chart_sheets.add(attributes.get("name", ""))
         target = targets.get(_relationship_id(attributes))
         if "name" not in attributes or target is None:
             continue
@@ -293,7 +304,7 @@ def _sheet_members(archive: zipfile.ZipFile) -> tuple[dict[str, str], set[str]]:
         member = names.get(path.replace("\\", "/").lower())
         if member is not None:
             members[attributes["name"]] = member
-    return members, hidden
+    return members, hidden, chart_sheets
 
 
 def _relationship_id(attributes: dict[str, str]) -> str:

@@ -740,6 +740,26 @@ def test_without_sheet_the_first_visible_sheet_is_read(tmp_path: Path) -> None:
     assert read(data, sheet=0).columns == ["kode", "tekst", "_source_row"]
 
 
+def test_a_chart_sheet_is_passed_over_or_named_as_such(tmp_path: Path) -> None:
+    # A diagram first, then the data: without `sheet:` the chart sheet was read and the
+    # file refused as "the sheet is empty".
+    path = tmp_path / "diagram_first.xlsx"
+    with xlsxwriter.Workbook(path) as book:
+        charts = book.add_chartsheet("Diagram")
+        for name in ("Nord", "Syd"):
+            sheet = book.add_worksheet(name)
+            sheet.write_row(0, 0, ["id", "antal"])
+            sheet.write_row(1, 0, [name, 1])
+        chart = book.add_chart({"type": "column"})
+        chart.add_series({"values": "=Nord!$B$2:$B$2"})
+        charts.set_chart(chart)
+    data = path.read_bytes()
+    assert read(data)["id"].to_list() == ["Nord"]
+    assert read(data, sheets="*")["_sheet"].to_list() == ["Nord", "Syd"]
+    err = read_error(data, sheet=0)
+    assert err.sheet == "Diagram" and "chart sheet" in str(err)
+
+
 def test_a_stray_cell_far_right_is_refused_or_left_out_with_columns_range(tmp_path: Path) -> None:
     path = tmp_path / "stray.xlsx"
     with xlsxwriter.Workbook(path) as book:
