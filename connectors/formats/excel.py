@@ -192,8 +192,8 @@ def read_excel(data: bytes, options: Mapping[str, Any], *, source_name: str) -> 
         system = SYSTEM_1904
     else:
         system = SYSTEM_1900
-    if package is not None and any(scan.breaks for _, scan in listed):
-        data = package.ods_with_breaks(data)
+    if package is not None and any(scan.breaks or scan.errors for _, scan in listed):
+        data = package.ods_for_calamine(data)
     try:
         workbook = fastexcel.read_excel(data)
     except BaseException as err:

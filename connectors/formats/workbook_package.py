@@ -93,8 +93,16 @@ _ODS_VALUE = re.compile(
     rb"|table:formula)\s*="
 )
 _ODS_REPEATED = re.compile(rb"\stable:number-(rows|columns)-repeated\s*=\s*[\"']([^\"']*)[\"']")
-# A line break or tab inside an .ods cell's text (`ods_with_breaks`).
+# A line break or tab inside an .ods cell's text (`ods_for_calamine`).
 _ODS_BREAK = re.compile(rb"<text:(line-break|tab)\s*/>")
+# A formula cell whose result is an error, as LibreOffice writes it: `office:value-type=
+# "string" office:string-value="" calcext:value-type="error"`, the error (#DIV/0!, #N/A,
+# Err:502) in its text. No `<` is inside a tag, so `[^<]` keeps the match within one.
+_ODS_ERROR = re.compile(rb"\scalcext:value-type\s*=\s*[\"']error[\"']")
+_ODS_ERROR_CELL = re.compile(
+    rb"<table:table-cell\s[^<]*?calcext:value-type\s*=\s*[\"']error[\"'][^<]*?>"
+)
+_ODS_STRING_VALUE = re.compile(rb"\soffice:string-value\s*=\s*(?:\"[^\"]*\"|'[^']*')")
 # A merged cell spans the rows and columns below and right of it, which are written as
 # `<table:covered-table-cell>` (calamine places them as cells, each in its own column).
 _ODS_SPANNED = re.compile(rb"\stable:number-(rows|columns)-spanned\s*=\s*[\"']([^\"']*)[\"']")
@@ -138,9 +146,10 @@ class SheetScan:
     # Cell elements written in the file (an .ods repeated cell once): a used range far
     # larger than this is mostly void, the shape of a small file that allocates gigabytes.
     cells: int = 0
-    # A `<text:line-break/>` or `<text:tab/>` in an .ods cell, which calamine drops
-    # (`Package.ods_with_breaks`).
+    # A `<text:line-break/>` or `<text:tab/>` in an .ods cell, which calamine drops, and an
+    # .ods formula cell holding an error, which it reads as empty (`Package.ods_for_calamine`).
     breaks: bool = False
+    errors: bool = False
     # Number cells with a format calamine does not honour (.xls and .ods; an .xlsx sheet's
     # are read only when its styles have such a format: `xlsx_cells`).
     formats: FormattedCells = field(default_factory=FormattedCells)
@@ -191,16 +200,19 @@ class Package:
                 target.writestr(info.filename, part)
         return out.getvalue()
 
-    def ods_with_breaks(self, data: bytes) -> bytes:
-        """The workbook `data` (this .ods, whose scan found `breaks`) with each cell's
-        `<text:line-break/>` and `<text:tab/>` written as the character it stands for:
-        calamine drops both, gluing "Hovedgade 1" and "2. tv." into "Hovedgade 12. tv."."""
+    def ods_for_calamine(self, data: bytes) -> bytes:
+        """The workbook `data` (this .ods, whose scan found `breaks` or `errors`) with each
+        cell's `<text:line-break/>` and `<text:tab/>` written as the character it stands for
+        (calamine drops both, gluing "Hovedgade 1" and "2. tv." into "Hovedgade 12. tv."),
+        and each error cell without its empty `office:string-value`: calamine reads that
+        empty text, so a #DIV/0! that reads as such in an .xlsx was an empty cell here."""
         if self.xlsx or "content.xml" not in self.archive.namelist():
             return data
         content = _ODS_BREAK.sub(
             lambda tag: b"&#10;" if tag.group(1) == b"line-break" else b"&#9;",
             self.archive.read("content.xml"),
         )
+        content = _ODS_ERROR_CELL.sub(lambda tag: _ODS_STRING_VALUE.sub(b"", tag.group(0)), content)
         return self.with_part("content.xml", content)
 
     def ods_scans(self, label_rows: range) -> list[tuple[str, SheetScan]]:
@@ -502,6 +514,8 @@ def _scan_ods(archive: zipfile.ZipFile, label_rows: range) -> list[tuple[str, Sh
                         right = column + across - 1
                         scan.add_merge(Merge(row, column, row + down - 1, right, height, width))
                 if _ODS_VALUE.search(attributes):
+                    if b"error" in attributes and _ODS_ERROR.search(attributes):
+                        scan.errors = True
                     scan.add(row, column)
                     scan.add(row + height - 1, column + width - 1)
                     scan.cells += 1

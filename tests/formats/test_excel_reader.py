@@ -1037,6 +1037,31 @@ def test_ods_line_breaks_and_tabs_in_a_cell_are_kept() -> None:
     assert read_ods({"Data": header}).columns == ["Beløb (kr)", "_source_row"]
 
 
+def test_ods_error_cells_keep_their_text_as_in_xlsx() -> None:
+    # LibreOffice saves a formula's error with an empty string value and the error as its
+    # text; calamine read the empty value, so #DIV/0! was an empty cell, not an error.
+    def error(formula: str, shown: str) -> str:
+        return (
+            f'<table:table-cell table:formula="of:={formula}" office:value-type="string"'
+            ' office:string-value="" calcext:value-type="error"'
+            f"><text:p>{shown}</text:p></table:table-cell>"
+        )
+
+    rows = ods_row(["id", "timer"]) + "".join(
+        f"<table:table-row>{ods_cell(name)}{error(formula, shown)}</table:table-row>"
+        for name, formula, shown in [
+            ("a", "1/0", "#DIV/0!"),
+            ("b", "NA()", "#N/A"),
+            ("c", "SQRT(-1)", "Err:502"),
+        ]
+    )
+    assert read_ods({"Data": rows}).rows() == [
+        ("a", "#DIV/0!", 2),
+        ("b", "#N/A", 3),
+        ("c", "Err:502", 4),
+    ]
+
+
 def test_an_ods_with_libreoffice_repeated_empty_rows_and_cells_loads() -> None:
     empty = '<table:table-cell table:number-columns-repeated="1022"/>'
     rows = _HEADER + "".join(ods_row([f"{i:04}", i], extra=empty) for i in range(1, 51))
