@@ -13,7 +13,7 @@ from __future__ import annotations
 import fcntl
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import yaml
@@ -29,6 +29,7 @@ DB = "KOMMUNELAKE_POSTGRES_DB"
 # dagster-postgres `postgres_db` field -> the variable that holds its value
 _FIELDS = {"hostname": HOST, "port": PORT, "username": USER, "password": PASSWORD, "db_name": DB}
 _CONNECT_TIMEOUT = 10  # seconds; libpq's default is to wait for ever
+_SCHEME = "postgresql+psycopg2"  # the driver installed (SQLAlchemy 2 would pick psycopg 3)
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,13 @@ class PostgresSettings:
     user: str
     db: str
     password: str = field(default="", repr=False)
+
+    @property
+    def address(self) -> str:
+        """The host as libpq takes it: an IPv6 address without the brackets a URL needs."""
+        if self.host.startswith("[") and self.host.endswith("]"):
+            return self.host[1:-1]
+        return self.host
 
     @property
     def where(self) -> str:
@@ -61,12 +69,80 @@ def postgres_settings(environ: Mapping[str, str]) -> PostgresSettings | None:
     port = environ.get(PORT) or "5432"
     if not port.isdigit():
         raise ConfigError(f"{PORT} must be a port number, got {port!r}")
-    return PostgresSettings(
+    settings = PostgresSettings(
         host=host,
         port=int(port),
         user=environ[USER],
         db=environ[DB],
         password=environ.get(PASSWORD, ""),
+    )
+    _require_url_round_trip(settings)
+    return settings
+
+
+def _require_url_round_trip(settings: PostgresSettings) -> None:
+    """Refuse values that Dagster would turn into a different server or database.
+
+    Dagster joins the `postgres_db` values into a URL (dagster_postgres.utils.get_conn_string,
+    which leaves `/` and a database name unquoted) and SQLAlchemy parses it back; psycopg2 in
+    `require_postgres` takes them as they are. A value that does not survive the round trip
+    passed that check and then sent Dagster elsewhere: a socket directory as host became the
+    default socket and a database named "tmp/...:5432/dagster", a database "d%41b" became
+    "dAb", "::1" a ValueError after the checks passed. The URL is never shown: it holds the
+    password."""
+    if _round_trips(settings):
+        return
+    if settings.host.startswith("/"):
+        raise ConfigError(
+            f"{HOST} is a socket directory ({settings.host}), which Dagster's PostgreSQL "
+            "storage cannot connect through: set it to the server's host name or address "
+            "(e.g. localhost or 127.0.0.1) and allow password logins over TCP"
+        )
+    if ":" in settings.host and settings.address == settings.host:
+        raise ConfigError(
+            f"{HOST} is the IPv6 address {settings.host}, which Dagster would read as host "
+            f"and port: write it in brackets ({HOST}=[{settings.host}]) or use a host name"
+        )
+    # Which value breaks the URL: each one alone among plain others.
+    plain = PostgresSettings(host="localhost", port=settings.port, user="u", db="d", password="p")
+    alone = {
+        USER: replace(plain, user=settings.user),
+        DB: replace(plain, db=settings.db),
+        PASSWORD: replace(plain, password=settings.password),
+        HOST: replace(plain, host=settings.host),
+    }
+    wrong = [name for name, single in alone.items() if not _round_trips(single)] or [HOST]
+    raise ConfigError(
+        f"{' and '.join(wrong)} {'holds' if len(wrong) == 1 else 'hold'} characters that "
+        "Dagster's PostgreSQL connection URL does not carry (such as `/`, `?` or `%` in a "
+        "user or database name), so Dagster would connect somewhere else than configured: "
+        "use a name without them"
+    )
+
+
+def _round_trips(settings: PostgresSettings) -> bool:
+    """Whether the URL Dagster builds from `settings` parses back to the same values."""
+    from dagster_postgres.utils import get_conn_string
+    from sqlalchemy.engine import make_url
+
+    text = get_conn_string(
+        username=settings.user,
+        password=settings.password,
+        hostname=settings.host,
+        db_name=settings.db,
+        port=str(settings.port),
+        scheme=_SCHEME,
+    )
+    try:
+        url = make_url(text)
+    except ValueError:  # e.g. an unbracketed IPv6 address read as host:port
+        return False
+    return (url.host, url.port, url.username, url.database, url.password or "") == (
+        settings.address,
+        settings.port,
+        settings.user,
+        settings.db,
+        settings.password,
     )
 
 
@@ -98,7 +174,7 @@ def instance_yaml(repo_yaml: str, environ: Mapping[str, str]) -> str:
             "  postgres:",
             "    postgres_db:",
             *references,
-            "      scheme: postgresql+psycopg2",
+            f"      scheme: {_SCHEME}",
             "",
         ]
     )
@@ -111,7 +187,7 @@ def require_postgres(settings: PostgresSettings) -> None:
 
     try:
         psycopg2.connect(
-            host=settings.host,
+            host=settings.address,
             port=settings.port,
             user=settings.user,
             password=settings.password or None,  # None: libpq's PGPASSWORD or ~/.pgpass

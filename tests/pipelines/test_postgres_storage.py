@@ -7,6 +7,7 @@ Every test runs against a real server (tests/postgres.py), each in a database of
 from __future__ import annotations
 
 import socket
+import uuid
 from pathlib import Path
 
 import dagster as dg
@@ -207,6 +208,81 @@ def test_a_host_without_user_or_database_says_which_variable_is_missing(
     assert main(["load", "--home", str(demo_home.root)]) == 1
     err = capsys.readouterr().err
     assert f"{pg.USER} and {pg.DB} are not" in err, err
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "says"),
+    [
+        pytest.param(pg.HOST, "/var/run/postgresql", "socket directory", id="socket-directory"),
+        pytest.param(pg.HOST, "::1", f"{pg.HOST}=[::1]", id="ipv6-without-brackets"),
+        pytest.param(pg.DB, "dag?ster", pg.DB, id="question-mark-in-database"),
+        pytest.param(pg.DB, "d%41b", pg.DB, id="percent-escape-in-database"),
+        pytest.param(pg.USER, "team/etl", pg.USER, id="slash-in-user"),
+    ],
+)
+def test_a_value_dagster_would_send_elsewhere_is_refused_before_anything_runs(
+    tmp_path: Path, monkeypatch, capsys, variable: str, value: str, says: str
+) -> None:
+    """psycopg2 takes the values as they are, Dagster as a URL it joins and SQLAlchemy
+    parses: these passed the connection check and then sent Dagster to another database or
+    server (or failed after a minute of retries as an internal error)."""
+    password = "s3cret-" + "x" * 8
+    for name, setting in {
+        pg.HOST: "127.0.0.1",
+        pg.PORT: "5432",
+        pg.USER: "dagster",
+        pg.PASSWORD: password,
+        pg.DB: "dagster",
+        variable: value,
+    }.items():
+        monkeypatch.setenv(name, setting)
+    monkeypatch.setenv("KOMMUNELAKE_PSEUDONYM_KEY", TEST_KEY.decode())
+    home = Home(tmp_path / "home")
+    assert main(["load", "--home", str(home.root)]) == 1
+    captured = capsys.readouterr()
+    [line] = captured.err.splitlines()
+    assert line.startswith(f"kommunelake load: {variable}"), line
+    assert says in line, line
+    assert password not in captured.err
+    assert not (home.dagster_home / "dagster.yaml").exists()  # nothing ran
+
+
+def test_an_ipv6_address_in_brackets_reaches_libpq_without_them() -> None:
+    settings = pg.postgres_settings({pg.HOST: "[::1]", pg.USER: "dagster", pg.DB: "dagster"})
+    assert settings is not None
+    assert settings.address == "::1"
+
+
+def test_a_password_full_of_url_characters_opens_the_instance(
+    tmp_path: Path, monkeypatch, postgres_server: PostgresServer
+) -> None:
+    """`@ : / % # ?` in the password survive Dagster's URL (it quotes the password)."""
+    password = "p@ss:w/rd%2F#?x"
+    name = f"dagster_{uuid.uuid4().hex[:12]}"
+    role = f"role_{name}"
+    connection = postgres_server.connect()
+    try:
+        connection.autocommit = True
+        with connection.cursor() as cursor:
+            cursor.execute(f"CREATE ROLE {role} LOGIN PASSWORD %s", (password,))
+            cursor.execute(f"CREATE DATABASE {name} OWNER {role}")
+    finally:
+        connection.close()
+    for variable, value in {
+        pg.HOST: postgres_server.host,
+        pg.PORT: str(postgres_server.port),
+        pg.USER: role,
+        pg.PASSWORD: password,
+        pg.DB: name,
+    }.items():
+        monkeypatch.setenv(variable, value)
+    monkeypatch.setenv("KOMMUNELAKE_PSEUDONYM_KEY", TEST_KEY.decode())
+    home = Home(tmp_path / "home")
+    prepare(home)
+    assert password not in (home.dagster_home / "dagster.yaml").read_text()
+    with dg.DagsterInstance.from_config(str(home.dagster_home)) as instance:
+        assert type(instance.run_storage).__name__ == "PostgresRunStorage"
+        assert instance.get_runs() == []
 
 
 def _closed_port() -> int:
