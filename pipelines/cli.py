@@ -30,6 +30,7 @@ from lake.home import Home, resolve_home
 from pipelines.instance import (
     initialize_instance,
     instance_yaml,
+    lost_postgres,
     postgres_settings,
     require_postgres,
 )
@@ -58,6 +59,9 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as error:  # an unexpected error still gets one readable line
         if args.debug:
             raise
+        if (lost := lost_postgres(error, os.environ)) is not None:
+            print(f"kommunelake {args.command}: {lost}", file=sys.stderr)
+            return 1
         print(
             f"kommunelake {args.command}: internal error: {type(error).__name__}: "
             f"{one_line(error)} (re-run with --debug for the traceback and report it)",

@@ -212,6 +212,38 @@ def _explain(settings: PostgresSettings, error: Exception) -> str:
     return f"{head}: start the server, or correct {HOST} and {PORT} (unset {HOST} for SQLite)"
 
 
+def lost_postgres(error: BaseException, environ: Mapping[str, str]) -> str | None:
+    """What to tell the user when `error` is the instance's PostgreSQL server going away
+    after `require_postgres` found it (a restart, a network cut, a full disk): None when it
+    is not, or the instance is SQLite.
+
+    Dagster lets the driver's error through, wrapped by SQLAlchemy (with the SQL it ran) or
+    by dagster-postgres ("too many retries for DB connection"): the CLI printed it as an
+    internal error to report, not saying which server or what to do."""
+    try:
+        settings = postgres_settings(environ)
+    except ConfigError:  # a command that never opened the instance (e.g. `sql`)
+        return None
+    if settings is None:
+        return None
+    import psycopg2  # only where PostgreSQL is configured
+
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        for candidate in (current, getattr(current, "orig", None)):  # SQLAlchemy's wrapped one
+            if isinstance(candidate, psycopg2.OperationalError | psycopg2.InterfaceError):
+                return (
+                    f"lost the Dagster instance in PostgreSQL ({settings.where}) while the "
+                    f"command ran: {one_line(candidate)}: check that the server is up and "
+                    "reachable, then run the command again (a load cut off leaves no half "
+                    "batch, and the next load marks its run failed)"
+                )
+        current = current.__cause__ or current.__context__
+    return None
+
+
 def initialize_instance(dagster_home: Path) -> None:
     """Open the Dagster instance in `dagster_home` once, holding a lock on the folder.
 

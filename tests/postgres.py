@@ -28,6 +28,13 @@ class PostgresServer:
     port: int
     user: str
     password: str
+    data: Path | None = None  # the cluster, for `stop`
+
+    def stop(self) -> None:
+        """Stop the server now (fast shutdown), as an outage would; `running_postgres` then
+        only deletes the cluster."""
+        if self.data is not None:
+            _run(bin_dir() / "pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
 
     def connect(self, dbname: str = "postgres"):
         import psycopg2
@@ -75,9 +82,12 @@ def running_postgres() -> Iterator[PostgresServer]:
     try:
         port = _start(pg_bin, root, data)
         try:
-            yield PostgresServer(host="127.0.0.1", port=port, user=SUPERUSER, password=password)
+            yield PostgresServer(
+                host="127.0.0.1", port=port, user=SUPERUSER, password=password, data=data
+            )
         finally:
-            _run(pg_bin / "pg_ctl", "-D", str(data), "-m", "fast", "-w", "stop")
+            if (data / "postmaster.pid").exists():  # not stopped by the test already
+                _run(pg_bin / "pg_ctl", "-D", str(data), "-m", "fast", "-w", "stop")
     finally:
         shutil.rmtree(root, ignore_errors=True)
 

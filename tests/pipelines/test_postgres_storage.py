@@ -20,7 +20,7 @@ from pipelines.abandoned_runs import WORKER_TAG
 from pipelines.cli import main, prepare
 from tests.conftest import TEST_KEY
 from tests.helpers import kill_load_once_started
-from tests.postgres import PostgresServer
+from tests.postgres import PostgresServer, running_postgres
 
 REPO = Path(__file__).resolve().parents[2]
 SELECT = "key:silver/cpr_persons"
@@ -208,6 +208,43 @@ def test_a_host_without_user_or_database_says_which_variable_is_missing(
     assert main(["load", "--home", str(demo_home.root)]) == 1
     err = capsys.readouterr().err
     assert f"{pg.USER} and {pg.DB} are not" in err, err
+
+
+def test_a_server_lost_during_a_load_is_one_line_saying_where_and_what_to_do(
+    demo_home: Home, monkeypatch, capsys
+) -> None:
+    """The server answered the check before the load and then went away (a restart, a
+    network cut): this was "internal error: OperationalError: ... [SQL: ...] (... report
+    it)", naming neither the server nor what to do. A server of its own: this one stops."""
+    import pipelines.abandoned_runs
+
+    with running_postgres() as server:
+        name = f"dagster_{uuid.uuid4().hex[:12]}"
+        server.create_database(name)
+        for variable, value in {
+            pg.HOST: server.host,
+            pg.PORT: str(server.port),
+            pg.USER: server.user,
+            pg.PASSWORD: server.password,
+            pg.DB: name,
+        }.items():
+            monkeypatch.setenv(variable, value)
+        # The load has opened its instance; the server goes before the run is recorded.
+        fail_abandoned_runs = pipelines.abandoned_runs.fail_abandoned_runs
+
+        def server_gone_first(*args, **kwargs):
+            server.stop()
+            return fail_abandoned_runs(*args, **kwargs)
+
+        monkeypatch.setattr(pipelines.abandoned_runs, "fail_abandoned_runs", server_gone_first)
+        assert main(["load", "--home", str(demo_home.root), "--select", SELECT]) == 1
+    err = capsys.readouterr().err
+    [line] = err.splitlines()
+    assert line.startswith("kommunelake load: lost the Dagster instance in PostgreSQL"), line
+    assert f"{server.host}:{server.port}" in line
+    assert "run the command again" in line
+    assert "internal error" not in line
+    assert server.password not in err
 
 
 @pytest.mark.parametrize(
