@@ -6,7 +6,9 @@ Every test runs against a real server (tests/postgres.py), each in a database of
 
 from __future__ import annotations
 
+import shutil
 import socket
+import subprocess
 import uuid
 from pathlib import Path
 
@@ -320,6 +322,17 @@ def test_a_password_full_of_url_characters_opens_the_instance(
     with dg.DagsterInstance.from_config(str(home.dagster_home)) as instance:
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
         assert instance.get_runs() == []
+
+
+def test_a_dotenv_file_holding_the_password_is_kept_out_of_git(tmp_path: Path) -> None:
+    """README and .env.example have `dagster dev` read the variables, the PostgreSQL
+    password among them, from a `.env` file in the checkout: `git add -A` committed it."""
+    if shutil.which("git") is None or not (REPO / ".git").exists():
+        pytest.skip("needs git and a git checkout of the repository")
+    ignored = subprocess.run(
+        ["git", "-C", str(REPO), "check-ignore", "--no-index", "--quiet", ".env"], check=False
+    )
+    assert ignored.returncode == 0, ".env is not ignored by the repository's .gitignore"
 
 
 def _closed_port() -> int:
