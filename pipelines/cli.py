@@ -489,9 +489,11 @@ def cmd_ui(args: argparse.Namespace) -> int:
         ),
         subprocess.Popen([str(scripts / "dagster-daemon"), "run", "-w", workspace]),
     ]
+    ended = None  # the child that stopped by itself, if one did
     try:
         while all(p.poll() is None for p in procs):
             time.sleep(1)
+        ended = next(p for p in procs if p.poll() is not None)
     except KeyboardInterrupt:
         pass
     finally:
@@ -500,6 +502,15 @@ def cmd_ui(args: argparse.Namespace) -> int:
                 proc.send_signal(signal.SIGTERM)
         for proc in procs:
             proc.wait(timeout=30)
+    if ended is not None:
+        # A webserver that could not bind its port, or a daemon that lost its instance,
+        # ended `ui` with exit 0 and no line of ours: a service manager saw a clean stop.
+        name = Path(str(ended.args[0])).name
+        raise LakeError(
+            f"{name} stopped by itself (exit code {ended.returncode}; its output is above), "
+            f"so the UI on port {args.port} was shut down: fix what it reports (a port in "
+            "use: --port; the instance's database: KOMMUNELAKE_POSTGRES_*) and start it again"
+        )
     return 0
 
 
