@@ -207,6 +207,11 @@ def _explain(settings: PostgresSettings, error: Exception) -> str:
         return f"{head}: create the database (createdb {settings.db}) or correct {DB}"
     if f'role "{settings.user}" does not exist' in reason:
         return f"{head}: create the role or correct {USER}"
+    if "pg_hba.conf" in reason:  # the server is up and answered: it refuses this login
+        return (
+            f"{head}: the server does not accept this host, user and database: allow them "
+            f"in the server's pg_hba.conf, or correct {USER} and {DB}"
+        )
     if "SSL" in reason:  # TLS is libpq's business: PGSSLMODE, PGSSLROOTCERT, ...
         return f"{head}: check the server's TLS setup and PGSSLMODE"
     return f"{head}: start the server, or correct {HOST} and {PORT} (unset {HOST} for SQLite)"

@@ -36,6 +36,12 @@ class PostgresServer:
         if self.data is not None:
             _run(bin_dir() / "pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
 
+    def reload(self) -> None:
+        """Have the server read its configuration files (pg_hba.conf) again; it does so
+        shortly after, not before this returns."""
+        if self.data is not None:
+            _run(bin_dir() / "pg_ctl", "-D", str(self.data), "reload")
+
     def connect(self, dbname: str = "postgres"):
         import psycopg2
 

@@ -21,7 +21,7 @@ from pipelines import instance as pg
 from pipelines.abandoned_runs import WORKER_TAG
 from pipelines.cli import main, prepare
 from tests.conftest import TEST_KEY
-from tests.helpers import kill_load_once_started
+from tests.helpers import kill_load_once_started, wait_until
 from tests.postgres import PostgresServer, running_postgres
 
 REPO = Path(__file__).resolve().parents[2]
@@ -199,6 +199,52 @@ def test_a_server_that_cannot_be_used_is_one_line_naming_the_variable(
     assert "Traceback" not in captured.err
     assert "not-the-password" not in captured.err
     assert not (demo_home.dagster_home / "dagster.yaml").exists()  # nothing ran
+
+
+def test_a_login_the_server_refuses_by_pg_hba_is_not_told_to_start_the_server(
+    tmp_path: Path, monkeypatch, capsys
+) -> None:
+    """The server is up and refuses the host/user/database by its pg_hba.conf (a new
+    application host, say): this said "start the server, or correct ..._HOST and _PORT"."""
+    with running_postgres() as server:
+        assert server.data is not None
+        rules = server.data / "pg_hba.conf"
+        rules.write_text(f"host all refused {server.host}/32 reject\n" + rules.read_text())
+        _reload_rules(server)
+        for variable, value in {
+            pg.HOST: server.host,
+            pg.PORT: str(server.port),
+            pg.USER: "refused",
+            pg.PASSWORD: "any",
+            pg.DB: "postgres",
+        }.items():
+            monkeypatch.setenv(variable, value)
+        monkeypatch.setenv("KOMMUNELAKE_PSEUDONYM_KEY", TEST_KEY.decode())
+        assert main(["load", "--home", str(tmp_path / "home")]) == 1
+    [line] = capsys.readouterr().err.splitlines()
+    assert "pg_hba.conf rejects connection" in line, line
+    assert "start the server" not in line
+    assert line.endswith(
+        f"allow them in the server's pg_hba.conf, or correct {pg.USER} and {pg.DB}"
+    )
+
+
+def _reload_rules(server: PostgresServer) -> None:
+    """`pg_ctl reload` only signals the server: wait until a login sees the new rules."""
+    import psycopg2
+
+    server.reload()
+
+    def refused() -> bool:
+        try:
+            psycopg2.connect(
+                host=server.host, port=server.port, user="refused", password="any"
+            ).close()
+        except psycopg2.OperationalError as error:
+            return "pg_hba.conf" in str(error)
+        return False
+
+    wait_until(refused, "the server to read pg_hba.conf", timeout=30)
 
 
 def test_a_host_without_user_or_database_says_which_variable_is_missing(
