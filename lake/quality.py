@@ -282,21 +282,21 @@ def check_history(home: Home) -> pl.DataFrame:
 
 def record_checks(home: Home, states: list[CheckState], *, only_changes: bool) -> int:
     """Append check outcomes; with only_changes, skip those equal to the latest stored one
-    (so re-running an unchanged load adds no Delta version). Returns rows written."""
+    (so re-running an unchanged load adds no Delta version). Returns rows written.
+
+    An outcome naming a batch the latest stored one does not name is new even when equal:
+    quality.runs counts a load's checks by its batch id, so a references check failing
+    the same way for the next load must be recorded for that load too."""
     if only_changes:
         latest = {
-            (r["dataset"], r["check"]): (r["passed"], r["severity"], r["rows_affected"])
+            (r["dataset"], r["check"]): r
             for r in check_history(home)
             .sort("evaluated_at")
             .group_by("dataset", "check", maintain_order=True)
             .last()
             .iter_rows(named=True)
         }
-        states = [
-            s
-            for s in states
-            if latest.get((s.dataset, s.check)) != (s.passed, s.severity, s.rows_affected)
-        ]
+        states = [s for s in states if not _same_outcome(latest.get((s.dataset, s.check)), s)]
     if states:
         frame = pl.DataFrame([asdict(s) for s in states], schema=_CHECK_SCHEMA)
         write_deltalake(
@@ -306,6 +306,19 @@ def record_checks(home: Home, states: list[CheckState], *, only_changes: bool) -
             commit_properties=commit_properties(),
         )
     return len(states)
+
+
+def _same_outcome(stored: dict | None, state: CheckState) -> bool:
+    if stored is None:
+        return False
+    same = (stored["passed"], stored["severity"], stored["rows_affected"]) == (
+        state.passed,
+        state.severity,
+        state.rows_affected,
+    )
+    # A state without a batch (a run with nothing new, a freshness check) is about the
+    # dataset as it stands, so any stored batch will do.
+    return same and (state.batch_id is None or state.batch_id == stored["batch_id"])
 
 
 def _suffix(attempt: int) -> str:

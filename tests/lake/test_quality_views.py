@@ -99,3 +99,29 @@ def test_freshness_failures_and_score(home) -> None:
     # fresh: 100% valid, nothing failing; late: 90% valid - 25 blocking - 20 stale.
     assert score == {"fresh": 100, "late": 45}
     con.close()
+
+
+def _batch_check(name: str, passed: bool, batch: str | None, rows: int | None) -> CheckState:
+    return CheckState(
+        "persons", name, passed, "WARN", False, rows, "", batch, dt.datetime.now(dt.UTC)
+    )
+
+
+def test_a_check_failing_alike_for_the_next_load_is_counted_for_that_load(home) -> None:
+    """A references check with the same 8 unmatched rows in two loads: both loads' rows in
+    quality.runs name it, while re-running a load (or checking without one) adds nothing."""
+    for batch, hours_ago in (("b1", 2), ("b2", 1)):
+        record_run(home, _run("persons", batch, hours_ago=hours_ago, rows_in=10, valid=10))
+        states = [_batch_check("unique_keys", True, batch, 0)]
+        record_checks(home, states, only_changes=False)  # a load records all its checks
+        # The references check runs after the load, recording only changes.
+        assert record_checks(home, [_batch_check("refs", False, batch, 8)], only_changes=True)
+    again = [_batch_check("refs", False, "b2", 8), _batch_check("unique_keys", True, None, 0)]
+    assert record_checks(home, again, only_changes=True) == 0
+    build_serving(home, {"dataset_specs": _specs(persons=36)})
+
+    con = connect(home.root)
+    runs = con.sql("""select batch_id, checks_passed, checks_failed from quality.runs
+                      order by batch_id""").fetchall()
+    con.close()
+    assert runs == [("b1", 1, ["refs"]), ("b2", 1, ["refs"])]
