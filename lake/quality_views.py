@@ -28,7 +28,8 @@ LEFT JOIN (
 """
 
 # Failing checks now (latest outcome per check), with since when they fail, plus the latest
-# load's contract failures per column and check with a few (masked) example values.
+# load's contract failures per column and check with a few (masked) example values. A row is
+# its sheet and number: workbooks read with `sheets:` number rows per sheet.
 # check_history is named once: every reference to a view binds its Delta scan again, which
 # reads the table's log (the serving build creates this view and catalog.datasets over it).
 FAILURES = """
@@ -58,7 +59,7 @@ FROM latest l JOIN since s USING (dataset, "check")
 WHERE NOT l.passed
 UNION ALL BY NAME
 SELECT q.dataset, 'contract: ' || q."check" AS "check", q."column", 'WARN' AS severity,
-       false AS blocking, count(DISTINCT q.source_row) AS "rows",
+       false AS blocking, count(DISTINCT (q.sheet, q.source_row)) AS "rows",
        list(DISTINCT q.value ORDER BY q.value)[1:5] AS examples,
        'rows in quality.quarantine' AS details,
        min(q.quarantined_at) AS failing_since, max(q.quarantined_at) AS last_evaluated_at,

@@ -66,7 +66,9 @@ def lake_views(home: Home, *, pin_columns: bool = False) -> dict[str, str]:
         for name, uri in delta_tables(home, layer).items()
     }
     quarantine = [scan(uri) for uri in delta_tables(home, "quarantine").values()]
-    views["quality.quarantine"] = " UNION ALL BY NAME ".join(quarantine) or _EMPTY_QUARANTINE
+    # The empty select gives the view every column even when only tables written before
+    # `sheet` existed are there; quality.failures counts rows by sheet and number.
+    views["quality.quarantine"] = " UNION ALL BY NAME ".join([*quarantine, _EMPTY_QUARANTINE])
     history_uri = home.table_uri("quality", "check_history")
     history = scan(history_uri) if is_table(history_uri) else quality_views.EMPTY_CHECK_HISTORY
     runs = scan(home.runs_uri) if is_table(home.runs_uri) else quality_views.EMPTY_RUNS

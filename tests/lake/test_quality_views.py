@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 import polars as pl
+from deltalake import write_deltalake
 
 from lake import connect
 from lake.quality import CheckState, RunRecord, record_checks, record_run, write_quarantine
@@ -125,3 +126,52 @@ def test_a_check_failing_alike_for_the_next_load_is_counted_for_that_load(home) 
                       order by batch_id""").fetchall()
     con.close()
     assert runs == [("b1", 1, ["refs"]), ("b2", 1, ["refs"])]
+
+
+def test_failing_rows_of_a_workbook_count_once_per_sheet(home) -> None:
+    """Workbooks read with `sheets:` number rows per sheet: row 4 of January and row 4 of
+    February failing the same check are two rows, as quality.runs counts them."""
+    record_run(home, _run("visits", "b1", hours_ago=1, rows_in=10, valid=7))
+    failures = pl.DataFrame(
+        {
+            "_source_row": [4, 4, 5],
+            "_sheet": ["Januar", "Februar", "Februar"],
+            "column": ["hours"] * 3,
+            "check": ["type:Float64"] * 3,
+            "value": ["mange", "?", "?"],
+        }
+    )
+    write_quarantine(home, "visits", "b1", failures)
+    build_serving(home, {"dataset_specs": _specs(visits=36)})
+
+    con = connect(home.root)
+    rows = con.sql("""select "rows" from quality.failures
+                      where "check" = 'contract: type:Float64'""").fetchall()
+    quarantined = con.sql("select rows_quarantined from quality.runs").fetchall()
+    con.close()
+    assert rows == quarantined == [(3,)]
+
+
+def test_quarantine_tables_older_than_sheets_alone_still_serve_a_sheet_column(home) -> None:
+    old = pl.DataFrame(
+        {
+            "dataset": ["old"],
+            "batch_id": ["b0"],
+            "source_row": [2],
+            "column": ["x"],
+            "check": ["not_nullable"],
+            "value": [None],
+            "quarantined_at": [NOW],
+        },
+        schema_overrides={"value": pl.String},
+    )
+    write_deltalake(home.table_uri("quarantine", "old"), old.to_arrow())
+    record_run(home, _run("old", "b0", hours_ago=1, rows_in=2, valid=1))
+    build_serving(home, {"dataset_specs": _specs(old=36)})
+
+    con = connect(home.root)
+    rows = con.sql("select source_row, sheet from quality.quarantine").fetchall()
+    failing = con.sql('select "rows" from quality.failures').fetchall()
+    con.close()
+    assert rows == [(2, None)]
+    assert failing == [(1,)]
