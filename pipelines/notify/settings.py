@@ -11,6 +11,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+import httpx
+
 LANGUAGES = ("da", "no")
 DEFAULT_UI_URL = "http://127.0.0.1:3000"
 DEFAULT_FROM = "kommunelake@localhost"
@@ -83,6 +85,14 @@ class NotifySettings:
         if webhook and not webhook.startswith(("http://", "https://")):
             problems.append("KOMMUNELAKE_NOTIFY_WEBHOOK_URL must start with http(s)://; ignored")
             webhook = None
+        elif webhook and not _parses(webhook):
+            # httpx would raise InvalidURL (not an HTTPError) at every send. The URL often
+            # carries a token, so the message does not quote it or httpx's excerpt of it.
+            problems.append(
+                "KOMMUNELAKE_NOTIFY_WEBHOOK_URL is not a valid URL (a port that is not a "
+                "number, a control character, an unclosed [ ); ignored"
+            )
+            webhook = None
         return cls(
             webhook_url=webhook,
             smtp_host=get("KOMMUNELAKE_SMTP_HOST"),
@@ -95,3 +105,11 @@ class NotifySettings:
             ui_url=(get("KOMMUNELAKE_UI_URL") or DEFAULT_UI_URL).rstrip("/"),
             problems=tuple(problems),
         )
+
+
+def _parses(url: str) -> bool:
+    try:
+        httpx.URL(url)
+    except httpx.InvalidURL:
+        return False
+    return True

@@ -284,3 +284,22 @@ def test_with_nothing_configured_incidents_are_recorded_not_sent(lake_env, webho
         cursor = load_cursor(result.cursor)[0]
         assert list(cursor.open) == ["stale|silver/dar_addresses|"] and cursor.outbox == ()
     assert webhook.received == []
+
+
+def test_a_webhook_url_httpx_cannot_parse_is_reported_and_the_email_still_goes(
+    lake_env, smtp, monkeypatch, capfd
+):
+    # Passes the http(s):// test, yet httpx refuses it before sending (InvalidURL is not an
+    # httpx.HTTPError): a placeholder port left in the URL must not fail every tick.
+    monkeypatch.setenv("KOMMUNELAKE_NOTIFY_WEBHOOK_URL", "https://hooks.example:PORT/T0K3N")
+    monkeypatch.setenv("KOMMUNELAKE_SMTP_HOST", smtp.host)
+    monkeypatch.setenv("KOMMUNELAKE_SMTP_PORT", str(smtp.port))
+    sensor = notification_sensor(specs=_stale_dar_home(lake_env))
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = _tick(instance, None, sensor=sensor, assets=[])
+        cursor = load_cursor(result.cursor)[0]
+        assert list(cursor.open) == ["stale|silver/dar_addresses|"] and cursor.outbox == ()
+    assert len(smtp.mails) == 1
+    logged = capfd.readouterr().err
+    assert "KOMMUNELAKE_NOTIFY_WEBHOOK_URL is not a valid URL" in logged
+    assert "T0K3N" not in logged
