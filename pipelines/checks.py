@@ -24,7 +24,7 @@ from lake.home import Home
 from lake.quality import CheckState, record_checks, runs
 from lake.validation import contract_columns
 from pipelines.freshness import freshness
-from pipelines.ingest import LINEAGE, OPTIONAL_LINEAGE, LoadReport
+from pipelines.ingest import LINEAGE, OPTIONAL_LINEAGE, BatchResult, LoadReport
 from pipelines.resources import LakeResource
 from pipelines.specs import DatasetSpec, Reference
 
@@ -49,6 +49,10 @@ class LoadFacts:
     latest_rows_in: int | None  # rows in of the newest loaded batch
     previous_rows_in: tuple[int, ...]  # rows in of the loads before it, oldest first
     drift_decision: str = "none"
+    # Of several files loaded in one run, the one with the largest quarantined share: a file
+    # whose every row failed must not pass the threshold because good files came with it.
+    worst_file: str | None = None
+    worst_share: float = 0.0
 
 
 def load_facts(home: Home, spec: DatasetSpec, report: LoadReport) -> LoadFacts:
@@ -73,6 +77,7 @@ def load_facts(home: Home, spec: DatasetSpec, report: LoadReport) -> LoadFacts:
             latest_rows_in=loaded[-1].rows_in,
             previous_rows_in=previous,
             drift_decision=loaded[-1].drift_decision,
+            **_worst_batch(loaded),
         )
     if not history.height:
         return LoadFacts(0, 0, 0, (), (), rejected, True, None, ())
@@ -91,6 +96,17 @@ def load_facts(home: Home, spec: DatasetSpec, report: LoadReport) -> LoadFacts:
         previous_rows_in=tuple(history["rows_in"].to_list()[:-1]),
         drift_decision=last.get("drift_decision") or "none",
     )
+
+
+def _worst_batch(loaded: list[BatchResult]) -> dict[str, str | float]:
+    if len(loaded) < 2:
+        return {}
+    worst = max(loaded, key=_share)
+    return {"worst_file": worst.source_file, "worst_share": _share(worst)}
+
+
+def _share(batch: BatchResult) -> float:
+    return batch.rows_quarantined / batch.rows_in if batch.rows_in else 0.0
 
 
 def check_specs(spec: DatasetSpec) -> list[dg.AssetCheckSpec]:
@@ -217,12 +233,7 @@ def check_results(
                 "where": f"quality.quarantine where dataset = '{spec.name}'",
             },
         ),
-        dg.AssetCheckResult(
-            check_name="quarantine_threshold",
-            passed=share <= q.quarantine_error,
-            severity=ERROR,
-            metadata={"share_quarantined": round(share, 4), "error_above": q.quarantine_error},
-        ),
+        _threshold(facts, share, q.quarantine_error),
         dg.AssetCheckResult(
             check_name="schema_drift",
             passed=not facts.extra_columns,
@@ -248,6 +259,20 @@ def check_results(
             )
         )
     return results
+
+
+def _threshold(facts: LoadFacts, share: float, error_above: float) -> dg.AssetCheckResult:
+    """Judged per file: the load's share, or a worse file's among several loaded at once."""
+    metadata: dict[str, str | float] = {"share_quarantined": round(share, 4)}
+    if facts.worst_file is not None and facts.worst_share > share:
+        share = facts.worst_share
+        metadata = {"share_quarantined": round(share, 4), "file": facts.worst_file}
+    return dg.AssetCheckResult(
+        check_name="quarantine_threshold",
+        passed=share <= error_above,
+        severity=ERROR,
+        metadata={**metadata, "error_above": error_above},
+    )
 
 
 def _volume(facts: LoadFacts, tolerance: float) -> dg.AssetCheckResult:
@@ -378,6 +403,7 @@ _DETAIL_KEYS = (
     "first_source_rows",
     "references",
     "error_above",
+    "file",
     "age_hours",
     "expected_within_hours",
 )

@@ -703,6 +703,7 @@ _SUMMARY_KEYS = (
     "rows_quarantined",
     "share_quarantined",  # quarantine_threshold's only count, with the limit it exceeded
     "error_above",
+    "file",  # quarantine_threshold: the file judged, when several loaded at once
     "duplicate_rows",
     "rows_without_match",
     "new_columns",

@@ -8,9 +8,10 @@ import dagster as dg
 import polars as pl
 import pytest
 
+from lake.quality import runs
 from lake.validation import contract_columns
-from pipelines.checks import LoadFacts, check_results
-from pipelines.ingest import LINEAGE
+from pipelines.checks import LoadFacts, check_results, load_facts
+from pipelines.ingest import LINEAGE, BatchResult, LoadReport
 from pipelines.specs import QualitySpec, spec_by_name
 
 SPEC = dataclasses.replace(
@@ -52,6 +53,29 @@ def test_quarantine_share_warns_then_blocks(quarantined, contract_passes, thresh
     assert results["contract"].severity == dg.AssetCheckSeverity.WARN
     assert results["quarantine_threshold"].passed is threshold_passes
     assert results["quarantine_threshold"].severity == dg.AssetCheckSeverity.ERROR
+
+
+def test_a_file_whose_every_row_failed_blocks_also_beside_good_files(home) -> None:
+    """Two exports loaded in one run: 10 rows that all failed, and 600 good ones. Together
+    1.6% failed, but the first file is suspect as a whole."""
+    report = LoadReport(
+        "sick_leave",
+        new_files=2,
+        batches=(
+            BatchResult("b1", "fravaer_marts.csv", "loaded", 10, 0, 10),
+            BatchResult("b2", "fravaer_april.csv", "loaded", 600, 600, 0),
+        ),
+        history=runs(home),
+    )
+    results = _results(load_facts(home, SPEC, report))
+    threshold = results["quarantine_threshold"]
+    assert not threshold.passed and threshold.severity == dg.AssetCheckSeverity.ERROR
+    assert threshold.metadata["file"].value == "fravaer_marts.csv"
+    assert threshold.metadata["share_quarantined"].value == 1.0
+    assert results["contract"].metadata["rows_quarantined"].value == 10  # the run's total
+
+    good = dataclasses.replace(report, batches=report.batches[1:] * 2)
+    assert _results(load_facts(home, SPEC, good))["quarantine_threshold"].passed
 
 
 @pytest.mark.parametrize(("rows", "passes"), [(1499, True), (1600, False), (400, False)])
