@@ -48,9 +48,19 @@ since AS (
     WHERE NOT h.passed AND (p.at IS NULL OR h.evaluated_at > p.at)
     GROUP BY ALL
 ),
-latest_batch AS (
-    SELECT dataset, batch_id FROM quality.runs WHERE status = 'loaded'
+loads AS MATERIALIZED (
+    SELECT dataset, batch_id, dagster_run_id, finished_at FROM quality.runs
+    WHERE status = 'loaded'
+),
+latest_load AS (
+    SELECT * FROM loads
     QUALIFY row_number() OVER (PARTITION BY dataset ORDER BY finished_at DESC) = 1
+),
+-- Files waiting together load in one run: the latest load is all of that run's batches.
+latest_batch AS (
+    SELECT DISTINCT r.dataset, r.batch_id
+    FROM loads r JOIN latest_load l USING (dataset)
+    WHERE r.batch_id = l.batch_id OR r.dagster_run_id = l.dagster_run_id
 )
 SELECT l.dataset, l."check", NULL::VARCHAR AS "column", l.severity, l.blocking,
        l.rows_affected AS "rows", NULL::VARCHAR[] AS examples, l.details,

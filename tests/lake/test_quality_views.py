@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import polars as pl
@@ -175,3 +176,32 @@ def test_quarantine_tables_older_than_sheets_alone_still_serve_a_sheet_column(ho
     con.close()
     assert rows == [(2, None)]
     assert failing == [(1,)]
+
+
+def test_failing_rows_of_every_file_of_the_latest_run_are_shown(home) -> None:
+    """Two exports loaded in one run: the first one's failing rows are the latest load's
+    too, though the second finished last. An earlier run's rows are not."""
+    loads = (  # batch, run, hours ago, rows in, rows valid
+        ("b0", "run-1", 5, 10, 9),
+        ("b1", "run-2", 1.1, 10, 0),
+        ("b2", "run-2", 1, 600, 600),
+    )
+    for batch, run_id, hours_ago, rows_in, valid in loads:
+        record = _run("leave", batch, hours_ago, rows_in=rows_in, valid=valid)
+        record_run(home, dataclasses.replace(record, dagster_run_id=run_id))
+        failing = rows_in - valid
+        if failing:
+            rows = {
+                "_source_row": list(range(2, 2 + failing)),
+                "column": ["start_date"] * failing,
+                "check": ["type:Date"] * failing,
+                "value": ["NN-NN-NNNN"] * failing,
+            }
+            write_quarantine(home, "leave", batch, pl.DataFrame(rows))
+    build_serving(home, {"dataset_specs": _specs(leave=36)})
+
+    con = connect(home.root)
+    shown = con.sql("""select batch_id, "rows" from quality.failures
+                       where "check" = 'contract: type:Date'""").fetchall()
+    con.close()
+    assert shown == [("b1", 10)]
