@@ -15,7 +15,7 @@ import polars as pl
 from lake.duck import duck_connect
 from lake.home import Home
 from lake.serving import create_views, lake_views
-from lake.tables import Commit, has_batch, table_version, write_batch
+from lake.tables import Commit, has_batch, open_table, table_version, write_batch
 
 # Age in whole years at the register's load date (the CPR extract's `_ingested_at`), so the
 # figures describe the extract rather than the day the model happened to run.
@@ -137,10 +137,23 @@ def input_versions(home: Home, model: GoldModel) -> dict[str, int | None]:
 def compute(home: Home, model: GoldModel) -> pl.DataFrame:
     con = duck_connect(lake_uri=home.lake_root)
     try:
-        create_views(con, {k: v for k, v in lake_views(home).items() if k.startswith("silver.")})
+        views = {k: v for k, v in lake_views(home).items() if k.startswith("silver.")}
+        create_views(con, current_versions(home, model, views))
         return con.sql(model.sql).pl()  # keeps the schema when the result is empty
     finally:
         con.close()
+
+
+def current_versions(home: Home, model: GoldModel, views: dict[str, str]) -> dict[str, str]:
+    """The views with each scd2 input cut to its current rows: the models describe the
+    registers as they stand, and a dataset's YAML may switch it to `load_mode: scd2`, which
+    keeps every closed version beside the current one (a person who moved, twice)."""
+    views = dict(views)
+    for name in model.inputs:
+        table = open_table(home.table_uri("silver", name), home.storage_options())
+        if table is not None and "is_current" in {f.name for f in table.schema().fields}:
+            views[f"silver.{name}"] = f"SELECT * FROM ({views[f'silver.{name}']}) WHERE is_current"
+    return views
 
 
 def build(home: Home, model: GoldModel) -> tuple[Commit, pl.DataFrame | None]:

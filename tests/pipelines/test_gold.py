@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 
 import polars as pl
 
@@ -99,3 +100,36 @@ def test_an_empty_result_is_still_a_table_with_its_columns(home) -> None:
     _, table = build(home, MODEL["meal_delivery_reconciliation"])
     assert table.height == 0 and table.columns == ["cpr", "list_row", "district", "status"]
     assert pl.read_delta(home.table_uri("gold", "meal_delivery_reconciliation")).height == 0
+
+
+def test_a_register_kept_as_scd2_history_counts_only_its_current_rows(home) -> None:
+    """cpr_persons switched to `load_mode: scd2`: p1 moved from a1 to a2 and p3 left, so
+    silver holds their closed versions beside the current ones."""
+    _registers(home)
+    shutil.rmtree(home.table_uri("silver", "cpr_persons"))  # a table of the new shape
+    closed, now = dt.datetime(2026, 10, 1, tzinfo=dt.UTC), dt.datetime(9999, 12, 31, tzinfo=dt.UTC)
+    versions = [  # cpr, address, is_current
+        ("p1", "a1", False),
+        ("p1", "a2", True),
+        ("p2", "a2", True),
+        ("p3", "a2", False),
+    ]
+    born = {"p1": dt.date(1940, 5, 1), "p2": dt.date(1950, 11, 2), "p3": dt.date(2010, 1, 1)}
+    _silver(
+        home,
+        "cpr_persons",
+        [
+            {
+                "cpr": cpr,
+                "birth_date": born[cpr],
+                "address_id": address,
+                "valid_from": dt.datetime(2020, 1, 1, tzinfo=dt.UTC),
+                "valid_to": now if current else closed,
+                "is_current": current,
+            }
+            for cpr, address, current in versions
+        ],
+    )
+    _, table = build(home, MODEL["population_by_district"])
+    [row] = table.rows(named=True)
+    assert (row["persons"], row["households"], row["persons_65_plus"]) == (2, 1, 2)
