@@ -53,6 +53,7 @@ class LoadFacts:
     # whose every row failed must not pass the threshold because good files came with it.
     worst_file: str | None = None
     worst_share: float = 0.0
+    batch_id: str | None = None  # the newest loaded batch the facts describe
 
 
 def load_facts(home: Home, spec: DatasetSpec, report: LoadReport) -> LoadFacts:
@@ -77,6 +78,7 @@ def load_facts(home: Home, spec: DatasetSpec, report: LoadReport) -> LoadFacts:
             latest_rows_in=loaded[-1].rows_in,
             previous_rows_in=previous,
             drift_decision=loaded[-1].drift_decision,
+            batch_id=loaded[-1].batch_id,
             **_worst_batch(loaded),
         )
     if not history.height:
@@ -95,6 +97,7 @@ def load_facts(home: Home, spec: DatasetSpec, report: LoadReport) -> LoadFacts:
         latest_rows_in=last["rows_in"],
         previous_rows_in=tuple(history["rows_in"].to_list()[:-1]),
         drift_decision=last.get("drift_decision") or "none",
+        batch_id=last["batch_id"],
     )
 
 

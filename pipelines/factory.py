@@ -162,7 +162,8 @@ def dataset_result(
     results = check_results(spec, facts, silver, evolved)
     blocking = {s.name for s in check_specs(spec) if s.blocking}
     # Every load records all its checks; a run with nothing new records only changes, so
-    # re-running an unchanged home adds no Delta version.
+    # re-running an unchanged home adds no Delta version. Those changes are the newest
+    # load's: after `kommunelake reload`, quality.runs shows that batch's new outcome.
     record(
         home,
         spec.name,
@@ -170,7 +171,7 @@ def dataset_result(
         blocking,
         run_id=run_id,
         only_changes=not report.batches,
-        batch_id=report.batches[-1].batch_id if report.batches else None,
+        batch_id=report.batches[-1].batch_id if report.batches else facts.batch_id,
     )
     return dg.MaterializeResult(
         metadata={

@@ -11,6 +11,7 @@ import pytest
 from deltalake import DeltaTable
 
 from connectors.demo import generate
+from lake import connect
 from lake.home import Home
 from lake.quality import runs
 from pipelines.definitions import build_assets
@@ -385,3 +386,23 @@ def test_a_load_the_object_store_keeps_failing_names_the_store_and_says_to_re_ru
     assert again.success
     assert silver.get_column("_batch_id").n_unique() == 1  # the one delivery, once
     assert silver.get_column("absence_id").is_unique().all()
+
+
+def test_quality_runs_shows_a_reloaded_batch_with_the_checks_of_its_reload(demo_home) -> None:
+    from lake.serving import build_serving
+    from pipelines.ingest import reload_batch
+
+    fixed = spec_by_name("sick_leave")
+    broken = dataclasses.replace(fixed, parse=dataclasses.replace(fixed.parse, date_formats=()))
+    dataset_result(broken, demo_home, load_dataset(broken, demo_home, TEST_KEY))
+    reload_batch(fixed, demo_home, TEST_KEY)
+    # The reload's run loads nothing new: its checks judge the reloaded batch.
+    dataset_result(fixed, demo_home, load_dataset(fixed, demo_home, TEST_KEY))
+    build_serving(demo_home, {})
+
+    con = connect(demo_home.root)
+    rows = con.sql("""select rows_quarantined, checks_failed from quality.runs
+                      order by finished_at""").fetchall()
+    con.close()
+    [(before, _), (after, failed)] = rows  # the load and its reload, one batch
+    assert after < before / 5 and "quarantine_threshold" not in (failed or [])
