@@ -91,7 +91,8 @@ WHERE s.layer = 'silver'
 """
 
 # Score 0-100 for silver datasets: the valid share of the latest load, minus 25 while a
-# blocking check fails, 5 per failing warning check (at most 20), and 20 when stale.
+# blocking check fails, 5 per failing warning check (at most 20), and 20 when stale. A load
+# of no rows (a month without sick leave) had nothing fail; a dataset never loaded has 0.
 DATASETS = """
 WITH last_load AS (
     SELECT dataset, finished_at AS last_loaded_at, rows_in, rows_valid, rows_quarantined
@@ -108,7 +109,7 @@ SELECT s.*, l.last_loaded_at, l.rows_in, l.rows_valid, l.rows_quarantined, f.sta
        coalesce(x.blocking_failures, 0) AS blocking_failures,
        coalesce(x.warnings, 0) AS failing_warnings,
        CASE WHEN s.layer = 'silver' THEN greatest(0, round(
-           100.0 * coalesce(l.rows_valid / nullif(l.rows_in, 0), 0)
+           100.0 * CASE WHEN l.rows_in = 0 THEN 1 ELSE coalesce(l.rows_valid / l.rows_in, 0) END
            - 25 * (coalesce(x.blocking_failures, 0) > 0)::INT
            - least(20, 5 * coalesce(x.warnings, 0))
            - 20 * coalesce(f.stale, false)::INT))::INT END AS quality_score

@@ -205,3 +205,17 @@ def test_failing_rows_of_every_file_of_the_latest_run_are_shown(home) -> None:
                        where "check" = 'contract: type:Date'""").fetchall()
     con.close()
     assert shown == [("b1", 10)]
+
+
+def test_an_empty_delivery_scores_as_nothing_failed_and_a_never_loaded_one_as_nothing(
+    home,
+) -> None:
+    """A month without sick leave is a header-only export: no row failed, so the dataset
+    is not scored as if every row had. A dataset never loaded still scores 0."""
+    record_run(home, _run("leave", "b1", hours_ago=1, rows_in=0, valid=0))
+    build_serving(home, {"dataset_specs": _specs(leave=36, never=36)})
+
+    con = connect(home.root)
+    score = dict(con.sql("select dataset, quality_score from catalog.datasets").fetchall())
+    con.close()
+    assert score == {"leave": 100, "never": 0}
