@@ -20,7 +20,8 @@ Each record becomes one row:
     </Record>
 
 Nested elements are flattened to `parent/child` column names (attributes as `@name`;
-`xml:lang` and the other `xml:` attributes keep their prefix), so every column is a plain
+`xml:lang` and the other `xml:` attributes keep their prefix; XML Schema's `xsi:` attributes
+are no columns, so `<Slutdato xsi:nil="true"/>` is a null `Slutdato`), so every column is a plain
 text value the typing step can check. An element with child elements gets a column of its
 own only when it also holds non-blank text, and then its whole text, its children's
 included (`<note>Ring til <b>Hans</b></note>` is `note` = `Ring til Hans`); an element that
@@ -324,6 +325,11 @@ def _local(name: str) -> str:
 
 
 _XML_NAMESPACE = "{http://www.w3.org/XML/1998/namespace}"
+# XML Schema's instance attributes (`xsi:nil`, `xsi:type`, `xsi:schemaLocation`) tell a
+# validator about the element; they are no data. `<Slutdato xsi:nil="true"/>` is how
+# schema-valid exports (OIOXML) write a null, and as a `Slutdato/@nil` column it was a new
+# column in every such file, which a `schema_drift: freeze` dataset rejected.
+_XSI_NAMESPACE = "{http://www.w3.org/2001/XMLSchema-instance}"
 
 
 def _attribute_name(name: str) -> str:
@@ -451,6 +457,8 @@ class _Records:
             return
         names: dict[str, str] = {}
         for name, value in attrib.items():
+            if name.startswith(_XSI_NAMESPACE):
+                continue  # a nilled element is empty, so its value is null as it is
             column = _attribute_name(name)
             if column in names:
                 self._same_attribute_twice(names[column], name)

@@ -353,3 +353,19 @@ def test_a_utf8_file_declaring_utf8_by_another_name_reads(name: str) -> None:
     # first ø was "not well-formed (invalid token)", with a hint to fix the encoding.
     data = f'<?xml version="1.0" encoding="{name}"?>\n<r><p><n>Søren Ærø</n></p></r>'
     assert read(data.encode(), record_path="p")["n"].to_list() == ["Søren Ærø"]
+
+
+def test_xml_schema_instance_attributes_are_no_columns() -> None:
+    # Schema-valid exports (OIOXML) write a null as `xsi:nil="true"` and may name the schema
+    # or an element's type: a `Slutdato/@nil` column made each such file a new layout.
+    frame = read(
+        '<a xmlns="urn:oio:hr" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">'
+        '<r xsi:type="Fravaer"><Start>2026-01-05</Start><Slut xsi:nil="true"/></r>'
+        '<r><Start>2026-02-01</Start><Slut xsi:nil="false">2026-02-03</Slut></r></a>',
+        record_path="a/r",
+    )
+    assert frame.columns == ["Start", "Slut", "_source_row"]
+    assert frame.select("Start", "Slut").rows() == [
+        ("2026-01-05", None),
+        ("2026-02-01", "2026-02-03"),
+    ]
