@@ -132,13 +132,17 @@ def rename_to_contract(
     *,
     where: str,
     absent_is_null: bool = False,
+    absent_required_is_null: bool = False,
 ) -> tuple[pl.DataFrame, tuple[str, ...]]:
     """Map source headers to contract fields; a missing field rejects the batch.
 
     Except where nothing can be lost: a batch without rows or headers (an empty JSON array or
     XML document) gets every missing field, and with `absent_is_null` (record formats, whose
     writers leave out null keys) a missing nullable field is a column of nulls. A file with
-    headers but no rows is checked like any other: its headers say what the layout is."""
+    headers but no rows is checked like any other: its headers say what the layout is.
+    `absent_required_is_null` makes a missing required field a column of nulls too (its
+    rows fail as null): for one piece of a record file, whose other pieces may have the
+    field; the caller refuses a file none of whose pieces has it."""
     fields = contract_columns(contract)
     # Readers NFC-normalise headers; a YAML saved on a Mac may hold NFD keys.
     aliases = {unicodedata.normalize("NFC", src): dst for src, dst in aliases.items()}
@@ -159,7 +163,7 @@ def rename_to_contract(
     missing = [name for name in fields if name not in frame.columns]
     shapeless = not raw.height and all(c in READER_LINEAGE for c in raw.columns)
     if missing and (absent_is_null or shapeless):
-        nulls = [n for n in missing if shapeless or fields[n].nullable]
+        nulls = [n for n in missing if shapeless or fields[n].nullable or absent_required_is_null]
         frame = frame.with_columns(pl.lit(None, pl.String).alias(n) for n in nulls)
         missing = [n for n in missing if n not in nulls]
     if missing:
@@ -203,14 +207,21 @@ def conform(
     where: str = "batch",
     drift: DriftPolicy = "ignore",
     absent_is_null: bool = False,
+    absent_required_is_null: bool = False,
     hold_keys: bool = False,
 ) -> Conformed:
-    """Type, validate and de-duplicate one batch; raises SchemaBreak if columns are missing,
-    or new ones arrive under `freeze` (or hold CPR-shaped values under `evolve`). With
-    `hold_keys` (a batch that is the whole source) the quarantined rows' keys are kept too."""
+    """Type, validate and de-duplicate one batch; raises SchemaBreak if columns are missing
+    (see `rename_to_contract` for the `absent_` exceptions), or new ones arrive under
+    `freeze` (or hold CPR-shaped values under `evolve`). With `hold_keys` (a batch that is
+    the whole source) the quarantined rows' keys are kept too."""
     parse = parse or ParseOptions()
     frame, extra = rename_to_contract(
-        raw, contract, aliases or {}, where=where, absent_is_null=absent_is_null
+        raw,
+        contract,
+        aliases or {},
+        where=where,
+        absent_is_null=absent_is_null,
+        absent_required_is_null=absent_required_is_null,
     )
     frame, added = _apply_drift(frame, extra, drift, where)
     fields = contract_columns(contract)

@@ -54,6 +54,7 @@ from lake.validation import (
     failure_counts,
     identifier_columns,
     key_hash,
+    rename_to_contract,
     repeated_keys,
 )
 from pipelines.api_sources import fetch_into_landing, is_api
@@ -121,9 +122,12 @@ def conform_chunks(
     delivery is unpacked into `scratch` (default: the system's temporary folder). `look`
     is shown each chunk as read, before it is conformed."""
     progress = Progress(f"{spec.name}: {source_name}")
+    records = _is_record_format(spec)
+    headers: dict[str, None] = {}  # a record file's fields in all its pieces, in order
     for raw in iter_table(path, reader_options(spec), source_name=source_name, scratch=scratch):
         if look is not None:
             look(raw)
+        headers.update(dict.fromkeys(raw.columns))
         conformed = conform(
             raw,
             spec.contract,
@@ -134,11 +138,24 @@ def conform_chunks(
             drift=spec.schema_drift,
             # JSON and XML writers leave out null keys; a table format's missing column is
             # a changed layout.
-            absent_is_null=_is_record_format(spec),
+            absent_is_null=records,
+            # A required field one piece's records all leave out may be in the other
+            # pieces: those rows fail as null, as they do when the file is read whole,
+            # instead of the piece rejecting the file as missing a column.
+            absent_required_is_null=records,
             hold_keys=_whole_source(spec),
         )
         progress.chunk(conformed)
         yield conformed
+    if records:
+        # What a whole read refuses: a required field that no record of the file has.
+        rename_to_contract(
+            pl.DataFrame(schema=dict.fromkeys(headers, pl.String)),
+            spec.contract,
+            spec.columns,
+            where=source_name,
+            absent_is_null=True,
+        )
 
 
 def _whole_source(spec: DatasetSpec) -> bool:

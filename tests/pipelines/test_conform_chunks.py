@@ -5,9 +5,11 @@ from __future__ import annotations
 import dataclasses
 import json
 
+import polars as pl
+import pytest
 import xlsxwriter
 
-from lake.validation import ParseOptions
+from lake.validation import ParseOptions, SchemaBreak
 from pipelines.ingest import conform_chunks
 from pipelines.specs import spec_by_name
 
@@ -71,3 +73,86 @@ def test_a_large_ndjson_is_checked_in_pieces_and_later_fields_are_reported(
     result = check_file(spec, path)
     assert (result.rows_in, result.rows_valid, result.rows_quarantined) == (3_000, 1, 2_999)
     assert result.extra_columns == ("nytFelt",)
+
+
+def _absence(number: int) -> dict[str, object]:
+    return {
+        "FravaerID": f"F{number}",
+        "Medarbejdernr": "17",
+        "CPR": "0101901234",
+        "Afdeling": "Jobcenter",
+        "Fravaerstype": "Egen sygdom",
+        "Startdato": "2026-03-02",
+        "Dage": 1,
+        "Timer": 7.4,
+    }
+
+
+def _record_spec(kind: str) -> object:
+    return dataclasses.replace(
+        spec_by_name("sick_leave"),
+        format={"type": kind, **({"record_path": "items"} if kind == "json" else {})},
+        columns={
+            "FravaerID": "absence_id",
+            "Medarbejdernr": "employee_no",
+            "CPR": "cpr",
+            "Afdeling": "department",
+            "Fravaerstype": "absence_type",
+            "Startdato": "start_date",
+            "Dage": "days",
+            "Timer": "hours",
+        },
+        parse=ParseOptions(date_formats=("%Y-%m-%d",)),
+    )
+
+
+def _write_records(path, kind: str, records: list[dict[str, object]]) -> None:
+    if kind == "json":
+        path.write_text(json.dumps({"items": records}), encoding="utf-8")
+    else:
+        path.write_text("\n".join(json.dumps(r) for r in records) + "\n", encoding="utf-8")
+
+
+@pytest.mark.parametrize("kind", ["json", "ndjson"])
+def test_a_required_field_one_piece_leaves_out_fails_its_rows_as_read_whole(
+    tmp_path, monkeypatch, kind: str
+) -> None:
+    # Writers leave out null keys: records whose `Afdeling` is null have no such key. When
+    # a whole piece of a large file had none, that piece rejected the file as missing the
+    # column ("the file has only the headers ..."), though read whole its rows fail as null.
+    from connectors.formats import chunks
+
+    records = [_absence(i) for i in range(600)]
+    for record in records[300:]:
+        del record["Afdeling"]
+    path = tmp_path / f"fravaer.{kind}"
+    _write_records(path, kind, records)
+    spec = _record_spec(kind)
+    whole = list(conform_chunks(spec, path, path.name))
+    monkeypatch.setattr(chunks, "CHUNK_BYTES", 4096)
+    pieces = list(conform_chunks(spec, path, path.name))
+    assert len(whole) == 1 and len(pieces) > 2
+    for conformed in (whole, pieces):
+        assert sum(c.rows_in for c in conformed) == 600
+        assert sum(c.rows_quarantined for c in conformed) == 300
+        failures = pl.concat([c.failures for c in conformed])
+        assert set(failures["column"]) == {"department"}
+
+
+@pytest.mark.parametrize("chunk_bytes", [None, 4096])
+def test_a_required_field_no_record_has_rejects_the_file_whole_and_in_pieces(
+    tmp_path, monkeypatch, chunk_bytes: int | None
+) -> None:
+    from connectors.formats import chunks
+
+    if chunk_bytes:
+        monkeypatch.setattr(chunks, "CHUNK_BYTES", chunk_bytes)
+    records = [_absence(i) for i in range(600)]
+    for record in records:
+        del record["Afdeling"]
+    path = tmp_path / "fravaer.ndjson"
+    _write_records(path, "ndjson", records)
+    with pytest.raises(
+        SchemaBreak, match=r"fravaer.ndjson: missing required column\(s\) department"
+    ):
+        list(conform_chunks(_record_spec("ndjson"), path, path.name))
