@@ -161,6 +161,11 @@ SPARSE_CELLS = 10_000_000
 SPARSE_SHARE = 50
 _NAMES_LISTED = 10
 _NAME_CHARS = 60
+# One value of a record format (a JSON string, an XML element's text or attribute). Held as
+# text, stripped and moved into columns, a value costs about nine times its size on the way
+# to a frame: a 60 MB text node took 530 MB. GML coordinates of a municipality's border run
+# to a few MB; a document embedded as base64 belongs in a file of its own.
+MAX_VALUE_CHARS = 8 << 20
 
 
 def check_unique(names: Iterable[str], fail: Callable[[str, str], FormatError]) -> None:
@@ -289,4 +294,20 @@ def records_frame(
         source_name=source_name,
         header_line=None,
         records=True,
+    )
+
+
+def too_long_value(
+    what: str, record: int, source_name: str, *, line: int | None, from_line: int | None = None
+) -> FormatError:
+    """The error for the record (1-based) holding a value over MAX_VALUE_CHARS; `what`
+    names the value (`the value of `Navn``)."""
+    start = f" (from line {from_line})" if from_line else ""
+    return FormatError(
+        source_name,
+        f"record {record}{start}: {what} is longer than {MAX_VALUE_CHARS:,} characters,"
+        " more than a column value can be",
+        "Ask the supplier for the records without such values: a document or image"
+        " embedded in the export belongs in a file of its own",
+        line=line,
     )

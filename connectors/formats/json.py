@@ -28,7 +28,14 @@ from connectors.formats.encoding import (
     without_end_of_file_mark,
 )
 from connectors.formats.errors import FormatError
-from connectors.formats.frame import MAX_COLUMNS, FieldsSeen, records_frame, too_many_fields
+from connectors.formats.frame import (
+    MAX_COLUMNS,
+    MAX_VALUE_CHARS,
+    FieldsSeen,
+    records_frame,
+    too_long_value,
+    too_many_fields,
+)
 from connectors.formats.json_stream import (
     DECODER,
     NotJson,
@@ -262,6 +269,9 @@ def _frame(
             except RecursionError as err:  # dumping a nested value nearly as deep as allowed
                 line = lines[index] if lines else None
                 raise too_deep(source_name, line, None if lines else index + first) from err
+            if text is not None and len(text) > MAX_VALUE_CHARS:
+                line = lines[index] if lines else None
+                raise too_long_value(f"the value of `{key}`", index + first, source_name, line=line)
             indices[key].append(index)
             values[key].append(text)
     source_rows = lines if lines is not None else range(first, first + len(records))

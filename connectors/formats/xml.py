@@ -62,7 +62,14 @@ from connectors.formats.encoding import (
     refuse_utf8_as_single_byte,
 )
 from connectors.formats.errors import FormatError
-from connectors.formats.frame import MAX_COLUMNS, FieldsSeen, records_frame, too_many_fields
+from connectors.formats.frame import (
+    MAX_COLUMNS,
+    MAX_VALUE_CHARS,
+    FieldsSeen,
+    records_frame,
+    too_long_value,
+    too_many_fields,
+)
 from connectors.formats.options import check_keys, optional_str
 
 OPTIONS = {"record_path", "encoding"}
@@ -75,6 +82,10 @@ _HINT_DEPTH = 4
 # the depth (30,000 levels in a 210 KB file took 1.1 GB). Real records nest a few levels
 # (GML geometry, the deepest common case, about ten); no export comes near this.
 MAX_DEPTH = 64
+# One start tag with its attributes, comment or processing instruction: expat holds it whole
+# until it ends, and scans it at about 35 MB/s. Room for the longest value a record may have
+# (frame.MAX_VALUE_CHARS) and the element's other attributes.
+MAX_MARKUP_BYTES = 10 << 20
 # The encoding named in the XML declaration, after an optional UTF-8 BOM.
 _DECLARED_ENCODING = re.compile(
     rb"(?:\xef\xbb\xbf)?\s*<\?xml\s[^>]*?\bencoding\s*=\s*[\"']([A-Za-z0-9._:-]+)[\"']"
@@ -173,9 +184,8 @@ def _frames(
     records.expat = parser.parser
     fed = 0
     try:
-        for block in blocks:
-            parser.feed(block)
-            fed += len(block)
+        for size in _fed(parser, blocks, source_name):
+            fed += size
             if chunk_bytes and fed >= chunk_bytes and records.pending():
                 yield records.take()
                 fed = 0
@@ -226,6 +236,44 @@ def _frames(
     if records.pending() or not records.taken:
         yield records.frame(record_path)
     records.fields_seen.finish()
+
+
+def _fed(
+    parser: XMLParser, blocks: Iterable[bytes | memoryview], source_name: str
+) -> Iterator[int]:
+    """Feed `blocks` to `parser`; the bytes fed each time.
+
+    The expat under Python here (2.5) scans an unfinished token again from its start at
+    every feed: a 60 MB attribute value fed in 64 KiB blocks took 100 s, a 100 MB comment
+    over two minutes. Blocks wait until they add as many bytes as expat holds unfinished
+    (what expat 2.6 calls reparse deferral), so each byte is scanned a few times at most,
+    and markup longer than MAX_MARKUP_BYTES is refused."""
+    expat = parser.parser
+    waiting: list[bytes | memoryview] = []
+    size = fed = 0
+    for block in blocks:
+        waiting.append(block)
+        size += len(block)
+        start = expat.CurrentByteIndex  # where the token expat has not finished starts
+        held = fed - start if start >= 0 else 0
+        if held > MAX_MARKUP_BYTES:
+            raise FormatError(
+                source_name,
+                f"one piece of markup (a start tag with its attributes, a comment or a"
+                f" processing instruction) is longer than {MAX_MARKUP_BYTES >> 20} MB",
+                "Ask the supplier for the file without it: a document or image embedded in"
+                " the export belongs in a file of its own",
+                line=expat.CurrentLineNumber,
+            )
+        if size < held:
+            continue
+        parser.feed(b"".join(waiting) if len(waiting) > 1 else waiting[0])
+        fed += size
+        yield size
+        waiting, size = [], 0
+    if waiting:
+        parser.feed(b"".join(waiting))
+        yield size
 
 
 def _as_declared(
@@ -346,13 +394,14 @@ def _shown_name(name: str) -> str:
 
 
 class _Element:
-    __slots__ = ("has_children", "has_own_text", "key", "text")
+    __slots__ = ("has_children", "has_own_text", "key", "size", "text")
 
     def __init__(self, key: str) -> None:
         self.key = key
         # Its whole text, its children's included in document order (XPath's string value),
         # so `<note>Ring til <b>Hans</b> kl. 9</note>` keeps the sentence whole in `note`.
         self.text: list[str] = []
+        self.size = 0  # characters of text directly inside
         self.has_own_text = False  # non-blank text directly inside, not only in children
         self.has_children = False
 
@@ -463,11 +512,16 @@ class _Records:
             if column in names:
                 self._same_attribute_twice(names[column], name)
             names[column] = name
+            if len(value) > MAX_VALUE_CHARS:
+                self._too_long(f"the attribute `{prefix + column}`")
             self._put(prefix + column, value)
 
     def data(self, text: str) -> None:
         if self.open:
             element = self.open[-1]
+            element.size += len(text)
+            if element.size > MAX_VALUE_CHARS:  # refused before it costs the frame's memory
+                self._too_long(f"the text of `{element.key or self.path[-1]}`")
             element.text.append(text)
             element.has_own_text = element.has_own_text or not text.isspace()
 
@@ -486,6 +540,11 @@ class _Records:
                     self._put(self.path[-1], "".join(element.text))
                 self._end_record()
         self.path.pop()
+
+    def _too_long(self, what: str) -> None:
+        raise too_long_value(
+            what, self.count, self.source_name, line=self.line(), from_line=self.record_line
+        )
 
     def _same_attribute_twice(self, first: str, second: str) -> None:
         raise FormatError(

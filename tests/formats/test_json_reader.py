@@ -353,3 +353,20 @@ def test_ndjson_with_carriage_return_line_ends_says_so() -> None:
     assert "carriage return (CR) only" in error.hint
     # Extra data on an LF line keeps the general hint
     assert "carriage return" not in read_error(b'{"cvr": 1} {"cvr": 2}\n', "ndjson").hint
+
+
+@pytest.mark.parametrize("kind", ["json", "ndjson"])
+def test_a_value_over_the_longest_a_column_holds_is_refused_naming_it(
+    monkeypatch, kind: str
+) -> None:
+    # Strings go on through stripping and columns at about nine times their size: a 60 MB
+    # one took 590 MB. The limit is lowered here; the malicious-input tests use the real one.
+    from connectors.formats import json as json_reader
+
+    monkeypatch.setattr(json_reader, "MAX_VALUE_CHARS", 1_000)
+    records = [{"id": 1, "bilag": "x" * 1_000}, {"id": 2, "bilag": "x" * 1_001}]
+    data = (json.dumps(records) if kind == "json" else "\n".join(map(json.dumps, records))).encode()
+    error = read_error(data, kind)
+    assert "record 2: the value of `bilag` is longer than" in str(error)
+    assert error.line == (2 if kind == "ndjson" else None)
+    assert read(json.dumps(records[:1]).encode())["bilag"].str.len_chars().to_list() == [1_000]

@@ -188,6 +188,26 @@ CASES: dict[str, tuple[Callable[[], bytes], dict[str, Any], str]] = {
     "xml-200k-deep": (lambda: DEEP, XML, "no element matches `record_path` 'a/r'"),
     "xml-30k-deep-in-record": (lambda: DEEP_IN_RECORD, XML, "more than 64 levels deep"),
     "xml-4990-sparse-fields": (_sparse_xml, XML, "fewer than 1 in 50 filled"),
+    "xml-60mb-text-node": (
+        lambda: b"<a><r><t>" + b"x" * 60_000_000 + b"</t></r></a>",
+        XML,
+        "record 1 (from line 1): the text of `t` is longer than",
+    ),
+    "xml-30mb-attribute": (
+        lambda: b'<a><r t="' + b"x" * 30_000_000 + b'"/></a>',
+        XML,
+        "one piece of markup (a start tag with its attributes",
+    ),
+    "xml-30mb-comment": (
+        lambda: b"<a><!--" + b"x" * 30_000_000 + b"--><r/></a>",
+        XML,
+        "one piece of markup (a start tag with its attributes",
+    ),
+    "json-60mb-string": (
+        lambda: b'[{"t": "' + b"x" * 60_000_000 + b'"}]',
+        {"type": "json"},
+        "record 1: the value of `t` is longer than",
+    ),
     "json-100k-deep": (
         lambda: b'[{"id": 1, "x": ' + JSON_ARRAYS + b"}]",
         {"type": "json"},

@@ -369,3 +369,40 @@ def test_xml_schema_instance_attributes_are_no_columns() -> None:
         ("2026-01-05", None),
         ("2026-02-01", "2026-02-03"),
     ]
+
+
+@pytest.mark.parametrize(
+    ("value", "what"),
+    [
+        ("<bilag>{}</bilag>", "the text of `bilag`"),
+        ('<bilag indhold="{}"/>', "the attribute `bilag/@indhold`"),
+        ("<bilag><![CDATA[{}]]></bilag>", "the text of `bilag`"),
+    ],
+)
+def test_a_value_over_the_longest_a_column_holds_is_refused_naming_it(
+    monkeypatch, value: str, what: str
+) -> None:
+    # A 60 MB text node took 530 MB on its way to a frame. The limit is lowered here; the
+    # malicious-input tests use the real one.
+    monkeypatch.setattr(xml_reader, "MAX_VALUE_CHARS", 1_000)
+    fits = value.format("x" * 1_000)
+    assert read(f"<a><r>{fits}</r></a>", record_path="a/r").height == 1
+    error = read_error(
+        f"<a><r>{fits}</r>\n<r>{value.format('x' * 1_001)}</r></a>", record_path="a/r"
+    )
+    assert f"record 2 (from line 2): {what} is longer than" in str(error)
+
+
+@pytest.mark.parametrize(
+    "markup", ['<r id="{}"/>', "<!--{}-->", "<?pi {}?>", '<r><bilag data="{}"/></r>']
+)
+def test_markup_longer_than_the_limit_is_refused_with_its_line(monkeypatch, markup: str) -> None:
+    # expat holds a start tag, comment or processing instruction whole, and the expat here
+    # (2.5) scanned it again at every 64 KiB fed: a 60 MB attribute value took 100 s.
+    monkeypatch.setattr(xml_reader, "MAX_MARKUP_BYTES", 200_000)
+    monkeypatch.setattr(xml_reader, "MAX_VALUE_CHARS", 1_000_000)
+    long = markup.format("x" * 300_000)
+    error = read_error(f"<a>\n<r><v>1</v></r>\n{long}\n</a>", record_path="a/r")
+    assert "one piece of markup" in str(error) and error.line == 3
+    fits = markup.format("x" * 150_000)
+    assert read(f"<a>\n<r><v>1</v></r>\n{fits}\n</a>", record_path="a/r")["v"][0] == "1"
