@@ -44,6 +44,7 @@ from connectors.formats.json_stream import (
     not_json,
     too_deep,
     too_many_digits,
+    unseen,
 )
 from connectors.formats.options import check_keys, optional_str
 
@@ -75,7 +76,7 @@ def read_json(data: bytes, options: Mapping[str, Any], *, source_name: str) -> p
     except stdlib_json.JSONDecodeError as err:
         raise FormatError(
             source_name,
-            f"not valid JSON: {err.msg} (column {err.colno})",
+            f"not valid JSON: {err.msg} (column {err.colno}){unseen(text, err.pos)}",
             "Check the export; a file with one JSON object per line is `type: ndjson`",
             line=err.lineno,
         ) from err
@@ -189,7 +190,7 @@ def _ndjson_frame(
         except stdlib_json.JSONDecodeError as err:
             raise FormatError(
                 source_name,
-                f"not valid JSON: {err.msg} (column {err.colno})",
+                f"not valid JSON: {err.msg} (column {err.colno}){unseen(line, err.pos)}",
                 "Each line must hold one complete JSON object; fix or remove this line"
                 if err.msg != "Extra data" or "\r" not in line[: err.pos]
                 # old Mac line ends: the whole file is one line of records after records

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json as stdlib_json
 import re
 import sys
+import unicodedata
 from collections.abc import Iterator
 from dataclasses import dataclass
 from decimal import Decimal
@@ -193,7 +194,7 @@ class _Text:
         column = pos - newline if newline >= 0 else self._column_dropped + pos + 1
         return FormatError(
             self.source_name,
-            f"{cause} (column {column})",
+            f"{cause} (column {column}){unseen(self.text, pos)}",
             "Check the export; a file with one JSON object per line is `type: ndjson`",
             line=line,
         )
@@ -348,6 +349,23 @@ def _not_found(
 
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float | Decimal) and not isinstance(value, bool)
+
+
+# Characters the parser stops at that an editor does not show: "Expecting value (column 1)"
+# on a line that looks like `{"a": 2}` sent people looking for a mistake they could not see.
+_NAMED = {
+    "\ufeff": "a byte-order mark: two files joined into one leave one where the second began",
+    "\x1e": "a record separator: JSON text sequences (RFC 7464) put one before each record",
+}
+
+
+def unseen(text: str, pos: int) -> str:
+    """What the character at `pos` is, for an error there, when it cannot be seen; else ""."""
+    char = text[pos : pos + 1]
+    if not char or char in " \t\r\n" or unicodedata.category(char)[0] not in "CZ":
+        return ""
+    name = _NAMED.get(char) or unicodedata.name(char, "a control character").lower()
+    return f"; there is an invisible U+{ord(char):04X} there ({name})"
 
 
 def not_json(error: NotJson, source_name: str, line: int | None) -> FormatError:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 import polars as pl
@@ -370,3 +371,24 @@ def test_a_value_over_the_longest_a_column_holds_is_refused_naming_it(
     assert "record 2: the value of `bilag` is longer than" in str(error)
     assert error.line == (2 if kind == "ndjson" else None)
     assert read(json.dumps(records[:1]).encode())["bilag"].str.len_chars().to_list() == [1_000]
+
+
+@pytest.mark.parametrize("kind", ["json", "ndjson"])
+@pytest.mark.parametrize(
+    ("char", "named"),
+    [("\ufeff", "U+FEFF there (a byte-order mark"), ("\x1e", "U+001E there (a record separator")],
+)
+def test_an_invisible_character_that_breaks_the_json_is_named(
+    tmp_path, kind: str, char: str, named: str
+) -> None:
+    # Two exports joined into one, each with its byte-order mark, or JSON text sequences:
+    # "Expecting value (column 1)" on a line that showed as `{"cvr": "10000150"}`.
+    records = [json.dumps({"cvr": str(10_000_000 + n)}) for n in range(300)]
+    records[150] = char + records[150]
+    text = ("[" + ",\n".join(records) + "]") if kind == "json" else "\n".join(records)
+    data = text.encode("utf-8")
+    error = read_error(data, kind)
+    assert error.line == 151 and named in str(error)
+    with pytest.raises(FormatError, match=re.escape(named)) as caught:
+        _pieces(tmp_path, data, kind)
+    assert caught.value.line == 151
