@@ -423,7 +423,8 @@ class _Records:
         # The current record: its element stack, its fields, where it starts.
         self.open: list[_Element] = []
         self.fields: dict[str, str | None] = {}
-        self.seen: set[str] = set()  # element paths in this record, to refuse repeats
+        # Element paths in this record, to refuse repeats, and each one's namespaced name.
+        self.seen: dict[str, str] = {}
         self.record_line = 0
         # Columns, sparse: record indices and values per key, in first-seen order, for the
         # records finished since the last `take` (records before it went out as a frame).
@@ -478,8 +479,10 @@ class _Records:
             parent.has_children = True
             key = f"{parent.key}/{self.path[-1]}" if parent.key else self.path[-1]
             if key in self.seen:
+                if self.seen[key] != tag:
+                    self._same_element_twice(self.seen[key], tag)
                 self._repeated(key)
-            self.seen.add(key)
+            self.seen[key] = tag
             self.open.append(_Element(key))
             self.fields[key] = None  # holds the column's place in document order until end()
             prefix = f"{key}/@"
@@ -487,7 +490,7 @@ class _Records:
             self.count += 1
             self.record_line = self.line() or 0
             self.fields = {}
-            self.seen = set()
+            self.seen = {}
             self.open.append(_Element(""))
             prefix = "@"
         else:
@@ -544,6 +547,16 @@ class _Records:
     def _too_long(self, what: str) -> None:
         raise too_long_value(
             what, self.count, self.source_name, line=self.line(), from_line=self.record_line
+        )
+
+    def _same_element_twice(self, first: str, second: str) -> None:
+        raise FormatError(
+            self.source_name,
+            f"record {self.count} (from line {self.record_line}) has the elements"
+            f" {_shown_name(first)} and {_shown_name(second)}, which differ only by"
+            " namespace, and columns are named without namespaces",
+            "Ask the supplier for one of the two elements, or for distinct names",
+            line=self.line(),
         )
 
     def _same_attribute_twice(self, first: str, second: str) -> None:

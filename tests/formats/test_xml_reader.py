@@ -406,3 +406,17 @@ def test_markup_longer_than_the_limit_is_refused_with_its_line(monkeypatch, mark
     assert "one piece of markup" in str(error) and error.line == 3
     fits = markup.format("x" * 150_000)
     assert read(f"<a>\n<r><v>1</v></r>\n{fits}\n</a>", record_path="a/r")["v"][0] == "1"
+
+
+def test_two_elements_differing_only_by_namespace_are_refused_as_such() -> None:
+    # Not "has `Id` more than once ... point `record_path` at the repeating element": no
+    # element repeats, and no record_path would read them.
+    error = read_error(
+        '<a xmlns="urn:p" xmlns:q="urn:q"><r><Id>1</Id>\n<q:Id>2</q:Id></r></a>',
+        record_path="a/r",
+    )
+    assert "the elements `Id` (namespace urn:p) and `Id` (namespace urn:q)" in str(error)
+    assert "record_path" not in str(error) and error.line == 2
+    assert "has `Id` more than once" in str(
+        read_error("<a><r><Id>1</Id><Id>2</Id></r></a>", record_path="a/r")
+    )
