@@ -28,11 +28,14 @@ SHEET = "_sheet"  # from workbooks read with `sheets:`; their row numbers repeat
 READER_LINEAGE = (SOURCE_ROW, SHEET)
 _DATA_LIKE = re.compile(r"[\d\s.,:/+-]+")
 ISO_FORMATS = ("%Y-%m-%d", "%Y-%m-%d %H:%M:%S")
-# Register APIs send ISO 8601 instants with `Z` or an offset; both become UTC. A bare date
-# is midnight: a workbook renders a date-time column whose cells are all at 00:00 as dates.
+# Register APIs send ISO 8601 instants with `Z` or an offset; both become UTC. The Parquet
+# reader writes a zoned timestamp with a space (`2026-03-29 03:30:00+02:00`), as PostgreSQL
+# exports timestamptz (`+02`). A bare date is midnight: a workbook renders a date-time
+# column whose cells are all at 00:00 as dates.
 ISO_INSTANTS = (
     "%Y-%m-%dT%H:%M:%S%.f%#z",
     "%Y-%m-%dT%H:%M:%S%.f",
+    "%Y-%m-%d %H:%M:%S%.f%#z",
     "%Y-%m-%d %H:%M:%S%.f",
     "%Y-%m-%d",
 )

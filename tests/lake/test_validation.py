@@ -532,3 +532,34 @@ def test_null_value_markers_read_as_null_where_a_field_may_be_null() -> None:
     assert failed.height == 1 and "type" not in failed["check"][0]  # hours must not be null
     without = conform(raw, SickLeave, aliases=ALIASES, parse=PARSE)
     assert set(without.failures["check"]) >= {"type:Date", "type:Float64"}
+
+
+def test_a_zoned_parquet_timestamp_is_typed_as_its_instant() -> None:
+    # The Parquet reader writes a zoned timestamp as `2026-03-29 03:30:00.5+02:00` (pandas'
+    # and Spark's UTC timestamps are zoned); no instant format read an offset after a
+    # space, so every row of such a column failed its type. PostgreSQL writes `+02`.
+    import datetime as dt
+    import io
+
+    import pyarrow as pa_arrow
+    import pyarrow.parquet as pq
+
+    from connectors.formats import read_table
+
+    class Readings(pa.DataFrameModel):
+        at: pl.Datetime
+
+    moments = [dt.datetime(2026, 3, 29, 1, 30, 0, 500000), dt.datetime(2026, 1, 1, 23, 0)]
+    buffer = io.BytesIO()
+    for zone in ("UTC", "Europe/Copenhagen"):
+        instants = pa_arrow.array(moments, pa_arrow.timestamp("us", tz="UTC")).cast(
+            pa_arrow.timestamp("us", tz=zone)
+        )
+        buffer = io.BytesIO()
+        pq.write_table(pa_arrow.table({"at": instants}), buffer)
+        raw = read_table(buffer.getvalue(), {"type": "parquet"}, source_name="maalinger.parquet")
+        result = conform(raw, Readings)
+        assert result.rows_quarantined == 0, result.failures
+        assert result.valid["at"].to_list() == moments
+    raw = pl.DataFrame({"at": ["2026-03-29 03:30:00.5+02"], "_source_row": [1]})
+    assert conform(raw, Readings).valid["at"].to_list() == moments[:1]
