@@ -105,6 +105,10 @@ def check_options(options: Mapping[str, Any], source_name: str) -> None:
 
 def _text_frame(table: pl.DataFrame, first: int, source_name: str) -> pl.DataFrame:
     """The reader frame of `table`, whose first row is the file's row `first`."""
+    if not table.width:  # not "the header row is empty. Set `header_row`", which parquet refuses
+        raise FormatError(
+            source_name, "the Parquet file has no columns", "Check the export that produced it"
+        )
     values = pl.DataFrame(
         [_column_text(table[:, i], source_name).alias(f"c{i}") for i in range(table.width)]
     )

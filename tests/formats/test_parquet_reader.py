@@ -301,3 +301,11 @@ def test_int96_timestamps_beyond_nanoseconds_keep_their_dates(tmp_path) -> None:
     buffer = io.BytesIO()
     pq.write_table(table.append_column("big", wide), buffer, use_deprecated_int96_timestamps=True)
     assert read(buffer.getvalue())["valid_to"].to_list() == expected
+
+
+def test_a_file_without_columns_says_so_whole_and_in_pieces(tmp_path) -> None:
+    # It was "the header row is empty. Set `header_row`", an option type parquet refuses.
+    data = parquet(pa.table({}))
+    assert read_error(data).cause == "the Parquet file has no columns"
+    with pytest.raises(FormatError, match="the Parquet file has no columns"):
+        _pieces(tmp_path, data)
