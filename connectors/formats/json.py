@@ -135,7 +135,7 @@ def iter_json(
 def read_ndjson(data: bytes, options: Mapping[str, Any], *, source_name: str) -> pl.DataFrame:
     check_keys(options, NDJSON_OPTIONS, "ndjson", source_name=source_name)
     text = _text(data, options, source_name)
-    return _ndjson_frame(text, 1, source_name)
+    return _ndjson_frame(text, 1, source_name, at_end=True)
 
 
 def iter_ndjson(
@@ -168,21 +168,46 @@ def iter_ndjson(
             text = decoder.decode(piece)
             if not pending:
                 text = without_end_of_file_mark(text)
-            frame = _ndjson_frame(text, line, source_name, fields=fields)
+            frame = _ndjson_frame(text, line, source_name, fields=fields, at_end=not pending)
             if frame.height or (not pending and not yielded):
                 yield frame
                 yielded = True
         fields.finish()
 
 
+def _ndjson_hint(err: stdlib_json.JSONDecodeError, line: str, *, cut_off: bool) -> str:
+    if err.msg == "Extra data" and "\r" in line[: err.pos]:
+        # old Mac line ends: the whole file is one line of records after records
+        return (
+            "The lines end in a carriage return (CR) only; ask for the file with LF or CRLF "
+            "line ends"
+        )
+    # Where the text ran out, or a string that never closed (Python places that error at
+    # the string's start).
+    if cut_off and (err.pos >= len(line.rstrip()) or err.msg.startswith("Unterminated string")):
+        # The last record stops mid-way: removing it would load a file that lost its tail.
+        return (
+            "The file ends in the middle of this record: it looks cut off (an interrupted "
+            "export or transfer). Ask the sender for the whole file"
+        )
+    return "Each line must hold one complete JSON object; fix or remove this line"
+
+
 def _ndjson_frame(
-    text: str, first_line: int, source_name: str, *, fields: FieldsSeen | None = None
+    text: str,
+    first_line: int,
+    source_name: str,
+    *,
+    fields: FieldsSeen | None = None,
+    at_end: bool = False,
 ) -> pl.DataFrame:
     """The records of NDJSON `text` whose first line is the file's line `first_line`;
-    `fields` as for `_frame`."""
+    `fields` as for `_frame`; `at_end` when `text` ends the file."""
     records: list[dict[str, Any]] = []
     lines: list[int] = []
-    for number, line in enumerate(text.split("\n"), start=first_line):
+    split = text.split("\n")
+    last = first_line + max((i for i, line in enumerate(split) if line.strip()), default=0)
+    for number, line in enumerate(split, start=first_line):
         if not line.strip():
             continue
         try:
@@ -191,11 +216,7 @@ def _ndjson_frame(
             raise FormatError(
                 source_name,
                 f"not valid JSON: {err.msg} (column {err.colno}){unseen(line, err.pos)}",
-                "Each line must hold one complete JSON object; fix or remove this line"
-                if err.msg != "Extra data" or "\r" not in line[: err.pos]
-                # old Mac line ends: the whole file is one line of records after records
-                else "The lines end in a carriage return (CR) only; ask for the file with"
-                " LF or CRLF line ends",
+                _ndjson_hint(err, line, cut_off=at_end and number == last),
                 line=number,
             ) from err
         except RecursionError as err:

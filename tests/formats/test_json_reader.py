@@ -119,6 +119,25 @@ def test_ndjson_broken_line_is_an_error_with_its_line() -> None:
     assert "not a JSON object" in str(read_error(b'{"id": 1}\n[2]\n', "ndjson"))
 
 
+@pytest.mark.parametrize("pieces", [False, True], ids=["whole", "pieces"])
+def test_an_ndjson_file_cut_off_mid_record_says_so(tmp_path, pieces) -> None:
+    # "Fix or remove this line" invited dropping the tail of an interrupted export.
+    data = b'{"id": 1, "by": "K\xc3\xb8ge"}\n' * 400 + b'{"id": 401, "by": "K'
+    if pieces:
+        path = tmp_path / "cut.ndjson"
+        path.write_bytes(data)
+        with pytest.raises(FormatError) as caught:
+            list(iter_table(path, {"type": "ndjson"}, source_name="cut.ndjson", chunk_bytes=4096))
+        error = caught.value
+    else:
+        error = read_error(data, "ndjson")
+    assert error.line == 401
+    assert "looks cut off" in str(error) and "remove this line" not in str(error)
+    # a broken line inside the file is no cut: it keeps the hint to fix it
+    inside = read_error(b'{"id": 1\n{"id": 2}\n', "ndjson")
+    assert "looks cut off" not in str(inside) and "fix or remove this line" in str(inside)
+
+
 def test_unknown_json_option() -> None:
     assert "`recordpath`" in str(read_error(b"[]", recordpath="x"))
 
