@@ -64,13 +64,18 @@ def postgres_server() -> Iterator[PostgresServer]:
 def postgres_instance(postgres_server: PostgresServer, monkeypatch) -> str:
     """A new, empty database on `postgres_server`, with KOMMUNELAKE_POSTGRES_* pointing the
     instance of any home prepared in this test at it; returns the database's name."""
+    return new_instance_database(postgres_server, monkeypatch)
+
+
+def new_instance_database(server: PostgresServer, monkeypatch: pytest.MonkeyPatch) -> str:
+    """`postgres_instance` on any server (a test's own, when it stops or reconfigures it)."""
     name = f"dagster_{uuid.uuid4().hex[:12]}"
-    postgres_server.create_database(name)
+    server.create_database(name)
     for variable, value in {
-        instance.HOST: postgres_server.host,
-        instance.PORT: str(postgres_server.port),
-        instance.USER: postgres_server.user,
-        instance.PASSWORD: postgres_server.password,
+        instance.HOST: server.host,
+        instance.PORT: str(server.port),
+        instance.USER: server.user,
+        instance.PASSWORD: server.password,
         instance.DB: name,
     }.items():
         monkeypatch.setenv(variable, value)

@@ -480,7 +480,7 @@ class _Records:
             key = f"{parent.key}/{self.path[-1]}" if parent.key else self.path[-1]
             if key in self.seen:
                 if self.seen[key] != tag:
-                    self._same_element_twice(self.seen[key], tag)
+                    self._same_name_twice("element", self.seen[key], tag)
                 self._repeated(key)
             self.seen[key] = tag
             self.open.append(_Element(key))
@@ -513,7 +513,7 @@ class _Records:
                 continue  # a nilled element is empty, so its value is null as it is
             column = _attribute_name(name)
             if column in names:
-                self._same_attribute_twice(names[column], name)
+                self._same_name_twice("attribute", names[column], name)
             names[column] = name
             if len(value) > MAX_VALUE_CHARS:
                 self._too_long(f"the attribute `{prefix + column}`")
@@ -549,23 +549,16 @@ class _Records:
             what, self.count, self.source_name, line=self.line(), from_line=self.record_line
         )
 
-    def _same_element_twice(self, first: str, second: str) -> None:
+    def _same_name_twice(self, kind: str, first: str, second: str) -> None:
+        """Refuse two elements (`kind` "element") or two attributes of one element that
+        differ only by namespace: both would be one column."""
+        holder = "the elements" if kind == "element" else "an element with the attributes"
         raise FormatError(
             self.source_name,
-            f"record {self.count} (from line {self.record_line}) has the elements"
+            f"record {self.count} (from line {self.record_line}) has {holder}"
             f" {_shown_name(first)} and {_shown_name(second)}, which differ only by"
             " namespace, and columns are named without namespaces",
-            "Ask the supplier for one of the two elements, or for distinct names",
-            line=self.line(),
-        )
-
-    def _same_attribute_twice(self, first: str, second: str) -> None:
-        raise FormatError(
-            self.source_name,
-            f"record {self.count} (from line {self.record_line}) has an element with the"
-            f" attributes {_shown_name(first)} and {_shown_name(second)}, which differ only"
-            " by namespace, and columns are named without namespaces",
-            "Ask the supplier for one of the two attributes, or for distinct names",
+            f"Ask the supplier for one of the two {kind}s, or for distinct names",
             line=self.line(),
         )
 

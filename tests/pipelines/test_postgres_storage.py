@@ -20,7 +20,7 @@ from lake.home import Home
 from pipelines import instance as pg
 from pipelines.abandoned_runs import WORKER_TAG
 from pipelines.cli import main, prepare
-from tests.conftest import TEST_KEY
+from tests.conftest import TEST_KEY, new_instance_database
 from tests.helpers import kill_load_once_started, wait_until
 from tests.postgres import PostgresServer, running_postgres
 
@@ -267,16 +267,7 @@ def test_a_server_lost_during_a_load_is_one_line_saying_where_and_what_to_do(
     import pipelines.abandoned_runs
 
     with running_postgres() as server:
-        name = f"dagster_{uuid.uuid4().hex[:12]}"
-        server.create_database(name)
-        for variable, value in {
-            pg.HOST: server.host,
-            pg.PORT: str(server.port),
-            pg.USER: server.user,
-            pg.PASSWORD: server.password,
-            pg.DB: name,
-        }.items():
-            monkeypatch.setenv(variable, value)
+        new_instance_database(server, monkeypatch)
         # The load has opened its instance; the server goes before the run is recorded.
         fail_abandoned_runs = pipelines.abandoned_runs.fail_abandoned_runs
 
