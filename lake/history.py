@@ -46,7 +46,6 @@ VIRKNING_TIL = "virkningTil"
 REGISTRERING_FRA = "registreringFra"
 REGISTRERING_TIL = "registreringTil"
 BITEMPORAL_COLUMNS = (VIRKNING_FRA, VIRKNING_TIL, REGISTRERING_FRA, REGISTRERING_TIL)
-SCD2_COLUMNS = ("valid_from", "valid_to", "is_current")  # added to an scd2 silver table
 _EXAMPLES = 3
 
 

@@ -85,7 +85,7 @@ COMMIT_RETRIES = 200
 # or overwrite (deltalake retries only commits that do not conflict). Each attempt reads the
 # table again, so it is bounded: a writer that keeps losing is told to re-run later.
 RACE_ATTEMPTS = 3
-SCD2_COLUMNS = ("valid_from", "valid_to", "is_current")
+SCD2_COLUMNS = ("valid_from", "valid_to", "is_current")  # added to an scd2 table
 UTC_US = pl.Datetime("us", "UTC")
 DELETIONS_SCHEMA = {"dataset": pl.String, "batch_id": pl.String, "key": pl.String}
 _EXAMPLES = 3  # example values shown in an error message

@@ -19,9 +19,9 @@ from dagster import AssetCheckExecutionContext
 from deltalake import DeltaTable
 
 from lake.duck import duck_connect, sql_string
-from lake.history import SCD2_COLUMNS
 from lake.home import Home
 from lake.quality import CheckState, record_checks, runs
+from lake.tables import SCD2_COLUMNS
 from lake.validation import contract_columns
 from pipelines.freshness import freshness
 from pipelines.ingest import LINEAGE, OPTIONAL_LINEAGE, BatchResult, LoadReport
