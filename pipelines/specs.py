@@ -24,6 +24,7 @@ from lake.tables import KEYED_MODES, LOAD_MODES, LoadMode
 from lake.validation import DRIFT_POLICIES, DriftPolicy, ParseOptions
 from schemas import load_contract
 from schemas.fields import CLASSIFICATIONS
+from schemas.glossary import GlossaryError, load_glossary, undefined_concept
 
 DATASETS_DIR = Path(__file__).parent / "datasets"
 _REQUIRED = (
@@ -280,6 +281,14 @@ def load_spec(path: Path) -> DatasetSpec:
             f"{where}: contract {spec.contract_ref!r} cannot be loaded: "
             f"{type(error).__name__}: {error}{_where_raised(error)}; fix the module"
         ) from error
+    concepts = {name: (column.metadata or {}).get("concept") for name, column in fields.items()}
+    if any(concepts.values()):
+        try:
+            problem = undefined_concept(concepts, load_glossary())
+        except GlossaryError as error:
+            raise SpecError(f"{where}: contract {spec.contract_ref}: {error}") from None
+        if problem:
+            raise SpecError(f"{where}: contract {spec.contract_ref}: {problem}")
     bad = [c for c in list(spec.columns.values()) + list(spec.keys) if c not in fields]
     if bad:
         raise SpecError(f"{where}: {bad} are not fields of contract {spec.contract_ref}")

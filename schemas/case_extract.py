@@ -39,7 +39,7 @@ class CaseExtract(pa.DataFrameModel):
     caseworker: str = field("Caseworker id (sagsbehandler).", "internal")
     amount: float = field("Amount granted in DKK (beløb).", "sensitive", ge=0)
     status: str = field("Case status.", "internal", isin=STATUSES)
-    kommunekode: str = field("Municipality code (kommunekode).", "public", concept="kommune")
+    kommunekode: str = field("Municipality code (kommunekode).", "public", concept="municipality")
 
     @pa.check("cpr", name="cpr_valid")
     def _cpr_valid(cls, data):

@@ -44,13 +44,20 @@ class CvrCompanyRegister(pa.DataFrameModel):
     )
     industry_text: str = field("Main DB07 industry text.", "public", nullable=True)
     kommune_code: str = field(
-        "Kommunekode of the company address, 4 digits.", "public", nullable=True
+        "Kommunekode of the company address, 4 digits.",
+        "public",
+        concept="municipality",
+        nullable=True,
     )
-    kommune_name: str = field("Municipality name as CVR writes it.", "public", nullable=True)
-    street: str = field("Street name (vejnavn).", "public", nullable=True)
-    house_number: str = field("House number, with letter or range.", "public", nullable=True)
-    floor: str = field("Floor (etage).", "public", nullable=True)
-    door: str = field("Door (sidedør).", "public", nullable=True)
+    kommune_name: str = field(
+        "Municipality name as CVR writes it.", "public", concept="municipality", nullable=True
+    )
+    street: str = field("Street name (vejnavn).", "public", concept="address", nullable=True)
+    house_number: str = field(
+        "House number, with letter or range.", "public", concept="address", nullable=True
+    )
+    floor: str = field("Floor (etage).", "public", concept="address", nullable=True)
+    door: str = field("Door (sidedør).", "public", concept="address", nullable=True)
     postcode: str = field("Postcode (postnummer).", "public", concept="postcode", nullable=True)
     city: str = field("Post district (postdistrikt).", "public", nullable=True)
     address_id: str = field(

@@ -177,3 +177,32 @@ def test_a_contract_module_that_fails_to_import_is_a_spec_error(
         error.value
     )
     assert "probe_broken_contract.py" in str(error.value)
+
+
+def test_a_contract_field_naming_a_concept_the_glossary_lacks_is_a_spec_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Two words for one thing (`kommune` beside `municipality`) is what the glossary prevents.
+    (tmp_path / "probe_concept_contract.py").write_text(
+        "import pandera.polars as pa\nfrom schemas.fields import field\n\n"
+        "class Probe(pa.DataFrameModel):\n"
+        "    absence_id: str = field('Id.', 'internal')\n"
+        "    kommunekode: str = field('Municipality code.', 'public', concept='kommune')\n",
+        encoding="utf-8",
+    )
+    monkeypatch.setattr(schemas, "__path__", [*schemas.__path__, str(tmp_path)])
+    monkeypatch.delitem(sys.modules, "schemas.probe_concept_contract", raising=False)
+    path = _with(tmp_path, contract="probe_concept_contract:Probe", columns={}, keys=["absence_id"])
+    with pytest.raises(SpecError) as error:
+        load_spec(path)
+    message = str(error.value)
+    assert "sick_leave.yaml: contract probe_concept_contract:Probe" in message
+    assert "`kommunekode` names concept 'kommune'" in message
+    assert "did you mean 'municipality'?" in message
+
+
+def test_every_shipped_contract_names_only_concepts_the_glossary_defines() -> None:
+    from pipelines.specs import load_specs
+
+    bench = load_spec(Path(__file__).parents[2] / "bench" / "case_extract.yaml")
+    assert [spec.name for spec in load_specs()] and bench.name == "case_extract"
