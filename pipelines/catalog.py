@@ -10,6 +10,9 @@ what open-data portals say about their datasets.
   licence, tags, its page on the portal, when the portal last changed it, when we fetched it).
 - `source_resources`: the files a CKAN package offers (URL, format, size, last change), with
   `loaded` marking the one that is loaded into silver.
+- `columns`: every served column (silver and gold) with its type, meaning, classification
+  and glossary concept; `glossary`: each concept's agreed definition (schemas/glossary.yaml)
+  and the columns that carry it.
 
 The portal metadata is read from landing (`<dataset>.metadata`, the newest `package_show`
 answer, see pipelines/api_sources.py), so the catalog shows what was fetched, also offline.
@@ -36,9 +39,11 @@ from lake.privacy import redact
 from lake.tables import open_table
 from lake.validation import contract_columns, evolved_name
 from pipelines.api_sources import METADATA, is_api, part_dataset, setting, source_name
+from pipelines.columns import ColumnDoc, silver_columns
 from pipelines.gold.assets import GOLD_OWNER
 from pipelines.gold.models import MODELS
 from pipelines.specs import DatasetSpec
+from schemas.glossary import Concept, load_glossary
 
 log = logging.getLogger("kommunelake.catalog")
 
@@ -83,9 +88,11 @@ RESOURCES_SCHEMA: dict[str, Any] = {
 def catalog_tables(specs: list[DatasetSpec], home: Home | None = None) -> dict[str, pl.DataFrame]:
     """Every catalog table; without `home` the portal metadata columns stay empty."""
     metadata = {s.name: portal_metadata(s, home) for s in specs} if home is not None else {}
+    described = columns(specs, home)
     return {
         "dataset_specs": datasets(specs, metadata),
-        "columns": columns(specs, home),
+        "columns": described,
+        "glossary": glossary(described, load_glossary()),
         "sources": sources(specs, metadata),
         "source_resources": source_resources(specs, metadata),
     }
@@ -189,7 +196,7 @@ def datasets(
             "description": m.description,
             "owner": GOLD_OWNER,
             "sector": "gold",
-            "classification": "internal",
+            "classification": m.classification,
             "source": "silver." + ", silver.".join(m.inputs),
             "format": "sql",
             "load_mode": "snapshot",
@@ -287,52 +294,106 @@ def source_resources(
     return pl.DataFrame(rows, schema=RESOURCES_SCHEMA)
 
 
+COLUMNS_SCHEMA: dict[str, Any] = {
+    "dataset": pl.String,
+    "layer": pl.String,  # silver | gold
+    "column": pl.String,
+    "position": pl.Int64,
+    "dtype": pl.String,
+    "nullable": pl.Boolean,
+    "description": pl.String,
+    "classification": pl.String,
+    "concept": pl.String,  # its catalog.glossary entry
+    "pseudonymised": pl.Boolean,
+    "source_header": pl.String,
+}
+
+
 def columns(specs: list[DatasetSpec], home: Home | None = None) -> pl.DataFrame:
-    """Each dataset's contract fields, then (with `home`) the columns its loads added to
-    silver under `schema_drift: evolve`, which no contract describes."""
+    """Every served table's columns: each dataset's contract fields, lineage and history
+    columns, then (with `home`) the columns its loads added to silver under `schema_drift:
+    evolve`, which no contract describes; then each gold model's columns."""
     # quality.runs is read once for every dataset: each read loads the table's whole log.
     history = quality.runs(home) if home is not None else None
     rows = []
     for spec in specs:
-        # Several headers may map to one field (a sender renamed one): name them all.
-        source_of: dict[str, list[str]] = {}
-        for header, field in spec.columns.items():
-            source_of.setdefault(field, []).append(header)
-        fields = contract_columns(spec.contract)
-        for position, (name, column) in enumerate(fields.items(), 1):
-            meta = column.metadata or {}
-            rows.append(
-                {
-                    "dataset": spec.name,
-                    "column": name,
-                    "position": position,
-                    "dtype": str(column.dtype),
-                    "nullable": column.nullable,
-                    "description": column.description,
-                    "classification": meta.get("classification"),
-                    "concept": meta.get("concept"),
-                    "pseudonymised": bool(meta.get("identifier")),
-                    "source_header": ", ".join(source_of.get(name, [name])),
-                }
-            )
+        documented = silver_columns(spec)
+        rows += [_column_row(spec.name, "silver", i, doc) for i, doc in enumerate(documented, 1)]
         added = evolved_columns(spec, home, history) if home is not None else {}
-        for position, (name, (dtype, header)) in enumerate(added.items(), len(fields) + 1):
-            rows.append(
-                {
-                    "dataset": spec.name,
-                    "column": name,
-                    "position": position,
-                    "dtype": str(dtype),
-                    "nullable": True,
-                    "description": "Added from a new source column by schema_drift: evolve; "
-                    "not in the contract (unclassified)",
-                    "classification": None,
-                    "concept": None,
-                    "pseudonymised": False,
-                    "source_header": header,
-                }
+        for position, (name, (dtype, header)) in enumerate(added.items(), len(documented) + 1):
+            doc = ColumnDoc(
+                name,
+                str(dtype),
+                "Added from a new source column by schema_drift: evolve; not in the contract "
+                "(unclassified)",
+                nullable=True,
+                source_header=header,
             )
-    return pl.DataFrame(rows)
+            rows.append(_column_row(spec.name, "silver", position, doc))
+    for model in MODELS:
+        rows += [_column_row(model.name, "gold", i, doc) for i, doc in enumerate(model.columns, 1)]
+    return pl.DataFrame(rows, schema=COLUMNS_SCHEMA)
+
+
+def _column_row(dataset: str, layer: str, position: int, doc: ColumnDoc) -> dict[str, Any]:
+    return {
+        "dataset": dataset,
+        "layer": layer,
+        "column": doc.name,
+        "position": position,
+        "dtype": doc.dtype,
+        "nullable": doc.nullable,
+        "description": doc.description,
+        "classification": doc.classification,
+        "concept": doc.concept,
+        "pseudonymised": doc.pseudonymised,
+        "source_header": doc.source_header,
+    }
+
+
+GLOSSARY_SCHEMA: dict[str, Any] = {
+    "concept": pl.String,
+    "term": pl.String,  # English
+    "term_da": pl.String,
+    "term_nb": pl.String,
+    "definition": pl.String,
+    "unit": pl.String,
+    "notes": pl.String,  # what it is not; sector definitions not to confuse it with
+    "steward": pl.String,  # who agrees changes to the definition
+    "see_also": pl.List(pl.String),
+    "used_in": pl.List(pl.String),  # layer.dataset.column of every column carrying it
+    "datasets": pl.Int64,  # how many served tables carry it
+}
+
+
+def glossary(catalog_columns: pl.DataFrame, concepts: Mapping[str, Concept]) -> pl.DataFrame:
+    """The glossary with, per concept, the served columns that carry it."""
+    carried = (
+        catalog_columns.filter(pl.col("concept").is_not_null())
+        .group_by("concept", maintain_order=True)
+        .agg(
+            pl.format("{}.{}.{}", "layer", "dataset", "column").alias("used_in"),
+            pl.struct("layer", "dataset").n_unique().alias("datasets"),
+        )
+    )
+    used = {row["concept"]: row for row in carried.iter_rows(named=True)}
+    rows = [
+        {
+            "concept": c.concept,
+            "term": c.term,
+            "term_da": c.da,
+            "term_nb": c.nb,
+            "definition": c.definition,
+            "unit": c.unit,
+            "notes": c.notes,
+            "steward": c.steward,
+            "see_also": list(c.see_also),
+            "used_in": used.get(c.concept, {}).get("used_in", []),
+            "datasets": used.get(c.concept, {}).get("datasets", 0),
+        }
+        for c in concepts.values()
+    ]
+    return pl.DataFrame(rows, schema=GLOSSARY_SCHEMA)
 
 
 def evolved_columns(

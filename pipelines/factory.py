@@ -13,10 +13,9 @@ from lake import storage
 from lake.errors import one_line
 from lake.home import Home
 from lake.privacy import redact, shown_name
-from lake.tables import UTC_US
-from lake.validation import contract_columns
 from pipelines.api_sources import is_api, source_name
 from pipelines.checks import check_results, check_specs, load_facts, record, silver_key
+from pipelines.columns import ColumnDoc, silver_columns
 from pipelines.delivery import SETTLE_TAG
 from pipelines.ingest import LoadReport, evolved_columns, load_dataset, silver_state, silver_uri
 from pipelines.resources import LakeResource
@@ -25,36 +24,27 @@ from pipelines.specs import BrokenSpec, DatasetSpec
 FORMAT_KINDS = {"csv": "csv", "excel": "excel", "json": "json", "ndjson": "json"}
 
 
-def column_schema(spec: DatasetSpec) -> dg.TableSchema:
-    source_of = {field: header for header, field in spec.columns.items()}
-    columns = []
-    for name, column in contract_columns(spec.contract).items():
-        meta = column.metadata or {}
-        pseudonymised = " Pseudonymised (HMAC) in silver." if meta.get("identifier") else ""
-        source = f" Source header: {source_of[name]}." if name in source_of else ""
-        columns.append(
-            dg.TableColumn(
-                name,
-                str(column.dtype),
-                description=f"{column.description}{pseudonymised}{source}",
-                constraints=dg.TableColumnConstraints(nullable=column.nullable),
-                tags={"classification": meta.get("classification", "")},
-            )
-        )
-    if spec.load_mode == "scd2":  # the history columns write_batch adds to the table
-        columns += [
-            dg.TableColumn("valid_from", str(UTC_US), description=_SCD2["valid_from"]),
-            dg.TableColumn("valid_to", str(UTC_US), description=_SCD2["valid_to"]),
-            dg.TableColumn("is_current", "Boolean", description=_SCD2["is_current"]),
-        ]
-    return dg.TableSchema(columns=columns)
+def column_schema(columns: list[ColumnDoc]) -> dg.TableSchema:
+    """The Dagster UI's column table, from the same list as `catalog.columns`."""
+    return dg.TableSchema(columns=[_table_column(doc) for doc in columns])
 
 
-_SCD2 = {
-    "valid_from": "SCD2 history: when this version was loaded (the delivery's landing time).",
-    "valid_to": "SCD2 history: when a later delivery replaced or removed it; null if current.",
-    "is_current": "SCD2 history: true for the key's current version (valid_to is null).",
-}
+def _table_column(doc: ColumnDoc) -> dg.TableColumn:
+    notes = [doc.description]
+    if doc.pseudonymised:
+        notes.append("Pseudonymised (HMAC) in silver.")
+    if doc.source_header and doc.source_header != doc.name:
+        notes.append(f"Source header: {doc.source_header}.")
+    if doc.concept:
+        notes.append(f"Glossary: {doc.concept}.")
+    tags = {"classification": doc.classification} if doc.classification else {}
+    return dg.TableColumn(
+        doc.name,
+        doc.dtype,
+        description=" ".join(notes),
+        constraints=dg.TableColumnConstraints(nullable=doc.nullable),
+        tags=tags | ({"concept": doc.concept} if doc.concept else {}),
+    )
 
 
 def table_pool(layer: str, name: str) -> str:
@@ -74,7 +64,7 @@ def dataset_asset(spec: DatasetSpec) -> dg.AssetsDefinition:
         kinds={"delta", "pandera", kind},
         tags={"classification": spec.classification, "load_mode": spec.load_mode},
         metadata={
-            "dagster/column_schema": column_schema(spec),
+            "dagster/column_schema": column_schema(silver_columns(spec)),
             "contract": spec.contract_ref,
             "keys": ", ".join(spec.keys) or "none",
             **(

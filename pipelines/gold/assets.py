@@ -4,6 +4,7 @@ import dagster as dg
 import polars as pl
 
 from pipelines.checks import silver_key
+from pipelines.factory import column_schema
 from pipelines.gold.models import MODELS, GoldModel, build
 from pipelines.resources import LakeResource
 
@@ -28,7 +29,11 @@ def gold_asset(model: GoldModel) -> dg.AssetsDefinition:
         kinds={"delta", "duckdb"},
         deps=[silver_key(name) for name in model.inputs],
         automation_condition=after_upstream_passes(),
-        metadata={"inputs": ", ".join(f"silver.{n}" for n in model.inputs)},
+        tags={"classification": model.classification},
+        metadata={
+            "inputs": ", ".join(f"silver.{n}" for n in model.inputs),
+            "dagster/column_schema": column_schema(model.columns),
+        },
     )
     def _gold(lake: LakeResource) -> dg.MaterializeResult:
         home = lake.lake_home()

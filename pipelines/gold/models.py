@@ -16,6 +16,7 @@ from lake.duck import duck_connect
 from lake.home import Home
 from lake.serving import create_views, lake_views
 from lake.tables import Commit, has_batch, open_table, table_version, write_batch
+from pipelines.columns import ColumnDoc
 
 # Age in whole years at the register's load date (the CPR extract's `_ingested_at`), so the
 # figures describe the extract rather than the day the model happened to run.
@@ -39,6 +40,36 @@ class GoldModel:
     description: str
     inputs: tuple[str, ...]  # silver datasets
     sql: str
+    columns: tuple[ColumnDoc, ...]  # what the SQL returns, in its order (a test holds them)
+    classification: str = "internal"  # of the table as a whole, as on a dataset's YAML
+
+
+def _counts(*columns: tuple[str, str, str]) -> tuple[ColumnDoc, ...]:
+    """Aggregate columns (name, description, concept): counts, and hours as decimals."""
+    return tuple(
+        ColumnDoc(
+            name,
+            "Float64" if name.startswith("hours") else "Int64",
+            text,
+            classification="internal",
+            concept=concept,
+        )
+        for name, text, concept in columns
+    )
+
+
+def _where(municipality: str, district: str) -> tuple[ColumnDoc, ...]:
+    """The place columns an aggregate is grouped by."""
+    return (
+        ColumnDoc(
+            "municipality_code",
+            "String",
+            municipality,
+            classification="public",
+            concept="municipality",
+        ),
+        ColumnDoc("district", "String", district, classification="public", concept="district"),
+    )
 
 
 MODELS = (
@@ -48,6 +79,26 @@ MODELS = (
         "households (occupied addresses) and age bands at the CPR extract's load date. Persons "
         "whose address id is not in DAR are not counted (see quality checks).",
         inputs=("cpr_persons", "dar_addresses"),
+        columns=(
+            *_where(
+                "Municipality code (kommunekode) of the residents' DAR address.",
+                "District of the residents' DAR address.",
+            ),
+            ColumnDoc(
+                "as_of",
+                "Date",
+                "The CPR extract's load date: the day the ages are counted at.",
+                classification="public",
+            ),
+            *_counts(
+                ("persons", "Persons in CPR whose registered address is in DAR.", "person"),
+                ("households", "Occupied addresses: DAR addresses with a resident.", "address"),
+                ("persons_0_17", "Residents aged 0-17 at as_of.", "person"),
+                ("persons_18_64", "Residents aged 18-64 at as_of.", "person"),
+                ("persons_65_plus", "Residents aged 65 or more at as_of.", "person"),
+                ("persons_80_plus", "Residents aged 80 or more at as_of.", "person"),
+            ),
+        ),
         sql=_RESIDENTS
         + """
 SELECT municipality_code, district, any_value(as_of) AS as_of,
@@ -68,6 +119,29 @@ ORDER BY municipality_code, district
         "and month: the care fagsystem's visits joined to CPR (by pseudonym) and DAR. Visits "
         "of citizens not found in CPR are left out.",
         inputs=("home_care_visits", "cpr_persons", "dar_addresses"),
+        columns=(
+            *_where(
+                "Municipality code (kommunekode) of the citizen's registered address.",
+                "District of the citizen's registered address (DAR), not the care district "
+                "the visit was planned in.",
+            ),
+            ColumnDoc("month", "String", "Month of the visits, YYYY-MM.", classification="public"),
+            *_counts(
+                ("recipients_65_plus", "Residents aged 65+ visited in the month.", "person"),
+                ("visits", "Visits to residents aged 65+ in the month.", "home_care_visit"),
+                (
+                    "hours",
+                    "Delivered home-care time of those visits, in hours, one decimal.",
+                    "home_care_time",
+                ),
+                ("residents_65_plus", "Residents aged 65+ in the district (CPR).", "person"),
+                (
+                    "hours_per_resident_65_plus",
+                    "hours / residents_65_plus, three decimals.",
+                    "home_care_time",
+                ),
+            ),
+        ),
         sql=_RESIDENTS
         + """,
 residents_65 AS (
@@ -108,6 +182,38 @@ MODELS = (
         "entry (by pseudonym), whether the person is in CPR and whether the list's address is "
         "the registered one (DAR). Entries that differ are where the local list has drifted.",
         inputs=("meal_delivery_list", "cpr_persons", "dar_addresses"),
+        classification="personal",  # one row per person on the list
+        columns=(
+            ColumnDoc(
+                "cpr",
+                "String",
+                "The entry's person, as the pseudonym silver holds (never the CPR number).",
+                classification="personal",
+                concept="person",
+                pseudonymised=True,
+            ),
+            ColumnDoc(
+                "list_row",
+                "Int64",
+                "The entry's row in the delivered list (its `_source_row` in silver).",
+                classification="internal",
+            ),
+            ColumnDoc(
+                "district",
+                "String",
+                "District of the person's registered address (DAR); empty when not found.",
+                nullable=True,
+                classification="personal",
+                concept="district",
+            ),
+            ColumnDoc(
+                "status",
+                "String",
+                "matches, address_differs (list and register disagree), not_in_cpr, or "
+                "registered_address_not_in_dar.",
+                classification="personal",
+            ),
+        ),
         sql=f"""
 WITH registered AS (
     SELECT p.cpr, a.address_id IS NOT NULL AS address_known, a.postcode, a.district,

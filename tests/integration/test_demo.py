@@ -182,3 +182,29 @@ def test_check_command_reports_failures_without_loading(demo, capsys, tmp_path) 
     out = capsys.readouterr().out
     assert out.startswith("REJECTED") and "missing required column(s) cpr" in out
     assert _delta_versions(home) == before
+
+
+def test_catalog_columns_describe_every_served_column_as_it_is(demo) -> None:
+    """catalog.columns (and the UI's column schema, made from the same list) names each
+    silver and gold column in the table's order with the table's type, and every concept it
+    names has a glossary entry listing that column."""
+    home, _ = demo
+    con = connect(home.root)
+    try:
+        documented = con.sql(
+            'select layer, dataset, list(struct_pack(c := "column", t := dtype) order by '
+            "position) from catalog.columns group by all"
+        ).fetchall()
+        glossary = dict(con.sql("select concept, used_in from catalog.glossary").fetchall())
+        concepts = con.sql(
+            "select concept, layer || '.' || dataset || '.' || \"column\" from catalog.columns "
+            "where concept is not null"
+        ).fetchall()
+    finally:
+        con.close()
+    assert {layer for layer, _, _ in documented} == {"silver", "gold"}
+    for layer, dataset, columns in documented:
+        schema = pl.scan_delta(home.table_uri(layer, dataset)).collect_schema()
+        assert [(c["c"], c["t"]) for c in columns] == [(n, str(t)) for n, t in schema.items()]
+    for concept, column in concepts:
+        assert column in glossary[concept]

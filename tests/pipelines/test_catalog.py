@@ -1,4 +1,5 @@
-"""catalog.columns describes what silver holds: contract fields and columns loads added."""
+"""catalog.columns describes what silver holds: contract fields, lineage, columns loads
+added; and gold's columns. catalog.glossary lists the columns that carry each concept."""
 
 from __future__ import annotations
 
@@ -10,7 +11,11 @@ import polars as pl
 from lake.quality import RunRecord, record_run
 from lake.tables import write_batch
 from pipelines.catalog import catalog_tables
+from pipelines.columns import LINEAGE_DOCS
+from pipelines.gold.models import MODELS
+from pipelines.ingest import LINEAGE
 from pipelines.specs import spec_by_name
+from schemas.glossary import load_glossary
 
 
 def _evolved_sick_leave(home) -> None:
@@ -33,11 +38,11 @@ def _evolved_sick_leave(home) -> None:
 def test_columns_lists_a_column_added_by_schema_drift_evolve(home) -> None:
     _evolved_sick_leave(home)
     spec = dataclasses.replace(spec_by_name("sick_leave"), schema_drift="evolve")
-    columns = catalog_tables([spec], home)["columns"]
-    contract = columns.filter(pl.col("column") != "afdelingskode")
-    assert contract.height == 9 and contract["pseudonymised"].any()
+    columns = catalog_tables([spec], home)["columns"].filter(pl.col("layer") == "silver")
+    documented = columns.filter(pl.col("column") != "afdelingskode")
+    assert documented.height == 9 + len(LINEAGE) and documented["pseudonymised"].any()
     [added] = columns.filter(pl.col("column") == "afdelingskode").to_dicts()
-    assert added["position"] == 10 and added["dtype"] == "String"
+    assert added["position"] == documented.height + 1 and added["dtype"] == "String"
     assert added["source_header"] == "Afdelingskode" and added["classification"] is None
     assert added["nullable"] and not added["pseudonymised"]
     assert "schema_drift: evolve" in added["description"]
@@ -59,15 +64,51 @@ def test_an_added_column_is_listed_only_for_the_dataset_whose_load_added_it(home
 
 def test_columns_without_a_home_or_an_evolved_column_list_the_contract(home) -> None:
     spec = spec_by_name("sick_leave")
-    assert catalog_tables([spec])["columns"].height == 9
-    assert catalog_tables([spec], home)["columns"].height == 9  # no silver table yet
+    contract = list(spec.contract.to_schema().columns)
+    for columns in (catalog_tables([spec])["columns"], catalog_tables([spec], home)["columns"]):
+        silver = columns.filter(pl.col("layer") == "silver")  # home: no silver table yet
+        assert silver["column"].to_list() == [*contract, *(c.name for c in LINEAGE_DOCS)]
+        assert silver["position"].to_list() == list(range(1, silver.height + 1))
+
+
+def test_an_scd2_dataset_lists_its_history_columns_after_the_lineage() -> None:
+    spec = dataclasses.replace(spec_by_name("cpr_persons"), load_mode="scd2")
+    silver = catalog_tables([spec])["columns"].filter(pl.col("layer") == "silver")
+    assert silver["column"].to_list()[-3:] == ["valid_from", "valid_to", "is_current"]
+    assert silver.filter(pl.col("column") == "valid_to")["nullable"].item()
+
+
+def test_gold_columns_are_listed_with_their_table_and_concepts() -> None:
+    gold = catalog_tables([])["columns"].filter(pl.col("layer") == "gold")
+    assert set(gold["dataset"]) == {m.name for m in MODELS}
+    [token] = gold.filter(
+        pl.col("dataset") == "meal_delivery_reconciliation", pl.col("column") == "cpr"
+    ).to_dicts()
+    assert token["pseudonymised"] and token["classification"] == "personal"
+    assert token["concept"] == "person"
+
+
+def test_the_glossary_lists_the_columns_that_carry_each_concept() -> None:
+    tables = catalog_tables([spec_by_name("sick_leave"), spec_by_name("cpr_persons")])
+    glossary = {row["concept"]: row for row in tables["glossary"].iter_rows(named=True)}
+    person = glossary["person"]
+    assert "silver.sick_leave.cpr" in person["used_in"]
+    assert "silver.cpr_persons.birth_date" in person["used_in"]
+    assert "gold.meal_delivery_reconciliation.cpr" in person["used_in"]
+    # sick_leave, cpr_persons and three gold tables
+    assert person["datasets"] == 5
+    assert glossary["sick_leave_days"]["used_in"] == ["silver.sick_leave.days"]
+    assert glossary["sick_leave_days"]["unit"] == "working days"
+    # Defined, carried by no dataset given here: listed all the same, with no columns.
+    assert glossary["company"]["used_in"] == [] and glossary["company"]["datasets"] == 0
+    assert set(glossary) == set(load_glossary())
 
 
 def test_source_header_names_every_header_mapped_to_a_field() -> None:
     # A renamed header is mapped beside the old one (`Afd: department`): both still load.
     spec = spec_by_name("sick_leave")
     aliased = dataclasses.replace(spec, columns={**spec.columns, "Afd": "department"})
-    columns = catalog_tables([aliased])["columns"]
+    columns = catalog_tables([aliased])["columns"].filter(pl.col("dataset") == "sick_leave")
     headers = dict(columns.select("column", "source_header").iter_rows())
     assert headers["department"] == "Afdeling, Afd" and headers["hours"] == "Timer"
 

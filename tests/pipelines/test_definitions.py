@@ -13,8 +13,10 @@ from pathlib import Path
 
 import dagster as dg
 
+from pipelines.columns import silver_columns
 from pipelines.definitions import build_definitions
 from pipelines.factory import column_schema
+from pipelines.gold.models import MODELS
 from pipelines.specs import load_specs
 
 SNAPSHOT = Path(__file__).parent / "snapshots" / "definitions.txt"
@@ -62,17 +64,28 @@ def test_every_dataset_asset_is_documented_for_the_ui() -> None:
         assert node.group_name == spec.sector
         schema = node.metadata["dagster/column_schema"]
         contract_fields = list(spec.contract.to_schema().columns)
-        assert [c.name for c in schema.columns] == contract_fields
-        assert all(c.description and c.tags["classification"] for c in schema.columns)
+        shown = [c for c in schema.columns if not c.name.startswith("_")]  # lineage
+        assert [c.name for c in shown] == contract_fields
+        assert all(c.description and c.tags["classification"] for c in shown)
+        assert all(c.description.startswith("Lineage:") for c in schema.columns[len(shown) :])
         assert "delta" in node.kinds
+
+
+def test_every_gold_asset_shows_its_columns_and_classification_in_the_ui() -> None:
+    graph = _graph()
+    for model in MODELS:
+        node = graph.get(dg.AssetKey(["gold", model.name]))
+        schema = node.metadata["dagster/column_schema"]
+        assert [c.name for c in schema.columns] == [c.name for c in model.columns]
+        assert all(c.description and c.tags["classification"] for c in schema.columns)
+        assert node.tags["classification"] == model.classification
 
 
 def test_an_scd2_dataset_shows_its_history_columns_in_the_ui() -> None:
     # The `schema` check expects them in silver; the UI's column schema left them out.
     spec = dataclasses.replace(load_specs()[0], load_mode="scd2")
-    columns = [c.name for c in column_schema(spec).columns]
-    contract_fields = list(spec.contract.to_schema().columns)
-    assert columns == [*contract_fields, "valid_from", "valid_to", "is_current"]
+    columns = [c.name for c in column_schema(silver_columns(spec)).columns]
+    assert columns[-3:] == ["valid_from", "valid_to", "is_current"]
 
 
 def test_only_error_level_checks_block_downstream() -> None:
