@@ -18,10 +18,19 @@ from lake.serving import create_views, lake_views
 from lake.tables import Commit, has_batch, open_table, table_version, write_batch
 from pipelines.columns import ColumnDoc
 
+# Dates taken from the lake's UTC timestamps are calendar days of the municipalities
+# (Denmark and Norway keep the same clock): a register loaded at 00:30 on 24 November is
+# that day's extract, on any machine. Without a named zone DuckDB would use the session's,
+# which follows the machine's, so one load gave a different date per server.
+LAKE_TIME_ZONE = "Europe/Copenhagen"
+
 # Age in whole years at the register's load date (the CPR extract's `_ingested_at`), so the
 # figures describe the extract rather than the day the model happened to run.
-_RESIDENTS = """
-WITH as_of AS (SELECT max(_ingested_at)::DATE AS as_of FROM silver.cpr_persons),
+_RESIDENTS = f"""
+WITH as_of AS (
+    SELECT timezone('{LAKE_TIME_ZONE}', max(_ingested_at))::DATE AS as_of
+    FROM silver.cpr_persons
+),
 residents AS (
     SELECT p.cpr, p.address_id, a.municipality_code, a.district, as_of.as_of,
            year(as_of.as_of) - year(p.birth_date)
@@ -76,7 +85,8 @@ MODELS = (
     GoldModel(
         name="population_by_district",
         description="Residents per district from CPR persons joined to DAR addresses: persons, "
-        "households (occupied addresses) and age bands at the CPR extract's load date. Persons "
+        "households (occupied addresses) and age bands at the CPR extract's load date "
+        f"(`as_of`, the day in {LAKE_TIME_ZONE} time). Persons "
         "whose address id is not in DAR are not counted (see quality checks).",
         inputs=("cpr_persons", "dar_addresses"),
         columns=(
@@ -243,6 +253,8 @@ def input_versions(home: Home, model: GoldModel) -> dict[str, int | None]:
 def compute(home: Home, model: GoldModel) -> pl.DataFrame:
     con = duck_connect(lake_uri=home.lake_root)
     try:
+        # Any other timestamp a model turns into a date or month follows the same calendar.
+        con.execute(f"SET TimeZone = '{LAKE_TIME_ZONE}'")
         views = {k: v for k, v in lake_views(home).items() if k.startswith("silver.")}
         create_views(con, current_versions(home, model, views))
         return con.sql(model.sql).pl()  # keeps the schema when the result is empty

@@ -3,26 +3,33 @@
 from __future__ import annotations
 
 import datetime as dt
+import os
 import shutil
+import subprocess
+import sys
+import zoneinfo
+from pathlib import Path
 
 import polars as pl
 
 from lake.tables import write_batch
-from pipelines.gold.models import MODELS, build
+from pipelines.gold.models import LAKE_TIME_ZONE, MODELS, build
+
+REPO = Path(__file__).resolve().parents[2]
 
 MODEL = {m.name: m for m in MODELS}
 ADDR = {"a1": ("Skovvej", "12", "1", "th", "4000"), "a2": ("Kirkegade", "3", None, None, "4000")}
 INGESTED = dt.datetime(2026, 11, 1, 6, tzinfo=dt.UTC)
 
 
-def _silver(home, name: str, rows: list[dict]) -> None:
+def _silver(home, name: str, rows: list[dict], ingested: dt.datetime = INGESTED) -> None:
     frame = pl.DataFrame(rows).with_columns(
-        pl.lit(INGESTED).alias("_ingested_at"), pl.int_range(2, len(rows) + 2).alias("_source_row")
+        pl.lit(ingested).alias("_ingested_at"), pl.int_range(2, len(rows) + 2).alias("_source_row")
     )
     write_batch(home.table_uri("silver", name), frame, mode="snapshot", app_id=f"{name}-1")
 
 
-def _registers(home) -> None:
+def _registers(home, ingested: dt.datetime = INGESTED) -> None:
     _silver(
         home,
         "dar_addresses",
@@ -39,6 +46,7 @@ def _registers(home) -> None:
             }
             for k, (s, n, f, d, p) in ADDR.items()
         ],
+        ingested,
     )
     _silver(
         home,
@@ -49,6 +57,7 @@ def _registers(home) -> None:
             {"cpr": "p3", "birth_date": dt.date(2010, 1, 1), "address_id": "a2"},
             {"cpr": "p4", "birth_date": dt.date(1930, 1, 1), "address_id": "gone"},  # not in DAR
         ],
+        ingested,
     )
 
 
@@ -133,3 +142,32 @@ def test_a_register_kept_as_scd2_history_counts_only_its_current_rows(home) -> N
     _, table = build(home, MODEL["population_by_district"])
     [row] = table.rows(named=True)
     assert (row["persons"], row["households"], row["persons_65_plus"]) == (2, 1, 2)
+
+
+_AS_OF_IN_CHILD = """
+import sys
+from pathlib import Path
+from lake.home import Home
+from pipelines.gold.models import MODELS, compute
+model = {m.name: m for m in MODELS}["population_by_district"]
+print(compute(Home(Path(sys.argv[1])), model)["as_of"].unique().to_list())
+"""
+
+
+def test_the_as_of_date_is_the_same_day_on_a_machine_in_any_time_zone(home) -> None:
+    """Loaded at 23:30 UTC: already the next day in Denmark and Norway, still the same
+    day in California. The date is the lake's calendar day, not the machine's."""
+    loaded = dt.datetime(2026, 11, 23, 23, 30, tzinfo=dt.UTC)
+    _registers(home, loaded)
+    expected = loaded.astimezone(zoneinfo.ZoneInfo(LAKE_TIME_ZONE)).date()
+    for zone in ("America/Los_Angeles", "Asia/Tokyo"):
+        child = subprocess.run(
+            [sys.executable, "-c", _AS_OF_IN_CHILD, str(home.root)],
+            cwd=REPO,
+            env={**os.environ, "TZ": zone},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert child.returncode == 0, child.stderr[-2000:]
+        assert child.stdout.strip() == repr([expected]), zone
