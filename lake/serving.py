@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -48,10 +48,15 @@ def delta_tables(home: Home, layer: str) -> dict[str, str]:
     return storage.list_tables(home.layer_uri(layer), home.storage_options())
 
 
-def lake_views(home: Home, *, pin_columns: bool = False) -> dict[str, str]:
+def lake_views(
+    home: Home, *, pin_columns: bool = False, datasets: Collection[str] | None = None
+) -> dict[str, str]:
     """Qualified view name → SELECT, for everything the serving layer exposes.
 
-    `pin_columns`: every table is read by its columns now, by name (see `_scan`)."""
+    `pin_columns`: every table is read by its columns now, by name (see `_scan`).
+    `datasets`: the datasets that have a YAML; a silver table of any other (its YAML was
+    removed) gets no view, so it is not served as a current dataset. Its Delta tables stay
+    in the lake, and its YAML put back serves it again. None: every silver table."""
     options = dict(home.storage_options())
 
     def is_table(uri: str) -> bool:
@@ -64,6 +69,7 @@ def lake_views(home: Home, *, pin_columns: bool = False) -> dict[str, str]:
         f"{layer}.{name}": scan(uri)
         for layer in EXPOSED_LAYERS
         for name, uri in delta_tables(home, layer).items()
+        if layer != "silver" or datasets is None or name in datasets
     }
     quarantine = [scan(uri) for uri in delta_tables(home, "quarantine").values()]
     # The empty select gives the view every column even when only tables written before
@@ -119,15 +125,18 @@ def create_views(con, views: dict[str, str]) -> None:
         con.execute(f"CREATE OR REPLACE VIEW {name} AS {select}")
 
 
-def build_serving(home: Home, catalog: dict[str, pl.DataFrame]) -> ServingReport:
-    """Rebuild serving/lake.duckdb atomically; `catalog` maps table name → frame.
+def build_serving(
+    home: Home, catalog: dict[str, pl.DataFrame], *, datasets: Collection[str] | None = None
+) -> ServingReport:
+    """Rebuild serving/lake.duckdb atomically; `catalog` maps table name → frame, `datasets`
+    names the silver tables to serve (see `lake_views`).
 
     With a `dataset_specs` table (one row per dataset: dataset, layer, freshness_hours, ...)
     the layer also gets quality.freshness and catalog.datasets with a quality score."""
     target = home.serving_db
     target.parent.mkdir(parents=True, exist_ok=True)
     with _one_build_at_a_time(target.parent):
-        return _build(home, target, catalog)
+        return _build(home, target, catalog, datasets)
 
 
 @contextlib.contextmanager
@@ -145,10 +154,15 @@ def _one_build_at_a_time(folder: Path) -> Iterator[None]:
         os.close(handle)  # releases the lock
 
 
-def _build(home: Home, target: Path, catalog: dict[str, pl.DataFrame]) -> ServingReport:
+def _build(
+    home: Home,
+    target: Path,
+    catalog: dict[str, pl.DataFrame],
+    datasets: Collection[str] | None,
+) -> ServingReport:
     tmp = target.with_name(target.name + ".tmp")
     tmp.unlink(missing_ok=True)  # a killed build's file: only the lock holder writes it
-    views = lake_views(home, pin_columns=True)
+    views = lake_views(home, pin_columns=True, datasets=datasets)
     con = duck_connect(tmp, lake_uri=home.lake_root)
     try:
         create_views(con, views)

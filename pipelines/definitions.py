@@ -41,7 +41,7 @@ def build_assets(
         *freshness_checks(specs),
         *gold_assets(),
         reconciliation_check(),
-        serving_asset(specs, upstream),
+        serving_asset(specs, upstream, [*(s.name for s in specs), *(b.name for b in broken)]),
     ]
 
 

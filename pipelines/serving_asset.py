@@ -1,5 +1,7 @@
 """The serving layer as an asset: rebuilt after silver and gold so the catalog is current."""
 
+from collections.abc import Collection
+
 import dagster as dg
 
 from lake.serving import build_serving
@@ -11,7 +13,12 @@ from pipelines.specs import DatasetSpec
 SERVING_KEY = dg.AssetKey(["serving", "lake_duckdb"])
 
 
-def serving_asset(specs: list[DatasetSpec], upstream: list[dg.AssetKey]) -> dg.AssetsDefinition:
+def serving_asset(
+    specs: list[DatasetSpec], upstream: list[dg.AssetKey], datasets: Collection[str] | None = None
+) -> dg.AssetsDefinition:
+    """`datasets`: every dataset with a YAML, broken ones too (a typo in a YAML must not take
+    its view away from analysts); a silver table of no dataset is not served."""
+
     @dg.asset(
         key=SERVING_KEY,
         description="serving/lake.duckdb: DuckDB views over silver, gold and quality Delta "
@@ -24,7 +31,7 @@ def serving_asset(specs: list[DatasetSpec], upstream: list[dg.AssetKey]) -> dg.A
     )
     def _serving(lake: LakeResource) -> dg.MaterializeResult:
         home = lake.lake_home()
-        report = build_serving(home, catalog_tables(specs, home))
+        report = build_serving(home, catalog_tables(specs, home), datasets=datasets)
         return dg.MaterializeResult(
             metadata={
                 "path": dg.MetadataValue.path(str(report.path)),

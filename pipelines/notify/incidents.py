@@ -7,7 +7,9 @@ Pure functions over plain data. An incident is keyed by (kind, asset, check):
 - run_failed    a run failed; a one-off, keyed by its run id, told once
 
 check_failed and stale incidents stay open while the observation holds: the owner hears
-when it opens and when it clears, not on every run in between.
+when it opens and when it clears, not on every run in between. One whose check or dataset
+the code location no longer has (its YAML was removed) is closed without a message: nothing
+will ever evaluate it again, and "works again" would not be true.
 """
 
 from __future__ import annotations
@@ -88,6 +90,7 @@ class Observations:
     healthy: frozenset[str] = frozenset()  # incident keys seen passing / fresh now
     failed_runs: tuple[Incident, ...] = ()  # run_failed incidents, one per failed run
     runs_checked: tuple[str, ...] = ()  # every failed run id looked at, incident or not
+    retired: frozenset[str] = frozenset()  # incident keys of checks/datasets no longer defined
 
 
 @dataclass(frozen=True)
@@ -96,6 +99,7 @@ class Changes:
     resolved: tuple[Incident, ...]  # tell the owner: it works again
     runs: tuple[Incident, ...]  # tell the owner: this run failed
     open: dict[str, Incident]  # the open set after this tick
+    retired: tuple[Incident, ...]  # closed silently: their check or dataset is gone
     seen_runs: tuple[str, ...]  # run ids never to report again
     still_open: int  # open before and after: nothing to say
 
@@ -115,10 +119,15 @@ def diff(
     resolved = tuple(
         i for key, i in open_incidents.items() if key in observed.healthy and key not in failing
     )
-    resolved_keys = {i.key for i in resolved}
+    retired = tuple(
+        i
+        for key, i in open_incidents.items()
+        if key in observed.retired and key not in failing and key not in observed.healthy
+    )
+    closed = {i.key for i in (*resolved, *retired)}
     # Still-open incidents keep what they were opened with (their `since`, the counts the
     # owner was told); a later tick does not re-announce changed counts.
-    new_open = {k: i for k, i in open_incidents.items() if k not in resolved_keys}
+    new_open = {k: i for k, i in open_incidents.items() if k not in closed}
     new_open.update({i.key: i for i in opened})
 
     seen = set(seen_runs)
@@ -133,6 +142,7 @@ def diff(
         resolved=resolved,
         runs=tuple(runs),
         open=new_open,
+        retired=retired,
         seen_runs=remembered,
         still_open=sum(1 for key in failing if key in open_incidents),
     )

@@ -9,6 +9,7 @@ healthy keys; deciding what to say is left to `incidents.diff`.
 - Runs: failed runs updated since the cursor. A step that failed only because a blocking
   check failed is left out: the check_failed incident already tells the owner.
 - Freshness: `pipelines.freshness.freshness` on the home's quality.runs table.
+- Retired: open incidents whose check or dataset the code location no longer has.
 """
 
 from __future__ import annotations
@@ -233,6 +234,23 @@ def _run_incident(
         since=_iso(failed_at),
         recipients=recipients,
         run_id=run_id,
+    )
+
+
+def retired_incidents(
+    open_incidents: Mapping[str, Incident], graph: AssetGraph, specs: Sequence[DatasetSpec]
+) -> frozenset[str]:
+    """Keys of open incidents nothing will evaluate again: a check_failed incident whose
+    check is not in the code location, a stale one whose dataset is neither an asset nor a
+    spec (its YAML was removed). Left open, they would stay open for good."""
+    checks = {(k.asset_key.to_user_string(), k.name) for k in graph.asset_check_keys}
+    assets = {node.key.to_user_string() for node in graph.asset_nodes}
+    assets |= {silver_path(spec.name) for spec in specs}
+    return frozenset(
+        key
+        for key, incident in open_incidents.items()
+        if (incident.kind == CHECK_FAILED and (incident.asset, incident.check) not in checks)
+        or (incident.kind == STALE and incident.asset not in assets)
     )
 
 

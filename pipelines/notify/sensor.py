@@ -18,7 +18,13 @@ import dagster as dg
 from pipelines.notify.cursor import Cursor, load_cursor
 from pipelines.notify.incidents import Incident, Observations, diff
 from pipelines.notify.messages import OPENED, RESOLVED, render
-from pipelines.notify.observe import observe_checks, observe_freshness, observe_runs, owners
+from pipelines.notify.observe import (
+    observe_checks,
+    observe_freshness,
+    observe_runs,
+    owners,
+    retired_incidents,
+)
 from pipelines.notify.senders import Pending, channels_for, deliver
 from pipelines.notify.settings import NotifySettings
 from pipelines.resources import LakeResource
@@ -70,6 +76,8 @@ def evaluate(
 
     observed, runs_after = _observe(context, lake, specs, cursor, now, log)
     changes = diff(cursor.open, cursor.seen_runs, observed)
+    for incident in changes.retired:
+        log.info("closed without a message, no longer defined: %s", incident.key)
 
     new: list[tuple[Incident, str]] = [
         *((i, OPENED) for i in changes.opened),
@@ -93,7 +101,8 @@ def evaluate(
     )
     summary = (
         f"{len(changes.opened)} opened, {len(changes.runs)} failed runs, "
-        f"{len(changes.resolved)} resolved, {len(changes.open)} open; "
+        f"{len(changes.resolved)} resolved, {len(changes.retired)} no longer defined, "
+        f"{len(changes.open)} open; "
         f"{outcome.delivered} delivered, {len(outcome.remaining)} waiting for retry"
     )
     if not settings.configured and changes.messages:
@@ -145,6 +154,7 @@ def _observe(
         healthy=frozenset(healthy),
         failed_runs=tuple(runs),
         runs_checked=tuple(checked),
+        retired=retired_incidents(cursor.open, graph, specs),
     )
     return observed, runs_after
 

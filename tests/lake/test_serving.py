@@ -212,3 +212,17 @@ _QUALITY_VIEWS = (
     "quality.freshness",
     "catalog.datasets",
 )
+
+
+def test_a_silver_table_of_no_dataset_gets_no_view_and_stays_in_the_lake(home) -> None:
+    _silver(home, "dar_addresses", pl.DataFrame({"address_id": ["a"]}))
+    _silver(home, "school_absence", pl.DataFrame({"hours": [1.5]}))  # its YAML was removed
+    report = build_serving(home, {}, datasets=["dar_addresses"])
+    assert "silver.dar_addresses" in report.views
+    assert not [v for v in report.views if v.endswith("school_absence")]
+    con = connect(home.root)
+    assert con.sql(
+        "select view_name from duckdb_views() where schema_name = 'silver'"
+    ).fetchall() == [("dar_addresses",)]
+    con.close()
+    assert pl.read_delta(home.table_uri("silver", "school_absence"))["hours"].to_list() == [1.5]

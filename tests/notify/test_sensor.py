@@ -18,7 +18,8 @@ from connectors.demo import generate
 from lake.home import Home
 from lake.quality import RunRecord, record_run
 from pipelines.definitions import build_assets
-from pipelines.notify.cursor import load_cursor
+from pipelines.notify.cursor import Cursor, load_cursor
+from pipelines.notify.incidents import CHECK_FAILED, STALE, Incident
 from pipelines.notify.sensor import notification_sensor, quality_notifications
 from pipelines.resources import lake_resource
 from pipelines.specs import DatasetSpec, QualitySpec, load_specs, spec_by_name
@@ -29,6 +30,7 @@ pytestmark = pytest.mark.integration
 
 UI = "http://dagster.test:3000"
 CPR_SHAPED = re.compile(r"(?<!\d)\d{6}-?\d{4}(?!\d)")
+SCHEMA_FAILED = Incident(kind=CHECK_FAILED, asset="silver/cpr_persons", check="schema")
 
 
 @pytest.fixture
@@ -303,3 +305,20 @@ def test_a_webhook_url_httpx_cannot_parse_is_reported_and_the_email_still_goes(
     logged = capfd.readouterr().err
     assert "KOMMUNELAKE_NOTIFY_WEBHOOK_URL is not a valid URL" in logged
     assert "T0K3N" not in logged
+
+
+def test_incidents_of_a_dataset_whose_yaml_was_removed_do_not_stay_open(
+    lake_env, configured, webhook
+):
+    """school_absence failed its schema check and went stale, then its YAML was removed:
+    nothing evaluates it again, so its incidents close, and no "works again" is sent."""
+    removed = [
+        dataclasses.replace(SCHEMA_FAILED, asset="silver/school_absence", dataset="school_absence"),
+        Incident(kind=STALE, asset="silver/school_absence", dataset="school_absence"),
+    ]
+    kept = dataclasses.replace(SCHEMA_FAILED, dataset="cpr_persons")  # still defined, unknown
+    cursor = Cursor(open={i.key: i for i in [*removed, kept]}).dumps()
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = _tick(instance, cursor)
+    assert list(load_cursor(result.cursor)[0].open) == [kept.key]
+    assert webhook.received == []

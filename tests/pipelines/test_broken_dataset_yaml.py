@@ -8,11 +8,14 @@ import shutil
 from pathlib import Path
 
 import dagster as dg
+import polars as pl
 import pytest
 
 from connectors.demo import generate
+from lake import connect
 from lake.home import Home
 from lake.quality import runs
+from lake.tables import write_batch
 from pipelines.definitions import build_assets, build_definitions
 from pipelines.resources import lake_resource
 from pipelines.specs import DATASETS_DIR, SpecError, load_specs, read_specs
@@ -138,3 +141,30 @@ def test_a_dataset_saved_as_yml_is_shown_as_broken_not_ignored(datasets) -> None
     [yml] = [b for b in broken if b.name == "home_visits"]
     assert "dataset files end in .yaml; rename it" in str(yml.error)
     assert "home_visits" not in {s.name for s in specs}
+
+
+def test_serving_keeps_a_broken_datasets_view_and_drops_a_removed_ones(
+    datasets: Path, home: Home, monkeypatch
+) -> None:
+    """sick_leave's YAML is broken (a typo to fix), meal_delivery_list's was removed: only
+    the latter leaves the serving layer, and its Delta table stays in the lake."""
+    (datasets / "meal_delivery_list.yaml").unlink()
+    monkeypatch.setenv("KOMMUNELAKE_HOME", str(home.root))
+    monkeypatch.setenv("KOMMUNELAKE_PSEUDONYM_KEY", TEST_KEY.decode())
+    for name in ("cpr_persons", "sick_leave", "meal_delivery_list"):
+        write_batch(
+            home.table_uri("silver", name), pl.DataFrame({"x": [1]}), mode="snapshot", app_id=name
+        )
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = dg.materialize(
+            build_assets(*read_specs(datasets)),
+            selection=["serving/lake_duckdb"],
+            resources={"lake": lake_resource()},
+            instance=instance,
+        )
+    assert result.success
+    con = connect(home.root)
+    served = con.sql("select view_name from duckdb_views() where schema_name = 'silver'")
+    assert sorted(r[0] for r in served.fetchall()) == ["cpr_persons", "sick_leave"]
+    con.close()
+    assert pl.read_delta(home.table_uri("silver", "meal_delivery_list")).height == 1
