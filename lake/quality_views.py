@@ -7,22 +7,32 @@ serving file from being rebuilt, and freshness is measured against the clock, no
 
 from __future__ import annotations
 
+# Checks are Dagster asset checks: evaluated once per run, over every file the run loaded
+# (rows_reconcile per batch, quarantine_threshold on the worst file), and stored under the
+# run's newest batch. So a load's row shows the checks of its batch or of the run that
+# loaded it: the first of several files loaded together has the run's checks too.
 RUNS = """
+WITH r AS MATERIALIZED ({runs}),
+checks AS (
+    SELECT b.dataset, b.batch_id, h."check", h.passed
+    FROM (SELECT DISTINCT dataset, batch_id, dagster_run_id FROM r) b
+    JOIN ({history}) h
+      ON h.dataset = b.dataset
+     AND (h.batch_id = b.batch_id OR h.dagster_run_id = b.dagster_run_id)
+    QUALIFY row_number() OVER (PARTITION BY b.dataset, b.batch_id, h."check"
+                               ORDER BY h.evaluated_at DESC) = 1
+)
 SELECT r.* EXCLUDE (drift_decision),
        epoch(r.finished_at - r.started_at) AS duration_s,
        coalesce(r.drift_decision, CASE WHEN r.extra_columns = '[]' THEN 'none'
             ELSE 'ignored: ' || r.extra_columns END) AS drift_decision,
        c.checks_passed, c.checks_failed
-FROM ({runs}) r
+FROM r
 LEFT JOIN (
     SELECT dataset, batch_id,
            count(*) FILTER (WHERE passed) AS checks_passed,
            list("check" ORDER BY "check") FILTER (WHERE NOT passed) AS checks_failed
-    FROM (
-        SELECT * FROM ({history})
-        QUALIFY row_number() OVER (PARTITION BY dataset, batch_id, "check"
-                                   ORDER BY evaluated_at DESC) = 1
-    )
+    FROM checks
     GROUP BY ALL
 ) c USING (dataset, batch_id)
 """

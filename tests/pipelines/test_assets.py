@@ -406,3 +406,26 @@ def test_quality_runs_shows_a_reloaded_batch_with_the_checks_of_its_reload(demo_
     con.close()
     [(before, _), (after, failed)] = rows  # the load and its reload, one batch
     assert after < before / 5 and "quarantine_threshold" not in (failed or [])
+
+
+def test_every_file_loaded_in_one_run_shows_the_runs_checks(demo_home) -> None:
+    """Two exports waiting together load in one run; its checks judge both (the volume
+    check warns about the short second one), so both loads' rows in quality.runs say so."""
+    from lake.serving import build_serving
+
+    spec = spec_by_name("sick_leave")
+    [export] = (demo_home.drop / "sick_leave").glob("*.csv")
+    header_and_some = export.read_bytes().splitlines(keepends=True)[:10]
+    (demo_home.drop / "sick_leave" / "sygefravaer_2027.csv").write_bytes(b"".join(header_and_some))
+    report = load_dataset(spec, demo_home, TEST_KEY, "run-1")
+    assert [b.status for b in report.batches] == ["loaded", "loaded"]
+    dataset_result(spec, demo_home, report, run_id="run-1")
+    build_serving(demo_home, {})
+
+    con = connect(demo_home.root)
+    rows = con.sql("""select checks_passed, checks_failed from quality.runs
+                      order by finished_at""").fetchall()
+    con.close()
+    [first, second] = rows
+    assert second[0] is not None and "volume" in second[1]
+    assert first == second
