@@ -439,9 +439,12 @@ def load_batch(
     run_id: str | None = None,
     attempt: int = 0,
     newer: Collection[str] = (),
+    reloaded_from: int | None = None,
 ) -> BatchResult:
     """Load one landed batch; attempt > 0 re-applies it (see reload_batch) under new ids.
-    `newer`: batches delivered after it, whose rows a merge leaves as they are."""
+    `newer`: batches delivered after it, whose rows a merge leaves as they are.
+    `reloaded_from`: a reload's rows quarantined by the batch's last load (None: it was
+    rejected), for the message of its quality.runs row."""
     started = dt.datetime.now(dt.UTC)
     batch_id, name = landed.batch_id, shown_name(landed.original_name)
     app_id = f"silver:{spec.name}:{batch_id}" + (f":reload{attempt}" if attempt else "")
@@ -466,6 +469,7 @@ def load_batch(
         extra_columns=tally.extra_columns,
         silver_version=commit.version,
         drift_decision=tally.drift_decision,
+        message=_reload_message(reloaded_from, tally.rows_quarantined) if attempt else "",
     )
     log.info(
         "%s: %s: %d rows in, %d valid, %d quarantined",
@@ -849,6 +853,19 @@ def _record(
     )
 
 
+def _reload_message(before: int | None, after: int) -> str:
+    """What a reload did, for quality.runs: its row has the same batch id and status as the
+    load it replaces, and without this it looked like the same file loaded twice."""
+    said = "reloaded from landing with the current YAML and contract"
+    if before is None:
+        return f"{said}; its last load was rejected"
+    if after <= before:
+        change = f"{before - after:,} rows released from quarantine"
+    else:
+        change = f"{after - before:,} more rows quarantined"
+    return f"{said}: {change} ({before:,} quarantined before, {after:,} now)"
+
+
 def reload_batch(
     spec: DatasetSpec,
     home: Home,
@@ -892,14 +909,26 @@ def reload_batch(
             "dataset; reloading it would replace or rewrite newer data. Reload the newest "
             "batch instead"
         )
-    attempt = history.filter(pl.col("batch_id") == batch_id).height
+    earlier = history.filter(pl.col("batch_id") == batch_id)
+    attempt = earlier.height
+    last = earlier.row(-1, named=True) if earlier.height else None
+    before = last["rows_quarantined"] if last and last["status"] == "loaded" else None
     shown = shown_name(landed[batch_id].original_name)
     log.info("%s: reloading batch %s (%s)", spec.name, batch_id, shown)
     # Batches delivered after this one, in the manifest's (delivery) order: their newer
     # values stay where a merge reload would overwrite them (see _without_newer_keys).
     order, done = list(landed), set(loaded["batch_id"].to_list())
     newer = [b for b in order[order.index(batch_id) + 1 :] if b in done]
-    return load_batch(spec, home, key, landed[batch_id], run_id, attempt=attempt, newer=newer)
+    return load_batch(
+        spec,
+        home,
+        key,
+        landed[batch_id],
+        run_id,
+        attempt=attempt,
+        newer=newer,
+        reloaded_from=before,
+    )
 
 
 def silver_state(home: Home, spec: DatasetSpec) -> tuple[int | None, pl.DataFrame | None]:

@@ -429,3 +429,19 @@ def test_every_file_loaded_in_one_run_shows_the_runs_checks(demo_home) -> None:
     [first, second] = rows
     assert second[0] is not None and "volume" in second[1]
     assert first == second
+
+
+def test_a_reloads_row_in_quality_runs_says_what_the_reload_did(demo_home) -> None:
+    from pipelines.ingest import reload_batch
+
+    fixed = spec_by_name("sick_leave")
+    broken = dataclasses.replace(fixed, parse=dataclasses.replace(fixed.parse, date_formats=()))
+    load_dataset(broken, demo_home, TEST_KEY)
+    reload_batch(fixed, demo_home, TEST_KEY)
+
+    load, reload = runs(demo_home, "sick_leave").iter_rows(named=True)
+    assert load["batch_id"] == reload["batch_id"] and load["message"] == ""
+    released = load["rows_quarantined"] - reload["rows_quarantined"]
+    assert released > 0
+    assert "reloaded" in reload["message"]
+    assert f"{released:,} rows released from quarantine" in reload["message"]
