@@ -39,7 +39,9 @@ LEFT JOIN (
 
 # Failing checks now (latest outcome per check), with since when they fail, plus the latest
 # load's contract failures per column and check with a few (masked) example values. A row is
-# its sheet and number: workbooks read with `sheets:` number rows per sheet.
+# its sheet and number: workbooks read with `sheets:` number rows per sheet. A contract
+# failure fails since its first quarantine in the loads after the newest load without it,
+# as a check fails since its first failure after its last pass; a run's files are one load.
 # check_history is named once: every reference to a view binds its Delta scan again, which
 # reads the table's log (the serving build creates this view and catalog.datasets over it).
 FAILURES = """
@@ -59,7 +61,11 @@ since AS (
     GROUP BY ALL
 ),
 loads AS MATERIALIZED (
-    SELECT dataset, batch_id, dagster_run_id, finished_at FROM quality.runs
+    SELECT dataset, batch_id, dagster_run_id, finished_at,
+           coalesce(dagster_run_id, batch_id) AS load_id,
+           max(finished_at) OVER (PARTITION BY dataset, coalesce(dagster_run_id, batch_id))
+             AS load_at
+    FROM quality.runs
     WHERE status = 'loaded'
 ),
 latest_load AS (
@@ -71,6 +77,43 @@ latest_batch AS (
     SELECT DISTINCT r.dataset, r.batch_id
     FROM loads r JOIN latest_load l USING (dataset)
     WHERE r.batch_id = l.batch_id OR r.dagster_run_id = l.dagster_run_id
+),
+-- Every batch's contract failures, read once; counts and examples for the latest load only.
+quarantined AS MATERIALIZED (
+    SELECT q.dataset, q.batch_id, q."check", q."column", l.batch_id IS NOT NULL AS latest,
+           count(DISTINCT (q.sheet, q.source_row)) FILTER (WHERE l.batch_id IS NOT NULL)
+             AS "rows",
+           list(DISTINCT q.value ORDER BY q.value) FILTER (WHERE l.batch_id IS NOT NULL)
+             AS examples,
+           min(q.quarantined_at) AS first_at, max(q.quarantined_at) AS last_at
+    FROM quality.quarantine q LEFT JOIN latest_batch l USING (dataset, batch_id)
+    GROUP BY q.dataset, q.batch_id, q."check", q."column", l.batch_id
+),
+failing_loads AS (
+    SELECT DISTINCT q.dataset, q."check", q."column", d.load_id
+    FROM quarantined q JOIN loads d USING (dataset, batch_id)
+),
+-- Per failure of the latest load: when the newest load without it finished.
+clean AS (
+    SELECT k.dataset, k."check", k."column", max(d.load_at) AS at
+    FROM (SELECT DISTINCT dataset, "check", "column" FROM quarantined WHERE latest) k
+    JOIN loads d USING (dataset)
+    WHERE NOT EXISTS (
+        SELECT 1 FROM failing_loads f
+        WHERE f.dataset = k.dataset AND f."check" = k."check"
+          AND f."column" IS NOT DISTINCT FROM k."column" AND f.load_id = d.load_id
+    )
+    GROUP BY ALL
+),
+contract_since AS (
+    SELECT q.dataset, q."check", q."column", min(q.first_at) AS failing_since
+    FROM quarantined q
+    JOIN loads d USING (dataset, batch_id)
+    LEFT JOIN clean c
+      ON c.dataset = q.dataset AND c."check" = q."check"
+     AND c."column" IS NOT DISTINCT FROM q."column"
+    WHERE c.at IS NULL OR d.load_at > c.at
+    GROUP BY ALL
 )
 SELECT l.dataset, l."check", NULL::VARCHAR AS "column", l.severity, l.blocking,
        l.rows_affected AS "rows", NULL::VARCHAR[] AS examples, l.details,
@@ -79,13 +122,13 @@ FROM latest l JOIN since s USING (dataset, "check")
 WHERE NOT l.passed
 UNION ALL BY NAME
 SELECT q.dataset, 'contract: ' || q."check" AS "check", q."column", 'WARN' AS severity,
-       false AS blocking, count(DISTINCT (q.sheet, q.source_row)) AS "rows",
-       list(DISTINCT q.value ORDER BY q.value)[1:5] AS examples,
+       false AS blocking, q."rows", q.examples[1:5] AS examples,
        'rows in quality.quarantine' AS details,
-       min(q.quarantined_at) AS failing_since, max(q.quarantined_at) AS last_evaluated_at,
-       q.batch_id
-FROM quality.quarantine q JOIN latest_batch USING (dataset, batch_id)
-GROUP BY q.dataset, q."check", q."column", q.batch_id
+       s.failing_since, q.last_at AS last_evaluated_at, q.batch_id
+FROM quarantined q
+LEFT JOIN contract_since s
+  ON s.dataset = q.dataset AND s."check" = q."check" AND s."column" IS NOT DISTINCT FROM q."column"
+WHERE q.latest
 """
 
 FRESHNESS = """

@@ -219,3 +219,31 @@ def test_an_empty_delivery_scores_as_nothing_failed_and_a_never_loaded_one_as_no
     score = dict(con.sql("select dataset, quality_score from catalog.datasets").fetchall())
     con.close()
     assert score == {"leave": 100, "never": 0}
+
+
+def test_a_contract_failure_is_failing_since_the_first_of_the_loads_it_failed_in_a_row(
+    home,
+) -> None:
+    """start_date fails in b0, b1 was clean, then it fails in b2 and b3: it has failed
+    since b2's load, as the other checks count from their last pass, not since b3's."""
+    loads = (("b0", 4, True), ("b1", 3, False), ("b2", 2, True), ("b3", 1, True))
+    for batch, hours_ago, failing in loads:
+        record = _run("leave", batch, hours_ago, rows_in=10, valid=8 if failing else 10)
+        record_run(home, dataclasses.replace(record, dagster_run_id=f"run-{batch}"))
+        if failing:
+            rows = {
+                "_source_row": [2, 3],
+                "column": ["start_date"] * 2,
+                "check": ["type:Date"] * 2,
+                "value": ["NN-NN-NNNN"] * 2,
+            }
+            write_quarantine(home, "leave", batch, pl.DataFrame(rows))
+    build_serving(home, {"dataset_specs": _specs(leave=36)})
+
+    con = connect(home.root)
+    [(batch, since, last)] = con.sql("""select batch_id, failing_since, last_evaluated_at
+        from quality.failures where "check" = 'contract: type:Date'""").fetchall()
+    started = con.sql("""select min(quarantined_at) from quality.quarantine
+                         where batch_id = 'b2'""").fetchone()[0]
+    con.close()
+    assert batch == "b3" and since == started and since < last
