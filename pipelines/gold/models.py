@@ -97,7 +97,8 @@ MODELS = (
             ColumnDoc(
                 "as_of",
                 "Date",
-                "The CPR extract's load date: the day the ages are counted at.",
+                f"The CPR extract's load date, the day in {LAKE_TIME_ZONE} time: the day the "
+                "ages are counted at.",
                 classification="public",
             ),
             *_counts(
