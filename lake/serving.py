@@ -49,14 +49,15 @@ def delta_tables(home: Home, layer: str) -> dict[str, str]:
 
 
 def lake_views(
-    home: Home, *, pin_columns: bool = False, datasets: Collection[str] | None = None
+    home: Home, *, pin_columns: bool = False, defined: Collection[str] | None = None
 ) -> dict[str, str]:
     """Qualified view name → SELECT, for everything the serving layer exposes.
 
     `pin_columns`: every table is read by its columns now, by name (see `_scan`).
-    `datasets`: the datasets that have a YAML; a silver table of any other (its YAML was
-    removed) gets no view, so it is not served as a current dataset. Its Delta tables stay
-    in the lake, and its YAML put back serves it again. None: every silver table."""
+    `defined`: the silver and gold tables the code defines, as `silver.<dataset>` and
+    `gold.<model>`; a table of any other (its YAML or model was removed) gets no view, so it
+    is not served as current. Its Delta tables stay in the lake, and putting the YAML or
+    model back serves it again. None: every table on disk."""
     options = dict(home.storage_options())
 
     def is_table(uri: str) -> bool:
@@ -69,7 +70,7 @@ def lake_views(
         f"{layer}.{name}": scan(uri)
         for layer in EXPOSED_LAYERS
         for name, uri in delta_tables(home, layer).items()
-        if layer != "silver" or datasets is None or name in datasets
+        if defined is None or f"{layer}.{name}" in defined
     }
     quarantine = [scan(uri) for uri in delta_tables(home, "quarantine").values()]
     # The empty select gives the view every column even when only tables written before
@@ -126,17 +127,17 @@ def create_views(con, views: dict[str, str]) -> None:
 
 
 def build_serving(
-    home: Home, catalog: dict[str, pl.DataFrame], *, datasets: Collection[str] | None = None
+    home: Home, catalog: dict[str, pl.DataFrame], *, defined: Collection[str] | None = None
 ) -> ServingReport:
-    """Rebuild serving/lake.duckdb atomically; `catalog` maps table name → frame, `datasets`
-    names the silver tables to serve (see `lake_views`).
+    """Rebuild serving/lake.duckdb atomically; `catalog` maps table name → frame, `defined`
+    names the silver and gold tables to serve (see `lake_views`).
 
     With a `dataset_specs` table (one row per dataset: dataset, layer, freshness_hours, ...)
     the layer also gets quality.freshness and catalog.datasets with a quality score."""
     target = home.serving_db
     target.parent.mkdir(parents=True, exist_ok=True)
     with _one_build_at_a_time(target.parent):
-        return _build(home, target, catalog, datasets)
+        return _build(home, target, catalog, defined)
 
 
 @contextlib.contextmanager
@@ -158,11 +159,11 @@ def _build(
     home: Home,
     target: Path,
     catalog: dict[str, pl.DataFrame],
-    datasets: Collection[str] | None,
+    defined: Collection[str] | None,
 ) -> ServingReport:
     tmp = target.with_name(target.name + ".tmp")
     tmp.unlink(missing_ok=True)  # a killed build's file: only the lock holder writes it
-    views = lake_views(home, pin_columns=True, datasets=datasets)
+    views = lake_views(home, pin_columns=True, defined=defined)
     con = duck_connect(tmp, lake_uri=home.lake_root)
     try:
         create_views(con, views)

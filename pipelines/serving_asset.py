@@ -7,6 +7,7 @@ import dagster as dg
 from lake.serving import build_serving
 from pipelines.catalog import catalog_tables
 from pipelines.gold.assets import after_upstream_passes
+from pipelines.gold.models import MODELS
 from pipelines.resources import LakeResource
 from pipelines.specs import DatasetSpec
 
@@ -17,7 +18,11 @@ def serving_asset(
     specs: list[DatasetSpec], upstream: list[dg.AssetKey], datasets: Collection[str] | None = None
 ) -> dg.AssetsDefinition:
     """`datasets`: every dataset with a YAML, broken ones too (a typo in a YAML must not take
-    its view away from analysts); a silver table of no dataset is not served."""
+    its view away from analysts); a silver table of no dataset, or a gold table of no model,
+    is not served."""
+    defined = None
+    if datasets is not None:
+        defined = {*(f"silver.{n}" for n in datasets), *(f"gold.{m.name}" for m in MODELS)}
 
     @dg.asset(
         key=SERVING_KEY,
@@ -31,7 +36,7 @@ def serving_asset(
     )
     def _serving(lake: LakeResource) -> dg.MaterializeResult:
         home = lake.lake_home()
-        report = build_serving(home, catalog_tables(specs, home), datasets=datasets)
+        report = build_serving(home, catalog_tables(specs, home), defined=defined)
         return dg.MaterializeResult(
             metadata={
                 "path": dg.MetadataValue.path(str(report.path)),

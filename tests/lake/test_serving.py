@@ -214,15 +214,22 @@ _QUALITY_VIEWS = (
 )
 
 
-def test_a_silver_table_of_no_dataset_gets_no_view_and_stays_in_the_lake(home) -> None:
+def test_a_table_of_no_dataset_or_model_gets_no_view_and_stays_in_the_lake(home) -> None:
     _silver(home, "dar_addresses", pl.DataFrame({"address_id": ["a"]}))
     _silver(home, "school_absence", pl.DataFrame({"hours": [1.5]}))  # its YAML was removed
-    report = build_serving(home, {}, datasets=["dar_addresses"])
-    assert "silver.dar_addresses" in report.views
-    assert not [v for v in report.views if v.endswith("school_absence")]
+    for name in ("population_by_district", "old_model"):  # old_model's code was removed
+        write_batch(
+            home.table_uri("gold", name), pl.DataFrame({"n": [1]}), mode="snapshot", app_id=name
+        )
+    defined = ["silver.dar_addresses", "gold.population_by_district"]
+    report = build_serving(home, {}, defined=defined)
+    assert set(defined) <= set(report.views)
+    assert not [v for v in report.views if v.endswith(("school_absence", "old_model"))]
     con = connect(home.root)
     assert con.sql(
-        "select view_name from duckdb_views() where schema_name = 'silver'"
-    ).fetchall() == [("dar_addresses",)]
+        "select schema_name, view_name from duckdb_views() where schema_name in "
+        "('silver', 'gold') order by all"
+    ).fetchall() == [("gold", "population_by_district"), ("silver", "dar_addresses")]
     con.close()
     assert pl.read_delta(home.table_uri("silver", "school_absence"))["hours"].to_list() == [1.5]
+    assert pl.read_delta(home.table_uri("gold", "old_model"))["n"].to_list() == [1]
