@@ -36,8 +36,8 @@ LINEAGE_DOCS = (
     ColumnDoc(
         "_source_row",
         "Int64",
-        "Lineage: the row's line (or record) number in the delivered file, header included, "
-        "as the quarantine and the checks cite it.",
+        "Lineage: where the row is in the delivered file (its line or sheet row, or its "
+        "record's number in JSON and XML), as the quarantine and the checks cite it.",
     ),
     ColumnDoc(
         "_batch_id",
