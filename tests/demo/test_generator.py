@@ -498,6 +498,21 @@ def test_meal_list_drift_and_defects(big: tuple[Path, DemoSummary]) -> None:
         assert meals["CPR"][excel_row - 2] in meals["CPR"][: excel_row - 2].to_list()
 
 
+def test_a_tiny_municipality_still_keeps_a_meal_list(tmp_path: Path) -> None:
+    # 3% of a 300-person town's over-75s is often nobody: a header-only list would load as an
+    # empty snapshot and look like a broken export in the demo.
+    summary = generate(tmp_path, persons=300)
+    meals = pl.read_excel(
+        tmp_path / "drop" / FILES["meal_delivery_list"],
+        engine="calamine",
+        read_options={"dtypes": {"CPR": "string"}},
+    )
+    assert summary.datasets["meal_delivery_list"].rows == meals.height >= 3
+    listed = set(meals["CPR"].drop_nulls())
+    persons = csv_lines(tmp_path / "drop" / FILES["cpr_persons"], ";")
+    assert listed <= {row[0] for row in persons.values()}
+
+
 def test_big_run_has_every_person(big: tuple[Path, DemoSummary]) -> None:
     assert big[1].datasets["cpr_persons"].rows >= BIG
 

@@ -31,6 +31,9 @@ OLD_ADDRESS, ABBREVIATION, MISSING_FLOOR, TYPO = (
 DRIFT_KINDS = (OLD_ADDRESS, ABBREVIATION, MISSING_FLOOR, TYPO)
 DRIFT_SHARE = 0.15
 RECIPIENT_SHARE = 0.03
+# A small demo municipality (`--persons 300`) has so few persons over 75 that 3% of them is
+# often nobody, and a header-only list would look like a broken export.
+MIN_RECIPIENTS = 3
 NAVN, CPR, ADRESSE, POSTNR, BY, KOST, START, NOTE = range(8)
 
 _DIETS = ("Normal", "Diabetes", "Glutenfri", "Energitæt")
@@ -43,7 +46,11 @@ _ASCII = str.maketrans({"æ": "ae", "ø": "oe", "å": "aa", "Æ": "Ae", "Ø": "O
 
 
 def choose_recipients(rng: random.Random, population: Population) -> list[Person]:
-    return [p for p in population.persons if p.age >= 75 and rng.random() < RECIPIENT_SHARE]
+    chosen = [p for p in population.persons if p.age >= 75 and rng.random() < RECIPIENT_SHARE]
+    if len(chosen) >= MIN_RECIPIENTS:
+        return chosen
+    oldest = sorted(population.persons, key=lambda person: (-person.age, person.cpr))
+    return oldest[:MIN_RECIPIENTS]
 
 
 def _entry(rng: random.Random, person: Person, start: date) -> list[object]:
