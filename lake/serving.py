@@ -16,7 +16,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-from collections.abc import Collection, Iterator
+from collections.abc import Collection, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -127,17 +127,22 @@ def create_views(con, views: dict[str, str]) -> None:
 
 
 def build_serving(
-    home: Home, catalog: dict[str, pl.DataFrame], *, defined: Collection[str] | None = None
+    home: Home,
+    catalog: dict[str, pl.DataFrame],
+    *,
+    defined: Collection[str] | None = None,
+    derived: Mapping[str, tuple[str, str]] | None = None,
 ) -> ServingReport:
     """Rebuild serving/lake.duckdb atomically; `catalog` maps table name → frame, `defined`
-    names the silver and gold tables to serve (see `lake_views`).
+    names the silver and gold tables to serve (see `lake_views`), `derived` maps further
+    views to (the view they read, SELECT): each is made where the view it reads is served.
 
     With a `dataset_specs` table (one row per dataset: dataset, layer, freshness_hours, ...)
     the layer also gets quality.freshness and catalog.datasets with a quality score."""
     target = home.serving_db
     target.parent.mkdir(parents=True, exist_ok=True)
     with _one_build_at_a_time(target.parent):
-        return _build(home, target, catalog, defined)
+        return _build(home, target, catalog, defined, derived or {})
 
 
 @contextlib.contextmanager
@@ -160,6 +165,7 @@ def _build(
     target: Path,
     catalog: dict[str, pl.DataFrame],
     defined: Collection[str] | None,
+    derived: Mapping[str, tuple[str, str]],
 ) -> ServingReport:
     tmp = target.with_name(target.name + ".tmp")
     tmp.unlink(missing_ok=True)  # a killed build's file: only the lock holder writes it
@@ -167,6 +173,9 @@ def _build(
     con = duck_connect(tmp, lake_uri=home.lake_root)
     try:
         create_views(con, views)
+        over = {name: select for name, (source, select) in derived.items() if source in views}
+        create_views(con, over)
+        views.update(over)
         con.execute("CREATE SCHEMA IF NOT EXISTS catalog")
         for name, frame in catalog.items():
             con.register("_frame", frame.to_arrow())

@@ -17,6 +17,7 @@ from lake.home import Home
 from lake.serving import create_views, lake_views
 from lake.tables import Commit, has_batch, open_table, table_version, write_batch
 from pipelines.columns import ColumnDoc
+from pipelines.gold.small_cells import PUBLISHED, SmallCells, published_select
 
 # Dates taken from the lake's UTC timestamps are calendar days of the municipalities
 # (Denmark and Norway keep the same clock): a register loaded at 00:30 on 24 November is
@@ -51,6 +52,9 @@ class GoldModel:
     sql: str
     columns: tuple[ColumnDoc, ...]  # what the SQL returns, in its order (a test holds them)
     classification: str = "internal"  # of the table as a whole, as on a dataset's YAML
+    # Figures about persons, hidden where few persons are behind them in `published.<name>`;
+    # None: the table is not published (one row per person, `personal`).
+    small_cells: SmallCells | None = None
 
 
 def _counts(*columns: tuple[str, str, str]) -> tuple[ColumnDoc, ...]:
@@ -110,6 +114,17 @@ MODELS = (
                 ("persons_80_plus", "Residents aged 80 or more at as_of.", "person"),
             ),
         ),
+        small_cells=SmallCells(
+            figures=(
+                ("persons", ("persons",)),
+                ("households", ("persons",)),
+                ("persons_0_17", ("persons_0_17",)),
+                ("persons_18_64", ("persons_18_64",)),
+                ("persons_65_plus", ("persons_65_plus",)),
+                ("persons_80_plus", ("persons_80_plus",)),
+            ),
+            totals=(("persons", ("persons_0_17", "persons_18_64", "persons_65_plus")),),
+        ),
         sql=_RESIDENTS
         + """
 SELECT municipality_code, district, any_value(as_of) AS as_of,
@@ -151,6 +166,16 @@ ORDER BY municipality_code, district
                     "hours / residents_65_plus, three decimals.",
                     "home_care_time",
                 ),
+            ),
+        ),
+        small_cells=SmallCells(
+            figures=(
+                ("recipients_65_plus", ("recipients_65_plus",)),
+                ("visits", ("recipients_65_plus",)),
+                ("hours", ("recipients_65_plus",)),
+                ("residents_65_plus", ("residents_65_plus",)),
+                # hours = this × residents: hidden with either
+                ("hours_per_resident_65_plus", ("recipients_65_plus", "residents_65_plus")),
             ),
         ),
         sql=_RESIDENTS
@@ -245,6 +270,21 @@ ORDER BY list_row
 """,
     ),
 )
+
+
+def published_views(min_cell: int) -> dict[str, tuple[str, str]]:
+    """`published.<model>` → (the gold view it reads, its SELECT with small cells hidden), for
+    every model with figures about persons (`small_cells`)."""
+    return {
+        f"{PUBLISHED}.{m.name}": (
+            f"gold.{m.name}",
+            published_select(
+                f"gold.{m.name}", [c.name for c in m.columns], m.small_cells, min_cell
+            ),
+        )
+        for m in MODELS
+        if m.small_cells is not None
+    }
 
 
 def input_versions(home: Home, model: GoldModel) -> dict[str, int | None]:

@@ -12,6 +12,7 @@ from deltalake import DeltaTable
 from lake import connect
 from lake.home import Home
 from pipelines.cli import main
+from pipelines.gold.models import MODELS
 from pipelines.specs import load_specs
 from tests.helpers import files_holding
 
@@ -208,3 +209,26 @@ def test_catalog_columns_describe_every_served_column_as_it_is(demo) -> None:
         assert [(c["c"], c["t"]) for c in columns] == [(n, str(t)) for n, t in schema.items()]
     for concept, column in concepts:
         assert column in glossary[concept]
+
+
+def test_published_gold_shows_no_figure_about_fewer_than_five_persons(demo) -> None:
+    home, _ = demo
+    con = connect(home.root)
+    try:
+        for model in MODELS:
+            if model.small_cells is None:
+                continue
+            figures = dict(model.small_cells.figures)
+            where = [c.name for c in model.columns if c.name not in figures]
+            published = con.sql(f"select * from published.{model.name}").pl().sort(where)
+            gold = con.sql(f"select * from gold.{model.name}").pl().sort(where)
+            assert published.drop("suppressed").columns == gold.columns
+            assert published.select(where).equals(gold.select(where))
+            for figure, bases in figures.items():
+                few = gold.select(pl.any_horizontal(pl.col(b).is_between(1, 4) for b in bases))
+                shown = published[figure].filter(few.to_series())
+                assert shown.null_count() == shown.len(), (model.name, figure)
+            for row in published.iter_rows(named=True):
+                assert all(row[name] is None for name in row["suppressed"])
+    finally:
+        con.close()
