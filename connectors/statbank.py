@@ -39,7 +39,7 @@ import polars as pl
 
 from connectors.formats.errors import FormatError
 from connectors.http import HttpClient, HttpError
-from connectors.jsonstat import JsonStatError, cell_statuses, cell_values
+from connectors.jsonstat import MISSING_SYMBOLS, JsonStatError, cell_statuses, cell_values
 
 STATBANK_URL = "https://api.statbank.dk/v1"
 
@@ -400,6 +400,8 @@ def parse_jsonstat(
             value, marker = number, marker or text_marker
         if value is not None and not isinstance(value, int | float):
             raise FormatError(source, f"cell {position} is {value!r}", "Not a number")
+        if marker in MISSING_SYMBOLS:  # as Statistics Norway's JSON-stat is read
+            value = None  # a placeholder sent beside "confidential" is not a figure to sum
         values.append(None if value is None else float(value))
         status.append(None if marker is None else str(marker))
     return _finish(columns, [names[i] for i in keep], time_name, values, status, source)

@@ -361,6 +361,15 @@ def test_jsonstat_one_entry_status_array_applies_to_every_cell():
     assert table["value"].null_count() == 12
 
 
+def test_jsonstat_value_marked_missing_or_confidential_is_null_as_in_pxweb():
+    # Some writers send 0 beside a ".." status; summing it as a count would be wrong, and
+    # Statistics Norway's JSON-stat (connectors.jsonstat) already nulls such cells.
+    raw = folk_jsonstat_with(value=list(range(12)), status={"3": "..", "4": ":", "5": "e"})
+    table = parse_jsonstat(raw, table="FOLK1A", variables=FOLK_VARS)
+    assert table["status"].to_list()[3:6] == ["..", ":", "e"]
+    assert table["value"].to_list()[2:6] == [2.0, None, None, 5.0]  # "e" (estimate) keeps it
+
+
 @pytest.mark.parametrize("with_info", [False, True], ids=["request-only", "tableinfo"])
 def test_english_csv_quarter_labels_become_the_quarter_codes(statbank, client, with_info):
     # In English StatBank labels a quarter `2024Q1` (its table list says firstPeriod
