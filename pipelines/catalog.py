@@ -71,6 +71,29 @@ SOURCES_SCHEMA: dict[str, Any] = {
     "metadata_fetched_at": _TIME,
     "metadata_sha256": pl.String,  # the landed package_show answer
 }
+# Typed here, not inferred from the rows: a column every row leaves empty (no dataset from an
+# open-data portal yet: publisher, license, ...) would be polars' Null, served as INTEGER.
+DATASETS_SCHEMA: dict[str, Any] = {
+    "dataset": pl.String,
+    "layer": pl.String,  # silver | gold
+    "table": pl.String,
+    "description": pl.String,
+    "owner": pl.String,
+    "sector": pl.String,
+    "classification": pl.String,
+    "source": pl.String,
+    "format": pl.String,
+    "load_mode": pl.String,
+    "keys": pl.String,
+    "contract": pl.String,
+    "contact": pl.String,
+    "freshness_hours": pl.Float64,
+    "quarantine_error": pl.Float64,
+    "publisher": pl.String,
+    "license": pl.String,
+    "upstream_title": pl.String,
+    "upstream_modified": _TIME,
+}
 RESOURCES_SCHEMA: dict[str, Any] = {
     "dataset": pl.String,
     "resource_id": pl.String,
@@ -212,9 +235,7 @@ def datasets(
         }
         for m in MODELS
     ]
-    return pl.DataFrame(
-        rows, schema_overrides={"upstream_modified": _TIME, "freshness_hours": pl.Float64}
-    )
+    return pl.DataFrame(rows, schema=DATASETS_SCHEMA)
 
 
 def sources(

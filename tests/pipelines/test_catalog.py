@@ -8,7 +8,9 @@ import datetime as dt
 
 import polars as pl
 
+from lake import connect
 from lake.quality import RunRecord, record_run
+from lake.serving import build_serving
 from lake.tables import write_batch
 from pipelines.catalog import catalog_tables
 from pipelines.columns import LINEAGE_DOCS
@@ -120,3 +122,25 @@ def test_an_api_endpoint_with_a_cpr_number_in_it_is_listed_masked() -> None:
     spec = spec_by_name("road_work_orders")
     shown = endpoint(spec, {"SOURCES__WORK_ORDERS__URL": "http://h/borger/010190-1234/x"})
     assert "1234" not in shown and shown.startswith("http://h/borger/")
+
+
+def test_catalog_tables_are_served_with_their_types_when_every_value_is_empty(home) -> None:
+    # No dataset from an open-data portal: publisher, license and upstream_title are null in
+    # every row. Inferred from the rows, polars made them Null and DuckDB INTEGER; with no
+    # silver dataset at all, contact and the quality limits were empty too.
+    for specs in ([spec_by_name("sick_leave")], []):
+        build_serving(home, catalog_tables(specs, home))
+        con = connect(home.root)
+        types = dict(
+            con.sql("""select column_name, data_type from information_schema.columns
+                       where table_schema = 'catalog' and table_name = 'dataset_specs'
+                    """).fetchall()
+        )
+        integers = con.sql("""select table_name, column_name from information_schema.columns
+                              join information_schema.tables using (table_schema, table_name)
+                              where table_schema = 'catalog' and table_type = 'BASE TABLE'
+                                and data_type = 'INTEGER'""").fetchall()
+        con.close()
+        assert types["publisher"] == types["license"] == types["upstream_title"] == "VARCHAR"
+        assert types["contact"] == "VARCHAR" and types["quarantine_error"] == "DOUBLE"
+        assert integers == []  # no catalog table declares an INTEGER: one is a Null column
