@@ -145,9 +145,12 @@ WHERE s.layer = 'silver'
 
 # Score 0-100 for silver datasets: the valid share of the latest load, minus 25 while a
 # blocking check fails, 5 per failing warning check (at most 20), and 20 when stale. A load
-# of no rows (a month without sick leave) had nothing fail; a dataset never loaded has 0.
+# of no rows (a month without sick leave) had nothing fail. A dataset with no run recorded
+# has no score (null: unknown, not the worst); one whose every delivery was rejected has
+# had 0 rows valid and a failing blocking check, so it scores 0.
 DATASETS = """
-WITH last_load AS (
+WITH attempted AS (SELECT DISTINCT dataset FROM quality.runs),
+last_load AS (
     SELECT dataset, finished_at AS last_loaded_at, rows_in, rows_valid, rows_quarantined
     FROM quality.runs WHERE status = 'loaded'
     QUALIFY row_number() OVER (PARTITION BY dataset ORDER BY finished_at DESC) = 1
@@ -161,7 +164,7 @@ failing AS (
 SELECT s.*, l.last_loaded_at, l.rows_in, l.rows_valid, l.rows_quarantined, f.stale,
        coalesce(x.blocking_failures, 0) AS blocking_failures,
        coalesce(x.warnings, 0) AS failing_warnings,
-       CASE WHEN s.layer = 'silver' THEN greatest(0, round(
+       CASE WHEN s.layer = 'silver' AND a.dataset IS NOT NULL THEN greatest(0, round(
            100.0 * CASE WHEN l.rows_in = 0 THEN 1 ELSE coalesce(l.rows_valid / l.rows_in, 0) END
            - 25 * (coalesce(x.blocking_failures, 0) > 0)::INT
            - least(20, 5 * coalesce(x.warnings, 0))
@@ -170,6 +173,7 @@ FROM catalog.dataset_specs s
 LEFT JOIN last_load l USING (dataset)
 LEFT JOIN quality.freshness f USING (dataset)
 LEFT JOIN failing x USING (dataset)
+LEFT JOIN attempted a USING (dataset)
 """
 
 EMPTY_RUNS = """

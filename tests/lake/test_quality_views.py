@@ -207,18 +207,23 @@ def test_failing_rows_of_every_file_of_the_latest_run_are_shown(home) -> None:
     assert shown == [("b1", 10)]
 
 
-def test_an_empty_delivery_scores_as_nothing_failed_and_a_never_loaded_one_as_nothing(
+def test_an_empty_delivery_scores_as_nothing_failed_and_a_never_loaded_one_has_no_score(
     home,
 ) -> None:
     """A month without sick leave is a header-only export: no row failed, so the dataset
-    is not scored as if every row had. A dataset never loaded still scores 0."""
+    is not scored as if every row had. A dataset never loaded is unknown (null), not the
+    worst (0, as it was); one whose every delivery was rejected is known to be bad."""
     record_run(home, _run("leave", "b1", hours_ago=1, rows_in=0, valid=0))
-    build_serving(home, {"dataset_specs": _specs(leave=36, never=36)})
+    rejected = dataclasses.replace(
+        _run("broken", "b1", hours_ago=1, rows_in=0, valid=0), status="rejected"
+    )
+    record_run(home, rejected)
+    build_serving(home, {"dataset_specs": _specs(leave=36, never=36, broken=36)})
 
     con = connect(home.root)
     score = dict(con.sql("select dataset, quality_score from catalog.datasets").fetchall())
     con.close()
-    assert score == {"leave": 100, "never": 0}
+    assert score == {"leave": 100, "never": None, "broken": 0}
 
 
 def test_a_contract_failure_is_failing_since_the_first_of_the_loads_it_failed_in_a_row(
