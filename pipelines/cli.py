@@ -1,4 +1,5 @@
-"""`kommunelake` (also `python -m pipelines`): demo, load, sql, check, reload, maintain and ui.
+"""`kommunelake` (also `python -m pipelines`): demo, load, sql, catalog, check, reload, maintain
+and ui.
 
 Errors are printed as one line on stderr (what, where, what to do) with a non-zero exit;
 `--debug` shows the traceback instead.
@@ -96,6 +97,20 @@ def _parser() -> argparse.ArgumentParser:
     check.add_argument("--dataset", required=True)
     check.add_argument("file", type=Path)
     check.set_defaults(handler=cmd_check)
+
+    catalog = sub.add_parser(
+        "catalog",
+        help="the data catalog: datasets, their columns and the glossary",
+        description="Print the data catalog to stdout, as the serving layer has it: per "
+        "dataset its owner, classification, source, load mode, last load, rows and quality "
+        "score, its columns, then the glossary. A home never loaded (no serving/lake.duckdb) "
+        "lists the datasets its YAML defines, each marked never loaded. dcat writes DCAT-AP "
+        "JSON-LD, its IRIs under KOMMUNELAKE_CATALOG_BASE_URI (default urn:kommunelake:).",
+    )
+    catalog.add_argument("--home")
+    catalog.add_argument("--format", choices=["md", "json", "dcat"], default="md")
+    catalog.add_argument("--dataset", help="only this dataset and the concepts it carries")
+    catalog.set_defaults(handler=cmd_catalog)
 
     reload = sub.add_parser(
         "reload", help="load a landed batch again with the current contract (release quarantine)"
@@ -357,6 +372,13 @@ def _writable(relation: duckdb.DuckDBPyRelation, fmt: str) -> duckdb.DuckDBPyRel
 
 def sql_identifier(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
+
+
+def cmd_catalog(args: argparse.Namespace) -> int:
+    from pipelines.catalog_export import render
+
+    sys.stdout.write(render(resolve_home(args.home), args.format, args.dataset))
+    return 0
 
 
 def cmd_check(args: argparse.Namespace) -> int:

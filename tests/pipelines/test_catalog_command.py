@@ -1,0 +1,267 @@
+"""`kommunelake catalog`: the real CLI on a home loaded by a real materialization (four
+datasets, one gold table, the serving layer), on a home never loaded, and on no home."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import polars as pl
+import pytest
+
+from connectors.demo import generate
+from lake.home import Home
+from lake.serving import build_serving
+from lake.tables import write_batch
+from pipelines.catalog import catalog_tables
+from pipelines.catalog_export import ACCESS_RIGHTS, as_dcat, catalog_document
+from pipelines.cli import main
+from pipelines.definitions import build_assets
+from pipelines.resources import lake_resource
+from pipelines.serving_asset import SERVING_KEY
+from pipelines.specs import spec_by_name
+from schemas.fields import CLASSIFICATIONS
+from tests.conftest import TEST_KEY
+
+LOADED = ("dar_addresses", "cpr_persons", "sick_leave")  # public, personal, sensitive
+GOLD = "population_by_district"  # internal
+ACCESS = "http://publications.europa.eu/resource/authority/access-right/"
+
+
+@pytest.fixture(scope="module")
+def loaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Home]:
+    """A home whose three file datasets, one gold table and serving layer were materialized;
+    bbr_dwellings and the API datasets never were."""
+    home = Home(tmp_path_factory.mktemp("catalog") / "home")
+    generate(home.root, persons=300)
+    selection = [
+        *(dg.AssetKey(["silver", name]) for name in LOADED),
+        dg.AssetKey(["gold", GOLD]),
+        SERVING_KEY,
+    ]
+    with pytest.MonkeyPatch.context() as patch, dg.DagsterInstance.ephemeral() as instance:
+        patch.setenv("KOMMUNELAKE_HOME", str(home.root))
+        patch.setenv("KOMMUNELAKE_PSEUDONYM_KEY", TEST_KEY.decode())
+        result = dg.materialize(
+            build_assets(),
+            selection=selection,
+            resources={"lake": lake_resource()},
+            instance=instance,
+            raise_on_error=False,
+        )
+        assert result.success
+        yield home
+
+
+def _catalog(capsys, home: Home | Path, *args: str) -> tuple[int, str, str]:
+    root = home.root if isinstance(home, Home) else home
+    code = main(["catalog", "--home", str(root), *args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _json(capsys, home: Home | Path, *args: str) -> dict[str, Any]:
+    code, out, err = _catalog(capsys, home, *args)
+    assert (code, err) == (0, "")
+    return json.loads(out)
+
+
+def test_json_lists_each_dataset_with_its_load_columns_and_score(loaded, capsys) -> None:
+    document = _json(capsys, loaded, "--format", "json")
+    datasets = {d["name"]: d for d in document["datasets"]}
+    assert document["served"] and document["built_at"].endswith("Z")
+    cpr = datasets["cpr_persons"]
+    assert (cpr["layer"], cpr["table"], cpr["classification"]) == (
+        "silver",
+        "silver.cpr_persons",
+        "personal",
+    )
+    assert cpr["owner"] == "team:borgerservice" and cpr["load_mode"] == "snapshot"
+    assert cpr["loaded"] and cpr["last_loaded_at"].endswith("Z")
+    assert cpr["rows"] == cpr["last_load"]["rows_valid"] > 250  # a snapshot holds its load
+    assert 0 < cpr["quality_score"] <= 100
+    column = next(c for c in cpr["columns"] if c["name"] == "cpr")
+    assert column["classification"] == "personal" and column["pseudonymised"]
+    assert column["concept"] == "person" and column["type"] == "String"
+    gold = datasets[GOLD]
+    assert gold["loaded"] and gold["rows"] > 0 and gold["last_loaded_at"] is not None
+    assert gold["quality_score"] is None  # scored are silver loads only
+    # Defined, never materialized here: listed, with no load and no score (not 0).
+    never = datasets["bbr_dwellings"]
+    assert not never["loaded"] and never["last_loaded_at"] is None and never["rows"] is None
+    assert never["quality_score"] is None
+    assert [d["layer"] for d in document["datasets"]][-3:] == ["gold"] * 3
+    person = next(c for c in document["glossary"] if c["concept"] == "person")
+    assert {"cpr_persons", "sick_leave", GOLD} <= set(person["datasets"])
+    assert "silver.cpr_persons.cpr" in person["used_in"] and person["steward"]
+
+
+def test_dcat_maps_each_classification_to_an_eu_access_right(loaded, capsys, monkeypatch):
+    monkeypatch.setenv("KOMMUNELAKE_CATALOG_BASE_URI", "https://data.demo-kommune.example/")
+    document = _json(capsys, loaded, "--format", "dcat")
+    assert {"dcat", "dct", "foaf", "vcard", "skos"} <= set(document["@context"])
+    nodes = {node["@id"]: node for node in document["@graph"]}
+    base = "https://data.demo-kommune.example/dataset/"
+    rights = {
+        name: nodes[base + name]["dct:accessRights"]["@id"].removeprefix(ACCESS)
+        for name in (*LOADED, GOLD)
+    }
+    assert rights == {
+        "dar_addresses": "PUBLIC",  # public
+        "cpr_persons": "NON_PUBLIC",  # personal
+        "sick_leave": "NON_PUBLIC",  # sensitive
+        GOLD: "RESTRICTED",  # internal
+    }
+    leave = nodes[base + "sick_leave"]
+    assert leave["@type"] == "dcat:Dataset" and leave["dct:identifier"] == "sick_leave"
+    assert leave["dcat:contactPoint"]["vcard:hasEmail"] == {"@id": "mailto:hr@demo-kommune.example"}
+    assert leave["dct:publisher"]["foaf:name"] == "team:hr-loen"
+    assert leave["dct:modified"]["@type"] == "xsd:dateTime"
+    assert "hr" in leave["dcat:keyword"]
+    assert "dct:modified" not in nodes[base + "bbr_dwellings"]  # never loaded
+    [catalog] = [n for n in document["@graph"] if n["@type"] == "dcat:Catalog"]
+    assert {"@id": base + "sick_leave"} in catalog["dcat:dataset"]
+    # The glossary: concepts in a scheme, each the theme of the datasets carrying it.
+    person = nodes["https://data.demo-kommune.example/concept/person"]
+    assert person["@type"] == "skos:Concept"
+    assert person["skos:inScheme"] == {"@id": "https://data.demo-kommune.example/glossary"}
+    assert {label["@language"] for label in person["skos:prefLabel"]} == {"en", "da", "nb"}
+    themed = {
+        n["dct:identifier"]
+        for n in nodes.values()
+        if {"@id": person["@id"]} in n.get("dcat:theme", [])
+    }
+    assert {"cpr_persons", "sick_leave", GOLD} <= themed
+    assert nodes[catalog["dcat:themeTaxonomy"]["@id"]]["@type"] == "skos:ConceptScheme"
+
+
+def test_every_classification_has_an_access_right() -> None:
+    assert set(ACCESS_RIGHTS) == set(CLASSIFICATIONS)
+
+
+def test_markdown_shows_datasets_columns_and_the_glossary(loaded, capsys) -> None:
+    code, out, err = _catalog(capsys, loaded)  # md is the default
+    assert (code, err) == (0, "")
+    section = out.split("### cpr_persons\n", 1)[1].split("\n### ", 1)[0]
+    assert "| Owner | team:borgerservice (borgerservice@demo-kommune.example) |" in section
+    assert "| Classification | personal |" in section and "/ 100 |" in section
+    assert "| `cpr` | String | personal, pseudonymised | person |" in section
+    bbr = out.split("### bbr_dwellings\n", 1)[1].split("\n### ", 1)[0]
+    assert "| Last load | never loaded |" in bbr and "| Quality score | unknown |" in bbr
+    glossary = out.split("## Glossary\n", 1)[1]
+    assert "### Person (`person`)" in glossary and "cpr_persons" in glossary
+
+
+def test_dataset_restricts_to_one_dataset_and_the_concepts_it_carries(loaded, capsys):
+    document = _json(capsys, loaded, "--format", "json", "--dataset", "sick_leave")
+    assert [d["name"] for d in document["datasets"]] == ["sick_leave"]
+    concepts = {c["concept"] for c in document["glossary"]}
+    carried = {c["concept"] for c in document["datasets"][0]["columns"] if c["concept"]}
+    assert concepts == carried and "sick_leave_days" in concepts
+    assert all("sick_leave" in c["datasets"] for c in document["glossary"])
+
+
+def test_an_unknown_dataset_is_one_line_naming_the_known_ones(loaded, capsys) -> None:
+    code, out, err = _catalog(capsys, loaded, "--dataset", "sickleave")
+    assert code == 1 and out == ""
+    [line] = err.splitlines()
+    assert line.startswith("kommunelake catalog: --dataset 'sickleave': no such dataset")
+    assert "sick_leave" in line and GOLD in line
+
+
+def test_a_home_never_loaded_lists_the_defined_datasets_as_never_loaded(home, capsys) -> None:
+    home.root.mkdir(parents=True)
+    document = _json(capsys, home, "--format", "json")
+    assert not document["served"] and document["built_at"] is None
+    names = {d["name"] for d in document["datasets"]}
+    assert {*LOADED, "bbr_dwellings", GOLD} <= names
+    assert not any(d["loaded"] or d["rows"] is not None for d in document["datasets"])
+    assert all(d["quality_score"] is None for d in document["datasets"])
+    assert not home.serving_db.exists()  # reading the catalog built nothing
+    dcat = _json(capsys, home, "--format", "dcat")
+    ids = {node["@id"] for node in dcat["@graph"]}
+    assert "urn:kommunelake:dataset/cpr_persons" in ids  # the default base
+
+
+def test_a_home_that_does_not_exist_is_one_line(tmp_path, capsys) -> None:
+    code, out, err = _catalog(capsys, tmp_path / "nowhere")
+    assert code == 1 and out == ""
+    [line] = err.splitlines()
+    assert "nowhere does not exist" in line and "--home" in line
+
+
+def test_a_bad_base_uri_is_one_line(home, capsys, monkeypatch) -> None:
+    home.root.mkdir(parents=True)
+    monkeypatch.setenv("KOMMUNELAKE_CATALOG_BASE_URI", "data catalog")
+    code, out, err = _catalog(capsys, home, "--format", "dcat")
+    assert code == 1 and out == ""
+    [line] = err.splitlines()
+    assert "KOMMUNELAKE_CATALOG_BASE_URI" in line and "absolute IRI" in line
+
+
+def test_a_cpr_number_in_catalog_text_is_masked() -> None:
+    # The catalog is read by everyone: a YAML's description or a portal's text quoting a
+    # (synthetic) CPR number must not carry it out.
+    tables = catalog_tables([spec_by_name("sick_leave")])
+    datasets = tables["dataset_specs"].with_columns(
+        pl.lit("Sent by 010190-1234 by mistake").alias("description")
+    )
+    document = catalog_document(datasets, tables["columns"], tables["glossary"], tables["sources"])
+    text = json.dumps(document)
+    assert "010190-1234" not in text and "NNNNNN-NNNN" in text
+
+
+def test_an_open_data_dataset_names_its_portal_dataset_as_dct_source() -> None:
+    # What catalog.datasets and catalog.sources hold for a dataset loaded from a CKAN portal.
+    tables = catalog_tables([spec_by_name("daycare_institutions")])
+    modified = dt.datetime(2026, 10, 1, 12, tzinfo=dt.UTC)
+    datasets = tables["dataset_specs"].with_columns(
+        pl.when(pl.col("dataset") == "daycare_institutions")
+        .then(pl.lit(value, dtype=dtype))
+        .alias(name)
+        for name, value, dtype in (
+            ("publisher", "Demo Kommune", pl.String),
+            ("license", "CC BY 4.0", pl.String),
+            ("upstream_title", "Dagtilbud i Demo Kommune", pl.String),
+            ("upstream_modified", modified, pl.Datetime("us", "UTC")),
+        )
+    )
+    page = "https://portal.example/dataset/dagtilbud"
+    sources = tables["sources"].with_columns(
+        pl.lit(page).alias("landing_page"), pl.lit(["børn", "dagtilbud"]).alias("tags")
+    )
+    document = catalog_document(datasets, tables["columns"], tables["glossary"], sources)
+    [daycare] = [d for d in document["datasets"] if d["name"] == "daycare_institutions"]
+    assert daycare["upstream"] == {
+        "title": "Dagtilbud i Demo Kommune",
+        "publisher": "Demo Kommune",
+        "license": "CC BY 4.0",
+        "modified": "2026-10-01T12:00:00Z",
+        "landing_page": page,
+        "tags": ["børn", "dagtilbud"],
+    }
+    graph = as_dcat(document, "urn:kommunelake:")["@graph"]
+    [node] = [n for n in graph if n.get("dct:identifier") == "daycare_institutions"]
+    source = node["dct:source"]
+    assert source["@id"] == page and source["dct:publisher"]["foaf:name"] == "Demo Kommune"
+    assert source["dct:license"]["dct:title"] == "CC BY 4.0"
+    assert {"børn", "dagtilbud"} <= set(node["dcat:keyword"])
+    assert not any("dct:source" in n for n in graph if n is not node)  # only where we know
+
+
+def test_a_serving_file_without_the_catalog_tables_says_how_to_rebuild_it(home, capsys):
+    # Built without a catalog (an older version, or by hand): DuckDB's "Table with name
+    # datasets does not exist" alone names no remedy.
+    write_batch(
+        home.table_uri("silver", "t"), pl.DataFrame({"x": [1]}), mode="snapshot", app_id="b1"
+    )
+    build_serving(home, {})
+    code, out, err = _catalog(capsys, home)
+    assert code == 1 and out == ""
+    [line] = err.splitlines()
+    assert "has no complete catalog" in line
+    assert "kommunelake load --select 'key:serving/lake_duckdb'" in line
