@@ -288,12 +288,13 @@ def as_json(document: dict[str, Any]) -> str:
 
 def as_markdown(document: dict[str, Any], home: Home) -> str:
     lines = ["# Data catalog", ""]
+    # The home's path is masked like every other text: a folder may be named after anything.
     if document["served"]:
-        lines.append(f"Served from `{home.serving_db}`, built {document['built_at']}.")
+        lines.append(f"Served from `{redact(str(home.serving_db))}`, built {document['built_at']}.")
     else:
         lines.append(
-            f"No serving layer in `{home.root}` yet: the datasets as defined, none loaded "
-            "(`kommunelake load` loads them)."
+            f"No serving layer in `{redact(str(home.root))}` yet: the datasets as defined, none "
+            "loaded (`kommunelake load` loads them)."
         )
     lines += ["", "## Datasets", ""]
     for d in document["datasets"]:

@@ -107,8 +107,13 @@ def _parser() -> argparse.ArgumentParser:
         "lists the datasets its YAML defines, each marked never loaded. dcat writes DCAT-AP "
         "JSON-LD, its IRIs under KOMMUNELAKE_CATALOG_BASE_URI (default urn:kommunelake:).",
     )
-    catalog.add_argument("--home")
-    catalog.add_argument("--format", choices=["md", "json", "dcat"], default="md")
+    catalog.add_argument("--home", help="home directory (default: KOMMUNELAKE_HOME or ./demo-home)")
+    catalog.add_argument(
+        "--format",
+        choices=["md", "json", "dcat"],
+        default="md",
+        help="md: to read (default); json: for tooling; dcat: DCAT-AP JSON-LD for a data portal",
+    )
     catalog.add_argument("--dataset", help="only this dataset and the concepts it carries")
     catalog.set_defaults(handler=cmd_catalog)
 

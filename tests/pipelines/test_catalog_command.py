@@ -3,7 +3,6 @@ datasets, one gold table, the serving layer), on a home never loaded, and on no 
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,7 +17,7 @@ from lake.home import Home
 from lake.serving import build_serving
 from lake.tables import write_batch
 from pipelines.catalog import catalog_tables
-from pipelines.catalog_export import ACCESS_RIGHTS, as_dcat, catalog_document
+from pipelines.catalog_export import ACCESS_RIGHTS, catalog_document
 from pipelines.cli import main
 from pipelines.definitions import build_assets
 from pipelines.resources import lake_resource
@@ -215,42 +214,36 @@ def test_a_cpr_number_in_catalog_text_is_masked() -> None:
     assert "010190-1234" not in text and "NNNNNN-NNNN" in text
 
 
-def test_an_open_data_dataset_names_its_portal_dataset_as_dct_source() -> None:
-    # What catalog.datasets and catalog.sources hold for a dataset loaded from a CKAN portal.
-    tables = catalog_tables([spec_by_name("daycare_institutions")])
-    modified = dt.datetime(2026, 10, 1, 12, tzinfo=dt.UTC)
-    datasets = tables["dataset_specs"].with_columns(
-        pl.when(pl.col("dataset") == "daycare_institutions")
-        .then(pl.lit(value, dtype=dtype))
-        .alias(name)
-        for name, value, dtype in (
-            ("publisher", "Demo Kommune", pl.String),
-            ("license", "CC BY 4.0", pl.String),
-            ("upstream_title", "Dagtilbud i Demo Kommune", pl.String),
-            ("upstream_modified", modified, pl.Datetime("us", "UTC")),
+def test_an_open_data_dataset_names_its_portal_dataset_as_dct_source(
+    home, demo_apis, monkeypatch, capsys
+) -> None:
+    # daycare_institutions is loaded from the demo's CKAN portal, whose package_show answer
+    # lands beside it: the catalog says which portal dataset it is, by whom, under what licence.
+    monkeypatch.setenv("KOMMUNELAKE_HOME", str(home.root))
+    monkeypatch.setenv("KOMMUNELAKE_PSEUDONYM_KEY", TEST_KEY.decode())
+    selection = [dg.AssetKey(["silver", "daycare_institutions"]), SERVING_KEY]
+    with dg.DagsterInstance.ephemeral() as instance:
+        result = dg.materialize(
+            build_assets(),
+            selection=selection,
+            resources={"lake": lake_resource()},
+            instance=instance,
+            raise_on_error=False,
         )
-    )
-    page = "https://portal.example/dataset/dagtilbud"
-    sources = tables["sources"].with_columns(
-        pl.lit(page).alias("landing_page"), pl.lit(["børn", "dagtilbud"]).alias("tags")
-    )
-    document = catalog_document(datasets, tables["columns"], tables["glossary"], sources)
-    [daycare] = [d for d in document["datasets"] if d["name"] == "daycare_institutions"]
-    assert daycare["upstream"] == {
-        "title": "Dagtilbud i Demo Kommune",
-        "publisher": "Demo Kommune",
-        "license": "CC BY 4.0",
-        "modified": "2026-10-01T12:00:00Z",
-        "landing_page": page,
-        "tags": ["børn", "dagtilbud"],
-    }
-    graph = as_dcat(document, "urn:kommunelake:")["@graph"]
-    [node] = [n for n in graph if n.get("dct:identifier") == "daycare_institutions"]
+    assert result.success
+    capsys.readouterr()  # Dagster's own log lines
+    document = _json(capsys, home, "--format", "json", "--dataset", "daycare_institutions")
+    upstream = document["datasets"][0]["upstream"]
+    assert upstream["title"] and upstream["publisher"] and upstream["license"]
+    assert upstream["landing_page"].endswith("/dataset/daginstitutioner")  # the portal page
+    graph = _json(capsys, home, "--format", "dcat", "--dataset", "daycare_institutions")
+    [node] = [n for n in graph["@graph"] if n["@type"] == "dcat:Dataset"]
     source = node["dct:source"]
-    assert source["@id"] == page and source["dct:publisher"]["foaf:name"] == "Demo Kommune"
-    assert source["dct:license"]["dct:title"] == "CC BY 4.0"
-    assert {"børn", "dagtilbud"} <= set(node["dcat:keyword"])
-    assert not any("dct:source" in n for n in graph if n is not node)  # only where we know
+    assert source["@id"] == upstream["landing_page"]
+    assert source["dct:title"] == upstream["title"]
+    assert source["dct:publisher"]["foaf:name"] == upstream["publisher"]
+    assert source["dct:license"]["dct:title"] == upstream["license"]
+    assert set(upstream["tags"]) <= set(node["dcat:keyword"])
 
 
 def test_a_serving_file_without_the_catalog_tables_says_how_to_rebuild_it(home, capsys):
