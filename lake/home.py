@@ -72,6 +72,11 @@ class Home:
     def runs_uri(self) -> str:
         return self.uri("quality", "runs")
 
+    @property
+    def erasures_uri(self) -> str:
+        """The erasure register: pseudonyms of erased subjects, which loads leave out."""
+        return self.uri("state", "erasures")
+
     def layer_uri(self, layer: str) -> str:
         return self.uri(layer)
 

@@ -11,7 +11,9 @@ down (`open_seconds` measures it). Maintenance fixes that without changing what 
   whole log) and deletes log files older than the table's `delta.logRetentionDuration`.
 - `vacuum` deletes data files that no version within the retention period refers to. Time
   travel to versions inside the retention keeps working; the retention is never below
-  7 days unless the caller says so explicitly.
+  7 days unless the caller says so explicitly. Erasure is the one exception it yields to
+  without a setting: `lake.erasure.forget_history` removes all history of a table that held
+  an erased subject (see lake/erasure.py for why).
 
 Plain functions with small reports; the Dagster assets live in pipelines/maintenance_assets.py.
 """
