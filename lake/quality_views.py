@@ -193,6 +193,14 @@ SELECT NULL::VARCHAR AS dataset, NULL::VARCHAR AS batch_id, NULL::VARCHAR AS key
 WHERE false
 """
 
+# quality.erasures before the first `kommunelake erase` (lake/erasure.py writes the table).
+EMPTY_ERASURES = """
+SELECT NULL::VARCHAR AS erasure_id, NULL::TIMESTAMPTZ AS erased_at, NULL::VARCHAR AS erased_by,
+       NULL::BOOLEAN AS subject_found, NULL::BIGINT AS rows_removed,
+       NULL::VARCHAR AS rows_removed_per_table, NULL::BIGINT AS landing_files
+WHERE false
+"""
+
 EMPTY_CHECK_HISTORY = """
 SELECT NULL::VARCHAR AS dataset, NULL::VARCHAR AS "check", NULL::BOOLEAN AS passed,
        NULL::VARCHAR AS severity, NULL::BOOLEAN AS blocking, NULL::BIGINT AS rows_affected,

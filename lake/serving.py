@@ -86,6 +86,10 @@ def lake_views(
         if is_table(deletions)
         else quality_views.EMPTY_DELETIONS  # until a snapshot first loses a key
     )
+    erasures = home.table_uri("quality", "erasures")
+    views["quality.erasures"] = (
+        scan(erasures) if is_table(erasures) else quality_views.EMPTY_ERASURES
+    )
     views["quality.runs"] = quality_views.RUNS.format(runs=runs, history=history)
     views["quality.failures"] = quality_views.FAILURES
     return views

@@ -1,5 +1,5 @@
-"""`kommunelake` (also `python -m pipelines`): demo, load, sql, catalog, check, reload, maintain
-and ui.
+"""`kommunelake` (also `python -m pipelines`): demo, load, sql, catalog, check, reload, maintain,
+erase and ui.
 
 Errors are printed as one line on stderr (what, where, what to do) with a non-zero exit;
 `--debug` shows the traceback instead.
@@ -137,6 +137,19 @@ def _parser() -> argparse.ArgumentParser:
         "tables",
     )
     maintain.set_defaults(handler=cmd_maintain)
+
+    erase = sub.add_parser(
+        "erase", help="remove a data subject from silver, quarantine, gold and their history"
+    )
+    erase.add_argument(
+        "--cpr",
+        required=True,
+        help="the subject's CPR number, or `-` to read it from stdin (keeps it out of shell "
+        "history and process lists)",
+    )
+    erase.add_argument("--home")
+    erase.add_argument("--dry-run", action="store_true", help="say what would go; change nothing")
+    erase.set_defaults(handler=cmd_erase)
 
     ui = sub.add_parser("ui", help="run the Dagster webserver and daemon on 127.0.0.1")
     ui.add_argument("--home")
@@ -490,6 +503,57 @@ def cmd_reload(args: argparse.Namespace) -> int:
     outcome = _materialize(f"key:silver/{spec.name}+")
     _print_summary(home, outcome, also_run_ids={reload_id: "reloaded"})
     return 0 if outcome.success else 1
+
+
+def cmd_erase(args: argparse.Namespace) -> int:
+    """Erase a data subject (pipelines/erasure.py); not while a load runs (README)."""
+    from lake.privacy import key_from_text
+    from pipelines.erasure import cpr_number, erase_subject
+    from pipelines.serving_asset import serve
+    from pipelines.specs import read_specs
+
+    text = sys.stdin.readline() if args.cpr == "-" else args.cpr
+    number = cpr_number(text)  # before anything else: a typo costs nothing
+    home = resolve_home(args.home)
+    prepare(home)
+    report = erase_subject(home, key_from_text(os.environ[KEY_ENV]), number, dry_run=args.dry_run)
+    for holding in report.landing:
+        where = (
+            "in its file name"
+            if holding.in_name and not holding.rows
+            else (f"{holding.rows:,} row(s)")
+        )
+        print(
+            f"  landing: {holding.dataset} batch {holding.batch_id} ({holding.shown_name}): {where}"
+        )
+    for line in report.unreadable:
+        print(f"  landing, could not be read (look at it by hand): {line}")
+    if not report.found:
+        print("The subject was found nowhere in the lake (silver, quarantine, gold, landing).")
+    if args.dry_run:
+        total = sum(report.rows.values())
+        print(f"Dry run: {total:,} row(s) would be removed; nothing was changed.")
+        return 0
+    specs, broken = read_specs()
+    serve(home, specs, [*(s.name for s in specs), *(b.name for b in broken)])
+    if not report.found:
+        print(
+            "They are in the erasure register all the same, so a later delivery is left out; "
+            f"audit row {report.erasure_id} in quality.erasures."
+        )
+    else:
+        print(
+            f"Erased: {sum(report.rows.values()):,} row(s) removed, history of "
+            f"{len(report.forgotten)} table(s) forgotten, serving rebuilt; audit row "
+            f"{report.erasure_id} in quality.erasures."
+        )
+    if report.landing:
+        print(
+            f"{len(report.landing)} landed delivery(ies) still hold the subject as received "
+            "(the evidence of what the vendor sent; never served): see README, Privacy, "
+            "for what to do with them."
+        )
+    return 0
 
 
 def cmd_ui(args: argparse.Namespace) -> int:

@@ -24,6 +24,7 @@ from connectors.formats import FormatError, iter_table
 from connectors.sftp import SftpError
 from lake import quality
 from lake.bulk import PartWriter, can_stream
+from lake.erasure import ErasedFilter, erased
 from lake.errors import LakeError, SchemaBreak
 from lake.frames import detached
 from lake.home import Home
@@ -88,6 +89,7 @@ class BatchResult:
     silver_version: int | None = None
     message: str = ""
     drift_decision: str = "none"
+    rows_erased: int = 0  # rows of erased subjects the load left out (`kommunelake erase`)
 
 
 @dataclass(frozen=True)
@@ -115,18 +117,22 @@ def conform_chunks(
     scratch: Path | None = None,
     *,
     look: Callable[[pl.DataFrame], object] | None = None,
+    keep: Callable[[pl.DataFrame], pl.DataFrame] | None = None,
 ) -> Iterator[Conformed]:
     """Parse a file and conform it to the contract, a bounded chunk at a time; raises
     FormatError or SchemaBreak. Keys repeated across chunks are the caller's (see
     `RepeatFilter`): within a chunk, `conform` already quarantines them. A zip or gzip
     delivery is unpacked into `scratch` (default: the system's temporary folder). `look`
-    is shown each chunk as read, before it is conformed."""
+    is shown each chunk as read, before it is conformed; `keep` may then take rows out of
+    it (an erased subject's: `lake.erasure.ErasedFilter`)."""
     progress = Progress(f"{spec.name}: {source_name}")
     records = _is_record_format(spec)
     headers: dict[str, None] = {}  # a record file's fields in all its pieces, in order
     for raw in iter_table(path, reader_options(spec), source_name=source_name, scratch=scratch):
         if look is not None:
             look(raw)
+        if keep is not None:
+            raw = keep(raw)
         headers.update(dict.fromkeys(raw.columns))
         conformed = conform(
             raw,
@@ -206,6 +212,7 @@ class Tally:
 
     def __init__(self) -> None:
         self.rows_in = self.rows_valid = self.rows_quarantined = 0
+        self.rows_erased = 0  # rows of erased subjects left out before counting (not in rows_in)
         self.counts: Counter[tuple[str, str]] = Counter()
         self._extra: list[tuple[str, ...]] = []
         self._added: list[tuple[str, ...]] = []
@@ -469,7 +476,15 @@ def load_batch(
         extra_columns=tally.extra_columns,
         silver_version=commit.version,
         drift_decision=tally.drift_decision,
-        message=_reload_message(reloaded_from, tally.rows_quarantined) if attempt else "",
+        message="; ".join(
+            part
+            for part in (
+                _reload_message(reloaded_from, tally.rows_quarantined) if attempt else "",
+                _erased_message(tally.rows_erased),
+            )
+            if part
+        ),
+        rows_erased=tally.rows_erased,
     )
     log.info(
         "%s: %s: %d rows in, %d valid, %d quarantined",
@@ -544,10 +559,16 @@ def _load_spooled(
     held_keys: list[pl.DataFrame] = []
     # Only a chunk's last rows are looked at: a load reads millions, and total rows end it.
     totals = TrailingTotals()
+    erased_rows = ErasedFilter(spec.contract, spec.columns, key, erased(home.erasures_uri))
     try:
         with local_copy(landed, home) as source:  # a remote landing is parsed from a copy
             for conformed in conform_chunks(
-                spec, source, name, spool.folder, look=lambda raw: totals.look(raw.tail(100))
+                spec,
+                source,
+                name,
+                spool.folder,
+                look=lambda raw: totals.look(raw.tail(100)),
+                keep=erased_rows.apply,
             ):
                 # Only the counts of a chunk are kept; its rows go to disk.
                 tally.add(conformed)
@@ -579,6 +600,9 @@ def _load_spooled(
             repeats = pl.DataFrame(schema=FAILURE_SCHEMA)
         tally.add_repeats(repeats)
         spool.add(repeats)
+        tally.rows_erased = erased_rows.rows
+        if erased_rows.rows:
+            log.warning("%s: %s: %s", spec.name, name, _erased_message(erased_rows.rows))
         _refuse_emptying_snapshot(
             spec,
             uri,
@@ -850,6 +874,17 @@ def _record(
             drift_decision=result.drift_decision,
         ),
         attempt,
+    )
+
+
+def _erased_message(rows: int) -> str:
+    """Rows of erased subjects a load left out, for its quality.runs row and log: a subject
+    coming back in a delivery is told, never dropped silently."""
+    if not rows:
+        return ""
+    return (
+        f"{rows:,} row(s) of erased data subjects left out (kommunelake erase; not counted "
+        "in rows_in)"
     )
 
 
