@@ -218,3 +218,31 @@ def test_another_key_than_the_lakes_is_refused_before_anything_changes(
     assert "not the one silver.cpr_persons was written with" in err
     assert not DeltaTable.is_deltatable(loaded.erasures_uri)
     assert _token(number) in _rows(loaded, "silver", "cpr_persons")["cpr"].to_list()
+
+
+def test_a_subject_only_in_earlier_versions_and_deletions_is_erased_from_them(
+    loaded, monkeypatch, capsys
+) -> None:
+    """The person moved away: the next CPR extract lacks them, so silver's current version
+    does not hold them, but its earlier versions and quality.deletions do."""
+    number = _subject(loaded)
+    token = _token(number)
+    extract = loaded.drop / "cpr_persons" / "cpr_personer.csv"
+    lines = extract.read_text().splitlines(keepends=True)
+    extract.write_text("".join(line for line in lines if not line.startswith(number)))
+    assert main(["load", "--home", str(loaded.root), "--select", "key:silver/cpr_persons+"]) == 0
+    silver = loaded.table_uri("silver", "cpr_persons")
+    assert token not in pl.read_delta(silver)["cpr"].to_list()
+    assert token in pl.read_delta(silver, version=0)["cpr"].to_list()
+    deleted = _rows(loaded, "quality", "deletions")
+    assert deleted.filter(pl.col("key").str.contains(token)).height == 1
+    capsys.readouterr()
+
+    assert _erase(loaded, number, monkeypatch) == 0
+
+    out = capsys.readouterr().out
+    assert "cpr_persons: removed 0 silver row(s), 1 quarantine row(s)" in out
+    assert erasure.readable_versions(silver) == [DeltaTable(silver).version()]
+    assert holding(loaded.lake / "silver", token) == []
+    assert holding(loaded.lake / "quality", token) == []
+    assert _rows(loaded, "quality", "deletions").height == deleted.height - 1
