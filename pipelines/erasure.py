@@ -155,7 +155,11 @@ def erase_subject(
             continue
         report.recomputed.append(f"gold.{model.name}")
         touched.append(uri)
-        say(f"  gold.{model.name}: {'would be ' if dry_run else ''}recomputed ({rows:,} row(s))")
+        theirs = f" ({rows:,} row(s) of the subject)" if columns else ""
+        say(
+            f"  gold.{model.name}: {'would be ' if dry_run else ''}recomputed from silver "
+            f"without the subject{theirs}"
+        )
     if dry_run:
         return report
     for model in MODELS:
