@@ -516,6 +516,8 @@ def cmd_erase(args: argparse.Namespace) -> int:
     number = cpr_number(text)  # before anything else: a typo costs nothing
     home = resolve_home(args.home)
     prepare(home)
+    if not args.dry_run:
+        _refuse_running_loads()
     report = erase_subject(home, key_from_text(os.environ[KEY_ENV]), number, dry_run=args.dry_run)
     for holding in report.landing:
         where = (
@@ -554,6 +556,38 @@ def cmd_erase(args: argparse.Namespace) -> int:
             "for what to do with them."
         )
     return 0
+
+
+def _refuse_running_loads() -> None:
+    """Erasure takes none of the loads' locks: a load committing meanwhile could write the
+    subject back from rows it read before the register had them. So it refuses to start
+    while the home's Dagster instance has a run in progress (runs of a killed `kommunelake`
+    process on this host are marked failed first, as `load` does)."""
+    import dagster as dg
+
+    from pipelines.abandoned_runs import fail_abandoned_runs
+
+    instance = dg.DagsterInstance.get()
+    for line in fail_abandoned_runs(instance, daemon_runs=False):
+        print(f"  earlier {line}")
+    busy = instance.get_run_records(
+        filters=dg.RunsFilter(
+            statuses=[
+                dg.DagsterRunStatus.QUEUED,
+                dg.DagsterRunStatus.STARTING,
+                dg.DagsterRunStatus.STARTED,
+                dg.DagsterRunStatus.CANCELING,
+            ]
+        ),
+        limit=1,
+    )
+    if busy:
+        run = busy[0].dagster_run
+        raise LakeError(
+            f"run {run.run_id} ({run.status.value}) is in progress on this home's Dagster "
+            "instance; nothing was erased. Erase when no load runs: wait for it to finish "
+            "(or stop it in the UI) and run the command again"
+        )
 
 
 def cmd_ui(args: argparse.Namespace) -> int:

@@ -7,6 +7,7 @@ import getpass
 import io
 from pathlib import Path
 
+import dagster as dg
 import polars as pl
 import pytest
 from deltalake import DeltaTable
@@ -17,6 +18,7 @@ from lake import connect, erasure
 from lake.home import Home
 from lake.landing import manifest
 from lake.privacy import pseudonym
+from pipelines.abandoned_runs import WORKER_TAG, this_worker
 from pipelines.cli import main
 from pipelines.gold.models import MODELS, compute
 from pipelines.ingest import reader_options
@@ -246,3 +248,22 @@ def test_a_subject_only_in_earlier_versions_and_deletions_is_erased_from_them(
     assert holding(loaded.lake / "silver", token) == []
     assert holding(loaded.lake / "quality", token) == []
     assert _rows(loaded, "quality", "deletions").height == deleted.height - 1
+
+
+def test_erase_waits_for_no_load_to_run(loaded, monkeypatch, capsys) -> None:
+    """A run in progress (here: one of this very process, so alive) keeps erase from
+    starting; a dry run changes nothing and may go ahead."""
+    number = _subject(loaded)
+    with dg.DagsterInstance.from_config(str(loaded.dagster_home)) as instance:
+        run = dg.DagsterRun(
+            job_name="__ephemeral_asset_job__",
+            status=dg.DagsterRunStatus.STARTED,
+            tags={WORKER_TAG: this_worker()},
+        )
+        instance.add_run(run)
+    capsys.readouterr()
+    assert _erase(loaded, number, monkeypatch) == 1
+    err = capsys.readouterr().err
+    assert f"run {run.run_id} (STARTED) is in progress" in err and "nothing was erased" in err
+    assert not DeltaTable.is_deltatable(loaded.erasures_uri)
+    assert _erase(loaded, number, monkeypatch, "--dry-run") == 0
