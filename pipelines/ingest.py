@@ -559,7 +559,9 @@ def _load_spooled(
     held_keys: list[pl.DataFrame] = []
     # Only a chunk's last rows are looked at: a load reads millions, and total rows end it.
     totals = TrailingTotals()
-    erased_rows = ErasedFilter(spec.contract, spec.columns, key, erased(home.erasures_uri))
+    erased_rows = ErasedFilter(
+        spec.contract, spec.columns, key, erased(home.erasures_uri, home.storage_options())
+    )
     try:
         with local_copy(landed, home) as source:  # a remote landing is parsed from a copy
             for conformed in conform_chunks(
