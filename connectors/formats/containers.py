@@ -288,6 +288,14 @@ class _Sink:
 
 def _extract(kind: str, data: bytes, settings: _Settings, source_name: str, sink: _Sink) -> str:
     """Decompress the chosen file into `sink`; its name inside the archive."""
+    if not data:
+        # A transfer or export that wrote nothing: "not a zip" would send the sender looking
+        # for a wrong format when the file simply has no bytes.
+        raise FormatError(
+            source_name,
+            f"the {kind} file is empty (0 bytes)",
+            "The export or transfer wrote nothing: ask the sender for the delivery again",
+        )
     if kind == "gzip":
         if settings.member is not None:
             raise _gzip_member_error(source_name)

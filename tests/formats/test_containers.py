@@ -316,12 +316,28 @@ def test_the_inner_reader_still_checks_its_own_options() -> None:
 
 @pytest.mark.parametrize(
     "data",
-    [b"PK\x03\x04" + bytes(40), b"PK\x05\x06" + bytes(18), b"not a zip", b""],
-    ids=["local-header-only", "empty-end-record", "text", "empty"],
+    [b"PK\x03\x04" + bytes(40), b"PK\x05\x06" + bytes(18), b"not a zip"],
+    ids=["local-header-only", "empty-end-record", "text"],
 )
 def test_unreadable_zips(data: bytes) -> None:
     error = read_error(data, container="zip")
     assert "not a readable zip archive" in str(error) or "no file is in the archive" in str(error)
+
+
+@pytest.mark.parametrize(
+    ("kind", "name"), [("zip", "levering.zip"), ("gzip", "borgere.csv.gz")], ids=["zip", "gzip"]
+)
+def test_an_empty_archive_file_is_named_as_empty(kind: str, name: str, tmp_path: Path) -> None:
+    expected = (
+        f"{name}: the {kind} file is empty (0 bytes). The export or transfer wrote nothing:"
+        " ask the sender for the delivery again"
+    )
+    assert str(read_error(b"", name, container=kind)) == expected
+    path = tmp_path / name
+    path.write_bytes(b"")
+    with pytest.raises(FormatError) as caught:  # the streamed path unpacks to a file
+        list(iter_table(path, {"type": "csv", "container": kind}, source_name=name))
+    assert str(caught.value) == expected
 
 
 def test_bombs_are_refused_before_decompressing() -> None:
