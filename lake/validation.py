@@ -188,16 +188,51 @@ def rename_to_contract(
             if not shown:  # every header is mapped: the column is simply not in the file
                 headers = [c for c in raw.columns if c not in (SOURCE_ROW, SHEET)]
                 found = f"only the headers {', '.join(headers)}, each mapped to another column"
+        todo = (
+            "Map a renamed header under `columns:` in the dataset YAML, or ask the sender for"
+            " the agreed layout"
+        )
+        line = _header_further_down(raw, [[*_sources_of(n, aliases), n] for n in missing])
+        if line is not None:
+            # A title line above the column names was read as the header.
+            todo = (
+                f"Line {line} holds the missing column names: if the lines above it are a"
+                f" title, set `header_row: {line - 1}` (0-based) under `format:` in the"
+                " dataset YAML"
+            )
         raise SchemaBreak(
             f"{where}: missing required column(s) {', '.join(missing)}; the file has "
-            f"{found}. Map a renamed header under `columns:` in the dataset YAML, or ask "
-            "the sender for the agreed layout"
+            f"{found}. {todo}"
         )
     # Reader lineage is not data. Only the readers' own columns: a source header that merely
     # starts with `_` (CKAN's `_id`) is data and goes through the drift policy and its guards.
     lineage = [c for c in READER_LINEAGE if c in frame.columns and c not in fields]
     extra = tuple(c for c in frame.columns if c not in fields and c not in lineage)
     return frame.select([*fields, *extra, *lineage]), extra
+
+
+_HEADER_SEARCH_ROWS = 20  # a title block above the column names is a few lines at most
+_CELL_SPLIT = re.compile(r"[;,\t|]")  # a header read as one column still holds its names
+
+
+def _sources_of(field: str, aliases: Mapping[str, str]) -> list[str]:
+    return [src for src, dst in aliases.items() if dst == field]
+
+
+def _header_further_down(raw: pl.DataFrame, wanted: list[list[str]]) -> int | None:
+    """The `_source_row` of the first of the frame's first rows holding, for each missing
+    field, one of its names (`wanted`): the real header, below a title read as the header.
+    A frame read as one column holds each line whole, so values are split at delimiters."""
+    if SOURCE_ROW not in raw.columns:
+        return None
+    values = [c for c in raw.columns if c not in READER_LINEAGE]
+    for row in raw.head(_HEADER_SEARCH_ROWS).iter_rows(named=True):
+        cells = {str(row[c]).strip() for c in values if row[c] is not None}
+        cells |= {part.strip().strip('"') for cell in cells for part in _CELL_SPLIT.split(cell)}
+        cells = {unicodedata.normalize("NFC", cell) for cell in cells}
+        if all(any(name in cells for name in names) for names in wanted):
+            return row[SOURCE_ROW]
+    return None
 
 
 def conform(

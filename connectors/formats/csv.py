@@ -682,6 +682,20 @@ def _check_widths(
             f"; if the last rows are notes or totals, set `skip_footer_rows:`"
             f" (now {opts.skip_footer_rows})"
         )
+    first_record = records.filter(~pl.col("blank"))["line"].head(1).to_list() == [line]
+    if (
+        width.named == 1
+        and fields > width.fields
+        and first_record
+        and header_line == place.header_line
+    ):
+        # A title above the column names ("Udtræk fra Sag 2026-01-01") read as the header: one
+        # value, and the real header right below it is the first "row" too wide.
+        hint = (
+            f"The header (line {place.header_line}) holds one value, probably a title above"
+            f" the column names: if line {header_line + line} holds them, set `header_row:"
+            f" {header_line + line - 1}` (0-based) under `format:` in the dataset YAML"
+        )
     raise FormatError(
         source_name,
         f"the row has {fields} field{'s' if fields != 1 else ''} but the header (line"

@@ -313,6 +313,30 @@ def test_header_row_skips_title_lines_and_line_numbers_stay_physical() -> None:
 
 
 @pytest.mark.parametrize(
+    ("above", "header_row"),
+    [("Udtræk fra Sag 2026-01-01\n", 1), ("Udtræk fra Sag 2026-01-01\n\n", 2)],
+    ids=["title", "title-and-blank-line"],
+)
+def test_a_title_read_as_the_header_points_at_header_row(above: str, header_row: int) -> None:
+    data = f"{above}id;navn;by\n1;Bo;Køge\n2;Åse;Ry\n".encode()
+    error = read_error(data, delimiter=";")
+    assert str(error) == (
+        f"export.csv, line {header_row + 1}: the row has 3 fields but the header (line 1) has"
+        f" 1; 2 more rows differ. The header (line 1) holds one value, probably a title above"
+        f" the column names: if line {header_row + 1} holds them, set `header_row:"
+        f" {header_row}` (0-based) under `format:` in the dataset YAML"
+    )
+    # What the hint says to set reads the file.
+    assert read(data, delimiter=";", header_row=header_row)["navn"].to_list() == ["Bo", "Åse"]
+
+
+def test_a_one_column_header_over_a_narrower_row_keeps_the_delimiter_hint() -> None:
+    # A row wider than a one-value header further down is no header: no header_row hint.
+    error = read_error(b"id\n1\n2\n3;4\n", delimiter=";")
+    assert "header_row" not in str(error) and "Check the delimiter" in str(error)
+
+
+@pytest.mark.parametrize(
     ("first_line", "encoding"),
     [("sep=;", "cp1252"), ('"sep=;"', "utf-8-sig"), ("SEP=;", "utf-16")],
 )

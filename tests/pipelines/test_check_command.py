@@ -206,3 +206,43 @@ def test_step_failures_are_told_without_python_class_paths() -> None:
     assert _error_text(error) == "the key repeats: fix it"
     plain = SerializableErrorInfo("disk full: /tmp\n", [], "OSError")
     assert _error_text(plain) == "disk full: /tmp"
+
+
+@pytest.mark.parametrize("blank", ["", "\r\n"], ids=["title", "title-and-blank-line"])
+def test_a_title_read_as_the_one_column_header_points_at_the_line_of_the_headers(
+    blank, tmp_path, monkeypatch, capsys
+) -> None:
+    # Without `delimiter:`, a title line without one is a one-column header: every contract
+    # column is missing, and the line holding them is named with the `header_row` to set.
+    spec = pipelines.specs.spec_by_name("sick_leave")
+    spec = dataclasses.replace(spec, format={**spec.format, "delimiter": None})
+    monkeypatch.setattr(pipelines.specs, "spec_by_name", lambda name: spec)
+    export = tmp_path / "fravaer.csv"
+    export.write_bytes(
+        f"Udtræk fra Sag 2026-01-01\r\n{blank}{HEADER}\r\n{ROW}\r\n".encode("cp1252")
+    )
+    assert main(["check", "--dataset", "sick_leave", str(export)]) == 1
+    line = 3 if blank else 2
+    out = capsys.readouterr().out
+    assert out.startswith(f"REJECTED {export}: fravaer.csv: missing required column(s) absence_id,")
+    assert out.endswith(
+        f"Line {line} holds the missing column names: if the lines above it are a title, set"
+        f" `header_row: {line - 1}` (0-based) under `format:` in the dataset YAML\n"
+    )
+    fixed = {**spec.format, "header_row": line - 1}
+    monkeypatch.setattr(
+        pipelines.specs, "spec_by_name", lambda name: dataclasses.replace(spec, format=fixed)
+    )
+    assert main(["check", "--dataset", "sick_leave", str(export)]) == 0
+
+
+def test_missing_columns_without_their_names_further_down_keep_the_mapping_hint(
+    tmp_path, capsys
+) -> None:
+    export = tmp_path / "fravaer.csv"
+    renamed = HEADER.replace("Timer", "Antal timer")
+    export.write_bytes(f"{renamed}\r\n{ROW}\r\n".encode("cp1252"))
+    assert main(["check", "--dataset", "sick_leave", str(export)]) == 1
+    out = capsys.readouterr().out
+    assert "missing required column(s) hours; the file has the headers Antal timer" in out
+    assert "Map a renamed header under `columns:`" in out and "header_row" not in out
