@@ -26,6 +26,9 @@ from lake.privacy import CPR_NUMBER, CPR_SEPARATORS, mask, normalised, redact, r
 SOURCE_ROW = "_source_row"
 SHEET = "_sheet"  # from workbooks read with `sheets:`; their row numbers repeat per sheet
 READER_LINEAGE = (SOURCE_ROW, SHEET)
+# Spaces that group thousands alike: a space, a no-break space (U+00A0, Excel and Windows in
+# Nordic locales), a narrow no-break space (U+202F) and a thin space (U+2009).
+SPACE_SEPARATORS = (" ", "\u00a0", "\u202f", "\u2009")
 _DATA_LIKE = re.compile(r"[\d\s.,:/+-]+")
 ISO_FORMATS = ("%Y-%m-%d", "%Y-%m-%d %H:%M:%S")
 # Register APIs send ISO 8601 instants with `Z` or an offset; both become UTC. The Parquet
@@ -530,6 +533,12 @@ def _number_text(text: pl.Expr, parse: ParseOptions) -> tuple[pl.Expr, pl.Expr |
     (`1.234` is 1234 to a Danish sender): such values are type failures, not guesses."""
     number, well_formed = text, None
     separator = parse.thousands_separator
+    if separator in SPACE_SEPARATORS:
+        # Excel and Windows in Nordic locales group digits with a no-break space (`1 234,50`
+        # with U+00A0), typographers with a narrow or thin one: each is the space a YAML
+        # means by `thousands_separator: " "`, which no reader can tell apart by eye.
+        text = text.str.replace_all(f"[{''.join(SPACE_SEPARATORS)}]", " ")
+        number, separator = text, " "
     if separator:
         mark = "," if parse.decimal_comma else "."
         group = _in_class(separator)

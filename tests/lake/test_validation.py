@@ -269,10 +269,21 @@ def test_a_year_needs_four_digits_unless_the_format_says_two() -> None:
             ["NaN", "inf", "-Infinity", "1e400", "1e3"],
             [None, None, None, None, 1000.0],
         ),
-        (  # a space groups thousands (a no-break space is another character)
+        (  # a space groups thousands, and so do the no-break, narrow and thin spaces that
+            # Excel and Windows write in Nordic locales; grouped in threes all the same
             ParseOptions(decimal_comma=True, thousands_separator=" "),
+            ["1 234,5", "1\u00a0234,5", "1\u202f234\u2009567", "12\u00a034,5", "1\u00a0234.5"],
+            [1234.5, 1234.5, 1234567.0, None, None],
+        ),
+        (  # a YAML naming the no-break space takes a plain space too
+            ParseOptions(decimal_comma=True, thousands_separator="\u00a0"),
             ["1 234,5", "1\u00a0234,5"],
-            [1234.5, None],
+            [1234.5, 1234.5],
+        ),
+        (  # where `.` groups thousands, a space does not
+            ParseOptions(decimal_comma=True, thousands_separator="."),
+            ["1\u00a0234,5"],
+            [None],
         ),
     ],
 )
