@@ -180,6 +180,8 @@ def decode(data: bytes, declared: str | None, *, source_name: str, offset: int =
     the file's own byte offsets; their line numbers stay relative to `data`. Only at the
     start of a file (`offset` 0) is a byte-order mark a signature; further on it is text."""
     if declared:
+        if offset == 0:
+            refuse_contrary_byte_order_mark(data, declared, source_name=source_name)
         # A wrong single-byte code page never fails to decode: it loads mojibake instead.
         refuse_utf8_as_single_byte(data, declared, source_name=source_name)
         refuse_unlikely_characters(data, declared, source_name=source_name)
@@ -206,6 +208,35 @@ def decode(data: bytes, declared: str | None, *, source_name: str, offset: int =
             _SET_ENCODING,
         )
     return Decoded(_strict(data, codec, source_name, offset, how="was detected as"), codec)
+
+
+# The UTF-16 BOMs and the declared codecs they contradict (UTF-32-LE's BOM starts with
+# UTF-16-LE's, and says its own).
+_UTF16_BOMS = (
+    (codecs.BOM_UTF16_LE, "UTF-16 little-endian", "utf-16-be"),
+    (codecs.BOM_UTF16_BE, "UTF-16 big-endian", "utf-16-le"),
+)
+
+
+def refuse_contrary_byte_order_mark(data: bytes, declared: str, *, source_name: str) -> None:
+    """Refuse a declared encoding that a UTF-16 byte-order mark at the file's start
+    contradicts: an 8-bit code page (every other byte is a NUL: refused as binary, or loaded
+    as one garbled column), or UTF-16 of the other byte order (every character swapped: the
+    header became CJK characters and the file loaded no rows)."""
+    if data.startswith(codecs.BOM_UTF32_LE):
+        return  # UTF-32, not UTF-16: the declared codec decides
+    for bom, what, contrary in _UTF16_BOMS:
+        if not data.startswith(bom):
+            continue
+        codec = codec_name(declared, source_name)
+        if codec == contrary or not codec.startswith(("utf-16", "utf-32")):
+            raise FormatError(
+                source_name,
+                f"the file starts with a {what} byte-order mark (bytes {bom.hex(' ')}) but"
+                f" `encoding` is {declared}",
+                "Remove `encoding:` from the dataset YAML (the mark says the encoding), or"
+                " set `encoding: utf-16`",
+            )
 
 
 def likeliest_code_page(data: bytes) -> str | None:

@@ -106,6 +106,39 @@ def test_byte_order_marks(codec: str) -> None:
     assert frame.rows() == [("Åse Bæk", "Køge", 2)]
 
 
+@pytest.mark.parametrize(
+    ("bom", "codec", "what", "declared"),
+    [
+        (codecs.BOM_UTF16_LE, "utf-16-le", "little-endian", "cp1252"),
+        (codecs.BOM_UTF16_LE, "utf-16-le", "little-endian", "latin-1"),
+        (codecs.BOM_UTF16_LE, "utf-16-le", "little-endian", "cp865"),
+        (codecs.BOM_UTF16_BE, "utf-16-be", "big-endian", "cp1252"),
+        (codecs.BOM_UTF16_LE, "utf-16-le", "little-endian", "utf-16-be"),
+        (codecs.BOM_UTF16_BE, "utf-16-be", "big-endian", "utf-16-le"),
+    ],
+)
+def test_a_utf16_byte_order_mark_contradicting_the_declared_encoding_is_refused(
+    bom: bytes, codec: str, what: str, declared: str, tmp_path: Path
+) -> None:
+    # Excel's "Unicode text" under a YAML written for the old cp1252 export: loaded, it was
+    # refused as binary (NUL bytes) or, as the other byte order, read as no rows at all.
+    data = bom + "navn;by\r\nÅse Bæk;Køge\r\n".encode(codec)
+    expected = (
+        f"export.csv: the file starts with a UTF-16 {what} byte-order mark (bytes"
+        f" {bom.hex(' ')}) but `encoding` is {declared}. Remove `encoding:` from the dataset"
+        " YAML (the mark says the encoding), or set `encoding: utf-16`"
+    )
+    assert str(read_error(data, encoding=declared, delimiter=";")) == expected
+    path = tmp_path / "export.csv"  # read in pieces as a large file is
+    path.write_bytes(data)
+    options = {"type": "csv", "encoding": declared, "delimiter": ";"}
+    with pytest.raises(FormatError) as caught:
+        list(iter_table(path, options, source_name="export.csv", chunk_bytes=16))
+    assert str(caught.value) == expected
+    for right in (codec, "utf-16", None):  # the fixes the message names
+        assert read(data, encoding=right, delimiter=";").rows() == [("Åse Bæk", "Køge", 2)]
+
+
 def test_cp865_when_declared_and_explicit_encoding_wins() -> None:
     data = "navn;by\nÅse Ærø;Ørsted\n".encode("cp865")
     assert read(data, encoding="cp865")["navn"].to_list() == ["Åse Ærø"]
