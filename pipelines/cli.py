@@ -401,7 +401,7 @@ def cmd_catalog(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     from lake.privacy import redact, shown_name
-    from pipelines.ingest import check_file, total_rows_hint
+    from pipelines.ingest import check_file, emptying_snapshot, total_rows_hint
     from pipelines.specs import spec_by_name
 
     spec = spec_by_name(args.dataset)
@@ -416,6 +416,17 @@ def cmd_check(args: argparse.Namespace) -> int:
     except (FormatError, LakeError) as error:
         # The same text a load records: a parser's excerpt may quote a CPR number.
         print(f"REJECTED {shown}: {redact(one_line(error))}")
+        return 1
+    emptying = emptying_snapshot(spec, rows_in=result.rows_in, rows_valid=result.rows_valid)
+    if emptying is not None and not result.rows_in:
+        # A header-only file: what a load would refuse is refused here too.
+        refused = FormatError(
+            shown_name(args.file.name),
+            emptying,
+            "A load refuses it once silver holds rows, keeping the last snapshot: ask the"
+            " sender for the complete export",
+        )
+        print(f"REJECTED {shown}: {refused}")
         return 1
     print(
         f"{shown} against {spec.name} ({spec.contract_ref}): {result.rows_in:,} rows, "
@@ -442,6 +453,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"  {total_rows_hint(spec, result.total_rows)}")
     for hint in _parse_hints(spec.parse, [check for _, check, _ in result.counts]):
         print(f"  {hint}")
+    if emptying is not None:
+        print(f"  {emptying}: a load refuses it (once silver.{spec.name} holds rows)")
     markers = sorted({v for v in result.examples["value"].drop_nulls() if _MARKER.fullmatch(v)})
     if markers:
         listed = ", ".join(f'"{m}"' for m in markers)

@@ -697,26 +697,36 @@ def _without_newer_keys(
     return kept
 
 
-def _refuse_emptying_snapshot(
-    spec: DatasetSpec, uri: str, name: str, *, rows_in: int, rows_valid: int
-) -> None:
-    """A snapshot replaces silver: one without a valid row would leave the table empty and
-    record every key as deleted. A failed export that wrote its header only, or an empty
-    NDJSON, is far likelier than a source that truly holds nothing."""
-    if spec.load_mode != "snapshot" or rows_valid or table_version(uri) is None:
-        return
+def emptying_snapshot(spec: DatasetSpec, *, rows_in: int, rows_valid: int) -> str | None:
+    """Why a file would empty a snapshot dataset, or None. A snapshot replaces silver: one
+    without a valid row would leave the table empty and record every key as deleted. A
+    failed export that wrote its header only, or an empty NDJSON, is far likelier than a
+    source that truly holds nothing. A load refuses such a file; `check` says so first."""
+    if spec.load_mode != "snapshot" or rows_valid:
+        return None
     what = (
         "has no rows"
         if not rows_in
         else f"has no row that meets the contract (all {rows_in:,} would be quarantined)"
     )
-    raise FormatError(
-        name,
-        f"the file {what}; as a snapshot it would replace every row of silver.{spec.name}"
-        " with none",
-        "Check the export (`kommunelake check` shows why rows fail); a snapshot table is"
-        " never emptied from a file",
+    return (
+        f"the file {what}; as a snapshot it would replace every row of silver.{spec.name} with none"
     )
+
+
+def _refuse_emptying_snapshot(
+    spec: DatasetSpec, uri: str, name: str, *, rows_in: int, rows_valid: int
+) -> None:
+    """Refuse an `emptying_snapshot` batch once silver has rows to lose (a first load of
+    an empty file empties nothing)."""
+    cause = emptying_snapshot(spec, rows_in=rows_in, rows_valid=rows_valid)
+    if cause is not None and table_version(uri) is not None:
+        raise FormatError(
+            name,
+            cause,
+            "Check the export (`kommunelake check` shows why rows fail); a snapshot table is"
+            " never emptied from a file",
+        )
 
 
 def evolved_columns(spec: DatasetSpec, home: Home, uri: str) -> dict[str, pl.DataType]:

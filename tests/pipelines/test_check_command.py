@@ -246,3 +246,37 @@ def test_missing_columns_without_their_names_further_down_keep_the_mapping_hint(
     out = capsys.readouterr().out
     assert "missing required column(s) hours; the file has the headers Antal timer" in out
     assert "Map a renamed header under `columns:`" in out and "header_row" not in out
+
+
+CPR_HEADER = "PNR;FORNAVN;EFTERNAVN;FOEDSELSDATO;KOEN;CIVILSTAND;ADRESSE_ID;TILFLYTNINGSDATO"
+
+
+def test_a_header_only_file_for_a_snapshot_dataset_is_rejected(tmp_path, capsys) -> None:
+    # A failed export that wrote its header only: loaded into a snapshot dataset it would mark
+    # every person deleted, so the load refuses it, and check must not call it fine.
+    export = tmp_path / "cpr_personer.csv"
+    export.write_text(CPR_HEADER + "\n", encoding="utf-8")
+    assert main(["check", "--dataset", "cpr_persons", str(export)]) == 1
+    assert capsys.readouterr().out == (
+        f"REJECTED {export}: cpr_personer.csv: the file has no rows; as a snapshot it would"
+        " replace every row of silver.cpr_persons with none. A load refuses it once silver"
+        " holds rows, keeping the last snapshot: ask the sender for the complete export\n"
+    )
+    # Every row failing: the failures are shown, and that a load refuses the file.
+    export.write_text(CPR_HEADER + "\nx;Bo;Ek;1990-13-01;M;U;a;2020-01-01\n", encoding="utf-8")
+    assert main(["check", "--dataset", "cpr_persons", str(export)]) == 1
+    out = capsys.readouterr().out
+    assert "1 rows, 0 valid, 1 failing" in out
+    assert (
+        "  the file has no row that meets the contract (all 1 would be quarantined); as a"
+        " snapshot it would replace every row of silver.cpr_persons with none: a load refuses"
+        " it (once silver.cpr_persons holds rows)\n"
+    ) in out
+
+
+def test_a_header_only_file_for_a_merge_dataset_is_zero_rows(tmp_path, capsys) -> None:
+    export = tmp_path / "fravaer.csv"  # sick_leave merges: an empty batch changes nothing
+    export.write_bytes(f"{HEADER}\r\n".encode("cp1252"))
+    assert main(["check", "--dataset", "sick_leave", str(export)]) == 0
+    out = capsys.readouterr().out
+    assert "0 rows, 0 valid, 0 failing" in out and "snapshot" not in out
