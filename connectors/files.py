@@ -14,7 +14,11 @@ from pathlib import Path
 # for a real export, so such a file is named when it matches the pattern (`held_back_files`).
 _HELD_BACK_PREFIX = "_"
 _IGNORED_PREFIXES = (".", "~$", _HELD_BACK_PREFIX)
-_IGNORED_SUFFIXES = (".tmp", ".part", ".crdownload", ".error.txt")
+# Names a file has while it is still being written: an upload (WinSCP's `.filepart`, other
+# clients' `.part`, `.partial`), a browser download, an editor's temporary copy. Loaded, a
+# half file would be a short snapshot or a rejection; it is renamed when complete.
+PARTIAL_SUFFIXES = (".tmp", ".temp", ".part", ".partial", ".filepart", ".crdownload", ".download")
+_IGNORED_SUFFIXES = (*PARTIAL_SUFFIXES, ".error.txt")
 _IGNORED_NAMES = {"thumbs.db", "desktop.ini"}  # Windows Explorer's, in any shared folder
 
 # A file modified this recently may still be arriving (a copy, a streaming export or an SFTP
@@ -83,7 +87,7 @@ def _candidates(folder: Path) -> list[Path]:
             for path in folder.iterdir()
             if path.is_file()
             and not path.name.startswith(_IGNORED_PREFIXES)
-            and not path.name.endswith(_IGNORED_SUFFIXES)
+            and not path.name.lower().endswith(_IGNORED_SUFFIXES)
             and path.name.lower() not in _IGNORED_NAMES
         ),
         key=name_order,

@@ -37,11 +37,11 @@ from typing import Any
 
 import asyncssh
 
+from connectors.files import PARTIAL_SUFFIXES
+
 log = logging.getLogger(__name__)
 
 _CHUNK = 1 << 20
-# Names uploaders use while a transfer is still running; never an export.
-_PARTIAL_SUFFIXES = (".tmp", ".part", ".filepart", ".partial", ".crdownload")
 _SETTINGS_KEYS = (
     "type",
     "host",
@@ -415,7 +415,7 @@ def _wanted(name: str, attrs: asyncssh.SFTPAttrs, source: SftpSource) -> bool:
     upload in progress (.part, .tmp, ...), matching the pattern (case-insensitive)."""
     if not name or name.startswith(".") or "/" in name or "\\" in name or "\0" in name:
         return False
-    if name.lower().endswith(_PARTIAL_SUFFIXES):
+    if name.lower().endswith(PARTIAL_SUFFIXES):
         return False
     if attrs.permissions is not None:
         regular = stat.S_ISREG(attrs.permissions)

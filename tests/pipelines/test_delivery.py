@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import logging
 import os
@@ -11,6 +12,7 @@ import dagster as dg
 import pytest
 
 from connectors.demo import generate
+from connectors.files import drop_files
 from lake import quality, storage
 from lake.landing import manifest
 from pipelines.checks import load_facts
@@ -110,6 +112,23 @@ def test_a_file_the_pattern_does_not_match_is_named_not_loaded(home, caplog) -> 
         "sick_leave: _fravær_november.csv is not loaded: a name starting with `_` marks a"
         " temporary or marker file; rename it without the leading `_` if it is an export",
     ]
+
+
+@pytest.mark.parametrize("pattern", ["*.csv", "*"])
+def test_files_still_being_uploaded_are_neither_loaded_nor_named(home, pattern, caplog) -> None:
+    # WinSCP uploads `fravær.csv` as `fravær.csv.filepart` and renames it when complete;
+    # loaded under a wide pattern, the half file was a batch of its own (or a rejection), and
+    # under `*.csv` it was named as a file to rename.
+    spec = spec_by_name("sick_leave")
+    spec = dataclasses.replace(spec, source={**spec.source, "pattern": pattern})
+    header = "Fravær-ID;Medarbejdernr;CPR;Afdeling;Fraværstype;Startdato;Slutdato;Fraværsdage;Timer"
+    for name in ("fravær.csv.filepart", "fravær.csv.partial", "FRAVÆR.CSV.PART", "a.csv.tmp"):
+        _deliver(home, name, header.encode("cp1252") + b"\r\n" + ROW[:20])
+    assert drop_files(home.drop / spec.name, spec.patterns) == []
+    with caplog.at_level(logging.WARNING, logger="kommunelake.ingest"):
+        assert land_drop_folder(spec, home) == (0, {})
+    assert [r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING] == []
+    assert manifest(home.manifest_uri, "sick_leave") == []
 
 
 def test_nothing_to_load_names_the_files_that_do_not_match(home) -> None:

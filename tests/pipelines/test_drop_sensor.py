@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import shutil
@@ -12,10 +13,11 @@ import dagster as dg
 import polars as pl
 
 from connectors.demo import generate
+from connectors.files import PARTIAL_SUFFIXES
 from lake.quality import runs
 from pipelines.definitions import build_definitions
 from pipelines.delivery import SETTLE_TAG
-from pipelines.drop_sensor import drop_folder_sensor
+from pipelines.drop_sensor import drop_folder_sensor, drop_requests
 from pipelines.ingest import load_dataset
 from pipelines.resources import LakeResource
 from pipelines.specs import DATASETS_DIR, spec_by_name, usable_specs
@@ -203,3 +205,22 @@ def test_files_in_a_folder_no_dataset_has_are_named_not_ignored(home, capsys) ->
     err = capsys.readouterr().err
     assert "WARNING - drop/sickleave/ holds 1 file(s), but no dataset named sickleave" in err
     assert "empty_folder" not in err
+
+
+def test_a_file_still_being_uploaded_gets_no_run(home) -> None:
+    # The sensor and a load take their files from one list (`drop_files`): an upload in
+    # progress (`.filepart`, `.partial`, ...) gets no run, however old its mtime.
+    spec = spec_by_name("sick_leave")
+    spec = dataclasses.replace(spec, source={**spec.source, "pattern": "*"})
+    folder = home.drop / spec.name
+    folder.mkdir(parents=True)
+    for suffix in PARTIAL_SUFFIXES:
+        (folder / f"sygefravaer_2026.csv{suffix}").write_bytes(b"Fravaer-ID;Medarbejdernr\r\n")
+    (folder / "sygefravaer_2026.csv").write_bytes(b"Fravaer-ID;Medarbejdernr\r\nF1;1\r\n")
+    warnings: list[str] = []
+    requests, seen = drop_requests(
+        home.drop, [spec], {}, time.time() + 60, warnings.append, rejections={}
+    )
+    assert [r.tags["kommunelake/file"] for r in requests] == ["sygefravaer_2026.csv"]
+    assert len(seen) == 1 and warnings == []
+    assert {".filepart", ".partial", ".part"} <= set(PARTIAL_SUFFIXES)
