@@ -280,3 +280,31 @@ def test_a_header_only_file_for_a_merge_dataset_is_zero_rows(tmp_path, capsys) -
     assert main(["check", "--dataset", "sick_leave", str(export)]) == 0
     out = capsys.readouterr().out
     assert "0 rows, 0 valid, 0 failing" in out and "snapshot" not in out
+
+
+def test_accounting_negatives_are_named_with_their_column_and_row(tmp_path, capsys) -> None:
+    # Excel's accounting format exports -1234.50 as `(1.234,50)`: a type failure like any
+    # other, unless check says what the parentheses mean and what the sender should change.
+    export = tmp_path / "fravaer.csv"
+    rows = [ROW, ROW.replace("F1", "F2").replace("18,75", "(1.218,75)")]
+    rows.append(ROW.replace("F1", "F3").replace("18,75", "(7,5)").replace(";2,5;", ";(2,5);"))
+    export.write_bytes("\r\n".join([HEADER, *rows, ""]).encode("cp1252"))
+    assert main(["check", "--dataset", "sick_leave", str(export)]) == 1
+    out = capsys.readouterr().out
+    assert "3 rows, 1 valid, 2 failing" in out
+    advice = (
+        "an accounting negative (a minus written as parentheses), which is no number: ask the"
+        " sender to export negative numbers with a minus sign (-1.234,50)\n"
+    )
+    # Hours of a person's absence are sensitive: the value is shown masked, as in the counts.
+    assert f"  hours: row 3 holds '(N.NNN,NN)', {advice}" in out
+    assert f"  days: row 4 holds '(N,N)', {advice}" in out
+    assert out.count("accounting negative") == 2  # once per column, at its first row
+
+
+def test_a_number_failing_otherwise_gets_no_accounting_advice(tmp_path, capsys) -> None:
+    export = tmp_path / "fravaer.csv"
+    export.write_bytes(f"{HEADER}\r\n{ROW.replace('18,75', 'mange')}\r\n".encode("cp1252"))
+    assert main(["check", "--dataset", "sick_leave", str(export)]) == 1
+    out = capsys.readouterr().out
+    assert "hours: type:Float64: 1 row(s)" in out and "accounting" not in out
