@@ -21,6 +21,9 @@ PARTIAL_SUFFIXES = (".tmp", ".temp", ".part", ".partial", ".filepart", ".crdownl
 _IGNORED_SUFFIXES = (*PARTIAL_SUFFIXES, ".error.txt")
 _IGNORED_NAMES = {"thumbs.db", "desktop.ini"}  # Windows Explorer's, in any shared folder
 
+# The one sub-folder of a drop folder that is the pipeline's own: rejected files and reasons.
+REJECTED_FOLDER = "rejected"
+
 # A file modified this recently may still be arriving (a copy, a streaming export or an SFTP
 # upload that pauses between blocks): the sensor asks no run for it, and the runs it starts
 # leave it in the drop folder, so automation never loads or rejects a half-written file.
@@ -67,6 +70,23 @@ def held_back_files(folder: Path, patterns: list[str]) -> list[Path]:
         for path in folder.iterdir()
         if path.name.startswith(_HELD_BACK_PREFIX) and path.is_file() and _matches(path, patterns)
     )
+
+
+def subfolder_files(folder: Path) -> dict[Path, int]:
+    """The sub-folders of `folder` holding files, with how many (at any depth): only files
+    directly in a drop folder load, so a person who dropped a folder (`januar/`, an unpacked
+    zip) must be told. rejected/ is the pipeline's own; hidden folders (`.git`) are no one's
+    delivery."""
+    if not folder.is_dir():
+        return {}
+    found = {}
+    for sub in sorted(folder.iterdir(), key=name_order):
+        if sub.name == REJECTED_FOLDER or sub.name.startswith(".") or not sub.is_dir():
+            continue
+        count = sum(1 for path in sub.rglob("*") if path.is_file())
+        if count:
+            found[sub] = count
+    return found
 
 
 def name_order(path: Path) -> tuple[tuple[int, int | str], ...]:

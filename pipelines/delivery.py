@@ -18,11 +18,13 @@ from pathlib import Path
 import polars as pl
 
 from connectors.files import (
+    REJECTED_FOLDER,
     drop_files,
     held_back_files,
     is_settled,
     media_type,
     settle_seconds,
+    subfolder_files,
     unmatched_files,
 )
 from lake import quality
@@ -58,6 +60,16 @@ def pick_up(spec: DatasetSpec, home: Home) -> list[Path]:
     return pulled
 
 
+def subfolder_lines(spec: DatasetSpec, home: Home) -> list[str]:
+    """A line for each sub-folder of the dataset's drop folder holding files, which are
+    never loaded (`subfolder_files`): for the sensor's tick log and the load's log."""
+    return [
+        f"{spec.name}: drop/{spec.name}/{shown_name(sub.name)}/ holds {count} file(s), which"
+        f" are not loaded: only files directly in drop/{spec.name}/ load; move them up into it"
+        for sub, count in subfolder_files(home.drop / spec.name).items()
+    ]
+
+
 def land_drop_folder(
     spec: DatasetSpec, home: Home, *, settle: bool = False
 ) -> tuple[int, dict[str, list[Path]]]:
@@ -87,6 +99,8 @@ def land_drop_folder(
             spec.name,
             shown_name(path.name),
         )
+    for line in subfolder_lines(spec, home):
+        log.warning("%s", line)
     hashes = HashCache(home.hash_cache(spec.name))
     try:
         for path in drop_files(home.drop / spec.name, spec.patterns):
@@ -154,7 +168,7 @@ def move_to_rejected(path: Path, message: str) -> Path:
     Its bytes stay in landing. Moving it back into the drop folder asks for a retry (e.g.
     after mapping a renamed header in the YAML); a corrected delivery supersedes it.
     """
-    folder = path.parent / "rejected"
+    folder = path.parent / REJECTED_FOLDER
     folder.mkdir(exist_ok=True)
     target = _free_name(path, folder)
     os.replace(path, target)

@@ -30,7 +30,7 @@ from lake.errors import LakeError
 from lake.privacy import redact, shown_name
 from pipelines.abandoned_runs import fail_abandoned_runs
 from pipelines.checks import silver_key
-from pipelines.delivery import SETTLE_TAG, SnapshotHead, pick_up, snapshot_heads
+from pipelines.delivery import SETTLE_TAG, SnapshotHead, pick_up, snapshot_heads, subfolder_lines
 from pipelines.resources import LakeResource
 from pipelines.specs import DatasetSpec, usable_specs
 
@@ -221,6 +221,9 @@ def drop_folder_sensor(
                     pick_up(spec, home)
             except (LakeError, SftpError) as error:
                 context.log.warning(f"{spec.name}: SFTP pickup failed: {redact(str(error))}")
+        in_subfolders = [line for spec in watched for line in subfolder_lines(spec, home)]
+        for line in in_subfolders:
+            context.log.warning(line)
         history = quality.runs(home)  # once per tick: the sensor runs every 30 s
         requests, seen = drop_requests(
             home.drop,
@@ -232,9 +235,13 @@ def drop_folder_sensor(
             snapshot_heads(history, watched),
         )
         if not requests:
-            return dg.SensorResult(
-                skip_reason="no files in the drop folders", cursor=json.dumps(seen)
-            )
+            reason = "no files in the drop folders"
+            if in_subfolders:
+                reason += (
+                    f"; {len(in_subfolders)} sub-folder(s) of a drop folder hold files, which"
+                    " are not loaded (see the tick log)"
+                )
+            return dg.SensorResult(skip_reason=reason, cursor=json.dumps(seen))
         return dg.SensorResult(run_requests=requests, cursor=json.dumps(seen))
 
     return _sensor

@@ -131,6 +131,18 @@ def test_files_still_being_uploaded_are_neither_loaded_nor_named(home, pattern, 
     assert manifest(home.manifest_uri, "sick_leave") == []
 
 
+def test_a_load_names_files_in_a_sub_folder_it_does_not_load(home, caplog) -> None:
+    spec = spec_by_name("sick_leave")
+    (home.drop / spec.name / "Januar 2026").mkdir(parents=True)
+    (home.drop / spec.name / "Januar 2026" / "fravær.csv").write_bytes(ROW)
+    with caplog.at_level(logging.WARNING, logger="kommunelake.ingest"):
+        assert land_drop_folder(spec, home) == (0, {})
+    assert [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING] == [
+        "sick_leave: drop/sick_leave/Januar 2026/ holds 1 file(s), which are not loaded: only"
+        " files directly in drop/sick_leave/ load; move them up into it"
+    ]
+
+
 def test_nothing_to_load_names_the_files_that_do_not_match(home) -> None:
     spec = spec_by_name("sick_leave")
     _deliver(home, "fravær.xlsx", b"PK\x03\x04")

@@ -16,7 +16,7 @@ from connectors.demo import generate
 from connectors.files import PARTIAL_SUFFIXES
 from lake.quality import runs
 from pipelines.definitions import build_definitions
-from pipelines.delivery import SETTLE_TAG
+from pipelines.delivery import SETTLE_TAG, subfolder_lines
 from pipelines.drop_sensor import drop_folder_sensor, drop_requests
 from pipelines.ingest import load_dataset
 from pipelines.resources import LakeResource
@@ -40,6 +40,19 @@ def _tick(home, cursor=None, now=None):
         # (a sensor without one fails every tick), which calling `sensor(context)` does not.
         result = sensor.evaluate_tick(context)
     return {r.run_key: r for r in result.run_requests or []}, result.cursor
+
+
+def _skip_message(home) -> str | None:
+    sensor = drop_folder_sensor(clock=lambda: time.time() + 60)
+    with (
+        dg.DagsterInstance.ephemeral() as instance,
+        dg.build_sensor_context(
+            instance=instance,
+            definitions=build_definitions(),
+            resources={"lake": LakeResource(home=str(home.root), pseudonym_key=TEST_KEY.decode())},
+        ) as context,
+    ):
+        return sensor.evaluate_tick(context).skip_message
 
 
 def test_one_run_per_content_whatever_the_file_is_called(home) -> None:
@@ -224,3 +237,29 @@ def test_a_file_still_being_uploaded_gets_no_run(home) -> None:
     assert [r.tags["kommunelake/file"] for r in requests] == ["sygefravaer_2026.csv"]
     assert len(seen) == 1 and warnings == []
     assert {".filepart", ".partial", ".part"} <= set(PARTIAL_SUFFIXES)
+
+
+def test_files_in_a_sub_folder_of_a_drop_folder_are_named_not_ignored(home, capsys) -> None:
+    """Only files directly in drop/<dataset>/ load: a folder dropped into it (`januar/`, an
+    unpacked zip) was passed over without a word, in the tick log or the UI."""
+    folder = home.drop / "sick_leave"
+    (folder / "januar" / "uge 1").mkdir(parents=True)
+    (folder / "januar" / "sygefravaer_januar.csv").write_bytes(b"a;b\r\n1;2\r\n")
+    (folder / "januar" / "uge 1" / "sygefravaer_uge1.csv").write_bytes(b"a;b\r\n1;2\r\n")
+    (folder / "rejected").mkdir()  # the pipeline's own
+    (folder / "rejected" / "old.csv").write_bytes(b"a;b\r\n")
+    (folder / ".git").mkdir()  # hidden: no one's delivery
+    (folder / ".git" / "HEAD").write_bytes(b"ref")
+    (folder / "tom").mkdir()  # empty: nothing to say
+    assert _skip_message(home) == (
+        "no files in the drop folders; 1 sub-folder(s) of a drop folder hold files, which are"
+        " not loaded (see the tick log)"
+    )
+    err = capsys.readouterr().err
+    line = (
+        "sick_leave: drop/sick_leave/januar/ holds 2 file(s), which are not loaded: only files"
+        " directly in drop/sick_leave/ load; move them up into it"
+    )
+    assert f"WARNING - {line}" in err
+    assert err.count("which are not loaded") == 1  # not rejected/, .git/ or tom/
+    assert subfolder_lines(spec_by_name("sick_leave"), home) == [line]  # a load logs it too
