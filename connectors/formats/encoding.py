@@ -251,7 +251,9 @@ def likeliest_code_page(data: bytes) -> str | None:
     Windows' ’ in "Don’t" as "DonÆt") and a dash or quote inside a word (cp1252 reads cp865's
     ö in "Göteborg" as "G”teborg"). The code pages' letters sit at different bytes (ø is
     0xf8 in cp1252 and latin-1, 0x9b in cp865), so the text's own letters decide; on a tie
-    the earlier of NORDIC_CODE_PAGES wins.
+    the earlier of NORDIC_CODE_PAGES wins. Right after a digit, a degree sign or a fraction
+    (`20°C`, `1½`) counts more than æøå: cp1252 read cp865's ° as ø (`20øC`) and its ½ as «,
+    and won unless other æøå outweighed them.
 
     General detectors (charset-normalizer, used here before) judge by how messy the reading
     looks: they took lowercase Norwegian cp865 for cp1252 (ø as ›) and refused short
@@ -270,9 +272,11 @@ def likeliest_code_page(data: bytes) -> str | None:
         if tables.undefined and len(data.translate(None, tables.undefined)) != len(data):
             continue  # bytes this code page does not have
         weight = tables.weight[high]
+        after_digit = (before >= 0x30) & (before <= 0x39)
         out_of_place = (tables.upper[high] & tables.lower[before]) | (
             tables.not_in_words[high] & tables.letter[before] & tables.letter[after]
         )
+        weight = np.where(after_digit & tables.after_numbers[high], _AFTER_A_DIGIT, weight)
         score = float(np.where(out_of_place, -1.0, weight).sum())
         if best is None or score > best[0]:
             best = (score, codec, int((weight < 0).sum()))
@@ -291,11 +295,14 @@ _IN_NAMES = frozenset("éèüÉÜ")
 # Swedish and German ö/ä weigh what punctuation does: cp865's ö is cp1252's ” (0x94).
 _SOME = frozenset("öäÖÄ–—‘’‚“”„…•€§½«»")
 _NOT_IN_WORDS = frozenset("–—‘‚“”„…•€§½«»")  # not ’: the apostrophe of "it’s"
+_AFTER_NUMBERS = frozenset("°½¼¾")  # 20°C, 1½ kg
+_NORDIC_WEIGHT = 3.0
+_AFTER_A_DIGIT = 4.0  # more than an æøå: `20øC` is no word
 
 
 def _weight(char: str) -> float:
     if char in _NORDIC:
-        return 3.0
+        return _NORDIC_WEIGHT
     if char in _IN_NAMES:
         return 1.0
     if char in _SOME:
@@ -316,6 +323,7 @@ class _CharacterTables:
     lower: np.ndarray
     letter: np.ndarray
     not_in_words: np.ndarray
+    after_numbers: np.ndarray
     undefined: bytes
 
 
@@ -328,6 +336,7 @@ def _character_tables(codec: str) -> _CharacterTables:
         lower=np.array([c.islower() for c in chars]),
         letter=np.array([c.isalpha() for c in chars]),
         not_in_words=np.array([c in _NOT_IN_WORDS for c in chars]),
+        after_numbers=np.array([c in _AFTER_NUMBERS for c in chars]),
         undefined=bytes(b for b, c in enumerate(chars) if c == "\ufffd"),
     )
 

@@ -53,6 +53,21 @@ def test_lowercase_norwegian_cp865_is_detected() -> None:
     assert decode(data, None, source_name="x").encoding == "cp865"
 
 
+@pytest.mark.parametrize(
+    "text",
+    ["Id;Temperatur\n1;20°C\n2;18°C\n", "Vare;Mængde\nLaks;1½ kg\n", "Id;Note\n1;ca. 30°\n"],
+    ids=["degrees", "half", "degrees-at-the-end"],
+)
+@pytest.mark.parametrize("codec", ["cp865", "cp1252"])
+def test_degrees_and_fractions_after_a_digit_tell_the_code_page(text: str, codec: str) -> None:
+    # cp865's ° (0xf8) is cp1252's ø and its ½ (0xab) cp1252's «: with no æøå beside them,
+    # a DOS export's `20°C` was read as `20øC`.
+    data = text.encode(codec)
+    assert decode(data, None, source_name="x").encoding == codec
+    assert read(data).columns[:2] == text.split("\n")[0].split(";")
+    assert "\n".join(";".join(row) for row in read(data).drop("_source_row").rows()) in text
+
+
 NORDIC_WORDS = ["Søren", "Østergade", "Ærø", "Blåbær", "kjøpmann", "å", "ø", "Færgevej", "Bjørn"]
 NORDIC_WORDS += ["Håkon", "Tromsø", "Ålesund", "hjemmehjælp", "SØNDERBORG", "Dragør", "fødselsår"]
 NAMES = ["René", "Müller", "Göteborg", "Jönsson", "Ängelholm", "Citroën", "Zoë"]
