@@ -401,7 +401,7 @@ def cmd_catalog(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     from lake.privacy import redact, shown_name
-    from pipelines.ingest import check_file, emptying_snapshot, total_rows_hint
+    from pipelines.ingest import check_file, emptying_snapshot, skipped_message, total_rows_hint
     from pipelines.specs import spec_by_name
 
     spec = spec_by_name(args.dataset)
@@ -432,6 +432,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         f"{shown} against {spec.name} ({spec.contract_ref}): {result.rows_in:,} rows, "
         f"{result.rows_valid:,} valid, {result.rows_quarantined:,} failing"
     )
+    if result.rows_skipped:
+        print(f"  {skipped_message(result.rows_skipped)}")
     if result.added_columns:
         added = ", ".join(
             f"{header} as {name}"

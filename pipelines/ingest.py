@@ -118,17 +118,25 @@ def conform_chunks(
     *,
     look: Callable[[pl.DataFrame], object] | None = None,
     keep: Callable[[pl.DataFrame], pl.DataFrame] | None = None,
+    count_skipped: Callable[[int], None] | None = None,
 ) -> Iterator[Conformed]:
     """Parse a file and conform it to the contract, a bounded chunk at a time; raises
     FormatError or SchemaBreak. Keys repeated across chunks are the caller's (see
     `RepeatFilter`): within a chunk, `conform` already quarantines them. A zip or gzip
     delivery is unpacked into `scratch` (default: the system's temporary folder). `look`
     is shown each chunk as read, before it is conformed; `keep` may then take rows out of
-    it (an erased subject's: `lake.erasure.ErasedFilter`)."""
+    it (an erased subject's: `lake.erasure.ErasedFilter`); `count_skipped` is told how
+    many rows `skip_rows_matching` left out."""
     progress = Progress(f"{spec.name}: {source_name}")
     records = _is_record_format(spec)
     headers: dict[str, None] = {}  # a record file's fields in all its pieces, in order
-    for raw in iter_table(path, reader_options(spec), source_name=source_name, scratch=scratch):
+    for raw in iter_table(
+        path,
+        reader_options(spec),
+        source_name=source_name,
+        scratch=scratch,
+        count_skipped=count_skipped,
+    ):
         if look is not None:
             look(raw)
         if keep is not None:
@@ -213,6 +221,8 @@ class Tally:
     def __init__(self) -> None:
         self.rows_in = self.rows_valid = self.rows_quarantined = 0
         self.rows_erased = 0  # rows of erased subjects left out before counting (not in rows_in)
+        # Rows `skip_rows_matching` left out: in no count above, so said on their own.
+        self.rows_skipped = 0
         self.counts: Counter[tuple[str, str]] = Counter()
         self._extra: list[tuple[str, ...]] = []
         self._added: list[tuple[str, ...]] = []
@@ -223,6 +233,9 @@ class Tally:
         self._extra.append(conformed.extra_columns)
         self._added.append(conformed.added_columns)
         self._failed(conformed.failures)
+
+    def skipped(self, rows: int) -> None:
+        self.rows_skipped += rows
 
     def add_repeats(self, failures: pl.DataFrame) -> None:
         """Failures of rows a chunk found valid (keys repeated across chunks)."""
@@ -274,6 +287,7 @@ class CheckReport:
     # Rows holding a total label (`I alt`) as a value: (source row, the file's header,
     # value), the first few. A total row that types loads as data; others fail as numbers.
     total_rows: tuple[tuple[int, str, str], ...] = ()
+    rows_skipped: int = 0  # left out by `skip_rows_matching`, in none of the counts above
 
     EXAMPLES = 3
 
@@ -288,7 +302,9 @@ def check_file(spec: DatasetSpec, path: Path) -> CheckReport:
     keys: list[pl.DataFrame] = []
     examples: list[pl.DataFrame] = []
     totals = TrailingTotals()
-    for conformed in conform_chunks(spec, path, shown_name(path.name), look=totals.look):
+    for conformed in conform_chunks(
+        spec, path, shown_name(path.name), look=totals.look, count_skipped=tally.skipped
+    ):
         tally.add(conformed)
         examples.append(detached(_first_per_check(concat_failures([conformed.failures]))))
         if spec.batch_keys:
@@ -308,6 +324,7 @@ def check_file(spec: DatasetSpec, path: Path) -> CheckReport:
         extra_columns=tally.extra_columns,
         added_columns=tally.added_columns,
         total_rows=totals.rows(),
+        rows_skipped=tally.rows_skipped,
     )
 
 
@@ -481,18 +498,20 @@ def load_batch(
             for part in (
                 _reload_message(reloaded_from, tally.rows_quarantined) if attempt else "",
                 _erased_message(tally.rows_erased),
+                skipped_message(tally.rows_skipped),
             )
             if part
         ),
         rows_erased=tally.rows_erased,
     )
     log.info(
-        "%s: %s: %d rows in, %d valid, %d quarantined",
+        "%s: %s: %d rows in, %d valid, %d quarantined%s",
         spec.name,
         name,
         result.rows_in,
         result.rows_valid,
         result.rows_quarantined,
+        f"; {skipped_message(tally.rows_skipped)}" if tally.rows_skipped else "",
     )
     _record(home, spec, result, started, run_id, attempt)
     return result
@@ -571,6 +590,7 @@ def _load_spooled(
                 spool.folder,
                 look=lambda raw: totals.look(raw.tail(100)),
                 keep=erased_rows.apply,
+                count_skipped=tally.skipped,
             ):
                 # Only the counts of a chunk are kept; its rows go to disk.
                 tally.add(conformed)
@@ -898,6 +918,14 @@ def _erased_message(rows: int) -> str:
         f"{rows:,} row(s) of erased data subjects left out (kommunelake erase; not counted "
         "in rows_in)"
     )
+
+
+def skipped_message(rows: int) -> str:
+    """What a load's quality.runs message and `check` say of the rows `skip_rows_matching`
+    left out: they are in neither rows in, valid nor quarantined."""
+    if not rows:
+        return ""
+    return f"{rows:,} row(s) matching `skip_rows_matching` skipped (not in rows_in)"
 
 
 def _reload_message(before: int | None, after: int) -> str:

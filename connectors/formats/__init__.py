@@ -9,6 +9,7 @@ place; readers never guess types. The Excel reader with `sheets:` also adds a `_
 
 from __future__ import annotations
 
+import functools
 import tempfile
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
@@ -23,7 +24,7 @@ from connectors.formats.encoding import codec_name
 from connectors.formats.errors import FormatError
 from connectors.formats.excel import read_excel
 from connectors.formats.fixed_width import FixedWidthOptions, iter_fixed_width, read_fixed_width
-from connectors.formats.frame import SOURCE_ROW
+from connectors.formats.frame import SOURCE_ROW, SkipCounter
 from connectors.formats.json import (
     check_json_options,
     check_ndjson_options,
@@ -59,6 +60,9 @@ STREAMED: dict[str, Callable[..., Iterator[pl.DataFrame]]] = {
     "fixed_width": iter_fixed_width,
 }
 
+
+# The readers with `skip_rows_matching`, which tell a `count_skipped` what they left out.
+SKIPPING = frozenset({"csv", "excel"})
 
 # What each reader refuses about its `format:` options alone, before any file is read.
 OPTION_CHECKS: dict[str, Callable[[Mapping[str, Any], str], object]] = {
@@ -97,13 +101,20 @@ def check_options(options: Mapping[str, Any], *, source_name: str) -> None:
         codec_name(encoding, source_name)
 
 
-def read_table(data: bytes, options: Mapping[str, Any], *, source_name: str) -> pl.DataFrame:
+def read_table(
+    data: bytes,
+    options: Mapping[str, Any],
+    *,
+    source_name: str,
+    count_skipped: SkipCounter | None = None,
+) -> pl.DataFrame:
     """Read one delivered file; `options` is the dataset YAML's `format:` block.
 
     A `container:` option (zip, gzip, auto) unpacks the delivery first, within size, ratio
     and member limits; `type` is then the format of the file inside.
 
     Raises FormatError (one line: file, location, cause, what to do) for anything unreadable.
+    `count_skipped` is told how many rows `skip_rows_matching` left out (CSV, Excel).
     """
     kind = _kind(options, source_name)
     reader = READERS[kind]
@@ -112,6 +123,8 @@ def read_table(data: bytes, options: Mapping[str, Any], *, source_name: str) -> 
         data, options, source_name = inner.data, inner.options, inner.source_name
     else:
         containers.refuse_packed_text(data[:8], kind, source_name)
+    if kind in SKIPPING and count_skipped is not None:
+        return reader(data, options, source_name=source_name, count_skipped=count_skipped)
     return reader(data, options, source_name=source_name)
 
 
@@ -122,6 +135,7 @@ def iter_table(
     source_name: str,
     chunk_bytes: int | None = None,
     scratch: Path | None = None,
+    count_skipped: SkipCounter | None = None,
 ) -> Iterator[pl.DataFrame]:
     """`read_table` for a file on disk, in frames of bounded size where the format allows.
 
@@ -131,14 +145,18 @@ def iter_table(
     line, record or row numbers; Excel comes as one frame. Frames of record
     formats may differ in their columns: a field only later records have. These formats in
     a zip or gzip are unpacked to a temporary file in `scratch` (default: the system's
-    temporary folder) and read from it piece by piece.
+    temporary folder) and read from it piece by piece. `count_skipped` as in `read_table`.
     """
     kind = options.get("type")
     streamed = STREAMED.get(kind)
     if streamed is None:
-        yield read_table(path.read_bytes(), options, source_name=source_name)
+        yield read_table(
+            path.read_bytes(), options, source_name=source_name, count_skipped=count_skipped
+        )
         return
     chunk = chunk_bytes or chunks.CHUNK_BYTES  # read at call time: tests lower it
+    if kind in SKIPPING and count_skipped is not None:
+        streamed = functools.partial(streamed, count_skipped=count_skipped)
     if not containers.uses_container(options):
         with path.open("rb") as handle:
             containers.refuse_packed_text(handle.read(8), kind, source_name)

@@ -39,7 +39,7 @@ from connectors.formats.encoding import (
     without_signature,
 )
 from connectors.formats.errors import FormatError
-from connectors.formats.frame import SOURCE_ROW
+from connectors.formats.frame import SOURCE_ROW, SkipCounter
 
 # A piece is held several times over while it is parsed, conformed and pseudonymised (polars
 # strings cost ~25x the piece's bytes at the peak). Measured on the bench extract: 24 MB keeps
@@ -51,7 +51,12 @@ _BACKTRACK_LINES = 64  # newlines tried backwards before a piece is grown instea
 
 
 def iter_csv(
-    path: Path, options: Mapping[str, Any], *, source_name: str, chunk_bytes: int | None = None
+    path: Path,
+    options: Mapping[str, Any],
+    *,
+    source_name: str,
+    chunk_bytes: int | None = None,
+    count_skipped: SkipCounter | None = None,
 ) -> Iterator[pl.DataFrame]:
     """Frames of `read_csv`'s shape for consecutive pieces of the file at `path`
     (pieces of about `chunk_bytes`, default CHUNK_BYTES read at call time)."""
@@ -63,9 +68,12 @@ def iter_csv(
         opts = after_separator_line(opts, head)
         if size <= chunk_bytes * 3 // 2 or newlines_are_multi_byte(head, opts.encoding):
             # Small files, and UTF-16/32 (several bytes per newline), are read whole.
-            yield read_csv(head + handle.read(), options, source_name=source_name)
+            data = head + handle.read()
+            yield read_csv(data, options, source_name=source_name, count_skipped=count_skipped)
             return
-        yield from _pieces(handle, head, opts, dict(options), source_name, chunk_bytes)
+        yield from _pieces(
+            handle, head, opts, dict(options), source_name, chunk_bytes, count_skipped
+        )
 
 
 def _pieces(
@@ -75,6 +83,7 @@ def _pieces(
     options: dict[str, Any],
     source_name: str,
     chunk_bytes: int,
+    count_skipped: SkipCounter | None,
 ) -> Iterator[pl.DataFrame]:
     header_start = _nth_newline(head, opts.header_row - 1) + 1 if opts.header_row else 0
     quote = opts.quote.encode("ascii") if opts.quote else None
@@ -138,7 +147,9 @@ def _pieces(
         # Only the last piece drops footer rows: `footer` made sure it holds every one.
         place = Place(header_line=opts.header_row + 1, ends_file=last)
         try:
-            frame = _read_piece(piece, piece_options, place, source_name, lines_before, prefix)
+            frame = _read_piece(
+                piece, piece_options, place, source_name, lines_before, prefix, count_skipped
+            )
         except FormatError:
             if is_first:
                 raise
@@ -236,6 +247,7 @@ def _read_piece(
     source_name: str,
     lines_before: int,
     header: bytes,
+    count_skipped: SkipCounter | None = None,
 ) -> pl.DataFrame | None:
     """`header` is the header record copied in front of a piece after the first (empty for
     the first piece)."""
@@ -244,7 +256,9 @@ def _read_piece(
     # The line after the copied header is the file's line lines_before + 1.
     shift = lines_before - header.count(b"\n") if header else 0
     try:
-        frame = read_csv(data, options, source_name=source_name, place=place)
+        frame = read_csv(
+            data, options, source_name=source_name, place=place, count_skipped=count_skipped
+        )
     except FormatError as error:
         if error.line is None or not shift:
             raise

@@ -36,7 +36,7 @@ from connectors.formats.encoding import (
     without_end_of_file_mark,
 )
 from connectors.formats.errors import FormatError
-from connectors.formats.frame import check_pattern, finish, header_name
+from connectors.formats.frame import SkipCounter, check_pattern, finish, header_name
 from connectors.formats.options import check_keys, non_negative_int, optional_str
 
 OPTIONS = {
@@ -165,13 +165,24 @@ class Place:
 
 
 def read_csv(
-    data: bytes, options: Mapping[str, Any], *, source_name: str, place: Place | None = None
+    data: bytes,
+    options: Mapping[str, Any],
+    *,
+    source_name: str,
+    place: Place | None = None,
+    count_skipped: SkipCounter | None = None,
 ) -> pl.DataFrame:
-    """The all-text frame of `data`, the whole file unless `place` says it is a piece."""
+    """The all-text frame of `data`, the whole file unless `place` says it is a piece;
+    `count_skipped` is told how many rows `skip_rows_matching` left out."""
     opts = CsvOptions.parse(options, source_name)
     opts = after_separator_line(opts, data)
-    plain = _read_plain(data, opts, source_name, place)
-    return plain if plain is not None else _read_general(data, opts, source_name, place)
+    count = count_skipped or _no_count
+    plain = _read_plain(data, opts, source_name, place, count)
+    return plain if plain is not None else _read_general(data, opts, source_name, place, count)
+
+
+def _no_count(rows: int) -> None:
+    return None
 
 
 def _whole_file(opts: CsvOptions, place: Place | None) -> Place:
@@ -179,7 +190,11 @@ def _whole_file(opts: CsvOptions, place: Place | None) -> Place:
 
 
 def _read_general(
-    data: bytes, opts: CsvOptions, source_name: str, place: Place | None = None
+    data: bytes,
+    opts: CsvOptions,
+    source_name: str,
+    place: Place | None = None,
+    count_skipped: SkipCounter = _no_count,
 ) -> pl.DataFrame:
     place = _whole_file(opts, place)
     text = _decode(data, opts.encoding, source_name)
@@ -228,6 +243,7 @@ def _read_general(
         # the width check would refuse, must go before it.
         skipped = _matching_ragged(records, width, lines, dialect, opts.skip_rows_matching)
         if skipped.height:
+            count_skipped(skipped.height)
             lines, records = _blank_out(lines, records, skipped)
             body = "\n".join(lines.to_list()) + "\n"
 
@@ -244,7 +260,7 @@ def _read_general(
         )
 
     values, source_row = _without_matching(
-        parsed.slice(1), records["line"] + header_line, opts.skip_rows_matching
+        parsed.slice(1), records["line"] + header_line, opts.skip_rows_matching, count_skipped
     )
     if '="' in body:  # a quote in the text already keeps such a file off the fast path
         values = _without_text_formulas(values)
@@ -293,13 +309,14 @@ def _field_matches(field: pl.Expr, pattern: str) -> pl.Expr:
 
 
 def _without_matching(
-    values: pl.DataFrame, source_row: pl.Series, pattern: str | None
+    values: pl.DataFrame, source_row: pl.Series, pattern: str | None, count_skipped: SkipCounter
 ) -> tuple[pl.DataFrame, pl.Series]:
     """The rows (and their source rows) where no field matches `skip_rows_matching`."""
     if not pattern:
         return values, source_row
     keep = ~pl.any_horizontal(_field_matches(pl.col(name), pattern) for name in values.columns)
     mask = values.select(keep).to_series()
+    count_skipped(mask.len() - mask.sum())
     return values.filter(mask), source_row.filter(mask)
 
 
@@ -378,7 +395,11 @@ def _blank_out(
 
 
 def _read_plain(
-    data: bytes, opts: CsvOptions, source_name: str, place: Place | None = None
+    data: bytes,
+    opts: CsvOptions,
+    source_name: str,
+    place: Place | None = None,
+    count_skipped: SkipCounter = _no_count,
 ) -> pl.DataFrame | None:
     """The frame of a file with one record per line and no quoting, or None when that cannot
     be shown cheaply (the caller then takes the general path)."""
@@ -427,6 +448,7 @@ def _read_plain(
         parsed.slice(1),
         pl.int_range(2, lines + 1, eager=True),  # the header is line 1
         opts.skip_rows_matching,
+        count_skipped,
     )
     return finish(
         values, parsed.row(0), source_row, source_name=source_name, header_line=place.header_line

@@ -82,7 +82,7 @@ from connectors.formats.excel_cells import (
     render,
 )
 from connectors.formats.excel_headers import carried_header, labels_left_of, merged_header
-from connectors.formats.frame import SOURCE_ROW, check_pattern, finish, header_name
+from connectors.formats.frame import SOURCE_ROW, SkipCounter, check_pattern, finish, header_name
 from connectors.formats.number_formats import FormattedCells
 from connectors.formats.options import (
     check_keys,
@@ -166,7 +166,15 @@ def check_options(options: Mapping[str, Any], source_name: str) -> _Layout:
     return layout
 
 
-def read_excel(data: bytes, options: Mapping[str, Any], *, source_name: str) -> pl.DataFrame:
+def read_excel(
+    data: bytes,
+    options: Mapping[str, Any],
+    *,
+    source_name: str,
+    count_skipped: SkipCounter | None = None,
+) -> pl.DataFrame:
+    """The all-text frame of the sheet(s) `options` name; `count_skipped` is told how many
+    rows `skip_rows_matching` left out."""
     layout = check_options(options, source_name)
 
     if data.startswith(_OLE2) and _ENCRYPTED_PACKAGE in data:
@@ -215,7 +223,15 @@ def read_excel(data: bytes, options: Mapping[str, Any], *, source_name: str) -> 
         else:
             sheet = _sheet_name(workbook.sheet_names, wanted, source_name)
         return _read_sheet(
-            workbook, package, scans, system, sheet, layout, source_name, key="sheet"
+            workbook,
+            package,
+            scans,
+            system,
+            sheet,
+            layout,
+            source_name,
+            key="sheet",
+            count_skipped=count_skipped,
         )
 
     sheets = _sheet_list(workbook, package, options["sheets"], source_name)
@@ -233,6 +249,7 @@ def read_excel(data: bytes, options: Mapping[str, Any], *, source_name: str) -> 
             source_name,
             key="sheets",
             skip_empty=every,
+            count_skipped=count_skipped,
         )
         if frame is None:
             continue  # an untouched sheet ("Ark3") of a workbook read with "*"
@@ -297,6 +314,7 @@ def _read_sheet(
     source_name: str,
     key: str,
     skip_empty: bool = False,
+    count_skipped: SkipCounter | None = None,
 ) -> pl.DataFrame | None:
     """The sheet's frame; None for an empty sheet when `skip_empty`."""
     if scans is not None:  # .xls or .ods
@@ -366,6 +384,7 @@ def _read_sheet(
         sheet=sheet,
         skip_footer_rows=layout.skip_footer_rows,
         skip_rows_matching=layout.skip_rows_matching,
+        count_skipped=count_skipped,
     )
 
 

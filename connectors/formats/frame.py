@@ -20,6 +20,9 @@ SOURCE_ROW = "_source_row"
 # The lineage columns readers and loads add (pipelines.ingest.LINEAGE and OPTIONAL_LINEAGE;
 # connectors do not import pipelines, and a test keeps the two lists the same).
 LINEAGE_NAMES = frozenset({SOURCE_ROW, "_sheet", "_batch_id", "_source_file", "_ingested_at"})
+# Told how many rows `skip_rows_matching` left out, for the load's record: readers return only
+# the rows they keep, and the caller must be able to say that others were skipped.
+SkipCounter = Callable[[int], None]
 
 
 def header_name(raw: object) -> str:
@@ -82,6 +85,7 @@ def finish(
     skip_footer_rows: int = 0,
     skip_rows_matching: str | None = None,
     records: bool = False,
+    count_skipped: SkipCounter | None = None,
 ) -> pl.DataFrame:
     """Name, clean and trim `values` (positional columns, one per header cell).
 
@@ -104,7 +108,10 @@ def finish(
         matches = (
             pl.col(name).str.contains(skip_rows_matching).fill_null(False) for name in positional
         )
-        frame = frame.filter(~pl.any_horizontal(matches))
+        kept = frame.filter(~pl.any_horizontal(matches))
+        if count_skipped is not None:
+            count_skipped(frame.height - kept.height)
+        frame = kept
 
     def fail(cause: str, hint: str, line: int | None = header_line) -> FormatError:
         return FormatError(source_name, cause, hint, line=line, sheet=sheet)

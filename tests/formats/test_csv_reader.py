@@ -602,6 +602,33 @@ def test_short_subtotal_rows_are_skipped_before_the_width_check() -> None:
     assert error.line == 9 and "the row has 2 fields" in error.cause
 
 
+def test_skipped_rows_are_counted_on_every_path(tmp_path: Path) -> None:
+    # The rows `skip_rows_matching` leaves out are in no frame: the caller is told how many,
+    # for the load's record. Plain (fast path), ragged subtotals (general path), and a large
+    # file read in pieces all count.
+    def counted(data: bytes, **options: Any) -> tuple[int, list[str]]:
+        skipped: list[int] = []
+        frame = read_table(
+            data,
+            {"type": "csv", "skip_rows_matching": "^I alt$", **options},
+            source_name="export.csv",
+            count_skipped=skipped.append,
+        )
+        return sum(skipped), frame["a"].to_list()
+
+    assert counted(b"a;b\n1;2\nI alt;3\n") == (1, ["1"])
+    assert counted(b'a;b\n1;2\nI alt\n"x";y\nI alt;;\n') == (2, ["1", "x"])
+    rows = b"".join(b"%d;%d\nI alt;%d\n" % (i, i, i) for i in range(400))
+    path = tmp_path / "export.csv"
+    path.write_bytes(b"a;b\n" + rows)
+    skipped: list[int] = []
+    options = {"type": "csv", "skip_rows_matching": "^I alt$"}
+    frames = list(
+        iter_table(path, options, source_name="x", chunk_bytes=512, count_skipped=skipped.append)
+    )
+    assert len(frames) > 3 and sum(f.height for f in frames) == 400 and sum(skipped) == 400
+
+
 def test_empty_fields_never_match_the_skip_pattern() -> None:
     frame = read(b"a;b\n1;\n2;x\n", skip_rows_matching="^$|^x$")
     assert frame["a"].to_list() == ["1"]

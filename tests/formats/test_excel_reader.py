@@ -152,6 +152,10 @@ def test_a_total_row_is_skipped_whatever_its_unnamed_columns_hold(tmp_path: Path
     frame = read(path.read_bytes(), skip_rows_matching="^(I alt|Total)$")
     assert frame.rows() == [("1", "2", 2), ("2", "3", 3)]
     assert frame.columns == ["Id", "Beløb", "_source_row"]
+    skipped: list[int] = []  # told to the caller, for the load's record
+    options = {"type": "excel", "skip_rows_matching": "^(I alt|Total)$"}
+    read_table(path.read_bytes(), options, source_name="x", count_skipped=skipped.append)
+    assert skipped == [2]
 
 
 def test_leading_empty_rows_and_columns_keep_true_row_numbers(tmp_path: Path) -> None:

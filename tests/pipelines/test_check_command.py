@@ -122,7 +122,8 @@ def test_a_total_row_is_pointed_to_skip_rows_matching(total, tmp_path, monkeypat
     monkeypatch.setattr(pipelines.specs, "spec_by_name", lambda name: spec)
     assert main(["check", "--dataset", "sick_leave", str(export)]) == 0
     out = capsys.readouterr().out
-    assert "1 rows, 1 valid, 0 failing" in out and "skip_rows_matching" not in out
+    assert "1 rows, 1 valid, 0 failing" in out and "`skip_rows_matching: '" not in out
+    assert "  1 row(s) matching `skip_rows_matching` skipped (not in rows_in)\n" in out
 
 
 def test_only_total_rows_at_the_end_of_a_file_read_in_pieces_are_named(

@@ -310,6 +310,26 @@ def test_a_load_says_when_a_file_ends_in_total_rows_it_loaded_as_data(home, capl
     assert "`skip_rows_matching: '^I alt$'`" in caplog.text
 
 
+def test_rows_skipped_by_skip_rows_matching_are_counted_in_the_runs_record(home) -> None:
+    # A total row of the header's width and a shorter subtotal: both left out, and said so.
+    spec = spec_by_name("sick_leave")
+    spec = dataclasses.replace(
+        spec, format={**spec.format, "skip_rows_matching": "^(I alt|Subtotal)$"}
+    )
+    header = "Fravær-ID;Medarbejdernr;CPR;Afdeling;Fraværstype;Startdato;Slutdato;Fraværsdage;Timer"
+    total = ROW.replace(b"F2026-99999", b"I alt")
+    _deliver(
+        home, "fravaer.csv", f"{header}\r\n".encode("cp1252") + ROW + b"Subtotal;1\r\n" + total
+    )
+
+    [batch] = load_dataset(spec, home, TEST_KEY).batches
+
+    assert (batch.rows_in, batch.rows_valid) == (1, 1)
+    said = "2 row(s) matching `skip_rows_matching` skipped (not in rows_in)"
+    assert batch.message == said
+    assert quality.runs(home, "sick_leave")["message"].to_list() == [said]
+
+
 def test_the_checks_judge_the_runs_as_the_loads_left_them(home) -> None:
     # load_dataset reads quality.runs once when nothing is pending and hands it to the
     # checks; after a load it must read it again, or the checks would judge the runs before.
