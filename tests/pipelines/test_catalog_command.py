@@ -42,9 +42,15 @@ def loaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Home]:
         dg.AssetKey(["gold", GOLD]),
         SERVING_KEY,
     ]
-    with pytest.MonkeyPatch.context() as patch, dg.DagsterInstance.ephemeral() as instance:
-        patch.setenv("KOMMUNELAKE_HOME", str(home.root))
-        patch.setenv("KOMMUNELAKE_PSEUDONYM_KEY", TEST_KEY.decode())
+    with pytest.MonkeyPatch.context() as patch:
+        _materialize(patch, home, selection)
+        yield home
+
+
+def _materialize(env: pytest.MonkeyPatch, home: Home, selection: list[dg.AssetKey]) -> None:
+    env.setenv("KOMMUNELAKE_HOME", str(home.root))
+    env.setenv("KOMMUNELAKE_PSEUDONYM_KEY", TEST_KEY.decode())
+    with dg.DagsterInstance.ephemeral() as instance:
         result = dg.materialize(
             build_assets(),
             selection=selection,
@@ -52,8 +58,7 @@ def loaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Home]:
             instance=instance,
             raise_on_error=False,
         )
-        assert result.success
-        yield home
+    assert result.success
 
 
 def _catalog(capsys, home: Home | Path, *args: str) -> tuple[int, str, str]:
@@ -219,18 +224,7 @@ def test_an_open_data_dataset_names_its_portal_dataset_as_dct_source(
 ) -> None:
     # daycare_institutions is loaded from the demo's CKAN portal, whose package_show answer
     # lands beside it: the catalog says which portal dataset it is, by whom, under what licence.
-    monkeypatch.setenv("KOMMUNELAKE_HOME", str(home.root))
-    monkeypatch.setenv("KOMMUNELAKE_PSEUDONYM_KEY", TEST_KEY.decode())
-    selection = [dg.AssetKey(["silver", "daycare_institutions"]), SERVING_KEY]
-    with dg.DagsterInstance.ephemeral() as instance:
-        result = dg.materialize(
-            build_assets(),
-            selection=selection,
-            resources={"lake": lake_resource()},
-            instance=instance,
-            raise_on_error=False,
-        )
-    assert result.success
+    _materialize(monkeypatch, home, [dg.AssetKey(["silver", "daycare_institutions"]), SERVING_KEY])
     capsys.readouterr()  # Dagster's own log lines
     document = _json(capsys, home, "--format", "json", "--dataset", "daycare_institutions")
     upstream = document["datasets"][0]["upstream"]
