@@ -37,6 +37,15 @@ _EMPTY_QUARANTINE = (
 
 
 @dataclass(frozen=True)
+class DerivedView:
+    """A view over a served view, made only where that view is served with `columns`."""
+
+    source: str  # e.g. gold.population_by_district
+    select: str
+    columns: tuple[str, ...]
+
+
+@dataclass(frozen=True)
 class ServingReport:
     path: Path
     views: tuple[str, ...]
@@ -135,11 +144,11 @@ def build_serving(
     catalog: dict[str, pl.DataFrame],
     *,
     defined: Collection[str] | None = None,
-    derived: Mapping[str, tuple[str, str]] | None = None,
+    derived: Mapping[str, DerivedView] | None = None,
 ) -> ServingReport:
     """Rebuild serving/lake.duckdb atomically; `catalog` maps table name → frame, `defined`
     names the silver and gold tables to serve (see `lake_views`), `derived` maps further
-    views to (the view they read, SELECT): each is made where the view it reads is served.
+    views to what they read (`DerivedView`).
 
     With a `dataset_specs` table (one row per dataset: dataset, layer, freshness_hours, ...)
     the layer also gets quality.freshness and catalog.datasets with a quality score."""
@@ -169,7 +178,7 @@ def _build(
     target: Path,
     catalog: dict[str, pl.DataFrame],
     defined: Collection[str] | None,
-    derived: Mapping[str, tuple[str, str]],
+    derived: Mapping[str, DerivedView],
 ) -> ServingReport:
     tmp = target.with_name(target.name + ".tmp")
     tmp.unlink(missing_ok=True)  # a killed build's file: only the lock holder writes it
@@ -177,7 +186,15 @@ def _build(
     con = duck_connect(tmp, lake_uri=home.lake_root)
     try:
         create_views(con, views)
-        over = {name: select for name, (source, select) in derived.items() if source in views}
+        # A view is left out where what it reads is not served yet, or is an older table
+        # without the columns it needs (a gold model changed, its table not yet recomputed):
+        # one stale table must not stop the whole file from being built.
+        over = {
+            name: view.select
+            for name, view in derived.items()
+            if view.source in views
+            and set(view.columns) <= set(con.sql(f"SELECT * FROM {view.source}").columns)
+        }
         create_views(con, over)
         views.update(over)
         con.execute("CREATE SCHEMA IF NOT EXISTS catalog")

@@ -14,7 +14,7 @@ import polars as pl
 
 from lake.duck import duck_connect
 from lake.home import Home
-from lake.serving import create_views, lake_views
+from lake.serving import DerivedView, create_views, lake_views
 from lake.tables import Commit, has_batch, open_table, table_version, write_batch
 from pipelines.columns import ColumnDoc
 from pipelines.gold.small_cells import PUBLISHED, SmallCells, published_select
@@ -272,19 +272,17 @@ ORDER BY list_row
 )
 
 
-def published_views(min_cell: int) -> dict[str, tuple[str, str]]:
-    """`published.<model>` → (the gold view it reads, its SELECT with small cells hidden), for
-    every model with figures about persons (`small_cells`)."""
-    return {
-        f"{PUBLISHED}.{m.name}": (
-            f"gold.{m.name}",
-            published_select(
-                f"gold.{m.name}", [c.name for c in m.columns], m.small_cells, min_cell
-            ),
-        )
-        for m in MODELS
-        if m.small_cells is not None
-    }
+def published_views(min_cell: int) -> dict[str, DerivedView]:
+    """`published.<model>` → its SELECT of `gold.<model>` with small cells hidden, for every
+    model with figures about persons (`small_cells`)."""
+    views = {}
+    for m in MODELS:
+        if m.small_cells is None:
+            continue
+        columns = tuple(c.name for c in m.columns)
+        select = published_select(f"gold.{m.name}", columns, m.small_cells, min_cell)
+        views[f"{PUBLISHED}.{m.name}"] = DerivedView(f"gold.{m.name}", select, columns)
+    return views
 
 
 def input_versions(home: Home, model: GoldModel) -> dict[str, int | None]:

@@ -155,3 +155,18 @@ def test_serving_publishes_gold_with_small_cells_hidden(home) -> None:
     assert analysts == [("North", 1, 8), ("South", 0, 12)]  # gold itself is not changed
     # no gold table of the others was built, and the personal one is never published
     assert published_tables == {"population_by_district"}
+
+
+def test_a_gold_table_older_than_its_model_is_served_but_not_published(home) -> None:
+    # The model gained a column and the table was not recomputed yet (its input blocked):
+    # serving is still built, gold as it is, and the published view waits for the new table.
+    older = pl.DataFrame({"municipality_code": ["0350"], "district": ["North"], "persons": [9]})
+    write_batch(home.table_uri("gold", POPULATION.name), older, mode="snapshot", app_id="old")
+    report = build_serving(home, {}, derived=published_views(5))
+    assert f"gold.{POPULATION.name}" in report.views
+    assert f"published.{POPULATION.name}" not in report.views
+    con = connect(home.root)
+    try:
+        assert con.sql(f"SELECT persons FROM gold.{POPULATION.name}").fetchall() == [(9,)]
+    finally:
+        con.close()
