@@ -25,7 +25,7 @@ from tests.conftest import TEST_KEY
 from tests.helpers import redeliver_cpr
 
 
-def _tick(home, cursor=None, now=None):
+def _evaluate(home, cursor=None, now=None):
     sensor = drop_folder_sensor(clock=lambda: now or time.time() + 60)
     with (
         dg.DagsterInstance.ephemeral() as instance,
@@ -38,21 +38,16 @@ def _tick(home, cursor=None, now=None):
     ):
         # As the daemon evaluates it: this checks the requests against the sensor's target
         # (a sensor without one fails every tick), which calling `sensor(context)` does not.
-        result = sensor.evaluate_tick(context)
+        return sensor.evaluate_tick(context)
+
+
+def _tick(home, cursor=None, now=None):
+    result = _evaluate(home, cursor, now)
     return {r.run_key: r for r in result.run_requests or []}, result.cursor
 
 
 def _skip_message(home) -> str | None:
-    sensor = drop_folder_sensor(clock=lambda: time.time() + 60)
-    with (
-        dg.DagsterInstance.ephemeral() as instance,
-        dg.build_sensor_context(
-            instance=instance,
-            definitions=build_definitions(),
-            resources={"lake": LakeResource(home=str(home.root), pseudonym_key=TEST_KEY.decode())},
-        ) as context,
-    ):
-        return sensor.evaluate_tick(context).skip_message
+    return _evaluate(home).skip_message
 
 
 def test_one_run_per_content_whatever_the_file_is_called(home) -> None:
