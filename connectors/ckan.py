@@ -4,6 +4,8 @@ metadata for the catalog, and the datasets' files.
 - `package_search(client, portal, q=..., fq=...)`: `GET .../package_search` paged with
   `start`/`rows`, one `SearchPage` per answer: raw bytes (land them), the packages as
   received, their `DatasetRecord`s and the state to persist (`state=` resumes).
+  A match count that changes between pages stops the search (`CkanError`): the offsets
+  no longer line up, so a dataset could be skipped or repeated.
 - `package_show(client, portal, package_id)`: `GET .../package_show?id=` -> `PackageShow`.
 - `dataset_record(package, portal=..., languages=(...))`: a package as a catalog-friendly
   `DatasetRecord` (title, description, organization, license, tags, modified, resources with
@@ -377,13 +379,26 @@ def _search_pages(
     languages: Sequence[str],
     request: dict[str, Any],
 ) -> Iterator[SearchPage]:
+    first_count: int | None = None
     try:
         for page in paginate(client, first, strategy, state=state):
-            count = json.loads(page.response.content)["result"]["count"]
+            count = int(json.loads(page.response.content)["result"]["count"])
+            if first_count is None:
+                first_count = count
+            elif count != first_count:
+                # Offsets count from the start of a list that just grew or shrank: the pages
+                # already yielded and the next one overlap or leave a gap.
+                raise CkanError(
+                    f"CKAN package_search at {strategy.where}: the number of matching "
+                    f"datasets changed from {first_count} to {count} while paging (page "
+                    f"{page.number}), so a dataset may have been skipped or repeated. "
+                    "Run the search again from the start",
+                    action="package_search",
+                )
             yield SearchPage(
                 number=page.number,
                 raw=page.response.content,
-                count=int(count),
+                count=count,
                 packages=page.records,
                 records=[
                     dataset_record(p, portal=portal, languages=languages) for p in page.records

@@ -159,6 +159,19 @@ def test_package_search_resumes_from_a_saved_state_with_exactly_the_rest(ckan, c
     ]
 
 
+def test_a_match_count_that_changes_between_pages_stops_the_search(ckan, client):
+    pages = package_search(client, ckan.portal, rows=4)
+    first = next(pages)
+    # A dataset published while paging: every later offset now points one record early.
+    ckan.results.insert(0, {**ckan.results[0], "id": "new", "name": "a-new-dataset"})
+
+    with pytest.raises(CkanError, match=r"changed from 10 to 11 while paging \(page 2\)") as e:
+        next(pages)
+
+    assert first.count == 10
+    assert "Run the search again" in str(e.value)
+
+
 def test_search_records_are_what_the_catalog_shows(ckan, client):
     record = next(package_search(client, ckan.portal, rows=10)).records[0]
 
