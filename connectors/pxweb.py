@@ -11,6 +11,8 @@
 
 Selections are explicit code lists (`{"Region": ["0301", "1103"], "Tid": ["2024"]}`);
 PxWeb wildcards (`*`, `top(n)`) cannot be planned: expand them from `metadata()` first.
+Each answer must hold exactly the codes asked for by `item` (a revised table that lost a
+code is refused, not loaded short); `agg:`/`vs:` selections answer in their own codes.
 Long tables come from `connectors.jsonstat.to_long` (status symbols → null value).
 """
 
@@ -148,6 +150,38 @@ def data(
     return _result(client.get(url, params=params), f"PxWeb v2 table {table}")
 
 
+def _check_answered(
+    answer: pl.DataFrame, selection: Selections, filters: Mapping[str, str], table: str
+) -> None:
+    """Each value code asked for by `item` is in the answer, and no other: a piece that
+    leaves cells out would otherwise pass as a smaller table. Other filters (`agg:`, `vs:`)
+    answer in codes of their own, so they cannot be compared."""
+    for code, values in selection.items():
+        if filters.get(code, "item") != "item" or code not in answer.columns:
+            continue
+        got = set(answer[code].unique().to_list())
+        missing = [v for v in values if v not in got]
+        extra = sorted(got - set(values), key=str)
+        if missing or extra:
+            said = "; ".join(
+                part
+                for part in (
+                    f"missing {_few(missing)}" if missing else "",
+                    f"not asked for {_few(extra)}" if extra else "",
+                )
+                if part
+            )
+            raise PxWebError(
+                f"table {table}: the answer for {code} does not match the request ({said}). "
+                "Check the codes against metadata(); the table may have been revised"
+            )
+
+
+def _few(codes: Sequence[Any]) -> str:
+    shown = ", ".join(map(str, codes[:5]))
+    return f"{shown} and {len(codes) - 5} more" if len(codes) > 5 else shown
+
+
 # -- planning
 def cells(selections: Selections) -> int:
     return math.prod(len(v) for v in selections.values())
@@ -243,6 +277,7 @@ def fetch_all(
                 result = data(client, base, table, selection, lang)
             else:
                 result = query(client, base, table, selection, lang, filters=filters)
+            _check_answered(result.table, selection, filters or {}, table)
             frames.append(result.table)
     combined = pl.concat(frames, how="vertical") if frames else pl.DataFrame()
     keys = [

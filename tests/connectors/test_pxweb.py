@@ -19,6 +19,7 @@ from connectors.jsonstat import to_long
 from connectors.pxweb import (
     PlanError,
     PxConfig,
+    PxWebError,
     config,
     data,
     fetch_all,
@@ -248,3 +249,49 @@ def test_fetch_all_v0_uses_given_limits(ssb: FakeServer) -> None:
     assert len(requests) == 3 and max(asked) <= 120
     assert ssb.max_in_window(0.3) <= 3
     assert sort(table).equals(sort(to_long(doc)))
+
+
+def test_a_piece_missing_codes_it_asked_for_is_refused(ssb: FakeServer) -> None:
+    # A revised table whose code list lost a region: the piece is one region short, which
+    # would otherwise load as a smaller table without a word.
+    doc = full()
+    regions = list(doc["dimension"]["Region"]["category"]["index"])
+
+    @ssb.route("GET", "/api/pxwebapi/v2/tables/07459/data")
+    def table(request: Request) -> Reply:
+        wanted = request.arg("valueCodes[Region]", "").split(",")
+        return Reply.json(slice_cube(doc, {"Region": [r for r in wanted if r != "K-0301"]}))
+
+    with pytest.raises(
+        PxWebError, match=r"for Region does not match the request \(missing K-0301\)"
+    ):
+        fetch_all(
+            ssb.url + "/api/pxwebapi/v2",
+            "07459",
+            {"Region": regions, "Tid": ["2022"]},
+            limits=PxConfig(max_cells=100),
+            settings=FAST,
+        )
+
+
+def test_pieces_with_filters_other_than_item_are_not_compared(ssb: FakeServer) -> None:
+    # `agg:` answers in the aggregation's own codes, not the ones sent.
+    doc = full()
+    seen: list[Any] = []
+
+    @ssb.route("POST", "/api/v0/no/table/07459")
+    def v0(request: Request) -> Reply:
+        seen.append(request.json())
+        return Reply.json(slice_cube(doc, {"Region": ["K-0301", "K-3024"], "Tid": ["2022"]}))
+
+    table, _, _ = fetch_all(
+        ssb.url + "/api/v0",
+        "07459",
+        {"Region": ["Fylker"], "Tid": ["2022"]},
+        api="v0",
+        filters={"Region": "agg:KommSummer"},
+        limits=PxConfig(),
+        settings=FAST,
+    )
+    assert seen[0]["query"][0]["selection"]["filter"] == "agg:KommSummer"
+    assert sorted(table["Region"].unique().to_list()) == ["K-0301", "K-3024"]
