@@ -4,7 +4,8 @@
   `{"query": [...], "response": {"format": "json-stat2"}}` to `{base}/{lang}/table/{id}`.
 - v2 (PxWebApi 2, `https://data.ssb.no/api/pxwebapi/v2`): `config()` reads `/config`,
   `metadata()` reads `/tables/{id}/metadata`, `data()` GETs `/tables/{id}/data` with
-  `valueCodes[<dim>]=a,b` and `outputFormat=json-stat2`.
+  `valueCodes[<dim>]=a,b` and `outputFormat=json-stat2` (POSTs the selection when the URL
+  would be too long).
 - `plan()` splits a selection so that each request asks for at most `max_cells` cells;
   `fetch_all()` runs that plan through an `HttpClient` whose rate limit comes from `/config`
   and concatenates the long tables.
@@ -137,17 +138,33 @@ def metadata(client: HttpClient, base: str, table: str, lang: str = "no") -> dic
     return doc
 
 
+# PxWebApi 2 answers GETs of up to 2,100 characters; a longer selection (hundreds of
+# kommune codes) goes in a POST body, which the same endpoint reads as the same selection.
+MAX_GET_URL = 2_100
+
+
 def data(
     client: HttpClient, base: str, table: str, selections: Selections, lang: str = "no"
 ) -> PxResult:
-    """GET v2 data as json-stat2 for explicit value codes per dimension."""
-    params: dict[str, str] = {"lang": lang, "outputFormat": "json-stat2"}
-    for code, values in selections.items():
-        if any("," in v for v in values):
-            raise PxWebError(f"value codes with commas cannot be sent for {code!r}")
-        params[f"valueCodes[{code}]"] = ",".join(values)
+    """v2 data as json-stat2 for explicit value codes per dimension: a GET with
+    `valueCodes[<dim>]=a,b`, or a POST of `{"selection": [...]}` when that URL would be
+    longer than MAX_GET_URL or a code holds a comma."""
     url = f"{base.rstrip('/')}/tables/{quote(table)}/data"
-    return _result(client.get(url, params=params), f"PxWeb v2 table {table}")
+    params: dict[str, str] = {"lang": lang, "outputFormat": "json-stat2"}
+    codes = {f"valueCodes[{code}]": ",".join(values) for code, values in selections.items()}
+    commas = any("," in v for values in selections.values() for v in values)
+    what = f"PxWeb v2 table {table}"
+    if not commas and len(str(client.build_request("GET", url, params=params | codes).url)) <= (
+        MAX_GET_URL
+    ):
+        return _result(client.get(url, params=params | codes), what)
+    body = {
+        "selection": [
+            {"variableCode": code, "valueCodes": list(values)}
+            for code, values in selections.items()
+        ]
+    }
+    return _result(client.post(url, params=params, json=body), what)
 
 
 def _check_answered(

@@ -295,3 +295,31 @@ def test_pieces_with_filters_other_than_item_are_not_compared(ssb: FakeServer) -
     )
     assert seen[0]["query"][0]["selection"]["filter"] == "agg:KommSummer"
     assert sorted(table["Region"].unique().to_list()) == ["K-0301", "K-3024"]
+
+
+def test_v2_sends_a_selection_too_long_for_a_get_as_a_post_body(ssb: FakeServer) -> None:
+    doc = full()
+    regions = list(doc["dimension"]["Region"]["category"]["index"])
+    posted: list[Any] = []
+
+    @ssb.route("GET", "/api/pxwebapi/v2/tables/07459/data")
+    def get(request: Request) -> Reply:
+        return Reply(414, b"URI Too Long")  # what a server does past its GET limit
+
+    @ssb.route("POST", "/api/pxwebapi/v2/tables/07459/data")
+    def post(request: Request) -> Reply:
+        assert request.arg("outputFormat") == "json-stat2" and request.arg("lang") == "no"
+        posted.append(request.json())
+        wanted = {s["variableCode"]: s["valueCodes"] for s in request.json()["selection"]}
+        return Reply.json(slice_cube(doc, wanted))
+
+    table, _, requests = fetch_all(
+        ssb.url + "/api/pxwebapi/v2",
+        "07459",
+        {"Region": regions, "Tid": ["2022"]},
+        limits=PxConfig(),
+        settings=FAST,
+    )
+    assert len(requests) == 1 and ssb.count("/api/pxwebapi/v2/tables/07459/data") == 1
+    assert posted[0]["selection"][0] == {"variableCode": "Region", "valueCodes": regions}
+    assert table.equals(to_long(doc))
