@@ -9,7 +9,7 @@ from schemas import checks
 
 
 def cpr(data: PolarsData) -> pl.LazyFrame:
-    return data.lazyframe.select(checks.is_valid_cpr(pl.col(data.key)))
+    return checks.valid_cpr_column(data.lazyframe, data.key)
 
 
 def cvr(data: PolarsData) -> pl.LazyFrame:

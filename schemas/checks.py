@@ -34,13 +34,39 @@ def cpr_birth_date(cpr: pl.Expr) -> pl.Expr:
 def is_valid_cpr(cpr: pl.Expr) -> pl.Expr:
     """10 digits with a real date part. Modulus-11 is deliberately not required: CPR numbers
     without it have been issued since 2007 when a birth date ran out of valid serials."""
-    return pl.when(cpr.is_not_null()).then(_cpr_date_parts(cpr)[3].fill_null(False))
+    return pl.when(cpr.is_not_null()).then(_valid_date(cpr_number(cpr)).fill_null(False))
+
+
+def valid_cpr_column(frame: pl.LazyFrame, column: str) -> pl.LazyFrame:
+    """`is_valid_cpr` of `column`, as a one-column frame named `column`, for large frames.
+
+    The number is computed in a projection of its own: polars' common-subexpression
+    elimination does not share the normalised text between the expressions that reuse it,
+    so `is_valid_cpr` in one select normalises every value twice (a third of its time)."""
+    value = pl.col(column)
+    numbers = frame.select(value.is_not_null().alias("present"), cpr_number(value).alias("number"))
+    valid = _valid_date(pl.col("number")).fill_null(False)
+    return numbers.select(pl.when(pl.col("present")).then(valid).alias(column))
+
+
+def cpr_number(cpr: pl.Expr) -> pl.Expr:
+    """A CPR number's 10 digits as an integer; null where it is not 10 digits."""
+    digits = normalise_cpr(cpr)
+    return pl.when(digits.str.contains(r"^\d{10}$")).then(digits.cast(pl.Int64, strict=False))
+
+
+def _valid_date(number: pl.Expr) -> pl.Expr:
+    """Whether the date part of a `cpr_number` is a real date (null where it is null)."""
+    return _date_parts(number)[3]
 
 
 def _cpr_date_parts(cpr: pl.Expr) -> tuple[pl.Expr, pl.Expr, pl.Expr, pl.Expr]:
     """(year, month, day, is a real date) of a CPR number; null where it is not 10 digits."""
-    digits = normalise_cpr(cpr)
-    number = pl.when(digits.str.contains(r"^\d{10}$")).then(digits.cast(pl.Int64, strict=False))
+    return _date_parts(cpr_number(cpr))
+
+
+def _date_parts(number: pl.Expr) -> tuple[pl.Expr, pl.Expr, pl.Expr, pl.Expr]:
+    """`_cpr_date_parts` of a `cpr_number`."""
     day, month = number // 10**8, number // 10**6 % 100
     yy, seventh = number // 10**4 % 100, number // 10**3 % 10
     century = (

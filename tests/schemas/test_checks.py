@@ -116,3 +116,23 @@ def test_cpr_birth_dates_agree_with_the_calendar_for_every_date_part() -> None:
     expected = [_calendar_birth(c) for c in cprs]
     assert got["birth"].to_list() == expected
     assert got["valid"].to_list() == [b is not None for b in expected]
+
+
+def test_the_frame_form_of_the_cpr_check_answers_as_the_expression() -> None:
+    """`valid_cpr_column` (the contracts' check) against `is_valid_cpr` on every date part,
+    separators, wrong shapes, non-ASCII digits and nulls."""
+    cprs = [
+        f"{day:02d}{month:02d}{yy:02d}{sep}{seventh}123"
+        for day in range(33)
+        for month in range(14)
+        for yy in range(0, 100, 7)
+        for seventh in range(10)
+        for sep in ("", "-", " ")
+    ]
+    cprs += [None, "", "010190123", "01019012345", "01019O1234", "٠١٠١٩٠١٢٣٤", "+101901234"]
+    frame = pl.DataFrame({"c": cprs}, schema={"c": pl.String})
+    expected = frame.select(checks.is_valid_cpr(pl.col("c"))).to_series()
+    got = checks.valid_cpr_column(frame.lazy(), "c").collect().to_series()
+    assert got.name == "c"
+    assert got.to_list() == expected.to_list()
+    assert got.null_count() == 1 and got.sum() > 0 and (~got).sum() > 0
