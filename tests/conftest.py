@@ -8,9 +8,10 @@ from pathlib import Path
 import pytest
 
 from connectors.demo.services import DemoServices, ServiceUrls
-from lake.home import Home
+from lake.home import Home, resolve_home
 from pipelines import instance
 from pipelines.connector_logs import CONNECTOR_LOGGERS
+from tests.lake import objectstores
 from tests.postgres import PostgresServer, running_postgres
 
 # ../shared/fixtures/real beside the repository: real responses from public services.
@@ -80,3 +81,40 @@ def new_instance_database(server: PostgresServer, monkeypatch: pytest.MonkeyPatc
     }.items():
         monkeypatch.setenv(variable, value)
     return name
+
+
+# --- object stores: one server per test module, started only when a test asks for it ---------
+
+
+@pytest.fixture(scope="module")
+def moto(tmp_path_factory) -> Iterator[objectstores.Server]:
+    with objectstores.moto_server(tmp_path_factory.mktemp("moto")) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def azurite(tmp_path_factory) -> Iterator[objectstores.Server]:
+    if not objectstores.azurite_installed():
+        pytest.skip(objectstores.AZURITE_MISSING)
+    with objectstores.azurite_server(tmp_path_factory.mktemp("azurite")) as server:
+        yield server
+
+
+@pytest.fixture
+def s3_home(moto, tmp_path, monkeypatch) -> Home:
+    """A home whose lake is a fresh bucket on moto, configured through the environment."""
+    for name, value in objectstores.s3_environment(moto).items():
+        monkeypatch.setenv(name, value)
+    bucket = objectstores.create_bucket(moto)
+    monkeypatch.setenv("KOMMUNELAKE_LAKE_URI", f"s3://{bucket}/kommune")
+    return resolve_home(tmp_path / "home")
+
+
+@pytest.fixture
+def azure_home(azurite, tmp_path, monkeypatch) -> Home:
+    """A home whose lake is a fresh container on Azurite, configured through the environment."""
+    for name, value in objectstores.azure_environment(azurite).items():
+        monkeypatch.setenv(name, value)
+    container = objectstores.create_container(azurite)
+    monkeypatch.setenv("KOMMUNELAKE_LAKE_URI", f"az://{container}/kommune")
+    return resolve_home(tmp_path / "home")

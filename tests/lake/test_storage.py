@@ -24,41 +24,6 @@ from tests.helpers import land_path
 from tests.lake import objectstores
 from tests.lake.commit_faults import ambiguous_commit_proxy
 
-# --- servers --------------------------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def moto(tmp_path_factory) -> objectstores.Server:
-    with objectstores.moto_server(tmp_path_factory.mktemp("moto")) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def azurite(tmp_path_factory) -> objectstores.Server:
-    if not objectstores.azurite_installed():
-        pytest.skip(objectstores.AZURITE_MISSING)
-    with objectstores.azurite_server(tmp_path_factory.mktemp("azurite")) as server:
-        yield server
-
-
-@pytest.fixture
-def s3_home(moto, tmp_path, monkeypatch) -> Home:
-    """A home whose lake is a fresh bucket on moto, configured through the environment."""
-    for name, value in objectstores.s3_environment(moto).items():
-        monkeypatch.setenv(name, value)
-    bucket = objectstores.create_bucket(moto)
-    monkeypatch.setenv("KOMMUNELAKE_LAKE_URI", f"s3://{bucket}/kommune")
-    return resolve_home(tmp_path / "home")
-
-
-@pytest.fixture
-def azure_home(azurite, tmp_path, monkeypatch) -> Home:
-    for name, value in objectstores.azure_environment(azurite).items():
-        monkeypatch.setenv(name, value)
-    container = objectstores.create_container(azurite)
-    monkeypatch.setenv("KOMMUNELAKE_LAKE_URI", f"az://{container}/kommune")
-    return resolve_home(tmp_path / "home")
-
 
 def _skip_without_extension(name: str) -> None:
     if duck.extension_path(name) is None:

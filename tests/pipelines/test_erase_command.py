@@ -16,7 +16,7 @@ from connectors.demo import generate
 from connectors.formats import iter_table
 from lake import connect, erasure
 from lake.home import Home
-from lake.landing import manifest
+from lake.landing import local_copy, manifest
 from lake.privacy import pseudonym
 from pipelines.abandoned_runs import WORKER_TAG, this_worker
 from pipelines.cli import main
@@ -37,8 +37,9 @@ SELECT = (
 CPR_DATASETS = ("cpr_persons", "home_care_visits", "meal_delivery_list", "sick_leave")
 
 
-@pytest.fixture
-def loaded(home: Home, monkeypatch) -> Home:
+def load_demo(home: Home, monkeypatch) -> Home:
+    """The demo's CPR datasets loaded into `home` (its lake local or in object storage) by
+    `kommunelake load`."""
     for name in ("KOMMUNELAKE_HOME", "DAGSTER_HOME"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("KOMMUNELAKE_PSEUDONYM_KEY", TEST_KEY.decode())
@@ -47,11 +48,17 @@ def loaded(home: Home, monkeypatch) -> Home:
     return home
 
 
+@pytest.fixture
+def loaded(home: Home, monkeypatch) -> Home:
+    return load_demo(home, monkeypatch)
+
+
 def _raw(home: Home, dataset: str) -> pl.DataFrame:
     """The newest landed delivery of a dataset as the reader gives it, CPR as digits."""
     spec = spec_by_name(dataset)
     landed = manifest(home.manifest_uri, dataset)[-1]
-    raw = pl.concat(iter_table(Path(landed.path), reader_options(spec), source_name="x"))
+    with local_copy(landed, home) as path:
+        raw = pl.concat(iter_table(path, reader_options(spec), source_name="x"))
     [header] = erasure.raw_headers(raw.columns, ["cpr"], spec.columns)
     return raw.with_columns(erasure.digits(pl.col(header)).alias("_cpr"))
 
@@ -59,7 +66,7 @@ def _raw(home: Home, dataset: str) -> pl.DataFrame:
 def _subject(home: Home) -> str:
     """A person with a row in silver.cpr_persons, a second one quarantined there as a
     duplicate key, and home-care visits (the seeded demo has one)."""
-    quarantined = pl.read_delta(home.table_uri("quarantine", "cpr_persons")).filter(
+    quarantined = _rows(home, "quarantine", "cpr_persons").filter(
         pl.col("check") == "duplicate_key"
     )
     persons = _raw(home, "cpr_persons")
@@ -81,7 +88,7 @@ def _erase(home: Home, number: str, monkeypatch, *extra: str) -> int:
 
 
 def _rows(home: Home, layer: str, name: str) -> pl.DataFrame:
-    return pl.read_delta(home.table_uri(layer, name))
+    return pl.read_delta(home.table_uri(layer, name), storage_options=home.storage_options())
 
 
 def test_erase_removes_the_subject_everywhere_and_leaves_the_others(
