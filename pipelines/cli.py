@@ -574,7 +574,10 @@ def cmd_erase(args: argparse.Namespace) -> int:
         print("The subject was found nowhere in the lake (silver, quarantine, gold, landing).")
     if args.dry_run:
         total = sum(report.rows.values())
-        print(f"Dry run: {total:,} row(s) would be removed; nothing was changed.")
+        print(
+            f"Dry run: {total:,} row(s) would be removed ({report.by_layer()}); "
+            "nothing was changed."
+        )
         return 0
     specs, broken = read_specs()
     serve(home, specs, [*(s.name for s in specs), *(b.name for b in broken)])
@@ -585,7 +588,8 @@ def cmd_erase(args: argparse.Namespace) -> int:
         )
     else:
         print(
-            f"Erased: {sum(report.rows.values()):,} row(s) removed, history of "
+            f"Erased: {sum(report.rows.values()):,} row(s) removed ({report.by_layer()}), "
+            "history of "
             f"{len(report.forgotten)} table(s) forgotten, serving rebuilt; audit row "
             f"{report.erasure_id} in quality.erasures."
         )

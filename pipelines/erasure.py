@@ -72,6 +72,16 @@ class ErasureReport:
     def found(self) -> bool:
         return bool(self.landing or any(self.rows.values()))
 
+    def by_layer(self) -> str:
+        """The rows (to be) removed per layer, as an operator answers a data subject:
+        `silver 7, quarantine 1, gold 0, quality.deletions 0` (gold: the rows of tables that
+        hold the pseudonym; the others are recomputed)."""
+        totals = dict.fromkeys(("silver", "quarantine", "gold", "quality.deletions"), 0)
+        for table, rows in self.rows.items():
+            layer = table.split(".")[0]
+            totals["quality.deletions" if layer == "quality" else layer] += rows
+        return ", ".join(f"{layer} {rows:,}" for layer, rows in totals.items())
+
 
 def cpr_number(text: str) -> str:
     """The 10 digits of a CPR number as typed (`010190-1234` or `0101901234`), checked as the

@@ -107,6 +107,11 @@ def test_erase_removes_the_subject_everywhere_and_leaves_the_others(
     out, err = capsys.readouterr()
     assert number not in out + err and token not in out + err
     assert "cpr_persons: removed 1 silver row(s), 1 quarantine row(s)" in out
+    silver = sum(theirs.values())
+    assert (
+        f"Erased: {silver + 1:,} row(s) removed (silver {silver:,}, quarantine 1, gold 0, "
+        "quality.deletions 0)"
+    ) in out
     assert "landing: cpr_persons batch" in out and "cpr_personer.csv" in out
     for name in CPR_DATASETS:
         after = _rows(loaded, "silver", name)
@@ -183,7 +188,7 @@ def test_dry_run_says_what_would_go_and_changes_nothing(loaded, monkeypatch, cap
     assert _erase(loaded, _subject(loaded), monkeypatch, "--dry-run") == 0
     out = capsys.readouterr().out
     assert "cpr_persons: would remove 1 silver row(s), 1 quarantine row(s)" in out
-    assert "nothing was changed" in out
+    assert "quarantine 1, gold 0, quality.deletions 0); nothing was changed." in out
     assert state() == before
 
 

@@ -102,6 +102,12 @@ def _counts(out: str) -> dict[str, tuple[int, int]]:
     }
 
 
+def _layers(out: str) -> str:
+    """The rows per layer of the command's last line (`silver 7, quarantine 1, ...`)."""
+    [layers] = re.findall(r"\((silver [^)]*)\)", out)
+    return layers
+
+
 def test_erase_in_object_storage_leaves_the_subject_in_no_object_and_no_version(
     store: Store, monkeypatch, capsys
 ) -> None:
@@ -134,6 +140,7 @@ def test_erase_in_object_storage_leaves_the_subject_in_no_object_and_no_version(
     assert not [p for p in home.scratch.rglob("*") if p.is_file()]  # no download left behind
     assert number not in out + err and token not in out + err
     assert _counts(out) == _counts(dry)  # the dry run said what the erasure did
+    assert _layers(out) == _layers(dry)
     for name in CPR_DATASETS:
         after = _rows(home, "silver", name)
         assert token not in after["cpr"].to_list()
