@@ -51,18 +51,7 @@ DELTA_DEFAULT_RETRIES = 15  # deltalake's own default, which ran out with 4 writ
 # --- fixtures -------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def moto(tmp_path_factory) -> Iterator[objectstores.Server]:
-    with objectstores.moto_server(tmp_path_factory.mktemp("moto")) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def azurite(tmp_path_factory) -> Iterator[objectstores.Server]:
-    if not objectstores.azurite_installed():
-        pytest.skip(objectstores.AZURITE_MISSING)
-    with objectstores.azurite_server(tmp_path_factory.mktemp("azurite")) as server:
-        yield server
+# moto and azurite: tests/conftest.py (one server each per module)
 
 
 @pytest.fixture(scope="module")

@@ -106,12 +106,6 @@ def test_a_bad_row_in_a_later_piece_rejects_the_file_and_leaves_no_parts(
     assert not table.exists() or not list(table.glob("*.parquet"))
 
 
-@pytest.fixture(scope="module")
-def moto(tmp_path_factory):
-    with objectstores.moto_server(tmp_path_factory.mktemp("moto")) as server:
-        yield server
-
-
 def test_pieces_stream_to_object_storage_as_they_do_to_disk(
     tmp_path, extract, monkeypatch, moto
 ) -> None:
