@@ -33,7 +33,7 @@ import re
 import threading
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, MutableMapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote, unquote, urlsplit
@@ -280,6 +280,31 @@ def _azure_connection_string(env: Mapping[str, str]) -> dict[str, str]:
     if options.get("azure_endpoint", "").lower().startswith("http://"):
         options["azure_allow_http"] = "true"
     return options
+
+
+# Where object_store (deltalake) looks for what a connection string holds.
+_CONNECTION_STRING_VARIABLES = {
+    "azure_storage_account_name": "AZURE_STORAGE_ACCOUNT_NAME",
+    "azure_storage_account_key": "AZURE_STORAGE_ACCOUNT_KEY",
+    "azure_storage_sas_token": "AZURE_STORAGE_SAS_TOKEN",
+    "azure_endpoint": "AZURE_STORAGE_ENDPOINT",
+    "azure_storage_use_emulator": "AZURE_STORAGE_USE_EMULATOR",
+    "azure_allow_http": "AZURE_ALLOW_HTTP",
+}
+
+
+def export_connection_string(environ: MutableMapping[str, str] | None = None) -> None:
+    """Set the AZURE_* variables an AZURE_STORAGE_CONNECTION_STRING implies, where unset.
+
+    object_store reads those variables but not the connection string, and most Delta reads
+    and writes pass no storage options of their own: without this, a lake configured by the
+    connection string alone passed the start check and then failed at the first table with
+    "Account must be specified". Run at the start of every command and run (`require_atomic`)."""
+    env = os.environ if environ is None else environ
+    for option, value in _azure_connection_string(env).items():
+        variable = _CONNECTION_STRING_VARIABLES[option]
+        if not env.get(variable, "").strip():
+            env[variable] = value
 
 
 def check_s3_settings(environ: Mapping[str, str] | None = None) -> None:
@@ -708,6 +733,7 @@ def require_azure_access(uri: str) -> None:
     account = options.get("azure_storage_account_name")
     if not account:
         raise ConfigError(_NO_AZURE_ACCOUNT)
+    export_connection_string()
     key = ("azure", account, azure_endpoint(options) or "", parse_lake_uri(uri).container)
     with _checked_lock:
         if key not in _checked:

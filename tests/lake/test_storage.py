@@ -666,6 +666,10 @@ def test_an_azure_lake_configured_by_a_connection_string_alone(azurite, tmp_path
     _skip_without_extension("azure")
     for name in [n for n in os.environ if n.startswith("AZURE")]:
         monkeypatch.delenv(name)
+    for name in storage._CONNECTION_STRING_VARIABLES.values():
+        # Unset here, and removed again after the test, which sets some of them.
+        monkeypatch.setenv(name, "-")
+        monkeypatch.delenv(name)
     monkeypatch.setenv(
         "AZURE_STORAGE_CONNECTION_STRING",
         f"DefaultEndpointsProtocol=http;AccountName={storage.EMULATOR_ACCOUNT};"
@@ -696,6 +700,12 @@ def test_an_azure_lake_configured_by_a_connection_string_alone(azurite, tmp_path
         k.startswith("kommune/gold/population/")
         for k in objectstores.azure_keys(azurite, container)
     )
+    # Most Delta reads and writes pass no storage options and rely on the AZURE_* variables,
+    # which the start check set from the connection string ("Account must be specified").
+    quality = home.table_uri("quality", "runs")
+    write_deltalake(quality, pl.DataFrame({"run": ["r1"]}).to_arrow())
+    assert DeltaTable(quality).version() == 0
+    assert os.environ["AZURE_STORAGE_ACCOUNT_NAME"] == storage.EMULATOR_ACCOUNT
 
 
 def test_duckdb_reads_delta_on_azure(azure_home: Home) -> None:
@@ -815,3 +825,20 @@ def test_maintenance_compacts_checkpoints_and_vacuums_in_object_storage(request,
     assert len(parquet) == 1  # the four small files are gone from the store
     checkpoints = filesystem.get_file_info(fs.FileSelector(f"{path}/_delta_log"))
     assert any(info.base_name.endswith(".checkpoint.parquet") for info in checkpoints)
+
+
+def test_a_connection_string_fills_only_the_azure_variables_left_unset() -> None:
+    env = {
+        "AZURE_STORAGE_CONNECTION_STRING": (
+            "DefaultEndpointsProtocol=https;AccountName=kommune;AccountKey=c2VjcmV0;"
+            "BlobEndpoint=http://127.0.0.1:10000/kommune"
+        ),
+        "AZURE_STORAGE_ACCOUNT_KEY": "b3duLWtleQ==",  # the separate variable wins
+    }
+    storage.export_connection_string(env)
+
+    assert env["AZURE_STORAGE_ACCOUNT_NAME"] == "kommune"
+    assert env["AZURE_STORAGE_ACCOUNT_KEY"] == "b3duLWtleQ=="
+    assert env["AZURE_STORAGE_ENDPOINT"] == "http://127.0.0.1:10000/kommune"
+    assert env["AZURE_ALLOW_HTTP"] == "true"
+    assert "AZURE_STORAGE_SAS_TOKEN" not in env
