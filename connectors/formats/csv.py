@@ -499,14 +499,15 @@ class _Dialect:
     delimiter: str
     quote: str | None
 
-    def reader(self, lines: Any) -> Any:
-        """A stdlib csv reader that splits fields the way polars does for this dialect."""
+    def reader(self, lines: Any, *, strict: bool = False) -> Any:
+        """A stdlib csv reader that splits fields the way polars does for this dialect;
+        `strict` refuses text after a closing quote."""
         if stdlib_csv.field_size_limit() < _FIELD_SIZE_LIMIT:
             stdlib_csv.field_size_limit(_FIELD_SIZE_LIMIT)
         if self.quote is None:
             return stdlib_csv.reader(lines, delimiter=self.delimiter, quoting=stdlib_csv.QUOTE_NONE)
         return stdlib_csv.reader(
-            lines, delimiter=self.delimiter, quotechar=self.quote, doublequote=True
+            lines, delimiter=self.delimiter, quotechar=self.quote, doublequote=True, strict=strict
         )
 
 
@@ -602,10 +603,18 @@ def _scan(
             # the next line (or a stray quote): only a real CSV parser knows where records end.
             return _scan_records(body, dialect, header_line, source_name)
         # Blank out quoted fields (a quote opens one only at the start of a field, as in
-        # polars and the csv module) so the delimiters inside them are not counted.
+        # polars and the csv module) so the delimiters inside them are not counted. Each
+        # leaves a NUL behind (no text here holds one): what follows it must end the field.
         q, c = _escape(quote), _class_escape(quote)
         field = f"{q}[^{c}]*(?:{q}{q}[^{c}]*)*{q}"
-        unquoted = lines.str.replace_all(f"(^|{_escape(delimiter)}){field}", "${1}")
+        unquoted = lines.str.replace_all(f"(^|{_escape(delimiter)}){field}", "${1}\x00")
+        # Text after a closing quote: `"Sagt "nej" tak"` from an exporter that does not double
+        # the quotes inside a field. polars refuses some such fields but reads this one as
+        # `Sagt nej tak`, quietly dropping the quotes, so every one is refused here.
+        closed = unquoted.str.contains(f"\x00[^{_class_escape(delimiter)}\r]").arg_true()
+        if closed.len():
+            raise stray_quote(source_name, quote, line=header_line + closed[0])
+        unquoted = unquoted.str.replace_all("\x00", "", literal=True)  # NUL is ONE_COLUMN
 
     # A CR inside a line, outside quotes: one record in polars' eyes, two in the sender's (a
     # one-column file lost a row; a wider one was refused for its field count, not the CR).
@@ -642,7 +651,9 @@ def _class_escape(char: str) -> str:
 
 
 def _scan_records(body: str, dialect: _Dialect, header_line: int, source_name: str) -> pl.DataFrame:
-    reader = dialect.reader(io.StringIO(body, newline="\n"))
+    # strict: text after a closing quote is an error here too, not a field polars may read
+    # with the quotes dropped (see `_scan`).
+    reader = dialect.reader(io.StringIO(body, newline="\n"), strict=True)
     starts: list[int] = []
     fields: list[int] = []
     empty: list[bool] = []
@@ -654,6 +665,8 @@ def _scan_records(body: str, dialect: _Dialect, header_line: int, source_name: s
             fields.append(len(row) or 1)  # the csv module gives [] for a blank line
             empty.append(not "".join(row).strip())
     except stdlib_csv.Error as err:
+        if "expected after" in str(err) and dialect.quote is not None:
+            raise stray_quote(source_name, dialect.quote, line=header_line + previous) from err
         hint = (
             "A quoted field probably never ends: check for an unbalanced quote character"
             " on this line, or set `quote:` in the dataset YAML"
@@ -757,15 +770,19 @@ def _parse(
         if bad is not None and dialect.quote is not None:
             text = "\n".join(_physical_lines(body).slice(bad[0], bad[1] - bad[0]).to_list())
             if _has_stray_quote(text, dialect.delimiter, dialect.quote):
-                cause = (
-                    f"a quote character ({dialect.quote}) appears inside an unquoted field"
-                    " or after a closing quote"
-                )
-                hint = (
-                    "Quote the whole field at the source (doubling the quotes inside it), or"
-                    ' set `quote: ""` in the dataset YAML if the file uses no quoting'
-                )
+                raise stray_quote(source_name, dialect.quote, line=line) from err
         raise FormatError(source_name, cause, hint, line=line) from err
+
+
+def stray_quote(source_name: str, quote: str, *, line: int | None) -> FormatError:
+    """The error for a quote character that neither opens nor closes a field."""
+    return FormatError(
+        source_name,
+        f"a quote character ({quote}) appears inside an unquoted field or after a closing quote",
+        "Quote the whole field at the source (doubling the quotes inside it), or"
+        ' set `quote: ""` in the dataset YAML if the file uses no quoting',
+        line=line,
+    )
 
 
 def _has_stray_quote(text: str, delimiter: str, quote: str) -> bool:

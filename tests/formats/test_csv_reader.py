@@ -577,6 +577,29 @@ def test_a_stray_quote_is_named_with_its_line(data: bytes, line: int) -> None:
     assert read(data, quote="").height >= 1
 
 
+@pytest.mark.parametrize(
+    ("data", "line"),
+    [
+        # An exporter that quotes every field but does not double the quotes inside one:
+        # polars read these as `Sagt nej tak` and `Sagt nej`, the quotes gone without a word.
+        (b'"id";"note";"n"\r\n"1";"Sagt "nej" tak";"1"\r\n', 2),
+        (b'"id";"note";"n"\r\n"1";"ok";"1"\r\n"2";"Sagt "nej"";"1"\r\n', 3),
+        # The same in a file with a quoted line break, which the csv module scans.
+        (b'id;note;n\n1;"to\nlinjer";1\n2;"Sagt "nej" tak";1\n', 4),
+    ],
+)
+def test_text_after_a_closing_quote_is_refused_not_read_without_the_quotes(
+    data: bytes, line: int
+) -> None:
+    error = read_error(data)
+    assert error.line == line
+    assert "after a closing quote" in error.cause
+    # Quotes doubled as they should be read as the text.
+    fixed = data.replace(b'"Sagt "nej" tak"', b'"Sagt ""nej"" tak"')
+    fixed = fixed.replace(b'"Sagt "nej""', b'"Sagt ""nej"""')
+    assert 'Sagt "nej"' in read(fixed)["note"].to_list()[-1]
+
+
 TOTALS = "(?i)^(i alt|total)"
 
 
