@@ -858,6 +858,7 @@ def _check_size(scan: SheetScan, sheet: str, source_name: str) -> None:
 
 def _check_scan(scan: SheetScan, sheet: str, layout: _Layout, source_name: str) -> None:
     _check_size(scan, sheet, source_name)
+    _check_data_merges(scan, sheet, layout, source_name)
     columns = scan.last_column - scan.first_column + 1
     if scan.last_row >= 0 and layout.columns is None and columns > MAX_COLUMNS:
         raise _too_wide(scan.first_column, scan.last_column, scan.last_row + 1, sheet, source_name)
@@ -867,5 +868,29 @@ def _check_scan(scan: SheetScan, sheet: str, layout: _Layout, source_name: str) 
             f"formula cells without a stored result (e.g. {scan.no_result}); the program"
             " that wrote the file did not calculate them, so they would read as empty",
             "Open and save the file in Excel or LibreOffice so the results are stored",
+            sheet=sheet,
+        )
+
+
+def _check_data_merges(scan: SheetScan, sheet: str, layout: _Layout, source_name: str) -> None:
+    """Refuse cells merged down over data rows in the columns read: a person reads the one
+    value as every row's (a district merged over its visits), but the file holds it in the
+    top row only, and the rows below loaded it as empty without a word."""
+    low, high = layout.columns or (0, LAST_COLUMN)
+    for merge in scan.data_merges:
+        right = merge.right + merge.columns - 1  # an .ods range repeated across columns
+        if merge.left > high or right < low:
+            continue
+        if layout.skip_footer_rows and merge.top > scan.last_row - layout.skip_footer_rows:
+            continue  # a note merged over the footer rows the load leaves out
+        cells = f"{_letters(merge.left)}{merge.top + 1}:{_letters(merge.right)}{merge.bottom + 1}"
+        raise FormatError(
+            source_name,
+            f"cells {cells} are merged over {merge.bottom - merge.top + 1} rows: the value is"
+            " in the first row only, so the rows below would load it as empty",
+            "Unmerge the cells at the source and fill the value into each row (in Excel:"
+            " Merge & Center off, then Fill Down), or leave the column out with"
+            " `columns_range:` in the dataset YAML",
+            line=merge.top + 1,
             sheet=sheet,
         )

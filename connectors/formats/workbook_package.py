@@ -108,6 +108,9 @@ _ODS_STRING_VALUE = re.compile(rb"\soffice:string-value\s*=\s*(?:\"[^\"]*\"|'[^'
 _ODS_SPANNED = re.compile(rb"\stable:number-(rows|columns)-spanned\s*=\s*[\"']([^\"']*)[\"']")
 
 
+DATA_MERGES_KEPT = 100  # merged ranges in the data rows remembered per sheet (`SheetScan`)
+
+
 class Merge(NamedTuple):
     """A merged range, 0-based and inclusive: its text is in its top-left cell only."""
 
@@ -138,6 +141,10 @@ class SheetScan:
     # False where the file cannot say what is merged (.xls before BIFF8, Excel 97, had no
     # merged cells), so header labels are carried right instead (see `excel`).
     merges_known: bool = True
+    # Ranges merged down over more than one row and reaching below the header (a district
+    # merged over its visits): only the top row holds the value, so the rows below would
+    # load it empty. The first DATA_MERGES_KEPT, for `excel` to refuse.
+    data_merges: list[Merge] = field(default_factory=list)
     no_result: str | None = None  # a formula cell saved without its result, e.g. "B3"
     overflow: bool = False  # a number cell at or below -OVERFLOW, too low for calamine
     # The columns (0-based) of such cells in an .xls or .ods sheet, which are read as they
@@ -168,6 +175,10 @@ class SheetScan:
         starts_in_labels = merge.top < labels.stop and labels.start < merge.top + merge.rows
         if starts_in_labels and merge.left <= LAST_COLUMN and key not in self.merges:
             self.merges[key] = merge
+        # The header's last row is `labels.stop`; the data rows start after it.
+        reaches_data = merge.bottom > merge.top and merge.bottom > labels.stop
+        if reaches_data and len(self.data_merges) < DATA_MERGES_KEPT:
+            self.data_merges.append(merge)
 
 
 class Package:
@@ -424,8 +435,7 @@ def _scan_extras(scan: SheetScan, text: bytes) -> None:
     if not scan.overflow:
         scan.overflow = any(overflows(v) for v in NEGATIVE_CANDIDATE.findall(text))
     # Both patterns try every `<`: look for their names first (merges and formulas are few),
-    # and for merges only when a header row can hold a group label.
-    merges = _MERGE.findall(text) if scan.label_rows and b"mergeCell" in text else []
+    merges = _MERGE.findall(text) if b"mergeCell" in text else []
     for left, top, right, bottom in merges:
         scan.add_merge(
             Merge(

@@ -665,6 +665,32 @@ def test_ods_merged_cells_in_repeated_rows_start_in_each() -> None:
     ]
 
 
+_DISTRICTS = [
+    ["Besøg", "Distrikt", "Minutter"],
+    ["B-1", "Nord", 30],
+    ["B-2", None, 15],
+    ["B-3", None, 20],
+    ["B-4", "Syd", 45],
+]
+
+
+@pytest.mark.parametrize("kind", ["xlsx", "xls", "ods"])
+def test_cells_merged_down_over_data_rows_are_refused(tmp_path: Path, kind: str) -> None:
+    # "Nord" merged over B2:B4 is every visit's district to a reader; B-2 and B-3 loaded
+    # with no district at all.
+    data = merged_workbook(kind, _DISTRICTS, [(1, 1, 3, 1)], tmp_path)
+    error = read_error(data)
+    assert (error.sheet, error.line) == ("Data", 2)
+    assert "cells B2:B4 are merged over 3 rows" in error.cause
+    assert "fill the value into each row" in error.hint
+    # Outside the columns read, and merged in the header rows only, nothing is lost.
+    assert read(data, columns_range="A:A")["Besøg"].to_list() == ["B-1", "B-2", "B-3", "B-4"]
+    header = merged_workbook(
+        kind, [["Besøg", "Tid"], [None, "Min"], ["B-1", 30]], [(0, 0, 1, 0)], tmp_path
+    )
+    assert read(header, header_rows=2).columns == ["Besøg", "Tid / Min", "_source_row"]
+
+
 def test_an_xls_older_than_excel_97_carries_group_labels_right() -> None:
     # BIFF5 had no merged cells: a label is carried right over empty cells, up to the next.
     rows: list[list[str | float | None]] = [
