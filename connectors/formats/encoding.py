@@ -200,6 +200,14 @@ def decode(data: bytes, declared: str | None, *, source_name: str, offset: int =
     _refuse_broken_utf8(data, utf8_error, source_name, offset)
 
     codec = likeliest_code_page(data)
+    if codec is None and _looks_like_mac_roman(data):
+        raise FormatError(
+            source_name,
+            "the text looks like Mac Roman, the code page of Excel for Mac's"
+            ' "CSV (Macintosh)" export, which no Windows code page reads',
+            "Set `encoding: mac_roman` in the dataset YAML, or ask the sender to save as"
+            ' "CSV UTF-8"',
+        )
     if codec is None:
         raise FormatError(
             source_name,
@@ -208,6 +216,17 @@ def decode(data: bytes, declared: str | None, *, source_name: str, offset: int =
             _SET_ENCODING,
         )
     return Decoded(_strict(data, codec, source_name, offset, how="was detected as"), codec)
+
+
+_NORDIC_LETTERS = frozenset("æøåÆØÅ")
+
+
+def _looks_like_mac_roman(data: bytes) -> bool:
+    """Whether the bytes no Nordic Windows code page reads are Mac Roman text: every byte
+    above ASCII a letter there, some of them æ, ø or å. Binary bytes read as Mac Roman
+    give symbols (†, ∑, ≈) as well, which this refuses."""
+    high = {char for char in data.decode("mac_roman") if not char.isascii()}
+    return bool(high & _NORDIC_LETTERS) and all(char.isalpha() for char in high)
 
 
 # The UTF-16 BOMs and the declared codecs they contradict (UTF-32-LE's BOM starts with

@@ -553,6 +553,14 @@ def test_utf16_without_a_bom_is_named_and_reads_when_declared(codec: str) -> Non
     assert read(data, encoding=codec)["navn"].to_list() == ["Søren", "Åse"]
 
 
+def test_mac_roman_is_named_and_reads_when_declared() -> None:
+    # Excel for Mac's "CSV (Macintosh)": the message said "is this really a text file?".
+    data = "id;navn;by\n1;Søren Ærø;Århus\n2;Åse;Ry\n".encode("mac_roman")
+    error = read_error(data)
+    assert "Mac Roman" in error.cause and "`encoding: mac_roman`" in error.hint
+    assert read(data, encoding="mac_roman")["navn"].to_list() == ["Søren Ærø", "Åse"]
+
+
 def test_a_nul_byte_is_not_text() -> None:
     error = read_error("id;navn\n1;Ib\n2;Å\x00se\n".encode())
     assert error.line == 3
