@@ -717,17 +717,22 @@ def _check_widths(
             f"; if the last rows are notes or totals, set `skip_footer_rows:`"
             f" (now {opts.skip_footer_rows})"
         )
-    first_record = records.filter(~pl.col("blank"))["line"].head(1).to_list() == [line]
+    content = records.filter(~pl.col("blank"))
+    first_record = content["line"].head(1).to_list() == [line]
+    # Every row wider than the header: the header is the odd one out, not the rows.
+    all_wider = ragged.height == content.height > 1 and ragged["fields"].min() > width.fields
     if (
-        width.named == 1
+        (width.named == 1 or all_wider)
         and fields > width.fields
         and first_record
         and header_line == place.header_line
     ):
-        # A title above the column names ("Udtræk fra Sag 2026-01-01") read as the header: one
-        # value, and the real header right below it is the first "row" too wide.
+        # A title above the column names ("Udtræk fra Sag 2026-01-01", or a title and a date
+        # in two cells) read as the header, and the real header right below it is the first
+        # "row" too wide.
+        values = "one value" if width.named == 1 else f"{width.named} values, fewer than any row"
         hint = (
-            f"The header (line {place.header_line}) holds one value, probably a title above"
+            f"The header (line {place.header_line}) holds {values}, probably a title above"
             f" the column names: if line {header_line + line} holds them, set `header_row:"
             f" {header_line + line - 1}` (0-based) under `format:` in the dataset YAML"
         )

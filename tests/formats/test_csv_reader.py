@@ -378,6 +378,21 @@ def test_a_title_read_as_the_header_points_at_header_row(above: str, header_row:
     assert read(data, delimiter=";", header_row=header_row)["navn"].to_list() == ["Bo", "Åse"]
 
 
+def test_a_title_and_a_date_read_as_the_header_points_at_header_row() -> None:
+    # Two cells above the column names got the delimiter hint, as if the rows were wrong.
+    data = "Udtræk fra Sag;2026-01-01\nid;navn;by\n1;Bo;Køge\n2;Åse;Ry\n".encode()
+    error = read_error(data)
+    assert error.line == 2
+    assert error.hint == (
+        "The header (line 1) holds 2 values, fewer than any row, probably a title above the"
+        " column names: if line 2 holds them, set `header_row: 1` (0-based) under `format:`"
+        " in the dataset YAML"
+    )
+    assert read(data, header_row=1)["navn"].to_list() == ["Bo", "Åse"]
+    # A header wider than some row is no title: the rows are what to check.
+    assert "header_row" not in read_error(b"id;navn\n1;Bo;x\n2;Aa\n").hint
+
+
 def test_a_one_column_header_over_a_narrower_row_keeps_the_delimiter_hint() -> None:
     # A row wider than a one-value header further down is no header: no header_row hint.
     error = read_error(b"id\n1\n2\n3;4\n", delimiter=";")
