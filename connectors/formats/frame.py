@@ -116,12 +116,13 @@ def finish(
     def fail(cause: str, hint: str, line: int | None = header_line) -> FormatError:
         return FormatError(source_name, cause, hint, line=line, sheet=sheet)
 
+    unit = "line" if sheet is None else "row"  # a sheet numbers rows, as Excel shows them
     keep = [i for i, name in enumerate(names) if name]
     if not keep and not records:
         raise fail(
             "the header row is empty",
             "Set `header_row` (0-based) to the row holding the column names"
-            + (f"; line {header_line} was used" if header_line else ""),
+            + (f"; {unit} {header_line} was used" if header_line else ""),
         )
     for i, name in enumerate(names):
         if name:
@@ -131,14 +132,26 @@ def finish(
         filled = frame.filter(pl.col(positional[i]).is_not_null())
         if filled.height:
             first = filled[SOURCE_ROW][0]
+            hint = "Give the column a header in the source, or check `header_row`" + (
+                f" ({unit} {header_line} is used as the header)" if header_line else ""
+            )
+            below = _names_below_title(frame, positional, len(keep)) if header_line else None
+            if below is not None:
+                # A title above the column names ("Udtræk fra Sag" in A1) read as the header.
+                hint = (
+                    f"The header ({unit} {header_line}) holds"
+                    f" {'one value' if len(keep) == 1 else 'two values'}, probably a title"
+                    " above the column names:"
+                    f" if {unit} {below} holds them, set `header_row: {below - 1}` (0-based)"
+                    " under `format:` in the dataset YAML"
+                )
             # Where the header is a line of the file, the rows are its lines too: the error's
             # line is the row's, which a reader of pieces moves to the file's own.
             raise fail(
                 f"column {i + 1} has values"
                 + ("" if header_line else f" (first in row {first})")
                 + " but no header text",
-                "Give the column a header in the source, or check `header_row`"
-                + (f" (line {header_line} is used as the header)" if header_line else ""),
+                hint,
                 line=first if header_line else None,
             )
     check_unique([names[i] for i in keep], fail)
@@ -156,6 +169,22 @@ def finish(
         *(pl.col(positional[i]).alias(names[i]) for i in keep),
         pl.col(SOURCE_ROW),
     )
+
+
+_TITLE_SEARCH_ROWS = 20  # a title block above the column names is a few rows at most
+
+
+def _names_below_title(frame: pl.DataFrame, positional: list[str], named: int) -> int | None:
+    """The source row of the first of the frame's first rows that fills more columns than
+    the `named` header cells, every one with a letter in it, as column names have: where a
+    header of one or two cells (a title, a title and a date) is followed by the real one."""
+    if named > 2:
+        return None
+    for row in frame.head(_TITLE_SEARCH_ROWS).iter_rows(named=True):
+        cells = [row[name] for name in positional if row[name] is not None]
+        if len(cells) > named and all(any(c.isalpha() for c in cell) for cell in cells):
+            return row[SOURCE_ROW]
+    return None
 
 
 # Real record layouts have tens to hundreds of fields; a hostile or mis-pointed document with

@@ -665,6 +665,20 @@ def test_ods_merged_cells_in_repeated_rows_start_in_each() -> None:
     ]
 
 
+@pytest.mark.parametrize("kind", ["xlsx", "xls", "ods"])
+def test_a_title_read_as_the_header_points_at_header_row_in_rows(tmp_path: Path, kind: str) -> None:
+    # The hint said "line 1 is used as the header" and nothing of the title.
+    rows = [["Udtræk fra Sag", "2026-01-01"], [None], ["Besøg", "Distrikt", "Minutter"]]
+    data = merged_workbook(kind, [*rows, ["B-1", "Nord", 30]], [], tmp_path)
+    error = read_error(data)
+    assert (error.sheet, error.line) == ("Data", 3)
+    assert error.hint == (
+        "The header (row 1) holds two values, probably a title above the column names: if"
+        " row 3 holds them, set `header_row: 2` (0-based) under `format:` in the dataset YAML"
+    )
+    assert read(data, header_row=2)["Distrikt"].to_list() == ["Nord"]
+
+
 _DISTRICTS = [
     ["Besøg", "Distrikt", "Minutter"],
     ["B-1", "Nord", 30],
