@@ -139,6 +139,7 @@ def rename_to_contract(
     where: str,
     absent_is_null: bool = False,
     absent_required_is_null: bool = False,
+    unit: str = "line",
 ) -> tuple[pl.DataFrame, tuple[str, ...]]:
     """Map source headers to contract fields; a missing field rejects the batch.
 
@@ -148,7 +149,8 @@ def rename_to_contract(
     headers but no rows is checked like any other: its headers say what the layout is.
     `absent_required_is_null` makes a missing required field a column of nulls too (its
     rows fail as null): for one piece of a record file, whose other pieces may have the
-    field; the caller refuses a file none of whose pieces has it."""
+    field; the caller refuses a file none of whose pieces has it. `unit` is what the
+    file's `_source_row` counts: lines of a text file, or rows of a sheet."""
     fields = contract_columns(contract)
     # Readers NFC-normalise headers; a YAML saved on a Mac may hold NFD keys.
     aliases = {unicodedata.normalize("NFC", src): dst for src, dst in aliases.items()}
@@ -195,11 +197,16 @@ def rename_to_contract(
             "Map a renamed header under `columns:` in the dataset YAML, or ask the sender for"
             " the agreed layout"
         )
-        line = _header_further_down(raw, [[*_sources_of(n, aliases), n] for n in missing])
-        if line is not None:
+        found_at = _header_further_down(raw, [[*_sources_of(n, aliases), n] for n in missing])
+        if found_at is not None:
             # A title line above the column names was read as the header.
+            line, sheet = found_at
+            # A sheet per citizen may be named by their CPR number.
+            place = f"{unit.capitalize()} {line}" + (
+                f" of sheet {redact(sheet)!r}" if sheet else ""
+            )
             todo = (
-                f"Line {line} holds the missing column names: if the lines above it are a"
+                f"{place} holds the missing column names: if the {unit}s above it are a"
                 f" title, set `header_row: {line - 1}` (0-based) under `format:` in the"
                 " dataset YAML"
             )
@@ -222,10 +229,13 @@ def _sources_of(field: str, aliases: Mapping[str, str]) -> list[str]:
     return [src for src, dst in aliases.items() if dst == field]
 
 
-def _header_further_down(raw: pl.DataFrame, wanted: list[list[str]]) -> int | None:
-    """The `_source_row` of the first of the frame's first rows holding, for each missing
-    field, one of its names (`wanted`): the real header, below a title read as the header.
-    A frame read as one column holds each line whole, so values are split at delimiters."""
+def _header_further_down(
+    raw: pl.DataFrame, wanted: list[list[str]]
+) -> tuple[int, str | None] | None:
+    """The `_source_row` (and `_sheet`, read with `sheets:`) of the first of the frame's
+    first rows holding, for each missing field, one of its names (`wanted`): the real
+    header, below a title read as the header. A frame read as one column holds each line
+    whole, so values are split at delimiters."""
     if SOURCE_ROW not in raw.columns:
         return None
     values = [c for c in raw.columns if c not in READER_LINEAGE]
@@ -234,7 +244,7 @@ def _header_further_down(raw: pl.DataFrame, wanted: list[list[str]]) -> int | No
         cells |= {part.strip().strip('"') for cell in cells for part in _CELL_SPLIT.split(cell)}
         cells = {unicodedata.normalize("NFC", cell) for cell in cells}
         if all(any(name in cells for name in names) for names in wanted):
-            return row[SOURCE_ROW]
+            return row[SOURCE_ROW], row.get(SHEET)
     return None
 
 
@@ -250,6 +260,7 @@ def conform(
     absent_is_null: bool = False,
     absent_required_is_null: bool = False,
     hold_keys: bool = False,
+    unit: str = "line",
 ) -> Conformed:
     """Type, validate and de-duplicate one batch; raises SchemaBreak if columns are missing
     (see `rename_to_contract` for the `absent_` exceptions), or new ones arrive under
@@ -263,6 +274,7 @@ def conform(
         where=where,
         absent_is_null=absent_is_null,
         absent_required_is_null=absent_required_is_null,
+        unit=unit,
     )
     frame, added = _apply_drift(frame, extra, drift, where)
     fields = contract_columns(contract)

@@ -158,6 +158,7 @@ def conform_chunks(
             # instead of the piece rejecting the file as missing a column.
             absent_required_is_null=records,
             hold_keys=_whole_source(spec),
+            unit="row" if spec.format.get("type") == "excel" else "line",
         )
         progress.chunk(conformed)
         yield conformed

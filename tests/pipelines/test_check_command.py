@@ -237,6 +237,34 @@ def test_a_title_read_as_the_one_column_header_points_at_the_line_of_the_headers
     assert main(["check", "--dataset", "sick_leave", str(export)]) == 0
 
 
+@pytest.mark.parametrize("sheets", [None, "*"])
+def test_a_title_row_of_a_sheet_is_named_as_a_row(sheets, tmp_path, monkeypatch, capsys) -> None:
+    # The hint said "Line 2 ... the lines above it" of a workbook, whose rows Excel numbers.
+    import xlsxwriter
+
+    spec = pipelines.specs.spec_by_name("meal_delivery_list")
+    layout = {"type": "excel", "sheets": sheets} if sheets else {"type": "excel"}
+    monkeypatch.setattr(
+        pipelines.specs, "spec_by_name", lambda name: dataclasses.replace(spec, format=layout)
+    )
+    export = tmp_path / "madliste.xlsx"
+    with xlsxwriter.Workbook(export) as book:
+        sheet = book.add_worksheet("Modtagere")
+        sheet.write_row(
+            0, 0, ["Madudbringning", "liste", "fra", "Demo", "Kommune", "uge", "7", "."]
+        )
+        sheet.write_row(1, 0, list(spec.columns))
+        sheet.write_row(
+            2, 0, ["Bo", "0101901234", "Vej 1", "8000", "Aarhus", "Normal", "01-02-2026"]
+        )
+    assert main(["check", "--dataset", "meal_delivery_list", str(export)]) == 1
+    where = "Row 2" + (" of sheet 'Modtagere'" if sheets else "")
+    assert capsys.readouterr().out.endswith(
+        f"{where} holds the missing column names: if the rows above it are a title, set"
+        " `header_row: 1` (0-based) under `format:` in the dataset YAML\n"
+    )
+
+
 def test_missing_columns_without_their_names_further_down_keep_the_mapping_hint(
     tmp_path, capsys
 ) -> None:
