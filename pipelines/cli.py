@@ -455,7 +455,7 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"  {total_rows_hint(spec, result.total_rows)}")
     for hint in _parse_hints(spec.parse, [check for _, check, _ in result.counts]):
         print(f"  {hint}")
-    for hint in _accounting_negatives(result.examples):
+    for hint in _accounting_negatives(result.accounting):
         print(f"  {hint}")
     if emptying is not None:
         print(f"  {emptying}: a load refuses it (once silver.{spec.name} holds rows)")
@@ -471,36 +471,24 @@ def cmd_check(args: argparse.Namespace) -> int:
 
 
 _MARKER = re.compile(r"[.:*?–-]{1,3}")  # punctuation alone, where a number or date belongs
-_NUMERIC_CHECKS = ("type:Float", "type:Int", "type:UInt", "type:Decimal")
-# Accounting's negative, `(1.234,50)` for -1234.50 (Excel's accounting formats export it so);
-# digits may be masked to N in a personal column.
-_ACCOUNTING_NEGATIVE = re.compile(r"\(\s*[\dN][\dN.,'\s\u00a0\u202f\u2009]*\)")
 
 
-def _accounting_negatives(examples: pl.DataFrame) -> list[str]:
-    """A line per numeric column whose failing examples include an accounting negative: the
-    generic type failure and number hint never say that the parentheses are the problem."""
-    lines = []
-    numeric = pl.any_horizontal(pl.col("check").str.starts_with(p) for p in _NUMERIC_CHECKS)
-    failing = examples.filter(numeric)
-    seen: set[str] = set()
-    for row in failing.sort("_source_row").iter_rows(named=True):
-        value = row["value"]
-        if row["column"] in seen or value is None or not _ACCOUNTING_NEGATIVE.fullmatch(value):
-            continue
-        seen.add(row["column"])
-        lines.append(
-            f"{row['column']}: row {row['_source_row']} holds {value!r}, an accounting negative"
-            " (a minus written as parentheses), which is no number: ask the sender to export"
-            " negative numbers with a minus sign (-1.234,50)"
-        )
-    return lines
+def _accounting_negatives(found: pl.DataFrame) -> list[str]:
+    """A line per numeric column with an accounting negative (`ingest.accounting_negatives`):
+    the generic type failure and number hint never say that the parentheses are the problem."""
+    return [
+        f"{row['column']}: row {row['_source_row']} holds {row['value']!r}, an accounting negative"
+        " (a minus written as parentheses), which is no number: ask the sender to export"
+        " negative numbers with a minus sign (-1.234,50)"
+        for row in found.iter_rows(named=True)
+    ]
 
 
 def _parse_hints(parse: ParseOptions, checks: list[str]) -> list[str]:
     """How the YAML's `parse:` reads the values a type check refused: the usual cause of a
     file failing by the thousand is an export writing dates or numbers another way."""
     from lake.validation import ISO_FORMATS
+    from pipelines.ingest import NUMERIC_CHECKS
 
     hints = []
     if any(check == "type:Date" for check in checks):
@@ -509,7 +497,7 @@ def _parse_hints(parse: ParseOptions, checks: list[str]) -> list[str]:
             f"dates are read as {formats}: if the file writes them another way, add its"
             " format to `parse: date_formats:` in the dataset YAML"
         )
-    if any(check.startswith(_NUMERIC_CHECKS) for check in checks):
+    if any(check.startswith(NUMERIC_CHECKS) for check in checks):
         decimal = "a decimal comma" if parse.decimal_comma else "a decimal point"
         thousands = parse.thousands_separator
         grouping = f"{thousands!r} between thousands" if thousands else "no thousands separator"

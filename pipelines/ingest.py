@@ -289,6 +289,9 @@ class CheckReport:
     # value), the first few. A total row that types loads as data; others fail as numbers.
     total_rows: tuple[tuple[int, str, str], ...] = ()
     rows_skipped: int = 0  # left out by `skip_rows_matching`, in none of the counts above
+    # The first accounting negative (`(1.234,50)`) failing per numeric column, wherever it
+    # is in the file: such a value is rarely among a column's first few failures.
+    accounting: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=FAILURE_SCHEMA))
 
     EXAMPLES = 3
 
@@ -302,12 +305,14 @@ def check_file(spec: DatasetSpec, path: Path) -> CheckReport:
     tally = Tally()
     keys: list[pl.DataFrame] = []
     examples: list[pl.DataFrame] = []
+    accounting: list[pl.DataFrame] = []
     totals = TrailingTotals()
     for conformed in conform_chunks(
         spec, path, shown_name(path.name), look=totals.look, count_skipped=tally.skipped
     ):
         tally.add(conformed)
         examples.append(detached(_first_per_check(concat_failures([conformed.failures]))))
+        accounting.append(detached(accounting_negatives(conformed.failures)))
         if spec.batch_keys:
             keys.append(detached(conformed.valid.select(*spec.batch_keys, SOURCE_ROW)))
     if len(keys) > 1:
@@ -326,7 +331,25 @@ def check_file(spec: DatasetSpec, path: Path) -> CheckReport:
         added_columns=tally.added_columns,
         total_rows=totals.rows(),
         rows_skipped=tally.rows_skipped,
+        accounting=accounting_negatives(concat_failures(accounting)),
     )
+
+
+# Accounting's negative, `(1.234,50)` for -1234.50 (Excel's accounting formats export it so);
+# digits may be masked to N in a personal column.
+_ACCOUNTING_NEGATIVE = r"^\(\s*[\dN][\dN.,'\s\u00a0\u202f\u2009]*\)$"
+NUMERIC_CHECKS = ("type:Float", "type:Int", "type:UInt", "type:Decimal")
+
+
+def accounting_negatives(failures: pl.DataFrame) -> pl.DataFrame:
+    """The first (by source row) failure per column that is a number written as an
+    accounting negative."""
+    if not failures.height:
+        return failures
+    numeric = pl.any_horizontal(pl.col("check").str.starts_with(p) for p in NUMERIC_CHECKS)
+    negative = pl.col("value").str.contains(_ACCOUNTING_NEGATIVE).fill_null(False)
+    found = failures.filter(numeric & negative).sort(SOURCE_ROW, maintain_order=True)
+    return found.group_by("column", maintain_order=True).head(1)
 
 
 # What a total row of a Danish or Norwegian export says in its label cell.

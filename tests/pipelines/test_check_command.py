@@ -331,6 +331,18 @@ def test_accounting_negatives_are_named_with_their_column_and_row(tmp_path, caps
     assert out.count("accounting negative") == 2  # once per column, at its first row
 
 
+def test_an_accounting_negative_after_other_failures_is_named(tmp_path, capsys) -> None:
+    # Only the first three failures per check were looked at: a fourth went unexplained.
+    export = tmp_path / "fravaer.csv"
+    hours = ["mange", "x", "?", "(7,5)"]
+    rows = [ROW.replace("F1", f"F{i}").replace("18,75", h) for i, h in enumerate(hours)]
+    export.write_bytes("\r\n".join([HEADER, *rows, ""]).encode("cp1252"))
+    assert main(["check", "--dataset", "sick_leave", str(export)]) == 1
+    out = capsys.readouterr().out
+    assert "hours: type:Float64: 4 row(s)" in out
+    assert "  hours: row 5 holds '(N,N)', an accounting negative" in out
+
+
 def test_a_number_failing_otherwise_gets_no_accounting_advice(tmp_path, capsys) -> None:
     export = tmp_path / "fravaer.csv"
     export.write_bytes(f"{HEADER}\r\n{ROW.replace('18,75', 'mange')}\r\n".encode("cp1252"))
