@@ -8,6 +8,7 @@ over their fields through `records_frame`, which refuses field explosions first.
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
@@ -155,6 +156,8 @@ def finish(
                 line=first if header_line else None,
             )
     check_unique([names[i] for i in keep], fail)
+    if header_line is not None and len(keep) > 1:
+        _refuse_repeated_header(frame, [(positional[i], names[i]) for i in keep], fail, unit)
     taken = [names[i] for i in keep if names[i] in LINEAGE_NAMES]
     if taken:
         # Such a column would be taken for the lineage itself (`_sheet` passed unchecked as
@@ -169,6 +172,29 @@ def finish(
         *(pl.col(positional[i]).alias(names[i]) for i in keep),
         pl.col(SOURCE_ROW),
     )
+
+
+def _refuse_repeated_header(
+    frame: pl.DataFrame,
+    named: list[tuple[str, str]],
+    fail: Callable[..., FormatError],
+    unit: str,
+) -> None:
+    """Refuse a row holding the column names again, as a report export writes them after
+    each page break. With a contract of text fields it loaded as a row of data."""
+    (first, name), *_ = named
+    candidates = frame.filter(pl.col(first) == name)  # one column compared, then the rest
+    if not candidates.height:
+        return
+    repeats = candidates.filter(pl.all_horizontal(pl.col(c) == n for c, n in named))
+    if repeats.height:
+        pattern = "^" + re.escape(name) + "$"
+        raise fail(
+            f"the {unit} repeats the header, as a report export writes it after each page break",
+            f"Leave such {unit}s out with `skip_rows_matching: '{pattern}'` under `format:` in"
+            " the dataset YAML, or ask for the export without page breaks",
+            line=repeats[SOURCE_ROW][0],
+        )
 
 
 _TITLE_SEARCH_ROWS = 20  # a title block above the column names is a few rows at most

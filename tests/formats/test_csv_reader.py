@@ -623,6 +623,23 @@ def test_text_after_a_closing_quote_is_refused_not_read_without_the_quotes(
     assert 'Sagt "nej"' in read(fixed)["note"].to_list()[-1]
 
 
+def test_a_repeated_header_is_refused_with_the_pattern_that_skips_it() -> None:
+    # A report export repeats the column names after each page break: with text columns
+    # the repeat loaded as a row of data.
+    data = "Sags nr.;Navn\n1;Bo\n2;Åse\nSags nr.;Navn\n3;Ib\n".encode()
+    error = read_error(data)
+    assert error.line == 4
+    assert error.cause == (
+        "the line repeats the header, as a report export writes it after each page break"
+    )
+    pattern = "^Sags\\ nr\\.$"
+    assert f"`skip_rows_matching: '{pattern}'`" in error.hint
+    frame = read(data, skip_rows_matching=pattern)
+    assert frame.select("Sags nr.", "_source_row").rows() == [("1", 2), ("2", 3), ("3", 5)]
+    # One value equal to its column's name is data.
+    assert read(b"type;navn\ntype;Bo\n").height == 1
+
+
 TOTALS = "(?i)^(i alt|total)"
 
 

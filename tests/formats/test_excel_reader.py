@@ -679,6 +679,14 @@ def test_a_title_read_as_the_header_points_at_header_row_in_rows(tmp_path: Path,
     assert read(data, header_row=2)["Distrikt"].to_list() == ["Nord"]
 
 
+@pytest.mark.parametrize("kind", ["xlsx", "xls", "ods"])
+def test_a_repeated_header_row_is_refused(tmp_path: Path, kind: str) -> None:
+    rows = [["Besøg", "Distrikt"], ["B-1", "Nord"], ["Besøg", "Distrikt"], ["B-2", "Syd"]]
+    error = read_error(merged_workbook(kind, rows, [], tmp_path))
+    assert (error.sheet, error.line) == ("Data", 3)
+    assert error.cause.startswith("the row repeats the header")
+
+
 _DISTRICTS = [
     ["Besøg", "Distrikt", "Minutter"],
     ["B-1", "Nord", 30],
