@@ -459,10 +459,22 @@ def _check_lengths(frame: pl.DataFrame, opts: FixedWidthOptions, source_name: st
     line, length = short["line"][0], short["text"].str.len_chars()[0]
     others = short.height - 1
     more = f"; {others} more line{'s are' if others > 1 else ' is'} short" if others else ""
+    hint = (
+        "Check `encoding` and the layout in the dataset YAML; if the export trims trailing"
+        " blanks, set `allow_short_lines: true`"
+    )
+    # Short lines only first and last: a header and trailer record (a date, a record
+    # count), which mainframe and register extracts put around the data.
+    ends = {frame["line"][0]: "`skip_header_lines: 1`", frame["line"][-1]: "`skip_footer_lines: 1`"}
+    if set(short["line"].to_list()) <= set(ends):
+        keys = " and ".join(ends[line] for line in sorted(set(short["line"].to_list())))
+        hint = (
+            f"If the first or last line is a header or trailer record, leave it out with {keys}"
+            f" in the dataset YAML; otherwise {hint[0].lower()}{hint[1:]}"
+        )
     raise FormatError(
         source_name,
         f"the line has {length} characters but the layout reaches position {width}{more}",
-        "Check `encoding` and the layout in the dataset YAML; if the export trims trailing"
-        " blanks, set `allow_short_lines: true`",
+        hint,
         line=line,
     )

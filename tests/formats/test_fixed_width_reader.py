@@ -129,6 +129,22 @@ def test_without_a_record_type_short_records_are_reported_with_their_line() -> N
     assert "set `allow_short_lines: true`" in str(error)
 
 
+def test_a_short_start_and_trailer_record_point_at_skipping_them() -> None:
+    # The start record (line 1) and trailer (line 6) are the short ones: the hint named
+    # trimmed blanks and the encoding, not the records around the data.
+    error = read_error(EXTRACT.encode("cp865"))
+    assert error.hint.startswith(
+        "If the first or last line is a header or trailer record, leave it out with"
+        " `skip_header_lines: 1` and `skip_footer_lines: 1` in the dataset YAML; otherwise"
+    )
+    trailer = read_error(EXTRACT.encode("cp865"), skip_header_lines=1)
+    assert trailer.line == 6 and "with `skip_footer_lines: 1` in" in trailer.hint
+    assert read(EXTRACT.encode("cp865"), skip_header_lines=1, skip_footer_lines=1).height == 3
+    # A short line amid the data is no such record.
+    middle = read_error(EXTRACT.replace("Østergade 1", "Øst").strip().encode("cp865") + b"x")
+    assert "header or trailer" not in middle.hint
+
+
 def test_allow_short_lines_makes_missing_fields_null() -> None:
     frame = read(EXTRACT.encode("cp865"), allow_short_lines=True)
     assert frame["_source_row"].to_list() == [1, 2, 3, 5, 6]  # the blank line 4 is skipped
