@@ -8,6 +8,7 @@ Errors are printed as one line on stderr (what, where, what to do) with a non-ze
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import logging
 import os
 import re
@@ -457,6 +458,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"  {hint}")
     for hint in _accounting_negatives(result.accounting):
         print(f"  {hint}")
+    for hint in _serial_dates(result.examples):
+        print(f"  {hint}")
     if emptying is not None:
         print(f"  {emptying}: a load refuses it (once silver.{spec.name} holds rows)")
     markers = sorted({v for v in result.examples["value"].drop_nulls() if _MARKER.fullmatch(v)})
@@ -482,6 +485,32 @@ def _accounting_negatives(found: pl.DataFrame) -> list[str]:
         " negative numbers with a minus sign (-1.234,50)"
         for row in found.iter_rows(named=True)
     ]
+
+
+# A date as Excel stores it, days since 1899-12-30 (45323 is 2024-02-01), written into a CSV
+# from a column not formatted as a date; digits may be masked to N in a personal column.
+_SERIAL_DATE = re.compile(r"([\dN]{5})(?:[.,]0+)?")
+_EXCEL_EPOCH = dt.date(1899, 12, 30)
+
+
+def _serial_dates(examples: pl.DataFrame) -> list[str]:
+    """A line per date column whose failing examples are Excel serial numbers: no
+    `date_formats` entry reads them, which the date hint would suggest."""
+    lines = []
+    seen: set[str] = set()
+    for row in examples.filter(pl.col("check") == "type:Date").iter_rows(named=True):
+        found = _SERIAL_DATE.fullmatch(row["value"] or "")
+        if row["column"] in seen or found is None:
+            continue
+        seen.add(row["column"])
+        digits = found.group(1)
+        day = "" if "N" in digits else f"; {digits} is {_EXCEL_EPOCH + dt.timedelta(int(digits))}"
+        lines.append(
+            f"{row['column']}: row {row['_source_row']} holds {row['value']!r}, which looks"
+            f" like an Excel date serial number (days since 1899-12-30{day}), which no date"
+            " format reads: ask the sender to format the column as a date before saving the file"
+        )
+    return lines
 
 
 def _parse_hints(parse: ParseOptions, checks: list[str]) -> list[str]:

@@ -343,6 +343,20 @@ def test_an_accounting_negative_after_other_failures_is_named(tmp_path, capsys) 
     assert "  hours: row 5 holds '(N,N)', an accounting negative" in out
 
 
+def test_excel_serial_numbers_as_dates_are_named(tmp_path, capsys) -> None:
+    # A date column not formatted as a date in Excel saves as days since 1899-12-30: the
+    # date hint said to add a date format, and none reads 46083.
+    export = tmp_path / "fravaer.csv"
+    export.write_bytes(f"{HEADER}\r\n{ROW.replace('02-03-2026', '46083')}\r\n".encode("cp1252"))
+    assert main(["check", "--dataset", "sick_leave", str(export)]) == 1
+    out = capsys.readouterr().out
+    assert (
+        "  start_date: row 2 holds 'NNNNN', which looks like an Excel date serial number (days"
+        " since 1899-12-30), which no date format reads: ask the sender to format the column"
+        " as a date before saving the file\n"
+    ) in out
+
+
 def test_a_number_failing_otherwise_gets_no_accounting_advice(tmp_path, capsys) -> None:
     export = tmp_path / "fravaer.csv"
     export.write_bytes(f"{HEADER}\r\n{ROW.replace('18,75', 'mange')}\r\n".encode("cp1252"))
