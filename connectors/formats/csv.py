@@ -223,6 +223,9 @@ def _read_general(
         lines.head(1 + _SNIFF_SAMPLE_LINES).to_list(), opts.quote, source_name=source_name
     )
     dialect = _Dialect(delimiter, opts.quote)
+    if _blank_before_quote(lines, dialect):
+        body = _without_blanks_before_quotes(body, dialect, header_line, source_name)
+        lines = _physical_lines(body)
     scan = _scan(body, lines, dialect, header_line, source_name)
     # Where each record ends (the next one's first line), to find a record's text.
     scan = scan.with_columns(end=pl.col("line").shift(-1, fill_value=lines.len()))
@@ -286,6 +289,52 @@ def _without_text_formulas(values: pl.DataFrame) -> pl.DataFrame:
         .otherwise(pl.col(name))
         for name in values.columns
     )
+
+
+def _blank_before_quote(lines: pl.Series, dialect: _Dialect) -> bool:
+    """Whether a field may open with blanks before its quote (`1; "Bo; Ib"`), as people
+    and some exporters write after the delimiter. Also true of such text inside a quoted
+    field, which `_without_blanks_before_quotes` leaves as it is."""
+    if dialect.quote is None:
+        return False
+    delimiter, quote = _escape(dialect.delimiter), _escape(dialect.quote)
+    return bool(lines.str.contains(f"(^|{delimiter})[ \t]+{quote}").any())
+
+
+def _without_blanks_before_quotes(
+    body: str, dialect: _Dialect, header_line: int, source_name: str
+) -> str:
+    """`body` with each field that opens with blanks and a quote written as a quoted field.
+
+    polars opens a quoted field only at its first character: `1; "Bo; Ib"` was three fields
+    (a row too wide), and `1; "Bo"` the value `"Bo"`, quotes and all. The csv module skips
+    the blanks (`skipinitialspace`) and this writes its records back, one per line as
+    before, so line numbers stay the file's. Text after a closing quote is refused on its
+    line (see `_scan`); other text it cannot split is left for the scan to name."""
+    assert dialect.quote is not None
+    source = io.StringIO(body, newline="\n")
+    reader = stdlib_csv.reader(
+        source,
+        delimiter=dialect.delimiter,
+        quotechar=dialect.quote,
+        doublequote=True,
+        skipinitialspace=True,
+        strict=True,
+    )
+    out = io.StringIO(newline="")
+    writer = stdlib_csv.writer(
+        out, delimiter=dialect.delimiter, quotechar=dialect.quote, lineterminator="\n"
+    )
+    start = 0
+    try:
+        for row in reader:
+            writer.writerow(row)
+            start = reader.line_num
+    except stdlib_csv.Error as err:
+        if "expected after" in str(err):
+            raise stray_quote(source_name, dialect.quote, line=header_line + start) from err
+        return body
+    return out.getvalue()
 
 
 def _decode(data: bytes, declared: str | None, source_name: str) -> str:

@@ -640,6 +640,21 @@ def test_a_repeated_header_is_refused_with_the_pattern_that_skips_it() -> None:
     assert read(b"type;navn\ntype;Bo\n").height == 1
 
 
+def test_a_blank_before_an_opening_quote_still_opens_a_quoted_field() -> None:
+    # `1; "Bo; Ib"` was three fields (the row refused as too wide), and `2; "Bo"` the value
+    # `"Bo"`, quotes and all.
+    data = 'id; navn; n\r\n1; "Bo; Ib"; 2\r\n2;  "Bo";3\r\n3; "to\r\nlinjer"; 4\r\n4;Ib; "5"\r\n'
+    frame = read(data.encode())
+    assert frame.rows() == [
+        ("1", "Bo; Ib", "2", 2),
+        ("2", "Bo", "3", 3),
+        ("3", "to\r\nlinjer", "4", 4),
+        ("4", "Ib", "5", 6),  # line numbers stay the file's
+    ]
+    # Such text inside a quoted field is the field's own.
+    assert read(b'id;note\n1;"a; ""b"""\n')["note"].to_list() == ['a; "b"']
+
+
 TOTALS = "(?i)^(i alt|total)"
 
 
