@@ -41,6 +41,7 @@ if TYPE_CHECKING:  # dagster is imported by the commands that run it, not by eve
     from dagster._utils.error import SerializableErrorInfo
 
     from lake.validation import ParseOptions
+    from pipelines.specs import DatasetSpec
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 KEY_ENV = "KOMMUNELAKE_PSEUDONYM_KEY"
@@ -460,6 +461,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"  {hint}")
     for hint in _serial_dates(result.examples):
         print(f"  {hint}")
+    for hint in _cpr_without_leading_zero(spec, result.examples):
+        print(f"  {hint}")
     if emptying is not None:
         print(f"  {emptying}: a load refuses it (once silver.{spec.name} holds rows)")
     markers = sorted({v for v in result.examples["value"].drop_nulls() if _MARKER.fullmatch(v)})
@@ -510,6 +513,29 @@ def _serial_dates(examples: pl.DataFrame) -> list[str]:
             f" like an Excel date serial number (days since 1899-12-30{day}), which no date"
             " format reads: ask the sender to format the column as a date before saving the file"
         )
+    return lines
+
+
+# A CPR number of someone born on the 1st to 9th of a month, stored as a number in Excel:
+# nine digits, the leading zero gone (shown masked, as every CPR number is).
+_NINE_DIGITS = re.compile(r"[\dN]{9}(?:[.,]0+)?")
+
+
+def _cpr_without_leading_zero(spec: DatasetSpec, examples: pl.DataFrame) -> list[str]:
+    """A line per CPR column whose failing examples have nine digits."""
+    from lake.validation import identifier_columns
+
+    cpr = {c for c, domain in identifier_columns(spec.contract).items() if domain == "cpr"}
+    lines = []
+    for column in sorted(cpr):
+        failing = examples.filter(pl.col("column") == column)["value"].drop_nulls()
+        first = next((v for v in failing if _NINE_DIGITS.fullmatch(v)), None)
+        if first is not None:
+            lines.append(
+                f"{column}: values such as {first!r} have nine digits: a CPR number that lost"
+                " its leading zero, stored as a number in Excel; ask the sender to format the"
+                " column as text, or with the custom format 0000000000, before exporting"
+            )
     return lines
 
 

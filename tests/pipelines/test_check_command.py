@@ -357,6 +357,23 @@ def test_excel_serial_numbers_as_dates_are_named(tmp_path, capsys) -> None:
     ) in out
 
 
+def test_a_cpr_number_without_its_leading_zero_is_named(tmp_path, capsys) -> None:
+    # 0101901234 kept as a number in Excel is 101901234: it failed as invalid, masked to
+    # nine Ns, with nothing to say why.
+    export = tmp_path / "fravaer.csv"
+    export.write_bytes(
+        f"{HEADER}\r\n{ROW.replace(';0101901234;', ';101901234;')}\r\n".encode("cp1252")
+    )
+    assert main(["check", "--dataset", "sick_leave", str(export)]) == 1
+    out = capsys.readouterr().out
+    assert "101901234" not in out
+    assert (
+        "  cpr: values such as 'NNNNNNNNN' have nine digits: a CPR number that lost its leading"
+        " zero, stored as a number in Excel; ask the sender to format the column as text, or"
+        " with the custom format 0000000000, before exporting\n"
+    ) in out
+
+
 def test_a_number_failing_otherwise_gets_no_accounting_advice(tmp_path, capsys) -> None:
     export = tmp_path / "fravaer.csv"
     export.write_bytes(f"{HEADER}\r\n{ROW.replace('18,75', 'mange')}\r\n".encode("cp1252"))
