@@ -337,10 +337,18 @@ def _without_blanks_before_quotes(
     return out.getvalue()
 
 
+_TRAILING_NULS = re.compile(r"\x00+(?=\r?\n|\Z)")
+
+
 def _decode(data: bytes, declared: str | None, source_name: str) -> str:
     """The file's text, refusing what would load as mojibake (`decode`) or binary."""
     text = without_byte_order_marks(decode(data, declared, source_name=source_name).text)
     nul = text.find("\x00")
+    if nul >= 0:
+        # NULs padding a line to a fixed record length, or the file to a block size, hold
+        # nothing: a transfer from a mainframe or a record buffer writes them.
+        text = _TRAILING_NULS.sub("", text)
+        nul = text.find("\x00")
     if nul >= 0:
         raise FormatError(
             source_name,

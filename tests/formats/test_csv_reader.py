@@ -582,6 +582,14 @@ def test_a_nul_byte_is_not_text() -> None:
     assert "NUL byte" in error.cause and "corrupt or binary" in error.hint
 
 
+def test_nul_padding_at_line_ends_and_the_end_of_the_file_is_no_text() -> None:
+    # A record buffer or a mainframe transfer pads lines and the file with NULs: refused
+    # as binary, though they hold nothing.
+    data = "id;navn\x00\x00\r\n1;Ib\x00\r\n2;Åse\n".encode() + b"\x00" * 7
+    assert read(data).rows() == [("1", "Ib", 2), ("2", "Åse", 3)]
+    assert read_error(b"id;navn\n1;I\x00b\x00\n").line == 2  # inside a value it is no padding
+
+
 @pytest.mark.parametrize(
     ("data", "line"),
     [
