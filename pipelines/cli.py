@@ -461,6 +461,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"  {hint}")
     for hint in _serial_dates(result.examples):
         print(f"  {hint}")
+    for hint in _numbers_with_units(result.examples):
+        print(f"  {hint}")
     for hint in _cpr_without_leading_zero(spec, result.examples):
         print(f"  {hint}")
     if emptying is not None:
@@ -512,6 +514,34 @@ def _serial_dates(examples: pl.DataFrame) -> list[str]:
             f"{row['column']}: row {row['_source_row']} holds {row['value']!r}, which looks"
             f" like an Excel date serial number (days since 1899-12-30{day}), which no date"
             " format reads: ask the sender to format the column as a date before saving the file"
+        )
+    return lines
+
+
+# A number with its unit or currency written beside it, as a report formats it: `12,5 %`,
+# `kr. 1.234,50`, `1.234,50 DKK`, `€ 12`; digits may be masked to N in a personal column.
+_UNIT = r"%|‰|kr\.?|dkk|nok|sek|eur|€|\$"
+_WITH_UNIT = re.compile(rf"(?i)(?:({_UNIT})\s*)?-?[\dN][\dN.,'\s\u00a0\u202f]*?(?:\s*({_UNIT}))?")
+
+
+def _numbers_with_units(examples: pl.DataFrame) -> list[str]:
+    """A line per numeric column whose failing examples carry a unit or currency sign,
+    which no `parse:` setting reads: the number hint alone points at decimal commas."""
+    from pipelines.ingest import NUMERIC_CHECKS
+
+    lines = []
+    seen: set[str] = set()
+    numeric = pl.any_horizontal(pl.col("check").str.starts_with(p) for p in NUMERIC_CHECKS)
+    for row in examples.filter(numeric).iter_rows(named=True):
+        found = _WITH_UNIT.fullmatch(row["value"] or "")
+        if row["column"] in seen or found is None or not (found.group(1) or found.group(2)):
+            continue
+        seen.add(row["column"])
+        lines.append(
+            f"{row['column']}: row {row['_source_row']} holds {row['value']!r}, a number with"
+            f" its unit ({(found.group(1) or found.group(2)).strip()}), which no `parse:`"
+            " setting reads: ask the sender to export the number alone (the unit belongs in"
+            " the column's name or the contract's description)"
         )
     return lines
 

@@ -374,6 +374,18 @@ def test_a_cpr_number_without_its_leading_zero_is_named(tmp_path, capsys) -> Non
     ) in out
 
 
+@pytest.mark.parametrize("value", ["2,5 %", "€2,5", "2,5 €"])
+def test_a_number_with_its_unit_is_named(value, tmp_path, capsys) -> None:
+    # `12,5 %` or `kr. 1.234,50` from a formatted report: the hint spoke of decimal commas.
+    # (A sensitive column's values are shown masked, `kr.` as `aa.`: signs only, here.)
+    export = tmp_path / "fravaer.csv"
+    export.write_bytes(f"{HEADER}\r\n{ROW.replace(';2,5;', f';{value};')}\r\n".encode("cp1252"))
+    assert main(["check", "--dataset", "sick_leave", str(export)]) == 1
+    out = capsys.readouterr().out
+    assert "  days: row 2 holds " in out and "a number with its unit (" in out
+    assert "ask the sender to export the number alone" in out
+
+
 def test_a_number_failing_otherwise_gets_no_accounting_advice(tmp_path, capsys) -> None:
     export = tmp_path / "fravaer.csv"
     export.write_bytes(f"{HEADER}\r\n{ROW.replace('18,75', 'mange')}\r\n".encode("cp1252"))
