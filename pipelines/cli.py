@@ -478,7 +478,8 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 1 if result.rows_quarantined else 0
 
 
-_MARKER = re.compile(r"[.:*?–-]{1,3}")  # punctuation alone, where a number or date belongs
+# Punctuation alone, where a number or date belongs; Word and Excel make `-` an en or em dash.
+_MARKER = re.compile(r"[.:*?—–-]{1,3}")
 
 
 def _accounting_negatives(found: pl.DataFrame) -> list[str]:

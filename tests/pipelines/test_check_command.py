@@ -99,6 +99,14 @@ def test_a_missing_value_marker_is_pointed_to_null_values(tmp_path, capsys) -> N
     assert '`parse: null_values: [".."]`' in capsys.readouterr().out
 
 
+def test_an_em_dash_for_no_value_is_pointed_to_null_values(tmp_path, capsys) -> None:
+    # `-` and `–` were named; `—`, as an em dash autocorrected from `--`, was not.
+    export = tmp_path / "fravaer.csv"
+    export.write_bytes("\r\n".join([HEADER, ROW.replace("04-03-2026", "—"), ""]).encode("cp1252"))
+    assert main(["check", "--dataset", "sick_leave", str(export)]) == 1
+    assert '`parse: null_values: ["—"]`' in capsys.readouterr().out
+
+
 @pytest.mark.parametrize(
     "total",
     [
