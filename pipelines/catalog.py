@@ -2,7 +2,8 @@
 what open-data portals say about their datasets.
 
 - `dataset_specs` (the serving layer's `catalog.datasets` adds load and quality state): one
-  row per dataset; `source` says where it comes from, and for a dataset from an open-data
+  row per dataset, gold table and `published` view (what may leave the analyst tier, with
+  its small-cell rule); `source` says where it comes from, and for a dataset from an open-data
   portal `publisher`, `license`, `upstream_title` and `upstream_modified` say what the portal
   says about it.
 - `sources`: one row per silver dataset: the source type and system, the endpoint it is read
@@ -10,9 +11,9 @@ what open-data portals say about their datasets.
   licence, tags, its page on the portal, when the portal last changed it, when we fetched it).
 - `source_resources`: the files a CKAN package offers (URL, format, size, last change), with
   `loaded` marking the one that is loaded into silver.
-- `columns`: every served column (silver and gold) with its type, meaning, classification
-  and glossary concept; `glossary`: each concept's agreed definition (schemas/glossary.yaml)
-  and the columns that carry it.
+- `columns`: every served column (silver, gold and published) with its type, meaning,
+  classification and glossary concept; `glossary`: each concept's agreed definition
+  (schemas/glossary.yaml) and the columns that carry it.
 
 The portal metadata is read from landing (`<dataset>.metadata`, the newest `package_show`
 answer, see pipelines/api_sources.py), so the catalog shows what was fetched, also offline.
@@ -41,7 +42,15 @@ from lake.validation import contract_columns, evolved_name
 from pipelines.api_sources import METADATA, is_api, part_dataset, setting, source_name
 from pipelines.columns import ColumnDoc, silver_columns
 from pipelines.gold.assets import GOLD_OWNER
-from pipelines.gold.models import MODELS
+from pipelines.gold.models import (
+    MODELS,
+    GoldModel,
+    published_classification,
+    published_columns,
+    published_description,
+    published_models,
+)
+from pipelines.gold.small_cells import PUBLISHED, min_cell
 from pipelines.specs import DatasetSpec
 from schemas.glossary import Concept, load_glossary
 
@@ -75,7 +84,7 @@ SOURCES_SCHEMA: dict[str, Any] = {
 # open-data portal yet: publisher, license, ...) would be polars' Null, served as INTEGER.
 DATASETS_SCHEMA: dict[str, Any] = {
     "dataset": pl.String,
-    "layer": pl.String,  # silver | gold
+    "layer": pl.String,  # silver | gold | published
     "table": pl.String,
     "description": pl.String,
     "owner": pl.String,
@@ -108,12 +117,16 @@ RESOURCES_SCHEMA: dict[str, Any] = {
 }
 
 
-def catalog_tables(specs: list[DatasetSpec], home: Home | None = None) -> dict[str, pl.DataFrame]:
-    """Every catalog table; without `home` the portal metadata columns stay empty."""
+def catalog_tables(
+    specs: list[DatasetSpec], home: Home | None = None, *, k: int | None = None
+) -> dict[str, pl.DataFrame]:
+    """Every catalog table; without `home` the portal metadata columns stay empty. `k`: the
+    published views' small-cell threshold (None: `KOMMUNELAKE_MIN_CELL` as set now)."""
+    k = min_cell(os.environ) if k is None else k
     metadata = {s.name: portal_metadata(s, home) for s in specs} if home is not None else {}
-    described = columns(specs, home)
+    described = columns(specs, home, k)
     return {
-        "dataset_specs": datasets(specs, metadata),
+        "dataset_specs": datasets(specs, metadata, k),
         "columns": described,
         "glossary": glossary(described, load_glossary()),
         "sources": sources(specs, metadata),
@@ -179,10 +192,12 @@ def endpoint(spec: DatasetSpec, env: Mapping[str, str] | None = None) -> str:
 
 
 def datasets(
-    specs: list[DatasetSpec], metadata: Mapping[str, PortalMetadata | None] | None = None
+    specs: list[DatasetSpec],
+    metadata: Mapping[str, PortalMetadata | None],
+    k: int,
 ) -> pl.DataFrame:
-    """What the YAML says about each dataset; the serving layer adds load and quality state."""
-    metadata = metadata or {}
+    """What the YAML says about each dataset, then each gold model and its published view
+    (`k`: the small-cell threshold); the serving layer adds load and quality state."""
     rows = []
     for s in specs:
         found = metadata.get(s.name)
@@ -211,31 +226,45 @@ def datasets(
                 "upstream_modified": record.modified if record else None,
             }
         )
+    rows += [_gold_row(m) for m in MODELS]
     rows += [
-        {
-            "dataset": m.name,
-            "layer": "gold",
-            "table": f"gold.{m.name}",
-            "description": m.description,
-            "owner": GOLD_OWNER,
-            "sector": "gold",
-            "classification": m.classification,
-            "source": "silver." + ", silver.".join(m.inputs),
-            "format": "sql",
-            "load_mode": "snapshot",
-            "keys": "",
-            "contract": "",
-            "contact": None,
-            "freshness_hours": None,
-            "quarantine_error": None,
-            "publisher": None,
-            "license": None,
-            "upstream_title": None,
-            "upstream_modified": None,
+        _gold_row(m)
+        | {
+            "layer": PUBLISHED,
+            "table": f"{PUBLISHED}.{m.name}",
+            "description": published_description(m, k),
+            "sector": PUBLISHED,
+            "classification": published_classification(m),
+            "source": f"gold.{m.name}",
+            "load_mode": "view",
         }
-        for m in MODELS
+        for m in published_models()
     ]
     return pl.DataFrame(rows, schema=DATASETS_SCHEMA)
+
+
+def _gold_row(m: GoldModel) -> dict[str, Any]:
+    return {
+        "dataset": m.name,
+        "layer": "gold",
+        "table": f"gold.{m.name}",
+        "description": m.description,
+        "owner": GOLD_OWNER,
+        "sector": "gold",
+        "classification": m.classification,
+        "source": "silver." + ", silver.".join(m.inputs),
+        "format": "sql",
+        "load_mode": "snapshot",
+        "keys": "",
+        "contract": "",
+        "contact": None,
+        "freshness_hours": None,
+        "quarantine_error": None,
+        "publisher": None,
+        "license": None,
+        "upstream_title": None,
+        "upstream_modified": None,
+    }
 
 
 def sources(
@@ -317,7 +346,7 @@ def source_resources(
 
 COLUMNS_SCHEMA: dict[str, Any] = {
     "dataset": pl.String,
-    "layer": pl.String,  # silver | gold
+    "layer": pl.String,  # silver | gold | published
     "column": pl.String,
     "position": pl.Int64,
     "dtype": pl.String,
@@ -330,10 +359,11 @@ COLUMNS_SCHEMA: dict[str, Any] = {
 }
 
 
-def columns(specs: list[DatasetSpec], home: Home | None = None) -> pl.DataFrame:
+def columns(specs: list[DatasetSpec], home: Home | None, k: int) -> pl.DataFrame:
     """Every served table's columns: each dataset's contract fields, lineage and history
     columns, then (with `home`) the columns its loads added to silver under `schema_drift:
-    evolve`, which no contract describes; then each gold model's columns."""
+    evolve`, which no contract describes; then each gold model's columns, then each
+    published view's (`k`: the small-cell threshold)."""
     # quality.runs is read once for every dataset: each read loads the table's whole log.
     history = quality.runs(home) if home is not None else None
     rows = []
@@ -353,6 +383,9 @@ def columns(specs: list[DatasetSpec], home: Home | None = None) -> pl.DataFrame:
             rows.append(_column_row(spec.name, "silver", position, doc))
     for model in MODELS:
         rows += [_column_row(model.name, "gold", i, doc) for i, doc in enumerate(model.columns, 1)]
+    for model in published_models():
+        docs = published_columns(model, k)
+        rows += [_column_row(model.name, PUBLISHED, i, doc) for i, doc in enumerate(docs, 1)]
     return pl.DataFrame(rows, schema=COLUMNS_SCHEMA)
 
 

@@ -27,9 +27,12 @@ from lake.home import Home
 from lake.privacy import redact
 from lake.tables import open_table
 from pipelines.catalog import catalog_tables
+from pipelines.gold.small_cells import PUBLISHED
 from pipelines.specs import read_specs
 
 FORMATS = ("md", "json", "dcat")
+# The catalog's order: sources, tables across them, then what may leave the analyst tier.
+LAYERS = ("silver", "gold", PUBLISHED)
 BASE_URI_ENV = "KOMMUNELAKE_CATALOG_BASE_URI"
 DEFAULT_BASE_URI = "urn:kommunelake:"
 # The EU access-right vocabulary (DCAT-AP's dct:accessRights), by field classification.
@@ -85,7 +88,7 @@ def _served_document(home: Home) -> dict[str, Any]:
             f"{schema}.{name}"
             for schema, name in con.sql(
                 "SELECT table_schema, table_name FROM information_schema.tables "
-                "WHERE table_schema IN ('silver', 'gold')"
+                f"WHERE table_schema IN {LAYERS}"
             ).fetchall()
         }
         rows = {
@@ -136,8 +139,9 @@ def catalog_document(
     built_at: dt.datetime | None = None,
 ) -> dict[str, Any]:
     """The catalog as plain data, keys in a fixed order: `served` says whether a serving
-    layer was read (else every dataset is `loaded: false`), then `datasets` (silver, then
-    gold, each with its columns) and `glossary` (each concept with the datasets carrying it).
+    layer was read (else every dataset is `loaded: false`), then `datasets` (silver, gold,
+    then the published views of gold, each with its columns; a published view has its gold
+    table's name) and `glossary` (each concept with the datasets carrying it).
 
     `datasets`: catalog.datasets, or catalog.dataset_specs for a home never loaded (its load
     and quality columns missing). `rows`: the served table's row count by `table`."""
@@ -161,7 +165,7 @@ def catalog_document(
     entries = []
     for row in datasets.iter_rows(named=True):
         table = row["table"]
-        if row["layer"] == "gold":
+        if row["layer"] in ("gold", PUBLISHED):  # a published view shows its gold table now
             last_loaded_at = gold_changed.get(row["dataset"])
         else:
             last_loaded_at = row.get("last_loaded_at")
@@ -200,7 +204,7 @@ def catalog_document(
                 "columns": described.get((row["layer"], row["dataset"]), []),
             }
         )
-    entries.sort(key=lambda d: (d["layer"] != "silver", d["name"]))
+    entries.sort(key=lambda d: (LAYERS.index(d["layer"]), d["name"]))
     concepts = [
         {
             "concept": g["concept"],
@@ -242,16 +246,23 @@ def _upstream(row: Mapping[str, Any], source: Mapping[str, Any] | None) -> dict[
 
 
 def only_dataset(document: dict[str, Any], name: str) -> dict[str, Any]:
-    """The document of one dataset, with the concepts its columns carry."""
+    """The document of one dataset, with the concepts its columns carry; a gold model's name
+    selects its gold table and its published view."""
     chosen = [d for d in document["datasets"] if d["name"] == name]
     if not chosen:
-        known = ", ".join(d["name"] for d in document["datasets"])
+        known = ", ".join(_unique(d["name"] for d in document["datasets"]))
         raise ConfigError(f"--dataset {name!r}: no such dataset in the catalog; datasets: {known}")
     return {
         **document,
         "datasets": chosen,
         "glossary": [c for c in document["glossary"] if name in c["datasets"]],
     }
+
+
+def _identifier(d: Mapping[str, Any]) -> str:
+    """A dataset's name, unique in the catalog: a published view has its gold table's name,
+    so it goes by the view's (`published.<model>`)."""
+    return d["table"] if d["layer"] == PUBLISHED else d["name"]
 
 
 def _unique(values: Iterable[str]) -> list[str]:
@@ -327,7 +338,7 @@ def _dataset_markdown(d: Mapping[str, Any]) -> list[str]:
             str(v) for v in (upstream["title"], upstream["publisher"], upstream["license"]) if v
         )
         facts.append(("Open data source", shown))
-    lines = [f"### {d['name']}", "", _cell(d["description"]), "", "| | |", "|---|---|"]
+    lines = [f"### {_identifier(d)}", "", _cell(d["description"]), "", "| | |", "|---|---|"]
     lines += [f"| {name} | {_cell(value)} |" for name, value in facts]
     lines += [
         "",
@@ -406,7 +417,8 @@ def as_dcat(document: dict[str, Any], base: str) -> dict[str, Any]:
         "dct:title": _en("kommunelake data catalog"),
         "dct:description": _en(
             "Datasets served by kommunelake (silver: validated and pseudonymised sources; "
-            "gold: tables across sources) and the glossary of the concepts they carry."
+            "gold: tables across sources; published: gold with small cells hidden, what may "
+            "leave the municipality) and the glossary of the concepts they carry."
         ),
         "dcat:themeTaxonomy": {"@id": scheme},
         "dcat:dataset": [{"@id": d["@id"]} for d in datasets],
@@ -435,11 +447,12 @@ def _dcat_dataset(
         contact["vcard:hasEmail"] = {"@id": f"mailto:{d['contact']}"}
     carried = _unique(c["concept"] for c in d["columns"] if c["concept"])
     keywords = _unique([d["sector"], d["layer"], *(d["upstream"] or {}).get("tags", []), *carried])
+    identifier = _identifier(d)
     node: dict[str, Any] = {
-        "@id": f"{base}dataset/{d['name']}",
+        "@id": f"{base}dataset/{identifier}",
         "@type": "dcat:Dataset",
-        "dct:identifier": d["name"],
-        "dct:title": _en(d["name"]),
+        "dct:identifier": identifier,
+        "dct:title": _en(identifier),
         "dct:description": _en(d["description"]),
         "dct:publisher": agent,
         "dcat:contactPoint": contact,

@@ -29,11 +29,9 @@ def serve(
     defined = None
     if datasets is not None:
         defined = {*(f"silver.{n}" for n in datasets), *(f"gold.{m.name}" for m in MODELS)}
+    k = min_cell(os.environ)  # one threshold for the views and what the catalog says of them
     return build_serving(
-        home,
-        catalog_tables(specs, home),
-        defined=defined,
-        derived=published_views(min_cell(os.environ)),
+        home, catalog_tables(specs, home, k=k), defined=defined, derived=published_views(k)
     )
 
 

@@ -8,7 +8,7 @@ transaction), so recomputing from unchanged inputs adds no version.
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import polars as pl
 
@@ -17,7 +17,7 @@ from lake.home import Home
 from lake.serving import DerivedView, create_views, lake_views
 from lake.tables import Commit, has_batch, open_table, table_version, write_batch
 from pipelines.columns import ColumnDoc
-from pipelines.gold.small_cells import PUBLISHED, SmallCells, published_select
+from pipelines.gold.small_cells import PUBLISHED, SmallCells, published_select, suppression_rule
 
 # Dates taken from the lake's UTC timestamps are calendar days of the municipalities
 # (Denmark and Norway keep the same clock): a register loaded at 00:30 on 24 November is
@@ -272,17 +272,61 @@ ORDER BY list_row
 )
 
 
+def published_models() -> tuple[GoldModel, ...]:
+    """The models with a `published` view: those with figures about persons (`small_cells`)."""
+    return tuple(m for m in MODELS if m.small_cells is not None)
+
+
 def published_views(min_cell: int) -> dict[str, DerivedView]:
     """`published.<model>` → its SELECT of `gold.<model>` with small cells hidden, for every
     model with figures about persons (`small_cells`)."""
     views = {}
-    for m in MODELS:
-        if m.small_cells is None:
-            continue
+    for m in published_models():
         columns = tuple(c.name for c in m.columns)
         select = published_select(f"gold.{m.name}", columns, m.small_cells, min_cell)
         views[f"{PUBLISHED}.{m.name}"] = DerivedView(f"gold.{m.name}", select, columns)
     return views
+
+
+_NOT_PUBLIC = ("personal", "sensitive")
+
+
+def published_description(model: GoldModel, min_cell: int) -> str:
+    """What `published.<model>` is: the gold table's description and the rule it applies."""
+    return f"{model.description} Published view of gold.{model.name}: {suppression_rule(min_cell)}"
+
+
+def published_classification(model: GoldModel) -> str:
+    """public once small cells are hidden, unless a column describes persons one by one."""
+    if any(c.classification in _NOT_PUBLIC for c in model.columns):
+        return model.classification
+    return "public"
+
+
+def published_columns(model: GoldModel, min_cell: int) -> tuple[ColumnDoc, ...]:
+    """`published.<model>`'s columns: the gold table's, figures nullable where hidden, and
+    `suppressed`. A column that is not personal is public once small cells are hidden."""
+    figures = dict(model.small_cells.figures) if model.small_cells else {}
+    columns = []
+    for c in model.columns:
+        if c.classification not in _NOT_PUBLIC:
+            c = replace(c, classification="public")
+        if c.name in figures and min_cell > 1:
+            c = replace(
+                c,
+                nullable=True,
+                description=f"{c.description} NULL where hidden (fewer than {min_cell} "
+                "persons behind it, or computable from a shown total; see `suppressed`).",
+            )
+        columns.append(c)
+    suppressed = ColumnDoc(
+        "suppressed",
+        "List(String)",
+        "The row's figures hidden by small-cell suppression (names of its NULL columns); "
+        "empty when every figure is shown.",
+        classification="public",
+    )
+    return (*columns, suppressed)
 
 
 def input_versions(home: Home, model: GoldModel) -> dict[str, int | None]:

@@ -55,6 +55,18 @@ def min_cell(environ: Mapping[str, str]) -> int:
     return int(text)
 
 
+def suppression_rule(k: int) -> str:
+    """The rule a published view applies, in words, for the catalog."""
+    if k == 1:
+        return f"Every figure is shown ({MIN_CELL_ENV} = 1: no small-cell suppression)."
+    return (
+        f"Small cells are hidden ({MIN_CELL_ENV} = {k}): a figure about 1 to {k - 1} persons "
+        "is NULL (0 is shown); where hidden parts of a shown total add up to under "
+        f"{k}, the smallest other part is hidden too. `suppressed` lists the row's hidden "
+        "figures."
+    )
+
+
 def published_select(source: str, columns: Iterable[str], rules: SmallCells, k: int) -> str:
     """SELECT of `source` (a served gold view) with small cells set to NULL.
 

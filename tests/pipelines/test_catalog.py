@@ -97,8 +97,9 @@ def test_the_glossary_lists_the_columns_that_carry_each_concept() -> None:
     assert "silver.sick_leave.cpr" in person["used_in"]
     assert "silver.cpr_persons.birth_date" in person["used_in"]
     assert "gold.meal_delivery_reconciliation.cpr" in person["used_in"]
-    # sick_leave, cpr_persons and three gold tables
-    assert person["datasets"] == 5
+    # sick_leave, cpr_persons, three gold tables and two published views
+    assert person["datasets"] == 7
+    assert "published.population_by_district.persons" in person["used_in"]
     assert glossary["sick_leave_days"]["used_in"] == ["silver.sick_leave.days"]
     assert glossary["sick_leave_days"]["unit"] == "working days"
     # Defined, carried by no dataset given here: listed all the same, with no columns.

@@ -76,7 +76,7 @@ def _json(capsys, home: Home | Path, *args: str) -> dict[str, Any]:
 
 def test_json_lists_each_dataset_with_its_load_columns_and_score(loaded, capsys) -> None:
     document = _json(capsys, loaded, "--format", "json")
-    datasets = {d["name"]: d for d in document["datasets"]}
+    datasets = {d["name"]: d for d in document["datasets"] if d["layer"] != "published"}
     assert document["served"] and document["built_at"].endswith("Z")
     cpr = datasets["cpr_persons"]
     assert (cpr["layer"], cpr["table"], cpr["classification"]) == (
@@ -98,10 +98,71 @@ def test_json_lists_each_dataset_with_its_load_columns_and_score(loaded, capsys)
     never = datasets["bbr_dwellings"]
     assert not never["loaded"] and never["last_loaded_at"] is None and never["rows"] is None
     assert never["quality_score"] is None
-    assert [d["layer"] for d in document["datasets"]][-3:] == ["gold"] * 3
+    layers = [d["layer"] for d in document["datasets"]]
+    assert layers[-5:] == ["gold"] * 3 + ["published"] * 2
     person = next(c for c in document["glossary"] if c["concept"] == "person")
     assert {"cpr_persons", "sick_leave", GOLD} <= set(person["datasets"])
     assert "silver.cpr_persons.cpr" in person["used_in"] and person["steward"]
+
+
+def test_published_views_are_listed_with_the_rule_that_hides_small_cells(loaded, capsys):
+    document = _json(capsys, loaded, "--format", "json")
+    published = {d["name"]: d for d in document["datasets"] if d["layer"] == "published"}
+    # meal_delivery_reconciliation has a row per person: never published
+    assert set(published) == {GOLD, "home_care_hours_per_resident_65plus"}
+    view = published[GOLD]
+    gold = next(d for d in document["datasets"] if d["table"] == f"gold.{GOLD}")
+    assert (view["table"], view["classification"], view["source"]) == (
+        f"published.{GOLD}",
+        "public",  # internal in gold; public once small cells are hidden
+        f"gold.{GOLD}",
+    )
+    assert "KOMMUNELAKE_MIN_CELL = 5" in view["description"]
+    assert "1 to 4 persons" in view["description"] and "`suppressed`" in view["description"]
+    assert view["loaded"] and view["rows"] == gold["rows"]
+    assert view["last_loaded_at"] == gold["last_loaded_at"]  # the view reads gold as it is
+    assert not published["home_care_hours_per_resident_65plus"]["loaded"]  # no gold table yet
+    columns = {c["name"]: c for c in view["columns"]}
+    assert [c["name"] for c in view["columns"]] == [
+        *(c["name"] for c in gold["columns"]),
+        "suppressed",
+    ]
+    assert {c["classification"] for c in view["columns"]} == {"public"}
+    assert (
+        columns["persons_0_17"]["nullable"]
+        and "fewer than 5" in columns["persons_0_17"]["description"]
+    )
+    assert not columns["district"]["nullable"] and columns["persons"]["concept"] == "person"
+    # --dataset with a gold model's name: its gold table and what of it may leave the house
+    one = _json(capsys, loaded, "--format", "json", "--dataset", GOLD)
+    assert [d["table"] for d in one["datasets"]] == [f"gold.{GOLD}", f"published.{GOLD}"]
+
+
+def test_markdown_and_dcat_show_a_published_view_by_its_own_name(loaded, capsys, monkeypatch):
+    code, out, err = _catalog(capsys, loaded)
+    assert (code, err) == (0, "")
+    section = out.split(f"### published.{GOLD}\n", 1)[1].split("\n### ", 1)[0]
+    assert "| Classification | public |" in section and "KOMMUNELAKE_MIN_CELL = 5" in section
+    assert "| `suppressed` |" in section
+    monkeypatch.setenv("KOMMUNELAKE_CATALOG_BASE_URI", "https://data.demo-kommune.example/")
+    document = _json(capsys, loaded, "--format", "dcat")
+    nodes = {node["@id"]: node for node in document["@graph"]}
+    base = "https://data.demo-kommune.example/dataset/"
+    view = nodes[f"{base}published.{GOLD}"]
+    assert view["dct:identifier"] == f"published.{GOLD}"
+    assert view["dct:accessRights"] == {"@id": ACCESS + "PUBLIC"}
+    assert nodes[base + GOLD]["dct:accessRights"] == {"@id": ACCESS + "RESTRICTED"}
+
+
+def test_a_home_never_loaded_describes_published_views_with_the_threshold_set_now(
+    home, capsys, monkeypatch
+) -> None:
+    home.root.mkdir(parents=True)
+    monkeypatch.setenv("KOMMUNELAKE_MIN_CELL", "3")
+    document = _json(capsys, home, "--format", "json", "--dataset", GOLD)
+    [view] = [d for d in document["datasets"] if d["layer"] == "published"]
+    assert "KOMMUNELAKE_MIN_CELL = 3" in view["description"] and not view["loaded"]
+    assert "1 to 2 persons" in view["description"]
 
 
 def test_dcat_maps_each_classification_to_an_eu_access_right(loaded, capsys, monkeypatch):
