@@ -15,6 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -349,11 +350,52 @@ def _dataset_markdown(d: Mapping[str, Any]) -> list[str]:
         classification = c["classification"] or "unclassified"
         if c["pseudonymised"]:
             classification += ", pseudonymised"
+        shown = readable_type(c["type"])
         lines.append(
-            f"| `{c['name']}` | {_cell(c['type'])} | {classification} | {c['concept'] or ''} "
+            f"| `{c['name']}` | {_cell(shown)} | {classification} | {c['concept'] or ''} "
             f"| {_cell(c['description'])} |"
         )
     return [*lines, ""]
+
+
+_READABLE = {
+    "String": "text",
+    "Utf8": "text",
+    "Categorical": "text",
+    "Enum": "text",
+    "Boolean": "boolean",
+    "Date": "date",
+    "Time": "time of day",
+    "Duration": "duration",
+    "Binary": "bytes",
+    "Struct": "record",
+    "Null": "empty",
+    **dict.fromkeys(("Float32", "Float64"), "number"),
+    **dict.fromkeys(
+        (f"{sign}Int{bits}" for sign in ("", "U") for bits in (8, 16, 32, 64, 128)), "integer"
+    ),
+}
+_DTYPE = re.compile(r"(?P<name>\w+)(?:\((?P<args>.*)\))?")
+
+
+def readable_type(dtype: str) -> str:
+    """A column's type for a reader, from polars' text of it: `Datetime(time_unit='us',
+    time_zone='UTC')` is `timestamp (UTC)`, `Decimal(precision=18, scale=2)` `decimal(18,2)`.
+    A text not recognised is shown as it is (json keeps the exact text in any case)."""
+    found = _DTYPE.fullmatch(dtype.strip())
+    if found is None:
+        return dtype
+    name, args = found["name"], found["args"] or ""
+    if name == "Datetime":
+        zone = re.search(r"time_zone='([^']+)'", args)
+        return f"timestamp ({zone[1]})" if zone else "timestamp (no time zone)"
+    if name == "Decimal":
+        digits = re.findall(r"=(\d+)", args)
+        return f"decimal({','.join(digits)})" if len(digits) == 2 else "decimal"
+    if name in ("List", "Array"):
+        inner = re.sub(r",\s*(shape|width)=.*$", "", args)  # Array(Int64, shape=(3,))
+        return f"list of {readable_type(inner)}"
+    return _READABLE.get(name, dtype)
 
 
 def _last_load_text(d: Mapping[str, Any]) -> str:

@@ -17,7 +17,7 @@ from lake.home import Home
 from lake.serving import build_serving
 from lake.tables import write_batch
 from pipelines.catalog import catalog_tables
-from pipelines.catalog_export import ACCESS_RIGHTS, catalog_document
+from pipelines.catalog_export import ACCESS_RIGHTS, catalog_document, readable_type
 from pipelines.cli import main
 from pipelines.definitions import build_assets
 from pipelines.resources import lake_resource
@@ -91,6 +91,8 @@ def test_json_lists_each_dataset_with_its_load_columns_and_score(loaded, capsys)
     column = next(c for c in cpr["columns"] if c["name"] == "cpr")
     assert column["classification"] == "personal" and column["pseudonymised"]
     assert column["concept"] == "person" and column["type"] == "String"
+    [ingested] = [c for c in cpr["columns"] if c["name"] == "_ingested_at"]
+    assert ingested["type"] == "Datetime(time_unit='us', time_zone='UTC')"
     gold = datasets[GOLD]
     assert gold["loaded"] and gold["rows"] > 0 and gold["last_loaded_at"] is not None
     assert gold["quality_score"] is None  # scored are silver loads only
@@ -204,6 +206,26 @@ def test_dcat_maps_each_classification_to_an_eu_access_right(loaded, capsys, mon
     assert nodes[catalog["dcat:themeTaxonomy"]["@id"]]["@type"] == "skos:ConceptScheme"
 
 
+@pytest.mark.parametrize(
+    ("exact", "shown"),
+    [
+        (pl.Decimal(18, 2), "decimal(18,2)"),
+        (pl.Datetime("us"), "timestamp (no time zone)"),
+        (pl.Datetime("us", "Europe/Copenhagen"), "timestamp (Europe/Copenhagen)"),
+        (pl.List(pl.String), "list of text"),
+        (pl.Float64, "number"),
+        (pl.UInt32, "integer"),
+        (pl.Boolean, "boolean"),
+    ],
+)
+def test_markdown_types_are_short_and_readable(exact: pl.DataType, shown: str) -> None:
+    assert readable_type(str(exact)) == shown
+
+
+def test_a_type_not_recognised_is_shown_as_it_is() -> None:
+    assert readable_type("Object") == "Object"
+
+
 def test_every_classification_has_an_access_right() -> None:
     assert set(ACCESS_RIGHTS) == set(CLASSIFICATIONS)
 
@@ -214,7 +236,10 @@ def test_markdown_shows_datasets_columns_and_the_glossary(loaded, capsys) -> Non
     section = out.split("### cpr_persons\n", 1)[1].split("\n### ", 1)[0]
     assert "| Owner | team:borgerservice (borgerservice@demo-kommune.example) |" in section
     assert "| Classification | personal |" in section and "/ 100 |" in section
-    assert "| `cpr` | String | personal, pseudonymised | person |" in section
+    # Types as a reader says them; json keeps polars' exact text
+    assert "| `cpr` | text | personal, pseudonymised | person |" in section
+    assert "| `birth_date` | date |" in section and "| `_source_row` | integer |" in section
+    assert "| `_ingested_at` | timestamp (UTC) |" in section and "Datetime(" not in out
     bbr = out.split("### bbr_dwellings\n", 1)[1].split("\n### ", 1)[0]
     assert "| Last load | never loaded |" in bbr and "| Quality score | unknown |" in bbr
     glossary = out.split("## Glossary\n", 1)[1]
