@@ -17,6 +17,7 @@ import json
 import os
 import re
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import duckdb
@@ -36,6 +37,10 @@ FORMATS = ("md", "json", "dcat")
 LAYERS = ("silver", "gold", PUBLISHED)
 BASE_URI_ENV = "KOMMUNELAKE_CATALOG_BASE_URI"
 DEFAULT_BASE_URI = "urn:kommunelake:"
+PUBLISHER_NAME_ENV = "KOMMUNELAKE_PUBLISHER_NAME"
+PUBLISHER_URI_ENV = "KOMMUNELAKE_PUBLISHER_URI"
+# DCAT-AP's publisher type for a municipality (the ADMS publisher-type vocabulary).
+LOCAL_AUTHORITY = "http://purl.org/adms/publishertype/LocalAuthority"
 # The EU access-right vocabulary (DCAT-AP's dct:accessRights), by field classification.
 ACCESS_RIGHT_VOCABULARY = "http://publications.europa.eu/resource/authority/access-right/"
 ACCESS_RIGHTS = {
@@ -51,6 +56,7 @@ DCAT_CONTEXT = {
     "vcard": "http://www.w3.org/2006/vcard/ns#",
     "skos": "http://www.w3.org/2004/02/skos/core#",
     "xsd": "http://www.w3.org/2001/XMLSchema#",
+    "rdfs": "http://www.w3.org/2000/01/rdf-schema#",
 }
 
 
@@ -438,21 +444,60 @@ def base_uri(env: Mapping[str, str] | None = None) -> str:
     a separator so `<base>dataset/<name>` is one IRI."""
     env = os.environ if env is None else env
     base = env.get(BASE_URI_ENV, "").strip() or DEFAULT_BASE_URI
-    scheme, colon, _ = base.partition(":")
-    if not colon or not scheme.isalpha() or " " in base:
-        raise ConfigError(
-            f"{BASE_URI_ENV}={base!r} is not an absolute IRI: give one such as "
-            f"https://data.example.dk/catalog/ or {DEFAULT_BASE_URI}"
-        )
+    _require_iri(BASE_URI_ENV, base, f"https://data.example.dk/catalog/ or {DEFAULT_BASE_URI}")
     return base if base.endswith(("/", "#", ":")) else base + "/"
 
 
-def as_dcat(document: dict[str, Any], base: str) -> dict[str, Any]:
-    """DCAT-AP as JSON-LD: a dcat:Catalog of dcat:Datasets, and the glossary as a
-    skos:ConceptScheme whose concepts are the datasets' themes."""
+def _require_iri(variable: str, value: str, example: str) -> None:
+    scheme, colon, _ = value.partition(":")
+    if not colon or not scheme.isalpha() or " " in value:
+        raise ConfigError(
+            f"{variable}={value!r} is not an absolute IRI: give one such as {example}"
+        )
+
+
+@dataclass(frozen=True)
+class Publisher:
+    """The municipality that publishes the catalog (DCAT-AP's mandatory dct:publisher)."""
+
+    name: str
+    uri: str | None = None
+
+
+def publisher(env: Mapping[str, str] | None = None) -> Publisher:
+    """KOMMUNELAKE_PUBLISHER_NAME (required for DCAT) and KOMMUNELAKE_PUBLISHER_URI."""
+    env = os.environ if env is None else env
+    name = " ".join(env.get(PUBLISHER_NAME_ENV, "").split())
+    if not name:
+        # No default: a portal would show it as the publisher of every dataset harvested.
+        raise ConfigError(
+            f"{PUBLISHER_NAME_ENV} is not set: DCAT-AP needs the catalog's publisher; set it "
+            f"to the municipality that publishes it (e.g. {PUBLISHER_NAME_ENV}='Demo Kommune'"
+            f", and {PUBLISHER_URI_ENV} to its IRI where it has one)"
+        )
+    uri = env.get(PUBLISHER_URI_ENV, "").strip() or None
+    if uri is not None:
+        _require_iri(PUBLISHER_URI_ENV, uri, "https://www.demo-kommune.dk or a CVR-based IRI")
+    return Publisher(name, uri)
+
+
+def as_dcat(
+    document: dict[str, Any], base: str, by: Publisher, serving: str | None = None
+) -> dict[str, Any]:
+    """DCAT-AP as JSON-LD: a dcat:Catalog of dcat:Datasets published `by` a municipality,
+    and the glossary as a skos:ConceptScheme whose concepts are the datasets' themes.
+    `serving`: the serving file's URI, given when it was read; each dataset served in it
+    gets its view there as a dcat:Distribution."""
     scheme = f"{base}glossary"
     concept_iri = {c["concept"]: f"{base}concept/{c['concept']}" for c in document["glossary"]}
-    datasets = [_dcat_dataset(d, base, concept_iri) for d in document["datasets"]]
+    datasets = [_dcat_dataset(d, base, concept_iri, serving) for d in document["datasets"]]
+    agent: dict[str, Any] = {
+        "@type": "foaf:Agent",
+        "foaf:name": by.name,
+        "dct:type": {"@id": LOCAL_AUTHORITY},
+    }
+    if by.uri is not None:
+        agent["@id"] = by.uri
     catalog: dict[str, Any] = {
         "@id": f"{base}catalog",
         "@type": "dcat:Catalog",
@@ -462,6 +507,7 @@ def as_dcat(document: dict[str, Any], base: str) -> dict[str, Any]:
             "gold: tables across sources; published: gold with small cells hidden, what may "
             "leave the municipality) and the glossary of the concepts they carry."
         ),
+        "dct:publisher": agent,
         "dcat:themeTaxonomy": {"@id": scheme},
         "dcat:dataset": [{"@id": d["@id"]} for d in datasets],
     }
@@ -481,7 +527,7 @@ def as_dcat(document: dict[str, Any], base: str) -> dict[str, Any]:
 
 
 def _dcat_dataset(
-    d: Mapping[str, Any], base: str, concept_iri: Mapping[str, str]
+    d: Mapping[str, Any], base: str, concept_iri: Mapping[str, str], serving: str | None
 ) -> dict[str, Any]:
     agent = {"@type": "foaf:Agent", "foaf:name": d["owner"]}
     contact: dict[str, Any] = {"@type": "vcard:Organization", "vcard:fn": d["owner"]}
@@ -513,6 +559,29 @@ def _dcat_dataset(
         }
     if (upstream := d["upstream"]) is not None:
         node["dct:source"] = _dcat_upstream(upstream)
+    if serving is not None and d["loaded"]:
+        node["dcat:distribution"] = _dcat_view(d, node["@id"], serving)
+    return node
+
+
+def _dcat_view(d: Mapping[str, Any], dataset_iri: str, serving: str) -> dict[str, Any]:
+    """Where the dataset can be queried: its view in the serving file. That file is on the
+    municipality's server, so this is an access URL for those who can read it, not a
+    download (README, Command line)."""
+    node: dict[str, Any] = {
+        "@id": f"{dataset_iri}/serving",
+        "@type": "dcat:Distribution",
+        "dct:title": _en(f"View {d['table']} in the kommunelake serving layer"),
+        "dct:description": _en(
+            f"The view {d['table']} in a DuckDB database file on the server running "
+            "kommunelake; query it with `kommunelake sql` or `from lake import connect`. Not "
+            "a download: it is reached only with access to that file."
+        ),
+        "dcat:accessURL": {"@id": serving},
+        "dct:format": {"@type": "dct:MediaTypeOrExtent", "rdfs:label": "DuckDB"},
+    }
+    if d["last_loaded_at"] is not None:
+        node["dct:modified"] = _datetime(d["last_loaded_at"])
     return node
 
 
@@ -574,9 +643,13 @@ def _datetime(iso: str) -> dict[str, str]:
 
 def render(home: Home, fmt: str, dataset: str | None = None) -> str:
     """The catalog of `home` in `fmt` (md, json or dcat), as text for stdout."""
+    if fmt == "dcat":  # its settings are checked before the catalog is read
+        base, by = base_uri(), publisher()
     document = read_catalog(home, dataset)
     if fmt == "md":
         return as_markdown(document, home)
     if fmt == "json":
         return as_json(document)
-    return as_json(as_dcat(document, base_uri()))
+    # The home's path is masked like every other text: a folder may be named after anything.
+    serving = redact(home.serving_db.resolve().as_uri()) if document["served"] else None
+    return as_json(as_dcat(document, base, by, serving))

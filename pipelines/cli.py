@@ -107,7 +107,9 @@ def _parser() -> argparse.ArgumentParser:
         "dataset its owner, classification, source, load mode, last load, rows and quality "
         "score, its columns, then the glossary. A home never loaded (no serving/lake.duckdb) "
         "lists the datasets its YAML defines, each marked never loaded. dcat writes DCAT-AP "
-        "JSON-LD, its IRIs under KOMMUNELAKE_CATALOG_BASE_URI (default urn:kommunelake:).",
+        "JSON-LD, its IRIs under KOMMUNELAKE_CATALOG_BASE_URI (default urn:kommunelake:), "
+        "published by KOMMUNELAKE_PUBLISHER_NAME (required for dcat; KOMMUNELAKE_PUBLISHER_URI "
+        "optional).",
     )
     catalog.add_argument("--home", help="home directory (default: KOMMUNELAKE_HOME or ./demo-home)")
     catalog.add_argument(

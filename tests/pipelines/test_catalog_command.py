@@ -47,6 +47,12 @@ def loaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Home]:
         yield home
 
 
+@pytest.fixture(autouse=True)
+def _publisher(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The municipality DCAT output names as publisher (required for --format dcat)."""
+    monkeypatch.setenv("KOMMUNELAKE_PUBLISHER_NAME", "Demo Kommune")
+
+
 def _materialize(env: pytest.MonkeyPatch, home: Home, selection: list[dg.AssetKey]) -> None:
     env.setenv("KOMMUNELAKE_HOME", str(home.root))
     env.setenv("KOMMUNELAKE_PSEUDONYM_KEY", TEST_KEY.decode())
@@ -226,6 +232,50 @@ def test_a_type_not_recognised_is_shown_as_it_is() -> None:
     assert readable_type("Object") == "Object"
 
 
+def test_dcat_names_the_publisher_and_where_each_served_dataset_is_queried(
+    loaded, capsys, monkeypatch
+) -> None:
+    monkeypatch.setenv("KOMMUNELAKE_PUBLISHER_NAME", "  Demo  Kommune ")
+    monkeypatch.setenv("KOMMUNELAKE_PUBLISHER_URI", "https://www.demo-kommune.example/")
+    document = _json(capsys, loaded, "--format", "dcat")
+    [catalog] = [n for n in document["@graph"] if n["@type"] == "dcat:Catalog"]
+    assert catalog["dct:publisher"] == {
+        "@id": "https://www.demo-kommune.example/",
+        "@type": "foaf:Agent",
+        "foaf:name": "Demo Kommune",
+        "dct:type": {"@id": "http://purl.org/adms/publishertype/LocalAuthority"},
+    }
+    datasets = {n["dct:identifier"]: n for n in document["@graph"] if n["@type"] == "dcat:Dataset"}
+    serving = loaded.serving_db.resolve().as_uri()
+    view = datasets[f"published.{GOLD}"]["dcat:distribution"]
+    assert view["@type"] == "dcat:Distribution" and view["dcat:accessURL"] == {"@id": serving}
+    assert f"published.{GOLD}" in view["dct:title"]["@value"]
+    assert view["dct:format"]["rdfs:label"] == "DuckDB" and "rdfs" in document["@context"]
+    assert datasets["cpr_persons"]["dcat:distribution"]["dcat:accessURL"] == {"@id": serving}
+    # Not served: nowhere to query it, so no distribution is claimed.
+    assert "dcat:distribution" not in datasets["bbr_dwellings"]
+    assert "dcat:distribution" not in datasets["published.home_care_hours_per_resident_65plus"]
+
+
+def test_dcat_without_a_publisher_is_one_line_saying_what_to_set(home, capsys, monkeypatch):
+    home.root.mkdir(parents=True)
+    monkeypatch.delenv("KOMMUNELAKE_PUBLISHER_NAME")
+    code, out, err = _catalog(capsys, home, "--format", "dcat")
+    assert code == 1 and out == ""
+    [line] = err.splitlines()
+    assert "KOMMUNELAKE_PUBLISHER_NAME is not set" in line and "municipality" in line
+    assert _catalog(capsys, home, "--format", "json")[0] == 0  # only DCAT needs it
+
+
+def test_a_bad_publisher_uri_is_one_line(home, capsys, monkeypatch) -> None:
+    home.root.mkdir(parents=True)
+    monkeypatch.setenv("KOMMUNELAKE_PUBLISHER_URI", "Demo Kommune")
+    code, out, err = _catalog(capsys, home, "--format", "dcat")
+    assert code == 1 and out == ""
+    [line] = err.splitlines()
+    assert "KOMMUNELAKE_PUBLISHER_URI" in line and "absolute IRI" in line
+
+
 def test_every_classification_has_an_access_right() -> None:
     assert set(ACCESS_RIGHTS) == set(CLASSIFICATIONS)
 
@@ -275,6 +325,7 @@ def test_a_home_never_loaded_lists_the_defined_datasets_as_never_loaded(home, ca
     dcat = _json(capsys, home, "--format", "dcat")
     ids = {node["@id"] for node in dcat["@graph"]}
     assert "urn:kommunelake:dataset/cpr_persons" in ids  # the default base
+    assert not any("dcat:distribution" in node for node in dcat["@graph"])  # nothing served
 
 
 def test_a_home_that_does_not_exist_is_one_line(tmp_path, capsys) -> None:
