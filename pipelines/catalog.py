@@ -90,6 +90,7 @@ DATASETS_SCHEMA: dict[str, Any] = {
     "owner": pl.String,
     "sector": pl.String,
     "classification": pl.String,
+    "themes": pl.List(pl.String),  # EU data-theme codes (pipelines/themes.py)
     "source": pl.String,
     "format": pl.String,
     "load_mode": pl.String,
@@ -212,6 +213,7 @@ def datasets(
                 "owner": s.owner,
                 "sector": s.sector,
                 "classification": s.classification,
+                "themes": list(s.themes),
                 "source": f"{kind} API: {endpoint(s)}" if is_api(s) else f"{kind}: {endpoint(s)}",
                 "format": s.format.get("type"),
                 "load_mode": s.load_mode,
@@ -252,6 +254,7 @@ def _gold_row(m: GoldModel) -> dict[str, Any]:
         "owner": GOLD_OWNER,
         "sector": "gold",
         "classification": m.classification,
+        "themes": list(m.themes),
         "source": "silver." + ", silver.".join(m.inputs),
         "format": "sql",
         "load_mode": "snapshot",

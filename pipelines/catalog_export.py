@@ -31,6 +31,7 @@ from lake.tables import open_table
 from pipelines.catalog import catalog_tables
 from pipelines.gold.small_cells import PUBLISHED
 from pipelines.specs import read_specs
+from pipelines.themes import DATA_THEMES, THEME_VOCABULARY, theme_iri
 
 FORMATS = ("md", "json", "dcat")
 # The catalog's order: sources, tables across them, then what may leave the analyst tier.
@@ -193,6 +194,8 @@ def catalog_document(
                 "contact": row["contact"],
                 "sector": row["sector"],
                 "classification": row["classification"],
+                # A file built before themes existed has no such column.
+                "themes": list(row.get("themes") or []),
                 "source": row["source"],
                 "format": row["format"],
                 "load_mode": row["load_mode"],
@@ -332,6 +335,7 @@ def _dataset_markdown(d: Mapping[str, Any]) -> list[str]:
         ("Layer", d["layer"]),
         ("Sector", d["sector"]),
         ("Classification", d["classification"]),
+        ("Themes", ", ".join(f"{t} ({DATA_THEMES.get(t, '?')})" for t in d["themes"]) or "–"),
         ("Source", d["source"]),
         ("Load mode", mode),
         ("Last load", _last_load_text(d)),
@@ -484,8 +488,9 @@ def publisher(env: Mapping[str, str] | None = None) -> Publisher:
 def as_dcat(
     document: dict[str, Any], base: str, by: Publisher, serving: str | None = None
 ) -> dict[str, Any]:
-    """DCAT-AP as JSON-LD: a dcat:Catalog of dcat:Datasets published `by` a municipality,
-    and the glossary as a skos:ConceptScheme whose concepts are the datasets' themes.
+    """DCAT-AP as JSON-LD: a dcat:Catalog of dcat:Datasets published `by` a municipality.
+    A dataset's themes are its EU data themes and its glossary concepts; the glossary is a
+    skos:ConceptScheme.
     `serving`: the serving file's URI, given when it was read; each dataset served in it
     gets its view there as a dcat:Distribution."""
     scheme = f"{base}glossary"
@@ -508,7 +513,7 @@ def as_dcat(
             "leave the municipality) and the glossary of the concepts they carry."
         ),
         "dct:publisher": agent,
-        "dcat:themeTaxonomy": {"@id": scheme},
+        "dcat:themeTaxonomy": [{"@id": scheme}, {"@id": THEME_VOCABULARY}],
         "dcat:dataset": [{"@id": d["@id"]} for d in datasets],
     }
     if document["built_at"] is not None:
@@ -549,8 +554,10 @@ def _dcat_dataset(
     }
     if d["last_loaded_at"] is not None:
         node["dct:modified"] = _datetime(d["last_loaded_at"])
-    if carried:
-        node["dcat:theme"] = [{"@id": concept_iri[c]} for c in carried if c in concept_iri]
+    themes = [theme_iri(t) for t in d["themes"]]
+    themes += [concept_iri[c] for c in carried if c in concept_iri]
+    if themes:
+        node["dcat:theme"] = [{"@id": iri} for iri in themes]
     if d["contract"]:
         node["dct:conformsTo"] = {
             "@type": "dct:Standard",

@@ -22,6 +22,7 @@ from lake.history import REGISTRERING_FRA, VIRKNING_FRA
 from lake.maintenance import MIN_RETENTION_HOURS
 from lake.tables import KEYED_MODES, LOAD_MODES, LoadMode
 from lake.validation import DRIFT_POLICIES, DriftPolicy, ParseOptions
+from pipelines.themes import theme_error
 from schemas import load_contract
 from schemas.fields import CLASSIFICATIONS
 from schemas.glossary import GlossaryError, load_glossary, undefined_concept
@@ -47,6 +48,7 @@ _OPTIONAL = (
     "schema_drift",
     "partition_by",
     "maintenance",
+    "theme",
 )
 _PARSE_KEYS = ("date_formats", "decimal_comma", "thousands_separator", "null_values")
 _QUALITY_KEYS = (
@@ -130,6 +132,7 @@ class DatasetSpec:
     schema_drift: DriftPolicy = "ignore"  # new columns: ignore (report) | evolve | freeze
     partition_by: tuple[str, ...] = ()  # silver partition columns (contract fields)
     maintenance: MaintenanceSpec = field(default_factory=MaintenanceSpec)
+    themes: tuple[str, ...] = ()  # EU data-theme codes (pipelines/themes.py), `theme:`
     path: Path | None = None
 
     @property
@@ -248,6 +251,7 @@ def load_spec(path: Path) -> DatasetSpec:
     repeated = sorted({k for k in keys if keys.count(k) > 1})
     if repeated:
         raise SpecError(f"{where}: keys name `{repeated[0]}` twice; list each key column once")
+    themes = _themes(raw.get("theme"), where)
     spec = DatasetSpec(
         name=raw["name"],
         description=" ".join(str(raw["description"]).split()),
@@ -266,6 +270,7 @@ def load_spec(path: Path) -> DatasetSpec:
         schema_drift=raw.get("schema_drift", "ignore"),
         partition_by=_partition_by(raw.get("partition_by"), where),
         maintenance=_maintenance(raw.get("maintenance") or {}, where),
+        themes=themes,
         path=path,
     )
     try:
@@ -303,6 +308,16 @@ def load_spec(path: Path) -> DatasetSpec:
     if bad:
         raise SpecError(f"{where}: quality.references columns {bad} are not contract fields")
     return spec
+
+
+def _themes(raw: Any, where: str) -> tuple[str, ...]:
+    """`theme: SOCI` or `theme: [HEAL, SOCI]`, each in the EU data-theme vocabulary."""
+    themes = [raw] if isinstance(raw, str) else raw or []
+    if not isinstance(themes, list) or not all(isinstance(t, str) for t in themes):
+        raise SpecError(f"{where}: theme must be a code or a list of codes, e.g. SOCI, got {raw!r}")
+    if (problem := theme_error(themes)) is not None:
+        raise SpecError(f"{where}: {problem}")
+    return tuple(dict.fromkeys(themes))
 
 
 def _where_raised(error: Exception) -> str:

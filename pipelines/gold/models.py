@@ -55,6 +55,7 @@ class GoldModel:
     # Figures about persons, hidden where few persons are behind them in `published.<name>`;
     # None: the table is not published (one row per person, `personal`).
     small_cells: SmallCells | None = None
+    themes: tuple[str, ...] = ()  # EU data-theme codes, as a dataset's YAML `theme:`
 
 
 def _counts(*columns: tuple[str, str, str]) -> tuple[ColumnDoc, ...]:
@@ -93,6 +94,7 @@ MODELS = (
         f"(`as_of`, the day in {LAKE_TIME_ZONE} time). Persons "
         "whose address id is not in DAR are not counted (see quality checks).",
         inputs=("cpr_persons", "dar_addresses"),
+        themes=("SOCI", "REGI"),
         columns=(
             *_where(
                 "Municipality code (kommunekode) of the residents' DAR address.",
@@ -145,6 +147,7 @@ ORDER BY municipality_code, district
         "and month: the care fagsystem's visits joined to CPR (by pseudonym) and DAR. Visits "
         "of citizens not found in CPR are left out.",
         inputs=("home_care_visits", "cpr_persons", "dar_addresses"),
+        themes=("HEAL", "SOCI"),
         columns=(
             *_where(
                 "Municipality code (kommunekode) of the citizen's registered address.",
@@ -219,6 +222,7 @@ MODELS = (
         "the registered one (DAR). Entries that differ are where the local list has drifted.",
         inputs=("meal_delivery_list", "cpr_persons", "dar_addresses"),
         classification="personal",  # one row per person on the list
+        themes=("SOCI",),
         columns=(
             ColumnDoc(
                 "cpr",

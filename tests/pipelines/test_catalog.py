@@ -17,6 +17,7 @@ from pipelines.columns import LINEAGE_DOCS
 from pipelines.gold.models import MODELS
 from pipelines.ingest import LINEAGE
 from pipelines.specs import spec_by_name
+from pipelines.themes import theme_error
 from schemas.glossary import load_glossary
 
 
@@ -145,3 +146,8 @@ def test_catalog_tables_are_served_with_their_types_when_every_value_is_empty(ho
         assert types["publisher"] == types["license"] == types["upstream_title"] == "VARCHAR"
         assert types["contact"] == "VARCHAR" and types["quarantine_error"] == "DOUBLE"
         assert integers == []  # no catalog table declares an INTEGER: one is a Null column
+
+
+def test_every_gold_model_has_themes_from_the_eu_vocabulary() -> None:
+    for model in MODELS:
+        assert model.themes and theme_error(model.themes) is None, model.name

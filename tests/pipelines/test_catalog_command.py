@@ -29,6 +29,7 @@ from tests.conftest import TEST_KEY
 LOADED = ("dar_addresses", "cpr_persons", "sick_leave")  # public, personal, sensitive
 GOLD = "population_by_district"  # internal
 ACCESS = "http://publications.europa.eu/resource/authority/access-right/"
+EU_THEME = "http://publications.europa.eu/resource/authority/data-theme/"
 
 
 @pytest.fixture(scope="module")
@@ -91,6 +92,7 @@ def test_json_lists_each_dataset_with_its_load_columns_and_score(loaded, capsys)
         "personal",
     )
     assert cpr["owner"] == "team:borgerservice" and cpr["load_mode"] == "snapshot"
+    assert cpr["themes"] == ["SOCI"]  # its YAML's `theme:`
     assert cpr["loaded"] and cpr["last_loaded_at"].endswith("Z")
     assert cpr["rows"] == cpr["last_load"]["rows_valid"] > 250  # a snapshot holds its load
     assert 0 < cpr["quality_score"] <= 100
@@ -128,6 +130,7 @@ def test_published_views_are_listed_with_the_rule_that_hides_small_cells(loaded,
     assert "KOMMUNELAKE_MIN_CELL = 5" in view["description"]
     assert "1 to 4 persons" in view["description"] and "`suppressed`" in view["description"]
     assert view["loaded"] and view["rows"] == gold["rows"]
+    assert view["themes"] == gold["themes"] == ["SOCI", "REGI"]
     assert view["last_loaded_at"] == gold["last_loaded_at"]  # the view reads gold as it is
     assert not published["home_care_hours_per_resident_65plus"]["loaded"]  # no gold table yet
     columns = {c["name"]: c for c in view["columns"]}
@@ -209,7 +212,12 @@ def test_dcat_maps_each_classification_to_an_eu_access_right(loaded, capsys, mon
         if {"@id": person["@id"]} in n.get("dcat:theme", [])
     }
     assert {"cpr_persons", "sick_leave", GOLD} <= themed
-    assert nodes[catalog["dcat:themeTaxonomy"]["@id"]]["@type"] == "skos:ConceptScheme"
+    glossary, eu_themes = catalog["dcat:themeTaxonomy"]
+    assert nodes[glossary["@id"]]["@type"] == "skos:ConceptScheme"
+    assert eu_themes == {"@id": "http://publications.europa.eu/resource/authority/data-theme"}
+    # A dataset's EU data theme (its YAML `theme:`) beside the concepts it carries.
+    assert {"@id": EU_THEME + "GOVE"} in leave["dcat:theme"]
+    assert {"@id": EU_THEME + "SOCI"} in nodes[base + f"published.{GOLD}"]["dcat:theme"]
 
 
 @pytest.mark.parametrize(
@@ -286,6 +294,7 @@ def test_markdown_shows_datasets_columns_and_the_glossary(loaded, capsys) -> Non
     section = out.split("### cpr_persons\n", 1)[1].split("\n### ", 1)[0]
     assert "| Owner | team:borgerservice (borgerservice@demo-kommune.example) |" in section
     assert "| Classification | personal |" in section and "/ 100 |" in section
+    assert "| Themes | SOCI (Population and society) |" in section
     # Types as a reader says them; json keeps polars' exact text
     assert "| `cpr` | text | personal, pseudonymised | person |" in section
     assert "| `birth_date` | date |" in section and "| `_source_row` | integer |" in section

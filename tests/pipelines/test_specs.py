@@ -125,6 +125,30 @@ def test_a_wrong_value_names_the_file_and_key(
     assert "sick_leave.yaml" in str(error.value)
 
 
+def test_a_theme_is_read_as_one_code_or_a_list(tmp_path: Path) -> None:
+    assert load_spec(_with(tmp_path, theme="GOVE")).themes == ("GOVE",)
+    assert load_spec(_with(tmp_path, theme=["HEAL", "SOCI", "HEAL"])).themes == ("HEAL", "SOCI")
+    assert load_spec(DATASETS_DIR / "sick_leave.yaml").themes == ("GOVE",)
+
+
+@pytest.mark.parametrize(
+    ("theme", "message"),
+    [
+        ("health", r"theme 'health' is not in the EU data-theme vocabulary \(did you mean HEAL"),
+        ("soci", r"did you mean SOCI, Population and society\?"),
+        (["GOVE", "TRANS"], r"theme 'TRANS' .* \(did you mean TRAN, Transport\?\)"),
+        ("XYZ", r"theme 'XYZ' is not in the EU data-theme vocabulary; use one or more of AGRI"),
+        ({"code": "GOVE"}, r"theme must be a code or a list of codes"),
+    ],
+)
+def test_a_theme_outside_the_eu_vocabulary_suggests_the_code_meant(
+    tmp_path: Path, theme: Any, message: str
+) -> None:
+    with pytest.raises(SpecError, match=message) as error:
+        load_spec(_with(tmp_path, theme=theme))
+    assert "sick_leave.yaml" in str(error.value)
+
+
 def test_a_file_that_is_not_text_is_a_spec_error(tmp_path: Path) -> None:
     path = tmp_path / "sick_leave.yaml"
     path.write_bytes(b"\xff\xfe name: x")
