@@ -498,11 +498,11 @@ def as_dcat(
     datasets = [_dcat_dataset(d, base, concept_iri, serving) for d in document["datasets"]]
     agent: dict[str, Any] = {
         "@type": "foaf:Agent",
-        "foaf:name": by.name,
+        "foaf:name": redact(by.name),  # masked like every other text of the catalog
         "dct:type": {"@id": LOCAL_AUTHORITY},
     }
     if by.uri is not None:
-        agent["@id"] = by.uri
+        agent["@id"] = redact(by.uri)
     catalog: dict[str, Any] = {
         "@id": f"{base}catalog",
         "@type": "dcat:Catalog",
