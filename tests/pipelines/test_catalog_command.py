@@ -275,6 +275,13 @@ def test_dcat_without_a_publisher_is_one_line_saying_what_to_set(home, capsys, m
     assert _catalog(capsys, home, "--format", "json")[0] == 0  # only DCAT needs it
 
 
+def test_a_cpr_number_in_the_publisher_setting_is_masked(home, capsys, monkeypatch) -> None:
+    home.root.mkdir(parents=True)
+    monkeypatch.setenv("KOMMUNELAKE_PUBLISHER_NAME", "Kommune 010190-1234")
+    code, out, err = _catalog(capsys, home, "--format", "dcat")
+    assert (code, err) == (0, "") and "010190-1234" not in out and "NNNNNN-NNNN" in out
+
+
 def test_a_bad_publisher_uri_is_one_line(home, capsys, monkeypatch) -> None:
     home.root.mkdir(parents=True)
     monkeypatch.setenv("KOMMUNELAKE_PUBLISHER_URI", "Demo Kommune")
