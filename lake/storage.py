@@ -733,12 +733,31 @@ def require_azure_access(uri: str) -> None:
     account = options.get("azure_storage_account_name")
     if not account:
         raise ConfigError(_NO_AZURE_ACCOUNT)
+    _refuse_path_style_endpoint(uri, options)
     export_connection_string()
     key = ("azure", account, azure_endpoint(options) or "", parse_lake_uri(uri).container)
     with _checked_lock:
         if key not in _checked:
             probe_azure_access(uri, options)
             _checked.add(key)
+
+
+def _refuse_path_style_endpoint(uri: str, options: Mapping[str, str]) -> None:
+    """Refuse an endpoint with the account in its path (`http://127.0.0.1:10000/acct`, as
+    Azurite is addressed): the start probe and a table's first commit pass through it, but
+    deltalake 1.6 then fails every table at its second version ("Invalid table version: 1")."""
+    if _truthy(options.get("azure_storage_use_emulator")):
+        return
+    configured = urlsplit(options.get("azure_endpoint", ""))
+    if configured.netloc and configured.path.strip("/"):
+        raise ConfigError(
+            f"Azure lake at {shown(uri)}: the endpoint {configured.scheme}://{configured.netloc}"
+            f"{configured.path} has a path, which deltalake cannot commit through past a "
+            "table's first version. For Azurite set AZURE_STORAGE_USE_EMULATOR=true and "
+            f"AZURITE_BLOB_STORAGE_URL={configured.scheme}://{configured.netloc} (or a "
+            "connection string `UseDevelopmentStorage=true`) instead of AZURE_STORAGE_ENDPOINT"
+            " or BlobEndpoint; a cloud endpoint names the account in its host"
+        )
 
 
 # Seconds to wait before the probe's second and third try: S3 answers 503 SlowDown or 500
@@ -936,9 +955,9 @@ def _azure_access_mistake(detail: str, location: LakeLocation, options: Mapping[
             # emulator-style host (Azurite: http://127.0.0.1:10000) takes it for the account.
             return (
                 f"container {location.container!r} not found at {endpoint}: an endpoint whose "
-                "host does not name the account (an emulator such as Azurite) needs the account "
-                f"in its path, AZURE_STORAGE_ENDPOINT={endpoint}/{account}; otherwise create "
-                "the container first"
+                "host does not name the account is an emulator such as Azurite, which needs "
+                f"AZURE_STORAGE_USE_EMULATOR=true and AZURITE_BLOB_STORAGE_URL={endpoint} "
+                "instead of AZURE_STORAGE_ENDPOINT; otherwise create the container first"
             )
         return f"container {location.container!r} not found: create it first"
     if "403 Forbidden" in detail or "401 Unauthorized" in detail:

@@ -268,11 +268,13 @@ def test_azure_access_mistakes_are_one_line_at_the_start(
     monkeypatch.setattr(storage, "_checked", set())  # probed once per process otherwise
     container = "nope" if mistake == "missing container" else objectstores.create_container(azurite)
 
+    uri = f"az://{container}/lake"
+    # The probe itself: `require_atomic` refuses the path-style endpoint before it (below).
     if says is None:
-        storage.require_atomic(f"az://{container}/lake")
+        storage.probe_azure_access(uri, storage.storage_options(uri))
         return
     with pytest.raises(ConfigError) as error:
-        storage.require_atomic(f"az://{container}/lake")
+        storage.probe_azure_access(uri, storage.storage_options(uri))
     message = str(error.value)
     says = says.format(container=container, url=azurite.url, closed=closed)
     assert message.startswith(f"Azure lake at az://{container}/lake: {says}")
@@ -648,8 +650,8 @@ def test_an_azure_lake_with_a_sas_token_lands_files(azurite, tmp_path, monkeypat
     for name in [n for n in os.environ if n.startswith("AZURE")]:
         monkeypatch.delenv(name)
     monkeypatch.setenv("AZURE_STORAGE_ACCOUNT_NAME", storage.EMULATOR_ACCOUNT)
-    monkeypatch.setenv("AZURE_STORAGE_ENDPOINT", f"{azurite.url}/{storage.EMULATOR_ACCOUNT}")
-    monkeypatch.setenv("AZURE_ALLOW_HTTP", "true")
+    monkeypatch.setenv("AZURE_STORAGE_USE_EMULATOR", "true")
+    monkeypatch.setenv("AZURITE_BLOB_STORAGE_URL", azurite.url)
     monkeypatch.setenv("AZURE_STORAGE_SAS_TOKEN", _account_sas(question_mark))
     container = objectstores.create_container(azurite)
     home = Home(tmp_path / "home", f"az://{container}/kommune")
@@ -670,14 +672,9 @@ def test_an_azure_lake_configured_by_a_connection_string_alone(azurite, tmp_path
         # Unset here, and removed again after the test, which sets some of them.
         monkeypatch.setenv(name, "-")
         monkeypatch.delenv(name)
-    monkeypatch.setenv(
-        "AZURE_STORAGE_CONNECTION_STRING",
-        f"DefaultEndpointsProtocol=http;AccountName={storage.EMULATOR_ACCOUNT};"
-        f"AccountKey={objectstores.EMULATOR_KEY};"
-        f"BlobEndpoint={azurite.url}/{storage.EMULATOR_ACCOUNT};",
-    )
-    # DuckDB's delta extension takes the emulator's account to Azurite's address from this
-    # variable, whatever the secret's BlobEndpoint says
+    # The emulator's own connection string (a cloud one names the account and key); its
+    # address is AZURITE_BLOB_STORAGE_URL, read by deltalake, pyarrow and DuckDB alike.
+    monkeypatch.setenv("AZURE_STORAGE_CONNECTION_STRING", "UseDevelopmentStorage=true")
     monkeypatch.setenv("AZURITE_BLOB_STORAGE_URL", azurite.url)
     monkeypatch.setattr(storage, "_checked", set())  # probed once per process otherwise
     container = objectstores.create_container(azurite)
@@ -705,7 +702,39 @@ def test_an_azure_lake_configured_by_a_connection_string_alone(azurite, tmp_path
     quality = home.table_uri("quality", "runs")
     write_deltalake(quality, pl.DataFrame({"run": ["r1"]}).to_arrow())
     assert DeltaTable(quality).version() == 0
-    assert os.environ["AZURE_STORAGE_ACCOUNT_NAME"] == storage.EMULATOR_ACCOUNT
+    assert os.environ["AZURE_STORAGE_USE_EMULATOR"] == "true"
+
+
+@pytest.mark.parametrize("setting", ["variable", "connection string"])
+def test_an_endpoint_with_the_account_in_its_path_is_refused_at_the_start(
+    azurite, tmp_path, monkeypatch, setting
+):
+    # Azurite addressed as http://host/account: the probe and a table's first commit pass,
+    # then every table failed at its second version ("Invalid table version: 1").
+    for name in [n for n in os.environ if n.startswith("AZURE")]:
+        monkeypatch.delenv(name)
+    path_style = f"{azurite.url}/{storage.EMULATOR_ACCOUNT}"
+    if setting == "variable":
+        monkeypatch.setenv("AZURE_STORAGE_ACCOUNT_NAME", storage.EMULATOR_ACCOUNT)
+        monkeypatch.setenv("AZURE_STORAGE_ACCOUNT_KEY", objectstores.EMULATOR_KEY)
+        monkeypatch.setenv("AZURE_STORAGE_ENDPOINT", path_style)
+        monkeypatch.setenv("AZURE_ALLOW_HTTP", "true")
+    else:
+        monkeypatch.setenv(
+            "AZURE_STORAGE_CONNECTION_STRING",
+            f"DefaultEndpointsProtocol=http;AccountName={storage.EMULATOR_ACCOUNT};"
+            f"AccountKey={objectstores.EMULATOR_KEY};BlobEndpoint={path_style};",
+        )
+    monkeypatch.setattr(storage, "_checked", set())
+    container = objectstores.create_container(azurite)
+
+    with pytest.raises(ConfigError) as error:
+        Home(tmp_path / "home", f"az://{container}/kommune").require_atomic()
+
+    message = str(error.value)
+    assert f"the endpoint {path_style} has a path" in message
+    assert f"AZURE_STORAGE_USE_EMULATOR=true and AZURITE_BLOB_STORAGE_URL={azurite.url}" in message
+    assert objectstores.EMULATOR_KEY not in message
 
 
 def test_duckdb_reads_delta_on_azure(azure_home: Home) -> None:
