@@ -962,7 +962,8 @@ Next:
   make ui                          Dagster UI on http://127.0.0.1:3000 (assets, checks, runs)
   kommunelake sql "select * from gold.population_by_district"
   kommunelake sql "select dataset, \\"check\\", count(*) from quality.quarantine group by all"
-  kommunelake catalog              what is there: datasets, columns, glossary (--format dcat)
+  kommunelake catalog              what is there: datasets, columns, glossary
+  KOMMUNELAKE_PUBLISHER_NAME='Demo Kommune' kommunelake catalog --format dcat   (DCAT-AP)
   notebook / python:               from lake import connect; con = connect()
                                    (home: {home.root}; set KOMMUNELAKE_HOME to use another)""")
 
