@@ -297,7 +297,7 @@ _NOT_PUBLIC = ("personal", "sensitive")
 
 def published_description(model: GoldModel, min_cell: int) -> str:
     """What `published.<model>` is: the gold table's description and the rule it applies."""
-    return f"{model.description} Published view of gold.{model.name}: {suppression_rule(min_cell)}"
+    return f"{model.description} Published view of gold.{model.name}. {suppression_rule(min_cell)}"
 
 
 def published_classification(model: GoldModel) -> str:
