@@ -91,6 +91,25 @@ def _rows(home: Home, layer: str, name: str) -> pl.DataFrame:
     return pl.read_delta(home.table_uri(layer, name), storage_options=home.storage_options())
 
 
+def assert_only_the_subject_left(
+    home: Home,
+    token: str,
+    before: dict[str, pl.DataFrame],
+    theirs: dict[str, int],
+    quarantine_before: int,
+) -> None:
+    """Silver lost the subject's rows and no others, quarantine their one row, and gold is
+    what the remaining silver gives."""
+    for name in CPR_DATASETS:
+        after = _rows(home, "silver", name)
+        assert token not in after["cpr"].to_list()
+        assert after.height == before[name].height - theirs[name]  # the others stay
+    assert _rows(home, "quarantine", "cpr_persons").height == quarantine_before - 1
+    for model in MODELS:
+        gold = _rows(home, "gold", model.name)
+        assert gold.sort(gold.columns).equals(compute(home, model).sort(gold.columns))
+
+
 def test_erase_removes_the_subject_everywhere_and_leaves_the_others(
     loaded, monkeypatch, capsys
 ) -> None:
@@ -113,15 +132,7 @@ def test_erase_removes_the_subject_everywhere_and_leaves_the_others(
         "quality.deletions 0)"
     ) in out
     assert "landing: cpr_persons batch" in out and "cpr_personer.csv" in out
-    for name in CPR_DATASETS:
-        after = _rows(loaded, "silver", name)
-        assert token not in after["cpr"].to_list()
-        assert after.height == before[name].height - theirs[name]  # the others stay
-    assert _rows(loaded, "quarantine", "cpr_persons").height == quarantine_before - 1
-    # gold is what the remaining silver gives
-    for model in MODELS:
-        gold = _rows(loaded, "gold", model.name)
-        assert gold.sort(gold.columns).equals(compute(loaded, model).sort(gold.columns))
+    assert_only_the_subject_left(loaded, token, before, theirs, quarantine_before)
     # no readable earlier version and no file left in silver, quarantine, quality, gold
     lake = loaded.lake
     for layer in ("silver", "quarantine", "quality", "gold"):
