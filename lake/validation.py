@@ -197,8 +197,18 @@ def rename_to_contract(
             "Map a renamed header under `columns:` in the dataset YAML, or ask the sender for"
             " the agreed layout"
         )
-        found_at = _header_further_down(raw, [[*_sources_of(n, aliases), n] for n in missing])
-        if found_at is not None:
+        wanted = [[*_sources_of(n, aliases), n] for n in missing]
+        found_at = _header_further_down(raw, wanted)
+        nested = _nested_in(raw, [name for names in wanted for name in names])
+        if nested is not None:
+            # A JSON record whose fields sit in an object (`{"Borger": {"cpr": ...}}`).
+            column, name = nested
+            todo = (
+                f"`{name}` is inside the JSON object in column `{column}`: set `flatten: true`"
+                f" under `format:` and map `{column}.{name}` under `columns:` in the dataset"
+                " YAML"
+            )
+        elif found_at is not None:
             # A title line above the column names was read as the header.
             line, sheet = found_at
             # A sheet per citizen may be named by their CPR number.
@@ -219,6 +229,23 @@ def rename_to_contract(
     lineage = [c for c in READER_LINEAGE if c in frame.columns and c not in fields]
     extra = tuple(c for c in frame.columns if c not in fields and c not in lineage)
     return frame.select([*fields, *extra, *lineage]), extra
+
+
+def _nested_in(raw: pl.DataFrame, names: list[str]) -> tuple[str, str] | None:
+    """(column, name) where one of a missing field's `names` (its header or aliases) is a key
+    of the JSON objects a column holds, as a JSON reader without `flatten` keeps nested
+    objects; looked for in the first rows."""
+    head = raw.head(_HEADER_SEARCH_ROWS)
+    for column in head.columns:
+        if column in READER_LINEAGE or head[column].dtype != pl.String:
+            continue
+        for text in head[column].drop_nulls().to_list():
+            if not text.startswith("{"):
+                break  # not a column of objects
+            for name in names:
+                if f'"{name}":' in text:
+                    return column, name
+    return None
 
 
 _HEADER_SEARCH_ROWS = 20  # a title block above the column names is a few lines at most

@@ -1,7 +1,9 @@
 """JSON documents (an array of records, possibly nested under a key) and NDJSON to text frames.
 
 Values are rendered as text the way the Excel reader renders cells, so the typing step does
-not care where a record came from; nested objects and lists are kept as JSON text.
+not care where a record came from; nested objects and lists are kept as JSON text, or with
+`flatten: true` each field of a nested object is a column of its own (`Borger.cpr`), as
+pandas' `json_normalize` names them (lists stay JSON text).
 
 Records become columns through `frame.records_frame`, as in the XML reader: it refuses more
 than MAX_COLUMNS different fields, and a table that would be mostly empty cells (fields that
@@ -46,10 +48,10 @@ from connectors.formats.json_stream import (
     too_many_digits,
     unseen,
 )
-from connectors.formats.options import check_keys, optional_str
+from connectors.formats.options import check_keys, flag, optional_str
 
-JSON_OPTIONS = {"record_path", "encoding"}
-NDJSON_OPTIONS = {"encoding"}
+JSON_OPTIONS = {"record_path", "encoding", "flatten"}
+NDJSON_OPTIONS = {"encoding", "flatten"}
 _PLAIN_DIGITS = 40  # a Decimal with an exponent up to this is written out in digits
 
 
@@ -57,6 +59,7 @@ def check_json_options(options: Mapping[str, Any], source_name: str) -> None:
     check_keys(options, JSON_OPTIONS, "json", source_name=source_name)
     optional_str(options, "record_path", source_name=source_name)
     optional_str(options, "encoding", source_name=source_name)
+    flag(options, "flatten", source_name=source_name)
 
 
 def check_ndjson_options(options: Mapping[str, Any], source_name: str) -> None:
@@ -96,7 +99,11 @@ def read_json(data: bytes, options: Mapping[str, Any], *, source_name: str) -> p
                 f" {kind_of(record)}, not an object",
                 "Point `record_path` at the array of records",
             )
-    return _frame(records, None, source_name)
+    return _frame(records, None, source_name, flatten=_flatten(options, source_name))
+
+
+def _flatten(options: Mapping[str, Any], source_name: str) -> bool:
+    return flag(options, "flatten", source_name=source_name)
 
 
 def _text(data: bytes, options: Mapping[str, Any], source_name: str) -> str:
@@ -124,10 +131,11 @@ def iter_json(
             return
         handle.seek(0)
         first, fields = 1, FieldsSeen(source_name)
+        flatten = _flatten(options, source_name)
         for records in iter_records(
             handle, record_path, codec, source_name=source_name, chunk_bytes=chunk_bytes
         ):
-            yield _frame(records, None, source_name, first=first, fields=fields)
+            yield _frame(records, None, source_name, first=first, fields=fields, flatten=flatten)
             first += len(records)
         fields.finish()
 
@@ -135,7 +143,7 @@ def iter_json(
 def read_ndjson(data: bytes, options: Mapping[str, Any], *, source_name: str) -> pl.DataFrame:
     check_keys(options, NDJSON_OPTIONS, "ndjson", source_name=source_name)
     text = _text(data, options, source_name)
-    return _ndjson_frame(text, 1, source_name, at_end=True)
+    return _ndjson_frame(text, 1, source_name, at_end=True, flatten=_flatten(options, source_name))
 
 
 def iter_ndjson(
@@ -147,6 +155,7 @@ def iter_ndjson(
     are not always); UTF-16/32, whose newlines are not one byte, is read whole."""
     check_keys(options, NDJSON_OPTIONS, "ndjson", source_name=source_name)
     codec = optional_str(options, "encoding", source_name=source_name)
+    flatten = _flatten(options, source_name)
     with path.open("rb") as handle:
         pending = handle.read(chunk_bytes)
         if path.stat().st_size <= chunk_bytes * 3 // 2 or newlines_are_multi_byte(pending, codec):
@@ -168,7 +177,9 @@ def iter_ndjson(
             text = decoder.decode(piece)
             if not pending:
                 text = without_end_of_file_mark(text)
-            frame = _ndjson_frame(text, line, source_name, fields=fields, at_end=not pending)
+            frame = _ndjson_frame(
+                text, line, source_name, fields=fields, at_end=not pending, flatten=flatten
+            )
             if frame.height or (not pending and not yielded):
                 yield frame
                 yielded = True
@@ -200,9 +211,10 @@ def _ndjson_frame(
     *,
     fields: FieldsSeen | None = None,
     at_end: bool = False,
+    flatten: bool = False,
 ) -> pl.DataFrame:
     """The records of NDJSON `text` whose first line is the file's line `first_line`;
-    `fields` as for `_frame`; `at_end` when `text` ends the file."""
+    `fields` and `flatten` as for `_frame`; `at_end` when `text` ends the file."""
     records: list[dict[str, Any]] = []
     lines: list[int] = []
     split = text.split("\n")
@@ -235,7 +247,7 @@ def _ndjson_frame(
         records.append(record)
         lines.append(number)
     first = fields.records + 1 if fields else 1  # the file's number of the first record
-    return _frame(records, lines, source_name, first=first, fields=fields)
+    return _frame(records, lines, source_name, first=first, fields=fields, flatten=flatten)
 
 
 def _at_path(document: Any, record_path: str | None, source_name: str) -> list[Any]:
@@ -272,14 +284,30 @@ def _frame(
     *,
     first: int = 1,
     fields: FieldsSeen | None = None,
+    flatten: bool = False,
 ) -> pl.DataFrame:
     """`lines` are NDJSON's line numbers; a JSON document's records are numbered from
     `first`, the number of the first record in the document. `fields` has the field names
-    of the file's earlier frames, when it is read in pieces."""
+    of the file's earlier frames, when it is read in pieces. `flatten`: a nested object's
+    fields become columns `parent.child`."""
     indices: dict[str, list[int]] = {}  # per key, in first-appearance order: which records
     values: dict[str, list[str | None]] = {}  # and their values, so absent keys cost nothing
     for index, record in enumerate(records):
-        for key, value in record.items():
+        seen: set[str] | None = set() if flatten else None
+        for key, value in _flattened(record) if flatten else record.items():
+            if seen is not None:
+                if key in seen:
+                    line = lines[index] if lines else None
+                    where = "" if lines else f" (record {index + first})"
+                    raise FormatError(
+                        source_name,
+                        f"`{key}` is in the record twice once nested objects are flattened"
+                        f" (a field named with a dot beside an object of that name){where}",
+                        "Leave out `flatten: true` and map the nested object's JSON text, or"
+                        " ask the sender to rename one of the two",
+                        line=line,
+                    )
+                seen.add(key)
             if key not in values:
                 if len(values) >= MAX_COLUMNS:
                     line = lines[index] if lines else None
@@ -303,6 +331,16 @@ def _frame(
         return records_frame(indices, values, list(source_rows), source_name)
     except UnicodeEncodeError as err:  # "\ud800" alone is valid JSON but not text
         raise _lone_surrogate(indices, values, lines, first, source_name) from err
+
+
+def _flattened(record: dict[str, Any], prefix: str = "") -> Iterator[tuple[str, Any]]:
+    """A record's fields with each nested object's fields in its place, named `parent.child`
+    at any depth; an empty object stays a value (`{}`), so the field is not lost."""
+    for key, value in record.items():
+        if isinstance(value, dict) and value:
+            yield from _flattened(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value
 
 
 def _lone_surrogate(

@@ -411,3 +411,49 @@ def test_an_invisible_character_that_breaks_the_json_is_named(
     with pytest.raises(FormatError, match=re.escape(named)) as caught:
         _pieces(tmp_path, data, kind)
     assert caught.value.line == 151
+
+
+NESTED = [
+    {"sag": "S-1", "Borger": {"cpr": "0101901234", "navn": {"fornavn": "Bo"}}, "tags": ["a"]},
+    {"sag": "S-2", "Borger": {"cpr": "0202802345"}, "noter": {}},
+]
+
+
+@pytest.mark.parametrize("kind", ["json", "ndjson"])
+def test_flatten_makes_each_field_of_a_nested_object_a_column(tmp_path, kind) -> None:
+    if kind == "json":
+        data = json.dumps({"data": NESTED * 200}).encode()  # over 1.5 pieces: streamed
+        options: dict[str, Any] = {"record_path": "data"}
+    else:
+        data = "\n".join(json.dumps(r) for r in NESTED * 200).encode()
+        options = {}
+
+    plain = read(data, kind, **options)
+    flat = read(data, kind, flatten=True, **options)
+    pieces = _pieces(tmp_path, data, kind, flatten=True, **options)  # the streaming readers
+
+    assert "Borger" in plain.columns and "Borger.cpr" not in plain.columns
+    for frame in (flat, pieces):
+        assert [c for c in frame.columns if not c.startswith("_")] == [
+            "sag",
+            "Borger.cpr",
+            "Borger.navn.fornavn",
+            "tags",
+            "noter",
+        ]
+        assert frame["Borger.cpr"].to_list()[:2] == ["0101901234", "0202802345"]
+        assert frame["Borger.navn.fornavn"].to_list()[:2] == ["Bo", None]
+        assert frame["tags"].to_list()[:2] == ['["a"]', None]  # lists stay JSON text
+        assert frame["noter"].to_list()[:2] == [None, "{}"]  # an empty object is kept
+    assert pieces.height == flat.height
+
+
+def test_flatten_refuses_a_dotted_field_beside_an_object_of_that_name() -> None:
+    data = json.dumps([{"a": 1}, {"a.b": 1, "a": {"b": 2}}]).encode()
+    error = read_error(data, flatten=True)
+    assert "`a.b` is in the record twice" in error.cause and "(record 2)" in error.cause
+    assert read(data)["a.b"].to_list() == [None, "1"]  # without flatten both keys are kept
+
+
+def test_flatten_must_be_true_or_false() -> None:
+    assert "`flatten` must be true or false" in read_error(b"[]", flatten="yes").cause

@@ -1,9 +1,12 @@
 from __future__ import annotations
 
+import json
+
 import pandera.polars as pa
 import polars as pl
 import pytest
 
+from connectors.formats import read_table
 from lake.errors import SchemaBreak
 from lake.validation import ParseOptions, conform
 from schemas.sick_leave import SickLeave
@@ -574,3 +577,22 @@ def test_a_zoned_parquet_timestamp_is_typed_as_its_instant() -> None:
         assert result.valid["at"].to_list() == moments
     raw = pl.DataFrame({"at": ["2026-03-29 03:30:00.5+02"], "_source_row": [1]})
     assert conform(raw, Readings).valid["at"].to_list() == moments[:1]
+
+
+def test_a_field_inside_a_json_object_points_at_flatten() -> None:
+    record = dict(zip(ALIASES, GOOD, strict=True))
+    cpr = record.pop("CPR")
+    data = json.dumps([{**record, "Borger": {"CPR": cpr, "Navn": "Bo"}}]).encode()
+    nested = read_table(data, {"type": "json"}, source_name="fravaer.json")
+    with pytest.raises(SchemaBreak) as caught:
+        conform(nested, SickLeave, aliases=ALIASES, parse=PARSE, where="fravaer.json")
+    assert "`CPR` is inside the JSON object in column `Borger`: set `flatten: true`" in str(
+        caught.value
+    )
+    assert cpr not in str(caught.value)
+
+    flat = read_table(data, {"type": "json", "flatten": True}, source_name="fravaer.json")
+    result = conform(
+        flat, SickLeave, aliases={**ALIASES, "Borger.CPR": "cpr"}, parse=PARSE, where="x"
+    )
+    assert result.rows_valid == 1 and result.valid["cpr"].to_list() == [cpr]
