@@ -495,7 +495,6 @@ def as_dcat(
     gets its view there as a dcat:Distribution."""
     scheme = f"{base}glossary"
     concept_iri = {c["concept"]: f"{base}concept/{c['concept']}" for c in document["glossary"]}
-    datasets = [_dcat_dataset(d, base, concept_iri, serving) for d in document["datasets"]]
     agent: dict[str, Any] = {
         "@type": "foaf:Agent",
         "foaf:name": redact(by.name),  # masked like every other text of the catalog
@@ -503,6 +502,7 @@ def as_dcat(
     }
     if by.uri is not None:
         agent["@id"] = redact(by.uri)
+    datasets = [_dcat_dataset(d, base, concept_iri, serving, agent) for d in document["datasets"]]
     catalog: dict[str, Any] = {
         "@id": f"{base}catalog",
         "@type": "dcat:Catalog",
@@ -532,9 +532,14 @@ def as_dcat(
 
 
 def _dcat_dataset(
-    d: Mapping[str, Any], base: str, concept_iri: Mapping[str, str], serving: str | None
+    d: Mapping[str, Any],
+    base: str,
+    concept_iri: Mapping[str, str],
+    serving: str | None,
+    agent: Mapping[str, Any],
 ) -> dict[str, Any]:
-    agent = {"@type": "foaf:Agent", "foaf:name": d["owner"]}
+    """One dataset, published by the municipality (`agent`, as the catalog); its owning
+    team is the contact point, whom a reader asks about it."""
     contact: dict[str, Any] = {"@type": "vcard:Organization", "vcard:fn": d["owner"]}
     if d["contact"]:
         contact["vcard:hasEmail"] = {"@id": f"mailto:{d['contact']}"}
