@@ -639,6 +639,8 @@ def _sheet_cells(
         formatted = scan.formats if scan is not None else FormattedCells()
     runs = formatted.by_column(first_column, text.width)
     formats = [column_formats(runs.get(i, []), text.height) for i in range(text.width)]
+    # Only the 1900 date system has Excel's 29 February 1900 that calamine skips.
+    serials = formatted.serials_by_column(first_column, text.width) if system is SYSTEM_1900 else {}
     columns = [
         pl.Series(f"c{i}", [None] * text.height, dtype=pl.String)
         if nulls[i] == text.height
@@ -651,6 +653,7 @@ def _sheet_cells(
             system,
             elapsed=formats[i].elapsed,
             clock=formats[i].clock,
+            serials=_by_row(serials.get(i), text.height),
         ).alias(f"c{i}")
         for i in range(text.width)
     ]
@@ -707,6 +710,15 @@ def _without_overflows(
     if not cells:
         return workbook, []  # a value-like text, not a cell
     return fastexcel.read_excel(package.with_part(member, content)), cells
+
+
+def _by_row(cells: list[tuple[int, float]] | None, height: int) -> pl.Series | None:
+    """(row, value) pairs as a column of `height` rows, null elsewhere; None for none."""
+    if not cells:
+        return None
+    rows = [row for row, _ in cells if row < height]
+    values = [value for row, value in cells if row < height]
+    return pl.Series([None] * height, dtype=pl.Float64).scatter(rows, values)
 
 
 def _formatted_cells(package: Package | None, sheet: str) -> FormattedCells:

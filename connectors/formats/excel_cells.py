@@ -177,10 +177,12 @@ def render(
     system: DateSystem = SYSTEM_1900,
     elapsed: pl.Series | None = None,
     clock: pl.Series | None = None,
+    serials: pl.Series | None = None,
 ) -> pl.Series:
     """One column's cells as text; `elapsed` is each row's elapsed-time unit (h, m or s) for
     cells formatted as a duration ([h]:mm), `clock` true for cells formatted as a time of
-    day (hh:mm), both null elsewhere."""
+    day (hh:mm), both null elsewhere; `serials` the stored serial where calamine's moment
+    for it is a day off (`xlsx_cells._LEAP_DAY`), null elsewhere."""
     cells = pl.DataFrame(
         {
             "text": text.cast(pl.String),
@@ -193,12 +195,16 @@ def render(
             "clock": pl.repeat(None, len(text), dtype=pl.Boolean, eager=True)
             if clock is None
             else clock,
+            "stored": pl.repeat(None, len(text), dtype=pl.Float64, eager=True)
+            if serials is None
+            else serials,
         }
     )
     is_date = pl.col("moment").is_not_null() & pl.col("number").is_null()
     is_bool = pl.col("flag").is_not_null() & pl.col("text").is_in(["true", "false"])
     is_number = pl.col("flag").is_not_null() & pl.col("number").is_not_null() & ~is_bool
-    serial = pl.when(is_date).then(system.serial(pl.col("moment"))).otherwise(pl.col("number"))
+    moment_serial = pl.coalesce(pl.col("stored"), system.serial(pl.col("moment")))
+    serial = pl.when(is_date).then(moment_serial).otherwise(pl.col("number"))
     # A duration is its serial in hours, minutes or seconds: 1.5 in [h]:mm is 36:00, not a
     # date. Excel shows a negative one as ##### (in the 1904 system as -36:00), and none
     # past its last date: those render as their number, like a date cell beyond the dates.

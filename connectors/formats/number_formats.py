@@ -82,6 +82,8 @@ class FormattedCells:
         self.runs: list[tuple[int, int, int, int, Shown]] = []  # row, column, rows, columns
         self.column_defaults: list[tuple[int, int, Shown]] = []  # column, columns, shown
         self.unstyled: list[tuple[int, int, int, int]] = []  # row, column, rows, columns
+        # (row, column) -> the stored serial of a duration calamine reads a day short
+        self.serials: dict[tuple[int, int], float] = {}
 
     def add(self, row: int, column: int, shown: Shown, rows: int = 1, columns: int = 1) -> None:
         self.runs.append((row, column, rows, columns, shown))
@@ -114,6 +116,15 @@ class FormattedCells:
             for index in _overlap(window, column, count):
                 if index in defaults:
                     columns.setdefault(index - first, []).append((row, rows, defaults[index]))
+        return columns
+
+    def serials_by_column(self, first: int, width: int) -> dict[int, list[tuple[int, float]]]:
+        """`serials` of columns `first` to `first + width - 1` (numbered from 0 at `first`):
+        (row, serial) each."""
+        columns: dict[int, list[tuple[int, float]]] = {}
+        for (row, column), serial in self.serials.items():
+            if first <= column < first + width:
+                columns.setdefault(column - first, []).append((row, serial))
         return columns
 
 

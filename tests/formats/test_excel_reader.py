@@ -1228,6 +1228,29 @@ def test_elapsed_time_formats_read_as_durations_not_dates(tmp_path: Path) -> Non
     ]
 
 
+def test_durations_on_excels_29_february_1900_are_not_a_day_short(tmp_path: Path) -> None:
+    # calamine reads serials 60 to 61 (a day that never was) as the moments of 59 to 60, so
+    # 1,440:00 read as 1416:00: wrong hours, without a word.
+    path = tmp_path / "leap.xlsx"
+    hours = [1416, 1439.5, 1440, 1452, 1463.75, 1464, 1476]
+    with xlsxwriter.Workbook(path) as book:
+        sheet = book.add_worksheet()
+        style = book.add_format({"num_format": "[h]:mm"})
+        sheet.write_row(0, 0, ["timer", "tekst"])
+        for row, value in enumerate(hours, start=1):
+            sheet.write_number(row, 0, _days(hours=value), style)
+            sheet.write_string(row, 1, "x")
+    assert read(path.read_bytes())["timer"].to_list() == [
+        "1416:00",
+        "1439:30",
+        "1440:00",
+        "1452:00",
+        "1463:45",
+        "1464:00",
+        "1476:00",
+    ]
+
+
 def test_elapsed_times_in_a_1904_workbook_may_be_negative(tmp_path: Path) -> None:
     path = tmp_path / "mac.xlsx"
     with xlsxwriter.Workbook(path, {"date_1904": True}) as book:
