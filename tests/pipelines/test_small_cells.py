@@ -93,6 +93,10 @@ def test_every_aggregate_model_says_which_figures_describe_persons() -> None:
             assert model.small_cells is None, model.name  # one row per person: never published
             continue
         assert model.small_cells is not None, model.name
+        # A published view shows every column of its model: one that describes persons one
+        # by one (a pseudonym, a name) would leave the analyst tier however cells are hidden.
+        personal = [c.name for c in model.columns if c.classification in ("personal", "sensitive")]
+        assert not personal, (model.name, personal)
         figures = dict(model.small_cells.figures)
         columns = {c.name for c in model.columns}
         counted = {c.name for c in model.columns if c.concept == "person"}
