@@ -88,6 +88,11 @@ class FormattedCells:
     def add(self, row: int, column: int, shown: Shown, rows: int = 1, columns: int = 1) -> None:
         self.runs.append((row, column, rows, columns, shown))
 
+    def keep_leap_day_serial(self, row: int, column: int, serial: float) -> None:
+        """Keep a duration cell's stored serial if it is one calamine reads a day short."""
+        if _LEAP_DAY[0] <= serial < _LEAP_DAY[1]:
+            self.serials[(row, column)] = serial
+
     def add_column_default(self, column: int, columns: int, shown: Shown) -> None:
         """Columns whose cells without a style of their own show numbers so (in order)."""
         self.column_defaults.append((column, columns, shown))
@@ -126,6 +131,11 @@ class FormattedCells:
             if first <= column < first + width:
                 columns.setdefault(column - first, []).append((row, serial))
         return columns
+
+
+# calamine turns serials 60 to 61 (Excel's 29 February 1900, a day that never was) into the
+# same moments as 59 to 60, so a duration of 1,440 to 1,464 hours read 24 hours short.
+_LEAP_DAY = (60.0, 61.0)
 
 
 def _overlap(window: range, first: int, count: int) -> range:

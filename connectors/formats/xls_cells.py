@@ -157,7 +157,7 @@ def _scan(stream: bytes, offset: int, styles: list[Shown | None], scan: SheetSca
             # boolean or error): its XF may give it a format calamine does not honour.
             numeric = kind in (_NUMBER, _RK) or (kind == _FORMULA and body[12:14] != b"\xff\xff")
             if numeric and len(body) >= 6:
-                _style(scan, row, column, _u16(body, 4), styles)
+                _style(scan, row, column, _u16(body, 4), styles, kind, body, 6)
             # The value's top byte first (sign and exponent: at least -2**33 in magnitude
             # below 0xc2): decoding every number took half as long again as the scan.
             top = body[13] if kind == _FORMULA and len(body) >= 14 else body[-1]
@@ -169,7 +169,7 @@ def _scan(stream: bytes, offset: int, styles: list[Shown | None], scan: SheetSca
             scan.add(row, max(first, last))
             scan.cells += (len(body) - 6) // 6  # six bytes per value
             for i in range((len(body) - 6) // 6):
-                _style(scan, row, first + i, _u16(body, 4 + 6 * i), styles)
+                _style(scan, row, first + i, _u16(body, 4 + 6 * i), styles, _RK, body, 6 + 6 * i)
                 if body[9 + 6 * i] >= _LOW_TOP and _number(_RK, body, 6 + 6 * i) <= -OVERFLOW:
                     _overflow(scan, first + i)
     return end
@@ -208,10 +208,23 @@ def _merges(scan: SheetScan, body: bytes) -> None:
             scan.add_merge(Merge(top, left, bottom, right))
 
 
-def _style(scan: SheetScan, row: int, column: int, xf: int, styles: list[Shown | None]) -> None:
+def _style(
+    scan: SheetScan,
+    row: int,
+    column: int,
+    xf: int,
+    styles: list[Shown | None],
+    kind: int,
+    body: bytes,
+    at: int,
+) -> None:
+    """Note the cell's format if calamine does not honour it; a duration's value too, which
+    is decoded only for such cells (`kind`, `body`, `at` as `_number` takes them)."""
     found = styles[xf] if xf < len(styles) else None
     if found is not None:
         scan.formats.add(row, column, found)
+        if found.elapsed:
+            scan.formats.keep_leap_day_serial(row, column, _number(kind, body, at))
 
 
 def _check_dimensions(body: bytes) -> None:

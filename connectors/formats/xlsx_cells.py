@@ -88,29 +88,22 @@ def formatted_cells(
                 return _placed_formatted_cells(archive, member, styles)
             cells.add(*position, format_)
             if format_.elapsed and not tag.group(0).endswith(b"/>"):
-                serial = _leap_day_serial(chunk, tag.end())
+                serial = _stored_number(chunk, tag.end())
                 if serial is not None:
-                    cells.serials[position] = serial
+                    cells.keep_leap_day_serial(*position, serial)
     return cells
 
 
-# calamine turns serials 60 to 61 (Excel's 29 February 1900, a day that never was) into the
-# same moments as 59 to 60, so a duration of 1,440 to 1,464 hours read 24 hours short.
-_LEAP_DAY = (60.0, 61.0)
-
-
-def _leap_day_serial(chunk: bytes, start: int) -> float | None:
-    """The stored value of the cell whose start tag ends at `start`, if it is a serial on
-    Excel's 29 February 1900."""
+def _stored_number(chunk: bytes, start: int) -> float | None:
+    """The stored value of the cell whose start tag ends at `start`, if it is a number."""
     end = _CELL_END.search(chunk, start)
     value = _VALUE.search(chunk, start, end.start()) if end is not None else None
     if value is None:
         return None
     try:
-        serial = float(value.group(1))
+        return float(value.group(1))
     except ValueError:
         return None
-    return serial if _LEAP_DAY[0] <= serial < _LEAP_DAY[1] else None
 
 
 def _placed_formatted_cells(

@@ -1251,6 +1251,16 @@ def test_durations_on_excels_29_february_1900_are_not_a_day_short(tmp_path: Path
     ]
 
 
+@pytest.mark.parametrize("rk", [False, True])
+def test_xls_durations_on_excels_29_february_1900_are_not_a_day_short(rk: bool) -> None:
+    # The same as in .xlsx, read off the NUMBER, RK and MULRK records (whole days as RK).
+    hours = [1416, 1440, 1452, 1464]
+    data = xls_workbook(
+        [["timer", "tekst"], *([(_days(hours=h), "[h]:mm"), "x"] for h in hours)], rk=rk
+    )
+    assert read(data)["timer"].to_list() == ["1416:00", "1440:00", "1452:00", "1464:00"]
+
+
 def test_elapsed_times_in_a_1904_workbook_may_be_negative(tmp_path: Path) -> None:
     path = tmp_path / "mac.xlsx"
     with xlsxwriter.Workbook(path, {"date_1904": True}) as book:
