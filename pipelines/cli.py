@@ -845,7 +845,9 @@ def _print_summary(home: Home, result, also_run_ids: dict[str, str] | None = Non
     )
     step_failures = _step_failures(result)
     print()
-    print(f"{'dataset':<22}{'rows in':>10}{'valid':>10}{'quarantined':>13}  status")
+    # As wide as the longest name, so a user's long dataset name keeps the columns aligned.
+    width = max([20, *(len(name) for name in latest.get_column("dataset"))]) + 2
+    print(f"{'dataset':<{width}}{'rows in':>10}{'valid':>10}{'quarantined':>13}  status")
     for row in latest.iter_rows(named=True):
         status = row["status"] if row["dataset"] in this_run else "unchanged"
         status = (also_run_ids or {}).get(row["dagster_run_id"], status)
@@ -854,12 +856,14 @@ def _print_summary(home: Home, result, also_run_ids: dict[str, str] | None = Non
             # schema change): the row above is an earlier load, not this run's.
             status = "FAILED, see below; last load"
         print(
-            f"{row['dataset']:<22}{row['rows_in']:>10,}{row['rows_valid']:>10,}"
+            f"{row['dataset']:<{width}}{row['rows_in']:>10,}{row['rows_valid']:>10,}"
             f"{row['rows_quarantined']:>13,}  {status} ({row['source_file']})"
         )
         if row["status"] == "rejected":
-            print(f"{'':<22}{row['message']}")
+            print(f"{'':<{width}}{row['message']}")
     failed = [e for e in result.get_asset_check_evaluations() if not e.passed]
+    asset_width = max([28, *(len(e.asset_key.to_user_string()) for e in failed)])
+    check_width = max([26, *(len(e.check_name) for e in failed)])
     print()
     for severity, title in (
         ("ERROR", "Failed checks (downstream blocked):"),
@@ -872,7 +876,10 @@ def _print_summary(home: Home, result, also_run_ids: dict[str, str] | None = Non
             detail = e.description or ", ".join(
                 f"{k} {v.value}" for k, v in e.metadata.items() if k in _SUMMARY_KEYS
             )
-            print(f"  {e.asset_key.to_user_string():<28} {e.check_name:<26} {detail}")
+            print(
+                f"  {e.asset_key.to_user_string():<{asset_width}} "
+                f"{e.check_name:<{check_width}} {detail}"
+            )
     if not failed:
         # A failed step's checks never ran: "all passed" would say more than is known.
         print("All checks that ran passed." if step_failures else "All checks passed.")

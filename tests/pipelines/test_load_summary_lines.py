@@ -76,3 +76,29 @@ def test_a_failed_step_shows_its_own_error_not_the_innermost_cause(home, capsys)
         "response (ConnectError: [Errno 111] Connection refused) (after 5 attempts). "
         "Check the network path to 127.0.0.1 (DNS, proxy, firewall)"
     )
+
+
+def test_findings_stay_in_columns_when_a_name_is_longer_than_usual(home, capsys) -> None:
+    # The demo's gold/meal_delivery_reconciliation pushed its numbers two places right.
+    evaluations = [
+        dg.AssetCheckEvaluation(
+            asset_key=dg.AssetKey(key),
+            check_name=check,
+            passed=False,
+            metadata={"rows_without_match": 11},
+            severity=dg.AssetCheckSeverity.WARN,
+        )
+        for key, check in (
+            (["silver", "sick_leave"], "contract"),
+            (["gold", "meal_delivery_reconciliation"], "entries_match_registers_everywhere"),
+        )
+    ]
+    result = SimpleNamespace(
+        run_id="r", success=True, get_asset_check_evaluations=lambda: evaluations
+    )
+
+    _print_summary(home, result)
+
+    lines = [line for line in capsys.readouterr().out.splitlines() if "rows_without_match" in line]
+    assert len(lines) == 2
+    assert len({line.index("rows_without_match") for line in lines}) == 1
