@@ -126,6 +126,7 @@ MODELS = (
                 ("persons_80_plus", ("persons_80_plus",)),
             ),
             totals=(("persons", ("persons_0_17", "persons_18_64", "persons_65_plus")),),
+            within=(("persons_65_plus", ("persons_80_plus",)),),
         ),
         sql=_RESIDENTS
         + """
@@ -180,6 +181,8 @@ ORDER BY municipality_code, district
                 # hours = this × residents: hidden with either
                 ("hours_per_resident_65_plus", ("recipients_65_plus", "residents_65_plus")),
             ),
+            # residents without home care: 2 of 12 tells a neighbour who gets it
+            within=(("residents_65_plus", ("recipients_65_plus",)),),
         ),
         sql=_RESIDENTS
         + """,

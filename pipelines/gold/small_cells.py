@@ -10,13 +10,16 @@ describes fewer than `KOMMUNELAKE_MIN_CELL` persons (default 5) is NULL, and a c
 The rules, per row:
 - **Primary**: a figure is hidden when one of the counts of persons behind it is 1 to k-1
   (0 is shown: nobody is singled out by an empty cell).
+- **Differences**: where one figure counts some of the persons of another (80+ of 65+,
+  recipients of care of the residents), the difference counts persons too (the 65-79s, the
+  residents without care); while it is 1 to k-1, the smaller figure is hidden.
 - **Complementary**: where parts add up to a total that is shown (age bands to `persons`), the
   hidden parts' sum can be computed back from the total; while it is under k, the smallest
   other part that is not zero is hidden too.
 
-Not covered, and said in README: differences between overlapping figures (65+ minus 80+),
-and totals a reader can take from elsewhere (a published municipality total minus the other
-districts). Tables classified `personal` (one row per person) are never published.
+Not covered, and said in README: totals a reader can take from elsewhere (a published
+municipality total minus the other districts). Tables classified `personal` (one row per
+person) are never published.
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ class SmallCells:
     figures: tuple[tuple[str, tuple[str, ...]], ...]
     # total → the parts that add up to it within the row
     totals: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    # figure → the figures counting some of its persons (65+ → 80+), so the difference does too
+    within: tuple[tuple[str, tuple[str, ...]], ...] = ()
 
 
 def min_cell(environ: Mapping[str, str]) -> int:
@@ -61,7 +66,8 @@ def suppression_rule(k: int) -> str:
         return f"Every figure is shown ({MIN_CELL_ENV} = 1: no small-cell suppression)."
     return (
         f"Small cells are hidden ({MIN_CELL_ENV} = {k}): a figure about 1 to {k - 1} persons "
-        "is NULL (0 is shown); where hidden parts of a shown total add up to under "
+        "is NULL (0 is shown); a figure counting some of another's persons is hidden while "
+        f"the difference is 1 to {k - 1}; where hidden parts of a shown total add up to under "
         f"{k}, the smallest other part is hidden too. `suppressed` lists the row's hidden "
         "figures."
     )
@@ -78,6 +84,11 @@ def published_select(source: str, columns: Iterable[str], rules: SmallCells, k: 
         for name, bases in figures.items()
     }
     hidden = {name: f"({condition})" for name, condition in primary.items()}
+    # Before the totals: a part hidden here is then one of the hidden parts they account for.
+    for outer, inners in rules.within:
+        for inner in inners:
+            difference = f"{_q(outer)} - {_q(inner)} BETWEEN 1 AND {k - 1}"
+            hidden[inner] = f"({hidden[inner]} OR (NOT {hidden[outer]} AND {difference}))"
     for total, parts in rules.totals:
         flags = [hidden[p] for p in parts]
         # What the hidden parts add up to can be read off the total: while that is 1 to k-1,

@@ -237,6 +237,13 @@ def test_published_gold_shows_no_figure_about_fewer_than_five_persons(demo) -> N
                 few = gold.select(pl.any_horizontal(pl.col(b).is_between(1, 4) for b in bases))
                 shown = published[figure].filter(few.to_series())
                 assert shown.null_count() == shown.len(), (model.name, figure)
+            for outer, inners in model.small_cells.within:
+                for inner in inners:
+                    close = (gold[outer] - gold[inner]).is_between(1, 4) & published[
+                        outer
+                    ].is_not_null()
+                    shown = published[inner].filter(close)
+                    assert shown.null_count() == shown.len(), (model.name, outer, inner)
             for row in published.iter_rows(named=True):
                 assert all(row[name] is None for name in row["suppressed"])
     finally:

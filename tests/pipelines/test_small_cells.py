@@ -20,8 +20,11 @@ POPULATION = MODEL["population_by_district"]
 BANDS = ("persons_0_17", "persons_18_64", "persons_65_plus")
 
 
-def _published(rows: list[tuple[int, int, int]], k: int = 5) -> list[dict]:
-    """population_by_district rows made of three age bands, through its published SELECT."""
+def _published(
+    rows: list[tuple[int, int, int]], k: int = 5, eighty_plus: list[int] | None = None
+) -> list[dict]:
+    """population_by_district rows made of three age bands (and persons 80+, 0 unless
+    given), through its published SELECT."""
     frame = pl.DataFrame(
         [
             {
@@ -31,7 +34,7 @@ def _published(rows: list[tuple[int, int, int]], k: int = 5) -> list[dict]:
                 "persons": sum(bands),
                 "households": sum(bands),
                 **dict(zip(BANDS, bands, strict=True)),
-                "persons_80_plus": 0,
+                "persons_80_plus": (eighty_plus or [0] * len(rows))[i],
             }
             for i, bands in enumerate(rows)
         ]
@@ -74,6 +77,43 @@ def test_hidden_bands_adding_up_to_a_small_number_hide_one_more() -> None:
     assert row["persons"] == 42
 
 
+def test_a_figure_is_hidden_where_its_difference_from_a_larger_one_is_small() -> None:
+    # 12 residents 65+ of whom 9 are 80+: shown, they told anyone that 3 are 65-79.
+    rows = _published([(10, 20, 12)] * 4 + [(10, 20, 3)], eighty_plus=[9, 12, 7, 0, 2])
+    shown = [(r["persons_65_plus"], r["persons_80_plus"], r["suppressed"]) for r in rows]
+    assert shown == [
+        (12, None, ["persons_80_plus"]),  # 12 - 9 = 3 persons aged 65-79
+        (12, 12, []),  # nobody is 65-79: no one is singled out
+        (12, 7, []),  # 5 are 65-79
+        (12, 0, []),  # 0 is shown, and so are the 12 aged 65-79
+        # 65+ under 5 hides it, 80+ by its own count, and the smallest other band (0-17)
+        (None, None, ["persons_0_17", "persons_65_plus", "persons_80_plus"]),
+    ]
+
+
+def test_home_care_recipients_are_hidden_where_few_residents_go_without() -> None:
+    model = MODEL["home_care_hours_per_resident_65plus"]
+    frame = pl.DataFrame(
+        {
+            "municipality_code": ["0350"] * 3,
+            "district": ["a", "b", "c"],
+            "month": ["2026-10"] * 3,
+            "recipients_65_plus": [10, 7, 12],
+            "visits": [40, 30, 50],
+            "hours": [20.0, 15.0, 25.0],
+            "residents_65_plus": [12, 12, 12],
+            "hours_per_resident_65_plus": [1.667, 1.25, 2.083],
+        }
+    )
+    con = duckdb.connect()
+    con.register("gold_table", frame.to_arrow())
+    select = published_select("gold_table", frame.columns, model.small_cells, 5)
+    rows = con.sql(f"{select} ORDER BY district").pl()
+    # 2 of 12 without care would tell a neighbour who gets it; 5 of 12, or none, would not
+    assert rows["recipients_65_plus"].to_list() == [None, 7, 12]
+    assert rows["residents_65_plus"].to_list() == [12, 12, 12]
+
+
 def test_a_threshold_of_one_publishes_every_figure() -> None:
     (row,) = _published([(1, 2, 3)], k=1)
     assert (_bands(row), row["persons"], row["suppressed"]) == ((1, 2, 3), 6, [])
@@ -102,7 +142,7 @@ def test_every_aggregate_model_says_which_figures_describe_persons() -> None:
         counted = {c.name for c in model.columns if c.concept == "person"}
         assert counted <= set(figures), model.name
         named = set(figures).union(*figures.values())
-        for total, parts in model.small_cells.totals:
+        for total, parts in (*model.small_cells.totals, *model.small_cells.within):
             named |= {total, *parts}
         assert named <= columns, model.name
         assert "suppressed" not in columns
