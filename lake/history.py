@@ -27,6 +27,7 @@ from deltalake import CommitProperties, DeltaTable, write_deltalake
 
 from lake import storage
 from lake.errors import LakeError
+from lake.schema_plan import table_schema
 from lake.tables import (
     UTC_US,
     Commit,
@@ -37,7 +38,6 @@ from lake.tables import (
     partitions_holding,
     quote,
     quote_target,
-    table_schema,
     write_batch,
 )
 

@@ -10,7 +10,8 @@ from deltalake import DeltaTable
 
 from lake import tables
 from lake.errors import LakeError
-from lake.tables import is_widening, record_deletions, write_batch
+from lake.schema_plan import is_widening
+from lake.tables import record_deletions, write_batch
 
 UTC = dt.UTC
 
