@@ -314,16 +314,23 @@ def published_columns(model: GoldModel, min_cell: int) -> tuple[ColumnDoc, ...]:
     """`published.<model>`'s columns: the gold table's, figures nullable where hidden, and
     `suppressed`. A column that is not personal is public once small cells are hidden."""
     figures = dict(model.small_cells.figures) if model.small_cells else {}
+    within = {
+        inner: outer
+        for outer, inners in (model.small_cells.within if model.small_cells else ())
+        for inner in inners
+    }
     columns = []
     for c in model.columns:
         if c.classification not in _NOT_PUBLIC:
             c = replace(c, classification="public")
         if c.name in figures and min_cell > 1:
+            close = f", within {min_cell - 1} of `{within[c.name]}`" if c.name in within else ""
             c = replace(
                 c,
                 nullable=True,
                 description=f"{c.description} NULL where hidden (fewer than {min_cell} "
-                "persons behind it, or computable from a shown total; see `suppressed`).",
+                f"persons behind it{close}, or computable from a shown total; see "
+                "`suppressed`).",
             )
         columns.append(c)
     suppressed = ColumnDoc(

@@ -143,6 +143,8 @@ def test_published_views_are_listed_with_the_rule_that_hides_small_cells(loaded,
         columns["persons_0_17"]["nullable"]
         and "fewer than 5" in columns["persons_0_17"]["description"]
     )
+    assert "within 4 of `persons_65_plus`" in columns["persons_80_plus"]["description"]
+    assert "within" not in columns["persons_65_plus"]["description"]
     assert not columns["district"]["nullable"] and columns["persons"]["concept"] == "person"
     # --dataset with a gold model's name: its gold table and what of it may leave the house
     one = _json(capsys, loaded, "--format", "json", "--dataset", GOLD)
