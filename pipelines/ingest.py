@@ -206,11 +206,15 @@ class Progress:
             )
 
 
+# Formats whose numbers are typed in the file (not text the sender wrote in a notation).
+TYPED_NUMBER_FORMATS = {"excel", "json", "ndjson", "parquet"}
+
+
 def reader_options(spec: DatasetSpec) -> dict:
-    """The `format:` block as the reader takes it. A workbook's numeric cells are rendered
-    in the notation `parse:` reads: with a decimal comma, 1234.56 would otherwise lose its
-    `.` as a thousands separator."""
-    if spec.format.get("type") == "excel" and spec.parse.decimal_comma:
+    """The `format:` block as the reader takes it. A workbook's numeric cells, and a JSON or
+    Parquet file's numbers, are rendered in the notation `parse:` reads: with a decimal comma,
+    1234.56 would otherwise lose its `.` as a thousands separator, and 2.125 become 2125."""
+    if spec.format.get("type") in TYPED_NUMBER_FORMATS and spec.parse.decimal_comma:
         return {**spec.format, "decimal_comma": True}
     return spec.format
 

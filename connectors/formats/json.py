@@ -5,6 +5,10 @@ not care where a record came from; nested objects and lists are kept as JSON tex
 `flatten: true` each field of a nested object is a column of its own (`Borger.cpr`), as
 pandas' `json_normalize` names them (lists stay JSON text).
 
+`decimal_comma: true` (set by the pipeline for a dataset whose `parse:` has `decimal_comma`,
+as for workbooks) writes a JSON number's fraction with a comma (`22,2`), so a number and a
+text `"22,2"` type alike: read with `.`, 2.125 under a `.` thousands separator became 2125.
+
 Records become columns through `frame.records_frame`, as in the XML reader: it refuses more
 than MAX_COLUMNS different fields, and a table that would be mostly empty cells (fields that
 each appear in a few records), before the columns are built.
@@ -50,8 +54,8 @@ from connectors.formats.json_stream import (
 )
 from connectors.formats.options import check_keys, flag, optional_str
 
-JSON_OPTIONS = {"record_path", "encoding", "flatten"}
-NDJSON_OPTIONS = {"encoding", "flatten"}
+JSON_OPTIONS = {"record_path", "encoding", "flatten", "decimal_comma"}
+NDJSON_OPTIONS = {"encoding", "flatten", "decimal_comma"}
 _PLAIN_DIGITS = 40  # a Decimal with an exponent up to this is written out in digits
 
 
@@ -60,11 +64,14 @@ def check_json_options(options: Mapping[str, Any], source_name: str) -> None:
     optional_str(options, "record_path", source_name=source_name)
     optional_str(options, "encoding", source_name=source_name)
     flag(options, "flatten", source_name=source_name)
+    flag(options, "decimal_comma", source_name=source_name)
 
 
 def check_ndjson_options(options: Mapping[str, Any], source_name: str) -> None:
     check_keys(options, NDJSON_OPTIONS, "ndjson", source_name=source_name)
     optional_str(options, "encoding", source_name=source_name)
+    flag(options, "flatten", source_name=source_name)
+    flag(options, "decimal_comma", source_name=source_name)
 
 
 def read_json(data: bytes, options: Mapping[str, Any], *, source_name: str) -> pl.DataFrame:
@@ -99,11 +106,21 @@ def read_json(data: bytes, options: Mapping[str, Any], *, source_name: str) -> p
                 f" {kind_of(record)}, not an object",
                 "Point `record_path` at the array of records",
             )
-    return _frame(records, None, source_name, flatten=_flatten(options, source_name))
+    return _frame(
+        records,
+        None,
+        source_name,
+        flatten=_flatten(options, source_name),
+        decimal_comma=_decimal_comma(options, source_name),
+    )
 
 
 def _flatten(options: Mapping[str, Any], source_name: str) -> bool:
     return flag(options, "flatten", source_name=source_name)
+
+
+def _decimal_comma(options: Mapping[str, Any], source_name: str) -> bool:
+    return flag(options, "decimal_comma", source_name=source_name)
 
 
 def _text(data: bytes, options: Mapping[str, Any], source_name: str) -> str:
@@ -132,10 +149,19 @@ def iter_json(
         handle.seek(0)
         first, fields = 1, FieldsSeen(source_name)
         flatten = _flatten(options, source_name)
+        comma = _decimal_comma(options, source_name)
         for records in iter_records(
             handle, record_path, codec, source_name=source_name, chunk_bytes=chunk_bytes
         ):
-            yield _frame(records, None, source_name, first=first, fields=fields, flatten=flatten)
+            yield _frame(
+                records,
+                None,
+                source_name,
+                first=first,
+                fields=fields,
+                flatten=flatten,
+                decimal_comma=comma,
+            )
             first += len(records)
         fields.finish()
 
@@ -143,7 +169,14 @@ def iter_json(
 def read_ndjson(data: bytes, options: Mapping[str, Any], *, source_name: str) -> pl.DataFrame:
     check_keys(options, NDJSON_OPTIONS, "ndjson", source_name=source_name)
     text = _text(data, options, source_name)
-    return _ndjson_frame(text, 1, source_name, at_end=True, flatten=_flatten(options, source_name))
+    return _ndjson_frame(
+        text,
+        1,
+        source_name,
+        at_end=True,
+        flatten=_flatten(options, source_name),
+        decimal_comma=_decimal_comma(options, source_name),
+    )
 
 
 def iter_ndjson(
@@ -156,6 +189,7 @@ def iter_ndjson(
     check_keys(options, NDJSON_OPTIONS, "ndjson", source_name=source_name)
     codec = optional_str(options, "encoding", source_name=source_name)
     flatten = _flatten(options, source_name)
+    comma = _decimal_comma(options, source_name)
     with path.open("rb") as handle:
         pending = handle.read(chunk_bytes)
         if path.stat().st_size <= chunk_bytes * 3 // 2 or newlines_are_multi_byte(pending, codec):
@@ -178,7 +212,13 @@ def iter_ndjson(
             if not pending:
                 text = without_end_of_file_mark(text)
             frame = _ndjson_frame(
-                text, line, source_name, fields=fields, at_end=not pending, flatten=flatten
+                text,
+                line,
+                source_name,
+                fields=fields,
+                at_end=not pending,
+                flatten=flatten,
+                decimal_comma=comma,
             )
             if frame.height or (not pending and not yielded):
                 yield frame
@@ -212,9 +252,11 @@ def _ndjson_frame(
     fields: FieldsSeen | None = None,
     at_end: bool = False,
     flatten: bool = False,
+    decimal_comma: bool = False,
 ) -> pl.DataFrame:
     """The records of NDJSON `text` whose first line is the file's line `first_line`;
-    `fields` and `flatten` as for `_frame`; `at_end` when `text` ends the file."""
+    `fields`, `flatten` and `decimal_comma` as for `_frame`; `at_end` when `text` ends the
+    file."""
     records: list[dict[str, Any]] = []
     lines: list[int] = []
     split = text.split("\n")
@@ -247,7 +289,15 @@ def _ndjson_frame(
         records.append(record)
         lines.append(number)
     first = fields.records + 1 if fields else 1  # the file's number of the first record
-    return _frame(records, lines, source_name, first=first, fields=fields, flatten=flatten)
+    return _frame(
+        records,
+        lines,
+        source_name,
+        first=first,
+        fields=fields,
+        flatten=flatten,
+        decimal_comma=decimal_comma,
+    )
 
 
 def _at_path(document: Any, record_path: str | None, source_name: str) -> list[Any]:
@@ -285,11 +335,12 @@ def _frame(
     first: int = 1,
     fields: FieldsSeen | None = None,
     flatten: bool = False,
+    decimal_comma: bool = False,
 ) -> pl.DataFrame:
     """`lines` are NDJSON's line numbers; a JSON document's records are numbered from
     `first`, the number of the first record in the document. `fields` has the field names
     of the file's earlier frames, when it is read in pieces. `flatten`: a nested object's
-    fields become columns `parent.child`."""
+    fields become columns `parent.child`. `decimal_comma`: numbers are written `22,2`."""
     indices: dict[str, list[int]] = {}  # per key, in first-appearance order: which records
     values: dict[str, list[str | None]] = {}  # and their values, so absent keys cost nothing
     for index, record in enumerate(records):
@@ -315,7 +366,7 @@ def _frame(
                 indices[key] = []
                 values[key] = []
             try:
-                text = value_text(value)
+                text = value_text(value, decimal_comma=decimal_comma)
             except RecursionError as err:  # dumping a nested value nearly as deep as allowed
                 line = lines[index] if lines else None
                 raise too_deep(source_name, line, None if lines else index + first) from err
@@ -378,9 +429,13 @@ def _is_text(value: str) -> bool:
     return True
 
 
-def value_text(value: Any) -> str | None:
+def value_text(value: Any, *, decimal_comma: bool = False) -> str | None:
     """A JSON value as the text a reader frame holds (typing happens later, from text):
-    booleans as true/false, whole floats without `.0`, objects and lists as compact JSON."""
+    booleans as true/false, whole floats without `.0`, objects and lists as compact JSON;
+    a number's fraction after a comma with `decimal_comma` (nested JSON text keeps its `.`)."""
+    if isinstance(value, Decimal | float):
+        text = _number_text(value)
+        return text.replace(".", ",") if decimal_comma else text
     if value is None:
         return None
     if isinstance(value, str):
@@ -389,6 +444,10 @@ def value_text(value: Any) -> str | None:
         return "true" if value else "false"
     if isinstance(value, int):
         return str(value)
+    return _nested_text(value)
+
+
+def _number_text(value: Decimal | float) -> str:
     if isinstance(value, Decimal):  # a number with a fraction or exponent, as written
         exponent = value.adjusted()
         if exponent < _PLAIN_DIGITS and value == value.to_integral_value():
@@ -396,11 +455,9 @@ def value_text(value: Any) -> str | None:
         if -_PLAIN_DIGITS < exponent < _PLAIN_DIGITS:
             return format(value, "f")  # 1.5e-7 as 0.00000015
         return str(value)  # 1E+400: no column holds it, and typing says so
-    if isinstance(value, float):
-        if math.isfinite(value) and value.is_integer():
-            return str(int(value))
-        return repr(value)
-    return _nested_text(value)
+    if math.isfinite(value) and value.is_integer():
+        return str(int(value))
+    return repr(value)
 
 
 def _nested_text(value: Any) -> str:

@@ -17,6 +17,10 @@ Excel delivery to Parquet without its typing or quarantine rules changing:
     list, array, struct   compact JSON text
     anything else         polars' own cast to text (categoricals, enums)
 
+With `decimal_comma: true` (set by the pipeline for a dataset whose `parse:` has
+`decimal_comma`, as for workbooks and JSON) float and decimal values are written with a comma
+(`18,750`): with a `.`, 18.750 under a `.` thousands separator typed as 18750.
+
 A decimal wider than polars' 38 digits (pyarrow's decimal256) is read through pyarrow and
 rendered as its digits too. Duplicate column names are refused by name.
 
@@ -42,6 +46,7 @@ import pyarrow.parquet as pq
 
 from connectors.formats.errors import FormatError, is_panic
 from connectors.formats.frame import finish
+from connectors.formats.options import flag
 
 _INT64_SAFE = 2.0**62
 # INT96 timestamps (Hive, Impala, old Spark) are read by pyarrow as nanoseconds unless told
@@ -54,7 +59,7 @@ def read_parquet(data: bytes, options: Mapping[str, Any], *, source_name: str) -
     check_options(options, source_name)
     table = _read(data, source_name)
     _refuse_bad_names(table.columns, source_name)
-    return _text_frame(table, 1, source_name)
+    return _text_frame(table, 1, source_name, decimal_comma=_decimal_comma(options, source_name))
 
 
 def iter_parquet(
@@ -74,6 +79,7 @@ def iter_parquet(
     except (pa.ArrowException, OSError, ValueError) as err:
         raise _unreadable(source_name, err) from err
     _refuse_bad_names(schema.names, source_name)
+    comma = _decimal_comma(options, source_name)
     uncompressed = sum(
         metadata.row_group(i).total_byte_size for i in range(metadata.num_row_groups)
     )
@@ -87,30 +93,40 @@ def iter_parquet(
             raise _unreadable(source_name, err) from err
         if batch is None:
             break
-        yield _text_frame(_from_arrow(batch, source_name), first, source_name)
+        yield _text_frame(_from_arrow(batch, source_name), first, source_name, decimal_comma=comma)
         first += batch.num_rows
     if first == 1:  # no rows at all: one empty frame with the columns
         yield _text_frame(_from_arrow(schema.empty_table(), source_name), 1, source_name)
 
 
 def check_options(options: Mapping[str, Any], source_name: str) -> None:
-    extra = sorted(set(options) - {"type"})
+    extra = sorted(set(options) - {"type", "decimal_comma"})
     if extra:
         raise FormatError(
             source_name,
             "type parquet takes no `format:` options, got " + ", ".join(f"`{k}`" for k in extra),
             "Remove them from the dataset YAML (a zip or gzip around the file is `container:`)",
         )
+    _decimal_comma(options, source_name)
 
 
-def _text_frame(table: pl.DataFrame, first: int, source_name: str) -> pl.DataFrame:
+def _decimal_comma(options: Mapping[str, Any], source_name: str) -> bool:
+    return flag(options, "decimal_comma", source_name=source_name)
+
+
+def _text_frame(
+    table: pl.DataFrame, first: int, source_name: str, *, decimal_comma: bool = False
+) -> pl.DataFrame:
     """The reader frame of `table`, whose first row is the file's row `first`."""
     if not table.width:  # not "the header row is empty. Set `header_row`", which parquet refuses
         raise FormatError(
             source_name, "the Parquet file has no columns", "Check the export that produced it"
         )
     values = pl.DataFrame(
-        [_column_text(table[:, i], source_name).alias(f"c{i}") for i in range(table.width)]
+        [
+            _column_text(table[:, i], source_name, decimal_comma).alias(f"c{i}")
+            for i in range(table.width)
+        ]
     )
     return finish(
         values,
@@ -211,9 +227,12 @@ def _first_line(err: BaseException) -> str:
     return text.splitlines()[0] if text else type(err).__name__
 
 
-def _column_text(column: pl.Series, source_name: str) -> pl.Series:
+def _column_text(column: pl.Series, source_name: str, decimal_comma: bool) -> pl.Series:
     try:
-        return _text(column)
+        text = _text(column)
+        if decimal_comma and (column.dtype.is_float() or column.dtype.is_decimal()):
+            return text.str.replace(".", ",", literal=True)
+        return text
     except BaseException as err:
         if not isinstance(err, pl.exceptions.PolarsError) and not is_panic(err):
             raise

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+from decimal import Decimal
 
 import polars as pl
 import pytest
@@ -45,6 +46,32 @@ def test_numeric_cells_of_a_workbook_read_under_danish_number_settings(tmp_path)
     [conformed] = conform_chunks(spec, path, path.name)
     assert conformed.rows_quarantined == 0
     assert conformed.valid.select("days", "hours").rows() == [(2.5, 1234.5), (12.75, 7.0)]
+
+
+@pytest.mark.parametrize("kind", ["json", "ndjson", "parquet"])
+def test_numbers_a_file_types_read_under_danish_number_settings(tmp_path, kind) -> None:
+    # A JSON or Parquet number was rendered with `.`: under a `.` thousands separator 2.125
+    # loaded as 2125 and 18.750 as 18750, and under a decimal comma alone 12.75 failed.
+    spec = dataclasses.replace(
+        spec_by_name("sick_leave"),
+        format={"type": kind},
+        parse=ParseOptions(date_formats=("%d-%m-%Y",), decimal_comma=True, thousands_separator="."),
+    )
+    values = ["F1", "17", "0101901234", "Jobcenter", "Egen sygdom", "02-03-2026"]
+    row = dict(zip(HEADER[:6], values, strict=True))
+    first = {**row, "Slutdato": "04-03-2026", "Fraværsdage": 2.125}
+    second = {**row, "Fravær-ID": "F2", "Slutdato": None, "Fraværsdage": 12.75}
+    path = tmp_path / f"fravaer.{kind}"
+    if kind == "parquet":  # a float column and a decimal one, each typed by the file
+        hours = pl.Series([Decimal("18.750"), Decimal("7.000")], dtype=pl.Decimal(10, 3))
+        pl.DataFrame([first, second]).with_columns(Timer=hours).write_parquet(path)
+    else:  # a number and a text the sender wrote in the Danish notation
+        records = [{**first, "Timer": 18.75}, {**second, "Timer": "7,0"}]
+        lines = [json.dumps(r) for r in records]
+        path.write_text("\n".join(lines) if kind == "ndjson" else f"[{','.join(lines)}]")
+    [conformed] = conform_chunks(spec, path, path.name)
+    assert conformed.rows_quarantined == 0
+    assert conformed.valid.select("days", "hours").rows() == [(2.125, 18.75), (12.75, 7.0)]
 
 
 def test_a_large_ndjson_is_checked_in_pieces_and_later_fields_are_reported(
