@@ -465,6 +465,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"  {hint}")
     for hint in _numbers_with_units(result.examples):
         print(f"  {hint}")
+    for hint in _excel_errors(result.examples):
+        print(f"  {hint}")
     for hint in _cpr_without_leading_zero(spec, result.examples):
         print(f"  {hint}")
     if emptying is not None:
@@ -545,6 +547,32 @@ def _numbers_with_units(examples: pl.DataFrame) -> list[str]:
             f" its unit ({(found.group(1) or found.group(2)).strip()}), which no `parse:`"
             " setting reads: ask the sender to export the number alone (the unit belongs in"
             " the column's name or the contract's description)"
+        )
+    return lines
+
+
+# An error value Excel shows where a formula fails (LibreOffice writes `Err:502`), which the
+# workbook readers hand on as its text; in a personal column it is masked (`#aaa/N!`).
+_EXCEL_ERROR = re.compile(
+    r"#(?:DIV/0!|N/A|REF!|VALUE!|NAME\?|NUM!|NULL!)|Err:\d{3}"
+    r"|#(?:aaa/N!|a/a|aaa!|aaaaa!|aaaa\?|aaaa!)|aaa:NNN"
+)
+
+
+def _excel_errors(examples: pl.DataFrame) -> list[str]:
+    """A line per typed column whose failing examples are Excel error values: the number
+    and date hints would send the reader to `parse:`, which no setting there fixes."""
+    lines = []
+    seen: set[str] = set()
+    for row in examples.filter(pl.col("check").str.starts_with("type:")).iter_rows(named=True):
+        if row["column"] in seen or not _EXCEL_ERROR.fullmatch(row["value"] or ""):
+            continue
+        seen.add(row["column"])
+        lines.append(
+            f"{row['column']}: row {row['_source_row']} holds {row['value']!r}, an Excel error"
+            " value (#DIV/0!, #N/A, #REF!, ...): the formula behind the cell fails in the"
+            " sender's workbook; ask the sender to fix it, or to leave the cell empty where"
+            " there is no value"
         )
     return lines
 

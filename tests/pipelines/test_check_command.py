@@ -400,3 +400,32 @@ def test_a_number_failing_otherwise_gets_no_accounting_advice(tmp_path, capsys) 
     assert main(["check", "--dataset", "sick_leave", str(export)]) == 1
     out = capsys.readouterr().out
     assert "hours: type:Float64: 1 row(s)" in out and "accounting" not in out
+
+
+def test_excel_error_values_are_named_as_failing_formulas(tmp_path, monkeypatch, capsys) -> None:
+    # A formula's error (#DIV/0!, #N/A) reads as its text and fails as a number, masked to
+    # '#aaa/N!' in a sensitive column: the only hint spoke of decimal commas.
+    import xlsxwriter
+
+    spec = pipelines.specs.spec_by_name("sick_leave")
+    monkeypatch.setattr(
+        pipelines.specs,
+        "spec_by_name",
+        lambda name: dataclasses.replace(spec, format={"type": "excel"}),
+    )
+    export = tmp_path / "fravaer.xlsx"
+    with xlsxwriter.Workbook(export) as book:
+        sheet = book.add_worksheet("Fravær")
+        sheet.write_row(0, 0, HEADER.split(";"))
+        for row, (days, hours) in enumerate([("=1/0", "#DIV/0!"), ("=NA()", "#N/A")], start=1):
+            sheet.write_row(row, 0, [f"F{row}", *ROW.split(";")[1:7]])
+            sheet.write_formula(row, 7, days, None, hours)
+            sheet.write_number(row, 8, 7.5)
+    assert main(["check", "--dataset", "sick_leave", str(export)]) == 1
+    out = capsys.readouterr().out
+    assert "days: type:Float64: 2 row(s), e.g. row 2 ('#aaa/N!'), row 3 ('#a/a')" in out
+    assert (
+        "  days: row 2 holds '#aaa/N!', an Excel error value (#DIV/0!, #N/A, #REF!, ...): the"
+        " formula behind the cell fails in the sender's workbook; ask the sender to fix it, or"
+        " to leave the cell empty where there is no value\n"
+    ) in out
