@@ -526,7 +526,11 @@ def _serial_dates(examples: pl.DataFrame) -> list[str]:
 # A number with its unit or currency written beside it, as a report formats it: `12,5 %`,
 # `kr. 1.234,50`, `1.234,50 DKK`, `€ 12`; digits may be masked to N in a personal column.
 _UNIT = r"%|‰|kr\.?|dkk|nok|sek|eur|€|\$"
-_WITH_UNIT = re.compile(rf"(?i)(?:({_UNIT})\s*)?-?[\dN][\dN.,'\s\u00a0\u202f]*?(?:\s*({_UNIT}))?")
+_NUMBER = r"-?[\dN][\dN.,'\s\u00a0\u202f]*?"
+_WITH_UNIT = re.compile(rf"(?i)(?:({_UNIT})\s*)?{_NUMBER}(?:\s*({_UNIT}))?")
+# The same units in a personal column, whose letters are masked: `kr.` is `aa.`, DKK `aaa`.
+_MASKED_UNIT = r"%|‰|aa\.?|aaa|€|\$"
+_WITH_MASKED_UNIT = re.compile(rf"(?:({_MASKED_UNIT})\s*)?{_NUMBER}(?:\s*({_MASKED_UNIT}))?")
 
 
 def _numbers_with_units(examples: pl.DataFrame) -> list[str]:
@@ -538,7 +542,8 @@ def _numbers_with_units(examples: pl.DataFrame) -> list[str]:
     seen: set[str] = set()
     numeric = pl.any_horizontal(pl.col("check").str.starts_with(p) for p in NUMERIC_CHECKS)
     for row in examples.filter(numeric).iter_rows(named=True):
-        found = _WITH_UNIT.fullmatch(row["value"] or "")
+        value = row["value"] or ""
+        found = _WITH_UNIT.fullmatch(value) or _WITH_MASKED_UNIT.fullmatch(value)
         if row["column"] in seen or found is None or not (found.group(1) or found.group(2)):
             continue
         seen.add(row["column"])

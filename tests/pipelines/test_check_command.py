@@ -382,10 +382,11 @@ def test_a_cpr_number_without_its_leading_zero_is_named(tmp_path, capsys) -> Non
     ) in out
 
 
-@pytest.mark.parametrize("value", ["2,5 %", "€2,5", "2,5 €"])
+@pytest.mark.parametrize("value", ["2,5 %", "€2,5", "2,5 €", "kr. 2,5", "2,5 DKK", "NOK 2,5"])
 def test_a_number_with_its_unit_is_named(value, tmp_path, capsys) -> None:
     # `12,5 %` or `kr. 1.234,50` from a formatted report: the hint spoke of decimal commas.
-    # (A sensitive column's values are shown masked, `kr.` as `aa.`: signs only, here.)
+    # A sensitive column's values are shown masked, `kr.` as `aa.` and DKK as `aaa`: only
+    # the signs were recognised there.
     export = tmp_path / "fravaer.csv"
     export.write_bytes(f"{HEADER}\r\n{ROW.replace(';2,5;', f';{value};')}\r\n".encode("cp1252"))
     assert main(["check", "--dataset", "sick_leave", str(export)]) == 1
