@@ -407,6 +407,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     from lake.privacy import redact, shown_name
     from pipelines.ingest import check_file, emptying_snapshot, skipped_message, total_rows_hint
     from pipelines.specs import spec_by_name
+    from pipelines.trailer_record import trailer_hint
 
     spec = spec_by_name(args.dataset)
     shown = shown_name(str(args.file))  # a per-citizen export may be named after its CPR
@@ -457,6 +458,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"  {column}: {check}: {rows:,} row(s), e.g. {where}")
     if result.total_rows:
         print(f"  {total_rows_hint(spec, result.total_rows)}")
+    if result.trailer_line is not None:
+        print(f"  {trailer_hint(result.trailer_line)}")
     for hint in _parse_hints(spec.parse, [check for _, check, _ in result.counts]):
         print(f"  {hint}")
     for hint in _accounting_negatives(result.accounting):

@@ -68,6 +68,7 @@ from pipelines.delivery import (
     stale_deliveries,
 )
 from pipelines.specs import DatasetSpec
+from pipelines.trailer_record import ShortLastLine, trailer_hint
 
 log = logging.getLogger("kommunelake.ingest")
 
@@ -296,6 +297,8 @@ class CheckReport:
     # The first accounting negative (`(1.234,50)`) failing per numeric column, wherever it
     # is in the file: such a value is rarely among a column's first few failures.
     accounting: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=FAILURE_SCHEMA))
+    # A fixed-width file's last line read as data that looks like its trailer record.
+    trailer_line: int | None = None
 
     EXAMPLES = 3
 
@@ -311,8 +314,14 @@ def check_file(spec: DatasetSpec, path: Path) -> CheckReport:
     examples: list[pl.DataFrame] = []
     accounting: list[pl.DataFrame] = []
     totals = TrailingTotals()
+    trailer = ShortLastLine(spec)
+
+    def look(raw: pl.DataFrame) -> None:
+        totals.look(raw)
+        trailer.look(raw)
+
     for conformed in conform_chunks(
-        spec, path, shown_name(path.name), look=totals.look, count_skipped=tally.skipped
+        spec, path, shown_name(path.name), look=look, count_skipped=tally.skipped
     ):
         tally.add(conformed)
         examples.append(detached(_first_per_check(concat_failures([conformed.failures]))))
@@ -336,6 +345,7 @@ def check_file(spec: DatasetSpec, path: Path) -> CheckReport:
         total_rows=totals.rows(),
         rows_skipped=tally.rows_skipped,
         accounting=accounting_negatives(concat_failures(accounting)),
+        trailer_line=trailer.line(),
     )
 
 
@@ -606,6 +616,12 @@ def _load_spooled(
     held_keys: list[pl.DataFrame] = []
     # Only a chunk's last rows are looked at: a load reads millions, and total rows end it.
     totals = TrailingTotals()
+    trailer = ShortLastLine(spec)
+
+    def look(raw: pl.DataFrame) -> None:
+        totals.look(raw.tail(100))
+        trailer.look(raw.tail(100))
+
     erased_rows = ErasedFilter(
         spec.contract, spec.columns, key, erased(home.erasures_uri, home.storage_options())
     )
@@ -616,7 +632,7 @@ def _load_spooled(
                 source,
                 name,
                 spool.folder,
-                look=lambda raw: totals.look(raw.tail(100)),
+                look=look,
                 keep=erased_rows.apply,
                 count_skipped=tally.skipped,
             ):
@@ -721,6 +737,8 @@ def _load_spooled(
         tally.rows_valid = rows_valid  # what silver holds of the batch is the count recorded
     if totals.rows():  # loaded as data, they add themselves to every sum
         log.warning("%s: %s: %s", spec.name, name, total_rows_hint(spec, totals.rows()))
+    if (line := trailer.line()) is not None:  # quarantined, it fails on every required field
+        log.warning("%s: %s: %s", spec.name, name, trailer_hint(line))
     return tally, commit
 
 

@@ -430,3 +430,55 @@ def test_excel_error_values_are_named_as_failing_formulas(tmp_path, monkeypatch,
         " formula behind the cell fails in the sender's workbook; ask the sender to fix it, or"
         " to leave the cell empty where there is no value\n"
     ) in out
+
+
+WIDTHS = [6, 6, 10, 20, 16, 10, 10, 4, 6]
+
+
+def _fixed_width(tmp_path, monkeypatch, last: str) -> None:
+    """`check` of a fixed-width sick-leave extract (short lines allowed) ending in `last`."""
+    layout, start = [], 1
+    for name, width in zip(HEADER.split(";"), WIDTHS, strict=True):
+        layout.append({"name": name, "start": start, "length": width})
+        start += width
+    spec = dataclasses.replace(
+        pipelines.specs.spec_by_name("sick_leave"),
+        format={
+            "type": "fixed_width",
+            "encoding": "cp865",
+            "allow_short_lines": True,
+            "columns": layout,
+        },
+    )
+    monkeypatch.setattr(pipelines.specs, "spec_by_name", lambda name: spec)
+    rows = [ROW.replace("F1", f"F{i}").split(";") for i in (1, 2)]
+    lines = ["".join(v.ljust(w) for v, w in zip(r, WIDTHS, strict=True)) for r in rows]
+    export = tmp_path / "fravaer.txt"
+    export.write_bytes("\r\n".join([*lines, last, ""]).encode("cp865"))
+    assert main(["check", "--dataset", "sick_leave", str(export)]) == 1
+
+
+def test_a_trailer_record_read_as_data_is_pointed_to_skip_footer_lines(
+    tmp_path, monkeypatch, capsys
+) -> None:
+    # With `allow_short_lines: true` the trailer (`999` and a count) is no short-line error:
+    # it failed as a row of empty fields, and nothing named `skip_footer_lines`.
+    _fixed_width(tmp_path, monkeypatch, "999000002")
+    out = capsys.readouterr().out
+    assert "3 rows, 2 valid, 1 failing" in out
+    assert out.endswith(
+        "  line 3, the file's last, leaves more fields empty than any line before it: if it is"
+        " the extract's trailer record (a record count), leave it out with"
+        " `skip_footer_lines: 1` under `format:` in the dataset YAML\n"
+    )
+
+
+def test_a_last_row_without_its_optional_fields_is_no_trailer(
+    tmp_path, monkeypatch, capsys
+) -> None:
+    # A row leaving out its end date, days and hours: three of nine fields, not a trailer.
+    values = ROW.replace("F1", "F3").split(";")[:6]
+    last = "".join(v.ljust(w) for v, w in zip(values, WIDTHS[:6], strict=True))
+    _fixed_width(tmp_path, monkeypatch, last)
+    out = capsys.readouterr().out
+    assert "3 rows, 2 valid, 1 failing" in out and "trailer" not in out
