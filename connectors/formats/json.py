@@ -318,13 +318,38 @@ def _at_path(document: Any, record_path: str | None, source_name: str) -> list[A
                 "Set `record_path` to the dot path of the array of records",
             )
     if not isinstance(node, list):
+        hint = "Set `record_path` to the dot path of the array of records (e.g. `data.items`)"
+        if isinstance(node, dict) and (arrays := _record_arrays(node, record_path)):
+            # An API envelope (`{"antal": 4, "data": [...]}`): say where the records are.
+            listed = ", ".join(f"`{path}` holds {length:,} objects" for path, length in arrays)
+            hint = f"Set `record_path` in the dataset YAML to the array of records: {listed}"
         raise FormatError(
             source_name,
             f"`record_path` {record_path or '(empty)'!r} leads to {kind_of(node)}, not an"
             " array of records",
-            "Set `record_path` to the dot path of the array of records (e.g. `data.items`)",
+            hint,
         )
     return node
+
+
+def _record_arrays(node: dict[str, Any], record_path: str | None) -> list[tuple[str, int]]:
+    """The dot paths (from the document) of the first few arrays of objects in `node`, up to
+    four levels down, nearest first, with their lengths."""
+    found: list[tuple[str, int]] = []
+    level = [(record_path or "", node)]
+    for _ in range(4):
+        below = []
+        for path, obj in level:
+            for key, value in obj.items():
+                here = f"{path}.{key}" if path else str(key)
+                if isinstance(value, list) and value and isinstance(value[0], dict):
+                    found.append((here, len(value)))
+                elif isinstance(value, dict):
+                    below.append((here, value))
+        if len(found) >= 3 or not below:
+            break
+        level = below
+    return found[:3]
 
 
 def _frame(

@@ -95,6 +95,18 @@ def test_missing_record_path_names_what_is_there() -> None:
     assert "not an array" in str(read_error(data))
 
 
+def test_an_object_without_record_path_names_its_arrays_of_records() -> None:
+    # An API envelope read without `record_path` said only "e.g. `data.items`".
+    data = json.dumps(DOCUMENT, ensure_ascii=False).encode()
+    error = read_error(data)
+    assert error.cause == "`record_path` '(empty)' leads to an object, not an array of records"
+    assert error.hint == (
+        "Set `record_path` in the dataset YAML to the array of records: `data.items` holds"
+        " 3 objects"
+    )
+    assert read_error(data, record_path="data").hint.endswith(": `data.items` holds 3 objects")
+
+
 def test_records_must_be_objects() -> None:
     assert "record 2" in str(read_error(b'[{"a": 1}, [1, 2]]'))
 
