@@ -170,6 +170,15 @@ def rename_to_contract(
     frame = raw.rename(renames)
     missing = [name for name in fields if name not in frame.columns]
     shapeless = not raw.height and all(c in READER_LINEAGE for c in raw.columns)
+    if missing and (near := _near_miss(raw, missing, aliases, fields)) is not None:
+        # A header the sender re-cased (`Slutdato` → `slutdato`): a record format took the
+        # field for left out, loading it as null in every row beside a new column.
+        header, expected, name = near
+        raise SchemaBreak(
+            f"{where}: the header {header!r} differs only in case or spacing from {expected!r},"
+            f" which is read as {name}, so {name} is missing; map {header!r} under `columns:`"
+            " in the dataset YAML, or ask the sender for the agreed header"
+        )
     if missing and (absent_is_null or shapeless):
         nulls = [n for n in missing if shapeless or fields[n].nullable or absent_required_is_null]
         frame = frame.with_columns(pl.lit(None, pl.String).alias(n) for n in nulls)
@@ -254,6 +263,29 @@ _CELL_SPLIT = re.compile(r"[;,\t|]")  # a header read as one column still holds 
 
 def _sources_of(field: str, aliases: Mapping[str, str]) -> list[str]:
     return [src for src, dst in aliases.items() if dst == field]
+
+
+def _near_miss(
+    raw: pl.DataFrame,
+    missing: list[str],
+    aliases: Mapping[str, str],
+    fields: Mapping[str, pa.Column],
+) -> tuple[str, str, str] | None:
+    """(header, expected name, field) for a file header that is a missing field's expected
+    header (or the field's own name) but for case and spacing; None if there is none."""
+
+    def loose(name: str) -> str:
+        return " ".join(name.split()).casefold()
+
+    expected = {
+        loose(n): (n, field) for field in missing for n in [*_sources_of(field, aliases), field]
+    }
+    for header in raw.columns:
+        if header in READER_LINEAGE or header in aliases or header in fields:
+            continue
+        if (found := expected.get(loose(header))) is not None:
+            return header, *found
+    return None
 
 
 def _header_further_down(

@@ -183,3 +183,30 @@ def test_a_required_field_no_record_has_rejects_the_file_whole_and_in_pieces(
         SchemaBreak, match=r"fravaer.ndjson: missing required column\(s\) department"
     ):
         list(conform_chunks(_record_spec("ndjson"), path, path.name))
+
+
+@pytest.mark.parametrize("kind", ["json", "xml", "csv"])
+def test_a_header_recased_by_the_sender_is_named_not_loaded_as_null(tmp_path, kind) -> None:
+    # `Slutdato` sent as `slutdato`: a JSON or XML record without the key is a null end date,
+    # so every end date loaded as null (the new key ignored as drift), and `check` passed.
+    spec = dataclasses.replace(spec_by_name("sick_leave"), format={"type": kind})
+    values = ["F1", "17", "0101901234", "Jobcenter", "Egen sygdom", "02-03-2026", "04-03-2026"]
+    record = dict(zip([*HEADER[:6], "slutdato"], values, strict=True))
+    record |= {"Fraværsdage": "2,5", "Timer": "18,75"}
+    path = tmp_path / f"fravaer.{kind}"
+    if kind == "json":
+        path.write_text(json.dumps([record]))
+    elif kind == "xml":
+        fields = "".join(f"<{k}>{v}</{k}>" for k, v in record.items())
+        path.write_text(f"<Udtraek><Fravaer>{fields}</Fravaer></Udtraek>")
+        spec = dataclasses.replace(spec, format={"type": "xml", "record_path": "Fravaer"})
+    else:
+        path.write_text(";".join(record) + "\n" + ";".join(record.values()) + "\n")
+        spec = dataclasses.replace(spec, format={"type": "csv", "delimiter": ";"})
+    with pytest.raises(SchemaBreak) as caught:
+        list(conform_chunks(spec, path, path.name))
+    assert str(caught.value) == (
+        f"fravaer.{kind}: the header 'slutdato' differs only in case or spacing from"
+        " 'Slutdato', which is read as end_date, so end_date is missing; map 'slutdato' under"
+        " `columns:` in the dataset YAML, or ask the sender for the agreed header"
+    )
