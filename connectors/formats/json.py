@@ -100,11 +100,23 @@ def read_json(data: bytes, options: Mapping[str, Any], *, source_name: str) -> p
     records = _at_path(document, record_path, source_name)
     for position, record in enumerate(records, start=1):
         if not isinstance(record, dict):
+            hint = "Point `record_path` at the array of records"
+            if (
+                position == 1
+                and isinstance(record, list)
+                and all(isinstance(v, str) for v in record)
+            ):
+                # `[["cpr", "navn"], ["0101901234", "Bo"]]`: a table, not records.
+                hint = (
+                    "The array looks like a table (an array of column names, then an array per"
+                    " row), which is not read: ask the sender for an array of objects, one per"
+                    " record, or for the table as CSV"
+                )
             raise FormatError(
                 source_name,
                 f"record {position} at `record_path` {record_path or '(document)'!r} is"
                 f" {kind_of(record)}, not an object",
-                "Point `record_path` at the array of records",
+                hint,
             )
     return _frame(
         records,

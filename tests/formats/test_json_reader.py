@@ -111,6 +111,14 @@ def test_records_must_be_objects() -> None:
     assert "record 2" in str(read_error(b'[{"a": 1}, [1, 2]]'))
 
 
+def test_a_table_of_arrays_is_named_as_such() -> None:
+    # A header array, then an array per row: the hint said to point `record_path` at the
+    # array of records, which the file does not have.
+    error = read_error(b'[["cpr", "navn"], ["0101901234", "Bo"]]')
+    assert error.cause == "record 1 at `record_path` '(document)' is an array, not an object"
+    assert error.hint.startswith("The array looks like a table (an array of column names,")
+
+
 def test_invalid_json_names_the_line() -> None:
     error = read_error(b'[\n  {"a": 1},\n  {"a": 2,}\n]')
     assert error.line == 3
