@@ -210,3 +210,19 @@ def test_a_header_recased_by_the_sender_is_named_not_loaded_as_null(tmp_path, ki
         " 'Slutdato', which is read as end_date, so end_date is missing; map 'slutdato' under"
         " `columns:` in the dataset YAML, or ask the sender for the agreed header"
     )
+
+
+def test_a_yaml_key_with_the_line_break_of_a_wrapped_excel_header_maps_it(tmp_path) -> None:
+    # Readers name the header "Fraværs- dage"; the YAML key copied from the cell,
+    # "Fraværs-\ndage", matched nothing and the file was refused.
+    base = spec_by_name("sick_leave")
+    columns = {k.replace("Fraværsdage", "Fraværs-\ndage"): v for k, v in base.columns.items()}
+    spec = dataclasses.replace(base, format={"type": "excel"}, columns=columns)
+    path = tmp_path / "fravaer.xlsx"
+    with xlsxwriter.Workbook(path) as book:
+        sheet = book.add_worksheet("Fravær")
+        sheet.write_row(0, 0, [h.replace("Fraværsdage", "Fraværs-\ndage") for h in HEADER])
+        row = ["F1", "17", "0101901234", "Jobcenter", "Egen sygdom", "02-03-2026", "04-03-2026"]
+        sheet.write_row(1, 0, [*row, 2.5, 18.75])
+    [conformed] = conform_chunks(spec, path, path.name)
+    assert conformed.valid.select("days", "hours").rows() == [(2.5, 18.75)]
