@@ -568,19 +568,26 @@ _EXCEL_ERROR = re.compile(
 
 
 def _excel_errors(examples: pl.DataFrame) -> list[str]:
-    """A line per typed column whose failing examples are Excel error values: the number
-    and date hints would send the reader to `parse:`, which no setting there fixes."""
+    """A line per column whose failing examples are Excel error values: in a typed column
+    the number and date hints would send the reader to `parse:`, which no setting there
+    fixes; in a text column (`excel_error`) the check's name alone says no remedy."""
     lines = []
     seen: set[str] = set()
-    for row in examples.filter(pl.col("check").str.starts_with("type:")).iter_rows(named=True):
+    failing = pl.col("check").str.starts_with("type:") | (pl.col("check") == "excel_error")
+    for row in examples.filter(failing).iter_rows(named=True):
         if row["column"] in seen or not _EXCEL_ERROR.fullmatch(row["value"] or ""):
             continue
         seen.add(row["column"])
+        empty = (
+            "; or, to load it as empty, list it under `parse: null_values`"
+            if row["check"] == "excel_error"
+            else ""
+        )
         lines.append(
             f"{row['column']}: row {row['_source_row']} holds {row['value']!r}, an Excel error"
             " value (#DIV/0!, #N/A, #REF!, ...): the formula behind the cell fails in the"
             " sender's workbook; ask the sender to fix it, or to leave the cell empty where"
-            " there is no value"
+            f" there is no value{empty}"
         )
     return lines
 

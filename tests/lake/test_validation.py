@@ -87,6 +87,28 @@ def test_every_row_is_valid_or_quarantined_with_a_reason() -> None:
     }
 
 
+def test_a_spreadsheet_error_value_in_a_text_column_quarantines_its_row() -> None:
+    # A VLOOKUP that failed in the sender's workbook: `#N/A` loaded as a department's name.
+    raw = _raw(
+        GOOD,
+        _with(**{"Fravær-ID": "F2", "Afdeling": "#N/A"}),
+        _with(**{"Fravær-ID": "F3", "Afdeling": "Err:502"}),  # LibreOffice's
+        _with(**{"Fravær-ID": "F4", "Afdeling": "#2 Sundhed"}),  # a name that starts with #
+        _with(**{"Fravær-ID": "#REF!"}),
+    )
+    result = conform(raw, SickLeave, aliases=ALIASES, parse=PARSE, keys=["absence_id"])
+    assert result.valid["_source_row"].to_list() == [2, 5]
+    assert result.failures.select("_source_row", "column", "check", "value").rows() == [
+        (3, "department", "excel_error", "#N/A"),
+        (4, "department", "excel_error", "Err:502"),
+        (6, "absence_id", "excel_error", "#REF!"),
+    ]
+    # Listed under `parse: null_values`, it loads as empty instead (a required field fails).
+    empty = ParseOptions(date_formats=("%d-%m-%Y",), decimal_comma=True, null_values=("#N/A",))
+    result = conform(raw, SickLeave, aliases=ALIASES, parse=empty, keys=["absence_id"])
+    assert ("department", "not_nullable") in result.failures.select("column", "check").rows()
+
+
 def test_quarantine_never_holds_clear_personal_values() -> None:
     raw = _raw(
         GOOD,

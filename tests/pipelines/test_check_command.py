@@ -422,6 +422,10 @@ def test_excel_error_values_are_named_as_failing_formulas(tmp_path, monkeypatch,
             sheet.write_row(row, 0, [f"F{row}", *ROW.split(";")[1:7]])
             sheet.write_formula(row, 7, days, None, hours)
             sheet.write_number(row, 8, 7.5)
+        # A lookup that failed in a text column: no typing would catch it.
+        sheet.write_row(3, 0, ["F3", *ROW.split(";")[1:3]])
+        sheet.write_formula(3, 3, "=VLOOKUP(1,Z1:Z2,1,FALSE)", None, "#N/A")
+        sheet.write_row(3, 4, [*ROW.split(";")[4:7], 1, 7.5])
     assert main(["check", "--dataset", "sick_leave", str(export)]) == 1
     out = capsys.readouterr().out
     assert "days: type:Float64: 2 row(s), e.g. row 2 ('#aaa/N!'), row 3 ('#a/a')" in out
@@ -429,6 +433,13 @@ def test_excel_error_values_are_named_as_failing_formulas(tmp_path, monkeypatch,
         "  days: row 2 holds '#aaa/N!', an Excel error value (#DIV/0!, #N/A, #REF!, ...): the"
         " formula behind the cell fails in the sender's workbook; ask the sender to fix it, or"
         " to leave the cell empty where there is no value\n"
+    ) in out
+    assert "department: excel_error: 1 row(s), e.g. row 4 ('#N/A')" in out
+    assert (
+        "  department: row 4 holds '#N/A', an Excel error value (#DIV/0!, #N/A, #REF!, ...):"
+        " the formula behind the cell fails in the sender's workbook; ask the sender to fix"
+        " it, or to leave the cell empty where there is no value; or, to load it as empty,"
+        " list it under `parse: null_values`\n"
     ) in out
 
 
