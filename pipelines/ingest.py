@@ -619,8 +619,9 @@ def _load_spooled(
     trailer = ShortLastLine(spec)
 
     def look(raw: pl.DataFrame) -> None:
-        totals.look(raw.tail(100))
-        trailer.look(raw.tail(100))
+        last = raw.tail(100)
+        totals.look(last)
+        trailer.look(last)
 
     erased_rows = ErasedFilter(
         spec.contract, spec.columns, key, erased(home.erasures_uri, home.storage_options())

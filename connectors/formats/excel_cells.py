@@ -182,7 +182,7 @@ def render(
     """One column's cells as text; `elapsed` is each row's elapsed-time unit (h, m or s) for
     cells formatted as a duration ([h]:mm), `clock` true for cells formatted as a time of
     day (hh:mm), both null elsewhere; `serials` the stored serial where calamine's moment
-    for it is a day off (`xlsx_cells._LEAP_DAY`), null elsewhere."""
+    for it is a day off (`number_formats._LEAP_DAY`), null elsewhere."""
     cells = pl.DataFrame(
         {
             "text": text.cast(pl.String),
