@@ -16,7 +16,7 @@ from lake.home import Home, resolve_home
 def connect(home: str | os.PathLike[str] | None = None):
     """Read-only DuckDB connection on `<home>/serving/lake.duckdb` (home: KOMMUNELAKE_HOME or
     ./demo-home). Safe while a load runs: the file is replaced atomically, never rewritten."""
-    from lake import storage
+    from lake import atomicity, storage
     from lake.duck import duck_connect
 
     resolved = resolve_home(home)
@@ -36,7 +36,7 @@ def connect(home: str | os.PathLike[str] | None = None):
         # A wrong key or SAS token would otherwise surface in the first query as DuckDB's
         # "DeltaKernel ObjectStoreError ... 403 Forbidden: <?xml ...", naming no variable.
         try:
-            storage.require_azure_access(resolved.lake_root)
+            atomicity.require_azure_access(resolved.lake_root)
         except ConfigError:
             con.close()
             raise

@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from lake import storage
+from lake import atomicity, storage
 from lake.errors import ConfigError
 
 DEFAULT_HOME = "demo-home"
@@ -91,7 +91,7 @@ class Home:
     def require_atomic(self) -> None:
         """Refuse a lake where Delta commits are not atomic (network share, S3 without
         conditional PUT, unsafe S3 settings). Probes object storage once per process."""
-        storage.require_atomic(self.lake_root)
+        atomicity.require_atomic(self.lake_root)
 
     @property
     def drop(self) -> Path:

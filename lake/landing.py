@@ -29,7 +29,7 @@ from pathlib import Path, PurePosixPath
 import polars as pl
 from deltalake import DeltaTable, write_deltalake
 
-from lake import storage
+from lake import atomicity, storage
 from lake.errors import LakeError
 from lake.home import Home
 from lake.privacy import shown_name
@@ -69,7 +69,7 @@ def land(
     """Store `data` (e.g. an API page) and record it; returns the landed file and whether it
     was new. `landing_root` is a local directory or an object-store URI (Home.landing_uri)."""
     root = os.fspath(landing_root)
-    storage.require_atomic(root)
+    atomicity.require_atomic(root)
     sha = hashlib.sha256(data).hexdigest()
     path = _landing_path(root, dataset, sha, original_name)
     storage.write_once(path, data, storage.storage_options(root))
@@ -108,7 +108,7 @@ def land_file(
     entry heals here) and the copy retried once. A file still being written raises
     storage.SourceChanged and nothing is recorded."""
     root = os.fspath(landing_root)
-    storage.require_atomic(root)
+    atomicity.require_atomic(root)
     hashes = hashes or HashCache(None)
     if storage.parse_lake_uri(root).is_remote or hashes.known(path):
         target, sha, size = _hash_then_copy(root, dataset, path, hashes)
