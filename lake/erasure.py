@@ -33,7 +33,7 @@ from pyarrow import fs
 from lake.errors import LakeError
 from lake.privacy import CPR_SEPARATORS, pseudonyms
 from lake.tables import UTC_US, commit_properties, open_table, write_batch
-from lake.validation import SHEET, SOURCE_ROW, as_read, identifier_columns
+from lake.validation import SHEET, SOURCE_ROW, identifier_columns
 
 REGISTER_SCHEMA = {"pseudonym": pl.String, "registered_at": UTC_US}
 # Log files are named by the version they hold: 00000000000000000012.json,
@@ -211,7 +211,6 @@ def raw_headers(
 ) -> list[str]:
     """The headers of a delivered file that become `fields` (as `rename_to_contract` maps
     them: by the YAML's `columns:`, else by name)."""
-    aliases = as_read(aliases)
     return [c for c in columns if aliases.get(c, c) in fields]
 
 

@@ -131,16 +131,6 @@ def masked_columns(contract: type[pa.DataFrameModel]) -> set[str]:
     }
 
 
-def as_read(aliases: Mapping[str, str]) -> dict[str, str]:
-    """The YAML's `columns:` keyed as readers name headers: NFC-normalised, each run of
-    blanks or line breaks one space (`connectors.formats.frame.header_name`). A YAML saved
-    on a Mac may hold NFD keys, and one copied from a wrapped Excel header a line break
-    (`"Fraværs-\ndage"`), which matched no header."""
-    return {
-        unicodedata.normalize("NFC", " ".join(src.split())): dst for src, dst in aliases.items()
-    }
-
-
 def rename_to_contract(
     raw: pl.DataFrame,
     contract: type[pa.DataFrameModel],
@@ -162,7 +152,6 @@ def rename_to_contract(
     field; the caller refuses a file none of whose pieces has it. `unit` is what the
     file's `_source_row` counts: lines of a text file, or rows of a sheet."""
     fields = contract_columns(contract)
-    aliases = as_read(aliases)
     renames = {src: dst for src, dst in aliases.items() if src in raw.columns}
     sources: dict[str, list[str]] = {}
     for header in raw.columns:

@@ -17,6 +17,7 @@ import pandera.polars as pa
 import yaml
 
 from connectors.formats import READERS, FormatError, check_options
+from connectors.formats.frame import header_name
 from lake.errors import LakeError
 from lake.history import REGISTRERING_FRA, VIRKNING_FRA
 from lake.maintenance import MIN_RETENTION_HOURS
@@ -262,7 +263,7 @@ def load_spec(path: Path) -> DatasetSpec:
         source=dict(raw["source"]),
         format=dict(raw["format"]),
         load_mode=raw["load_mode"],
-        columns={str(k): str(v) for k, v in (raw.get("columns") or {}).items()},
+        columns=_columns(raw.get("columns"), where),
         parse=_parse(parse, where),
         keys=tuple(keys),
         contact=raw.get("contact"),
@@ -308,6 +309,32 @@ def load_spec(path: Path) -> DatasetSpec:
     if bad:
         raise SpecError(f"{where}: quality.references columns {bad} are not contract fields")
     return spec
+
+
+def _columns(raw: Any, where: str) -> dict[str, str]:
+    """`columns:` (source header → contract field) keyed as the readers name headers
+    (`header_name`): a key saved on a Mac (NFD "å"), copied from a wrapped Excel header (a
+    line break) or from a web page (a zero-width space) matched no header as written."""
+    if raw is None:
+        return {}
+    if not isinstance(raw, dict):
+        raise SpecError(
+            f"{where}: `columns:` must map source headers to contract fields, e.g. "
+            f"`Startdato: start_date`, got {raw!r}"
+        )
+    columns: dict[str, str] = {}
+    written: dict[str, str] = {}
+    for key, value in raw.items():
+        header, field_name = header_name(key), str(value)
+        if columns.get(header, field_name) != field_name:
+            raise SpecError(
+                f"{where}: `columns:` keys {written[header]!r} and {key!r} are the same header "
+                f"once blanks and invisible characters are read as the files' headers are, "
+                f"but map to {columns[header]!r} and {field_name!r}; keep one of them"
+            )
+        columns[header] = field_name
+        written.setdefault(header, str(key))
+    return columns
 
 
 def _themes(raw: Any, where: str) -> tuple[str, ...]:

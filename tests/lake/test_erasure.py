@@ -124,15 +124,6 @@ def test_the_subject_is_found_in_a_delivery_in_any_spelling() -> None:
     assert not erasure.name_holds("borger_0202851234.csv", SUBJECT)
 
 
-def test_a_header_mapped_with_a_line_break_is_searched_as_the_reader_names_it() -> None:
-    # The YAML key copied from a wrapped Excel header ("CPR-\nnummer") matched no header
-    # (readers name it "CPR- nummer"), so the subject's rows in the delivery were not found.
-    raw = pl.DataFrame({"CPR- nummer": ["010190-1234", "0202851234"], SOURCE_ROW: [2, 3]})
-    headers = erasure.raw_headers(raw.columns, ["cpr"], {"CPR-\nnummer": "cpr"})
-    assert headers == ["CPR- nummer"]
-    assert erasure.subject_rows(raw, headers, SUBJECT)[SOURCE_ROW].to_list() == [2]
-
-
 def test_the_filter_leaves_erased_subjects_out_of_a_delivery_and_counts_them(tmp_path) -> None:
     register = str(tmp_path / "state" / "erasures")
     assert erasure.register(register, SUBJECT_TOKEN)

@@ -9,10 +9,11 @@ from decimal import Decimal
 import polars as pl
 import pytest
 import xlsxwriter
+import yaml
 
 from lake.validation import ParseOptions, SchemaBreak
 from pipelines.ingest import conform_chunks
-from pipelines.specs import spec_by_name
+from pipelines.specs import DATASETS_DIR, load_spec, spec_by_name
 
 HEADER = [
     "Fravær-ID",
@@ -215,9 +216,13 @@ def test_a_header_recased_by_the_sender_is_named_not_loaded_as_null(tmp_path, ki
 def test_a_yaml_key_with_the_line_break_of_a_wrapped_excel_header_maps_it(tmp_path) -> None:
     # Readers name the header "Fraværs- dage"; the YAML key copied from the cell,
     # "Fraværs-\ndage", matched nothing and the file was refused.
-    base = spec_by_name("sick_leave")
-    columns = {k.replace("Fraværsdage", "Fraværs-\ndage"): v for k, v in base.columns.items()}
-    spec = dataclasses.replace(base, format={"type": "excel"}, columns=columns)
+    raw = yaml.safe_load((DATASETS_DIR / "sick_leave.yaml").read_text(encoding="utf-8"))
+    raw["columns"] = {
+        k.replace("Fraværsdage", "Fraværs-\ndage"): v for k, v in raw["columns"].items()
+    }
+    raw["format"] = {"type": "excel"}
+    (tmp_path / "sick_leave.yaml").write_text(yaml.safe_dump(raw, allow_unicode=True), "utf-8")
+    spec = load_spec(tmp_path / "sick_leave.yaml")
     path = tmp_path / "fravaer.xlsx"
     with xlsxwriter.Workbook(path) as book:
         sheet = book.add_worksheet("Fravær")

@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import sys
+import unicodedata
 from pathlib import Path
 from typing import Any
 
+import polars as pl
 import pytest
 import yaml
 
 import schemas
+from lake import erasure
+from lake.validation import SOURCE_ROW
 from pipelines.specs import DATASETS_DIR, SpecError, load_spec
 
 
@@ -230,3 +234,65 @@ def test_every_shipped_contract_names_only_concepts_the_glossary_defines() -> No
 
     bench = load_spec(Path(__file__).parents[2] / "bench" / "case_extract.yaml")
     assert [spec.name for spec in load_specs()] and bench.name == "case_extract"
+
+
+def _with_columns(tmp_path: Path, columns: Any) -> Path:
+    raw = yaml.safe_load((DATASETS_DIR / "sick_leave.yaml").read_text(encoding="utf-8"))
+    raw["columns"] = columns
+    path = tmp_path / "sick_leave.yaml"
+    path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
+    return path
+
+
+def test_columns_keys_are_read_as_the_readers_name_headers(tmp_path: Path) -> None:
+    # As written, these keys matched no header: a line break copied from a wrapped Excel
+    # header, "æ" saved decomposed by a Mac editor, a zero-width space from a web page.
+    columns = {
+        "Fravær-ID": "absence_id",
+        "Fraværs-\ndage": "days",
+        unicodedata.normalize("NFD", "Afdeling på kort"): "department",
+        "\u200bTimer": "hours",
+        "Startdato ": "start_date",
+    }
+    spec = load_spec(_with_columns(tmp_path, columns))
+    assert spec.columns == {
+        "Fravær-ID": "absence_id",
+        "Fraværs- dage": "days",
+        "Afdeling på kort": "department",
+        "Timer": "hours",
+        "Startdato": "start_date",
+    }
+
+
+def test_columns_keys_that_read_as_one_header_but_map_apart_are_refused(tmp_path: Path) -> None:
+    columns = {"Startdato": "start_date", "Start\u200bdato": "end_date", "Start dato": "start_date"}
+    with pytest.raises(SpecError) as error:
+        load_spec(_with_columns(tmp_path, columns))
+    assert (
+        # repr shows the invisible character, so the reader can find it
+        "sick_leave.yaml: `columns:` keys 'Startdato' and 'Start\\u200bdato' are the same "
+        in str(error.value)
+    )
+    assert "map to 'start_date' and 'end_date'; keep one of them" in str(error.value)
+    # old and new names of one header mapping to the same field are aliases, not a clash
+    spec = load_spec(
+        _with_columns(tmp_path, {"Startdato": "start_date", "Start dato": "start_date"})
+    )
+    assert spec.columns == {"Startdato": "start_date", "Start dato": "start_date"}
+
+
+def test_columns_that_is_not_a_mapping_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match=r"`columns:` must map source headers to contract fields"):
+        load_spec(_with_columns(tmp_path, ["Startdato", "start_date"]))
+
+
+def test_erasure_searches_a_header_mapped_with_a_line_break_as_the_reader_names_it(
+    tmp_path: Path,
+) -> None:
+    # The YAML key copied from a wrapped Excel header ("CPR-\nnummer") matched no header
+    # (readers name it "CPR- nummer"), so the subject's rows in a delivery were not found.
+    spec = load_spec(_with_columns(tmp_path, {"CPR-\nnummer": "cpr"}))
+    raw = pl.DataFrame({"CPR- nummer": ["010190-1234", "0202851234"], SOURCE_ROW: [2, 3]})
+    headers = erasure.raw_headers(raw.columns, ["cpr"], spec.columns)
+    assert headers == ["CPR- nummer"]
+    assert erasure.subject_rows(raw, headers, "0101901234")[SOURCE_ROW].to_list() == [2]
