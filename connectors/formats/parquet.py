@@ -22,7 +22,7 @@ With `decimal_comma: true` (set by the pipeline for a dataset whose `parse:` has
 (`18,750`): with a `.`, 18.750 under a `.` thousands separator typed as 18750.
 
 A decimal wider than polars' 38 digits (pyarrow's decimal256) is read through pyarrow and
-rendered as its digits too. Duplicate column names are refused by name.
+rendered as its digits too, with the comma where `decimal_comma` asks for it. Duplicate column names are refused by name.
 
 `_source_row` is the 1-based row number in the file.
 """
@@ -42,6 +42,7 @@ from typing import Any
 
 import polars as pl
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from connectors.formats.errors import FormatError, is_panic
@@ -57,9 +58,10 @@ _INT96_UNIT = "us"
 
 def read_parquet(data: bytes, options: Mapping[str, Any], *, source_name: str) -> pl.DataFrame:
     check_options(options, source_name)
-    table = _read(data, source_name)
+    comma = _decimal_comma(options, source_name)
+    table = _read(data, source_name, decimal_comma=comma)
     _refuse_bad_names(table.columns, source_name)
-    return _text_frame(table, 1, source_name, decimal_comma=_decimal_comma(options, source_name))
+    return _text_frame(table, 1, source_name, decimal_comma=comma)
 
 
 def iter_parquet(
@@ -93,7 +95,8 @@ def iter_parquet(
             raise _unreadable(source_name, err) from err
         if batch is None:
             break
-        yield _text_frame(_from_arrow(batch, source_name), first, source_name, decimal_comma=comma)
+        frame = _from_arrow(batch, source_name, decimal_comma=comma)
+        yield _text_frame(frame, first, source_name, decimal_comma=comma)
         first += batch.num_rows
     if first == 1:  # no rows at all: one empty frame with the columns
         yield _text_frame(_from_arrow(schema.empty_table(), source_name), 1, source_name)
@@ -137,7 +140,7 @@ def _text_frame(
     )
 
 
-def _read(data: bytes, source_name: str) -> pl.DataFrame:
+def _read(data: bytes, source_name: str, *, decimal_comma: bool) -> pl.DataFrame:
     try:
         return _dates_as_dates(pl.read_parquet(io.BytesIO(data)), data)
     except BaseException as err:
@@ -155,7 +158,7 @@ def _read(data: bytes, source_name: str) -> pl.DataFrame:
         arrow = pq.read_table(io.BytesIO(data), coerce_int96_timestamp_unit=_INT96_UNIT)
     except (pa.ArrowException, OSError, ValueError):
         raise _unreadable(source_name, failure) from failure
-    return _from_arrow(arrow, source_name)
+    return _from_arrow(arrow, source_name, decimal_comma=decimal_comma)
 
 
 def _unreadable(source_name: str, failure: BaseException) -> FormatError:
@@ -197,13 +200,19 @@ def _dates_as_dates(frame: pl.DataFrame, data: bytes) -> pl.DataFrame:
     return frame.with_columns(pl.col(dates).cast(pl.Date)) if dates else frame
 
 
-def _from_arrow(arrow: pa.Table | pa.RecordBatch, source_name: str) -> pl.DataFrame:
-    """Arrow columns as polars ones, where polars' own reader would refuse some."""
+def _from_arrow(
+    arrow: pa.Table | pa.RecordBatch, source_name: str, *, decimal_comma: bool = False
+) -> pl.DataFrame:
+    """Arrow columns as polars ones, where polars' own reader would refuse some. A decimal
+    wider than polars' 38 digits arrives as its text, with the comma `decimal_comma` asks for
+    (it is text by then, so `_column_text` no longer knows it was a number)."""
     columns = []
     for field, column in zip(arrow.schema, arrow.columns, strict=True):
         try:
             if pa.types.is_decimal(field.type) and field.type.precision > 38:
                 column = column.cast(pa.string())  # decimal256: its digits, scale kept
+                if decimal_comma:
+                    column = pc.replace_substring(column, ".", ",")
             elif pa.types.is_date64(field.type):
                 column = column.cast(pa.date32())  # a date, as `_dates_as_dates` reads it
             columns.append(pl.Series(field.name, column))

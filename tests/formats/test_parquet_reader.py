@@ -199,6 +199,21 @@ def test_decimals_wider_than_38_digits_are_their_digits() -> None:
     ]
 
 
+def test_decimals_wider_than_38_digits_get_the_decimal_comma_asked_for(tmp_path) -> None:
+    # Rendered as text before the comma was applied, 18.750 stayed 18.750 under
+    # `decimal_comma`, and a `.` thousands separator then typed it as 18750.
+    wide = pa.array([decimal.Decimal("18.750"), None], pa.decimal256(40, 3))
+    table = pa.table({"id": [1, 2], "big": wide})
+    options = {"type": "parquet", "decimal_comma": True}
+    whole = read_table(parquet(table), options, source_name="cvr.parquet")
+    assert whole["big"].to_list() == ["18,750", None]
+    path = tmp_path / "wide.parquet"
+    pq.write_table(pa.concat_tables([table] * 2_000), path, row_group_size=100)
+    pieces = list(iter_table(path, options, source_name="wide.parquet", chunk_bytes=2048))
+    assert len(pieces) > 1
+    assert pl.concat(pieces)["big"].to_list() == ["18,750", None] * 2_000
+
+
 def test_duplicate_column_names_are_named() -> None:
     arrays = [pa.array([1]), pa.array(["a"]), pa.array(["b"])]
     table = pa.Table.from_arrays(arrays, names=["id", "navn", "navn"])
