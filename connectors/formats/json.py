@@ -292,10 +292,18 @@ def _ndjson_frame(
         except ValueError as err:
             raise too_many_digits(source_name, number) from err
         if not isinstance(record, dict):
+            hint = "Each line must hold one JSON object (a record)"
+            if number == 1 and isinstance(record, list) and all(isinstance(v, str) for v in record):
+                # `["cpr", "navn"]` then `["0101901234", "Bo"]`: a table, not records.
+                hint = (
+                    "The lines look like a table (column names on the first line, then an"
+                    " array per row), which is not read: ask the sender for one JSON object"
+                    " per line, or for the table as CSV"
+                )
             raise FormatError(
                 source_name,
                 f"the line holds {kind_of(record)}, not a JSON object",
-                "Each line must hold one JSON object (a record)",
+                hint,
                 line=number,
             )
         records.append(record)

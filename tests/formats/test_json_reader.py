@@ -139,6 +139,17 @@ def test_ndjson_broken_line_is_an_error_with_its_line() -> None:
     assert "not a JSON object" in str(read_error(b'{"id": 1}\n[2]\n', "ndjson"))
 
 
+def test_an_ndjson_table_of_arrays_is_named_as_such() -> None:
+    # Told only that "each line must hold one JSON object", the sender could not tell
+    # what was wrong with a file whose every line is valid JSON.
+    error = read_error(b'["cpr", "navn"]\n["0101901234", "Bo"]\n', "ndjson")
+    assert error.line == 1
+    assert "the line holds an array, not a JSON object" in str(error)
+    assert "look like a table (column names on the first line" in str(error)
+    later = read_error(b'{"id": 1}\n["2"]\n', "ndjson")  # one stray line is not a table
+    assert "Each line must hold one JSON object" in str(later)
+
+
 @pytest.mark.parametrize("pieces", [False, True], ids=["whole", "pieces"])
 def test_an_ndjson_file_cut_off_mid_record_says_so(tmp_path, pieces) -> None:
     # "Fix or remove this line" invited dropping the tail of an interrupted export.
