@@ -236,14 +236,6 @@ def test_every_shipped_contract_names_only_concepts_the_glossary_defines() -> No
     assert [spec.name for spec in load_specs()] and bench.name == "case_extract"
 
 
-def _with_columns(tmp_path: Path, columns: Any) -> Path:
-    raw = yaml.safe_load((DATASETS_DIR / "sick_leave.yaml").read_text(encoding="utf-8"))
-    raw["columns"] = columns
-    path = tmp_path / "sick_leave.yaml"
-    path.write_text(yaml.safe_dump(raw, allow_unicode=True), encoding="utf-8")
-    return path
-
-
 def test_columns_keys_are_read_as_the_readers_name_headers(tmp_path: Path) -> None:
     # As written, these keys matched no header: a line break copied from a wrapped Excel
     # header, "æ" saved decomposed by a Mac editor, a zero-width space from a web page.
@@ -254,7 +246,7 @@ def test_columns_keys_are_read_as_the_readers_name_headers(tmp_path: Path) -> No
         "\u200bTimer": "hours",
         "Startdato ": "start_date",
     }
-    spec = load_spec(_with_columns(tmp_path, columns))
+    spec = load_spec(_with(tmp_path, columns=columns))
     assert spec.columns == {
         "Fravær-ID": "absence_id",
         "Fraværs- dage": "days",
@@ -267,7 +259,7 @@ def test_columns_keys_are_read_as_the_readers_name_headers(tmp_path: Path) -> No
 def test_columns_keys_that_read_as_one_header_but_map_apart_are_refused(tmp_path: Path) -> None:
     columns = {"Startdato": "start_date", "Start\u200bdato": "end_date", "Start dato": "start_date"}
     with pytest.raises(SpecError) as error:
-        load_spec(_with_columns(tmp_path, columns))
+        load_spec(_with(tmp_path, columns=columns))
     assert (
         # repr shows the invisible character, so the reader can find it
         "sick_leave.yaml: `columns:` keys 'Startdato' and 'Start\\u200bdato' are the same "
@@ -276,14 +268,14 @@ def test_columns_keys_that_read_as_one_header_but_map_apart_are_refused(tmp_path
     assert "map to 'start_date' and 'end_date'; keep one of them" in str(error.value)
     # old and new names of one header mapping to the same field are aliases, not a clash
     spec = load_spec(
-        _with_columns(tmp_path, {"Startdato": "start_date", "Start dato": "start_date"})
+        _with(tmp_path, columns={"Startdato": "start_date", "Start dato": "start_date"})
     )
     assert spec.columns == {"Startdato": "start_date", "Start dato": "start_date"}
 
 
 def test_columns_that_is_not_a_mapping_is_refused(tmp_path: Path) -> None:
     with pytest.raises(SpecError, match=r"`columns:` must map source headers to contract fields"):
-        load_spec(_with_columns(tmp_path, ["Startdato", "start_date"]))
+        load_spec(_with(tmp_path, columns=["Startdato", "start_date"]))
 
 
 def test_erasure_searches_a_header_mapped_with_a_line_break_as_the_reader_names_it(
@@ -291,7 +283,7 @@ def test_erasure_searches_a_header_mapped_with_a_line_break_as_the_reader_names_
 ) -> None:
     # The YAML key copied from a wrapped Excel header ("CPR-\nnummer") matched no header
     # (readers name it "CPR- nummer"), so the subject's rows in a delivery were not found.
-    spec = load_spec(_with_columns(tmp_path, {"CPR-\nnummer": "cpr"}))
+    spec = load_spec(_with(tmp_path, columns={"CPR-\nnummer": "cpr"}))
     raw = pl.DataFrame({"CPR- nummer": ["010190-1234", "0202851234"], SOURCE_ROW: [2, 3]})
     headers = erasure.raw_headers(raw.columns, ["cpr"], spec.columns)
     assert headers == ["CPR- nummer"]
