@@ -72,8 +72,6 @@ NETWORK_FILE_SYSTEMS = frozenset(
 )
 
 
-
-
 @dataclass(frozen=True)
 class Mount:
     device: str

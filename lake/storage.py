@@ -75,6 +75,8 @@ _UNSAFE_S3_VARIABLES = {
     ),
     "DELTA_DYNAMO_TABLE_NAME": "the DynamoDB lock table is no longer used by deltalake 1.x",
 }
+
+
 class StorageOptions(dict[str, str]):
     """deltalake storage options; the repr names the keys only, so a log line never leaks."""
 

@@ -22,7 +22,8 @@ With `decimal_comma: true` (set by the pipeline for a dataset whose `parse:` has
 (`18,750`): with a `.`, 18.750 under a `.` thousands separator typed as 18750.
 
 A decimal wider than polars' 38 digits (pyarrow's decimal256) is read through pyarrow and
-rendered as its digits too, with the comma where `decimal_comma` asks for it. Duplicate column names are refused by name.
+rendered as its digits too, with the comma where `decimal_comma` asks for it. Duplicate
+column names are refused by name.
 
 `_source_row` is the 1-based row number in the file.
 """

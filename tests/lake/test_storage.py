@@ -144,28 +144,12 @@ def test_unsafe_rename_switched_off_is_not_an_error() -> None:
     storage.check_s3_settings({"AWS_S3_ALLOW_UNSAFE_RENAME": "false"})
 
 
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 def test_tables_are_listed_per_layer_on_local_disk(home: Home) -> None:
     uri = home.table_uri("silver", "sick_leave")
     write_deltalake(uri, pl.DataFrame({"a": [1]}).to_arrow())
     Path(home.table_uri("silver", "not_a_table")).mkdir(parents=True)
     assert storage.list_tables(home.layer_uri("silver")) == {"sick_leave": uri}
     assert storage.list_tables(home.layer_uri("gold")) == {}
-
-
 
 
 # --- S3 (moto) -------------------------------------------------------------------------------
@@ -285,18 +269,6 @@ def test_the_sql_command_over_azure_with_a_wrong_key_says_what_to_check(
     assert "<?xml" not in stderr and "DeltaKernel" not in stderr
 
 
-
-
-
-
-
-
-
-
-
-
-
-
 def test_an_object_store_error_is_one_line_without_terminal_colours() -> None:
     # object_store's cause chain as deltalake raises it (seen on a cut-short S3 listing):
     # it reached `kommunelake load`'s summary and quality.runs as "[31m↳[0m".
@@ -312,8 +284,6 @@ def test_an_object_store_error_is_one_line_without_terminal_colours() -> None:
         "Error getting list response body: HTTP error: end of file before message length reached"
     )
     assert storage.store_failure(OSError("Generic LocalFileSystem error: disk full")) is None
-
-
 
 
 def _create_empty(uri: str, options: dict[str, str]) -> None:
@@ -477,8 +447,6 @@ def test_an_azure_lake_configured_by_a_connection_string_alone(azurite, tmp_path
     write_deltalake(quality, pl.DataFrame({"run": ["r1"]}).to_arrow())
     assert DeltaTable(quality).version() == 0
     assert os.environ["AZURE_STORAGE_USE_EMULATOR"] == "true"
-
-
 
 
 def test_duckdb_reads_delta_on_azure(azure_home: Home) -> None:
