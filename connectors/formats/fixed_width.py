@@ -15,7 +15,8 @@ with 1-based positions:
         - {name: navn, start: 14, end: 47}    # `end` is inclusive, as in "pos. 14-47"
 
 Positions count characters of the decoded line, which for the single-byte code pages these
-extracts use (cp1252, latin-1, cp865) are bytes. Columns may overlap (a date and its year).
+extracts use (cp1252, latin-1, cp865) are bytes. A UTF-8 extract padded to byte
+counts is refused (`BytePadding`). Columns may overlap (a date and its year).
 `_source_row` is the physical line number. Blank lines are skipped; a line shorter than the
 layout is an error (a truncated or wrongly decoded file shifts every later field) unless
 `allow_short_lines` says the export trims trailing blanks. A file larger than a chunk is
@@ -34,6 +35,7 @@ import polars as pl
 
 from connectors.formats import chunks
 from connectors.formats.encoding import (
+    codec_name,
     cuts_after_ascii,
     decode,
     newlines_are_multi_byte,
@@ -214,6 +216,7 @@ def read_fixed_width(data: bytes, options: Mapping[str, Any], *, source_name: st
     records = _of_record_type(frame, opts.record_type)
     if opts.record_type and frame.height and not records.height:
         raise _no_record_of_type(_kinds(frame, opts.record_type), opts.record_type, source_name)
+    BytePadding(opts, source_name).look(records)
     return _values(records, opts, source_name)
 
 
@@ -254,6 +257,7 @@ def _pieces(
     held = _numbered("", first_line=1).clear()  # records that may yet be the footer
     kinds: pl.DataFrame | None = None  # record types seen while none had `record_type`
     matched = any_text = any_frame = False
+    padding = BytePadding(opts, source_name)
     limit = chunk_bytes
     while True:
         eof = window.fill(limit + chunk_bytes // 2)
@@ -301,6 +305,7 @@ def _pieces(
             kinds = seen if kinds is None else _sum_kinds(kinds, seen)
         matched = matched or records.height > 0
         if records.height:
+            padding.look(records)
             yield _values(records, opts, source_name)
             any_frame = True
         if last:
@@ -361,6 +366,57 @@ def _refuse_control_characters(lines: pl.DataFrame, source_name: str) -> None:
         " only, no page breaks)",
         line=bad["line"][0],
     )
+
+
+class BytePadding:
+    """Refuses a UTF-8 extract whose fields are padded to a number of bytes, not characters.
+
+    Positions count characters; a sender whose program pads each field to its length in
+    bytes (a mainframe layout written out as UTF-8) writes `Søren` with one blank less, and
+    every field after it is read one place too far to the left: text fields take their
+    neighbour's first characters without any type failure. Its sign: a record with æ, ø or å
+    as long in bytes as the plain-ASCII records are in characters, and shorter in characters.
+    Seen across the pieces of a large file, so a piece refuses what the whole file would.
+    A layout whose records have different lengths (trimmed trailing blanks, `allow_short_lines`)
+    cannot be told apart this way and is not checked."""
+
+    def __init__(self, opts: FixedWidthOptions, source_name: str) -> None:
+        codec = codec_name(opts.encoding, source_name)
+        self.active = not opts.allow_short_lines and codec in ("utf-8", "utf-8-sig")
+        self.source_name = source_name
+        self.ascii_widths: set[int] = set()
+        self.shorter: dict[int, tuple[int, int]] = {}  # bytes -> (line, characters), first seen
+
+    def look(self, records: pl.DataFrame) -> None:
+        if not self.active or not records.height:
+            return
+        sizes = records.select(
+            "line",
+            chars=pl.col("text").str.len_chars(),
+            bytes=pl.col("text").str.len_bytes(),
+        )
+        self.ascii_widths.update(sizes.filter(pl.col("chars") == pl.col("bytes"))["chars"])
+        wider = sizes.filter(pl.col("chars") < pl.col("bytes")).group_by("bytes").first()
+        for line, chars, size in wider.select("line", "chars", "bytes").iter_rows():
+            if size not in self.shorter or line < self.shorter[size][0]:
+                self.shorter[size] = (line, chars)
+        found = sorted(
+            (line, chars, size)
+            for size, (line, chars) in self.shorter.items()
+            if size in self.ascii_widths
+        )
+        if not found:
+            return
+        line, chars, size = found[0]
+        raise FormatError(
+            self.source_name,
+            f"the line is {size} bytes long, as long as the lines without æ, ø, å or other"
+            f" non-ASCII letters, but has only {chars} characters: the export pads its fields"
+            " to a number of bytes, so every field after such a letter would be read shifted",
+            "Ask the sender for the extract with fields padded to a number of characters, or"
+            " in a one-byte code page (cp1252, latin-1 or cp865, named in `encoding:`)",
+            line=line,
+        )
 
 
 def _values(records: pl.DataFrame, opts: FixedWidthOptions, source_name: str) -> pl.DataFrame:

@@ -171,6 +171,43 @@ def test_utf8_declared_as_a_code_page_is_refused() -> None:
     assert "`encoding` is cp865 but the file is UTF-8" in str(error)
 
 
+def _padded_to_bytes(name: str) -> bytes:
+    """A record as a program padding each field to its length in bytes writes it."""
+    field = name.encode("utf-8")
+    return b"001" + field + b" " * (12 - len(field)) + b"  42" + b"FILLER"
+
+
+def test_utf8_fields_padded_to_bytes_are_refused_not_read_shifted(tmp_path: Path) -> None:
+    # `Søren Æbø` is 12 bytes but 9 characters: read by characters, the name took the
+    # amount's blanks and the amount one digit of the filler, with no type failure.
+    data = b"\n".join(_padded_to_bytes(n) for n in ("Anna", "Søren Æbø", "Carl")) + b"\n"
+    options = {
+        "type": "fixed_width",
+        "encoding": "utf-8",
+        "columns": [
+            {"name": "navn", "start": 4, "length": 12},
+            {"name": "antal", "start": 16, "length": 4},
+        ],
+    }
+    with pytest.raises(FormatError) as caught:
+        read_table(data, options, source_name="f.txt")
+    assert caught.value.line == 2
+    assert "25 bytes long, as long as the lines without æ, ø, å" in caught.value.cause
+    assert "has only 22 characters" in caught.value.cause
+    assert "padded to a number of characters" in caught.value.hint
+    # In pieces too, with the plain record in another piece than the one with æ, ø, å.
+    path = tmp_path / "f.txt"
+    path.write_bytes(data)
+    with pytest.raises(FormatError) as in_pieces:
+        list(iter_table(path, options, source_name="f.txt", chunk_bytes=20))
+    assert in_pieces.value.line == 2
+    # Padded to characters, the same names read whole.
+    chars = "".join(f"001{n:<12}  42FILLER\n" for n in ("Anna", "Søren Æbø", "Carl"))
+    frame = read_table(chars.encode("utf-8"), options, source_name="f.txt")
+    assert frame["navn"].to_list() == ["Anna", "Søren Æbø", "Carl"]
+    assert frame["antal"].to_list() == ["42"] * 3
+
+
 def test_bytes_invalid_in_the_declared_encoding_give_the_line() -> None:
     data = b"001abc\n002\xff\xfe\n"
     with pytest.raises(FormatError) as caught:
