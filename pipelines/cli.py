@@ -491,13 +491,18 @@ _MARKER = re.compile(r"[.:*?—–-]{1,3}")
 
 def _accounting_negatives(found: pl.DataFrame) -> list[str]:
     """A line per numeric column with an accounting negative (`ingest.accounting_negatives`):
-    the generic type failure and number hint never say that the parentheses are the problem."""
+    the generic type failure and number hint never say that the parentheses or the trailing
+    minus are the problem."""
     return [
         f"{row['column']}: row {row['_source_row']} holds {row['value']!r}, an accounting negative"
-        " (a minus written as parentheses), which is no number: ask the sender to export"
-        " negative numbers with a minus sign (-1.234,50)"
+        f" (a minus written {_negative_form(row['value'])}), which is no number: ask the sender"
+        " to export negative numbers with a minus sign (-1.234,50)"
         for row in found.iter_rows(named=True)
     ]
+
+
+def _negative_form(value: str) -> str:
+    return "as parentheses" if value.startswith("(") else "after the number, as SAP lists do"
 
 
 # A date as Excel stores it, days since 1899-12-30 (45323 is 2024-02-01), written into a CSV

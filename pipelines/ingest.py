@@ -349,9 +349,11 @@ def check_file(spec: DatasetSpec, path: Path) -> CheckReport:
     )
 
 
-# Accounting's negative, `(1.234,50)` for -1234.50 (Excel's accounting formats export it so);
-# digits may be masked to N in a personal column.
-_ACCOUNTING_NEGATIVE = r"^\(\s*[\dN][\dN.,'\s\u00a0\u202f\u2009]*\)$"
+# Accounting's negative, `(1.234,50)` for -1234.50 (Excel's accounting formats export it so),
+# or with the minus after the number, `1.234,50-` (SAP and other ERP systems' lists); digits
+# may be masked to N in a personal column. Not `5,-` (five kroner even, as prices are written).
+_DIGITS = r"[\dN](?:[\dN.,'\s\u00a0\u202f\u2009]*[\dN])?"
+_ACCOUNTING_NEGATIVE = rf"^(\(\s*{_DIGITS}\s*\)|{_DIGITS}\s*-)$"
 NUMERIC_CHECKS = ("type:Float", "type:Int", "type:UInt", "type:Decimal")
 
 

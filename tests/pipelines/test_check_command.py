@@ -339,6 +339,23 @@ def test_accounting_negatives_are_named_with_their_column_and_row(tmp_path, caps
     assert out.count("accounting negative") == 2  # once per column, at its first row
 
 
+def test_a_minus_after_the_number_is_named_as_a_negative(tmp_path, capsys) -> None:
+    # SAP and other ERP lists write -1218.75 as `1.218,75-`: it failed as a number, and the
+    # only hint was the generic one about decimal commas, which were set right.
+    export = tmp_path / "fravaer.csv"
+    rows = [ROW, ROW.replace("F1", "F2").replace("18,75", "1.218,75-")]
+    rows.append(ROW.replace("F1", "F3").replace(";2,5;", ";2,5 -;"))
+    export.write_bytes("\r\n".join([HEADER, *rows, ""]).encode("cp1252"))
+    assert main(["check", "--dataset", "sick_leave", str(export)]) == 1
+    out = capsys.readouterr().out
+    advice = (
+        "an accounting negative (a minus written after the number, as SAP lists do), which is"
+        " no number: ask the sender to export negative numbers with a minus sign (-1.234,50)\n"
+    )
+    assert f"  hours: row 3 holds 'N.NNN,NN-', {advice}" in out
+    assert f"  days: row 4 holds 'N,N -', {advice}" in out
+
+
 def test_an_accounting_negative_after_other_failures_is_named(tmp_path, capsys) -> None:
     # Only the first three failures per check were looked at: a fourth went unexplained.
     export = tmp_path / "fravaer.csv"
