@@ -177,6 +177,16 @@ def rename_to_contract(
             f" which is read as {name}, so {name} is missing; map {header!r} under `columns:`"
             " in the dataset YAML, or ask the sender for the agreed header"
         )
+    if absent_is_null and (near := _near_miss(raw, list(fields), aliases, fields)) is not None:
+        # Both spellings in one record file (`Navn` in some records, `navn` in others, as
+        # two systems' exports put together write them): the field is there, so the check
+        # above passed, and the re-cased records loaded it as null beside a drift column.
+        header, expected, name = near
+        raise SchemaBreak(
+            f"{where}: some records have the key {header!r} and others {expected!r}, which is"
+            f" read as {name}: the values under {header!r} would load as an empty {name}."
+            f" Ask the sender to write the key one way ({expected!r}) in every record"
+        )
     if missing and (absent_is_null or shapeless):
         nulls = [n for n in missing if shapeless or fields[n].nullable or absent_required_is_null]
         frame = frame.with_columns(pl.lit(None, pl.String).alias(n) for n in nulls)

@@ -186,6 +186,33 @@ def test_a_required_field_no_record_has_rejects_the_file_whole_and_in_pieces(
         list(conform_chunks(_record_spec("ndjson"), path, path.name))
 
 
+@pytest.mark.parametrize("chunk_bytes", [None, 4096])
+def test_a_key_recased_in_some_records_only_is_named_not_loaded_as_null(
+    tmp_path, monkeypatch, chunk_bytes: int | None
+) -> None:
+    # Two systems' exports put together: `Slutdato` in some records, `slutdato` in others.
+    # The field was there, so the file passed, and the re-cased records' end dates loaded
+    # as null beside a drift column `slutdato`; `check` reported 0 failing rows.
+    from connectors.formats import chunks
+
+    if chunk_bytes:
+        monkeypatch.setattr(chunks, "CHUNK_BYTES", chunk_bytes)
+    records = [_absence(i) | {"Slutdato": "2026-03-04"} for i in range(600)]
+    for record in records[::3]:
+        record["slutdato"] = record.pop("Slutdato")
+    path = tmp_path / "fravaer.ndjson"
+    _write_records(path, "ndjson", records)
+    spec = _record_spec("ndjson")
+    spec = dataclasses.replace(spec, columns={**spec.columns, "Slutdato": "end_date"})
+    with pytest.raises(SchemaBreak) as caught:
+        list(conform_chunks(spec, path, path.name))
+    assert str(caught.value) == (
+        "fravaer.ndjson: some records have the key 'slutdato' and others 'Slutdato', which is"
+        " read as end_date: the values under 'slutdato' would load as an empty end_date. Ask"
+        " the sender to write the key one way ('Slutdato') in every record"
+    )
+
+
 @pytest.mark.parametrize("kind", ["json", "xml", "csv"])
 def test_a_header_recased_by_the_sender_is_named_not_loaded_as_null(tmp_path, kind) -> None:
     # `Slutdato` sent as `slutdato`: a JSON or XML record without the key is a null end date,
