@@ -575,7 +575,11 @@ def _typed(
     if dtype == pl.String:
         return text
     if dtype == pl.Datetime:
-        formats = ISO_INSTANTS[:1] if first_format_only else ISO_INSTANTS
+        formats = (
+            ISO_INSTANTS[:1]
+            if first_format_only
+            else (*ISO_INSTANTS, *_datetime_formats(dtype, parse))
+        )
         parsed = [
             text.str.to_datetime(f, strict=False, time_zone="UTC", time_unit="us") for f in formats
         ]
@@ -600,6 +604,16 @@ def _typed(
     if is_float and not first_format_only:
         typed = _plausible(typed, pl.Float64)
     return typed if well_formed is None else pl.when(well_formed).then(typed)
+
+
+def _datetime_formats(dtype: object, parse: ParseOptions) -> tuple[str, ...]:
+    """The YAML's `date_formats` a date-time field reads, after ISO 8601's: a fagsystem
+    writes `01.02.2024 13:45`, and its format was used for date fields only. A field in UTC
+    takes only those with an offset (`%z`): a wall-clock time without one is the sender's
+    local time, which read as UTC would be an hour or two off without a failure."""
+    if not getattr(dtype, "time_zone", None):
+        return parse.date_formats
+    return tuple(f for f in parse.date_formats if re.search("%[#:]?z", f))
 
 
 def _number_text(text: pl.Expr, parse: ParseOptions) -> tuple[pl.Expr, pl.Expr | None]:

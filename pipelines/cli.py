@@ -633,6 +633,14 @@ def _parse_hints(parse: ParseOptions, checks: list[str]) -> list[str]:
             f"dates are read as {formats}: if the file writes them another way, add its"
             " format to `parse: date_formats:` in the dataset YAML"
         )
+    if any(check.startswith("type:Datetime") for check in checks):
+        listed = "".join(f", {f!r}" for f in parse.date_formats)
+        hints.append(
+            f"date-times are read as ISO 8601 ('2024-02-01T13:45:00'){listed}: if the file"
+            " writes them another way, add its format to `parse: date_formats:` in the dataset"
+            " YAML (e.g. '%d.%m.%Y %H:%M'); a field in UTC takes only formats with an offset"
+            " (%z), as a time without one is the sender's local time"
+        )
     if any(check.startswith(NUMERIC_CHECKS) for check in checks):
         decimal = "a decimal comma" if parse.decimal_comma else "a decimal point"
         thousands = parse.thousands_separator

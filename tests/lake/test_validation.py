@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from typing import Annotated
 
 import pandera.polars as pa
 import polars as pl
@@ -560,6 +561,29 @@ def test_null_value_markers_read_as_null_where_a_field_may_be_null() -> None:
     assert failed.height == 1 and "type" not in failed["check"][0]  # hours must not be null
     without = conform(raw, SickLeave, aliases=ALIASES, parse=PARSE)
     assert set(without.failures["check"]) >= {"type:Date", "type:Float64"}
+
+
+def test_date_formats_read_date_time_fields_a_utc_field_only_with_an_offset() -> None:
+    # A fagsystem writes `01.02.2026 13:45`; listing its format under `date_formats` read
+    # date fields only, so every date-time failed its type whatever the YAML said.
+    class Visits(pa.DataFrameModel):
+        at: pl.Datetime = pa.Field(nullable=True)
+        utc: Annotated[pl.Datetime, "us", "UTC"] = pa.Field(nullable=True)
+
+    values = ["01.02.2026 13:45", "1.2.2026 08:05", "01.02.2026 13:45 +0100", "2026-02-01"]
+    raw = pl.DataFrame({"at": values, "utc": values, "_source_row": [1, 2, 3, 4]})
+    parse = ParseOptions(date_formats=("%d.%m.%Y %H:%M", "%d.%m.%Y %H:%M %z"))
+    result = conform(raw, Visits, parse=parse)
+    assert [str(v) for v in result.valid["at"]] == ["2026-02-01 12:45:00", "2026-02-01 00:00:00"]
+    # A time without an offset is the sender's local time, no UTC instant: a UTC field
+    # fails on it rather than load it an hour off; with its offset it is the instant.
+    assert [str(v) for v in result.valid["utc"]] == [
+        "2026-02-01 12:45:00+00:00",
+        "2026-02-01 00:00:00+00:00",
+    ]
+    assert result.failures.select("_source_row", "column").rows() == [(1, "utc"), (2, "utc")]
+    typed = conform(raw.slice(0, 2).with_columns(utc=pl.lit(None, pl.String)), Visits, parse=parse)
+    assert [str(v) for v in typed.valid["at"]] == ["2026-02-01 13:45:00", "2026-02-01 08:05:00"]
 
 
 def test_a_zoned_parquet_timestamp_is_typed_as_its_instant() -> None:

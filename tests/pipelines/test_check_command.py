@@ -510,3 +510,21 @@ def test_a_last_row_without_its_optional_fields_is_no_trailer(
     _fixed_width(tmp_path, monkeypatch, last)
     out = capsys.readouterr().out
     assert "3 rows, 2 valid, 1 failing" in out and "trailer" not in out
+
+
+def test_date_times_failing_their_type_get_a_hint_naming_date_formats() -> None:
+    # Only date fields had a hint: a date-time column failing by the thousand said nothing
+    # of how it is read, nor that a UTC field needs the offset in the format.
+    from lake.validation import ParseOptions
+    from pipelines.cli import _parse_hints
+
+    hints = _parse_hints(
+        ParseOptions(date_formats=("%d-%m-%Y",)),
+        ["type:Datetime(time_unit='us', time_zone='UTC')"],
+    )
+    assert hints == [
+        "date-times are read as ISO 8601 ('2024-02-01T13:45:00'), '%d-%m-%Y': if the file"
+        " writes them another way, add its format to `parse: date_formats:` in the dataset"
+        " YAML (e.g. '%d.%m.%Y %H:%M'); a field in UTC takes only formats with an offset"
+        " (%z), as a time without one is the sender's local time"
+    ]
