@@ -534,6 +534,10 @@ def _quoted(name: str) -> str:
     return f"'{name}'" if len(name) <= _NAME_ECHO else f"'{name[:_NAME_ECHO]}…'"
 
 
+def _loose(name: str) -> str:
+    return unicodedata.normalize("NFC", name).strip().casefold()
+
+
 def _sheet_name(names: list[str], wanted: object, source_name: str, key: str = "sheet") -> str:
     if isinstance(wanted, int) and not isinstance(wanted, bool) and 0 <= wanted < len(names):
         return names[wanted]
@@ -544,6 +548,12 @@ def _sheet_name(names: list[str], wanted: object, source_name: str, key: str = "
         for name in names:
             if unicodedata.normalize("NFC", name) == target:
                 return name
+        # Excel takes sheet names regardless of case (no two may differ only in it), and a
+        # blank typed after a name is invisible in Excel's tab: a sender's `DATA ` for the
+        # YAML's `Data` is the same sheet, when no other sheet matches so loosely.
+        loose = [name for name in names if _loose(name) == _loose(target)]
+        if len(loose) == 1:
+            return loose[0]
     listed = ", ".join(map(_quoted, names)) or "none"
     raise FormatError(
         source_name,

@@ -741,6 +741,18 @@ def test_decomposed_unicode_sheet_and_header_names_match(tmp_path: Path) -> None
     assert read(data, sheets=["Måned"])["_sheet"].to_list() == [nfd]
 
 
+def test_a_sheet_is_found_whatever_its_case_and_surrounding_blanks(tmp_path: Path) -> None:
+    # A sender renaming the tab `Data` to `DATA ` made every delivery a rejection, though
+    # Excel itself takes sheet names regardless of case and the blank cannot be seen.
+    data = workbook(tmp_path, {"Noter": [["x"], ["y"]], "DATA ": [["ID"], ["0001"]]})
+    assert read(data, sheet="Data").rows() == [("0001", 2)]
+    assert read(data, sheets=["data"])["_sheet"].to_list() == ["DATA "]
+    # Only one loose match is taken: with two, the YAML must name one exactly.
+    two = workbook(tmp_path, {"Data": [["ID"], ["1"]], "DATA ": [["ID"], ["2"]]})
+    assert read(two, sheet="DATA ").rows() == [("2", 2)]
+    assert "there is no sheet 'data'" in str(read_error(two, sheet="data"))
+
+
 def test_formulas_saved_without_their_result_are_refused(tmp_path: Path) -> None:
     path = tmp_path / "formulas.xlsx"
     with xlsxwriter.Workbook(path) as book:
