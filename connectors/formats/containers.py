@@ -405,6 +405,15 @@ def _unzip(data: bytes, member: str | None, limits: Limits, source_name: str, si
     )
     if not files and any(not i.is_dir() for i in infos):
         listed = "only operating-system files (such as __MACOSX/ or .DS_Store)"
+    if all(i.is_dir() for i in infos):
+        # A valid zip with nothing (or folders only) in it: the `member` hint below would
+        # have nothing to match.
+        raise fail(
+            "the zip archive is empty (it holds no files"
+            + (", only folders" if infos else "")
+            + "). The export or transfer put nothing in it",
+            "Ask the sender for the delivery again",
+        )
     chosen = files if member is None else _chosen(files, member)
     if len(chosen) != 1:
         if member is None:
