@@ -384,6 +384,14 @@ def _parse(raw: dict[str, Any], where: str) -> ParseOptions:
             f'{where}: parse.thousands_separator must be one quoted character, e.g. ".",'
             f" got {separator!r}"
         )
+    if decimal_comma and separator == ",":
+        # Both marks one character: `1,234` grouped as thousands loaded 1234 where a Danish
+        # sender means 1.234, and `12,5` failed.
+        raise SpecError(
+            f"{where}: parse.thousands_separator is ',', the decimal mark under decimal_comma:"
+            ' true, so 1,234 would read as 1234; set it to "." or " " as Danish and Norwegian'
+            " exports group thousands, or remove it"
+        )
     nulls = raw.get("null_values", [])
     if not isinstance(nulls, list) or not all(isinstance(v, str) and v.strip() for v in nulls):
         raise SpecError(

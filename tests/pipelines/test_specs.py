@@ -45,6 +45,11 @@ def test_the_parse_block_is_read(tmp_path: Path) -> None:
         # A quoted "false" used to count as true.
         ({"decimal_comma": "false"}, r"parse\.decimal_comma must be true or false"),
         ({"thousands_separator": ".."}, r"parse\.thousands_separator must be one"),
+        # The decimal mark as the thousands separator read `1,234` as 1234, not 1.234.
+        (
+            {"decimal_comma": True, "thousands_separator": ","},
+            r"parse\.thousands_separator is ',', the decimal mark under decimal_comma: true",
+        ),
         ({"null_values": ".."}, r"parse\.null_values must be a list"),
         ({"null_values": [""]}, r"parse\.null_values must be a list"),
         (["%d-%m-%Y"], r"`parse:` must be a mapping"),
