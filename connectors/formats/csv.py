@@ -20,7 +20,7 @@ import csv as stdlib_csv
 import dataclasses
 import io
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,7 +36,13 @@ from connectors.formats.encoding import (
     without_end_of_file_mark,
 )
 from connectors.formats.errors import FormatError
-from connectors.formats.frame import SkipCounter, check_pattern, finish, header_name
+from connectors.formats.frame import (
+    SkipCounter,
+    check_pattern,
+    finish,
+    header_name,
+    reordered_headers,
+)
 from connectors.formats.options import check_keys, non_negative_int, optional_str
 
 OPTIONS = {
@@ -263,7 +269,11 @@ def _read_general(
         )
 
     values, source_row = _without_matching(
-        parsed.slice(1), records["line"] + header_line, opts.skip_rows_matching, count_skipped
+        parsed.slice(1),
+        parsed.row(0),
+        records["line"] + header_line,
+        opts.skip_rows_matching,
+        count_skipped,
     )
     if '="' in body:  # a quote in the text already keeps such a file off the fast path
         values = _without_text_formulas(values)
@@ -366,13 +376,19 @@ def _field_matches(field: pl.Expr, pattern: str) -> pl.Expr:
 
 
 def _without_matching(
-    values: pl.DataFrame, source_row: pl.Series, pattern: str | None, count_skipped: SkipCounter
+    values: pl.DataFrame,
+    header: Sequence[object],
+    source_row: pl.Series,
+    pattern: str | None,
+    count_skipped: SkipCounter,
 ) -> tuple[pl.DataFrame, pl.Series]:
-    """The rows (and their source rows) where no field matches `skip_rows_matching`."""
+    """The rows (and their source rows) where no field matches `skip_rows_matching`. Not the
+    column names in another order, which `finish` refuses: the pattern that leaves out a
+    repeated header (`^ID$`) matches them too, and the rows below would load shifted."""
     if not pattern:
         return values, source_row
     keep = ~pl.any_horizontal(_field_matches(pl.col(name), pattern) for name in values.columns)
-    mask = values.select(keep).to_series()
+    mask = values.select(keep).to_series() | reordered_headers(values, header)
     count_skipped(mask.len() - mask.sum())
     return values.filter(mask), source_row.filter(mask)
 
@@ -503,6 +519,7 @@ def _read_plain(
         return None
     values, source_row = _without_matching(
         parsed.slice(1),
+        parsed.row(0),
         pl.int_range(2, lines + 1, eager=True),  # the header is line 1
         opts.skip_rows_matching,
         count_skipped,

@@ -101,6 +101,15 @@ def finish(
     frame = frame.filter(non_empty(frame.select(positional)))
     if skip_footer_rows:
         frame = frame.head(max(frame.height - skip_footer_rows, 0))
+
+    def fail(cause: str, hint: str, line: int | None = header_line) -> FormatError:
+        return FormatError(source_name, cause, hint, line=line, sheet=sheet)
+
+    unit = "line" if sheet is None else "row"  # a sheet numbers rows, as Excel shows them
+    if header_line is not None:
+        # Before `skip_rows_matching`: the pattern that leaves out a repeated header (`^ID$`)
+        # matches a reordered one too, and its rows would then load under the wrong names.
+        _refuse_reordered_header(frame, names, fail, unit)
     if skip_rows_matching:
         check_pattern(skip_rows_matching, source_name=source_name)
         # Any field, as in CSV: totals put "I alt" in whichever column the label sits in,
@@ -114,10 +123,6 @@ def finish(
             count_skipped(frame.height - kept.height)
         frame = kept
 
-    def fail(cause: str, hint: str, line: int | None = header_line) -> FormatError:
-        return FormatError(source_name, cause, hint, line=line, sheet=sheet)
-
-    unit = "line" if sheet is None else "row"  # a sheet numbers rows, as Excel shows them
     keep = [i for i, name in enumerate(names) if name]
     if not keep and not records:
         raise fail(
@@ -195,6 +200,59 @@ def _refuse_repeated_header(
             " the dataset YAML, or ask for the export without page breaks",
             line=repeats[SOURCE_ROW][0],
         )
+
+
+def reordered_headers(values: pl.DataFrame, header: Sequence[object]) -> pl.Series:
+    """Where a row of `values` (a column per header cell, as read) holds the column names in
+    another order: a second export, its columns ordered differently, appended to the first.
+    Its rows were read under the first header, values under the wrong names (an amount as a
+    count), and only where the types differed did a row fail; the names' row itself loaded
+    as data under text fields. An exact repeat is a page break's (`_refuse_repeated_header`)."""
+    names = [header_name(h) for h in header]
+    named = [(column, name) for column, name in zip(values.columns, names, strict=True) if name]
+    found = pl.repeat(False, values.height, dtype=pl.Boolean, eager=True)
+    if len(named) < 2:
+        return found
+    columns, wanted = [c for c, _ in named], [n for _, n in named]
+    stripped = [pl.col(c).cast(pl.String).str.strip_chars() for c in columns]
+    # One column compared first, then the rest on the few rows left: this runs on every piece.
+    candidates = (
+        values.with_row_index("_at")
+        .filter(stripped[0].is_in(wanted))
+        .filter(pl.all_horizontal(value.is_in(wanted) for value in stripped[1:]))
+    )
+    at = [
+        index
+        for index, *cells in candidates.select("_at", *stripped).iter_rows()
+        if sorted(cells) == sorted(wanted) and cells != wanted
+    ]
+    return found.scatter(at, True) if at else found
+
+
+def _refuse_reordered_header(
+    frame: pl.DataFrame, header: list[str], fail: Callable[..., FormatError], unit: str
+) -> None:
+    columns = [c for c in frame.columns if c != SOURCE_ROW]
+    found = frame.filter(reordered_headers(frame.select(columns), header))
+    if not found.height:
+        return
+    *cells, line = found.select(*columns, SOURCE_ROW).row(0)
+    pairs = [(cell, name) for cell, name in zip(cells, header, strict=True) if name]
+    value, name = next((cell, name) for cell, name in pairs if cell != name)
+    raise fail(
+        f"the {unit} holds the column names in another order ({_quoted(value)} where the"
+        f" header has {_quoted(name)}): a second export with its columns ordered differently"
+        f" was appended, and the {unit}s below it would load under the wrong names",
+        "Ask for the exports as separate files, each read by its own header",
+        line=line,
+    )
+
+
+_NAME_SHOWN = 60
+
+
+def _quoted(name: str) -> str:
+    return repr(name if len(name) <= _NAME_SHOWN else name[:_NAME_SHOWN] + "…")
 
 
 _TITLE_SEARCH_ROWS = 20  # a title block above the column names is a few rows at most

@@ -648,6 +648,35 @@ def test_a_repeated_header_is_refused_with_the_pattern_that_skips_it() -> None:
     assert read(b"type;navn\ntype;Bo\n").height == 1
 
 
+def test_column_names_in_another_order_are_refused_even_where_a_pattern_skips_them(
+    tmp_path: Path,
+) -> None:
+    # Two exports appended, the second with two columns swapped: its rows were read under
+    # the first header, each amount loaded as a count and each count as an amount, and
+    # the pattern a repeated header is pointed to (`^ID$`) skipped the names' row silently.
+    data = b"ID;Navn;Beloeb;Antal\n1;Bo;12,5;3\nID;Navn;Antal;Beloeb\n2;Ib;4;7,5\n"
+    for options in ({}, {"skip_rows_matching": "^ID$"}):
+        error = read_error(data, **options)
+        assert error.line == 3
+        assert error.cause == (
+            "the line holds the column names in another order ('Antal' where the header has"
+            " 'Beloeb'): a second export with its columns ordered differently was appended,"
+            " and the lines below it would load under the wrong names"
+        )
+        assert error.hint == "Ask for the exports as separate files, each read by its own header"
+    # In pieces too, the names' row far down a large file.
+    rows = b"".join(b"%d;Bo;12,5;3\n" % i for i in range(3000))
+    path = tmp_path / "export.csv"
+    path.write_bytes(b"ID;Navn;Beloeb;Antal\n" + rows + b" ID ; Navn;Antal;Beloeb\n2;Ib;4;7,5\n")
+    options = {"type": "csv", "skip_rows_matching": "^ID$"}
+    with pytest.raises(FormatError) as caught:
+        list(iter_table(path, options, source_name="e.csv", chunk_bytes=4096))
+    assert caught.value.line == 3002
+    # Values that are only some of the names, or a name in its own column, are data.
+    assert read(b"type;navn\nnavn;Bo\n").height == 1
+    assert read(b"a;b;c\nb;a;x\n").height == 1
+
+
 def test_a_blank_before_an_opening_quote_still_opens_a_quoted_field() -> None:
     # `1; "Bo; Ib"` was three fields (the row refused as too wide), and `2; "Bo"` the value
     # `"Bo"`, quotes and all.

@@ -753,6 +753,16 @@ def test_a_sheet_is_found_whatever_its_case_and_surrounding_blanks(tmp_path: Pat
     assert "there is no sheet 'data'" in str(read_error(two, sheet="data"))
 
 
+def test_column_names_in_another_order_further_down_are_refused(tmp_path: Path) -> None:
+    # Two exports pasted into one sheet, the second with its columns swapped.
+    rows = [["ID", "Beløb", "Antal"], ["1", 12.5, 3], ["ID", "Antal", "Beløb"], ["2", 4, 7.5]]
+    data = workbook(tmp_path, {"Ark1": rows})
+    for options in ({}, {"skip_rows_matching": "^ID$"}):
+        error = read_error(data, **options)
+        assert str(error).startswith("udtraek.xlsx, sheet Ark1, row 3: the row holds the column")
+        assert "('Antal' where the header has 'Beløb')" in str(error)
+
+
 def test_formulas_saved_without_their_result_are_refused(tmp_path: Path) -> None:
     path = tmp_path / "formulas.xlsx"
     with xlsxwriter.Workbook(path) as book:
