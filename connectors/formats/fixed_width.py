@@ -216,7 +216,9 @@ def read_fixed_width(data: bytes, options: Mapping[str, Any], *, source_name: st
     records = _of_record_type(frame, opts.record_type)
     if opts.record_type and frame.height and not records.height:
         raise _no_record_of_type(_kinds(frame, opts.record_type), opts.record_type, source_name)
-    BytePadding(opts, source_name).look(records)
+    padding = BytePadding(opts, source_name)
+    padding.look(records)
+    padding.check()
     return _values(records, opts, source_name)
 
 
@@ -313,6 +315,7 @@ def _pieces(
 
     if not any_text:
         raise _empty(source_name)
+    padding.check()
     if opts.skip_header_lines > lines_before:
         raise _too_few_lines(opts, lines_before, source_name)
     if opts.record_type and kinds is not None and not matched:
@@ -376,9 +379,9 @@ class BytePadding:
     every field after it is read one place too far to the left: text fields take their
     neighbour's first characters without any type failure. Its sign: a record with æ, ø or å
     as long in bytes as the plain-ASCII records are in characters, and shorter in characters.
-    Seen across the pieces of a large file, so a piece refuses what the whole file would.
-    A layout whose records have different lengths (trimmed trailing blanks, `allow_short_lines`)
-    cannot be told apart this way and is not checked."""
+    Only where all plain-ASCII records have one length: records of varying length (trimmed
+    trailing blanks, `allow_short_lines`, text past the layout) may match one another by
+    chance. Decided once every piece of a large file has been seen, as the whole file is."""
 
     def __init__(self, opts: FixedWidthOptions, source_name: str) -> None:
         codec = codec_name(opts.encoding, source_name)
@@ -400,14 +403,14 @@ class BytePadding:
         for line, chars, size in wider.select("line", "chars", "bytes").iter_rows():
             if size not in self.shorter or line < self.shorter[size][0]:
                 self.shorter[size] = (line, chars)
-        found = sorted(
-            (line, chars, size)
-            for size, (line, chars) in self.shorter.items()
-            if size in self.ascii_widths
-        )
-        if not found:
+
+    def check(self) -> None:
+        if len(self.ascii_widths) != 1:
             return
-        line, chars, size = found[0]
+        [size] = self.ascii_widths
+        if size not in self.shorter:
+            return
+        line, chars = self.shorter[size]
         raise FormatError(
             self.source_name,
             f"the line is {size} bytes long, as long as the lines without æ, ø, å or other"
