@@ -581,7 +581,8 @@ def _typed(
             else (*ISO_INSTANTS, *_datetime_formats(dtype, parse))
         )
         parsed = [
-            text.str.to_datetime(f, strict=False, time_zone="UTC", time_unit="us") for f in formats
+            _in_english(text, f).str.to_datetime(f, strict=False, time_zone="UTC", time_unit="us")
+            for f in formats
         ]
         instant = parsed[0] if first_format_only else pl.coalesce(map(_four_digit_year, parsed))
         return instant if getattr(dtype, "time_zone", None) else instant.dt.replace_time_zone(None)
@@ -651,10 +652,38 @@ def _in_class(char: str) -> str:
     return "[" + ("\\" + char if char in "\\]^-[" else char) + "]"
 
 
+# Danish and Norwegian month names where they differ from English, the only names `%b` and
+# `%B` read: `3. maj 2024` failed where `3. jan. 2024` passed, nine months in twelve.
+_MONTHS = (
+    ("januar", "January"),
+    ("februar", "February"),
+    ("marts", "March"),
+    ("mars", "March"),
+    ("maj", "May"),
+    ("mai", "May"),
+    ("juni", "June"),
+    ("juli", "July"),
+    ("oktober", "October"),
+    ("okt", "Oct"),
+    ("desember", "December"),
+    ("des", "Dec"),
+)
+
+
+def _in_english(text: pl.Expr, fmt: str) -> pl.Expr:
+    """`text` with Danish and Norwegian month names in English, where `fmt` names months."""
+    if "%b" not in fmt and "%B" not in fmt and "%h" not in fmt:
+        return text
+    for nordic, english in _MONTHS:
+        text = text.str.replace_all(rf"(?i)\b{nordic}\b", english)
+    return text
+
+
 def _date_of(text: pl.Expr, fmt: str) -> pl.Expr:
     """`text` as a date in `fmt`. A format with a time of day (`%Y-%m-%d %H:%M:%S`, as a
     workbook renders a date cell) gives a date only at midnight: a later time means the
     value is an instant, and dropping its time would change it silently."""
+    text = _in_english(text, fmt)
     if "%H" not in fmt:
         return text.str.to_date(fmt, strict=False, exact=True)
     moment = text.str.to_datetime(fmt, strict=False, exact=True, time_unit="us")

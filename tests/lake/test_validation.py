@@ -586,6 +586,35 @@ def test_date_formats_read_date_time_fields_a_utc_field_only_with_an_offset() ->
     assert [str(v) for v in typed.valid["at"]] == ["2026-02-01 13:45:00", "2026-02-01 08:05:00"]
 
 
+def test_danish_and_norwegian_month_names_read_as_english_ones_do() -> None:
+    # `%b` and `%B` read English names only: `3. jan. 2024` passed and `3. maj 2024` failed,
+    # so a January sample checked clean and May's delivery quarantined its rows.
+    class Visits(pa.DataFrameModel):
+        day: pl.Date = pa.Field(nullable=True)
+
+    texts = ["3. jan. 2024", "3. maj 2024", "3. okt. 2024", "3. des. 2024", "3. Mai 2024"]
+    raw = pl.DataFrame({"day": texts, "_source_row": range(1, 6)})
+    parse = ParseOptions(date_formats=("%d. %b. %Y", "%d. %b %Y"))
+    result = conform(raw, Visits, parse=parse)
+    assert [str(d) for d in result.valid["day"]] == [
+        "2024-01-03",
+        "2024-05-03",
+        "2024-10-03",
+        "2024-12-03",
+        "2024-05-03",
+    ]
+    full = pl.DataFrame(
+        {"day": ["1. marts 2024", "1. mars 2024", "1. juni 2024", "1. oktober 2024"]}
+    )
+    typed = conform(full.with_row_index("_source_row"), Visits, parse=ParseOptions(("%d. %B %Y",)))
+    assert [str(d) for d in typed.valid["day"]] == [
+        "2024-03-01",
+        "2024-03-01",
+        "2024-06-01",
+        "2024-10-01",
+    ]
+
+
 def test_a_zoned_parquet_timestamp_is_typed_as_its_instant() -> None:
     # The Parquet reader writes a zoned timestamp as `2026-03-29 03:30:00.5+02:00` (pandas'
     # and Spark's UTC timestamps are zoned); no instant format read an offset after a
