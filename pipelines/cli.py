@@ -466,6 +466,8 @@ def cmd_check(args: argparse.Namespace) -> int:
         print(f"  {hint}")
     for hint in _serial_dates(result.examples):
         print(f"  {hint}")
+    for hint in _zero_dates(result.examples):
+        print(f"  {hint}")
     for hint in _numbers_with_units(result.examples):
         print(f"  {hint}")
     for hint in _excel_errors(result.examples):
@@ -527,6 +529,31 @@ def _serial_dates(examples: pl.DataFrame) -> list[str]:
             f"{row['column']}: row {row['_source_row']} holds {row['value']!r}, which looks"
             f" like an Excel date serial number (days since 1899-12-30{day}), which no date"
             " format reads: ask the sender to format the column as a date before saving the file"
+        )
+    return lines
+
+
+# A date of zeros, `00-00-0000` or `0000-00-00` (with a time of zeros too), as fagsystemer
+# write "no date".
+_ZERO_DATE = re.compile(r"0{2,4}(?:[-./]0{2,4}){2}(?:[ T]0{2}(?::0{2}){1,2})?|0{8}")
+
+
+def _zero_dates(examples: pl.DataFrame) -> list[str]:
+    """A line per date or date-time column failing on a date of zeros: the date hint said
+    to add a format, and none reads the day 0 of month 0."""
+    dated = (pl.col("check") == "type:Date") | pl.col("check").str.starts_with("type:Datetime")
+    lines = []
+    seen: set[str] = set()
+    for row in examples.filter(dated).iter_rows(named=True):
+        value = row["value"] or ""
+        if row["column"] in seen or not _ZERO_DATE.fullmatch(value):
+            continue
+        seen.add(row["column"])
+        lines.append(
+            f"{row['column']}: row {row['_source_row']} holds {value!r}, a date of zeros, as"
+            " fagsystemer write no date: list it under `parse: null_values:"
+            f' ["{value}"]` in the dataset YAML to read it as null (a field that may not be'
+            " null then fails as such)"
         )
     return lines
 

@@ -528,3 +528,28 @@ def test_date_times_failing_their_type_get_a_hint_naming_date_formats() -> None:
         " YAML (e.g. '%d.%m.%Y %H:%M'); a field in UTC takes only formats with an offset"
         " (%z), as a time without one is the sender's local time"
     ]
+
+
+def test_a_date_of_zeros_is_pointed_to_null_values() -> None:
+    # Fagsystemer write `00-00-0000` for no date: the date hint said to add a date format,
+    # and no format reads the day 0 of month 0. (In a personal or sensitive column the
+    # digits are masked, so there the zeros cannot be told from a date.)
+    from pipelines.cli import _zero_dates
+
+    datetime = "type:Datetime(time_unit='us', time_zone=None)"
+    examples = pl.DataFrame(
+        {
+            "_source_row": [2, 3, 4, 5],
+            "column": ["closed", "closed", "changed_at", "opened"],
+            "check": ["type:Date", "type:Date", datetime, "type:Date"],
+            "value": ["00-00-0000", "0000-00-00", "0000-00-00 00:00:00", "31-02-2024"],
+        }
+    )
+    assert _zero_dates(examples) == [
+        "closed: row 2 holds '00-00-0000', a date of zeros, as fagsystemer write no date: list"
+        ' it under `parse: null_values: ["00-00-0000"]` in the dataset YAML to read it as null'
+        " (a field that may not be null then fails as such)",
+        "changed_at: row 4 holds '0000-00-00 00:00:00', a date of zeros, as fagsystemer write"
+        ' no date: list it under `parse: null_values: ["0000-00-00 00:00:00"]` in the dataset'
+        " YAML to read it as null (a field that may not be null then fails as such)",
+    ]
