@@ -202,7 +202,9 @@ def _refuse_repeated_header(
         )
 
 
-def reordered_headers(values: pl.DataFrame, header: Sequence[object]) -> pl.Series:
+def reordered_headers(
+    values: pl.DataFrame, header: Sequence[object], *, cleaned: bool = False
+) -> pl.Series:
     """Where a row of `values` (a column per header cell, as read) holds the column names in
     another order: a second export, its columns ordered differently, appended to the first.
     Its rows were read under the first header, values under the wrong names (an amount as a
@@ -214,7 +216,10 @@ def reordered_headers(values: pl.DataFrame, header: Sequence[object]) -> pl.Seri
     if len(named) < 2:
         return found
     columns, wanted = [c for c, _ in named], [n for _, n in named]
-    stripped = [pl.col(c).cast(pl.String).str.strip_chars() for c in columns]
+    # `cleaned` values (`clean_values`) are stripped text already: not again on every row.
+    stripped = [
+        pl.col(c) if cleaned else pl.col(c).cast(pl.String).str.strip_chars() for c in columns
+    ]
     # One column compared first, then the rest on the few rows left: this runs on every piece.
     candidates = (
         values.with_row_index("_at")
@@ -233,7 +238,7 @@ def _refuse_reordered_header(
     frame: pl.DataFrame, header: list[str], fail: Callable[..., FormatError], unit: str
 ) -> None:
     columns = [c for c in frame.columns if c != SOURCE_ROW]
-    found = frame.filter(reordered_headers(frame.select(columns), header))
+    found = frame.filter(reordered_headers(frame.select(columns), header, cleaned=True))
     if not found.height:
         return
     *cells, line = found.select(*columns, SOURCE_ROW).row(0)
