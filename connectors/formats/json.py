@@ -253,6 +253,19 @@ def _ndjson_hint(err: stdlib_json.JSONDecodeError, line: str, *, cut_off: bool) 
             "The file ends in the middle of this record: it looks cut off (an interrupted "
             "export or transfer). Ask the sender for the whole file"
         )
+    if line.lstrip().startswith("[") or line.strip() == "{":
+        # A JSON document (an array of records, or an object written over several lines)
+        # delivered as NDJSON: the line-by-line reader meets `[` or a lone `{` first.
+        return (
+            "This looks like one JSON document (an array, or an object spread over several"
+            " lines), not one object per line: set `type: json` under `format:` in the"
+            " dataset YAML"
+        )
+    if err.msg == "Extra data" and line[err.pos :].strip() == ",":
+        return (
+            "The line ends with a comma after its object: NDJSON separates records by line"
+            " ends only. Ask for the file without the commas"
+        )
     return "Each line must hold one complete JSON object; fix or remove this line"
 
 
@@ -299,6 +312,12 @@ def _ndjson_frame(
                     "The lines look like a table (column names on the first line, then an"
                     " array per row), which is not read: ask the sender for one JSON object"
                     " per line, or for the table as CSV"
+                )
+            elif isinstance(record, list) and record and all(isinstance(v, dict) for v in record):
+                # `[{...}, {...}]`: a JSON document delivered as NDJSON.
+                hint = (
+                    "The records are a JSON array, not one object per line: set `type: json`"
+                    " under `format:` in the dataset YAML"
                 )
             raise FormatError(
                 source_name,

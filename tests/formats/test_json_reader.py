@@ -488,3 +488,22 @@ def test_flatten_refuses_a_dotted_field_beside_an_object_of_that_name() -> None:
 
 def test_flatten_must_be_true_or_false() -> None:
     assert "`flatten` must be true or false" in read_error(b"[]", flatten="yes").cause
+
+
+@pytest.mark.parametrize(
+    ("data", "hint"),
+    [
+        # A JSON array delivered as NDJSON, on one line or pretty-printed.
+        (b'[{"id": 1}, {"id": 2}]\n', "set `type: json` under `format:`"),
+        (b'[\n  {"id": 1}\n]\n', "set `type: json` under `format:`"),
+        (b'{\n  "id": 1\n}\n', "set `type: json` under `format:`"),
+        # Records separated by a comma and a line end, as an array's are.
+        (b'{"id": 1},\n{"id": 2},\n', "The line ends with a comma after its object"),
+    ],
+)
+def test_a_json_document_given_as_ndjson_is_named_as_such(data: bytes, hint: str) -> None:
+    # Each said only "Each line must hold one complete JSON object; fix or remove this
+    # line", which sends the sender to edit a file whose only fault is the YAML's type.
+    error = read_error(data, "ndjson")
+    assert error.line == 1
+    assert hint in error.hint
