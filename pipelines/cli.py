@@ -405,8 +405,10 @@ def cmd_catalog(args: argparse.Namespace) -> int:
 
 def cmd_check(args: argparse.Namespace) -> int:
     from lake.privacy import redact, shown_name
-    from pipelines.ingest import check_file, emptying_snapshot, skipped_message, total_rows_hint
+    from pipelines.file_check import check_file
+    from pipelines.ingest import emptying_snapshot, skipped_message
     from pipelines.specs import spec_by_name
+    from pipelines.total_rows import total_rows_hint
     from pipelines.trailer_record import trailer_hint
 
     spec = spec_by_name(args.dataset)
@@ -492,7 +494,7 @@ _MARKER = re.compile(r"[.:*?—–-]{1,3}")
 
 
 def _accounting_negatives(found: pl.DataFrame) -> list[str]:
-    """A line per numeric column with an accounting negative (`ingest.accounting_negatives`):
+    """A line per numeric column with an accounting negative (`file_check.accounting_negatives`):
     the generic type failure and number hint never say that the parentheses or the trailing
     minus are the problem."""
     return [
@@ -571,7 +573,7 @@ _WITH_MASKED_UNIT = re.compile(rf"(?:({_MASKED_UNIT})\s*)?{_NUMBER}(?:\s*({_MASK
 def _numbers_with_units(examples: pl.DataFrame) -> list[str]:
     """A line per numeric column whose failing examples carry a unit or currency sign,
     which no `parse:` setting reads: the number hint alone points at decimal commas."""
-    from pipelines.ingest import NUMERIC_CHECKS
+    from pipelines.file_check import NUMERIC_CHECKS
 
     lines = []
     seen: set[str] = set()
@@ -651,7 +653,7 @@ def _parse_hints(parse: ParseOptions, checks: list[str]) -> list[str]:
     """How the YAML's `parse:` reads the values a type check refused: the usual cause of a
     file failing by the thousand is an export writing dates or numbers another way."""
     from lake.validation import ISO_FORMATS
-    from pipelines.ingest import NUMERIC_CHECKS
+    from pipelines.file_check import NUMERIC_CHECKS
 
     hints = []
     if any(check == "type:Date" for check in checks):

@@ -1,9 +1,10 @@
 """Loading one dataset: delivery → parse → validate → quarantine → silver.
 
-Plain functions, no Dagster: the asset calls `load_dataset`, `kommunelake check` calls
-`check_file`, tests call both. Every landed batch ends with a row in quality/runs, whether it
-loaded or was rejected, so a batch is processed once and a crash part-way is finished on the
-next run (each write below is idempotent on the batch id).
+Plain functions, no Dagster: the asset calls `load_dataset`; `kommunelake check` reads a
+file the same way (`file_check.check_file`, through `conform_chunks`); tests call both.
+Every landed batch ends with a row in quality/runs, whether it loaded or was rejected, so a
+batch is processed once and a crash part-way is finished on the next run (each write below
+is idempotent on the batch id).
 """
 
 from __future__ import annotations
@@ -11,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 import logging
-import re
 import time
 from collections import Counter
 from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
@@ -46,7 +46,6 @@ from lake.validation import (
     SHEET,
     SOURCE_ROW,
     Conformed,
-    concat_failures,
     conform,
     contract_columns,
     drift_decision,
@@ -68,6 +67,7 @@ from pipelines.delivery import (
     stale_deliveries,
 )
 from pipelines.specs import DatasetSpec
+from pipelines.total_rows import TrailingTotals, total_rows_hint
 from pipelines.trailer_record import ShortLastLine, trailer_hint
 
 log = logging.getLogger("kommunelake.ingest")
@@ -276,163 +276,6 @@ class Tally:
     @property
     def drift_decision(self) -> str:
         return drift_decision(self.extra_columns, self.added_columns)
-
-
-@dataclass(frozen=True)
-class CheckReport:
-    """What `kommunelake check` says about a file: a load's counts, and up to
-    `EXAMPLES` failing rows per (column, check) to show where."""
-
-    rows_in: int
-    rows_valid: int
-    rows_quarantined: int
-    counts: tuple[tuple[str, str, int], ...]  # (column, check, rows), most rows first
-    examples: pl.DataFrame  # FAILURE_SCHEMA rows, the first in source order per check
-    extra_columns: tuple[str, ...] = ()
-    added_columns: tuple[str, ...] = ()
-    # Rows holding a total label (`I alt`) as a value: (source row, the file's header,
-    # value), the first few. A total row that types loads as data; others fail as numbers.
-    total_rows: tuple[tuple[int, str, str], ...] = ()
-    rows_skipped: int = 0  # left out by `skip_rows_matching`, in none of the counts above
-    # The first accounting negative (`(1.234,50)`) failing per numeric column, wherever it
-    # is in the file: such a value is rarely among a column's first few failures.
-    accounting: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=FAILURE_SCHEMA))
-    # A fixed-width file's last line read as data that looks like its trailer record.
-    trailer_line: int | None = None
-
-    EXAMPLES = 3
-
-
-def check_file(spec: DatasetSpec, path: Path) -> CheckReport:
-    """Validate a file against a dataset's contract without loading anything.
-
-    A chunk at a time, like a load. Kept across chunks: counts, a few example failures per
-    check and the key columns (for keys repeated across chunks), so a vendor can check a
-    600 MB export on a laptop even when every row of it fails."""
-    tally = Tally()
-    keys: list[pl.DataFrame] = []
-    examples: list[pl.DataFrame] = []
-    accounting: list[pl.DataFrame] = []
-    totals = TrailingTotals()
-    trailer = ShortLastLine(spec)
-
-    def look(raw: pl.DataFrame) -> None:
-        totals.look(raw)
-        trailer.look(raw)
-
-    for conformed in conform_chunks(
-        spec, path, shown_name(path.name), look=look, count_skipped=tally.skipped
-    ):
-        tally.add(conformed)
-        examples.append(detached(_first_per_check(concat_failures([conformed.failures]))))
-        accounting.append(detached(accounting_negatives(conformed.failures)))
-        if spec.batch_keys:
-            keys.append(detached(conformed.valid.select(*spec.batch_keys, SOURCE_ROW)))
-    if len(keys) > 1:
-        repeats = duplicate_failures(
-            _repeated_rows(spec.batch_keys, keys), spec.batch_keys, spec.contract
-        )
-        tally.add_repeats(repeats)
-        examples.append(_first_per_check(repeats))
-    return CheckReport(
-        rows_in=tally.rows_in,
-        rows_valid=tally.rows_valid,
-        rows_quarantined=tally.rows_quarantined,
-        counts=tally.failure_counts(),
-        examples=_first_per_check(concat_failures(examples)),
-        extra_columns=tally.extra_columns,
-        added_columns=tally.added_columns,
-        total_rows=totals.rows(),
-        rows_skipped=tally.rows_skipped,
-        accounting=accounting_negatives(concat_failures(accounting)),
-        trailer_line=trailer.line(),
-    )
-
-
-# Accounting's negative, `(1.234,50)` for -1234.50 (Excel's accounting formats export it so),
-# or with the minus after the number, `1.234,50-` (SAP and other ERP systems' lists); digits
-# may be masked to N in a personal column. Not `5,-` (five kroner even, as prices are written).
-_DIGITS = r"[\dN](?:[\dN.,'\s\u00a0\u202f\u2009]*[\dN])?"
-_ACCOUNTING_NEGATIVE = rf"^(\(\s*{_DIGITS}\s*\)|{_DIGITS}\s*-)$"
-NUMERIC_CHECKS = ("type:Float", "type:Int", "type:UInt", "type:Decimal")
-
-
-def accounting_negatives(failures: pl.DataFrame) -> pl.DataFrame:
-    """The first (by source row) failure per column that is a number written as an
-    accounting negative."""
-    if not failures.height:
-        return failures
-    numeric = pl.any_horizontal(pl.col("check").str.starts_with(p) for p in NUMERIC_CHECKS)
-    negative = pl.col("value").str.contains(_ACCOUNTING_NEGATIVE).fill_null(False)
-    found = failures.filter(numeric & negative).sort(SOURCE_ROW, maintain_order=True)
-    return found.group_by("column", maintain_order=True).head(1)
-
-
-# What a total row of a Danish or Norwegian export says in its label cell.
-TOTAL_LABEL = r"(?i)^(i alt|totalt?|sum|summa|samlet)\s*:?$"
-
-
-class TrailingTotals:
-    """The rows at the end of a file that hold a total label as a whole value (`I alt`), seen
-    chunk by chunk as read (before the contract: a total row failing on its empty fields
-    counts too). The rows `skip_rows_matching` is for; whether they load or fail, and on
-    which column, depends on the rest of them. Only at the end: in a statistics table
-    (`Hele landet;I alt;2024K1;5961249`) `I alt` is a category like any other."""
-
-    def __init__(self) -> None:
-        self._trailing: list[tuple[int, str, str]] = []  # (source row, file header, value)
-        self._data_before = False  # a row without a label came before them
-
-    def look(self, raw: pl.DataFrame) -> None:
-        lineage = (*LINEAGE, *OPTIONAL_LINEAGE)
-        text = [n for n, dtype in raw.schema.items() if dtype == pl.String and n not in lineage]
-        if not raw.height or not text:
-            return
-        # One pass over the chunk; only the few rows found are looked at cell by cell.
-        labelled = raw.select(
-            pl.any_horizontal(pl.col(text).str.contains(TOTAL_LABEL).fill_null(False))
-        ).to_series()
-        unlabelled = (~labelled).arg_true()
-        run = raw.height if not unlabelled.len() else raw.height - 1 - unlabelled[-1]
-        rows = raw.slice(raw.height - run, min(run, CheckReport.EXAMPLES))
-        found = _labels(rows.select(SOURCE_ROW, *text), text)
-        if run < raw.height:  # this chunk has data: the run so far did not end the file
-            self._trailing, self._data_before = found, True
-        else:
-            self._trailing = (self._trailing + found)[: CheckReport.EXAMPLES]
-
-    def rows(self) -> tuple[tuple[int, str, str], ...]:
-        """The first of the file's trailing total rows; none in a file of totals only."""
-        return tuple(self._trailing) if self._data_before else ()
-
-
-def total_rows_hint(spec: DatasetSpec, rows: Sequence[tuple[int, str, str]]) -> str:
-    """Where a file ends in total rows (`I alt`), which are no data: loaded, one adds itself
-    to every sum; failing, it read as a number or date problem, the type hint's fault."""
-    where = ", ".join(f"row {row} ({value!r} in {redact(column)})" for row, column, value in rows)
-    labels = sorted({value for _, _, value in rows})  # letters and blanks: nothing to escape
-    wanted = labels[0] if len(labels) == 1 else f"({'|'.join(labels)})"
-    pattern = spec.format.get("skip_rows_matching")
-    now = f" (now {pattern!r})" if pattern else ""
-    return (
-        f"the last rows look like totals, e.g. {where}: totals are not data; leave them out"
-        f" with `skip_rows_matching: '^{wanted}$'` under `format:` in the dataset YAML{now}"
-    )
-
-
-def _labels(rows: pl.DataFrame, text: list[str]) -> list[tuple[int, str, str]]:
-    """(source row, column, value) of each row's leftmost total label."""
-    label = re.compile(TOTAL_LABEL)
-    found = []
-    for row in rows.iter_rows(named=True):
-        name = next((name for name in text if label.match(row[name] or "")), None)
-        if name is not None:  # polars and `re` agree on the pattern; no row is lost on that
-            found.append((row[SOURCE_ROW], name, row[name]))
-    return found
-
-
-def _first_per_check(failures: pl.DataFrame) -> pl.DataFrame:
-    return failures.group_by("column", "check", maintain_order=True).head(CheckReport.EXAMPLES)
 
 
 def load_dataset(
@@ -863,12 +706,12 @@ def _drop_repeats(
     valid = pl.concat(frames, how="diagonal_relaxed")
     if not spec.batch_keys or len(frames) < 2:
         return valid, pl.DataFrame(schema=FAILURE_SCHEMA)
-    repeats = _repeated_rows(spec.batch_keys, frames)
+    repeats = repeated_rows(spec.batch_keys, frames)
     kept = valid.filter(~pl.col(SOURCE_ROW).is_in(repeats[SOURCE_ROW].implode()))
     return kept, duplicate_failures(repeats, spec.batch_keys, spec.contract)
 
 
-def _repeated_rows(keys: Sequence[str], frames: list[pl.DataFrame]) -> pl.DataFrame:
+def repeated_rows(keys: Sequence[str], frames: list[pl.DataFrame]) -> pl.DataFrame:
     """The rows of `frames` whose key an earlier chunk already had. 64-bit hashes nominate
     and only the nominated rows are compared by key value: a group-by over every key took
     `check` of the 6M-row bench extract from 0.9 to 1.5 GB."""
@@ -1062,4 +905,4 @@ def silver_state(home: Home, spec: DatasetSpec) -> tuple[int | None, pl.DataFram
     return version, (pl.read_delta(uri) if version is not None else None)
 
 
-__all__ = ["BatchResult", "LoadReport", "check_file", "load_dataset", "reload_batch"]
+__all__ = ["BatchResult", "LoadReport", "load_dataset", "reload_batch"]

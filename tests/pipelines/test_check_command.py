@@ -56,7 +56,7 @@ def test_a_file_where_every_row_fails_is_counted_and_shown_by_a_few_examples(
     # Dates in another format than the YAML's fail every row: check counts them all but
     # keeps only the first rows of each check to show, not every failing row of the file.
     from connectors.formats import chunks
-    from pipelines.ingest import check_file
+    from pipelines.file_check import check_file
 
     monkeypatch.setattr(chunks, "CHUNK_BYTES", 16 * 1024)
     rows = [ROW.replace("F1", f"F{i}").replace("-03-2026", "/03/2026") for i in range(2_000)]
@@ -138,7 +138,7 @@ def test_only_total_rows_at_the_end_of_a_file_read_in_pieces_are_named(
     tmp_path, monkeypatch
 ) -> None:
     from connectors.formats import chunks
-    from pipelines.ingest import check_file
+    from pipelines.file_check import check_file
 
     monkeypatch.setattr(chunks, "CHUNK_BYTES", 2 * 1024)
     spec = pipelines.specs.spec_by_name("sick_leave")
@@ -157,7 +157,7 @@ def test_only_total_rows_at_the_end_of_a_file_read_in_pieces_are_named(
 
 
 def test_total_rows_continue_across_chunks_and_end_where_data_follows() -> None:
-    from pipelines.ingest import TrailingTotals
+    from pipelines.total_rows import TrailingTotals
 
     def chunk(first: int, *labels: str) -> pl.DataFrame:
         rows = range(first, first + len(labels))
@@ -175,7 +175,8 @@ def test_a_long_read_says_how_far_it_is(tmp_path, monkeypatch) -> None:
     import logging
 
     from connectors.formats import chunks
-    from pipelines.ingest import Progress, check_file
+    from pipelines.file_check import check_file
+    from pipelines.ingest import Progress
 
     monkeypatch.setattr(chunks, "CHUNK_BYTES", 16 * 1024)
     monkeypatch.setattr(Progress, "EVERY_SECONDS", 0.0)

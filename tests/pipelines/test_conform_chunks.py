@@ -79,7 +79,7 @@ def test_a_large_ndjson_is_checked_in_pieces_and_later_fields_are_reported(
     tmp_path, monkeypatch
 ) -> None:
     from connectors.formats import chunks
-    from pipelines.ingest import check_file
+    from pipelines.file_check import check_file
 
     monkeypatch.setattr(chunks, "CHUNK_BYTES", 64 * 1024)
     spec = spec_by_name("cvr_companies")

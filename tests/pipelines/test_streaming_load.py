@@ -26,7 +26,8 @@ from bench.generate import generate
 from connectors.formats import chunks
 from lake.errors import LakeError
 from lake.home import Home
-from pipelines.ingest import check_file, load_dataset, reload_batch
+from pipelines.file_check import check_file
+from pipelines.ingest import load_dataset, reload_batch
 from pipelines.specs import load_spec, spec_by_name
 from tests.conftest import TEST_KEY
 from tests.lake import objectstores
